@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything Gatehouse needs to build, test and benchmark on Debian 12.
+# Debian packages only (plus npm packages for the test clients, installed by tests/integration).
+# Idempotent: packages already present are skipped, so a second run takes seconds.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  # libraries (headers-only Boost parts: Asio)
+  libboost1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # test peers and benchmark peers
+  curl wrk nginx-light haproxy nodejs npm procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+# Node.js may come from elsewhere than apt (a newer build already on PATH): then skip Debian's.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+read -r -a missing <<<"${missing[*]}"
+
+if ((${#missing[@]})); then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# nginx and haproxy are benchmark peers only: never leave them running as services.
+for svc in nginx haproxy; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done
+pkill -x nginx 2>/dev/null || true
+pkill -x haproxy 2>/dev/null || true
+echo "install-deps: ok"

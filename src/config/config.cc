@@ -1,0 +1,650 @@
+#include "config/config.h"
+
+#include <re2/re2.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "config/yaml_reader.h"
+#include "filters/registry.h"
+
+namespace gatehouse::config {
+
+std::string ConfigError::to_string() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + path + ": " +
+         message;
+}
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (!(std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos))
+      return false;
+  }
+  return true;
+}
+
+class Loader {
+ public:
+  Loader(const std::string& file, std::vector<ConfigError>* errors) : r_(file, errors) {}
+
+  Config load(const YAML::Node& root) {
+    Config c;
+    c.file = r_.file();
+    if (!root || root.IsNull()) {
+      r_.error(root, "", "the config file is empty");
+      return c;
+    }
+    if (!r_.check_map(root, "", {"server", "observability", "upstreams", "routes"},
+                      {"admin", "redis", "consumers", "jwt_providers"}))
+      return c;
+    if (auto n = root["server"]) server(n, &c.server);
+    if (c.server.listen.empty()) r_.error(root, "server.listen", "at least one listener is required");
+    if (auto n = root["observability"]) observability(n, &c.observability);
+    if (auto n = root["upstreams"]) upstreams(n, &c.upstreams);
+    if (auto n = root["routes"]) {
+      routes(n, c.upstreams, &c.routes);
+    } else {
+      r_.error(root, "routes", "at least one route is required");
+    }
+    return c;
+  }
+
+ private:
+  void server(const YAML::Node& n, Server* s) {
+    if (!r_.check_map(n, "server",
+                      {"workers", "listen", "limits", "timeouts", "trusted_proxies"}))
+      return;
+    if (auto w = n["workers"]) {
+      if (w.IsScalar() && w.Scalar() == "auto") {
+        s->workers = 0;
+      } else if (auto v = r_.integer(w, "server.workers", 1, 1024)) {
+        s->workers = static_cast<int>(*v);
+      }
+    }
+    if (auto l = n["listen"]) {
+      if (!l.IsSequence()) {
+        r_.error(l, "server.listen", "expected a list of listeners");
+      } else {
+        for (size_t i = 0; i < l.size(); ++i) {
+          std::string path = index("server.listen", i);
+          if (!r_.check_map(l[i], path, {"address"}, {"tls"})) continue;
+          if (!l[i]["address"]) {
+            r_.error(l[i], path, "'address' is required");
+            continue;
+          }
+          if (auto a = address(l[i]["address"], child(path, "address"), false)) {
+            s->listen.push_back(Listener{*a});
+          }
+        }
+      }
+    }
+    if (auto l = n["limits"]) {
+      if (r_.check_map(l, "server.limits",
+                       {"max_header_bytes", "max_body_bytes", "max_connections", "max_uri_bytes",
+                        "max_headers"})) {
+        auto sz = [&](const char* key, uint64_t* out, uint64_t min) {
+          if (auto v = l[key]) {
+            if (auto b = r_.size(v, child("server.limits", key))) {
+              if (*b < min) {
+                r_.error(v, child("server.limits", key), "must be at least " + std::to_string(min));
+              } else {
+                *out = *b;
+              }
+            }
+          }
+        };
+        sz("max_header_bytes", &s->limits.max_header_bytes, 1024);
+        sz("max_body_bytes", &s->limits.max_body_bytes, 0);
+        sz("max_uri_bytes", &s->limits.max_uri_bytes, 64);
+        if (s->limits.max_uri_bytes > s->limits.max_header_bytes)
+          s->limits.max_uri_bytes = s->limits.max_header_bytes;
+        if (auto v = l["max_connections"]) {
+          if (auto x = r_.integer(v, "server.limits.max_connections", 1, 10'000'000))
+            s->limits.max_connections = static_cast<uint64_t>(*x);
+        }
+        if (auto v = l["max_headers"]) {
+          if (auto x = r_.integer(v, "server.limits.max_headers", 1, 10'000))
+            s->limits.max_headers = static_cast<uint32_t>(*x);
+        }
+      }
+    }
+    if (auto t = n["timeouts"]) {
+      if (r_.check_map(t, "server.timeouts", {"header_read", "idle", "drain"})) {
+        auto d = [&](const char* key, Duration* out) {
+          if (auto v = t[key]) {
+            if (auto x = r_.duration(v, child("server.timeouts", key))) *out = *x;
+          }
+        };
+        d("header_read", &s->timeouts.header_read);
+        d("idle", &s->timeouts.idle);
+        d("drain", &s->timeouts.drain);
+      }
+    }
+    if (auto t = n["trusted_proxies"]) {
+      auto list = r_.str_list(t, "server.trusted_proxies");
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (auto c = parse_cidr(list[i])) {
+          s->trusted_proxies.push_back(*c);
+        } else {
+          r_.error(t.IsSequence() ? t[i] : t, index("server.trusted_proxies", i),
+                   "invalid CIDR '" + list[i] + "'");
+        }
+      }
+    }
+  }
+
+  std::optional<SocketAddress> address(const YAML::Node& n, const std::string& path,
+                                       bool allow_hostname) {
+    auto s = r_.str(n, path);
+    if (!s) return std::nullopt;
+    std::string err;
+    auto a = parse_socket_address(*s, allow_hostname, &err);
+    if (!a) r_.error(n, path, "invalid address '" + *s + "': " + err);
+    return a;
+  }
+
+  void observability(const YAML::Node& n, Observability* o) {
+    if (!r_.check_map(n, "observability", {"request_id_header", "access_log"}, {"tracing"})) return;
+    if (auto h = n["request_id_header"]) {
+      if (auto s = r_.str(h, "observability.request_id_header")) {
+        if (!is_token(*s)) {
+          r_.error(h, "observability.request_id_header", "'" + *s + "' is not a valid header name");
+        } else {
+          o->request_id_header = lower(*s);
+        }
+      }
+    }
+    if (auto a = n["access_log"]) {
+      const std::string path = "observability.access_log";
+      if (r_.check_map(a, path, {"path", "format"})) {
+        if (auto p = a["path"]) {
+          if (auto s = r_.str(p, child(path, "path"))) {
+            if (*s == "stdout") o->access_log.sink = AccessLog::Sink::kStdout;
+            else if (*s == "stderr") o->access_log.sink = AccessLog::Sink::kStderr;
+            else if (*s == "off") o->access_log.sink = AccessLog::Sink::kOff;
+            else if (s->empty()) r_.error(p, child(path, "path"), "must not be empty");
+            else {
+              o->access_log.sink = AccessLog::Sink::kFile;
+              o->access_log.path = *s;
+            }
+          }
+        }
+        if (auto f = a["format"]) {
+          if (auto s = r_.str(f, child(path, "format")); s && *s != "json")
+            r_.error(f, child(path, "format"), "unknown format '" + *s + "' (expected: json)");
+        }
+      }
+    }
+  }
+
+  void upstreams(const YAML::Node& n, std::vector<Upstream>* out) {
+    if (!n.IsMap()) {
+      r_.error(n, "upstreams", "expected a mapping of upstream names to upstreams");
+      return;
+    }
+    std::set<std::string> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string name = it->first.Scalar();
+      std::string path = child("upstreams", name);
+      if (!seen.insert(name).second) {
+        r_.error(it->first, path, "duplicate upstream '" + name + "'");
+        continue;
+      }
+      const YAML::Node& u = it->second;
+      if (!r_.check_map(u, path, {"targets", "balance", "hash_on", "timeouts", "protocol",
+                                  "max_idle_per_target"},
+                        {"retry", "circuit_breaker", "health_check", "max_concurrent_requests",
+                         "tls"}))
+        continue;
+      Upstream up;
+      up.name = name;
+      if (auto t = u["targets"]; t && t.IsSequence() && t.size() > 0) {
+        for (size_t i = 0; i < t.size(); ++i) {
+          std::string tp = index(child(path, "targets"), i);
+          if (!r_.check_map(t[i], tp, {"address", "weight"})) continue;
+          Target target;
+          if (!t[i]["address"]) {
+            r_.error(t[i], tp, "'address' is required");
+            continue;
+          }
+          auto a = address(t[i]["address"], child(tp, "address"), true);
+          if (!a) continue;
+          target.address = *a;
+          if (auto w = t[i]["weight"]) {
+            if (auto v = r_.integer(w, child(tp, "weight"), 1, 10'000))
+              target.weight = static_cast<uint32_t>(*v);
+          }
+          up.targets.push_back(target);
+        }
+      } else {
+        r_.error(t ? t : u, child(path, "targets"), "at least one target is required");
+      }
+      if (auto b = u["balance"]) {
+        if (auto s = r_.str(b, child(path, "balance"))) {
+          if (*s == "round_robin") up.balance = Balance::kRoundRobin;
+          else if (*s == "least_request") up.balance = Balance::kLeastRequest;
+          else if (*s == "random") up.balance = Balance::kRandom;
+          else if (*s == "consistent_hash") up.balance = Balance::kConsistentHash;
+          else
+            r_.error(b, child(path, "balance"),
+                     "unknown balance '" + *s +
+                         "' (expected round_robin, least_request, random, consistent_hash)");
+        }
+      }
+      if (auto h = u["hash_on"]) {
+        if (auto s = r_.str(h, child(path, "hash_on"))) {
+          if (*s == "ip") {
+            up.hash_on.kind = HashOn::Kind::kClientIp;
+          } else if (s->rfind("header:", 0) == 0 && is_token(s->substr(7))) {
+            up.hash_on = {HashOn::Kind::kHeader, lower(s->substr(7))};
+          } else if (s->rfind("cookie:", 0) == 0 && is_token(s->substr(7))) {
+            up.hash_on = {HashOn::Kind::kCookie, s->substr(7)};
+          } else {
+            r_.error(h, child(path, "hash_on"),
+                     "invalid hash_on '" + *s + "' (expected header:NAME, cookie:NAME or ip)");
+          }
+        }
+        if (up.balance != Balance::kConsistentHash)
+          r_.error(h, child(path, "hash_on"), "hash_on needs balance: consistent_hash");
+      }
+      if (auto t = u["timeouts"]) {
+        std::string tp = child(path, "timeouts");
+        if (r_.check_map(t, tp, {"connect", "response"})) {
+          if (auto v = t["connect"]) {
+            if (auto d = r_.duration(v, child(tp, "connect"))) up.connect_timeout = *d;
+          }
+          if (auto v = t["response"]) {
+            if (auto d = r_.duration(v, child(tp, "response"))) up.response_timeout = *d;
+          }
+        }
+      }
+      if (auto p = u["protocol"]) {
+        if (auto s = r_.str(p, child(path, "protocol")); s && *s != "http1") {
+          if (*s == "http2" || *s == "grpc")
+            r_.error(p, child(path, "protocol"),
+                     "protocol '" + *s + "' is not supported yet by this version of gatehouse");
+          else
+            r_.error(p, child(path, "protocol"),
+                     "unknown protocol '" + *s + "' (expected http1, http2 or grpc)");
+        }
+      }
+      if (auto m = u["max_idle_per_target"]) {
+        if (auto v = r_.integer(m, child(path, "max_idle_per_target"), 0, 100'000))
+          up.max_idle_per_target = static_cast<uint32_t>(*v);
+      }
+      out->push_back(std::move(up));
+    }
+  }
+
+  ValueMatch value_match(const std::string& name, const YAML::Node& v, const std::string& path,
+                         bool* ok) {
+    ValueMatch m;
+    m.name = name;
+    *ok = true;
+    if (v.IsScalar()) {
+      m.kind = ValueMatch::Kind::kExact;
+      m.value = v.Scalar();
+      return m;
+    }
+    if (v.IsMap() && r_.check_map(v, path, {"regex", "present"}) && v.size() == 1) {
+      if (auto re = v["regex"]) {
+        if (auto s = r_.str(re, child(path, "regex"))) {
+          m.kind = ValueMatch::Kind::kRegex;
+          m.regex = compile(*s, re, child(path, "regex"), ok);
+          return m;
+        }
+      } else if (auto p = v["present"]) {
+        if (auto b = r_.boolean(p, child(path, "present"))) {
+          m.kind = *b ? ValueMatch::Kind::kPresent : ValueMatch::Kind::kAbsent;
+          return m;
+        }
+      }
+    } else {
+      r_.error(v, path, "expected a value, {regex: RE}, or {present: true|false}");
+    }
+    *ok = false;
+    return m;
+  }
+
+  std::shared_ptr<const re2::RE2> compile(const std::string& pattern, const YAML::Node& at,
+                                          const std::string& path, bool* ok) {
+    RE2::Options opts;
+    opts.set_log_errors(false);
+    auto re = std::make_shared<const re2::RE2>(pattern, opts);
+    if (!re->ok()) {
+      r_.error(at, path, "invalid regex: " + re->error());
+      *ok = false;
+    }
+    return re;
+  }
+
+  void path_match(const YAML::Node& n, const std::string& path, PathMatch* m,
+                  std::set<std::string>* captures) {
+    auto s = r_.str(n, path);
+    if (!s) return;
+    if (s->empty() || s->front() != '/') {
+      r_.error(n, path, "a path must start with '/'");
+      return;
+    }
+    auto star = s->find('*');
+    bool has_brace = s->find('{') != std::string::npos || s->find('}') != std::string::npos;
+    if (star != std::string::npos) {
+      if (star != s->size() - 1 || (*s)[star - 1] != '/' || has_brace) {
+        r_.error(n, path, "'*' may only end a path, after '/' (as in /api/products/*)");
+        return;
+      }
+      m->kind = PathMatch::Kind::kPrefix;
+      m->text = s->substr(0, star);
+      return;
+    }
+    if (!has_brace) {
+      m->kind = PathMatch::Kind::kExact;
+      m->text = *s;
+      return;
+    }
+    m->kind = PathMatch::Kind::kTemplate;
+    m->text = *s;
+    std::string_view rest(*s);
+    rest.remove_prefix(1);
+    while (true) {
+      auto slash = rest.find('/');
+      std::string seg(rest.substr(0, slash));
+      if (seg.find_first_of("{}") != std::string::npos) {
+        bool ok = seg.size() > 2 && seg.front() == '{' && seg.back() == '}' &&
+                  seg.find_first_of("{}", 1) == seg.size() - 1;
+        std::string name = ok ? seg.substr(1, seg.size() - 2) : "";
+        ok = ok && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
+             std::all_of(name.begin(), name.end(),
+                         [](unsigned char c) { return std::isalnum(c) || c == '_'; });
+        if (!ok) {
+          r_.error(n, path, "invalid template segment '" + seg + "' (expected {name})");
+          return;
+        }
+        if (!captures->insert(name).second) {
+          r_.error(n, path, "parameter '{" + name + "}' appears twice");
+          return;
+        }
+      }
+      m->segments.push_back(seg);
+      if (slash == std::string_view::npos) break;
+      rest.remove_prefix(slash + 1);
+    }
+  }
+
+  void match(const YAML::Node& n, const std::string& path, Route* r,
+             std::set<std::string>* captures) {
+    if (!r_.check_map(n, path, {"host", "path", "path_regex", "methods", "headers", "query"})) return;
+    if (auto h = n["host"]) {
+      for (auto& host : r_.str_list(h, child(path, "host"))) {
+        HostMatch hm;
+        std::string lh = lower(host);
+        if (lh.rfind("*.", 0) == 0) {
+          hm.wildcard = true;
+          hm.host = lh.substr(1);
+        } else {
+          hm.host = lh;
+        }
+        if (hm.host.empty() || hm.host.find_first_of("*/ ") != std::string::npos) {
+          r_.error(h, child(path, "host"), "invalid host '" + host + "'");
+          continue;
+        }
+        r->hosts.push_back(hm);
+      }
+    }
+    if (n["path"] && n["path_regex"]) {
+      r_.error(n["path_regex"], child(path, "path_regex"), "use either path or path_regex, not both");
+    } else if (auto p = n["path"]) {
+      path_match(p, child(path, "path"), &r->path, captures);
+    } else if (auto p = n["path_regex"]) {
+      if (auto s = r_.str(p, child(path, "path_regex"))) {
+        bool ok = true;
+        r->path.kind = PathMatch::Kind::kRegex;
+        r->path.text = *s;
+        r->path.regex = compile(*s, p, child(path, "path_regex"), &ok);
+        if (ok) {
+          for (auto& [name, idx] : r->path.regex->NamedCapturingGroups()) captures->insert(name);
+        }
+      }
+    }
+    if (auto m = n["methods"]) {
+      for (auto& method : r_.str_list(m, child(path, "methods"))) {
+        if (!is_token(method)) {
+          r_.error(m, child(path, "methods"), "invalid method '" + method + "'");
+          continue;
+        }
+        std::string up = method;
+        std::transform(up.begin(), up.end(), up.begin(),
+                       [](unsigned char c) { return std::toupper(c); });
+        r->methods.push_back(up);
+      }
+    }
+    auto matchers = [&](const char* key, std::vector<ValueMatch>* out, bool header) {
+      auto h = n[key];
+      if (!h) return;
+      std::string hp = child(path, key);
+      if (!h.IsMap()) {
+        r_.error(h, hp, "expected a mapping of names to values");
+        return;
+      }
+      for (auto it = h.begin(); it != h.end(); ++it) {
+        std::string name = it->first.Scalar();
+        if (header && !is_token(name)) {
+          r_.error(it->first, child(hp, name), "invalid header name '" + name + "'");
+          continue;
+        }
+        bool ok;
+        auto vm = value_match(header ? lower(name) : name, it->second, child(hp, name), &ok);
+        if (ok) out->push_back(std::move(vm));
+      }
+    };
+    matchers("headers", &r->headers, true);
+    matchers("query", &r->query, false);
+  }
+
+  void rewrite(const YAML::Node& n, const std::string& path, Route* r,
+               const std::set<std::string>& captures) {
+    if (!r_.check_map(n, path, {"strip_prefix", "replace_prefix", "path", "host"})) return;
+    int path_rules = 0;
+    if (auto s = n["strip_prefix"]) {
+      ++path_rules;
+      if (auto v = r_.str(s, child(path, "strip_prefix"))) {
+        if (v->empty() || v->front() != '/')
+          r_.error(s, child(path, "strip_prefix"), "must start with '/'");
+        else
+          r->rewrite.strip_prefix = *v;
+      }
+    }
+    if (auto s = n["replace_prefix"]) {
+      ++path_rules;
+      std::string rp = child(path, "replace_prefix");
+      if (r_.check_map(s, rp, {"from", "to"})) {
+        auto from = s["from"] ? r_.str(s["from"], child(rp, "from")) : std::nullopt;
+        auto to = s["to"] ? r_.str(s["to"], child(rp, "to")) : std::nullopt;
+        if (!from || !to || from->empty() || from->front() != '/' || to->empty() || to->front() != '/')
+          r_.error(s, rp, "needs 'from' and 'to', both starting with '/'");
+        else
+          r->rewrite.replace_prefix = std::make_pair(*from, *to);
+      }
+    }
+    if (auto s = n["path"]) {
+      ++path_rules;
+      if (auto v = r_.str(s, child(path, "path"))) {
+        bool ok = !v->empty() && v->front() == '/';
+        if (!ok) r_.error(s, child(path, "path"), "must start with '/'");
+        for (size_t pos = v->find('{'); ok && pos != std::string::npos; pos = v->find('{', pos + 1)) {
+          auto end = v->find('}', pos);
+          std::string name = end == std::string::npos ? "" : v->substr(pos + 1, end - pos - 1);
+          if (!captures.count(name)) {
+            r_.error(s, child(path, "path"),
+                     "'{" + name + "}' is not captured by this route's path (captures: " +
+                         [&] {
+                           std::string l;
+                           for (auto& c : captures) l += (l.empty() ? "" : ", ") + c;
+                           return l.empty() ? std::string("none") : l;
+                         }() +
+                         ")");
+            ok = false;
+          }
+        }
+        if (ok) r->rewrite.path_template = *v;
+      }
+    }
+    if (path_rules > 1)
+      r_.error(n, path, "use only one of strip_prefix, replace_prefix and path");
+    if (auto s = n["host"]) {
+      if (auto v = r_.str(s, child(path, "host"))) {
+        if (v->empty() || v->find_first_of(" /\t\r\n") != std::string::npos)
+          r_.error(s, child(path, "host"), "invalid host '" + *v + "'");
+        else
+          r->rewrite.host = *v;
+      }
+    }
+  }
+
+  void to(const YAML::Node& n, const std::string& path, const std::vector<Upstream>& ups,
+          Route* r) {
+    auto resolve = [&](const YAML::Node& at, const std::string& p, const std::string& name,
+                       uint32_t weight) {
+      auto it = std::find_if(ups.begin(), ups.end(), [&](auto& u) { return u.name == name; });
+      if (it == ups.end()) {
+        r_.error(at, p, "unknown upstream '" + name + "'");
+        return;
+      }
+      r->to.push_back({name, static_cast<size_t>(it - ups.begin()), weight});
+    };
+    if (n.IsScalar()) {
+      resolve(n, path, n.Scalar(), 1);
+      return;
+    }
+    if (!n.IsSequence() || n.size() == 0) {
+      r_.error(n, path, "expected an upstream name or a list of {upstream, weight}");
+      return;
+    }
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string p = index(path, i);
+      if (!r_.check_map(n[i], p, {"upstream", "weight"})) continue;
+      uint32_t weight = 1;
+      if (auto w = n[i]["weight"]) {
+        if (auto v = r_.integer(w, child(p, "weight"), 0, 1'000'000)) weight = static_cast<uint32_t>(*v);
+      }
+      if (auto u = n[i]["upstream"]) {
+        if (auto s = r_.str(u, child(p, "upstream"))) resolve(u, child(p, "upstream"), *s, weight);
+      } else {
+        r_.error(n[i], p, "'upstream' is required");
+      }
+    }
+    uint64_t total = 0;
+    for (auto& t : r->to) total += t.weight;
+    if (!r->to.empty() && total == 0) r_.error(n, path, "the weights add up to 0");
+  }
+
+  void routes(const YAML::Node& n, const std::vector<Upstream>& ups, std::vector<Route>* out) {
+    if (!n.IsSequence()) {
+      r_.error(n, "routes", "expected a list of routes");
+      return;
+    }
+    std::set<std::string> names;
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string path = index("routes", i);
+      const YAML::Node& rn = n[i];
+      if (!r_.check_map(rn, path, {"name", "match", "rewrite", "to", "plugins"},
+                        {"aggregate", "grpc_transcode", "retry", "timeout"}))
+        continue;
+      Route r;
+      r.order = i;
+      r.name = "route-" + std::to_string(i);
+      if (auto nm = rn["name"]) {
+        if (auto s = r_.str(nm, child(path, "name"))) r.name = *s;
+        if (!names.insert(r.name).second)
+          r_.error(nm, child(path, "name"), "duplicate route name '" + r.name + "'");
+      }
+      std::set<std::string> captures;
+      if (auto m = rn["match"]) {
+        match(m, child(path, "match"), &r, &captures);
+      } else {
+        r_.error(rn, child(path, "match"), "'match' is required");
+      }
+      if (auto rw = rn["rewrite"]) rewrite(rw, child(path, "rewrite"), &r, captures);
+      if (auto t = rn["to"]) {
+        to(t, child(path, "to"), ups, &r);
+      } else if (!rn["aggregate"] && !rn["grpc_transcode"]) {
+        r_.error(rn, child(path, "to"), "'to' is required");
+      }
+      if (auto p = rn["plugins"]) {
+        std::string pp = child(path, "plugins");
+        if (!p.IsMap()) {
+          r_.error(p, pp, "expected a mapping of plugin names to their settings");
+        } else {
+          std::set<std::string> seen;
+          for (auto it = p.begin(); it != p.end(); ++it) {
+            std::string name = it->first.Scalar();
+            if (!seen.insert(name).second) {
+              r_.error(it->first, child(pp, name), "duplicate plugin '" + name + "'");
+              continue;
+            }
+            if (auto f = filters::build_filter(name, it->first, it->second, child(pp, name), r_))
+              r.filters.push_back(std::move(f));
+          }
+        }
+      }
+      out->push_back(std::move(r));
+    }
+  }
+
+  YamlReader r_;
+};
+
+}  // namespace
+
+std::optional<Config> parse_config(const std::string& text, const std::string& file,
+                                   std::vector<ConfigError>* errors) {
+  size_t before = errors->size();
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    ConfigError err;
+    err.file = file;
+    err.line = e.mark.is_null() ? 0 : e.mark.line + 1;
+    err.column = e.mark.is_null() ? 0 : e.mark.column + 1;
+    err.path = "(syntax)";
+    err.message = e.msg;
+    errors->push_back(err);
+    return std::nullopt;
+  }
+  Config c;
+  try {
+    c = Loader(file, errors).load(root);
+  } catch (const YAML::Exception& e) {  // yaml-cpp throws on some malformed shapes
+    ConfigError err{file, e.mark.is_null() ? 0 : e.mark.line + 1,
+                    e.mark.is_null() ? 0 : e.mark.column + 1, "(root)", e.msg};
+    errors->push_back(err);
+  }
+  if (errors->size() != before) return std::nullopt;
+  return c;
+}
+
+std::optional<Config> load_config(const std::string& file, std::vector<ConfigError>* errors) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    errors->push_back({file, 0, 0, "(file)", "cannot read the config file"});
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), file, errors);
+}
+
+}  // namespace gatehouse::config

@@ -1,0 +1,151 @@
+// The typed configuration: what the YAML file says, validated. Immutable once loaded; the data
+// plane reads it through a Snapshot (config/snapshot.h). No YAML types leak out of this header.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/units.h"
+
+namespace re2 {
+class RE2;
+}
+namespace gatehouse::filters {
+class Filter;
+}
+
+namespace gatehouse::config {
+
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string path;  // YAML path, e.g. routes[1].match.path
+  std::string message;
+  std::string to_string() const;  // FILE:LINE:COL: path: message
+};
+
+struct Limits {
+  uint64_t max_header_bytes = 32 * 1024;  // request line + headers; over -> 431
+  uint64_t max_body_bytes = 10 * 1024 * 1024;  // over -> 413
+  uint64_t max_uri_bytes = 8 * 1024;      // request target; over -> 414
+  uint32_t max_headers = 100;             // header fields; over -> 431
+  uint64_t max_connections = 10000;       // per process; past it new connections are closed
+};
+
+struct Timeouts {
+  Duration header_read{10'000};  // from the first byte of a request to the end of its head
+  Duration idle{60'000};         // keep-alive wait between requests, and any body-stream stall
+  Duration drain{30'000};        // graceful shutdown budget
+};
+
+struct Listener {
+  SocketAddress address;
+};
+
+struct Server {
+  int workers = 0;  // 0 = one per core
+  std::vector<Listener> listen;
+  Limits limits;
+  Timeouts timeouts;
+  std::vector<Cidr> trusted_proxies;
+};
+
+struct AccessLog {
+  enum class Sink { kStdout, kStderr, kFile, kOff } sink = Sink::kStdout;
+  std::string path;  // for kFile
+};
+
+struct Observability {
+  std::string request_id_header = "x-request-id";  // lower case
+  AccessLog access_log;
+};
+
+enum class Balance { kRoundRobin, kLeastRequest, kRandom, kConsistentHash };
+
+struct HashOn {
+  enum class Kind { kHeader, kCookie, kClientIp } kind = Kind::kClientIp;
+  std::string name;  // header name (lower case) or cookie name
+};
+
+struct Target {
+  SocketAddress address;
+  uint32_t weight = 1;
+};
+
+struct Upstream {
+  std::string name;
+  std::vector<Target> targets;
+  Balance balance = Balance::kRoundRobin;
+  HashOn hash_on;
+  Duration connect_timeout{2'000};
+  Duration response_timeout{30'000};  // from request sent to the response head received
+  uint32_t max_idle_per_target = 64;  // idle keep-alive connections kept per worker per target
+};
+
+struct ValueMatch {
+  enum class Kind { kExact, kRegex, kPresent, kAbsent } kind = Kind::kExact;
+  std::string name;   // header name (lower case) or query parameter name
+  std::string value;  // for kExact
+  std::shared_ptr<const re2::RE2> regex;  // for kRegex, full match
+};
+
+struct PathMatch {
+  enum class Kind { kAny, kExact, kPrefix, kTemplate, kRegex } kind = Kind::kAny;
+  std::string text;  // exact path, prefix (without the trailing "*"), template or regex source
+  // For kTemplate: the segments; a segment "{name}" captures one path segment.
+  std::vector<std::string> segments;
+  std::shared_ptr<const re2::RE2> regex;  // for kRegex, full match; named groups are captures
+};
+
+struct HostMatch {
+  std::string host;  // lower case; "*.example.com" stored as ".example.com" with wildcard=true
+  bool wildcard = false;
+};
+
+struct Rewrite {
+  std::optional<std::string> strip_prefix;
+  std::optional<std::pair<std::string, std::string>> replace_prefix;  // from, to
+  std::optional<std::string> path_template;  // "/products/{id}", filled from captures
+  std::optional<std::string> host;
+};
+
+struct WeightedUpstream {
+  std::string upstream;
+  size_t upstream_index = 0;  // resolved at load
+  uint32_t weight = 1;
+};
+
+struct Route {
+  std::string name;
+  size_t order = 0;  // position in the file; breaks ties in precedence
+  std::vector<HostMatch> hosts;  // any of them; empty = any host
+  PathMatch path;
+  std::vector<std::string> methods;  // upper case; empty = any
+  std::vector<ValueMatch> headers;
+  std::vector<ValueMatch> query;
+  Rewrite rewrite;
+  std::vector<WeightedUpstream> to;
+  // Request filters in the order the file lists them (see filters/filter.h).
+  std::vector<std::shared_ptr<const filters::Filter>> filters;
+};
+
+struct Config {
+  std::string file;
+  Server server;
+  Observability observability;
+  std::vector<Upstream> upstreams;
+  std::vector<Route> routes;
+};
+
+// Loads and validates a config file. On failure returns nullopt and fills *errors with every error
+// found (not only the first), each with its file, line, column and YAML path.
+std::optional<Config> load_config(const std::string& file, std::vector<ConfigError>* errors);
+// The same from text in memory; `file` names it in errors.
+std::optional<Config> parse_config(const std::string& text, const std::string& file,
+                                   std::vector<ConfigError>* errors);
+
+}  // namespace gatehouse::config

@@ -1,0 +1,58 @@
+// The request filter chain. Each route lists its plugins; each plugin is built once, at config
+// load, into a const Filter (its parsed settings), and runs on the worker that owns the request.
+//
+// A filter can:
+//   - pass the request on:        return kContinue (it may add or remove upstream headers),
+//   - answer by itself:           fill ctx.reply and return kRespond (401, 413, 429, ...),
+//   - pause for asynchronous work: return kPause; the connection then calls resume() and waits for
+//     its callback, which must run on the same worker thread (post to the worker's executor).
+// Filters run in the order the route lists them; the core never includes a filter's header: it
+// knows filters only through this interface and the registry (filters/registry.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "http/error_response.h"
+#include "http/message.h"
+
+namespace gatehouse::filters {
+
+struct RequestContext {
+  const http::RequestHead* request = nullptr;
+  std::string_view client_ip;
+  const config::Route* route = nullptr;
+  uint64_t max_body_bytes = 0;       // starts at server.limits.max_body_bytes; filters may lower it
+  http::HeaderList upstream_add;     // headers to add to the upstream request
+  std::vector<std::string> upstream_remove;  // header names (lower case) to drop upstream
+  http::HeaderList response_add;     // headers to add to the client response
+  http::ErrorResponse reply;         // the answer, with kRespond
+
+  void reset() {
+    upstream_add.clear();
+    upstream_remove.clear();
+    response_add.clear();
+    reply = {};
+  }
+};
+
+enum class FilterStatus { kContinue, kRespond, kPause };
+
+class Filter {
+ public:
+  virtual ~Filter() = default;
+  virtual std::string_view name() const = 0;
+  // Runs synchronously on the worker thread; must not block.
+  virtual FilterStatus on_request(RequestContext& ctx) const = 0;
+  // Called after on_request returned kPause. `done` must be invoked exactly once, on the worker
+  // thread, with kContinue or kRespond.
+  virtual void resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
+    done(FilterStatus::kContinue);
+  }
+};
+
+}  // namespace gatehouse::filters

@@ -1,0 +1,49 @@
+#include "http/error_response.h"
+
+namespace gatehouse::http {
+
+void append_json_escaped(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        // Control characters and every non-ASCII byte are escaped: a log line stays valid JSON
+        // whatever bytes a client sent.
+        if (c < 0x20 || c >= 0x7f) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 15]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+}
+
+void build_error_response(const ErrorResponse& e, std::string_view request_id_header,
+                          std::string_view request_id, bool close, bool head_only,
+                          std::string* out) {
+  std::string body = "{\"error\":\"";
+  append_json_escaped(&body, e.code);
+  body += "\",\"message\":\"";
+  append_json_escaped(&body, e.message);
+  body += "\",\"request_id\":\"";
+  append_json_escaped(&body, request_id);
+  body += "\"}\n";
+  out->append("HTTP/1.1 ").append(std::to_string(e.status)).append(" ");
+  out->append(reason_phrase(e.status)).append("\r\n");
+  out->append("Content-Type: application/json\r\nContent-Length: ");
+  out->append(std::to_string(body.size())).append("\r\n");
+  out->append(request_id_header).append(": ").append(request_id).append("\r\n");
+  for (auto& [n, v] : e.headers) out->append(n).append(": ").append(v).append("\r\n");
+  if (close) out->append("Connection: close\r\n");
+  out->append("\r\n");
+  if (!head_only) out->append(body);
+}
+
+}  // namespace gatehouse::http

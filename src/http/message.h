@@ -1,0 +1,79 @@
+// HTTP/1.x message heads as the parser sees them: views into the connection's read buffer, valid
+// until that buffer is compacted or refilled. No allocation per header: the vectors keep their
+// capacity from request to request on the same connection.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace gatehouse::http {
+
+// Header fields the proxy acts on, recognised once while parsing so that later passes compare an
+// enum instead of strings.
+enum class HeaderId : uint8_t {
+  kOther,
+  kHost,
+  kContentLength,
+  kTransferEncoding,
+  kConnection,
+  kKeepAlive,
+  kProxyConnection,
+  kTe,
+  kUpgrade,
+  kExpect,
+  kXForwardedFor,
+  kXForwardedProto,
+  kXForwardedHost,
+  kVia,
+  kCookie,
+};
+
+struct Header {
+  std::string_view name;  // as sent (case preserved, for forwarding)
+  std::string_view value;  // without surrounding whitespace
+  HeaderId id = HeaderId::kOther;
+  bool hop_by_hop = false;  // set for fixed hop-by-hop fields and those named in Connection
+};
+
+bool iequals(std::string_view a, std::string_view b);
+
+// Body framing of a message (RFC 9112 section 6).
+enum class Framing : uint8_t { kNone, kContentLength, kChunked, kUntilClose };
+
+struct MessageHead {
+  int minor_version = 1;  // HTTP/1.<minor>
+  std::vector<Header> headers;
+  Framing framing = Framing::kNone;
+  uint64_t content_length = 0;
+  bool keep_alive = true;   // after Connection and version rules
+  bool upgrade = false;     // Connection: upgrade with an Upgrade header
+  size_t head_bytes = 0;    // bytes of the head, including the final CRLF
+
+  // First value of a header, or empty. Case-insensitive name.
+  std::string_view get(std::string_view name) const;
+  void reset() {
+    headers.clear();
+    framing = Framing::kNone;
+    content_length = 0;
+    keep_alive = true;
+    upgrade = false;
+    head_bytes = 0;
+  }
+};
+
+struct RequestHead : MessageHead {
+  std::string_view method;
+  std::string_view target;  // as sent
+  std::string_view path;    // origin-form path (from an absolute-form target too)
+  std::string_view query;   // after '?', without it; empty when absent
+  std::string_view host;    // authority: from an absolute-form target, else the Host header
+  bool expect_continue = false;
+};
+
+struct ResponseHead : MessageHead {
+  int status = 0;
+  std::string_view reason;
+};
+
+}  // namespace gatehouse::http

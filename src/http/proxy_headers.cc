@@ -1,0 +1,124 @@
+#include "http/proxy_headers.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace gatehouse::http {
+namespace {
+
+void append_header(std::string* out, std::string_view name, std::string_view value) {
+  out->append(name).append(": ").append(value).append("\r\n");
+}
+
+bool removed_by_filter(const std::vector<std::string>* remove, std::string_view name) {
+  if (!remove) return false;
+  return std::any_of(remove->begin(), remove->end(),
+                     [&](const std::string& r) { return iequals(r, name); });
+}
+
+}  // namespace
+
+void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string* out) {
+  out->append(req.method).append(" ").append(info.path_and_query).append(" HTTP/1.1\r\n");
+  bool host_sent = false;
+  std::string xff;  // trusted chain, when the peer is a trusted proxy
+  bool proto_sent = false, xhost_sent = false;
+  for (const auto& h : req.headers) {
+    if (h.hop_by_hop) continue;
+    switch (h.id) {
+      case HeaderId::kHost:
+        append_header(out, h.name, info.host);
+        host_sent = true;
+        continue;
+      case HeaderId::kXForwardedFor:
+        // Believed only from a trusted proxy; from anyone else it is a spoofing attempt.
+        if (info.peer_trusted) xff.append(xff.empty() ? "" : ", ").append(h.value);
+        continue;
+      case HeaderId::kXForwardedProto:
+        if (!info.peer_trusted) continue;
+        proto_sent = true;
+        break;
+      case HeaderId::kXForwardedHost:
+        if (!info.peer_trusted) continue;
+        xhost_sent = true;
+        break;
+      default:
+        break;
+    }
+    if (h.name.size() == info.request_id_header.size() && iequals(h.name, info.request_id_header))
+      continue;
+    if (removed_by_filter(info.remove, h.name)) continue;
+    append_header(out, h.name, h.value);
+  }
+  if (!host_sent) append_header(out, "Host", info.host);
+  xff.append(xff.empty() ? "" : ", ").append(info.client_ip);
+  append_header(out, "X-Forwarded-For", xff);
+  if (!proto_sent) append_header(out, "X-Forwarded-Proto", info.proto);
+  if (!xhost_sent && !req.host.empty()) append_header(out, "X-Forwarded-Host", req.host);
+  append_header(out, "Via", req.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");
+  append_header(out, info.request_id_header, info.request_id);
+  if (info.add) {
+    for (auto& [n, v] : *info.add) append_header(out, n, v);
+  }
+  if (req.framing == Framing::kChunked) out->append("Transfer-Encoding: chunked\r\n");
+  out->append("\r\n");
+}
+
+void build_client_response(const ResponseHead& resp, const ResponseInfo& info, std::string* out) {
+  char status[4];
+  std::to_chars(status, status + 3, resp.status);
+  out->append("HTTP/1.1 ").append(status, 3).append(" ");
+  out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n");
+  for (const auto& h : resp.headers) {
+    if (h.hop_by_hop) continue;
+    if (h.name.size() == info.request_id_header.size() && iequals(h.name, info.request_id_header))
+      continue;
+    append_header(out, h.name, h.value);
+  }
+  append_header(out, "Via", resp.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");
+  append_header(out, info.request_id_header, info.request_id);
+  if (info.add) {
+    for (auto& [n, v] : *info.add) append_header(out, n, v);
+  }
+  if (info.chunked) out->append("Transfer-Encoding: chunked\r\n");
+  if (info.close) out->append("Connection: close\r\n");
+  else if (info.client_http10) out->append("Connection: keep-alive\r\n");
+  out->append("\r\n");
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace gatehouse::http

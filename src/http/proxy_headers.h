@@ -1,0 +1,46 @@
+// Building the heads the proxy sends: the request to the upstream and the response to the client
+// (RFC 9110 section 7.6: hop-by-hop fields removed, Via added; X-Forwarded-* as NGINX and Envoy
+// set them). Pure functions over parsed heads, appending to a reusable string.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "http/message.h"
+
+namespace gatehouse::http {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+struct ForwardInfo {
+  std::string_view client_ip;       // the TCP peer
+  bool peer_trusted = false;        // the peer is in server.trusted_proxies
+  std::string_view proto = "http";  // scheme the client used
+  std::string_view request_id_header;  // lower case
+  std::string_view request_id;
+  std::string_view path_and_query;  // after rewrites
+  std::string_view host;            // Host to send upstream
+  const HeaderList* add = nullptr;  // added by filters
+  const std::vector<std::string>* remove = nullptr;  // removed by filters (lower case)
+};
+
+// The request head sent upstream: always HTTP/1.1, keep-alive, chunked bodies passed through.
+void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string* out);
+
+struct ResponseInfo {
+  std::string_view request_id_header;
+  std::string_view request_id;
+  bool chunked = false;      // the body is sent with the chunked coding
+  bool close = false;        // the gateway closes the connection after this response
+  bool client_http10 = false;
+  const HeaderList* add = nullptr;
+};
+
+// The response head sent to the client.
+void build_client_response(const ResponseHead& resp, const ResponseInfo& info, std::string* out);
+
+std::string_view reason_phrase(int status);
+
+}  // namespace gatehouse::http

@@ -1,0 +1,41 @@
+// JSON access log, one line per request. Each worker formats into its own buffer and writes it in
+// one write(2) per batch (a flush is posted once per event-loop turn), so workers never share a
+// lock; lines are cut at PIPE_BUF boundaries so concurrent workers' lines never interleave.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+
+namespace gatehouse::observe {
+
+struct AccessRecord {
+  std::chrono::system_clock::time_point start;
+  std::string_view request_id;
+  std::string_view client;
+  std::string_view method;
+  std::string_view path;   // the request target as the client sent it
+  std::string_view route;  // empty when none matched
+  std::string_view upstream;
+  std::string_view target;
+  int status = 0;
+  uint64_t bytes_in = 0;   // request bytes received (head and body)
+  uint64_t bytes_out = 0;  // response bytes sent (head and body)
+  double total_ms = 0;
+  double upstream_ms = -1;  // -1: no upstream call
+  std::string_view error;   // the gateway's error code, when it answered by itself
+};
+
+// Appends one JSON object and a newline.
+void format_access_record(const AccessRecord& r, std::string* out);
+
+// Opens the configured sink; returns the fd (-1 for off). Logs an error and returns -1 on failure.
+int open_access_log(const config::AccessLog& cfg, std::string* error);
+
+// Writes whole lines from buf to fd, in pieces of at most PIPE_BUF bytes each cut after a newline.
+void write_lines(int fd, std::string_view buf);
+
+}  // namespace gatehouse::observe

@@ -1,0 +1,100 @@
+// One client connection: reads requests (keep-alive and pipelining), routes them, runs the route's
+// filters, forwards to an upstream with bodies streamed both ways, and writes the response.
+// Lives on one worker; everything here runs on that worker's thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "filters/filter.h"
+#include "http/chunked.h"
+#include "http/message.h"
+#include "router/router.h"
+#include "server/asio.h"
+#include "server/buffer.h"
+
+namespace gatehouse::config {
+struct Snapshot;
+}
+
+namespace gatehouse::server {
+
+class Worker;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Worker& worker, net::Socket socket);
+  ~Connection();
+  static void start(Worker& worker, net::Socket socket);
+
+  // Drain: an idle connection closes now; a busy one closes after its current response.
+  void drain();
+  void close_now();
+
+ private:
+  enum class Phase { kClientIdle, kClientRead, kUpstreamConnect, kUpstreamResponse, kStream };
+  // The outcome of one upstream exchange.
+  enum class Outcome { kDone, kRetry, kClientGone };
+
+  net::Task<> run();
+  net::Task<bool> read_head();  // false: close the connection
+  net::Task<> handle_request();
+  net::Task<Outcome> forward(const config::Upstream& up, size_t target, bool reused_retry);
+  net::Task<> respond_error(int status, std::string_view code, std::string message,
+                            http::HeaderList headers = {});
+  net::Task<bool> write_client(std::string_view a, std::string_view b = {});
+  net::Task<bool> read_client();
+  void begin_request();
+  void consume_head();
+  void finish_request_log();
+  void set_deadline(Phase phase, net::Clock::duration after);
+  void arm_timer(net::Clock::time_point at);
+  void on_timer();
+
+  Worker& w_;
+  net::Socket client_;
+  net::Timer timer_;
+  net::Clock::time_point deadline_;
+  net::Clock::time_point armed_at_ = net::Clock::time_point::max();
+  Phase phase_ = Phase::kClientIdle;
+  net::Socket* upstream_ = nullptr;  // the upstream socket in use, for the timer to cancel
+  bool upstream_timed_out_ = false;
+  bool closed_ = false;
+  bool busy_ = false;
+  bool close_after_ = false;  // send Connection: close and stop after this response
+
+  std::shared_ptr<const config::Snapshot> snap_;
+  Buffer in_;   // from the client
+  Buffer up_;   // from the upstream
+  std::string head_out_;
+  std::string target_out_;
+  http::RequestHead req_;
+  http::ResponseHead resp_;
+  http::ChunkedDecoder chunked_;
+  router::Match match_;
+  filters::RequestContext ctx_;
+
+  std::string client_ip_;
+  bool client_trusted_ = false;
+  std::string request_id_;
+  // Per-request facts for the access log (copies: the head's views die with the buffer).
+  std::string log_method_, log_path_;
+  const config::Route* log_route_ = nullptr;
+  const config::Upstream* log_upstream_ = nullptr;
+  std::string_view log_target_;
+  std::string_view log_error_;
+  int status_ = 0;
+  uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  std::chrono::system_clock::time_point wall_start_;
+  net::Clock::time_point start_;
+  double upstream_ms_ = -1;
+  bool response_started_ = false;  // a byte of the response went to the client
+  bool body_pending_ = false;      // request body bytes not yet read from the client
+  bool head_consumed_ = true;      // req_'s views are dead once the head left in_
+  // Request facts that outlive the head's views (a retry needs them after the head is consumed).
+  bool req_is_head_ = false, req_http10_ = false, req_expect_continue_ = false;
+  http::Framing req_framing_ = http::Framing::kNone;
+  uint64_t req_length_ = 0;
+};
+
+}  // namespace gatehouse::server

@@ -1,0 +1,160 @@
+#include "server/worker.h"
+
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "observe/access_log.h"
+#include "observe/log.h"
+#include "server/connection.h"
+
+namespace gatehouse::server {
+
+Worker::Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int access_log_fd,
+               std::atomic<uint64_t>* open_connections)
+    : id_(id),
+      rng_(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) +
+           static_cast<uint64_t>(id) * 7919),
+      access_log_fd_(access_log_fd),
+      open_connections_(open_connections) {
+  adopt(std::move(snapshot));
+}
+
+Worker::~Worker() = default;
+
+void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
+  snapshot_ = std::move(snapshot);
+  const auto& cfg = snapshot_->config;
+  upstreams_.clear();
+  for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
+    const auto& up = cfg.upstreams[i];
+    UpstreamState st{upstream::Balancer(up, snapshot_->rings[i].get(), rng_.next()), {}};
+    for (const auto& t : up.targets) {
+      std::string key = t.address.to_string();
+      auto& pool = pools_[key];
+      if (!pool) {
+        net::tcp::endpoint ep(net::asio::ip::make_address(t.address.ip), t.address.port);
+        pool = std::make_unique<upstream::TargetPool>(ep, key);
+      }
+      st.pools.push_back(pool.get());
+    }
+    upstreams_.push_back(std::move(st));
+  }
+  splits_.clear();
+  for (const auto& r : cfg.routes) {
+    std::vector<uint32_t> weights;
+    for (const auto& t : r.to) weights.push_back(t.weight);
+    splits_.emplace_back(std::move(weights));
+  }
+}
+
+size_t Worker::pick_split(const config::Route& r) { return splits_[r.order].next(); }
+
+bool Worker::listen(const std::vector<net::tcp::endpoint>& endpoints, std::string* error) {
+  for (const auto& ep : endpoints) {
+    auto acceptor = std::make_unique<net::Acceptor>(io_.get_executor());
+    boost::system::error_code ec;
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(net::asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      // Every worker binds the same port; the kernel spreads new connections over them.
+      int one = 1;
+      if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        ec.assign(errno, boost::system::system_category());
+    }
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(4096, ec);
+    if (ec) {
+      *error = "cannot listen on " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
+               ": " + ec.message();
+      return false;
+    }
+    acceptors_.push_back(std::move(acceptor));
+  }
+  return true;
+}
+
+std::vector<net::tcp::endpoint> Worker::local_endpoints() const {
+  std::vector<net::tcp::endpoint> out;
+  for (const auto& a : acceptors_) {
+    boost::system::error_code ec;
+    out.push_back(a->local_endpoint(ec));
+  }
+  return out;
+}
+
+void Worker::run() {
+  for (auto& a : acceptors_) {
+    net::asio::co_spawn(io_.get_executor(), accept_loop(*a), net::asio::detached);
+  }
+  io_.run();
+  flush_access_log();
+}
+
+net::Task<> Worker::accept_loop(net::Acceptor& acceptor) {
+  const uint64_t max_connections = snapshot_->config.server.limits.max_connections;
+  while (!draining_) {
+    auto [ec, socket] = co_await acceptor.async_accept(net::use_task);
+    if (ec == net::asio::error::operation_aborted || draining_) break;
+    if (ec) {
+      // Out of file descriptors or similar: back off briefly instead of spinning.
+      spdlog::warn("worker {}: accept failed: {}", id_, ec.message());
+      net::Timer pause(io_.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(net::use_task);
+      continue;
+    }
+    if (open_connections_->fetch_add(1, std::memory_order_relaxed) >= max_connections) {
+      open_connections_->fetch_sub(1, std::memory_order_relaxed);
+      boost::system::error_code ignored;
+      socket.close(ignored);  // over server.limits.max_connections: refuse at once
+      continue;
+    }
+    Connection::start(*this, net::Socket(std::move(socket)));
+  }
+}
+
+void Worker::remove(Connection* c) {
+  connections_.erase(c);
+  open_connections_->fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Worker::drain() {
+  net::asio::post(io_, [this] {
+    draining_ = true;
+    for (auto& a : acceptors_) {
+      boost::system::error_code ec;
+      a->close(ec);
+    }
+    // Copy: drain() may close a connection, which removes itself from the set.
+    std::vector<Connection*> all(connections_.begin(), connections_.end());
+    for (auto* c : all) c->drain();
+  });
+}
+
+void Worker::abort() {
+  net::asio::post(io_, [this] {
+    std::vector<Connection*> all(connections_.begin(), connections_.end());
+    for (auto* c : all) c->close_now();
+  });
+}
+
+void Worker::log_access(std::string_view line) {
+  if (access_log_fd_ < 0) return;
+  access_buf_.append(line);
+  if (access_buf_.size() > 64 * 1024) {
+    flush_access_log();
+  } else if (!flush_posted_) {
+    // One write per turn of the event loop, however many requests finished in it.
+    flush_posted_ = true;
+    net::asio::post(io_, [this] { flush_access_log(); });
+  }
+}
+
+void Worker::flush_access_log() {
+  flush_posted_ = false;
+  if (access_buf_.empty() || access_log_fd_ < 0) return;
+  observe::write_lines(access_log_fd_, access_buf_);
+  access_buf_.clear();
+}
+
+}  // namespace gatehouse::server

@@ -1,0 +1,79 @@
+// A worker: one thread running one io_context, with its own SO_REUSEPORT acceptors, upstream
+// connection pools, load-balancer state and access-log buffer. A connection lives and dies on one
+// worker, so nothing on the request path takes a lock or touches another worker's memory.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "config/snapshot.h"
+#include "server/asio.h"
+#include "upstream/balancer.h"
+#include "upstream/pool.h"
+
+namespace gatehouse::server {
+
+class Connection;
+
+// Per-worker state derived from one snapshot.
+struct UpstreamState {
+  upstream::Balancer balancer;
+  std::vector<upstream::TargetPool*> pools;  // by target index; owned by the worker
+};
+
+class Worker {
+ public:
+  Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int access_log_fd,
+         std::atomic<uint64_t>* open_connections);
+  ~Worker();
+
+  // Opens this worker's acceptors (main thread, before run()). Returns false with *error set.
+  bool listen(const std::vector<net::tcp::endpoint>& endpoints, std::string* error);
+  // The addresses actually bound (port 0 resolved).
+  std::vector<net::tcp::endpoint> local_endpoints() const;
+  // The thread body: serves until drained.
+  void run();
+  // Thread-safe: stop accepting, close idle connections, let busy ones finish their request.
+  void drain();
+  // Thread-safe: close every connection now (drain budget exceeded).
+  void abort();
+
+  // --- used by connections, on this worker's thread only ---
+  net::asio::io_context& io() { return io_; }
+  const std::shared_ptr<const config::Snapshot>& snapshot() const { return snapshot_; }
+  UpstreamState& upstream(size_t index) { return upstreams_[index]; }
+  size_t pick_split(const config::Route& r);
+  upstream::Random& rng() { return rng_; }
+  bool draining() const { return draining_; }
+  void log_access(std::string_view line);
+  void add(Connection* c) { connections_.insert(c); }
+  void remove(Connection* c);
+  std::atomic<uint64_t>& open_connections() { return *open_connections_; }
+  int id() const { return id_; }
+
+ private:
+  net::Task<> accept_loop(net::Acceptor& acceptor);
+  void flush_access_log();
+  void adopt(std::shared_ptr<const config::Snapshot> snapshot);
+
+  int id_;
+  net::asio::io_context io_{1};
+  std::shared_ptr<const config::Snapshot> snapshot_;
+  std::vector<UpstreamState> upstreams_;
+  std::vector<upstream::SmoothWeighted> splits_;  // by route order
+  std::unordered_map<std::string, std::unique_ptr<upstream::TargetPool>> pools_;  // by "ip:port"
+  std::vector<std::unique_ptr<net::Acceptor>> acceptors_;
+  std::unordered_set<Connection*> connections_;
+  upstream::Random rng_;
+  int access_log_fd_;
+  std::string access_buf_;
+  bool flush_posted_ = false;
+  bool draining_ = false;
+  std::atomic<uint64_t>* open_connections_;
+};
+
+}  // namespace gatehouse::server

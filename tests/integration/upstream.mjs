@@ -1,0 +1,107 @@
+// A test upstream with misbehaviours on demand, chosen by path:
+//   /echo...            200 JSON: the request as received (method, url, raw headers, body size)
+//   /delay/MS           answers after MS milliseconds
+//   /stream/BYTES       streams BYTES bytes (chunked; ?cl=1 sends Content-Length instead)
+//   /sink               reads the whole body, answers its size and a checksum
+//   /garbage            answers bytes that are not HTTP, then closes
+//   /close-early        sends half a status line, then closes
+//   /reset              resets the connection (TCP RST) without answering
+//   /status/CODE        answers CODE with a small JSON body
+//   /until-close        body delimited by closing the connection (no length, no chunking)
+// Also runnable: node upstream.mjs --port 9001 --name products
+import http from 'node:http';
+import crypto from 'node:crypto';
+
+export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1' } = {}) {
+  const state = { requests: 0, connections: 0 };
+  const server = http.createServer((req, res) => {
+    state.requests++;
+    const url = new URL(req.url, 'http://x');
+    const path = url.pathname;
+    const send = (code, obj, headers = {}) => {
+      const body = JSON.stringify(obj);
+      res.writeHead(code, { 'content-type': 'application/json', 'x-upstream': name,
+        'content-length': Buffer.byteLength(body), ...headers });
+      res.end(body);
+    };
+    if (path.startsWith('/delay/')) {
+      const ms = Number(path.split('/')[2]);
+      const t = setTimeout(() => send(200, { upstream: name, delayed: ms }), ms);
+      req.socket.on('close', () => clearTimeout(t));
+      req.resume();
+      return;
+    }
+    if (path.startsWith('/stream/')) {
+      let left = Number(path.split('/')[2]);
+      const headers = { 'content-type': 'application/octet-stream', 'x-upstream': name };
+      if (url.searchParams.get('cl')) headers['content-length'] = left;
+      res.writeHead(200, headers);
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const pump = () => {
+        while (left > 0) {
+          const n = Math.min(left, chunk.length);
+          left -= n;
+          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      req.resume();
+      pump();
+      return;
+    }
+    if (path === '/sink') {
+      const hash = crypto.createHash('sha256');
+      let bytes = 0;
+      req.on('data', (d) => { bytes += d.length; hash.update(d); });
+      req.on('end', () => send(200, { upstream: name, bytes, sha256: hash.digest('hex') }));
+      return;
+    }
+    if (path === '/garbage') {
+      req.socket.end('SURPRISE this is not HTTP at all\r\n\r\n');
+      return;
+    }
+    if (path === '/close-early') {
+      req.socket.end('HTTP/1.1 200 O');
+      return;
+    }
+    if (path === '/reset') {
+      req.socket.resetAndDestroy();
+      return;
+    }
+    if (path === '/until-close') {
+      req.resume();
+      req.socket.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nall of this until the close');
+      return;
+    }
+    if (path.startsWith('/status/')) {
+      send(Number(path.split('/')[2]), { upstream: name, status: Number(path.split('/')[2]) });
+      return;
+    }
+    // echo
+    let bytes = 0;
+    req.on('data', (d) => { bytes += d.length; });
+    req.on('end', () => send(200, {
+      upstream: name, method: req.method, url: req.url, httpVersion: req.httpVersion,
+      headers: req.rawHeaders, body_bytes: bytes,
+    }));
+  });
+  server.keepAliveTimeout = 30000;
+  server.on('connection', () => { state.connections++; });
+  return new Promise((resolve) => {
+    server.listen(port, host, () => {
+      resolve({
+        name, port: server.address().port, state,
+        close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+      });
+    });
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : d; };
+  const up = await startUpstream({ name: arg('--name', 'demo'), port: Number(arg('--port', 0)) });
+  console.log(`upstream ${up.name} listening on 127.0.0.1:${up.port}`);
+}
