@@ -115,8 +115,8 @@ auto specificity(const config::Route& r) {
                      [](const std::string& s) { return s.empty() || s[0] != '{'; })) * 1000 +
                  r.path.segments.size();
       break;
-    case PathMatch::Kind::kPrefix: path_rank = 2; path_len = r.path.text.size(); break;
-    case PathMatch::Kind::kRegex: path_rank = 1; break;
+    case PathMatch::Kind::kRegex: path_rank = 2; break;
+    case PathMatch::Kind::kPrefix: path_rank = 1; path_len = r.path.text.size(); break;
     case PathMatch::Kind::kAny: break;
   }
   return std::make_tuple(host_rank, host_len, path_rank, path_len,

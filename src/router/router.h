@@ -4,7 +4,8 @@
 //
 // Precedence (most specific first; ties keep file order):
 //   1. host: exact > wildcard (longer suffix first) > any
-//   2. path: exact > template (more literal segments first) > prefix (longer first) > regex > any
+//   2. path: exact > template (more literal segments first) > regex > prefix (longer first) > any
+//      (as in NGINX, a matching regex beats a prefix; an exact path beats both)
 //   3. more header and query conditions first
 //   4. a method list before no method list
 // The first route that matches in that order wins. A request that some route would take but for

@@ -6,13 +6,14 @@
 //   /garbage            answers bytes that are not HTTP, then closes
 //   /close-early        sends half a status line, then closes
 //   /reset              resets the connection (TCP RST) without answering
+//   /reset-mid-body     sends a head and part of the body, then resets
 //   /status/CODE        answers CODE with a small JSON body
 //   /until-close        body delimited by closing the connection (no length, no chunking)
 // Also runnable: node upstream.mjs --port 9001 --name products
 import http from 'node:http';
 import crypto from 'node:crypto';
 
-export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1' } = {}) {
+export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1', keepAliveTimeout = 30000 } = {}) {
   const state = { requests: 0, connections: 0 };
   const server = http.createServer((req, res) => {
     state.requests++;
@@ -67,6 +68,12 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1' 
       req.socket.end('HTTP/1.1 200 O');
       return;
     }
+    if (path.startsWith('/reset-mid-body')) {
+      req.resume();
+      req.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\npartial body');
+      setTimeout(() => req.socket.resetAndDestroy(), 50);
+      return;
+    }
     if (path === '/reset') {
       req.socket.resetAndDestroy();
       return;
@@ -88,7 +95,7 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1' 
       headers: req.rawHeaders, body_bytes: bytes,
     }));
   });
-  server.keepAliveTimeout = 30000;
+  server.keepAliveTimeout = keepAliveTimeout;
   server.on('connection', () => { state.connections++; });
   return new Promise((resolve) => {
     server.listen(port, host, () => {

@@ -1,1 +1,788 @@
+#include "config/config.h"
+
 #include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "filters/filter.h"
+#include "http/message.h"
+
+namespace gatehouse::config {
+namespace {
+
+// A listener, an upstream "app" and an upstream "other"; tests append their routes.
+constexpr const char* kHead = R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+upstreams:
+  app:
+    targets:
+      - address: 127.0.0.1:9001
+  other:
+    targets:
+      - address: 127.0.0.1:9002
+)";
+
+// kHead plus one plain route.
+std::string with_routes(const std::string& routes) { return std::string(kHead) + "routes:\n" + routes; }
+const std::string kMinimal = with_routes("  - match: { path: /api/* }\n    to: app\n");
+
+std::string dump(const std::vector<ConfigError>& errors) {
+  std::string s;
+  for (const auto& e : errors) s += "  " + e.to_string() + "\n";
+  return s;
+}
+
+// Parses text that must be invalid and returns its errors.
+std::vector<ConfigError> errors_of(const std::string& text) {
+  std::vector<ConfigError> errors;
+  auto c = parse_config(text, "test.yaml", &errors);
+  EXPECT_FALSE(c.has_value()) << "expected errors for:\n" << text;
+  EXPECT_FALSE(errors.empty());
+  return errors;
+}
+
+// Parses text that must be valid.
+Config load(const std::string& text) {
+  std::vector<ConfigError> errors;
+  auto c = parse_config(text, "test.yaml", &errors);
+  EXPECT_TRUE(c.has_value()) << "unexpected errors:\n" << dump(errors) << "for:\n" << text;
+  EXPECT_TRUE(errors.empty());
+  return c.value_or(Config{});
+}
+
+// True when some error has exactly this path and a message containing `part`.
+bool has_error(const std::vector<ConfigError>& errors, const std::string& path,
+               const std::string& part) {
+  for (const auto& e : errors) {
+    if (e.path == path && e.message.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+#define EXPECT_HAS_ERROR(errors, path, part) \
+  EXPECT_TRUE(has_error(errors, path, part)) << "want " << path << ": ..." << part << "...\ngot:\n" << dump(errors)
+
+TEST(ConfigTest, MinimalConfigLoads) {
+  Config c = load(kMinimal);
+  EXPECT_EQ(c.file, "test.yaml");
+  ASSERT_EQ(c.server.listen.size(), 1u);
+  EXPECT_EQ(c.server.listen[0].address.to_string(), "127.0.0.1:8080");
+  ASSERT_EQ(c.upstreams.size(), 2u);
+  EXPECT_EQ(c.upstreams[0].name, "app");
+  ASSERT_EQ(c.upstreams[0].targets.size(), 1u);
+  EXPECT_EQ(c.upstreams[0].targets[0].address.port, 9001);
+  EXPECT_EQ(c.upstreams[0].targets[0].weight, 1u);
+  EXPECT_EQ(c.upstreams[0].balance, Balance::kRoundRobin);
+  ASSERT_EQ(c.routes.size(), 1u);
+  EXPECT_EQ(c.routes[0].name, "route-0");
+  EXPECT_EQ(c.routes[0].path.kind, PathMatch::Kind::kPrefix);
+  EXPECT_EQ(c.routes[0].path.text, "/api/");
+  ASSERT_EQ(c.routes[0].to.size(), 1u);
+  EXPECT_EQ(c.routes[0].to[0].upstream, "app");
+  EXPECT_EQ(c.routes[0].to[0].upstream_index, 0u);
+  // Defaults.
+  EXPECT_EQ(c.server.limits.max_header_bytes, 32u * 1024);
+  EXPECT_EQ(c.observability.request_id_header, "x-request-id");
+}
+
+TEST(ConfigTest, FullServerSectionLoads) {
+  Config c = load(R"(server:
+  workers: 4
+  listen:
+    - address: 0.0.0.0:8080
+    - address: "[::1]:8081"
+  limits:
+    max_header_bytes: 16KiB
+    max_body_bytes: 1MiB
+    max_connections: 500
+    max_headers: 50
+  timeouts: { header_read: 5s, idle: 250ms, drain: 1m }
+  trusted_proxies: [10.0.0.0/8, "::1"]
+observability:
+  request_id_header: X-Trace-Id
+  access_log: { path: off, format: json }
+upstreams:
+  app:
+    targets:
+      - { address: 127.0.0.1:9001, weight: 3 }
+    balance: least_request
+    timeouts: { connect: 250ms, response: 2s }
+routes:
+  - name: all
+    match: { path: /x }
+    to: app
+)");
+  EXPECT_EQ(c.server.workers, 4);
+  ASSERT_EQ(c.server.listen.size(), 2u);
+  EXPECT_TRUE(c.server.listen[1].address.v6);
+  EXPECT_EQ(c.server.limits.max_header_bytes, 16u * 1024);
+  EXPECT_EQ(c.server.limits.max_body_bytes, 1024u * 1024);
+  EXPECT_EQ(c.server.limits.max_connections, 500u);
+  EXPECT_EQ(c.server.limits.max_headers, 50u);
+  EXPECT_EQ(c.server.timeouts.header_read, Duration(5'000));
+  EXPECT_EQ(c.server.timeouts.idle, Duration(250));
+  EXPECT_EQ(c.server.timeouts.drain, Duration(60'000));
+  ASSERT_EQ(c.server.trusted_proxies.size(), 2u);
+  EXPECT_EQ(c.observability.request_id_header, "x-trace-id");
+  EXPECT_EQ(c.observability.access_log.sink, AccessLog::Sink::kOff);
+  EXPECT_EQ(c.upstreams[0].targets[0].weight, 3u);
+  EXPECT_EQ(c.upstreams[0].balance, Balance::kLeastRequest);
+  EXPECT_EQ(c.upstreams[0].connect_timeout, Duration(250));
+  EXPECT_EQ(c.upstreams[0].response_timeout, Duration(2'000));
+  EXPECT_EQ(c.routes[0].name, "all");
+  EXPECT_EQ(c.routes[0].path.kind, PathMatch::Kind::kExact);
+}
+
+TEST(ConfigTest, ErrorFormatIsFileLineColPathMessage) {
+  ConfigError e{"a.yaml", 3, 7, "routes[1].match.path", "boom"};
+  EXPECT_EQ(e.to_string(), "a.yaml:3:7: routes[1].match.path: boom");
+}
+
+TEST(ConfigTest, UnknownKeyIsReportedAtTheKey) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+  bogus: 1
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:4:3: server.bogus: unknown key 'bogus' (expected one of: workers, listen, "
+            "limits, timeouts, trusted_proxies)");
+}
+
+TEST(ConfigTest, BadDurationIsReportedAtTheValue) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+  timeouts:
+    idle: 5 parsecs
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:5:11: server.timeouts.idle: invalid duration '5 parsecs' (expected e.g. "
+            "250ms, 2s, 5m, 1h)");
+}
+
+TEST(ConfigTest, DanglingUpstreamIsReportedAtTheName) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+  - match: { path: /b }
+    to: nope
+)"));
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  // kHead has 10 lines, "routes:" is line 11, the second route's `to` is line 15.
+  EXPECT_EQ(errors[0].to_string(), "test.yaml:15:9: routes[1].to: unknown upstream 'nope'");
+}
+
+TEST(ConfigTest, DanglingUpstreamInWeightedList) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: /a }
+    to:
+      - { upstream: app, weight: 1 }
+      - { upstream: ghost, weight: 1 }
+)"));
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].line, 15);
+  EXPECT_EQ(errors[0].column, 21);
+  EXPECT_EQ(errors[0].path, "routes[0].to[1].upstream");
+  EXPECT_EQ(errors[0].message, "unknown upstream 'ghost'");
+}
+
+TEST(ConfigTest, ReportsEveryErrorNotOnlyTheFirst) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+  limits:
+    max_body_bytes: huge
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: missing
+colour: blue
+)");
+  ASSERT_EQ(errors.size(), 3u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "server.limits.max_body_bytes", "invalid size 'huge'");
+  EXPECT_HAS_ERROR(errors, "routes[0].to", "unknown upstream 'missing'");
+  EXPECT_HAS_ERROR(errors, "colour", "unknown key 'colour'");
+  for (const auto& e : errors) {
+    EXPECT_EQ(e.file, "test.yaml");
+    EXPECT_GT(e.line, 0) << e.to_string();
+    EXPECT_GT(e.column, 0) << e.to_string();
+  }
+}
+
+TEST(ConfigTest, UnknownKeysAtEveryLevel) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+      port: 80
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001, wieght: 2 } ]
+    balanse: random
+routes:
+  - match: { path: /a, verb: GET }
+    to: app
+    extra: 1
+)");
+  EXPECT_EQ(errors.size(), 5u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "server.listen[0].port", "unknown key 'port'");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.targets[0].wieght", "unknown key 'wieght'");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.balanse", "unknown key 'balanse'");
+  EXPECT_HAS_ERROR(errors, "routes[0].match.verb", "unknown key 'verb'");
+  EXPECT_HAS_ERROR(errors, "routes[0].extra", "unknown key 'extra'");
+}
+
+TEST(ConfigTest, DuplicateKeys) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+  workers: 2
+  workers: 3
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].to_string(), "test.yaml:5:3: server.workers: duplicate key 'workers'");
+}
+
+TEST(ConfigTest, DuplicateUpstreamsRoutesAndPlugins) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+  app:
+    targets: [ { address: 127.0.0.1:9002 } ]
+routes:
+  - name: r
+    match: { path: /a }
+    to: app
+  - name: r
+    match: { path: /b }
+    to: app
+    plugins:
+      request_size: { max_body_bytes: 1KiB }
+      request_size: { max_body_bytes: 2KiB }
+)");
+  EXPECT_EQ(errors.size(), 3u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "upstreams.app", "duplicate upstream 'app'");
+  EXPECT_HAS_ERROR(errors, "routes[1].name", "duplicate route name 'r'");
+  EXPECT_HAS_ERROR(errors, "routes[1].plugins.request_size", "duplicate plugin 'request_size'");
+}
+
+TEST(ConfigTest, BadDurationsAndSizes) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+  limits:
+    max_header_bytes: 32TB
+    max_uri_bytes: 10
+  timeouts:
+    header_read: 10
+    drain: 1d
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    timeouts: { connect: fast }
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  EXPECT_EQ(errors.size(), 5u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "server.limits.max_header_bytes", "invalid size '32TB'");
+  EXPECT_HAS_ERROR(errors, "server.limits.max_uri_bytes", "must be at least 64");
+  EXPECT_HAS_ERROR(errors, "server.timeouts.header_read", "invalid duration '10'");
+  EXPECT_HAS_ERROR(errors, "server.timeouts.drain", "invalid duration '1d'");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.timeouts.connect", "invalid duration 'fast'");
+}
+
+TEST(ConfigTest, BadAddresses) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+    - address: 0.0.0.0
+    - address: localhost:8081
+    - address: 127.0.0.1:70000
+  trusted_proxies: [10.0.0.0/8, 10.0.0.0/40]
+upstreams:
+  app:
+    targets:
+      - address: "[::1]"
+      - address: 127.0.0.1:http
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  EXPECT_EQ(errors.size(), 6u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "server.listen[1].address", "invalid address '0.0.0.0'");
+  // Listeners take IP literals only.
+  EXPECT_HAS_ERROR(errors, "server.listen[2].address", "'localhost' is not an IP address");
+  EXPECT_HAS_ERROR(errors, "server.listen[3].address", "invalid port '70000'");
+  EXPECT_HAS_ERROR(errors, "server.trusted_proxies[1]", "invalid CIDR '10.0.0.0/40'");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.targets[0].address", "invalid address '[::1]'");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.targets[1].address", "invalid port 'http'");
+}
+
+TEST(ConfigTest, MissingListenerAndRoutes) {
+  auto errors = errors_of("server:\n  workers: 2\n");
+  EXPECT_EQ(errors.size(), 2u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "server.listen", "at least one listener is required");
+  EXPECT_HAS_ERROR(errors, "routes", "at least one route is required");
+}
+
+TEST(ConfigTest, EmptyFileAndSyntaxError) {
+  auto empty = errors_of("");
+  ASSERT_EQ(empty.size(), 1u);
+  EXPECT_EQ(empty[0].message, "the config file is empty");
+
+  auto syntax = errors_of("server:\n  listen: [\n");
+  ASSERT_EQ(syntax.size(), 1u);
+  EXPECT_EQ(syntax[0].path, "(syntax)");
+  EXPECT_GT(syntax[0].line, 0);
+}
+
+TEST(ConfigTest, BadRegexes) {
+  auto errors = errors_of(with_routes(R"(  - match: { path_regex: "^/orders/([0-9]+$" }
+    to: app
+  - match:
+      path: /h
+      headers: { x-version: { regex: "[" } }
+    to: app
+)"));
+  EXPECT_EQ(errors.size(), 2u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "routes[0].match.path_regex", "invalid regex");
+  EXPECT_HAS_ERROR(errors, "routes[1].match.headers.x-version.regex", "invalid regex");
+}
+
+TEST(ConfigTest, BadPaths) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: api }
+    to: app
+  - match: { path: /a/*/b }
+    to: app
+  - match: { path: "/a/{1x}" }
+    to: app
+  - match: { path: "/a/{id}/{id}" }
+    to: app
+  - match: { path: /a, path_regex: "^/a$" }
+    to: app
+)"));
+  EXPECT_EQ(errors.size(), 5u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "routes[0].match.path", "must start with '/'");
+  EXPECT_HAS_ERROR(errors, "routes[1].match.path", "'*' may only end a path");
+  EXPECT_HAS_ERROR(errors, "routes[2].match.path", "invalid template segment '{1x}'");
+  EXPECT_HAS_ERROR(errors, "routes[3].match.path", "parameter '{id}' appears twice");
+  EXPECT_HAS_ERROR(errors, "routes[4].match.path_regex", "either path or path_regex");
+}
+
+TEST(ConfigTest, RouteNeedsMatchAndTo) {
+  auto errors = errors_of(with_routes("  - name: lonely\n"));
+  EXPECT_EQ(errors.size(), 2u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "routes[0].match", "'match' is required");
+  EXPECT_HAS_ERROR(errors, "routes[0].to", "'to' is required");
+}
+
+TEST(ConfigTest, MatchConditionsAreParsed) {
+  Config c = load(with_routes(R"(  - match:
+      host: ["API.Example.com", "*.Example.org"]
+      path: "/users/{id}/posts/{post}"
+      methods: [get, POST]
+      headers: { X-Client: mobile, x-v: { regex: "v[0-9]+" }, x-a: { present: true }, x-b: { present: false } }
+      query: { debug: "1" }
+    to: app
+)"));
+  const Route& r = c.routes[0];
+  ASSERT_EQ(r.hosts.size(), 2u);
+  EXPECT_EQ(r.hosts[0].host, "api.example.com");
+  EXPECT_FALSE(r.hosts[0].wildcard);
+  EXPECT_EQ(r.hosts[1].host, ".example.org");
+  EXPECT_TRUE(r.hosts[1].wildcard);
+  EXPECT_EQ(r.path.kind, PathMatch::Kind::kTemplate);
+  EXPECT_EQ(r.path.segments, (std::vector<std::string>{"users", "{id}", "posts", "{post}"}));
+  EXPECT_EQ(r.methods, (std::vector<std::string>{"GET", "POST"}));
+  ASSERT_EQ(r.headers.size(), 4u);
+  EXPECT_EQ(r.headers[0].name, "x-client");
+  EXPECT_EQ(r.headers[0].kind, ValueMatch::Kind::kExact);
+  EXPECT_EQ(r.headers[0].value, "mobile");
+  EXPECT_EQ(r.headers[1].kind, ValueMatch::Kind::kRegex);
+  EXPECT_EQ(r.headers[2].kind, ValueMatch::Kind::kPresent);
+  EXPECT_EQ(r.headers[3].kind, ValueMatch::Kind::kAbsent);
+  ASSERT_EQ(r.query.size(), 1u);
+  EXPECT_EQ(r.query[0].name, "debug");
+  EXPECT_EQ(r.query[0].value, "1");
+}
+
+TEST(ConfigTest, BadMatchValues) {
+  auto errors = errors_of(with_routes(R"(  - match:
+      path: /a
+      methods: ["GE T"]
+      host: "a/b"
+      headers: { "bad header": x, x-a: { present: maybe }, x-b: { regex: a, present: true } }
+      query: [debug]
+    to: app
+)"));
+  EXPECT_EQ(errors.size(), 6u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "routes[0].match.methods", "invalid method 'GE T'");
+  EXPECT_HAS_ERROR(errors, "routes[0].match.host", "invalid host 'a/b'");
+  EXPECT_HAS_ERROR(errors, "routes[0].match.headers.bad header", "invalid header name");
+  EXPECT_HAS_ERROR(errors, "routes[0].match.headers.x-a.present", "expected true or false");
+  EXPECT_HAS_ERROR(errors, "routes[0].match.headers.x-b", "expected a value");
+  EXPECT_HAS_ERROR(errors, "routes[0].match.query", "expected a mapping");
+}
+
+TEST(ConfigTest, NotYetSupportedTopLevelKeys) {
+  for (const char* key : {"admin", "redis", "consumers", "jwt_providers"}) {
+    auto errors = errors_of(kMinimal + key + ":\n  x: 1\n");
+    ASSERT_EQ(errors.size(), 1u) << key << "\n" << dump(errors);
+    EXPECT_EQ(errors[0].path, key);
+    EXPECT_EQ(errors[0].message,
+              "'" + std::string(key) + "' is not supported yet by this version of gatehouse");
+    EXPECT_EQ(errors[0].column, 1);
+  }
+}
+
+TEST(ConfigTest, NotYetSupportedListenerTls) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8443
+      tls: { certificates: [] }
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:4:7: server.listen[0].tls: 'tls' is not supported yet by this version of "
+            "gatehouse");
+}
+
+TEST(ConfigTest, NotYetSupportedUpstreamKeys) {
+  for (const char* key : {"retry", "circuit_breaker", "health_check"}) {
+    auto errors = errors_of(std::string(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    )") + key + R"(: { x: 1 }
+routes:
+  - match: { path: /a }
+    to: app
+)");
+    ASSERT_EQ(errors.size(), 1u) << key << "\n" << dump(errors);
+    EXPECT_EQ(errors[0].path, std::string("upstreams.app.") + key);
+    EXPECT_NE(errors[0].message.find("not supported yet"), std::string::npos) << errors[0].message;
+    EXPECT_EQ(errors[0].line, 7);
+    EXPECT_EQ(errors[0].column, 5);
+  }
+}
+
+TEST(ConfigTest, NotYetSupportedRouteKeys) {
+  // An aggregate route needs no `to`: the only error is the unsupported key.
+  auto aggregate = errors_of(with_routes(R"(  - match: { path: "/page/{id}" }
+    aggregate: { timeout: 800ms }
+)"));
+  ASSERT_EQ(aggregate.size(), 1u) << dump(aggregate);
+  EXPECT_HAS_ERROR(aggregate, "routes[0].aggregate", "not supported yet");
+
+  auto transcode = errors_of(with_routes(R"(  - match: { path: "/r/{id}" }
+    to: app
+    grpc_transcode: { method: a.B/C }
+)"));
+  ASSERT_EQ(transcode.size(), 1u) << dump(transcode);
+  EXPECT_HAS_ERROR(transcode, "routes[0].grpc_transcode", "not supported yet");
+}
+
+TEST(ConfigTest, NotYetSupportedPlugin) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      key_auth: { header: x-api-key }
+)"));
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:15:7: routes[0].plugins.key_auth: plugin 'key_auth' is not supported yet by "
+            "this version of gatehouse");
+}
+
+TEST(ConfigTest, UnknownPlugin) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      frobnicate: {}
+)"));
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].path, "routes[0].plugins.frobnicate");
+  EXPECT_EQ(errors[0].message.rfind("unknown plugin 'frobnicate' (known: request_size", 0), 0u)
+      << errors[0].message;
+}
+
+TEST(ConfigTest, RequestSizePluginParsesAndApplies) {
+  Config c = load(with_routes(R"(  - match: { path: /upload }
+    to: app
+    plugins:
+      request_size: { max_body_bytes: 64KiB }
+)"));
+  ASSERT_EQ(c.routes[0].filters.size(), 1u);
+  const auto& f = *c.routes[0].filters[0];
+  EXPECT_EQ(f.name(), "request_size");
+
+  http::RequestHead req;
+  req.framing = http::Framing::kContentLength;
+  filters::RequestContext ctx;
+  ctx.request = &req;
+
+  req.content_length = 64 * 1024;  // exactly the limit: allowed
+  ctx.max_body_bytes = 10 * 1024 * 1024;
+  EXPECT_EQ(f.on_request(ctx), filters::FilterStatus::kContinue);
+  EXPECT_EQ(ctx.max_body_bytes, 64u * 1024);  // lowered for a chunked body, too
+
+  req.content_length = 64 * 1024 + 1;
+  ctx.reset();
+  ctx.max_body_bytes = 10 * 1024 * 1024;
+  EXPECT_EQ(f.on_request(ctx), filters::FilterStatus::kRespond);
+  EXPECT_EQ(ctx.reply.status, 413);
+  EXPECT_EQ(ctx.reply.code, "body_too_large");
+}
+
+TEST(ConfigTest, RequestSizePluginErrors) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      request_size: { max_body_bytes: lots }
+  - match: { path: /b }
+    to: app
+    plugins:
+      request_size: {}
+  - match: { path: /c }
+    to: app
+    plugins:
+      request_size: { max_body_bytes: 1KiB, min: 1 }
+)"));
+  EXPECT_EQ(errors.size(), 3u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.request_size.max_body_bytes", "invalid size 'lots'");
+  EXPECT_HAS_ERROR(errors, "routes[1].plugins.request_size", "'max_body_bytes' is required");
+  EXPECT_HAS_ERROR(errors, "routes[2].plugins.request_size.min", "unknown key 'min'");
+}
+
+TEST(ConfigTest, RewritePathMustUseCapturedParams) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: "/items/{id}" }
+    rewrite: { path: "/v2/{name}" }
+    to: app
+)"));
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].path, "routes[0].rewrite.path");
+  EXPECT_EQ(errors[0].message, "'{name}' is not captured by this route's path (captures: id)");
+
+  auto none = errors_of(with_routes(R"(  - match: { path: /items }
+    rewrite: { path: "/v2/{id}" }
+    to: app
+)"));
+  ASSERT_EQ(none.size(), 1u) << dump(none);
+  EXPECT_HAS_ERROR(none, "routes[0].rewrite.path", "(captures: none)");
+}
+
+TEST(ConfigTest, RewritePathFromTemplateAndRegexCaptures) {
+  Config c = load(with_routes(R"(  - match: { path: "/items/{id}" }
+    rewrite: { path: "/v2/items/{id}" }
+    to: app
+  - match: { path_regex: "^/o/(?P<oid>[0-9]+)$" }
+    rewrite: { path: "/orders/{oid}", host: backend.internal }
+    to: app
+  - match: { path: /api/* }
+    rewrite: { strip_prefix: /api }
+    to: app
+  - match: { path: /v1/* }
+    rewrite: { replace_prefix: { from: /v1, to: /v2 } }
+    to: app
+)"));
+  EXPECT_EQ(c.routes[0].rewrite.path_template, "/v2/items/{id}");
+  EXPECT_EQ(c.routes[1].rewrite.path_template, "/orders/{oid}");
+  EXPECT_EQ(c.routes[1].rewrite.host, "backend.internal");
+  EXPECT_EQ(c.routes[2].rewrite.strip_prefix, "/api");
+  ASSERT_TRUE(c.routes[3].rewrite.replace_prefix.has_value());
+  EXPECT_EQ(c.routes[3].rewrite.replace_prefix->first, "/v1");
+  EXPECT_EQ(c.routes[3].rewrite.replace_prefix->second, "/v2");
+}
+
+TEST(ConfigTest, RewriteRulesAreExclusive) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: /api/* }
+    rewrite: { strip_prefix: /api, replace_prefix: { from: /api, to: /v2 } }
+    to: app
+  - match: { path: /b/* }
+    rewrite: { strip_prefix: b }
+    to: app
+)"));
+  EXPECT_EQ(errors.size(), 2u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "routes[0].rewrite", "use only one of");
+  EXPECT_HAS_ERROR(errors, "routes[1].rewrite.strip_prefix", "must start with '/'");
+}
+
+TEST(ConfigTest, HashOnNeedsConsistentHash) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    hash_on: "header:x-user-id"
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:7:14: upstreams.app.hash_on: hash_on needs balance: consistent_hash");
+}
+
+TEST(ConfigTest, HashOnKinds) {
+  Config c = load(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+upstreams:
+  h:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    hash_on: "header:X-User-Id"
+    balance: consistent_hash
+  c:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    balance: consistent_hash
+    hash_on: "cookie:Session"
+  i:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    balance: consistent_hash
+    hash_on: ip
+routes:
+  - match: { path: /a }
+    to: h
+)");
+  ASSERT_EQ(c.upstreams.size(), 3u);
+  EXPECT_EQ(c.upstreams[0].balance, Balance::kConsistentHash);
+  EXPECT_EQ(c.upstreams[0].hash_on.kind, HashOn::Kind::kHeader);
+  EXPECT_EQ(c.upstreams[0].hash_on.name, "x-user-id");
+  EXPECT_EQ(c.upstreams[1].hash_on.kind, HashOn::Kind::kCookie);
+  EXPECT_EQ(c.upstreams[1].hash_on.name, "Session");  // cookie names are case-sensitive
+  EXPECT_EQ(c.upstreams[2].hash_on.kind, HashOn::Kind::kClientIp);
+
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+upstreams:
+  h:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    balance: fastest
+  i:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    balance: consistent_hash
+    hash_on: "query:x"
+routes:
+  - match: { path: /a }
+    to: h
+)");
+  EXPECT_EQ(errors.size(), 2u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "upstreams.h.balance", "unknown balance 'fastest'");
+  EXPECT_HAS_ERROR(errors, "upstreams.i.hash_on", "invalid hash_on 'query:x'");
+}
+
+TEST(ConfigTest, WeightedSplitResolvesUpstreams) {
+  Config c = load(with_routes(R"(  - match: { path: /a }
+    to:
+      - { upstream: other, weight: 5 }
+      - { upstream: app, weight: 95 }
+)"));
+  const auto& to = c.routes[0].to;
+  ASSERT_EQ(to.size(), 2u);
+  EXPECT_EQ(to[0].upstream, "other");
+  EXPECT_EQ(to[0].upstream_index, 1u);
+  EXPECT_EQ(to[0].weight, 5u);
+  EXPECT_EQ(to[1].upstream_index, 0u);
+  EXPECT_EQ(to[1].weight, 95u);
+}
+
+TEST(ConfigTest, WeightsSummingToZeroAreAnError) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: /a }
+    to:
+      - { upstream: app, weight: 0 }
+      - { upstream: other, weight: 0 }
+)"));
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].path, "routes[0].to");
+  EXPECT_EQ(errors[0].message, "the weights add up to 0");
+  EXPECT_EQ(errors[0].line, 14);
+
+  // One zero weight next to a positive one is fine (a drained canary).
+  Config c = load(with_routes(R"(  - match: { path: /a }
+    to:
+      - { upstream: app, weight: 0 }
+      - { upstream: other, weight: 1 }
+)"));
+  EXPECT_EQ(c.routes[0].to[0].weight, 0u);
+}
+
+TEST(ConfigTest, UpstreamNeedsTargetsAndValidWeights) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+upstreams:
+  empty:
+    balance: random
+  heavy:
+    targets: [ { address: 127.0.0.1:9001, weight: 0 } ]
+  proto:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    protocol: grpc
+routes:
+  - match: { path: /a }
+    to: heavy
+)");
+  EXPECT_EQ(errors.size(), 3u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "upstreams.empty.targets", "at least one target is required");
+  EXPECT_HAS_ERROR(errors, "upstreams.heavy.targets[0].weight", "must be between 1 and 10000");
+  EXPECT_HAS_ERROR(errors, "upstreams.proto.protocol", "not supported yet");
+}
+
+TEST(ConfigTest, ObservabilityErrors) {
+  auto errors = errors_of(kMinimal + R"(observability:
+  request_id_header: "x id"
+  access_log: { path: "", format: text }
+  tracing: { sample_ratio: 0.1 }
+)");
+  EXPECT_EQ(errors.size(), 4u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "observability.request_id_header", "not a valid header name");
+  EXPECT_HAS_ERROR(errors, "observability.access_log.path", "must not be empty");
+  EXPECT_HAS_ERROR(errors, "observability.access_log.format", "unknown format 'text'");
+  EXPECT_HAS_ERROR(errors, "observability.tracing", "not supported yet");
+}
+
+TEST(ConfigTest, LoadConfigReportsUnreadableFile) {
+  std::vector<ConfigError> errors;
+  EXPECT_FALSE(load_config("/nonexistent/gatehouse.yaml", &errors).has_value());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].to_string(), "/nonexistent/gatehouse.yaml:0:0: (file): cannot read the config file");
+}
+
+}  // namespace
+}  // namespace gatehouse::config

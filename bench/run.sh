@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# Gatehouse vs nginx vs HAProxy: one worker/thread each, reverse-proxying the same nginx backend
+# (small static body, keep-alive), loaded by the same wrk run in interleaved rounds.
+#
+# Prints per round and as medians: requests/s, p99 latency (wrk --latency) and proxy CPU
+# microseconds per request (utime+stime from /proc/PID/stat, before/after each round), then the
+# ratios gatehouse/nginx and gatehouse/haproxy.
+#
+# Everything runs on 127.0.0.1; every step is bounded in time; everything started is killed on exit.
+# See bench/README.md. Quick smoke test:  DURATION=2s ROUNDS=1 WARMUP=0 bench/run.sh
+set -euo pipefail
+
+# ---- knobs (environment) -------------------------------------------------------------------
+DURATION=${DURATION:-10s}          # wrk -d per proxy per round (wrk syntax: 10s, 1m, ...)
+CONNECTIONS=${CONNECTIONS:-50}     # wrk -c (keep-alive connections)
+THREADS=${THREADS:-1}              # wrk -t
+ROUNDS=${ROUNDS:-3}                # interleaved rounds: gatehouse, nginx, haproxy, gatehouse, ...
+WARMUP=${WARMUP:-1s}               # untimed wrk run per proxy before round 1 ("0" to skip)
+BODY_BYTES=${BODY_BYTES:-100}      # size of the static body the backend serves
+URL_PATH=${URL_PATH:-/body.txt}    # path requested through the proxies
+PROXIES=${PROXIES:-"gatehouse nginx haproxy"}   # subset/order of proxies to run
+PIN=${PIN:-0}                      # 1: taskset proxies onto PROXY_CPU, wrk + backend onto LOAD_CPU
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+BASE_PORT=${BASE_PORT:-}           # first of 4 consecutive ports; empty: pick free ports
+READY_TIMEOUT=${READY_TIMEOUT:-15} # seconds to wait for each server to answer
+GATEHOUSE_WAIT=${GATEHOUSE_WAIT:-0} # seconds to wait for a missing gatehouse binary to appear
+CSV=${CSV:-}                       # optional file: per-round results as CSV
+KEEP_TMP=${KEEP_TMP:-0}            # 1: keep the generated configs and logs
+GATEHOUSE_BIN=${GATEHOUSE_BIN:-/work/main/build/gatehouse}
+NGINX_BIN=${NGINX_BIN:-nginx}
+HAPROXY_BIN=${HAPROXY_BIN:-haproxy}
+WRK_BIN=${WRK_BIN:-wrk}
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+for p in $PROXIES; do
+  case $p in gatehouse | nginx | haproxy) ;; *) die "unknown proxy '$p' in PROXIES" ;; esac
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+[[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
+[[ $THREADS =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer"
+((CONNECTIONS >= THREADS)) || die "CONNECTIONS must be >= THREADS"
+
+# Duration in whole seconds (for the timeout around wrk).
+to_seconds() {
+  local d=$1
+  case $d in
+    *ms) echo 1 ;;
+    *s) echo "${d%s}" ;;
+    *m) echo $((${d%m} * 60)) ;;
+    *h) echo $((${d%h} * 3600)) ;;
+    *) echo "$d" ;;
+  esac
+}
+DUR_S=$(to_seconds "$DURATION")
+[[ $DUR_S =~ ^[0-9]+$ ]] || die "cannot parse DURATION='$DURATION' (use e.g. 10s, 1m)"
+WARMUP_S=0
+if [[ $WARMUP != 0 && -n $WARMUP ]]; then
+  WARMUP_S=$(to_seconds "$WARMUP")
+  [[ $WARMUP_S =~ ^[0-9]+$ ]] || die "cannot parse WARMUP='$WARMUP'"
+fi
+
+for tool in "$WRK_BIN" curl ss awk; do command -v "$tool" >/dev/null || die "'$tool' not found"; done
+command -v "$NGINX_BIN" >/dev/null || die "nginx not found (scripts/install-deps.sh installs it)"
+[[ " $PROXIES " == *" haproxy "* ]] && { command -v "$HAPROXY_BIN" >/dev/null || die "haproxy not found"; }
+[[ $PIN == 1 ]] && { command -v taskset >/dev/null || die "PIN=1 needs taskset"; }
+
+if [[ " $PROXIES " == *" gatehouse "* ]]; then
+  waited=0
+  while [[ ! -x $GATEHOUSE_BIN ]]; do
+    ((waited < GATEHOUSE_WAIT)) || die "gatehouse binary not found at $GATEHOUSE_BIN (set GATEHOUSE_BIN, or GATEHOUSE_WAIT=SECONDS to wait for a build)"
+    ((waited % 10 == 0)) && log "waiting for $GATEHOUSE_BIN ..."
+    sleep 1; waited=$((waited + 1))
+  done
+fi
+
+CLK_TCK=$(getconf CLK_TCK)
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---- process bookkeeping and cleanup -------------------------------------------------------
+TMP=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+chmod 755 "$TMP"
+PIDS=()   # everything we started (plus nginx workers once known)
+WRK_PID=""  # the running load generator, if any
+
+cleanup() {
+  local rc=$? pid
+  set +e
+  trap - EXIT INT TERM
+  [[ -n $WRK_PID ]] && kill -TERM "$WRK_PID" 2>/dev/null
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 30); do
+    local alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ $KEEP_TMP == 1 ]]; then log "configs and logs kept in $TMP"; else rm -rf "$TMP"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Start "$@" in the background (pinned when asked), stdout+stderr to a log; sets STARTED_PID.
+start() {
+  local cpu=$1 logf=$2; shift 2
+  if [[ $PIN == 1 ]]; then
+    taskset -c "$cpu" "$@" >"$logf" 2>&1 &
+  else
+    "$@" >"$logf" 2>&1 &
+  fi
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+}
+
+port_free() { [[ -z $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
+
+pick_ports() {
+  local base tries=0
+  while ((tries < 50)); do
+    if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
+    if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)) && port_free $((base + 3)); then
+      BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
+      return 0
+    fi
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 3)) are not all free"
+    tries=$((tries + 1))
+  done
+  die "could not find 4 free ports"
+}
+
+# Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
+wait_ready() {
+  local name=$1 port=$2 pid=$3 logf=$4 deadline=$((SECONDS + READY_TIMEOUT)) got
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      sed 's/^/    /' "$logf" >&2
+      die "$name exited during startup (log above)"
+    fi
+    got=$(curl -s --max-time 1 -o /dev/null -w '%{http_code} %{size_download}' \
+      "http://127.0.0.1:$port$URL_PATH" 2>/dev/null || true)
+    if [[ $got == "200 $BODY_BYTES" ]]; then return 0; fi
+    sleep 0.1
+  done
+  sed 's/^/    /' "$logf" >&2
+  die "$name did not answer 200 with a $BODY_BYTES-byte body on 127.0.0.1:$port within ${READY_TIMEOUT}s (last: '${got:-none}')"
+}
+
+# utime+stime (clock ticks) summed over the given PIDs; /proc/PID/stat covers all threads.
+cpu_ticks() {
+  local total=0 pid rest f
+  for pid in "$@"; do
+    [[ -r /proc/$pid/stat ]] || die "process $pid is gone"
+    rest=$(</proc/"$pid"/stat)
+    rest=${rest##*) }           # drop "pid (comm) "; comm may contain spaces
+    read -r -a f <<<"$rest"     # f[0]=state ... f[11]=utime f[12]=stime
+    total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+
+# Connections the backend has accepted so far (nginx stub_status), minus this query's own.
+backend_accepts() {
+  local n
+  n=$(curl -s --max-time 2 "http://127.0.0.1:$BACKEND_PORT/_bench_status" | awk 'NR == 3 { print $1 }')
+  [[ $n =~ ^[0-9]+$ ]] && echo $((n - 1)) || echo "?"
+}
+
+# ---- configs -------------------------------------------------------------------------------
+pick_ports
+mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse
+head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
+USER_LINE=""
+[[ $(id -u) == 0 ]] && USER_LINE="user root;"
+
+nginx_common_http() {  # $1 = prefix dir
+  cat <<EOF
+    access_log off;
+    client_body_temp_path $1/client_body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+EOF
+}
+
+cat >"$TMP/backend/nginx.conf" <<EOF
+# Backend: one nginx process serving a small static file over keep-alive.
+daemon off;
+master_process off;
+worker_processes 1;
+pid $TMP/backend/nginx.pid;
+error_log $TMP/backend/error.log warn;
+events { worker_connections 4096; }
+http {
+$(nginx_common_http "$TMP/backend")
+    default_type text/plain;
+    etag off;
+    open_file_cache max=16;
+    server {
+        listen 127.0.0.1:$BACKEND_PORT reuseport backlog=4096;
+        root $TMP/www;
+        location / { }
+        location = /_bench_status { stub_status; }
+    }
+}
+EOF
+
+cat >"$TMP/nginx/nginx.conf" <<EOF
+# nginx as reverse proxy: one worker, upstream keep-alive.
+$USER_LINE
+daemon off;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+$(nginx_common_http "$TMP/nginx")
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGX_PORT backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+
+cat >"$TMP/haproxy/haproxy.cfg" <<EOF
+# HAProxy as reverse proxy: one thread, upstream connection reuse, no logging.
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+frontend fe
+    bind 127.0.0.1:$HAP_PORT
+    default_backend be
+backend be
+    server s1 127.0.0.1:$BACKEND_PORT
+EOF
+
+cat >"$TMP/gatehouse/gatehouse.yaml" <<EOF
+# Gatehouse as reverse proxy: one worker, upstream keep-alive pool, no access log.
+server:
+  workers: 1
+  listen:
+    - address: 127.0.0.1:$GH_PORT
+observability:
+  access_log: { path: "off" }
+upstreams:
+  backend:
+    targets: [ { address: 127.0.0.1:$BACKEND_PORT } ]
+    max_idle_per_target: 64
+routes:
+  - name: all
+    match: { path: /* }
+    to: backend
+EOF
+
+# ---- start servers -------------------------------------------------------------------------
+"$NGINX_BIN" -t -q -p "$TMP/backend" -c "$TMP/backend/nginx.conf" 2>"$TMP/backend/t.log" ||
+  { cat "$TMP/backend/t.log" >&2; die "backend nginx config invalid"; }
+start "$LOAD_CPU" "$TMP/backend/stderr.log" "$NGINX_BIN" -p "$TMP/backend" -c "$TMP/backend/nginx.conf"
+BACKEND_PID=$STARTED_PID
+wait_ready backend "$BACKEND_PORT" "$BACKEND_PID" "$TMP/backend/stderr.log"
+
+declare -A PORT PROC_PIDS
+for p in $PROXIES; do
+  case $p in
+    gatehouse)
+      "$GATEHOUSE_BIN" validate -c "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse/validate.log" 2>&1 ||
+        { cat "$TMP/gatehouse/validate.log" >&2; die "gatehouse config invalid"; }
+      start "$PROXY_CPU" "$TMP/gatehouse/stderr.log" "$GATEHOUSE_BIN" run -c "$TMP/gatehouse/gatehouse.yaml"
+      PORT[$p]=$GH_PORT
+      wait_ready gatehouse "$GH_PORT" "$STARTED_PID" "$TMP/gatehouse/stderr.log"
+      PROC_PIDS[$p]=$STARTED_PID
+      ;;
+    nginx)
+      "$NGINX_BIN" -t -q -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/t.log" ||
+        { cat "$TMP/nginx/t.log" >&2; die "proxy nginx config invalid"; }
+      start "$PROXY_CPU" "$TMP/nginx/stderr.log" "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
+      PORT[$p]=$NGX_PORT
+      wait_ready nginx "$NGX_PORT" "$STARTED_PID" "$TMP/nginx/stderr.log"
+      # CPU is spent in the worker: count master + its children.
+      mapfile -t workers < <(pgrep -P "$STARTED_PID")
+      ((${#workers[@]})) || die "nginx proxy has no worker process"
+      PIDS+=("${workers[@]}")
+      PROC_PIDS[$p]="$STARTED_PID ${workers[*]}"
+      ;;
+    haproxy)
+      "$HAPROXY_BIN" -c -q -f "$TMP/haproxy/haproxy.cfg" >"$TMP/haproxy/check.log" 2>&1 ||
+        { cat "$TMP/haproxy/check.log" >&2; die "haproxy config invalid"; }
+      start "$PROXY_CPU" "$TMP/haproxy/stderr.log" "$HAPROXY_BIN" -db -f "$TMP/haproxy/haproxy.cfg"
+      PORT[$p]=$HAP_PORT
+      wait_ready haproxy "$HAP_PORT" "$STARTED_PID" "$TMP/haproxy/stderr.log"
+      PROC_PIDS[$p]=$STARTED_PID
+      ;;
+  esac
+done
+
+# ---- load ----------------------------------------------------------------------------------
+# Runs wrk against $1 for $2 (wrk duration) with timeout $3 seconds; output into file $4.
+run_wrk() {
+  local port=$1 dur=$2 limit=$3 out=$4 cmd
+  cmd=("$WRK_BIN" -t "$THREADS" -c "$CONNECTIONS" -d "$dur" --latency "http://127.0.0.1:$port$URL_PATH")
+  [[ $PIN == 1 ]] && cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
+  # timeout kills wrk if it hangs; wrk itself is bounded by -d. Run in the background and wait,
+  # so that a signal to this script interrupts the round at once (the trap then kills wrk).
+  timeout -k 5 "$limit" "${cmd[@]}" >"$out" 2>&1 &
+  WRK_PID=$!
+  local rc=0
+  wait "$WRK_PID" || rc=$?
+  WRK_PID=""
+  ((rc == 0)) || { cat "$out" >&2; die "wrk failed or timed out (port $port, exit $rc)"; }
+}
+
+# Latency token (e.g. 812.00us, 1.23ms, 2.01s) -> milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else { printf "nan" } }'
+}
+
+echo "gatehouse bench: $ROUNDS round(s) x ${DURATION} per proxy, wrk -t$THREADS -c$CONNECTIONS --latency," \
+  "GET $URL_PATH (${BODY_BYTES}-byte body), pin=$PIN, CLK_TCK=$CLK_TCK"
+echo "proxies: $PROXIES (one worker/thread each); backend: nginx, 1 process, 127.0.0.1:$BACKEND_PORT"
+echo "versions: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'), $("$HAPROXY_BIN" -v 2>/dev/null | head -1 | awk '{ print "haproxy/" $3 }'), $("$WRK_BIN" -v 2>&1 | head -1 | awk '{ print "wrk/" $2 }')"
+if [[ $PROXIES == *gatehouse* ]]; then
+  echo "gatehouse: $GATEHOUSE_BIN ($("$GATEHOUSE_BIN" version 2>&1 | head -1))"
+fi
+echo
+
+if ((WARMUP_S > 0)); then
+  for p in $PROXIES; do
+    run_wrk "${PORT[$p]}" "$WARMUP" $((WARMUP_S + 30)) "$TMP/warmup-$p.txt"
+  done
+fi
+
+[[ -n $CSV ]] && echo "round,proxy,requests,seconds,rps,p99_ms,cpu_us_per_req,new_upstream_conns,errors" >"$CSV"
+declare -A RPS P99 CPU
+printf '%-6s %-10s %12s %10s %12s %10s %10s  %s\n' round proxy "req/s" "p99 ms" "cpu us/req" requests "up conns" notes
+for ((r = 1; r <= ROUNDS; r++)); do
+  for p in $PROXIES; do
+    out="$TMP/wrk-$r-$p.txt"
+    a0=$(backend_accepts)
+    # shellcheck disable=SC2086
+    t0=$(cpu_ticks ${PROC_PIDS[$p]})
+    run_wrk "${PORT[$p]}" "$DURATION" $((DUR_S + 30)) "$out"
+    # shellcheck disable=SC2086
+    t1=$(cpu_ticks ${PROC_PIDS[$p]})
+    a1=$(backend_accepts)
+    newconns="?"
+    [[ $a0 != "?" && $a1 != "?" ]] && newconns=$((a1 - a0 - 1))
+    reqs=$(awk '/requests in/ { print $1; exit }' "$out")
+    secs=$(awk '/requests in/ { v = $4; sub(/,$/, "", v); print v; exit }' "$out")
+    rps=$(awk '/^Requests\/sec:/ { print $2; exit }' "$out")
+    p99raw=$(awk '$1 == "99%" { print $2; exit }' "$out")
+    [[ -n $reqs && -n $rps && -n $p99raw ]] || { cat "$out" >&2; die "could not parse wrk output"; }
+    p99=$(to_ms "$p99raw")
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$reqs" \
+      'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "nan" }')
+    notes=""
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' "$out")
+    sockerr=$(awk '/Socket errors:/ { sub(/^ *Socket errors: */, ""); print; exit }' "$out")
+    errors=0
+    [[ -n $non2xx ]] && { notes+="non-2xx=$non2xx "; errors=$((errors + non2xx)); }
+    if [[ -n $sockerr ]]; then
+      notes+="socket errors: $sockerr"
+      errors=$((errors + $(echo "$sockerr" | tr -cs '0-9' ' ' | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }')))
+    fi
+    ((errors > 0)) && notes="WARNING $notes"
+    RPS[$p]+="$rps "; P99[$p]+="$p99 "; CPU[$p]+="$cpu "
+    printf '%-6s %-10s %12.1f %10.3f %12s %10s %10s  %s\n' "$r" "$p" "$rps" "$p99" "$cpu" "$reqs" "$newconns" "$notes"
+    [[ -n $CSV ]] && echo "$r,$p,$reqs,$secs,$rps,$p99,$cpu,$newconns,$errors" >>"$CSV"
+    # Every proxy must still be alive for the next round.
+    for pid in ${PROC_PIDS[$p]}; do kill -0 "$pid" 2>/dev/null || die "$p (pid $pid) died during round $r"; done
+  done
+done
+
+# ---- summary -------------------------------------------------------------------------------
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END {
+  if (NR == 0) { print "nan"; exit }
+  if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b; else print "n/a" }'; }
+
+declare -A MRPS MP99 MCPU
+echo
+echo "medians over $ROUNDS round(s):"
+printf '  %-10s %12s %10s %12s\n' proxy "req/s" "p99 ms" "cpu us/req"
+for p in $PROXIES; do
+  MRPS[$p]=$(echo "${RPS[$p]}" | median)
+  MP99[$p]=$(echo "${P99[$p]}" | median)
+  MCPU[$p]=$(echo "${CPU[$p]}" | median)
+  printf '  %-10s %12.1f %10.3f %12.2f\n' "$p" "${MRPS[$p]}" "${MP99[$p]}" "${MCPU[$p]}"
+done
+
+if [[ " $PROXIES " == *" gatehouse "* ]]; then
+  header=0
+  for peer in nginx haproxy; do
+    [[ " $PROXIES " == *" $peer "* ]] || continue
+    if ((header == 0)); then
+      echo
+      echo "ratios gatehouse/peer (of medians):"
+      printf '  %-18s %12s %12s %12s\n' "" "req/s" "p99" "cpu/req"
+      printf '  %-18s %12s %12s %12s\n' "" "(>1 better)" "(<1 better)" "(<1 better)"
+      header=1
+    fi
+    printf '  %-18s %12s %12s %12s\n' "gatehouse/$peer" \
+      "$(ratio "${MRPS[gatehouse]}" "${MRPS[$peer]}")" \
+      "$(ratio "${MP99[gatehouse]}" "${MP99[$peer]}")" \
+      "$(ratio "${MCPU[gatehouse]}" "${MCPU[$peer]}")"
+  done
+fi
