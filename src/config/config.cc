@@ -7,7 +7,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <thread>
+#include <tuple>
 
 #include "config/yaml_reader.h"
 #include "filters/registry.h"
@@ -49,8 +49,11 @@ class Loader {
     if (!r_.check_map(root, "", {"server", "observability", "upstreams", "routes"},
                       {"admin", "redis", "consumers", "jwt_providers"}))
       return c;
-    if (auto n = root["server"]) server(n, &c.server);
-    if (c.server.listen.empty()) r_.error(root, "server.listen", "at least one listener is required");
+    auto srv = root["server"];
+    if (srv) server(srv, &c.server);
+    // Only when none is written: a listener with a bad address has its own error already.
+    if (!srv || !srv.IsMap() || !srv["listen"] || srv["listen"].size() == 0)
+      r_.error(srv ? srv : root, "server.listen", "at least one listener is required");
     if (auto n = root["observability"]) observability(n, &c.observability);
     if (auto n = root["upstreams"]) upstreams(n, &c.upstreams);
     if (auto n = root["routes"]) {
@@ -229,7 +232,7 @@ class Loader {
           up.targets.push_back(target);
         }
       } else {
-        r_.error(t ? t : u, child(path, "targets"), "at least one target is required");
+        r_.error(t ? YAML::Node(t) : u, child(path, "targets"), "at least one target is required");
       }
       if (auto b = u["balance"]) {
         if (auto s = r_.str(b, child(path, "balance"))) {
@@ -632,7 +635,14 @@ std::optional<Config> parse_config(const std::string& text, const std::string& f
                     e.mark.is_null() ? 0 : e.mark.column + 1, "(root)", e.msg};
     errors->push_back(err);
   }
-  if (errors->size() != before) return std::nullopt;
+  if (errors->size() != before) {
+    // In file order, as a reader goes through the file.
+    std::stable_sort(errors->begin() + static_cast<long>(before), errors->end(),
+                     [](const ConfigError& a, const ConfigError& b) {
+                       return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                     });
+    return std::nullopt;
+  }
   return c;
 }
 

@@ -188,7 +188,9 @@ bool parse_fields(LineReader& lines, const ParseLimits& limits, bool request, Me
     switch (h.id) {
       case HeaderId::kContentLength: {
         bool ok = true;
+        bool any = false;
         for_each_element(h.value, [&](std::string_view v) {
+          any = true;
           uint64_t n = 0;
           if (v.size() > 18) ok = false;
           for (char c : v) {
@@ -199,7 +201,7 @@ bool parse_fields(LineReader& lines, const ParseLimits& limits, bool request, Me
           has_cl = true;
           cl = n;
         });
-        if (!ok || h.value.empty()) {
+        if (!ok || !any) {
           *err = fail(bad_status, bad_code, "invalid or conflicting Content-Length");
           return false;
         }
@@ -240,6 +242,9 @@ bool parse_fields(LineReader& lines, const ParseLimits& limits, bool request, Me
     if (h.id != HeaderId::kConnection) continue;
     for_each_element(h.value, [&](std::string_view t) {
       for (auto& other : head->headers) {
+        // Framing and Host are never hop-by-hop: "Connection: Content-Length" must not strip the
+        // length the body is framed by (that would smuggle the body as the next request).
+        if (other.id == HeaderId::kContentLength || other.id == HeaderId::kHost) continue;
         if (!other.hop_by_hop && iequals(other.name, t)) other.hop_by_hop = true;
       }
     });
@@ -310,7 +315,7 @@ ParseStatus parse_request_head(std::string_view data, const ParseLimits& limits,
                                ParseError* err) {
   out->reset();
   out->expect_continue = false;
-  out->query = {};
+  out->method = out->target = out->path = out->query = out->host = {};
   // RFC 9112 2.2: a server SHOULD ignore at least one empty line received before the request-line.
   size_t skipped = 0;
   while (data.size() - skipped >= 2 && data[skipped] == '\r' && data[skipped + 1] == '\n') skipped += 2;

@@ -103,7 +103,10 @@ auto specificity(const config::Route& r) {
   size_t host_len = 0;
   for (const auto& h : r.hosts) {
     host_rank = std::max(host_rank, h.wildcard ? 1 : 2);
-    host_len = std::max(host_len, h.host.size());
+  }
+  // Among wildcards the longer suffix is more specific; exact hosts all rank alike.
+  if (host_rank == 1) {
+    for (const auto& h : r.hosts) host_len = std::max(host_len, h.host.size());
   }
   int path_rank = 0;
   size_t path_len = 0;

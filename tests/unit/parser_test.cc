@@ -95,8 +95,9 @@ TEST(FindHeadEndTest, PipelinedStopsAtTheFirstHead) {
 // ---- requests ----
 
 TEST(ParseRequestTest, SimpleGet) {
-  std::string data = "GET /api/items?id=7&x=1 HTTP/1.1\r\nHost: Example.com:8080\r\nUser-Agent: t\r\n"
-                     "Accept:  */*  \r\n\r\n";
+  std::string data =
+      "GET /api/items?id=7&x=1 HTTP/1.1\r\nHost: Example.com:8080\r\nUser-Agent: t\r\n"
+      "Accept:  */*  \r\n\r\n";
   RequestHead h;
   expect_accepted(data, &h);
   EXPECT_EQ(h.method, "GET");
@@ -206,8 +207,6 @@ TEST(ParseRequestTest, RejectsNonDigitContentLength) {
 }
 
 TEST(ParseRequestTest, RejectsContentLengthWithoutAnyNumber) {
-  GTEST_SKIP() << "BUG: parser.cc:191-202 skips empty list elements, so 'Content-Length: ,' has "
-                  "no value yet is accepted as a body-less request (and forwarded upstream)";
   expect_rejected(req_with("Content-Length: ,\r\n"), 400);
   expect_rejected(req_with("Content-Length: , ,\r\n"), 400);
 }
@@ -237,7 +236,9 @@ TEST(ParseRequestTest, RejectsBareLfLineEndings) {
 TEST(ParseRequestTest, RejectsControlCharactersInValues) {
   expect_rejected(req_with("X-A: a\rb\r\n"), 400);
   expect_rejected(req_with(std::string("X-A: a\0b\r\n", 10)), 400);
-  expect_rejected(req_with("X-A: a\x01" "b\r\n"), 400);
+  expect_rejected(req_with("X-A: a\x01"
+                           "b\r\n"),
+                  400);
   expect_rejected(req_with("X-A: a\x7f\r\n"), 400);
   expect_rejected(req_with("X-A: a\x1b[0m\r\n"), 400);
   // HTAB and obs-text are allowed.
@@ -325,9 +326,6 @@ TEST(ParseRequestTest, HostRules) {
 }
 
 TEST(ParseRequestTest, HostIsClearedBetweenRequests) {
-  GTEST_SKIP() << "BUG: parser.cc:311-313 parse_request_head does not reset out->host, so an "
-                  "HTTP/1.0 request without Host on a reused RequestHead keeps the previous "
-                  "request's (dangling) host";
   RequestHead h;
   std::string first = "GET / HTTP/1.1\r\nHost: first.example\r\n\r\n";
   expect_accepted(first, &h);
@@ -347,7 +345,8 @@ TEST(ParseRequestTest, RejectsConnect) {
 
 TEST(ParseRequestTest, AbsoluteFormSetsHostAndPath) {
   RequestHead h;
-  expect_accepted("GET http://api.example.com:8080/v1/items?x=1 HTTP/1.1\r\nHost: other\r\n\r\n", &h);
+  expect_accepted("GET http://api.example.com:8080/v1/items?x=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+                  &h);
   EXPECT_EQ(h.host, "api.example.com:8080");
   EXPECT_EQ(h.path, "/v1/items");
   EXPECT_EQ(h.query, "x=1");
@@ -394,7 +393,8 @@ TEST(ParseRequestTest, HeaderClassification) {
 
 TEST(ParseRequestTest, ExpectContinue) {
   RequestHead h;
-  expect_accepted("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n", &h);
+  expect_accepted("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n",
+                  &h);
   EXPECT_TRUE(h.expect_continue);
   EXPECT_TRUE(find_header(h, "expect")->hop_by_hop);
 
@@ -519,11 +519,11 @@ TEST(ParseResponseTest, RejectsContentLengthWithTransferEncoding) {
 }
 
 TEST(ParseResponseTest, RejectsBadFraming) {
-  for (const char* resp : {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-                           "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
-                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-                           "HTTP/1.1 200 OK\r\nX-A: 1\r\n b\r\n\r\n",
-                           "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"}) {
+  for (const char* resp :
+       {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: 1\r\n b\r\n\r\n", "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"}) {
     auto r = parse_resp(resp);
     EXPECT_EQ(r.status, ParseStatus::kError) << resp;
     EXPECT_EQ(r.err.status, 502) << resp;

@@ -1,0 +1,202 @@
+// The command line and process contract (../shared/contract/CLI.md): validate, version, help,
+// start-up errors, graceful drain on SIGTERM, the access log.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import http from 'node:http';
+import net from 'node:net';
+import { BIN, runGatehouse, startGatehouse, tempFile, curl, sleep, waitFor } from './harness.mjs';
+import { startUpstream } from './upstream.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const contractExample = process.env.GATEHOUSE_CONTRACT_EXAMPLE ||
+  path.resolve(here, '../../../shared/contract/gatehouse.example.yaml');
+
+let up;
+before(async () => { up = await startUpstream({ name: 'echo' }); });
+after(() => up.close());
+
+const minimal = (port = 0, extra = '') => `
+server:
+  listen: [ { address: 127.0.0.1:${port} } ]
+${extra}
+upstreams:
+  echo: { targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - match: { path: /* }
+    to: echo
+`;
+
+test('validate: a good config exits 0 with a one-line summary', () => {
+  const file = tempFile('good.yaml', minimal());
+  const r = runGatehouse(['validate', '-c', file]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim().split('\n').length, 1);
+  assert.match(r.stdout, /ok \(1 listener\(s\), 1 upstream\(s\), 1 route\(s\)\)/);
+});
+
+test('validate: every error, each as FILE:LINE:COL: yaml.path: message, in file order', () => {
+  const file = tempFile('bad.yaml', `server:
+  listen: [ { address: "127.0.0.1:99999" } ]
+  timeouts: { idle: 10 }
+  colour: blue
+upstreams:
+  a:
+    targets: [ { address: 127.0.0.1:1 } ]
+    balance: fastest
+routes:
+  - match: { path_regex: "([a-" }
+    to: a
+  - match: { path: /x }
+    to: nowhere
+`);
+  const r = runGatehouse(['validate', '-c', file]);
+  assert.equal(r.status, 1);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith(`${file}:`) && /:\d+:\d+: /.test(l));
+  const expected = [
+    [2, 24, 'server.listen[0].address', /invalid port '99999'/],
+    [3, 21, 'server.timeouts.idle', /invalid duration '10'/],
+    [4, 3, 'server.colour', /unknown key 'colour'/],
+    [8, 14, 'upstreams.a.balance', /unknown balance 'fastest'/],
+    [10, 26, 'routes[0].match.path_regex', /invalid regex: missing \]/],
+    [13, 9, 'routes[1].to', /unknown upstream 'nowhere'/],
+  ];
+  assert.equal(lines.length, expected.length, r.stderr);
+  expected.forEach(([line, col, yamlPath, msg], i) => {
+    const prefix = `${file}:${line}:${col}: ${yamlPath}: `;
+    assert.ok(lines[i].startsWith(prefix), `line ${i}: ${lines[i]}\n expected prefix ${prefix}`);
+    assert.match(lines[i], msg);
+  });
+});
+
+test('validate: YAML syntax errors carry their position', () => {
+  const file = tempFile('syntax.yaml', 'server:\n  listen: [ { address: 1\n');
+  const r = runGatehouse(['validate', '-c', file]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, new RegExp(`^${file.replace(/[.]/g, '\\.')}:\\d+:\\d+: \\(syntax\\): `, 'm'));
+});
+
+test('validate: the contract example fails only on features not built yet', { skip: !fs.existsSync(contractExample) }, () => {
+  const r = runGatehouse(['validate', '-c', contractExample]);
+  assert.equal(r.status, 1);
+  const errors = r.stderr.trim().split('\n').filter((l) => /:\d+:\d+: /.test(l));
+  assert.ok(errors.length > 0);
+  for (const e of errors) assert.match(e, /not supported yet/, e);
+});
+
+test('validate: an unreadable file is an error, not a crash', () => {
+  const r = runGatehouse(['validate', '-c', '/nonexistent/gatehouse.yaml']);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /cannot read the config file/);
+});
+
+test('version and help', () => {
+  const v = runGatehouse(['version']);
+  assert.equal(v.status, 0);
+  assert.match(v.stdout, /^gatehouse \d+\.\d+\.\d+ \(Release|Debug|RelWithDebInfo\)/);
+  assert.match(v.stdout, /boost 1\.\d+/);
+  assert.match(v.stdout, /OpenSSL 3/);
+  for (const args of [['--help'], ['run', '--help'], ['validate', '--help']]) {
+    const h = runGatehouse(args);
+    assert.equal(h.status, 0, args.join(' '));
+    assert.match(h.stdout, /Usage/);
+  }
+  const bad = runGatehouse(['frobnicate']);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /unknown command 'frobnicate'/);
+});
+
+test('run: a bad config exits 1 with the errors and never listens', () => {
+  const file = tempFile('bad-run.yaml', minimal(0, 'colour: red'));
+  const r = runGatehouse(['run', '-c', file], { timeout: 5000 });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /unknown key 'colour'/);
+  assert.doesNotMatch(r.stderr, /listening on/);
+});
+
+test('run: a port in use is one clear line and exit 1', async () => {
+  const blocker = net.createServer();
+  await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
+  const port = blocker.address().port;
+  const r = runGatehouse(['run', '-c', tempFile('busy.yaml', minimal(port))], { timeout: 5000 });
+  blocker.close();
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`));
+});
+
+test('SIGTERM: requests in flight finish, then exit 0', async () => {
+  const gh = await startGatehouse(minimal());
+  const inflight = new Promise((resolve) => http.get(gh.url('/delay/700'), (res) => {
+    let body = '';
+    res.on('data', (d) => { body += d; });
+    res.on('end', () => resolve({ status: res.statusCode, body }));
+  }));
+  await sleep(150);
+  gh.proc.kill('SIGTERM');
+  const res = await inflight;
+  assert.equal(res.status, 200);
+  assert.equal(JSON.parse(res.body).delayed, 700);
+  const { code } = await gh.exited;
+  assert.equal(code, 0);
+  assert.match(gh.stderr, /draining/);
+});
+
+test('SIGTERM: past the drain budget the rest is closed and the exit code says so', async () => {
+  const gh = await startGatehouse(minimal(0, '').replace('server:', 'server:\n  timeouts: { drain: 300ms }'));
+  const inflight = new Promise((resolve) => {
+    http.get(gh.url('/delay/5000'), (res) => resolve(res.statusCode)).on('error', () => resolve('closed'));
+  });
+  await sleep(100);
+  const t0 = Date.now();
+  gh.proc.kill('SIGTERM');
+  const { code } = await gh.exited;
+  assert.equal(code, 2);
+  assert.ok(Date.now() - t0 < 2000);
+  assert.equal(await inflight, 'closed');
+});
+
+test('access log: one JSON line per request with the documented fields, to a file', async () => {
+  const logFile = tempFile('access.log');
+  const gh = await startGatehouse(minimal(0, `observability:\n  access_log: { path: ${logFile} }\n  request_id_header: x-trace`));
+  const ok = await curl(['-H', 'x-trace: log-me', '--data-binary', 'hello', gh.url('/echo/a?b=c')]);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers['x-trace'][0], 'log-me');
+  await curl(['-H', 'x-trace: log-404', gh.url('/echo/x'), '-X', 'BREW']);
+  await gh.stop();
+  const lines = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const a = lines.find((l) => l.request_id === 'log-me');
+  assert.ok(a, 'line for the request');
+  assert.equal(a.method, 'POST');
+  assert.equal(a.path, '/echo/a?b=c');
+  assert.equal(a.route, 'route-0');
+  assert.equal(a.upstream, 'echo');
+  assert.equal(a.target, `127.0.0.1:${up.port}`);
+  assert.equal(a.status, 200);
+  assert.equal(a.client, '127.0.0.1');
+  assert.ok(a.bytes_in > 5 && a.bytes_out > 100);
+  assert.ok(a.duration_ms >= a.upstream_ms && a.upstream_ms >= 0);
+  assert.match(a.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(gh.stdout, '', 'nothing on stdout when the log goes to a file');
+});
+
+test('access log off: nothing is written', async () => {
+  const gh = await startGatehouse(minimal(0, 'observability:\n  access_log: { path: "off" }'));
+  await curl([gh.url('/echo/x')]);
+  await sleep(100);
+  await gh.stop();
+  assert.equal(gh.stdout, '');
+});
+
+test('access log: lines stay whole and valid JSON under concurrent load on several workers', async () => {
+  const gh = await startGatehouse(minimal().replace('server:', 'server:\n  workers: 2'));
+  const clients = Array.from({ length: 8 }, (_, i) => curl(
+    Array.from({ length: 50 }, (_, k) => ['-o', '/dev/null', gh.url(`/echo/${i}/${k}/${'p'.repeat(300)}`)]).flat()));
+  await Promise.all(clients);
+  await waitFor(() => gh.accessLog().length >= 400, 3000, '400 log lines');
+  await gh.stop();
+  const lines = gh.stdout.trim().split('\n');
+  assert.equal(lines.length, 400);
+  for (const l of lines) JSON.parse(l);
+});

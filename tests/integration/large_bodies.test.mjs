@@ -1,0 +1,91 @@
+// Bodies stream both ways: 1 GiB up and 1 GiB down pass through while the gateway's resident
+// memory stays under 64 MiB (its high-water mark, read from /proc).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import crypto from 'node:crypto';
+import { startGatehouse, peakRssKiB } from './harness.mjs';
+import { startUpstream } from './upstream.mjs';
+
+const GiB = 1024 * 1024 * 1024;
+let up;
+let gh;
+before(async () => {
+  up = await startUpstream({ name: 'bulk' });
+  gh = await startGatehouse(`
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+  limits: { max_body_bytes: 2GiB }
+observability:
+  access_log: { path: "off" }
+upstreams:
+  bulk: { targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - match: { path: /* }
+    to: bulk
+`);
+});
+after(async () => { await gh.stop(); await up.close(); });
+
+// Uploads `total` bytes of a repeating pattern; resolves the upstream's answer and our checksum.
+function upload({ total, chunked }) {
+  return new Promise((resolve, reject) => {
+    const headers = chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': total };
+    const req = http.request(gh.url('/sink'), { method: 'PUT', headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(body), sha256: hash.digest('hex') }));
+    });
+    req.on('error', reject);
+    const hash = crypto.createHash('sha256');
+    const block = crypto.randomBytes(256 * 1024);
+    let sent = 0;
+    const pump = () => {
+      while (sent < total) {
+        const n = Math.min(block.length, total - sent);
+        const piece = n === block.length ? block : block.subarray(0, n);
+        hash.update(piece);
+        sent += n;
+        if (!req.write(piece)) { req.once('drain', pump); return; }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+test('1 GiB upload with Content-Length arrives whole, gateway RSS < 64 MiB', { timeout: 120000 }, async (t) => {
+  const r = await upload({ total: GiB, chunked: false });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.bytes, GiB);
+  assert.equal(r.body.sha256, r.sha256);
+  const peak = peakRssKiB(gh.proc.pid);
+  t.diagnostic(`gateway peak RSS ${peak} KiB`);
+  assert.ok(peak < 64 * 1024, `peak RSS ${peak} KiB`);
+});
+
+test('1 GiB chunked upload arrives whole', { timeout: 120000 }, async (t) => {
+  const r = await upload({ total: GiB, chunked: true });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.bytes, GiB);
+  assert.equal(r.body.sha256, r.sha256);
+  assert.ok(peakRssKiB(gh.proc.pid) < 64 * 1024);
+});
+
+for (const cl of [true, false]) {
+  test(`1 GiB download (${cl ? 'Content-Length' : 'chunked'}), gateway RSS < 64 MiB`, { timeout: 120000 }, async (t) => {
+    const n = await new Promise((resolve, reject) => {
+      http.get(gh.url(`/stream/${GiB}${cl ? '?cl=1' : ''}`), (res) => {
+        let bytes = 0;
+        res.on('data', (d) => { bytes += d.length; });
+        res.on('end', () => resolve(bytes));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    assert.equal(n, GiB);
+    const peak = peakRssKiB(gh.proc.pid);
+    t.diagnostic(`gateway peak RSS ${peak} KiB`);
+  assert.ok(peak < 64 * 1024, `peak RSS ${peak} KiB`);
+  });
+}
