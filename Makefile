@@ -1,0 +1,30 @@
+# Gatehouse: the two commands a newcomer needs (both install what they need first).
+#   make demo   build (Release), start demo upstreams and gatehouse with examples/demo.yaml
+#   make test   build and run every test (unit + integration) through CTest
+BUILD ?= build
+JOBS ?= 2
+
+.PHONY: all deps build demo test bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)/gatehouse
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 900
+
+bench: build
+	GATEHOUSE_BIN=$(BUILD)/gatehouse bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)

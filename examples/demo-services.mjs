@@ -1,0 +1,11 @@
+// Demo upstream services for examples/demo.yaml (the same test upstream the integration tests use:
+// it echoes requests as JSON and misbehaves on demand).
+import { startUpstream } from '../tests/integration/upstream.mjs';
+
+const services = [
+  ['products-1', 9001], ['products-2', 9002], ['products-v2', 9003], ['mobile-bff', 9010],
+];
+for (const [name, port] of services) {
+  await startUpstream({ name, port });
+  console.log(`demo service ${name} on 127.0.0.1:${port}`);
+}
