@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstring>
 #include <ctime>
@@ -19,23 +20,45 @@ void field(std::string* out, std::string_view name, std::string_view value) {
   out->push_back('"');
 }
 
-void number(std::string* out, std::string_view name, double v, int decimals) {
-  char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  out->append(",\"").append(name).append("\":").append(buf, static_cast<size_t>(n));
+void integer(std::string* out, std::string_view name, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(",\"").append(name).append("\":").append(buf, end);
+}
+
+// Milliseconds with three decimals, without printf (this runs once per request).
+void millis(std::string* out, std::string_view name, double ms) {
+  uint64_t us = ms <= 0 ? 0 : static_cast<uint64_t>(ms * 1000 + 0.5);
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, us / 1000);
+  *end++ = '.';
+  for (uint64_t frac = us % 1000, div = 100; div; div /= 10) *end++ = static_cast<char>('0' + frac / div % 10);
+  out->append(",\"").append(name).append("\":").append(buf, end);
+}
+
+// "2026-11-28T00:26:09" for a second, cached per thread: gmtime once per second, not per request.
+std::string_view second_text(std::time_t t) {
+  thread_local std::time_t cached = -1;
+  thread_local char text[24];
+  if (t != cached) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached = t;
+  }
+  return {text, 19};
 }
 
 }  // namespace
 
 void format_access_record(const AccessRecord& r, std::string* out) {
-  auto t = std::chrono::system_clock::to_time_t(r.start);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.start.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char ts[40];
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  out->append("{\"time\":\"").append(ts).append("\"");
+  auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(r.start.time_since_epoch()).count();
+  int ms = static_cast<int>(since_epoch % 1000);
+  out->append("{\"time\":\"").append(second_text(static_cast<std::time_t>(since_epoch / 1000)));
+  const char frac[] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                       static_cast<char>('0' + ms % 10), 'Z', '"'};
+  out->append(frac, sizeof frac);
   field(out, "request_id", r.request_id);
   field(out, "client", r.client);
   field(out, "method", r.method);
@@ -43,11 +66,11 @@ void format_access_record(const AccessRecord& r, std::string* out) {
   field(out, "route", r.route);
   field(out, "upstream", r.upstream);
   field(out, "target", r.target);
-  number(out, "status", r.status, 0);
-  number(out, "bytes_in", static_cast<double>(r.bytes_in), 0);
-  number(out, "bytes_out", static_cast<double>(r.bytes_out), 0);
-  number(out, "duration_ms", r.total_ms, 3);
-  if (r.upstream_ms >= 0) number(out, "upstream_ms", r.upstream_ms, 3);
+  integer(out, "status", static_cast<uint64_t>(r.status));
+  integer(out, "bytes_in", r.bytes_in);
+  integer(out, "bytes_out", r.bytes_out);
+  millis(out, "duration_ms", r.total_ms);
+  if (r.upstream_ms >= 0) millis(out, "upstream_ms", r.upstream_ms);
   if (!r.error.empty()) field(out, "error", r.error);
   out->append("}\n");
 }

@@ -9,6 +9,7 @@
 #include "observe/access_log.h"
 #include "observe/log.h"
 #include "observe/request_id.h"
+#include "server/send.h"
 #include "server/worker.h"
 
 namespace gatehouse::server {
@@ -56,6 +57,7 @@ Connection::Connection(Worker& worker, net::Socket socket)
     }
   }
   client_.set_option(net::tcp::no_delay(true), ec);
+  client_.non_blocking(true, ec);  // for send_now(): never block the worker
   w_.add(this);
 }
 
@@ -127,13 +129,20 @@ void Connection::on_timer() {
 
 // --- client I/O ------------------------------------------------------------------------------
 
+bool Connection::write_client_now(std::string_view& a, std::string_view& b, bool* ok) {
+  size_t total = a.size() + b.size();
+  *ok = send_now(client_, a, b);
+  bytes_out_ += total - a.size() - b.size();
+  if (!*ok) close_after_ = true;
+  return !*ok || (a.empty() && b.empty());
+}
+
 net::Task<bool> Connection::write_client(std::string_view a, std::string_view b) {
-  std::array<net::asio::const_buffer, 2> bufs{net::asio::buffer(a.data(), a.size()),
-                                              net::asio::buffer(b.data(), b.size())};
-  auto [ec, n] = co_await net::asio::async_write(client_, bufs, net::use_task);
-  bytes_out_ += n;
-  if (ec) close_after_ = true;
-  co_return !ec;
+  bool ok;
+  if (write_client_now(a, b, &ok)) co_return ok;
+  ok = co_await send_rest(client_, a, b, &bytes_out_);
+  if (!ok) close_after_ = true;
+  co_return ok;
 }
 
 net::Task<bool> Connection::read_client() {
@@ -375,7 +384,7 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
   InFlight in_flight(state.balancer, target);
 
   auto exchange_start = net::Clock::now();
-  std::optional<net::Socket> sock = pool.take_idle();
+  std::optional<net::Socket> sock = pool.take_idle(exchange_start);
   const bool reused = sock.has_value();
   upstream_timed_out_ = false;
   if (!sock) {
@@ -398,6 +407,7 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
     }
     boost::system::error_code ignored;
     sock->set_option(net::tcp::no_delay(true), ignored);
+    sock->non_blocking(true, ignored);
   }
   upstream_ = &*sock;
   struct Detach {  // the timer must never touch a socket that is gone
@@ -427,12 +437,12 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
       else if (chunked_.payload_bytes() > ctx_.max_body_bytes) sent = Sent::kTooLarge;
     }
     if (sent == Sent::kOk) {
-      std::array<net::asio::const_buffer, 2> bufs{net::asio::buffer(head_out_),
-                                                  net::asio::buffer(avail.data(), take)};
-      auto [ec, n] = co_await net::asio::async_write(*sock, bufs, net::use_task);
+      std::string_view head = head_out_, body = avail.substr(0, take);
+      bool ok = send_now(*sock, head, body);
+      if (ok && (!head.empty() || !body.empty())) ok = co_await send_rest(*sock, head, body, nullptr);
       in_.consume(take);
       bytes_in_ += take;
-      if (ec) sent = Sent::kUpstreamError;
+      if (!ok) sent = Sent::kUpstreamError;
     }
     if (sent == Sent::kOk && !done && expect_continue) {
       if (!co_await write_client(kContinue)) sent = Sent::kClientError;
@@ -456,11 +466,12 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
         else if (chunked_.payload_bytes() > ctx_.max_body_bytes) sent = Sent::kTooLarge;
         if (sent != Sent::kOk) break;
       }
-      auto [ec, n] = co_await net::asio::async_write(*sock, net::asio::buffer(avail.data(), take),
-                                                     net::use_task);
+      std::string_view body = avail.substr(0, take), none;
+      bool ok = send_now(*sock, body, none);
+      if (ok && !body.empty()) ok = co_await send_rest(*sock, body, none, nullptr);
       in_.consume(take);
       bytes_in_ += take;
-      if (ec) sent = Sent::kUpstreamError;
+      if (!ok) sent = Sent::kUpstreamError;
     }
     if (sent == Sent::kOk) body_pending_ = false;
   }
@@ -621,8 +632,10 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
         bytes_out_ += n;
         client_ok = !ec;
       } else {
-        client_ok = co_await write_client(first ? std::string_view(head_out_) : std::string_view(),
-                                          avail.substr(0, take));
+        // The common case (the whole response in one sendmsg) stays out of any coroutine call.
+        std::string_view head = first ? std::string_view(head_out_) : std::string_view();
+        std::string_view body = avail.substr(0, take);
+        if (!write_client_now(head, body, &client_ok)) client_ok = co_await write_client(head, body);
       }
       response_started_ = true;
       first = false;
@@ -654,7 +667,7 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
                   framing != http::Framing::kUntilClose;
   up_.consume(up_.size());
   if (reusable) {
-    pool.give_back(std::move(*sock), up.max_idle_per_target);
+    pool.give_back(std::move(*sock), up.max_idle_per_target, net::Clock::now());
   } else {
     boost::system::error_code ignored;
     sock->close(ignored);
@@ -733,9 +746,7 @@ void Connection::finish_request_log() {
   r.total_ms = ms_since(start_);
   r.upstream_ms = upstream_ms_;
   r.error = log_error_;
-  std::string line;
-  observe::format_access_record(r, &line);
-  w_.log_access(line);
+  w_.log_access(r);
 }
 
 }  // namespace gatehouse::server

@@ -42,6 +42,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   net::Task<Outcome> forward(const config::Upstream& up, size_t target, bool reused_retry);
   net::Task<> respond_error(int status, std::string_view code, std::string message,
                             http::HeaderList headers = {});
+  // Sends what the client socket takes now; true when finished (all sent, or *ok false: broken).
+  bool write_client_now(std::string_view& a, std::string_view& b, bool* ok);
   net::Task<bool> write_client(std::string_view a, std::string_view b = {});
   net::Task<bool> read_client();
   void begin_request();

@@ -138,9 +138,9 @@ void Worker::abort() {
   });
 }
 
-void Worker::log_access(std::string_view line) {
+void Worker::log_access(const observe::AccessRecord& record) {
   if (access_log_fd_ < 0) return;
-  access_buf_.append(line);
+  observe::format_access_record(record, &access_buf_);
   if (access_buf_.size() > 64 * 1024) {
     flush_access_log();
   } else if (!flush_posted_) {

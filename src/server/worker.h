@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/snapshot.h"
+#include "observe/access_log.h"
 #include "server/asio.h"
 #include "upstream/balancer.h"
 #include "upstream/pool.h"
@@ -49,7 +50,8 @@ class Worker {
   size_t pick_split(const config::Route& r);
   upstream::Random& rng() { return rng_; }
   bool draining() const { return draining_; }
-  void log_access(std::string_view line);
+  // Formats the record into this worker's buffer (nothing at all when the access log is off).
+  void log_access(const observe::AccessRecord& record);
   void add(Connection* c) { connections_.insert(c); }
   void remove(Connection* c);
   std::atomic<uint64_t>& open_connections() { return *open_connections_; }
@@ -61,7 +63,9 @@ class Worker {
   void adopt(std::shared_ptr<const config::Snapshot> snapshot);
 
   int id_;
-  net::asio::io_context io_{1};
+  // All I/O of a worker happens on its own thread: only posting (drain, abort) crosses threads,
+  // so the reactor's per-operation locking is switched off and the scheduler's kept.
+  net::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::shared_ptr<const config::Snapshot> snapshot_;
   std::vector<UpstreamState> upstreams_;
   std::vector<upstream::SmoothWeighted> splits_;  // by route order

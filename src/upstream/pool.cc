@@ -6,23 +6,24 @@
 
 namespace gatehouse::upstream {
 
-std::optional<net::Socket> TargetPool::take_idle() {
+std::optional<net::Socket> TargetPool::take_idle(net::Clock::time_point now) {
   while (!idle_.empty()) {
-    net::Socket s = std::move(idle_.back());
+    Idle idle = std::move(idle_.back());
     idle_.pop_back();
-    // One non-blocking peek: EAGAIN means open and quiet, the only state fit for a new request.
+    if (now - idle.since < kTrustWindow) return std::move(idle.socket);
+    // EAGAIN means open and quiet: the only state fit for a new request.
     char byte;
-    ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return s;
+    ssize_t n = ::recv(idle.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::move(idle.socket);
     boost::system::error_code ignored;
-    s.close(ignored);
+    idle.socket.close(ignored);
   }
   return std::nullopt;
 }
 
-void TargetPool::give_back(net::Socket s, size_t max_idle) {
+void TargetPool::give_back(net::Socket s, size_t max_idle, net::Clock::time_point now) {
   if (idle_.size() < max_idle) {
-    idle_.push_back(std::move(s));
+    idle_.push_back(Idle{std::move(s), now});
   } else {
     boost::system::error_code ignored;
     s.close(ignored);
