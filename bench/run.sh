@@ -26,6 +26,7 @@ BASE_PORT=${BASE_PORT:-}           # first of 4 consecutive ports; empty: pick f
 READY_TIMEOUT=${READY_TIMEOUT:-15} # seconds to wait for each server to answer
 GATEHOUSE_WAIT=${GATEHOUSE_WAIT:-0} # seconds to wait for a missing gatehouse binary to appear
 CSV=${CSV:-}                       # optional file: per-round results as CSV
+INSTRUCTIONS=${INSTRUCTIONS:-0}    # 1: count user-space instructions per request (callgrind) instead
 KEEP_TMP=${KEEP_TMP:-0}            # 1: keep the generated configs and logs
 GATEHOUSE_BIN=${GATEHOUSE_BIN:-/work/main/build/gatehouse}
 NGINX_BIN=${NGINX_BIN:-nginx}
@@ -107,8 +108,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Start "$@" in the background (pinned when asked), stdout+stderr to a log; sets STARTED_PID.
+# In INSTRUCTIONS mode the proxies (not the backend) run under callgrind.
 start() {
   local cpu=$1 logf=$2; shift 2
+  if [[ $INSTRUCTIONS == 1 && $cpu == "$PROXY_CPU" ]]; then
+    set -- valgrind --tool=callgrind --callgrind-out-file="$(dirname "$logf")/callgrind.%p" "$@"
+  fi
   if [[ $PIN == 1 ]]; then
     taskset -c "$cpu" "$@" >"$logf" 2>&1 &
   else
@@ -217,6 +222,7 @@ cat >"$TMP/nginx/nginx.conf" <<EOF
 # nginx as reverse proxy: one worker, upstream keep-alive.
 $USER_LINE
 daemon off;
+$([[ $INSTRUCTIONS == 1 ]] && echo "master_process off;  # callgrind_control cannot reach a forked worker")
 worker_processes 1;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log warn;
@@ -277,6 +283,12 @@ routes:
     to: backend
 EOF
 
+# Runs a small, fixed wrk load (10 connections) against port $1 for $2; output into $4.
+run_wrk_plain() {
+  timeout -k 5 "$3" "$WRK_BIN" -t 1 -c 10 -d "$2" "http://127.0.0.1:$1$URL_PATH" >"$4" 2>&1 ||
+    { cat "$4" >&2; die "wrk failed (port $1)"; }
+}
+
 # ---- start servers -------------------------------------------------------------------------
 "$NGINX_BIN" -t -q -p "$TMP/backend" -c "$TMP/backend/nginx.conf" 2>"$TMP/backend/t.log" ||
   { cat "$TMP/backend/t.log" >&2; die "backend nginx config invalid"; }
@@ -303,7 +315,7 @@ for p in $PROXIES; do
       wait_ready nginx "$NGX_PORT" "$STARTED_PID" "$TMP/nginx/stderr.log"
       # CPU is spent in the worker: count master + its children.
       mapfile -t workers < <(pgrep -P "$STARTED_PID")
-      ((${#workers[@]})) || die "nginx proxy has no worker process"
+      ((${#workers[@]})) || [[ $INSTRUCTIONS == 1 ]] || die "nginx proxy has no worker process"
       PIDS+=("${workers[@]}")
       PROC_PIDS[$p]="$STARTED_PID ${workers[*]}"
       ;;
@@ -317,6 +329,42 @@ for p in $PROXIES; do
       ;;
   esac
 done
+
+# ---- INSTRUCTIONS mode: deterministic user-space work per request ---------------------------
+# Wall-clock figures on a shared 2-core machine vary by +-10% from run to run. Instruction counts
+# do not: callgrind counts every user-space instruction the proxy executes (the kernel's share,
+# the same TCP work for all three, is not counted). Warm up, zero the counters, load, dump.
+if [[ $INSTRUCTIONS == 1 ]]; then
+  command -v callgrind_control >/dev/null || die "valgrind (callgrind_control) not found"
+  echo "instructions per request (callgrind, user space only), wrk -c10 for ${DURATION} per proxy"
+  printf '  %-10s %14s %12s\n' proxy "instr/req" requests
+  declare -A IPR
+  for p in $PROXIES; do
+    # shellcheck disable=SC2086
+    run_wrk_plain "${PORT[$p]}" 2s 60 "$TMP/iwarm-$p.txt"
+    for pid in ${PROC_PIDS[$p]}; do callgrind_control -z "$pid" >/dev/null 2>&1 || true; done
+    run_wrk_plain "${PORT[$p]}" "$DURATION" $((DUR_S + 60)) "$TMP/iwrk-$p.txt"
+    for pid in ${PROC_PIDS[$p]}; do callgrind_control -d "$pid" >/dev/null 2>&1 || true; done
+    sleep 1
+    reqs=$(awk '/requests in/ { print $1; exit }' "$TMP/iwrk-$p.txt")
+    # The dump after zeroing is the file with the highest part number, per process.
+    total=0
+    for pid in ${PROC_PIDS[$p]}; do
+      f=$(ls "$TMP/$p/callgrind.$pid".* 2>/dev/null | sort -t. -k3 -n | tail -1 || true)
+      [[ -n $f ]] && total=$((total + $(awk '/^totals:/ { print $2; exit }' "$f")))
+    done
+    IPR[$p]=$(awk -v t="$total" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.0f", t / n; else print "nan" }')
+    printf '  %-10s %14s %12s\n' "$p" "${IPR[$p]}" "$reqs"
+  done
+  if [[ " $PROXIES " == *" gatehouse "* ]]; then
+    for peer in nginx haproxy; do
+      [[ " $PROXIES " == *" $peer "* ]] || continue
+      printf '  gatehouse/%-8s %s (<1 better)\n' "$peer" \
+        "$(awk -v a="${IPR[gatehouse]}" -v b="${IPR[$peer]}" 'BEGIN { printf "%.3f", a / b }')"
+    done
+  fi
+  exit 0
+fi
 
 # ---- load ----------------------------------------------------------------------------------
 # Runs wrk against $1 for $2 (wrk duration) with timeout $3 seconds; output into file $4.

@@ -31,8 +31,10 @@ struct RequestContext {
   std::vector<std::string> upstream_remove;  // header names (lower case) to drop upstream
   http::HeaderList response_add;     // headers to add to the client response
   http::ErrorResponse reply;         // the answer, with kRespond
+  size_t next_filter = 0;            // the chain's position (kept by the connection)
 
   void reset() {
+    next_filter = 0;
     upstream_add.clear();
     upstream_remove.clear();
     response_add.clear();

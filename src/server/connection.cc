@@ -1,9 +1,6 @@
 #include "server/connection.h"
 
-#include <array>
-
 #include "config/snapshot.h"
-#include "http/error_response.h"
 #include "http/parser.h"
 #include "http/proxy_headers.h"
 #include "observe/access_log.h"
@@ -11,13 +8,14 @@
 #include "observe/request_id.h"
 #include "server/send.h"
 #include "server/worker.h"
+#include "upstream/pool.h"
 
 namespace gatehouse::server {
 namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
-constexpr size_t kStreamBuffer = 64 * 1024;        // per direction while streaming a body
-constexpr size_t kMaxUpstreamHead = 64 * 1024;     // response heads larger than this are refused
+constexpr size_t kStreamBuffer = 64 * 1024;     // per direction while streaming a body
+constexpr size_t kMaxUpstreamHead = 64 * 1024;  // response heads larger than this are refused
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 bool idempotent(std::string_view m) {
@@ -26,6 +24,28 @@ bool idempotent(std::string_view m) {
 
 double ms_since(net::Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(net::Clock::now() - t).count();
+}
+
+void close_quietly(net::Socket& s) {
+  boost::system::error_code ignored;
+  s.close(ignored);
+}
+
+// The value of cookie `name` in a Cookie header (cookie-pair *( ";" SP cookie-pair )).
+std::string_view cookie_value(const http::RequestHead& req, std::string_view name) {
+  for (const auto& h : req.headers) {
+    if (h.id != http::HeaderId::kCookie) continue;
+    for (std::string_view rest = h.value; !rest.empty();) {
+      auto semi = rest.find(';');
+      auto pair = rest.substr(0, semi);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      auto eq = pair.find('=');
+      if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+      if (semi == std::string_view::npos) break;
+      rest.remove_prefix(semi + 1);
+    }
+  }
+  return {};
 }
 
 // Keeps a balancer's in-flight count true on every path out of an upstream exchange.
@@ -61,9 +81,7 @@ Connection::Connection(Worker& worker, net::Socket socket)
   w_.add(this);
 }
 
-Connection::~Connection() {
-  w_.remove(this);
-}
+Connection::~Connection() { w_.remove(this); }
 
 void Connection::start(Worker& worker, net::Socket socket) {
   auto self = std::make_shared<Connection>(worker, std::move(socket));
@@ -112,18 +130,13 @@ void Connection::on_timer() {
     arm_timer(deadline_);
     return;
   }
-  boost::system::error_code ec;
-  switch (phase_) {
-    case Phase::kUpstreamConnect:
-    case Phase::kUpstreamResponse:
-      // The exchange code sees the flag and answers 504; the client connection stays usable.
-      upstream_timed_out_ = true;
-      if (upstream_) upstream_->close(ec);
-      deadline_ = net::Clock::time_point::max();
-      break;
-    default:
-      close_now();
-      break;
+  if (phase_ == Phase::kUpstreamConnect || phase_ == Phase::kUpstreamResponse) {
+    // The exchange sees the flag and answers 504; the client connection stays usable.
+    upstream_timed_out_ = true;
+    if (upstream_) close_quietly(*upstream_);
+    deadline_ = net::Clock::time_point::max();
+  } else {
+    close_now();
   }
 }
 
@@ -159,8 +172,13 @@ net::Task<bool> Connection::read_client() {
 net::Task<> Connection::run() {
   while (!closed_) {
     snap_ = w_.snapshot();
-    if (!co_await read_head()) break;
-    co_await handle_request();
+    Head head = co_await read_head();
+    if (head == Head::kClose) break;
+    if (head == Head::kRequest) {
+      co_await handle_request();
+    } else {
+      co_await send_error();
+    }
     finish_request_log();
     busy_ = false;
     if (close_after_ || closed_) break;
@@ -180,7 +198,7 @@ net::Task<> Connection::run() {
   close_now();
 }
 
-net::Task<bool> Connection::read_head() {
+net::Task<Connection::Head> Connection::read_head() {
   const auto& limits = snap_->config.server.limits;
   const auto& timeouts = snap_->config.server.timeouts;
   const size_t max_head = limits.max_header_bytes;
@@ -189,43 +207,41 @@ net::Task<bool> Connection::read_head() {
   if (started) {
     set_deadline(Phase::kClientRead, timeouts.header_read);
   } else {
-    if (w_.draining()) co_return false;
+    if (w_.draining()) co_return Head::kClose;
     set_deadline(Phase::kClientIdle, timeouts.idle);
   }
   size_t scanned = 0;
   while (true) {
     size_t end = http::find_head_end(in_.data(), scanned);
     if (end && end <= max_head) {
-      // Parse the head in place; views into in_ stay valid until consume_head().
+      // Parse in place; the views into in_ stay valid until consume_head().
       begin_request();
       bytes_in_ = end;
       http::ParseError err;
       http::ParseLimits pl{max_head, limits.max_uri_bytes, limits.max_headers};
-      auto status = http::parse_request_head(in_.data().substr(0, end), pl, &req_, &err);
-      if (status != http::ParseStatus::kComplete) {
-        close_after_ = true;
-        head_consumed_ = true;  // never forwarded, never reused: the connection closes
-        co_await respond_error(err.status, err.code, std::string(err.message));
-        co_return false;
+      if (http::parse_request_head(in_.data().substr(0, end), pl, &req_, &err) ==
+          http::ParseStatus::kComplete) {
+        co_return Head::kRequest;
       }
-      co_return true;
+      close_after_ = true;  // never forwarded, never reused
+      fail(err.status, err.code, std::string(err.message));
+      co_return Head::kError;
     }
     scanned = in_.size();
     if (end || in_.size() >= max_head) {
       begin_request();
       bytes_in_ = in_.size();
       close_after_ = true;
-      bool line_done = in_.data().find('\n') != std::string_view::npos;
-      if (line_done)
-        co_await respond_error(431, "header_too_large", "the request header section is too large");
+      if (in_.data().find('\n') != std::string_view::npos)
+        fail(431, "header_too_large", "the request header section is too large");
       else
-        co_await respond_error(414, "uri_too_long", "the request line is too long");
-      co_return false;
+        fail(414, "uri_too_long", "the request line is too long");
+      co_return Head::kError;
     }
     auto [ptr, room] = in_.prepare(kReadChunk, max_head + kReadChunk);
     auto [ec, n] = co_await client_.async_read_some(
         net::asio::buffer(ptr, std::min(room, max_head + 1 - in_.size())), net::use_task);
-    if (ec || n == 0) co_return false;  // closed, reset, or cut off by the timer
+    if (ec || n == 0) co_return Head::kClose;  // closed, reset, or cut off by the timer
     in_.commit(n);
     if (!started) {
       started = busy_ = true;
@@ -235,6 +251,22 @@ net::Task<bool> Connection::read_head() {
 }
 
 net::Task<> Connection::handle_request() {
+  Step step = start_request();
+  while (step == Step::kPaused) {
+    size_t paused_at = ctx_.next_filter - 1;
+    auto result = co_await await_filter(*match_.route->filters[paused_at]);
+    step = run_filters(ctx_.next_filter, result);
+  }
+  if (step == Step::kForward && co_await forward() == Outcome::kRetry) {
+    // A reused keep-alive connection died before answering (the upstream closed it as we sent):
+    // safe to send a bodiless idempotent request once more, on a fresh connection.
+    ex_.retry_allowed = false;
+    co_await forward();
+  }
+  if (error_.status) co_await send_error();
+}
+
+Connection::Step Connection::start_request() {
   const auto& cfg = snap_->config;
   head_consumed_ = false;
   log_method_.assign(req_.method);
@@ -248,7 +280,6 @@ net::Task<> Connection::handle_request() {
   req_length_ = req_.content_length;
 
   // Request id: keep a well-formed one from the client, or make one.
-  request_id_.clear();
   for (const auto& h : req_.headers) {
     if (http::iequals(h.name, cfg.observability.request_id_header) &&
         observe::valid_request_id(h.value)) {
@@ -260,94 +291,88 @@ net::Task<> Connection::handle_request() {
 
   if (req_.framing == http::Framing::kContentLength &&
       req_.content_length > cfg.server.limits.max_body_bytes) {
-    {
-      co_await respond_error(413, "body_too_large",
-                                     "the request body is larger than " +
-                                         std::to_string(cfg.server.limits.max_body_bytes) + " bytes");
-      co_return;
-    }
+    fail(413, "body_too_large", "the request body is larger than " +
+                                    std::to_string(cfg.server.limits.max_body_bytes) + " bytes");
+    return Step::kDone;
   }
 
   snap_->routes.match(req_, &match_);
   if (!match_.route) {
     if (!match_.allow.empty()) {
       http::HeaderList allow;
-      allow.emplace_back(std::string("Allow"), match_.allow);
-      co_await respond_error(405, "method_not_allowed",
-                             "method " + log_method_ + " is not allowed on this path",
-                             std::move(allow));
-      co_return;
+      allow.emplace_back("Allow", match_.allow);
+      fail(405, "method_not_allowed", "method " + log_method_ + " is not allowed on this path",
+           std::move(allow));
+    } else {
+      fail(404, "no_route", "no route for " + log_method_ + " " + log_path_);
     }
-    {
-      co_await respond_error(404, "no_route", "no route for " + log_method_ + " " + log_path_);
-      co_return;
-    }
+    return Step::kDone;
   }
-  const config::Route& route = *match_.route;
-  log_route_ = &route;
-
+  log_route_ = match_.route;
   ctx_.reset();
   ctx_.request = &req_;
   ctx_.client_ip = client_ip_;
-  ctx_.route = &route;
+  ctx_.route = match_.route;
   ctx_.max_body_bytes = cfg.server.limits.max_body_bytes;
-  for (const auto& f : route.filters) {
-    auto status = f->on_request(ctx_);
-    if (status == filters::FilterStatus::kPause) {
-      auto token = net::use_task;
-      auto [resumed] = co_await net::asio::async_initiate<decltype(token), void(filters::FilterStatus)>(
-          [&](auto handler) {
-            auto h = std::make_shared<decltype(handler)>(std::move(handler));
-            f->resume(ctx_, [h](filters::FilterStatus s) { std::move(*h)(s); });
-          },
-          token);
-      status = resumed;
-    }
-    if (status == filters::FilterStatus::kRespond) {
-      {
-      co_await respond_error(ctx_.reply.status, ctx_.reply.code, ctx_.reply.message,
-                                       ctx_.reply.headers);
-      co_return;
-    }
-    }
-  }
+  return run_filters(0, filters::FilterStatus::kContinue);
+}
 
-  // Pick the upstream (weighted split) and the target (load balancer).
-  size_t up_index = route.to.size() == 1 ? route.to[0].upstream_index
-                                         : route.to[w_.pick_split(route)].upstream_index;
-  const config::Upstream& up = cfg.upstreams[up_index];
-  log_upstream_ = &up;
+// Runs the route's filters from index `from`; `paused_result` is what the filter before `from`
+// answered after a pause (kContinue when starting).
+Connection::Step Connection::run_filters(size_t from, filters::FilterStatus paused_result) {
+  const auto& chain = match_.route->filters;
+  auto status = paused_result;
+  for (size_t i = from; status == filters::FilterStatus::kContinue && i < chain.size(); ++i) {
+    status = chain[i]->on_request(ctx_);
+    ctx_.next_filter = i + 1;
+  }
+  if (status == filters::FilterStatus::kPause) return Step::kPaused;
+  if (status == filters::FilterStatus::kRespond) {
+    fail(ctx_.reply.status, ctx_.reply.code, ctx_.reply.message, ctx_.reply.headers);
+    return Step::kDone;
+  }
+  prepare_upstream_request();
+  return Step::kForward;
+}
+
+net::Task<filters::FilterStatus> Connection::await_filter(const filters::Filter& f) {
+  auto token = net::use_task;
+  auto [status] = co_await net::asio::async_initiate<decltype(token), void(filters::FilterStatus)>(
+      [&](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        f.resume(ctx_, [h](filters::FilterStatus s) { std::move(*h)(s); });
+      },
+      token);
+  co_return status;
+}
+
+void Connection::prepare_upstream_request() {
+  const auto& cfg = snap_->config;
+  const config::Route& route = *match_.route;
+  // The upstream (a weighted split) and the target (the load balancer).
+  ex_ = Exchange{};
+  ex_.up_index = route.to.size() == 1 ? route.to[0].upstream_index
+                                      : route.to[w_.pick_split(route)].upstream_index;
+  ex_.up = &cfg.upstreams[ex_.up_index];
+  log_upstream_ = ex_.up;
   upstream::PickInput pick;
-  if (up.balance == config::Balance::kConsistentHash) {
-    switch (up.hash_on.kind) {
+  if (ex_.up->balance == config::Balance::kConsistentHash) {
+    switch (ex_.up->hash_on.kind) {
       case config::HashOn::Kind::kClientIp: pick.hash_key = client_ip_; break;
-      case config::HashOn::Kind::kHeader: pick.hash_key = req_.get(up.hash_on.name); break;
-      case config::HashOn::Kind::kCookie:
-        for (const auto& h : req_.headers) {
-          if (h.id != http::HeaderId::kCookie) continue;
-          // cookie-string = cookie-pair *( ";" SP cookie-pair )
-          for (std::string_view rest = h.value; !rest.empty();) {
-            auto semi = rest.find(';');
-            auto pair = rest.substr(0, semi);
-            while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-            auto eq = pair.find('=');
-            if (eq != std::string_view::npos && pair.substr(0, eq) == up.hash_on.name)
-              pick.hash_key = pair.substr(eq + 1);
-            if (semi == std::string_view::npos) break;
-            rest.remove_prefix(semi + 1);
-          }
-        }
-        break;
+      case config::HashOn::Kind::kHeader: pick.hash_key = req_.get(ex_.up->hash_on.name); break;
+      case config::HashOn::Kind::kCookie: pick.hash_key = cookie_value(req_, ex_.up->hash_on.name); break;
     }
   }
-  auto& state = w_.upstream(up_index);
-  size_t target = state.balancer.pick(pick);
+  auto& state = w_.upstream(ex_.up_index);
+  ex_.target = state.balancer.pick(pick);
+  ex_.pool = state.pools[ex_.target];
+  ex_.retry_allowed = req_.framing == http::Framing::kNone && idempotent(req_.method);
 
   // The upstream request head, built now while the request head's views are valid.
   target_out_.clear();
   router::rewrite_target(route, match_.captures, req_.path, req_.query, &target_out_);
   std::string_view host = route.rewrite.host ? std::string_view(*route.rewrite.host) : req_.host;
-  if (host.empty()) host = state.pools[target]->address();
+  if (host.empty()) host = ex_.pool->address();
   http::ForwardInfo info;
   info.client_ip = client_ip_;
   info.peer_trusted = client_trusted_;
@@ -359,142 +384,40 @@ net::Task<> Connection::handle_request() {
   info.remove = &ctx_.upstream_remove;
   head_out_.clear();
   http::build_upstream_request(req_, info, &head_out_);
-
-  bool retryable = req_.framing == http::Framing::kNone && idempotent(req_.method);
   consume_head();
-  auto outcome = co_await forward(up, target, retryable);
-  if (outcome == Outcome::kRetry) {
-    // A reused keep-alive connection died before answering (the upstream closed it as we sent):
-    // safe to send a bodiless idempotent request once more, on a fresh connection.
-    co_await forward(up, target, false);
-  }
 }
 
-net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, size_t target,
-                                                   bool retry_allowed) {
-  const bool head_request = req_is_head_;
-  const bool client_http10 = req_http10_;
-  const bool expect_continue = req_expect_continue_;
-  const http::Framing req_framing = req_framing_;
-  const uint64_t req_length = req_length_;
-  const size_t up_index = static_cast<size_t>(&up - snap_->config.upstreams.data());
-  auto& state = w_.upstream(up_index);
-  upstream::TargetPool& pool = *state.pools[target];
-  log_target_ = pool.address();
-  InFlight in_flight(state.balancer, target);
+// --- the upstream exchange -------------------------------------------------------------------
 
-  auto exchange_start = net::Clock::now();
-  std::optional<net::Socket> sock = pool.take_idle(exchange_start);
-  const bool reused = sock.has_value();
-  upstream_timed_out_ = false;
-  if (!sock) {
-    sock.emplace(w_.io().get_executor());
-    upstream_ = &*sock;
-    set_deadline(Phase::kUpstreamConnect, up.connect_timeout);
-    auto [ec] = co_await sock->async_connect(pool.endpoint(), net::use_task);
-    if (ec) {
-      upstream_ = nullptr;
-      if (upstream_timed_out_) {
-        co_await respond_error(504, "upstream_connect_timeout",
-                               up.name + " did not accept a connection within " +
-                                   config::format_duration(up.connect_timeout));
-      } else {
-        co_await respond_error(502, "upstream_connect_failed",
-                               up.name + " (" + pool.address() + ") refused the connection: " +
-                                   ec.message());
-      }
-      co_return Outcome::kDone;
-    }
-    boost::system::error_code ignored;
-    sock->set_option(net::tcp::no_delay(true), ignored);
-    sock->non_blocking(true, ignored);
-  }
+net::Task<Connection::Outcome> Connection::forward() {
+  InFlight in_flight(w_.upstream(ex_.up_index).balancer, ex_.target);
+  log_target_ = ex_.pool->address();
+  ex_.start = net::Clock::now();
+  std::optional<net::Socket> sock = co_await lease_upstream();
+  if (!sock) co_return Outcome::kDone;
   upstream_ = &*sock;
   struct Detach {  // the timer must never touch a socket that is gone
     Connection* c;
     ~Detach() { c->upstream_ = nullptr; }
   } detach{this};
 
-  // --- request: head and body ---
-  enum class Sent { kOk, kUpstreamError, kClientError, kBadBody, kTooLarge };
-  Sent sent = Sent::kOk;
-  {
-    set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
-    std::string_view avail = in_.data();
-    size_t take = 0;
-    bool done = true;
-    uint64_t remaining = 0;
-    if (req_framing == http::Framing::kContentLength) {
-      take = static_cast<size_t>(std::min<uint64_t>(req_length, avail.size()));
-      remaining = req_length - take;
-      done = remaining == 0;
-    } else if (req_framing == http::Framing::kChunked) {
-      chunked_.reset();
-      auto r = chunked_.feed(avail);
-      take = r.consumed;
-      done = r.done;
-      if (r.error) sent = Sent::kBadBody;
-      else if (chunked_.payload_bytes() > ctx_.max_body_bytes) sent = Sent::kTooLarge;
-    }
-    if (sent == Sent::kOk) {
-      std::string_view head = head_out_, body = avail.substr(0, take);
-      bool ok = send_now(*sock, head, body);
-      if (ok && (!head.empty() || !body.empty())) ok = co_await send_rest(*sock, head, body, nullptr);
-      in_.consume(take);
-      bytes_in_ += take;
-      if (!ok) sent = Sent::kUpstreamError;
-    }
-    if (sent == Sent::kOk && !done && expect_continue) {
-      if (!co_await write_client(kContinue)) sent = Sent::kClientError;
-    }
-    while (sent == Sent::kOk && !done) {
-      set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
-      if (in_.empty() && !co_await read_client()) {
-        sent = Sent::kClientError;
-        break;
-      }
-      avail = in_.data();
-      if (req_framing == http::Framing::kContentLength) {
-        take = static_cast<size_t>(std::min<uint64_t>(remaining, avail.size()));
-        remaining -= take;
-        done = remaining == 0;
-      } else {
-        auto r = chunked_.feed(avail);
-        take = r.consumed;
-        done = r.done;
-        if (r.error) sent = Sent::kBadBody;
-        else if (chunked_.payload_bytes() > ctx_.max_body_bytes) sent = Sent::kTooLarge;
-        if (sent != Sent::kOk) break;
-      }
-      std::string_view body = avail.substr(0, take), none;
-      bool ok = send_now(*sock, body, none);
-      if (ok && !body.empty()) ok = co_await send_rest(*sock, body, none, nullptr);
-      in_.consume(take);
-      bytes_in_ += take;
-      if (!ok) sent = Sent::kUpstreamError;
-    }
-    if (sent == Sent::kOk) body_pending_ = false;
-  }
+  Sent sent = co_await send_request(*sock);
   if (sent != Sent::kOk) {
-    boost::system::error_code ignored;
-    sock->close(ignored);
+    close_quietly(*sock);
     switch (sent) {
       case Sent::kUpstreamError:
-        if (reused && retry_allowed) co_return Outcome::kRetry;
-        co_await respond_error(502, "upstream_reset",
-                               up.name + " (" + pool.address() + ") closed the connection while "
-                                                                 "the request was being sent");
+        if (ex_.reused && ex_.retry_allowed) co_return Outcome::kRetry;
+        fail_upstream(502, "upstream_reset", "closed the connection while the request was being sent");
         break;
       case Sent::kBadBody:
-        co_await respond_error(400, "bad_request", "malformed chunked request body");
+        fail(400, "bad_request", "malformed chunked request body");
         break;
       case Sent::kTooLarge:
-        co_await respond_error(413, "body_too_large",
-                               "the request body is larger than " +
-                                   std::to_string(ctx_.max_body_bytes) + " bytes");
+        fail(413, "body_too_large",
+             "the request body is larger than " + std::to_string(ctx_.max_body_bytes) + " bytes");
         break;
-      default:
-        close_after_ = true;  // the client went away mid-body: nobody to answer
+      default:  // the client went away mid-body: nobody to answer
+        close_after_ = true;
         status_ = 499;
         log_error_ = "client_closed";
         break;
@@ -502,106 +425,163 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
     co_return Outcome::kDone;
   }
 
-  // --- response head (skipping 1xx interim responses) ---
-  set_deadline(Phase::kUpstreamResponse, up.response_timeout);
-  size_t scanned = 0;
-  http::ParseLimits pl{kMaxUpstreamHead, kMaxUpstreamHead, 1000};
-  std::string_view method_for_response = head_request ? "HEAD" : "GET";
-  size_t head_len = 0;
+  Outcome outcome = Outcome::kDone;
+  size_t head_len = co_await read_response_head(*sock, &outcome);
+  if (head_len == 0) {
+    close_quietly(*sock);
+    up_.consume(up_.size());
+    co_return outcome;
+  }
+  co_await relay_response(*sock, head_len);
+  co_return Outcome::kDone;
+}
+
+net::Task<std::optional<net::Socket>> Connection::lease_upstream() {
+  std::optional<net::Socket> sock = ex_.pool->take_idle(ex_.start);
+  ex_.reused = sock.has_value();
+  upstream_timed_out_ = false;
+  if (sock) co_return sock;
+  sock.emplace(w_.io().get_executor());
+  upstream_ = &*sock;
+  set_deadline(Phase::kUpstreamConnect, ex_.up->connect_timeout);
+  auto [ec] = co_await sock->async_connect(ex_.pool->endpoint(), net::use_task);
+  upstream_ = nullptr;
+  if (ec) {
+    if (upstream_timed_out_) {
+      fail(504, "upstream_connect_timeout",
+           ex_.up->name + " did not accept a connection within " +
+               config::format_duration(ex_.up->connect_timeout));
+    } else {
+      fail_upstream(502, "upstream_connect_failed", "refused the connection: " + ec.message());
+    }
+    co_return std::nullopt;
+  }
+  boost::system::error_code ignored;
+  sock->set_option(net::tcp::no_delay(true), ignored);
+  sock->non_blocking(true, ignored);
+  co_return sock;
+}
+
+// Sends the request head and streams the body (validated, passed through unchanged).
+net::Task<Connection::Sent> Connection::send_request(net::Socket& up) {
+  set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
+  uint64_t remaining = req_framing_ == http::Framing::kContentLength ? req_length_ : 0;
+  if (req_framing_ == http::Framing::kChunked) chunked_.reset();
+  bool first = true;
+  bool done = req_framing_ == http::Framing::kNone;
   while (true) {
-    size_t end = http::find_head_end(up_.data(), scanned);
-    if (end) {
+    // What of the buffered bytes belongs to the body.
+    std::string_view avail = in_.data();
+    size_t take = 0;
+    if (req_framing_ == http::Framing::kContentLength) {
+      take = static_cast<size_t>(std::min<uint64_t>(remaining, avail.size()));
+      remaining -= take;
+      done = remaining == 0;
+    } else if (req_framing_ == http::Framing::kChunked) {
+      auto r = chunked_.feed(avail);
+      if (r.error) co_return Sent::kBadBody;
+      if (chunked_.payload_bytes() > ctx_.max_body_bytes) co_return Sent::kTooLarge;
+      take = r.consumed;
+      done = r.done;
+    }
+    std::string_view head = first ? std::string_view(head_out_) : std::string_view();
+    std::string_view body = avail.substr(0, take);
+    bool ok = send_now(up, head, body);
+    if (ok && (!head.empty() || !body.empty())) ok = co_await send_rest(up, head, body, nullptr);
+    in_.consume(take);
+    bytes_in_ += take;
+    if (!ok) co_return Sent::kUpstreamError;
+    if (done) break;
+    if (first && req_expect_continue_ && !co_await write_client(kContinue)) co_return Sent::kClientError;
+    first = false;
+    set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
+    if (!co_await read_client()) co_return Sent::kClientError;
+  }
+  body_pending_ = false;
+  co_return Sent::kOk;
+}
+
+// Reads the response head into up_, skipping 1xx interim responses. Returns its length, or 0
+// after recording the failure (or asking for a retry through *outcome).
+net::Task<size_t> Connection::read_response_head(net::Socket& up, Outcome* outcome) {
+  set_deadline(Phase::kUpstreamResponse, ex_.up->response_timeout);
+  http::ParseLimits limits{kMaxUpstreamHead, kMaxUpstreamHead, 1000};
+  size_t scanned = 0;
+  while (true) {
+    if (size_t end = http::find_head_end(up_.data(), scanned)) {
       http::ParseError err;
-      if (http::parse_response_head(up_.data().substr(0, end), pl, method_for_response, &resp_,
-                                    &err) != http::ParseStatus::kComplete) {
-        boost::system::error_code ignored;
-        sock->close(ignored);
-        up_.consume(up_.size());
-        co_await respond_error(502, "upstream_bad_response",
-                               up.name + " (" + pool.address() + ") sent an invalid response: " +
-                                   std::string(err.message));
-        co_return Outcome::kDone;
+      if (http::parse_response_head(up_.data().substr(0, end), limits, req_is_head_ ? "HEAD" : "GET",
+                                    &resp_, &err) != http::ParseStatus::kComplete) {
+        fail_upstream(502, "upstream_bad_response", "sent an invalid response: " + std::string(err.message));
+        co_return 0;
       }
       if (resp_.status >= 100 && resp_.status < 200 && resp_.status != 101) {
         up_.consume(end);  // 100 Continue, 103 Early Hints: not forwarded
         scanned = 0;
         continue;
       }
-      head_len = end;
-      break;
+      if (resp_.status == 101) {
+        fail(502, "upstream_bad_response", "protocol upgrades are not supported yet");
+        co_return 0;
+      }
+      upstream_ms_ = ms_since(ex_.start);
+      co_return end;
     }
     scanned = up_.size();
-    bool too_big = up_.size() >= kMaxUpstreamHead;
-    boost::system::error_code ec;
-    size_t n = 0;
-    if (!too_big) {
-      auto [ptr, room] = up_.prepare(kReadChunk, kStreamBuffer + kReadChunk);
-      std::tie(ec, n) = co_await sock->async_read_some(net::asio::buffer(ptr, room), net::use_task);
-      if (!ec && n > 0) {
-        up_.commit(n);
-        continue;
-      }
+    if (up_.size() >= kMaxUpstreamHead) {
+      fail_upstream(502, "upstream_bad_response",
+                    "sent a response head over " + std::to_string(kMaxUpstreamHead) + " bytes");
+      co_return 0;
     }
-    boost::system::error_code ignored;
-    sock->close(ignored);
-    bool nothing = up_.empty();
-    up_.consume(up_.size());
+    auto [ptr, room] = up_.prepare(kReadChunk, kStreamBuffer + kReadChunk);
+    auto [ec, n] = co_await up.async_read_some(net::asio::buffer(ptr, room), net::use_task);
+    if (!ec && n > 0) {
+      up_.commit(n);
+      continue;
+    }
     if (upstream_timed_out_) {
-      co_await respond_error(504, "upstream_timeout",
-                             up.name + " did not answer within " +
-                                 config::format_duration(up.response_timeout));
-    } else if (too_big) {
-      co_await respond_error(502, "upstream_bad_response",
-                             up.name + " (" + pool.address() + ") sent a response head over " +
-                                 std::to_string(kMaxUpstreamHead) + " bytes");
-    } else if (nothing && reused && retry_allowed) {
-      co_return Outcome::kRetry;
+      fail(504, "upstream_timeout", ex_.up->name + " did not answer within " +
+                                        config::format_duration(ex_.up->response_timeout));
+    } else if (up_.empty() && ex_.reused && ex_.retry_allowed) {
+      *outcome = Outcome::kRetry;
+    } else if (up_.empty()) {
+      fail_upstream(502, "upstream_reset", "closed the connection without answering");
     } else {
-      co_await respond_error(502, nothing ? "upstream_reset" : "upstream_bad_response",
-                             up.name + " (" + pool.address() + ") closed the connection " +
-                                 (nothing ? "without answering" : "in the middle of the response head"));
+      fail_upstream(502, "upstream_bad_response", "closed the connection in the middle of the response head");
     }
-    co_return Outcome::kDone;
+    co_return 0;
   }
-  upstream_ms_ = ms_since(exchange_start);
-  if (resp_.status == 101) {
-    boost::system::error_code ignored;
-    sock->close(ignored);
-    up_.consume(up_.size());
-    co_await respond_error(502, "upstream_bad_response", "protocol upgrades are not supported yet");
-    co_return Outcome::kDone;
-  }
+}
 
-  // --- response to the client ---
+// Writes the response head and streams the body to the client; returns the upstream connection to
+// the pool when the response ended exactly where its framing said.
+net::Task<> Connection::relay_response(net::Socket& up, size_t head_len) {
   const http::Framing framing = resp_.framing;
-  const bool dechunk = framing == http::Framing::kChunked && client_http10;
+  const bool dechunk = framing == http::Framing::kChunked && req_http10_;
   if (framing == http::Framing::kUntilClose || dechunk) close_after_ = true;
   status_ = resp_.status;
-  http::ResponseInfo rinfo;
-  rinfo.request_id_header = snap_->config.observability.request_id_header;
-  rinfo.request_id = request_id_;
-  rinfo.chunked = framing == http::Framing::kChunked && !dechunk;
-  rinfo.close = close_after_;
-  rinfo.client_http10 = client_http10;
-  rinfo.add = &ctx_.response_add;
+  http::ResponseInfo info;
+  info.request_id_header = snap_->config.observability.request_id_header;
+  info.request_id = request_id_;
+  info.chunked = framing == http::Framing::kChunked && !dechunk;
+  info.close = close_after_;
+  info.client_http10 = req_http10_;
+  info.add = &ctx_.response_add;
   head_out_.clear();
-  http::build_client_response(resp_, rinfo, &head_out_);
-  const uint64_t resp_length = resp_.content_length;
-  up_.consume(head_len);  // resp_ views are dead from here on
-
-  bool upstream_clean = false;  // the response ended exactly where its framing said
-  bool client_ok = true;
-  bool upstream_ok = true;
-  uint64_t remaining = framing == http::Framing::kContentLength ? resp_length : 0;
+  http::build_client_response(resp_, info, &head_out_);
+  uint64_t remaining = framing == http::Framing::kContentLength ? resp_.content_length : 0;
+  const bool upstream_keep_alive = resp_.keep_alive;
+  up_.consume(head_len);  // resp_'s views are dead from here on
   if (framing == http::Framing::kChunked) chunked_.reset();
-  std::vector<std::string_view> spans;
+
+  bool client_ok = true, upstream_ok = true, ended_clean = false;
   bool first = true;
   while (true) {
     // Forward what is buffered.
     std::string_view avail = up_.data();
     size_t take = 0;
     bool done = false;
-    spans.clear();
+    spans_.clear();
     switch (framing) {
       case http::Framing::kNone:
         done = true;
@@ -612,8 +592,8 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
         done = remaining == 0;
         break;
       case http::Framing::kChunked: {
-        auto r = chunked_.feed(avail, dechunk ? &spans : nullptr);
-        if (r.error) upstream_ok = false;
+        auto r = chunked_.feed(avail, dechunk ? &spans_ : nullptr);
+        upstream_ok = !r.error;
         take = r.consumed;
         done = r.done;
         break;
@@ -625,10 +605,10 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
     if (first || take) {
       set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
       if (dechunk) {
-        std::vector<net::asio::const_buffer> bufs;
-        if (first) bufs.push_back(net::asio::buffer(head_out_));
-        for (auto s : spans) bufs.push_back(net::asio::buffer(s.data(), s.size()));
-        auto [ec, n] = co_await net::asio::async_write(client_, bufs, net::use_task);
+        iov_.clear();
+        if (first) iov_.push_back(net::asio::buffer(head_out_));
+        for (auto s : spans_) iov_.push_back(net::asio::buffer(s.data(), s.size()));
+        auto [ec, n] = co_await net::asio::async_write(client_, iov_, net::use_task);
         bytes_out_ += n;
         client_ok = !ec;
       } else {
@@ -644,12 +624,12 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
     }
     if (!upstream_ok) break;
     if (done) {
-      upstream_clean = up_.empty();
+      ended_clean = up_.empty();
       break;
     }
     set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
     auto [ptr, room] = up_.prepare(kReadChunk, kStreamBuffer);
-    auto [ec, n] = co_await sock->async_read_some(net::asio::buffer(ptr, room), net::use_task);
+    auto [ec, n] = co_await up.async_read_some(net::asio::buffer(ptr, room), net::use_task);
     if (ec) {
       // For a close-delimited body, the close is the end; for any other, it is a failure.
       if (framing != http::Framing::kUntilClose || ec != net::asio::error::eof) upstream_ok = false;
@@ -660,25 +640,30 @@ net::Task<Connection::Outcome> Connection::forward(const config::Upstream& up, s
   if (!upstream_ok || !client_ok) {
     // Mid-body failure: the status line is gone, so the only honest signal is closing.
     close_after_ = true;
-    if (!upstream_ok) log_error_ = "upstream_reset_mid_body";
-    else log_error_ = "client_closed";
+    log_error_ = upstream_ok ? "client_closed" : "upstream_reset_mid_body";
   }
-  bool reusable = upstream_clean && upstream_ok && client_ok && resp_.keep_alive &&
-                  framing != http::Framing::kUntilClose;
   up_.consume(up_.size());
-  if (reusable) {
-    pool.give_back(std::move(*sock), up.max_idle_per_target, net::Clock::now());
+  if (ended_clean && upstream_keep_alive && client_ok && framing != http::Framing::kUntilClose) {
+    ex_.pool->give_back(std::move(up), ex_.up->max_idle_per_target, net::Clock::now());
   } else {
-    boost::system::error_code ignored;
-    sock->close(ignored);
+    close_quietly(up);
   }
-  co_return Outcome::kDone;
 }
 
-net::Task<> Connection::respond_error(int status, std::string_view code, std::string message,
-                                      http::HeaderList headers) {
+// --- the gateway's own answers ---------------------------------------------------------------
+
+void Connection::fail(int status, std::string_view code, std::string message,
+                      http::HeaderList headers) {
+  error_ = http::ErrorResponse{status, std::string(code), std::move(message), std::move(headers)};
   status_ = status;
   log_error_ = code;
+}
+
+void Connection::fail_upstream(int status, std::string_view code, std::string_view what) {
+  fail(status, code, ex_.up->name + " (" + ex_.pool->address() + ") " + std::string(what));
+}
+
+net::Task<> Connection::send_error() {
   if (request_id_.empty()) observe::generate_request_id(w_.rng(), &request_id_);
   consume_head();
   if (body_pending_) {
@@ -695,13 +680,14 @@ net::Task<> Connection::respond_error(int status, std::string_view code, std::st
     close_after_ = true;  // too late for a status: the client sees the connection close
     co_return;
   }
-  http::ErrorResponse e{status, std::string(code), std::move(message), std::move(headers)};
   head_out_.clear();
-  http::build_error_response(e, snap_->config.observability.request_id_header, request_id_,
+  http::build_error_response(error_, snap_->config.observability.request_id_header, request_id_,
                              close_after_, req_is_head_, &head_out_);
   co_await write_client(head_out_);
   response_started_ = true;
 }
+
+// --- per-request bookkeeping -----------------------------------------------------------------
 
 void Connection::begin_request() {
   start_ = net::Clock::now();
@@ -713,6 +699,7 @@ void Connection::begin_request() {
   log_target_ = {};
   log_error_ = {};
   request_id_.clear();
+  error_.status = 0;
   upstream_ms_ = -1;
   status_ = 0;
   bytes_in_ = bytes_out_ = 0;

@@ -1,13 +1,20 @@
 // One client connection: reads requests (keep-alive and pipelining), routes them, runs the route's
 // filters, forwards to an upstream with bodies streamed both ways, and writes the response.
 // Lives on one worker; everything here runs on that worker's thread.
+//
+// Errors the gateway answers itself are recorded with fail() (synchronous, cheap) and sent from one
+// place, send_error(); the coroutines stay small, so their frames come from Asio's recycling
+// allocator instead of malloc.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "filters/filter.h"
 #include "http/chunked.h"
+#include "http/error_response.h"
 #include "http/message.h"
 #include "router/router.h"
 #include "server/asio.h"
@@ -15,6 +22,9 @@
 
 namespace gatehouse::config {
 struct Snapshot;
+}
+namespace gatehouse::upstream {
+class TargetPool;
 }
 
 namespace gatehouse::server {
@@ -33,16 +43,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   enum class Phase { kClientIdle, kClientRead, kUpstreamConnect, kUpstreamResponse, kStream };
-  // The outcome of one upstream exchange.
-  enum class Outcome { kDone, kRetry, kClientGone };
+  enum class Head { kRequest, kError, kClose };
+  enum class Step { kForward, kPaused, kDone };
+  enum class Outcome { kDone, kRetry };
+  enum class Sent { kOk, kUpstreamError, kClientError, kBadBody, kTooLarge };
+
+  // The upstream side of the current request.
+  struct Exchange {
+    const config::Upstream* up = nullptr;
+    upstream::TargetPool* pool = nullptr;
+    size_t up_index = 0;
+    size_t target = 0;
+    bool retry_allowed = false;
+    bool reused = false;
+    net::Clock::time_point start;
+  };
 
   net::Task<> run();
-  net::Task<bool> read_head();  // false: close the connection
+  net::Task<Head> read_head();
   net::Task<> handle_request();
-  net::Task<Outcome> forward(const config::Upstream& up, size_t target, bool reused_retry);
-  net::Task<> respond_error(int status, std::string_view code, std::string message,
-                            http::HeaderList headers = {});
-  // Sends what the client socket takes now; true when finished (all sent, or *ok false: broken).
+  Step start_request();                        // id, limits, route; then the filters
+  Step run_filters(size_t from, filters::FilterStatus paused_result);
+  net::Task<filters::FilterStatus> await_filter(const filters::Filter& f);
+  void prepare_upstream_request();             // pick upstream and target, build the head
+  net::Task<Outcome> forward();
+  net::Task<std::optional<net::Socket>> lease_upstream();
+  net::Task<Sent> send_request(net::Socket& up);
+  net::Task<size_t> read_response_head(net::Socket& up, Outcome* outcome);
+  net::Task<> relay_response(net::Socket& up, size_t head_len);
+
+  void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
+  void fail_upstream(int status, std::string_view code, std::string_view what);
+  net::Task<> send_error();
   bool write_client_now(std::string_view& a, std::string_view& b, bool* ok);
   net::Task<bool> write_client(std::string_view a, std::string_view b = {});
   net::Task<bool> read_client();
@@ -75,6 +107,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   http::ChunkedDecoder chunked_;
   router::Match match_;
   filters::RequestContext ctx_;
+  Exchange ex_;
+  http::ErrorResponse error_;  // status 0: none
+  std::vector<std::string_view> spans_;             // de-chunked payload pieces
+  std::vector<net::asio::const_buffer> iov_;        // their buffers
 
   std::string client_ip_;
   bool client_trusted_ = false;
