@@ -1,6 +1,7 @@
 // gatehouse: command line (see ../shared/contract/CLI.md).
 #include <openssl/opensslv.h>
 #include <re2/re2.h>
+#include <fmt/core.h>
 #include <spdlog/version.h>
 #include <yaml-cpp/yaml.h>
 
@@ -54,7 +55,10 @@ int version() {
             << "  " << OPENSSL_VERSION_TEXT << "\n"
             << "  spdlog " << SPDLOG_VER_MAJOR << "." << SPDLOG_VER_MINOR << "." << SPDLOG_VER_PATCH
             << "\n"
-            << "  yaml-cpp, re2 (Debian 12 packages)\n";
+            << "  fmt " << FMT_VERSION / 10000 << "." << FMT_VERSION / 100 % 100 << "."
+            << FMT_VERSION % 100 << "\n"
+            << "  yaml-cpp " << GATEHOUSE_YAML_CPP_VERSION << "\n"
+            << "  re2 " << GATEHOUSE_RE2_VERSION << "\n";
   return 0;
 }
 

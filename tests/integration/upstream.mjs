@@ -13,7 +13,8 @@
 import http from 'node:http';
 import crypto from 'node:crypto';
 
-export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1', keepAliveTimeout = 30000 } = {}) {
+// echoDelayMs makes every echo answer late (a slow target for load-balancing tests).
+export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1', keepAliveTimeout = 30000, echoDelayMs = 0 } = {}) {
   const state = { requests: 0, connections: 0 };
   const server = http.createServer((req, res) => {
     state.requests++;
@@ -90,10 +91,10 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1',
     // echo
     let bytes = 0;
     req.on('data', (d) => { bytes += d.length; });
-    req.on('end', () => send(200, {
+    req.on('end', () => setTimeout(() => send(200, {
       upstream: name, method: req.method, url: req.url, httpVersion: req.httpVersion,
       headers: req.rawHeaders, body_bytes: bytes,
-    }));
+    }), echoDelayMs));
   });
   server.keepAliveTimeout = keepAliveTimeout;
   server.on('connection', () => { state.connections++; });
