@@ -179,7 +179,9 @@ net::Task<> Connection::yield() {
 
 net::Task<> Connection::run() {
   while (!closed_) {
-    snap_ = w_.snapshot();
+    // Copy the snapshot pointer only when it changed: a shared_ptr copy per request would bounce
+    // its reference count between the workers' cores.
+    if (snap_ != w_.snapshot()) snap_ = w_.snapshot();
     Head head = co_await read_head();
     if (head == Head::kClose) break;
     if (head == Head::kRequest) {
