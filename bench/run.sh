@@ -407,11 +407,18 @@ if ((WARMUP_S > 0)); then
   done
 fi
 
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END {
+  if (NR == 0) { print "nan"; exit }
+  if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b; else print "n/a" }'; }
 [[ -n $CSV ]] && echo "round,proxy,requests,seconds,rps,p99_ms,cpu_us_per_req,new_upstream_conns,errors" >"$CSV"
-declare -A RPS P99 CPU
+declare -A RPS P99 CPU ROUND_RPS ROUND_P99 ROUND_CPU RATIOS
 printf '%-6s %-10s %12s %10s %12s %10s %10s  %s\n' round proxy "req/s" "p99 ms" "cpu us/req" requests "up conns" notes
+read -r -a ORDER <<<"$PROXIES"
 for ((r = 1; r <= ROUNDS; r++)); do
-  for p in $PROXIES; do
+  # Rotate the order each round, so no proxy always runs first (or right after the same one).
+  k=$(((r - 1) % ${#ORDER[@]}))
+  for p in "${ORDER[@]:k}" "${ORDER[@]:0:k}"; do
     out="$TMP/wrk-$r-$p.txt"
     a0=$(backend_accepts)
     # shellcheck disable=SC2086
@@ -441,18 +448,24 @@ for ((r = 1; r <= ROUNDS; r++)); do
     fi
     ((errors > 0)) && notes="WARNING $notes"
     RPS[$p]+="$rps "; P99[$p]+="$p99 "; CPU[$p]+="$cpu "
+    ROUND_RPS[$p]=$rps; ROUND_P99[$p]=$p99; ROUND_CPU[$p]=$cpu
     printf '%-6s %-10s %12.1f %10.3f %12s %10s %10s  %s\n' "$r" "$p" "$rps" "$p99" "$cpu" "$reqs" "$newconns" "$notes"
     [[ -n $CSV ]] && echo "$r,$p,$reqs,$secs,$rps,$p99,$cpu,$newconns,$errors" >>"$CSV"
     # Every proxy must still be alive for the next round.
     for pid in ${PROC_PIDS[$p]}; do kill -0 "$pid" 2>/dev/null || die "$p (pid $pid) died during round $r"; done
   done
+  # Ratios within the round: the host's load drifts, and it drifts alike for neighbouring runs.
+  if [[ " $PROXIES " == *" gatehouse "* ]]; then
+    for peer in nginx haproxy; do
+      [[ " $PROXIES " == *" $peer "* ]] || continue
+      RATIOS[$peer-rps]+="$(ratio "${ROUND_RPS[gatehouse]}" "${ROUND_RPS[$peer]}") "
+      RATIOS[$peer-p99]+="$(ratio "${ROUND_P99[gatehouse]}" "${ROUND_P99[$peer]}") "
+      RATIOS[$peer-cpu]+="$(ratio "${ROUND_CPU[gatehouse]}" "${ROUND_CPU[$peer]}") "
+    done
+  fi
 done
 
 # ---- summary -------------------------------------------------------------------------------
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END {
-  if (NR == 0) { print "nan"; exit }
-  if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b; else print "n/a" }'; }
 
 declare -A MRPS MP99 MCPU
 echo
@@ -480,5 +493,13 @@ if [[ " $PROXIES " == *" gatehouse "* ]]; then
       "$(ratio "${MRPS[gatehouse]}" "${MRPS[$peer]}")" \
       "$(ratio "${MP99[gatehouse]}" "${MP99[$peer]}")" \
       "$(ratio "${MCPU[gatehouse]}" "${MCPU[$peer]}")"
+  done
+  echo
+  echo "median of per-round ratios (each round's proxies run back to back, so drift cancels):"
+  for peer in nginx haproxy; do
+    [[ " $PROXIES " == *" $peer "* ]] || continue
+    printf '  %-18s %12s %12s %12s\n' "gatehouse/$peer" \
+      "$(echo "${RATIOS[$peer-rps]}" | median)" "$(echo "${RATIOS[$peer-p99]}" | median)" \
+      "$(echo "${RATIOS[$peer-cpu]}" | median)"
   done
 fi
