@@ -71,7 +71,7 @@ Connection::Connection(Worker& worker, net::Socket socket)
       addr = net::asio::ip::make_address_v4(net::asio::ip::v4_mapped, addr.to_v6());
     client_ip_ = addr.to_string();
     if (auto bytes = config::parse_ip(client_ip_)) {
-      for (const auto& cidr : w_.snapshot()->config.server.trusted_proxies) {
+      for (const auto& cidr : w_.view()->snapshot->config.server.trusted_proxies) {
         if (cidr.contains(*bytes)) client_trusted_ = true;
       }
     }
@@ -179,9 +179,11 @@ net::Task<> Connection::yield() {
 
 net::Task<> Connection::run() {
   while (!closed_) {
-    // Copy the snapshot pointer only when it changed: a shared_ptr copy per request would bounce
-    // its reference count between the workers' cores.
-    if (snap_ != w_.snapshot()) snap_ = w_.snapshot();
+    // The view is the worker's own (no other core touches its count); copied only on change.
+    if (view_ != w_.view()) {
+      view_ = w_.view();
+      snap_ = view_->snapshot.get();
+    }
     Head head = co_await read_head();
     if (head == Head::kClose) break;
     if (head == Head::kRequest) {
@@ -363,7 +365,7 @@ void Connection::prepare_upstream_request() {
   // The upstream (a weighted split) and the target (the load balancer).
   ex_ = Exchange{};
   ex_.up_index = route.to.size() == 1 ? route.to[0].upstream_index
-                                      : route.to[w_.pick_split(route)].upstream_index;
+                                      : route.to[view_->splits[route.order].next()].upstream_index;
   ex_.up = &cfg.upstreams[ex_.up_index];
   log_upstream_ = ex_.up;
   upstream::PickInput pick;
@@ -374,9 +376,9 @@ void Connection::prepare_upstream_request() {
       case config::HashOn::Kind::kCookie: pick.hash_key = cookie_value(req_, ex_.up->hash_on.name); break;
     }
   }
-  auto& state = w_.upstream(ex_.up_index);
+  auto& state = view_->upstreams[ex_.up_index];
   ex_.target = state.balancer.pick(pick);
-  ex_.pool = state.pools[ex_.target];
+  ex_.pool = state.pools[ex_.target].get();
   ex_.retry_allowed = req_.framing == http::Framing::kNone && idempotent(req_.method);
 
   // The upstream request head, built now while the request head's views are valid.
@@ -401,7 +403,7 @@ void Connection::prepare_upstream_request() {
 // --- the upstream exchange -------------------------------------------------------------------
 
 net::Task<Connection::Outcome> Connection::forward() {
-  InFlight in_flight(w_.upstream(ex_.up_index).balancer, ex_.target);
+  InFlight in_flight(view_->upstreams[ex_.up_index].balancer, ex_.target);
   log_target_ = ex_.pool->address();
   ex_.start = net::Clock::now();
   std::optional<net::Socket> sock = co_await lease_upstream();

@@ -30,6 +30,7 @@ class TargetPool;
 namespace gatehouse::server {
 
 class Worker;
+struct WorkerView;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -98,7 +99,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool busy_ = false;
   bool close_after_ = false;  // send Connection: close and stop after this response
 
-  std::shared_ptr<const config::Snapshot> snap_;
+  std::shared_ptr<WorkerView> view_;           // the snapshot and worker state this request uses
+  const config::Snapshot* snap_ = nullptr;     // view_->snapshot
   Buffer in_;   // from the client
   Buffer up_;   // from the upstream
   std::string head_out_;

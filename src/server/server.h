@@ -1,7 +1,14 @@
-// The process: loads the config, starts the workers, handles signals, drains on shutdown.
+// The process: loads the config, starts the workers, handles signals, reloads, drains on shutdown.
+// Runs on the main thread; workers are reached only by posting to them.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "config/config.h"
 
 namespace gatehouse::server {
 

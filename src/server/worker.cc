@@ -23,32 +23,45 @@ Worker::Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int acc
 Worker::~Worker() = default;
 
 void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
-  snapshot_ = std::move(snapshot);
-  const auto& cfg = snapshot_->config;
-  upstreams_.clear();
+  auto view = std::make_shared<WorkerView>();
+  view->snapshot = std::move(snapshot);
+  const auto& cfg = view->snapshot->config;
+  std::unordered_map<std::string, std::shared_ptr<upstream::TargetPool>> pools;
   for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
     const auto& up = cfg.upstreams[i];
-    UpstreamState st{upstream::Balancer(up, snapshot_->rings[i].get(), rng_.next()), {}};
+    UpstreamState st{upstream::Balancer(up, view->snapshot->rings[i].get(), rng_.next()), {}};
     for (const auto& t : up.targets) {
       std::string key = t.address.to_string();
-      auto& pool = pools_[key];
+      auto& pool = pools[key];
       if (!pool) {
-        net::tcp::endpoint ep(net::asio::ip::make_address(t.address.ip), t.address.port);
-        pool = std::make_unique<upstream::TargetPool>(ep, key);
+        if (auto it = pools_.find(key); it != pools_.end()) {
+          pool = it->second;  // a target that stays keeps its idle connections
+        } else {
+          net::tcp::endpoint ep(net::asio::ip::make_address(t.address.ip), t.address.port);
+          pool = std::make_shared<upstream::TargetPool>(ep, key);
+        }
       }
-      st.pools.push_back(pool.get());
+      st.pools.push_back(pool);
     }
-    upstreams_.push_back(std::move(st));
+    view->upstreams.push_back(std::move(st));
   }
-  splits_.clear();
+  // Targets that left the config: close their idle connections now; a request still using one
+  // finishes, and its connection is closed instead of pooled.
+  for (auto& [key, pool] : pools_) {
+    if (!pools.count(key)) pool->retire();
+  }
+  pools_ = std::move(pools);
   for (const auto& r : cfg.routes) {
     std::vector<uint32_t> weights;
     for (const auto& t : r.to) weights.push_back(t.weight);
-    splits_.emplace_back(std::move(weights));
+    view->splits.emplace_back(std::move(weights));
   }
+  view_ = std::move(view);
 }
 
-size_t Worker::pick_split(const config::Route& r) { return splits_[r.order].next(); }
+void Worker::publish(std::shared_ptr<const config::Snapshot> snapshot) {
+  net::asio::post(io_, [this, snapshot = std::move(snapshot)]() mutable { adopt(std::move(snapshot)); });
+}
 
 bool Worker::listen(const std::vector<net::tcp::endpoint>& endpoints, std::string* error) {
   for (const auto& ep : endpoints) {
@@ -92,7 +105,7 @@ void Worker::run() {
 }
 
 net::Task<> Worker::accept_loop(net::Acceptor& acceptor) {
-  const uint64_t max_connections = snapshot_->config.server.limits.max_connections;
+  const uint64_t max_connections = view_->snapshot->config.server.limits.max_connections;
   while (!draining_) {
     auto [ec, socket] = co_await acceptor.async_accept(net::use_task);
     if (ec == net::asio::error::operation_aborted || draining_) break;

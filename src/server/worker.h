@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -20,10 +21,17 @@ namespace gatehouse::server {
 
 class Connection;
 
-// Per-worker state derived from one snapshot.
 struct UpstreamState {
   upstream::Balancer balancer;
-  std::vector<upstream::TargetPool*> pools;  // by target index; owned by the worker
+  std::vector<std::shared_ptr<upstream::TargetPool>> pools;  // by target index
+};
+
+// Everything a worker derives from one snapshot. A request holds the view it started with, so a
+// reload never pulls a balancer or a pool from under a request in flight.
+struct WorkerView {
+  std::shared_ptr<const config::Snapshot> snapshot;
+  std::vector<UpstreamState> upstreams;           // by upstream index
+  std::vector<upstream::SmoothWeighted> splits;   // by route order
 };
 
 class Worker {
@@ -38,6 +46,8 @@ class Worker {
   std::vector<net::tcp::endpoint> local_endpoints() const;
   // The thread body: serves until drained.
   void run();
+  // Thread-safe: new requests use `snapshot` from now on; requests in flight keep theirs.
+  void publish(std::shared_ptr<const config::Snapshot> snapshot);
   // Thread-safe: stop accepting, close idle connections, let busy ones finish their request.
   void drain();
   // Thread-safe: close every connection now (drain budget exceeded).
@@ -45,16 +55,13 @@ class Worker {
 
   // --- used by connections, on this worker's thread only ---
   net::asio::io_context& io() { return io_; }
-  const std::shared_ptr<const config::Snapshot>& snapshot() const { return snapshot_; }
-  UpstreamState& upstream(size_t index) { return upstreams_[index]; }
-  size_t pick_split(const config::Route& r);
+  const std::shared_ptr<WorkerView>& view() const { return view_; }
   upstream::Random& rng() { return rng_; }
   bool draining() const { return draining_; }
   // Formats the record into this worker's buffer (nothing at all when the access log is off).
   void log_access(const observe::AccessRecord& record);
   void add(Connection* c) { connections_.insert(c); }
   void remove(Connection* c);
-  std::atomic<uint64_t>& open_connections() { return *open_connections_; }
   int id() const { return id_; }
 
  private:
@@ -63,13 +70,12 @@ class Worker {
   void adopt(std::shared_ptr<const config::Snapshot> snapshot);
 
   int id_;
-  // All I/O of a worker happens on its own thread: only posting (drain, abort) crosses threads,
-  // so the reactor's per-operation locking is switched off and the scheduler's kept.
+  // All I/O of a worker happens on its own thread: only posting (publish, drain, abort) crosses
+  // threads, so the reactor's per-operation locking is switched off and the scheduler's kept.
   net::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  std::shared_ptr<const config::Snapshot> snapshot_;
-  std::vector<UpstreamState> upstreams_;
-  std::vector<upstream::SmoothWeighted> splits_;  // by route order
-  std::unordered_map<std::string, std::unique_ptr<upstream::TargetPool>> pools_;  // by "ip:port"
+  std::shared_ptr<WorkerView> view_;
+  // Pools by "ip:port", kept across reloads for targets that stay.
+  std::unordered_map<std::string, std::shared_ptr<upstream::TargetPool>> pools_;
   std::vector<std::unique_ptr<net::Acceptor>> acceptors_;
   std::unordered_set<Connection*> connections_;
   upstream::Random rng_;

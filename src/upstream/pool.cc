@@ -22,12 +22,21 @@ std::optional<net::Socket> TargetPool::take_idle(net::Clock::time_point now) {
 }
 
 void TargetPool::give_back(net::Socket s, size_t max_idle, net::Clock::time_point now) {
-  if (idle_.size() < max_idle) {
+  if (!retired_ && idle_.size() < max_idle) {
     idle_.push_back(Idle{std::move(s), now});
   } else {
     boost::system::error_code ignored;
     s.close(ignored);
   }
+}
+
+void TargetPool::retire() {
+  retired_ = true;
+  for (auto& idle : idle_) {
+    boost::system::error_code ignored;
+    idle.socket.close(ignored);
+  }
+  idle_.clear();
 }
 
 }  // namespace gatehouse::upstream

@@ -29,8 +29,12 @@ class TargetPool {
 
   // The most recently used idle connection that is still open, or nullopt.
   std::optional<net::Socket> take_idle(net::Clock::time_point now);
-  // Keeps the connection for reuse if fewer than max_idle are kept; closes it otherwise.
+  // Keeps the connection for reuse if fewer than max_idle are kept (and the pool is not retired);
+  // closes it otherwise.
   void give_back(net::Socket s, size_t max_idle, net::Clock::time_point now);
+  // The target left the configuration: close the idle connections, keep none from now on.
+  void retire();
+  bool retired() const { return retired_; }
 
   const net::tcp::endpoint& endpoint() const { return endpoint_; }
   const std::string& address() const { return address_; }
@@ -44,6 +48,7 @@ class TargetPool {
   net::tcp::endpoint endpoint_;
   std::string address_;  // "ip:port", for logs
   std::vector<Idle> idle_;
+  bool retired_ = false;
 };
 
 }  // namespace gatehouse::upstream

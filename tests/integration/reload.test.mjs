@@ -1,0 +1,110 @@
+// Hot reload: SIGHUP swaps the configuration with no request lost; requests in flight finish on
+// the configuration they started with; an invalid file changes nothing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import { startGatehouse, sleep, waitFor } from './harness.mjs';
+import { startUpstream } from './upstream.mjs';
+
+let a, b;
+before(async () => {
+  a = await startUpstream({ name: 'a' });
+  b = await startUpstream({ name: 'b' });
+});
+after(async () => { await a.close(); await b.close(); });
+
+// Config `name` routes every path to upstream `name`.
+const config = (name) => `
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+observability:
+  access_log: { path: "off" }
+upstreams:
+  a: { targets: [ { address: 127.0.0.1:${a.port} } ] }
+  b: { targets: [ { address: 127.0.0.1:${b.port} } ] }
+routes:
+  - name: to-${name}
+    match: { path: /* }
+    to: ${name}
+`;
+
+function get(agent, port, path) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, upstream: res.headers['x-upstream'] }));
+    });
+    req.on('error', (e) => resolve({ status: 0, error: e.code }));
+  });
+}
+
+test('50 reloads under load from 32 keep-alive connections: nothing fails, each reload takes effect', { timeout: 120000 }, async () => {
+  const gh = await startGatehouse(config('a'));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  let stop = false;
+  const results = [];
+  const clients = Array.from({ length: 32 }, async () => {
+    while (!stop) results.push(await get(agent, gh.port, '/echo'));
+  });
+  const probe = new http.Agent({ keepAlive: false });
+  for (let i = 1; i <= 50; i++) {
+    const name = i % 2 ? 'b' : 'a';
+    fs.writeFileSync(gh.file, config(name));
+    gh.proc.kill('SIGHUP');
+    // New requests use the new configuration as soon as the reload is logged.
+    await waitFor(() => gh.stderr.split('reloaded').length - 1 >= i, 5000, `reload ${i}`);
+    for (let k = 0; k < 4; k++) {
+      const r = await get(probe, gh.port, '/echo');
+      assert.equal(r.upstream, name, `request after reload ${i} went to ${r.upstream}`);
+    }
+  }
+  stop = true;
+  await Promise.all(clients);
+  agent.destroy();
+  const failed = results.filter((r) => r.status !== 200);
+  assert.ok(results.length > 500, `only ${results.length} requests`);
+  assert.deepEqual(failed, [], `${failed.length} of ${results.length} failed`);
+  assert.ok(results.some((r) => r.upstream === 'a') && results.some((r) => r.upstream === 'b'));
+  const { code } = await gh.stop();
+  assert.equal(code, 0);
+});
+
+test('a request in flight finishes on the configuration it started with', async () => {
+  const gh = await startGatehouse(config('a'));
+  const slow = get(undefined, gh.port, '/delay/600');
+  await sleep(150);
+  fs.writeFileSync(gh.file, config('b'));
+  gh.proc.kill('SIGHUP');
+  await waitFor(() => gh.stderr.includes('reloaded'), 3000, 'reload');
+  assert.equal((await get(undefined, gh.port, '/echo')).upstream, 'b');
+  const r = await slow;
+  assert.equal(r.status, 200);
+  assert.equal(r.upstream, 'a');
+  await gh.stop();
+});
+
+test('an invalid file on SIGHUP: errors logged, the old configuration keeps serving', async () => {
+  const gh = await startGatehouse(config('a'));
+  fs.writeFileSync(gh.file, config('b').replace('to: b', 'to: nowhere').replace('workers: 2', 'workers: 2\n  colour: red'));
+  gh.proc.kill('SIGHUP');
+  await waitFor(() => gh.stderr.includes('reload rejected'), 3000, 'rejection');
+  assert.match(gh.stderr, /server\.colour: unknown key 'colour'/);
+  assert.match(gh.stderr, /routes\[0\]\.to: unknown upstream 'nowhere'/);
+  assert.match(gh.stderr, /still serving config version 1/);
+  const r = await get(undefined, gh.port, '/echo');
+  assert.equal(r.status, 200);
+  assert.equal(r.upstream, 'a');
+  await gh.stop();
+});
+
+test('a reload that changes what needs a restart is refused, naming it', async () => {
+  const gh = await startGatehouse(config('a'));
+  fs.writeFileSync(gh.file, config('b').replace('workers: 2', 'workers: 1'));
+  gh.proc.kill('SIGHUP');
+  await waitFor(() => gh.stderr.includes('reload rejected'), 3000, 'rejection');
+  assert.match(gh.stderr, /server\.workers: the worker count cannot change on reload/);
+  assert.equal((await get(undefined, gh.port, '/echo')).upstream, 'a');
+  await gh.stop();
+});
