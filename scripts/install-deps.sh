@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # test peers and benchmark peers
   curl wrk nginx-light haproxy nodejs npm procps
+  # promtool (checks the /metrics exposition in tests) and valgrind (bench INSTRUCTIONS=1)
+  prometheus valgrind
 )
 
 missing=()
@@ -31,12 +33,13 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# nginx and haproxy are benchmark peers only: never leave them running as services.
-for svc in nginx haproxy; do
+# nginx, haproxy and prometheus are test and benchmark tools only: never leave them running.
+for svc in nginx haproxy prometheus; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi
 done
 pkill -x nginx 2>/dev/null || true
 pkill -x haproxy 2>/dev/null || true
+pkill -x prometheus 2>/dev/null || true
 echo "install-deps: ok"

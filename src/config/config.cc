@@ -46,14 +46,15 @@ class Loader {
       r_.error(root, "", "the config file is empty");
       return c;
     }
-    if (!r_.check_map(root, "", {"server", "observability", "upstreams", "routes"},
-                      {"admin", "redis", "consumers", "jwt_providers"}))
+    if (!r_.check_map(root, "", {"server", "admin", "observability", "upstreams", "routes"},
+                      {"redis", "consumers", "jwt_providers"}))
       return c;
     auto srv = root["server"];
     if (srv) server(srv, &c.server);
     // Only when none is written: a listener with a bad address has its own error already.
     if (!srv || !srv.IsMap() || !srv["listen"] || srv["listen"].size() == 0)
       r_.error(srv ? srv : root, "server.listen", "at least one listener is required");
+    if (auto n = root["admin"]) admin(n, c.server, &c.admin);
     if (auto n = root["observability"]) observability(n, &c.observability);
     if (auto n = root["upstreams"]) upstreams(n, &c.upstreams);
     if (auto n = root["routes"]) {
@@ -156,6 +157,31 @@ class Loader {
     auto a = parse_socket_address(*s, allow_hostname, &err);
     if (!a) r_.error(n, path, "invalid address '" + *s + "': " + err);
     return a;
+  }
+
+  void admin(const YAML::Node& n, const Server& server, Admin* a) {
+    if (!n.IsNull() && !r_.check_map(n, "admin", {"listen", "token_env"})) return;
+    a->enabled = true;
+    if (!n.IsMap()) return;
+    if (auto l = n["listen"]) {
+      if (auto addr = address(l, "admin.listen", false)) {
+        a->listen = *addr;
+        // The admin API never shares a port with traffic.
+        for (const auto& t : server.listen) {
+          if (t.address.port == addr->port && addr->port != 0)
+            r_.error(l, "admin.listen", "port " + std::to_string(addr->port) +
+                                            " is already a traffic listener (server.listen)");
+        }
+      }
+    }
+    if (auto t = n["token_env"]) {
+      if (auto s = r_.str(t, "admin.token_env")) {
+        if (s->empty() || s->find_first_of("= \t") != std::string::npos)
+          r_.error(t, "admin.token_env", "'" + *s + "' is not an environment variable name");
+        else
+          a->token_env = *s;
+      }
+    }
   }
 
   void observability(const YAML::Node& n, Observability* o) {

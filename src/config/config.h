@@ -54,6 +54,13 @@ struct Server {
   std::vector<Cidr> trusted_proxies;
 };
 
+// The admin API (health, readiness, status, metrics, reload). Off unless the section is present.
+struct Admin {
+  bool enabled = false;
+  SocketAddress listen{"127.0.0.1", 9901, false};
+  std::string token_env;  // when it names a set variable, a bearer token is required
+};
+
 struct AccessLog {
   enum class Sink { kStdout, kStderr, kFile, kOff } sink = Sink::kStdout;
   std::string path;  // for kFile
@@ -136,6 +143,7 @@ struct Route {
 struct Config {
   std::string file;
   Server server;
+  Admin admin;
   Observability observability;
   std::vector<Upstream> upstreams;
   std::vector<Route> routes;

@@ -420,6 +420,7 @@ net::Task<Connection::Outcome> Connection::forward() {
     switch (sent) {
       case Sent::kUpstreamError:
         if (ex_.reused && ex_.retry_allowed) co_return Outcome::kRetry;
+        upstream_done(observe::UpstreamOutcome::kReset);
         fail_upstream(502, "upstream_reset", "closed the connection while the request was being sent");
         break;
       case Sent::kBadBody:
@@ -460,6 +461,8 @@ net::Task<std::optional<net::Socket>> Connection::lease_upstream() {
   auto [ec] = co_await sock->async_connect(ex_.pool->endpoint(), net::use_task);
   upstream_ = nullptr;
   if (ec) {
+    upstream_done(upstream_timed_out_ ? observe::UpstreamOutcome::kTimeout
+                                      : observe::UpstreamOutcome::kConnectError);
     if (upstream_timed_out_) {
       fail(504, "upstream_connect_timeout",
            ex_.up->name + " did not accept a connection within " +
@@ -525,6 +528,7 @@ net::Task<size_t> Connection::read_response_head(net::Socket& up, Outcome* outco
       http::ParseError err;
       if (http::parse_response_head(up_.data().substr(0, end), limits, req_is_head_ ? "HEAD" : "GET",
                                     &resp_, &err) != http::ParseStatus::kComplete) {
+        upstream_done(observe::UpstreamOutcome::kReset);
         fail_upstream(502, "upstream_bad_response", "sent an invalid response: " + std::string(err.message));
         co_return 0;
       }
@@ -534,14 +538,17 @@ net::Task<size_t> Connection::read_response_head(net::Socket& up, Outcome* outco
         continue;
       }
       if (resp_.status == 101) {
+        upstream_done(observe::UpstreamOutcome::kReset);
         fail(502, "upstream_bad_response", "protocol upgrades are not supported yet");
         co_return 0;
       }
       upstream_ms_ = ms_since(ex_.start);
+      upstream_done(resp_.status >= 500 ? observe::UpstreamOutcome::k5xx : observe::UpstreamOutcome::kOk);
       co_return end;
     }
     scanned = up_.size();
     if (up_.size() >= kMaxUpstreamHead) {
+      upstream_done(observe::UpstreamOutcome::kReset);
       fail_upstream(502, "upstream_bad_response",
                     "sent a response head over " + std::to_string(kMaxUpstreamHead) + " bytes");
       co_return 0;
@@ -552,6 +559,10 @@ net::Task<size_t> Connection::read_response_head(net::Socket& up, Outcome* outco
     if (!ec && n > 0) {
       up_.commit(n);
       continue;
+    }
+    if (!(up_.empty() && ex_.reused && ex_.retry_allowed && !upstream_timed_out_)) {
+      upstream_done(upstream_timed_out_ ? observe::UpstreamOutcome::kTimeout
+                                        : observe::UpstreamOutcome::kReset);
     }
     if (upstream_timed_out_) {
       fail(504, "upstream_timeout", ex_.up->name + " did not answer within " +
@@ -655,6 +666,7 @@ net::Task<> Connection::relay_response(net::Socket& up, size_t head_len) {
     // Mid-body failure: the status line is gone, so the only honest signal is closing.
     close_after_ = true;
     log_error_ = upstream_ok ? "client_closed" : "upstream_reset_mid_body";
+    if (!upstream_ok) upstream_done(observe::UpstreamOutcome::kReset);
   }
   up_.consume(up_.size());
   if (ended_clean && upstream_keep_alive && client_ok && framing != http::Framing::kUntilClose) {
@@ -671,6 +683,11 @@ void Connection::fail(int status, std::string_view code, std::string message,
   error_ = http::ErrorResponse{status, std::string(code), std::move(message), std::move(headers)};
   status_ = status;
   log_error_ = code;
+}
+
+void Connection::upstream_done(observe::UpstreamOutcome outcome) {
+  upstream_outcome_ = outcome;
+  upstream_seconds_ = ms_since(ex_.start) / 1000;
 }
 
 void Connection::fail_upstream(int status, std::string_view code, std::string_view what) {
@@ -715,6 +732,7 @@ void Connection::begin_request() {
   request_id_.clear();
   error_.status = 0;
   upstream_ms_ = -1;
+  upstream_outcome_.reset();
   status_ = 0;
   bytes_in_ = bytes_out_ = 0;
   response_started_ = false;
@@ -748,6 +766,9 @@ void Connection::finish_request_log() {
   r.upstream_ms = upstream_ms_;
   r.error = log_error_;
   w_.log_access(r);
+  auto& m = w_.metrics();
+  m.count_request(r.route, log_method_, status_, r.total_ms / 1000, bytes_in_, bytes_out_);
+  if (upstream_outcome_) m.count_upstream(r.upstream, r.target, *upstream_outcome_, upstream_seconds_);
 }
 
 }  // namespace gatehouse::server

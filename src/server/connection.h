@@ -16,6 +16,7 @@
 #include "http/chunked.h"
 #include "http/error_response.h"
 #include "http/message.h"
+#include "observe/metrics.h"
 #include "router/router.h"
 #include "server/asio.h"
 #include "server/buffer.h"
@@ -75,6 +76,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail_upstream(int status, std::string_view code, std::string_view what);
+  void upstream_done(observe::UpstreamOutcome outcome);
   net::Task<> send_error();
   bool write_client_now(std::string_view& a, std::string_view& b, bool* ok);
   net::Task<bool> write_client(std::string_view a, std::string_view b = {});
@@ -129,6 +131,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::chrono::system_clock::time_point wall_start_;
   net::Clock::time_point start_;
   double upstream_ms_ = -1;
+  std::optional<observe::UpstreamOutcome> upstream_outcome_;
+  double upstream_seconds_ = 0;  // to the response head, or to the failure
   bool response_started_ = false;  // a byte of the response went to the client
   bool body_pending_ = false;      // request body bytes not yet read from the client
   bool head_consumed_ = true;      // req_'s views are dead once the head left in_

@@ -101,7 +101,26 @@ void Worker::run() {
     net::asio::co_spawn(io_.get_executor(), accept_loop(*a), net::asio::detached);
   }
   io_.run();
+  stopped_ = true;
   flush_access_log();
+}
+
+void Worker::collect(std::function<void(WorkerStats)> done) {
+  if (stopped_) return done(WorkerStats{});
+  net::asio::post(io_, [this, done = std::move(done)] {
+    WorkerStats stats;
+    stats.metrics = metrics_;
+    stats.connections = connections_.size();
+    const auto& cfg = view_->snapshot->config;
+    for (size_t u = 0; u < cfg.upstreams.size(); ++u) {
+      const auto& state = view_->upstreams[u];
+      for (size_t t = 0; t < cfg.upstreams[u].targets.size(); ++t) {
+        stats.targets.push_back({cfg.upstreams[u].name, state.pools[t]->address(),
+                                 state.balancer.in_flight(t), state.pools[t]->idle_count()});
+      }
+    }
+    done(std::move(stats));
+  });
 }
 
 net::Task<> Worker::accept_loop(net::Acceptor& acceptor) {

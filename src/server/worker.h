@@ -13,6 +13,7 @@
 
 #include "config/snapshot.h"
 #include "observe/access_log.h"
+#include "observe/metrics.h"
 #include "server/asio.h"
 #include "upstream/balancer.h"
 #include "upstream/pool.h"
@@ -34,6 +35,18 @@ struct WorkerView {
   std::vector<upstream::SmoothWeighted> splits;   // by route order
 };
 
+// What a worker reports to a scrape or /status, copied on its own thread.
+struct WorkerStats {
+  observe::MetricsShard metrics;
+  uint64_t connections = 0;
+  struct Target {
+    std::string upstream, address;
+    uint32_t in_flight = 0;
+    size_t idle = 0;
+  };
+  std::vector<Target> targets;
+};
+
 class Worker {
  public:
   Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int access_log_fd,
@@ -52,6 +65,8 @@ class Worker {
   void drain();
   // Thread-safe: close every connection now (drain budget exceeded).
   void abort();
+  // Thread-safe: calls done(stats) on this worker's thread (at once, empty, if it has stopped).
+  void collect(std::function<void(WorkerStats)> done);
 
   // --- used by connections, on this worker's thread only ---
   net::asio::io_context& io() { return io_; }
@@ -60,6 +75,7 @@ class Worker {
   bool draining() const { return draining_; }
   // Formats the record into this worker's buffer (nothing at all when the access log is off).
   void log_access(const observe::AccessRecord& record);
+  observe::MetricsShard& metrics() { return metrics_; }
   void add(Connection* c) { connections_.insert(c); }
   void remove(Connection* c);
   int id() const { return id_; }
@@ -83,7 +99,9 @@ class Worker {
   std::string access_buf_;
   bool flush_posted_ = false;
   bool draining_ = false;
+  std::atomic<bool> stopped_{false};
   std::atomic<uint64_t>* open_connections_;
+  observe::MetricsShard metrics_;
 };
 
 }  // namespace gatehouse::server

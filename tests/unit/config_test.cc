@@ -455,7 +455,7 @@ TEST(ConfigTest, BadMatchValues) {
 }
 
 TEST(ConfigTest, NotYetSupportedTopLevelKeys) {
-  for (const char* key : {"admin", "redis", "consumers", "jwt_providers"}) {
+  for (const char* key : {"redis", "consumers", "jwt_providers"}) {
     auto errors = errors_of(kMinimal + key + ":\n  x: 1\n");
     ASSERT_EQ(errors.size(), 1u) << key << "\n" << dump(errors);
     EXPECT_EQ(errors[0].path, key);
@@ -464,6 +464,30 @@ TEST(ConfigTest, NotYetSupportedTopLevelKeys) {
     EXPECT_EQ(errors[0].message, want);
     EXPECT_EQ(errors[0].column, 1);
   }
+}
+
+TEST(ConfigTest, AdminSection) {
+  std::vector<ConfigError> admin_errors;
+  auto cfg = parse_config(kMinimal + "admin:\n  listen: 127.0.0.1:9911\n  token_env: GH_TOKEN\n",
+                          "test.yaml", &admin_errors);
+  ASSERT_TRUE(cfg);
+  EXPECT_TRUE(cfg->admin.enabled);
+  EXPECT_EQ(cfg->admin.listen.to_string(), "127.0.0.1:9911");
+  EXPECT_EQ(cfg->admin.token_env, "GH_TOKEN");
+
+  std::vector<ConfigError> none;
+  auto defaults = parse_config(kMinimal + "admin: {}\n", "test.yaml", &none);
+  ASSERT_TRUE(defaults) << dump(none);
+  EXPECT_EQ(defaults->admin.listen.to_string(), "127.0.0.1:9901");
+  auto off = parse_config(kMinimal, "test.yaml", &none);
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->admin.enabled);
+}
+
+TEST(ConfigTest, AdminNeverSharesATrafficPort) {
+  auto errors = errors_of(kMinimal + "admin:\n  listen: 127.0.0.1:8080\n  bogus: 1\n");
+  EXPECT_HAS_ERROR(errors, "admin.listen", "port 8080 is already a traffic listener");
+  EXPECT_HAS_ERROR(errors, "admin.bogus", "unknown key 'bogus'");
 }
 
 TEST(ConfigTest, NotYetSupportedListenerTls) {

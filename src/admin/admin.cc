@@ -1,0 +1,155 @@
+#include "admin/admin.h"
+
+#include <openssl/crypto.h>
+
+#include "http/error_response.h"
+#include "http/parser.h"
+#include "server/buffer.h"
+
+namespace gatehouse::admin {
+namespace {
+
+constexpr size_t kMaxRequest = 16 * 1024;
+constexpr auto kIdle = std::chrono::seconds(30);
+
+std::string response(int status, std::string_view content_type, std::string_view body,
+                     std::string_view extra_headers = {}) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " +
+                    std::string(http::reason_phrase(status)) + "\r\nContent-Type: " +
+                    std::string(content_type) + "\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\nCache-Control: no-store\r\n";
+  out.append(extra_headers).append("\r\n").append(body);
+  return out;
+}
+
+std::string json_error(int status, std::string_view code, std::string_view message) {
+  std::string body = "{\"error\":\"";
+  http::append_json_escaped(&body, code);
+  body += "\",\"message\":\"";
+  http::append_json_escaped(&body, message);
+  body += "\"}\n";
+  return response(status, "application/json", body);
+}
+
+// Constant-time comparison of a presented bearer token with the configured one.
+bool token_matches(std::string_view authorization, const std::string& token) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (authorization.size() < kScheme.size() ||
+      !http::iequals(authorization.substr(0, kScheme.size()), kScheme))
+    return false;
+  std::string_view presented = authorization.substr(kScheme.size());
+  // Compare over the configured token's length whatever was presented, so the time taken says
+  // nothing about how much of it matched.
+  std::string padded(presented.substr(0, token.size()));
+  padded.resize(token.size(), '\0');
+  bool same = CRYPTO_memcmp(padded.data(), token.data(), token.size()) == 0;
+  return same && presented.size() == token.size();
+}
+
+}  // namespace
+
+AdminServer::AdminServer(net::asio::io_context& io, AdminHandler& handler, std::string token)
+    : io_(io), handler_(handler), token_(std::move(token)) {}
+
+AdminServer::~AdminServer() = default;
+
+bool AdminServer::listen(const config::SocketAddress& address, std::string* error) {
+  net::tcp::endpoint ep(net::asio::ip::make_address(address.ip), address.port);
+  acceptor_ = std::make_unique<net::Acceptor>(io_.get_executor());
+  boost::system::error_code ec;
+  acceptor_->open(ep.protocol(), ec);
+  if (!ec) acceptor_->set_option(net::asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(ep, ec);
+  if (!ec) acceptor_->listen(128, ec);
+  if (ec) {
+    *error = "cannot listen on " + address.to_string() + " (admin): " + ec.message();
+    return false;
+  }
+  net::asio::co_spawn(io_.get_executor(), accept_loop(), net::asio::detached);
+  return true;
+}
+
+net::tcp::endpoint AdminServer::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptor_->local_endpoint(ec);
+}
+
+void AdminServer::close() {
+  boost::system::error_code ec;
+  if (acceptor_) acceptor_->close(ec);
+}
+
+net::Task<> AdminServer::accept_loop() {
+  while (acceptor_->is_open()) {
+    auto [ec, socket] = co_await acceptor_->async_accept(net::use_task);
+    if (ec == net::asio::error::operation_aborted) break;
+    if (ec) continue;
+    net::asio::co_spawn(io_.get_executor(), serve(net::Socket(std::move(socket))), net::asio::detached);
+  }
+}
+
+net::Task<> AdminServer::serve(net::Socket socket) {
+  server::Buffer in;
+  http::RequestHead req;
+  net::Timer idle(io_.get_executor());
+  // The admin API is for operators and scrapers: one request at a time, a plain idle cut-off.
+  idle.expires_after(kIdle);
+  idle.async_wait([&socket](boost::system::error_code ec) {
+    if (!ec) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    }
+  });
+  bool keep_alive = true;
+  while (keep_alive) {
+    size_t end = 0;
+    while (!(end = http::find_head_end(in.data(), 0))) {
+      if (in.size() >= kMaxRequest) co_return;
+      auto [ptr, room] = in.prepare(4096, kMaxRequest);
+      auto [ec, n] = co_await socket.async_read_some(net::asio::buffer(ptr, room), net::use_task);
+      if (ec) co_return;
+      in.commit(n);
+    }
+    http::ParseError err;
+    std::string out;
+    if (http::parse_request_head(in.data().substr(0, end), http::ParseLimits{}, &req, &err) !=
+        http::ParseStatus::kComplete) {
+      out = json_error(err.status, err.code, err.message);
+      keep_alive = false;
+    } else {
+      keep_alive = req.keep_alive && req.framing == http::Framing::kNone;
+      std::string path(req.path), method(req.method), auth(req.get("authorization"));
+      in.consume(end);  // req's views are dead from here on
+      bool open_path = path == "/healthz";
+      if (!token_.empty() && !open_path && !token_matches(auth, token_)) {
+        out = json_error(401, "unauthorized", "the admin API needs Authorization: Bearer <token>");
+      } else if (path == "/healthz" && (method == "GET" || method == "HEAD")) {
+        out = response(200, "application/json", "{\"status\":\"ok\"}\n");
+      } else if (path == "/readyz" && (method == "GET" || method == "HEAD")) {
+        out = handler_.ready() ? response(200, "application/json", "{\"status\":\"ready\"}\n")
+                               : response(503, "application/json", "{\"status\":\"draining\"}\n");
+      } else if (path == "/status" && method == "GET") {
+        out = response(200, "application/json", co_await handler_.status_json());
+      } else if (path == "/metrics" && method == "GET") {
+        out = response(200, "text/plain; version=0.0.4; charset=utf-8", co_await handler_.metrics_text());
+      } else if (path == "/reload" && method == "POST") {
+        auto [ok, body] = handler_.reload();
+        out = response(ok ? 200 : 400, "application/json", body);
+      } else if (path == "/healthz" || path == "/readyz" || path == "/status" ||
+                 path == "/metrics" || path == "/reload") {
+        out = response(405, "application/json",
+                       "{\"error\":\"method_not_allowed\",\"message\":\"method not allowed\"}\n",
+                       path == "/reload" ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n");
+      } else {
+        out = json_error(404, "not_found", "no admin endpoint " + path);
+      }
+      if (method == "HEAD") out.resize(out.find("\r\n\r\n") + 4);
+    }
+    if (!keep_alive) out.insert(out.find("\r\n") + 2, "Connection: close\r\n");
+    auto [ec, n] = co_await net::asio::async_write(socket, net::asio::buffer(out), net::use_task);
+    if (ec) break;
+  }
+  idle.cancel();
+}
+
+}  // namespace gatehouse::admin

@@ -1,0 +1,237 @@
+#include "observe/metrics.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace gatehouse::observe {
+namespace {
+
+constexpr std::array<std::string_view, 8> kMethods = {"GET",    "HEAD",    "POST",  "PUT",
+                                                      "DELETE", "PATCH", "OPTIONS", "TRACE"};
+
+std::string_view method_label(std::string_view m) {
+  for (auto known : kMethods) {
+    if (m == known) return known;
+  }
+  return "other";
+}
+
+// Label values: backslash, double quote and line feed escaped (exposition format 0.0.4).
+void label(std::string* out, std::string_view name, std::string_view value, bool first = false) {
+  out->append(first ? "" : ",").append(name).append("=\"");
+  for (char c : value) {
+    if (c == '\\') out->append("\\\\");
+    else if (c == '"') out->append("\\\"");
+    else if (c == '\n') out->append("\\n");
+    else out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+// The shortest text that reads back as the same double ("0.0025", not "0.0025000000000000001").
+std::string number(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+
+void header(std::string* out, std::string_view name, std::string_view type, std::string_view help) {
+  out->append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out->append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+void histogram(std::string* out, std::string_view name, std::string_view label_name,
+               std::string_view label_value, const Histogram& h) {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= Histogram::kBounds.size(); ++i) {
+    cumulative += h.counts()[i];
+    out->append(name).append("_bucket{");
+    label(out, label_name, label_value, true);
+    label(out, "le", i < Histogram::kBounds.size() ? number(Histogram::kBounds[i]) : "+Inf");
+    out->append("} ").append(std::to_string(cumulative)).append("\n");
+  }
+  out->append(name).append("_sum{");
+  label(out, label_name, label_value, true);
+  out->append("} ").append(number(h.sum())).append("\n");
+  out->append(name).append("_count{");
+  label(out, label_name, label_value, true);
+  out->append("} ").append(std::to_string(h.count())).append("\n");
+}
+
+void gauge(std::string* out, std::string_view name, std::string_view help, double v,
+           std::string_view type = "gauge") {
+  header(out, name, type, help);
+  out->append(name).append(" ").append(number(v)).append("\n");
+}
+
+// Keys sorted, so the output is stable from scrape to scrape.
+template <class Map>
+std::vector<const typename Map::value_type*> sorted(const Map& m) {
+  std::vector<const typename Map::value_type*> v;
+  for (const auto& e : m) v.push_back(&e);
+  std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  return v;
+}
+
+}  // namespace
+
+void Histogram::observe(double seconds) {
+  size_t i = static_cast<size_t>(std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin());
+  ++counts_[i];
+  sum_ += seconds;
+  ++count_;
+}
+
+void Histogram::merge(const Histogram& other) {
+  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
+  sum_ += other.sum_;
+  count_ += other.count_;
+}
+
+std::string_view outcome_name(UpstreamOutcome o) {
+  switch (o) {
+    case UpstreamOutcome::kOk: return "ok";
+    case UpstreamOutcome::kConnectError: return "connect_error";
+    case UpstreamOutcome::kTimeout: return "timeout";
+    case UpstreamOutcome::kReset: return "reset";
+    case UpstreamOutcome::k5xx: return "5xx";
+  }
+  return "ok";
+}
+
+void MetricsShard::count_request(std::string_view route, std::string_view method, int status,
+                                 double seconds, uint64_t bytes_in, uint64_t bytes_out) {
+  auto it = routes.find(route);
+  if (it == routes.end()) it = routes.emplace(std::string(route), RouteMetrics{}).first;
+  auto key = std::make_pair(std::string(method_label(method)), status);
+  ++it->second.requests[key];
+  it->second.duration.observe(seconds);
+  bytes_received += bytes_in;
+  bytes_sent += bytes_out;
+}
+
+void MetricsShard::count_upstream(std::string_view upstream, std::string_view target,
+                                  UpstreamOutcome outcome, double seconds) {
+  auto it = upstreams.find(upstream);
+  if (it == upstreams.end()) it = upstreams.emplace(std::string(upstream), UpstreamMetrics{}).first;
+  auto t = it->second.by_target.find(target);
+  if (t == it->second.by_target.end())
+    t = it->second.by_target.emplace(std::string(target), std::array<uint64_t, kUpstreamOutcomes>{}).first;
+  ++t->second[static_cast<size_t>(outcome)];
+  it->second.duration.observe(seconds);
+}
+
+void MetricsShard::merge(const MetricsShard& other) {
+  for (const auto& [name, r] : other.routes) {
+    auto& mine = routes[name];
+    for (const auto& [key, n] : r.requests) mine.requests[key] += n;
+    mine.duration.merge(r.duration);
+  }
+  for (const auto& [name, u] : other.upstreams) {
+    auto& mine = upstreams[name];
+    for (const auto& [target, counts] : u.by_target) {
+      auto& c = mine.by_target[target];
+      for (size_t i = 0; i < kUpstreamOutcomes; ++i) c[i] += counts[i];
+    }
+    mine.duration.merge(u.duration);
+  }
+  bytes_received += other.bytes_received;
+  bytes_sent += other.bytes_sent;
+}
+
+std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
+  std::string out;
+  header(&out, "gatehouse_requests_total", "counter", "Requests by route, method and status code.");
+  for (const auto* route : sorted(m.routes)) {
+    for (const auto& [key, n] : route->second.requests) {
+      out.append("gatehouse_requests_total{");
+      label(&out, "route", route->first, true);
+      label(&out, "method", key.first);
+      label(&out, "code", std::to_string(key.second));
+      out.append("} ").append(std::to_string(n)).append("\n");
+    }
+  }
+  header(&out, "gatehouse_request_duration_seconds", "histogram",
+         "Time from the request head to the end of the response, by route.");
+  for (const auto* route : sorted(m.routes))
+    histogram(&out, "gatehouse_request_duration_seconds", "route", route->first, route->second.duration);
+
+  header(&out, "gatehouse_upstream_requests_total", "counter",
+         "Upstream exchanges by upstream, target and outcome.");
+  for (const auto* up : sorted(m.upstreams)) {
+    for (const auto* target : sorted(up->second.by_target)) {
+      for (size_t i = 0; i < kUpstreamOutcomes; ++i) {
+        out.append("gatehouse_upstream_requests_total{");
+        label(&out, "upstream", up->first, true);
+        label(&out, "target", target->first);
+        label(&out, "outcome", outcome_name(static_cast<UpstreamOutcome>(i)));
+        out.append("} ").append(std::to_string(target->second[i])).append("\n");
+      }
+    }
+  }
+  header(&out, "gatehouse_upstream_request_duration_seconds", "histogram",
+         "Time from sending the request upstream to its response head (or the failure), by upstream.");
+  for (const auto* up : sorted(m.upstreams))
+    histogram(&out, "gatehouse_upstream_request_duration_seconds", "upstream", up->first, up->second.duration);
+
+  gauge(&out, "gatehouse_downstream_connections", "Open client connections.",
+        static_cast<double>(p.downstream_connections));
+  gauge(&out, "gatehouse_upstream_connections", "Open upstream connections (in use and idle).",
+        static_cast<double>(p.upstream_connections));
+  gauge(&out, "gatehouse_received_bytes_total", "Bytes received from clients (heads and bodies).",
+        static_cast<double>(m.bytes_received), "counter");
+  gauge(&out, "gatehouse_sent_bytes_total", "Bytes sent to clients (heads and bodies).",
+        static_cast<double>(m.bytes_sent), "counter");
+  header(&out, "gatehouse_config_reloads_total", "counter", "Configuration reloads by result.");
+  out.append("gatehouse_config_reloads_total{result=\"ok\"} ").append(std::to_string(p.reloads_ok)).append("\n");
+  out.append("gatehouse_config_reloads_total{result=\"error\"} ").append(std::to_string(p.reloads_error)).append("\n");
+  header(&out, "gatehouse_config_info", "gauge", "The configuration version in use (always 1).");
+  out.append("gatehouse_config_info{version=\"").append(std::to_string(p.config_version)).append("\"} 1\n");
+  gauge(&out, "gatehouse_config_last_reload_timestamp_seconds",
+        "When the configuration in use was loaded (Unix time).", p.config_loaded_at);
+  gauge(&out, "gatehouse_workers", "Worker threads.", p.workers);
+
+  // process_* as the Prometheus client libraries name them, from /proc/self.
+  long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+  std::ifstream stat("/proc/self/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto rparen = line.rfind(')');
+  if (rparen != std::string::npos && ticks > 0) {
+    std::istringstream fields(line.substr(rparen + 2));
+    std::vector<std::string> f;
+    for (std::string x; fields >> x;) f.push_back(x);
+    // Fields from 3 (state) on: utime=14, stime=15, starttime=22, rss=24 (1-based in proc(5)).
+    if (f.size() > 21) {
+      double cpu = (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(ticks);
+      gauge(&out, "process_cpu_seconds_total", "User and system CPU time, in seconds.", cpu, "counter");
+      gauge(&out, "process_resident_memory_bytes", "Resident memory, in bytes.",
+            std::stod(f[21]) * static_cast<double>(page));
+      double boot_time = 0;
+      std::ifstream sys("/proc/stat");
+      for (std::string l; std::getline(sys, l);) {
+        if (l.rfind("btime ", 0) == 0) boot_time = std::stod(l.substr(6));
+      }
+      gauge(&out, "process_start_time_seconds", "Start time of the process (Unix time).",
+            boot_time + std::stod(f[19]) / static_cast<double>(ticks));
+    }
+  }
+  size_t fds = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.') ++fds;
+    }
+    closedir(d);
+  }
+  gauge(&out, "process_open_fds", "Open file descriptors.", static_cast<double>(fds > 0 ? fds - 1 : 0));
+  return out;
+}
+
+}  // namespace gatehouse::observe

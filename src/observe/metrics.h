@@ -1,0 +1,82 @@
+// Prometheus metrics. Each worker counts in its own MetricsShard (plain integers, written only by
+// that worker's thread: no atomics, no locks on the request path). A scrape copies every shard on
+// its own worker's thread, merges the copies on the main thread and formats them as the text
+// exposition format 0.0.4.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace gatehouse::observe {
+
+class Histogram {
+ public:
+  // Upper bounds in seconds (Prometheus' usual latency buckets, plus 1 ms and 2.5 ms).
+  static constexpr std::array<double, 13> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                     0.25,  0.5,    1,     2.5,  5,     10};
+  void observe(double seconds);
+  void merge(const Histogram& other);
+  const std::array<uint64_t, kBounds.size() + 1>& counts() const { return counts_; }  // not cumulative
+  double sum() const { return sum_; }
+  uint64_t count() const { return count_; }
+
+ private:
+  std::array<uint64_t, kBounds.size() + 1> counts_{};  // the last is +Inf
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
+enum class UpstreamOutcome : uint8_t { kOk, kConnectError, kTimeout, kReset, k5xx };
+constexpr size_t kUpstreamOutcomes = 5;
+std::string_view outcome_name(UpstreamOutcome o);
+
+// Transparent hashing, so lookups by string_view allocate nothing.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+struct RouteMetrics {
+  std::map<std::pair<std::string, int>, uint64_t> requests;  // (method, status) -> count
+  Histogram duration;
+};
+
+struct UpstreamMetrics {
+  StringMap<std::array<uint64_t, kUpstreamOutcomes>> by_target;  // target "ip:port" -> outcomes
+  Histogram duration;  // request sent to response head received (or failure)
+};
+
+struct MetricsShard {
+  StringMap<RouteMetrics> routes;  // "" for requests no route took
+  StringMap<UpstreamMetrics> upstreams;
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+
+  // Methods outside the registered set count as "other": a client cannot grow the label space.
+  void count_request(std::string_view route, std::string_view method, int status, double seconds,
+                     uint64_t bytes_in, uint64_t bytes_out);
+  void count_upstream(std::string_view upstream, std::string_view target, UpstreamOutcome outcome,
+                      double seconds);
+  void merge(const MetricsShard& other);
+};
+
+// Values the process knows outside the shards.
+struct ProcessMetrics {
+  uint64_t downstream_connections = 0;
+  uint64_t upstream_connections = 0;  // in use plus idle in pools
+  uint64_t reloads_ok = 0, reloads_error = 0;
+  uint64_t config_version = 0;
+  double config_loaded_at = 0;  // Unix seconds
+  int workers = 0;
+};
+
+// The whole exposition: the shards' metrics, the process values and process_* from /proc/self.
+std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p);
+
+}  // namespace gatehouse::observe
