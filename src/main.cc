@@ -21,18 +21,21 @@ constexpr const char* kUsage = R"(gatehouse - an API gateway
 
 Usage:
   gatehouse run -c FILE        serve with the config FILE (also: gatehouse -c FILE)
+      --watch                  also reload when FILE changes
   gatehouse validate -c FILE   check FILE without serving; exit 1 and list every error if invalid
   gatehouse version            version, build type and library versions
   gatehouse --help             this text
 
-Signals: SIGTERM/SIGINT drain and exit.
+Signals: SIGHUP reloads the config; SIGTERM/SIGINT drain and exit.
 )";
 
-constexpr const char* kRunUsage = R"(Usage: gatehouse run -c FILE
+constexpr const char* kRunUsage = R"(Usage: gatehouse run -c FILE [--watch]
 
 Serves HTTP with the configuration in FILE (YAML). Logs go to stderr; access logs where
-observability.access_log says. Exit status: 0 after a clean drain, 1 on a start-up error,
-2 when the drain budget ran out.
+observability.access_log says. SIGHUP (or POST /reload on the admin API, or --watch when
+FILE changes) reloads FILE; an invalid file is rejected and the running config kept.
+SIGTERM/SIGINT drain in-flight requests and exit. Exit status: 0 after a clean drain, 1 on a
+start-up error, 2 when the drain budget ran out.
 )";
 
 int validate(const std::string& file) {
@@ -74,9 +77,12 @@ int main(int argc, char** argv) {
   }
   std::string config;
   bool help = false;
+  gatehouse::server::RunOptions options;
   for (; i < args.size(); ++i) {
     if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) {
       config = args[++i];
+    } else if (args[i] == "--watch" && command == "run") {
+      options.watch = true;
     } else if (args[i] == "-h" || args[i] == "--help") {
       help = true;
     } else {
@@ -103,5 +109,5 @@ int main(int argc, char** argv) {
   }
   if (command == "validate") return validate(config);
   gatehouse::observe::init_logging();
-  return gatehouse::server::run(config);
+  return gatehouse::server::run(config, options);
 }

@@ -177,15 +177,22 @@ net::Task<> Connection::yield() {
 
 // --- the connection loop ---------------------------------------------------------------------
 
+// The view is the worker's own (no other core touches its count), and copied only on change.
+void Connection::refresh_view() {
+  if (view_ != w_.view()) {
+    view_ = w_.view();
+    snap_ = view_->snapshot.get();
+  }
+}
+
 net::Task<> Connection::run() {
   while (!closed_) {
-    // The view is the worker's own (no other core touches its count); copied only on change.
-    if (view_ != w_.view()) {
-      view_ = w_.view();
-      snap_ = view_->snapshot.get();
-    }
+    refresh_view();  // the limits and timeouts for reading the head
     Head head = co_await read_head();
     if (head == Head::kClose) break;
+    // A request starts when its head has arrived: a reload that came while this connection sat
+    // idle applies to it.
+    refresh_view();
     if (head == Head::kRequest) {
       co_await handle_request();
     } else {

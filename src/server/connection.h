@@ -62,6 +62,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   net::Task<> run();
+  void refresh_view();
   net::Task<Head> read_head();
   net::Task<> handle_request();
   Step start_request();                        // id, limits, route; then the filters

@@ -1,8 +1,14 @@
 #include "server/server.h"
 
+#include <sys/inotify.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <filesystem>
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <thread>
 
@@ -48,7 +54,8 @@ std::string_view balance_name(config::Balance b) {
 
 class Server final : public admin::AdminHandler {
  public:
-  explicit Server(std::string config_path) : config_path_(std::move(config_path)) {}
+  Server(std::string config_path, RunOptions options)
+      : config_path_(std::move(config_path)), options_(options) {}
 
   int run() {
     std::signal(SIGPIPE, SIG_IGN);
@@ -60,6 +67,8 @@ class Server final : public admin::AdminHandler {
       return 1;
     }
     snapshot_ = config::make_snapshot(std::move(*cfg), ++version_);
+    // The watch first: a change made as soon as "listening on" is logged must not be missed.
+    if (options_.watch) watch_config();
     if (!start_admin() || !start_workers()) return 1;
     wait_signal();
     std::thread joiner([this] {
@@ -67,6 +76,8 @@ class Server final : public admin::AdminHandler {
       net::asio::post(main_io_, [this] {
         signals_.cancel();
         drain_budget_.cancel();
+        watch_.close();
+        watch_delay_.cancel();
         if (admin_) admin_->close();
       });
     });
@@ -87,26 +98,84 @@ class Server final : public admin::AdminHandler {
     }
     int n = c.server.workers > 0 ? c.server.workers
                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    std::vector<net::tcp::endpoint> endpoints;
-    for (const auto& l : c.server.listen) {
-      endpoints.emplace_back(net::asio::ip::make_address(l.address.ip), l.address.port);
-    }
     for (int i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<Worker>(i, snapshot_, access_fd_, &open_connections_));
+    }
+    for (const auto& l : c.server.listen) {
       std::string error;
-      if (!workers_.back()->listen(endpoints, &error)) {
+      if (!open_listener(l, /*running=*/false, &error)) {
         spdlog::error("not starting: {}", error);
         return false;
       }
-      // Port 0 means "any": the first worker's choice becomes every other worker's port.
-      if (i == 0) endpoints = workers_[0]->local_endpoints();
     }
-    listen_endpoints_ = endpoints;
-    for (const auto& ep : endpoints) spdlog::info("listening on http://{}", endpoint_text(ep));
     spdlog::info("gatehouse {} started: {} worker(s), {} route(s), {} upstream(s), config {}",
                  GATEHOUSE_VERSION, n, c.routes.size(), c.upstreams.size(), config_path_);
     for (auto& w : workers_) threads_.emplace_back([&w] { w->run(); });
     return true;
+  }
+
+  // Opens a listener on every worker. Port 0 means "any": the first worker's choice becomes every
+  // other worker's port. On failure no worker keeps it.
+  bool open_listener(const config::Listener& l, bool running, std::string* error) {
+    const std::string key = l.address.to_string();
+    net::tcp::endpoint ep(net::asio::ip::make_address(l.address.ip), l.address.port);
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      Worker& w = *workers_[i];
+      auto open = [&] { return w.open_listener(key, ep, error); };
+      auto bound = running ? w.on_thread(open) : open();
+      if (!bound) {
+        for (size_t k = 0; k < i; ++k) close_listener_on(*workers_[k], key, running);
+        return false;
+      }
+      ep = *bound;
+    }
+    listeners_.emplace_back(key, ep);
+    spdlog::info("listening on http://{}", endpoint_text(ep));
+    return true;
+  }
+
+  void close_listener_on(Worker& w, const std::string& key, bool running) {
+    if (running) {
+      w.on_thread([&] {
+        w.close_listener(key);
+        return 0;
+      });
+    } else {
+      w.close_listener(key);
+    }
+  }
+
+  // Listeners that came or went with a reload: new ones open before the new config is published
+  // (a failure rejects the reload); removed ones close after it.
+  bool open_added_listeners(const config::Config& next, std::vector<config::ConfigError>* errors) {
+    for (size_t i = 0; i < next.server.listen.size(); ++i) {
+      const auto& l = next.server.listen[i];
+      if (has_listener(l.address.to_string())) continue;
+      std::string error;
+      if (!open_listener(l, /*running=*/true, &error)) {
+        errors->push_back({config_path_, 0, 0, "server.listen[" + std::to_string(i) + "]", error});
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void close_removed_listeners(const config::Config& next) {
+    for (auto it = listeners_.begin(); it != listeners_.end();) {
+      bool kept = std::any_of(next.server.listen.begin(), next.server.listen.end(),
+                              [&](const config::Listener& l) { return l.address.to_string() == it->first; });
+      if (kept) {
+        ++it;
+        continue;
+      }
+      for (auto& w : workers_) close_listener_on(*w, it->first, /*running=*/true);
+      spdlog::info("stopped listening on http://{}", endpoint_text(it->second));
+      it = listeners_.erase(it);
+    }
+  }
+
+  bool has_listener(const std::string& key) const {
+    return std::any_of(listeners_.begin(), listeners_.end(), [&](auto& l) { return l.first == key; });
   }
 
   bool start_admin() {
@@ -186,8 +255,8 @@ class Server final : public admin::AdminHandler {
     j += ",\"reloads\":{\"ok\":" + std::to_string(reloads_ok_) + ",\"error\":" +
          std::to_string(reloads_error_) + "}";
     j += ",\"listeners\":[";
-    for (size_t i = 0; i < listen_endpoints_.size(); ++i)
-      j += (i ? "," : "") + json_string("http://" + endpoint_text(listen_endpoints_[i]));
+    for (size_t i = 0; i < listeners_.size(); ++i)
+      j += (i ? "," : "") + json_string("http://" + endpoint_text(listeners_[i].second));
     j += "],\"routes\":[";
     for (const config::Route* r : snapshot_->routes.ordered()) {
       j += (j.back() == '[' ? "" : ",") + std::string("{\"name\":") + json_string(r->name) + ",\"upstreams\":[";
@@ -238,6 +307,51 @@ class Server final : public admin::AdminHandler {
   }
 
  private:
+  // --watch: inotify on the file's directory, since editors and config managers often replace
+  // the file (write a new one, rename it over) rather than write into it.
+  void watch_config() {
+    namespace fs = std::filesystem;
+    fs::path file = fs::absolute(config_path_);
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0 || inotify_add_watch(fd, file.parent_path().c_str(),
+                                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+      spdlog::error("--watch: cannot watch {}: {}", file.parent_path().string(), std::strerror(errno));
+      if (fd >= 0) ::close(fd);
+      return;
+    }
+    watch_.assign(fd);
+    watch_name_ = file.filename().string();
+    spdlog::info("watching {} for changes", file.string());
+    read_watch();
+  }
+
+  void read_watch() {
+    watch_.async_wait(net::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+      if (ec) return;
+      alignas(inotify_event) char buf[4096];
+      bool ours = false;
+      ssize_t n;
+      while ((n = ::read(watch_.native_handle(), buf, sizeof buf)) > 0) {
+        for (char* p = buf; p < buf + n;) {
+          auto* e = reinterpret_cast<inotify_event*>(p);
+          if (e->len && watch_name_ == e->name) ours = true;
+          p += sizeof(inotify_event) + e->len;
+        }
+      }
+      if (ours) {
+        // Writers often touch a file several times in a row: reload once they are done.
+        watch_delay_.expires_after(std::chrono::milliseconds(100));
+        watch_delay_.async_wait([this](boost::system::error_code e2) {
+          if (!e2) {
+            spdlog::info("{} changed: reloading", config_path_);
+            reload_config();
+          }
+        });
+      }
+      read_watch();
+    });
+  }
+
   void wait_signal() {
     signals_.async_wait([this](boost::system::error_code ec, int sig) {
       if (ec) return;
@@ -254,8 +368,13 @@ class Server final : public admin::AdminHandler {
   // Returns the errors (empty on success).
   std::vector<config::ConfigError> reload_config() {
     std::vector<config::ConfigError> errors;
+    if (draining_) {
+      errors.push_back({config_path_, 0, 0, "(process)", "draining: no reload during shutdown"});
+      return errors;
+    }
     auto cfg = config::load_config(config_path_, &errors);
     if (cfg) check_reloadable(*cfg, &errors);
+    if (errors.empty()) open_added_listeners(*cfg, &errors);
     if (!errors.empty()) {
       for (const auto& e : errors) spdlog::error("{}", e.to_string());
       spdlog::error("reload rejected: {} error(s) in {}; still serving config version {}",
@@ -265,6 +384,7 @@ class Server final : public admin::AdminHandler {
     }
     snapshot_ = config::make_snapshot(std::move(*cfg), ++version_);
     for (auto& w : workers_) w->publish(snapshot_);
+    close_removed_listeners(snapshot_->config);
     ++reloads_ok_;
     spdlog::info("reloaded {}: config version {}, {} route(s), {} upstream(s)", config_path_,
                  version_, snapshot_->config.routes.size(), snapshot_->config.upstreams.size());
@@ -275,15 +395,9 @@ class Server final : public admin::AdminHandler {
   // What a running process cannot change in place (yet): reported as config errors.
   void check_reloadable(const config::Config& next, std::vector<config::ConfigError>* errors) {
     const auto& now = snapshot_->config;
-    auto addresses = [](const config::Config& c) {
-      std::vector<std::string> out;
-      for (const auto& l : c.server.listen) out.push_back(l.address.to_string());
-      return out;
-    };
     auto restart_needed = [&](const std::string& path, const std::string& what) {
       errors->push_back({config_path_, 0, 0, path, what + " cannot change on reload (restart to apply)"});
     };
-    if (addresses(next) != addresses(now)) restart_needed("server.listen", "listeners");
     if (next.server.workers != now.server.workers) restart_needed("server.workers", "the worker count");
     if (next.observability.access_log.sink != now.observability.access_log.sink ||
         next.observability.access_log.path != now.observability.access_log.path)
@@ -312,17 +426,21 @@ class Server final : public admin::AdminHandler {
   }
 
   std::string config_path_;
+  RunOptions options_;
   std::shared_ptr<const config::Snapshot> snapshot_;
   uint64_t version_ = 0;
   uint64_t reloads_ok_ = 0, reloads_error_ = 0;
   int access_fd_ = -1;
   std::atomic<uint64_t> open_connections_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<net::tcp::endpoint> listen_endpoints_;
+  std::vector<std::pair<std::string, net::tcp::endpoint>> listeners_;  // configured address, bound
   std::vector<std::thread> threads_;
   net::asio::io_context main_io_;
   net::asio::signal_set signals_{main_io_, SIGINT, SIGTERM, SIGHUP};
   net::asio::steady_timer drain_budget_{main_io_};
+  net::asio::posix::stream_descriptor watch_{main_io_};
+  std::string watch_name_;
+  net::asio::steady_timer watch_delay_{main_io_};
   bool draining_ = false;
   bool aborted_ = false;
   std::unique_ptr<admin::AdminServer> admin_;  // declared last: destroyed before the io_context users
@@ -330,6 +448,8 @@ class Server final : public admin::AdminHandler {
 
 }  // namespace
 
-int run(const std::string& config_path) { return Server(config_path).run(); }
+int run(const std::string& config_path, const RunOptions& options) {
+  return Server(config_path, options).run();
+}
 
 }  // namespace gatehouse::server

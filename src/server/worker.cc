@@ -63,42 +63,45 @@ void Worker::publish(std::shared_ptr<const config::Snapshot> snapshot) {
   net::asio::post(io_, [this, snapshot = std::move(snapshot)]() mutable { adopt(std::move(snapshot)); });
 }
 
-bool Worker::listen(const std::vector<net::tcp::endpoint>& endpoints, std::string* error) {
-  for (const auto& ep : endpoints) {
-    auto acceptor = std::make_unique<net::Acceptor>(io_.get_executor());
-    boost::system::error_code ec;
-    acceptor->open(ep.protocol(), ec);
-    if (!ec) acceptor->set_option(net::asio::socket_base::reuse_address(true), ec);
-    if (!ec) {
-      // Every worker binds the same port; the kernel spreads new connections over them.
-      int one = 1;
-      if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        ec.assign(errno, boost::system::system_category());
-    }
-    if (!ec) acceptor->bind(ep, ec);
-    if (!ec) acceptor->listen(4096, ec);
-    if (ec) {
-      *error = "cannot listen on " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
-               ": " + ec.message();
-      return false;
-    }
-    acceptors_.push_back(std::move(acceptor));
+std::optional<net::tcp::endpoint> Worker::open_listener(const std::string& key,
+                                                        const net::tcp::endpoint& endpoint,
+                                                        std::string* error) {
+  auto acceptor = std::make_shared<net::Acceptor>(io_.get_executor());
+  boost::system::error_code ec;
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(net::asio::socket_base::reuse_address(true), ec);
+  if (!ec) {
+    // Every worker binds the same port; the kernel spreads new connections over them.
+    int one = 1;
+    if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      ec.assign(errno, boost::system::system_category());
   }
-  return true;
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(4096, ec);
+  net::tcp::endpoint bound;
+  if (!ec) bound = acceptor->local_endpoint(ec);
+  if (ec) {
+    *error = "cannot listen on " + endpoint.address().to_string() + ":" +
+             std::to_string(endpoint.port()) + ": " + ec.message();
+    return std::nullopt;
+  }
+  acceptors_[key] = acceptor;
+  if (running_) net::asio::co_spawn(io_.get_executor(), accept_loop(acceptor), net::asio::detached);
+  return bound;
 }
 
-std::vector<net::tcp::endpoint> Worker::local_endpoints() const {
-  std::vector<net::tcp::endpoint> out;
-  for (const auto& a : acceptors_) {
-    boost::system::error_code ec;
-    out.push_back(a->local_endpoint(ec));
-  }
-  return out;
+void Worker::close_listener(const std::string& key) {
+  auto it = acceptors_.find(key);
+  if (it == acceptors_.end()) return;
+  boost::system::error_code ec;
+  it->second->close(ec);  // its accept loop ends; connections it accepted go on
+  acceptors_.erase(it);
 }
 
 void Worker::run() {
-  for (auto& a : acceptors_) {
-    net::asio::co_spawn(io_.get_executor(), accept_loop(*a), net::asio::detached);
+  running_ = true;
+  for (auto& [key, a] : acceptors_) {
+    net::asio::co_spawn(io_.get_executor(), accept_loop(a), net::asio::detached);
   }
   io_.run();
   stopped_ = true;
@@ -123,11 +126,11 @@ void Worker::collect(std::function<void(WorkerStats)> done) {
   });
 }
 
-net::Task<> Worker::accept_loop(net::Acceptor& acceptor) {
+net::Task<> Worker::accept_loop(std::shared_ptr<net::Acceptor> acceptor) {
   const uint64_t max_connections = view_->snapshot->config.server.limits.max_connections;
   while (!draining_) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::use_task);
-    if (ec == net::asio::error::operation_aborted || draining_) break;
+    auto [ec, socket] = co_await acceptor->async_accept(net::use_task);
+    if (ec == net::asio::error::operation_aborted || draining_ || !acceptor->is_open()) break;
     if (ec) {
       // Out of file descriptors or similar: back off briefly instead of spinning.
       spdlog::warn("worker {}: accept failed: {}", id_, ec.message());
@@ -153,10 +156,11 @@ void Worker::remove(Connection* c) {
 void Worker::drain() {
   net::asio::post(io_, [this] {
     draining_ = true;
-    for (auto& a : acceptors_) {
+    for (auto& [key, a] : acceptors_) {
       boost::system::error_code ec;
       a->close(ec);
     }
+    acceptors_.clear();
     // Copy: drain() may close a connection, which removes itself from the set.
     std::vector<Connection*> all(connections_.begin(), connections_.end());
     for (auto* c : all) c->drain();

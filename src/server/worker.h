@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
+#include <optional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -53,10 +55,21 @@ class Worker {
          std::atomic<uint64_t>* open_connections);
   ~Worker();
 
-  // Opens this worker's acceptors (main thread, before run()). Returns false with *error set.
-  bool listen(const std::vector<net::tcp::endpoint>& endpoints, std::string* error);
-  // The addresses actually bound (port 0 resolved).
-  std::vector<net::tcp::endpoint> local_endpoints() const;
+  // Opens a listener named `key` (its configured address) on `endpoint`; returns the address
+  // actually bound (port 0 resolved), or nullopt with *error set. Before run() call it directly;
+  // once running, only through on_thread().
+  std::optional<net::tcp::endpoint> open_listener(const std::string& key,
+                                                  const net::tcp::endpoint& endpoint,
+                                                  std::string* error);
+  void close_listener(const std::string& key);
+  // Runs f on this worker's thread and waits for its result (main thread, while running).
+  template <class F>
+  auto on_thread(F f) -> decltype(f()) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto result = task.get_future();
+    net::asio::post(io_, [&task] { task(); });
+    return result.get();
+  }
   // The thread body: serves until drained.
   void run();
   // Thread-safe: new requests use `snapshot` from now on; requests in flight keep theirs.
@@ -81,7 +94,7 @@ class Worker {
   int id() const { return id_; }
 
  private:
-  net::Task<> accept_loop(net::Acceptor& acceptor);
+  net::Task<> accept_loop(std::shared_ptr<net::Acceptor> acceptor);
   void flush_access_log();
   void adopt(std::shared_ptr<const config::Snapshot> snapshot);
 
@@ -92,13 +105,14 @@ class Worker {
   std::shared_ptr<WorkerView> view_;
   // Pools by "ip:port", kept across reloads for targets that stay.
   std::unordered_map<std::string, std::shared_ptr<upstream::TargetPool>> pools_;
-  std::vector<std::unique_ptr<net::Acceptor>> acceptors_;
+  std::unordered_map<std::string, std::shared_ptr<net::Acceptor>> acceptors_;  // by key
   std::unordered_set<Connection*> connections_;
   upstream::Random rng_;
   int access_log_fd_;
   std::string access_buf_;
   bool flush_posted_ = false;
   bool draining_ = false;
+  bool running_ = false;
   std::atomic<bool> stopped_{false};
   std::atomic<uint64_t>* open_connections_;
   observe::MetricsShard metrics_;

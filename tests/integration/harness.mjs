@@ -20,9 +20,9 @@ export function tempFile(name, content) {
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 // Starts gatehouse with the given YAML; resolves once every listener is up.
-export async function startGatehouse(yaml, { env = {}, expectListeners = 1 } = {}) {
+export async function startGatehouse(yaml, { env = {}, expectListeners = 1, args = [] } = {}) {
   const file = tempFile('gatehouse.yaml', yaml);
-  const proc = spawn(BIN, ['run', '-c', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(BIN, ['run', '-c', file, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d) => { stdout += d; });

@@ -4,7 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import { startGatehouse, sleep, waitFor } from './harness.mjs';
+import net from 'node:net';
+import { startGatehouse, sleep, waitFor, freePort } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 let a, b;
@@ -106,5 +107,59 @@ test('a reload that changes what needs a restart is refused, naming it', async (
   await waitFor(() => gh.stderr.includes('reload rejected'), 3000, 'rejection');
   assert.match(gh.stderr, /server\.workers: the worker count cannot change on reload/);
   assert.equal((await get(undefined, gh.port, '/echo')).upstream, 'a');
+  await gh.stop();
+});
+
+function connects(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('connect', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+}
+
+test('listeners added by a reload open on every worker; removed ones close', async () => {
+  const extra = await freePort();
+  const gh = await startGatehouse(config('a'));
+  const two = config('b').replace('listen: [ { address: 127.0.0.1:0 } ]',
+    `listen: [ { address: 127.0.0.1:0 }, { address: 127.0.0.1:${extra} } ]`);
+  fs.writeFileSync(gh.file, two);
+  gh.proc.kill('SIGHUP');
+  await waitFor(() => gh.stderr.includes('reloaded'), 3000, 'reload');
+  assert.match(gh.stderr, new RegExp(`listening on http://127\\.0\\.0\\.1:${extra}`));
+  // Both workers accept on the new port: many fresh connections all get answers.
+  for (let i = 0; i < 20; i++) assert.equal((await get(new http.Agent(), extra, '/echo')).upstream, 'b');
+  assert.equal((await get(undefined, gh.port, '/echo')).upstream, 'b');
+  fs.writeFileSync(gh.file, config('a'));
+  gh.proc.kill('SIGHUP');
+  await waitFor(() => gh.stderr.split('reloaded').length === 3, 3000, 'second reload');
+  await waitFor(async () => !(await connects(extra)), 2000, 'the removed listener closes');
+  assert.equal((await get(undefined, gh.port, '/echo')).upstream, 'a', gh.stderr);
+  await gh.stop();
+});
+
+test('a reload whose new listener cannot bind is rejected whole', async () => {
+  const blocker = net.createServer();
+  await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
+  const busy = blocker.address().port;
+  const gh = await startGatehouse(config('a'));
+  fs.writeFileSync(gh.file, config('b').replace('listen: [ { address: 127.0.0.1:0 } ]',
+    `listen: [ { address: 127.0.0.1:0 }, { address: 127.0.0.1:${busy} } ]`));
+  gh.proc.kill('SIGHUP');
+  await waitFor(() => gh.stderr.includes('reload rejected'), 3000, 'rejection');
+  assert.match(gh.stderr, /server\.listen\[1\]: cannot listen on 127\.0\.0\.1:\d+: Address already in use/);
+  assert.equal((await get(undefined, gh.port, '/echo')).upstream, 'a');
+  blocker.close();
+  await gh.stop();
+});
+
+test('--watch reloads when the file is rewritten or replaced', async () => {
+  const gh = await startGatehouse(config('a'), { args: ['--watch'] });
+  fs.writeFileSync(gh.file, config('b'));
+  await waitFor(async () => (await get(undefined, gh.port, '/echo')).upstream === 'b', 3000, 'rewrite picked up');
+  // An editor's save: write elsewhere, rename over the file.
+  fs.writeFileSync(`${gh.file}.tmp`, config('a'));
+  fs.renameSync(`${gh.file}.tmp`, gh.file);
+  await waitFor(async () => (await get(undefined, gh.port, '/echo')).upstream === 'a', 3000, 'rename picked up');
   await gh.stop();
 });
