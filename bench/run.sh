@@ -37,7 +37,7 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
 
 for p in $PROXIES; do
-  case $p in gatehouse | nginx | haproxy) ;; *) die "unknown proxy '$p' in PROXIES" ;; esac
+  case $p in gatehouse | gatehouse-logged | nginx | haproxy) ;; *) die "unknown proxy '$p' in PROXIES" ;; esac
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
@@ -68,7 +68,7 @@ command -v "$NGINX_BIN" >/dev/null || die "nginx not found (scripts/install-deps
 [[ " $PROXIES " == *" haproxy "* ]] && { command -v "$HAPROXY_BIN" >/dev/null || die "haproxy not found"; }
 [[ $PIN == 1 ]] && { command -v taskset >/dev/null || die "PIN=1 needs taskset"; }
 
-if [[ " $PROXIES " == *" gatehouse "* ]]; then
+if [[ " $PROXIES " == *" gatehouse"* ]]; then
   waited=0
   while [[ ! -x $GATEHOUSE_BIN ]]; do
     ((waited < GATEHOUSE_WAIT)) || die "gatehouse binary not found at $GATEHOUSE_BIN (set GATEHOUSE_BIN, or GATEHOUSE_WAIT=SECONDS to wait for a build)"
@@ -129,14 +129,16 @@ pick_ports() {
   local base tries=0
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
-    if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)) && port_free $((base + 3)); then
+    if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)) && port_free $((base + 3)) &&
+      port_free $((base + 4)) && port_free $((base + 5)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
+      GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 3)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 5)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 4 free ports"
+  die "could not find 6 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -178,7 +180,7 @@ backend_accepts() {
 
 # ---- configs -------------------------------------------------------------------------------
 pick_ports
-mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse
+mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse "$TMP"/gatehouse-logged
 head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
 USER_LINE=""
 [[ $(id -u) == 0 ]] && USER_LINE="user root;"
@@ -283,6 +285,13 @@ routes:
     to: backend
 EOF
 
+# The same with the access log written to a file and the admin API on (its /metrics is scraped
+# once per round): the cost of observability, side by side with the plain proxy.
+sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHL_PORT/" \
+  -e "s|access_log: { path: \"off\" }|access_log: { path: $TMP/gatehouse-logged/access.log }|" \
+  -e "s|^observability:|admin: { listen: 127.0.0.1:$GHL_ADMIN_PORT }\nobservability:|" \
+  "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse-logged/gatehouse.yaml"
+
 # Runs a small, fixed wrk load (10 connections) against port $1 for $2; output into $4.
 run_wrk_plain() {
   timeout -k 5 "$3" "$WRK_BIN" -t 1 -c 10 -d "$2" "http://127.0.0.1:$1$URL_PATH" >"$4" 2>&1 ||
@@ -299,12 +308,13 @@ wait_ready backend "$BACKEND_PORT" "$BACKEND_PID" "$TMP/backend/stderr.log"
 declare -A PORT PROC_PIDS
 for p in $PROXIES; do
   case $p in
-    gatehouse)
-      "$GATEHOUSE_BIN" validate -c "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse/validate.log" 2>&1 ||
-        { cat "$TMP/gatehouse/validate.log" >&2; die "gatehouse config invalid"; }
-      start "$PROXY_CPU" "$TMP/gatehouse/stderr.log" "$GATEHOUSE_BIN" run -c "$TMP/gatehouse/gatehouse.yaml"
+    gatehouse | gatehouse-logged)
+      "$GATEHOUSE_BIN" validate -c "$TMP/$p/gatehouse.yaml" >"$TMP/$p/validate.log" 2>&1 ||
+        { cat "$TMP/$p/validate.log" >&2; die "$p config invalid"; }
+      start "$PROXY_CPU" "$TMP/$p/stderr.log" "$GATEHOUSE_BIN" run -c "$TMP/$p/gatehouse.yaml"
       PORT[$p]=$GH_PORT
-      wait_ready gatehouse "$GH_PORT" "$STARTED_PID" "$TMP/gatehouse/stderr.log"
+      [[ $p == gatehouse-logged ]] && PORT[$p]=$GHL_PORT
+      wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
       ;;
     nginx)
@@ -425,6 +435,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     t0=$(cpu_ticks ${PROC_PIDS[$p]})
     run_wrk "${PORT[$p]}" "$DURATION" $((DUR_S + 30)) "$out"
     # shellcheck disable=SC2086
+    [[ $p == gatehouse-logged ]] && curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$GHL_ADMIN_PORT/metrics"
+    # shellcheck disable=SC2086
     t1=$(cpu_ticks ${PROC_PIDS[$p]})
     a1=$(backend_accepts)
     newconns="?"
@@ -456,7 +468,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
   # Ratios within the round: the host's load drifts, and it drifts alike for neighbouring runs.
   if [[ " $PROXIES " == *" gatehouse "* ]]; then
-    for peer in nginx haproxy; do
+    for peer in nginx haproxy gatehouse-logged; do
       [[ " $PROXIES " == *" $peer "* ]] || continue
       RATIOS[$peer-rps]+="$(ratio "${ROUND_RPS[gatehouse]}" "${ROUND_RPS[$peer]}") "
       RATIOS[$peer-p99]+="$(ratio "${ROUND_P99[gatehouse]}" "${ROUND_P99[$peer]}") "
@@ -480,7 +492,7 @@ done
 
 if [[ " $PROXIES " == *" gatehouse "* ]]; then
   header=0
-  for peer in nginx haproxy; do
+  for peer in nginx haproxy gatehouse-logged; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
     if ((header == 0)); then
       echo
@@ -496,7 +508,7 @@ if [[ " $PROXIES " == *" gatehouse "* ]]; then
   done
   echo
   echo "median of per-round ratios (each round's proxies run back to back, so drift cancels):"
-  for peer in nginx haproxy; do
+  for peer in nginx haproxy gatehouse-logged; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
     printf '  %-18s %12s %12s %12s\n' "gatehouse/$peer" \
       "$(echo "${RATIOS[$peer-rps]}" | median)" "$(echo "${RATIOS[$peer-p99]}" | median)" \

@@ -4,25 +4,27 @@ namespace gatehouse::http {
 
 void append_json_escaped(std::string* out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned char c : s) {
+  size_t run = 0;  // start of the current run of characters that need no escaping
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    // Control characters and every non-ASCII byte are escaped: a log line stays valid JSON
+    // whatever bytes a client sent.
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);  // the safe run before it, in one append
+    run = i + 1;
     switch (c) {
       case '"': out->append("\\\""); break;
       case '\\': out->append("\\\\"); break;
       case '\n': out->append("\\n"); break;
       case '\r': out->append("\\r"); break;
       case '\t': out->append("\\t"); break;
-      default:
-        // Control characters and every non-ASCII byte are escaped: a log line stays valid JSON
-        // whatever bytes a client sent.
-        if (c < 0x20 || c >= 0x7f) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 15]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+      default: {
+        const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out->append(esc, sizeof esc);
+      }
     }
   }
+  out->append(s.data() + run, s.size() - run);
 }
 
 void build_error_response(const ErrorResponse& e, std::string_view request_id_header,

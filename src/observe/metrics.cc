@@ -13,14 +13,14 @@
 namespace gatehouse::observe {
 namespace {
 
-constexpr std::array<std::string_view, 8> kMethods = {"GET",    "HEAD",    "POST",  "PUT",
-                                                      "DELETE", "PATCH", "OPTIONS", "TRACE"};
+constexpr std::array<std::string_view, 9> kMethods = {"GET",   "HEAD",    "POST",  "PUT",  "DELETE",
+                                                      "PATCH", "OPTIONS", "TRACE", "other"};
 
-std::string_view method_label(std::string_view m) {
-  for (auto known : kMethods) {
-    if (m == known) return known;
+uint32_t method_index(std::string_view m) {
+  for (uint32_t i = 0; i + 1 < kMethods.size(); ++i) {
+    if (m == kMethods[i]) return i;
   }
-  return "other";
+  return kMethods.size() - 1;
 }
 
 // Label values: backslash, double quote and line feed escaped (exposition format 0.0.4).
@@ -110,8 +110,7 @@ void MetricsShard::count_request(std::string_view route, std::string_view method
                                  double seconds, uint64_t bytes_in, uint64_t bytes_out) {
   auto it = routes.find(route);
   if (it == routes.end()) it = routes.emplace(std::string(route), RouteMetrics{}).first;
-  auto key = std::make_pair(std::string(method_label(method)), status);
-  ++it->second.requests[key];
+  ++it->second.requests[method_index(method) << 16 | static_cast<uint32_t>(status)];
   it->second.duration.observe(seconds);
   bytes_received += bytes_in;
   bytes_sent += bytes_out;
@@ -150,12 +149,12 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
   std::string out;
   header(&out, "gatehouse_requests_total", "counter", "Requests by route, method and status code.");
   for (const auto* route : sorted(m.routes)) {
-    for (const auto& [key, n] : route->second.requests) {
+    for (const auto* e : sorted(route->second.requests)) {
       out.append("gatehouse_requests_total{");
       label(&out, "route", route->first, true);
-      label(&out, "method", key.first);
-      label(&out, "code", std::to_string(key.second));
-      out.append("} ").append(std::to_string(n)).append("\n");
+      label(&out, "method", kMethods[e->first >> 16]);
+      label(&out, "code", std::to_string(e->first & 0xffff));
+      out.append("} ").append(std::to_string(e->second)).append("\n");
     }
   }
   header(&out, "gatehouse_request_duration_seconds", "histogram",

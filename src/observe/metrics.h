@@ -6,7 +6,6 @@
 
 #include <array>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -43,7 +42,7 @@ template <class V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
 struct RouteMetrics {
-  std::map<std::pair<std::string, int>, uint64_t> requests;  // (method, status) -> count
+  std::unordered_map<uint32_t, uint64_t> requests;  // method index << 16 | status -> count
   Histogram duration;
 };
 

@@ -167,14 +167,6 @@ net::Task<bool> Connection::read_client() {
   co_return true;
 }
 
-// Asio reads speculatively before waiting for readiness, and (unlike NGINX's `ready` flag) keeps
-// doing so after a short read: a read issued right after we sent a request or a response almost
-// always fails with EAGAIN, a wasted system call. Letting the rest of the ready work (and the
-// reactor's poll) run first means the answer has usually arrived by the time we read.
-net::Task<> Connection::yield() {
-  co_await net::asio::post(w_.io().get_executor(), net::asio::use_awaitable_t<net::Executor>{});
-}
-
 // --- the connection loop ---------------------------------------------------------------------
 
 // The view is the worker's own (no other core touches its count), and copied only on change.
@@ -257,7 +249,6 @@ net::Task<Connection::Head> Connection::read_head() {
         fail(414, "uri_too_long", "the request line is too long");
       co_return Head::kError;
     }
-    if (!started) co_await yield();  // see yield()
     auto [ptr, room] = in_.prepare(kReadChunk, max_head + kReadChunk);
     auto [ec, n] = co_await client_.async_read_some(
         net::asio::buffer(ptr, std::min(room, max_head + 1 - in_.size())), net::use_task);
@@ -560,7 +551,6 @@ net::Task<size_t> Connection::read_response_head(net::Socket& up, Outcome* outco
                     "sent a response head over " + std::to_string(kMaxUpstreamHead) + " bytes");
       co_return 0;
     }
-    if (up_.empty()) co_await yield();  // see yield()
     auto [ptr, room] = up_.prepare(kReadChunk, kStreamBuffer + kReadChunk);
     auto [ec, n] = co_await up.async_read_some(net::asio::buffer(ptr, room), net::use_task);
     if (!ec && n > 0) {

@@ -82,7 +82,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool write_client_now(std::string_view& a, std::string_view& b, bool* ok);
   net::Task<bool> write_client(std::string_view a, std::string_view b = {});
   net::Task<bool> read_client();
-  net::Task<> yield();
   void begin_request();
   void consume_head();
   void finish_request_log();
