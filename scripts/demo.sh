@@ -33,6 +33,11 @@ Gatehouse is serving http://127.0.0.1:8080 (access log below). Try:
   curl -si localhost:8080/offline/x          # 502 upstream_connect_failed
   curl -si localhost:8080/slow               # 504 upstream_timeout after 1s
 
+  # operations: status, metrics, and a reload (edit examples/demo.yaml first, or not)
+  curl -s localhost:9901/status
+  curl -s localhost:9901/metrics | grep gatehouse_requests_total
+  curl -s -X POST localhost:9901/reload      # or: kill -HUP <pid>
+
 Ctrl-C stops everything.
 TXT
 wait $gh

@@ -144,12 +144,13 @@ test('token: everything but /healthz needs the bearer token', async () => {
 
 test('SIGTERM with 20 slow requests in flight: readyz 503 at once, new connections refused, all 20 complete, exit 0', async () => {
   const gh = await startWithAdmin({ extra: '' });
-  const agent = new http.Agent({ keepAlive: false, maxSockets: 50 });
+  // Keep-alive clients: a Connection: close on their responses can only come from the drain.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 50 });
   const slow = Array.from({ length: 20 }, () => new Promise((resolve) => {
     http.get({ host: '127.0.0.1', port: gh.port, path: '/delay/2000', agent }, (res) => {
       let body = '';
       res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, body }));
+      res.on('end', () => resolve({ status: res.statusCode, body, connection: res.headers.connection }));
     }).on('error', (e) => resolve({ status: 0, error: e.code }));
   }));
   await waitFor(async () => json(await curl([gh.admin('/status')])).connections >= 20, 3000, '20 connections');
@@ -164,6 +165,9 @@ test('SIGTERM with 20 slow requests in flight: readyz 503 at once, new connectio
   assert.ok(refused, 'a new connection is refused while draining');
   const results = await Promise.all(slow);
   assert.deepEqual(results.map((r) => r.status), Array(20).fill(200));
+  // Busy connections are told, on their last response, that the gateway closes them.
+  assert.deepEqual(results.map((r) => r.connection), Array(20).fill('close'));
+  agent.destroy();
   const { code } = await gh.exited;
   assert.equal(code, 0);
 });
