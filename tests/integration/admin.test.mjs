@@ -154,6 +154,13 @@ test('SIGTERM with 20 slow requests in flight: readyz 503 at once, new connectio
     }).on('error', (e) => resolve({ status: 0, error: e.code }));
   }));
   await waitFor(async () => json(await curl([gh.admin('/status')])).connections >= 20, 3000, '20 connections');
+  // An idle keep-alive connection (its request done) is closed as soon as the drain begins.
+  const idle = await new Promise((resolve) => {
+    const s = net.connect(gh.port, '127.0.0.1', () => s.write('GET /echo/x HTTP/1.1\r\nHost: t\r\n\r\n'));
+    s.once('data', () => resolve(s));
+  });
+  const idleClosed = new Promise((resolve) => idle.on('close', () => resolve(Date.now())));
+  const t0 = Date.now();
   gh.proc.kill('SIGTERM');
   await waitFor(async () => (await curl([gh.admin('/readyz')])).status === 503, 1000, 'readyz 503');
   assert.equal(json(await curl([gh.admin('/status')])).draining, true);
@@ -163,6 +170,7 @@ test('SIGTERM with 20 slow requests in flight: readyz 503 at once, new connectio
     s.on('error', () => resolve(true));
   });
   assert.ok(refused, 'a new connection is refused while draining');
+  assert.ok((await idleClosed) - t0 < 1000, 'the idle connection closed at once');
   const results = await Promise.all(slow);
   assert.deepEqual(results.map((r) => r.status), Array(20).fill(200));
   // Busy connections are told, on their last response, that the gateway closes them.

@@ -163,3 +163,25 @@ test('--watch reloads when the file is rewritten or replaced', async () => {
   await waitFor(async () => (await get(undefined, gh.port, '/echo')).upstream === 'a', 3000, 'rename picked up');
   await gh.stop();
 });
+
+test('a reload keeps the idle pools of targets that stay and closes those of targets that left', async () => {
+  // Config "ab": both upstreams in use; then "a" only.
+  const both = config('a').replace('- name: to-a', '- name: to-b\n    match: { path: /b/* }\n    rewrite: { strip_prefix: /b }\n    to: b\n  - name: to-a');
+  const gh = await startGatehouse(both);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  assert.equal((await get(agent, gh.port, '/echo')).upstream, 'a');
+  assert.equal((await get(agent, gh.port, '/b/echo')).upstream, 'b');
+  await waitFor(() => a.state.open >= 1 && b.state.open >= 1, 2000, 'pooled connections');
+  const aOpened = a.state.connections;
+  const withoutB = config('a').replace('to-a', 'renamed').split('\n').filter((l) => !l.startsWith('  b:')).join('\n');
+  fs.writeFileSync(gh.file, withoutB);
+  gh.proc.kill('SIGHUP');
+  await waitFor(() => gh.stderr.includes('reloaded'), 3000, 'reload');
+  // b left the configuration: its idle connection is closed at once.
+  await waitFor(() => b.state.open === 0, 2000, "b's pooled connection closes");
+  // a stayed: its pooled connection serves the next requests, no new connection is opened.
+  for (let i = 0; i < 5; i++) assert.equal((await get(agent, gh.port, '/echo')).upstream, 'a');
+  assert.equal(a.state.connections, aOpened, 'no reconnect to a target that stayed');
+  agent.destroy();
+  await gh.stop();
+});

@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 
 // echoDelayMs makes every echo answer late (a slow target for load-balancing tests).
 export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1', keepAliveTimeout = 30000, echoDelayMs = 0 } = {}) {
-  const state = { requests: 0, connections: 0 };
+  const state = { requests: 0, connections: 0, open: 0 };  // connections: ever opened; open: now
   const server = http.createServer((req, res) => {
     state.requests++;
     const url = new URL(req.url, 'http://x');
@@ -97,7 +97,11 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1',
     }), echoDelayMs));
   });
   server.keepAliveTimeout = keepAliveTimeout;
-  server.on('connection', () => { state.connections++; });
+  server.on('connection', (socket) => {
+    state.connections++;
+    state.open = (state.open || 0) + 1;
+    socket.on('close', () => { state.open--; });
+  });
   return new Promise((resolve) => {
     server.listen(port, host, () => {
       resolve({
