@@ -35,8 +35,8 @@ if ((${#missing[@]})); then
 fi
 # nginx, haproxy and prometheus are test and benchmark tools only: never leave them running.
 for svc in nginx haproxy prometheus; do
-  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
-    systemctl stop "$svc" || true
+  if command -v systemctl >/dev/null && systemctl is-enabled --quiet "$svc" 2>/dev/null; then
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
   fi
 done
 pkill -x nginx 2>/dev/null || true

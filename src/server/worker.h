@@ -91,7 +91,6 @@ class Worker {
   observe::MetricsShard& metrics() { return metrics_; }
   void add(Connection* c) { connections_.insert(c); }
   void remove(Connection* c);
-  int id() const { return id_; }
 
  private:
   net::Task<> accept_loop(std::shared_ptr<net::Acceptor> acceptor);
