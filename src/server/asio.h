@@ -15,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <ctime>
 
 namespace gatehouse::net {
 
@@ -29,5 +30,14 @@ using Clock = std::chrono::steady_clock;
 using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
 // Completion token: results come back as a tuple (error_code first), never as exceptions.
 constexpr auto use_task = asio::as_tuple(asio::use_awaitable_t<Executor>{});
+
+// steady_clock's own clock (CLOCK_MONOTONIC) read at the kernel tick's resolution (a few ms):
+// 3 ns instead of 21 ns here. For deadlines, set several times per request, where a few ms do not
+// matter; durations that are logged or measured use Clock::now().
+inline Clock::time_point coarse_now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return Clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+}
 
 }  // namespace gatehouse::net

@@ -111,7 +111,7 @@ void Connection::close_now() {
 
 void Connection::set_deadline(Phase phase, net::Clock::duration after) {
   phase_ = phase;
-  deadline_ = net::Clock::now() + after;
+  deadline_ = net::coarse_now() + after;
   if (deadline_ < armed_at_) arm_timer(deadline_);
 }
 
@@ -126,6 +126,8 @@ void Connection::arm_timer(net::Clock::time_point at) {
 void Connection::on_timer() {
   armed_at_ = net::Clock::time_point::max();
   if (closed_) return;
+  // The precise clock here (rare: only when the timer fires): the coarse one can lag the timer's
+  // own expiry by a tick, and would re-arm it in a tight loop until it caught up.
   if (net::Clock::now() < deadline_) {
     arm_timer(deadline_);
     return;
