@@ -52,13 +52,19 @@ std::string_view second_text(std::time_t t) {
 
 }  // namespace
 
-void format_access_record(const AccessRecord& r, std::string* out) {
-  auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(r.start.time_since_epoch()).count();
+void append_timestamp(std::chrono::system_clock::time_point t, std::string* out) {
+  auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   int ms = static_cast<int>(since_epoch % 1000);
-  out->append("{\"time\":\"").append(second_text(static_cast<std::time_t>(since_epoch / 1000)));
+  out->append(second_text(static_cast<std::time_t>(since_epoch / 1000)));
   const char frac[] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
-                       static_cast<char>('0' + ms % 10), 'Z', '"'};
+                       static_cast<char>('0' + ms % 10), 'Z'};
   out->append(frac, sizeof frac);
+}
+
+void format_access_record(const AccessRecord& r, std::string* out) {
+  out->append("{\"time\":\"");
+  append_timestamp(r.start, out);
+  out->push_back('"');
   field(out, "request_id", r.request_id);
   field(out, "client", r.client);
   field(out, "method", r.method);

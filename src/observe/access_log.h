@@ -32,6 +32,9 @@ struct AccessRecord {
 // Appends one JSON object and a newline.
 void format_access_record(const AccessRecord& r, std::string* out);
 
+// Appends t as "2026-11-28T00:26:09.350Z" (UTC, milliseconds).
+void append_timestamp(std::chrono::system_clock::time_point t, std::string* out);
+
 // Opens the configured sink; returns the fd (-1 for off). Logs an error and returns -1 on failure.
 int open_access_log(const config::AccessLog& cfg, std::string* error);
 

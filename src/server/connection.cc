@@ -542,8 +542,8 @@ net::Task<size_t> Connection::read_response_head(net::Socket& up, Outcome* outco
         fail(502, "upstream_bad_response", "protocol upgrades are not supported yet");
         co_return 0;
       }
-      upstream_ms_ = ms_since(ex_.start);
       upstream_done(resp_.status >= 500 ? observe::UpstreamOutcome::k5xx : observe::UpstreamOutcome::kOk);
+      upstream_ms_ = upstream_seconds_ * 1000;  // an upstream answered: logged as upstream_ms
       co_return end;
     }
     scanned = up_.size();

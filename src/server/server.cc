@@ -4,11 +4,11 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <filesystem>
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <thread>
 
@@ -32,14 +32,6 @@ std::string json_string(std::string_view s) {
   std::string out = "\"";
   http::append_json_escaped(&out, s);
   return out + "\"";
-}
-
-std::string iso_time(std::chrono::system_clock::time_point t) {
-  observe::AccessRecord r;  // reuse the access log's timestamp format
-  r.start = t;
-  std::string line;
-  observe::format_access_record(r, &line);
-  return line.substr(9, 24);  // {"time":"<24 chars>"
 }
 
 std::string_view balance_name(config::Balance b) {
@@ -244,8 +236,10 @@ class Server final : public admin::AdminHandler {
   net::Task<std::string> status_json() override {
     auto stats = co_await gather();
     const auto& c = snapshot_->config;
+    std::string loaded_at;
+    observe::append_timestamp(snapshot_->loaded_at, &loaded_at);
     std::string j = "{\"version\":" + std::to_string(version_) +
-                    ",\"loaded_at\":" + json_string(iso_time(snapshot_->loaded_at)) +
+                    ",\"loaded_at\":\"" + loaded_at + "\"" +
                     ",\"config_file\":" + json_string(config_path_) +
                     ",\"draining\":" + (draining_ ? "true" : "false") +
                     ",\"workers\":" + std::to_string(workers_.size());
@@ -391,7 +385,6 @@ class Server final : public admin::AdminHandler {
     return errors;
   }
 
- private:
   // What a running process cannot change in place (yet): reported as config errors.
   void check_reloadable(const config::Config& next, std::vector<config::ConfigError>* errors) {
     const auto& now = snapshot_->config;
