@@ -26,6 +26,8 @@ BASE_PORT=${BASE_PORT:-}           # first of 4 consecutive ports; empty: pick f
 READY_TIMEOUT=${READY_TIMEOUT:-15} # seconds to wait for each server to answer
 GATEHOUSE_WAIT=${GATEHOUSE_WAIT:-0} # seconds to wait for a missing gatehouse binary to appear
 CSV=${CSV:-}                       # optional file: per-round results as CSV
+CPU_LIMIT=${CPU_LIMIT:-}           # e.g. 0.5: each proxy gets that share of a core (cgroup quota)
+EQUAL_HEADERS=${EQUAL_HEADERS:-1} # 1: nginx/HAProxy add the forwarding headers gatehouse adds by default
 INSTRUCTIONS=${INSTRUCTIONS:-0}    # 1: count user-space instructions per request (callgrind) instead
 KEEP_TMP=${KEEP_TMP:-0}            # 1: keep the generated configs and logs
 GATEHOUSE_BIN=${GATEHOUSE_BIN:-/work/main/build/gatehouse}
@@ -42,6 +44,7 @@ done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ $THREADS =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer"
+[[ -z $CPU_LIMIT || $CPU_LIMIT =~ ^(0?\.[0-9]+|1(\.0*)?)$ ]] || die "CPU_LIMIT must be a share of one core, 0.05 to 1"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS must be >= THREADS"
 
 # Duration in whole seconds (for the timeout around wrk).
@@ -84,6 +87,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 TMP=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$TMP"
 PIDS=()   # everything we started (plus nginx workers once known)
+CGROUPS=()  # cgroups made for CPU_LIMIT
 WRK_PID=""  # the running load generator, if any
 
 cleanup() {
@@ -100,6 +104,7 @@ cleanup() {
   done
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for dir in "${CGROUPS[@]}"; do rmdir "$dir" 2>/dev/null; done
   if [[ $KEEP_TMP == 1 ]]; then log "configs and logs kept in $TMP"; else rm -rf "$TMP"; fi
   exit "$rc"
 }
@@ -114,6 +119,10 @@ start() {
   if [[ $INSTRUCTIONS == 1 && $cpu == "$PROXY_CPU" ]]; then
     set -- valgrind --tool=callgrind --callgrind-out-file="$(dirname "$logf")/callgrind.%p" "$@"
   fi
+  if [[ -n $CPU_LIMIT && $cpu == "$PROXY_CPU" ]]; then
+    make_cgroup "$(basename "$(dirname "$logf")")"
+    set -- sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG_DIR" "$@"
+  fi
   if [[ $PIN == 1 ]]; then
     taskset -c "$cpu" "$@" >"$logf" 2>&1 &
   else
@@ -121,6 +130,28 @@ start() {
   fi
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
+}
+
+# CPU_LIMIT: a cgroup whose processes together get CPU_LIMIT of one core, as a container's CPU
+# limit would give. The load generator's core is then no longer the bottleneck: the proxy is, and
+# requests/s measures the proxy. A 2 ms period keeps the throttling pauses short. Sets CG_DIR to
+# the cgroup's directory. Works with cgroup v2 (cpu.max) and v1 (the cpu controller's CFS quota).
+make_cgroup() {
+  local name=gatehouse-bench-$1-$$ quota dir
+  quota=$(awk -v l="$CPU_LIMIT" 'BEGIN { printf "%d", l * 2000 }')
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+    dir=/sys/fs/cgroup/$name
+    echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+    mkdir -p "$dir" && echo "$quota 2000" >"$dir/cpu.max" || die "cannot set up cgroup $dir (root needed)"
+  elif [[ -d /sys/fs/cgroup/cpu ]]; then
+    dir=/sys/fs/cgroup/cpu/$name
+    mkdir -p "$dir" && echo 2000 >"$dir/cpu.cfs_period_us" && echo "$quota" >"$dir/cpu.cfs_quota_us" ||
+      die "cannot set up cgroup $dir (root needed)"
+  else
+    die "CPU_LIMIT needs a cgroup cpu controller under /sys/fs/cgroup"
+  fi
+  CGROUPS+=("$dir")
+  CG_DIR=$dir
 }
 
 port_free() { [[ -z $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
@@ -220,6 +251,36 @@ $(nginx_common_http "$TMP/backend")
 }
 EOF
 
+# Equal work (EQUAL_HEADERS=1): gatehouse always sends X-Forwarded-For/-Proto/-Host, Via and a
+# request id upstream and returns Via and the request id to the client; the backend parses and
+# wrk reads those bytes too. The peers are configured to do the same, as a user needing those
+# headers would; EQUAL_HEADERS=0 runs the peers bare.
+nginx_forwarding_headers() {
+  [[ $EQUAL_HEADERS == 1 ]] || return 0
+  cat <<'EOF'
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header Via "1.1 nginx";
+            proxy_set_header X-Request-Id $request_id;
+            add_header Via "1.1 nginx";
+            add_header X-Request-Id $request_id;
+EOF
+}
+haproxy_forwarding_headers() {
+  [[ $EQUAL_HEADERS == 1 ]] || return 0
+  cat <<'EOF'
+    unique-id-format %[uuid()]
+    unique-id-header X-Request-Id
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request add-header Via "1.1 haproxy"
+    http-response add-header Via "1.1 haproxy"
+    http-response set-header X-Request-Id %[unique-id]
+EOF
+}
+
 cat >"$TMP/nginx/nginx.conf" <<EOF
 # nginx as reverse proxy: one worker, upstream keep-alive.
 $USER_LINE
@@ -242,6 +303,7 @@ $(nginx_common_http "$TMP/nginx")
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+$(nginx_forwarding_headers)
         }
     }
 }
@@ -262,6 +324,7 @@ defaults
     timeout http-keep-alive 60s
 frontend fe
     bind 127.0.0.1:$HAP_PORT
+$(haproxy_forwarding_headers)
     default_backend be
 backend be
     server s1 127.0.0.1:$BACKEND_PORT
