@@ -68,7 +68,8 @@ class Loader {
  private:
   void server(const YAML::Node& n, Server* s) {
     if (!r_.check_map(n, "server",
-                      {"workers", "listen", "limits", "timeouts", "trusted_proxies"}))
+                      {"workers", "listen", "limits", "timeouts", "trusted_proxies",
+                       "path_normalization"}))
       return;
     if (auto w = n["workers"]) {
       if (w.IsScalar() && w.Scalar() == "auto") {
@@ -134,6 +135,24 @@ class Loader {
         d("header_read", &s->timeouts.header_read);
         d("idle", &s->timeouts.idle);
         d("drain", &s->timeouts.drain);
+      }
+    }
+    if (auto p = n["path_normalization"]) {
+      const std::string path = "server.path_normalization";
+      if (r_.check_map(p, path, {"merge_slashes", "encoded_slashes"})) {
+        if (auto v = p["merge_slashes"]) {
+          if (auto b = r_.boolean(v, child(path, "merge_slashes")))
+            s->path_normalization.merge_slashes = *b;
+        }
+        if (auto v = p["encoded_slashes"]) {
+          if (auto e = r_.str(v, child(path, "encoded_slashes"))) {
+            if (*e == "reject" || *e == "keep") {
+              s->path_normalization.reject_encoded_slashes = *e == "reject";
+            } else {
+              r_.error(v, child(path, "encoded_slashes"), "expected reject or keep, got '" + *e + "'");
+            }
+          }
+        }
       }
     }
     if (auto t = n["trusted_proxies"]) {

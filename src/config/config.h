@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/units.h"
+#include "http/path.h"
 
 namespace re2 {
 class RE2;
@@ -52,6 +53,7 @@ struct Server {
   Limits limits;
   Timeouts timeouts;
   std::vector<Cidr> trusted_proxies;
+  http::PathPolicy path_normalization;
 };
 
 // The admin API (health, readiness, status, metrics, reload). Off unless the section is present.

@@ -2,6 +2,7 @@
 
 #include "config/snapshot.h"
 #include "http/parser.h"
+#include "http/path.h"
 #include "http/proxy_headers.h"
 #include "observe/access_log.h"
 #include "observe/log.h"
@@ -307,6 +308,19 @@ Connection::Step Connection::start_request() {
     fail(413, "body_too_large", "the request body is larger than " +
                                     std::to_string(cfg.server.limits.max_body_bytes) + " bytes");
     return Step::kDone;
+  }
+
+  // Routing, filters and the upstream see one canonical path (docs/security.md).
+  std::string_view why;
+  switch (http::normalise_path(req_.path, cfg.server.path_normalization, &path_out_, &why)) {
+    case http::PathVerdict::kUnchanged:
+      break;
+    case http::PathVerdict::kNormalised:
+      req_.path = path_out_;
+      break;
+    case http::PathVerdict::kRejected:
+      fail(400, "bad_request", std::string(why));
+      return Step::kDone;
   }
 
   snap_->routes.match(req_, &match_);

@@ -107,6 +107,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Buffer up_;   // from the upstream
   std::string head_out_;
   std::string target_out_;
+  std::string path_out_;  // the normalised path, when it differs from the one sent
   http::RequestHead req_;
   http::ResponseHead resp_;
   http::ChunkedDecoder chunked_;

@@ -162,6 +162,32 @@ routes:
             "limits, timeouts, trusted_proxies)");
 }
 
+TEST(ConfigTest, PathNormalization) {
+  auto c = load(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+  path_normalization: { merge_slashes: true, encoded_slashes: keep }
+upstreams:
+  app: { targets: [ { address: 127.0.0.1:9001 } ] }
+routes:
+  - { match: { path: /a }, to: app }
+)");
+  EXPECT_TRUE(c.server.path_normalization.merge_slashes);
+  EXPECT_FALSE(c.server.path_normalization.reject_encoded_slashes);
+  EXPECT_FALSE(load(kMinimal).server.path_normalization.merge_slashes);
+  EXPECT_TRUE(load(kMinimal).server.path_normalization.reject_encoded_slashes);
+
+  auto errors = errors_of(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+  path_normalization: { merge_slashes: maybe, encoded_slashes: decode }
+upstreams:
+  app: { targets: [ { address: 127.0.0.1:9001 } ] }
+routes:
+  - { match: { path: /a }, to: app }
+)");
+  EXPECT_HAS_ERROR(errors, "server.path_normalization.merge_slashes", "");
+  EXPECT_HAS_ERROR(errors, "server.path_normalization.encoded_slashes", "expected reject or keep");
+}
+
 TEST(ConfigTest, BadDurationIsReportedAtTheValue) {
   auto errors = errors_of(R"(server:
   listen:
