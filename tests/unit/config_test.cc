@@ -159,7 +159,7 @@ routes:
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
   EXPECT_EQ(errors[0].to_string(),
             "test.yaml:4:3: server.bogus: unknown key 'bogus' (expected one of: workers, listen, "
-            "limits, timeouts, trusted_proxies)");
+            "limits, timeouts, trusted_proxies, path_normalization)");
 }
 
 TEST(ConfigTest, PathNormalization) {
