@@ -4,12 +4,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <tuple>
 
 #include "config/yaml_reader.h"
+#include "crypto/digest.h"
 #include "filters/registry.h"
 
 namespace gatehouse::config {
@@ -46,8 +49,9 @@ class Loader {
       r_.error(root, "", "the config file is empty");
       return c;
     }
-    if (!r_.check_map(root, "", {"server", "admin", "observability", "upstreams", "routes"},
-                      {"redis", "consumers", "jwt_providers"}))
+    if (!r_.check_map(root, "",
+                      {"server", "admin", "observability", "consumers", "upstreams", "routes"},
+                      {"redis", "jwt_providers"}))
       return c;
     auto srv = root["server"];
     if (srv) server(srv, &c.server);
@@ -56,9 +60,10 @@ class Loader {
       r_.error(srv ? srv : root, "server.listen", "at least one listener is required");
     if (auto n = root["admin"]) admin(n, c.server, &c.admin);
     if (auto n = root["observability"]) observability(n, &c.observability);
+    if (auto n = root["consumers"]) consumers(n, &c.consumers);
     if (auto n = root["upstreams"]) upstreams(n, &c.upstreams);
     if (auto n = root["routes"]) {
-      routes(n, c.upstreams, &c.routes);
+      routes(n, c, &c.routes);
     } else {
       r_.error(root, "routes", "at least one route is required");
     }
@@ -598,7 +603,85 @@ class Loader {
     if (!r->to.empty() && total == 0) r_.error(n, path, "the weights add up to 0");
   }
 
-  void routes(const YAML::Node& n, const std::vector<Upstream>& ups, std::vector<Route>* out) {
+  // API keys never appear in the file: a SHA-256 digest, or the name of an environment variable
+  // read now (so that a missing secret fails the load, not the first request).
+  void consumers(const YAML::Node& n, std::vector<Consumer>* out) {
+    if (!n.IsSequence()) {
+      r_.error(n, "consumers", "expected a list of consumers");
+      return;
+    }
+    std::set<std::string> names;
+    std::map<std::array<uint8_t, 32>, std::string> key_owner;
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string path = index("consumers", i);
+      const YAML::Node& cn = n[i];
+      if (!r_.check_map(cn, path, {"name", "groups", "api_keys"})) continue;
+      Consumer c;
+      if (auto nm = cn["name"]) {
+        if (auto s = r_.str(nm, child(path, "name"))) {
+          c.name = *s;
+          if (!is_token(c.name)) {
+            r_.error(nm, child(path, "name"), "a consumer name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~)");
+          } else if (!names.insert(c.name).second) {
+            r_.error(nm, child(path, "name"), "duplicate consumer '" + c.name + "'");
+          }
+        }
+      } else {
+        r_.error(cn, child(path, "name"), "'name' is required");
+      }
+      if (auto g = cn["groups"]) {
+        c.groups = r_.str_list(g, child(path, "groups"));
+        for (size_t j = 0; j < c.groups.size(); ++j) {
+          if (!is_token(c.groups[j]))
+            r_.error(g.IsSequence() ? g[j] : g, index(child(path, "groups"), j),
+                     "a group name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~)");
+        }
+      }
+      if (auto keys = cn["api_keys"]) {
+        std::string kp = child(path, "api_keys");
+        if (!keys.IsSequence()) {
+          r_.error(keys, kp, "expected a list of { sha256: HEX } or { env: VARIABLE }");
+        } else {
+          for (size_t j = 0; j < keys.size(); ++j) {
+            std::string ip = index(kp, j);
+            if (!r_.check_map(keys[j], ip, {"sha256", "env"})) continue;
+            if ((keys[j]["sha256"] ? 1 : 0) + (keys[j]["env"] ? 1 : 0) != 1) {
+              r_.error(keys[j], ip, "give exactly one of 'sha256' and 'env'");
+              continue;
+            }
+            std::optional<crypto::Sha256> digest;
+            if (auto h = keys[j]["sha256"]) {
+              if (auto s = r_.str(h, child(ip, "sha256"))) {
+                digest = crypto::parse_sha256_hex(*s);
+                if (!digest)
+                  r_.error(h, child(ip, "sha256"), "expected the key's SHA-256 as 64 hexadecimal digits");
+              }
+            } else if (auto e = keys[j]["env"]) {
+              if (auto var = r_.str(e, child(ip, "env"))) {
+                const char* value = std::getenv(var->c_str());
+                if (!value || !*value) {
+                  r_.error(e, child(ip, "env"), "environment variable " + *var + " is not set");
+                } else {
+                  digest = crypto::sha256(value);
+                }
+              }
+            }
+            if (!digest) continue;
+            auto [it, fresh] = key_owner.emplace(*digest, c.name);
+            if (!fresh) {
+              r_.error(keys[j], ip, "the same API key is already given to consumer '" + it->second + "'");
+              continue;
+            }
+            c.api_key_sha256.push_back(*digest);
+          }
+        }
+      }
+      out->push_back(std::move(c));
+    }
+  }
+
+  void routes(const YAML::Node& n, const Config& config, std::vector<Route>* out) {
+    const std::vector<Upstream>& ups = config.upstreams;
     if (!n.IsSequence()) {
       r_.error(n, "routes", "expected a list of routes");
       return;
@@ -638,13 +721,20 @@ class Loader {
           std::set<std::string> seen;
           for (auto it = p.begin(); it != p.end(); ++it) {
             std::string name = it->first.Scalar();
+            std::string fp = child(pp, name);
             if (!seen.insert(name).second) {
-              r_.error(it->first, child(pp, name), "duplicate plugin '" + name + "'");
+              r_.error(it->first, fp, "duplicate plugin '" + name + "'");
               continue;
             }
-            if (auto f = filters::build_filter(name, it->first, it->second, child(pp, name), r_))
+            const YAML::Node& plugins = p;  // const: a lookup must not insert while iterating
+            if (name == "acl" && !plugins["key_auth"] && !plugins["jwt_auth"])
+              r_.error(it->first, fp, "acl needs key_auth or jwt_auth on the same route to know the consumer");
+            if (auto f = filters::build_filter(name, it->first, {it->second, fp, r_, config}))
               r.filters.push_back(std::move(f));
           }
+          std::stable_sort(r.filters.begin(), r.filters.end(), [](auto& a, auto& b) {
+            return filters::filter_phase(a->name()) < filters::filter_phase(b->name());
+          });
         }
       }
       out->push_back(std::move(r));

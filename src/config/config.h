@@ -2,6 +2,7 @@
 // plane reads it through a Snapshot (config/snapshot.h). No YAML types leak out of this header.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -138,8 +139,15 @@ struct Route {
   std::vector<ValueMatch> query;
   Rewrite rewrite;
   std::vector<WeightedUpstream> to;
-  // Request filters in the order the file lists them (see filters/filter.h).
+  // Request filters, in phase order (see filters/filter.h), whatever the file's order.
   std::vector<std::shared_ptr<const filters::Filter>> filters;
+};
+
+// An API client known by name (the consumers section). API keys are kept only as digests.
+struct Consumer {
+  std::string name;
+  std::vector<std::string> groups;
+  std::vector<std::array<uint8_t, 32>> api_key_sha256;
 };
 
 struct Config {
@@ -147,6 +155,7 @@ struct Config {
   Server server;
   Admin admin;
   Observability observability;
+  std::vector<Consumer> consumers;
   std::vector<Upstream> upstreams;
   std::vector<Route> routes;
 };

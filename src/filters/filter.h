@@ -6,8 +6,10 @@
 //   - answer by itself:           fill ctx.reply and return kRespond (401, 413, 429, ...),
 //   - pause for asynchronous work: return kPause; the connection then calls resume() and waits for
 //     its callback, which must run on the same worker thread (post to the worker's executor).
-// Filters run in the order the route lists them; the core never includes a filter's header: it
-// knows filters only through this interface and the registry (filters/registry.h).
+// Filters run in a fixed order of phases, whatever their order in the file (as Kong's plugin
+// priorities): cors (a preflight carries no credentials), ip_rules, the auth filters, acl,
+// request_size, rate_limit, cache, compress; see filters/registry.cc. The core never includes a
+// filter's header: it knows filters only through this interface and the registry.
 #pragma once
 
 #include <cstdint>
@@ -22,21 +24,35 @@
 
 namespace gatehouse::filters {
 
+// Who the request is from, once an auth filter has said so. Owned by the filter that set it (it
+// lives as long as the snapshot the request holds) or by the context itself (`owned`).
+struct Identity {
+  std::string name;
+  std::vector<std::string> groups;
+  std::string groups_header;  // the groups joined by ", ", as sent in X-Consumer-Groups
+};
+
 struct RequestContext {
   const http::RequestHead* request = nullptr;
-  std::string_view client_ip;
+  std::string_view client_ip;        // the real client: the peer, or from X-Forwarded-For when
+                                     // the peer is a trusted proxy
+  const Identity* consumer = nullptr;  // set by key_auth / jwt_auth
+  Identity owned;                    // storage for an identity made per request (a JWT claim)
   const config::Route* route = nullptr;
   uint64_t max_body_bytes = 0;       // starts at server.limits.max_body_bytes; filters may lower it
   http::HeaderList upstream_add;     // headers to add to the upstream request
   std::vector<std::string> upstream_remove;  // header names (lower case) to drop upstream
+  std::vector<std::string> upstream_remove_query;  // query parameters to drop upstream
   http::HeaderList response_add;     // headers to add to the client response
   http::ErrorResponse reply;         // the answer, with kRespond
   size_t next_filter = 0;            // the chain's position (kept by the connection)
 
   void reset() {
     next_filter = 0;
+    consumer = nullptr;
     upstream_add.clear();
     upstream_remove.clear();
+    upstream_remove_query.clear();
     response_add.clear();
     reply = {};
   }

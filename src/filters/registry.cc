@@ -4,25 +4,28 @@
 #include <array>
 #include <string_view>
 
+#include "filters/acl/acl.h"
+#include "filters/ip_rules/ip_rules.h"
+#include "filters/key_auth/key_auth.h"
 #include "filters/request_size/request_size.h"
 
 namespace gatehouse::filters {
 namespace {
 
-using Builder = std::shared_ptr<const Filter> (*)(const YAML::Node&, const std::string&,
-                                                  const config::YamlReader&);
+using Builder = std::shared_ptr<const Filter> (*)(const BuildContext&);
 struct Entry {
   std::string_view name;
   Builder build;  // null: named in the contract, not built yet
 };
 
+// In phase order: a filter runs after every filter listed above it.
 constexpr std::array kPlugins = {
-    Entry{"request_size", &build_request_size},
-    Entry{"key_auth", nullptr},
-    Entry{"jwt_auth", nullptr},
-    Entry{"acl", nullptr},
-    Entry{"ip_rules", nullptr},
     Entry{"cors", nullptr},
+    Entry{"ip_rules", &build_ip_rules},
+    Entry{"jwt_auth", nullptr},
+    Entry{"key_auth", &build_key_auth},
+    Entry{"acl", &build_acl},
+    Entry{"request_size", &build_request_size},
     Entry{"rate_limit", nullptr},
     Entry{"cache", nullptr},
     Entry{"compress", nullptr},
@@ -31,20 +34,25 @@ constexpr std::array kPlugins = {
 }  // namespace
 
 std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::Node& key,
-                                           const YAML::Node& settings, const std::string& path,
-                                           const config::YamlReader& reader) {
+                                           const BuildContext& ctx) {
   auto it = std::find_if(kPlugins.begin(), kPlugins.end(), [&](auto& e) { return e.name == name; });
   if (it == kPlugins.end()) {
     std::string list;
     for (auto& e : kPlugins) list += (list.empty() ? "" : ", ") + std::string(e.name);
-    reader.error(key, path, "unknown plugin '" + name + "' (known: " + list + ")");
+    ctx.reader.error(key, ctx.path, "unknown plugin '" + name + "' (known: " + list + ")");
     return nullptr;
   }
   if (!it->build) {
-    reader.error(key, path, "plugin '" + name + "' is not supported yet by this version of gatehouse");
+    ctx.reader.error(key, ctx.path,
+                     "plugin '" + name + "' is not supported yet by this version of gatehouse");
     return nullptr;
   }
-  return it->build(settings, path, reader);
+  return it->build(ctx);
+}
+
+int filter_phase(std::string_view name) {
+  auto it = std::find_if(kPlugins.begin(), kPlugins.end(), [&](auto& e) { return e.name == name; });
+  return static_cast<int>(it - kPlugins.begin());
 }
 
 }  // namespace gatehouse::filters

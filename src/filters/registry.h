@@ -4,16 +4,28 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "config/yaml_reader.h"
 #include "filters/filter.h"
 
 namespace gatehouse::filters {
 
+// What a plugin's builder gets: its settings, where they are (for errors), and the sections of
+// the config parsed before routes (server, consumers).
+struct BuildContext {
+  const YAML::Node& settings;
+  const std::string& path;  // YAML path of the settings, e.g. routes[2].plugins.key_auth
+  const config::YamlReader& reader;
+  const config::Config& config;
+};
+
 // Builds the filter named `name` from its settings; reports errors through `reader` and returns
 // null when the settings are invalid, the plugin is unknown, or it is not built yet.
 std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::Node& key,
-                                           const YAML::Node& settings, const std::string& path,
-                                           const config::YamlReader& reader);
+                                           const BuildContext& ctx);
+
+// The plugin's phase: filters run in increasing phase order (see filters/filter.h).
+int filter_phase(std::string_view name);
 
 }  // namespace gatehouse::filters

@@ -27,6 +27,7 @@ enum class HeaderId : uint8_t {
   kXForwardedHost,
   kVia,
   kCookie,
+  kConsumerIdentity,  // X-Consumer-Name, X-Consumer-Groups: set only by the gateway
 };
 
 struct Header {

@@ -65,6 +65,7 @@ HeaderId classify(std::string_view n, bool* hop) {
       break;
     case 15:
       if (is("x-forwarded-for")) return HeaderId::kXForwardedFor;
+      if (is("x-consumer-name")) return HeaderId::kConsumerIdentity;
       break;
     case 16:
       if (is("x-forwarded-host")) return HeaderId::kXForwardedHost;
@@ -73,6 +74,7 @@ HeaderId classify(std::string_view n, bool* hop) {
     case 17:
       if (is("transfer-encoding")) return *hop = true, HeaderId::kTransferEncoding;
       if (is("x-forwarded-proto")) return HeaderId::kXForwardedProto;
+      if (is("x-consumer-groups")) return HeaderId::kConsumerIdentity;
       break;
   }
   return HeaderId::kOther;

@@ -16,7 +16,52 @@ bool removed_by_filter(const std::vector<std::string>* remove, std::string_view 
                      [&](const std::string& r) { return iequals(r, name); });
 }
 
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 }  // namespace
+
+std::string_view real_client_ip(const RequestHead& req, std::string_view peer, bool peer_trusted,
+                                const std::vector<config::Cidr>& trusted) {
+  if (!peer_trusted) return peer;
+  // Walk the hops from the nearest (rightmost, last header) to the farthest.
+  for (auto h = req.headers.rbegin(); h != req.headers.rend(); ++h) {
+    if (h->id != HeaderId::kXForwardedFor) continue;
+    std::string_view list = h->value;
+    while (!list.empty()) {
+      size_t comma = list.rfind(',');
+      std::string_view hop = trim(comma == std::string_view::npos ? list : list.substr(comma + 1));
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(0, comma);
+      if (hop.empty()) continue;
+      auto addr = config::parse_ip(hop);
+      bool hop_trusted = addr && std::any_of(trusted.begin(), trusted.end(),
+                                             [&](const config::Cidr& c) { return c.contains(*addr); });
+      if (!hop_trusted) return hop;  // the first hop no trusted proxy vouches beyond
+      peer = hop;                    // all trusted so far: the farthest one seen
+    }
+  }
+  return peer;
+}
+
+void append_query_without(std::string_view query, const std::vector<std::string>& drop,
+                          std::string* out) {
+  bool first = true;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    std::string_view name = pair.substr(0, pair.find('='));
+    if (std::find(drop.begin(), drop.end(), name) == drop.end() && !pair.empty()) {
+      if (!first) out->push_back('&');
+      out->append(pair);
+      first = false;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+}
 
 void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string* out) {
   out->append(req.method).append(" ").append(info.path_and_query).append(" HTTP/1.1\r\n");
@@ -42,6 +87,8 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
         if (!info.peer_trusted) continue;
         xhost_sent = true;
         break;
+      case HeaderId::kConsumerIdentity:
+        continue;  // identity comes from the gateway's auth filters, never from the client
       default:
         break;
     }

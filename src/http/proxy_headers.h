@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/units.h"
 #include "http/message.h"
 
 namespace gatehouse::http {
@@ -25,6 +26,16 @@ struct ForwardInfo {
   const HeaderList* add = nullptr;  // added by filters
   const std::vector<std::string>* remove = nullptr;  // removed by filters (lower case)
 };
+
+// The real client's address: the peer, unless the peer is a trusted proxy; then the last address
+// in X-Forwarded-For (all such headers, in order) that is not itself trusted, as NGINX's realip
+// module with real_ip_recursive. Returns a view into the request head or into `peer`.
+std::string_view real_client_ip(const RequestHead& req, std::string_view peer, bool peer_trusted,
+                                const std::vector<config::Cidr>& trusted);
+
+// `query` (without '?') without the parameters named in `drop`, appended to *out.
+void append_query_without(std::string_view query, const std::vector<std::string>& drop,
+                          std::string* out);
 
 // The request head sent upstream: always HTTP/1.1, keep-alive, chunked bodies passed through.
 void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string* out);

@@ -338,7 +338,7 @@ Connection::Step Connection::start_request() {
   log_route_ = match_.route;
   ctx_.reset();
   ctx_.request = &req_;
-  ctx_.client_ip = client_ip_;
+  ctx_.client_ip = http::real_client_ip(req_, client_ip_, client_trusted_, cfg.server.trusted_proxies);
   ctx_.route = match_.route;
   ctx_.max_body_bytes = cfg.server.limits.max_body_bytes;
   return run_filters(0, filters::FilterStatus::kContinue);
@@ -355,7 +355,9 @@ Connection::Step Connection::run_filters(size_t from, filters::FilterStatus paus
   }
   if (status == filters::FilterStatus::kPause) return Step::kPaused;
   if (status == filters::FilterStatus::kRespond) {
-    fail(ctx_.reply.status, ctx_.reply.code, ctx_.reply.message, ctx_.reply.headers);
+    http::HeaderList headers = std::move(ctx_.reply.headers);
+    headers.insert(headers.end(), ctx_.response_add.begin(), ctx_.response_add.end());
+    fail(ctx_.reply.status, ctx_.reply.code, ctx_.reply.message, std::move(headers));
     return Step::kDone;
   }
   prepare_upstream_request();
@@ -397,7 +399,13 @@ void Connection::prepare_upstream_request() {
 
   // The upstream request head, built now while the request head's views are valid.
   target_out_.clear();
-  router::rewrite_target(route, match_.captures, req_.path, req_.query, &target_out_);
+  std::string_view query = req_.query;
+  if (!ctx_.upstream_remove_query.empty()) {
+    query_out_.clear();
+    http::append_query_without(req_.query, ctx_.upstream_remove_query, &query_out_);
+    query = query_out_;
+  }
+  router::rewrite_target(route, match_.captures, req_.path, query, &target_out_);
   std::string_view host = route.rewrite.host ? std::string_view(*route.rewrite.host) : req_.host;
   if (host.empty()) host = ex_.pool->address();
   http::ForwardInfo info;

@@ -107,7 +107,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Buffer up_;   // from the upstream
   std::string head_out_;
   std::string target_out_;
-  std::string path_out_;  // the normalised path, when it differs from the one sent
+  std::string path_out_;   // the normalised path, when it differs from the one sent
+  std::string query_out_;  // the query without parameters a filter removed
   http::RequestHead req_;
   http::ResponseHead resp_;
   http::ChunkedDecoder chunked_;

@@ -79,11 +79,14 @@ test('validate: YAML syntax errors carry their position', () => {
 });
 
 test('validate: the contract example fails only on features not built yet', { skip: !fs.existsSync(contractExample) }, () => {
-  const r = runGatehouse(['validate', '-c', contractExample]);
+  // The example takes one consumer's API key from ACME_API_KEY.
+  const r = runGatehouse(['validate', '-c', contractExample], { env: { ...process.env, ACME_API_KEY: 'k' } });
   assert.equal(r.status, 1);
   const errors = r.stderr.trim().split('\n').filter((l) => /:\d+:\d+: /.test(l));
   assert.ok(errors.length > 0);
   for (const e of errors) assert.match(e, /not supported yet/, e);
+  const unset = runGatehouse(['validate', '-c', contractExample], { env: { ...process.env, ACME_API_KEY: '' } });
+  assert.match(unset.stderr, /:50:\d+: consumers\[1\]\.api_keys\[0\]\.env: environment variable ACME_API_KEY is not set/);
 });
 
 test('validate: an unreadable file is an error, not a crash', () => {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/digest.h"
 #include "filters/filter.h"
 #include "http/message.h"
 
@@ -481,7 +482,7 @@ TEST(ConfigTest, BadMatchValues) {
 }
 
 TEST(ConfigTest, NotYetSupportedTopLevelKeys) {
-  for (const char* key : {"redis", "consumers", "jwt_providers"}) {
+  for (const char* key : {"redis", "jwt_providers"}) {
     auto errors = errors_of(kMinimal + key + ":\n  x: 1\n");
     ASSERT_EQ(errors.size(), 1u) << key << "\n" << dump(errors);
     EXPECT_EQ(errors[0].path, key);
@@ -575,11 +576,11 @@ TEST(ConfigTest, NotYetSupportedPlugin) {
   auto errors = errors_of(with_routes(R"(  - match: { path: /a }
     to: app
     plugins:
-      key_auth: { header: x-api-key }
+      jwt_auth: { provider: main }
 )"));
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
   EXPECT_EQ(errors[0].to_string(),
-            "test.yaml:15:7: routes[0].plugins.key_auth: plugin 'key_auth' is not supported yet by "
+            "test.yaml:15:7: routes[0].plugins.jwt_auth: plugin 'jwt_auth' is not supported yet by "
             "this version of gatehouse");
 }
 
@@ -591,7 +592,7 @@ TEST(ConfigTest, UnknownPlugin) {
 )"));
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
   EXPECT_EQ(errors[0].path, "routes[0].plugins.frobnicate");
-  EXPECT_EQ(errors[0].message.rfind("unknown plugin 'frobnicate' (known: request_size", 0), 0u)
+  EXPECT_EQ(errors[0].message.rfind("unknown plugin 'frobnicate' (known: cors, ip_rules", 0), 0u)
       << errors[0].message;
 }
 
@@ -838,6 +839,82 @@ TEST(ConfigTest, LoadConfigReportsUnreadableFile) {
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].to_string(),
             "/nonexistent/gatehouse.yaml:0:0: (file): cannot read the config file");
+}
+
+TEST(ConfigTest, ConsumersWithKeyDigestsAndEnvironmentKeys) {
+  setenv("GH_TEST_PARTNER_KEY", "partner-secret", 1);
+  Config c = load(kMinimal + R"(consumers:
+  - name: mobile-app
+    groups: [clients, beta]
+    api_keys: [ { sha256: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08 } ]
+  - name: partner
+    api_keys: [ { env: GH_TEST_PARTNER_KEY } ]
+)");
+  ASSERT_EQ(c.consumers.size(), 2u);
+  EXPECT_EQ(c.consumers[0].groups, (std::vector<std::string>{"clients", "beta"}));
+  EXPECT_EQ(c.consumers[0].api_key_sha256.at(0), crypto::sha256("test"));
+  EXPECT_EQ(c.consumers[1].api_key_sha256.at(0), crypto::sha256("partner-secret"));
+}
+
+TEST(ConfigTest, ConsumerErrors) {
+  setenv("GH_TEST_SAME_KEY", "test", 1);
+  unsetenv("GH_TEST_UNSET_KEY");
+  auto errors = errors_of(kMinimal + R"(consumers:
+  - name: a
+    api_keys: [ { sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 } ]
+  - name: a
+    api_keys: [ { env: GH_TEST_UNSET_KEY }, { sha256: abc }, { env: X, sha256: y } ]
+  - name: "bad name"
+    groups: ["a,b"]
+    api_keys: [ { env: GH_TEST_SAME_KEY } ]
+)");
+  EXPECT_HAS_ERROR(errors, "consumers[1].name", "duplicate consumer 'a'");
+  EXPECT_HAS_ERROR(errors, "consumers[1].api_keys[0].env", "environment variable GH_TEST_UNSET_KEY is not set");
+  EXPECT_HAS_ERROR(errors, "consumers[1].api_keys[1].sha256", "64 hexadecimal digits");
+  EXPECT_HAS_ERROR(errors, "consumers[1].api_keys[2]", "exactly one of");
+  EXPECT_HAS_ERROR(errors, "consumers[2].name", "HTTP token");
+  EXPECT_HAS_ERROR(errors, "consumers[2].groups[0]", "HTTP token");
+  EXPECT_HAS_ERROR(errors, "consumers[2].api_keys[0]", "already given to consumer 'a'");
+}
+
+TEST(ConfigTest, PluginsRunInPhaseOrderAndAclNeedsAuth) {
+  Config c = load(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+consumers:
+  - { name: a, api_keys: [ { sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 } ] }
+upstreams:
+  app: { targets: [ { address: 127.0.0.1:9001 } ] }
+routes:
+  - match: { path: /a }
+    to: app
+    plugins:
+      request_size: { max_body_bytes: 1KiB }
+      acl: { allow_consumers: [a] }
+      key_auth: {}
+      ip_rules: { allow: [127.0.0.1] }
+)");
+  std::vector<std::string> order;
+  for (auto& f : c.routes.at(0).filters) order.emplace_back(f->name());
+  EXPECT_EQ(order, (std::vector<std::string>{"ip_rules", "key_auth", "acl", "request_size"}));
+
+  auto errors = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      acl: { allow_groups: [x] }
+)"));
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.acl", "needs key_auth or jwt_auth");
+  auto no_keys = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      key_auth: { header: x-key }
+)"));
+  EXPECT_HAS_ERROR(no_keys, "routes[0].plugins.key_auth", "no consumer has an API key");
+  auto bad_ip = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      ip_rules: { deny: [10.0.0.0/33] }
+)"));
+  EXPECT_HAS_ERROR(bad_ip, "routes[0].plugins.ip_rules.deny[0]", "invalid CIDR");
 }
 
 }  // namespace

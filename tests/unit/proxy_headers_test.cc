@@ -417,5 +417,47 @@ TEST(JsonEscapeTest, EscapesQuotesControlsAndNonAscii) {
   EXPECT_EQ(out, "plain text / ok ~");
 }
 
+TEST(ProxyHeadersTest, ClientCannotSetConsumerIdentity) {
+  auto r = parse_req("GET / HTTP/1.1\r\nHost: a\r\nX-Consumer-Name: admin\r\n"
+                     "x-consumer-groups: admins\r\nX-Consumer-Other: kept\r\n\r\n");
+  Built b = upstream(r->head, default_info());
+  EXPECT_FALSE(b.has("X-Consumer-Name"));
+  EXPECT_FALSE(b.has("X-Consumer-Groups"));
+  EXPECT_EQ(b.one("X-Consumer-Other"), "kept");
+  HeaderList add{{"X-Consumer-Name", "mobile-app"}};
+  ForwardInfo info = default_info();
+  info.add = &add;
+  EXPECT_EQ(upstream(r->head, info).one("X-Consumer-Name"), "mobile-app");
+}
+
+TEST(ProxyHeadersTest, RealClientIpWalksTrustedHops) {
+  std::vector<config::Cidr> trusted{*config::parse_cidr("10.0.0.0/8"), *config::parse_cidr("::1")};
+  auto r = parse_req("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.9, 203.0.113.5\r\n"
+                     "X-Forwarded-For: 10.1.1.1 , 10.2.2.2\r\n\r\n");
+  // An untrusted peer: its X-Forwarded-For is not believed at all.
+  EXPECT_EQ(real_client_ip(r->head, "192.0.2.1", false, trusted), "192.0.2.1");
+  // A trusted peer: skip the trusted hops from the right; the first untrusted one is the client.
+  EXPECT_EQ(real_client_ip(r->head, "10.9.9.9", true, trusted), "203.0.113.5");
+  auto all_trusted = parse_req("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.3.3.3,10.4.4.4\r\n\r\n");
+  EXPECT_EQ(real_client_ip(all_trusted->head, "::1", true, trusted), "10.3.3.3");
+  auto none = parse_req("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(real_client_ip(none->head, "10.9.9.9", true, trusted), "10.9.9.9");
+  auto junk = parse_req("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, junk\r\n\r\n");
+  EXPECT_EQ(real_client_ip(junk->head, "10.9.9.9", true, trusted), "junk")
+      << "an unparsable hop is the client (and then matches no allow rule)";
+}
+
+TEST(ProxyHeadersTest, QueryWithoutDroppedParameters) {
+  auto q = [](std::string_view query) {
+    std::string out;
+    append_query_without(query, {"api_key", "k"}, &out);
+    return out;
+  };
+  EXPECT_EQ(q("a=1&api_key=s&b=2"), "a=1&b=2");
+  EXPECT_EQ(q("api_key=s"), "");
+  EXPECT_EQ(q("api_key=s&api_key=t&k&c"), "c");
+  EXPECT_EQ(q("api_keyx=1&x=api_key"), "api_keyx=1&x=api_key");
+}
+
 }  // namespace
 }  // namespace gatehouse::http

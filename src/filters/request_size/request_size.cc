@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "filters/registry.h"
+
 namespace gatehouse::filters {
 
 FilterStatus RequestSize::on_request(RequestContext& ctx) const {
@@ -16,8 +18,10 @@ FilterStatus RequestSize::on_request(RequestContext& ctx) const {
   return FilterStatus::kContinue;
 }
 
-std::shared_ptr<const Filter> build_request_size(const YAML::Node& settings, const std::string& path,
-                                                 const config::YamlReader& reader) {
+std::shared_ptr<const Filter> build_request_size(const BuildContext& ctx) {
+  const auto& settings = ctx.settings;
+  const auto& path = ctx.path;
+  const auto& reader = ctx.reader;
   if (!reader.check_map(settings, path, {"max_body_bytes"})) return nullptr;
   auto n = settings["max_body_bytes"];
   if (!n) {

@@ -7,7 +7,6 @@
 #include <memory>
 #include <string>
 
-#include "config/yaml_reader.h"
 #include "filters/filter.h"
 
 namespace gatehouse::filters {
@@ -22,7 +21,7 @@ class RequestSize final : public Filter {
   uint64_t max_;
 };
 
-std::shared_ptr<const Filter> build_request_size(const YAML::Node& settings, const std::string& path,
-                                                 const config::YamlReader& reader);
+struct BuildContext;
+std::shared_ptr<const Filter> build_request_size(const BuildContext& ctx);
 
 }  // namespace gatehouse::filters
