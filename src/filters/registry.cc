@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "filters/acl/acl.h"
+#include "filters/cors/cors.h"
 #include "filters/ip_rules/ip_rules.h"
 #include "filters/key_auth/key_auth.h"
 #include "filters/request_size/request_size.h"
@@ -20,7 +21,7 @@ struct Entry {
 
 // In phase order: a filter runs after every filter listed above it.
 constexpr std::array kPlugins = {
-    Entry{"cors", nullptr},
+    Entry{"cors", &build_cors},
     Entry{"ip_rules", &build_ip_rules},
     Entry{"jwt_auth", nullptr},
     Entry{"key_auth", &build_key_auth},

@@ -30,6 +30,14 @@ void append_json_escaped(std::string* out, std::string_view s) {
 void build_error_response(const ErrorResponse& e, std::string_view request_id_header,
                           std::string_view request_id, bool close, bool head_only,
                           std::string* out) {
+  if (e.status == 204) {  // an answer without content, e.g. a CORS preflight
+    out->append("HTTP/1.1 204 No Content\r\n");
+    out->append(request_id_header).append(": ").append(request_id).append("\r\n");
+    for (auto& [n, v] : e.headers) out->append(n).append(": ").append(v).append("\r\n");
+    if (close) out->append("Connection: close\r\n");
+    out->append("\r\n");
+    return;
+  }
   std::string body = "{\"error\":\"";
   append_json_escaped(&body, e.code);
   body += "\",\"message\":\"";

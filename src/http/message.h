@@ -77,4 +77,10 @@ struct ResponseHead : MessageHead {
   std::string_view reason;
 };
 
+// A CORS preflight (Fetch standard): OPTIONS with Origin and Access-Control-Request-Method.
+inline bool is_cors_preflight(const RequestHead& req) {
+  return req.method == "OPTIONS" && !req.get("origin").empty() &&
+         !req.get("access-control-request-method").empty();
+}
+
 }  // namespace gatehouse::http

@@ -1,5 +1,7 @@
 #include "server/connection.h"
 
+#include <algorithm>
+
 #include "config/snapshot.h"
 #include "http/parser.h"
 #include "http/path.h"
@@ -323,7 +325,20 @@ Connection::Step Connection::start_request() {
       return Step::kDone;
   }
 
-  snap_->routes.match(req_, &match_);
+  if (http::is_cors_preflight(req_)) {
+    // Routed as the request it announces, so that the route's cors plugin answers it even when
+    // the route does not accept OPTIONS; without a cors plugin there, it is a plain OPTIONS.
+    std::string_view options = req_.method;
+    req_.method = req_.get("access-control-request-method");
+    snap_->routes.match(req_, &match_);
+    req_.method = options;
+    auto has_cors = [](const config::Route& r) {
+      return std::any_of(r.filters.begin(), r.filters.end(), [](auto& f) { return f->name() == "cors"; });
+    };
+    if (!match_.route || !has_cors(*match_.route)) snap_->routes.match(req_, &match_);
+  } else {
+    snap_->routes.match(req_, &match_);
+  }
   if (!match_.route) {
     if (!match_.allow.empty()) {
       http::HeaderList allow;

@@ -917,5 +917,25 @@ routes:
   EXPECT_HAS_ERROR(bad_ip, "routes[0].plugins.ip_rules.deny[0]", "invalid CIDR");
 }
 
+TEST(ConfigTest, CorsSettingsAreChecked) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      cors: { origins: ["*"], credentials: true }
+  - match: { path: /b }
+    to: app
+    plugins:
+      cors: { origins: ["app.example.com", "https://ok.example.com/path"] }
+  - match: { path: /c }
+    to: app
+    plugins:
+      cors: { methods: [GET] }
+)"));
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.cors.credentials", "cannot be combined");
+  EXPECT_HAS_ERROR(errors, "routes[1].plugins.cors.origins[0]", "scheme://host");
+  EXPECT_HAS_ERROR(errors, "routes[1].plugins.cors.origins[1]", "scheme://host");
+  EXPECT_HAS_ERROR(errors, "routes[2].plugins.cors.origins", "required");
+}
+
 }  // namespace
 }  // namespace gatehouse::config
