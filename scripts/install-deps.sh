@@ -42,4 +42,11 @@ done
 pkill -x nginx 2>/dev/null || true
 pkill -x haproxy 2>/dev/null || true
 pkill -x prometheus 2>/dev/null || true
+# npm packages of the integration tests (jose signs JWTs independently of gatehouse), pinned by
+# package-lock.json; skipped when already installed at the locked versions.
+tests_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/integration" && pwd)"
+if ! (cd "$tests_dir" && npm ls --silent >/dev/null 2>&1); then
+  echo "install-deps: npm ci in tests/integration"
+  (cd "$tests_dir" && npm ci --no-audit --no-fund --silent)
+fi
 echo "install-deps: ok"

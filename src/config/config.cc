@@ -50,8 +50,9 @@ class Loader {
       return c;
     }
     if (!r_.check_map(root, "",
-                      {"server", "admin", "observability", "consumers", "upstreams", "routes"},
-                      {"redis", "jwt_providers"}))
+                      {"server", "admin", "observability", "consumers", "jwt_providers",
+                       "upstreams", "routes"},
+                      {"redis"}))
       return c;
     auto srv = root["server"];
     if (srv) server(srv, &c.server);
@@ -61,6 +62,21 @@ class Loader {
     if (auto n = root["admin"]) admin(n, c.server, &c.admin);
     if (auto n = root["observability"]) observability(n, &c.observability);
     if (auto n = root["consumers"]) consumers(n, &c.consumers);
+    if (auto n = root["jwt_providers"]) {
+      if (!n.IsMap()) {
+        r_.error(n, "jwt_providers", "expected a mapping of provider names to their settings");
+      } else {
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          std::string name = it->first.Scalar();
+          std::string path = child("jwt_providers", name);
+          if (c.jwt_providers.count(name)) {
+            r_.error(it->first, path, "duplicate JWT provider '" + name + "'");
+            continue;
+          }
+          c.jwt_providers[name] = filters::build_jwt_provider(name, it->second, path, r_);
+        }
+      }
+    }
     if (auto n = root["upstreams"]) upstreams(n, &c.upstreams);
     if (auto n = root["routes"]) {
       routes(n, c, &c.routes);

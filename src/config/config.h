@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@ class RE2;
 }
 namespace gatehouse::filters {
 class Filter;
+class JwtProvider;
 }
 
 namespace gatehouse::config {
@@ -156,6 +158,8 @@ struct Config {
   Admin admin;
   Observability observability;
   std::vector<Consumer> consumers;
+  // By name; null for a provider whose settings had errors (already reported).
+  std::map<std::string, std::shared_ptr<const filters::JwtProvider>> jwt_providers;
   std::vector<Upstream> upstreams;
   std::vector<Route> routes;
 };

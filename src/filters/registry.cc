@@ -7,6 +7,8 @@
 #include "filters/acl/acl.h"
 #include "filters/cors/cors.h"
 #include "filters/ip_rules/ip_rules.h"
+#include "filters/jwt_auth/jwks_fetcher.h"
+#include "filters/jwt_auth/jwt_auth.h"
 #include "filters/key_auth/key_auth.h"
 #include "filters/request_size/request_size.h"
 
@@ -23,7 +25,7 @@ struct Entry {
 constexpr std::array kPlugins = {
     Entry{"cors", &build_cors},
     Entry{"ip_rules", &build_ip_rules},
-    Entry{"jwt_auth", nullptr},
+    Entry{"jwt_auth", &build_jwt_auth},
     Entry{"key_auth", &build_key_auth},
     Entry{"acl", &build_acl},
     Entry{"request_size", &build_request_size},
@@ -49,6 +51,10 @@ std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::
     return nullptr;
   }
   return it->build(ctx);
+}
+
+std::unique_ptr<Background> start_background(boost::asio::io_context& io) {
+  return start_jwks_fetcher(io);
 }
 
 int filter_phase(std::string_view name) {

@@ -9,6 +9,10 @@
 #include "config/yaml_reader.h"
 #include "filters/filter.h"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace gatehouse::filters {
 
 // What a plugin's builder gets: its settings, where they are (for errors), and the sections of
@@ -27,5 +31,20 @@ std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::
 
 // The plugin's phase: filters run in increasing phase order (see filters/filter.h).
 int filter_phase(std::string_view name);
+
+// Work plugins do off the request path (fetching JWKS), on the main thread's io_context, for
+// every config loaded from now on. stop() ends it so that the io_context can return.
+class Background {
+ public:
+  virtual ~Background() = default;
+  virtual void stop() = 0;
+};
+std::unique_ptr<Background> start_background(boost::asio::io_context& io);
+
+// A jwt_providers entry (filters/jwt_auth/provider.h), or null after reporting its errors.
+class JwtProvider;
+std::shared_ptr<const JwtProvider> build_jwt_provider(const std::string& name, const YAML::Node& n,
+                                                      const std::string& path,
+                                                      const config::YamlReader& r);
 
 }  // namespace gatehouse::filters

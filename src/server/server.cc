@@ -14,6 +14,7 @@
 
 #include "admin/admin.h"
 #include "config/snapshot.h"
+#include "filters/registry.h"
 #include "http/error_response.h"
 #include "observe/access_log.h"
 #include "observe/metrics.h"
@@ -62,6 +63,7 @@ class Server final : public admin::AdminHandler {
     // The watch first: a change made as soon as "listening on" is logged must not be missed.
     if (options_.watch) watch_config();
     if (!start_admin() || !start_workers()) return 1;
+    background_ = filters::start_background(main_io_);
     wait_signal();
     std::thread joiner([this] {
       for (auto& t : threads_) t.join();
@@ -71,6 +73,7 @@ class Server final : public admin::AdminHandler {
         watch_.close();
         watch_delay_.cancel();
         if (admin_) admin_->close();
+        background_->stop();
       });
     });
     main_io_.run();
@@ -436,6 +439,7 @@ class Server final : public admin::AdminHandler {
   net::asio::steady_timer watch_delay_{main_io_};
   bool draining_ = false;
   bool aborted_ = false;
+  std::unique_ptr<filters::Background> background_;  // JWKS fetching
   std::unique_ptr<admin::AdminServer> admin_;  // declared last: destroyed before the io_context users
 };
 

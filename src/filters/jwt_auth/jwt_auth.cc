@@ -1,0 +1,176 @@
+#include "filters/jwt_auth/jwt_auth.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "filters/registry.h"
+
+namespace gatehouse::filters {
+namespace {
+
+// The value of cookie `name` in a Cookie header ("a=1; b=2"), or empty.
+std::string_view cookie_value(std::string_view header, std::string_view name) {
+  while (!header.empty()) {
+    size_t semi = header.find(';');
+    std::string_view pair = header.substr(0, semi);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    size_t eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+    if (semi == std::string_view::npos) break;
+    header.remove_prefix(semi + 1);
+  }
+  return {};
+}
+
+}  // namespace
+
+JwtAuth::JwtAuth(std::shared_ptr<const JwtProvider> provider, std::vector<std::string> scopes,
+                 std::vector<std::string> claims, const std::vector<config::Consumer>& consumers)
+    : p_(std::move(provider)), rules_(p_->rules) {
+  now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  rules_.required_scopes.insert(rules_.required_scopes.end(), scopes.begin(), scopes.end());
+  rules_.required_claims.insert(rules_.required_claims.end(), claims.begin(), claims.end());
+  for (const auto& c : consumers) {
+    Identity id{c.name, c.groups, {}};
+    for (const auto& g : c.groups) id.groups_header += (id.groups_header.empty() ? "" : ", ") + g;
+    known_.push_back(std::move(id));
+  }
+}
+
+std::string_view JwtAuth::find_token(const RequestContext& ctx, const TokenSource** from) const {
+  const auto& req = *ctx.request;
+  for (const auto& s : p_->token_from) {
+    std::string_view token;
+    switch (s.kind) {
+      case TokenSource::Kind::kHeader:
+        token = req.get(s.name);
+        if (s.bearer) {
+          // RFC 6750 2.1: "Bearer" is case-insensitive; anything else is not our credential.
+          if (token.size() < 7 || !http::iequals(token.substr(0, 7), "bearer ")) token = {};
+          else token.remove_prefix(7);
+          while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+        }
+        break;
+      case TokenSource::Kind::kCookie:
+        for (const auto& h : req.headers) {
+          if (h.id == http::HeaderId::kCookie && token.empty()) token = cookie_value(h.value, s.name);
+        }
+        break;
+      case TokenSource::Kind::kQuery: {
+        // Tokens are base64url and dots: nothing in them needs percent-decoding.
+        std::string_view q = req.query;
+        while (!q.empty() && token.empty()) {
+          size_t amp = q.find('&');
+          std::string_view pair = q.substr(0, amp);
+          size_t eq = pair.find('=');
+          if (eq != std::string_view::npos && pair.substr(0, eq) == s.name) token = pair.substr(eq + 1);
+          if (amp == std::string_view::npos) break;
+          q.remove_prefix(amp + 1);
+        }
+        break;
+      }
+    }
+    if (!token.empty()) {
+      *from = &s;
+      return token;
+    }
+  }
+  return {};
+}
+
+FilterStatus JwtAuth::refuse(RequestContext& ctx, int status, std::string_view challenge_error) const {
+  ctx.reply.status = status;
+  std::string challenge = "Bearer realm=\"gatehouse\"";
+  if (!challenge_error.empty()) challenge += ", error=\"" + std::string(challenge_error) + "\"";
+  ctx.reply.headers.emplace_back("WWW-Authenticate", std::move(challenge));
+  if (status == 403) {
+    ctx.reply.code = "forbidden";
+    ctx.reply.message = "the token does not grant the scopes this route requires";
+  } else {
+    ctx.reply.code = "unauthorized";
+    ctx.reply.message = "a valid bearer token is required";
+  }
+  return FilterStatus::kRespond;
+}
+
+FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
+  const TokenSource* from = nullptr;
+  std::string_view token = find_token(ctx, &from);
+  if (token.empty()) return refuse(ctx, 401, "");
+
+  auto keys = p_->keys->keys();
+  if (!keys) {
+    p_->keys->want_refresh();
+    ctx.reply.status = 503;
+    ctx.reply.code = "auth_unavailable";
+    ctx.reply.message = "the signing keys of provider " + p_->name + " are not available yet";
+    ctx.reply.headers.emplace_back("Retry-After", "1");
+    return FilterStatus::kRespond;
+  }
+  jwt::Verified v;
+  if (auto failure = jwt::verify(token, *keys, rules_, now(), &v)) {
+    if (*failure == jwt::Failure::kUnknownKey && !p_->keys->url().empty()) p_->keys->want_refresh();
+    if (*failure == jwt::Failure::kScope) return refuse(ctx, 403, "insufficient_scope");
+    return refuse(ctx, 401, "invalid_token");
+  }
+
+  // Identity: a configured consumer of that name brings its groups.
+  if (!p_->consumer_claim.empty()) {
+    std::string who = jwt::claim_text(v.claims, p_->consumer_claim);
+    if (!who.empty()) {
+      auto it = std::find_if(known_.begin(), known_.end(), [&](auto& c) { return c.name == who; });
+      if (it != known_.end()) {
+        ctx.consumer = &*it;
+      } else {
+        ctx.owned = Identity{std::move(who), {}, {}};
+        ctx.consumer = &ctx.owned;
+      }
+      ctx.upstream_add.emplace_back("X-Consumer-Name", ctx.consumer->name);
+      if (!ctx.consumer->groups_header.empty())
+        ctx.upstream_add.emplace_back("X-Consumer-Groups", ctx.consumer->groups_header);
+    }
+  }
+  for (const auto& [claim, header] : p_->forward_claims) {
+    ctx.upstream_remove.push_back(header);  // the client's own, if any, never passes
+    std::string value = jwt::claim_text(v.claims, claim);
+    // Claim text comes from the issuer, but a header value must still be one line.
+    if (!value.empty() && value.find_first_of("\r\n") == std::string::npos)
+      ctx.upstream_add.emplace_back(header, std::move(value));
+  }
+  if (!p_->forward_token) {
+    if (from->kind == TokenSource::Kind::kHeader) ctx.upstream_remove.push_back(from->name);
+    if (from->kind == TokenSource::Kind::kQuery) ctx.upstream_remove_query.push_back(from->name);
+  }
+  return FilterStatus::kContinue;
+}
+
+std::shared_ptr<const Filter> build_jwt_auth(const BuildContext& ctx) {
+  if (!ctx.reader.check_map(ctx.settings, ctx.path, {"provider", "require_scopes", "require_claims"}))
+    return nullptr;
+  auto pn = ctx.settings["provider"];
+  if (!pn) {
+    ctx.reader.error(ctx.settings, ctx.path, "'provider' is required (a name from jwt_providers)");
+    return nullptr;
+  }
+  auto name = ctx.reader.str(pn, config::child(ctx.path, "provider"));
+  if (!name) return nullptr;
+  auto it = ctx.config.jwt_providers.find(*name);
+  if (it == ctx.config.jwt_providers.end()) {
+    ctx.reader.error(pn, config::child(ctx.path, "provider"), "unknown JWT provider '" + *name + "'");
+    return nullptr;
+  }
+  if (!it->second) return nullptr;  // the provider had errors, reported where it is defined
+  std::vector<std::string> scopes, claims;
+  if (auto s = ctx.settings["require_scopes"])
+    scopes = ctx.reader.str_list(s, config::child(ctx.path, "require_scopes"));
+  if (auto c = ctx.settings["require_claims"])
+    claims = ctx.reader.str_list(c, config::child(ctx.path, "require_claims"));
+  return std::make_shared<JwtAuth>(it->second, std::move(scopes), std::move(claims),
+                                   ctx.config.consumers);
+}
+
+}  // namespace gatehouse::filters
