@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -13,6 +14,7 @@
 
 #include "config/yaml_reader.h"
 #include "crypto/digest.h"
+#include "tls/server_context.h"
 #include "filters/registry.h"
 
 namespace gatehouse::config {
@@ -105,13 +107,15 @@ class Loader {
       } else {
         for (size_t i = 0; i < l.size(); ++i) {
           std::string path = index("server.listen", i);
-          if (!r_.check_map(l[i], path, {"address"}, {"tls"})) continue;
+          if (!r_.check_map(l[i], path, {"address", "tls"})) continue;
           if (!l[i]["address"]) {
             r_.error(l[i], path, "'address' is required");
             continue;
           }
           if (auto a = address(l[i]["address"], child(path, "address"), false)) {
-            s->listen.push_back(Listener{*a});
+            Listener listener{*a, nullptr};
+            if (auto t = l[i]["tls"]) listener.tls = tls(t, child(path, "tls"));
+            s->listen.push_back(std::move(listener));
           }
         }
       }
@@ -187,6 +191,70 @@ class Loader {
         }
       }
     }
+  }
+
+  // listen[].tls: certificates chosen by SNI, a protocol floor, ALPN (docs/configuration.md).
+  std::shared_ptr<const tls::ServerContext> tls(const YAML::Node& n, const std::string& path) {
+    if (!r_.check_map(n, path, {"certificates", "min_version", "alpn"})) return nullptr;
+    tls::ServerSettings settings;
+    auto certs = n["certificates"];
+    if (!certs || !certs.IsSequence() || certs.size() == 0) {
+      r_.error(certs ? certs : n, child(path, "certificates"),
+               "expected a list of { cert: FILE, key: FILE } (the first is the default)");
+      return nullptr;
+    }
+    auto relative = [&](const std::string& f) {
+      std::filesystem::path p(f);
+      return p.is_relative() ? (std::filesystem::path(r_.file()).parent_path() / p).string() : f;
+    };
+    bool ok = true;
+    for (size_t i = 0; i < certs.size(); ++i) {
+      std::string cp = index(child(path, "certificates"), i);
+      if (!r_.check_map(certs[i], cp, {"cert", "key"})) {
+        ok = false;
+        continue;
+      }
+      auto cert = certs[i]["cert"] ? r_.str(certs[i]["cert"], child(cp, "cert")) : std::nullopt;
+      auto key = certs[i]["key"] ? r_.str(certs[i]["key"], child(cp, "key")) : std::nullopt;
+      if (!cert || !key) {
+        if (!certs[i]["cert"] || !certs[i]["key"]) r_.error(certs[i], cp, "'cert' and 'key' are required");
+        ok = false;
+        continue;
+      }
+      settings.certificates.push_back({relative(*cert), relative(*key)});
+    }
+    if (auto v = n["min_version"]) {
+      auto s = r_.str(v, child(path, "min_version")).value_or("");
+      if (s == "1.2") {
+        settings.min_version = 12;
+      } else if (s == "1.3") {
+        settings.min_version = 13;
+      } else {
+        r_.error(v, child(path, "min_version"),
+                 "expected \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are broken and refused)");
+        ok = false;
+      }
+    }
+    if (auto v = n["alpn"]) {
+      settings.alpn = r_.str_list(v, child(path, "alpn"));
+      for (size_t i = 0; i < settings.alpn.size(); ++i) {
+        const auto& proto = settings.alpn[i];
+        const YAML::Node& at = v.IsSequence() ? v[i] : v;
+        if (proto == "h2") {
+          r_.error(at, index(child(path, "alpn"), i),
+                   "'h2' is not supported yet by this version of gatehouse");
+          ok = false;
+        } else if (proto != "http/1.1") {
+          r_.error(at, index(child(path, "alpn"), i), "unknown protocol '" + proto + "' (known: http/1.1, h2)");
+          ok = false;
+        }
+      }
+    }
+    if (!ok) return nullptr;
+    std::string error;
+    auto ctx = tls::ServerContext::create(settings, &error);
+    if (!ctx) r_.error(n, path, error);
+    return ctx;
   }
 
   std::optional<SocketAddress> address(const YAML::Node& n, const std::string& path,

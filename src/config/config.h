@@ -16,6 +16,9 @@
 namespace re2 {
 class RE2;
 }
+namespace gatehouse::tls {
+class ServerContext;
+}
 namespace gatehouse::filters {
 class Filter;
 class JwtProvider;
@@ -48,6 +51,7 @@ struct Timeouts {
 
 struct Listener {
   SocketAddress address;
+  std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
 };
 
 struct Server {

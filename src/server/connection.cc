@@ -64,10 +64,12 @@ class InFlight {
 
 }  // namespace
 
-Connection::Connection(Worker& worker, net::Socket socket)
+Connection::Connection(Worker& worker, net::Socket socket,
+                       std::shared_ptr<const tls::ServerContext> tls)
     : w_(worker), client_(std::move(socket)), timer_(worker.io().get_executor()) {
+  if (tls) client_.start_tls(std::move(tls));
   boost::system::error_code ec;
-  auto ep = client_.remote_endpoint(ec);
+  auto ep = client_.socket().remote_endpoint(ec);
   if (!ec) {
     auto addr = ep.address();
     if (addr.is_v6() && addr.to_v6().is_v4_mapped())
@@ -79,15 +81,16 @@ Connection::Connection(Worker& worker, net::Socket socket)
       }
     }
   }
-  client_.set_option(net::tcp::no_delay(true), ec);
-  client_.non_blocking(true, ec);  // for send_now(): never block the worker
+  client_.socket().set_option(net::tcp::no_delay(true), ec);
+  client_.socket().non_blocking(true, ec);  // for send_now(): never block the worker
   w_.add(this);
 }
 
 Connection::~Connection() { w_.remove(this); }
 
-void Connection::start(Worker& worker, net::Socket socket) {
-  auto self = std::make_shared<Connection>(worker, std::move(socket));
+void Connection::start(Worker& worker, net::Socket socket,
+                       std::shared_ptr<const tls::ServerContext> tls) {
+  auto self = std::make_shared<Connection>(worker, std::move(socket), std::move(tls));
   net::asio::co_spawn(
       worker.io().get_executor(), [self]() -> net::Task<> { co_await self->run(); },
       net::asio::detached);
@@ -102,8 +105,7 @@ void Connection::close_now() {
   if (closed_) return;
   closed_ = true;
   boost::system::error_code ec;
-  client_.shutdown(net::tcp::socket::shutdown_both, ec);
-  client_.close(ec);
+  client_.close();
   if (upstream_) upstream_->close(ec);
   timer_.cancel();
 }
@@ -149,7 +151,7 @@ void Connection::on_timer() {
 
 bool Connection::write_client_now(std::string_view& a, std::string_view& b, bool* ok) {
   size_t total = a.size() + b.size();
-  *ok = send_now(client_, a, b);
+  *ok = client_.send_now(a, b);
   bytes_out_ += total - a.size() - b.size();
   if (!*ok) close_after_ = true;
   return !*ok || (a.empty() && b.empty());
@@ -158,7 +160,7 @@ bool Connection::write_client_now(std::string_view& a, std::string_view& b, bool
 net::Task<bool> Connection::write_client(std::string_view a, std::string_view b) {
   bool ok;
   if (write_client_now(a, b, &ok)) co_return ok;
-  ok = co_await send_rest(client_, a, b, &bytes_out_);
+  ok = co_await client_.send_rest(a, b, &bytes_out_);
   if (!ok) close_after_ = true;
   co_return ok;
 }
@@ -166,7 +168,7 @@ net::Task<bool> Connection::write_client(std::string_view a, std::string_view b)
 net::Task<bool> Connection::read_client() {
   auto [ptr, room] = in_.prepare(kReadChunk, kStreamBuffer);
   if (room == 0) co_return false;
-  auto [ec, n] = co_await client_.async_read_some(net::asio::buffer(ptr, room), net::use_task);
+  auto [ec, n] = co_await client_.read_some(net::asio::buffer(ptr, room));
   if (ec || n == 0) co_return false;
   in_.commit(n);
   co_return true;
@@ -183,6 +185,16 @@ void Connection::refresh_view() {
 }
 
 net::Task<> Connection::run() {
+  if (client_.tls()) {
+    // The handshake counts against header_read: a client that stalls it is cut off the same way.
+    refresh_view();
+    set_deadline(Phase::kClientRead, snap_->config.server.timeouts.header_read);
+    if (!co_await client_.handshake()) {
+      close_now();
+      co_return;
+    }
+    set_deadline(Phase::kClientIdle, snap_->config.server.timeouts.idle);
+  }
   while (!closed_) {
     refresh_view();  // the limits and timeouts for reading the head
     Head head = co_await read_head();
@@ -203,8 +215,7 @@ net::Task<> Connection::run() {
     // Lingering close (RFC 9112 9.6): stop sending, then read and drop what the client still sends
     // for a moment, so unread request bytes cannot turn our close into a reset that destroys the
     // response before the client reads it.
-    boost::system::error_code ec;
-    client_.shutdown(net::tcp::socket::shutdown_send, ec);
+    client_.shutdown_send();
     set_deadline(Phase::kClientIdle, std::chrono::seconds(2));
     for (int i = 0; i < 64 && !closed_; ++i) {
       in_.consume(in_.size());
@@ -255,8 +266,8 @@ net::Task<Connection::Head> Connection::read_head() {
       co_return Head::kError;
     }
     auto [ptr, room] = in_.prepare(kReadChunk, max_head + kReadChunk);
-    auto [ec, n] = co_await client_.async_read_some(
-        net::asio::buffer(ptr, std::min(room, max_head + 1 - in_.size())), net::use_task);
+    auto [ec, n] = co_await client_.read_some(
+        net::asio::buffer(ptr, std::min(room, max_head + 1 - in_.size())));
     if (ec || n == 0) co_return Head::kClose;  // closed, reset, or cut off by the timer
     in_.commit(n);
     if (!started) {
@@ -426,6 +437,7 @@ void Connection::prepare_upstream_request() {
   http::ForwardInfo info;
   info.client_ip = client_ip_;
   info.peer_trusted = client_trusted_;
+  info.proto = client_.tls() ? "https" : "http";
   info.request_id_header = cfg.observability.request_id_header;
   info.request_id = request_id_;
   info.path_and_query = target_out_;
@@ -669,9 +681,7 @@ net::Task<> Connection::relay_response(net::Socket& up, size_t head_len) {
         iov_.clear();
         if (first) iov_.push_back(net::asio::buffer(head_out_));
         for (auto s : spans_) iov_.push_back(net::asio::buffer(s.data(), s.size()));
-        auto [ec, n] = co_await net::asio::async_write(client_, iov_, net::use_task);
-        bytes_out_ += n;
-        client_ok = !ec;
+        client_ok = co_await client_.send_all(iov_, &bytes_out_);
       } else {
         // The common case (the whole response in one sendmsg) stays out of any coroutine call.
         std::string_view head = first ? std::string_view(head_out_) : std::string_view();

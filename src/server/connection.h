@@ -20,6 +20,7 @@
 #include "router/router.h"
 #include "server/asio.h"
 #include "server/buffer.h"
+#include "server/client_stream.h"
 
 namespace gatehouse::config {
 struct Snapshot;
@@ -35,9 +36,11 @@ struct WorkerView;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Worker& worker, net::Socket socket);
+  Connection(Worker& worker, net::Socket socket, std::shared_ptr<const tls::ServerContext> tls);
   ~Connection();
-  static void start(Worker& worker, net::Socket socket);
+  // Serves a connection accepted on a listener; `tls` when that listener terminates TLS.
+  static void start(Worker& worker, net::Socket socket,
+                    std::shared_ptr<const tls::ServerContext> tls);
 
   // Drain: an idle connection closes now; a busy one closes after its current response.
   void drain();
@@ -90,7 +93,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_timer();
 
   Worker& w_;
-  net::Socket client_;
+  ClientStream client_;
   net::Timer timer_;
   net::Clock::time_point deadline_;
   net::Clock::time_point armed_at_ = net::Clock::time_point::max();

@@ -125,7 +125,7 @@ class Server final : public admin::AdminHandler {
       ep = *bound;
     }
     listeners_.emplace_back(key, ep);
-    spdlog::info("listening on http://{}", endpoint_text(ep));
+    spdlog::info("listening on {}://{}", l.tls ? "https" : "http", endpoint_text(ep));
     return true;
   }
 

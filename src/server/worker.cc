@@ -86,7 +86,7 @@ std::optional<net::tcp::endpoint> Worker::open_listener(const std::string& key,
     return std::nullopt;
   }
   acceptors_[key] = acceptor;
-  if (running_) net::asio::co_spawn(io_.get_executor(), accept_loop(acceptor), net::asio::detached);
+  if (running_) net::asio::co_spawn(io_.get_executor(), accept_loop(acceptor, key), net::asio::detached);
   return bound;
 }
 
@@ -101,7 +101,7 @@ void Worker::close_listener(const std::string& key) {
 void Worker::run() {
   running_ = true;
   for (auto& [key, a] : acceptors_) {
-    net::asio::co_spawn(io_.get_executor(), accept_loop(a), net::asio::detached);
+    net::asio::co_spawn(io_.get_executor(), accept_loop(a, key), net::asio::detached);
   }
   io_.run();
   stopped_ = true;
@@ -126,7 +126,7 @@ void Worker::collect(std::function<void(WorkerStats)> done) {
   });
 }
 
-net::Task<> Worker::accept_loop(std::shared_ptr<net::Acceptor> acceptor) {
+net::Task<> Worker::accept_loop(std::shared_ptr<net::Acceptor> acceptor, std::string key) {
   const uint64_t max_connections = view_->snapshot->config.server.limits.max_connections;
   while (!draining_) {
     auto [ec, socket] = co_await acceptor->async_accept(net::use_task);
@@ -144,7 +144,13 @@ net::Task<> Worker::accept_loop(std::shared_ptr<net::Acceptor> acceptor) {
       socket.close(ignored);  // over server.limits.max_connections: refuse at once
       continue;
     }
-    Connection::start(*this, net::Socket(std::move(socket)));
+    // The listener's TLS context from the config current now: a reload's new certificates apply
+    // to the connections accepted after it.
+    std::shared_ptr<const tls::ServerContext> tls;
+    for (const auto& l : view_->snapshot->config.server.listen) {
+      if (l.tls && l.address.to_string() == key) tls = l.tls;
+    }
+    Connection::start(*this, net::Socket(std::move(socket)), std::move(tls));
   }
 }
 

@@ -93,7 +93,7 @@ class Worker {
   void remove(Connection* c);
 
  private:
-  net::Task<> accept_loop(std::shared_ptr<net::Acceptor> acceptor);
+  net::Task<> accept_loop(std::shared_ptr<net::Acceptor> acceptor, std::string key);
   void flush_access_log();
   void adopt(std::shared_ptr<const config::Snapshot> snapshot);
 

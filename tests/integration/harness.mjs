@@ -20,8 +20,9 @@ export function tempFile(name, content) {
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 // Starts gatehouse with the given YAML; resolves once every listener is up.
-export async function startGatehouse(yaml, { env = {}, expectListeners = 1, args = [] } = {}) {
-  const file = tempFile('gatehouse.yaml', yaml);
+// `configFile`: start from that file instead (for configs with paths relative to it).
+export async function startGatehouse(yaml, { env = {}, expectListeners = 1, args = [], configFile = null } = {}) {
+  const file = configFile || tempFile('gatehouse.yaml', yaml);
   const proc = spawn(BIN, ['run', '-c', file, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -32,7 +33,7 @@ export async function startGatehouse(yaml, { env = {}, expectListeners = 1, args
     const timer = setTimeout(() => reject(new Error(`gatehouse did not start:\n${stderr}`)), 10000);
     proc.stderr.on('data', (d) => {
       stderr += d;
-      for (const m of stderr.matchAll(/listening on http:\/\/[^\s]*:(\d+)/g)) {
+      for (const m of stderr.matchAll(/listening on https?:\/\/[^\s]*:(\d+)/g)) {
         if (!ports.includes(Number(m[1]))) ports.push(Number(m[1]));
       }
       if (ports.length >= expectListeners) { clearTimeout(timer); resolve(); }

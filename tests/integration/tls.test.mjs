@@ -1,0 +1,166 @@
+// TLS termination: certificates by SNI, protocol floor, ciphers, ALPN, session resumption,
+// certificates reloaded with the config, and hostile handshakes. Certificates are made with the
+// openssl command line; clients are curl and openssl s_client.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import net from 'node:net';
+import { startGatehouse, curl, json, sleep, waitFor, runGatehouse } from './harness.mjs';
+import { startUpstream } from './upstream.mjs';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-tls-'));
+const file = (n) => path.join(dir, n);
+const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+
+// A CA, and certificates it signs for the given DNS names.
+function makeCa() {
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '2', '-subj', '/CN=Gatehouse Test CA');
+}
+function makeCert(name, dnsNames) {
+  fs.writeFileSync(file(`${name}.ext`), `subjectAltName=${dnsNames.map((d) => `DNS:${d}`).join(',')}\n`);
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=${dnsNames[0]}`);
+  openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca.key'),
+    '-CAcreateserial', '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
+}
+
+// openssl s_client with input closed at once; resolves its combined output.
+function sClient(port, args) {
+  return new Promise((resolve) => {
+    const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', file('ca.pem'), ...args]);
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { out += d; });
+    p.stdin.end('');
+    const timer = setTimeout(() => p.kill(), 5000);
+    p.on('close', () => { clearTimeout(timer); resolve(out); });
+  });
+}
+
+let up, gh, gh13, configText;
+before(async () => {
+  makeCa();
+  makeCert('a', ['a.test', '*.wild.test']);
+  makeCert('b', ['b.test']);
+  makeCert('c', ['c.test']);
+  up = await startUpstream({ name: 'u' });
+  configText = (defaultCert, extra = '') => `
+server:
+  listen:
+    - address: 127.0.0.1:0
+      tls:
+        certificates:
+          - { cert: ${defaultCert}.pem, key: ${defaultCert}.key }
+          - { cert: b.pem, key: b.key }
+${extra}
+upstreams:
+  u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - { match: { path: /* }, to: u }
+`;
+  // Relative certificate paths are resolved against the config file's directory.
+  fs.writeFileSync(file('gatehouse.yaml'), configText('a'));
+  gh = await startGatehouse(null, { configFile: file('gatehouse.yaml') });
+  fs.writeFileSync(file('g13.yaml'), configText('a', '        min_version: "1.3"'));
+  gh13 = await startGatehouse(null, { configFile: file('g13.yaml') });
+});
+after(async () => {
+  await gh?.stop();
+  await gh13?.stop();
+  await up?.close();
+});
+
+const https = (g, host, p = '/x', extra = []) => curl(['--cacert', file('ca.pem'),
+  '--resolve', `${host}:${g.port}:127.0.0.1`, ...extra, `https://${host}:${g.port}${p}`]);
+
+test('HTTPS with the certificate chosen by SNI; X-Forwarded-Proto is https', async () => {
+  const r = await https(gh, 'a.test');
+  assert.equal(r.status, 200, r.stderr);
+  const raw = json(r).headers;
+  assert.equal(raw[raw.findIndex((h) => h.toLowerCase() === 'x-forwarded-proto') + 1], 'https');
+  assert.equal((await https(gh, 'b.test')).status, 200, 'b.test is served with its own certificate');
+  assert.equal((await https(gh, 'x.wild.test')).status, 200, 'wildcard name');
+  const subject = (out) => (out.match(/subject=.*CN ?= ?([^\s,/]+)/) || [])[1];
+  assert.equal(subject(await sClient(gh.port, ['-servername', 'b.test'])), 'b.test');
+  assert.equal(subject(await sClient(gh.port, ['-servername', 'a.test'])), 'a.test');
+  assert.equal(subject(await sClient(gh.port, ['-servername', 'unknown.test'])), 'a.test', 'default');
+  assert.equal(subject(await sClient(gh.port, ['-noservername'])), 'a.test', 'no SNI: default');
+  // curl checks the name against the certificate: c.test is not served here.
+  assert.notEqual((await https(gh, 'c.test')).code, 0);
+});
+
+test('protocol floor and ciphers: TLS 1.0/1.1 and weak ciphers are refused', async () => {
+  assert.equal((await https(gh, 'a.test', '/x', ['--tlsv1.2', '--tls-max', '1.2'])).status, 200);
+  assert.notEqual((await https(gh, 'a.test', '/x', ['--tlsv1', '--tls-max', '1.1'])).code, 0);
+  assert.notEqual((await https(gh13, 'a.test', '/x', ['--tls-max', '1.2'])).code, 0, 'min_version 1.3');
+  assert.equal((await https(gh13, 'a.test')).status, 200);
+  for (const cipher of ['AES128-SHA', 'ECDHE-ECDSA-AES128-SHA', 'DES-CBC3-SHA']) {
+    const out = await sClient(gh.port, ['-tls1_2', '-cipher', cipher, '-servername', 'a.test']);
+    assert.doesNotMatch(out, /Cipher is (?!\(NONE\))/, cipher);
+  }
+});
+
+test('ALPN: http/1.1 is negotiated; a client offering only h2 is refused', async () => {
+  assert.match(await sClient(gh.port, ['-alpn', 'http/1.1', '-servername', 'a.test']), /ALPN protocol: http\/1\.1/);
+  const h2only = await sClient(gh.port, ['-alpn', 'h2', '-servername', 'a.test']);
+  assert.match(h2only, /no application protocol|alert/i);
+});
+
+test('session resumption', async () => {
+  const sess = file('session.pem');
+  await sClient(gh.port, ['-tls1_2', '-servername', 'a.test', '-sess_out', sess]);
+  assert.match(await sClient(gh.port, ['-tls1_2', '-servername', 'a.test', '-sess_in', sess]), /Reused, TLSv1\.2/);
+});
+
+test('keep-alive and large bodies both ways over TLS', async () => {
+  const urls = [1, 2, 3].map((i) => `https://a.test:${gh.port}/echo/${i}`);
+  const r = await curl(['--cacert', file('ca.pem'), '--resolve', `a.test:${gh.port}:127.0.0.1`,
+    '-w', '%{num_connects}\\n', '-o', '/dev/null', '-o', '/dev/null', '-o', '/dev/null', ...urls]);
+  const connects = r.body.split('\n').map((l) => l.trim()).filter((l) => /^\d+$/.test(l));
+  assert.deepEqual(connects, ['1', '0', '0'], 'one TLS connection for three requests');
+  const down = await https(gh, 'a.test', '/stream/3000000?cl=1', ['-o', '/dev/null', '-w', '%{size_download}']);
+  assert.equal(down.body, '3000000');
+  const payload = crypto.randomBytes(2_500_000);
+  fs.writeFileSync(file('payload.bin'), payload);
+  const upl = await https(gh, 'a.test', '/sink', ['--data-binary', `@${file('payload.bin')}`]);
+  assert.equal(json(upl).bytes, payload.length);
+  assert.equal(json(upl).sha256, crypto.createHash('sha256').update(payload).digest('hex'));
+});
+
+test('hostile handshakes: plain HTTP, garbage and silence are cut off; the listener lives on', async () => {
+  const plain = await curl([`http://127.0.0.1:${gh.port}/x`]);
+  assert.notEqual(plain.code, 0);
+  await new Promise((resolve) => {
+    const s = net.connect(gh.port, '127.0.0.1', () => s.write(Buffer.alloc(300, 0x16)));
+    s.on('error', resolve);
+    s.on('close', resolve);
+  });
+  assert.equal((await https(gh, 'a.test')).status, 200);
+});
+
+test('certificates are reloaded with the config', async () => {
+  fs.writeFileSync(file('gatehouse.yaml'), configText('c'));
+  gh.proc.kill('SIGHUP');
+  const subject = async () => ((await sClient(gh.port, ['-noservername'])).match(/subject=.*CN ?= ?([^\s,/]+)/) || [])[1];
+  await waitFor(async () => (await subject()) === 'c.test', 5000, 'the new default certificate');
+  assert.equal((await https(gh, 'c.test')).status, 200);
+});
+
+test('TLS config errors name the file and line', () => {
+  const bad = file('bad.yaml');
+  fs.writeFileSync(bad, configText('missing'));
+  let r = runGatehouse(['validate', '-c', bad]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /bad\.yaml:\d+:\d+: server\.listen\[0\]\.tls: cannot use the certificate .*missing\.pem/);
+  fs.writeFileSync(bad, configText('a').replace('key: a.key', 'key: b.key'));
+  r = runGatehouse(['validate', '-c', bad]);
+  assert.match(r.stderr, /does not match the certificate/);
+  fs.writeFileSync(bad, configText('a', '        min_version: "1.1"'));
+  r = runGatehouse(['validate', '-c', bad]);
+  assert.match(r.stderr, /min_version: expected "1\.2" or "1\.3"/);
+});
