@@ -26,6 +26,8 @@ BASE_PORT=${BASE_PORT:-}           # first of 4 consecutive ports; empty: pick f
 READY_TIMEOUT=${READY_TIMEOUT:-15} # seconds to wait for each server to answer
 GATEHOUSE_WAIT=${GATEHOUSE_WAIT:-0} # seconds to wait for a missing gatehouse binary to appear
 CSV=${CSV:-}                       # optional file: per-round results as CSV
+SCHEME=${SCHEME:-http}             # https: the proxies terminate TLS (one EC P-256 certificate)
+NEW_CONNECTIONS=${NEW_CONNECTIONS:-0} # 1: a new connection per request (with https: full handshakes)
 CPU_LIMIT=${CPU_LIMIT:-}           # e.g. 0.5: each proxy gets that share of a core (cgroup quota)
 EQUAL_HEADERS=${EQUAL_HEADERS:-1} # 1: nginx/HAProxy add the forwarding headers gatehouse adds by default
 INSTRUCTIONS=${INSTRUCTIONS:-0}    # 1: count user-space instructions per request (callgrind) instead
@@ -39,11 +41,15 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
 
 for p in $PROXIES; do
-  case $p in gatehouse | gatehouse-logged | nginx | haproxy) ;; *) die "unknown proxy '$p' in PROXIES" ;; esac
+  case $p in
+    gatehouse | gatehouse-logged | gatehouse-key | gatehouse-jwt-es256 | gatehouse-jwt-rs256 | nginx | haproxy) ;;
+    *) die "unknown proxy '$p' in PROXIES" ;;
+  esac
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ $THREADS =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer"
+[[ $SCHEME == http || $SCHEME == https ]] || die "SCHEME must be http or https"
 [[ -z $CPU_LIMIT || $CPU_LIMIT =~ ^(0?\.[0-9]+|1(\.0*)?)$ ]] || die "CPU_LIMIT must be a share of one core, 0.05 to 1"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS must be >= THREADS"
 
@@ -82,6 +88,10 @@ fi
 
 CLK_TCK=$(getconf CLK_TCK)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# The backend is always plain HTTP; the proxies speak SCHEME.
+scheme_of() { [[ $1 == backend ]] && echo http || echo "$SCHEME"; }
+declare -A WRK_HEADER  # per proxy: a header wrk sends with every request (credentials)
 
 # ---- process bookkeeping and cleanup -------------------------------------------------------
 TMP=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
@@ -160,16 +170,18 @@ pick_ports() {
   local base tries=0
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
-    if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)) && port_free $((base + 3)) &&
-      port_free $((base + 4)) && port_free $((base + 5)); then
+    local all_free=1 i
+    for ((i = 0; i < 9; i++)); do port_free $((base + i)) || all_free=0; done
+    if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
+      GHK_PORT=$((base + 6)); GHJE_PORT=$((base + 7)); GHJR_PORT=$((base + 8))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 5)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 8)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 6 free ports"
+  die "could not find 9 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -181,7 +193,7 @@ wait_ready() {
       die "$name exited during startup (log above)"
     fi
     got=$(curl -s --max-time 1 -o /dev/null -w '%{http_code} %{size_download}' \
-      "http://127.0.0.1:$port$URL_PATH" 2>/dev/null || true)
+      -k ${WRK_HEADER[$name]:+-H "${WRK_HEADER[$name]}"} "$(scheme_of "$name")://127.0.0.1:$port$URL_PATH" 2>/dev/null || true)
     if [[ $got == "200 $BODY_BYTES" ]]; then return 0; fi
     sleep 0.1
   done
@@ -211,7 +223,17 @@ backend_accepts() {
 
 # ---- configs -------------------------------------------------------------------------------
 pick_ports
-mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse "$TMP"/gatehouse-logged
+mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse "$TMP"/gatehouse-logged \
+  "$TMP"/gatehouse-key "$TMP"/gatehouse-jwt-es256 "$TMP"/gatehouse-jwt-rs256
+
+# One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
+if [[ $SCHEME == https ]]; then
+  command -v openssl >/dev/null || die "SCHEME=https needs openssl"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TMP/cert.key" \
+    -out "$TMP/cert.pem" -days 2 -subj /CN=bench.test -addext subjectAltName=DNS:bench.test \
+    >/dev/null 2>&1 || die "cannot make a certificate"
+  cat "$TMP/cert.pem" "$TMP/cert.key" >"$TMP/cert-and-key.pem"  # HAProxy's crt format
+fi
 head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
 USER_LINE=""
 [[ $(id -u) == 0 ]] && USER_LINE="user root;"
@@ -273,7 +295,7 @@ haproxy_forwarding_headers() {
     unique-id-format %[uuid()]
     unique-id-header X-Request-Id
     option forwardfor
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     http-request add-header Via "1.1 haproxy"
     http-response add-header Via "1.1 haproxy"
@@ -298,7 +320,8 @@ $(nginx_common_http "$TMP/nginx")
         keepalive_requests 1000000;
     }
     server {
-        listen 127.0.0.1:$NGX_PORT backlog=4096;
+        listen 127.0.0.1:$NGX_PORT backlog=4096$([[ $SCHEME == https ]] && echo " ssl");
+$([[ $SCHEME == https ]] && printf '        ssl_certificate %s;\n        ssl_certificate_key %s;\n        ssl_protocols TLSv1.2 TLSv1.3;\n' "$TMP/cert.pem" "$TMP/cert.key")
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -323,7 +346,7 @@ defaults
     timeout server 60s
     timeout http-keep-alive 60s
 frontend fe
-    bind 127.0.0.1:$HAP_PORT
+    bind 127.0.0.1:$HAP_PORT$([[ $SCHEME == https ]] && echo " ssl crt $TMP/cert-and-key.pem ssl-min-ver TLSv1.2")
 $(haproxy_forwarding_headers)
     default_backend be
 backend be
@@ -336,6 +359,7 @@ server:
   workers: 1
   listen:
     - address: 127.0.0.1:$GH_PORT
+$([[ $SCHEME == https ]] && printf '      tls: { certificates: [ { cert: %s, key: %s } ] }\n' "$TMP/cert.pem" "$TMP/cert.key")
 observability:
   access_log: { path: "off" }
 upstreams:
@@ -355,9 +379,46 @@ sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHL_PORT/" \
   -e "s|^observability:|admin: { listen: 127.0.0.1:$GHL_ADMIN_PORT }\nobservability:|" \
   "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse-logged/gatehouse.yaml"
 
-# Runs a small, fixed wrk load (10 connections) against port $1 for $2; output into $4.
+# Gatehouse with an auth plugin on the route: the cost of checking a credential per request.
+# gatehouse-key: an API key (key_auth); gatehouse-jwt-es256 / -rs256: a JWT (jwt_auth, keys from a
+# JWKS file) signed with ES256 / RS256, made by bench/jwt-token.mjs with Node's crypto.
+if [[ " $PROXIES " == *" gatehouse-key "* || " $PROXIES " == *" gatehouse-jwt-"* ]]; then
+  BENCH_KEY=bench-api-key-0123456789abcdef
+  key_digest=$(printf %s "$BENCH_KEY" | sha256sum | awk '{ print $1 }')
+  # Top-level sections first, then the base config, whose last line ends the one route: the
+  # route's plugins follow it.
+  plugin_config() {  # $1 = proxy name, $2 = port
+    case $1 in
+      gatehouse-key)
+        printf 'consumers:\n  - { name: bench, api_keys: [ { sha256: %s } ] }\n' "$key_digest" ;;
+      gatehouse-jwt-*)
+        printf 'jwt_providers:\n  bench:\n    issuer: https://bench.test/\n    audiences: [bench]\n'
+        printf '    algorithms: [ES256, RS256]\n    jwks_file: %s\n' "$TMP/jwks.json"
+        printf '    consumer_claim: sub\n    forward_claims: { sub: x-user-id }\n' ;;
+    esac
+    sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$2/" "$TMP/gatehouse/gatehouse.yaml"
+    case $1 in
+      gatehouse-key) printf '    plugins: { key_auth: { header: x-api-key } }\n' ;;
+      gatehouse-jwt-*) printf '    plugins: { jwt_auth: { provider: bench, require_scopes: [read] } }\n' ;;
+    esac
+  }
+  if [[ " $PROXIES " == *" gatehouse-jwt-"* ]]; then
+    command -v node >/dev/null || die "the JWT variants need node (scripts/install-deps.sh)"
+    tokens=$(node "$(dirname "$0")/jwt-token.mjs" "$TMP/jwks.json") || die "cannot make JWTs"
+    WRK_HEADER[gatehouse-jwt-es256]="Authorization: Bearer $(echo "$tokens" | awk '$1 == "ES256" { print $2 }')"
+    WRK_HEADER[gatehouse-jwt-rs256]="Authorization: Bearer $(echo "$tokens" | awk '$1 == "RS256" { print $2 }')"
+  fi
+  WRK_HEADER[gatehouse-key]="x-api-key: $BENCH_KEY"
+  plugin_config gatehouse-key "$GHK_PORT" >"$TMP/gatehouse-key/gatehouse.yaml"
+  plugin_config gatehouse-jwt-es256 "$GHJE_PORT" >"$TMP/gatehouse-jwt-es256/gatehouse.yaml"
+  plugin_config gatehouse-jwt-rs256 "$GHJR_PORT" >"$TMP/gatehouse-jwt-rs256/gatehouse.yaml"
+fi
+
+# Runs a small, fixed wrk load (10 connections) against proxy $5 on port $1 for $2; output into $4.
 run_wrk_plain() {
-  timeout -k 5 "$3" "$WRK_BIN" -t 1 -c 10 -d "$2" "http://127.0.0.1:$1$URL_PATH" >"$4" 2>&1 ||
+  local hdr=()
+  [[ -n ${WRK_HEADER[$5]:-} ]] && hdr=(-H "${WRK_HEADER[$5]}")
+  timeout -k 5 "$3" "$WRK_BIN" -t 1 -c 10 -d "$2" "${hdr[@]}" "$(scheme_of "$5")://127.0.0.1:$1$URL_PATH" >"$4" 2>&1 ||
     { cat "$4" >&2; die "wrk failed (port $1)"; }
 }
 
@@ -371,12 +432,17 @@ wait_ready backend "$BACKEND_PORT" "$BACKEND_PID" "$TMP/backend/stderr.log"
 declare -A PORT PROC_PIDS
 for p in $PROXIES; do
   case $p in
-    gatehouse | gatehouse-logged)
+    gatehouse*)
       "$GATEHOUSE_BIN" validate -c "$TMP/$p/gatehouse.yaml" >"$TMP/$p/validate.log" 2>&1 ||
         { cat "$TMP/$p/validate.log" >&2; die "$p config invalid"; }
       start "$PROXY_CPU" "$TMP/$p/stderr.log" "$GATEHOUSE_BIN" run -c "$TMP/$p/gatehouse.yaml"
-      PORT[$p]=$GH_PORT
-      [[ $p == gatehouse-logged ]] && PORT[$p]=$GHL_PORT
+      case $p in
+        gatehouse) PORT[$p]=$GH_PORT ;;
+        gatehouse-logged) PORT[$p]=$GHL_PORT ;;
+        gatehouse-key) PORT[$p]=$GHK_PORT ;;
+        gatehouse-jwt-es256) PORT[$p]=$GHJE_PORT ;;
+        gatehouse-jwt-rs256) PORT[$p]=$GHJR_PORT ;;
+      esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
       ;;
@@ -414,9 +480,9 @@ if [[ $INSTRUCTIONS == 1 ]]; then
   declare -A IPR
   for p in $PROXIES; do
     # shellcheck disable=SC2086
-    run_wrk_plain "${PORT[$p]}" 2s 60 "$TMP/iwarm-$p.txt"
+    run_wrk_plain "${PORT[$p]}" 2s 60 "$TMP/iwarm-$p.txt" "$p"
     for pid in ${PROC_PIDS[$p]}; do callgrind_control -z "$pid" >/dev/null 2>&1 || true; done
-    run_wrk_plain "${PORT[$p]}" "$DURATION" $((DUR_S + 60)) "$TMP/iwrk-$p.txt"
+    run_wrk_plain "${PORT[$p]}" "$DURATION" $((DUR_S + 60)) "$TMP/iwrk-$p.txt" "$p"
     for pid in ${PROC_PIDS[$p]}; do callgrind_control -d "$pid" >/dev/null 2>&1 || true; done
     sleep 1
     reqs=$(awk '/requests in/ { print $1; exit }' "$TMP/iwrk-$p.txt")
@@ -440,10 +506,14 @@ if [[ $INSTRUCTIONS == 1 ]]; then
 fi
 
 # ---- load ----------------------------------------------------------------------------------
-# Runs wrk against $1 for $2 (wrk duration) with timeout $3 seconds; output into file $4.
+# Runs wrk against proxy $5 on port $1 for $2 (wrk duration) with timeout $3 seconds; output into $4.
 run_wrk() {
   local port=$1 dur=$2 limit=$3 out=$4 cmd
-  cmd=("$WRK_BIN" -t "$THREADS" -c "$CONNECTIONS" -d "$dur" --latency "http://127.0.0.1:$port$URL_PATH")
+  local name=$5
+  cmd=("$WRK_BIN" -t "$THREADS" -c "$CONNECTIONS" -d "$dur" --latency)
+  [[ -n ${WRK_HEADER[$name]:-} ]] && cmd+=(-H "${WRK_HEADER[$name]}")
+  [[ $NEW_CONNECTIONS == 1 ]] && cmd+=(-H "Connection: close")
+  cmd+=("$(scheme_of "$name")://127.0.0.1:$port$URL_PATH")
   [[ $PIN == 1 ]] && cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
   # timeout kills wrk if it hangs; wrk itself is bounded by -d. Run in the background and wait,
   # so that a signal to this script interrupts the round at once (the trap then kills wrk).
@@ -466,7 +536,8 @@ to_ms() {
 }
 
 echo "gatehouse bench: $ROUNDS round(s) x ${DURATION} per proxy, wrk -t$THREADS -c$CONNECTIONS --latency," \
-  "GET $URL_PATH (${BODY_BYTES}-byte body), pin=$PIN, CLK_TCK=$CLK_TCK"
+  "GET $SCHEME $URL_PATH (${BODY_BYTES}-byte body), new connection per request=$NEW_CONNECTIONS," \
+  "pin=$PIN, cpu_limit=${CPU_LIMIT:-none}, equal_headers=$EQUAL_HEADERS, CLK_TCK=$CLK_TCK"
 echo "proxies: $PROXIES (one worker/thread each); backend: nginx, 1 process, 127.0.0.1:$BACKEND_PORT"
 echo "versions: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'), $("$HAPROXY_BIN" -v 2>/dev/null | head -1 | awk '{ print "haproxy/" $3 }'), $("$WRK_BIN" -v 2>&1 | head -1 | awk '{ print "wrk/" $2 }')"
 if [[ $PROXIES == *gatehouse* ]]; then
@@ -476,7 +547,7 @@ echo
 
 if ((WARMUP_S > 0)); then
   for p in $PROXIES; do
-    run_wrk "${PORT[$p]}" "$WARMUP" $((WARMUP_S + 30)) "$TMP/warmup-$p.txt"
+    run_wrk "${PORT[$p]}" "$WARMUP" $((WARMUP_S + 30)) "$TMP/warmup-$p.txt" "$p"
   done
 fi
 
@@ -486,7 +557,7 @@ median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b; else print "n/a" }'; }
 [[ -n $CSV ]] && echo "round,proxy,requests,seconds,rps,p99_ms,cpu_us_per_req,new_upstream_conns,errors" >"$CSV"
 declare -A RPS P99 CPU ROUND_RPS ROUND_P99 ROUND_CPU RATIOS
-printf '%-6s %-10s %12s %10s %12s %10s %10s  %s\n' round proxy "req/s" "p99 ms" "cpu us/req" requests "up conns" notes
+printf '%-6s %-20s %12s %10s %12s %10s %10s  %s\n' round proxy "req/s" "p99 ms" "cpu us/req" requests "up conns" notes
 read -r -a ORDER <<<"$PROXIES"
 for ((r = 1; r <= ROUNDS; r++)); do
   # Rotate the order each round, so no proxy always runs first (or right after the same one).
@@ -496,7 +567,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     a0=$(backend_accepts)
     # shellcheck disable=SC2086
     t0=$(cpu_ticks ${PROC_PIDS[$p]})
-    run_wrk "${PORT[$p]}" "$DURATION" $((DUR_S + 30)) "$out"
+    run_wrk "${PORT[$p]}" "$DURATION" $((DUR_S + 30)) "$out" "$p"
     # shellcheck disable=SC2086
     [[ $p == gatehouse-logged ]] && curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$GHL_ADMIN_PORT/metrics"
     # shellcheck disable=SC2086
@@ -524,14 +595,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
     ((errors > 0)) && notes="WARNING $notes"
     RPS[$p]+="$rps "; P99[$p]+="$p99 "; CPU[$p]+="$cpu "
     ROUND_RPS[$p]=$rps; ROUND_P99[$p]=$p99; ROUND_CPU[$p]=$cpu
-    printf '%-6s %-10s %12.1f %10.3f %12s %10s %10s  %s\n' "$r" "$p" "$rps" "$p99" "$cpu" "$reqs" "$newconns" "$notes"
+    printf '%-6s %-20s %12.1f %10.3f %12s %10s %10s  %s\n' "$r" "$p" "$rps" "$p99" "$cpu" "$reqs" "$newconns" "$notes"
     [[ -n $CSV ]] && echo "$r,$p,$reqs,$secs,$rps,$p99,$cpu,$newconns,$errors" >>"$CSV"
     # Every proxy must still be alive for the next round.
     for pid in ${PROC_PIDS[$p]}; do kill -0 "$pid" 2>/dev/null || die "$p (pid $pid) died during round $r"; done
   done
   # Ratios within the round: the host's load drifts, and it drifts alike for neighbouring runs.
   if [[ " $PROXIES " == *" gatehouse "* ]]; then
-    for peer in nginx haproxy gatehouse-logged; do
+    for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256; do
       [[ " $PROXIES " == *" $peer "* ]] || continue
       RATIOS[$peer-rps]+="$(ratio "${ROUND_RPS[gatehouse]}" "${ROUND_RPS[$peer]}") "
       RATIOS[$peer-p99]+="$(ratio "${ROUND_P99[gatehouse]}" "${ROUND_P99[$peer]}") "
@@ -545,35 +616,35 @@ done
 declare -A MRPS MP99 MCPU
 echo
 echo "medians over $ROUNDS round(s):"
-printf '  %-10s %12s %10s %12s\n' proxy "req/s" "p99 ms" "cpu us/req"
+printf '  %-20s %12s %10s %12s\n' proxy "req/s" "p99 ms" "cpu us/req"
 for p in $PROXIES; do
   MRPS[$p]=$(echo "${RPS[$p]}" | median)
   MP99[$p]=$(echo "${P99[$p]}" | median)
   MCPU[$p]=$(echo "${CPU[$p]}" | median)
-  printf '  %-10s %12.1f %10.3f %12.2f\n' "$p" "${MRPS[$p]}" "${MP99[$p]}" "${MCPU[$p]}"
+  printf '  %-20s %12.1f %10.3f %12.2f\n' "$p" "${MRPS[$p]}" "${MP99[$p]}" "${MCPU[$p]}"
 done
 
 if [[ " $PROXIES " == *" gatehouse "* ]]; then
   header=0
-  for peer in nginx haproxy gatehouse-logged; do
+  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
     if ((header == 0)); then
       echo
       echo "ratios gatehouse/peer (of medians):"
-      printf '  %-18s %12s %12s %12s\n' "" "req/s" "p99" "cpu/req"
-      printf '  %-18s %12s %12s %12s\n' "" "(>1 better)" "(<1 better)" "(<1 better)"
+      printf '  %-30s %12s %12s %12s\n' "" "req/s" "p99" "cpu/req"
+      printf '  %-30s %12s %12s %12s\n' "" "(>1 better)" "(<1 better)" "(<1 better)"
       header=1
     fi
-    printf '  %-18s %12s %12s %12s\n' "gatehouse/$peer" \
+    printf '  %-30s %12s %12s %12s\n' "gatehouse/$peer" \
       "$(ratio "${MRPS[gatehouse]}" "${MRPS[$peer]}")" \
       "$(ratio "${MP99[gatehouse]}" "${MP99[$peer]}")" \
       "$(ratio "${MCPU[gatehouse]}" "${MCPU[$peer]}")"
   done
   echo
   echo "median of per-round ratios (each round's proxies run back to back, so drift cancels):"
-  for peer in nginx haproxy gatehouse-logged; do
+  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
-    printf '  %-18s %12s %12s %12s\n' "gatehouse/$peer" \
+    printf '  %-30s %12s %12s %12s\n' "gatehouse/$peer" \
       "$(echo "${RATIOS[$peer-rps]}" | median)" "$(echo "${RATIOS[$peer-p99]}" | median)" \
       "$(echo "${RATIOS[$peer-cpu]}" | median)"
   done

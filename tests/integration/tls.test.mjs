@@ -151,6 +151,21 @@ test('certificates are reloaded with the config', async () => {
   assert.equal((await https(gh, 'c.test')).status, 200);
 });
 
+const hasTestssl = (() => { try { execFileSync('testssl', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+test('testssl.sh: no weak protocol or cipher category is offered on a default listener', { skip: !hasTestssl && 'testssl.sh not installed' }, () => {
+  const out = file('testssl.json');
+  execFileSync('testssl', ['--quiet', '--color', '0', '-p', '-s', '--jsonfile', out, `127.0.0.1:${gh.port}`],
+    { stdio: 'ignore', timeout: 120000 });
+  const finding = Object.fromEntries(JSON.parse(fs.readFileSync(out, 'utf8')).map((e) => [e.id, e.finding]));
+  for (const weak of ['SSLv2', 'SSLv3', 'TLS1', 'TLS1_1', 'cipherlist_NULL', 'cipherlist_aNULL',
+    'cipherlist_EXPORT', 'cipherlist_LOW', 'cipherlist_3DES_IDEA', 'cipherlist_AVERAGE']) {
+    assert.equal(finding[weak], 'not offered', weak);
+  }
+  assert.equal(finding.TLS1_2, 'offered');
+  assert.match(finding.TLS1_3, /^offered/);
+  assert.equal(finding.cipherlist_STRONG, 'offered');
+});
+
 test('TLS config errors name the file and line', () => {
   const bad = file('bad.yaml');
   fs.writeFileSync(bad, configText('missing'));
