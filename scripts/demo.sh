@@ -27,6 +27,13 @@ Gatehouse is serving http://127.0.0.1:8080 (access log below). Try:
   # template rewrite: /items/{id} -> /catalog/items/{id}
   curl -s localhost:8080/items/7
 
+  # API keys: 401 without one, the consumer's name sent upstream with one
+  curl -si localhost:8080/partners/1
+  curl -s -H 'x-api-key: demo-key-123' localhost:8080/partners/1
+  # a CORS preflight answered by the gateway; paths are normalised before routing
+  curl -si -X OPTIONS -H 'Origin: https://partners.example.com' -H 'Access-Control-Request-Method: GET' localhost:8080/partners/1
+  curl -s --path-as-is -H 'x-api-key: demo-key-123' 'localhost:8080/partners/a/%2e%2e/1'
+
   # the gateway's own errors, as JSON with the request id
   curl -si localhost:8080/nowhere            # 404 no_route
   curl -si -X POST localhost:8080/api/products/1   # 405 with Allow
