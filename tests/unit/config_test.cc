@@ -517,11 +517,15 @@ TEST(ConfigTest, AdminNeverSharesATrafficPort) {
   EXPECT_HAS_ERROR(errors, "admin.bogus", "unknown key 'bogus'");
 }
 
-TEST(ConfigTest, NotYetSupportedListenerTls) {
+TEST(ConfigTest, ListenerTlsErrors) {
   auto errors = errors_of(R"(server:
   listen:
     - address: 127.0.0.1:8443
       tls: { certificates: [] }
+    - address: 127.0.0.1:8444
+      tls: { certificates: [ { cert: /nonexistent/c.pem, key: /nonexistent/k.pem } ], min_version: "1.1" }
+    - address: 127.0.0.1:8445
+      tls: { certificates: [ { cert: c.pem } ], alpn: [h2, spdy/3] }
 upstreams:
   app:
     targets: [ { address: 127.0.0.1:9001 } ]
@@ -529,10 +533,11 @@ routes:
   - match: { path: /a }
     to: app
 )");
-  ASSERT_EQ(errors.size(), 1u) << dump(errors);
-  EXPECT_EQ(errors[0].to_string(),
-            "test.yaml:4:7: server.listen[0].tls: 'tls' is not supported yet by this version of "
-            "gatehouse");
+  EXPECT_HAS_ERROR(errors, "server.listen[0].tls.certificates", "expected a list of { cert: FILE, key: FILE }");
+  EXPECT_HAS_ERROR(errors, "server.listen[1].tls.min_version", "TLS 1.0 and 1.1 are broken and refused");
+  EXPECT_HAS_ERROR(errors, "server.listen[2].tls.certificates[0]", "'cert' and 'key' are required");
+  EXPECT_HAS_ERROR(errors, "server.listen[2].tls.alpn[0]", "'h2' is not supported yet");
+  EXPECT_HAS_ERROR(errors, "server.listen[2].tls.alpn[1]", "unknown protocol 'spdy/3'");
 }
 
 TEST(ConfigTest, NotYetSupportedUpstreamKeys) {

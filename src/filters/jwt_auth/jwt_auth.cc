@@ -137,9 +137,12 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
   for (const auto& [claim, header] : p_->forward_claims) {
     ctx.upstream_remove.push_back(header);  // the client's own, if any, never passes
     std::string value = jwt::claim_text(v.claims, claim);
-    // Claim text comes from the issuer, but a header value must still be one line.
-    if (!value.empty() && value.find_first_of("\r\n") == std::string::npos)
-      ctx.upstream_add.emplace_back(header, std::move(value));
+    // Claim text comes from the issuer, but it must still be a valid header value (RFC 9110
+    // 5.5): no control characters, or a claim could inject a header line.
+    bool clean = std::none_of(value.begin(), value.end(), [](unsigned char c) {
+      return (c < 0x20 && c != '\t') || c == 0x7f;
+    });
+    if (!value.empty() && clean) ctx.upstream_add.emplace_back(header, std::move(value));
   }
   if (!p_->forward_token) {
     if (from->kind == TokenSource::Kind::kHeader) ctx.upstream_remove.push_back(from->name);
