@@ -32,6 +32,13 @@ struct Identity {
   std::string groups_header;  // the groups joined by ", ", as sent in X-Consumer-Groups
 };
 
+// A configured consumer as an identity (groups joined once, at config load).
+inline Identity identity_of(const config::Consumer& c) {
+  Identity id{c.name, c.groups, {}};
+  for (const auto& g : c.groups) id.groups_header += (id.groups_header.empty() ? "" : ", ") + g;
+  return id;
+}
+
 struct RequestContext {
   const http::RequestHead* request = nullptr;
   std::string_view client_ip;        // the real client: the peer, or from X-Forwarded-For when
@@ -46,6 +53,13 @@ struct RequestContext {
   http::HeaderList response_add;     // headers to add to the client response
   http::ErrorResponse reply;         // the answer, with kRespond
   size_t next_filter = 0;            // the chain's position (kept by the connection)
+
+  // Records who the request is from and tells the upstream (X-Consumer-Name, -Groups).
+  void identify(const Identity* who) {
+    consumer = who;
+    upstream_add.emplace_back("X-Consumer-Name", who->name);
+    if (!who->groups_header.empty()) upstream_add.emplace_back("X-Consumer-Groups", who->groups_header);
+  }
 
   void reset() {
     next_filter = 0;

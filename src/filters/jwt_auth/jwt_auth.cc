@@ -34,11 +34,7 @@ JwtAuth::JwtAuth(std::shared_ptr<const JwtProvider> provider, std::vector<std::s
   };
   rules_.required_scopes.insert(rules_.required_scopes.end(), scopes.begin(), scopes.end());
   rules_.required_claims.insert(rules_.required_claims.end(), claims.begin(), claims.end());
-  for (const auto& c : consumers) {
-    Identity id{c.name, c.groups, {}};
-    for (const auto& g : c.groups) id.groups_header += (id.groups_header.empty() ? "" : ", ") + g;
-    known_.push_back(std::move(id));
-  }
+  for (const auto& c : consumers) known_.push_back(identity_of(c));
 }
 
 std::string_view JwtAuth::find_token(const RequestContext& ctx, const TokenSource** from) const {
@@ -124,14 +120,11 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
     if (!who.empty()) {
       auto it = std::find_if(known_.begin(), known_.end(), [&](auto& c) { return c.name == who; });
       if (it != known_.end()) {
-        ctx.consumer = &*it;
+        ctx.identify(&*it);
       } else {
         ctx.owned = Identity{std::move(who), {}, {}};
-        ctx.consumer = &ctx.owned;
+        ctx.identify(&ctx.owned);
       }
-      ctx.upstream_add.emplace_back("X-Consumer-Name", ctx.consumer->name);
-      if (!ctx.consumer->groups_header.empty())
-        ctx.upstream_add.emplace_back("X-Consumer-Groups", ctx.consumer->groups_header);
     }
   }
   for (const auto& [claim, header] : p_->forward_claims) {

@@ -50,9 +50,7 @@ KeyAuth::KeyAuth(std::string header, std::string query,
                  const std::vector<config::Consumer>& consumers)
     : header_(std::move(header)), query_(std::move(query)) {
   for (const auto& c : consumers) {
-    Identity id{c.name, c.groups, {}};
-    for (const auto& g : c.groups) id.groups_header += (id.groups_header.empty() ? "" : ", ") + g;
-    consumers_.push_back(std::move(id));
+    consumers_.push_back(identity_of(c));
     for (const auto& d : c.api_key_sha256) by_digest_.emplace(d, consumers_.size() - 1);
   }
 }
@@ -78,11 +76,9 @@ FilterStatus KeyAuth::on_request(RequestContext& ctx) const {
     ctx.reply.headers.emplace_back("WWW-Authenticate", "ApiKey realm=\"gatehouse\"");
     return FilterStatus::kRespond;
   }
-  ctx.consumer = who;
+  ctx.identify(who);
   if (!header_.empty()) ctx.upstream_remove.push_back(header_);
   if (!query_.empty()) ctx.upstream_remove_query.push_back(query_);
-  ctx.upstream_add.emplace_back("X-Consumer-Name", who->name);
-  if (!who->groups_header.empty()) ctx.upstream_add.emplace_back("X-Consumer-Groups", who->groups_header);
   return FilterStatus::kContinue;
 }
 
