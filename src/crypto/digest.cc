@@ -5,10 +5,20 @@
 
 namespace gatehouse::crypto {
 
+// EVP_Digest with EVP_sha256() looks the algorithm up in the provider registry on every call
+// (OpenSSL 3's implicit fetch, several thousand instructions); fetch it once, and keep one context
+// per thread, so that hashing an API key costs the hash.
 Sha256 sha256(std::string_view data) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  } local;
   Sha256 out{};
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  EVP_DigestInit_ex2(local.ctx, md, nullptr);
+  EVP_DigestUpdate(local.ctx, data.data(), data.size());
+  EVP_DigestFinal_ex(local.ctx, out.data(), &len);
   return out;
 }
 

@@ -1,12 +1,17 @@
 #include "filters/jwt_auth/jwt_auth.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <climits>
+#include <optional>
 
 #include "filters/registry.h"
 
 namespace gatehouse::filters {
 namespace {
+
+std::atomic<uint64_t> next_filter_id{1};
 
 // The value of cookie `name` in a Cookie header ("a=1; b=2"), or empty.
 std::string_view cookie_value(std::string_view header, std::string_view name) {
@@ -26,7 +31,7 @@ std::string_view cookie_value(std::string_view header, std::string_view name) {
 
 JwtAuth::JwtAuth(std::shared_ptr<const JwtProvider> provider, std::vector<std::string> scopes,
                  std::vector<std::string> claims, const std::vector<config::Consumer>& consumers)
-    : p_(std::move(provider)), rules_(p_->rules) {
+    : p_(std::move(provider)), rules_(p_->rules), id_(next_filter_id.fetch_add(1)) {
   now = [] {
     return std::chrono::duration_cast<std::chrono::seconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -93,6 +98,56 @@ FilterStatus JwtAuth::refuse(RequestContext& ctx, int status, std::string_view c
   return FilterStatus::kRespond;
 }
 
+// What a verified token lets through, worked out once and kept in the worker's token cache.
+struct JwtAuth::Admission {
+  uint64_t filter_id = 0;
+  std::string token;
+  std::shared_ptr<const jwt::KeySet> keys;  // the set that verified it
+  int64_t valid_from = INT64_MIN, valid_until = INT64_MAX;  // from nbf/iat and exp, with leeway
+  const Identity* known = nullptr;  // a configured consumer (in the filter's known_)
+  std::string other;                // or a consumer named by the token only
+  http::HeaderList headers;         // forwarded claims
+};
+
+namespace {
+
+std::optional<int64_t> number_claim(const boost::json::object& claims, const char* name) {
+  auto it = claims.find(name);
+  if (it == claims.end()) return std::nullopt;
+  if (it->value().is_int64()) return it->value().as_int64();
+  if (it->value().is_uint64()) return static_cast<int64_t>(std::min<uint64_t>(it->value().as_uint64(), INT64_MAX));
+  if (it->value().is_double()) return static_cast<int64_t>(it->value().as_double());
+  return std::nullopt;
+}
+
+// Tokens verified recently, per worker thread (no locks), so that a client presenting the same
+// token again costs a hash and a compare instead of a signature check (as Envoy's JWT cache).
+// Direct-mapped: a collision just evicts. An entry is used only by the filter that made it (ids
+// are never reused), only while the provider's key set is the one that verified it (a rotation
+// that drops a key drops its tokens), and only inside the token's own validity window.
+constexpr size_t kCacheSlots = 1024;
+std::vector<JwtAuth::Admission>& token_cache() {
+  thread_local std::vector<JwtAuth::Admission> slots(kCacheSlots);
+  return slots;
+}
+
+}  // namespace
+
+void JwtAuth::admit(const Admission& a, const TokenSource& from, RequestContext& ctx) const {
+  if (a.known) {
+    ctx.identify(a.known);
+  } else if (!a.other.empty()) {
+    ctx.owned = Identity{a.other, {}, {}};
+    ctx.identify(&ctx.owned);
+  }
+  for (const auto& [claim, header] : p_->forward_claims) ctx.upstream_remove.push_back(header);
+  ctx.upstream_add.insert(ctx.upstream_add.end(), a.headers.begin(), a.headers.end());
+  if (!p_->forward_token) {
+    if (from.kind == TokenSource::Kind::kHeader) ctx.upstream_remove.push_back(from.name);
+    if (from.kind == TokenSource::Kind::kQuery) ctx.upstream_remove_query.push_back(from.name);
+  }
+}
+
 FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
   const TokenSource* from = nullptr;
   std::string_view token = find_token(ctx, &from);
@@ -107,40 +162,51 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
     ctx.reply.headers.emplace_back("Retry-After", "1");
     return FilterStatus::kRespond;
   }
+  const int64_t t = now();
+  Admission& slot = token_cache()[std::hash<std::string_view>{}(token) % kCacheSlots];
+  if (slot.filter_id == id_ && slot.keys == keys && slot.token == token && t >= slot.valid_from &&
+      t < slot.valid_until) {
+    admit(slot, *from, ctx);
+    return FilterStatus::kContinue;
+  }
+
   jwt::Verified v;
-  if (auto failure = jwt::verify(token, *keys, rules_, now(), &v)) {
+  if (auto failure = jwt::verify(token, *keys, rules_, t, &v)) {
     if (*failure == jwt::Failure::kUnknownKey && !p_->keys->url().empty()) p_->keys->want_refresh();
     if (*failure == jwt::Failure::kScope) return refuse(ctx, 403, "insufficient_scope");
     return refuse(ctx, 401, "invalid_token");
   }
 
+  Admission a;
+  a.filter_id = id_;
+  a.token = token;
+  a.keys = std::move(keys);
+  const int64_t leeway = rules_.leeway.count();
+  if (auto exp = number_claim(v.claims, "exp")) a.valid_until = *exp + leeway;
+  for (const char* claim : {"nbf", "iat"}) {
+    if (auto when = number_claim(v.claims, claim)) a.valid_from = std::max(a.valid_from, *when - leeway);
+  }
   // Identity: a configured consumer of that name brings its groups.
   if (!p_->consumer_claim.empty()) {
     std::string who = jwt::claim_text(v.claims, p_->consumer_claim);
-    if (!who.empty()) {
-      auto it = std::find_if(known_.begin(), known_.end(), [&](auto& c) { return c.name == who; });
-      if (it != known_.end()) {
-        ctx.identify(&*it);
-      } else {
-        ctx.owned = Identity{std::move(who), {}, {}};
-        ctx.identify(&ctx.owned);
-      }
+    auto it = std::find_if(known_.begin(), known_.end(), [&](auto& c) { return c.name == who; });
+    if (it != known_.end()) {
+      a.known = &*it;
+    } else {
+      a.other = std::move(who);
     }
   }
   for (const auto& [claim, header] : p_->forward_claims) {
-    ctx.upstream_remove.push_back(header);  // the client's own, if any, never passes
     std::string value = jwt::claim_text(v.claims, claim);
     // Claim text comes from the issuer, but it must still be a valid header value (RFC 9110
     // 5.5): no control characters, or a claim could inject a header line.
     bool clean = std::none_of(value.begin(), value.end(), [](unsigned char c) {
       return (c < 0x20 && c != '\t') || c == 0x7f;
     });
-    if (!value.empty() && clean) ctx.upstream_add.emplace_back(header, std::move(value));
+    if (!value.empty() && clean) a.headers.emplace_back(header, std::move(value));
   }
-  if (!p_->forward_token) {
-    if (from->kind == TokenSource::Kind::kHeader) ctx.upstream_remove.push_back(from->name);
-    if (from->kind == TokenSource::Kind::kQuery) ctx.upstream_remove_query.push_back(from->name);
-  }
+  admit(a, *from, ctx);
+  slot = std::move(a);
   return FilterStatus::kContinue;
 }
 

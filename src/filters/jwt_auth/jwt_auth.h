@@ -6,7 +6,8 @@
 // (RFC 6750 section 3: error="invalid_token" when a token was sent). A good token without the
 // route's scopes: 403 with error="insufficient_scope". A token naming a key id we do not have
 // asks the provider's key store for a fresh JWKS (at most once per few seconds). Keys not yet
-// fetched (a jwks_url that has not answered since start): 503 with Retry-After.
+// fetched (a jwks_url that has not answered since start): 503 with Retry-After. A token verified
+// once is remembered per worker until it expires (see the token cache in jwt_auth.cc).
 #pragma once
 
 #include <functional>
@@ -27,8 +28,10 @@ class JwtAuth final : public Filter {
   FilterStatus on_request(RequestContext& ctx) const override;
   // Unix seconds; replaceable in tests.
   std::function<int64_t()> now;
+  struct Admission;
 
  private:
+  void admit(const Admission& a, const TokenSource& from, RequestContext& ctx) const;
   // The token and where it was found; empty when none of the sources has one.
   std::string_view find_token(const RequestContext& ctx, const TokenSource** from) const;
   FilterStatus refuse(RequestContext& ctx, int status, std::string_view challenge_error) const;
@@ -36,6 +39,7 @@ class JwtAuth final : public Filter {
   std::shared_ptr<const JwtProvider> p_;
   jwt::Rules rules_;  // the provider's, plus this route's scopes and claims
   std::vector<Identity> known_;  // configured consumers, for their groups
+  uint64_t id_;                  // never reused: keys this filter's entries in the token cache
 };
 
 struct BuildContext;
