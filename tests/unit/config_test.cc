@@ -517,7 +517,7 @@ TEST(ConfigTest, AdminNeverSharesATrafficPort) {
   EXPECT_HAS_ERROR(errors, "admin.bogus", "unknown key 'bogus'");
 }
 
-TEST(ConfigTest, NotYetSupportedListenerTls) {
+TEST(ConfigTest, ListenerTlsNeedsCertificates) {
   auto errors = errors_of(R"(server:
   listen:
     - address: 127.0.0.1:8443
@@ -530,9 +530,10 @@ routes:
     to: app
 )");
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
-  EXPECT_EQ(errors[0].to_string(),
-            "test.yaml:4:7: server.listen[0].tls: 'tls' is not supported yet by this version of "
-            "gatehouse");
+  EXPECT_EQ(errors[0].path, "server.listen[0].tls.certificates");
+  EXPECT_EQ(errors[0].line, 4);
+  EXPECT_NE(errors[0].message.find("expected a list of { cert: FILE, key: FILE }"), std::string::npos)
+      << errors[0].message;
 }
 
 TEST(ConfigTest, NotYetSupportedUpstreamKeys) {
