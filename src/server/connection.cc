@@ -10,6 +10,7 @@
 #include "observe/log.h"
 #include "observe/request_id.h"
 #include "server/worker.h"
+#include "tls/client_context.h"
 #include "upstream/pool.h"
 
 namespace gatehouse::server {
@@ -496,6 +497,9 @@ net::Task<Connection::Outcome> Connection::forward() {
     up_.consume(up_.size());
     co_return outcome;
   }
+  // A new TLS connection: its session (TLS 1.3: the ticket, which came before the response)
+  // lets the next new connection to this target skip the full handshake.
+  if (!ex_.reused && sock->tls()) ex_.pool->keep_session(sock->resumable_session());
   co_await relay_response(*sock, head_len);
   co_return Outcome::kDone;
 }
@@ -525,8 +529,37 @@ net::Task<std::optional<Stream>> Connection::lease_upstream() {
   boost::system::error_code ignored;
   sock->socket().set_option(net::tcp::no_delay(true), ignored);
   sock->socket().non_blocking(true, ignored);
+  if (ex_.up->tls) {
+    bool ok = co_await upstream_handshake(*sock);
+    if (!ok) {
+      upstream_ = nullptr;
+      co_return std::nullopt;
+    }
+  }
   upstream_ = nullptr;
   co_return sock;
+}
+
+// The client side of TLS to the upstream, under what is left of the connect deadline: connect and
+// handshake together take at most timeouts.connect.
+net::Task<bool> Connection::upstream_handshake(Stream& up) {
+  const tls::ClientContext& ctx = *ex_.up->tls;
+  std::string_view name = ctx.server_name_for(ex_.up->targets[ex_.target].host);
+  std::string why = "cannot make a TLS session for '" + std::string(name) + "'";
+  if (up.start_tls_client(ctx, name, ex_.pool->take_session())) {
+    bool ok = co_await up.handshake(&why);
+    if (ok) co_return true;
+  }
+  upstream_done(upstream_timed_out_ ? observe::UpstreamOutcome::kTimeout
+                                    : observe::UpstreamOutcome::kConnectError);
+  if (upstream_timed_out_) {
+    fail(504, "upstream_connect_timeout",
+         ex_.up->name + " did not complete the TLS handshake within " +
+             config::format_duration(ex_.up->connect_timeout));
+  } else {
+    fail_upstream(502, "upstream_tls_failed", "TLS handshake failed: " + why);
+  }
+  co_return false;
 }
 
 // Sends the request head and streams the body (validated, passed through unchanged).

@@ -74,6 +74,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void prepare_upstream_request();             // pick upstream and target, build the head
   net::Task<Outcome> forward();
   net::Task<std::optional<Stream>> lease_upstream();
+  net::Task<bool> upstream_handshake(Stream& up);
   net::Task<Sent> send_request(Stream& up);
   net::Task<size_t> read_response_head(Stream& up, Outcome* outcome);
   net::Task<> relay_response(Stream& up, size_t head_len);

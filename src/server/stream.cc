@@ -25,6 +25,9 @@ std::string handshake_failure(ssl_st* ssl, int error, int saved_errno) {
            X509_verify_cert_error_string(SSL_get_verify_result(ssl));
   }
   if (unsigned long e = ERR_peek_last_error()) {
+    // What a plain-HTTP (or other non-TLS) peer answering a ClientHello looks like.
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER)
+      return "the peer does not speak TLS (wrong version number)";
     if (const char* reason = ERR_reason_error_string(e)) return reason;
     char buf[256];
     ERR_error_string_n(e, buf, sizeof buf);

@@ -112,7 +112,8 @@ ssl_st* ClientContext::new_session(std::string_view server_name) const {
   std::string name(server_name);
   bool ok = true;
   if (is_ip_literal(name)) {
-    if (settings_.verify) ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+    if (settings_.verify)
+      ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
   } else {
     ok = SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;
     if (ok && settings_.verify) {
