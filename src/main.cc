@@ -107,7 +107,9 @@ int main(int argc, char** argv) {
     std::cerr << "gatehouse: " << command << " needs -c FILE\n" << kUsage;
     return 64;
   }
-  if (command == "validate") return validate(config);
+  // Before validate too: warnings found while loading (e.g. upstream TLS without verification)
+  // go to stderr like everything else that is not the result.
   gatehouse::observe::init_logging();
+  if (command == "validate") return validate(config);
   return gatehouse::server::run(config, options);
 }

@@ -14,6 +14,7 @@
 
 #include "config/yaml_reader.h"
 #include "crypto/digest.h"
+#include "tls/client_context.h"
 #include "tls/server_context.h"
 #include "filters/registry.h"
 
@@ -29,6 +30,15 @@ namespace {
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
+}
+
+// The host part of "host:port", "[v6]:port" as written (lower case, no brackets).
+std::string address_host(std::string_view text) {
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    return lower(std::string(text.substr(1, close == std::string_view::npos ? 0 : close - 1)));
+  }
+  return lower(std::string(text.substr(0, text.rfind(':'))));
 }
 
 bool is_token(std::string_view s) {
@@ -203,10 +213,6 @@ class Loader {
                "expected a list of { cert: FILE, key: FILE } (the first is the default)");
       return nullptr;
     }
-    auto relative = [&](const std::string& f) {
-      std::filesystem::path p(f);
-      return p.is_relative() ? (std::filesystem::path(r_.file()).parent_path() / p).string() : f;
-    };
     bool ok = true;
     for (size_t i = 0; i < certs.size(); ++i) {
       std::string cp = index(child(path, "certificates"), i);
@@ -224,16 +230,7 @@ class Loader {
       settings.certificates.push_back({relative(*cert), relative(*key)});
     }
     if (auto v = n["min_version"]) {
-      auto s = r_.str(v, child(path, "min_version")).value_or("");
-      if (s == "1.2") {
-        settings.min_version = 12;
-      } else if (s == "1.3") {
-        settings.min_version = 13;
-      } else {
-        r_.error(v, child(path, "min_version"),
-                 "expected \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are broken and refused)");
-        ok = false;
-      }
+      if (!tls_version(v, child(path, "min_version"), &settings.min_version)) ok = false;
     }
     if (auto v = n["alpn"]) {
       settings.alpn = r_.str_list(v, child(path, "alpn"));
@@ -255,6 +252,83 @@ class Loader {
     auto ctx = tls::ServerContext::create(settings, &error);
     if (!ctx) r_.error(n, path, error);
     return ctx;
+  }
+
+  // upstreams.*.tls: HTTPS to the targets, verified (docs/configuration.md, docs/security.md).
+  std::shared_ptr<const tls::ClientContext> upstream_tls(const YAML::Node& n,
+                                                         const std::string& path) {
+    tls::ClientSettings settings;
+    // `tls:` with nothing after it, like `tls: {}`: every default.
+    if (n.IsNull()) return client_context(settings, n, path);
+    if (!r_.check_map(n, path, {"ca_file", "server_name", "verify", "min_version"})) return nullptr;
+    bool ok = true;
+    auto ca = n["ca_file"];
+    if (ca) {
+      auto f = r_.str(ca, child(path, "ca_file"));
+      if (f && !f->empty()) {
+        settings.ca_file = relative(*f);
+      } else {
+        if (f)
+          r_.error(ca, child(path, "ca_file"),
+                   "must not be empty (leave it out for the system CA store)");
+        ok = false;
+      }
+    }
+    if (auto v = n["server_name"]) {
+      auto name = r_.str(v, child(path, "server_name"));
+      if (name && tls::valid_server_name(*name)) {
+        settings.server_name = lower(*name);
+      } else {
+        if (name)
+          r_.error(v, child(path, "server_name"),
+                   "'" + *name + "' is not a DNS name or an IP address");
+        ok = false;
+      }
+    }
+    if (auto v = n["verify"]) {
+      if (auto b = r_.boolean(v, child(path, "verify"))) {
+        settings.verify = *b;
+        if (!*b)
+          r_.warning(v, child(path, "verify"),
+                     "certificate verification is off: any certificate is accepted, so anyone on "
+                     "the path can read and change this traffic (for tests and labs only)");
+      } else {
+        ok = false;
+      }
+    }
+    if (auto v = n["min_version"]) {
+      if (!tls_version(v, child(path, "min_version"), &settings.min_version)) ok = false;
+    }
+    if (!ok) return nullptr;
+    return ca ? client_context(settings, ca, child(path, "ca_file"))
+              : client_context(settings, n, path);
+  }
+
+  // Builds the context; its failures are about the CA file (`at`), or the system store.
+  std::shared_ptr<const tls::ClientContext> client_context(const tls::ClientSettings& settings,
+                                                           const YAML::Node& at,
+                                                           const std::string& path) {
+    std::string error;
+    auto ctx = tls::ClientContext::create(settings, &error);
+    if (!ctx) r_.error(at, path, error);
+    return ctx;
+  }
+
+  // "1.2" -> 12, "1.3" -> 13; anything else is an error.
+  bool tls_version(const YAML::Node& v, const std::string& path, int* out) {
+    auto s = r_.str(v, path).value_or("");
+    if (s == "1.2" || s == "1.3") {
+      *out = s == "1.2" ? 12 : 13;
+      return true;
+    }
+    r_.error(v, path, "expected \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are broken and refused)");
+    return false;
+  }
+
+  // A path in the config, relative to the config file's directory.
+  std::string relative(const std::string& f) const {
+    std::filesystem::path p(f);
+    return p.is_relative() ? (std::filesystem::path(r_.file()).parent_path() / p).string() : f;
   }
 
   std::optional<SocketAddress> address(const YAML::Node& n, const std::string& path,
@@ -341,9 +415,8 @@ class Loader {
       }
       const YAML::Node& u = it->second;
       if (!r_.check_map(u, path, {"targets", "balance", "hash_on", "timeouts", "protocol",
-                                  "max_idle_per_target"},
-                        {"retry", "circuit_breaker", "health_check", "max_concurrent_requests",
-                         "tls"}))
+                                  "max_idle_per_target", "tls"},
+                        {"retry", "circuit_breaker", "health_check", "max_concurrent_requests"}))
         continue;
       Upstream up;
       up.name = name;
@@ -359,6 +432,7 @@ class Loader {
           auto a = address(t[i]["address"], child(tp, "address"), true);
           if (!a) continue;
           target.address = *a;
+          target.host = address_host(t[i]["address"].Scalar());
           if (auto w = t[i]["weight"]) {
             if (auto v = r_.integer(w, child(tp, "weight"), 1, 10'000))
               target.weight = static_cast<uint32_t>(*v);
@@ -421,6 +495,7 @@ class Loader {
         if (auto v = r_.integer(m, child(path, "max_idle_per_target"), 0, 100'000))
           up.max_idle_per_target = static_cast<uint32_t>(*v);
       }
+      if (auto t = u["tls"]) up.tls = upstream_tls(t, child(path, "tls"));
       out->push_back(std::move(up));
     }
   }

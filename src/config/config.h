@@ -18,6 +18,7 @@ class RE2;
 }
 namespace gatehouse::tls {
 class ServerContext;
+class ClientContext;
 }
 namespace gatehouse::filters {
 class Filter;
@@ -89,6 +90,7 @@ struct HashOn {
 
 struct Target {
   SocketAddress address;
+  std::string host;  // the host as written (a name or an IP literal): the default TLS server name
   uint32_t weight = 1;
 };
 
@@ -100,6 +102,7 @@ struct Upstream {
   Duration connect_timeout{2'000};
   Duration response_timeout{30'000};  // from request sent to the response head received
   uint32_t max_idle_per_target = 64;  // idle keep-alive connections kept per worker per target
+  std::shared_ptr<const tls::ClientContext> tls;  // null: plain HTTP to the targets
 };
 
 struct ValueMatch {

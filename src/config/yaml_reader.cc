@@ -4,17 +4,33 @@
 #include <charconv>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 namespace gatehouse::config {
 
-void YamlReader::error(const YAML::Node& at, const std::string& path, std::string message) const {
+namespace {
+
+ConfigError located(const std::string& file, const YAML::Node& at, const std::string& path,
+                    std::string message) {
   ConfigError e;
-  e.file = file_;
+  e.file = file;
   auto mark = at.Mark();
   e.line = mark.is_null() ? 0 : mark.line + 1;
   e.column = mark.is_null() ? 0 : mark.column + 1;
   e.path = path.empty() ? "(root)" : path;
   e.message = std::move(message);
-  errors_->push_back(std::move(e));
+  return e;
+}
+
+}  // namespace
+
+void YamlReader::error(const YAML::Node& at, const std::string& path, std::string message) const {
+  errors_->push_back(located(file_, at, path, std::move(message)));
+}
+
+void YamlReader::warning(const YAML::Node& at, const std::string& path,
+                         std::string message) const {
+  spdlog::warn("{}", located(file_, at, path, std::move(message)).to_string());
 }
 
 bool YamlReader::check_map(const YAML::Node& node, const std::string& path,

@@ -22,6 +22,8 @@ class YamlReader {
       : file_(std::move(file)), errors_(errors) {}
 
   void error(const YAML::Node& at, const std::string& path, std::string message) const;
+  // Logs "FILE:LINE:COL: yaml.path: message" as a warning; the config stays valid.
+  void warning(const YAML::Node& at, const std::string& path, std::string message) const;
 
   // A map whose keys are all in `known`. Keys in `not_yet` belong to features that are not built
   // yet and get a "not supported yet" error; other unknown keys and duplicates are errors too.

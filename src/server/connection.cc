@@ -9,8 +9,8 @@
 #include "observe/access_log.h"
 #include "observe/log.h"
 #include "observe/request_id.h"
-#include "server/send.h"
 #include "server/worker.h"
+#include "tls/client_context.h"
 #include "upstream/pool.h"
 
 namespace gatehouse::server {
@@ -29,6 +29,8 @@ double ms_since(net::Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(net::Clock::now() - t).count();
 }
 
+// Closes the socket only: the timer's way out, and no TLS record is written on a connection
+// given up on.
 void close_quietly(net::Socket& s) {
   boost::system::error_code ignored;
   s.close(ignored);
@@ -67,7 +69,7 @@ class InFlight {
 Connection::Connection(Worker& worker, net::Socket socket,
                        std::shared_ptr<const tls::ServerContext> tls)
     : w_(worker), client_(std::move(socket)), timer_(worker.io().get_executor()) {
-  if (tls) client_.start_tls(std::move(tls));
+  if (tls) client_.start_tls_server(std::move(tls));
   boost::system::error_code ec;
   auto ep = client_.socket().remote_endpoint(ec);
   if (!ec) {
@@ -106,7 +108,7 @@ void Connection::close_now() {
   closed_ = true;
   boost::system::error_code ec;
   client_.close();
-  if (upstream_) upstream_->close(ec);
+  if (upstream_) upstream_->socket().close(ec);
   timer_.cancel();
 }
 
@@ -140,7 +142,7 @@ void Connection::on_timer() {
   if (phase_ == Phase::kUpstreamConnect || phase_ == Phase::kUpstreamResponse) {
     // The exchange sees the flag and answers 504; the client connection stays usable.
     upstream_timed_out_ = true;
-    if (upstream_) close_quietly(*upstream_);
+    if (upstream_) close_quietly(upstream_->socket());
     deadline_ = net::Clock::time_point::max();
   } else {
     close_now();
@@ -455,7 +457,7 @@ net::Task<Connection::Outcome> Connection::forward() {
   InFlight in_flight(view_->upstreams[ex_.up_index].balancer, ex_.target);
   log_target_ = ex_.pool->address();
   ex_.start = net::Clock::now();
-  std::optional<net::Socket> sock = co_await lease_upstream();
+  std::optional<Stream> sock = co_await lease_upstream();
   if (!sock) co_return Outcome::kDone;
   upstream_ = &*sock;
   struct Detach {  // the timer must never touch a socket that is gone
@@ -465,7 +467,7 @@ net::Task<Connection::Outcome> Connection::forward() {
 
   Sent sent = co_await send_request(*sock);
   if (sent != Sent::kOk) {
-    close_quietly(*sock);
+    sock->drop();
     switch (sent) {
       case Sent::kUpstreamError:
         if (ex_.reused && ex_.retry_allowed) co_return Outcome::kRetry;
@@ -491,25 +493,28 @@ net::Task<Connection::Outcome> Connection::forward() {
   Outcome outcome = Outcome::kDone;
   size_t head_len = co_await read_response_head(*sock, &outcome);
   if (head_len == 0) {
-    close_quietly(*sock);
+    sock->drop();
     up_.consume(up_.size());
     co_return outcome;
   }
+  // A new TLS connection: its session (TLS 1.3: the ticket, which came before the response)
+  // lets the next new connection to this target skip the full handshake.
+  if (!ex_.reused && sock->tls()) ex_.pool->keep_session(sock->resumable_session());
   co_await relay_response(*sock, head_len);
   co_return Outcome::kDone;
 }
 
-net::Task<std::optional<net::Socket>> Connection::lease_upstream() {
-  std::optional<net::Socket> sock = ex_.pool->take_idle(ex_.start);
+net::Task<std::optional<Stream>> Connection::lease_upstream() {
+  std::optional<Stream> sock = ex_.pool->take_idle(ex_.start);
   ex_.reused = sock.has_value();
   upstream_timed_out_ = false;
   if (sock) co_return sock;
   sock.emplace(w_.io().get_executor());
   upstream_ = &*sock;
   set_deadline(Phase::kUpstreamConnect, ex_.up->connect_timeout);
-  auto [ec] = co_await sock->async_connect(ex_.pool->endpoint(), net::use_task);
-  upstream_ = nullptr;
+  auto [ec] = co_await sock->socket().async_connect(ex_.pool->endpoint(), net::use_task);
   if (ec) {
+    upstream_ = nullptr;
     upstream_done(upstream_timed_out_ ? observe::UpstreamOutcome::kTimeout
                                       : observe::UpstreamOutcome::kConnectError);
     if (upstream_timed_out_) {
@@ -522,13 +527,43 @@ net::Task<std::optional<net::Socket>> Connection::lease_upstream() {
     co_return std::nullopt;
   }
   boost::system::error_code ignored;
-  sock->set_option(net::tcp::no_delay(true), ignored);
-  sock->non_blocking(true, ignored);
+  sock->socket().set_option(net::tcp::no_delay(true), ignored);
+  sock->socket().non_blocking(true, ignored);
+  if (ex_.up->tls) {
+    bool ok = co_await upstream_handshake(*sock);
+    if (!ok) {
+      upstream_ = nullptr;
+      co_return std::nullopt;
+    }
+  }
+  upstream_ = nullptr;
   co_return sock;
 }
 
+// The client side of TLS to the upstream, under what is left of the connect deadline: connect and
+// handshake together take at most timeouts.connect.
+net::Task<bool> Connection::upstream_handshake(Stream& up) {
+  const tls::ClientContext& ctx = *ex_.up->tls;
+  std::string_view name = ctx.server_name_for(ex_.up->targets[ex_.target].host);
+  std::string why = "cannot make a TLS session for '" + std::string(name) + "'";
+  if (up.start_tls_client(ctx, name, ex_.pool->take_session())) {
+    bool ok = co_await up.handshake(&why);
+    if (ok) co_return true;
+  }
+  upstream_done(upstream_timed_out_ ? observe::UpstreamOutcome::kTimeout
+                                    : observe::UpstreamOutcome::kConnectError);
+  if (upstream_timed_out_) {
+    fail(504, "upstream_connect_timeout",
+         ex_.up->name + " did not complete the TLS handshake within " +
+             config::format_duration(ex_.up->connect_timeout));
+  } else {
+    fail_upstream(502, "upstream_tls_failed", "TLS handshake failed: " + why);
+  }
+  co_return false;
+}
+
 // Sends the request head and streams the body (validated, passed through unchanged).
-net::Task<Connection::Sent> Connection::send_request(net::Socket& up) {
+net::Task<Connection::Sent> Connection::send_request(Stream& up) {
   set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
   uint64_t remaining = req_framing_ == http::Framing::kContentLength ? req_length_ : 0;
   if (req_framing_ == http::Framing::kChunked) chunked_.reset();
@@ -551,8 +586,8 @@ net::Task<Connection::Sent> Connection::send_request(net::Socket& up) {
     }
     std::string_view head = first ? std::string_view(head_out_) : std::string_view();
     std::string_view body = avail.substr(0, take);
-    bool ok = send_now(up, head, body);
-    if (ok && (!head.empty() || !body.empty())) ok = co_await send_rest(up, head, body, nullptr);
+    bool ok = up.send_now(head, body);
+    if (ok && (!head.empty() || !body.empty())) ok = co_await up.send_rest(head, body, nullptr);
     in_.consume(take);
     bytes_in_ += take;
     if (!ok) co_return Sent::kUpstreamError;
@@ -568,7 +603,7 @@ net::Task<Connection::Sent> Connection::send_request(net::Socket& up) {
 
 // Reads the response head into up_, skipping 1xx interim responses. Returns its length, or 0
 // after recording the failure (or asking for a retry through *outcome).
-net::Task<size_t> Connection::read_response_head(net::Socket& up, Outcome* outcome) {
+net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
   set_deadline(Phase::kUpstreamResponse, ex_.up->response_timeout);
   http::ParseLimits limits{kMaxUpstreamHead, kMaxUpstreamHead, 1000};
   size_t scanned = 0;
@@ -603,7 +638,7 @@ net::Task<size_t> Connection::read_response_head(net::Socket& up, Outcome* outco
       co_return 0;
     }
     auto [ptr, room] = up_.prepare(kReadChunk, kStreamBuffer + kReadChunk);
-    auto [ec, n] = co_await up.async_read_some(net::asio::buffer(ptr, room), net::use_task);
+    auto [ec, n] = co_await up.read_some(net::asio::buffer(ptr, room));
     if (!ec && n > 0) {
       up_.commit(n);
       continue;
@@ -628,7 +663,7 @@ net::Task<size_t> Connection::read_response_head(net::Socket& up, Outcome* outco
 
 // Writes the response head and streams the body to the client; returns the upstream connection to
 // the pool when the response ended exactly where its framing said.
-net::Task<> Connection::relay_response(net::Socket& up, size_t head_len) {
+net::Task<> Connection::relay_response(Stream& up, size_t head_len) {
   const http::Framing framing = resp_.framing;
   const bool dechunk = framing == http::Framing::kChunked && req_http10_;
   if (framing == http::Framing::kUntilClose || dechunk) close_after_ = true;
@@ -700,7 +735,7 @@ net::Task<> Connection::relay_response(net::Socket& up, size_t head_len) {
     }
     set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
     auto [ptr, room] = up_.prepare(kReadChunk, kStreamBuffer);
-    auto [ec, n] = co_await up.async_read_some(net::asio::buffer(ptr, room), net::use_task);
+    auto [ec, n] = co_await up.read_some(net::asio::buffer(ptr, room));
     if (ec) {
       // For a close-delimited body, the close is the end; for any other, it is a failure.
       if (framing != http::Framing::kUntilClose || ec != net::asio::error::eof) upstream_ok = false;
@@ -718,7 +753,7 @@ net::Task<> Connection::relay_response(net::Socket& up, size_t head_len) {
   if (ended_clean && upstream_keep_alive && client_ok && framing != http::Framing::kUntilClose) {
     ex_.pool->give_back(std::move(up), ex_.up->max_idle_per_target, net::Clock::now());
   } else {
-    close_quietly(up);
+    up.drop();
   }
 }
 

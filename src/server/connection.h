@@ -20,7 +20,7 @@
 #include "router/router.h"
 #include "server/asio.h"
 #include "server/buffer.h"
-#include "server/client_stream.h"
+#include "server/stream.h"
 
 namespace gatehouse::config {
 struct Snapshot;
@@ -73,10 +73,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   net::Task<filters::FilterStatus> await_filter(const filters::Filter& f);
   void prepare_upstream_request();             // pick upstream and target, build the head
   net::Task<Outcome> forward();
-  net::Task<std::optional<net::Socket>> lease_upstream();
-  net::Task<Sent> send_request(net::Socket& up);
-  net::Task<size_t> read_response_head(net::Socket& up, Outcome* outcome);
-  net::Task<> relay_response(net::Socket& up, size_t head_len);
+  net::Task<std::optional<Stream>> lease_upstream();
+  net::Task<bool> upstream_handshake(Stream& up);
+  net::Task<Sent> send_request(Stream& up);
+  net::Task<size_t> read_response_head(Stream& up, Outcome* outcome);
+  net::Task<> relay_response(Stream& up, size_t head_len);
 
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail_upstream(int status, std::string_view code, std::string_view what);
@@ -93,12 +94,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_timer();
 
   Worker& w_;
-  ClientStream client_;
+  Stream client_;
   net::Timer timer_;
   net::Clock::time_point deadline_;
   net::Clock::time_point armed_at_ = net::Clock::time_point::max();
   Phase phase_ = Phase::kClientIdle;
-  net::Socket* upstream_ = nullptr;  // the upstream socket in use, for the timer to cancel
+  Stream* upstream_ = nullptr;  // the upstream connection in use, for the timer to cancel
   bool upstream_timed_out_ = false;
   bool closed_ = false;
   bool busy_ = false;

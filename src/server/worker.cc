@@ -7,6 +7,7 @@
 #include "observe/access_log.h"
 #include "observe/log.h"
 #include "server/connection.h"
+#include "tls/client_context.h"
 
 namespace gatehouse::server {
 
@@ -31,14 +32,20 @@ void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
     const auto& up = cfg.upstreams[i];
     UpstreamState st{upstream::Balancer(up, view->snapshot->rings[i].get(), rng_.next()), {}};
     for (const auto& t : up.targets) {
-      std::string key = t.address.to_string();
+      std::string address = t.address.to_string();
+      std::string key = address;
+      // A TLS connection is only as good as what it was checked against: one pool per name and
+      // context identity (settings, CA file digest), never shared with plain HTTP. A reload that
+      // changes them starts with new connections and retires the old ones.
+      if (up.tls)
+        key += " tls " + std::string(up.tls->server_name_for(t.host)) + " " + up.tls->identity();
       auto& pool = pools[key];
       if (!pool) {
         if (auto it = pools_.find(key); it != pools_.end()) {
           pool = it->second;  // a target that stays keeps its idle connections
         } else {
           net::tcp::endpoint ep(net::asio::ip::make_address(t.address.ip), t.address.port);
-          pool = std::make_shared<upstream::TargetPool>(ep, key);
+          pool = std::make_shared<upstream::TargetPool>(ep, address);
         }
       }
       st.pools.push_back(pool);

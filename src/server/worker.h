@@ -102,7 +102,8 @@ class Worker {
   // threads, so the reactor's per-operation locking is switched off and the scheduler's kept.
   net::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::shared_ptr<WorkerView> view_;
-  // Pools by "ip:port", kept across reloads for targets that stay.
+  // Pools by "ip:port" (plus, for TLS, the server name and context identity), kept across
+  // reloads for targets that stay.
   std::unordered_map<std::string, std::shared_ptr<upstream::TargetPool>> pools_;
   std::unordered_map<std::string, std::shared_ptr<net::Acceptor>> acceptors_;  // by key
   std::unordered_set<Connection*> connections_;

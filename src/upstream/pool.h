@@ -7,6 +7,12 @@
 // same price.) The window left open -- an upstream closing a connection within a millisecond of a
 // response that did not say "Connection: close" -- is covered by the proxy's one retry of a
 // bodiless idempotent request on a fresh connection.
+//
+// TLS connections are pooled established, so reuse skips the handshake. An idle TLS connection may
+// hold records the upstream sent after the last response (TLS 1.3 session tickets): the check
+// reads them through OpenSSL instead of peeking at the raw bytes, which would take them for data.
+// The pool also keeps the last resumable TLS session for the target, offered once by the next new
+// connection (a TLS 1.3 ticket is meant for one use, RFC 8446 C.4).
 #pragma once
 
 #include <chrono>
@@ -15,6 +21,8 @@
 #include <vector>
 
 #include "server/asio.h"
+#include "server/stream.h"
+#include "tls/client_context.h"
 
 namespace gatehouse::upstream {
 
@@ -28,10 +36,15 @@ class TargetPool {
   TargetPool& operator=(const TargetPool&) = delete;
 
   // The most recently used idle connection that is still open, or nullopt.
-  std::optional<net::Socket> take_idle(net::Clock::time_point now);
+  std::optional<server::Stream> take_idle(net::Clock::time_point now);
   // Keeps the connection for reuse if fewer than max_idle are kept (and the pool is not retired);
   // closes it otherwise.
-  void give_back(net::Socket s, size_t max_idle, net::Clock::time_point now);
+  void give_back(server::Stream s, size_t max_idle, net::Clock::time_point now);
+  // TLS session resumption: the kept session (null if none), handed over; and the one to keep.
+  tls::SessionPtr take_session() { return std::move(session_); }
+  void keep_session(tls::SessionPtr s) {
+    if (s && !retired_) session_ = std::move(s);
+  }
   // The target left the configuration: close the idle connections, keep none from now on.
   void retire();
   bool retired() const { return retired_; }
@@ -42,12 +55,13 @@ class TargetPool {
 
  private:
   struct Idle {
-    net::Socket socket;
+    server::Stream stream;
     net::Clock::time_point since;
   };
   net::tcp::endpoint endpoint_;
   std::string address_;  // "ip:port", for logs
   std::vector<Idle> idle_;
+  tls::SessionPtr session_;
   bool retired_ = false;
 };
 

@@ -8,6 +8,7 @@
 #include "crypto/digest.h"
 #include "filters/filter.h"
 #include "http/message.h"
+#include "tls/client_context.h"
 
 namespace gatehouse::config {
 namespace {
@@ -538,6 +539,76 @@ routes:
   EXPECT_HAS_ERROR(errors, "server.listen[2].tls.certificates[0]", "'cert' and 'key' are required");
   EXPECT_HAS_ERROR(errors, "server.listen[2].tls.alpn[0]", "'h2' is not supported yet");
   EXPECT_HAS_ERROR(errors, "server.listen[2].tls.alpn[1]", "unknown protocol 'spdy/3'");
+}
+
+// An upstream "billing" with the given lines under `tls:` (indented by 6), routed from /b.
+std::string with_upstream_tls(const std::string& tls_lines,
+                              const std::string& address = "10.0.0.5:8443") {
+  return R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+upstreams:
+  billing:
+    targets: [ { address: )" + address + R"( } ]
+    tls:
+)" + tls_lines + R"(
+routes:
+  - match: { path: /b }
+    to: billing
+)";
+}
+
+TEST(ConfigTest, UpstreamTls) {
+  // No tls: plain HTTP; the target's host is kept as written.
+  auto plain = load(kMinimal);
+  EXPECT_EQ(plain.upstreams[0].tls, nullptr);
+  EXPECT_EQ(plain.upstreams[0].targets[0].host, "127.0.0.1");
+
+  auto c = load(
+      with_upstream_tls("      server_name: Billing.Internal\n      min_version: \"1.3\""));
+  ASSERT_NE(c.upstreams[0].tls, nullptr);
+  const auto& s = c.upstreams[0].tls->settings();
+  EXPECT_EQ(s.server_name, "billing.internal");
+  EXPECT_EQ(s.min_version, 13);
+  EXPECT_TRUE(s.verify);
+  EXPECT_EQ(s.ca_file, "");  // the system store
+  EXPECT_EQ(c.upstreams[0].tls->server_name_for(c.upstreams[0].targets[0].host),
+            "billing.internal");
+
+  // `tls: {}` and a bare `tls:` take every default; the name is then the target's host.
+  for (const char* empty : {"      {}", ""}) {
+    auto d = load(with_upstream_tls(empty, "\"[::1]:8443\""));
+    ASSERT_NE(d.upstreams[0].tls, nullptr) << empty;
+    EXPECT_EQ(d.upstreams[0].tls->settings().min_version, 12);
+    EXPECT_EQ(d.upstreams[0].targets[0].host, "::1");
+    EXPECT_EQ(d.upstreams[0].tls->server_name_for(d.upstreams[0].targets[0].host), "::1");
+  }
+  auto lax = load(with_upstream_tls("      verify: false"));
+  EXPECT_FALSE(lax.upstreams[0].tls->settings().verify);
+}
+
+TEST(ConfigTest, UpstreamTlsErrors) {
+  std::vector<ConfigError> errors;
+  parse_config(with_upstream_tls("      ca_file: certs/none.pem"), "/etc/gh/gatehouse.yaml",
+               &errors);
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "/etc/gh/gatehouse.yaml:8:16: upstreams.billing.tls.ca_file: cannot read the CA file "
+            "/etc/gh/certs/none.pem: No such file or directory");
+
+  auto bad = errors_of(with_upstream_tls(
+      "      min_version: \"1.1\"\n      server_name: \"a b\"\n      verify: maybe\n"
+      "      ca_file: \"\"\n      alpn: [h2]"));
+  EXPECT_EQ(bad.size(), 5u) << dump(bad);
+  EXPECT_HAS_ERROR(bad, "upstreams.billing.tls.min_version", "expected \"1.2\" or \"1.3\"");
+  EXPECT_HAS_ERROR(bad, "upstreams.billing.tls.server_name",
+                   "'a b' is not a DNS name or an IP address");
+  EXPECT_HAS_ERROR(bad, "upstreams.billing.tls.verify", "expected true or false");
+  EXPECT_HAS_ERROR(bad, "upstreams.billing.tls.ca_file", "must not be empty");
+  EXPECT_HAS_ERROR(bad, "upstreams.billing.tls.alpn", "unknown key 'alpn'");
+
+  auto scalar = errors_of(with_upstream_tls("      yes"));
+  EXPECT_HAS_ERROR(scalar, "upstreams.billing.tls", "expected a mapping");
 }
 
 TEST(ConfigTest, NotYetSupportedUpstreamKeys) {
