@@ -271,3 +271,46 @@ routes:
     await late.stop();
   }
 });
+
+test('a JWKS over HTTPS: the identity provider is verified (CA, name), and a wrong name is refused', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const fsm = await import('node:fs');
+  const https = await import('node:https');
+  const dir = fsm.mkdtempSync(`${(await import('node:os')).tmpdir()}/gatehouse-jwks-`);
+  const run = (...args) => execFileSync('openssl', args, { stdio: 'ignore' });
+  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${dir}/ca.key`,
+    '-out', `${dir}/ca.pem`, '-days', '2', '-subj', '/CN=JWKS Test CA');
+  fsm.writeFileSync(`${dir}/ext`, 'subjectAltName=DNS:localhost\n');
+  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${dir}/idp.key`,
+    '-out', `${dir}/idp.csr`, '-subj', '/CN=localhost');
+  run('x509', '-req', '-in', `${dir}/idp.csr`, '-CA', `${dir}/ca.pem`, '-CAkey', `${dir}/ca.key`, '-CAcreateserial',
+    '-out', `${dir}/idp.pem`, '-days', '2', '-extfile', `${dir}/ext`);
+  const server = https.createServer({ key: fsm.readFileSync(`${dir}/idp.key`), cert: fsm.readFileSync(`${dir}/idp.pem`) },
+    (req, res) => res.end(JSON.stringify({ keys: [keys.EdDSA.publicJwk] })));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const config = (host) => `
+server:
+  listen: [ { address: 127.0.0.1:0 } ]
+jwt_providers:
+  tls: { algorithms: [EdDSA], jwks_url: "https://${host}:${server.address().port}/jwks" }
+upstreams:
+  u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - { match: { path: /* }, to: u, plugins: { jwt_auth: { provider: tls } } }
+`;
+  // The test CA is the only one this gatehouse trusts (OpenSSL honours SSL_CERT_FILE).
+  const env = { SSL_CERT_FILE: `${dir}/ca.pem` };
+  const good = await startGatehouse(config('localhost'), { env });
+  const wrongName = await startGatehouse(config('127.0.0.1'), { env });
+  try {
+    const token = await sign(keys.EdDSA);
+    await waitFor(async () => (await curl([...bearer(token), good.url('/x')])).status === 200, 5000, 'the JWKS over HTTPS');
+    await sleep(1500);
+    assert.equal((await curl([...bearer(token), wrongName.url('/x')])).status, 503, 'a certificate for another name');
+    assert.match(wrongName.stderr, /jwks: fetching https:\/\/127\.0\.0\.1:\d+\/jwks failed \(TLS/);
+  } finally {
+    await good.stop();
+    await wrongName.stop();
+    server.close();
+  }
+});
