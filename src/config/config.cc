@@ -888,7 +888,7 @@ class Loader {
             const YAML::Node& plugins = p;  // const: a lookup must not insert while iterating
             if (name == "acl" && !plugins["key_auth"] && !plugins["jwt_auth"])
               r_.error(it->first, fp, "acl needs key_auth or jwt_auth on the same route to know the consumer");
-            if (auto f = filters::build_filter(name, it->first, {it->second, fp, r_, config}))
+            if (auto f = filters::build_filter(name, it->first, {it->second, fp, r_, config, r.name}))
               r.filters.push_back(std::move(f));
           }
           std::stable_sort(r.filters.begin(), r.filters.end(), [](auto& a, auto& b) {

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,12 +40,19 @@ inline Identity identity_of(const config::Consumer& c) {
   return id;
 }
 
+}  // namespace gatehouse::filters
+namespace boost::json {
+class object;
+}
+namespace gatehouse::filters {
+
 struct RequestContext {
   const http::RequestHead* request = nullptr;
   std::string_view client_ip;        // the real client: the peer, or from X-Forwarded-For when
                                      // the peer is a trusted proxy
   const Identity* consumer = nullptr;  // set by key_auth / jwt_auth
   Identity owned;                    // storage for an identity made per request (a JWT claim)
+  std::shared_ptr<const boost::json::object> jwt_claims;  // set by jwt_auth, for keys by claim
   const config::Route* route = nullptr;
   uint64_t max_body_bytes = 0;       // starts at server.limits.max_body_bytes; filters may lower it
   http::HeaderList upstream_add;     // headers to add to the upstream request
@@ -64,6 +72,7 @@ struct RequestContext {
   void reset() {
     next_filter = 0;
     consumer = nullptr;
+    jwt_claims.reset();
     upstream_add.clear();
     upstream_remove.clear();
     upstream_remove_query.clear();

@@ -10,6 +10,7 @@
 #include "filters/jwt_auth/jwks_fetcher.h"
 #include "filters/jwt_auth/jwt_auth.h"
 #include "filters/key_auth/key_auth.h"
+#include "filters/rate_limit/rate_limit.h"
 #include "filters/request_size/request_size.h"
 
 namespace gatehouse::filters {
@@ -29,7 +30,7 @@ constexpr std::array kPlugins = {
     Entry{"key_auth", &build_key_auth},
     Entry{"acl", &build_acl},
     Entry{"request_size", &build_request_size},
-    Entry{"rate_limit", nullptr},
+    Entry{"rate_limit", &build_rate_limit},
     Entry{"cache", nullptr},
     Entry{"compress", nullptr},
 };
@@ -53,8 +54,22 @@ std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::
   return it->build(ctx);
 }
 
+namespace {
+class Both final : public Background {
+ public:
+  Both(std::unique_ptr<Background> a, std::unique_ptr<Background> b) : a_(std::move(a)), b_(std::move(b)) {}
+  void stop() override {
+    a_->stop();
+    b_->stop();
+  }
+
+ private:
+  std::unique_ptr<Background> a_, b_;
+};
+}  // namespace
+
 std::unique_ptr<Background> start_background(boost::asio::io_context& io) {
-  return start_jwks_fetcher(io);
+  return std::make_unique<Both>(start_jwks_fetcher(io), start_limiter_sweeper(io));
 }
 
 int filter_phase(std::string_view name) {

@@ -22,6 +22,7 @@ struct BuildContext {
   const std::string& path;  // YAML path of the settings, e.g. routes[2].plugins.key_auth
   const config::YamlReader& reader;
   const config::Config& config;
+  std::string_view route;  // the route's name
 };
 
 // Builds the filter named `name` from its settings; reports errors through `reader` and returns

@@ -652,12 +652,12 @@ TEST(ConfigTest, NotYetSupportedPlugin) {
   auto errors = errors_of(with_routes(R"(  - match: { path: /a }
     to: app
     plugins:
-      rate_limit: { limits: ["10/s"] }
+      cache: { ttl: 1h }
 )"));
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
   EXPECT_EQ(errors[0].to_string(),
-            "test.yaml:15:7: routes[0].plugins.rate_limit: plugin 'rate_limit' is not supported yet "
-            "by this version of gatehouse");
+            "test.yaml:15:7: routes[0].plugins.cache: plugin 'cache' is not supported yet by this "
+            "version of gatehouse");
 }
 
 TEST(ConfigTest, UnknownPlugin) {
@@ -1011,6 +1011,30 @@ TEST(ConfigTest, CorsSettingsAreChecked) {
   EXPECT_HAS_ERROR(errors, "routes[1].plugins.cors.origins[0]", "scheme://host");
   EXPECT_HAS_ERROR(errors, "routes[1].plugins.cors.origins[1]", "scheme://host");
   EXPECT_HAS_ERROR(errors, "routes[2].plugins.cors.origins", "required");
+}
+
+TEST(ConfigTest, RateLimitSettingsAreChecked) {
+  Config c = load(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      rate_limit: { limits: ["100/s", { rate: "5000/h", burst: 50 }], key: "header:X-Client" }
+)"));
+  EXPECT_EQ(c.routes.at(0).filters.at(0)->name(), "rate_limit");
+  auto errors = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      rate_limit: { limits: ["100/w", "0/s", "x"], key: everyone, scope: cluster }
+  - match: { path: /b }
+    to: app
+    plugins:
+      rate_limit: { limits: [] }
+)"));
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.limits[0]", "COUNT/UNIT");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.limits[1]", "COUNT/UNIT");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.limits[2]", "COUNT/UNIT");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.key", "expected consumer, ip, route");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.scope", "not supported yet");
+  EXPECT_HAS_ERROR(errors, "routes[1].plugins.rate_limit.limits", "expected a list of limits");
 }
 
 }  // namespace

@@ -107,6 +107,7 @@ struct JwtAuth::Admission {
   const Identity* known = nullptr;  // a configured consumer (in the filter's known_)
   std::string other;                // or a consumer named by the token only
   http::HeaderList headers;         // forwarded claims
+  std::shared_ptr<const boost::json::object> claims;  // for later filters (rate_limit keys)
 };
 
 namespace {
@@ -134,6 +135,7 @@ std::vector<JwtAuth::Admission>& token_cache() {
 }  // namespace
 
 void JwtAuth::admit(const Admission& a, const TokenSource& from, RequestContext& ctx) const {
+  ctx.jwt_claims = a.claims;
   if (a.known) {
     ctx.identify(a.known);
   } else if (!a.other.empty()) {
@@ -205,8 +207,9 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
     });
     if (!value.empty() && clean) a.headers.emplace_back(header, std::move(value));
   }
-  admit(a, *from, ctx);
+  a.claims = std::make_shared<const boost::json::object>(std::move(v.claims));
   slot = std::move(a);
+  admit(slot, *from, ctx);
   return FilterStatus::kContinue;
 }
 

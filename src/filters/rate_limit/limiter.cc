@@ -1,0 +1,88 @@
+#include "filters/rate_limit/limiter.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+
+namespace gatehouse::filters {
+
+Limiter::Limiter(std::vector<gcra::Limit> limits, size_t max_keys)
+    : limits_(std::move(limits)), max_per_shard_(std::max<size_t>(1, max_keys / kShards)) {}
+
+bool Limiter::decide(std::string_view key, int64_t now, std::vector<gcra::Decision>* out) {
+  size_t h = std::hash<std::string_view>{}(key);
+  Shard& shard = shards_[h % kShards];
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.keys.find(key);
+  if (it == shard.keys.end()) {
+    if (shard.keys.size() >= max_per_shard_) shard.keys.erase(shard.keys.begin());
+    it = shard.keys.emplace(std::string(key), State{}).first;
+  }
+  // Decide on copies first: a request refused by one limit must not count against the others.
+  std::array<int64_t, kMaxLimits> tat = it->second.tat;
+  out->clear();
+  bool allowed = true;
+  for (size_t i = 0; i < limits_.size(); ++i) {
+    out->push_back(gcra::decide(limits_[i], now, tat[i]));
+    allowed = allowed && out->back().allowed;
+  }
+  if (allowed) it->second.tat = tat;
+  return allowed;
+}
+
+size_t Limiter::sweep(int64_t now) {
+  size_t left = 0;
+  for (auto& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    std::erase_if(shard.keys, [&](const auto& kv) {
+      return std::all_of(kv.second.tat.begin(), kv.second.tat.end(), [&](int64_t t) { return t <= now; });
+    });
+    left += shard.keys.size();
+  }
+  return left;
+}
+
+size_t Limiter::size() const {
+  size_t n = 0;
+  for (const auto& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    n += shard.keys.size();
+  }
+  return n;
+}
+
+namespace {
+std::mutex registry_mutex;
+std::map<std::string, std::weak_ptr<Limiter>>& registry() {
+  static std::map<std::string, std::weak_ptr<Limiter>> r;
+  return r;
+}
+}  // namespace
+
+std::shared_ptr<Limiter> Limiter::shared(const std::string& identity,
+                                         std::vector<gcra::Limit> limits, size_t max_keys) {
+  std::lock_guard lock(registry_mutex);
+  auto& weak = registry()[identity];
+  auto l = weak.lock();
+  if (!l) {
+    l = std::make_shared<Limiter>(std::move(limits), max_keys);
+    weak = l;
+  }
+  return l;
+}
+
+std::vector<std::shared_ptr<Limiter>> Limiter::all() {
+  std::lock_guard lock(registry_mutex);
+  std::vector<std::shared_ptr<Limiter>> out;
+  for (auto it = registry().begin(); it != registry().end();) {
+    if (auto l = it->second.lock()) {
+      out.push_back(std::move(l));
+      ++it;
+    } else {
+      it = registry().erase(it);
+    }
+  }
+  return out;
+}
+
+}  // namespace gatehouse::filters

@@ -1,0 +1,123 @@
+// Local rate limits: exact across workers, keyed by ip / consumer / header, several limits at
+// once, IETF RateLimit headers on every response, 429 with Retry-After, counts kept over a reload.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { startGatehouse, sleep, waitFor } from './harness.mjs';
+import { startUpstream } from './upstream.mjs';
+
+const sha = (k) => crypto.createHash('sha256').update(k).digest('hex');
+let up, gh;
+before(async () => {
+  up = await startUpstream({ name: 'u' });
+  gh = await startGatehouse(`
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+consumers:
+  - { name: alpha, api_keys: [ { sha256: ${sha('key-alpha')} } ] }
+  - { name: beta, api_keys: [ { sha256: ${sha('key-beta')} } ] }
+upstreams:
+  u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - { match: { path: /ip/* }, to: u, plugins: { rate_limit: { limits: ["10/s"], key: ip } } }
+  - { match: { path: /consumer/* }, to: u, plugins: { key_auth: {}, rate_limit: { limits: ["5/m"], key: consumer } } }
+  - { match: { path: /header/* }, to: u, plugins: { rate_limit: { limits: ["2/m"], key: "header:x-tenant" } } }
+  - { match: { path: /two/* }, to: u, plugins: { rate_limit: { limits: ["3/s", "5/m"], key: ip } } }
+  - { match: { path: /reload/* }, to: u, plugins: { rate_limit: { limits: ["2/h"], key: route } } }
+  - { match: { path: /open/* }, to: u }
+`);
+});
+after(async () => {
+  await gh?.stop();
+  await up?.close();
+});
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+function get(path, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: gh.port, path, headers, agent }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('10/s over 2 workers and 20 connections: exactly 10 of 200 pass, then the window refills', async () => {
+  const t0 = performance.now();
+  const all = await Promise.all(Array.from({ length: 200 }, () => get('/ip/x')));
+  const elapsed = performance.now() - t0;
+  const passed = all.filter((r) => r.status === 200).length;
+  // GCRA refills one request per 100 ms: if the burst took longer, the refill is allowed for.
+  const refill = Math.floor(elapsed / 100);
+  assert.ok(passed >= 10 && passed <= 10 + refill, `${passed} passed in ${elapsed.toFixed(0)} ms`);
+  if (elapsed < 100) assert.equal(passed, 10);
+  assert.equal(all.filter((r) => r.status === 429).length, 200 - passed);
+  const ok = all.filter((r) => r.status === 200);
+  const remaining = ok.map((r) => Number(/r=(\d+)/.exec(r.headers.ratelimit)[1])).sort((a, b) => a - b);
+  assert.deepEqual(remaining.slice(0, 10), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].slice(0, Math.min(10, remaining.length)),
+    'each allowed response says how many are left');
+  for (const r of all) assert.equal(r.headers['ratelimit-policy'], '"10/s";q=10;w=1');
+  const limited = all.find((r) => r.status === 429);
+  assert.equal(limited.headers['retry-after'], '1');
+  assert.match(limited.headers.ratelimit, /^"10\/s";r=0;t=1$/);
+  assert.equal(JSON.parse(limited.body).error, 'rate_limited');
+  assert.ok(JSON.parse(limited.body).request_id);
+
+  await sleep(1100);
+  const next = await get('/ip/x');
+  assert.equal(next.status, 200, 'after the window the next request passes');
+});
+
+test('keyed by consumer: each consumer has its own budget', async () => {
+  const a = [];
+  for (let i = 0; i < 6; i++) a.push((await get('/consumer/x', { 'x-api-key': 'key-alpha' })).status);
+  assert.deepEqual(a, [200, 200, 200, 200, 200, 429]);
+  assert.equal((await get('/consumer/x', { 'x-api-key': 'key-beta' })).status, 200);
+  const r = await get('/consumer/x', { 'x-api-key': 'key-alpha' });
+  assert.ok(Number(r.headers['retry-after']) >= 10, `a 5/m limit: retry in about 12 s, got ${r.headers['retry-after']}`);
+});
+
+test('keyed by a header; requests without it share their client address', async () => {
+  const t = (v) => (v ? { 'x-tenant': v } : {});
+  const seq = [];
+  for (const tenant of ['a', 'a', 'a', 'b', 'b', 'b', '', '', '']) seq.push((await get('/header/x', t(tenant))).status);
+  assert.deepEqual(seq, [200, 200, 429, 200, 200, 429, 200, 200, 429]);
+});
+
+test('several limits at once: the tightest decides, and a refused request counts against none', async () => {
+  const seq = [];
+  for (let i = 0; i < 4; i++) seq.push((await get('/two/x')).status);
+  assert.deepEqual(seq, [200, 200, 200, 429]);
+  await sleep(1050);
+  const r1 = await get('/two/x');
+  const r2 = await get('/two/x');
+  assert.equal(r1.status, 200);
+  assert.equal(r2.status, 200);
+  assert.match(r2.headers.ratelimit, /"3\/s";r=\d+;t=\d+, "5\/m";r=0;t=\d+/);
+  const r3 = await get('/two/x');
+  assert.equal(r3.status, 429, 'the minute limit is used up');
+  assert.ok(Number(r3.headers['retry-after']) > 5);
+});
+
+test('routes without rate_limit carry no RateLimit headers', async () => {
+  const r = await get('/open/x');
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.ratelimit, undefined);
+  assert.equal(r.headers['ratelimit-policy'], undefined);
+});
+
+test('a reload keeps the counts', async () => {
+  assert.equal((await get('/reload/x')).status, 200);
+  assert.equal((await get('/reload/x')).status, 200);
+  assert.equal((await get('/reload/x')).status, 429);
+  const before = (gh.stderr.match(/reloaded/g) || []).length;
+  fs.appendFileSync(gh.file, '# touched\n');
+  gh.proc.kill('SIGHUP');
+  await waitFor(() => (gh.stderr.match(/reloaded/g) || []).length > before, 5000, 'the reload');
+  assert.equal((await get('/reload/x')).status, 429, 'not a fresh budget');
+});
