@@ -14,6 +14,8 @@ packages=(
   curl wrk nginx-light haproxy nodejs npm procps openssl testssl.sh
   # promtool (checks the /metrics exposition in tests) and valgrind (bench INSTRUCTIONS=1)
   prometheus valgrind
+  # rate limits shared through Redis: the hiredis protocol reader, and a real server for the tests
+  libhiredis-dev redis-server
 )
 
 missing=()
@@ -34,7 +36,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # nginx, haproxy and prometheus are test and benchmark tools only: never leave them running.
-for svc in nginx haproxy prometheus; do
+for svc in nginx haproxy prometheus redis-server; do
   if command -v systemctl >/dev/null && systemctl is-enabled --quiet "$svc" 2>/dev/null; then
     systemctl disable --now "$svc" >/dev/null 2>&1 || true
   fi
