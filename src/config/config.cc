@@ -62,9 +62,8 @@ class Loader {
       return c;
     }
     if (!r_.check_map(root, "",
-                      {"server", "admin", "observability", "consumers", "jwt_providers",
-                       "upstreams", "routes"},
-                      {"redis"}))
+                      {"server", "admin", "redis", "observability", "consumers", "jwt_providers",
+                       "upstreams", "routes"}))
       return c;
     auto srv = root["server"];
     if (srv) server(srv, &c.server);
@@ -73,6 +72,7 @@ class Loader {
       r_.error(srv ? srv : root, "server.listen", "at least one listener is required");
     if (auto n = root["admin"]) admin(n, c.server, &c.admin);
     if (auto n = root["observability"]) observability(n, &c.observability);
+    if (auto n = root["redis"]) redis(n, &c.redis);
     if (auto n = root["consumers"]) consumers(n, &c.consumers);
     if (auto n = root["jwt_providers"]) {
       if (!n.IsMap()) {
@@ -339,6 +339,34 @@ class Loader {
     auto a = parse_socket_address(*s, allow_hostname, &err);
     if (!a) r_.error(n, path, "invalid address '" + *s + "': " + err);
     return a;
+  }
+
+  void redis(const YAML::Node& n, Redis* out) {
+    if (!r_.check_map(n, "redis", {"url", "timeout", "on_error", "connections"})) return;
+    out->enabled = true;
+    if (auto u = n["url"]) {
+      out->url = r_.str(u, "redis.url").value_or("");
+      if (!out->url.starts_with("redis://") || out->url.size() == 8)
+        r_.error(u, "redis.url", "expected redis://[:password@]host[:port][/db]");
+    } else {
+      r_.error(n, "redis.url", "'url' is required");
+    }
+    if (auto t = n["timeout"]) {
+      if (auto d = r_.duration(t, "redis.timeout")) {
+        if (d->count() < 1) r_.error(t, "redis.timeout", "must be at least 1ms");
+        out->timeout = *d;
+      }
+    }
+    if (auto e = n["on_error"]) {
+      auto v = r_.str(e, "redis.on_error").value_or("");
+      if (v == "local") out->on_error = Redis::OnError::kLocal;
+      else if (v == "deny") out->on_error = Redis::OnError::kDeny;
+      else if (v == "allow") out->on_error = Redis::OnError::kAllow;
+      else r_.error(e, "redis.on_error", "expected local, deny or allow");
+    }
+    if (auto c = n["connections"]) {
+      if (auto v = r_.integer(c, "redis.connections", 1, 16)) out->connections = static_cast<int>(*v);
+    }
   }
 
   void admin(const YAML::Node& n, const Server& server, Admin* a) {

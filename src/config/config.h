@@ -76,6 +76,15 @@ struct AccessLog {
   std::string path;  // for kFile
 };
 
+// Redis, for state shared by several gateway instances (cluster-wide rate limits).
+struct Redis {
+  bool enabled = false;
+  std::string url;              // redis://[:password@]host[:port][/db]
+  Duration timeout{50};         // bounds each decision
+  enum class OnError { kLocal, kDeny, kAllow } on_error = OnError::kLocal;
+  int connections = 2;          // per worker
+};
+
 struct Observability {
   std::string request_id_header = "x-request-id";  // lower case
   AccessLog access_log;
@@ -164,6 +173,7 @@ struct Config {
   Server server;
   Admin admin;
   Observability observability;
+  Redis redis;
   std::vector<Consumer> consumers;
   // By name; null for a provider whose settings had errors (already reported).
   std::map<std::string, std::shared_ptr<const filters::JwtProvider>> jwt_providers;

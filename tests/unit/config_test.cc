@@ -482,16 +482,20 @@ TEST(ConfigTest, BadMatchValues) {
   EXPECT_HAS_ERROR(errors, "routes[0].match.query", "expected a mapping");
 }
 
-TEST(ConfigTest, NotYetSupportedTopLevelKeys) {
-  for (const char* key : {"redis"}) {
-    auto errors = errors_of(kMinimal + key + ":\n  x: 1\n");
-    ASSERT_EQ(errors.size(), 1u) << key << "\n" << dump(errors);
-    EXPECT_EQ(errors[0].path, key);
-    std::string want = std::string(key).insert(0, 1, '\'');
-    want += "' is not supported yet by this version of gatehouse";
-    EXPECT_EQ(errors[0].message, want);
-    EXPECT_EQ(errors[0].column, 1);
-  }
+TEST(ConfigTest, RedisSection) {
+  Config c = load(kMinimal + "redis:\n  url: redis://:pw@10.0.0.1:6380/2\n  timeout: 20ms\n"
+                             "  on_error: deny\n  connections: 4\n");
+  EXPECT_TRUE(c.redis.enabled);
+  EXPECT_EQ(c.redis.url, "redis://:pw@10.0.0.1:6380/2");
+  EXPECT_EQ(c.redis.timeout.count(), 20);
+  EXPECT_EQ(c.redis.on_error, Redis::OnError::kDeny);
+  EXPECT_EQ(c.redis.connections, 4);
+  EXPECT_FALSE(load(kMinimal).redis.enabled);
+  auto errors = errors_of(kMinimal + "redis:\n  url: http://x\n  on_error: panic\n  connections: 99\n");
+  EXPECT_HAS_ERROR(errors, "redis.url", "expected redis://");
+  EXPECT_HAS_ERROR(errors, "redis.on_error", "expected local, deny or allow");
+  EXPECT_HAS_ERROR(errors, "redis.connections", "");
+  EXPECT_HAS_ERROR(errors_of(kMinimal + "redis:\n  timeout: 1s\n"), "redis.url", "'url' is required");
 }
 
 TEST(ConfigTest, AdminSection) {
