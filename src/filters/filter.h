@@ -44,10 +44,14 @@ inline Identity identity_of(const config::Consumer& c) {
 namespace boost::json {
 class object;
 }
+namespace boost::asio {
+class io_context;
+}
 namespace gatehouse::filters {
 
 struct RequestContext {
   const http::RequestHead* request = nullptr;
+  boost::asio::io_context* io = nullptr;  // the worker's: for filters that pause for I/O
   std::string_view client_ip;        // the real client: the peer, or from X-Forwarded-For when
                                      // the peer is a trusted proxy
   const Identity* consumer = nullptr;  // set by key_auth / jwt_auth

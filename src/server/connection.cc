@@ -366,6 +366,7 @@ Connection::Step Connection::start_request() {
   log_route_ = match_.route;
   ctx_.reset();
   ctx_.request = &req_;
+  ctx_.io = &w_.io();
   ctx_.client_ip = http::real_client_ip(req_, client_ip_, client_trusted_, cfg.server.trusted_proxies);
   ctx_.route = match_.route;
   ctx_.max_body_bytes = cfg.server.limits.max_body_bytes;

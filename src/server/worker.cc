@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "filters/registry.h"
 #include "observe/access_log.h"
 #include "observe/log.h"
 #include "server/connection.h"
@@ -164,6 +165,9 @@ net::Task<> Worker::accept_loop(std::shared_ptr<net::Acceptor> acceptor, std::st
 void Worker::remove(Connection* c) {
   connections_.erase(c);
   open_connections_->fetch_sub(1, std::memory_order_relaxed);
+  // The last connection of a draining worker: plugins' own connections (Redis) must close too,
+  // or they would keep the io_context running.
+  if (draining_ && connections_.empty()) filters::release_thread_resources();
 }
 
 void Worker::drain() {
@@ -177,6 +181,7 @@ void Worker::drain() {
     // Copy: drain() may close a connection, which removes itself from the set.
     std::vector<Connection*> all(connections_.begin(), connections_.end());
     for (auto* c : all) c->drain();
+    if (connections_.empty()) filters::release_thread_resources();
   });
 }
 

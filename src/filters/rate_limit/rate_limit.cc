@@ -205,6 +205,8 @@ class Sweeper final : public Background {
 
 }  // namespace
 
+void release_rate_limit_connections() {}
+
 std::unique_ptr<Background> start_limiter_sweeper(boost::asio::io_context& io) {
   return std::make_unique<Sweeper>(io);
 }
