@@ -563,12 +563,14 @@ class Client::Impl {
     return nullptr;
   }
 
-  void fail_fast(Callback done) {
-    asio::post(io_, [done = std::move(done)] { done(Failure::kDisconnected); });
+  // Posted, never called inline, so a caller never sees its callback run inside its own call.
+  void fail_fast(Callback done, Failure why = Failure::kDisconnected) {
+    asio::post(io_, [done = std::move(done), why] { done(why); });
   }
 
   void command(std::span<const std::string_view> args, Clock::time_point deadline,
                Callback done) {
+    if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
     Link* link = pick();
     if (!link) return fail_fast(std::move(done));
     append_command(link->out(), args);
@@ -577,6 +579,7 @@ class Client::Impl {
 
   void eval(const Script& script, std::span<const std::string_view> keys,
             std::span<const std::string_view> args, Clock::time_point deadline, Callback done) {
+    if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
     Link* link = pick();
     if (!link) return fail_fast(std::move(done));
     // EVALSHA sha numkeys keys... args...; the tail after the SHA is kept for a NOSCRIPT retry.

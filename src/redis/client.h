@@ -120,7 +120,8 @@ class Client {
   // (kTimeout; the connection the command went on is then closed and reconnected, since its reply
   // order can no longer be trusted; the other commands pending on it get kDisconnected, or
   // kTimeout when their own timeout has passed too). The arguments are encoded before the call
-  // returns, so views are enough.
+  // returns, so views are enough. A timeout of zero or less fails at once with kTimeout (sending
+  // it would only cost the connection).
   void command(std::span<const std::string_view> args, std::chrono::milliseconds timeout,
                Callback done);
   void command(std::initializer_list<std::string_view> args, std::chrono::milliseconds timeout,

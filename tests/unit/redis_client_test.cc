@@ -1,6 +1,7 @@
 // The Redis client against a real redis-server, started per test on a free loopback port (skipped
 // when redis-server is not installed).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -83,7 +84,8 @@ class RedisServer {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      freopen("/dev/null", "w", stdout);
+      int null = open("/dev/null", O_WRONLY);  // async-signal-safe calls only after fork
+      dup2(null, STDOUT_FILENO);
       execv(binary_.c_str(), argv.data());
       _exit(127);
     }
@@ -543,6 +545,86 @@ TEST_F(RedisClient, StopFailsPendingAndLaterCommands) {
   EXPECT_EQ(pending.failure(), Failure::kDisconnected);
   EXPECT_EQ(later.failure(), Failure::kDisconnected);
   server->signal(SIGCONT);
+}
+
+// A loopback listener that is not Redis, served by a plain thread: it accepts one connection and
+// answers whatever arrives with `answer` (nothing when empty).
+class FakeServer {
+ public:
+  explicit FakeServer(std::string answer) : answer_(std::move(answer)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    listen(fd_, 16);
+    if (answer_.empty()) return;  // never accepts: connections wait in the backlog
+    thread_ = std::thread([this] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[512];
+      if (read(c, buf, sizeof buf) > 0) (void)!write(c, answer_.data(), answer_.size());
+      while (read(c, buf, sizeof buf) > 0) {
+      }
+      close(c);
+    });
+  }
+  ~FakeServer() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    if (thread_.joinable()) thread_.join();
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  std::string answer_;
+  int fd_;
+  uint16_t port_;
+  std::thread thread_;
+};
+
+TEST(RedisClientFake, NotRespIsAProtocolFailure) {
+  FakeServer fake("HTTP/1.1 400 Bad Request\r\n\r\n");
+  boost::asio::io_context io;
+  Endpoint ep;
+  ep.port = fake.port();
+  Client client(io, ep, 1);
+  ASSERT_TRUE(run_until(io, [&] { return client.connected(); }));
+  Outcome o;
+  client.command({"PING"}, 2s, o.callback());
+  ASSERT_TRUE(run_until(io, [&] { return o.done(); }));
+  EXPECT_EQ(o.failure(), Failure::kProtocol);
+  EXPECT_FALSE(client.connected());
+  client.stop();  // before the fake server goes: no reconnect into its backlog
+}
+
+TEST(RedisClientFake, HandshakeWithoutAnswerTimesOutAndNeverCountsAsUp) {
+  FakeServer silent("");  // accepts in the kernel, never answers AUTH
+  boost::asio::io_context io;
+  Endpoint ep;
+  ep.port = silent.port();
+  ep.password = "x";
+  ep.connect_timeout = 100ms;
+  Client client(io, ep, 1);
+  run_until(io, [] { return false; }, 400ms);  // several connect timeouts and retries
+  EXPECT_FALSE(client.connected());
+  Outcome o;
+  client.command({"PING"}, 1s, o.callback());
+  ASSERT_TRUE(run_until(io, [&] { return o.done(); }, 100ms));
+  EXPECT_EQ(o.failure(), Failure::kDisconnected);
+}
+
+TEST(RedisClientFake, ZeroTimeoutFailsAtOnce) {
+  boost::asio::io_context io;
+  Client client(io, Endpoint{}, 1);
+  Outcome o;
+  client.command({"PING"}, 0ms, o.callback());
+  io.poll();
+  ASSERT_TRUE(o.done());
+  EXPECT_EQ(o.failure(), Failure::kTimeout);
 }
 
 }  // namespace
