@@ -195,8 +195,8 @@ class Slot : public std::enable_shared_from_this<Slot> {
     link_.reset();
     if (stopped_) return;
     if (was_up || !reported_down_) {
-      spdlog::warn("redis: connection to {}:{} {}: {}; reconnecting with backoff",
-                   endpoint_->host, endpoint_->port, was_up ? "lost" : "failed", reason);
+      spdlog::warn("redis: connection to {}:{} {}: {}; reconnecting with backoff", endpoint_->host,
+                   endpoint_->port, was_up ? "lost" : "failed", reason);
       reported_down_ = true;
     }
     timer_.expires_after(backoff_);
@@ -230,22 +230,23 @@ void Link::start() {
       endpoint_->host, std::to_string(endpoint_->port),
       [self = shared_from_this()](boost::system::error_code ec, Resolver::results_type results) {
         if (self->state_ == State::kClosed) return;
-        if (ec) return self->close(Failure::kDisconnected, "cannot resolve: " + ec.message(), false);
+        if (ec) {
+          return self->close(Failure::kDisconnected, "cannot resolve: " + ec.message(), false);
+        }
         self->connect_to(results);
       });
 }
 
 template <class Endpoints>
 void Link::connect_to(const Endpoints& endpoints) {
-  asio::async_connect(socket_, endpoints,
-                      [self = shared_from_this()](boost::system::error_code ec, const auto&) {
-                        if (self->state_ == State::kClosed) return;
-                        if (ec) {
-                          return self->close(Failure::kDisconnected,
-                                             "cannot connect: " + ec.message(), false);
-                        }
-                        self->on_connected();
-                      });
+  asio::async_connect(
+      socket_, endpoints, [self = shared_from_this()](boost::system::error_code ec, const auto&) {
+        if (self->state_ == State::kClosed) return;
+        if (ec) {
+          return self->close(Failure::kDisconnected, "cannot connect: " + ec.message(), false);
+        }
+        self->on_connected();
+      });
 }
 
 void Link::on_connected() {
@@ -343,7 +344,9 @@ void Link::flush() {
                     [self = shared_from_this()](boost::system::error_code ec, size_t) {
                       self->writing_ = false;
                       if (self->state_ == State::kClosed) return;
-                      if (ec) return self->close(Failure::kDisconnected, "write: " + ec.message(), false);
+                      if (ec) {
+                        return self->close(Failure::kDisconnected, "write: " + ec.message(), false);
+                      }
                       self->writing_buf_.clear();
                       self->flush();
                     });
@@ -568,8 +571,7 @@ class Client::Impl {
     asio::post(io_, [done = std::move(done), why] { done(why); });
   }
 
-  void command(std::span<const std::string_view> args, Clock::time_point deadline,
-               Callback done) {
+  void command(std::span<const std::string_view> args, Clock::time_point deadline, Callback done) {
     if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
     Link* link = pick();
     if (!link) return fail_fast(std::move(done));

@@ -74,9 +74,10 @@ class RedisServer {
   ~RedisServer() { kill(); }
 
   bool start() {
-    std::vector<std::string> args{binary_,  "--port",       std::to_string(port_), "--bind",
-                                  "127.0.0.1", "--save",       "",                    "--appendonly",
-                                  "no",        "--dir",        "/tmp",                "--enable-debug-command",
+    std::vector<std::string> args{binary_,  "--port",       std::to_string(port_),
+                                  "--bind", "127.0.0.1",    "--save",
+                                  "",       "--appendonly", "no",
+                                  "--dir",  "/tmp",         "--enable-debug-command",
                                   "local"};
     args.insert(args.end(), extra_.begin(), extra_.end());
     pid_ = fork();
@@ -180,7 +181,8 @@ class RedisClient : public ::testing::Test {
                std::chrono::milliseconds timeout = 2s) {
     Outcome o;
     c.command(args, timeout, o.callback());
-    EXPECT_TRUE(run_until(io_, [&] { return o.done(); }, timeout + 1s));
+    EXPECT_TRUE(run_until(
+        io_, [&] { return o.done(); }, timeout + 1s));
     return o;
   }
 
@@ -251,7 +253,8 @@ TEST_F(RedisClient, PipelinesThousandCommandsInOrderOnTwoConnections) {
   ASSERT_TRUE(run_until(io_, [&] { return client.connected() && probe.connected(); }));
   ASSERT_TRUE(run_until(io_, [&] {
     auto list = call(probe, {"CLIENT", "LIST"});
-    return list.reply() && std::count(list.reply()->str.begin(), list.reply()->str.end(), '\n') == 3;
+    return list.reply() &&
+           std::count(list.reply()->str.begin(), list.reply()->str.end(), '\n') == 3;
   }));
 
   constexpr int kCount = 1000;
@@ -268,7 +271,8 @@ TEST_F(RedisClient, PipelinesThousandCommandsInOrderOnTwoConnections) {
     });
     client.command({"INCR", "n"}, 5s, [](Result) {});
   }
-  ASSERT_TRUE(run_until(io_, [&] { return answered == kCount; }, 10s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return answered == kCount; }, 10s));
   for (int i = 0; i < kCount; ++i) {
     EXPECT_EQ(calls[i], 1) << i;
     EXPECT_EQ(got[i], "v" + std::to_string(i)) << i;
@@ -313,8 +317,7 @@ TEST_F(RedisClient, EvalUsesEvalshaAndFallsBackOnNoscript) {
     auto info = call(client, {"INFO", "commandstats"});
     EXPECT_TRUE(info.reply());
     std::string text = info.reply() ? info.reply()->str : "";
-    return std::pair{command_calls(text, "evalsha"),
-                     command_calls(text, "eval")};
+    return std::pair{command_calls(text, "evalsha"), command_calls(text, "eval")};
   };
 
   // First call: the server does not know the script, EVAL loads it.
@@ -372,12 +375,14 @@ TEST_F(RedisClient, TimeoutFiresInTimeAndTheClientRecovers) {
   // DEBUG SLEEP blocks the whole (single-threaded) server for a second.
   Outcome slept;
   sleeper.command({"DEBUG", "SLEEP", "1"}, 5s, slept.callback());
-  run_until(io_, [] { return false; }, 50ms);  // let it reach the server
+  run_until(
+      io_, [] { return false; }, 50ms);  // let it reach the server
 
   Outcome late;
   auto sent = Clock::now();
   client.command({"GET", "k"}, 200ms, late.callback());
-  ASSERT_TRUE(run_until(io_, [&] { return late.done(); }, 2s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return late.done(); }, 2s));
   EXPECT_EQ(late.failure(), Failure::kTimeout);
   auto took = late.at - sent;
   EXPECT_GE(took, 200ms);
@@ -385,7 +390,8 @@ TEST_F(RedisClient, TimeoutFiresInTimeAndTheClientRecovers) {
   EXPECT_EQ(late.calls, 1);
 
   // The server wakes up; the client serves again on its own.
-  ASSERT_TRUE(run_until(io_, [&] { return slept.done(); }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return slept.done(); }, 3s));
   ASSERT_TRUE(slept.reply());
   EXPECT_EQ(slept.reply()->str, "OK");
   ASSERT_TRUE(run_until(io_, [&] {
@@ -395,9 +401,11 @@ TEST_F(RedisClient, TimeoutFiresInTimeAndTheClientRecovers) {
   // Both connections come back (the timed-out one is reconnected).
   ASSERT_TRUE(run_until(io_, [&] {
     auto list = call(sleeper, {"CLIENT", "LIST"});
-    return list.reply() && std::count(list.reply()->str.begin(), list.reply()->str.end(), '\n') == 3;
+    return list.reply() &&
+           std::count(list.reply()->str.begin(), list.reply()->str.end(), '\n') == 3;
   }));
-  run_until(io_, [] { return false; }, 100ms);
+  run_until(
+      io_, [] { return false; }, 100ms);
   EXPECT_EQ(late.calls, 1);  // never called twice, even when the late reply arrives
 }
 
@@ -412,12 +420,17 @@ TEST_F(RedisClient, ServerDeathFailsFastAndTheClientReconnectsByItself) {
   server->signal(SIGSTOP);
   std::vector<Outcome> pending(10);
   for (auto& o : pending) client.command({"GET", "k"}, 10s, o.callback());
-  run_until(io_, [] { return false; }, 50ms);
+  run_until(
+      io_, [] { return false; }, 50ms);
   auto killed = Clock::now();
   server->kill();
-  ASSERT_TRUE(run_until(io_, [&] {
-    return std::all_of(pending.begin(), pending.end(), [](const Outcome& o) { return o.done(); });
-  }, 2s));
+  ASSERT_TRUE(run_until(
+      io_,
+      [&] {
+        return std::all_of(pending.begin(), pending.end(),
+                           [](const Outcome& o) { return o.done(); });
+      },
+      2s));
   for (auto& o : pending) {
     EXPECT_EQ(o.failure(), Failure::kDisconnected);
     EXPECT_EQ(o.calls, 1);
@@ -429,15 +442,18 @@ TEST_F(RedisClient, ServerDeathFailsFastAndTheClientReconnectsByItself) {
   Outcome fast;
   auto sent = Clock::now();
   client.command({"GET", "k"}, 10s, fast.callback());
-  ASSERT_TRUE(run_until(io_, [&] { return fast.done(); }, 1s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return fast.done(); }, 1s));
   EXPECT_EQ(fast.failure(), Failure::kDisconnected);
   EXPECT_LT(fast.at - sent, 50ms);
 
   // Let the backoff grow a little, then bring the server back on the same port.
-  run_until(io_, [] { return false; }, 300ms);
+  run_until(
+      io_, [] { return false; }, 300ms);
   RedisServer again(binary_, server->port(), {});
   ASSERT_TRUE(again.start());
-  ASSERT_TRUE(run_until(io_, [&] { return client.connected(); }, 5s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return client.connected(); }, 5s));
   auto set = call(client, {"SET", "k", "after"});
   ASSERT_TRUE(set.reply());
   EXPECT_EQ(set.reply()->str, "OK");
@@ -465,7 +481,8 @@ TEST_F(RedisClient, AuthAndSelect) {
   auto other = call(db0, {"GET", "where"});
   ASSERT_TRUE(other.reply());
   EXPECT_EQ(other.reply()->type, Reply::Type::kNil);
-  auto url = parse_url("redis://:s3cret@127.0.0.1:" + std::to_string(server->port()) + "/3", nullptr);
+  auto url =
+      parse_url("redis://:s3cret@127.0.0.1:" + std::to_string(server->port()) + "/3", nullptr);
   ASSERT_TRUE(url);
   Client from_url(io_, *url);
   ASSERT_TRUE(run_until(io_, [&] { return from_url.connected(); }));
@@ -476,7 +493,8 @@ TEST_F(RedisClient, AuthAndSelect) {
   // A wrong password never counts as connected: commands fail fast.
   ep.password = "wrong";
   Client refused(io_, ep);
-  run_until(io_, [] { return false; }, 300ms);
+  run_until(
+      io_, [] { return false; }, 300ms);
   EXPECT_FALSE(refused.connected());
   auto failed = call(refused, {"PING"});
   EXPECT_EQ(failed.failure(), Failure::kDisconnected);
@@ -490,18 +508,24 @@ TEST_F(RedisClient, DestructionCallsEveryPendingCallbackOnceWithDisconnected) {
   server->signal(SIGSTOP);
   std::vector<Outcome> pending(5);
   for (auto& o : pending) client->command({"PING"}, 5s, o.callback());
-  run_until(io_, [] { return false; }, 30ms);
+  run_until(
+      io_, [] { return false; }, 30ms);
   client.reset();
   for (auto& o : pending) EXPECT_FALSE(o.done());  // posted, not called inside the destructor
-  run_until(io_, [&] {
-    return std::all_of(pending.begin(), pending.end(), [](const Outcome& o) { return o.done(); });
-  }, 1s);
+  run_until(
+      io_,
+      [&] {
+        return std::all_of(pending.begin(), pending.end(),
+                           [](const Outcome& o) { return o.done(); });
+      },
+      1s);
   for (auto& o : pending) {
     EXPECT_EQ(o.calls, 1);
     EXPECT_EQ(o.failure(), Failure::kDisconnected);
   }
   server->signal(SIGCONT);
-  run_until(io_, [] { return false; }, 50ms);
+  run_until(
+      io_, [] { return false; }, 50ms);
   for (auto& o : pending) EXPECT_EQ(o.calls, 1);
 }
 
@@ -523,7 +547,8 @@ TEST_F(RedisClient, CallbackMayDestroyTheClient) {
   ASSERT_TRUE(run_until(io_, [&] { return first == 1 && second.done() && third.done(); }));
   EXPECT_EQ(second.failure(), Failure::kDisconnected);
   EXPECT_EQ(third.failure(), Failure::kDisconnected);
-  run_until(io_, [] { return false; }, 50ms);
+  run_until(
+      io_, [] { return false; }, 50ms);
   EXPECT_EQ(first, 1);
   EXPECT_EQ(second.calls, 1);
   EXPECT_EQ(third.calls, 1);
@@ -541,7 +566,8 @@ TEST_F(RedisClient, StopFailsPendingAndLaterCommands) {
   EXPECT_FALSE(client.connected());
   Outcome later;
   client.command({"PING"}, 5s, later.callback());
-  ASSERT_TRUE(run_until(io_, [&] { return pending.done() && later.done(); }, 1s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return pending.done() && later.done(); }, 1s));
   EXPECT_EQ(pending.failure(), Failure::kDisconnected);
   EXPECT_EQ(later.failure(), Failure::kDisconnected);
   server->signal(SIGCONT);
@@ -609,11 +635,13 @@ TEST(RedisClientFake, HandshakeWithoutAnswerTimesOutAndNeverCountsAsUp) {
   ep.password = "x";
   ep.connect_timeout = 100ms;
   Client client(io, ep, 1);
-  run_until(io, [] { return false; }, 400ms);  // several connect timeouts and retries
+  run_until(
+      io, [] { return false; }, 400ms);  // several connect timeouts and retries
   EXPECT_FALSE(client.connected());
   Outcome o;
   client.command({"PING"}, 1s, o.callback());
-  ASSERT_TRUE(run_until(io, [&] { return o.done(); }, 100ms));
+  ASSERT_TRUE(run_until(
+      io, [&] { return o.done(); }, 100ms));
   EXPECT_EQ(o.failure(), Failure::kDisconnected);
 }
 

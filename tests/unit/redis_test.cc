@@ -55,20 +55,20 @@ TEST(RedisUrl, Malformed) {
   const char* bad[] = {
       "",
       "http://host",
-      "rediss://host",            // TLS: not supported, said so
-      "redis://",                 // no host
-      "redis://:pw@",             // no host
-      "redis://host:",            // empty port
-      "redis://host:0",           // port 0
+      "rediss://host",   // TLS: not supported, said so
+      "redis://",        // no host
+      "redis://:pw@",    // no host
+      "redis://host:",   // empty port
+      "redis://host:0",  // port 0
       "redis://host:65536",
       "redis://host:12ab",
       "redis://host:-1",
-      "redis://host/x",           // db not a number
+      "redis://host/x",  // db not a number
       "redis://host/-1",
       "redis://host/1/2",
-      "redis://user:pw@host",     // ACL user names: not supported, said so
-      "redis://pw@host",          // a password needs its ':'
-      "redis://:p%zzw@host",      // bad escape
+      "redis://user:pw@host",  // ACL user names: not supported, said so
+      "redis://pw@host",       // a password needs its ':'
+      "redis://:p%zzw@host",   // bad escape
       "redis://:pw%4@host",
       "redis://[::1",
       "redis://[::1]x",
@@ -102,8 +102,9 @@ TEST(RedisResp, EncodesArraysOfBulkStrings) {
 
 TEST(RedisResp, ReadsEveryReplyType) {
   ReplyReader reader;
-  ASSERT_TRUE(reader.feed("+OK\r\n-ERR wrong\r\n:-42\r\n$5\r\nhe\r\no\r\n$-1\r\n"
-                          "*3\r\n:1\r\n*2\r\n$1\r\na\r\n$-1\r\n+x\r\n*-1\r\n*0\r\n"));
+  ASSERT_TRUE(
+      reader.feed("+OK\r\n-ERR wrong\r\n:-42\r\n$5\r\nhe\r\no\r\n$-1\r\n"
+                  "*3\r\n:1\r\n*2\r\n$1\r\na\r\n$-1\r\n+x\r\n*-1\r\n*0\r\n"));
   Reply r;
   ASSERT_EQ(reader.next(&r), ReplyReader::Status::kReply);
   EXPECT_EQ(r.type, Reply::Type::kStatus);
