@@ -1,0 +1,650 @@
+#include "redis/client.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/basic_resolver.hpp>
+#include <boost/asio/post.hpp>
+#include <charconv>
+#include <deque>
+#include <limits>
+
+#include "observe/log.h"
+#include "server/asio.h"
+
+namespace gatehouse::redis {
+namespace {
+
+namespace asio = net::asio;
+using net::Clock;
+using net::tcp;
+using Resolver = asio::ip::basic_resolver<tcp, net::Executor>;
+
+constexpr std::chrono::milliseconds kFirstBackoff{50};
+constexpr std::chrono::milliseconds kMaxBackoff{2000};
+// Replies of the rate-limit script are a few dozen bytes; one read takes a whole burst of them.
+constexpr size_t kReadChunk = 16 * 1024;
+
+Reply convert(const redisReply* r) {
+  Reply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Reply::Type::kArray;
+      out.elements.reserve(r->elements);
+      // hiredis bounds the nesting (7 levels), so the recursion is bounded too.
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+      break;
+    default:
+      out.type = Reply::Type::kNil;
+      break;
+  }
+  return out;
+}
+
+void append_length(std::string& out, char prefix, size_t n) {
+  char buf[24];
+  buf[0] = prefix;
+  auto end = std::to_chars(buf + 1, buf + sizeof(buf) - 2, n).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  out.append(buf, end);
+}
+
+void append_bulk(std::string& out, std::string_view s) {
+  append_length(out, '$', s.size());
+  out.append(s);
+  out.append("\r\n", 2);
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Digits only (no sign, no spaces), at most `max`.
+std::optional<long> parse_number(std::string_view s, long max) {
+  long v = 0;
+  if (s.empty() || s.size() > 10) return std::nullopt;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size() || v < 0 || v > max) return std::nullopt;
+  return v;
+}
+
+class Slot;
+
+// One TCP connection, from connect to close; never reused after it closed (a new Link replaces
+// it), so a late completion from an old socket can never touch a new connection's state. Every
+// asynchronous operation holds a shared_ptr to its Link.
+class Link : public std::enable_shared_from_this<Link> {
+ public:
+  enum class State { kConnecting, kUp, kClosed };
+
+  Link(asio::io_context& io, std::shared_ptr<const Endpoint> endpoint, Slot* slot)
+      : socket_(io.get_executor()),
+        timer_(io.get_executor()),
+        resolver_(io.get_executor()),
+        endpoint_(std::move(endpoint)),
+        slot_(slot) {}
+
+  void start();
+  bool up() const { return state_ == State::kUp; }
+  // Commands are encoded straight into the output buffer, then enqueue()d.
+  std::string& out() { return out_; }
+  void enqueue(Clock::time_point deadline, Callback done) {
+    pending_.push_back({deadline, std::move(done)});
+    arm(deadline);
+    schedule_flush();
+  }
+  // Closes the socket and fails every pending command: kTimeout when its own deadline has passed,
+  // else `why`. Callbacks are posted when `post` (stop: the caller is a user call), else called
+  // here (we are in a completion handler). Detaches from the slot, which then reconnects.
+  void close(Failure why, std::string_view reason, bool post);
+  void detach() { slot_ = nullptr; }
+
+ private:
+  struct Pending {
+    Clock::time_point deadline;
+    Callback done;
+  };
+
+  template <class Endpoints>
+  void connect_to(const Endpoints& endpoints);
+  void on_connected();
+  void handshake(std::initializer_list<std::string_view> args);
+  void start_read();
+  void on_read(boost::system::error_code ec, size_t n);
+  void schedule_flush();
+  void flush();
+  void arm(Clock::time_point t);
+  void on_timer();
+
+  net::Socket socket_;
+  net::Timer timer_;
+  Resolver resolver_;
+  std::shared_ptr<const Endpoint> endpoint_;
+  Slot* slot_;  // null once closed or detached
+  State state_ = State::kConnecting;
+  Clock::time_point connect_deadline_;
+  int handshake_left_ = 0;  // AUTH / SELECT replies still awaited
+  ReplyReader reader_;
+  std::deque<Pending> pending_;  // in the order the commands were written
+  std::string out_;              // encoded, not yet handed to the socket
+  std::string writing_buf_;      // being written by async_write
+  bool writing_ = false;
+  bool flush_posted_ = false;
+  // The deadline timer is re-armed lazily: only for a deadline earlier than the armed one; when
+  // it fires it finds the next deadline itself. timer_gen_ tells a stale wait from the live one.
+  bool waiting_ = false;
+  Clock::time_point armed_at_;
+  uint64_t timer_gen_ = 0;
+  std::array<char, kReadChunk> read_buf_;
+};
+
+// One of the client's persistent connections: keeps a Link up, reconnecting with backoff.
+class Slot : public std::enable_shared_from_this<Slot> {
+ public:
+  Slot(asio::io_context& io, std::shared_ptr<const Endpoint> endpoint)
+      : io_(io), timer_(io.get_executor()), endpoint_(std::move(endpoint)) {}
+
+  void connect() {
+    link_ = std::make_shared<Link>(io_, endpoint_, this);
+    link_->start();
+  }
+  Link* up_link() const { return link_ && link_->up() ? link_.get() : nullptr; }
+
+  void stop() {
+    stopped_ = true;
+    timer_.cancel();
+    if (auto link = std::move(link_)) {
+      link->detach();
+      link->close(Failure::kDisconnected, "client stopped", /*post=*/true);
+    }
+  }
+
+  void on_up() {
+    backoff_ = kFirstBackoff;
+    if (reported_down_) {
+      spdlog::info("redis: connected again to {}:{}", endpoint_->host, endpoint_->port);
+      reported_down_ = false;
+    }
+  }
+
+  // The link is closed (the caller holds it alive). One log line per outage, not per attempt.
+  void on_closed(bool was_up, std::string_view reason) {
+    link_.reset();
+    if (stopped_) return;
+    if (was_up || !reported_down_) {
+      spdlog::warn("redis: connection to {}:{} {}: {}; reconnecting with backoff", endpoint_->host,
+                   endpoint_->port, was_up ? "lost" : "failed", reason);
+      reported_down_ = true;
+    }
+    timer_.expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && !self->stopped_) self->connect();
+    });
+  }
+
+ private:
+  asio::io_context& io_;
+  net::Timer timer_;
+  std::shared_ptr<const Endpoint> endpoint_;
+  std::shared_ptr<Link> link_;  // null while waiting to reconnect
+  std::chrono::milliseconds backoff_ = kFirstBackoff;
+  bool stopped_ = false;
+  bool reported_down_ = false;
+};
+
+void Link::start() {
+  connect_deadline_ = Clock::now() + endpoint_->connect_timeout;
+  arm(connect_deadline_);
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(endpoint_->host, ec);
+  if (!ec) {
+    connect_to(std::array<tcp::endpoint, 1>{tcp::endpoint(address, endpoint_->port)});
+    return;
+  }
+  // getaddrinfo runs on Asio's private resolver thread, never on the worker.
+  resolver_.async_resolve(
+      endpoint_->host, std::to_string(endpoint_->port),
+      [self = shared_from_this()](boost::system::error_code ec, Resolver::results_type results) {
+        if (self->state_ == State::kClosed) return;
+        if (ec) {
+          return self->close(Failure::kDisconnected, "cannot resolve: " + ec.message(), false);
+        }
+        self->connect_to(results);
+      });
+}
+
+template <class Endpoints>
+void Link::connect_to(const Endpoints& endpoints) {
+  asio::async_connect(
+      socket_, endpoints, [self = shared_from_this()](boost::system::error_code ec, const auto&) {
+        if (self->state_ == State::kClosed) return;
+        if (ec) {
+          return self->close(Failure::kDisconnected, "cannot connect: " + ec.message(), false);
+        }
+        self->on_connected();
+      });
+}
+
+void Link::on_connected() {
+  boost::system::error_code ignored;
+  socket_.set_option(tcp::no_delay(true), ignored);
+  socket_.non_blocking(true, ignored);  // for the synchronous first write in flush()
+  start_read();
+  if (!endpoint_->password.empty()) handshake({"AUTH", endpoint_->password});
+  if (endpoint_->db != 0) {
+    auto db = std::to_string(endpoint_->db);
+    handshake({"SELECT", db});
+  }
+  if (handshake_left_ == 0) {
+    state_ = State::kUp;
+    if (slot_) slot_->on_up();
+  }
+}
+
+// AUTH and SELECT are pipelined like any command; the link counts as up once both succeeded.
+void Link::handshake(std::initializer_list<std::string_view> args) {
+  ++handshake_left_;
+  std::string what(*args.begin());
+  append_command(out_, std::span<const std::string_view>(args.begin(), args.size()));
+  enqueue(connect_deadline_, [self = shared_from_this(), what](Result r) {
+    if (self->state_ != State::kConnecting) return;  // closed meanwhile
+    auto* reply = std::get_if<Reply>(&r);
+    if (!reply || reply->is_error()) {
+      std::string why = what + " failed: " + (reply ? reply->str : to_string(std::get<Failure>(r)));
+      return self->close(Failure::kDisconnected, why, false);
+    }
+    if (--self->handshake_left_ == 0) {
+      self->state_ = State::kUp;
+      if (self->slot_) self->slot_->on_up();
+    }
+  });
+}
+
+void Link::start_read() {
+  socket_.async_read_some(asio::buffer(read_buf_),
+                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                            self->on_read(ec, n);
+                          });
+}
+
+void Link::on_read(boost::system::error_code ec, size_t n) {
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    return close(Failure::kDisconnected,
+                 ec == asio::error::eof ? "closed by the server" : ec.message(), false);
+  }
+  if (!reader_.feed(std::string_view(read_buf_.data(), n))) {
+    return close(Failure::kProtocol, "the reply reader failed", false);
+  }
+  for (;;) {
+    Reply reply;
+    auto status = reader_.next(&reply);
+    if (status == ReplyReader::Status::kNeedMore) break;
+    if (status == ReplyReader::Status::kError) {
+      return close(Failure::kProtocol, "not RESP", false);
+    }
+    if (pending_.empty()) return close(Failure::kProtocol, "a reply nobody asked for", false);
+    Callback done = std::move(pending_.front().done);
+    pending_.pop_front();
+    done(std::move(reply));
+    // The callback may have stopped or destroyed the client (which closed this link).
+    if (state_ == State::kClosed) return;
+  }
+  start_read();
+}
+
+// One write per event-loop turn: the commands issued during a turn leave in one send.
+void Link::schedule_flush() {
+  if (flush_posted_ || writing_) return;
+  flush_posted_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush();
+  });
+}
+
+void Link::flush() {
+  if (state_ == State::kClosed || writing_ || out_.empty()) return;
+  std::swap(out_, writing_buf_);  // writing_buf_ was empty; out_ keeps its capacity for reuse
+  boost::system::error_code ec;
+  size_t n = socket_.write_some(asio::buffer(writing_buf_), ec);
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+    return close(Failure::kDisconnected, "write: " + ec.message(), false);
+  }
+  if (n == writing_buf_.size()) {
+    writing_buf_.clear();
+    return;
+  }
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(writing_buf_.data() + n, writing_buf_.size() - n),
+                    [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                      self->writing_ = false;
+                      if (self->state_ == State::kClosed) return;
+                      if (ec) {
+                        return self->close(Failure::kDisconnected, "write: " + ec.message(), false);
+                      }
+                      self->writing_buf_.clear();
+                      self->flush();
+                    });
+}
+
+void Link::arm(Clock::time_point t) {
+  if (waiting_ && t >= armed_at_) return;
+  waiting_ = true;
+  armed_at_ = t;
+  uint64_t gen = ++timer_gen_;
+  timer_.expires_at(t);
+  timer_.async_wait([self = shared_from_this(), gen](boost::system::error_code) {
+    if (gen != self->timer_gen_ || self->state_ == State::kClosed) return;
+    self->waiting_ = false;
+    self->on_timer();
+  });
+}
+
+void Link::on_timer() {
+  auto now = Clock::now();
+  if (state_ == State::kConnecting && now >= connect_deadline_) {
+    return close(Failure::kDisconnected, "connect timed out", false);
+  }
+  auto next = Clock::time_point::max();
+  for (const auto& p : pending_) {
+    // The replies on this connection can no longer be matched to their commands: close it.
+    if (p.deadline <= now) return close(Failure::kDisconnected, "a command timed out", false);
+    next = std::min(next, p.deadline);
+  }
+  if (state_ == State::kConnecting) next = std::min(next, connect_deadline_);
+  if (next != Clock::time_point::max()) arm(next);
+}
+
+void Link::close(Failure why, std::string_view reason, bool post) {
+  if (state_ == State::kClosed) return;
+  auto self = shared_from_this();  // the slot drops its reference in on_closed
+  bool was_up = state_ == State::kUp;
+  state_ = State::kClosed;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  timer_.cancel();
+  resolver_.cancel();
+  auto pending = std::move(pending_);
+  pending_.clear();
+  if (Slot* slot = std::exchange(slot_, nullptr)) slot->on_closed(was_up, reason);
+  auto now = Clock::now();
+  for (auto& p : pending) {
+    Failure f = p.deadline <= now ? Failure::kTimeout : why;
+    if (post) {
+      asio::post(socket_.get_executor(), [done = std::move(p.done), f] { done(f); });
+    } else {
+      p.done(f);
+    }
+  }
+}
+
+}  // namespace
+
+const char* to_string(Failure f) {
+  switch (f) {
+    case Failure::kTimeout:
+      return "timeout";
+    case Failure::kDisconnected:
+      return "disconnected";
+    case Failure::kProtocol:
+      return "protocol error";
+  }
+  return "unknown";
+}
+
+std::optional<Endpoint> parse_url(std::string_view url, std::string* error) {
+  auto fail = [error](std::string why) -> std::optional<Endpoint> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  if (url.starts_with("rediss://")) return fail("rediss:// (TLS to Redis) is not supported yet");
+  if (!url.starts_with("redis://")) return fail("expected redis://[:password@]host[:port][/db]");
+  std::string_view rest = url.substr(8);
+  if (rest.find_first_of("?#") != std::string_view::npos) {
+    return fail("query parameters and fragments are not supported");
+  }
+  Endpoint ep;
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+
+  // The last '@' ends the user info, so a password may contain '@'.
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view userinfo = authority.substr(0, at);
+    authority.remove_prefix(at + 1);
+    size_t colon = userinfo.find(':');
+    if (colon != 0) return fail("user names (Redis ACL users) are not supported; use :password@");
+    std::string_view pw = userinfo.substr(1);
+    for (size_t i = 0; i < pw.size(); ++i) {
+      if (pw[i] != '%') {
+        ep.password += pw[i];
+        continue;
+      }
+      int hi = i + 2 < pw.size() ? hex_digit(pw[i + 1]) : -1;
+      int lo = i + 2 < pw.size() ? hex_digit(pw[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return fail("bad percent-encoding in the password");
+      ep.password += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+  }
+
+  std::string_view port;
+  bool has_port = false;
+  if (authority.starts_with("[")) {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return fail("unclosed '[' in the host");
+    ep.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (!after.starts_with(":")) return fail("unexpected text after the host");
+      port = after.substr(1);
+      has_port = true;
+    }
+  } else {
+    size_t colon = authority.find(':');
+    ep.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      has_port = true;
+    }
+  }
+  if (ep.host.empty()) return fail("missing host");
+  if (has_port) {
+    auto p = parse_number(port, 65535);
+    if (!p || *p == 0) return fail("bad port '" + std::string(port) + "'");
+    ep.port = static_cast<uint16_t>(*p);
+  }
+  if (!path.empty()) {
+    auto db = parse_number(path, std::numeric_limits<int>::max());
+    if (!db) return fail("bad database number '" + std::string(path) + "'");
+    ep.db = static_cast<int>(*db);
+  }
+  return ep;
+}
+
+Script::Script(std::string body) : body_(std::move(body)) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(body_.data(), body_.size(), md, &len, EVP_sha1(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  sha1_.reserve(2 * len);
+  for (unsigned int i = 0; i < len; ++i) {
+    sha1_ += kHex[md[i] >> 4];
+    sha1_ += kHex[md[i] & 15];
+  }
+}
+
+void append_command(std::string& out, std::span<const std::string_view> args) {
+  append_length(out, '*', args.size());
+  for (auto a : args) append_bulk(out, a);
+}
+
+ReplyReader::ReplyReader() : reader_(redisReaderCreate()) {}
+
+ReplyReader::~ReplyReader() {
+  if (reader_) redisReaderFree(static_cast<redisReader*>(reader_));
+}
+
+bool ReplyReader::feed(std::string_view bytes) {
+  return reader_ && redisReaderFeed(static_cast<redisReader*>(reader_), bytes.data(),
+                                    bytes.size()) == REDIS_OK;
+}
+
+ReplyReader::Status ReplyReader::next(Reply* out) {
+  if (!reader_) return Status::kError;
+  void* obj = nullptr;
+  if (redisReaderGetReply(static_cast<redisReader*>(reader_), &obj) != REDIS_OK) {
+    return Status::kError;
+  }
+  if (!obj) return Status::kNeedMore;
+  *out = convert(static_cast<const redisReply*>(obj));
+  freeReplyObject(obj);
+  return Status::kReply;
+}
+
+class Client::Impl {
+ public:
+  Impl(asio::io_context& io, Endpoint endpoint, int connections)
+      : io_(io), endpoint_(std::make_shared<const Endpoint>(std::move(endpoint))) {
+    for (int i = 0; i < std::max(connections, 1); ++i) {
+      slots_.push_back(std::make_shared<Slot>(io_, endpoint_));
+      slots_.back()->connect();
+    }
+  }
+  ~Impl() { stop(); }
+
+  void stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    for (auto& s : slots_) s->stop();
+  }
+
+  bool connected() const {
+    for (const auto& s : slots_) {
+      if (s->up_link()) return true;
+    }
+    return false;
+  }
+
+  // The next connection that is up, round robin; null when none is.
+  Link* pick() {
+    if (stopped_) return nullptr;
+    size_t n = slots_.size();
+    for (size_t i = 0; i < n; ++i) {
+      size_t k = cursor_ + i < n ? cursor_ + i : cursor_ + i - n;
+      if (Link* link = slots_[k]->up_link()) {
+        cursor_ = k + 1 == n ? 0 : k + 1;
+        return link;
+      }
+    }
+    return nullptr;
+  }
+
+  // Posted, never called inline, so a caller never sees its callback run inside its own call.
+  void fail_fast(Callback done, Failure why = Failure::kDisconnected) {
+    asio::post(io_, [done = std::move(done), why] { done(why); });
+  }
+
+  void command(std::span<const std::string_view> args, Clock::time_point deadline, Callback done) {
+    if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
+    Link* link = pick();
+    if (!link) return fail_fast(std::move(done));
+    append_command(link->out(), args);
+    link->enqueue(deadline, std::move(done));
+  }
+
+  void eval(const Script& script, std::span<const std::string_view> keys,
+            std::span<const std::string_view> args, Clock::time_point deadline, Callback done) {
+    if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
+    Link* link = pick();
+    if (!link) return fail_fast(std::move(done));
+    // EVALSHA sha numkeys keys... args...; the tail after the SHA is kept for a NOSCRIPT retry.
+    size_t count = 3 + keys.size() + args.size();
+    std::string encoded;
+    append_length(encoded, '*', count);
+    append_bulk(encoded, "EVALSHA");
+    append_bulk(encoded, script.sha1());
+    size_t tail = encoded.size();
+    char num[24];
+    auto end = std::to_chars(num, num + sizeof(num), keys.size()).ptr;
+    append_bulk(encoded, std::string_view(num, end - num));
+    for (auto k : keys) append_bulk(encoded, k);
+    for (auto a : args) append_bulk(encoded, a);
+    link->out().append(encoded);
+    // Safe to capture `this`: a reply (rather than a failure) is delivered only while the client
+    // is alive, since stopping it closes every link before returning.
+    link->enqueue(deadline, [this, &script, encoded = std::move(encoded), tail, count, deadline,
+                             done = std::move(done)](Result r) mutable {
+      auto* reply = std::get_if<Reply>(&r);
+      if (!reply || !reply->is_error() || !reply->str.starts_with("NOSCRIPT")) {
+        return done(std::move(r));
+      }
+      // The server does not have the script (restarted, SCRIPT FLUSH): EVAL loads it, and every
+      // later EVALSHA finds it again.
+      if (Clock::now() >= deadline) return done(Failure::kTimeout);
+      Link* link = pick();
+      if (!link) return done(Failure::kDisconnected);
+      std::string& out = link->out();
+      append_length(out, '*', count);
+      append_bulk(out, "EVAL");
+      append_bulk(out, script.body());
+      out.append(std::string_view(encoded).substr(tail));
+      link->enqueue(deadline, std::move(done));
+    });
+  }
+
+ private:
+  asio::io_context& io_;
+  std::shared_ptr<const Endpoint> endpoint_;
+  std::vector<std::shared_ptr<Slot>> slots_;
+  size_t cursor_ = 0;
+  bool stopped_ = false;
+};
+
+Client::Client(boost::asio::io_context& io, Endpoint endpoint, int connections)
+    : impl_(std::make_unique<Impl>(io, std::move(endpoint), connections)) {}
+
+Client::~Client() = default;
+
+void Client::command(std::span<const std::string_view> args, std::chrono::milliseconds timeout,
+                     Callback done) {
+  impl_->command(args, Clock::now() + timeout, std::move(done));
+}
+
+void Client::eval(const Script& script, std::span<const std::string_view> keys,
+                  std::span<const std::string_view> args, std::chrono::milliseconds timeout,
+                  Callback done) {
+  impl_->eval(script, keys, args, Clock::now() + timeout, std::move(done));
+}
+
+bool Client::connected() const { return impl_->connected(); }
+
+void Client::stop() { impl_->stop(); }
+
+}  // namespace gatehouse::redis

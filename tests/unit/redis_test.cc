@@ -1,0 +1,175 @@
+// The Redis client's pure parts, without sockets: URLs, RESP encoding, reply conversion.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "redis/client.h"
+
+namespace gatehouse::redis {
+namespace {
+
+TEST(RedisUrl, Defaults) {
+  std::string error;
+  auto ep = parse_url("redis://localhost", &error);
+  ASSERT_TRUE(ep) << error;
+  EXPECT_EQ(ep->host, "localhost");
+  EXPECT_EQ(ep->port, 6379);
+  EXPECT_EQ(ep->db, 0);
+  EXPECT_EQ(ep->password, "");
+}
+
+TEST(RedisUrl, AllParts) {
+  std::string error;
+  auto ep = parse_url("redis://:s3cret@10.0.0.5:6380/4", &error);
+  ASSERT_TRUE(ep) << error;
+  EXPECT_EQ(ep->host, "10.0.0.5");
+  EXPECT_EQ(ep->port, 6380);
+  EXPECT_EQ(ep->db, 4);
+  EXPECT_EQ(ep->password, "s3cret");
+}
+
+TEST(RedisUrl, PasswordWithAtAndPercentEncoding) {
+  std::string error;
+  auto ep = parse_url("redis://:p@ss%2Fw%3ard@host/", &error);
+  ASSERT_TRUE(ep) << error;
+  EXPECT_EQ(ep->password, "p@ss/w:rd");
+  EXPECT_EQ(ep->host, "host");
+  EXPECT_EQ(ep->db, 0);
+}
+
+TEST(RedisUrl, Ipv6) {
+  std::string error;
+  auto ep = parse_url("redis://[::1]:7000/2", &error);
+  ASSERT_TRUE(ep) << error;
+  EXPECT_EQ(ep->host, "::1");
+  EXPECT_EQ(ep->port, 7000);
+  EXPECT_EQ(ep->db, 2);
+  ep = parse_url("redis://[fe80::1]", &error);
+  ASSERT_TRUE(ep) << error;
+  EXPECT_EQ(ep->host, "fe80::1");
+  EXPECT_EQ(ep->port, 6379);
+}
+
+TEST(RedisUrl, Malformed) {
+  const char* bad[] = {
+      "",
+      "http://host",
+      "rediss://host",   // TLS: not supported, said so
+      "redis://",        // no host
+      "redis://:pw@",    // no host
+      "redis://host:",   // empty port
+      "redis://host:0",  // port 0
+      "redis://host:65536",
+      "redis://host:12ab",
+      "redis://host:-1",
+      "redis://host/x",  // db not a number
+      "redis://host/-1",
+      "redis://host/1/2",
+      "redis://user:pw@host",  // ACL user names: not supported, said so
+      "redis://pw@host",       // a password needs its ':'
+      "redis://:p%zzw@host",   // bad escape
+      "redis://:pw%4@host",
+      "redis://[::1",
+      "redis://[::1]x",
+      "redis://host?db=1",
+  };
+  for (const char* url : bad) {
+    std::string error;
+    EXPECT_FALSE(parse_url(url, &error)) << url;
+    EXPECT_FALSE(error.empty()) << url;
+  }
+  EXPECT_FALSE(parse_url("redis://", nullptr));  // the error is optional
+}
+
+TEST(RedisResp, EncodesArraysOfBulkStrings) {
+  std::string out;
+  std::vector<std::string_view> args{"SET", "key", "value"};
+  append_command(out, args);
+  EXPECT_EQ(out, "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n");
+  // Appends; binary and empty arguments are length-prefixed, never escaped.
+  std::string binary("a\r\n\0b", 5);
+  std::vector<std::string_view> more{"ECHO", binary, ""};
+  append_command(out, more);
+  static constexpr char kExpected[] =
+      "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"
+      "*3\r\n$4\r\nECHO\r\n$5\r\na\r\n\0b\r\n$0\r\n\r\n";
+  EXPECT_EQ(out, std::string(kExpected, sizeof(kExpected) - 1));
+  std::string empty;
+  append_command(empty, std::span<const std::string_view>());
+  EXPECT_EQ(empty, "*0\r\n");
+}
+
+TEST(RedisResp, ReadsEveryReplyType) {
+  ReplyReader reader;
+  ASSERT_TRUE(
+      reader.feed("+OK\r\n-ERR wrong\r\n:-42\r\n$5\r\nhe\r\no\r\n$-1\r\n"
+                  "*3\r\n:1\r\n*2\r\n$1\r\na\r\n$-1\r\n+x\r\n*-1\r\n*0\r\n"));
+  Reply r;
+  ASSERT_EQ(reader.next(&r), ReplyReader::Status::kReply);
+  EXPECT_EQ(r.type, Reply::Type::kStatus);
+  EXPECT_EQ(r.str, "OK");
+  ASSERT_EQ(reader.next(&r), ReplyReader::Status::kReply);
+  EXPECT_EQ(r.type, Reply::Type::kError);
+  EXPECT_TRUE(r.is_error());
+  EXPECT_EQ(r.str, "ERR wrong");
+  ASSERT_EQ(reader.next(&r), ReplyReader::Status::kReply);
+  EXPECT_EQ(r.type, Reply::Type::kInteger);
+  EXPECT_EQ(r.integer, -42);
+  ASSERT_EQ(reader.next(&r), ReplyReader::Status::kReply);
+  EXPECT_EQ(r.type, Reply::Type::kString);
+  EXPECT_EQ(r.str, "he\r\no");
+  ASSERT_EQ(reader.next(&r), ReplyReader::Status::kReply);
+  EXPECT_EQ(r.type, Reply::Type::kNil);
+  ASSERT_EQ(reader.next(&r), ReplyReader::Status::kReply);
+  ASSERT_EQ(r.type, Reply::Type::kArray);
+  ASSERT_EQ(r.elements.size(), 3u);
+  EXPECT_EQ(r.elements[0].integer, 1);
+  ASSERT_EQ(r.elements[1].type, Reply::Type::kArray);
+  ASSERT_EQ(r.elements[1].elements.size(), 2u);
+  EXPECT_EQ(r.elements[1].elements[0].str, "a");
+  EXPECT_EQ(r.elements[1].elements[1].type, Reply::Type::kNil);
+  EXPECT_EQ(r.elements[2].type, Reply::Type::kStatus);
+  ASSERT_EQ(reader.next(&r), ReplyReader::Status::kReply);
+  EXPECT_EQ(r.type, Reply::Type::kNil);  // a null array
+  ASSERT_EQ(reader.next(&r), ReplyReader::Status::kReply);
+  EXPECT_EQ(r.type, Reply::Type::kArray);
+  EXPECT_TRUE(r.elements.empty());
+  EXPECT_EQ(reader.next(&r), ReplyReader::Status::kNeedMore);
+}
+
+TEST(RedisResp, ReassemblesRepliesSplitAnywhere) {
+  const std::string stream = "*2\r\n$11\r\nhello world\r\n:12345\r\n+PONG\r\n";
+  ReplyReader reader;
+  std::vector<Reply> got;
+  for (char c : stream) {
+    ASSERT_TRUE(reader.feed(std::string_view(&c, 1)));
+    Reply r;
+    while (reader.next(&r) == ReplyReader::Status::kReply) got.push_back(r);
+  }
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_EQ(got[0].elements.size(), 2u);
+  EXPECT_EQ(got[0].elements[0].str, "hello world");
+  EXPECT_EQ(got[0].elements[1].integer, 12345);
+  EXPECT_EQ(got[1].str, "PONG");
+}
+
+TEST(RedisResp, RejectsWhatIsNotResp) {
+  ReplyReader reader;
+  ASSERT_TRUE(reader.feed("HTTP/1.1 200 OK\r\n"));
+  Reply r;
+  EXPECT_EQ(reader.next(&r), ReplyReader::Status::kError);
+  ReplyReader bad_length;
+  ASSERT_TRUE(bad_length.feed("$abc\r\n"));
+  EXPECT_EQ(bad_length.next(&r), ReplyReader::Status::kError);
+}
+
+TEST(RedisScript, Sha1ComputedOnce) {
+  Script s("return 1");
+  EXPECT_EQ(s.body(), "return 1");
+  EXPECT_EQ(s.sha1(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+  EXPECT_EQ(Script("").sha1(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+}
+
+}  // namespace
+}  // namespace gatehouse::redis
