@@ -42,7 +42,8 @@ log() { echo "bench: $*" >&2; }
 
 for p in $PROXIES; do
   case $p in
-    gatehouse | gatehouse-logged | gatehouse-key | gatehouse-jwt-es256 | gatehouse-jwt-rs256 | nginx | haproxy) ;;
+    gatehouse | gatehouse-logged | gatehouse-key | gatehouse-jwt-es256 | gatehouse-jwt-rs256 | \
+      gatehouse-rl-local | gatehouse-rl-cluster | nginx | haproxy) ;;
     *) die "unknown proxy '$p' in PROXIES" ;;
   esac
 done
@@ -171,17 +172,18 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 9; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 12; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
       GHK_PORT=$((base + 6)); GHJE_PORT=$((base + 7)); GHJR_PORT=$((base + 8))
+      GHRL_PORT=$((base + 9)); GHRC_PORT=$((base + 10)); REDIS_PORT=$((base + 11))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 8)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 11)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 9 free ports"
+  die "could not find 12 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -224,7 +226,8 @@ backend_accepts() {
 # ---- configs -------------------------------------------------------------------------------
 pick_ports
 mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse "$TMP"/gatehouse-logged \
-  "$TMP"/gatehouse-key "$TMP"/gatehouse-jwt-es256 "$TMP"/gatehouse-jwt-rs256
+  "$TMP"/gatehouse-key "$TMP"/gatehouse-jwt-es256 "$TMP"/gatehouse-jwt-rs256 \
+  "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis
 
 # One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
 if [[ $SCHEME == https ]]; then
@@ -379,10 +382,13 @@ sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHL_PORT/" \
   -e "s|^observability:|admin: { listen: 127.0.0.1:$GHL_ADMIN_PORT }\nobservability:|" \
   "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse-logged/gatehouse.yaml"
 
-# Gatehouse with an auth plugin on the route: the cost of checking a credential per request.
-# gatehouse-key: an API key (key_auth); gatehouse-jwt-es256 / -rs256: a JWT (jwt_auth, keys from a
-# JWKS file) signed with ES256 / RS256, made by bench/jwt-token.mjs with Node's crypto.
-if [[ " $PROXIES " == *" gatehouse-key "* || " $PROXIES " == *" gatehouse-jwt-"* ]]; then
+# Gatehouse with a plugin on the route: the cost of checking a credential or a rate limit per
+# request. gatehouse-key: an API key (key_auth); gatehouse-jwt-es256 / -rs256: a JWT (jwt_auth,
+# keys from a JWKS file) signed with ES256 / RS256, made by bench/jwt-token.mjs with Node's
+# crypto; gatehouse-rl-local / -cluster: a rate limit by client address that never refuses,
+# decided in the process or by a Lua script in a local redis-server (one per run, on LOAD_CPU).
+if [[ " $PROXIES " == *" gatehouse-key "* || " $PROXIES " == *" gatehouse-jwt-"* ||
+  " $PROXIES " == *" gatehouse-rl-"* ]]; then
   BENCH_KEY=bench-api-key-0123456789abcdef
   key_digest=$(printf %s "$BENCH_KEY" | sha256sum | awk '{ print $1 }')
   # Top-level sections first, then the base config, whose last line ends the one route: the
@@ -395,11 +401,16 @@ if [[ " $PROXIES " == *" gatehouse-key "* || " $PROXIES " == *" gatehouse-jwt-"*
         printf 'jwt_providers:\n  bench:\n    issuer: https://bench.test/\n    audiences: [bench]\n'
         printf '    algorithms: [ES256, RS256]\n    jwks_file: %s\n' "$TMP/jwks.json"
         printf '    consumer_claim: sub\n    forward_claims: { sub: x-user-id }\n' ;;
+      gatehouse-rl-cluster)
+        printf 'redis: { url: "redis://127.0.0.1:%s/0", timeout: 50ms }\n' "$REDIS_PORT" ;;
     esac
     sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$2/" "$TMP/gatehouse/gatehouse.yaml"
     case $1 in
       gatehouse-key) printf '    plugins: { key_auth: { header: x-api-key } }\n' ;;
       gatehouse-jwt-*) printf '    plugins: { jwt_auth: { provider: bench, require_scopes: [read] } }\n' ;;
+      gatehouse-rl-local) printf '    plugins: { rate_limit: { limits: ["1000000000/s"], key: ip } }\n' ;;
+      gatehouse-rl-cluster)
+        printf '    plugins: { rate_limit: { limits: ["1000000000/s"], key: ip, scope: cluster } }\n' ;;
     esac
   }
   if [[ " $PROXIES " == *" gatehouse-jwt-"* ]]; then
@@ -412,6 +423,8 @@ if [[ " $PROXIES " == *" gatehouse-key "* || " $PROXIES " == *" gatehouse-jwt-"*
   plugin_config gatehouse-key "$GHK_PORT" >"$TMP/gatehouse-key/gatehouse.yaml"
   plugin_config gatehouse-jwt-es256 "$GHJE_PORT" >"$TMP/gatehouse-jwt-es256/gatehouse.yaml"
   plugin_config gatehouse-jwt-rs256 "$GHJR_PORT" >"$TMP/gatehouse-jwt-rs256/gatehouse.yaml"
+  plugin_config gatehouse-rl-local "$GHRL_PORT" >"$TMP/gatehouse-rl-local/gatehouse.yaml"
+  plugin_config gatehouse-rl-cluster "$GHRC_PORT" >"$TMP/gatehouse-rl-cluster/gatehouse.yaml"
 fi
 
 # Runs a small, fixed wrk load (10 connections) against proxy $5 on port $1 for $2; output into $4.
@@ -428,6 +441,12 @@ run_wrk_plain() {
 start "$LOAD_CPU" "$TMP/backend/stderr.log" "$NGINX_BIN" -p "$TMP/backend" -c "$TMP/backend/nginx.conf"
 BACKEND_PID=$STARTED_PID
 wait_ready backend "$BACKEND_PORT" "$BACKEND_PID" "$TMP/backend/stderr.log"
+if [[ " $PROXIES " == *" gatehouse-rl-cluster "* ]]; then
+  command -v redis-server >/dev/null || die "gatehouse-rl-cluster needs redis-server (scripts/install-deps.sh)"
+  start "$LOAD_CPU" "$TMP/redis/stderr.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+    --save '' --appendonly no --dir "$TMP/redis"
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.1; done
+fi
 
 declare -A PORT PROC_PIDS
 for p in $PROXIES; do
@@ -442,6 +461,8 @@ for p in $PROXIES; do
         gatehouse-key) PORT[$p]=$GHK_PORT ;;
         gatehouse-jwt-es256) PORT[$p]=$GHJE_PORT ;;
         gatehouse-jwt-rs256) PORT[$p]=$GHJR_PORT ;;
+        gatehouse-rl-local) PORT[$p]=$GHRL_PORT ;;
+        gatehouse-rl-cluster) PORT[$p]=$GHRC_PORT ;;
       esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
@@ -602,7 +623,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
   # Ratios within the round: the host's load drifts, and it drifts alike for neighbouring runs.
   if [[ " $PROXIES " == *" gatehouse "* ]]; then
-    for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256; do
+    for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster; do
       [[ " $PROXIES " == *" $peer "* ]] || continue
       RATIOS[$peer-rps]+="$(ratio "${ROUND_RPS[gatehouse]}" "${ROUND_RPS[$peer]}") "
       RATIOS[$peer-p99]+="$(ratio "${ROUND_P99[gatehouse]}" "${ROUND_P99[$peer]}") "
@@ -626,7 +647,7 @@ done
 
 if [[ " $PROXIES " == *" gatehouse "* ]]; then
   header=0
-  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256; do
+  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
     if ((header == 0)); then
       echo
@@ -642,7 +663,7 @@ if [[ " $PROXIES " == *" gatehouse "* ]]; then
   done
   echo
   echo "median of per-round ratios (each round's proxies run back to back, so drift cancels):"
-  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256; do
+  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
     printf '  %-30s %12s %12s %12s\n' "gatehouse/$peer" \
       "$(echo "${RATIOS[$peer-rps]}" | median)" "$(echo "${RATIOS[$peer-p99]}" | median)" \

@@ -1037,7 +1037,7 @@ TEST(ConfigTest, RateLimitSettingsAreChecked) {
   EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.limits[1]", "COUNT/UNIT");
   EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.limits[2]", "COUNT/UNIT");
   EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.key", "expected consumer, ip, route");
-  EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.scope", "not supported yet");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.scope", "needs the redis section");
   EXPECT_HAS_ERROR(errors, "routes[1].plugins.rate_limit.limits", "expected a list of limits");
 }
 

@@ -3,11 +3,17 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <charconv>
 #include <chrono>
+#include <map>
+#include <span>
+#include <variant>
 
+#include "crypto/digest.h"
 #include "jwt/jwt.h"
 #include "observe/log.h"
+#include "redis/client.h"
 
 namespace gatehouse::filters {
 namespace {
@@ -79,8 +85,18 @@ std::string RateLimit::key_of(const RequestContext& ctx) const {
 }
 
 FilterStatus RateLimit::on_request(RequestContext& ctx) const {
+  if (s_.cluster) return FilterStatus::kPause;  // resume() asks Redis
+  return decide_locally(ctx);
+}
+
+FilterStatus RateLimit::decide_locally(RequestContext& ctx) const {
   thread_local std::vector<gcra::Decision> decisions;
   bool allowed = limiter_->decide(key_of(ctx), steady_ns(), &decisions);
+  return answer(ctx, allowed, decisions);
+}
+
+FilterStatus RateLimit::answer(RequestContext& ctx, bool allowed,
+                               const std::vector<gcra::Decision>& decisions) const {
   std::string state = rate_limit_header(s_.names, decisions);
   if (allowed) {
     ctx.response_add.emplace_back("RateLimit-Policy", policy_header_);
@@ -163,9 +179,16 @@ std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx) {
   if (auto sc = n["scope"]) {
     auto scope = r.str(sc, config::child(ctx.path, "scope")).value_or("");
     if (scope == "cluster") {
-      r.error(sc, config::child(ctx.path, "scope"),
-              "'scope: cluster' is not supported yet by this version of gatehouse");
-      ok = false;
+      s.cluster = true;
+      s.redis = ctx.config.redis;
+      std::string error;
+      if (!ctx.config.redis.enabled) {
+        r.error(sc, config::child(ctx.path, "scope"), "scope: cluster needs the redis section");
+        ok = false;
+      } else if (!redis::parse_url(ctx.config.redis.url, &error)) {
+        r.error(sc, config::child(ctx.path, "scope"), "the redis url is not usable: " + error);
+        ok = false;
+      }
     } else if (scope != "local") {
       r.error(sc, config::child(ctx.path, "scope"), "expected local or cluster");
       ok = false;
@@ -175,6 +198,16 @@ std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx) {
     if (auto v = r.integer(m, config::child(ctx.path, "max_keys"), 64, 100'000'000)) s.max_keys = *v;
   }
   if (!ok) return nullptr;
+  if (s.cluster) {
+    // Keys in Redis are named after this limiter's identity, so that two routes (or a changed
+    // limit) never share counts by accident, and the same route on every instance does.
+    // A stable hash (the same on every instance and version).
+    crypto::Sha256 d = crypto::sha256(identity);
+    static constexpr char kHex[] = "0123456789abcdef";
+    s.redis_prefix = "gh:rl:";
+    for (int i = 0; i < 6; ++i) (s.redis_prefix += kHex[d[i] >> 4]) += kHex[d[i] & 15];
+    s.redis_prefix += ':';
+  }
   auto limiter = Limiter::shared(identity, s.limits, s.max_keys);
   return std::make_shared<RateLimit>(std::move(s), std::move(limiter));
 }
@@ -205,7 +238,154 @@ class Sweeper final : public Background {
 
 }  // namespace
 
-void release_rate_limit_connections() {}
+// --- cluster scope -------------------------------------------------------------------------
+
+namespace {
+
+// GCRA for several limits at once, atomically, on Redis's own clock (so the instances' clocks
+// never matter). KEYS[i] holds limit i's TAT in microseconds; ARGV[2i-1], ARGV[2i] are its
+// interval and tolerance. A request counts only if every limit allows it (as Limiter::decide).
+// Returns { allowed, then per limit: allowed, remaining, reset_s, retry_after_s }.
+const redis::Script& gcra_script() {
+  static const redis::Script script(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local base, ok = {}, 1
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i])) or 0
+  base[i] = math.max(tat, now)
+  if base[i] - now > tonumber(ARGV[2 * i]) then ok = 0 end
+end
+local out = { ok }
+for i = 1, #KEYS do
+  local T, tau = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local ahead, fits = base[i] - now, 1
+  if ahead > tau then fits = 0 end
+  if ok == 1 then
+    local tat = base[i] + T
+    ahead = tat - now
+    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil(ahead / 1000) + 1000)
+  end
+  local remaining = 0
+  if ahead <= tau then remaining = math.floor((tau - ahead) / T) + 1 end
+  local retry = 0
+  if fits == 0 then retry = math.max(1, math.ceil((base[i] - tau - now) / 1000000)) end
+  out[#out + 1] = fits
+  out[#out + 1] = remaining
+  out[#out + 1] = math.ceil(ahead / 1000000)
+  out[#out + 1] = retry
+end
+return out
+)lua");
+  return script;
+}
+
+// This worker thread's Redis clients, by URL (released when the worker drains). A client is made
+// on the worker's first cluster decision and connects in the background; until its first
+// connection is up (`since` tells how long it has tried), decisions wait for it within
+// redis.timeout instead of falling back at once.
+struct ThreadClient {
+  std::unique_ptr<redis::Client> client;
+  std::chrono::steady_clock::time_point since;
+};
+std::map<std::string, ThreadClient>& thread_clients() {
+  thread_local std::map<std::string, ThreadClient> clients;
+  return clients;
+}
+
+ThreadClient* client_for(boost::asio::io_context& io, const config::Redis& cfg) {
+  auto& c = thread_clients()[cfg.url];
+  if (!c.client) {
+    auto endpoint = redis::parse_url(cfg.url, nullptr);
+    if (!endpoint) return nullptr;  // checked at config load
+    c.client = std::make_unique<redis::Client>(io, *endpoint, cfg.connections);
+    c.since = std::chrono::steady_clock::now();
+  }
+  return &c;
+}
+
+bool parse_decision(const redis::Result& r, size_t limits, bool* allowed,
+                    std::vector<gcra::Decision>* out) {
+  const auto* reply = std::get_if<redis::Reply>(&r);
+  if (!reply || reply->type != redis::Reply::Type::kArray || reply->elements.size() != 1 + 4 * limits)
+    return false;
+  for (const auto& e : reply->elements) {
+    if (e.type != redis::Reply::Type::kInteger) return false;
+  }
+  *allowed = reply->elements[0].integer == 1;
+  out->clear();
+  for (size_t i = 0; i < limits; ++i) {
+    const auto* e = &reply->elements[1 + 4 * i];
+    out->push_back({e[0].integer == 1, e[1].integer, e[2].integer, e[3].integer});
+  }
+  return true;
+}
+
+}  // namespace
+
+void RateLimit::resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
+  ThreadClient* tc = ctx.io ? client_for(*ctx.io, s_.redis) : nullptr;
+  if (!tc) return done(redis_failed(ctx));
+  if (!tc->client->connected()) {
+    // Still making its first connection: wait a little, within the decision's time budget.
+    auto waited = std::chrono::steady_clock::now() - tc->since;
+    if (waited < s_.redis.timeout) {
+      auto timer = std::make_shared<boost::asio::steady_timer>(*ctx.io, std::chrono::milliseconds(2));
+      timer->async_wait([this, &ctx, timer, done = std::move(done)](boost::system::error_code) mutable {
+        resume(ctx, std::move(done));
+      });
+      return;
+    }
+    return done(redis_failed(ctx));
+  }
+  redis::Client* client = tc->client.get();
+  // One hash tag for all of a key's limits: one slot, so a Redis Cluster runs the script too.
+  std::string base = s_.redis_prefix + "{" + key_of(ctx) + "}:";
+  std::array<std::string, Limiter::kMaxLimits> keys, args;
+  std::array<std::string_view, Limiter::kMaxLimits> key_views;
+  std::array<std::string_view, 2 * Limiter::kMaxLimits> arg_views;
+  std::array<std::string, 2 * Limiter::kMaxLimits> arg_text;
+  const size_t n = s_.limits.size();
+  for (size_t i = 0; i < n; ++i) {
+    keys[i] = base + std::to_string(i);
+    key_views[i] = keys[i];
+    arg_text[2 * i] = std::to_string(s_.limits[i].interval_ns / 1000);
+    arg_text[2 * i + 1] = std::to_string(s_.limits[i].tolerance_ns / 1000);
+    arg_views[2 * i] = arg_text[2 * i];
+    arg_views[2 * i + 1] = arg_text[2 * i + 1];
+  }
+  client->eval(gcra_script(), std::span<const std::string_view>(key_views.data(), n),
+               std::span<const std::string_view>(arg_views.data(), 2 * n), s_.redis.timeout,
+               [this, &ctx, done = std::move(done)](redis::Result r) {
+                 thread_local std::vector<gcra::Decision> decisions;
+                 bool allowed = false;
+                 if (!parse_decision(r, s_.limits.size(), &allowed, &decisions))
+                   return done(redis_failed(ctx));
+                 done(answer(ctx, allowed, decisions));
+               });
+}
+
+// Redis is down, slow or confused: never a 5xx because of it; the policy decides.
+FilterStatus RateLimit::redis_failed(RequestContext& ctx) const {
+  switch (s_.redis.on_error) {
+    case config::Redis::OnError::kLocal:
+      return decide_locally(ctx);
+    case config::Redis::OnError::kAllow:
+      return FilterStatus::kContinue;
+    case config::Redis::OnError::kDeny:
+      break;
+  }
+  ctx.reply.status = 429;
+  ctx.reply.code = "rate_limited";
+  ctx.reply.message = "the shared rate limit cannot be checked now; retry in 1 s";
+  ctx.reply.headers.emplace_back("Retry-After", "1");
+  return FilterStatus::kRespond;
+}
+
+void release_rate_limit_connections() {
+  for (auto& [url, c] : thread_clients()) c.client->stop();
+  thread_clients().clear();
+}
 
 std::unique_ptr<Background> start_limiter_sweeper(boost::asio::io_context& io) {
   return std::make_unique<Sweeper>(io);

@@ -29,13 +29,23 @@ class RateLimit final : public Filter {
     KeyKind key = KeyKind::kConsumer;
     std::string key_name;  // header (lower case) or claim
     size_t max_keys = 1'000'000;
+    // scope: cluster: every decision is one Lua script in Redis (cluster.md in docs); the local
+    // limiter then serves only as the on_error: local fallback.
+    bool cluster = false;
+    config::Redis redis;
+    std::string redis_prefix;  // "gh:rl:<identity hash>:"
   };
   RateLimit(Settings s, std::shared_ptr<Limiter> limiter);
   std::string_view name() const override { return "rate_limit"; }
   FilterStatus on_request(RequestContext& ctx) const override;
+  // Cluster scope: asks Redis, then answers like the local scope.
+  void resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const override;
 
  private:
   std::string key_of(const RequestContext& ctx) const;
+  FilterStatus decide_locally(RequestContext& ctx) const;
+  FilterStatus answer(RequestContext& ctx, bool allowed, const std::vector<gcra::Decision>& d) const;
+  FilterStatus redis_failed(RequestContext& ctx) const;  // the on_error policy
 
   Settings s_;
   std::string policy_header_;  // RateLimit-Policy, the same on every response
