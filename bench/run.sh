@@ -443,7 +443,7 @@ BACKEND_PID=$STARTED_PID
 wait_ready backend "$BACKEND_PORT" "$BACKEND_PID" "$TMP/backend/stderr.log"
 if [[ " $PROXIES " == *" gatehouse-rl-cluster "* ]]; then
   command -v redis-server >/dev/null || die "gatehouse-rl-cluster needs redis-server (scripts/install-deps.sh)"
-  start "$LOAD_CPU" "$TMP/redis/stderr.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+  start "${REDIS_CPU:-$LOAD_CPU}" "$TMP/redis/stderr.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
     --save '' --appendonly no --dir "$TMP/redis"
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.1; done
 fi
