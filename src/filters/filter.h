@@ -47,11 +47,15 @@ class object;
 namespace boost::asio {
 class io_context;
 }
+namespace gatehouse::observe {
+struct MetricsShard;
+}
 namespace gatehouse::filters {
 
 struct RequestContext {
   const http::RequestHead* request = nullptr;
   boost::asio::io_context* io = nullptr;  // the worker's: for filters that pause for I/O
+  observe::MetricsShard* metrics = nullptr;  // the worker's shard (only that thread writes it)
   std::string_view client_ip;        // the real client: the peer, or from X-Forwarded-For when
                                      // the peer is a trusted proxy
   const Identity* consumer = nullptr;  // set by key_auth / jwt_auth

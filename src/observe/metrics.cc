@@ -141,6 +141,12 @@ void MetricsShard::merge(const MetricsShard& other) {
     }
     mine.duration.merge(u.duration);
   }
+  for (const auto& [name, r] : other.rate_limits) {
+    auto& mine = rate_limits[name];
+    for (size_t i = 0; i < kRateLimitResults; ++i) mine.decisions[i] += r.decisions[i];
+    mine.fallbacks += r.fallbacks;
+    mine.redis_duration.merge(r.redis_duration);
+  }
   bytes_received += other.bytes_received;
   bytes_sent += other.bytes_sent;
 }
@@ -179,6 +185,30 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
          "Time from sending the request upstream to its response head (or the failure), by upstream.");
   for (const auto* up : sorted(m.upstreams))
     histogram(&out, "gatehouse_upstream_request_duration_seconds", "upstream", up->first, up->second.duration);
+
+  header(&out, "gatehouse_rate_limit_decisions_total", "counter",
+         "Rate-limit decisions by route and result.");
+  for (const auto* rl : sorted(m.rate_limits)) {
+    for (size_t i = 0; i < kRateLimitResults; ++i) {
+      out.append("gatehouse_rate_limit_decisions_total{");
+      label(&out, "route", rl->first, true);
+      label(&out, "result", i == 0 ? "allowed" : "limited");
+      out.append("} ").append(std::to_string(rl->second.decisions[i])).append("\n");
+    }
+  }
+  header(&out, "gatehouse_rate_limit_fallbacks_total", "counter",
+         "Cluster-scope decisions Redis could not make (slow, down), answered by redis.on_error.");
+  for (const auto* rl : sorted(m.rate_limits)) {
+    out.append("gatehouse_rate_limit_fallbacks_total{");
+    label(&out, "route", rl->first, true);
+    out.append("} ").append(std::to_string(rl->second.fallbacks)).append("\n");
+  }
+  header(&out, "gatehouse_rate_limit_redis_duration_seconds", "histogram",
+         "Cluster scope: the decision script's round trip to Redis (or until it failed), by route.");
+  for (const auto* rl : sorted(m.rate_limits)) {
+    if (rl->second.redis_duration.count())
+      histogram(&out, "gatehouse_rate_limit_redis_duration_seconds", "route", rl->first, rl->second.redis_duration);
+  }
 
   gauge(&out, "gatehouse_downstream_connections", "Open client connections.",
         static_cast<double>(p.downstream_connections));

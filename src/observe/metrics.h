@@ -51,9 +51,20 @@ struct UpstreamMetrics {
   Histogram duration;  // request sent to response head received (or failure)
 };
 
+// Rate-limit decisions of one route. A decision Redis could not make is a fallback, counted by the
+// on_error policy that answered instead, and also in `decisions` under what that policy decided.
+enum class RateLimitResult : uint8_t { kAllowed, kLimited };
+constexpr size_t kRateLimitResults = 2;
+struct RateLimitMetrics {
+  std::array<uint64_t, kRateLimitResults> decisions{};
+  uint64_t fallbacks = 0;
+  Histogram redis_duration;  // cluster scope: the script's round trip (or the failure)
+};
+
 struct MetricsShard {
   StringMap<RouteMetrics> routes;  // "" for requests no route took
   StringMap<UpstreamMetrics> upstreams;
+  StringMap<RateLimitMetrics> rate_limits;  // by route
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
 

@@ -367,6 +367,7 @@ Connection::Step Connection::start_request() {
   ctx_.reset();
   ctx_.request = &req_;
   ctx_.io = &w_.io();
+  ctx_.metrics = &w_.metrics();
   ctx_.client_ip = http::real_client_ip(req_, client_ip_, client_trusted_, cfg.server.trusted_proxies);
   ctx_.route = match_.route;
   ctx_.max_body_bytes = cfg.server.limits.max_body_bytes;

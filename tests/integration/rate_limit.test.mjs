@@ -5,24 +5,26 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { startGatehouse, sleep, waitFor } from './harness.mjs';
+import { startGatehouse, sleep, waitFor, freePort, curl } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const sha = (k) => crypto.createHash('sha256').update(k).digest('hex');
-let up, gh;
+let up, gh, adminPort;
 before(async () => {
   up = await startUpstream({ name: 'u' });
+  adminPort = await freePort();
   gh = await startGatehouse(`
 server:
   workers: 2
   listen: [ { address: 127.0.0.1:0 } ]
+admin: { listen: 127.0.0.1:${adminPort} }
 consumers:
   - { name: alpha, api_keys: [ { sha256: ${sha('key-alpha')} } ] }
   - { name: beta, api_keys: [ { sha256: ${sha('key-beta')} } ] }
 upstreams:
   u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
 routes:
-  - { match: { path: /ip/* }, to: u, plugins: { rate_limit: { limits: ["10/s"], key: ip } } }
+  - { name: ip, match: { path: /ip/* }, to: u, plugins: { rate_limit: { limits: ["10/s"], key: ip } } }
   - { match: { path: /consumer/* }, to: u, plugins: { key_auth: {}, rate_limit: { limits: ["5/m"], key: consumer } } }
   - { match: { path: /header/* }, to: u, plugins: { rate_limit: { limits: ["2/m"], key: "header:x-tenant" } } }
   - { match: { path: /two/* }, to: u, plugins: { rate_limit: { limits: ["3/s", "5/m"], key: ip } } }
@@ -120,4 +122,11 @@ test('a reload keeps the counts', async () => {
   gh.proc.kill('SIGHUP');
   await waitFor(() => (gh.stderr.match(/reloaded/g) || []).length > before, 5000, 'the reload');
   assert.equal((await get('/reload/x')).status, 429, 'not a fresh budget');
+});
+
+test('metrics: decisions by route and result', async () => {
+  const m = (await curl([`http://127.0.0.1:${adminPort}/metrics`])).body;
+  const value = (result) => Number((m.match(new RegExp(`gatehouse_rate_limit_decisions_total\\{route="ip",result="${result}"\\} (\\d+)`)) || [])[1]);
+  assert.ok(value('allowed') >= 11, m.split('\n').filter((l) => l.includes('rate_limit')).join('\n'));
+  assert.ok(value('limited') >= 150);
 });

@@ -7,13 +7,13 @@ import http from 'node:http';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { spawn, execFileSync } from 'node:child_process';
-import { startGatehouse, sleep, waitFor, freePort } from './harness.mjs';
+import { startGatehouse, sleep, waitFor, freePort, curl } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const hasRedis = (() => { try { execFileSync('redis-server', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 const sha = (k) => crypto.createHash('sha256').update(k).digest('hex');
 
-let up, redisPort, redis;
+let up, redisPort, redis, adminPort;
 const instances = {};  // policy -> gatehouse
 
 function startRedis() {
@@ -25,17 +25,19 @@ function startRedis() {
   }), 5000, 'redis-server').then(() => p);
 }
 
-const config = (policy) => `
+const config = (policy, admin = '') => `
 server:
   workers: 2
   listen: [ { address: 127.0.0.1:0 } ]
+${admin}
 redis: { url: "redis://127.0.0.1:${redisPort}/0", timeout: 100ms, on_error: ${policy} }
 consumers:
   - { name: alpha, api_keys: [ { sha256: ${sha('key-alpha')} } ] }
 upstreams:
   u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
 routes:
-  - match: { path: /c/* }
+  - name: shared
+    match: { path: /c/* }
     to: u
     plugins:
       key_auth: {}
@@ -47,7 +49,9 @@ before(async () => {
   redisPort = await freePort();
   redis = await startRedis();
   up = await startUpstream({ name: 'u' });
-  for (const policy of ['local', 'deny', 'allow']) instances[policy] = await startGatehouse(config(policy));
+  adminPort = await freePort();
+  instances.local = await startGatehouse(config('local', `admin: { listen: 127.0.0.1:${adminPort} }`));
+  for (const policy of ['deny', 'allow']) instances[policy] = await startGatehouse(config(policy));
   instances.local2 = await startGatehouse(config('local'));
   instances.local3 = await startGatehouse(config('local'));
 });
@@ -112,4 +116,9 @@ test('Redis down: each on_error policy holds, no 5xx, decisions within redis.tim
   const all = await Promise.all(Array.from({ length: 120 }, (_, i) => get(three[i % 3], '/c/x')));
   const passed = all.filter((r) => r.status === 200).length;
   assert.ok(passed <= 60, `shared again: ${passed} of 120 passed`);
+
+  const m = (await curl([`http://127.0.0.1:${adminPort}/metrics`])).body;
+  const metric = (re) => Number((m.match(re) || [])[1]);
+  assert.ok(metric(/gatehouse_rate_limit_fallbacks_total\{route="shared"\} (\d+)/) >= 5, 'fallbacks counted');
+  assert.ok(metric(/gatehouse_rate_limit_redis_duration_seconds_count\{route="shared"\} (\d+)/) >= 100, 'round trips timed');
 });

@@ -13,6 +13,7 @@
 #include "crypto/digest.h"
 #include "jwt/jwt.h"
 #include "observe/log.h"
+#include "observe/metrics.h"
 #include "redis/client.h"
 
 namespace gatehouse::filters {
@@ -97,6 +98,7 @@ FilterStatus RateLimit::decide_locally(RequestContext& ctx) const {
 
 FilterStatus RateLimit::answer(RequestContext& ctx, bool allowed,
                                const std::vector<gcra::Decision>& decisions) const {
+  count(ctx, allowed);
   std::string state = rate_limit_header(s_.names, decisions);
   if (allowed) {
     ctx.response_add.emplace_back("RateLimit-Policy", policy_header_);
@@ -354,9 +356,14 @@ void RateLimit::resume(RequestContext& ctx, std::function<void(FilterStatus)> do
     arg_views[2 * i] = arg_text[2 * i];
     arg_views[2 * i + 1] = arg_text[2 * i + 1];
   }
+  auto start = std::chrono::steady_clock::now();
   client->eval(gcra_script(), std::span<const std::string_view>(key_views.data(), n),
                std::span<const std::string_view>(arg_views.data(), 2 * n), s_.redis.timeout,
-               [this, &ctx, done = std::move(done)](redis::Result r) {
+               [this, &ctx, start, done = std::move(done)](redis::Result r) {
+                 if (ctx.metrics) {
+                   ctx.metrics->rate_limits[ctx.route->name].redis_duration.observe(
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+                 }
                  thread_local std::vector<gcra::Decision> decisions;
                  bool allowed = false;
                  if (!parse_decision(r, s_.limits.size(), &allowed, &decisions))
@@ -367,19 +374,27 @@ void RateLimit::resume(RequestContext& ctx, std::function<void(FilterStatus)> do
 
 // Redis is down, slow or confused: never a 5xx because of it; the policy decides.
 FilterStatus RateLimit::redis_failed(RequestContext& ctx) const {
+  if (ctx.metrics) ++ctx.metrics->rate_limits[ctx.route->name].fallbacks;
   switch (s_.redis.on_error) {
     case config::Redis::OnError::kLocal:
       return decide_locally(ctx);
     case config::Redis::OnError::kAllow:
+      count(ctx, true);
       return FilterStatus::kContinue;
     case config::Redis::OnError::kDeny:
       break;
   }
+  count(ctx, false);
   ctx.reply.status = 429;
   ctx.reply.code = "rate_limited";
   ctx.reply.message = "the shared rate limit cannot be checked now; retry in 1 s";
   ctx.reply.headers.emplace_back("Retry-After", "1");
   return FilterStatus::kRespond;
+}
+
+void RateLimit::count(RequestContext& ctx, bool allowed) const {
+  if (!ctx.metrics || !ctx.route) return;
+  ++ctx.metrics->rate_limits[ctx.route->name].decisions[allowed ? 0 : 1];
 }
 
 void release_rate_limit_connections() {

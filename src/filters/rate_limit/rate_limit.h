@@ -46,6 +46,7 @@ class RateLimit final : public Filter {
   FilterStatus decide_locally(RequestContext& ctx) const;
   FilterStatus answer(RequestContext& ctx, bool allowed, const std::vector<gcra::Decision>& d) const;
   FilterStatus redis_failed(RequestContext& ctx) const;  // the on_error policy
+  void count(RequestContext& ctx, bool allowed) const;  // metrics
 
   Settings s_;
   std::string policy_header_;  // RateLimit-Policy, the same on every response
