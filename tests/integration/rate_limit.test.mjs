@@ -89,6 +89,10 @@ test('keyed by a header; requests without it share their client address', async 
   const seq = [];
   for (const tenant of ['a', 'a', 'a', 'b', 'b', 'b', '', '', '']) seq.push((await get('/header/x', t(tenant))).status);
   assert.deepEqual(seq, [200, 200, 429, 200, 200, 429, 200, 200, 429]);
+  // A long value (kept as its digest) is still one key of its own.
+  const long = [];
+  for (let i = 0; i < 3; i++) long.push((await get('/header/x', t('z'.repeat(5000)))).status);
+  assert.deepEqual(long, [200, 200, 429]);
 });
 
 test('several limits at once: the tightest decides, and a refused request counts against none', async () => {

@@ -64,7 +64,23 @@ RateLimit::RateLimit(Settings s, std::shared_ptr<Limiter> limiter)
   }
 }
 
+// Keys come from the client (a header, a claim): a long one is replaced by its digest, so that
+// neither this process's memory per key nor Redis's grows with what a client sends.
+static std::string bounded(std::string key) {
+  constexpr size_t kMaxKeyBytes = 64;
+  if (key.size() <= kMaxKeyBytes) return key;
+  crypto::Sha256 d = crypto::sha256(key);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (uint8_t b : d) (out += kHex[b >> 4]) += kHex[b & 15];
+  return out;
+}
+
 std::string RateLimit::key_of(const RequestContext& ctx) const {
+  return bounded(raw_key_of(ctx));
+}
+
+std::string RateLimit::raw_key_of(const RequestContext& ctx) const {
   switch (s_.key) {
     case KeyKind::kConsumer:
       if (ctx.consumer) return "c:" + ctx.consumer->name;

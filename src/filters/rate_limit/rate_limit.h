@@ -42,7 +42,8 @@ class RateLimit final : public Filter {
   void resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const override;
 
  private:
-  std::string key_of(const RequestContext& ctx) const;
+  std::string key_of(const RequestContext& ctx) const;  // at most about 64 bytes
+  std::string raw_key_of(const RequestContext& ctx) const;
   FilterStatus decide_locally(RequestContext& ctx) const;
   FilterStatus answer(RequestContext& ctx, bool allowed, const std::vector<gcra::Decision>& d) const;
   FilterStatus redis_failed(RequestContext& ctx) const;  // the on_error policy
