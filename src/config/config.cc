@@ -443,8 +443,8 @@ class Loader {
       }
       const YAML::Node& u = it->second;
       if (!r_.check_map(u, path, {"targets", "balance", "hash_on", "timeouts", "protocol",
-                                  "max_idle_per_target", "tls"},
-                        {"retry", "circuit_breaker", "health_check", "max_concurrent_requests"}))
+                                  "max_idle_per_target", "max_concurrent_requests", "tls"},
+                        {"retry", "circuit_breaker", "health_check"}))
         continue;
       Upstream up;
       up.name = name;
@@ -518,6 +518,10 @@ class Loader {
             r_.error(p, child(path, "protocol"),
                      "unknown protocol '" + *s + "' (expected http1, http2 or grpc)");
         }
+      }
+      if (auto m = u["max_concurrent_requests"]) {
+        if (auto v = r_.integer(m, child(path, "max_concurrent_requests"), 1, 10'000'000))
+          up.max_concurrent_requests = static_cast<uint32_t>(*v);
       }
       if (auto m = u["max_idle_per_target"]) {
         if (auto v = r_.integer(m, child(path, "max_idle_per_target"), 0, 100'000))

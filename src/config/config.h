@@ -111,6 +111,7 @@ struct Upstream {
   Duration connect_timeout{2'000};
   Duration response_timeout{30'000};  // from request sent to the response head received
   uint32_t max_idle_per_target = 64;  // idle keep-alive connections kept per worker per target
+  uint32_t max_concurrent_requests = 0;  // in flight at once, whole process; 0 = no limit
   std::shared_ptr<const tls::ClientContext> tls;  // null: plain HTTP to the targets
 };
 

@@ -9,6 +9,9 @@ Snapshot::Snapshot(Config c, uint64_t v)
     rings.push_back(u.balance == Balance::kConsistentHash
                         ? std::make_unique<upstream::HashRing>(u.targets)
                         : nullptr);
+    bulkheads.push_back(u.max_concurrent_requests
+                            ? upstream::Bulkhead::shared(u.name, u.max_concurrent_requests)
+                            : nullptr);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "router/router.h"
 #include "upstream/balancer.h"
+#include "upstream/bulkhead.h"
 
 namespace gatehouse::config {
 
@@ -19,6 +20,8 @@ struct Snapshot {
   Config config;
   router::RouteTable routes;  // points into config.routes
   std::vector<std::unique_ptr<upstream::HashRing>> rings;  // by upstream index; null if unused
+  // By upstream index; null for upstreams without max_concurrent_requests.
+  std::vector<std::shared_ptr<upstream::Bulkhead>> bulkheads;
   uint64_t version = 0;
   std::chrono::system_clock::time_point loaded_at;
 

@@ -140,6 +140,7 @@ void MetricsShard::merge(const MetricsShard& other) {
       for (size_t i = 0; i < kUpstreamOutcomes; ++i) c[i] += counts[i];
     }
     mine.duration.merge(u.duration);
+    mine.rejected += u.rejected;
   }
   for (const auto& [name, r] : other.rate_limits) {
     auto& mine = rate_limits[name];
@@ -180,6 +181,13 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
         out.append("} ").append(std::to_string(target->second[i])).append("\n");
       }
     }
+  }
+  header(&out, "gatehouse_upstream_rejected_total", "counter",
+         "Requests refused at once because the upstream's max_concurrent_requests was reached.");
+  for (const auto* up : sorted(m.upstreams)) {
+    out.append("gatehouse_upstream_rejected_total{");
+    label(&out, "upstream", up->first, true);
+    out.append("} ").append(std::to_string(up->second.rejected)).append("\n");
   }
   header(&out, "gatehouse_upstream_request_duration_seconds", "histogram",
          "Time from sending the request upstream to its response head (or the failure), by upstream.");

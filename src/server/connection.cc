@@ -456,6 +456,24 @@ void Connection::prepare_upstream_request() {
 // --- the upstream exchange -------------------------------------------------------------------
 
 net::Task<Connection::Outcome> Connection::forward() {
+  // The upstream's bulkhead: full means 503 now, not a place in a queue.
+  upstream::Bulkhead* bulkhead = snap_->bulkheads[ex_.up_index].get();
+  if (bulkhead && !bulkhead->try_enter()) {
+    ++w_.metrics().upstreams[ex_.up->name].rejected;
+    http::HeaderList retry_after;
+    retry_after.emplace_back("Retry-After", "1");
+    fail(503, "upstream_overloaded",
+         ex_.up->name + " already has " + std::to_string(bulkhead->limit()) +
+             " requests in flight (max_concurrent_requests)",
+         std::move(retry_after));
+    co_return Outcome::kDone;
+  }
+  struct Leave {
+    upstream::Bulkhead* b;
+    ~Leave() {
+      if (b) b->leave();
+    }
+  } leave{bulkhead};
   InFlight in_flight(view_->upstreams[ex_.up_index].balancer, ex_.target);
   log_target_ = ex_.pool->address();
   ex_.start = net::Clock::now();
