@@ -341,6 +341,48 @@ class Loader {
     return a;
   }
 
+  std::optional<BreakerSettings> breaker(const YAML::Node& n, const std::string& path) {
+    if (!r_.check_map(n, path, {"failure_rate", "min_requests", "window", "open_for", "max_open_for",
+                                "half_open_requests", "consecutive_failures"}))
+      return std::nullopt;
+    BreakerSettings b;
+    if (auto v = n["failure_rate"]) {
+      // "50%" or 0.5
+      std::string text = r_.str(v, child(path, "failure_rate")).value_or("");
+      bool percent = !text.empty() && text.back() == '%';
+      if (percent) text.pop_back();
+      char* end = nullptr;
+      double x = std::strtod(text.c_str(), &end);
+      if (percent) x /= 100;
+      if (text.empty() || *end || !(x > 0 && x <= 1))
+        r_.error(v, child(path, "failure_rate"), "expected a share such as 50% or 0.5 (above 0, at most 100%)");
+      else
+        b.failure_rate = x;
+    }
+    auto count = [&](const char* key, uint32_t* out, int64_t min) {
+      if (auto v = n[key]) {
+        if (auto x = r_.integer(v, child(path, key), min, 1'000'000)) *out = static_cast<uint32_t>(*x);
+      }
+    };
+    count("min_requests", &b.min_requests, 1);
+    count("half_open_requests", &b.half_open_requests, 1);
+    count("consecutive_failures", &b.consecutive_failures, 0);
+    auto dur = [&](const char* key, Duration* out) {
+      if (auto v = n[key]) {
+        if (auto d = r_.duration(v, child(path, key))) {
+          if (d->count() < 1) r_.error(v, child(path, key), "must be at least 1ms");
+          else *out = *d;
+        }
+      }
+    };
+    dur("window", &b.window);
+    dur("open_for", &b.open_for);
+    b.max_open_for = std::max(b.max_open_for, b.open_for);
+    dur("max_open_for", &b.max_open_for);
+    if (b.max_open_for < b.open_for) r_.error(n, child(path, "max_open_for"), "must not be below open_for");
+    return b;
+  }
+
   void redis(const YAML::Node& n, Redis* out) {
     if (!r_.check_map(n, "redis", {"url", "timeout", "on_error", "connections"})) return;
     out->enabled = true;
@@ -443,8 +485,9 @@ class Loader {
       }
       const YAML::Node& u = it->second;
       if (!r_.check_map(u, path, {"targets", "balance", "hash_on", "timeouts", "protocol",
-                                  "max_idle_per_target", "max_concurrent_requests", "tls"},
-                        {"retry", "circuit_breaker", "health_check"}))
+                                  "max_idle_per_target", "max_concurrent_requests", "tls",
+                                  "circuit_breaker"},
+                        {"retry", "health_check"}))
         continue;
       Upstream up;
       up.name = name;
@@ -519,6 +562,7 @@ class Loader {
                      "unknown protocol '" + *s + "' (expected http1, http2 or grpc)");
         }
       }
+      if (auto b = u["circuit_breaker"]) up.breaker = breaker(b, child(path, "circuit_breaker"));
       if (auto m = u["max_concurrent_requests"]) {
         if (auto v = r_.integer(m, child(path, "max_concurrent_requests"), 1, 10'000'000))
           up.max_concurrent_requests = static_cast<uint32_t>(*v);

@@ -103,6 +103,17 @@ struct Target {
   uint32_t weight = 1;
 };
 
+// circuit_breaker on an upstream (src/upstream/breaker.h), applied to each target.
+struct BreakerSettings {
+  double failure_rate = 0.5;        // of the requests in `window`
+  uint32_t min_requests = 20;       // in `window`, before the rate counts
+  Duration window{10'000};
+  Duration open_for{30'000};
+  Duration max_open_for{300'000};   // open_for doubles after each failed probe, up to this
+  uint32_t half_open_requests = 3;
+  uint32_t consecutive_failures = 0;  // 0: off; else this many in a row open it too
+};
+
 struct Upstream {
   std::string name;
   std::vector<Target> targets;
@@ -112,6 +123,7 @@ struct Upstream {
   Duration response_timeout{30'000};  // from request sent to the response head received
   uint32_t max_idle_per_target = 64;  // idle keep-alive connections kept per worker per target
   uint32_t max_concurrent_requests = 0;  // in flight at once, whole process; 0 = no limit
+  std::optional<BreakerSettings> breaker;
   std::shared_ptr<const tls::ClientContext> tls;  // null: plain HTTP to the targets
 };
 

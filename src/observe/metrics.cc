@@ -141,6 +141,7 @@ void MetricsShard::merge(const MetricsShard& other) {
     }
     mine.duration.merge(u.duration);
     mine.rejected += u.rejected;
+    for (const auto& [state, n] : u.breaker_transitions) mine.breaker_transitions[state] += n;
   }
   for (const auto& [name, r] : other.rate_limits) {
     auto& mine = rate_limits[name];
@@ -188,6 +189,16 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
     out.append("gatehouse_upstream_rejected_total{");
     label(&out, "upstream", up->first, true);
     out.append("} ").append(std::to_string(up->second.rejected)).append("\n");
+  }
+  header(&out, "gatehouse_upstream_breaker_transitions_total", "counter",
+         "Circuit-breaker state changes of the upstream's targets, by the state entered.");
+  for (const auto* up : sorted(m.upstreams)) {
+    for (const auto* t : sorted(up->second.breaker_transitions)) {
+      out.append("gatehouse_upstream_breaker_transitions_total{");
+      label(&out, "upstream", up->first, true);
+      label(&out, "state", t->first);
+      out.append("} ").append(std::to_string(t->second)).append("\n");
+    }
   }
   header(&out, "gatehouse_upstream_request_duration_seconds", "histogram",
          "Time from sending the request upstream to its response head (or the failure), by upstream.");

@@ -50,6 +50,7 @@ struct UpstreamMetrics {
   StringMap<std::array<uint64_t, kUpstreamOutcomes>> by_target;  // target "ip:port" -> outcomes
   Histogram duration;  // request sent to response head received (or failure)
   uint64_t rejected = 0;  // refused at once: max_concurrent_requests reached
+  StringMap<uint64_t> breaker_transitions;  // by the state a target's breaker moved to
 };
 
 // Rate-limit decisions of one route. A decision Redis could not make is a fallback, counted by the

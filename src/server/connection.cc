@@ -390,8 +390,7 @@ Connection::Step Connection::run_filters(size_t from, filters::FilterStatus paus
     fail(ctx_.reply.status, ctx_.reply.code, ctx_.reply.message, std::move(headers));
     return Step::kDone;
   }
-  prepare_upstream_request();
-  return Step::kForward;
+  return prepare_upstream_request() ? Step::kForward : Step::kDone;
 }
 
 net::Task<filters::FilterStatus> Connection::await_filter(const filters::Filter& f) {
@@ -405,7 +404,7 @@ net::Task<filters::FilterStatus> Connection::await_filter(const filters::Filter&
   co_return status;
 }
 
-void Connection::prepare_upstream_request() {
+bool Connection::prepare_upstream_request() {
   const auto& cfg = snap_->config;
   const config::Route& route = *match_.route;
   // The upstream (a weighted split) and the target (the load balancer).
@@ -424,6 +423,31 @@ void Connection::prepare_upstream_request() {
   }
   auto& state = view_->upstreams[ex_.up_index];
   ex_.target = state.balancer.pick(pick);
+  auto now = net::Clock::now();
+  auto admits = [&](size_t t) {
+    auto before = state.breakers[t].state();
+    bool ok = state.breakers[t].allow(now);
+    if (state.breakers[t].state() != before) breaker_moved(t);  // open -> half-open
+    return ok;
+  };
+  if (!admits(ex_.target)) {
+    // Its breaker is open: the next target whose breaker lets a request through, if any.
+    const size_t n = state.breakers.size();
+    size_t k = 1;
+    while (k < n && !admits((ex_.target + k) % n)) ++k;
+    if (k == n) {
+      auto soonest = net::Clock::time_point::max();
+      for (const auto& b : state.breakers) soonest = std::min(soonest, b.open_until());
+      auto wait = std::chrono::ceil<std::chrono::seconds>(soonest - now).count();
+      http::HeaderList retry_after;
+      retry_after.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, wait)));
+      fail(503, "upstream_unavailable",
+           ex_.up->name + " has no target available (every circuit breaker is open)",
+           std::move(retry_after));
+      return false;
+    }
+    ex_.target = (ex_.target + k) % n;
+  }
   ex_.pool = state.pools[ex_.target].get();
   ex_.retry_allowed = req_.framing == http::Framing::kNone && idempotent(req_.method);
 
@@ -451,6 +475,7 @@ void Connection::prepare_upstream_request() {
   head_out_.clear();
   http::build_upstream_request(req_, info, &head_out_);
   consume_head();
+  return true;
 }
 
 // --- the upstream exchange -------------------------------------------------------------------
@@ -789,6 +814,17 @@ void Connection::fail(int status, std::string_view code, std::string message,
 void Connection::upstream_done(observe::UpstreamOutcome outcome) {
   upstream_outcome_ = outcome;
   upstream_seconds_ = ms_since(ex_.start) / 1000;
+  auto& breaker = view_->upstreams[ex_.up_index].breakers[ex_.target];
+  if (breaker.record(outcome == observe::UpstreamOutcome::kOk, net::Clock::now()))
+    breaker_moved(ex_.target);
+}
+
+void Connection::breaker_moved(size_t target) {
+  const auto& state = view_->upstreams[ex_.up_index];
+  const char* now = upstream::state_name(state.breakers[target].state());
+  spdlog::warn("circuit breaker of {} target {} is now {}", ex_.up->name,
+               state.pools[target]->address(), now);
+  ++w_.metrics().upstreams[ex_.up->name].breaker_transitions[now];
 }
 
 void Connection::fail_upstream(int status, std::string_view code, std::string_view what) {

@@ -71,7 +71,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Step start_request();                        // id, limits, route; then the filters
   Step run_filters(size_t from, filters::FilterStatus paused_result);
   net::Task<filters::FilterStatus> await_filter(const filters::Filter& f);
-  void prepare_upstream_request();             // pick upstream and target, build the head
+  bool prepare_upstream_request();             // pick upstream and target, build the head
   net::Task<Outcome> forward();
   net::Task<std::optional<Stream>> lease_upstream();
   net::Task<bool> upstream_handshake(Stream& up);
@@ -82,6 +82,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail_upstream(int status, std::string_view code, std::string_view what);
   void upstream_done(observe::UpstreamOutcome outcome);
+  void breaker_moved(size_t target);  // log and count a circuit breaker's new state
   net::Task<> send_error();
   bool write_client_now(std::string_view& a, std::string_view& b, bool* ok);
   net::Task<bool> write_client(std::string_view a, std::string_view b = {});

@@ -50,6 +50,7 @@ void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
         }
       }
       st.pools.push_back(pool);
+      st.breakers.emplace_back(up.breaker ? &*up.breaker : nullptr);
     }
     view->upstreams.push_back(std::move(st));
   }

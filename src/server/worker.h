@@ -18,6 +18,7 @@
 #include "observe/metrics.h"
 #include "server/asio.h"
 #include "upstream/balancer.h"
+#include "upstream/breaker.h"
 #include "upstream/pool.h"
 
 namespace gatehouse::server {
@@ -27,6 +28,7 @@ class Connection;
 struct UpstreamState {
   upstream::Balancer balancer;
   std::vector<std::shared_ptr<upstream::TargetPool>> pools;  // by target index
+  std::vector<upstream::Breaker> breakers;                   // by target index
 };
 
 // Everything a worker derives from one snapshot. A request holds the view it started with, so a

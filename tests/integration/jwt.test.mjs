@@ -218,13 +218,15 @@ test('JWKS rotation: a new kid is fetched on first sight; old keys keep working;
   const oldKeyToken = await sign(keys.PS256);
   assert.equal((await curl([...bearer(oldKeyToken), gh.url('/jwt/x')])).status, 200);
 
-  // A flood of made-up kids: at most one fetch per 5 s.
+  // A flood of made-up kids: at most one fetch per 5 s. (A wish left by the requests above may
+  // have started one just before; so count over 6.5 s, in which at most two can happen.)
   await sleep(5200);
   const fetchesBefore = idp.fetches;
   await Promise.all(Array.from({ length: 30 }, (_, i) => sign({ ...keys.ES256, kid: `made-up-${i}` })
     .then((t) => curl([...bearer(t), gh.url('/jwt/x')]))));
-  await sleep(2500);
-  assert.equal(idp.fetches - fetchesBefore, 1, 'one fetch for thirty unknown kids');
+  await sleep(6500);
+  const fetched = idp.fetches - fetchesBefore;
+  assert.ok(fetched >= 1 && fetched <= 2, `${fetched} fetches for thirty unknown kids in 6.5 s`);
   // That fetch brought the set without the old keys: a token verified (and cached) with one of
   // them is refused now.
   assert.equal((await curl([...bearer(oldKeyToken), gh.url('/jwt/x')])).status, 401);

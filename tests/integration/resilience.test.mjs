@@ -31,10 +31,10 @@ after(async () => {
   await other?.close();
 });
 
-function get(path) {
+function get(path, port = gh.port) {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: gh.port, path, agent: false }, (res) => {
+    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
       let body = '';
       res.on('data', (d) => { body += d; });
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body, ms: performance.now() - t0 }));
@@ -59,4 +59,61 @@ test('the bulkhead refuses the 11th concurrent request at once, across workers; 
   assert.equal((await get('/slow/echo')).status, 200);
   const m = (await curl([`http://127.0.0.1:${adminPort}/metrics`])).body;
   assert.match(m, /gatehouse_upstream_rejected_total\{upstream="slow"\} 1\b/);
+});
+
+test('circuit breakers: open after failures, fast 503s while open, half-open probe, closed after recovery', async () => {
+  const a = await startUpstream({ name: 'a' });
+  const healthy = await startUpstream({ name: 'healthy' });
+  const dead = await freePort();
+  const g = await startGatehouse(`
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  flaky:
+    targets: [ { address: 127.0.0.1:${a.port} } ]
+    circuit_breaker: { failure_rate: 50%, min_requests: 4, window: 10s, open_for: 1s, half_open_requests: 1 }
+  mixed:
+    targets: [ { address: 127.0.0.1:${dead} }, { address: 127.0.0.1:${healthy.port} } ]
+    circuit_breaker: { failure_rate: 50%, min_requests: 2, window: 10s, open_for: 30s }
+routes:
+  - { match: { path: /flaky/* }, rewrite: { strip_prefix: /flaky }, to: flaky }
+  - { match: { path: /mixed/* }, rewrite: { strip_prefix: /mixed }, to: mixed }
+`);
+  const hit = (path) => {
+    const t0 = performance.now();
+    return curl([g.url(path)]).then((r) => ({ ...r, ms: performance.now() - t0 }));
+  };
+  try {
+    for (let i = 0; i < 4; i++) assert.equal((await hit('/flaky/status/500')).status, 500);
+    const before = a.state.requests;
+    const open = await hit('/flaky/echo');
+    assert.equal(open.status, 503);
+    assert.equal(json(open).error, 'upstream_unavailable');
+    assert.ok(Number(open.headers['retry-after'][0]) >= 1);
+    // Fast: no connect, no wait (timed with Node's client; curl's own start-up is not the gateway).
+    for (let i = 0; i < 5; i++) {
+      const fast = await get('/flaky/echo', g.port);
+      assert.equal(fast.status, 503);
+      assert.ok(fast.ms < 10, `503 in ${fast.ms.toFixed(1)} ms`);
+    }
+    assert.equal(a.state.requests, before, 'nothing reaches a target whose breaker is open');
+    assert.match(g.stderr, /circuit breaker of flaky target 127\.0\.0\.1:\d+ is now open/);
+
+    await new Promise((r) => setTimeout(r, 1100));
+    const probe = await hit('/flaky/echo');
+    assert.equal(probe.status, 200, 'the half-open probe goes through');
+    assert.equal((await hit('/flaky/echo')).status, 200, 'closed again after the probe succeeded');
+    assert.match(g.stderr, /is now half_open[\s\S]*is now closed/);
+
+    // A dead target's breaker opens; from then on every request goes to the healthy one.
+    const statuses = [];
+    for (let i = 0; i < 12; i++) statuses.push((await hit('/mixed/echo')).status);
+    const after = statuses.slice(6);
+    assert.deepEqual(after, Array(6).fill(200), `${statuses}`);
+  } finally {
+    await g.stop();
+    await a.close();
+    await healthy.close();
+  }
 });

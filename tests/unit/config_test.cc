@@ -616,7 +616,7 @@ TEST(ConfigTest, UpstreamTlsErrors) {
 }
 
 TEST(ConfigTest, NotYetSupportedUpstreamKeys) {
-  for (const char* key : {"retry", "circuit_breaker", "health_check"}) {
+  for (const char* key : {"retry", "health_check"}) {
     auto errors = errors_of(std::string(R"(server:
   listen:
     - address: 127.0.0.1:8080
