@@ -271,20 +271,28 @@ class Server final : public admin::AdminHandler {
       for (size_t t = 0; t < up.targets.size(); ++t) {
         std::string address = up.targets[t].address.to_string();
         uint64_t in_flight = 0, idle = 0;
+        // Each worker judges its own traffic: show the breaker of the worker that trusts the
+        // target least (open, then half-open, then closed).
+        auto worst = upstream::Breaker::State::kClosed;
+        auto rank = [](upstream::Breaker::State s) {
+          return s == upstream::Breaker::State::kOpen ? 2 : s == upstream::Breaker::State::kHalfOpen ? 1 : 0;
+        };
         for (const auto& s : stats) {
           for (const auto& ts : s.targets) {
             if (ts.upstream == up.name && ts.address == address) {
               in_flight += ts.in_flight;
               idle += ts.idle;
+              if (rank(ts.breaker) > rank(worst)) worst = ts.breaker;
             }
           }
         }
-        // Health checks and circuit breakers arrive with the resilience issue.
+        // Health checks arrive with the rest of the resilience issue.
         j += (t ? "," : "") + std::string("{\"address\":") + json_string(address) +
              ",\"weight\":" + std::to_string(up.targets[t].weight) +
              ",\"in_flight\":" + std::to_string(in_flight) +
-             ",\"idle_connections\":" + std::to_string(idle) +
-             ",\"health\":\"unchecked\",\"circuit_breaker\":\"none\"}";
+             ",\"idle_connections\":" + std::to_string(idle) + ",\"health\":\"unchecked\"" +
+             ",\"circuit_breaker\":" +
+             json_string(up.breaker ? upstream::state_name(worst) : "none") + "}";
       }
       j += "]}";
     }

@@ -128,7 +128,8 @@ void Worker::collect(std::function<void(WorkerStats)> done) {
       const auto& state = view_->upstreams[u];
       for (size_t t = 0; t < cfg.upstreams[u].targets.size(); ++t) {
         stats.targets.push_back({cfg.upstreams[u].name, state.pools[t]->address(),
-                                 state.balancer.in_flight(t), state.pools[t]->idle_count()});
+                                 state.balancer.in_flight(t), state.pools[t]->idle_count(),
+                                 state.breakers[t].state()});
       }
     }
     done(std::move(stats));

@@ -47,6 +47,7 @@ struct WorkerStats {
     std::string upstream, address;
     uint32_t in_flight = 0;
     size_t idle = 0;
+    upstream::Breaker::State breaker = upstream::Breaker::State::kClosed;
   };
   std::vector<Target> targets;
 };

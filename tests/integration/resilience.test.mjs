@@ -65,10 +65,12 @@ test('circuit breakers: open after failures, fast 503s while open, half-open pro
   const a = await startUpstream({ name: 'a' });
   const healthy = await startUpstream({ name: 'healthy' });
   const dead = await freePort();
+  const admin = await freePort();
   const g = await startGatehouse(`
 server:
   workers: 1
   listen: [ { address: 127.0.0.1:0 } ]
+admin: { listen: 127.0.0.1:${admin} }
 upstreams:
   flaky:
     targets: [ { address: 127.0.0.1:${a.port} } ]
@@ -98,6 +100,9 @@ routes:
       assert.ok(fast.ms < 10, `503 in ${fast.ms.toFixed(1)} ms`);
     }
     assert.equal(a.state.requests, before, 'nothing reaches a target whose breaker is open');
+    const status = json(await curl([`http://127.0.0.1:${admin}/status`]));
+    assert.equal(status.upstreams.find((u) => u.name === 'flaky').targets[0].circuit_breaker, 'open');
+    assert.equal(status.upstreams.find((u) => u.name === 'mixed').targets[1].circuit_breaker, 'closed');
     assert.match(g.stderr, /circuit breaker of flaky target 127\.0\.0\.1:\d+ is now open/);
 
     await new Promise((r) => setTimeout(r, 1100));
