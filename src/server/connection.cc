@@ -423,8 +423,10 @@ bool Connection::prepare_upstream_request() {
   }
   auto& state = view_->upstreams[ex_.up_index];
   ex_.target = state.balancer.pick(pick);
-  auto now = net::Clock::now();
+  // Circuit breakers (only upstreams that configure them pay for a clock read).
+  auto now = ex_.up->breaker ? net::Clock::now() : net::Clock::time_point();
   auto admits = [&](size_t t) {
+    if (!ex_.up->breaker) return true;
     auto before = state.breakers[t].state();
     bool ok = state.breakers[t].allow(now);
     if (state.breakers[t].state() != before) breaker_moved(t);  // open -> half-open
@@ -814,6 +816,7 @@ void Connection::fail(int status, std::string_view code, std::string message,
 void Connection::upstream_done(observe::UpstreamOutcome outcome) {
   upstream_outcome_ = outcome;
   upstream_seconds_ = ms_since(ex_.start) / 1000;
+  if (!ex_.up->breaker) return;
   auto& breaker = view_->upstreams[ex_.up_index].breakers[ex_.target];
   if (breaker.record(outcome == observe::UpstreamOutcome::kOk, net::Clock::now()))
     breaker_moved(ex_.target);
