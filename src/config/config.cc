@@ -925,8 +925,8 @@ class Loader {
     for (size_t i = 0; i < n.size(); ++i) {
       std::string path = index("routes", i);
       const YAML::Node& rn = n[i];
-      if (!r_.check_map(rn, path, {"name", "match", "rewrite", "to", "plugins"},
-                        {"aggregate", "grpc_transcode", "retry", "timeout"}))
+      if (!r_.check_map(rn, path, {"name", "match", "rewrite", "to", "plugins", "timeout"},
+                        {"aggregate", "grpc_transcode", "retry"}))
         continue;
       Route r;
       r.order = i;
@@ -943,6 +943,12 @@ class Loader {
         r_.error(rn, child(path, "match"), "'match' is required");
       }
       if (auto rw = rn["rewrite"]) rewrite(rw, child(path, "rewrite"), &r, captures);
+      if (auto t = rn["timeout"]) {
+        if (auto d = r_.duration(t, child(path, "timeout"))) {
+          if (d->count() < 1) r_.error(t, child(path, "timeout"), "must be at least 1ms");
+          else r.timeout = *d;
+        }
+      }
       if (auto t = rn["to"]) {
         to(t, child(path, "to"), ups, &r);
       } else if (!rn["aggregate"] && !rn["grpc_transcode"]) {

@@ -170,6 +170,7 @@ struct Route {
   std::vector<ValueMatch> query;
   Rewrite rewrite;
   std::vector<WeightedUpstream> to;
+  Duration timeout{0};  // the whole upstream exchange, connect to the end of the response; 0 = none
   // Request filters, in phase order (see filters/filter.h), whatever the file's order.
   std::vector<std::shared_ptr<const filters::Filter>> filters;
 };

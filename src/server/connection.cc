@@ -116,6 +116,19 @@ void Connection::close_now() {
 // One timer per connection, re-armed lazily: moving a deadline later costs a store, and the timer
 // re-arms itself when it fires early. Only a deadline earlier than the armed one touches the timer.
 
+// The time an upstream phase may take: its own timeout, cut short by the route's `timeout`, which
+// covers the whole exchange (connect, request, response head and body).
+net::Clock::duration Connection::upstream_budget(net::Clock::duration after) {
+  route_deadline_binds_ = false;
+  if (ex_.route_deadline == net::Clock::time_point::max()) return after;
+  auto left = ex_.route_deadline - net::coarse_now();
+  if (left < after) {
+    route_deadline_binds_ = true;
+    return std::max<net::Clock::duration>(left, net::Clock::duration::zero());
+  }
+  return after;
+}
+
 void Connection::set_deadline(Phase phase, net::Clock::duration after) {
   phase_ = phase;
   deadline_ = net::coarse_now() + after;
@@ -409,6 +422,7 @@ bool Connection::prepare_upstream_request() {
   const config::Route& route = *match_.route;
   // The upstream (a weighted split) and the target (the load balancer).
   ex_ = Exchange{};
+  if (route.timeout.count() > 0) ex_.route_deadline = net::coarse_now() + route.timeout;
   ex_.up_index = route.to.size() == 1 ? route.to[0].upstream_index
                                       : route.to[view_->splits[route.order].next()].upstream_index;
   ex_.up = &cfg.upstreams[ex_.up_index];
@@ -558,7 +572,7 @@ net::Task<std::optional<Stream>> Connection::lease_upstream() {
   if (sock) co_return sock;
   sock.emplace(w_.io().get_executor());
   upstream_ = &*sock;
-  set_deadline(Phase::kUpstreamConnect, ex_.up->connect_timeout);
+  set_deadline(Phase::kUpstreamConnect, upstream_budget(ex_.up->connect_timeout));
   auto [ec] = co_await sock->socket().async_connect(ex_.pool->endpoint(), net::use_task);
   if (ec) {
     upstream_ = nullptr;
@@ -567,7 +581,8 @@ net::Task<std::optional<Stream>> Connection::lease_upstream() {
     if (upstream_timed_out_) {
       fail(504, "upstream_connect_timeout",
            ex_.up->name + " did not accept a connection within " +
-               config::format_duration(ex_.up->connect_timeout));
+               (route_deadline_binds_ ? "the route's timeout of " + config::format_duration(match_.route->timeout)
+                                      : config::format_duration(ex_.up->connect_timeout)));
     } else {
       fail_upstream(502, "upstream_connect_failed", "refused the connection: " + ec.message());
     }
@@ -611,7 +626,7 @@ net::Task<bool> Connection::upstream_handshake(Stream& up) {
 
 // Sends the request head and streams the body (validated, passed through unchanged).
 net::Task<Connection::Sent> Connection::send_request(Stream& up) {
-  set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
+  set_deadline(Phase::kStream, upstream_budget(snap_->config.server.timeouts.idle));
   uint64_t remaining = req_framing_ == http::Framing::kContentLength ? req_length_ : 0;
   if (req_framing_ == http::Framing::kChunked) chunked_.reset();
   bool first = true;
@@ -641,7 +656,7 @@ net::Task<Connection::Sent> Connection::send_request(Stream& up) {
     if (done) break;
     if (first && req_expect_continue_ && !co_await write_client(kContinue)) co_return Sent::kClientError;
     first = false;
-    set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
+    set_deadline(Phase::kStream, upstream_budget(snap_->config.server.timeouts.idle));
     if (!co_await read_client()) co_return Sent::kClientError;
   }
   body_pending_ = false;
@@ -651,7 +666,7 @@ net::Task<Connection::Sent> Connection::send_request(Stream& up) {
 // Reads the response head into up_, skipping 1xx interim responses. Returns its length, or 0
 // after recording the failure (or asking for a retry through *outcome).
 net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
-  set_deadline(Phase::kUpstreamResponse, ex_.up->response_timeout);
+  set_deadline(Phase::kUpstreamResponse, upstream_budget(ex_.up->response_timeout));
   http::ParseLimits limits{kMaxUpstreamHead, kMaxUpstreamHead, 1000};
   size_t scanned = 0;
   while (true) {
@@ -695,8 +710,10 @@ net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
                                         : observe::UpstreamOutcome::kReset);
     }
     if (upstream_timed_out_) {
-      fail(504, "upstream_timeout", ex_.up->name + " did not answer within " +
-                                        config::format_duration(ex_.up->response_timeout));
+      fail(504, "upstream_timeout",
+           ex_.up->name + " did not answer within " +
+               (route_deadline_binds_ ? "the route's timeout of " + config::format_duration(match_.route->timeout)
+                                      : config::format_duration(ex_.up->response_timeout)));
     } else if (up_.empty() && ex_.reused && ex_.retry_allowed) {
       *outcome = Outcome::kRetry;
     } else if (up_.empty()) {
@@ -758,7 +775,7 @@ net::Task<> Connection::relay_response(Stream& up, size_t head_len) {
         break;
     }
     if (first || take) {
-      set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
+      set_deadline(Phase::kStream, upstream_budget(snap_->config.server.timeouts.idle));
       if (dechunk) {
         iov_.clear();
         if (first) iov_.push_back(net::asio::buffer(head_out_));
@@ -780,7 +797,7 @@ net::Task<> Connection::relay_response(Stream& up, size_t head_len) {
       ended_clean = up_.empty();
       break;
     }
-    set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
+    set_deadline(Phase::kStream, upstream_budget(snap_->config.server.timeouts.idle));
     auto [ptr, room] = up_.prepare(kReadChunk, kStreamBuffer);
     auto [ec, n] = co_await up.read_some(net::asio::buffer(ptr, room));
     if (ec) {

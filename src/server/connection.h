@@ -62,6 +62,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool retry_allowed = false;
     bool reused = false;
     net::Clock::time_point start;
+    net::Clock::time_point route_deadline = net::Clock::time_point::max();  // route `timeout`
   };
 
   net::Task<> run();
@@ -82,6 +83,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail_upstream(int status, std::string_view code, std::string_view what);
   void upstream_done(observe::UpstreamOutcome outcome);
+  net::Clock::duration upstream_budget(net::Clock::duration after);
   void breaker_moved(size_t target);  // log and count a circuit breaker's new state
   net::Task<> send_error();
   bool write_client_now(std::string_view& a, std::string_view& b, bool* ok);
@@ -142,6 +144,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   double upstream_seconds_ = 0;  // to the response head, or to the failure
   bool response_started_ = false;  // a byte of the response went to the client
   bool body_pending_ = false;      // request body bytes not yet read from the client
+  bool route_deadline_binds_ = false;  // the last upstream deadline set is the route's
   bool head_consumed_ = true;      // req_'s views are dead once the head left in_
   // Request facts that outlive the head's views (a retry needs them after the head is consumed).
   bool req_is_head_ = false, req_http10_ = false, req_expect_continue_ = false;

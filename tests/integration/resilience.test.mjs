@@ -122,3 +122,35 @@ routes:
     await healthy.close();
   }
 });
+
+test('a route timeout bounds the whole exchange: 504 at the deadline, the upstream connection closed', async () => {
+  const up = await startUpstream({ name: 'late' });
+  const g = await startGatehouse(`
+server:
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  late:
+    targets: [ { address: 127.0.0.1:${up.port} } ]
+    timeouts: { response: 5s }
+routes:
+  - { match: { path: /quick/* }, rewrite: { strip_prefix: /quick }, to: late, timeout: 300ms }
+  - { match: { path: /patient/* }, rewrite: { strip_prefix: /patient }, to: late }
+`);
+  try {
+    const t0 = performance.now();
+    const r = await curl([g.url('/quick/delay/2000')]);
+    const ms = performance.now() - t0;
+    assert.equal(r.status, 504);
+    assert.equal(json(r).error, 'upstream_timeout');
+    assert.match(json(r).message, /the route's timeout of 300ms/);
+    assert.ok(ms >= 280 && ms < 1000, `answered after ${ms.toFixed(0)} ms`);
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(up.state.open, 0, 'the upstream request was cancelled: its connection closed');
+    const fine = await curl([g.url('/quick/delay/50')]);
+    assert.equal(fine.status, 200, 'within the timeout');
+    assert.equal((await curl([g.url('/patient/delay/600')])).status, 200, 'no route timeout: the upstream one applies');
+  } finally {
+    await g.stop();
+    await up.close();
+  }
+});
