@@ -43,7 +43,7 @@ log() { echo "bench: $*" >&2; }
 for p in $PROXIES; do
   case $p in
     gatehouse | gatehouse-logged | gatehouse-key | gatehouse-jwt-es256 | gatehouse-jwt-rs256 | \
-      gatehouse-rl-local | gatehouse-rl-cluster | nginx | haproxy) ;;
+      gatehouse-rl-local | gatehouse-rl-cluster | gatehouse-resilient | nginx | haproxy) ;;
     *) die "unknown proxy '$p' in PROXIES" ;;
   esac
 done
@@ -172,18 +172,19 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 12; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 13; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
       GHK_PORT=$((base + 6)); GHJE_PORT=$((base + 7)); GHJR_PORT=$((base + 8))
       GHRL_PORT=$((base + 9)); GHRC_PORT=$((base + 10)); REDIS_PORT=$((base + 11))
+      GHR_PORT=$((base + 12))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 11)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 12)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 12 free ports"
+  die "could not find 13 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -227,7 +228,7 @@ backend_accepts() {
 pick_ports
 mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse "$TMP"/gatehouse-logged \
   "$TMP"/gatehouse-key "$TMP"/gatehouse-jwt-es256 "$TMP"/gatehouse-jwt-rs256 \
-  "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis
+  "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis "$TMP"/gatehouse-resilient
 
 # One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
 if [[ $SCHEME == https ]]; then
@@ -375,6 +376,13 @@ routes:
     to: backend
 EOF
 
+# The same with the resilience settings on (a circuit breaker, a bulkhead that is never reached, a
+# route timeout) and no failures: what they cost when all is well.
+sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHR_PORT/" \
+  -e "s|^    max_idle_per_target: 64|    max_idle_per_target: 64\n    max_concurrent_requests: 100000\n    circuit_breaker: { failure_rate: 50%, min_requests: 20, window: 10s, open_for: 30s }|" \
+  -e "s|^    to: backend|    to: backend\n    timeout: 30s|" \
+  "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse-resilient/gatehouse.yaml"
+
 # The same with the access log written to a file and the admin API on (its /metrics is scraped
 # once per round): the cost of observability, side by side with the plain proxy.
 sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHL_PORT/" \
@@ -463,6 +471,7 @@ for p in $PROXIES; do
         gatehouse-jwt-rs256) PORT[$p]=$GHJR_PORT ;;
         gatehouse-rl-local) PORT[$p]=$GHRL_PORT ;;
         gatehouse-rl-cluster) PORT[$p]=$GHRC_PORT ;;
+        gatehouse-resilient) PORT[$p]=$GHR_PORT ;;
       esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
@@ -623,7 +632,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
   # Ratios within the round: the host's load drifts, and it drifts alike for neighbouring runs.
   if [[ " $PROXIES " == *" gatehouse "* ]]; then
-    for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster; do
+    for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient; do
       [[ " $PROXIES " == *" $peer "* ]] || continue
       RATIOS[$peer-rps]+="$(ratio "${ROUND_RPS[gatehouse]}" "${ROUND_RPS[$peer]}") "
       RATIOS[$peer-p99]+="$(ratio "${ROUND_P99[gatehouse]}" "${ROUND_P99[$peer]}") "
@@ -647,7 +656,7 @@ done
 
 if [[ " $PROXIES " == *" gatehouse "* ]]; then
   header=0
-  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster; do
+  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
     if ((header == 0)); then
       echo
@@ -663,7 +672,7 @@ if [[ " $PROXIES " == *" gatehouse "* ]]; then
   done
   echo
   echo "median of per-round ratios (each round's proxies run back to back, so drift cancels):"
-  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster; do
+  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
     printf '  %-30s %12s %12s %12s\n' "gatehouse/$peer" \
       "$(echo "${RATIOS[$peer-rps]}" | median)" "$(echo "${RATIOS[$peer-p99]}" | median)" \
