@@ -341,6 +341,51 @@ class Loader {
     return a;
   }
 
+  std::optional<RetryPolicy> retry(const YAML::Node& n, const std::string& path) {
+    if (!r_.check_map(n, path, {"attempts", "backoff", "max_backoff", "on", "budget"})) return std::nullopt;
+    RetryPolicy p;
+    if (auto v = n["attempts"]) {
+      if (auto x = r_.integer(v, child(path, "attempts"), 0, 10)) p.attempts = static_cast<uint32_t>(*x);
+    }
+    if (auto v = n["backoff"]) {
+      if (auto d = r_.duration(v, child(path, "backoff"))) p.backoff = *d;
+    }
+    p.max_backoff = std::max(p.max_backoff, p.backoff);
+    if (auto v = n["max_backoff"]) {
+      if (auto d = r_.duration(v, child(path, "max_backoff"))) p.max_backoff = *d;
+    }
+    if (p.max_backoff < p.backoff) r_.error(n, child(path, "max_backoff"), "must not be below backoff");
+    if (auto v = n["on"]) {
+      p.on_connect_failure = p.on_reset = p.on_timeout = false;
+      auto items = r_.str_list(v, child(path, "on"));
+      for (size_t i = 0; i < items.size(); ++i) {
+        const std::string& c = items[i];
+        if (c == "connect_failure") p.on_connect_failure = true;
+        else if (c == "reset") p.on_reset = true;
+        else if (c == "timeout") p.on_timeout = true;
+        else if (c.size() == 3 && c[0] == '5' && std::isdigit(static_cast<unsigned char>(c[1])) &&
+                 std::isdigit(static_cast<unsigned char>(c[2])))
+          p.on_status.push_back(std::stoi(c));
+        else
+          r_.error(v.IsSequence() ? v[i] : v, index(child(path, "on"), i),
+                   "expected connect_failure, reset, timeout or a 5xx status code");
+      }
+    }
+    if (auto v = n["budget"]) {
+      std::string text = r_.str(v, child(path, "budget")).value_or("");
+      bool percent = !text.empty() && text.back() == '%';
+      if (percent) text.pop_back();
+      char* end = nullptr;
+      double x = std::strtod(text.c_str(), &end);
+      if (percent) x /= 100;
+      if (text.empty() || *end || !(x >= 0 && x <= 1))
+        r_.error(v, child(path, "budget"), "expected a share such as 20% or 0.2");
+      else
+        p.budget = x;
+    }
+    return p;
+  }
+
   std::optional<BreakerSettings> breaker(const YAML::Node& n, const std::string& path) {
     if (!r_.check_map(n, path, {"failure_rate", "min_requests", "window", "open_for", "max_open_for",
                                 "half_open_requests", "consecutive_failures"}))
@@ -486,8 +531,8 @@ class Loader {
       const YAML::Node& u = it->second;
       if (!r_.check_map(u, path, {"targets", "balance", "hash_on", "timeouts", "protocol",
                                   "max_idle_per_target", "max_concurrent_requests", "tls",
-                                  "circuit_breaker"},
-                        {"retry", "health_check"}))
+                                  "circuit_breaker", "retry"},
+                        {"health_check"}))
         continue;
       Upstream up;
       up.name = name;
@@ -563,6 +608,7 @@ class Loader {
         }
       }
       if (auto b = u["circuit_breaker"]) up.breaker = breaker(b, child(path, "circuit_breaker"));
+      if (auto rt = u["retry"]) up.retry = retry(rt, child(path, "retry"));
       if (auto m = u["max_concurrent_requests"]) {
         if (auto v = r_.integer(m, child(path, "max_concurrent_requests"), 1, 10'000'000))
           up.max_concurrent_requests = static_cast<uint32_t>(*v);
@@ -925,8 +971,8 @@ class Loader {
     for (size_t i = 0; i < n.size(); ++i) {
       std::string path = index("routes", i);
       const YAML::Node& rn = n[i];
-      if (!r_.check_map(rn, path, {"name", "match", "rewrite", "to", "plugins", "timeout"},
-                        {"aggregate", "grpc_transcode", "retry"}))
+      if (!r_.check_map(rn, path, {"name", "match", "rewrite", "to", "plugins", "timeout", "retry"},
+                        {"aggregate", "grpc_transcode"}))
         continue;
       Route r;
       r.order = i;
@@ -943,6 +989,7 @@ class Loader {
         r_.error(rn, child(path, "match"), "'match' is required");
       }
       if (auto rw = rn["rewrite"]) rewrite(rw, child(path, "rewrite"), &r, captures);
+      if (auto rt = rn["retry"]) r.retry = retry(rt, child(path, "retry"));
       if (auto t = rn["timeout"]) {
         if (auto d = r_.duration(t, child(path, "timeout"))) {
           if (d->count() < 1) r_.error(t, child(path, "timeout"), "must be at least 1ms");

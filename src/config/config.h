@@ -114,6 +114,16 @@ struct BreakerSettings {
   uint32_t consecutive_failures = 0;  // 0: off; else this many in a row open it too
 };
 
+// retry on an upstream (or a route, which then replaces the upstream's).
+struct RetryPolicy {
+  uint32_t attempts = 1;      // tries after the first
+  Duration backoff{25};       // full jitter: a random wait up to backoff * 2^(try-1) ...
+  Duration max_backoff{250};  // ... capped here
+  bool on_connect_failure = true, on_reset = true, on_timeout = false;
+  std::vector<int> on_status;  // e.g. 502, 503, 504
+  double budget = 0.2;         // retries in flight at most this share of requests in flight (min 3)
+};
+
 struct Upstream {
   std::string name;
   std::vector<Target> targets;
@@ -124,6 +134,7 @@ struct Upstream {
   uint32_t max_idle_per_target = 64;  // idle keep-alive connections kept per worker per target
   uint32_t max_concurrent_requests = 0;  // in flight at once, whole process; 0 = no limit
   std::optional<BreakerSettings> breaker;
+  std::optional<RetryPolicy> retry;
   std::shared_ptr<const tls::ClientContext> tls;  // null: plain HTTP to the targets
 };
 
@@ -171,6 +182,7 @@ struct Route {
   Rewrite rewrite;
   std::vector<WeightedUpstream> to;
   Duration timeout{0};  // the whole upstream exchange, connect to the end of the response; 0 = none
+  std::optional<RetryPolicy> retry;  // replaces the upstream's
   // Request filters, in phase order (see filters/filter.h), whatever the file's order.
   std::vector<std::shared_ptr<const filters::Filter>> filters;
 };

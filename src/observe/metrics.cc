@@ -142,6 +142,8 @@ void MetricsShard::merge(const MetricsShard& other) {
     mine.duration.merge(u.duration);
     mine.rejected += u.rejected;
     for (const auto& [state, n] : u.breaker_transitions) mine.breaker_transitions[state] += n;
+    for (size_t i = 0; i < mine.retries.size(); ++i) mine.retries[i] += u.retries[i];
+    mine.retry_budget_exhausted += u.retry_budget_exhausted;
   }
   for (const auto& [name, r] : other.rate_limits) {
     auto& mine = rate_limits[name];
@@ -189,6 +191,23 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
     out.append("gatehouse_upstream_rejected_total{");
     label(&out, "upstream", up->first, true);
     out.append("} ").append(std::to_string(up->second.rejected)).append("\n");
+  }
+  header(&out, "gatehouse_upstream_retries_total", "counter", "Retries by upstream and reason.");
+  static constexpr const char* kReasons[] = {"connect_failure", "reset", "timeout", "status"};
+  for (const auto* up : sorted(m.upstreams)) {
+    for (size_t i = 0; i < 4; ++i) {
+      out.append("gatehouse_upstream_retries_total{");
+      label(&out, "upstream", up->first, true);
+      label(&out, "reason", kReasons[i]);
+      out.append("} ").append(std::to_string(up->second.retries[i])).append("\n");
+    }
+  }
+  header(&out, "gatehouse_upstream_retry_budget_exhausted_total", "counter",
+         "Retries not made because the upstream's retry budget was spent.");
+  for (const auto* up : sorted(m.upstreams)) {
+    out.append("gatehouse_upstream_retry_budget_exhausted_total{");
+    label(&out, "upstream", up->first, true);
+    out.append("} ").append(std::to_string(up->second.retry_budget_exhausted)).append("\n");
   }
   header(&out, "gatehouse_upstream_breaker_transitions_total", "counter",
          "Circuit-breaker state changes of the upstream's targets, by the state entered.");

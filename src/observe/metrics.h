@@ -51,6 +51,8 @@ struct UpstreamMetrics {
   Histogram duration;  // request sent to response head received (or failure)
   uint64_t rejected = 0;  // refused at once: max_concurrent_requests reached
   StringMap<uint64_t> breaker_transitions;  // by the state a target's breaker moved to
+  std::array<uint64_t, 4> retries{};  // by reason: connect_failure, reset, timeout, status
+  uint64_t retry_budget_exhausted = 0;
 };
 
 // Rate-limit decisions of one route. A decision Redis could not make is a fallback, counted by the

@@ -299,11 +299,20 @@ net::Task<> Connection::handle_request() {
     auto result = co_await await_filter(*match_.route->filters[paused_at]);
     step = run_filters(ctx_.next_filter, result);
   }
-  if (step == Step::kForward && co_await forward() == Outcome::kRetry) {
-    // A reused keep-alive connection died before answering (the upstream closed it as we sent):
-    // safe to send a bodiless idempotent request once more, on a fresh connection.
-    ex_.retry_allowed = false;
-    co_await forward();
+  while (step == Step::kForward) {
+    retry_reason_ = RetryReason::kNone;
+    if (co_await forward() == Outcome::kRetry) {
+      // A reused keep-alive connection died before answering (the upstream closed it as we sent):
+      // safe to send a bodiless idempotent request once more, at once, on a fresh connection.
+      ex_.retry_allowed = false;
+      continue;
+    }
+    // A retryable status was decided on where it was read (nothing was recorded for the client).
+    if (retry_reason_ == RetryReason::kNone ||
+        (retry_reason_ != RetryReason::kStatus && !may_retry(retry_reason_)))
+      break;
+    co_await before_retry();
+    if (!admit_target()) break;  // every breaker open now: answered 503
   }
   if (error_.status) co_await send_error();
 }
@@ -417,27 +426,11 @@ net::Task<filters::FilterStatus> Connection::await_filter(const filters::Filter&
   co_return status;
 }
 
-bool Connection::prepare_upstream_request() {
-  const auto& cfg = snap_->config;
-  const config::Route& route = *match_.route;
-  // The upstream (a weighted split) and the target (the load balancer).
-  ex_ = Exchange{};
-  if (route.timeout.count() > 0) ex_.route_deadline = net::coarse_now() + route.timeout;
-  ex_.up_index = route.to.size() == 1 ? route.to[0].upstream_index
-                                      : route.to[view_->splits[route.order].next()].upstream_index;
-  ex_.up = &cfg.upstreams[ex_.up_index];
-  log_upstream_ = ex_.up;
-  upstream::PickInput pick;
-  if (ex_.up->balance == config::Balance::kConsistentHash) {
-    switch (ex_.up->hash_on.kind) {
-      case config::HashOn::Kind::kClientIp: pick.hash_key = client_ip_; break;
-      case config::HashOn::Kind::kHeader: pick.hash_key = req_.get(ex_.up->hash_on.name); break;
-      case config::HashOn::Kind::kCookie: pick.hash_key = cookie_value(req_, ex_.up->hash_on.name); break;
-    }
-  }
+// Moves ex_.target on, past targets whose circuit breaker refuses, to the first that admits a
+// request (only upstreams with breakers pay for a clock read). False, after answering 503, when
+// no target does.
+bool Connection::admit_target() {
   auto& state = view_->upstreams[ex_.up_index];
-  ex_.target = state.balancer.pick(pick);
-  // Circuit breakers (only upstreams that configure them pay for a clock read).
   auto now = ex_.up->breaker ? net::Clock::now() : net::Clock::time_point();
   auto admits = [&](size_t t) {
     if (!ex_.up->breaker) return true;
@@ -465,7 +458,92 @@ bool Connection::prepare_upstream_request() {
     ex_.target = (ex_.target + k) % n;
   }
   ex_.pool = state.pools[ex_.target].get();
+  return true;
+}
+
+
+// The policy is the route's `retry`, else the upstream's; without one, only the immediate retry
+// of a dead pooled connection happens. A try may be retried when its failure is one the policy
+// names, the request is safe to send again (RFC 9110 9.2.2: an idempotent method or an
+// Idempotency-Key, and no body -- except after a connect failure, when no byte of it was read),
+// tries are left, and the retry budget allows: each request to the upstream earns `budget` of a
+// retry and each retry spends one (as Finagle's retry budget; a reserve of 3 per worker to start),
+// so retries stay under `budget` of requests plus a constant, and a brownout cannot multiply
+// the load.
+bool Connection::may_retry(RetryReason reason) {
+  const config::RetryPolicy* p = match_.route->retry ? &*match_.route->retry
+                                 : ex_.up->retry   ? &*ex_.up->retry
+                                                   : nullptr;
+  if (!p || tries_ >= p->attempts || response_started_) return false;
+  bool wanted = (reason == RetryReason::kConnectFailure && p->on_connect_failure) ||
+                (reason == RetryReason::kReset && p->on_reset) ||
+                (reason == RetryReason::kTimeout && p->on_timeout) ||
+                (reason == RetryReason::kStatus &&
+                 std::find(p->on_status.begin(), p->on_status.end(), resp_.status) != p->on_status.end());
+  if (!wanted) return false;
+  bool bodiless = req_framing_ == http::Framing::kNone;
+  if (!(ex_.idempotent && (bodiless || reason == RetryReason::kConnectFailure))) return false;
+  if (!bodiless && !body_pending_) return false;  // a body already read cannot be sent again
+  auto& state = view_->upstreams[ex_.up_index];
+  auto& m = w_.metrics().upstreams[ex_.up->name];
+  if (state.retry_tokens < 1) {
+    ++m.retry_budget_exhausted;
+    return false;
+  }
+  state.retry_tokens -= 1;
+  ++m.retries[static_cast<size_t>(reason) - 1];
+  return true;
+}
+
+// Full jitter (a random wait up to backoff * 2^try, capped by max_backoff), within the route's
+// deadline; then the next try goes to another target when there is one.
+net::Task<> Connection::before_retry() {
+  const config::RetryPolicy& p = match_.route->retry ? *match_.route->retry : *ex_.up->retry;
+  ++tries_;
+  auto cap = std::min<net::Clock::duration>(p.max_backoff, p.backoff * (1u << std::min(tries_ - 1, 20u)));
+  auto wait = net::Clock::duration(static_cast<int64_t>(w_.rng().next() % (cap.count() + 1)));
+  if (ex_.route_deadline != net::Clock::time_point::max())
+    wait = std::min(wait, std::max(net::Clock::duration::zero(), ex_.route_deadline - net::coarse_now()));
+  auto& state = view_->upstreams[ex_.up_index];
+  if (wait.count() > 0) {
+    net::Timer t(w_.io().get_executor(), wait);
+    co_await t.async_wait(net::use_task);
+  }
+  error_ = {};
+  status_ = 0;
+  log_error_ = {};
+  up_.consume(up_.size());
+  const size_t n = state.pools.size();
+  if (n > 1) ex_.target = (ex_.target + 1 + w_.rng().next() % (n - 1)) % n;  // another target
+}
+
+bool Connection::prepare_upstream_request() {
+  const auto& cfg = snap_->config;
+  const config::Route& route = *match_.route;
+  // The upstream (a weighted split) and the target (the load balancer).
+  ex_ = Exchange{};
+  if (route.timeout.count() > 0) ex_.route_deadline = net::coarse_now() + route.timeout;
+  ex_.up_index = route.to.size() == 1 ? route.to[0].upstream_index
+                                      : route.to[view_->splits[route.order].next()].upstream_index;
+  ex_.up = &cfg.upstreams[ex_.up_index];
+  log_upstream_ = ex_.up;
+  upstream::PickInput pick;
+  if (ex_.up->balance == config::Balance::kConsistentHash) {
+    switch (ex_.up->hash_on.kind) {
+      case config::HashOn::Kind::kClientIp: pick.hash_key = client_ip_; break;
+      case config::HashOn::Kind::kHeader: pick.hash_key = req_.get(ex_.up->hash_on.name); break;
+      case config::HashOn::Kind::kCookie: pick.hash_key = cookie_value(req_, ex_.up->hash_on.name); break;
+    }
+  }
+  ex_.target = view_->upstreams[ex_.up_index].balancer.pick(pick);
+  if (!admit_target()) return false;
+  if (const config::RetryPolicy* p = route.retry ? &*route.retry : ex_.up->retry ? &*ex_.up->retry : nullptr) {
+    auto& tokens = view_->upstreams[ex_.up_index].retry_tokens;
+    tokens = std::min(tokens + p->budget, 3 + 100 * p->budget);  // what a request earns, capped
+  }
   ex_.retry_allowed = req_.framing == http::Framing::kNone && idempotent(req_.method);
+  ex_.idempotent = idempotent(req_.method) || !req_.get("idempotency-key").empty();
+  tries_ = 0;
 
   // The upstream request head, built now while the request head's views are valid.
   target_out_.clear();
@@ -532,6 +610,7 @@ net::Task<Connection::Outcome> Connection::forward() {
     switch (sent) {
       case Sent::kUpstreamError:
         if (ex_.reused && ex_.retry_allowed) co_return Outcome::kRetry;
+        retry_reason_ = RetryReason::kReset;
         upstream_done(observe::UpstreamOutcome::kReset);
         fail_upstream(502, "upstream_reset", "closed the connection while the request was being sent");
         break;
@@ -576,6 +655,7 @@ net::Task<std::optional<Stream>> Connection::lease_upstream() {
   auto [ec] = co_await sock->socket().async_connect(ex_.pool->endpoint(), net::use_task);
   if (ec) {
     upstream_ = nullptr;
+    retry_reason_ = RetryReason::kConnectFailure;
     upstream_done(upstream_timed_out_ ? observe::UpstreamOutcome::kTimeout
                                       : observe::UpstreamOutcome::kConnectError);
     if (upstream_timed_out_) {
@@ -690,6 +770,10 @@ net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
       }
       upstream_done(resp_.status >= 500 ? observe::UpstreamOutcome::k5xx : observe::UpstreamOutcome::kOk);
       upstream_ms_ = upstream_seconds_ * 1000;  // an upstream answered: logged as upstream_ms
+      if (resp_.status >= 500 && may_retry(RetryReason::kStatus)) {
+        retry_reason_ = RetryReason::kStatus;  // not relayed: the connection is dropped, tried again
+        co_return 0;
+      }
       co_return end;
     }
     scanned = up_.size();
@@ -710,6 +794,7 @@ net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
                                         : observe::UpstreamOutcome::kReset);
     }
     if (upstream_timed_out_) {
+      retry_reason_ = RetryReason::kTimeout;
       fail(504, "upstream_timeout",
            ex_.up->name + " did not answer within " +
                (route_deadline_binds_ ? "the route's timeout of " + config::format_duration(match_.route->timeout)
@@ -717,6 +802,7 @@ net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
     } else if (up_.empty() && ex_.reused && ex_.retry_allowed) {
       *outcome = Outcome::kRetry;
     } else if (up_.empty()) {
+      retry_reason_ = RetryReason::kReset;
       fail_upstream(502, "upstream_reset", "closed the connection without answering");
     } else {
       fail_upstream(502, "upstream_bad_response", "closed the connection in the middle of the response head");

@@ -59,7 +59,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     upstream::TargetPool* pool = nullptr;
     size_t up_index = 0;
     size_t target = 0;
-    bool retry_allowed = false;
+    bool retry_allowed = false;  // the one immediate retry after a dead pooled connection
+    bool idempotent = false;     // a safe method, or an Idempotency-Key
     bool reused = false;
     net::Clock::time_point start;
     net::Clock::time_point route_deadline = net::Clock::time_point::max();  // route `timeout`
@@ -73,6 +74,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Step run_filters(size_t from, filters::FilterStatus paused_result);
   net::Task<filters::FilterStatus> await_filter(const filters::Filter& f);
   bool prepare_upstream_request();             // pick upstream and target, build the head
+  bool admit_target();                         // past open circuit breakers
+  // Retries (the upstream's or the route's `retry`): why the last try failed, whether another
+  // may follow, and the wait before it.
+  enum class RetryReason : uint8_t { kNone, kConnectFailure, kReset, kTimeout, kStatus };
+  bool may_retry(RetryReason reason);
+  net::Task<> before_retry();
   net::Task<Outcome> forward();
   net::Task<std::optional<Stream>> lease_upstream();
   net::Task<bool> upstream_handshake(Stream& up);
@@ -144,6 +151,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   double upstream_seconds_ = 0;  // to the response head, or to the failure
   bool response_started_ = false;  // a byte of the response went to the client
   bool body_pending_ = false;      // request body bytes not yet read from the client
+  RetryReason retry_reason_ = RetryReason::kNone;
+  uint32_t tries_ = 0;  // retries made for the current request
   bool route_deadline_binds_ = false;  // the last upstream deadline set is the route's
   bool head_consumed_ = true;      // req_'s views are dead once the head left in_
   // Request facts that outlive the head's views (a retry needs them after the head is consumed).

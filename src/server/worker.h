@@ -29,6 +29,7 @@ struct UpstreamState {
   upstream::Balancer balancer;
   std::vector<std::shared_ptr<upstream::TargetPool>> pools;  // by target index
   std::vector<upstream::Breaker> breakers;                   // by target index
+  double retry_tokens = 3;  // the retry budget (see Connection::may_retry)
 };
 
 // Everything a worker derives from one snapshot. A request holds the view it started with, so a

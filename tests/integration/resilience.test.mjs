@@ -154,3 +154,75 @@ routes:
     await up.close();
   }
 });
+
+test('retries: only where safe, to another target, with jittered backoff and a budget', async () => {
+  const good = await startUpstream({ name: 'good' });
+  const bad = await startUpstream({ name: 'bad' });
+  const dead = await freePort();
+  const admin = await freePort();
+  const g = await startGatehouse(`
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+admin: { listen: 127.0.0.1:${admin} }
+upstreams:
+  half-dead:
+    targets: [ { address: 127.0.0.1:${dead} }, { address: 127.0.0.1:${good.port} } ]
+    retry: { attempts: 1, on: [connect_failure] }
+  failing:
+    targets: [ { address: 127.0.0.1:${bad.port} } ]
+    retry: { attempts: 2, backoff: 50ms, max_backoff: 100ms, on: [503], budget: 20% }
+routes:
+  - { match: { path: /half/* }, rewrite: { strip_prefix: /half }, to: half-dead }
+  - { match: { path: /failing/* }, rewrite: { strip_prefix: /failing }, to: failing }
+  - match: { path: /never/* }
+    rewrite: { strip_prefix: /never }
+    to: failing
+    retry: { attempts: 0 }
+`);
+  try {
+    // A connect failure on the dead target is retried on the live one: no request fails.
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await curl([g.url('/half/echo')])).status);
+    assert.deepEqual(statuses, Array(6).fill(200));
+
+    // A GET answered 503 is tried 1 + 2 times, within the backoff bounds; the last answer is relayed.
+    let before = bad.state.requests;
+    const t0 = performance.now();
+    const r = await curl([g.url('/failing/status/503')]);
+    const ms = performance.now() - t0;
+    assert.equal(r.status, 503);
+    assert.equal(json(r).upstream, 'bad', 'the upstream\'s own answer, not the gateway\'s');
+    assert.equal(bad.state.requests - before, 3);
+    assert.ok(ms < 50 + 100 + 400, `two backoffs of at most 50 and 100 ms: ${ms.toFixed(0)} ms`);
+
+    // A POST without Idempotency-Key is never retried; with one it is.
+    before = bad.state.requests;
+    assert.equal((await curl(['-X', 'POST', g.url('/failing/status/503')])).status, 503);
+    assert.equal(bad.state.requests - before, 1, 'a POST is sent once');
+    before = bad.state.requests;
+    await curl(['-X', 'POST', '-H', 'Idempotency-Key: k-1', g.url('/failing/status/503')]);
+    // (retried once: the budget, 3 to start plus 20% per request, has one retry left by now)
+    assert.equal(bad.state.requests - before, 2, 'with an Idempotency-Key it may be retried');
+
+    // A route can turn retries off.
+    before = bad.state.requests;
+    await curl([g.url('/never/status/503')]);
+    assert.equal(bad.state.requests - before, 1);
+
+    // A 100% failure storm: the budget keeps retries under 20% of requests plus a small reserve.
+    before = bad.state.requests;
+    const n = 100;
+    await Promise.all(Array.from({ length: n }, () => curl([g.url('/failing/status/503')])));
+    const sent = bad.state.requests - before;
+    assert.ok(sent <= n * 1.2 + 4, `${sent} upstream requests for ${n}`);
+    const m = (await curl([`http://127.0.0.1:${admin}/metrics`])).body;
+    assert.match(m, /gatehouse_upstream_retries_total\{upstream="failing",reason="status"\} [1-9]/);
+    assert.match(m, /gatehouse_upstream_retries_total\{upstream="half-dead",reason="connect_failure"\} [1-9]/);
+    assert.match(m, /gatehouse_upstream_retry_budget_exhausted_total\{upstream="failing"\} [1-9]/);
+  } finally {
+    await g.stop();
+    await good.close();
+    await bad.close();
+  }
+});

@@ -616,7 +616,7 @@ TEST(ConfigTest, UpstreamTlsErrors) {
 }
 
 TEST(ConfigTest, NotYetSupportedUpstreamKeys) {
-  for (const char* key : {"retry", "health_check"}) {
+  for (const char* key : {"health_check"}) {
     auto errors = errors_of(std::string(R"(server:
   listen:
     - address: 127.0.0.1:8080
@@ -1039,6 +1039,44 @@ TEST(ConfigTest, RateLimitSettingsAreChecked) {
   EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.key", "expected consumer, ip, route");
   EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.scope", "needs the redis section");
   EXPECT_HAS_ERROR(errors, "routes[1].plugins.rate_limit.limits", "expected a list of limits");
+}
+
+TEST(ConfigTest, RetryAndBreakerSettings) {
+  Config c = load(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    retry: { attempts: 2, backoff: 25ms, max_backoff: 250ms, on: [connect_failure, reset, 502, 503], budget: 20% }
+    circuit_breaker: { failure_rate: 50%, min_requests: 20, window: 10s, open_for: 30s, half_open_requests: 3 }
+routes:
+  - { match: { path: /a }, to: app, timeout: 2s, retry: { attempts: 0 } }
+)");
+  const auto& r = *c.upstreams[0].retry;
+  EXPECT_EQ(r.attempts, 2u);
+  EXPECT_TRUE(r.on_connect_failure && r.on_reset && !r.on_timeout);
+  EXPECT_EQ(r.on_status, (std::vector<int>{502, 503}));
+  EXPECT_DOUBLE_EQ(r.budget, 0.2);
+  EXPECT_DOUBLE_EQ(c.upstreams[0].breaker->failure_rate, 0.5);
+  EXPECT_EQ(c.routes[0].retry->attempts, 0u);
+  EXPECT_EQ(c.routes[0].timeout.count(), 2000);
+  auto errors = errors_of(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    retry: { attempts: 99, on: [teapot, 418], budget: 150% }
+    circuit_breaker: { failure_rate: 0%, min_requests: 0 }
+routes:
+  - { match: { path: /a }, to: app, timeout: 0s }
+)");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.retry.attempts", "");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.retry.on[0]", "expected connect_failure, reset, timeout");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.retry.on[1]", "expected connect_failure, reset, timeout");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.retry.budget", "expected a share");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.circuit_breaker.failure_rate", "expected a share");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.circuit_breaker.min_requests", "");
+  EXPECT_HAS_ERROR(errors, "routes[0].timeout", "at least 1ms");
 }
 
 }  // namespace
