@@ -341,6 +341,36 @@ class Loader {
     return a;
   }
 
+  std::optional<HealthCheck> health_check(const YAML::Node& n, const std::string& path) {
+    if (!r_.check_map(n, path, {"path", "interval", "timeout", "unhealthy_after", "healthy_after"}))
+      return std::nullopt;
+    HealthCheck h;
+    if (auto v = n["path"]) {
+      h.path = r_.str(v, child(path, "path")).value_or("/");
+      if (h.path.empty() || h.path[0] != '/' ||
+          h.path.find_first_of(" \r\n") != std::string::npos)
+        r_.error(v, child(path, "path"), "expected a path such as /healthz");
+    }
+    auto dur = [&](const char* key, Duration* out) {
+      if (auto v = n[key]) {
+        if (auto d = r_.duration(v, child(path, key))) {
+          if (d->count() < 10) r_.error(v, child(path, key), "must be at least 10ms");
+          else *out = *d;
+        }
+      }
+    };
+    dur("interval", &h.interval);
+    dur("timeout", &h.timeout);
+    auto count = [&](const char* key, uint32_t* out) {
+      if (auto v = n[key]) {
+        if (auto x = r_.integer(v, child(path, key), 1, 100)) *out = static_cast<uint32_t>(*x);
+      }
+    };
+    count("unhealthy_after", &h.unhealthy_after);
+    count("healthy_after", &h.healthy_after);
+    return h;
+  }
+
   std::optional<RetryPolicy> retry(const YAML::Node& n, const std::string& path) {
     if (!r_.check_map(n, path, {"attempts", "backoff", "max_backoff", "on", "budget"})) return std::nullopt;
     RetryPolicy p;
@@ -531,8 +561,7 @@ class Loader {
       const YAML::Node& u = it->second;
       if (!r_.check_map(u, path, {"targets", "balance", "hash_on", "timeouts", "protocol",
                                   "max_idle_per_target", "max_concurrent_requests", "tls",
-                                  "circuit_breaker", "retry"},
-                        {"health_check"}))
+                                  "circuit_breaker", "retry", "health_check"}))
         continue;
       Upstream up;
       up.name = name;
@@ -609,6 +638,7 @@ class Loader {
       }
       if (auto b = u["circuit_breaker"]) up.breaker = breaker(b, child(path, "circuit_breaker"));
       if (auto rt = u["retry"]) up.retry = retry(rt, child(path, "retry"));
+      if (auto hc = u["health_check"]) up.health_check = health_check(hc, child(path, "health_check"));
       if (auto m = u["max_concurrent_requests"]) {
         if (auto v = r_.integer(m, child(path, "max_concurrent_requests"), 1, 10'000'000))
           up.max_concurrent_requests = static_cast<uint32_t>(*v);

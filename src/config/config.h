@@ -114,6 +114,15 @@ struct BreakerSettings {
   uint32_t consecutive_failures = 0;  // 0: off; else this many in a row open it too
 };
 
+// health_check on an upstream (src/upstream/health.h).
+struct HealthCheck {
+  std::string path = "/healthz";
+  Duration interval{5'000};
+  Duration timeout{1'000};
+  uint32_t unhealthy_after = 3;
+  uint32_t healthy_after = 2;
+};
+
 // retry on an upstream (or a route, which then replaces the upstream's).
 struct RetryPolicy {
   uint32_t attempts = 1;      // tries after the first
@@ -135,6 +144,7 @@ struct Upstream {
   uint32_t max_concurrent_requests = 0;  // in flight at once, whole process; 0 = no limit
   std::optional<BreakerSettings> breaker;
   std::optional<RetryPolicy> retry;
+  std::optional<HealthCheck> health_check;
   std::shared_ptr<const tls::ClientContext> tls;  // null: plain HTTP to the targets
 };
 

@@ -9,6 +9,11 @@ Snapshot::Snapshot(Config c, uint64_t v)
     rings.push_back(u.balance == Balance::kConsistentHash
                         ? std::make_unique<upstream::HashRing>(u.targets)
                         : nullptr);
+    health.emplace_back();
+    if (u.health_check) {
+      for (const auto& t : u.targets)
+        health.back().push_back(upstream::Health::shared(u.name, t, *u.health_check, u.tls != nullptr));
+    }
     bulkheads.push_back(u.max_concurrent_requests
                             ? upstream::Bulkhead::shared(u.name, u.max_concurrent_requests)
                             : nullptr);

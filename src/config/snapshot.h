@@ -13,6 +13,7 @@
 #include "router/router.h"
 #include "upstream/balancer.h"
 #include "upstream/bulkhead.h"
+#include "upstream/health.h"
 
 namespace gatehouse::config {
 
@@ -22,6 +23,8 @@ struct Snapshot {
   std::vector<std::unique_ptr<upstream::HashRing>> rings;  // by upstream index; null if unused
   // By upstream index; null for upstreams without max_concurrent_requests.
   std::vector<std::shared_ptr<upstream::Bulkhead>> bulkheads;
+  // By upstream, then target; empty for upstreams without health_check.
+  std::vector<std::vector<std::shared_ptr<upstream::Health>>> health;
   uint64_t version = 0;
   std::chrono::system_clock::time_point loaded_at;
 

@@ -432,7 +432,9 @@ net::Task<filters::FilterStatus> Connection::await_filter(const filters::Filter&
 bool Connection::admit_target() {
   auto& state = view_->upstreams[ex_.up_index];
   auto now = ex_.up->breaker ? net::Clock::now() : net::Clock::time_point();
+  const auto& health = snap_->health[ex_.up_index];
   auto admits = [&](size_t t) {
+    if (!health.empty() && !health[t]->healthy()) return false;  // active health checks
     if (!ex_.up->breaker) return true;
     auto before = state.breakers[t].state();
     bool ok = state.breakers[t].allow(now);
@@ -451,7 +453,7 @@ bool Connection::admit_target() {
       http::HeaderList retry_after;
       retry_after.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, wait)));
       fail(503, "upstream_unavailable",
-           ex_.up->name + " has no target available (every circuit breaker is open)",
+           ex_.up->name + " has no target available (unhealthy, or its circuit breaker open)",
            std::move(retry_after));
       return false;
     }

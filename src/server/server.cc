@@ -64,6 +64,7 @@ class Server final : public admin::AdminHandler {
     if (options_.watch) watch_config();
     if (!start_admin() || !start_workers()) return 1;
     background_ = filters::start_background(main_io_);
+    health_checks_ = upstream::start_health_checks(main_io_);
     wait_signal();
     std::thread joiner([this] {
       for (auto& t : threads_) t.join();
@@ -74,6 +75,7 @@ class Server final : public admin::AdminHandler {
         watch_delay_.cancel();
         if (admin_) admin_->close();
         background_->stop();
+        health_checks_->stop();
       });
     });
     main_io_.run();
@@ -286,11 +288,12 @@ class Server final : public admin::AdminHandler {
             }
           }
         }
-        // Health checks arrive with the rest of the resilience issue.
         j += (t ? "," : "") + std::string("{\"address\":") + json_string(address) +
              ",\"weight\":" + std::to_string(up.targets[t].weight) +
              ",\"in_flight\":" + std::to_string(in_flight) +
-             ",\"idle_connections\":" + std::to_string(idle) + ",\"health\":\"unchecked\"" +
+             ",\"idle_connections\":" + std::to_string(idle) + ",\"health\":" +
+             json_string(snapshot_->health[u].empty() ? "unchecked"
+                         : snapshot_->health[u][t]->healthy() ? "healthy" : "unhealthy") +
              ",\"circuit_breaker\":" +
              json_string(up.breaker ? upstream::state_name(worst) : "none") + "}";
       }
@@ -448,6 +451,7 @@ class Server final : public admin::AdminHandler {
   bool draining_ = false;
   bool aborted_ = false;
   std::unique_ptr<filters::Background> background_;  // JWKS fetching
+  std::unique_ptr<upstream::HealthChecker> health_checks_;
   std::unique_ptr<admin::AdminServer> admin_;  // declared last: destroyed before the io_context users
 };
 

@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startGatehouse, curl, freePort, json } from './harness.mjs';
+import { startGatehouse, curl, freePort, json, waitFor } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 let slow, other, gh, adminPort;
@@ -224,5 +224,46 @@ routes:
     await g.stop();
     await good.close();
     await bad.close();
+  }
+});
+
+test('active health checks take a dead target out within interval x threshold and bring it back', async () => {
+  const live = await startUpstream({ name: 'live' });
+  const port = await freePort();
+  const admin = await freePort();
+  const g = await startGatehouse(`
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+admin: { listen: 127.0.0.1:${admin} }
+upstreams:
+  checked:
+    targets: [ { address: 127.0.0.1:${port} }, { address: 127.0.0.1:${live.port} } ]
+    health_check: { path: /echo, interval: 100ms, timeout: 100ms, unhealthy_after: 2, healthy_after: 1 }
+routes:
+  - { match: { path: /* }, to: checked }
+`);
+  let back;
+  try {
+    const t0 = performance.now();
+    await waitFor(() => /health: checked target 127\.0\.0\.1:\d+ is unhealthy/.test(g.stderr), 2000, 'the dead target marked unhealthy');
+    assert.ok(performance.now() - t0 < 2 * 100 + 400, 'within interval x unhealthy_after (plus slack)');
+    const statuses = [];
+    for (let i = 0; i < 8; i++) statuses.push((await curl([g.url('/echo')])).status);
+    assert.deepEqual(statuses, Array(8).fill(200), 'no request goes to the dead target');
+    let status = json(await curl([`http://127.0.0.1:${admin}/status`]));
+    assert.deepEqual(status.upstreams[0].targets.map((t) => t.health), ['unhealthy', 'healthy']);
+
+    back = await startUpstream({ name: 'back', port });
+    await waitFor(() => /health: checked target 127\.0\.0\.1:\d+ is healthy again/.test(g.stderr), 2000, 'the target back');
+    const seen = new Set();
+    for (let i = 0; i < 8; i++) seen.add(json(await curl([g.url('/echo')])).upstream);
+    assert.ok(seen.has('back'), 'traffic reaches the recovered target');
+    status = json(await curl([`http://127.0.0.1:${admin}/status`]));
+    assert.deepEqual(status.upstreams[0].targets.map((t) => t.health), ['healthy', 'healthy']);
+  } finally {
+    await g.stop();
+    await live.close();
+    await back?.close();
   }
 });

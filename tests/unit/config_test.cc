@@ -615,25 +615,32 @@ TEST(ConfigTest, UpstreamTlsErrors) {
   EXPECT_HAS_ERROR(scalar, "upstreams.billing.tls", "expected a mapping");
 }
 
-TEST(ConfigTest, NotYetSupportedUpstreamKeys) {
-  for (const char* key : {"health_check"}) {
-    auto errors = errors_of(std::string(R"(server:
-  listen:
-    - address: 127.0.0.1:8080
+TEST(ConfigTest, HealthCheckSettings) {
+  Config c = load(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
 upstreams:
   app:
     targets: [ { address: 127.0.0.1:9001 } ]
-    )") + key + R"(: { x: 1 }
+    health_check: { path: /ready, interval: 2s, timeout: 500ms, unhealthy_after: 4, healthy_after: 1 }
 routes:
-  - match: { path: /a }
-    to: app
+  - { match: { path: /a }, to: app }
 )");
-    ASSERT_EQ(errors.size(), 1u) << key << "\n" << dump(errors);
-    EXPECT_EQ(errors[0].path, std::string("upstreams.app.") + key);
-    EXPECT_NE(errors[0].message.find("not supported yet"), std::string::npos) << errors[0].message;
-    EXPECT_EQ(errors[0].line, 7);
-    EXPECT_EQ(errors[0].column, 5);
-  }
+  const auto& h = *c.upstreams[0].health_check;
+  EXPECT_EQ(h.path, "/ready");
+  EXPECT_EQ(h.interval.count(), 2000);
+  EXPECT_EQ(h.timeout.count(), 500);
+  EXPECT_EQ(h.unhealthy_after, 4u);
+  EXPECT_EQ(h.healthy_after, 1u);
+  auto errors = errors_of(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    health_check: { path: "no slash", interval: 1ms, unhealthy_after: 0, x: 1 }
+routes:
+  - { match: { path: /a }, to: app }
+)");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.health_check.x", "unknown key");
 }
 
 TEST(ConfigTest, NotYetSupportedRouteKeys) {
