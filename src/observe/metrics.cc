@@ -264,6 +264,22 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
   gauge(&out, "gatehouse_config_last_reload_timestamp_seconds",
         "When the configuration in use was loaded (Unix time).", p.config_loaded_at);
   gauge(&out, "gatehouse_workers", "Worker threads.", p.workers);
+  header(&out, "gatehouse_upstream_target_healthy", "gauge",
+         "Active health checks: 1 when the target is in the balancer, 0 when taken out.");
+  for (const auto& h : p.health) {
+    out.append("gatehouse_upstream_target_healthy{");
+    label(&out, "upstream", h.upstream, true);
+    label(&out, "target", h.target);
+    out.append("} ").append(h.healthy ? "1" : "0").append("\n");
+  }
+  header(&out, "gatehouse_upstream_health_transitions_total", "counter",
+         "Active health checks: times a target was taken out of or put back into the balancer.");
+  for (const auto& h : p.health) {
+    out.append("gatehouse_upstream_health_transitions_total{");
+    label(&out, "upstream", h.upstream, true);
+    label(&out, "target", h.target);
+    out.append("} ").append(std::to_string(h.transitions)).append("\n");
+  }
 
   // process_* as the Prometheus client libraries name them, from /proc/self.
   long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace gatehouse::observe {
 
@@ -88,6 +89,12 @@ struct ProcessMetrics {
   uint64_t config_version = 0;
   double config_loaded_at = 0;  // Unix seconds
   int workers = 0;
+  struct TargetHealth {
+    std::string upstream, target;
+    bool healthy;
+    uint64_t transitions;
+  };
+  std::vector<TargetHealth> health;  // targets with active health checks
 };
 
 // The whole exposition: the shards' metrics, the process values and process_* from /proc/self.

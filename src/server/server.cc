@@ -235,6 +235,13 @@ class Server final : public admin::AdminHandler {
     p.config_version = version_;
     p.config_loaded_at = std::chrono::duration<double>(snapshot_->loaded_at.time_since_epoch()).count();
     p.workers = static_cast<int>(workers_.size());
+    const auto& c = snapshot_->config;
+    for (size_t u = 0; u < c.upstreams.size(); ++u) {
+      for (size_t t = 0; t < snapshot_->health[u].size(); ++t) {
+        const auto& h = *snapshot_->health[u][t];
+        p.health.push_back({c.upstreams[u].name, h.address, h.healthy(), h.transitions.load()});
+      }
+    }
     co_return observe::format_prometheus(all, p);
   }
 

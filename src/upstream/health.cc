@@ -123,12 +123,14 @@ class Checker final : public HealthChecker {
       h.failures = 0;
       if (!h.healthy() && ++h.successes >= h.settings.healthy_after) {
         h.set_healthy(true);
+        ++h.transitions;
         spdlog::info("health: {} target {} is healthy again", h.upstream, h.address);
       }
     } else {
       h.successes = 0;
       if (h.healthy() && ++h.failures >= h.settings.unhealthy_after) {
         h.set_healthy(false);
+        ++h.transitions;
         spdlog::warn("health: {} target {} is unhealthy ({} failed checks in a row)", h.upstream,
                      h.address, h.failures);
       }

@@ -36,6 +36,7 @@ class Health {
   std::chrono::steady_clock::time_point next_check{};
   bool checking = false;
   uint32_t failures = 0, successes = 0;
+  std::atomic<uint64_t> transitions{0};  // read by scrapes (main thread too, but kept atomic)
   void set_healthy(bool h) { healthy_.store(h, std::memory_order_relaxed); }
 
  private:

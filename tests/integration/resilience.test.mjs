@@ -261,6 +261,9 @@ routes:
     assert.ok(seen.has('back'), 'traffic reaches the recovered target');
     status = json(await curl([`http://127.0.0.1:${admin}/status`]));
     assert.deepEqual(status.upstreams[0].targets.map((t) => t.health), ['healthy', 'healthy']);
+    const m = (await curl([`http://127.0.0.1:${admin}/metrics`])).body;
+    assert.match(m, new RegExp(`gatehouse_upstream_health_transitions_total\\{upstream="checked",target="127.0.0.1:${port}"\\} 2`));
+    assert.match(m, new RegExp(`gatehouse_upstream_target_healthy\\{upstream="checked",target="127.0.0.1:${port}"\\} 1`));
   } finally {
     await g.stop();
     await live.close();
