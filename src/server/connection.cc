@@ -1,6 +1,7 @@
 #include "server/connection.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "config/snapshot.h"
 #include "http/parser.h"
@@ -483,6 +484,24 @@ bool Connection::may_retry(RetryReason reason) {
                 (reason == RetryReason::kStatus &&
                  std::find(p->on_status.begin(), p->on_status.end(), resp_.status) != p->on_status.end());
   if (!wanted) return false;
+  // An upstream's Retry-After (delta-seconds) is honoured: the retry waits that long, if the
+  // route's deadline (or, without one, the upstream's response timeout) leaves room; else the
+  // answer goes to the client as it is.
+  retry_after_ = net::Clock::duration::zero();
+  if (reason == RetryReason::kStatus) {
+    std::string_view ra = resp_.get("retry-after");
+    if (!ra.empty()) {
+      uint64_t seconds = 0;
+      auto [end, ec] = std::from_chars(ra.data(), ra.data() + ra.size(), seconds);
+      if (ec != std::errc() || end != ra.data() + ra.size()) return false;  // a date: not honoured
+      auto wait = std::chrono::seconds(std::min<uint64_t>(seconds, 86400));
+      auto room = ex_.route_deadline != net::Clock::time_point::max()
+                      ? ex_.route_deadline - net::coarse_now()
+                      : net::Clock::duration(ex_.up->response_timeout);
+      if (wait >= room) return false;
+      retry_after_ = wait;
+    }
+  }
   bool bodiless = req_framing_ == http::Framing::kNone;
   if (!(ex_.idempotent && (bodiless || reason == RetryReason::kConnectFailure))) return false;
   if (!bodiless && !body_pending_) return false;  // a body already read cannot be sent again
@@ -504,6 +523,7 @@ net::Task<> Connection::before_retry() {
   ++tries_;
   auto cap = std::min<net::Clock::duration>(p.max_backoff, p.backoff * (1u << std::min(tries_ - 1, 20u)));
   auto wait = net::Clock::duration(static_cast<int64_t>(w_.rng().next() % (cap.count() + 1)));
+  wait = std::max(wait, retry_after_);
   if (ex_.route_deadline != net::Clock::time_point::max())
     wait = std::min(wait, std::max(net::Clock::duration::zero(), ex_.route_deadline - net::coarse_now()));
   auto& state = view_->upstreams[ex_.up_index];

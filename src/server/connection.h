@@ -152,6 +152,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool response_started_ = false;  // a byte of the response went to the client
   bool body_pending_ = false;      // request body bytes not yet read from the client
   RetryReason retry_reason_ = RetryReason::kNone;
+  net::Clock::duration retry_after_{};  // an upstream's Retry-After to wait before the retry
   uint32_t tries_ = 0;  // retries made for the current request
   bool route_deadline_binds_ = false;  // the last upstream deadline set is the route's
   bool head_consumed_ = true;      // req_'s views are dead once the head left in_

@@ -31,7 +31,7 @@ void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
   std::unordered_map<std::string, std::shared_ptr<upstream::TargetPool>> pools;
   for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
     const auto& up = cfg.upstreams[i];
-    UpstreamState st{upstream::Balancer(up, view->snapshot->rings[i].get(), rng_.next()), {}};
+    UpstreamState st{upstream::Balancer(up, view->snapshot->rings[i].get(), rng_.next()), {}, {}};
     for (const auto& t : up.targets) {
       std::string address = t.address.to_string();
       std::string key = address;

@@ -270,3 +270,36 @@ routes:
     await back?.close();
   }
 });
+
+test("an upstream's Retry-After is honoured within the deadline, and beyond it the answer is relayed", async () => {
+  const up = await startUpstream({ name: 'busy' });
+  const g = await startGatehouse(`
+server:
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  busy:
+    targets: [ { address: 127.0.0.1:${up.port} } ]
+    retry: { attempts: 1, on: [503], backoff: 1ms, max_backoff: 1ms }
+routes:
+  - { match: { path: /wait/* }, rewrite: { strip_prefix: /wait }, to: busy }
+  - { match: { path: /hurry/* }, rewrite: { strip_prefix: /hurry }, to: busy, timeout: 500ms }
+`);
+  try {
+    let before = up.state.requests;
+    const t0 = performance.now();
+    const r = await curl([g.url('/wait/status/503?retry_after=1')]);
+    const ms = performance.now() - t0;
+    assert.equal(up.state.requests - before, 2);
+    assert.ok(ms >= 950, `the retry waited for Retry-After: ${ms.toFixed(0)} ms`);
+    assert.equal(r.status, 503);
+
+    before = up.state.requests;
+    const hurried = await curl([g.url('/hurry/status/503?retry_after=1')]);
+    assert.equal(up.state.requests - before, 1, 'Retry-After beyond the route deadline: no retry');
+    assert.equal(hurried.status, 503);
+    assert.deepEqual(hurried.headers['retry-after'], ['1'], "the upstream's answer, relayed");
+  } finally {
+    await g.stop();
+    await up.close();
+  }
+});

@@ -85,7 +85,9 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1',
       return;
     }
     if (path.startsWith('/status/')) {
-      send(Number(path.split('/')[2]), { upstream: name, status: Number(path.split('/')[2]) });
+      const retryAfter = url.searchParams.get('retry_after');
+      send(Number(path.split('/')[2]), { upstream: name, status: Number(path.split('/')[2]) },
+        retryAfter ? { 'retry-after': retryAfter } : {});
       return;
     }
     // echo
