@@ -371,6 +371,18 @@ class Loader {
     return h;
   }
 
+  // A share written as "50%" or 0.5; nullopt when it is neither (the caller checks the range).
+  static std::optional<double> share(const YAML::Node& v) {
+    if (!v.IsScalar()) return std::nullopt;
+    std::string text = v.Scalar();
+    bool percent = !text.empty() && text.back() == '%';
+    if (percent) text.pop_back();
+    char* end = nullptr;
+    double x = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end) return std::nullopt;
+    return percent ? x / 100 : x;
+  }
+
   std::optional<RetryPolicy> retry(const YAML::Node& n, const std::string& path) {
     if (!r_.check_map(n, path, {"attempts", "backoff", "max_backoff", "on", "budget"})) return std::nullopt;
     RetryPolicy p;
@@ -402,16 +414,11 @@ class Loader {
       }
     }
     if (auto v = n["budget"]) {
-      std::string text = r_.str(v, child(path, "budget")).value_or("");
-      bool percent = !text.empty() && text.back() == '%';
-      if (percent) text.pop_back();
-      char* end = nullptr;
-      double x = std::strtod(text.c_str(), &end);
-      if (percent) x /= 100;
-      if (text.empty() || *end || !(x >= 0 && x <= 1))
+      auto x = share(v);
+      if (!x || !(*x >= 0 && *x <= 1))
         r_.error(v, child(path, "budget"), "expected a share such as 20% or 0.2");
       else
-        p.budget = x;
+        p.budget = *x;
     }
     return p;
   }
@@ -422,17 +429,11 @@ class Loader {
       return std::nullopt;
     BreakerSettings b;
     if (auto v = n["failure_rate"]) {
-      // "50%" or 0.5
-      std::string text = r_.str(v, child(path, "failure_rate")).value_or("");
-      bool percent = !text.empty() && text.back() == '%';
-      if (percent) text.pop_back();
-      char* end = nullptr;
-      double x = std::strtod(text.c_str(), &end);
-      if (percent) x /= 100;
-      if (text.empty() || *end || !(x > 0 && x <= 1))
+      auto x = share(v);
+      if (!x || !(*x > 0 && *x <= 1))
         r_.error(v, child(path, "failure_rate"), "expected a share such as 50% or 0.5 (above 0, at most 100%)");
       else
-        b.failure_rate = x;
+        b.failure_rate = *x;
     }
     auto count = [&](const char* key, uint32_t* out, int64_t min) {
       if (auto v = n[key]) {
