@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -227,7 +226,7 @@ class Loader {
         ok = false;
         continue;
       }
-      settings.certificates.push_back({relative(*cert), relative(*key)});
+      settings.certificates.push_back({r_.resolve_path(*cert), r_.resolve_path(*key)});
     }
     if (auto v = n["min_version"]) {
       if (!tls_version(v, child(path, "min_version"), &settings.min_version)) ok = false;
@@ -266,7 +265,7 @@ class Loader {
     if (ca) {
       auto f = r_.str(ca, child(path, "ca_file"));
       if (f && !f->empty()) {
-        settings.ca_file = relative(*f);
+        settings.ca_file = r_.resolve_path(*f);
       } else {
         if (f)
           r_.error(ca, child(path, "ca_file"),
@@ -323,12 +322,6 @@ class Loader {
     }
     r_.error(v, path, "expected \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are broken and refused)");
     return false;
-  }
-
-  // A path in the config, relative to the config file's directory.
-  std::string relative(const std::string& f) const {
-    std::filesystem::path p(f);
-    return p.is_relative() ? (std::filesystem::path(r_.file()).parent_path() / p).string() : f;
   }
 
   std::optional<SocketAddress> address(const YAML::Node& n, const std::string& path,

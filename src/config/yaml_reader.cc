@@ -1,5 +1,7 @@
 #include "config/yaml_reader.h"
 
+#include <filesystem>
+
 #include <algorithm>
 #include <charconv>
 #include <set>
@@ -122,6 +124,11 @@ std::vector<std::string> YamlReader::str_list(const YAML::Node& n, const std::st
     error(n, path, "expected a string or a list of strings");
   }
   return out;
+}
+
+std::string YamlReader::resolve_path(const std::string& name) const {
+  std::filesystem::path p(name);
+  return p.is_relative() ? (std::filesystem::path(file_).parent_path() / p).string() : name;
 }
 
 }  // namespace gatehouse::config

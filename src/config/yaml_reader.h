@@ -42,6 +42,8 @@ class YamlReader {
   std::vector<std::string> str_list(const YAML::Node& n, const std::string& path) const;
 
   const std::string& file() const { return file_; }
+  // A path written in the config: relative ones are relative to the config file's directory.
+  std::string resolve_path(const std::string& name) const;
 
  private:
   std::string file_;

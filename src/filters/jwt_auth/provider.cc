@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -18,14 +17,12 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Files named in the config are relative to the config file's directory.
 std::optional<std::string> read_file(const config::YamlReader& r, const YAML::Node& at,
                                      const std::string& path, const std::string& name) {
-  std::filesystem::path p(name);
-  if (p.is_relative()) p = std::filesystem::path(r.file()).parent_path() / p;
+  std::string p = r.resolve_path(name);
   std::ifstream in(p, std::ios::binary);
   if (!in) {
-    r.error(at, path, "cannot read '" + p.string() + "'");
+    r.error(at, path, "cannot read '" + p + "'");
     return std::nullopt;
   }
   std::ostringstream s;
