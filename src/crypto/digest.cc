@@ -22,6 +22,14 @@ Sha256 sha256(std::string_view data) {
   return out;
 }
 
+std::string hex(const uint8_t* data, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) (out += kHex[data[i] >> 4]) += kHex[data[i] & 15];
+  return out;
+}
+
 std::optional<Sha256> parse_sha256_hex(std::string_view hex) {
   if (hex.size() != 64) return std::nullopt;
   auto nibble = [](char c) -> int {

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace gatehouse::crypto {
@@ -11,6 +12,9 @@ namespace gatehouse::crypto {
 using Sha256 = std::array<uint8_t, 32>;
 
 Sha256 sha256(std::string_view data);
+
+// Lower-case hexadecimal of `n` bytes (a digest, or its first bytes).
+std::string hex(const uint8_t* data, size_t n);
 
 // Parses 64 hexadecimal digits (either case).
 std::optional<Sha256> parse_sha256_hex(std::string_view hex);

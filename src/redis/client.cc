@@ -12,6 +12,7 @@
 #include <deque>
 #include <limits>
 
+#include "crypto/digest.h"
 #include "observe/log.h"
 #include "server/asio.h"
 
@@ -492,12 +493,7 @@ Script::Script(std::string body) : body_(std::move(body)) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(body_.data(), body_.size(), md, &len, EVP_sha1(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  sha1_.reserve(2 * len);
-  for (unsigned int i = 0; i < len; ++i) {
-    sha1_ += kHex[md[i] >> 4];
-    sha1_ += kHex[md[i] & 15];
-  }
+  sha1_ = crypto::hex(md, len);
 }
 
 void append_command(std::string& out, std::span<const std::string_view> args) {

@@ -70,10 +70,7 @@ static std::string bounded(std::string key) {
   constexpr size_t kMaxKeyBytes = 64;
   if (key.size() <= kMaxKeyBytes) return key;
   crypto::Sha256 d = crypto::sha256(key);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "sha256:";
-  for (uint8_t b : d) (out += kHex[b >> 4]) += kHex[b & 15];
-  return out;
+  return "sha256:" + crypto::hex(d.data(), d.size());
 }
 
 std::string RateLimit::key_of(const RequestContext& ctx) const {
@@ -221,10 +218,7 @@ std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx) {
     // limit) never share counts by accident, and the same route on every instance does.
     // A stable hash (the same on every instance and version).
     crypto::Sha256 d = crypto::sha256(identity);
-    static constexpr char kHex[] = "0123456789abcdef";
-    s.redis_prefix = "gh:rl:";
-    for (int i = 0; i < 6; ++i) (s.redis_prefix += kHex[d[i] >> 4]) += kHex[d[i] & 15];
-    s.redis_prefix += ':';
+    s.redis_prefix = "gh:rl:" + crypto::hex(d.data(), 6) + ":";
   }
   auto limiter = Limiter::shared(identity, s.limits, s.max_keys);
   return std::make_shared<RateLimit>(std::move(s), std::move(limiter));
