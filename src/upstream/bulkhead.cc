@@ -1,22 +1,13 @@
 #include "upstream/bulkhead.h"
 
-#include <map>
-#include <mutex>
+#include "config/shared_by_key.h"
 
 namespace gatehouse::upstream {
 
 std::shared_ptr<Bulkhead> Bulkhead::shared(const std::string& name, uint32_t limit) {
-  // Touched at config load only.
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<Bulkhead>> registry;
-  std::lock_guard lock(mutex);
-  auto& weak = registry[name];
-  auto b = weak.lock();
-  if (!b) {
-    b = std::make_shared<Bulkhead>(limit);
-    weak = b;
-  }
-  b->limit_.store(limit, std::memory_order_relaxed);
+  static config::SharedByKey<Bulkhead> registry;
+  auto b = registry.get(name, [&] { return std::make_shared<Bulkhead>(limit); });
+  b->limit_.store(limit, std::memory_order_relaxed);  // a reload may change it
   return b;
 }
 

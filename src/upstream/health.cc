@@ -10,9 +10,8 @@
 #include <boost/asio/write.hpp>
 
 #include <list>
-#include <map>
-#include <mutex>
 
+#include "config/shared_by_key.h"
 #include "observe/log.h"
 
 namespace gatehouse::upstream {
@@ -22,24 +21,9 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 constexpr auto use_task = asio::as_tuple(asio::use_awaitable);
 
-std::mutex registry_mutex;
-std::map<std::string, std::weak_ptr<Health>>& registry() {
-  static std::map<std::string, std::weak_ptr<Health>> r;
-  return r;
-}
-
-std::vector<std::shared_ptr<Health>> live() {
-  std::lock_guard lock(registry_mutex);
-  std::vector<std::shared_ptr<Health>> out;
-  for (auto it = registry().begin(); it != registry().end();) {
-    if (auto h = it->second.lock()) {
-      out.push_back(std::move(h));
-      ++it;
-    } else {
-      it = registry().erase(it);
-    }
-  }
-  return out;
+config::SharedByKey<Health>& registry() {
+  static config::SharedByKey<Health> targets;
+  return targets;
 }
 
 class Checker final : public HealthChecker {
@@ -60,7 +44,7 @@ class Checker final : public HealthChecker {
     tick_.async_wait([this](boost::system::error_code ec) {
       if (ec || stopped_) return;
       auto now = std::chrono::steady_clock::now();
-      for (auto& h : live()) {
+      for (auto& h : registry().live()) {
         if (h->checking || now < h->next_check) continue;
         h->checking = true;
         h->next_check = now + h->settings.interval;
@@ -148,15 +132,12 @@ class Checker final : public HealthChecker {
 std::shared_ptr<Health> Health::shared(const std::string& upstream, const config::Target& target,
                                        const config::HealthCheck& settings, bool tls) {
   std::string address = target.address.to_string();
-  std::lock_guard lock(registry_mutex);
-  auto& weak = registry()[upstream + " " + address];
-  auto h = weak.lock();
-  if (!h) {
-    h = std::make_shared<Health>();
-    h->upstream = upstream;
-    h->address = address;
-    weak = h;
-  }
+  auto h = registry().get(upstream + " " + address, [&] {
+    auto fresh = std::make_shared<Health>();
+    fresh->upstream = upstream;
+    fresh->address = address;
+    return fresh;
+  });
   h->settings = settings;  // read by the checker on the main thread, which also loads configs
   h->tls = tls;
   return h;

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <functional>
-#include <map>
+
+#include "config/shared_by_key.h"
 
 namespace gatehouse::filters {
 
@@ -52,37 +53,17 @@ size_t Limiter::size() const {
 }
 
 namespace {
-std::mutex registry_mutex;
-std::map<std::string, std::weak_ptr<Limiter>>& registry() {
-  static std::map<std::string, std::weak_ptr<Limiter>> r;
-  return r;
+config::SharedByKey<Limiter>& registry() {
+  static config::SharedByKey<Limiter> limiters;
+  return limiters;
 }
 }  // namespace
 
 std::shared_ptr<Limiter> Limiter::shared(const std::string& identity,
                                          std::vector<gcra::Limit> limits, size_t max_keys) {
-  std::lock_guard lock(registry_mutex);
-  auto& weak = registry()[identity];
-  auto l = weak.lock();
-  if (!l) {
-    l = std::make_shared<Limiter>(std::move(limits), max_keys);
-    weak = l;
-  }
-  return l;
+  return registry().get(identity, [&] { return std::make_shared<Limiter>(std::move(limits), max_keys); });
 }
 
-std::vector<std::shared_ptr<Limiter>> Limiter::all() {
-  std::lock_guard lock(registry_mutex);
-  std::vector<std::shared_ptr<Limiter>> out;
-  for (auto it = registry().begin(); it != registry().end();) {
-    if (auto l = it->second.lock()) {
-      out.push_back(std::move(l));
-      ++it;
-    } else {
-      it = registry().erase(it);
-    }
-  }
-  return out;
-}
+std::vector<std::shared_ptr<Limiter>> Limiter::all() { return registry().live(); }
 
 }  // namespace gatehouse::filters
