@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "filters/registry.h"
+#include "router/router.h"
 
 namespace gatehouse::filters {
 namespace {
@@ -63,15 +64,8 @@ std::string_view JwtAuth::find_token(const RequestContext& ctx, const TokenSourc
         break;
       case TokenSource::Kind::kQuery: {
         // Tokens are base64url and dots: nothing in them needs percent-decoding.
-        std::string_view q = req.query;
-        while (!q.empty() && token.empty()) {
-          size_t amp = q.find('&');
-          std::string_view pair = q.substr(0, amp);
-          size_t eq = pair.find('=');
-          if (eq != std::string_view::npos && pair.substr(0, eq) == s.name) token = pair.substr(eq + 1);
-          if (amp == std::string_view::npos) break;
-          q.remove_prefix(amp + 1);
-        }
+        bool found = false;
+        token = router::query_param(req.query, s.name, &found);
         break;
       }
     }

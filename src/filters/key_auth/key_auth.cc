@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "filters/registry.h"
+#include "router/router.h"
 
 namespace gatehouse::filters {
 namespace {
@@ -34,16 +35,8 @@ std::string percent_decode(std::string_view s) {
 }  // namespace
 
 std::string query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name)
-      return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return {};
+  bool found = false;
+  return percent_decode(router::query_param(query, name, &found));
 }
 
 KeyAuth::KeyAuth(std::string header, std::string query,
