@@ -38,6 +38,8 @@ struct Header {
 };
 
 bool iequals(std::string_view a, std::string_view b);
+// Without optional whitespace (spaces and tabs, RFC 9110 5.6.3) at either end.
+std::string_view trim_ows(std::string_view s);
 
 // Body framing of a message (RFC 9112 section 6).
 enum class Framing : uint8_t { kNone, kContentLength, kChunked, kUntilClose };

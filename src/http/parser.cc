@@ -80,18 +80,13 @@ HeaderId classify(std::string_view n, bool* hop) {
   return HeaderId::kOther;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Calls f(token) for each element of a comma-separated list, skipping empty elements.
 template <class F>
 void for_each_element(std::string_view list, F f) {
   while (!list.empty()) {
     auto comma = list.find(',');
-    auto item = trim(list.substr(0, comma));
+    auto item = trim_ows(list.substr(0, comma));
     if (!item.empty()) f(item);
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
@@ -176,7 +171,7 @@ bool parse_fields(LineReader& lines, const ParseLimits& limits, bool request, Me
     }
     Header h;
     h.name = line.substr(0, colon);
-    h.value = trim(value);
+    h.value = trim_ows(value);
     h.id = classify(h.name, &h.hop_by_hop);
     head->headers.push_back(h);
   }
@@ -274,6 +269,12 @@ bool valid_percent_encoding(std::string_view s) {
 }
 
 }  // namespace
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

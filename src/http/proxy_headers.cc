@@ -16,12 +16,6 @@ bool removed_by_filter(const std::vector<std::string>* remove, std::string_view 
                      [&](const std::string& r) { return iequals(r, name); });
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 std::string_view real_client_ip(const RequestHead& req, std::string_view peer, bool peer_trusted,
@@ -33,7 +27,7 @@ std::string_view real_client_ip(const RequestHead& req, std::string_view peer, b
     std::string_view list = h->value;
     while (!list.empty()) {
       size_t comma = list.rfind(',');
-      std::string_view hop = trim(comma == std::string_view::npos ? list : list.substr(comma + 1));
+      std::string_view hop = trim_ows(comma == std::string_view::npos ? list : list.substr(comma + 1));
       list = comma == std::string_view::npos ? std::string_view() : list.substr(0, comma);
       if (hop.empty()) continue;
       auto addr = config::parse_ip(hop);

@@ -13,12 +13,6 @@ std::string join(const std::vector<std::string>& list) {
   return out;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 Cors::Cors(Settings s) : s_(std::move(s)) {
@@ -71,7 +65,7 @@ void Cors::answer_preflight(RequestContext& ctx, std::string_view origin) const 
     std::string_view rest = asked;
     while (ok && !rest.empty()) {
       size_t comma = rest.find(',');
-      std::string_view one = trim(rest.substr(0, comma));
+      std::string_view one = http::trim_ows(rest.substr(0, comma));
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
       if (one.empty()) continue;
       ok = std::any_of(s_.headers.begin(), s_.headers.end(),
