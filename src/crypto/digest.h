@@ -13,6 +13,9 @@ using Sha256 = std::array<uint8_t, 32>;
 
 Sha256 sha256(std::string_view data);
 
+// The value of one hexadecimal digit (either case), or -1.
+int hex_value(char c);
+
 // Lower-case hexadecimal of `n` bytes (a digest, or its first bytes).
 std::string hex(const uint8_t* data, size_t n);
 

@@ -2,15 +2,10 @@
 
 #include <vector>
 
+#include "crypto/digest.h"
+
 namespace gatehouse::http {
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool unreserved(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -61,7 +56,8 @@ PathVerdict normalise_path(std::string_view path, const PathPolicy& policy, std:
       decoded += c;
       continue;
     }
-    int v = hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]);  // validated by the parser
+    // The parser has checked the escape.
+    int v = crypto::hex_value(path[i + 1]) * 16 + crypto::hex_value(path[i + 2]);
     i += 2;
     if (v == 0) {
       *why = "an encoded NUL in the path is not allowed";

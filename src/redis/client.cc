@@ -76,13 +76,6 @@ void append_bulk(std::string& out, std::string_view s) {
   out.append("\r\n", 2);
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Digits only (no sign, no spaces), at most `max`.
 std::optional<long> parse_number(std::string_view s, long max) {
   long v = 0;
@@ -447,8 +440,8 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* error) {
         ep.password += pw[i];
         continue;
       }
-      int hi = i + 2 < pw.size() ? hex_digit(pw[i + 1]) : -1;
-      int lo = i + 2 < pw.size() ? hex_digit(pw[i + 2]) : -1;
+      int hi = i + 2 < pw.size() ? crypto::hex_value(pw[i + 1]) : -1;
+      int lo = i + 2 < pw.size() ? crypto::hex_value(pw[i + 2]) : -1;
       if (hi < 0 || lo < 0) return fail("bad percent-encoding in the password");
       ep.password += static_cast<char>(hi * 16 + lo);
       i += 2;

@@ -2,18 +2,12 @@
 
 #include <algorithm>
 
+#include "crypto/digest.h"
 #include "filters/registry.h"
 #include "router/router.h"
 
 namespace gatehouse::filters {
 namespace {
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 std::string percent_decode(std::string_view s) {
   std::string out;
@@ -21,9 +15,9 @@ std::string percent_decode(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex_digit(s[i + 1]) >= 0 &&
-               hex_digit(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+    } else if (s[i] == '%' && i + 2 < s.size() && crypto::hex_value(s[i + 1]) >= 0 &&
+               crypto::hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(crypto::hex_value(s[i + 1]) * 16 + crypto::hex_value(s[i + 2]));
       i += 2;
     } else {
       out += s[i];
