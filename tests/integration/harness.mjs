@@ -2,6 +2,7 @@
 // with real clients (curl, raw TCP sockets, Node's http client).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,6 +118,19 @@ export function curlHeaderOfEach(urls, header, extra = []) {
 }
 
 export function json(res) { return JSON.parse(res.body); }
+
+// GET with Node's own client (no process start-up, so timings are the gateway's): resolves
+// { status, headers, body, ms }. `agent`: a keep-alive http.Agent, or false for a fresh connection.
+export function httpGet(port, path, { headers = {}, agent = false } = {}) {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, headers, agent }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body, ms: performance.now() - t0 }));
+    }).on('error', reject);
+  });
+}
 
 // Sends raw bytes on a fresh TCP connection; resolves with everything received until the peer
 // closes or `timeout` ms pass (then `closed` is false).

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { startGatehouse, sleep, waitFor, freePort, curl } from './harness.mjs';
+import { startGatehouse, sleep, waitFor, freePort, curl, httpGet } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const sha = (k) => crypto.createHash('sha256').update(k).digest('hex');
@@ -38,16 +38,7 @@ after(async () => {
 });
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
-function get(path, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: gh.port, path, headers, agent }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-  });
-}
+const get = (path, headers = {}) => httpGet(gh.port, path, { headers, agent });
 
 test('10/s over 2 workers and 20 connections: exactly 10 of 200 pass, then the window refills', async () => {
   const t0 = performance.now();

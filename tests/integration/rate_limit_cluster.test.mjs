@@ -7,7 +7,7 @@ import http from 'node:http';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { spawn, execFileSync } from 'node:child_process';
-import { startGatehouse, sleep, waitFor, freePort, curl } from './harness.mjs';
+import { startGatehouse, sleep, waitFor, freePort, curl, httpGet } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const hasRedis = (() => { try { execFileSync('redis-server', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
@@ -62,16 +62,7 @@ after(async () => {
 });
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
-function get(g, path, key = 'key-alpha') {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: g.port, path, headers: { 'x-api-key': key }, agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, ms: performance.now() - t0 }));
-    });
-    req.on('error', reject);
-  });
-}
+const get = (g, path, key = 'key-alpha') => httpGet(g.port, path, { headers: { 'x-api-key': key }, agent });
 
 test('three instances share one budget: 60/m lets exactly 60 of 300 through', { skip: !hasRedis && 'redis-server not installed' }, async () => {
   const three = [instances.local, instances.local2, instances.local3];

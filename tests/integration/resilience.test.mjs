@@ -1,8 +1,7 @@
 // Resilience: bulkheads (max_concurrent_requests). Retries, breakers and health checks come next.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import { startGatehouse, curl, freePort, json, waitFor } from './harness.mjs';
+import { startGatehouse, curl, freePort, json, waitFor, httpGet } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 let slow, other, gh, adminPort;
@@ -31,16 +30,7 @@ after(async () => {
   await other?.close();
 });
 
-function get(path, port = gh.port) {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body, ms: performance.now() - t0 }));
-    }).on('error', reject);
-  });
-}
+const get = (path, port = gh.port) => httpGet(port, path);
 
 test('the bulkhead refuses the 11th concurrent request at once, across workers; others are unaffected', async () => {
   // Ten slow requests fill the upstream's ten slots (over both workers' connections).
