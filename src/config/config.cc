@@ -26,6 +26,8 @@ std::string ConfigError::to_string() const {
 
 namespace {
 
+constexpr uint64_t kMaxReplayBody = 64ull << 20;  // retry.max_replay_body: held per request
+
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -377,7 +379,8 @@ class Loader {
   }
 
   std::optional<RetryPolicy> retry(const YAML::Node& n, const std::string& path) {
-    if (!r_.check_map(n, path, {"attempts", "backoff", "max_backoff", "on", "budget"})) return std::nullopt;
+    if (!r_.check_map(n, path, {"attempts", "backoff", "max_backoff", "on", "budget",
+                                  "max_replay_body"})) return std::nullopt;
     RetryPolicy p;
     if (auto v = n["attempts"]) {
       if (auto x = r_.integer(v, child(path, "attempts"), 0, 10)) p.attempts = static_cast<uint32_t>(*x);
@@ -412,6 +415,14 @@ class Loader {
         r_.error(v, child(path, "budget"), "expected a share such as 20% or 0.2");
       else
         p.budget = *x;
+    }
+    if (auto v = n["max_replay_body"]) {
+      if (auto x = r_.size(v, child(path, "max_replay_body"))) {
+        if (*x > kMaxReplayBody)
+          r_.error(v, child(path, "max_replay_body"), "must be at most 64MiB (it is held per request)");
+        else
+          p.max_replay_body = *x;
+      }
     }
     return p;
   }

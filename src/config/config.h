@@ -131,6 +131,7 @@ struct RetryPolicy {
   bool on_connect_failure = true, on_reset = true, on_timeout = false;
   std::vector<int> on_status;  // e.g. 502, 503, 504
   double budget = 0.2;         // retries in flight at most this share of requests in flight (min 3)
+  uint64_t max_replay_body = 64 * 1024;  // request bodies up to this size are kept to send again
 };
 
 struct Upstream {

@@ -465,18 +465,21 @@ bool Connection::admit_target() {
 }
 
 
-// The policy is the route's `retry`, else the upstream's; without one, only the immediate retry
-// of a dead pooled connection happens. A try may be retried when its failure is one the policy
-// names, the request is safe to send again (RFC 9110 9.2.2: an idempotent method or an
-// Idempotency-Key, and no body -- except after a connect failure, when no byte of it was read),
-// tries are left, and the retry budget allows: each request to the upstream earns `budget` of a
+// The route's `retry`, else the upstream's; without one, only the immediate retry of a dead pooled
+// connection happens.
+const config::RetryPolicy* Connection::retry_policy() const {
+  return match_.route->retry ? &*match_.route->retry : ex_.up->retry ? &*ex_.up->retry : nullptr;
+}
+
+// A try may be retried when its failure is one the policy names, the request is safe to send again
+// (RFC 9110 9.2.2: an idempotent method or an Idempotency-Key, and its body, if any, kept whole
+// for replay up to `max_replay_body` -- or not yet read at all, after a connect failure), tries are
+// left, and the retry budget allows: each request to the upstream earns `budget` of a
 // retry and each retry spends one (as Finagle's retry budget; a reserve of 3 per worker to start),
 // so retries stay under `budget` of requests plus a constant, and a brownout cannot multiply
 // the load.
 bool Connection::may_retry(RetryReason reason) {
-  const config::RetryPolicy* p = match_.route->retry ? &*match_.route->retry
-                                 : ex_.up->retry   ? &*ex_.up->retry
-                                                   : nullptr;
+  const config::RetryPolicy* p = retry_policy();
   if (!p || tries_ >= p->attempts || response_started_) return false;
   bool wanted = (reason == RetryReason::kConnectFailure && p->on_connect_failure) ||
                 (reason == RetryReason::kReset && p->on_reset) ||
@@ -502,9 +505,8 @@ bool Connection::may_retry(RetryReason reason) {
       retry_after_ = wait;
     }
   }
-  bool bodiless = req_framing_ == http::Framing::kNone;
-  if (!(ex_.idempotent && (bodiless || reason == RetryReason::kConnectFailure))) return false;
-  if (!bodiless && !body_pending_) return false;  // a body already read cannot be sent again
+  // Every body byte read so far must be in hand to send again (none is, after a connect failure).
+  if (!ex_.idempotent || (body_read_ > 0 && !keep_replay_)) return false;
   auto& state = view_->upstreams[ex_.up_index];
   auto& m = w_.metrics().upstreams[ex_.up->name];
   if (state.retry_tokens < 1) {
@@ -519,7 +521,7 @@ bool Connection::may_retry(RetryReason reason) {
 // Full jitter (a random wait up to backoff * 2^try, capped by max_backoff), within the route's
 // deadline; then the next try goes to another target when there is one.
 net::Task<> Connection::before_retry() {
-  const config::RetryPolicy& p = match_.route->retry ? *match_.route->retry : *ex_.up->retry;
+  const config::RetryPolicy& p = *retry_policy();
   ++tries_;
   auto cap = std::min<net::Clock::duration>(p.max_backoff, p.backoff * (1u << std::min(tries_ - 1, 20u)));
   auto wait = net::Clock::duration(static_cast<int64_t>(w_.rng().next() % (cap.count() + 1)));
@@ -559,13 +561,17 @@ bool Connection::prepare_upstream_request() {
   }
   ex_.target = view_->upstreams[ex_.up_index].balancer.pick(pick);
   if (!admit_target()) return false;
-  if (const config::RetryPolicy* p = route.retry ? &*route.retry : ex_.up->retry ? &*ex_.up->retry : nullptr) {
-    auto& tokens = view_->upstreams[ex_.up_index].retry_tokens;
-    tokens = std::min(tokens + p->budget, 3 + 100 * p->budget);  // what a request earns, capped
-  }
   ex_.retry_allowed = req_.framing == http::Framing::kNone && idempotent(req_.method);
   ex_.idempotent = idempotent(req_.method) || !req_.get("idempotency-key").empty();
   tries_ = 0;
+  if (const config::RetryPolicy* p = retry_policy()) {
+    auto& tokens = view_->upstreams[ex_.up_index].retry_tokens;
+    tokens = std::min(tokens + p->budget, 3 + 100 * p->budget);  // what a request earns, capped
+    // A body that may be retried is kept as it is read, while it fits.
+    if (p->attempts > 0 && ex_.idempotent) replay_limit_ = p->max_replay_body;
+  }
+  keep_replay_ = replay_limit_ > 0 && !(req_.framing == http::Framing::kContentLength &&
+                                         req_.content_length > replay_limit_);
 
   // The upstream request head, built now while the request head's views are valid.
   target_out_.clear();
@@ -726,22 +732,28 @@ net::Task<bool> Connection::upstream_handshake(Stream& up) {
   co_return false;
 }
 
-// Sends the request head and streams the body (validated, passed through unchanged).
+// Sends the request head and streams the body (validated, passed through unchanged). A retry
+// first sends again what earlier tries read of the body (kept in replay_), then reads on.
 net::Task<Connection::Sent> Connection::send_request(Stream& up) {
   set_deadline(Phase::kStream, upstream_budget(snap_->config.server.timeouts.idle));
-  uint64_t remaining = req_framing_ == http::Framing::kContentLength ? req_length_ : 0;
-  if (req_framing_ == http::Framing::kChunked) chunked_.reset();
+  if (req_framing_ == http::Framing::kChunked && body_read_ == 0) chunked_.reset();
+  bool done = !body_pending_;
   bool first = true;
-  bool done = req_framing_ == http::Framing::kNone;
+  if (body_read_ > 0) {
+    std::string_view head = head_out_, body = replay_;
+    bool ok = up.send_now(head, body);
+    if (ok && (!head.empty() || !body.empty())) ok = co_await up.send_rest(head, body, nullptr);
+    if (!ok) co_return Sent::kUpstreamError;
+    first = false;
+  }
   while (true) {
     // What of the buffered bytes belongs to the body.
     std::string_view avail = in_.data();
     size_t take = 0;
-    if (req_framing_ == http::Framing::kContentLength) {
-      take = static_cast<size_t>(std::min<uint64_t>(remaining, avail.size()));
-      remaining -= take;
-      done = remaining == 0;
-    } else if (req_framing_ == http::Framing::kChunked) {
+    if (!done && req_framing_ == http::Framing::kContentLength) {
+      take = static_cast<size_t>(std::min<uint64_t>(req_length_ - body_read_, avail.size()));
+      done = body_read_ + take == req_length_;
+    } else if (!done) {
       auto r = chunked_.feed(avail);
       if (r.error) co_return Sent::kBadBody;
       if (chunked_.payload_bytes() > ctx_.max_body_bytes) co_return Sent::kTooLarge;
@@ -750,13 +762,21 @@ net::Task<Connection::Sent> Connection::send_request(Stream& up) {
     }
     std::string_view head = first ? std::string_view(head_out_) : std::string_view();
     std::string_view body = avail.substr(0, take);
+    if (keep_replay_) {
+      keep_replay_ = replay_.size() + take <= replay_limit_;
+      if (keep_replay_) replay_.append(body);
+    }
     bool ok = up.send_now(head, body);
     if (ok && (!head.empty() || !body.empty())) ok = co_await up.send_rest(head, body, nullptr);
     in_.consume(take);
     bytes_in_ += take;
+    body_read_ += take;
     if (!ok) co_return Sent::kUpstreamError;
     if (done) break;
-    if (first && req_expect_continue_ && !co_await write_client(kContinue)) co_return Sent::kClientError;
+    if (req_expect_continue_ && !continue_sent_) {
+      continue_sent_ = true;
+      if (!co_await write_client(kContinue)) co_return Sent::kClientError;
+    }
     first = false;
     set_deadline(Phase::kStream, upstream_budget(snap_->config.server.timeouts.idle));
     if (!co_await read_client()) co_return Sent::kClientError;
@@ -1006,6 +1026,11 @@ void Connection::begin_request() {
   req_is_head_ = req_http10_ = req_expect_continue_ = false;
   req_framing_ = http::Framing::kNone;
   req_length_ = 0;
+  body_read_ = 0;
+  continue_sent_ = keep_replay_ = false;
+  replay_limit_ = 0;
+  if (replay_.capacity() > kStreamBuffer) std::string().swap(replay_);  // a large one not held idle
+  replay_.clear();
 }
 
 void Connection::consume_head() {

@@ -23,6 +23,7 @@
 #include "server/stream.h"
 
 namespace gatehouse::config {
+struct RetryPolicy;
 struct Snapshot;
 }
 namespace gatehouse::upstream {
@@ -78,6 +79,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Retries (the upstream's or the route's `retry`): why the last try failed, whether another
   // may follow, and the wait before it.
   enum class RetryReason : uint8_t { kNone, kConnectFailure, kReset, kTimeout, kStatus };
+  const config::RetryPolicy* retry_policy() const;
   bool may_retry(RetryReason reason);
   net::Task<> before_retry();
   net::Task<Outcome> forward();
@@ -160,6 +162,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool req_is_head_ = false, req_http10_ = false, req_expect_continue_ = false;
   http::Framing req_framing_ = http::Framing::kNone;
   uint64_t req_length_ = 0;
+  uint64_t body_read_ = 0;      // request body bytes read from the client, as received
+  bool continue_sent_ = false;  // the client was told 100 Continue
+  // Replay for retries: the body bytes read so far, kept while they fit retry.max_replay_body.
+  std::string replay_;
+  uint64_t replay_limit_ = 0;
+  bool keep_replay_ = false;    // replay_ holds every body byte read so far
 };
 
 }  // namespace gatehouse::server

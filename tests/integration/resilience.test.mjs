@@ -1,7 +1,9 @@
 // Resilience: bulkheads (max_concurrent_requests). Retries, breakers and health checks come next.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGatehouse, curl, freePort, json, waitFor, httpGet } from './harness.mjs';
+import crypto from 'node:crypto';
+import http from 'node:http';
+import { startGatehouse, curl, freePort, json, waitFor, httpGet, tempFile, sleep } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 let slow, other, gh, adminPort;
@@ -214,6 +216,96 @@ routes:
     await g.stop();
     await good.close();
     await bad.close();
+  }
+});
+
+test('request bodies up to max_replay_body are sent again on retry; larger ones are sent once', async () => {
+  const bad = await startUpstream({ name: 'bad', sinkStatus: 503 });
+  const cut = await startUpstream({ name: 'cut', sinkResetAfter: 1000 });
+  const good = await startUpstream({ name: 'good' });
+  const g = await startGatehouse(`
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  flaky:
+    targets: [ { address: 127.0.0.1:${bad.port} }, { address: 127.0.0.1:${good.port} } ]
+    retry: { attempts: 1, on: [503], budget: 100% }
+  cutting:
+    targets: [ { address: 127.0.0.1:${cut.port} }, { address: 127.0.0.1:${good.port} } ]
+    retry: { attempts: 1, on: [reset], budget: 100% }
+  only-bad:
+    targets: [ { address: 127.0.0.1:${bad.port} } ]
+    retry: { attempts: 2, on: [503], budget: 100%, max_replay_body: 16KiB }
+routes:
+  - { match: { path: /flaky/* }, rewrite: { strip_prefix: /flaky }, to: flaky }
+  - { match: { path: /cutting/* }, rewrite: { strip_prefix: /cutting }, to: cutting }
+  - { match: { path: /only-bad/* }, rewrite: { strip_prefix: /only-bad }, to: only-bad }
+`);
+  const body = (n) => crypto.randomBytes(n);
+  const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
+  const upload = (path, data, extra = []) =>
+    curl(['-X', 'PUT', '--data-binary', `@${tempFile('body', data)}`, ...extra, g.url(path)]);
+  try {
+    // A 20 KB PUT, with Content-Length and then chunked, and a chunked POST with an
+    // Idempotency-Key: round robin sends one of each pair to the failing target first; its 503 is
+    // not relayed, and the other target receives the same bytes.
+    for (const [label, extra] of [['content-length', []], ['chunked', ['-H', 'Transfer-Encoding: chunked']],
+      ['POST with Idempotency-Key', ['-X', 'POST', '-H', 'Transfer-Encoding: chunked', '-H', 'Idempotency-Key: k-7']]]) {
+      const data = body(20000);
+      bad.state.sunk.length = good.state.sunk.length = 0;
+      for (let i = 0; i < 2; i++) {
+        const r = await upload('/flaky/sink', data, extra);
+        assert.equal(r.status, 200, `${label}: ${r.body}`);
+        assert.deepEqual([json(r).upstream, json(r).sha256], ['good', sha(data)], label);
+      }
+      assert.deepEqual(bad.state.sunk, [{ bytes: 20000, sha256: sha(data) }], `${label}: the failed try had the whole body`);
+      assert.equal(good.state.sunk.length, 2);
+    }
+
+    // A POST without Idempotency-Key is not retried, body or not: the 503 goes to the client.
+    bad.state.sunk.length = 0;
+    const posts = [];
+    for (let i = 0; i < 2; i++) posts.push((await upload('/flaky/sink', body(100), ['-X', 'POST'])).status);
+    assert.deepEqual(posts.sort(), [200, 503]);
+    assert.equal(bad.state.sunk.length, 1);
+
+    // Over max_replay_body (16KiB here) a body is sent once; under it, 1 + 2 times.
+    for (const [size, extra, tries] of [[10000, [], 3], [20000, [], 1], [10000, ['-H', 'Transfer-Encoding: chunked'], 3],
+      [20000, ['-H', 'Transfer-Encoding: chunked'], 1]]) {
+      const data = body(size);
+      bad.state.sunk.length = 0;
+      const r = await upload('/only-bad/sink', data, extra);
+      assert.equal(r.status, 503);
+      assert.deepEqual(bad.state.sunk, Array(tries).fill({ bytes: size, sha256: sha(data) }), `${size} bytes ${extra}`);
+    }
+
+    // A target that resets in the middle of a slow upload: the retry sends what was read of the
+    // body again, then the rest as it comes from the client.
+    cut.state.sunk.length = good.state.sunk.length = 0;
+    for (let i = 0; i < 2; i++) {
+      const data = body(40000);
+      const r = await new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: g.port, path: '/cutting/sink', method: 'PUT', agent: false,
+          headers: { 'content-length': data.length } }, (res) => {
+          let text = '';
+          res.on('data', (d) => { text += d; });
+          res.on('end', () => resolve({ status: res.statusCode, body: text }));
+        });
+        req.on('error', reject);
+        req.write(data.subarray(0, 20000));
+        sleep(150).then(() => req.end(data.subarray(20000)));
+      });
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual([JSON.parse(r.body).upstream, JSON.parse(r.body).sha256], ['good', sha(data)]);
+    }
+    assert.equal(cut.state.sunk.length, 1, 'one of the two uploads went to the resetting target first');
+    assert.ok(cut.state.sunk[0].reset);
+  } finally {
+    await g.stop();
+    await bad.close();
+    await cut.close();
+    await good.close();
   }
 });
 

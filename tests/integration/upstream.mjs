@@ -2,7 +2,10 @@
 //   /echo...            200 JSON: the request as received (method, url, raw headers, body size)
 //   /delay/MS           answers after MS milliseconds
 //   /stream/BYTES       streams BYTES bytes (chunked; ?cl=1 sends Content-Length instead)
-//   /sink               reads the whole body, answers its size and a checksum
+//   /sink               reads the whole body, answers its size and a checksum (each is also kept
+//                       in state.sunk); the options sinkStatus (answer that status instead of 200)
+//                       and sinkResetAfter (reset the connection once that many body bytes came)
+//                       make a target that fails bodies
 //   /garbage            answers bytes that are not HTTP, then closes
 //   /close-early        sends half a status line, then closes
 //   /reset              resets the connection (TCP RST) without answering
@@ -14,8 +17,9 @@ import http from 'node:http';
 import crypto from 'node:crypto';
 
 // echoDelayMs makes every echo answer late (a slow target for load-balancing tests).
-export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1', keepAliveTimeout = 30000, echoDelayMs = 0 } = {}) {
-  const state = { requests: 0, connections: 0, open: 0 };  // connections: ever opened; open: now
+export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1', keepAliveTimeout = 30000,
+  echoDelayMs = 0, sinkStatus = 200, sinkResetAfter = Infinity } = {}) {
+  const state = { requests: 0, connections: 0, open: 0, sunk: [] };  // connections: ever opened; open: now
   const server = http.createServer((req, res) => {
     state.requests++;
     const url = new URL(req.url, 'http://x');
@@ -57,8 +61,19 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1',
     if (path === '/sink') {
       const hash = crypto.createHash('sha256');
       let bytes = 0;
-      req.on('data', (d) => { bytes += d.length; hash.update(d); });
-      req.on('end', () => send(200, { upstream: name, bytes, sha256: hash.digest('hex') }));
+      req.on('data', (d) => {
+        bytes += d.length;
+        hash.update(d);
+        if (bytes >= sinkResetAfter && !req.socket.destroyed) {
+          state.sunk.push({ bytes, reset: true });
+          req.socket.resetAndDestroy();
+        }
+      });
+      req.on('end', () => {
+        const sunk = { bytes, sha256: hash.digest('hex') };
+        state.sunk.push(sunk);
+        send(sinkStatus, { upstream: name, ...sunk });
+      });
       return;
     }
     if (path === '/garbage') {

@@ -1057,13 +1057,15 @@ upstreams:
     retry: { attempts: 2, backoff: 25ms, max_backoff: 250ms, on: [connect_failure, reset, 502, 503], budget: 20% }
     circuit_breaker: { failure_rate: 50%, min_requests: 20, window: 10s, open_for: 30s, half_open_requests: 3 }
 routes:
-  - { match: { path: /a }, to: app, timeout: 2s, retry: { attempts: 0 } }
+  - { match: { path: /a }, to: app, timeout: 2s, retry: { attempts: 0, max_replay_body: 1MiB } }
 )");
   const auto& r = *c.upstreams[0].retry;
   EXPECT_EQ(r.attempts, 2u);
   EXPECT_TRUE(r.on_connect_failure && r.on_reset && !r.on_timeout);
   EXPECT_EQ(r.on_status, (std::vector<int>{502, 503}));
   EXPECT_DOUBLE_EQ(r.budget, 0.2);
+  EXPECT_EQ(r.max_replay_body, 64u * 1024);  // the default
+  EXPECT_EQ(c.routes[0].retry->max_replay_body, 1024u * 1024);
   EXPECT_DOUBLE_EQ(c.upstreams[0].breaker->failure_rate, 0.5);
   EXPECT_EQ(c.routes[0].retry->attempts, 0u);
   EXPECT_EQ(c.routes[0].timeout.count(), 2000);
@@ -1072,7 +1074,7 @@ routes:
 upstreams:
   app:
     targets: [ { address: 127.0.0.1:9001 } ]
-    retry: { attempts: 99, on: [teapot, 418], budget: 150% }
+    retry: { attempts: 99, on: [teapot, 418], budget: 150%, max_replay_body: 65MiB }
     circuit_breaker: { failure_rate: 0%, min_requests: 0 }
 routes:
   - { match: { path: /a }, to: app, timeout: 0s }
@@ -1081,6 +1083,7 @@ routes:
   EXPECT_HAS_ERROR(errors, "upstreams.app.retry.on[0]", "expected connect_failure, reset, timeout");
   EXPECT_HAS_ERROR(errors, "upstreams.app.retry.on[1]", "expected connect_failure, reset, timeout");
   EXPECT_HAS_ERROR(errors, "upstreams.app.retry.budget", "expected a share");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.retry.max_replay_body", "at most 64MiB");
   EXPECT_HAS_ERROR(errors, "upstreams.app.circuit_breaker.failure_rate", "expected a share");
   EXPECT_HAS_ERROR(errors, "upstreams.app.circuit_breaker.min_requests", "");
   EXPECT_HAS_ERROR(errors, "routes[0].timeout", "at least 1ms");
