@@ -337,7 +337,8 @@ class Loader {
   }
 
   std::optional<HealthCheck> health_check(const YAML::Node& n, const std::string& path) {
-    if (!r_.check_map(n, path, {"path", "interval", "timeout", "unhealthy_after", "healthy_after"}))
+    if (!r_.check_map(n, path, {"path", "interval", "timeout", "unhealthy_after", "healthy_after",
+                                "expected_statuses", "initial_state"}))
       return std::nullopt;
     HealthCheck h;
     if (auto v = n["path"]) {
@@ -363,6 +364,31 @@ class Loader {
     };
     count("unhealthy_after", &h.unhealthy_after);
     count("healthy_after", &h.healthy_after);
+    if (auto v = n["expected_statuses"]) {
+      // Codes (200) or classes (2xx).
+      h.expected_statuses.clear();
+      auto items = r_.str_list(v, child(path, "expected_statuses"));
+      for (size_t i = 0; i < items.size(); ++i) {
+        const std::string& c = items[i];
+        bool digits = c.size() == 3 && c[0] >= '1' && c[0] <= '5';
+        int hundreds = digits ? (c[0] - '0') * 100 : 0;
+        if (digits && c[1] == 'x' && c[2] == 'x')
+          h.expected_statuses.emplace_back(hundreds, hundreds + 99);
+        else if (digits && std::isdigit(static_cast<unsigned char>(c[1])) &&
+                 std::isdigit(static_cast<unsigned char>(c[2])))
+          h.expected_statuses.emplace_back(std::stoi(c), std::stoi(c));
+        else
+          r_.error(v.IsSequence() ? v[i] : v, index(child(path, "expected_statuses"), i),
+                   "expected a status code such as 200 or a class such as 2xx");
+      }
+    }
+    if (auto v = n["initial_state"]) {
+      auto s = r_.str(v, child(path, "initial_state"));
+      if (s == "healthy" || s == "unhealthy")
+        h.initially_healthy = s == "healthy";
+      else
+        r_.error(v, child(path, "initial_state"), "expected healthy or unhealthy");
+    }
     return h;
   }
 

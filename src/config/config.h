@@ -121,6 +121,8 @@ struct HealthCheck {
   Duration timeout{1'000};
   uint32_t unhealthy_after = 3;
   uint32_t healthy_after = 2;
+  std::vector<std::pair<int, int>> expected_statuses{{200, 399}};  // inclusive ranges
+  bool initially_healthy = true;  // `initial_state` of a target the process has not checked yet
 };
 
 // retry on an upstream (or a route, which then replaces the upstream's).

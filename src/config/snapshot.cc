@@ -12,7 +12,7 @@ Snapshot::Snapshot(Config c, uint64_t v)
     health.emplace_back();
     if (u.health_check) {
       for (const auto& t : u.targets)
-        health.back().push_back(upstream::Health::shared(u.name, t, *u.health_check, u.tls != nullptr));
+        health.back().push_back(upstream::Health::shared(u.name, t, *u.health_check, u.tls));
     }
     bulkheads.push_back(u.max_concurrent_requests
                             ? upstream::Bulkhead::shared(u.name, u.max_concurrent_requests)

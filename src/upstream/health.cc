@@ -1,34 +1,32 @@
 #include "upstream/health.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-
+#include <charconv>
 #include <list>
 
 #include "config/shared_by_key.h"
 #include "observe/log.h"
+#include "server/asio.h"
+#include "server/stream.h"
 
 namespace gatehouse::upstream {
 namespace {
-
-namespace asio = boost::asio;
-using asio::ip::tcp;
-constexpr auto use_task = asio::as_tuple(asio::use_awaitable);
 
 config::SharedByKey<Health>& registry() {
   static config::SharedByKey<Health> targets;
   return targets;
 }
 
+// The status code of a response that starts with "HTTP/1.x NNN ", or 0.
+int status_of(std::string_view head) {
+  int code = 0;
+  if (head.size() < 13 || head.substr(0, 7) != "HTTP/1." || head[8] != ' ' || head[12] != ' ') return 0;
+  auto [end, ec] = std::from_chars(head.data() + 9, head.data() + 12, code);
+  return ec == std::errc() && end == head.data() + 12 ? code : 0;
+}
+
 class Checker final : public HealthChecker {
  public:
-  explicit Checker(asio::io_context& io) : io_(io), tick_(io) { schedule(); }
+  explicit Checker(net::asio::io_context& io) : io_(io), tick_(io.get_executor()) { schedule(); }
   void stop() override {
     stopped_ = true;
     tick_.cancel();
@@ -48,67 +46,76 @@ class Checker final : public HealthChecker {
         if (h->checking || now < h->next_check) continue;
         h->checking = true;
         h->next_check = now + h->settings.interval;
-        asio::co_spawn(io_, check(h), asio::detached);
+        net::asio::co_spawn(io_.get_executor(), check(h), net::asio::detached);
       }
       schedule();
     });
   }
 
-  // One check: connect, and (plain HTTP) GET the path; a 2xx or 3xx status line within the
-  // timeout is a success.
-  asio::awaitable<void> check(std::shared_ptr<Health> h) {
-    tcp::socket s(io_);
-    in_flight_.push_back(&s);
+  // One check: connect (and the TLS handshake), GET the path, read the status line; all within
+  // the timeout, which closes the socket when it passes.
+  net::Task<> check(std::shared_ptr<Health> h) {
+    server::Stream s(io_.get_executor());
+    in_flight_.push_back(&s.socket());
     struct Forget {
-      std::list<tcp::socket*>& l;
-      tcp::socket* s;
+      std::list<net::Socket*>& l;
+      net::Socket* s;
       ~Forget() { l.remove(s); }
-    } forget{in_flight_, &s};
-    asio::steady_timer deadline(io_, h->settings.timeout);
+    } forget{in_flight_, &s.socket()};
+    net::Timer deadline(io_.get_executor(), h->settings.timeout);
     deadline.async_wait([&s](boost::system::error_code ec) {
       if (!ec) {
         boost::system::error_code ignored;
-        s.close(ignored);
+        s.socket().close(ignored);
       }
     });
-    bool ok = false;
+    int status = 0;
     boost::system::error_code ec;
     auto colon = h->address.rfind(':');
     auto host = h->address.substr(0, colon);
     if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    auto ip = asio::ip::make_address(host, ec);
+    auto ip = net::asio::ip::make_address(host, ec);
     if (!ec) {
-      tcp::endpoint ep(ip, static_cast<uint16_t>(std::stoi(h->address.substr(colon + 1))));
-      std::tie(ec) = co_await s.async_connect(ep, use_task);
-      if (!ec && h->tls) {
-        ok = true;
-      } else if (!ec) {
-        std::string req = "GET " + h->settings.path + " HTTP/1.1\r\nHost: " + h->address +
-                          "\r\nUser-Agent: gatehouse-health-check\r\nConnection: close\r\n\r\n";
-        std::tie(ec, std::ignore) = co_await asio::async_write(s, asio::buffer(req), use_task);
-        char buf[64];
-        size_t got = 0;
-        while (!ec && got < 12) {
-          size_t n = 0;
-          std::tie(ec, n) = co_await s.async_read_some(asio::buffer(buf + got, sizeof buf - got), use_task);
-          got += n;
-        }
-        // "HTTP/1.1 204 ..."
-        ok = got >= 12 && std::string_view(buf, 5) == "HTTP/" && (buf[9] == '2' || buf[9] == '3');
+      net::tcp::endpoint ep(ip, static_cast<uint16_t>(std::stoi(h->address.substr(colon + 1))));
+      std::tie(ec) = co_await s.socket().async_connect(ep, net::use_task);
+      bool ok = !ec;
+      if (ok) s.socket().non_blocking(true, ec);
+      if (ok && h->tls) {
+        ok = s.start_tls_client(*h->tls, h->server_name, nullptr);
+        if (ok) ok = co_await s.handshake();
       }
+      std::string req = "GET " + h->settings.path + " HTTP/1.1\r\nHost: " + h->address +
+                        "\r\nUser-Agent: gatehouse-health-check\r\nConnection: close\r\n\r\n";
+      std::string_view a = req, b;
+      if (ok) ok = s.send_now(a, b);
+      if (ok && !a.empty()) ok = co_await s.send_rest(a, b, nullptr);
+      char buf[256];
+      size_t got = 0;
+      while (ok && got < sizeof buf && std::string_view(buf, got).find('\n') == std::string_view::npos) {
+        auto read = co_await s.read_some(net::asio::buffer(buf + got, sizeof buf - got));
+        size_t n = std::get<1>(read);
+        ok = !std::get<0>(read) && n > 0;
+        got += n;
+      }
+      status = status_of(std::string_view(buf, got));
+      s.drop();
     }
     deadline.cancel();
-    record(*h, ok);
+    bool passed = std::any_of(h->settings.expected_statuses.begin(), h->settings.expected_statuses.end(),
+                              [&](auto range) { return status >= range.first && status <= range.second; });
+    record(*h, passed);
     h->checking = false;
   }
 
   void record(Health& h, bool ok) {
+    bool first = !h.checked;
+    h.checked = true;
     if (ok) {
       h.failures = 0;
-      if (!h.healthy() && ++h.successes >= h.settings.healthy_after) {
+      if (!h.healthy() && (++h.successes >= h.settings.healthy_after || first)) {
         h.set_healthy(true);
         ++h.transitions;
-        spdlog::info("health: {} target {} is healthy again", h.upstream, h.address);
+        spdlog::info("health: {} target {} is healthy{}", h.upstream, h.address, first ? "" : " again");
       }
     } else {
       h.successes = 0;
@@ -121,25 +128,29 @@ class Checker final : public HealthChecker {
     }
   }
 
-  asio::io_context& io_;
-  asio::steady_timer tick_;
+  net::asio::io_context& io_;
+  net::Timer tick_;
   bool stopped_ = false;
-  std::list<tcp::socket*> in_flight_;
+  std::list<net::Socket*> in_flight_;
 };
 
 }  // namespace
 
 std::shared_ptr<Health> Health::shared(const std::string& upstream, const config::Target& target,
-                                       const config::HealthCheck& settings, bool tls) {
+                                       const config::HealthCheck& settings,
+                                       std::shared_ptr<const tls::ClientContext> tls) {
   std::string address = target.address.to_string();
   auto h = registry().get(upstream + " " + address, [&] {
     auto fresh = std::make_shared<Health>();
     fresh->upstream = upstream;
     fresh->address = address;
+    fresh->set_healthy(settings.initially_healthy);
     return fresh;
   });
-  h->settings = settings;  // read by the checker on the main thread, which also loads configs
-  h->tls = tls;
+  // Read by the checker on the main thread, which also loads configs.
+  h->settings = settings;
+  h->server_name = tls ? std::string(tls->server_name_for(target.host)) : std::string();
+  h->tls = std::move(tls);
   return h;
 }
 

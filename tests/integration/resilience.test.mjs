@@ -353,6 +353,51 @@ routes:
   }
 });
 
+test('health checks: expected_statuses decide; with initial_state unhealthy a target gets traffic only once a check passed', async () => {
+  const live = await startUpstream({ name: 'live' });
+  const dead = await freePort();
+  const g = await startGatehouse(`
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  teapot:
+    targets: [ { address: 127.0.0.1:${live.port} } ]
+    health_check: { path: /status/418, expected_statuses: [418], interval: 100ms, unhealthy_after: 1 }
+  picky:
+    targets: [ { address: 127.0.0.1:${live.port} } ]
+    health_check: { path: /status/204, expected_statuses: [200, 3xx], interval: 100ms, unhealthy_after: 1 }
+  cautious:
+    targets: [ { address: 127.0.0.1:${dead} }, { address: 127.0.0.1:${live.port} } ]
+    health_check: { path: /echo, interval: 5s, unhealthy_after: 3, healthy_after: 3, initial_state: unhealthy }
+routes:
+  - { match: { path: /teapot/* }, rewrite: { strip_prefix: /teapot }, to: teapot }
+  - { match: { path: /picky/* }, rewrite: { strip_prefix: /picky }, to: picky }
+  - { match: { path: /cautious/* }, rewrite: { strip_prefix: /cautious }, to: cautious }
+`);
+  try {
+    // The live target passes its first check at once (one success suffices for a target never
+    // checked, not healthy_after = 3 checks 5 s apart); the dead one never gets a request, where a
+    // target that starts healthy would take 3 failed checks (15 s) to leave.
+    const t0 = performance.now();
+    await waitFor(() => new RegExp(`health: cautious target 127.0.0.1:${live.port} is healthy`).test(g.stderr), 2000, 'the live target in');
+    assert.ok(performance.now() - t0 < 1000);
+    const statuses = [];
+    for (let i = 0; i < 8; i++) statuses.push((await curl([g.url('/cautious/echo')])).status);
+    assert.deepEqual(statuses, Array(8).fill(200), 'nothing sent to the dead target');
+    assert.doesNotMatch(g.stderr, new RegExp(`cautious target 127.0.0.1:${dead} is healthy`));
+
+    // 418 is healthy where it is expected; 204 is not where only 200 and 3xx are.
+    await waitFor(() => /health: picky target \S+ is unhealthy/.test(g.stderr), 2000, 'picky out');
+    assert.equal((await curl([g.url('/teapot/echo')])).status, 200);
+    assert.doesNotMatch(g.stderr, /health: teapot target/);
+    assert.equal(json(await curl([g.url('/picky/echo')])).error, 'upstream_unavailable');
+  } finally {
+    await g.stop();
+    await live.close();
+  }
+});
+
 test("an upstream's Retry-After is honoured within the deadline, and beyond it the answer is relayed", async () => {
   const up = await startUpstream({ name: 'busy' });
   const g = await startGatehouse(`

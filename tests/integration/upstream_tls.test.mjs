@@ -32,13 +32,21 @@ function makeCert(name, ca, sans) {
     '-CAcreateserial', '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
 }
 
-// An https upstream. /mirror answers the request body back; anything else answers what it saw.
+// An https upstream. /mirror answers the request body back, /status/NNN answers NNN; anything else
+// answers what it saw.
 function startHttpsUpstream(cert, tlsOptions = {}) {
-  const state = { requests: 0, tls: 0, resumed: 0, servernames: [] };
+  const state = { requests: 0, checks: 0, tls: 0, resumed: 0, servernames: [] };
   const server = https.createServer({
     key: fs.readFileSync(file(`${cert}.key`)), cert: fs.readFileSync(file(`${cert}.pem`)), ...tlsOptions,
   }, (req, res) => {
     state.requests++;
+    if (req.headers['user-agent'] === 'gatehouse-health-check') state.checks++;
+    const status = req.url.match(/\/status\/(\d{3})$/);
+    if (status) {
+      res.writeHead(Number(status[1]), { 'content-length': 0 });
+      res.end();
+      return;
+    }
     const chunks = [];
     req.on('data', (d) => chunks.push(d));
     req.on('end', () => {
@@ -223,6 +231,37 @@ test('a plain-HTTP target behind tls -> 502, and the gateway stays healthy', asy
   const again = await curl([gh.url('/good/after')]);
   assert.equal(again.status, 200);
   assert.equal(gh.proc.exitCode, null);
+});
+
+test('health checks of a tls upstream GET the path over verified TLS', async () => {
+  const checked = await startHttpsUpstream('up');
+  const check = (path) => `{ path: ${path}, interval: 100ms, timeout: 500ms, unhealthy_after: 1 }`;
+  fs.writeFileSync(file('health.yaml'), `
+server: { workers: 1, listen: [ { address: 127.0.0.1:0 } ] }
+upstreams:
+  passing: { targets: [ { address: 127.0.0.1:${checked.port} } ], tls: ${tlsTo()}, health_check: ${check('/ok')} }
+  failing: { targets: [ { address: 127.0.0.1:${checked.port} } ], tls: ${tlsTo()}, health_check: ${check('/status/503')} }
+  wrongname: { targets: [ { address: 127.0.0.1:${wrong.port} } ], tls: ${tlsTo()}, health_check: ${check('/ok')} }
+routes:
+${['passing', 'failing', 'wrongname'].map((u) => `  - { match: { path: /${u}/* }, to: ${u} }`).join('\n')}
+`);
+  const g = await startGatehouse(null, { configFile: file('health.yaml') });
+  try {
+    // A 503 from the health path, and a certificate for another name, each fail the check.
+    await waitFor(() => /health: failing target \S+ is unhealthy/.test(g.stderr) &&
+      /health: wrongname target \S+ is unhealthy/.test(g.stderr), 3000, 'both failing upstreams marked unhealthy');
+    await waitFor(() => checked.state.checks >= 4, 3000, 'a few checks over TLS');
+    assert.doesNotMatch(g.stderr, /health: passing target/);
+    assert.equal((await curl([g.url('/passing/x')])).status, 200);
+    for (const u of ['failing', 'wrongname']) {
+      const r = await curl([g.url(`/${u}/x`)]);
+      assert.equal(r.status, 503, u);
+      assert.equal(json(r).error, 'upstream_unavailable');
+    }
+  } finally {
+    await g.stop();
+    await checked.close();
+  }
 });
 
 test('a handshake that stalls -> 504 within the connect timeout', async () => {

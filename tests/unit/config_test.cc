@@ -621,7 +621,11 @@ TEST(ConfigTest, HealthCheckSettings) {
 upstreams:
   app:
     targets: [ { address: 127.0.0.1:9001 } ]
-    health_check: { path: /ready, interval: 2s, timeout: 500ms, unhealthy_after: 4, healthy_after: 1 }
+    health_check: { path: /ready, interval: 2s, timeout: 500ms, unhealthy_after: 4, healthy_after: 1,
+                    expected_statuses: [2xx, 418], initial_state: unhealthy }
+  other:
+    targets: [ { address: 127.0.0.1:9002 } ]
+    health_check: {}
 routes:
   - { match: { path: /a }, to: app }
 )");
@@ -631,6 +635,23 @@ routes:
   EXPECT_EQ(h.timeout.count(), 500);
   EXPECT_EQ(h.unhealthy_after, 4u);
   EXPECT_EQ(h.healthy_after, 1u);
+  EXPECT_EQ(h.expected_statuses, (std::vector<std::pair<int, int>>{{200, 299}, {418, 418}}));
+  EXPECT_FALSE(h.initially_healthy);
+  const auto& defaults = *c.upstreams[1].health_check;
+  EXPECT_EQ(defaults.expected_statuses, (std::vector<std::pair<int, int>>{{200, 399}}));
+  EXPECT_TRUE(defaults.initially_healthy);
+  auto bad_values = errors_of(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    health_check: { expected_statuses: [200, 6xx, 20], initial_state: maybe }
+routes:
+  - { match: { path: /a }, to: app }
+)");
+  EXPECT_HAS_ERROR(bad_values, "upstreams.app.health_check.expected_statuses[1]", "a class such as 2xx");
+  EXPECT_HAS_ERROR(bad_values, "upstreams.app.health_check.expected_statuses[2]", "a status code");
+  EXPECT_HAS_ERROR(bad_values, "upstreams.app.health_check.initial_state", "healthy or unhealthy");
   auto errors = errors_of(R"(server:
   listen: [ { address: 127.0.0.1:8080 } ]
 upstreams:
