@@ -591,7 +591,7 @@ class Loader {
       }
       const YAML::Node& u = it->second;
       if (!r_.check_map(u, path, {"targets", "balance", "hash_on", "timeouts", "protocol",
-                                  "max_idle_per_target", "max_concurrent_requests", "tls",
+                                  "max_idle_per_target", "max_concurrent_requests", "max_pending", "tls",
                                   "circuit_breaker", "retry", "health_check"}))
         continue;
       Upstream up;
@@ -648,12 +648,16 @@ class Loader {
       }
       if (auto t = u["timeouts"]) {
         std::string tp = child(path, "timeouts");
-        if (r_.check_map(t, tp, {"connect", "response"})) {
+        if (r_.check_map(t, tp, {"connect", "response", "queue"})) {
           if (auto v = t["connect"]) {
             if (auto d = r_.duration(v, child(tp, "connect"))) up.connect_timeout = *d;
           }
           if (auto v = t["response"]) {
             if (auto d = r_.duration(v, child(tp, "response"))) up.response_timeout = *d;
+          }
+          up.queue_timeout = up.connect_timeout;  // unless set: as HAProxy's `timeout queue`
+          if (auto v = t["queue"]) {
+            if (auto d = r_.duration(v, child(tp, "queue"))) up.queue_timeout = *d;
           }
         }
       }
@@ -673,6 +677,12 @@ class Loader {
       if (auto m = u["max_concurrent_requests"]) {
         if (auto v = r_.integer(m, child(path, "max_concurrent_requests"), 1, 10'000'000))
           up.max_concurrent_requests = static_cast<uint32_t>(*v);
+      }
+      if (auto m = u["max_pending"]) {
+        if (auto v = r_.integer(m, child(path, "max_pending"), 0, 10'000'000))
+          up.max_pending = static_cast<uint32_t>(*v);
+        if (!up.max_concurrent_requests)
+          r_.error(m, child(path, "max_pending"), "max_pending needs max_concurrent_requests");
       }
       if (auto m = u["max_idle_per_target"]) {
         if (auto v = r_.integer(m, child(path, "max_idle_per_target"), 0, 100'000))

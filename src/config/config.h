@@ -145,6 +145,8 @@ struct Upstream {
   Duration response_timeout{30'000};  // from request sent to the response head received
   uint32_t max_idle_per_target = 64;  // idle keep-alive connections kept per worker per target
   uint32_t max_concurrent_requests = 0;  // in flight at once, whole process; 0 = no limit
+  uint32_t max_pending = 0;  // requests that may wait for one of those slots; 0 = 503 at once
+  Duration queue_timeout{2'000};  // the longest such a wait (timeouts.queue; default: connect's)
   std::optional<BreakerSettings> breaker;
   std::optional<RetryPolicy> retry;
   std::optional<HealthCheck> health_check;

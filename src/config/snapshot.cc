@@ -15,7 +15,7 @@ Snapshot::Snapshot(Config c, uint64_t v)
         health.back().push_back(upstream::Health::shared(u.name, t, *u.health_check, u.tls));
     }
     bulkheads.push_back(u.max_concurrent_requests
-                            ? upstream::Bulkhead::shared(u.name, u.max_concurrent_requests)
+                            ? upstream::Bulkhead::shared(u.name, u.max_concurrent_requests, u.max_pending)
                             : nullptr);
   }
 }

@@ -141,6 +141,7 @@ void MetricsShard::merge(const MetricsShard& other) {
     }
     mine.duration.merge(u.duration);
     mine.rejected += u.rejected;
+    mine.queued += u.queued;
     for (const auto& [state, n] : u.breaker_transitions) mine.breaker_transitions[state] += n;
     for (size_t i = 0; i < mine.retries.size(); ++i) mine.retries[i] += u.retries[i];
     mine.retry_budget_exhausted += u.retry_budget_exhausted;
@@ -186,11 +187,19 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
     }
   }
   header(&out, "gatehouse_upstream_rejected_total", "counter",
-         "Requests refused at once because the upstream's max_concurrent_requests was reached.");
+         "Requests refused because the upstream's max_concurrent_requests was reached (and its "
+         "max_pending queue was full, or freed no slot within timeouts.queue).");
   for (const auto* up : sorted(m.upstreams)) {
     out.append("gatehouse_upstream_rejected_total{");
     label(&out, "upstream", up->first, true);
     out.append("} ").append(std::to_string(up->second.rejected)).append("\n");
+  }
+  header(&out, "gatehouse_upstream_queued_total", "counter",
+         "Requests that waited in the upstream's max_pending queue for a slot.");
+  for (const auto* up : sorted(m.upstreams)) {
+    out.append("gatehouse_upstream_queued_total{");
+    label(&out, "upstream", up->first, true);
+    out.append("} ").append(std::to_string(up->second.queued)).append("\n");
   }
   header(&out, "gatehouse_upstream_retries_total", "counter", "Retries by upstream and reason.");
   static constexpr const char* kReasons[] = {"connect_failure", "reset", "timeout", "status"};

@@ -50,7 +50,8 @@ struct RouteMetrics {
 struct UpstreamMetrics {
   StringMap<std::array<uint64_t, kUpstreamOutcomes>> by_target;  // target "ip:port" -> outcomes
   Histogram duration;  // request sent to response head received (or failure)
-  uint64_t rejected = 0;  // refused at once: max_concurrent_requests reached
+  uint64_t rejected = 0;  // refused: max_concurrent_requests reached (and the queue full or too slow)
+  uint64_t queued = 0;    // waited in the max_pending queue
   StringMap<uint64_t> breaker_transitions;  // by the state a target's breaker moved to
   std::array<uint64_t, 4> retries{};  // by reason: connect_failure, reset, timeout, status
   uint64_t retry_budget_exhausted = 0;

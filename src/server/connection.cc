@@ -110,6 +110,7 @@ void Connection::close_now() {
   boost::system::error_code ec;
   client_.close();
   if (upstream_) upstream_->socket().close(ec);
+  stop_waiting_for_slot();
   timer_.cancel();
 }
 
@@ -153,7 +154,10 @@ void Connection::on_timer() {
     arm_timer(deadline_);
     return;
   }
-  if (phase_ == Phase::kUpstreamConnect || phase_ == Phase::kUpstreamResponse) {
+  if (phase_ == Phase::kQueued) {
+    deadline_ = net::Clock::time_point::max();
+    stop_waiting_for_slot();  // the request gets 503; the client connection stays usable
+  } else if (phase_ == Phase::kUpstreamConnect || phase_ == Phase::kUpstreamResponse) {
     // The exchange sees the flag and answers 504; the client connection stays usable.
     upstream_timed_out_ = true;
     if (upstream_) close_quietly(upstream_->socket());
@@ -603,17 +607,16 @@ bool Connection::prepare_upstream_request() {
 // --- the upstream exchange -------------------------------------------------------------------
 
 net::Task<Connection::Outcome> Connection::forward() {
-  // The upstream's bulkhead: full means 503 now, not a place in a queue.
+  // The upstream's bulkhead: when full, a place in its bounded queue, or 503 at once.
   upstream::Bulkhead* bulkhead = snap_->bulkheads[ex_.up_index].get();
   if (bulkhead && !bulkhead->try_enter()) {
-    ++w_.metrics().upstreams[ex_.up->name].rejected;
-    http::HeaderList retry_after;
-    retry_after.emplace_back("Retry-After", "1");
-    fail(503, "upstream_overloaded",
-         ex_.up->name + " already has " + std::to_string(bulkhead->limit()) +
-             " requests in flight (max_concurrent_requests)",
-         std::move(retry_after));
-    co_return Outcome::kDone;
+    bool admitted = false;
+    if (bulkhead->max_pending() > 0) {
+      admitted = co_await wait_for_slot(*bulkhead);
+    } else {
+      fail_overloaded(*bulkhead, false);
+    }
+    if (!admitted) co_return Outcome::kDone;
   }
   struct Leave {
     upstream::Bulkhead* b;
@@ -670,6 +673,53 @@ net::Task<Connection::Outcome> Connection::forward() {
   if (!ex_.reused && sock->tls()) ex_.pool->keep_session(sock->resumable_session());
   co_await relay_response(*sock, head_len);
   co_return Outcome::kDone;
+}
+
+// Waits in the bulkhead's queue for a slot, at most timeouts.queue (within the route's timeout).
+// The slot comes from whichever worker frees one: its wake-up is posted to this worker.
+net::Task<bool> Connection::wait_for_slot(upstream::Bulkhead& b) {
+  auto waiter = std::make_shared<upstream::Bulkhead::Waiter>();
+  auto queued = upstream::Bulkhead::Queued::kFull;
+  set_deadline(Phase::kQueued, upstream_budget(ex_.up->queue_timeout));
+  queued_in_ = &b;
+  queued_ = waiter;
+  auto token = net::use_task;
+  auto [granted] = co_await net::asio::async_initiate<decltype(token), void(bool)>(
+      [&](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        waiter->wake = [h, ex = w_.io().get_executor()](bool granted) {
+          net::asio::post(ex, [h, granted] { std::move(*h)(granted); });
+        };
+        queued = b.wait(waiter);
+        if (queued != upstream::Bulkhead::Queued::kWaiting)
+          waiter->wake(queued == upstream::Bulkhead::Queued::kGranted);
+      },
+      token);
+  queued_in_ = nullptr;
+  queued_.reset();
+  if (queued == upstream::Bulkhead::Queued::kWaiting) ++w_.metrics().upstreams[ex_.up->name].queued;
+  if (!granted) fail_overloaded(b, queued == upstream::Bulkhead::Queued::kWaiting);
+  co_return granted;
+}
+
+void Connection::stop_waiting_for_slot() {
+  if (queued_ && queued_in_->cancel(queued_.get())) queued_->wake(false);
+  queued_in_ = nullptr;
+  queued_.reset();
+}
+
+// 503 upstream_overloaded: every slot taken and the queue full (or none), or no slot freed in time.
+void Connection::fail_overloaded(const upstream::Bulkhead& b, bool waited) {
+  ++w_.metrics().upstreams[ex_.up->name].rejected;
+  http::HeaderList retry_after;
+  retry_after.emplace_back("Retry-After", "1");
+  std::string why =
+      waited ? "freed no request slot within " +
+                   (route_deadline_binds_ ? "the route's timeout of " + config::format_duration(match_.route->timeout)
+                                          : config::format_duration(ex_.up->queue_timeout) + " (timeouts.queue)")
+             : "already has " + std::to_string(b.limit()) + " requests in flight (max_concurrent_requests)" +
+                   (b.max_pending() ? " and " + std::to_string(b.max_pending()) + " waiting (max_pending)" : "");
+  fail(503, "upstream_overloaded", ex_.up->name + " " + why, std::move(retry_after));
 }
 
 net::Task<std::optional<Stream>> Connection::lease_upstream() {

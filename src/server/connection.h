@@ -21,6 +21,7 @@
 #include "server/asio.h"
 #include "server/buffer.h"
 #include "server/stream.h"
+#include "upstream/bulkhead.h"
 
 namespace gatehouse::config {
 struct RetryPolicy;
@@ -48,7 +49,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close_now();
 
  private:
-  enum class Phase { kClientIdle, kClientRead, kUpstreamConnect, kUpstreamResponse, kStream };
+  enum class Phase { kClientIdle, kClientRead, kQueued, kUpstreamConnect, kUpstreamResponse, kStream };
   enum class Head { kRequest, kError, kClose };
   enum class Step { kForward, kPaused, kDone };
   enum class Outcome { kDone, kRetry };
@@ -83,6 +84,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool may_retry(RetryReason reason);
   net::Task<> before_retry();
   net::Task<Outcome> forward();
+  // The upstream's bulkhead is full: wait for a slot (max_pending), else answer 503.
+  net::Task<bool> wait_for_slot(upstream::Bulkhead& b);
+  void stop_waiting_for_slot();  // the wait's deadline passed, or the client left
+  void fail_overloaded(const upstream::Bulkhead& b, bool waited);
   net::Task<std::optional<Stream>> lease_upstream();
   net::Task<bool> upstream_handshake(Stream& up);
   net::Task<Sent> send_request(Stream& up);
@@ -112,6 +117,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   net::Clock::time_point armed_at_ = net::Clock::time_point::max();
   Phase phase_ = Phase::kClientIdle;
   Stream* upstream_ = nullptr;  // the upstream connection in use, for the timer to cancel
+  upstream::Bulkhead* queued_in_ = nullptr;  // the bulkhead whose queue this request waits in ...
+  std::shared_ptr<upstream::Bulkhead::Waiter> queued_;  // ... as this waiter
   bool upstream_timed_out_ = false;
   bool closed_ = false;
   bool busy_ = false;

@@ -53,6 +53,61 @@ test('the bulkhead refuses the 11th concurrent request at once, across workers; 
   assert.match(m, /gatehouse_upstream_rejected_total\{upstream="slow"\} 1\b/);
 });
 
+test('max_pending: a full bulkhead queues a bounded number of requests, each for at most timeouts.queue', async () => {
+  const up = await startUpstream({ name: 'queued' });
+  const admin = await freePort();
+  const g = await startGatehouse(`
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+admin: { listen: 127.0.0.1:${admin} }
+upstreams:
+  queued:
+    targets: [ { address: 127.0.0.1:${up.port} } ]
+    max_concurrent_requests: 2
+    max_pending: 2
+    timeouts: { queue: 300ms }
+routes:
+  - { match: { path: /* }, to: queued }
+`);
+  try {
+    // Two slow requests hold both slots; two more wait; the fifth finds the queue full.
+    const slow = [get('/delay/250', g.port), get('/delay/250', g.port)];
+    await sleep(100);
+    const waiting = [get('/delay/10', g.port), get('/delay/10', g.port)];
+    await sleep(50);
+    const fifth = await get('/delay/10', g.port);
+    assert.equal(fifth.status, 503);
+    assert.ok(fifth.ms < 100, `refused at once (${fifth.ms.toFixed(0)} ms)`);
+    assert.match(JSON.parse(fifth.body).message, /2 waiting \(max_pending\)/);
+    const served = await Promise.all([...slow, ...waiting]);
+    assert.deepEqual(served.map((r) => r.status), [200, 200, 200, 200], 'the waiting ones got the freed slots');
+
+    // A wait longer than timeouts.queue ends in 503, close to 300 ms.
+    const long = [get('/delay/1000', g.port), get('/delay/1000', g.port)];
+    await sleep(100);
+    const late = await get('/delay/10', g.port);
+    assert.equal(late.status, 503);
+    assert.ok(late.ms >= 250 && late.ms < 800, `waited ${late.ms.toFixed(0)} ms`);
+    assert.match(JSON.parse(late.body).message, /freed no request slot within 300ms \(timeouts.queue\)/);
+
+    // A client that gives up while waiting leaves no slot taken.
+    const gone = http.get({ host: '127.0.0.1', port: g.port, path: '/delay/10', agent: false });
+    gone.on('error', () => {});
+    await sleep(50);
+    gone.destroy();
+    assert.deepEqual((await Promise.all(long)).map((r) => r.status), [200, 200]);
+    const again = await Promise.all([get('/delay/200', g.port), get('/delay/200', g.port)]);
+    assert.deepEqual(again.map((r) => r.status), [200, 200], 'both slots free again');
+    const m = (await curl([`http://127.0.0.1:${admin}/metrics`])).body;
+    assert.match(m, /gatehouse_upstream_queued_total\{upstream="queued"\} [3-9]\b/);
+    assert.match(m, /gatehouse_upstream_rejected_total\{upstream="queued"\} [2-9]\b/);
+  } finally {
+    await g.stop();
+    await up.close();
+  }
+});
+
 test('circuit breakers: open after failures, fast 503s while open, half-open probe, closed after recovery', async () => {
   const a = await startUpstream({ name: 'a' });
   const healthy = await startUpstream({ name: 'healthy' });

@@ -615,6 +615,37 @@ TEST(ConfigTest, UpstreamTlsErrors) {
   EXPECT_HAS_ERROR(scalar, "upstreams.billing.tls", "expected a mapping");
 }
 
+TEST(ConfigTest, BulkheadQueue) {
+  Config c = load(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    max_concurrent_requests: 10
+    max_pending: 5
+    timeouts: { connect: 300ms, queue: 1s }
+  other:
+    targets: [ { address: 127.0.0.1:9002 } ]
+    timeouts: { connect: 300ms }
+routes:
+  - { match: { path: /a }, to: app }
+)");
+  EXPECT_EQ(c.upstreams[0].max_pending, 5u);
+  EXPECT_EQ(c.upstreams[0].queue_timeout.count(), 1000);
+  EXPECT_EQ(c.upstreams[1].max_pending, 0u);
+  EXPECT_EQ(c.upstreams[1].queue_timeout.count(), 300) << "the connect timeout, as HAProxy";
+  auto errors = errors_of(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+    max_pending: 5
+routes:
+  - { match: { path: /a }, to: app }
+)");
+  EXPECT_HAS_ERROR(errors, "upstreams.app.max_pending", "needs max_concurrent_requests");
+}
+
 TEST(ConfigTest, HealthCheckSettings) {
   Config c = load(R"(server:
   listen: [ { address: 127.0.0.1:8080 } ]
