@@ -274,6 +274,72 @@ routes:
   }
 });
 
+test('targets that fail once, reset or hang: each GET is retried on the other target and succeeds', async () => {
+  const x = await startUpstream({ name: 'x' });
+  const y = await startUpstream({ name: 'y' });
+  const g = await startGatehouse(`
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  pair:
+    targets: [ { address: 127.0.0.1:${x.port} }, { address: 127.0.0.1:${y.port} } ]
+    timeouts: { response: 200ms }
+    retry: { attempts: 1, backoff: 1ms, on: [reset, timeout, 503], budget: 100% }
+routes:
+  - { match: { path: /* }, to: pair }
+`);
+  try {
+    for (const how of [503, 'reset', 'hang']) {
+      x.failNext(1, how);
+      const before = x.state.requests + y.state.requests;
+      // Round robin: one of the two requests meets x's failure first; its retry goes to y.
+      const answers = [await curl([g.url('/echo')]), await curl([g.url('/echo')])];
+      assert.deepEqual(answers.map((r) => r.status), [200, 200], `${how}`);
+      assert.equal(x.state.requests + y.state.requests - before, 3, `${how}: two requests and one retry`);
+    }
+  } finally {
+    await g.stop();
+    await x.close();
+    await y.close();
+  }
+});
+
+test('a breaker opens on a target failing 75% of requests and never on one failing 25%', async () => {
+  const bad = await startUpstream({ name: 'bad' });
+  const meh = await startUpstream({ name: 'meh' });
+  const g = await startGatehouse(`
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  bad: { targets: [ { address: 127.0.0.1:${bad.port} } ], circuit_breaker: { failure_rate: 50%, min_requests: 8, open_for: 30s } }
+  meh: { targets: [ { address: 127.0.0.1:${meh.port} } ], circuit_breaker: { failure_rate: 50%, min_requests: 8, open_for: 30s } }
+routes:
+  - { match: { path: /bad/* }, rewrite: { strip_prefix: /bad }, to: bad }
+  - { match: { path: /meh/* }, rewrite: { strip_prefix: /meh }, to: meh }
+`);
+  try {
+    bad.failPercent(75);
+    meh.failPercent(25);
+    const codes = { bad: [], meh: [] };
+    for (let i = 0; i < 40; i++) {
+      for (const u of ['bad', 'meh']) {
+        const r = await curl([g.url(`/${u}/echo`)]);
+        codes[u].push(r.status === 503 && json(r).error === 'upstream_unavailable' ? 'open' : r.status);
+      }
+    }
+    assert.equal(bad.state.requests, 8, 'open once 8 requests had a failure rate of 75%');
+    assert.deepEqual(codes.bad.slice(8), Array(32).fill('open'));
+    assert.equal(meh.state.requests, 40, 'a 25% failure rate never opens it');
+    assert.equal(codes.meh.filter((c) => c === 503).length, 10);
+  } finally {
+    await g.stop();
+    await bad.close();
+    await meh.close();
+  }
+});
+
 test('request bodies up to max_replay_body are sent again on retry; larger ones are sent once', async () => {
   const bad = await startUpstream({ name: 'bad', sinkStatus: 503 });
   const cut = await startUpstream({ name: 'cut', sinkResetAfter: 1000 });

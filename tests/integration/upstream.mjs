@@ -12,6 +12,10 @@
 //   /reset-mid-body     sends a head and part of the body, then resets
 //   /status/CODE        answers CODE with a small JSON body
 //   /until-close        body delimited by closing the connection (no length, no chunking)
+//   /hang               reads the request and never answers
+// Failures on command, for any path: failNext(n, how) fails the next n requests, failPercent(p, how)
+// p% of them, spread evenly (3 of every 4 for 75) so that tests of rates are exact, not lucky.
+// `how` is a status code to answer (default 503), 'reset' (TCP RST) or 'hang' (never answer).
 // Also runnable: node upstream.mjs --port 9001 --name products
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -20,6 +24,7 @@ import crypto from 'node:crypto';
 export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1', keepAliveTimeout = 30000,
   echoDelayMs = 0, sinkStatus = 200, sinkResetAfter = Infinity } = {}) {
   const state = { requests: 0, connections: 0, open: 0, sunk: [] };  // connections: ever opened; open: now
+  const failures = { next: 0, percent: 0, status: 503, seen: 0 };
   const server = http.createServer((req, res) => {
     state.requests++;
     const url = new URL(req.url, 'http://x');
@@ -30,6 +35,20 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1',
         'content-length': Buffer.byteLength(body), ...headers });
       res.end(body);
     };
+    const n = failures.seen++;
+    const failByPercent = Math.floor((n + 1) * failures.percent / 100) > Math.floor(n * failures.percent / 100);
+    if (failures.next > 0 || failByPercent) {
+      if (failures.next > 0) failures.next--;
+      state.failed = (state.failed || 0) + 1;
+      req.resume();
+      if (failures.status === 'reset') req.socket.resetAndDestroy();
+      else if (failures.status !== 'hang') send(failures.status, { upstream: name, failed: true });
+      return;
+    }
+    if (path === '/hang') {
+      req.resume();
+      return;
+    }
     if (path.startsWith('/delay/')) {
       const ms = Number(path.split('/')[2]);
       const t = setTimeout(() => send(200, { upstream: name, delayed: ms }), ms);
@@ -123,6 +142,8 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1',
     server.listen(port, host, () => {
       resolve({
         name, port: server.address().port, state,
+        failNext: (count, status = 503) => Object.assign(failures, { next: count, status }),
+        failPercent: (percent, status = 503) => Object.assign(failures, { percent, status, seen: 0 }),
         close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
       });
     });
