@@ -377,10 +377,10 @@ routes:
 EOF
 
 # The same with the resilience settings on (a circuit breaker, a retry policy, active health
-# checks, a bulkhead that is never reached, a route timeout) and no failures: what they cost when
-# all is well.
+# checks, a bulkhead and its queue that are never reached, a route timeout) and no failures: what
+# they cost when all is well.
 sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHR_PORT/" \
-  -e "s|^    max_idle_per_target: 64|    max_idle_per_target: 64\n    max_concurrent_requests: 100000\n    circuit_breaker: { failure_rate: 50%, min_requests: 20, window: 10s, open_for: 30s }\n    retry: { attempts: 2, on: [connect_failure, reset, 502, 503, 504] }\n    health_check: { path: /body.txt, interval: 1s }|" \
+  -e "s|^    max_idle_per_target: 64|    max_idle_per_target: 64\n    max_concurrent_requests: 100000\n    max_pending: 1000\n    circuit_breaker: { failure_rate: 50%, min_requests: 20, window: 10s, open_for: 30s }\n    retry: { attempts: 2, on: [connect_failure, reset, 502, 503, 504] }\n    health_check: { path: /body.txt, interval: 1s }|" \
   -e "s|^    to: backend|    to: backend\n    timeout: 30s|" \
   "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse-resilient/gatehouse.yaml"
 
