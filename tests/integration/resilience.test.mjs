@@ -1,4 +1,6 @@
-// Resilience: bulkheads (max_concurrent_requests). Retries, breakers and health checks come next.
+// Resilience against real test upstreams that fail on command: bulkheads and their queue, circuit
+// breakers and passive ejection, route deadlines, retries (with body replay and a budget) and active
+// health checks.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -337,6 +339,37 @@ routes:
     await g.stop();
     await bad.close();
     await meh.close();
+  }
+});
+
+test('passive outlier detection: consecutive 5xx eject a target; the others carry the traffic', async () => {
+  const x = await startUpstream({ name: 'x' });
+  const y = await startUpstream({ name: 'y' });
+  const g = await startGatehouse(`
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  pair:
+    targets: [ { address: 127.0.0.1:${x.port} }, { address: 127.0.0.1:${y.port} } ]
+    circuit_breaker: { consecutive_failures: 3, min_requests: 1000, open_for: 30s }
+routes:
+  - { match: { path: /* }, to: pair }
+`);
+  try {
+    x.failNext(3, 502);
+    const first = [];
+    for (let i = 0; i < 6; i++) first.push(json(await curl([g.url('/echo')])).upstream);
+    assert.deepEqual(first.sort(), ['x', 'x', 'x', 'y', 'y', 'y'], 'round robin until the third failure in a row');
+    const later = [];
+    for (let i = 0; i < 10; i++) later.push(json(await curl([g.url('/echo')])).upstream);
+    assert.deepEqual(later, Array(10).fill('y'), 'x ejected, though its failure rate is under min_requests');
+    assert.equal(x.state.requests, 3);
+    assert.match(g.stderr, /circuit breaker of pair target 127\.0\.0\.1:\d+ is now open/);
+  } finally {
+    await g.stop();
+    await x.close();
+    await y.close();
   }
 });
 
