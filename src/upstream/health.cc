@@ -26,7 +26,9 @@ int status_of(std::string_view head) {
 
 class Checker final : public HealthChecker {
  public:
-  explicit Checker(net::asio::io_context& io) : io_(io), tick_(io.get_executor()) { schedule(); }
+  explicit Checker(net::asio::io_context& io) : io_(io), tick_(io.get_executor()) {
+    schedule(std::chrono::steady_clock::now());
+  }
   void stop() override {
     stopped_ = true;
     tick_.cancel();
@@ -37,18 +39,24 @@ class Checker final : public HealthChecker {
   }
 
  private:
-  void schedule() {
-    tick_.expires_after(std::chrono::milliseconds(20));
+  // Sleeps until the next check is due, and at most kLookAgain, so that targets a reload adds
+  // are checked soon; an idle gateway without health checks wakes 4 times a second, no more.
+  static constexpr auto kLookAgain = std::chrono::milliseconds(250);
+  void schedule(std::chrono::steady_clock::time_point at) {
+    tick_.expires_at(at);
     tick_.async_wait([this](boost::system::error_code ec) {
       if (ec || stopped_) return;
       auto now = std::chrono::steady_clock::now();
+      auto next = now + kLookAgain;
       for (auto& h : registry().live()) {
-        if (h->checking || now < h->next_check) continue;
-        h->checking = true;
-        h->next_check = now + h->settings.interval;
-        net::asio::co_spawn(io_.get_executor(), check(h), net::asio::detached);
+        if (!h->checking && now >= h->next_check) {
+          h->checking = true;
+          h->next_check = now + h->settings.interval;
+          net::asio::co_spawn(io_.get_executor(), check(h), net::asio::detached);
+        }
+        next = std::min(next, h->next_check);
       }
-      schedule();
+      schedule(std::max(next, now + std::chrono::milliseconds(1)));
     });
   }
 
