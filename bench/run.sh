@@ -99,6 +99,7 @@ TMP=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$TMP"
 PIDS=()   # everything we started (plus nginx workers once known)
 CGROUPS=()  # cgroups made for CPU_LIMIT
+declare -A CGROUP_OF  # proxy -> its cgroup
 WRK_PID=""  # the running load generator, if any
 
 cleanup() {
@@ -163,6 +164,16 @@ make_cgroup() {
   fi
   CGROUPS+=("$dir")
   CG_DIR=$dir
+  CGROUP_OF[$1]=$dir
+}
+
+# CPU_LIMIT: "periods throttled" of a proxy's cgroup (cpu.stat, cgroup v1 and v2 alike).
+throttle_stat() { awk '$1 == "nr_periods" { p = $2 } $1 == "nr_throttled" { t = $2 } END { print p, t }' "$1/cpu.stat"; }
+
+# Times the given processes' threads went to sleep on their own (waiting for work), summed.
+idle_waits() {
+  local pid
+  for pid in "$@"; do cat /proc/"$pid"/task/*/status 2>/dev/null; done | awk '$1 == "voluntary_ctxt_switches:" { s += $2 } END { print s + 0 }'
 }
 
 port_free() { [[ -z $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
@@ -598,6 +609,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
     a0=$(backend_accepts)
     # shellcheck disable=SC2086
     t0=$(cpu_ticks ${PROC_PIDS[$p]})
+    if [[ -n $CPU_LIMIT ]]; then
+      read -r periods0 throttled0 < <(throttle_stat "${CGROUP_OF[$p]}")
+      # shellcheck disable=SC2086
+      idle0=$(idle_waits ${PROC_PIDS[$p]})
+    fi
     run_wrk "${PORT[$p]}" "$DURATION" $((DUR_S + 30)) "$out" "$p"
     # shellcheck disable=SC2086
     [[ $p == gatehouse-logged ]] && curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$GHL_ADMIN_PORT/metrics"
@@ -615,6 +631,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
     cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$reqs" \
       'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "nan" }')
     notes=""
+    if [[ -n $CPU_LIMIT ]]; then
+      # Under the quota: how often the proxy used all of it, and how often it ran out of work
+      # first and slept (per 1000 requests).
+      read -r periods1 throttled1 < <(throttle_stat "${CGROUP_OF[$p]}")
+      # shellcheck disable=SC2086
+      idle1=$(idle_waits ${PROC_PIDS[$p]})
+      notes+=$(awk -v p=$((periods1 - periods0)) -v t=$((throttled1 - throttled0)) -v i=$((idle1 - idle0)) -v n="$reqs" \
+        'BEGIN { printf "throttled %.0f%% of periods, idle %.1f/kreq ", p ? 100 * t / p : 0, n ? 1000 * i / n : 0 }')
+    fi
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' "$out")
     sockerr=$(awk '/Socket errors:/ { sub(/^ *Socket errors: */, ""); print; exit }' "$out")
     errors=0
