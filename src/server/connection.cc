@@ -308,8 +308,10 @@ net::Task<> Connection::handle_request() {
     retry_reason_ = RetryReason::kNone;
     if (co_await forward() == Outcome::kRetry) {
       // A reused keep-alive connection died before answering (the upstream closed it as we sent):
-      // safe to send a bodiless idempotent request once more, at once, on a fresh connection.
+      // safe to send an idempotent request once more, at once (RFC 9110 9.2.2), its body from
+      // the replay copy.
       ex_.retry_allowed = false;
+      ex_.new_connection = true;
       continue;
     }
     // A retryable status was decided on where it was read (nothing was recorded for the client).
@@ -509,8 +511,7 @@ bool Connection::may_retry(RetryReason reason) {
       retry_after_ = wait;
     }
   }
-  // Every body byte read so far must be in hand to send again (none is, after a connect failure).
-  if (!ex_.idempotent || (body_read_ > 0 && !keep_replay_)) return false;
+  if (!ex_.idempotent || !body_replayable()) return false;
   auto& state = view_->upstreams[ex_.up_index];
   auto& m = w_.metrics().upstreams[ex_.up->name];
   if (state.retry_tokens < 1) {
@@ -565,15 +566,19 @@ bool Connection::prepare_upstream_request() {
   }
   ex_.target = view_->upstreams[ex_.up_index].balancer.pick(pick);
   if (!admit_target()) return false;
-  ex_.retry_allowed = req_.framing == http::Framing::kNone && idempotent(req_.method);
-  ex_.idempotent = idempotent(req_.method) || !req_.get("idempotency-key").empty();
+  const bool safe_method = idempotent(req_.method);
+  ex_.retry_allowed = safe_method;
+  ex_.idempotent = safe_method || !req_.get("idempotency-key").empty();
   tries_ = 0;
-  if (const config::RetryPolicy* p = retry_policy()) {
+  const config::RetryPolicy* p = retry_policy();
+  if (p) {
     auto& tokens = view_->upstreams[ex_.up_index].retry_tokens;
     tokens = std::min(tokens + p->budget, 3 + 100 * p->budget);  // what a request earns, capped
-    // A body that may be retried is kept as it is read, while it fits.
-    if (p->attempts > 0 && ex_.idempotent) replay_limit_ = p->max_replay_body;
   }
+  // A body that may be sent again is kept as it is read, while it fits: for the policy's retries,
+  // and for the immediate retry of an idempotent method on a pooled connection found dead.
+  if (safe_method || (p && p->attempts > 0 && ex_.idempotent))
+    replay_limit_ = p ? p->max_replay_body : config::RetryPolicy{}.max_replay_body;
   keep_replay_ = replay_limit_ > 0 && !(req_.framing == http::Framing::kContentLength &&
                                          req_.content_length > replay_limit_);
 
@@ -640,7 +645,7 @@ net::Task<Connection::Outcome> Connection::forward() {
     sock->drop();
     switch (sent) {
       case Sent::kUpstreamError:
-        if (ex_.reused && ex_.retry_allowed) co_return Outcome::kRetry;
+        if (ex_.reused && ex_.retry_allowed && body_replayable()) co_return Outcome::kRetry;
         retry_reason_ = RetryReason::kReset;
         upstream_done(observe::UpstreamOutcome::kReset);
         fail_upstream(502, "upstream_reset", "closed the connection while the request was being sent");
@@ -723,7 +728,7 @@ void Connection::fail_overloaded(const upstream::Bulkhead& b, bool waited) {
 }
 
 net::Task<std::optional<Stream>> Connection::lease_upstream() {
-  std::optional<Stream> sock = ex_.pool->take_idle(ex_.start);
+  std::optional<Stream> sock = ex_.new_connection ? std::nullopt : ex_.pool->take_idle(ex_.start);
   ex_.reused = sock.has_value();
   upstream_timed_out_ = false;
   if (sock) co_return sock;
@@ -812,7 +817,7 @@ net::Task<Connection::Sent> Connection::send_request(Stream& up) {
     }
     std::string_view head = first ? std::string_view(head_out_) : std::string_view();
     std::string_view body = avail.substr(0, take);
-    if (keep_replay_) {
+    if (keep_replay_ && take) {
       keep_replay_ = replay_.size() + take <= replay_limit_;
       if (keep_replay_) replay_.append(body);
     }
@@ -881,7 +886,9 @@ net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
       up_.commit(n);
       continue;
     }
-    if (!(up_.empty() && ex_.reused && ex_.retry_allowed && !upstream_timed_out_)) {
+    // A pooled connection that the upstream closed as we sent: the request goes again at once.
+    const bool stale = up_.empty() && ex_.reused && ex_.retry_allowed && body_replayable();
+    if (!(stale && !upstream_timed_out_)) {
       upstream_done(upstream_timed_out_ ? observe::UpstreamOutcome::kTimeout
                                         : observe::UpstreamOutcome::kReset);
     }
@@ -891,7 +898,7 @@ net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
            ex_.up->name + " did not answer within " +
                (route_deadline_binds_ ? "the route's timeout of " + config::format_duration(match_.route->timeout)
                                       : config::format_duration(ex_.up->response_timeout)));
-    } else if (up_.empty() && ex_.reused && ex_.retry_allowed) {
+    } else if (stale) {
       *outcome = Outcome::kRetry;
     } else if (up_.empty()) {
       retry_reason_ = RetryReason::kReset;

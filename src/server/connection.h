@@ -61,7 +61,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     upstream::TargetPool* pool = nullptr;
     size_t up_index = 0;
     size_t target = 0;
-    bool retry_allowed = false;  // the one immediate retry after a dead pooled connection
+    bool retry_allowed = false;  // the one immediate retry after a dead pooled connection (safe method)
+    bool new_connection = false;  // that retry: not on another pooled connection, idle as long
     bool idempotent = false;     // a safe method, or an Idempotency-Key
     bool reused = false;
     net::Clock::time_point start;
@@ -82,6 +83,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   enum class RetryReason : uint8_t { kNone, kConnectFailure, kReset, kTimeout, kStatus };
   const config::RetryPolicy* retry_policy() const;
   bool may_retry(RetryReason reason);
+  // Every request body byte read so far can be sent again (trivially, when none was read).
+  bool body_replayable() const { return body_read_ == 0 || keep_replay_; }
   net::Task<> before_retry();
   net::Task<Outcome> forward();
   // The upstream's bulkhead is full: wait for a slot (max_pending), else answer 503.

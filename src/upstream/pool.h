@@ -5,8 +5,8 @@
 // kTrustWindow is reused without the check: under load that is nearly every lease, and it saves a
 // system call per request. (A watch with async_wait would cost an epoll_ctl per lease in Asio, the
 // same price.) The window left open -- an upstream closing a connection within a millisecond of a
-// response that did not say "Connection: close" -- is covered by the proxy's one retry of a
-// bodiless idempotent request on a fresh connection.
+// response that did not say "Connection: close" -- is covered by the proxy's one retry of an
+// idempotent request (its body from the replay copy) on a new connection.
 //
 // TLS connections are pooled established, so reuse skips the handshake. An idle TLS connection may
 // hold records the upstream sent after the last response (TLS 1.3 session tickets): the check

@@ -2,7 +2,9 @@
 // and never corrupt the client's keep-alive connection.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGatehouse, curl, json, raw, rawConnection, sleep, freePort, startBlackhole } from './harness.mjs';
+import crypto from 'node:crypto';
+import net from 'node:net';
+import { startGatehouse, curl, json, raw, rawConnection, sleep, freePort, startBlackhole, tempFile } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 let up;
@@ -121,4 +123,77 @@ test('no hung client: every failure mode answers within its deadline', async () 
     .map((p) => curl([gh.url(p)])));
   assert.ok(Date.now() - t0 < 3000);
   assert.deepEqual(results.map((r) => r.status), [502, 502, 502, 504, 504, 502]);
+});
+
+// An upstream that answers the first request on each connection, keep-alive, and closes the
+// connection without answering when a second one arrives on it: the race of a pooled connection
+// the upstream closes just as the gateway sends on it, on demand.
+function startOneShotUpstream() {
+  const state = { answered: 0, dropped: 0 };
+  const server = net.createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    let served = 0;
+    sock.on('error', () => {});
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const length = Number(buf.subarray(0, end).toString('latin1').match(/\r\ncontent-length: *(\d+)/i)?.[1] || 0);
+        if (buf.length < end + 4 + length) return;
+        const body = buf.subarray(end + 4, end + 4 + length);
+        buf = buf.subarray(end + 4 + length);
+        if (served++ > 0) {
+          state.dropped++;
+          sock.destroy();
+          return;
+        }
+        state.answered++;
+        const out = JSON.stringify({ bytes: length, sha256: crypto.createHash('sha256').update(body).digest('hex') });
+        sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${out.length}\r\n\r\n${out}`);
+      }
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    port: server.address().port, state, close: () => new Promise((r) => server.close(() => r())),
+  })));
+}
+
+test('a pooled connection closed as the request is sent: an idempotent request goes again at once, body included', async () => {
+  const one = await startOneShotUpstream();
+  const g = await startGatehouse(`
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  oneshot: { targets: [ { address: 127.0.0.1:${one.port} } ] }
+routes:
+  - { match: { path: /* }, to: oneshot }
+`);
+  const send = (method, data, headers = []) => curl(['-X', method, ...headers,
+    ...(data ? ['--data-binary', `@${tempFile('body', data)}`] : []), g.url('/x')]);
+  const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
+  try {
+    assert.equal((await send('GET')).status, 200);  // leaves one pooled connection
+    // GET, and a PUT with a 30 KB body: each meets the dying pooled connection, then goes again.
+    assert.equal((await send('GET')).status, 200);
+    const body = crypto.randomBytes(30000);
+    const put = await send('PUT', body);
+    assert.equal(put.status, 200, put.body);
+    assert.deepEqual(json(put), { bytes: 30000, sha256: sha(body) });
+    assert.deepEqual([one.state.answered, one.state.dropped], [3, 2]);
+
+    // A POST is not sent twice: the client gets the 502.
+    const post = await send('POST', crypto.randomBytes(100));
+    assert.equal(post.status, 502);
+    assert.equal(json(post).error, 'upstream_reset');
+    // Nor is a PUT whose body is over what is kept for replay (64KiB without a retry policy).
+    assert.equal((await send('GET')).status, 200);
+    const big = await send('PUT', crypto.randomBytes(100000));
+    assert.equal(big.status, 502);
+    assert.deepEqual([one.state.answered, one.state.dropped], [4, 4]);
+  } finally {
+    await g.stop();
+    await one.close();
+  }
 });
