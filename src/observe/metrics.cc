@@ -289,6 +289,20 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
     label(&out, "target", h.target);
     out.append("} ").append(std::to_string(h.transitions)).append("\n");
   }
+  header(&out, "gatehouse_upstream_bulkhead_in_flight", "gauge",
+         "Requests holding one of the upstream's max_concurrent_requests slots, whole process.");
+  for (const auto& b : p.bulkheads) {
+    out.append("gatehouse_upstream_bulkhead_in_flight{");
+    label(&out, "upstream", b.upstream, true);
+    out.append("} ").append(std::to_string(b.in_flight)).append("\n");
+  }
+  header(&out, "gatehouse_upstream_bulkhead_waiting", "gauge",
+         "Requests waiting in the upstream's max_pending queue for a slot.");
+  for (const auto& b : p.bulkheads) {
+    out.append("gatehouse_upstream_bulkhead_waiting{");
+    label(&out, "upstream", b.upstream, true);
+    out.append("} ").append(std::to_string(b.waiting)).append("\n");
+  }
 
   // process_* as the Prometheus client libraries name them, from /proc/self.
   long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);

@@ -96,6 +96,12 @@ struct ProcessMetrics {
     uint64_t transitions;
   };
   std::vector<TargetHealth> health;  // targets with active health checks
+  struct BulkheadState {
+    std::string upstream;
+    int64_t in_flight;
+    uint32_t waiting;
+  };
+  std::vector<BulkheadState> bulkheads;  // upstreams with max_concurrent_requests
 };
 
 // The whole exposition: the shards' metrics, the process values and process_* from /proc/self.

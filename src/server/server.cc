@@ -241,6 +241,8 @@ class Server final : public admin::AdminHandler {
         const auto& h = *snapshot_->health[u][t];
         p.health.push_back({c.upstreams[u].name, h.address, h.healthy(), h.transitions.load()});
       }
+      if (const auto& b = snapshot_->bulkheads[u])
+        p.bulkheads.push_back({c.upstreams[u].name, b->in_flight(), b->waiting()});
     }
     co_return observe::format_prometheus(all, p);
   }
@@ -276,7 +278,14 @@ class Server final : public admin::AdminHandler {
     for (size_t u = 0; u < c.upstreams.size(); ++u) {
       const auto& up = c.upstreams[u];
       j += (u ? "," : "") + std::string("{\"name\":") + json_string(up.name) + ",\"balance\":" +
-           json_string(balance_name(up.balance)) + ",\"targets\":[";
+           json_string(balance_name(up.balance));
+      if (const auto& b = snapshot_->bulkheads[u]) {
+        j += ",\"bulkhead\":{\"max_concurrent_requests\":" + std::to_string(b->limit()) +
+             ",\"in_flight\":" + std::to_string(b->in_flight()) +
+             ",\"max_pending\":" + std::to_string(b->max_pending()) +
+             ",\"waiting\":" + std::to_string(b->waiting()) + "}";
+      }
+      j += ",\"targets\":[";
       for (size_t t = 0; t < up.targets.size(); ++t) {
         std::string address = up.targets[t].address.to_string();
         uint64_t in_flight = 0, idle = 0;

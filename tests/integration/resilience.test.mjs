@@ -82,6 +82,12 @@ routes:
     assert.equal(fifth.status, 503);
     assert.ok(fifth.ms < 100, `refused at once (${fifth.ms.toFixed(0)} ms)`);
     assert.match(JSON.parse(fifth.body).message, /2 waiting \(max_pending\)/);
+    // Visible while it lasts: /status and gauges.
+    const status = json(await curl([`http://127.0.0.1:${admin}/status`]));
+    assert.deepEqual(status.upstreams[0].bulkhead, { max_concurrent_requests: 2, in_flight: 2, max_pending: 2, waiting: 2 });
+    const gauges = (await curl([`http://127.0.0.1:${admin}/metrics`])).body;
+    assert.match(gauges, /gatehouse_upstream_bulkhead_in_flight\{upstream="queued"\} 2\n/);
+    assert.match(gauges, /gatehouse_upstream_bulkhead_waiting\{upstream="queued"\} 2\n/);
     const served = await Promise.all([...slow, ...waiting]);
     assert.deepEqual(served.map((r) => r.status), [200, 200, 200, 200], 'the waiting ones got the freed slots');
 
