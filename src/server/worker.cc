@@ -29,6 +29,19 @@ void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
   view->snapshot = std::move(snapshot);
   const auto& cfg = view->snapshot->config;
   std::unordered_map<std::string, std::shared_ptr<upstream::TargetPool>> pools;
+  // Circuit breakers of targets that stay (same upstream, same address) keep their state, as
+  // Envoy keeps a host's outlier state over a cluster update: a reload does not send traffic
+  // back to a target just found failing.
+  std::unordered_map<std::string, const upstream::Breaker*> breakers_before;
+  if (view_) {
+    const auto& before = view_->snapshot->config.upstreams;
+    for (size_t i = 0; i < before.size(); ++i) {
+      if (!before[i].breaker) continue;
+      for (size_t t = 0; t < before[i].targets.size(); ++t)
+        breakers_before[before[i].name + " " + before[i].targets[t].address.to_string()] =
+            &view_->upstreams[i].breakers[t];
+    }
+  }
   for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
     const auto& up = cfg.upstreams[i];
     UpstreamState st{upstream::Balancer(up, view->snapshot->rings[i].get(), rng_.next()), {}, {}};
@@ -50,7 +63,11 @@ void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
         }
       }
       st.pools.push_back(pool);
-      st.breakers.emplace_back(up.breaker ? &*up.breaker : nullptr);
+      auto kept = up.breaker ? breakers_before.find(up.name + " " + address) : breakers_before.end();
+      if (kept != breakers_before.end())
+        st.breakers.emplace_back(*kept->second, &*up.breaker);
+      else
+        st.breakers.emplace_back(up.breaker ? &*up.breaker : nullptr);
     }
     view->upstreams.push_back(std::move(st));
   }

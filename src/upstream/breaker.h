@@ -24,6 +24,10 @@ class Breaker {
   enum class State : uint8_t { kClosed, kOpen, kHalfOpen };
 
   explicit Breaker(const config::BreakerSettings* settings = nullptr) : s_(settings) {}
+  // The state of `before` (a target that stays over a reload), judged from now on by `settings`.
+  Breaker(const Breaker& before, const config::BreakerSettings* settings) : Breaker(before) {
+    s_ = settings;
+  }
 
   // May the target get a request now? In half-open, each true is one probe.
   bool allow(Clock::time_point now);

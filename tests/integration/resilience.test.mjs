@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import { startGatehouse, curl, freePort, json, waitFor, httpGet, tempFile, sleep } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
@@ -310,6 +311,40 @@ routes:
     await g.stop();
     await x.close();
     await y.close();
+  }
+});
+
+test('an open breaker stays open over a reload, for a target that stays', async () => {
+  const healthy = await startUpstream({ name: 'healthy' });
+  const dead = await freePort();
+  const admin = await freePort();
+  const config = (extraRoute) => `
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+admin: { listen: 127.0.0.1:${admin} }
+upstreams:
+  mixed:
+    targets: [ { address: 127.0.0.1:${dead} }, { address: 127.0.0.1:${healthy.port} } ]
+    circuit_breaker: { failure_rate: 50%, min_requests: 2, open_for: 30s }
+routes:
+  - { match: { path: /* }, to: mixed }
+${extraRoute}`;
+  const g = await startGatehouse(config(''));
+  try {
+    for (let i = 0; i < 6; i++) await curl([g.url('/echo')]);  // the dead target's breaker opens
+    const breakers = async () => json(await curl([`http://127.0.0.1:${admin}/status`])).upstreams[0].targets.map((t) => t.circuit_breaker);
+    assert.deepEqual(await breakers(), ['open', 'closed']);
+    fs.writeFileSync(g.file, config('  - { match: { path: /other }, to: mixed }'));
+    g.proc.kill('SIGHUP');
+    await waitFor(() => g.stderr.includes('reloaded'), 3000, 'reload');
+    assert.deepEqual(await breakers(), ['open', 'closed'], 'the state came through the reload');
+    const statuses = [];
+    for (let i = 0; i < 8; i++) statuses.push((await curl([g.url('/echo')])).status);
+    assert.deepEqual(statuses, Array(8).fill(200), 'nothing sent to the dead target after the reload');
+  } finally {
+    await g.stop();
+    await healthy.close();
   }
 });
 
