@@ -255,9 +255,9 @@ class Loader {
     return ctx;
   }
 
-  // upstreams.*.tls: HTTPS to the targets, verified (docs/configuration.md, docs/security.md).
-  std::shared_ptr<const tls::ClientContext> upstream_tls(const YAML::Node& n,
-                                                         const std::string& path) {
+  // upstreams.*.tls (HTTPS to the targets) and redis.tls (rediss://): the client side of TLS,
+  // verified (docs/configuration.md, docs/security.md).
+  std::shared_ptr<const tls::ClientContext> client_tls(const YAML::Node& n, const std::string& path) {
     tls::ClientSettings settings;
     // `tls:` with nothing after it, like `tls: {}`: every default.
     if (n.IsNull()) return client_context(settings, n, path);
@@ -490,14 +490,24 @@ class Loader {
   }
 
   void redis(const YAML::Node& n, Redis* out) {
-    if (!r_.check_map(n, "redis", {"url", "timeout", "on_error", "connections"})) return;
+    if (!r_.check_map(n, "redis", {"url", "tls", "timeout", "on_error", "connections"})) return;
     out->enabled = true;
+    bool secure = false;
     if (auto u = n["url"]) {
       out->url = r_.str(u, "redis.url").value_or("");
-      if (!out->url.starts_with("redis://") || out->url.size() == 8)
-        r_.error(u, "redis.url", "expected redis://[:password@]host[:port][/db]");
+      secure = out->url.starts_with("rediss://");
+      if (!(secure || out->url.starts_with("redis://")) || out->url.size() == (secure ? 9 : 8))
+        r_.error(u, "redis.url", "expected redis:// or rediss://[:password@]host[:port][/db]");
+      // rediss:// without `tls`: verified against the system CA store, by the URL's host name.
+      if (secure && !n["tls"]) out->tls = client_context(tls::ClientSettings{}, u, "redis.url");
     } else {
       r_.error(n, "redis.url", "'url' is required");
+    }
+    if (auto t = n["tls"]) {
+      if (secure)
+        out->tls = client_tls(t, "redis.tls");
+      else
+        r_.error(t, "redis.tls", "TLS to Redis needs a rediss:// url");
     }
     if (auto t = n["timeout"]) {
       if (auto d = r_.duration(t, "redis.timeout")) {
@@ -688,7 +698,7 @@ class Loader {
         if (auto v = r_.integer(m, child(path, "max_idle_per_target"), 0, 100'000))
           up.max_idle_per_target = static_cast<uint32_t>(*v);
       }
-      if (auto t = u["tls"]) up.tls = upstream_tls(t, child(path, "tls"));
+      if (auto t = u["tls"]) up.tls = client_tls(t, child(path, "tls"));
       out->push_back(std::move(up));
     }
   }

@@ -15,6 +15,7 @@
 #include "crypto/digest.h"
 #include "observe/log.h"
 #include "server/asio.h"
+#include "server/stream.h"
 
 namespace gatehouse::redis {
 namespace {
@@ -87,15 +88,15 @@ std::optional<long> parse_number(std::string_view s, long max) {
 
 class Slot;
 
-// One TCP connection, from connect to close; never reused after it closed (a new Link replaces
-// it), so a late completion from an old socket can never touch a new connection's state. Every
-// asynchronous operation holds a shared_ptr to its Link.
+// One TCP connection (TLS on top for rediss://), from connect to close; never reused after it
+// closed (a new Link replaces it), so a late completion from an old socket can never touch a new
+// connection's state. Every asynchronous operation holds a shared_ptr to its Link.
 class Link : public std::enable_shared_from_this<Link> {
  public:
   enum class State { kConnecting, kUp, kClosed };
 
   Link(asio::io_context& io, std::shared_ptr<const Endpoint> endpoint, Slot* slot)
-      : socket_(io.get_executor()),
+      : stream_(io.get_executor()),
         timer_(io.get_executor()),
         resolver_(io.get_executor()),
         endpoint_(std::move(endpoint)),
@@ -125,15 +126,19 @@ class Link : public std::enable_shared_from_this<Link> {
   template <class Endpoints>
   void connect_to(const Endpoints& endpoints);
   void on_connected();
+  static net::Task<> tls_handshake(std::shared_ptr<Link> self);
+  void on_secure();  // connected, and TLS established when there is TLS
   void handshake(std::initializer_list<std::string_view> args);
   void start_read();
-  void on_read(boost::system::error_code ec, size_t n);
+  static net::Task<> tls_read_loop(std::shared_ptr<Link> self);
+  bool on_read(boost::system::error_code ec, size_t n);  // false: the link closed
+  static net::Task<> write_rest(std::shared_ptr<Link> self, std::string_view rest);
   void schedule_flush();
   void flush();
   void arm(Clock::time_point t);
   void on_timer();
 
-  net::Socket socket_;
+  server::Stream stream_;
   net::Timer timer_;
   Resolver resolver_;
   std::shared_ptr<const Endpoint> endpoint_;
@@ -234,7 +239,7 @@ void Link::start() {
 template <class Endpoints>
 void Link::connect_to(const Endpoints& endpoints) {
   asio::async_connect(
-      socket_, endpoints, [self = shared_from_this()](boost::system::error_code ec, const auto&) {
+      stream_.socket(), endpoints, [self = shared_from_this()](boost::system::error_code ec, const auto&) {
         if (self->state_ == State::kClosed) return;
         if (ec) {
           return self->close(Failure::kDisconnected, "cannot connect: " + ec.message(), false);
@@ -245,8 +250,28 @@ void Link::connect_to(const Endpoints& endpoints) {
 
 void Link::on_connected() {
   boost::system::error_code ignored;
-  socket_.set_option(tcp::no_delay(true), ignored);
-  socket_.non_blocking(true, ignored);  // for the synchronous first write in flush()
+  stream_.socket().set_option(tcp::no_delay(true), ignored);
+  stream_.socket().non_blocking(true, ignored);  // for the synchronous first write in flush()
+  if (!endpoint_->tls) return on_secure();
+  std::string_view name = endpoint_->tls_context->server_name_for(endpoint_->host);
+  if (!stream_.start_tls_client(*endpoint_->tls_context, name, nullptr))
+    return close(Failure::kDisconnected, "cannot make a TLS session", false);
+  // Under the connect deadline, like the TCP connect: the timer closes the socket.
+  asio::co_spawn(stream_.socket().get_executor(), tls_handshake(shared_from_this()), asio::detached);
+}
+
+net::Task<> Link::tls_handshake(std::shared_ptr<Link> self) {
+  std::string why = "the connection closed";
+  bool ok = co_await self->stream_.handshake(&why);
+  if (self->state_ == State::kClosed) co_return;
+  if (!ok) {
+    self->close(Failure::kDisconnected, "TLS handshake failed: " + why, false);
+    co_return;
+  }
+  self->on_secure();
+}
+
+void Link::on_secure() {
   start_read();
   if (!endpoint_->password.empty()) handshake({"AUTH", endpoint_->password});
   if (endpoint_->db != 0) {
@@ -278,44 +303,63 @@ void Link::handshake(std::initializer_list<std::string_view> args) {
   });
 }
 
+// Plain TCP reads with a callback straight from the reactor; TLS reads go through OpenSSL in one
+// coroutine that lives as long as the link.
 void Link::start_read() {
-  socket_.async_read_some(asio::buffer(read_buf_),
-                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                            self->on_read(ec, n);
-                          });
+  if (stream_.tls()) {
+    asio::co_spawn(stream_.socket().get_executor(), tls_read_loop(shared_from_this()), asio::detached);
+    return;
+  }
+  stream_.socket().async_read_some(asio::buffer(read_buf_),
+                                   [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                                     if (self->on_read(ec, n)) self->start_read();
+                                   });
 }
 
-void Link::on_read(boost::system::error_code ec, size_t n) {
-  if (state_ == State::kClosed) return;
-  if (ec) {
-    return close(Failure::kDisconnected,
-                 ec == asio::error::eof ? "closed by the server" : ec.message(), false);
+net::Task<> Link::tls_read_loop(std::shared_ptr<Link> self) {
+  for (;;) {
+    auto read = co_await self->stream_.read_some(asio::buffer(self->read_buf_));
+    if (!self->on_read(std::get<0>(read), std::get<1>(read))) co_return;
+  }
+}
+
+bool Link::on_read(boost::system::error_code ec, size_t n) {
+  if (state_ == State::kClosed) return false;
+  if (ec || n == 0) {
+    close(Failure::kDisconnected, ec == asio::error::eof || !ec ? "closed by the server" : ec.message(),
+          false);
+    return false;
   }
   if (!reader_.feed(std::string_view(read_buf_.data(), n))) {
-    return close(Failure::kProtocol, "the reply reader failed", false);
+    close(Failure::kProtocol, "the reply reader failed", false);
+    return false;
   }
   for (;;) {
     Reply reply;
     auto status = reader_.next(&reply);
     if (status == ReplyReader::Status::kNeedMore) break;
     if (status == ReplyReader::Status::kError) {
-      return close(Failure::kProtocol, "not RESP", false);
+      close(Failure::kProtocol, "not RESP", false);
+      return false;
     }
-    if (pending_.empty()) return close(Failure::kProtocol, "a reply nobody asked for", false);
+    if (pending_.empty()) {
+      close(Failure::kProtocol, "a reply nobody asked for", false);
+      return false;
+    }
     Callback done = std::move(pending_.front().done);
     pending_.pop_front();
     done(std::move(reply));
     // The callback may have stopped or destroyed the client (which closed this link).
-    if (state_ == State::kClosed) return;
+    if (state_ == State::kClosed) return false;
   }
-  start_read();
+  return true;
 }
 
 // One write per event-loop turn: the commands issued during a turn leave in one send.
 void Link::schedule_flush() {
   if (flush_posted_ || writing_) return;
   flush_posted_ = true;
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+  asio::post(stream_.socket().get_executor(), [self = shared_from_this()] {
     self->flush_posted_ = false;
     self->flush();
   });
@@ -324,26 +368,26 @@ void Link::schedule_flush() {
 void Link::flush() {
   if (state_ == State::kClosed || writing_ || out_.empty()) return;
   std::swap(out_, writing_buf_);  // writing_buf_ was empty; out_ keeps its capacity for reuse
-  boost::system::error_code ec;
-  size_t n = socket_.write_some(asio::buffer(writing_buf_), ec);
-  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
-    return close(Failure::kDisconnected, "write: " + ec.message(), false);
-  }
-  if (n == writing_buf_.size()) {
+  std::string_view rest = writing_buf_, none;
+  if (!stream_.send_now(rest, none)) return close(Failure::kDisconnected, "write failed", false);
+  if (rest.empty()) {
     writing_buf_.clear();
     return;
   }
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(writing_buf_.data() + n, writing_buf_.size() - n),
-                    [self = shared_from_this()](boost::system::error_code ec, size_t) {
-                      self->writing_ = false;
-                      if (self->state_ == State::kClosed) return;
-                      if (ec) {
-                        return self->close(Failure::kDisconnected, "write: " + ec.message(), false);
-                      }
-                      self->writing_buf_.clear();
-                      self->flush();
-                    });
+  asio::co_spawn(stream_.socket().get_executor(), write_rest(shared_from_this(), rest), asio::detached);
+}
+
+net::Task<> Link::write_rest(std::shared_ptr<Link> self, std::string_view rest) {
+  bool ok = co_await self->stream_.send_rest(rest, {}, nullptr);
+  self->writing_ = false;
+  if (self->state_ == State::kClosed) co_return;
+  if (!ok) {
+    self->close(Failure::kDisconnected, "write failed", false);
+    co_return;
+  }
+  self->writing_buf_.clear();
+  self->flush();
 }
 
 void Link::arm(Clock::time_point t) {
@@ -380,7 +424,7 @@ void Link::close(Failure why, std::string_view reason, bool post) {
   bool was_up = state_ == State::kUp;
   state_ = State::kClosed;
   boost::system::error_code ignored;
-  socket_.close(ignored);
+  stream_.socket().close(ignored);  // no close_notify: a pending TLS write may still hold the session
   timer_.cancel();
   resolver_.cancel();
   auto pending = std::move(pending_);
@@ -390,7 +434,7 @@ void Link::close(Failure why, std::string_view reason, bool post) {
   for (auto& p : pending) {
     Failure f = p.deadline <= now ? Failure::kTimeout : why;
     if (post) {
-      asio::post(socket_.get_executor(), [done = std::move(p.done), f] { done(f); });
+      asio::post(stream_.socket().get_executor(), [done = std::move(p.done), f] { done(f); });
     } else {
       p.done(f);
     }
@@ -416,13 +460,15 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* error) {
     if (error) *error = std::move(why);
     return std::nullopt;
   };
-  if (url.starts_with("rediss://")) return fail("rediss:// (TLS to Redis) is not supported yet");
-  if (!url.starts_with("redis://")) return fail("expected redis://[:password@]host[:port][/db]");
-  std::string_view rest = url.substr(8);
+  const bool secure = url.starts_with("rediss://");
+  if (!secure && !url.starts_with("redis://"))
+    return fail("expected redis:// or rediss://[:password@]host[:port][/db]");
+  std::string_view rest = url.substr(secure ? 9 : 8);
   if (rest.find_first_of("?#") != std::string_view::npos) {
     return fail("query parameters and fragments are not supported");
   }
   Endpoint ep;
+  ep.tls = secure;
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash + 1);

@@ -18,6 +18,9 @@
 namespace boost::asio {
 class io_context;
 }
+namespace gatehouse::tls {
+class ClientContext;
+}
 
 namespace gatehouse::redis {
 
@@ -26,12 +29,15 @@ struct Endpoint {
   uint16_t port = 6379;
   int db = 0;
   std::string password;  // sent with AUTH on connect when not empty
+  bool tls = false;       // rediss://: TLS to Redis, with tls_context (which the caller sets)
+  std::shared_ptr<const tls::ClientContext> tls_context;
   // Limit for one connection attempt: TCP connect, AUTH and SELECT (not part of the URL).
   std::chrono::milliseconds connect_timeout{1000};
 };
 
-// Parses redis://[:password@]host[:port][/db] (the password may be percent-encoded, an IPv6 host
-// is written in brackets). nullopt and *error (when given) say why when malformed.
+// Parses redis://[:password@]host[:port][/db], or rediss:// for TLS (the password may be
+// percent-encoded, an IPv6 host is written in brackets). nullopt and *error (when given) say why
+// when malformed.
 std::optional<Endpoint> parse_url(std::string_view url, std::string* error);
 
 // A parsed RESP reply, owned.

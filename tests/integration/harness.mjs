@@ -1,6 +1,6 @@
 // Test harness: starts the real gatehouse binary on loopback from a YAML string and talks to it
 // with real clients (curl, raw TCP sockets, Node's http client).
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -16,6 +16,22 @@ export function tempFile(name, content) {
   const p = path.join(tmpRoot, `${fileCounter++}-${name}`);
   if (content !== undefined) fs.writeFileSync(p, content);
   return p;
+}
+
+// Test certificates, made with the openssl command line in `dir`: a CA (NAME.key, NAME.pem), and
+// certificates it signs for subjectAltName entries ("DNS:x", "IP:1.2.3.4").
+const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+export function makeCa(dir, name, cn = name) {
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.pem`), '-days', '2', '-subj', `/CN=${cn}`);
+}
+export function makeCert(dir, name, ca, sans, cn = name) {
+  const file = (n) => path.join(dir, n);
+  fs.writeFileSync(file(`${name}.ext`), `subjectAltName=${sans.join(',')}\n`);
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=${cn}`);
+  openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.pem`), '-CAkey', file(`${ca}.key`),
+    '-CAcreateserial', '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
 }
 
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }

@@ -1,13 +1,16 @@
 // Cluster-wide rate limits through a real redis-server: exact across three gateway instances,
-// the on_error policies while Redis is down (no 5xx, decisions within redis.timeout), and
-// recovery when it comes back.
+// the on_error policies while Redis is down (no 5xx, decisions within redis.timeout), recovery
+// when it comes back, and TLS to Redis (rediss://).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
-import { startGatehouse, sleep, waitFor, freePort, curl, httpGet } from './harness.mjs';
+import { startGatehouse, sleep, waitFor, freePort, curl, httpGet, makeCa, makeCert } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const hasRedis = (() => { try { execFileSync('redis-server', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
@@ -112,4 +115,45 @@ test('Redis down: each on_error policy holds, no 5xx, decisions within redis.tim
   const metric = (re) => Number((m.match(re) || [])[1]);
   assert.ok(metric(/gatehouse_rate_limit_fallbacks_total\{route="shared"\} (\d+)/) >= 5, 'fallbacks counted');
   assert.ok(metric(/gatehouse_rate_limit_redis_duration_seconds_count\{route="shared"\} (\d+)/) >= 100, 'round trips timed');
+});
+
+test('rediss://: cluster decisions over verified TLS; a Redis whose certificate does not verify is down', { skip: !hasRedis && 'redis-server not installed' }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-rediss-'));
+  makeCa(dir, 'ca');
+  makeCa(dir, 'other-ca');
+  makeCert(dir, 'redis', 'ca', ['DNS:redis.test', 'IP:127.0.0.1']);
+  const tlsPort = await freePort();
+  const tlsRedis = spawn('redis-server', ['--port', '0', '--tls-port', String(tlsPort), '--bind', '127.0.0.1',
+    '--tls-cert-file', path.join(dir, 'redis.pem'), '--tls-key-file', path.join(dir, 'redis.key'),
+    '--tls-ca-cert-file', path.join(dir, 'ca.pem'), '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no'],
+  { stdio: 'ignore' });
+  const gateways = [];
+  try {
+    await waitFor(() => new Promise((resolve) => {
+      const s = net.connect(tlsPort, '127.0.0.1', () => { s.end(); resolve(true); });
+      s.on('error', () => resolve(false));
+    }), 5000, 'redis-server with TLS');
+    const start = async (ca) => {
+      const g = await startGatehouse(config('deny').replace(/redis: \{[^\n]*\}/,
+        `redis: { url: "rediss://127.0.0.1:${tlsPort}/0", tls: { ca_file: ${path.join(dir, ca)}, server_name: redis.test }, timeout: 300ms, on_error: deny }`)
+        .replace('"60/m"', '"5/m"'));
+      gateways.push(g);
+      return g;
+    };
+    // Two instances count together through the TLS connection: 5 of 10 pass, the rest get 429.
+    const [a, b] = [await start('ca.pem'), await start('ca.pem')];
+    await waitFor(async () => (await get(a, '/c/x', 'key-alpha')).status === 200, 5000, 'the first decision over TLS');
+    const statuses = [];
+    for (let i = 0; i < 9; i++) statuses.push((await get(i % 2 ? a : b, '/c/x')).status);
+    assert.deepEqual([statuses.filter((s) => s === 200).length, statuses.filter((s) => s === 429).length], [4, 5],
+      `${statuses}`);
+    // Against another CA, the handshake fails: Redis counts as down, and on_error: deny answers.
+    const c = await start('other-ca.pem');
+    const r = await get(c, '/c/x');
+    assert.equal(r.status, 429);
+    await waitFor(() => /redis: connection to 127\.0\.0\.1:\d+ failed: TLS handshake failed/.test(c.stderr), 3000, 'the reason logged');
+  } finally {
+    for (const g of gateways) await g.stop();
+    tlsRedis.kill('SIGKILL');
+  }
 });

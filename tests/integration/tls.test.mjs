@@ -9,25 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { startGatehouse, curl, json, sleep, waitFor, runGatehouse } from './harness.mjs';
+import { startGatehouse, curl, json, sleep, waitFor, runGatehouse, makeCa, makeCert } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-tls-'));
 const file = (n) => path.join(dir, n);
-const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-
-// A CA, and certificates it signs for the given DNS names.
-function makeCa() {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '2', '-subj', '/CN=Gatehouse Test CA');
-}
-function makeCert(name, dnsNames) {
-  fs.writeFileSync(file(`${name}.ext`), `subjectAltName=${dnsNames.map((d) => `DNS:${d}`).join(',')}\n`);
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=${dnsNames[0]}`);
-  openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca.key'),
-    '-CAcreateserial', '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
-}
 
 // openssl s_client with input closed at once; resolves its combined output.
 function sClient(port, args) {
@@ -44,10 +30,10 @@ function sClient(port, args) {
 
 let up, gh, gh13, configText;
 before(async () => {
-  makeCa();
-  makeCert('a', ['a.test', '*.wild.test']);
-  makeCert('b', ['b.test']);
-  makeCert('c', ['c.test']);
+  makeCa(dir, 'ca', 'Gatehouse Test CA');
+  makeCert(dir, 'a', 'ca', ['DNS:a.test', 'DNS:*.wild.test'], 'a.test');
+  makeCert(dir, 'b', 'ca', ['DNS:b.test'], 'b.test');
+  makeCert(dir, 'c', 'ca', ['DNS:c.test'], 'c.test');
   up = await startUpstream({ name: 'u' });
   configText = (defaultCert, extra = '') => `
 server:

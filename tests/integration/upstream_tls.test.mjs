@@ -4,7 +4,7 @@
 // report what they saw (SNI, protocol, ALPN, resumption) and count TLS connections.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -12,25 +12,11 @@ import net from 'node:net';
 import tls from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
-import { startGatehouse, curl, json, runGatehouse, waitFor, freePort, sleep } from './harness.mjs';
+import { startGatehouse, curl, json, runGatehouse, waitFor, freePort, sleep, makeCa, makeCert } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-uptls-'));
 const file = (n) => path.join(dir, n);
-const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-
-function makeCa(name) {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', file(`${name}.key`), '-out', file(`${name}.pem`), '-days', '2', '-subj', `/CN=${name}`);
-}
-// A certificate signed by `ca` for the given subjectAltName entries ("DNS:x", "IP:1.2.3.4").
-function makeCert(name, ca, sans) {
-  fs.writeFileSync(file(`${name}.ext`), `subjectAltName=${sans.join(',')}\n`);
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=${name}`);
-  openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.pem`), '-CAkey', file(`${ca}.key`),
-    '-CAcreateserial', '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
-}
 
 // An https upstream. /mirror answers the request body back, /status/NNN answers NNN; anything else
 // answers what it saw.
@@ -107,10 +93,10 @@ const tlsTo = (extra = '') => `{ ca_file: ca.pem, server_name: up.test${extra} }
 
 let good, keep, resume, wrong, tls12, plain, silent, untilClose, gh;
 before(async () => {
-  makeCa('ca');
-  makeCa('ca2');
-  makeCert('up', 'ca', ['DNS:up.test', 'IP:127.0.0.1']);
-  makeCert('other', 'ca', ['DNS:other.test']);
+  makeCa(dir, 'ca');
+  makeCa(dir, 'ca2');
+  makeCert(dir, 'up', 'ca', ['DNS:up.test', 'IP:127.0.0.1']);
+  makeCert(dir, 'other', 'ca', ['DNS:other.test']);
   good = await startHttpsUpstream('up');
   keep = await startHttpsUpstream('up');
   resume = await startHttpsUpstream('up');

@@ -496,6 +496,14 @@ TEST(ConfigTest, RedisSection) {
   EXPECT_HAS_ERROR(errors, "redis.on_error", "expected local, deny or allow");
   EXPECT_HAS_ERROR(errors, "redis.connections", "");
   EXPECT_HAS_ERROR(errors_of(kMinimal + "redis:\n  timeout: 1s\n"), "redis.url", "'url' is required");
+  EXPECT_FALSE(c.redis.tls);
+  // rediss://: TLS, with the system CA store unless `tls` says otherwise.
+  EXPECT_TRUE(load(kMinimal + "redis:\n  url: rediss://cache.example:6380\n").redis.tls);
+  Config verified = load(kMinimal + "redis:\n  url: rediss://10.0.0.1\n  tls: { server_name: cache.example }\n");
+  ASSERT_TRUE(verified.redis.tls);
+  EXPECT_EQ(verified.redis.tls->server_name_for("10.0.0.1"), "cache.example");
+  EXPECT_HAS_ERROR(errors_of(kMinimal + "redis:\n  url: redis://x\n  tls: {}\n"), "redis.tls",
+                   "needs a rediss:// url");
 }
 
 TEST(ConfigTest, AdminSection) {

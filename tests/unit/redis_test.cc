@@ -38,6 +38,18 @@ TEST(RedisUrl, PasswordWithAtAndPercentEncoding) {
   EXPECT_EQ(ep->db, 0);
 }
 
+TEST(RedisUrl, RedissMeansTls) {
+  std::string error;
+  auto ep = parse_url("rediss://:pw@cache.example:6380/1", &error);
+  ASSERT_TRUE(ep) << error;
+  EXPECT_TRUE(ep->tls);
+  EXPECT_EQ(ep->host, "cache.example");
+  EXPECT_EQ(ep->port, 6380);
+  EXPECT_EQ(ep->db, 1);
+  EXPECT_EQ(ep->password, "pw");
+  EXPECT_FALSE(parse_url("redis://cache.example", &error)->tls);
+}
+
 TEST(RedisUrl, Ipv6) {
   std::string error;
   auto ep = parse_url("redis://[::1]:7000/2", &error);
@@ -55,7 +67,7 @@ TEST(RedisUrl, Malformed) {
   const char* bad[] = {
       "",
       "http://host",
-      "rediss://host",   // TLS: not supported, said so
+      "rediss://",       // no host
       "redis://",        // no host
       "redis://:pw@",    // no host
       "redis://host:",   // empty port

@@ -15,6 +15,7 @@
 #include "observe/log.h"
 #include "observe/metrics.h"
 #include "redis/client.h"
+#include "tls/client_context.h"
 
 namespace gatehouse::filters {
 namespace {
@@ -306,10 +307,12 @@ std::map<std::string, ThreadClient>& thread_clients() {
 }
 
 ThreadClient* client_for(boost::asio::io_context& io, const config::Redis& cfg) {
-  auto& c = thread_clients()[cfg.url];
+  // A reload that changes the TLS settings (or the CA file's contents) gets a new client.
+  auto& c = thread_clients()[cfg.tls ? cfg.url + " " + cfg.tls->identity() : cfg.url];
   if (!c.client) {
     auto endpoint = redis::parse_url(cfg.url, nullptr);
-    if (!endpoint) return nullptr;  // checked at config load
+    if (!endpoint || (endpoint->tls && !cfg.tls)) return nullptr;  // checked at config load
+    endpoint->tls_context = cfg.tls;
     c.client = std::make_unique<redis::Client>(io, *endpoint, cfg.connections);
     c.since = std::chrono::steady_clock::now();
   }
