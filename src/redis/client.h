@@ -31,7 +31,7 @@ struct Endpoint {
   std::string password;  // sent with AUTH on connect when not empty
   bool tls = false;       // rediss://: TLS to Redis, with tls_context (which the caller sets)
   std::shared_ptr<const tls::ClientContext> tls_context;
-  // Limit for one connection attempt: TCP connect, AUTH and SELECT (not part of the URL).
+  // Limit for one connection attempt: TCP connect, TLS handshake, AUTH and SELECT (not in the URL).
   std::chrono::milliseconds connect_timeout{1000};
 };
 
