@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "config/snapshot.h"
+#include "http/date.h"
 #include "http/parser.h"
 #include "http/path.h"
 #include "http/proxy_headers.h"
@@ -493,17 +494,24 @@ bool Connection::may_retry(RetryReason reason) {
                 (reason == RetryReason::kStatus &&
                  std::find(p->on_status.begin(), p->on_status.end(), resp_.status) != p->on_status.end());
   if (!wanted) return false;
-  // An upstream's Retry-After (delta-seconds) is honoured: the retry waits that long, if the
-  // route's deadline (or, without one, the upstream's response timeout) leaves room; else the
-  // answer goes to the client as it is.
+  // An upstream's Retry-After (delta-seconds or an HTTP-date, RFC 9110 10.2.3) is honoured: the
+  // retry waits that long, if the route's deadline (or, without one, the upstream's response
+  // timeout) leaves room; else the answer goes to the client as it is.
   retry_after_ = net::Clock::duration::zero();
   if (reason == RetryReason::kStatus) {
     std::string_view ra = resp_.get("retry-after");
     if (!ra.empty()) {
+      net::Clock::duration wait;
       uint64_t seconds = 0;
       auto [end, ec] = std::from_chars(ra.data(), ra.data() + ra.size(), seconds);
-      if (ec != std::errc() || end != ra.data() + ra.size()) return false;  // a date: not honoured
-      auto wait = std::chrono::seconds(std::min<uint64_t>(seconds, 86400));
+      if (ec == std::errc() && end == ra.data() + ra.size()) {
+        wait = std::chrono::seconds(std::min<uint64_t>(seconds, 86400));
+      } else if (auto date = http::parse_http_date(ra)) {
+        wait = std::chrono::duration_cast<net::Clock::duration>(
+            std::max(std::chrono::system_clock::duration::zero(), *date - std::chrono::system_clock::now()));
+      } else {
+        return false;  // unreadable: the answer goes to the client
+      }
       auto room = ex_.route_deadline != net::Clock::time_point::max()
                       ? ex_.route_deadline - net::coarse_now()
                       : net::Clock::duration(ex_.up->response_timeout);

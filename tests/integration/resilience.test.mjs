@@ -615,6 +615,15 @@ routes:
     assert.ok(ms >= 950, `the retry waited for Retry-After: ${ms.toFixed(0)} ms`);
     assert.equal(r.status, 503);
 
+    // An HTTP-date is honoured too: two seconds ahead (whole seconds: 1 to 2 s from now).
+    before = up.state.requests;
+    const when = new Date(Date.now() + 2000).toUTCString();  // IMF-fixdate
+    const t1 = performance.now();
+    await curl([g.url(`/wait/status/503?retry_after=${encodeURIComponent(when)}`)]);
+    const dated = performance.now() - t1;
+    assert.equal(up.state.requests - before, 2);
+    assert.ok(dated >= 900 && dated < 2600, `waited ${dated.toFixed(0)} ms for ${when}`);
+
     before = up.state.requests;
     const hurried = await curl([g.url('/hurry/status/503?retry_after=1')]);
     assert.equal(up.state.requests - before, 1, 'Retry-After beyond the route deadline: no retry');

@@ -1,0 +1,107 @@
+#include "http/date.h"
+
+#include <array>
+#include <cstdint>
+
+namespace gatehouse::http {
+namespace {
+
+constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+constexpr std::array<std::string_view, 7> kLongDays = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                                       "Friday", "Saturday", "Sunday"};
+
+// Reads exactly `n` digits from the front of `s`.
+bool digits(std::string_view& s, size_t n, int* out) {
+  if (s.size() < n) return false;
+  int v = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  s.remove_prefix(n);
+  return true;
+}
+
+bool literal(std::string_view& s, std::string_view lit) {
+  if (!s.starts_with(lit)) return false;
+  s.remove_prefix(lit.size());
+  return true;
+}
+
+template <size_t N>
+bool one_of(std::string_view& s, const std::array<std::string_view, N>& names, int* index) {
+  for (size_t i = 0; i < N; ++i) {
+    if (s.starts_with(names[i])) {
+      s.remove_prefix(names[i].size());
+      *index = static_cast<int>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+// hour ":" minute ":" second
+bool time_of_day(std::string_view& s, int* h, int* m, int* sec) {
+  return digits(s, 2, h) && literal(s, ":") && digits(s, 2, m) && literal(s, ":") && digits(s, 2, sec);
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+}  // namespace
+
+std::optional<std::chrono::system_clock::time_point> parse_http_date(
+    std::string_view s, std::chrono::system_clock::time_point now) {
+  int weekday = 0, day = 0, month = 0, year = 0, hour = 0, minute = 0, second = 0;
+  bool ok = false;
+  if (s.size() == 29 && s[3] == ',') {
+    // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+    ok = one_of(s, kDays, &weekday) && literal(s, ", ") && digits(s, 2, &day) && literal(s, " ") &&
+         one_of(s, kMonths, &month) && literal(s, " ") && digits(s, 4, &year) && literal(s, " ") &&
+         time_of_day(s, &hour, &minute, &second) && literal(s, " GMT") && s.empty();
+  } else if (s.size() == 24 && s[3] == ' ') {
+    // asctime-date: Sun Nov  6 08:49:37 1994 (a one-digit day is padded with a space)
+    ok = one_of(s, kDays, &weekday) && literal(s, " ") && one_of(s, kMonths, &month) && literal(s, " ");
+    if (ok && s.front() == ' ') {
+      s.remove_prefix(1);
+      ok = digits(s, 1, &day);
+    } else {
+      ok = ok && digits(s, 2, &day);
+    }
+    ok = ok && literal(s, " ") && time_of_day(s, &hour, &minute, &second) && literal(s, " ") &&
+         digits(s, 4, &year) && s.empty();
+  } else {
+    // rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT
+    ok = one_of(s, kLongDays, &weekday) && literal(s, ", ") && digits(s, 2, &day) && literal(s, "-") &&
+         one_of(s, kMonths, &month) && literal(s, "-") && digits(s, 2, &year) && literal(s, " ") &&
+         time_of_day(s, &hour, &minute, &second) && literal(s, " GMT") && s.empty();
+    if (ok) {
+      // The century that puts the date no more than 50 years in the future.
+      auto today = std::chrono::year_month_day(std::chrono::floor<std::chrono::days>(now));
+      int this_year = static_cast<int>(today.year());
+      year += this_year / 100 * 100;
+      if (year > this_year + 50) year -= 100;
+    }
+  }
+  static constexpr int kMonthDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (!ok || day < 1 || day > kMonthDays[month] + (month == 1 && leap(year)) || hour > 23 ||
+      minute > 59 || second > 60)  // 60: a leap second, as RFC 9110 allows
+    return std::nullopt;
+  int64_t seconds = days_from_civil(year, static_cast<unsigned>(month + 1), static_cast<unsigned>(day)) * 86400 +
+                    hour * 3600 + minute * 60 + second;
+  return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+}
+
+}  // namespace gatehouse::http

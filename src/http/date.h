@@ -1,0 +1,19 @@
+// HTTP-date (RFC 9110 5.6.7): the preferred IMF-fixdate, and the two obsolete forms a recipient
+// must still accept (rfc850-date, asctime-date). For Retry-After now; Date, Expires and
+// Last-Modified for the cache later.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace gatehouse::http {
+
+// The instant an HTTP-date names, or nullopt when `text` is not exactly one of the three forms
+// (in GMT, with valid ranges). The day name is not checked against the date, as RFC 9110 lets
+// recipients skip that. A two-digit rfc850 year more than 50 years ahead is taken as the past
+// century (RFC 9110 5.6.7).
+std::optional<std::chrono::system_clock::time_point> parse_http_date(
+    std::string_view text, std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+
+}  // namespace gatehouse::http
