@@ -490,7 +490,7 @@ class Loader {
   }
 
   void redis(const YAML::Node& n, Redis* out) {
-    if (!r_.check_map(n, "redis", {"url", "tls", "timeout", "on_error", "connections"})) return;
+    if (!r_.check_map(n, "redis", {"url", "tls", "timeout", "on_error", "connections", "cluster"})) return;
     out->enabled = true;
     bool secure = false;
     if (auto u = n["url"]) {
@@ -524,6 +524,9 @@ class Loader {
     }
     if (auto c = n["connections"]) {
       if (auto v = r_.integer(c, "redis.connections", 1, 16)) out->connections = static_cast<int>(*v);
+    }
+    if (auto c = n["cluster"]) {
+      if (auto b = r_.boolean(c, "redis.cluster")) out->cluster = *b;
     }
   }
 

@@ -83,7 +83,8 @@ struct Redis {
   std::shared_ptr<const tls::ClientContext> tls;  // rediss://: `redis.tls` (or the defaults)
   Duration timeout{50};         // bounds each decision
   enum class OnError { kLocal, kDeny, kAllow } on_error = OnError::kLocal;
-  int connections = 2;          // per worker
+  int connections = 2;          // per worker (per node, with `cluster`)
+  bool cluster = false;         // Redis Cluster: the URL names one node, the others are found
 };
 
 struct Observability {

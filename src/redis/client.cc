@@ -535,6 +535,26 @@ Script::Script(std::string body) : body_(std::move(body)) {
   sha1_ = crypto::hex(md, len);
 }
 
+// CRC16-CCITT (XMODEM), as the Redis Cluster specification defines the key hash.
+uint16_t crc16(std::string_view s) {
+  uint16_t crc = 0;
+  for (unsigned char c : s) {
+    crc ^= static_cast<uint16_t>(c) << 8;
+    for (int i = 0; i < 8; ++i) crc = crc & 0x8000 ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
+  }
+  return crc;
+}
+
+size_t hash_slot(std::string_view key) {
+  // Only what is between the first '{' and the next '}' counts, when that is not empty.
+  auto open = key.find('{');
+  if (open != std::string_view::npos) {
+    auto close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
+  }
+  return crc16(key) % 16384;
+}
+
 void append_command(std::string& out, std::span<const std::string_view> args) {
   append_length(out, '*', args.size());
   for (auto a : args) append_bulk(out, a);
@@ -566,10 +586,11 @@ ReplyReader::Status ReplyReader::next(Reply* out) {
 class Client::Impl {
  public:
   Impl(asio::io_context& io, Endpoint endpoint, int connections)
-      : io_(io), endpoint_(std::make_shared<const Endpoint>(std::move(endpoint))) {
-    for (int i = 0; i < std::max(connections, 1); ++i) {
-      slots_.push_back(std::make_shared<Slot>(io_, endpoint_));
-      slots_.back()->connect();
+      : io_(io), connections_(std::max(connections, 1)), refresh_timer_(io.get_executor()) {
+    add_node(std::make_shared<const Endpoint>(std::move(endpoint)));
+    if (cluster()) {
+      owner_.assign(kHashSlots, 0);  // everything to the seed until the map is known
+      refresh_map();
     }
   }
   ~Impl() { stop(); }
@@ -577,28 +598,22 @@ class Client::Impl {
   void stop() {
     if (stopped_) return;
     stopped_ = true;
-    for (auto& s : slots_) s->stop();
-  }
-
-  bool connected() const {
-    for (const auto& s : slots_) {
-      if (s->up_link()) return true;
+    *alive_ = nullptr;  // callbacks that outlive the client (failures, timer) see it is gone
+    refresh_timer_.cancel();
+    for (auto& node : nodes_) {
+      for (auto& s : node.slots) s->stop();
     }
-    return false;
   }
 
-  // The next connection that is up, round robin; null when none is.
-  Link* pick() {
-    if (stopped_) return nullptr;
-    size_t n = slots_.size();
-    for (size_t i = 0; i < n; ++i) {
-      size_t k = cursor_ + i < n ? cursor_ + i : cursor_ + i - n;
-      if (Link* link = slots_[k]->up_link()) {
-        cursor_ = k + 1 == n ? 0 : k + 1;
-        return link;
+  // Cluster mode: only once the map of hash slots is known.
+  bool connected() const {
+    if (cluster() && !map_loaded_) return false;
+    for (const auto& node : nodes_) {
+      for (const auto& s : node.slots) {
+        if (s->up_link()) return true;
       }
     }
-    return nullptr;
+    return false;
   }
 
   // Posted, never called inline, so a caller never sees its callback run inside its own call.
@@ -608,7 +623,7 @@ class Client::Impl {
 
   void command(std::span<const std::string_view> args, Clock::time_point deadline, Callback done) {
     if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
-    Link* link = pick();
+    Link* link = pick(nodes_[0]);
     if (!link) return fail_fast(std::move(done));
     append_command(link->out(), args);
     link->enqueue(deadline, std::move(done));
@@ -617,49 +632,221 @@ class Client::Impl {
   void eval(const Script& script, std::span<const std::string_view> keys,
             std::span<const std::string_view> args, Clock::time_point deadline, Callback done) {
     if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
-    Link* link = pick();
-    if (!link) return fail_fast(std::move(done));
     // EVALSHA sha numkeys keys... args...; the tail after the SHA is kept for a NOSCRIPT retry.
-    size_t count = 3 + keys.size() + args.size();
-    std::string encoded;
-    append_length(encoded, '*', count);
-    append_bulk(encoded, "EVALSHA");
-    append_bulk(encoded, script.sha1());
-    size_t tail = encoded.size();
+    auto call = std::make_shared<Eval>(Eval{&script, {}, 0, 3 + keys.size() + args.size(), deadline,
+                                            std::move(done)});
+    append_length(call->encoded, '*', call->count);
+    append_bulk(call->encoded, "EVALSHA");
+    append_bulk(call->encoded, script.sha1());
+    call->tail = call->encoded.size();
     char num[24];
     auto end = std::to_chars(num, num + sizeof(num), keys.size()).ptr;
-    append_bulk(encoded, std::string_view(num, end - num));
-    for (auto k : keys) append_bulk(encoded, k);
-    for (auto a : args) append_bulk(encoded, a);
-    link->out().append(encoded);
-    // Safe to capture `this`: a reply (rather than a failure) is delivered only while the client
-    // is alive, since stopping it closes every link before returning.
-    link->enqueue(deadline, [this, &script, encoded = std::move(encoded), tail, count, deadline,
-                             done = std::move(done)](Result r) mutable {
-      auto* reply = std::get_if<Reply>(&r);
-      if (!reply || !reply->is_error() || !reply->str.starts_with("NOSCRIPT")) {
-        return done(std::move(r));
-      }
-      // The server does not have the script (restarted, SCRIPT FLUSH): EVAL loads it, and every
-      // later EVALSHA finds it again.
-      if (Clock::now() >= deadline) return done(Failure::kTimeout);
-      Link* link = pick();
-      if (!link) return done(Failure::kDisconnected);
-      std::string& out = link->out();
-      append_length(out, '*', count);
-      append_bulk(out, "EVAL");
-      append_bulk(out, script.body());
-      out.append(std::string_view(encoded).substr(tail));
-      link->enqueue(deadline, std::move(done));
-    });
+    append_bulk(call->encoded, std::string_view(num, end - num));
+    for (auto k : keys) append_bulk(call->encoded, k);
+    for (auto a : args) append_bulk(call->encoded, a);
+    size_t node = cluster() && !keys.empty() ? owner_[hash_slot(keys[0])] : 0;
+    if (!send(call, node, /*sha=*/true, /*asking=*/false, kMaxRedirects)) fail_fast(std::move(call->done));
   }
 
  private:
+  static constexpr size_t kHashSlots = 16384;
+  static constexpr int kMaxRedirects = 2;
+
+  // The connections to one Redis server: `connections` persistent links, used round robin.
+  struct Node {
+    std::shared_ptr<const Endpoint> endpoint;
+    std::vector<std::shared_ptr<Slot>> slots;
+    size_t cursor = 0;
+  };
+
+  // One EVALSHA (or EVAL) on its way, kept for NOSCRIPT and cluster redirections.
+  struct Eval {
+    const Script* script;
+    std::string encoded;  // EVALSHA ...
+    size_t tail;          // where numkeys starts in `encoded`
+    size_t count;         // array length
+    Clock::time_point deadline;
+    Callback done;
+  };
+
+  bool cluster() const { return nodes_[0].endpoint->cluster; }
+
+  size_t add_node(std::shared_ptr<const Endpoint> endpoint) {
+    Node node{std::move(endpoint), {}, 0};
+    for (int i = 0; i < connections_; ++i) {
+      node.slots.push_back(std::make_shared<Slot>(io_, node.endpoint));
+      node.slots.back()->connect();
+    }
+    nodes_.push_back(std::move(node));
+    return nodes_.size() - 1;
+  }
+
+  // The node at host:port, connected to on first use (with the seed's password, database and TLS).
+  size_t node_at(std::string_view host, uint16_t port) {
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i].endpoint->host == host && nodes_[i].endpoint->port == port) return i;
+    }
+    auto ep = std::make_shared<Endpoint>(*nodes_[0].endpoint);
+    ep->host = std::string(host);
+    ep->port = port;
+    return add_node(std::move(ep));
+  }
+
+  // The next connection of `node` that is up, round robin; null when none is.
+  Link* pick(Node& node) {
+    if (stopped_) return nullptr;
+    size_t n = node.slots.size();
+    for (size_t i = 0; i < n; ++i) {
+      size_t k = node.cursor + i < n ? node.cursor + i : node.cursor + i - n;
+      if (Link* link = node.slots[k]->up_link()) {
+        node.cursor = k + 1 == n ? 0 : k + 1;
+        return link;
+      }
+    }
+    return nullptr;
+  }
+
+  // Sends `call` to `node`: EVALSHA, or EVAL after NOSCRIPT; preceded by ASKING on the same
+  // connection when a slot is being migrated there (Redis Cluster spec, "ASK redirection").
+  // False, with nothing sent, when no connection to the node is up.
+  bool send(const std::shared_ptr<Eval>& call, size_t node, bool sha, bool asking, int redirects_left) {
+    Link* link = pick(nodes_[node]);
+    if (!link) return false;
+    std::string& out = link->out();
+    if (asking) {
+      append_command(out, std::initializer_list<std::string_view>{"ASKING"});
+      link->enqueue(call->deadline, [](Result) {});
+    }
+    if (sha) {
+      out.append(call->encoded);
+    } else {
+      append_length(out, '*', call->count);
+      append_bulk(out, "EVAL");
+      append_bulk(out, call->script->body());
+      out.append(std::string_view(call->encoded).substr(call->tail));
+    }
+    // Safe to capture `this`: a reply (rather than a failure) is delivered only while the client
+    // is alive, since stopping it closes every link before returning.
+    link->enqueue(call->deadline, [this, call, node, sha, asking, redirects_left](Result r) {
+      auto* reply = std::get_if<Reply>(&r);
+      if (!reply || !reply->is_error()) return call->done(std::move(r));
+      std::string_view error = reply->str;
+      // The server does not have the script (restarted, SCRIPT FLUSH): EVAL loads it, and every
+      // later EVALSHA finds it again.
+      if (sha && error.starts_with("NOSCRIPT")) return resend(call, node, false, asking, redirects_left);
+      // MOVED / ASK <slot> <host>:<port>: the slot lives (for good / for now) on another node.
+      bool moved = error.starts_with("MOVED ");
+      if ((moved || error.starts_with("ASK ")) && redirects_left > 0 && cluster()) {
+        if (auto target = redirect_target(error)) {
+          size_t to = node_at(target->host, target->port);
+          if (moved) {
+            owner_[target->slot] = to;
+            refresh_map();  // more slots than this one have probably moved
+          }
+          return resend(call, to, sha, !moved, redirects_left - 1);
+        }
+      }
+      call->done(std::move(r));
+    });
+    return true;
+  }
+
+  // Sends again from a reply's handler, where the callback may run at once.
+  void resend(const std::shared_ptr<Eval>& call, size_t node, bool sha, bool asking, int redirects_left) {
+    if (Clock::now() >= call->deadline) return call->done(Failure::kTimeout);
+    if (!send(call, node, sha, asking, redirects_left)) call->done(Failure::kDisconnected);
+  }
+
+  struct Redirect {
+    size_t slot;
+    std::string host;
+    uint16_t port;
+  };
+  // "MOVED 3999 127.0.0.1:6381" (an IPv6 host keeps its colons: the port follows the last one).
+  static std::optional<Redirect> redirect_target(std::string_view error) {
+    auto first = error.find(' ');
+    auto second = error.find(' ', first + 1);
+    if (first == std::string_view::npos || second == std::string_view::npos) return std::nullopt;
+    auto slot = parse_number(error.substr(first + 1, second - first - 1), kHashSlots - 1);
+    std::string_view address = error.substr(second + 1);
+    auto colon = address.rfind(':');
+    if (!slot || colon == std::string_view::npos || colon == 0) return std::nullopt;
+    auto port = parse_number(address.substr(colon + 1), 65535);
+    if (!port || *port == 0) return std::nullopt;
+    return Redirect{static_cast<size_t>(*slot), std::string(address.substr(0, colon)),
+                    static_cast<uint16_t>(*port)};
+  }
+
+  // Loads the map of hash slots (CLUSTER SLOTS) from any node that is up; until the first map,
+  // tries every 100 ms; later, at most once a second, when a MOVED says the map is stale.
+  void refresh_map() {
+    if (refreshing_ || stopped_) return;
+    auto now = Clock::now();
+    if (map_loaded_ && now < last_refresh_ + std::chrono::seconds(1)) return;
+    Link* link = nullptr;
+    for (auto& node : nodes_) {
+      if ((link = pick(node))) break;
+    }
+    if (!link) return retry_refresh();
+    refreshing_ = true;
+    last_refresh_ = now;
+    append_command(link->out(), std::initializer_list<std::string_view>{"CLUSTER", "SLOTS"});
+    link->enqueue(now + std::chrono::seconds(1), [alive = alive_](Result r) {
+      Impl* self = *alive;
+      if (!self) return;
+      self->refreshing_ = false;
+      auto* reply = std::get_if<Reply>(&r);
+      if (reply && self->load_map(*reply)) {
+        self->map_loaded_ = true;
+      } else if (!self->map_loaded_) {
+        self->retry_refresh();
+      }
+    });
+  }
+
+  void retry_refresh() {
+    if (map_loaded_ || stopped_) return;
+    refresh_timer_.expires_after(std::chrono::milliseconds(100));
+    refresh_timer_.async_wait([alive = alive_](boost::system::error_code ec) {
+      if (!ec && *alive) (*alive)->refresh_map();
+    });
+  }
+
+  // [[start, end, [host, port, id, ...], replicas...], ...]: masters only (writes go there).
+  bool load_map(const Reply& reply) {
+    if (reply.type != Reply::Type::kArray || reply.elements.empty()) return false;
+    std::vector<size_t> owner(kHashSlots, 0);
+    for (const auto& range : reply.elements) {
+      if (range.type != Reply::Type::kArray || range.elements.size() < 3) return false;
+      const auto& master = range.elements[2];
+      if (range.elements[0].type != Reply::Type::kInteger || range.elements[1].type != Reply::Type::kInteger ||
+          master.type != Reply::Type::kArray || master.elements.size() < 2 ||
+          master.elements[0].type != Reply::Type::kString || master.elements[1].type != Reply::Type::kInteger)
+        return false;
+      int64_t first = range.elements[0].integer, last = range.elements[1].integer;
+      int64_t port = master.elements[1].integer;
+      if (first < 0 || last >= static_cast<int64_t>(kHashSlots) || first > last || port <= 0 || port > 65535)
+        return false;
+      // An empty or unknown host ("?") means the node we asked: its own address.
+      std::string_view host = master.elements[0].str;
+      if (host.empty() || host == "?") host = nodes_[0].endpoint->host;
+      size_t node = node_at(host, static_cast<uint16_t>(port));
+      for (int64_t slot = first; slot <= last; ++slot) owner[slot] = node;
+    }
+    owner_ = std::move(owner);
+    return true;
+  }
+
   asio::io_context& io_;
-  std::shared_ptr<const Endpoint> endpoint_;
-  std::vector<std::shared_ptr<Slot>> slots_;
-  size_t cursor_ = 0;
+  int connections_;
+  std::vector<Node> nodes_;     // [0]: the URL's server (the seed, in cluster mode)
+  std::vector<size_t> owner_;   // cluster mode: hash slot -> index in nodes_
+  bool map_loaded_ = false;
+  bool refreshing_ = false;
+  Clock::time_point last_refresh_{};
+  net::Timer refresh_timer_;
   bool stopped_ = false;
+  std::shared_ptr<Impl*> alive_ = std::make_shared<Impl*>(this);  // null once stopped
 };
 
 Client::Client(boost::asio::io_context& io, Endpoint endpoint, int connections)

@@ -30,6 +30,7 @@ struct Endpoint {
   int db = 0;
   std::string password;  // sent with AUTH on connect when not empty
   bool tls = false;       // rediss://: TLS to Redis, with tls_context (which the caller sets)
+  bool cluster = false;   // Redis Cluster: this server is the seed of the map of hash slots
   std::shared_ptr<const tls::ClientContext> tls_context;
   // Limit for one connection attempt: TCP connect, TLS handshake, AUTH and SELECT (not in the URL).
   std::chrono::milliseconds connect_timeout{1000};
@@ -75,6 +76,9 @@ class Script {
   std::string body_;
   std::string sha1_;
 };
+
+// The Redis Cluster hash slot of `key` (0-16383): CRC16 of the key, or of its {hash tag}.
+size_t hash_slot(std::string_view key);
 
 // Appends `args` as one RESP array of bulk strings (the request encoding Redis expects).
 void append_command(std::string& out, std::span<const std::string_view> args);

@@ -497,6 +497,8 @@ TEST(ConfigTest, RedisSection) {
   EXPECT_HAS_ERROR(errors, "redis.connections", "");
   EXPECT_HAS_ERROR(errors_of(kMinimal + "redis:\n  timeout: 1s\n"), "redis.url", "'url' is required");
   EXPECT_FALSE(c.redis.tls);
+  EXPECT_FALSE(c.redis.cluster);
+  EXPECT_TRUE(load(kMinimal + "redis:\n  url: redis://10.0.0.7\n  cluster: true\n").redis.cluster);
   // rediss://: TLS, with the system CA store unless `tls` says otherwise.
   EXPECT_TRUE(load(kMinimal + "redis:\n  url: rediss://cache.example:6380\n").redis.tls);
   Config verified = load(kMinimal + "redis:\n  url: rediss://10.0.0.1\n  tls: { server_name: cache.example }\n");
@@ -1106,6 +1108,13 @@ TEST(ConfigTest, RateLimitSettingsAreChecked) {
   EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.key", "expected consumer, ip, route");
   EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.scope", "needs the redis section");
   EXPECT_HAS_ERROR(errors, "routes[1].plugins.rate_limit.limits", "expected a list of limits");
+  // A Redis Cluster has database 0 only.
+  auto cluster_db = errors_of("redis: { url: redis://10.0.0.7:6379/3, cluster: true }\n" + with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins:
+      rate_limit: { limits: ["10/s"], scope: cluster }
+)"));
+  EXPECT_HAS_ERROR(cluster_db, "routes[0].plugins.rate_limit.scope", "Redis Cluster has only 0");
 }
 
 TEST(ConfigTest, RetryAndBreakerSettings) {

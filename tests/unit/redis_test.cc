@@ -50,6 +50,20 @@ TEST(RedisUrl, RedissMeansTls) {
   EXPECT_FALSE(parse_url("redis://cache.example", &error)->tls);
 }
 
+// Values from a real cluster's CLUSTER KEYSLOT.
+TEST(RedisCluster, HashSlotsAsRedisComputesThem) {
+  EXPECT_EQ(hash_slot("foo"), 12182u);
+  EXPECT_EQ(hash_slot("bar"), 5061u);
+  EXPECT_EQ(hash_slot("hello"), 866u);
+  EXPECT_EQ(hash_slot("123456789"), 12739u);  // CRC16/XMODEM check value 0x31C3
+  EXPECT_EQ(hash_slot("{user1000}.following"), 3443u);
+  EXPECT_EQ(hash_slot("{user1000}.followers"), 3443u) << "one hash tag, one slot";
+  EXPECT_EQ(hash_slot("{}x"), 10595u) << "an empty tag does not count: the whole key";
+  EXPECT_EQ(hash_slot("x{}"), 2608u);
+  EXPECT_EQ(hash_slot("{a}{b}"), hash_slot("a")) << "the first tag only";
+  EXPECT_EQ(hash_slot("gh:rl:abc:{ip:127.0.0.1}:0"), 5384u);
+}
+
 TEST(RedisUrl, Ipv6) {
   std::string error;
   auto ep = parse_url("redis://[::1]:7000/2", &error);

@@ -201,8 +201,12 @@ std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx) {
       if (!ctx.config.redis.enabled) {
         r.error(sc, config::child(ctx.path, "scope"), "scope: cluster needs the redis section");
         ok = false;
-      } else if (!redis::parse_url(ctx.config.redis.url, &error)) {
+      } else if (auto ep = redis::parse_url(ctx.config.redis.url, &error); !ep) {
         r.error(sc, config::child(ctx.path, "scope"), "the redis url is not usable: " + error);
+        ok = false;
+      } else if (ctx.config.redis.cluster && ep->db != 0) {
+        r.error(sc, config::child(ctx.path, "scope"),
+                "the redis url names database " + std::to_string(ep->db) + ", but Redis Cluster has only 0");
         ok = false;
       }
     } else if (scope != "local") {
@@ -308,11 +312,13 @@ std::map<std::string, ThreadClient>& thread_clients() {
 
 ThreadClient* client_for(boost::asio::io_context& io, const config::Redis& cfg) {
   // A reload that changes the TLS settings (or the CA file's contents) gets a new client.
-  auto& c = thread_clients()[cfg.tls ? cfg.url + " " + cfg.tls->identity() : cfg.url];
+  auto& c = thread_clients()[(cfg.cluster ? "cluster " : "") +
+                             (cfg.tls ? cfg.url + " " + cfg.tls->identity() : cfg.url)];
   if (!c.client) {
     auto endpoint = redis::parse_url(cfg.url, nullptr);
     if (!endpoint || (endpoint->tls && !cfg.tls)) return nullptr;  // checked at config load
     endpoint->tls_context = cfg.tls;
+    endpoint->cluster = cfg.cluster;
     c.client = std::make_unique<redis::Client>(io, *endpoint, cfg.connections);
     c.since = std::chrono::steady_clock::now();
   }
