@@ -711,7 +711,11 @@ class Client::Impl {
   // False, with nothing sent, when no connection to the node is up.
   bool send(const std::shared_ptr<Eval>& call, size_t node, bool sha, bool asking, int redirects_left) {
     Link* link = pick(nodes_[node]);
-    if (!link) return false;
+    if (!link) {
+      // A node down may have been replaced by a promoted replica: the map will say.
+      if (cluster()) refresh_map();
+      return false;
+    }
     std::string& out = link->out();
     if (asking) {
       append_command(out, std::initializer_list<std::string_view>{"ASKING"});
@@ -740,7 +744,7 @@ class Client::Impl {
         if (auto target = redirect_target(error)) {
           size_t to = node_at(target->host, target->port);
           if (moved) {
-            owner_[target->slot] = to;
+            owner_[target->slot] = static_cast<uint16_t>(to);
             refresh_map();  // more slots than this one have probably moved
           }
           return resend(call, to, sha, !moved, redirects_left - 1);
@@ -815,7 +819,7 @@ class Client::Impl {
   // [[start, end, [host, port, id, ...], replicas...], ...]: masters only (writes go there).
   bool load_map(const Reply& reply) {
     if (reply.type != Reply::Type::kArray || reply.elements.empty()) return false;
-    std::vector<size_t> owner(kHashSlots, 0);
+    std::vector<uint16_t> owner(kHashSlots, 0);
     for (const auto& range : reply.elements) {
       if (range.type != Reply::Type::kArray || range.elements.size() < 3) return false;
       const auto& master = range.elements[2];
@@ -831,7 +835,7 @@ class Client::Impl {
       std::string_view host = master.elements[0].str;
       if (host.empty() || host == "?") host = nodes_[0].endpoint->host;
       size_t node = node_at(host, static_cast<uint16_t>(port));
-      for (int64_t slot = first; slot <= last; ++slot) owner[slot] = node;
+      for (int64_t slot = first; slot <= last; ++slot) owner[slot] = static_cast<uint16_t>(node);
     }
     owner_ = std::move(owner);
     return true;
@@ -840,7 +844,7 @@ class Client::Impl {
   asio::io_context& io_;
   int connections_;
   std::vector<Node> nodes_;     // [0]: the URL's server (the seed, in cluster mode)
-  std::vector<size_t> owner_;   // cluster mode: hash slot -> index in nodes_
+  std::vector<uint16_t> owner_;  // cluster mode: hash slot -> index in nodes_
   bool map_loaded_ = false;
   bool refreshing_ = false;
   Clock::time_point last_refresh_{};

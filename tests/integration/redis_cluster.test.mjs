@@ -1,7 +1,8 @@
-// Cluster-wide rate limits on a real Redis Cluster (three redis-server nodes made into a cluster by
-// redis-cli): each decision goes to the node that owns its key's hash slot; a slot moved to
-// another node (with its keys) is followed through the MOVED redirection, counts intact; and
-// during a migration, keys the old owner does not have are decided on the new one (ASK).
+// Cluster-wide rate limits on a real Redis Cluster (six redis-server nodes, three masters with a
+// replica each, made into a cluster by redis-cli): each decision goes to the node that owns its
+// key's hash slot; a slot moved to another node (with its keys) is followed through the MOVED
+// redirection, counts intact; during a migration, keys the old owner does not have are decided
+// on the new one (ASK); and a dead master's promoted replica takes over its decisions.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -16,20 +17,30 @@ const hasRedis = (() => { try { execFileSync('redis-cli', ['--version'], { stdio
 const skip = !hasRedis && 'redis-server not installed';
 const cli = (port, ...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
 
-let up, ports = [], servers = [], gateways = [];
+let up, gateways = [];
+const servers = {};     // port -> redis-server process
+let ports = [];         // all six nodes
+const killed = new Set();
 before(async () => {
   if (!hasRedis) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-redis-cluster-'));
-  for (let i = 0; i < 3; i++) ports.push(await freePort());
+  for (let i = 0; i < 6; i++) ports.push(await freePort());
   for (const port of ports) {
-    servers.push(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-      '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--dir', dir, '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' }));
+    servers[port] = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+      '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000', '--dir', dir,
+      // Replicas in sync at once (no 5 s wait for more replicas), and allowed to take over.
+      '--repl-diskless-sync-delay', '0', '--cluster-replica-validity-factor', '0',
+      '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   }
-  await waitFor(() => ports.every((p) => { try { return cli(p, 'ping') === 'PONG'; } catch { return false; } }), 5000, 'three nodes');
-  execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0',
+  await waitFor(() => ports.every((p) => { try { return cli(p, 'ping') === 'PONG'; } catch { return false; } }), 5000, 'six nodes');
+  // Three masters, each with a replica.
+  execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1',
     '--cluster-yes'], { stdio: 'ignore' });
   await waitFor(() => ports.every((p) => cli(p, 'cluster', 'info').includes('cluster_state:ok')), 10000, 'cluster_state:ok');
+  await waitFor(() => ports.every((p) => {
+    const info = cli(p, 'info', 'replication');
+    return info.includes('role:master') || info.includes('master_link_status:up');
+  }), 10000, 'replicas in sync');
   up = await startUpstream({ name: 'u' });
   // The URL names one node; the gateway finds the others.
   const config = `
@@ -49,9 +60,22 @@ routes:
 });
 after(async () => {
   for (const g of gateways) await g.stop();
-  for (const s of servers) s.kill('SIGKILL');
+  for (const s of Object.values(servers)) s.kill('SIGKILL');
   await up?.close();
 });
+
+// The live nodes' view (CLUSTER NODES): masters with their slot ranges.
+function masters() {
+  const alive = ports.find((p) => !killed.has(p));
+  return cli(alive, 'cluster', 'nodes').split('\n').map((line) => line.split(' '))
+    .filter((f) => f[2].includes('master') && !f[2].includes('fail'))
+    .map((f) => ({ id: f[0], port: Number(f[1].split(':')[1].split('@')[0]), ranges: f.slice(8) }));
+}
+const ownerOf = (slot) => masters().find((m) => m.ranges.some((r) => {
+  const [a, b = a] = r.split('-').map(Number);
+  return slot >= a && slot <= b;
+}))?.port;
+const slotOf = (user) => Number(cli(ports[0], 'cluster', 'keyslot', `{h:${user}}`));
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 const passes = async (user, n) => {
@@ -63,11 +87,10 @@ const passes = async (user, n) => {
   return passed;
 };
 
-// The node that holds a user's keys, and their hash slot.
+// The master that holds a user's keys.
 function whereIs(user) {
-  for (const port of ports) {
-    const keys = cli(port, '--scan', '--pattern', `*${user}*`).split('\n').filter(Boolean);
-    if (keys.length) return { port, slot: Number(cli(port, 'cluster', 'keyslot', keys[0])) };
+  for (const { port } of masters()) {
+    if (cli(port, '--scan', '--pattern', `*${user}*`)) return port;
   }
   return null;
 }
@@ -77,46 +100,51 @@ test('each decision goes to the node that owns its hash slot: exact limits for k
     5000, 'the first cluster decision');
   const users = Array.from({ length: 12 }, (_, i) => `user-${i}`);
   for (const user of users) assert.equal(await passes(user, 8), 5, user);
-  const nodes = new Set(users.map((u) => whereIs(u)?.port));
-  assert.equal(nodes.size, 3, 'the keys are spread over the three nodes');
+  const nodes = new Set(users.map((u) => whereIs(u)));
+  assert.equal(nodes.size, 3, 'the keys are spread over the three masters');
 });
 
 test('a slot moved to another node (keys included) is followed through MOVED: counting goes on', { skip }, async () => {
   const user = 'mover';
   assert.equal(await passes(user, 3), 3);
-  const from = whereIs(user);
-  const to = ports.find((p) => p !== from.port);
-  const [fromId, toId] = [cli(from.port, 'cluster', 'myid'), cli(to, 'cluster', 'myid')];
+  const slot = slotOf(user);
+  const from = ownerOf(slot);
+  const to = masters().find((m) => m.port !== from).port;
+  const [fromId, toId] = [cli(from, 'cluster', 'myid'), cli(to, 'cluster', 'myid')];
   // The migration redis-cli --cluster reshard does, for one slot.
-  cli(to, 'cluster', 'setslot', String(from.slot), 'importing', fromId);
-  cli(from.port, 'cluster', 'setslot', String(from.slot), 'migrating', toId);
-  const keys = cli(from.port, 'cluster', 'getkeysinslot', String(from.slot), '100').split('\n').filter(Boolean);
-  cli(from.port, 'migrate', '127.0.0.1', String(to), '', '0', '5000', 'KEYS', ...keys);
-  for (const p of ports) cli(p, 'cluster', 'setslot', String(from.slot), 'node', toId);
-  assert.equal(whereIs(user).port, to);
+  cli(to, 'cluster', 'setslot', String(slot), 'importing', fromId);
+  cli(from, 'cluster', 'setslot', String(slot), 'migrating', toId);
+  const keys = cli(from, 'cluster', 'getkeysinslot', String(slot), '100').split('\n').filter(Boolean);
+  cli(from, 'migrate', '127.0.0.1', String(to), '', '0', '5000', 'KEYS', ...keys);
+  for (const m of masters()) cli(m.port, 'cluster', 'setslot', String(slot), 'node', toId);
+  assert.equal(whereIs(user), to);
   // The gateways still map the slot to the old node: it answers MOVED, and they follow.
   assert.equal(await passes(user, 6), 2, 'the 2 left of 5, counted where the keys went');
 });
 
-// The node that owns a hash slot, from CLUSTER NODES ("... master - 0 0 1 connected 0-5460").
-function ownerOf(slot) {
-  for (const line of cli(ports[0], 'cluster', 'nodes').split('\n')) {
-    const fields = line.split(' ');
-    for (const range of fields.slice(8)) {
-      const [a, b = a] = range.split('-').map(Number);
-      if (slot >= a && slot <= b) return Number(fields[1].split(':')[1].split('@')[0]);
-    }
-  }
-  return null;
-}
-
 test('while a slot migrates, a key its old owner does not have is decided on the new one (ASK)', { skip }, async () => {
   const user = 'asker';  // not used yet: its keys exist nowhere
-  const slot = Number(cli(ports[0], 'cluster', 'keyslot', `{h:${user}}`));
+  const slot = slotOf(user);
   const from = ownerOf(slot);
-  const to = ports.find((p) => p !== from);
+  const to = masters().find((m) => m.port !== from).port;
   cli(to, 'cluster', 'setslot', String(slot), 'importing', cli(from, 'cluster', 'myid'));
   cli(from, 'cluster', 'setslot', String(slot), 'migrating', cli(to, 'cluster', 'myid'));
   assert.equal(await passes(user, 8), 5, 'decided with ASKING on the importing node');
-  assert.equal(whereIs(user).port, to, 'the keys were made on the new owner');
+  assert.equal(whereIs(user), to, 'the keys were made on the new owner');
+  for (const m of masters()) cli(m.port, 'cluster', 'setslot', String(slot), 'node', cli(to, 'cluster', 'myid'));
+});
+
+test('a master that dies is replaced by its promoted replica: decisions find it, counts intact', { skip }, async () => {
+  const user = 'survivor';
+  assert.equal(await passes(user, 3), 3);
+  const slot = slotOf(user);
+  const master = ownerOf(slot);
+  cli(master, 'wait', '1', '1000');  // the replica has the counts
+  servers[master].kill('SIGKILL');
+  killed.add(master);
+  await waitFor(() => { const o = ownerOf(slot); return o && o !== master; }, 10000, 'a replica promoted');
+  // Until the gateways see the new map, on_error (deny) answers; then the replica decides, from
+  // the replicated counts: 3 used, 2 left.
+  await waitFor(async () => (await passes(user, 1)) === 1, 5000, 'decisions on the promoted replica');
+  assert.equal(await passes(user, 4), 1);
 });
