@@ -222,10 +222,11 @@ export function rawConnection(port) {
 }
 
 // A free loopback port (bound then released) for configs that need a fixed port.
-export function freePort() {
+export function freePort(port = 0) {
   return new Promise((resolve) => {
     const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.on('error', () => resolve(0));  // a port asked for by number is taken
+    s.listen(port, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
   });
 }
 

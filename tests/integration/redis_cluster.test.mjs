@@ -24,7 +24,11 @@ const killed = new Set();
 before(async () => {
   if (!hasRedis) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-redis-cluster-'));
-  for (let i = 0; i < 6; i++) ports.push(await freePort());
+  // A cluster node also listens on its port + 10000 (the cluster bus): both must be free.
+  while (ports.length < 6) {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    if (!ports.includes(port) && await freePort(port) && await freePort(port + 10000)) ports.push(port);
+  }
   for (const port of ports) {
     servers[port] = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
       '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000', '--dir', dir,
