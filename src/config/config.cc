@@ -497,7 +497,7 @@ class Loader {
       out->url = r_.str(u, "redis.url").value_or("");
       secure = out->url.starts_with("rediss://");
       if (!(secure || out->url.starts_with("redis://")) || out->url.size() == (secure ? 9 : 8))
-        r_.error(u, "redis.url", "expected redis:// or rediss://[:password@]host[:port][/db]");
+        r_.error(u, "redis.url", "expected redis:// or rediss://[[user]:password@]host[:port][/db]");
       // rediss:// without `tls`: verified against the system CA store, by the URL's host name.
       if (secure && !n["tls"]) out->tls = client_context(tls::ClientSettings{}, u, "redis.url");
     } else {

@@ -79,7 +79,7 @@ struct AccessLog {
 // Redis, for state shared by several gateway instances (cluster-wide rate limits).
 struct Redis {
   bool enabled = false;
-  std::string url;              // redis://[:password@]host[:port][/db], rediss:// for TLS
+  std::string url;              // redis://[[user]:password@]host[:port][/db], rediss:// for TLS
   std::shared_ptr<const tls::ClientContext> tls;  // rediss://: `redis.tls` (or the defaults)
   Duration timeout{50};         // bounds each decision
   enum class OnError { kLocal, kDeny, kAllow } on_error = OnError::kLocal;

@@ -273,7 +273,10 @@ net::Task<> Link::tls_handshake(std::shared_ptr<Link> self) {
 
 void Link::on_secure() {
   start_read();
-  if (!endpoint_->password.empty()) handshake({"AUTH", endpoint_->password});
+  if (!endpoint_->user.empty())
+    handshake({"AUTH", endpoint_->user, endpoint_->password});  // Redis 6 ACLs
+  else if (!endpoint_->password.empty())
+    handshake({"AUTH", endpoint_->password});
   if (endpoint_->db != 0) {
     auto db = std::to_string(endpoint_->db);
     handshake({"SELECT", db});
@@ -462,7 +465,7 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* error) {
   };
   const bool secure = url.starts_with("rediss://");
   if (!secure && !url.starts_with("redis://"))
-    return fail("expected redis:// or rediss://[:password@]host[:port][/db]");
+    return fail("expected redis:// or rediss://[[user]:password@]host[:port][/db]");
   std::string_view rest = url.substr(secure ? 9 : 8);
   if (rest.find_first_of("?#") != std::string_view::npos) {
     return fail("query parameters and fragments are not supported");
@@ -479,19 +482,25 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* error) {
     std::string_view userinfo = authority.substr(0, at);
     authority.remove_prefix(at + 1);
     size_t colon = userinfo.find(':');
-    if (colon != 0) return fail("user names (Redis ACL users) are not supported; use :password@");
-    std::string_view pw = userinfo.substr(1);
-    for (size_t i = 0; i < pw.size(); ++i) {
-      if (pw[i] != '%') {
-        ep.password += pw[i];
-        continue;
+    if (colon == std::string_view::npos) return fail("expected [user]:password@ before the host");
+    // user (a Redis 6 ACL user; none: the default user) ":" password, both percent-decoded
+    auto decode = [](std::string_view in, std::string* out) {
+      for (size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+          *out += in[i];
+          continue;
+        }
+        int hi = i + 2 < in.size() ? crypto::hex_value(in[i + 1]) : -1;
+        int lo = i + 2 < in.size() ? crypto::hex_value(in[i + 2]) : -1;
+        if (hi < 0 || lo < 0) return false;
+        *out += static_cast<char>(hi * 16 + lo);
+        i += 2;
       }
-      int hi = i + 2 < pw.size() ? crypto::hex_value(pw[i + 1]) : -1;
-      int lo = i + 2 < pw.size() ? crypto::hex_value(pw[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return fail("bad percent-encoding in the password");
-      ep.password += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    }
+      return true;
+    };
+    if (!decode(userinfo.substr(0, colon), &ep.user) || !decode(userinfo.substr(colon + 1), &ep.password))
+      return fail("bad percent-encoding in the user or password");
+    if (!ep.user.empty() && ep.password.empty()) return fail("a user name needs a password");
   }
 
   std::string_view port;

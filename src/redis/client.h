@@ -28,6 +28,7 @@ struct Endpoint {
   std::string host = "127.0.0.1";
   uint16_t port = 6379;
   int db = 0;
+  std::string user;      // a Redis 6 ACL user (AUTH user password); empty: the default user
   std::string password;  // sent with AUTH on connect when not empty
   bool tls = false;       // rediss://: TLS to Redis, with tls_context (which the caller sets)
   bool cluster = false;   // Redis Cluster: this server is the seed of the map of hash slots
@@ -36,8 +37,8 @@ struct Endpoint {
   std::chrono::milliseconds connect_timeout{1000};
 };
 
-// Parses redis://[:password@]host[:port][/db], or rediss:// for TLS (the password may be
-// percent-encoded, an IPv6 host is written in brackets). nullopt and *error (when given) say why
+// Parses redis://[[user]:password@]host[:port][/db], or rediss:// for TLS (user and password may
+// be percent-encoded, an IPv6 host is written in brackets). nullopt and *error (when given) say why
 // when malformed.
 std::optional<Endpoint> parse_url(std::string_view url, std::string* error);
 

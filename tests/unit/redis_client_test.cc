@@ -490,6 +490,17 @@ TEST_F(RedisClient, AuthAndSelect) {
   ASSERT_TRUE(again.reply());
   EXPECT_EQ(again.reply()->str, "db3");
 
+  // A Redis 6 ACL user, from the URL.
+  call(client, {"ACL", "SETUSER", "limiter", "on", ">pw-of-limiter", "~*", "+@all"});
+  auto acl = parse_url("redis://limiter:pw-of-limiter@127.0.0.1:" + std::to_string(server->port()) + "/3",
+                       nullptr);
+  ASSERT_TRUE(acl);
+  Client as_user(io_, *acl);
+  ASSERT_TRUE(run_until(io_, [&] { return as_user.connected(); }));
+  auto whoami = call(as_user, {"ACL", "WHOAMI"});
+  ASSERT_TRUE(whoami.reply());
+  EXPECT_EQ(whoami.reply()->str, "limiter");
+
   // A wrong password never counts as connected: commands fail fast.
   ep.password = "wrong";
   Client refused(io_, ep);

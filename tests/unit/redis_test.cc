@@ -64,6 +64,15 @@ TEST(RedisCluster, HashSlotsAsRedisComputesThem) {
   EXPECT_EQ(hash_slot("gh:rl:abc:{ip:127.0.0.1}:0"), 5384u);
 }
 
+TEST(RedisUrl, AclUser) {
+  std::string error;
+  auto ep = parse_url("redis://gate%2Dway:p%40ss@host", &error);
+  ASSERT_TRUE(ep) << error;
+  EXPECT_EQ(ep->user, "gate-way");
+  EXPECT_EQ(ep->password, "p@ss");
+  EXPECT_EQ(parse_url("redis://:pw@host", &error)->user, "") << "the default user";
+}
+
 TEST(RedisUrl, Ipv6) {
   std::string error;
   auto ep = parse_url("redis://[::1]:7000/2", &error);
@@ -92,7 +101,8 @@ TEST(RedisUrl, Malformed) {
       "redis://host/x",  // db not a number
       "redis://host/-1",
       "redis://host/1/2",
-      "redis://user:pw@host",  // ACL user names: not supported, said so
+      "redis://user:@host",    // a user needs a password
+      "redis://u%zz:pw@host",  // bad escape in the user
       "redis://pw@host",       // a password needs its ':'
       "redis://:p%zzw@host",   // bad escape
       "redis://:pw%4@host",
