@@ -490,7 +490,8 @@ class Loader {
   }
 
   void redis(const YAML::Node& n, Redis* out) {
-    if (!r_.check_map(n, "redis", {"url", "tls", "timeout", "on_error", "connections", "cluster"})) return;
+    if (!r_.check_map(n, "redis", {"url", "tls", "timeout", "on_error", "connections", "cluster", "sentinels"}))
+      return;
     out->enabled = true;
     bool secure = false;
     if (auto u = n["url"]) {
@@ -527,6 +528,24 @@ class Loader {
     }
     if (auto c = n["cluster"]) {
       if (auto b = r_.boolean(c, "redis.cluster")) out->cluster = *b;
+    }
+    if (auto v = n["sentinels"]) {
+      auto items = r_.str_list(v, "redis.sentinels");
+      for (size_t i = 0; i < items.size(); ++i) {
+        // host:port, [v6]:port
+        const std::string& a = items[i];
+        auto colon = a.rfind(':');
+        std::string host = colon == std::string::npos ? "" : a.substr(0, colon);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        char* end = nullptr;
+        long port = colon == std::string::npos ? 0 : std::strtol(a.c_str() + colon + 1, &end, 10);
+        if (host.empty() || port < 1 || port > 65535 || !end || *end)
+          r_.error(v.IsSequence() ? v[i] : v, index("redis.sentinels", i), "expected host:port");
+        else
+          out->sentinels.emplace_back(host, static_cast<uint16_t>(port));
+      }
+      if (items.empty()) r_.error(v, "redis.sentinels", "expected a list of host:port");
+      if (out->cluster) r_.error(v, "redis.sentinels", "a Redis Cluster needs no sentinels: leave one of the two out");
     }
   }
 

@@ -85,6 +85,8 @@ struct Redis {
   enum class OnError { kLocal, kDeny, kAllow } on_error = OnError::kLocal;
   int connections = 2;          // per worker (per node, with `cluster`)
   bool cluster = false;         // Redis Cluster: the URL names one node, the others are found
+  // Redis Sentinel: these name the master, whose name is the URL's host.
+  std::vector<std::pair<std::string, uint16_t>> sentinels;
 };
 
 struct Observability {

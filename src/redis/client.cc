@@ -595,11 +595,29 @@ ReplyReader::Status ReplyReader::next(Reply* out) {
 class Client::Impl {
  public:
   Impl(asio::io_context& io, Endpoint endpoint, int connections)
-      : io_(io), connections_(std::max(connections, 1)), refresh_timer_(io.get_executor()) {
-    add_node(std::make_shared<const Endpoint>(std::move(endpoint)));
+      : io_(io),
+        endpoint_(std::make_shared<const Endpoint>(std::move(endpoint))),
+        connections_(std::max(connections, 1)),
+        refresh_timer_(io.get_executor()) {
+    if (sentinel()) {
+      // One connection to each sentinel (no AUTH, database 0: a sentinel has neither); the master
+      // is whatever they name.
+      for (const auto& [host, port] : endpoint_->sentinels) {
+        auto ep = std::make_shared<Endpoint>(*endpoint_);
+        ep->host = host;
+        ep->port = port;
+        ep->user.clear();
+        ep->password.clear();
+        ep->db = 0;
+        sentinels_.push_back(make_node(std::move(ep), 1));
+      }
+      refresh();
+      return;
+    }
+    nodes_.push_back(make_node(endpoint_, connections_));
     if (cluster()) {
       owner_.assign(kHashSlots, 0);  // everything to the seed until the map is known
-      refresh_map();
+      refresh();
     }
   }
   ~Impl() { stop(); }
@@ -609,14 +627,14 @@ class Client::Impl {
     stopped_ = true;
     *alive_ = nullptr;  // callbacks that outlive the client (failures, timer) see it is gone
     refresh_timer_.cancel();
-    for (auto& node : nodes_) {
-      for (auto& s : node.slots) s->stop();
+    for (auto* nodes : {&nodes_, &sentinels_}) {
+      for (auto& node : *nodes) stop_node(node);
     }
   }
 
-  // Cluster mode: only once the map of hash slots is known.
+  // Cluster mode: only once the map of hash slots is known; sentinel mode: the master's address.
   bool connected() const {
-    if (cluster() && !map_loaded_) return false;
+    if ((cluster() || sentinel()) && !topology_known_) return false;
     for (const auto& node : nodes_) {
       for (const auto& s : node.slots) {
         if (s->up_link()) return true;
@@ -632,7 +650,7 @@ class Client::Impl {
 
   void command(std::span<const std::string_view> args, Clock::time_point deadline, Callback done) {
     if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
-    Link* link = pick(nodes_[0]);
+    Link* link = nodes_.empty() ? nullptr : pick(nodes_[0]);
     if (!link) return fail_fast(std::move(done));
     append_command(link->out(), args);
     link->enqueue(deadline, std::move(done));
@@ -678,16 +696,20 @@ class Client::Impl {
     Callback done;
   };
 
-  bool cluster() const { return nodes_[0].endpoint->cluster; }
+  bool cluster() const { return endpoint_->cluster; }
+  bool sentinel() const { return !endpoint_->sentinels.empty(); }
 
-  size_t add_node(std::shared_ptr<const Endpoint> endpoint) {
+  Node make_node(std::shared_ptr<const Endpoint> endpoint, int connections) {
     Node node{std::move(endpoint), {}, 0};
-    for (int i = 0; i < connections_; ++i) {
+    for (int i = 0; i < connections; ++i) {
       node.slots.push_back(std::make_shared<Slot>(io_, node.endpoint));
       node.slots.back()->connect();
     }
-    nodes_.push_back(std::move(node));
-    return nodes_.size() - 1;
+    return node;
+  }
+
+  static void stop_node(Node& node) {
+    for (auto& s : node.slots) s->stop();
   }
 
   // The node at host:port, connected to on first use (with the seed's password, database and TLS).
@@ -695,10 +717,11 @@ class Client::Impl {
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (nodes_[i].endpoint->host == host && nodes_[i].endpoint->port == port) return i;
     }
-    auto ep = std::make_shared<Endpoint>(*nodes_[0].endpoint);
+    auto ep = std::make_shared<Endpoint>(*endpoint_);
     ep->host = std::string(host);
     ep->port = port;
-    return add_node(std::move(ep));
+    nodes_.push_back(make_node(std::move(ep), connections_));
+    return nodes_.size() - 1;
   }
 
   // The next connection of `node` that is up, round robin; null when none is.
@@ -719,10 +742,11 @@ class Client::Impl {
   // connection when a slot is being migrated there (Redis Cluster spec, "ASK redirection").
   // False, with nothing sent, when no connection to the node is up.
   bool send(const std::shared_ptr<Eval>& call, size_t node, bool sha, bool asking, int redirects_left) {
-    Link* link = pick(nodes_[node]);
+    Link* link = node < nodes_.size() ? pick(nodes_[node]) : nullptr;
     if (!link) {
-      // A node down may have been replaced by a promoted replica: the map will say.
-      if (cluster()) refresh_map();
+      // A node down may have been replaced by a promoted replica: the map (or the sentinels)
+      // will say.
+      if (cluster() || sentinel()) refresh();
       return false;
     }
     std::string& out = link->out();
@@ -747,6 +771,8 @@ class Client::Impl {
       // The server does not have the script (restarted, SCRIPT FLUSH): EVAL loads it, and every
       // later EVALSHA finds it again.
       if (sha && error.starts_with("NOSCRIPT")) return resend(call, node, false, asking, redirects_left);
+      // A master demoted to a replica by a failover: the sentinels know the new one.
+      if (sentinel() && error.starts_with("READONLY")) refresh();
       // MOVED / ASK <slot> <host>:<port>: the slot lives (for good / for now) on another node.
       bool moved = error.starts_with("MOVED ");
       if ((moved || error.starts_with("ASK ")) && redirects_left > 0 && cluster()) {
@@ -754,7 +780,7 @@ class Client::Impl {
           size_t to = node_at(target->host, target->port);
           if (moved) {
             owner_[target->slot] = static_cast<uint16_t>(to);
-            refresh_map();  // more slots than this one have probably moved
+            refresh();  // more slots than this one have probably moved
           }
           return resend(call, to, sha, !moved, redirects_left - 1);
         }
@@ -790,39 +816,64 @@ class Client::Impl {
                     static_cast<uint16_t>(*port)};
   }
 
-  // Loads the map of hash slots (CLUSTER SLOTS) from any node that is up; until the first map,
-  // tries every 100 ms; later, at most once a second, when a MOVED says the map is stale.
-  void refresh_map() {
+  // Learns where the data is: the map of hash slots (CLUSTER SLOTS, from any node that is up), or
+  // the master's address (SENTINEL get-master-addr-by-name, from any sentinel that is up). Until
+  // the first answer, tries every 100 ms; later, at most once a second, when a MOVED, a READONLY
+  // or an unreachable node says the picture is stale.
+  void refresh() {
     if (refreshing_ || stopped_) return;
     auto now = Clock::now();
-    if (map_loaded_ && now < last_refresh_ + std::chrono::seconds(1)) return;
+    if (topology_known_ && now < last_refresh_ + std::chrono::seconds(1)) return;
     Link* link = nullptr;
-    for (auto& node : nodes_) {
+    for (auto& node : sentinel() ? sentinels_ : nodes_) {
       if ((link = pick(node))) break;
     }
     if (!link) return retry_refresh();
     refreshing_ = true;
     last_refresh_ = now;
-    append_command(link->out(), std::initializer_list<std::string_view>{"CLUSTER", "SLOTS"});
+    if (sentinel()) {
+      append_command(link->out(), std::initializer_list<std::string_view>{
+                                      "SENTINEL", "get-master-addr-by-name", endpoint_->host});
+    } else {
+      append_command(link->out(), std::initializer_list<std::string_view>{"CLUSTER", "SLOTS"});
+    }
     link->enqueue(now + std::chrono::seconds(1), [alive = alive_](Result r) {
       Impl* self = *alive;
       if (!self) return;
       self->refreshing_ = false;
       auto* reply = std::get_if<Reply>(&r);
-      if (reply && self->load_map(*reply)) {
-        self->map_loaded_ = true;
-      } else if (!self->map_loaded_) {
+      if (reply && (self->sentinel() ? self->load_master(*reply) : self->load_map(*reply))) {
+        self->topology_known_ = true;
+      } else if (!self->topology_known_) {
         self->retry_refresh();
       }
     });
   }
 
   void retry_refresh() {
-    if (map_loaded_ || stopped_) return;
+    if (topology_known_ || stopped_) return;
     refresh_timer_.expires_after(std::chrono::milliseconds(100));
     refresh_timer_.async_wait([alive = alive_](boost::system::error_code ec) {
-      if (!ec && *alive) (*alive)->refresh_map();
+      if (!ec && *alive) (*alive)->refresh();
     });
+  }
+
+  // [ip, port]: the master now. A new address replaces the connections to the old one.
+  bool load_master(const Reply& reply) {
+    if (reply.type != Reply::Type::kArray || reply.elements.size() != 2 ||
+        reply.elements[0].type != Reply::Type::kString || reply.elements[1].type != Reply::Type::kString)
+      return false;  // nil: the sentinels do not know this master name
+    const std::string& host = reply.elements[0].str;
+    auto port = parse_number(reply.elements[1].str, 65535);
+    if (host.empty() || !port || *port == 0) return false;
+    if (!nodes_.empty() && nodes_[0].endpoint->host == host && nodes_[0].endpoint->port == *port) return true;
+    if (!nodes_.empty()) {
+      spdlog::warn("redis: sentinels name {}:{} as master {} now", host, *port, endpoint_->host);
+      stop_node(nodes_[0]);
+      nodes_.clear();
+    }
+    node_at(host, static_cast<uint16_t>(*port));
+    return true;
   }
 
   // [[start, end, [host, port, id, ...], replicas...], ...]: masters only (writes go there).
@@ -842,7 +893,7 @@ class Client::Impl {
         return false;
       // An empty or unknown host ("?") means the node we asked: its own address.
       std::string_view host = master.elements[0].str;
-      if (host.empty() || host == "?") host = nodes_[0].endpoint->host;
+      if (host.empty() || host == "?") host = endpoint_->host;
       size_t node = node_at(host, static_cast<uint16_t>(port));
       for (int64_t slot = first; slot <= last; ++slot) owner[slot] = static_cast<uint16_t>(node);
     }
@@ -851,10 +902,14 @@ class Client::Impl {
   }
 
   asio::io_context& io_;
+  std::shared_ptr<const Endpoint> endpoint_;  // the URL's
   int connections_;
-  std::vector<Node> nodes_;     // [0]: the URL's server (the seed, in cluster mode)
-  std::vector<uint16_t> owner_;  // cluster mode: hash slot -> index in nodes_
-  bool map_loaded_ = false;
+  // [0]: the URL's server (the seed, in cluster mode; the master the sentinels name, in sentinel
+  // mode, none until they named it).
+  std::vector<Node> nodes_;
+  std::vector<Node> sentinels_;   // sentinel mode
+  std::vector<uint16_t> owner_;   // cluster mode: hash slot -> index in nodes_
+  bool topology_known_ = false;   // cluster: the slot map; sentinel: the master's address
   bool refreshing_ = false;
   Clock::time_point last_refresh_{};
   net::Timer refresh_timer_;

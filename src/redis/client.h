@@ -32,6 +32,8 @@ struct Endpoint {
   std::string password;  // sent with AUTH on connect when not empty
   bool tls = false;       // rediss://: TLS to Redis, with tls_context (which the caller sets)
   bool cluster = false;   // Redis Cluster: this server is the seed of the map of hash slots
+  // Redis Sentinel: these sentinels name the master; `host` is then the master's name.
+  std::vector<std::pair<std::string, uint16_t>> sentinels;
   std::shared_ptr<const tls::ClientContext> tls_context;
   // Limit for one connection attempt: TCP connect, TLS handshake, AUTH and SELECT (not in the URL).
   std::chrono::milliseconds connect_timeout{1000};

@@ -499,6 +499,13 @@ TEST(ConfigTest, RedisSection) {
   EXPECT_FALSE(c.redis.tls);
   EXPECT_FALSE(c.redis.cluster);
   EXPECT_TRUE(load(kMinimal + "redis:\n  url: redis://10.0.0.7\n  cluster: true\n").redis.cluster);
+  Config sentinel = load(kMinimal + "redis:\n  url: redis://mymaster/1\n  sentinels: [10.0.0.1:26379, \"[::1]:26380\"]\n");
+  EXPECT_EQ(sentinel.redis.sentinels,
+            (std::vector<std::pair<std::string, uint16_t>>{{"10.0.0.1", 26379}, {"::1", 26380}}));
+  auto bad_sentinels = errors_of(kMinimal + "redis:\n  url: redis://m\n  cluster: true\n  sentinels: [x, \"h:0\"]\n");
+  EXPECT_HAS_ERROR(bad_sentinels, "redis.sentinels[0]", "expected host:port");
+  EXPECT_HAS_ERROR(bad_sentinels, "redis.sentinels[1]", "expected host:port");
+  EXPECT_HAS_ERROR(bad_sentinels, "redis.sentinels", "needs no sentinels");
   // rediss://: TLS, with the system CA store unless `tls` says otherwise.
   EXPECT_TRUE(load(kMinimal + "redis:\n  url: rediss://cache.example:6380\n").redis.tls);
   Config verified = load(kMinimal + "redis:\n  url: rediss://10.0.0.1\n  tls: { server_name: cache.example }\n");

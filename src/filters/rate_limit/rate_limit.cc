@@ -312,13 +312,15 @@ std::map<std::string, ThreadClient>& thread_clients() {
 
 ThreadClient* client_for(boost::asio::io_context& io, const config::Redis& cfg) {
   // A reload that changes the TLS settings (or the CA file's contents) gets a new client.
-  auto& c = thread_clients()[(cfg.cluster ? "cluster " : "") +
-                             (cfg.tls ? cfg.url + " " + cfg.tls->identity() : cfg.url)];
+  std::string key = (cfg.cluster ? "cluster " : "") + (cfg.tls ? cfg.url + " " + cfg.tls->identity() : cfg.url);
+  for (const auto& [host, port] : cfg.sentinels) key += " sentinel " + host + ":" + std::to_string(port);
+  auto& c = thread_clients()[key];
   if (!c.client) {
     auto endpoint = redis::parse_url(cfg.url, nullptr);
     if (!endpoint || (endpoint->tls && !cfg.tls)) return nullptr;  // checked at config load
     endpoint->tls_context = cfg.tls;
     endpoint->cluster = cfg.cluster;
+    endpoint->sentinels = cfg.sentinels;
     c.client = std::make_unique<redis::Client>(io, *endpoint, cfg.connections);
     c.since = std::chrono::steady_clock::now();
   }

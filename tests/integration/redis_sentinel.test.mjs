@@ -1,0 +1,95 @@
+// Cluster-wide rate limits through Redis Sentinel: a master, its replica and a sentinel watching
+// them (all real redis-server processes). The gateways ask the sentinel where the master is, and
+// after a failover they find the new one, with the replicated counts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
+import { startGatehouse, waitFor, freePort, httpGet } from './harness.mjs';
+import { startUpstream } from './upstream.mjs';
+
+const hasRedis = (() => { try { execFileSync('redis-cli', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+const skip = !hasRedis && 'redis-server not installed';
+const cli = (port, ...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
+
+let up, master, replica, sentinel;
+const processes = [];
+const gateways = [];
+const redis = (...args) => {
+  const p = spawn('redis-server', args, { stdio: 'ignore' });
+  processes.push(p);
+  return p;
+};
+const masterPort = () => Number(cli(sentinel, 'sentinel', 'get-master-addr-by-name', 'mymaster').split('\n')[1]);
+
+before(async () => {
+  if (!hasRedis) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-sentinel-'));
+  [master, replica, sentinel] = [await freePort(), await freePort(), await freePort()];
+  const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0'];
+  redis('--port', String(master), ...common);
+  redis('--port', String(replica), ...common, '--replicaof', '127.0.0.1', String(master));
+  await waitFor(() => { try { return cli(replica, 'info', 'replication').includes('master_link_status:up'); } catch { return false; } },
+    10000, 'the replica in sync');
+  const conf = path.join(dir, 'sentinel.conf');
+  fs.writeFileSync(conf, `port ${sentinel}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 ${master} 1\n` +
+    'sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 3000\n');
+  redis(conf, '--sentinel');
+  await waitFor(() => { try { return cli(sentinel, 'sentinel', 'replicas', 'mymaster').includes(String(replica)); } catch { return false; } },
+    10000, 'the sentinel knows the replica');
+  up = await startUpstream({ name: 'u' });
+  // With sentinels, the URL's host is the master's name.
+  const config = `
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+redis: { url: "redis://mymaster/0", sentinels: ["127.0.0.1:${sentinel}"], timeout: 300ms, on_error: deny }
+upstreams:
+  u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - match: { path: /* }
+    to: u
+    plugins:
+      rate_limit: { limits: ["5/m"], key: "header:x-user", scope: cluster }
+`;
+  gateways.push(await startGatehouse(config), await startGatehouse(config));
+});
+after(async () => {
+  for (const g of gateways) await g.stop();
+  for (const p of processes) p.kill('SIGKILL');
+  await up?.close();
+});
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+const passes = async (user, n) => {
+  let passed = 0;
+  for (let i = 0; i < n; i++) {
+    const r = await httpGet(gateways[i % 2].port, '/x', { headers: { 'x-user': user }, agent });
+    if (r.status === 200) passed++;
+  }
+  return passed;
+};
+
+test('the sentinel names the master: both gateways count there', { skip }, async () => {
+  await waitFor(async () => (await httpGet(gateways[0].port, '/x', { headers: { 'x-user': 'warm-up' }, agent })).status === 200,
+    5000, 'the first decision');
+  assert.equal(await passes('alice', 8), 5);
+  assert.ok(cli(master, '--scan', '--pattern', '*alice*'), 'the counts live on the master');
+});
+
+test('after a failover the gateways find the new master, with the replicated counts', { skip }, async () => {
+  assert.equal(await passes('bob', 3), 3);
+  cli(master, 'wait', '1', '1000');  // the replica has bob's counts
+  cli(sentinel, 'sentinel', 'failover', 'mymaster');
+  await waitFor(() => masterPort() === replica, 10000, 'the replica promoted');
+  // The sentinel tells the old master it is a replica on its next round (about 10 s later); do it
+  // now, as it would.
+  cli(master, 'replicaof', '127.0.0.1', String(replica));
+  // The old master, a replica now, refuses writes (READONLY): the gateways ask the sentinel again.
+  await waitFor(async () => (await passes('bob', 1)) === 1, 5000, 'decisions on the new master');
+  assert.equal(await passes('bob', 4), 1, '3 + 1 used before, 1 left of 5');
+  assert.ok(cli(replica, '--scan', '--pattern', '*bob*'));
+});
