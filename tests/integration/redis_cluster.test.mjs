@@ -6,16 +6,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
-import { startGatehouse, waitFor, freePort, httpGet } from './harness.mjs';
+import { startGatehouse, waitFor, freePort } from './harness.mjs';
+import { hasRedis, cli, limitedConfig, passes as passesThrough } from './redis_fixture.mjs';
 import { startUpstream } from './upstream.mjs';
 
-const hasRedis = (() => { try { execFileSync('redis-cli', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 const skip = !hasRedis && 'redis-server not installed';
-const cli = (port, ...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
 
 let up, gateways = [];
 const servers = {};     // port -> redis-server process
@@ -47,19 +45,7 @@ before(async () => {
   }), 10000, 'replicas in sync');
   up = await startUpstream({ name: 'u' });
   // The URL names one node; the gateway finds the others.
-  const config = `
-server:
-  workers: 2
-  listen: [ { address: 127.0.0.1:0 } ]
-redis: { url: "redis://127.0.0.1:${ports[0]}", cluster: true, timeout: 300ms, on_error: deny }
-upstreams:
-  u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
-routes:
-  - match: { path: /* }
-    to: u
-    plugins:
-      rate_limit: { limits: ["5/m"], key: "header:x-user", scope: cluster }
-`;
+  const config = limitedConfig(`{ url: "redis://127.0.0.1:${ports[0]}", cluster: true, timeout: 300ms, on_error: deny }`, up.port);
   gateways = [await startGatehouse(config), await startGatehouse(config)];
 });
 after(async () => {
@@ -81,15 +67,7 @@ const ownerOf = (slot) => masters().find((m) => m.ranges.some((r) => {
 }))?.port;
 const slotOf = (user) => Number(cli(ports[0], 'cluster', 'keyslot', `{h:${user}}`));
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-const passes = async (user, n) => {
-  let passed = 0;
-  for (let i = 0; i < n; i++) {
-    const r = await httpGet(gateways[i % 2].port, '/x', { headers: { 'x-user': user }, agent });
-    if (r.status === 200) passed++;
-  }
-  return passed;
-};
+const passes = (user, n) => passesThrough(gateways, user, n);
 
 // The master that holds a user's keys.
 function whereIs(user) {
@@ -100,8 +78,7 @@ function whereIs(user) {
 }
 
 test('each decision goes to the node that owns its hash slot: exact limits for keys on every node', { skip }, async () => {
-  await waitFor(async () => (await httpGet(gateways[0].port, '/x', { headers: { 'x-user': 'warm-up' }, agent })).status === 200,
-    5000, 'the first cluster decision');
+  await waitFor(async () => (await passes('warm-up', 1)) === 1, 5000, 'the first cluster decision');
   const users = Array.from({ length: 12 }, (_, i) => `user-${i}`);
   for (const user of users) assert.equal(await passes(user, 8), 5, user);
   const nodes = new Set(users.map((u) => whereIs(u)));

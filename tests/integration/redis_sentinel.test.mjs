@@ -4,16 +4,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, execFileSync } from 'node:child_process';
-import { startGatehouse, waitFor, freePort, httpGet } from './harness.mjs';
+import { spawn } from 'node:child_process';
+import { startGatehouse, waitFor, freePort } from './harness.mjs';
+import { hasRedis, cli, limitedConfig, passes as passesThrough } from './redis_fixture.mjs';
 import { startUpstream } from './upstream.mjs';
 
-const hasRedis = (() => { try { execFileSync('redis-cli', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 const skip = !hasRedis && 'redis-server not installed';
-const cli = (port, ...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
 
 let up, master, replica, sentinel;
 const processes = [];
@@ -42,19 +40,7 @@ before(async () => {
     10000, 'the sentinel knows the replica');
   up = await startUpstream({ name: 'u' });
   // With sentinels, the URL's host is the master's name.
-  const config = `
-server:
-  workers: 2
-  listen: [ { address: 127.0.0.1:0 } ]
-redis: { url: "redis://mymaster/0", sentinels: ["127.0.0.1:${sentinel}"], timeout: 300ms, on_error: deny }
-upstreams:
-  u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
-routes:
-  - match: { path: /* }
-    to: u
-    plugins:
-      rate_limit: { limits: ["5/m"], key: "header:x-user", scope: cluster }
-`;
+  const config = limitedConfig(`{ url: "redis://mymaster/0", sentinels: ["127.0.0.1:${sentinel}"], timeout: 300ms, on_error: deny }`, up.port);
   gateways.push(await startGatehouse(config), await startGatehouse(config));
 });
 after(async () => {
@@ -63,19 +49,10 @@ after(async () => {
   await up?.close();
 });
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-const passes = async (user, n) => {
-  let passed = 0;
-  for (let i = 0; i < n; i++) {
-    const r = await httpGet(gateways[i % 2].port, '/x', { headers: { 'x-user': user }, agent });
-    if (r.status === 200) passed++;
-  }
-  return passed;
-};
+const passes = (user, n) => passesThrough(gateways, user, n);
 
 test('the sentinel names the master: both gateways count there', { skip }, async () => {
-  await waitFor(async () => (await httpGet(gateways[0].port, '/x', { headers: { 'x-user': 'warm-up' }, agent })).status === 200,
-    5000, 'the first decision');
+  await waitFor(async () => (await passes('warm-up', 1)) === 1, 5000, 'the first decision');
   assert.equal(await passes('alice', 8), 5);
   assert.ok(cli(master, '--scan', '--pattern', '*alice*'), 'the counts live on the master');
 });

@@ -1,0 +1,38 @@
+// Shared by the Redis Cluster and Sentinel suites: real redis-server processes driven with
+// redis-cli, and two gateways that share a 5/m limit per `x-user` header through them.
+import http from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { httpGet } from './harness.mjs';
+
+export const hasRedis = (() => {
+  try { execFileSync('redis-cli', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; }
+})();
+
+// redis-cli -p PORT ARGS..., its output trimmed.
+export const cli = (port, ...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
+
+// A gateway config with cluster-wide limits of 5/m per x-user, through `redis` (a YAML mapping).
+export const limitedConfig = (redis, upstreamPort) => `
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+redis: ${redis}
+upstreams:
+  u: { targets: [ { address: 127.0.0.1:${upstreamPort} } ] }
+routes:
+  - match: { path: /* }
+    to: u
+    plugins:
+      rate_limit: { limits: ["5/m"], key: "header:x-user", scope: cluster }
+`;
+
+// How many of n requests for `user`, alternating between the gateways, get through.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+export async function passes(gateways, user, n) {
+  let passed = 0;
+  for (let i = 0; i < n; i++) {
+    const r = await httpGet(gateways[i % gateways.length].port, '/x', { headers: { 'x-user': user }, agent });
+    if (r.status === 200) passed++;
+  }
+  return passed;
+}
