@@ -891,7 +891,7 @@ class Client::Impl {
       int64_t port = master.elements[1].integer;
       if (first < 0 || last >= static_cast<int64_t>(kHashSlots) || first > last || port <= 0 || port > 65535)
         return false;
-      // An empty or unknown host ("?") means the node we asked: its own address.
+      // An empty or unknown host ("?"): the node has not learnt its address; take the URL's host.
       std::string_view host = master.elements[0].str;
       if (host.empty() || host == "?") host = endpoint_->host;
       size_t node = node_at(host, static_cast<uint16_t>(port));
