@@ -40,6 +40,13 @@ Gatehouse is serving http://127.0.0.1:8080 (access log below). Try:
   curl -si localhost:8080/offline/x          # 502 upstream_connect_failed
   curl -si localhost:8080/slow               # 504 upstream_timeout after 1s
 
+  # resilience: one of two targets is down; retries hide it until its health check takes it out
+  # (curl -s localhost:9901/status shows it unhealthy)
+  for i in $(seq 6); do curl -s -o /dev/null -w '%{http_code} ' localhost:8080/resilient/echo; done; echo
+  # rate limiting: 5 a minute per client, with RateLimit headers; the 6th gets 429 + Retry-After
+  for i in $(seq 6); do curl -s -o /dev/null -w '%{http_code} ' localhost:8080/limited/products/1; done; echo
+  curl -si localhost:8080/limited/products/1 | grep -i -E '^(HTTP|ratelimit|retry-after)'
+
   # operations: status, metrics, and a reload (edit examples/demo.yaml first, or not)
   curl -s localhost:9901/status
   curl -s localhost:9901/metrics | grep gatehouse_requests_total
