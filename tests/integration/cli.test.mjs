@@ -89,6 +89,12 @@ test('validate: the contract example fails only on features not built yet', { sk
   assert.match(unset.stderr, /:50:\d+: consumers\[1\]\.api_keys\[0\]\.env: environment variable ACME_API_KEY is not set/);
 });
 
+test('validate: the demo config (make demo) is valid', () => {
+  const r = runGatehouse(['validate', '-c', path.join(here, '../../examples/demo.yaml')]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /ok \(1 listener\(s\), 6 upstream\(s\), 8 route\(s\)\)/);
+});
+
 test('validate: an unreadable file is an error, not a crash', () => {
   const r = runGatehouse(['validate', '-c', '/nonexistent/gatehouse.yaml']);
   assert.equal(r.status, 1);
