@@ -16,10 +16,13 @@ config::SharedByKey<Health>& registry() {
   return targets;
 }
 
-// The status code of a response that starts with "HTTP/1.x NNN ", or 0.
+// The status code of a response that starts with "HTTP/1.x NNN" (then a space, or the end of the
+// line from servers that leave out the reason phrase and its space), or 0.
 int status_of(std::string_view head) {
   int code = 0;
-  if (head.size() < 13 || head.substr(0, 7) != "HTTP/1." || head[8] != ' ' || head[12] != ' ') return 0;
+  if (head.size() < 13 || head.substr(0, 7) != "HTTP/1." || head[8] != ' ' ||
+      (head[12] != ' ' && head[12] != '\r'))
+    return 0;
   auto [end, ec] = std::from_chars(head.data() + 9, head.data() + 12, code);
   return ec == std::errc() && end == head.data() + 12 ? code : 0;
 }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { startGatehouse, curl, freePort, json, waitFor, httpGet, tempFile, sleep } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
@@ -551,6 +552,9 @@ routes:
 test('health checks: expected_statuses decide; with initial_state unhealthy a target gets traffic only once a check passed', async () => {
   const live = await startUpstream({ name: 'live' });
   const dead = await freePort();
+  // A server whose status line has no reason phrase (nor the space before it).
+  const terse = net.createServer((sock) => sock.on('data', () => sock.end('HTTP/1.1 204\r\n\r\n')));
+  await new Promise((r) => terse.listen(0, '127.0.0.1', r));
   const g = await startGatehouse(`
 server:
   workers: 2
@@ -562,6 +566,9 @@ upstreams:
   picky:
     targets: [ { address: 127.0.0.1:${live.port} } ]
     health_check: { path: /status/204, expected_statuses: [200, 3xx], interval: 100ms, unhealthy_after: 1 }
+  terse:
+    targets: [ { address: 127.0.0.1:${terse.address().port} } ]
+    health_check: { path: /, expected_statuses: [204], interval: 100ms, unhealthy_after: 1 }
   cautious:
     targets: [ { address: 127.0.0.1:${dead} }, { address: 127.0.0.1:${live.port} } ]
     health_check: { path: /echo, interval: 5s, unhealthy_after: 3, healthy_after: 3, initial_state: unhealthy }
@@ -587,8 +594,10 @@ routes:
     assert.equal((await curl([g.url('/teapot/echo')])).status, 200);
     assert.doesNotMatch(g.stderr, /health: teapot target/);
     assert.equal(json(await curl([g.url('/picky/echo')])).error, 'upstream_unavailable');
+    assert.doesNotMatch(g.stderr, /health: terse target/, '"HTTP/1.1 204" with no reason phrase is a 204');
   } finally {
     await g.stop();
+    terse.close();
     await live.close();
   }
 });
