@@ -427,6 +427,37 @@ ParseStatus parse_request_head(std::string_view data, const ParseLimits& limits,
   return ParseStatus::kComplete;
 }
 
+// status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 4); a line that ends
+// right after the code, with no space, is taken too.
+bool parse_status_line(std::string_view line, ResponseHead* out, ParseError* err) {
+  if (line.size() < 12 || line[8] != ' ' || (line.size() > 12 && line[12] != ' ')) {
+    *err = fail(502, "upstream_bad_response", "malformed status line");
+    return false;
+  }
+  if (!parse_version(line.substr(0, 8), &out->minor_version, err, false)) return false;
+  int status = 0;
+  for (int i = 9; i < 12; ++i) {
+    if (line[i] < '0' || line[i] > '9') {
+      *err = fail(502, "upstream_bad_response", "malformed status code");
+      return false;
+    }
+    status = status * 10 + (line[i] - '0');
+  }
+  if (status < 100) {
+    *err = fail(502, "upstream_bad_response", "malformed status code");
+    return false;
+  }
+  out->status = status;
+  out->reason = line.size() > 13 ? line.substr(13) : std::string_view();
+  for (unsigned char c : out->reason) {
+    if (!kT.value[c]) {
+      *err = fail(502, "upstream_bad_response", "invalid character in the reason phrase");
+      return false;
+    }
+  }
+  return true;
+}
+
 ParseStatus parse_response_head(std::string_view data, const ParseLimits& limits,
                                 std::string_view method, ResponseHead* out, ParseError* err) {
   out->reset();
@@ -438,33 +469,9 @@ ParseStatus parse_response_head(std::string_view data, const ParseLimits& limits
     *err = fail(502, "upstream_bad_response", "status line not terminated by CRLF");
     return ParseStatus::kError;
   }
-  // status-line = HTTP-version SP status-code SP [ reason-phrase ]
-  if (line.size() < 12 || line[8] != ' ' || (line.size() > 12 && line[12] != ' ')) {
-    *err = fail(502, "upstream_bad_response", "malformed status line");
-    return ParseStatus::kError;
-  }
-  if (!parse_version(line.substr(0, 8), &out->minor_version, err, false)) return ParseStatus::kError;
-  int status = 0;
-  for (int i = 9; i < 12; ++i) {
-    if (line[i] < '0' || line[i] > '9') {
-      *err = fail(502, "upstream_bad_response", "malformed status code");
-      return ParseStatus::kError;
-    }
-    status = status * 10 + (line[i] - '0');
-  }
-  if (status < 100) {
-    *err = fail(502, "upstream_bad_response", "malformed status code");
-    return ParseStatus::kError;
-  }
-  out->status = status;
-  out->reason = line.size() > 13 ? line.substr(13) : std::string_view();
-  for (unsigned char c : out->reason) {
-    if (!kT.value[c]) {
-      *err = fail(502, "upstream_bad_response", "invalid character in the reason phrase");
-      return ParseStatus::kError;
-    }
-  }
+  if (!parse_status_line(line, out, err)) return ParseStatus::kError;
   if (!parse_fields(lines, limits, false, out, err)) return ParseStatus::kError;
+  const int status = out->status;
   bool bodiless = method == "HEAD" || status < 200 || status == 204 || status == 304;
   if (bodiless) {
     out->framing = Framing::kNone;

@@ -39,6 +39,9 @@ ParseStatus parse_request_head(std::string_view data, const ParseLimits& limits,
 // For responses to a request with method `method` (HEAD and 1xx/204/304 have no body).
 ParseStatus parse_response_head(std::string_view data, const ParseLimits& limits,
                                 std::string_view method, ResponseHead* out, ParseError* err);
+// The status line alone (without its CRLF): version, status code and reason phrase into *out.
+// False, with *err filled, when it is malformed. Health checks read only this much.
+bool parse_status_line(std::string_view line, ResponseHead* out, ParseError* err);
 
 // Character classes of RFC 9110 section 5.6.2.
 bool is_tchar(unsigned char c);

@@ -653,7 +653,7 @@ net::Task<Connection::Outcome> Connection::forward() {
     sock->drop();
     switch (sent) {
       case Sent::kUpstreamError:
-        if (ex_.reused && ex_.retry_allowed && body_replayable()) co_return Outcome::kRetry;
+        if (may_resend_at_once()) co_return Outcome::kRetry;
         retry_reason_ = RetryReason::kReset;
         upstream_done(observe::UpstreamOutcome::kReset);
         fail_upstream(502, "upstream_reset", "closed the connection while the request was being sent");
@@ -895,7 +895,7 @@ net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
       continue;
     }
     // A pooled connection that the upstream closed as we sent: the request goes again at once.
-    const bool stale = up_.empty() && ex_.reused && ex_.retry_allowed && body_replayable();
+    const bool stale = up_.empty() && may_resend_at_once();
     if (!(stale && !upstream_timed_out_)) {
       upstream_done(upstream_timed_out_ ? observe::UpstreamOutcome::kTimeout
                                         : observe::UpstreamOutcome::kReset);

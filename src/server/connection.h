@@ -85,6 +85,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool may_retry(RetryReason reason);
   // Every request body byte read so far can be sent again (trivially, when none was read).
   bool body_replayable() const { return body_read_ == 0 || keep_replay_; }
+  // A pooled connection died under this try: it may go again at once, on a new connection.
+  bool may_resend_at_once() const { return ex_.reused && ex_.retry_allowed && body_replayable(); }
   net::Task<> before_retry();
   net::Task<Outcome> forward();
   // The upstream's bulkhead is full: wait for a slot (max_pending), else answer 503.

@@ -1,9 +1,9 @@
 #include "upstream/health.h"
 
-#include <charconv>
 #include <list>
 
 #include "config/shared_by_key.h"
+#include "http/parser.h"
 #include "observe/log.h"
 #include "server/asio.h"
 #include "server/stream.h"
@@ -16,15 +16,13 @@ config::SharedByKey<Health>& registry() {
   return targets;
 }
 
-// The status code of a response that starts with "HTTP/1.x NNN" (then a space, or the end of the
-// line from servers that leave out the reason phrase and its space), or 0.
+// The status code on the first line of `head` (read as the proxy reads a status line), or 0.
 int status_of(std::string_view head) {
-  int code = 0;
-  if (head.size() < 13 || head.substr(0, 7) != "HTTP/1." || head[8] != ' ' ||
-      (head[12] != ' ' && head[12] != '\r'))
-    return 0;
-  auto [end, ec] = std::from_chars(head.data() + 9, head.data() + 12, code);
-  return ec == std::errc() && end == head.data() + 12 ? code : 0;
+  auto end = head.find("\r\n");
+  http::ResponseHead response;
+  http::ParseError err;
+  if (end == std::string_view::npos || !http::parse_status_line(head.substr(0, end), &response, &err)) return 0;
+  return response.status;
 }
 
 class Checker final : public HealthChecker {
