@@ -4,7 +4,7 @@
 
 #include "http/error_response.h"
 #include "http/parser.h"
-#include "server/buffer.h"
+#include "net/buffer.h"
 
 namespace gatehouse::admin {
 namespace {
@@ -89,7 +89,7 @@ net::Task<> AdminServer::accept_loop() {
 }
 
 net::Task<> AdminServer::serve(net::Socket socket) {
-  server::Buffer in;
+  net::Buffer in;
   http::RequestHead req;
   net::Timer idle(io_.get_executor());
   // The admin API is for operators and scrapers: one request at a time, a plain idle cut-off.

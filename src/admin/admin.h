@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "config/units.h"
-#include "server/asio.h"
+#include "net/asio.h"
 
 namespace gatehouse::admin {
 

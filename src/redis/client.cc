@@ -14,8 +14,8 @@
 
 #include "crypto/digest.h"
 #include "observe/log.h"
-#include "server/asio.h"
-#include "server/stream.h"
+#include "net/asio.h"
+#include "net/stream.h"
 
 namespace gatehouse::redis {
 namespace {
@@ -138,7 +138,7 @@ class Link : public std::enable_shared_from_this<Link> {
   void arm(Clock::time_point t);
   void on_timer();
 
-  server::Stream stream_;
+  net::Stream stream_;
   net::Timer timer_;
   Resolver resolver_;
   std::shared_ptr<const Endpoint> endpoint_;

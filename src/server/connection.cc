@@ -640,7 +640,7 @@ net::Task<Connection::Outcome> Connection::forward() {
   InFlight in_flight(view_->upstreams[ex_.up_index].balancer, ex_.target);
   log_target_ = ex_.pool->address();
   ex_.start = net::Clock::now();
-  std::optional<Stream> sock = co_await lease_upstream();
+  std::optional<net::Stream> sock = co_await lease_upstream();
   if (!sock) co_return Outcome::kDone;
   upstream_ = &*sock;
   struct Detach {  // the timer must never touch a socket that is gone
@@ -735,8 +735,8 @@ void Connection::fail_overloaded(const upstream::Bulkhead& b, bool waited) {
   fail(503, "upstream_overloaded", ex_.up->name + " " + why, std::move(retry_after));
 }
 
-net::Task<std::optional<Stream>> Connection::lease_upstream() {
-  std::optional<Stream> sock = ex_.new_connection ? std::nullopt : ex_.pool->take_idle(ex_.start);
+net::Task<std::optional<net::Stream>> Connection::lease_upstream() {
+  std::optional<net::Stream> sock = ex_.new_connection ? std::nullopt : ex_.pool->take_idle(ex_.start);
   ex_.reused = sock.has_value();
   upstream_timed_out_ = false;
   if (sock) co_return sock;
@@ -775,7 +775,7 @@ net::Task<std::optional<Stream>> Connection::lease_upstream() {
 
 // The client side of TLS to the upstream, under what is left of the connect deadline: connect and
 // handshake together take at most timeouts.connect.
-net::Task<bool> Connection::upstream_handshake(Stream& up) {
+net::Task<bool> Connection::upstream_handshake(net::Stream& up) {
   const tls::ClientContext& ctx = *ex_.up->tls;
   std::string_view name = ctx.server_name_for(ex_.up->targets[ex_.target].host);
   std::string why = "cannot make a TLS session for '" + std::string(name) + "'";
@@ -797,7 +797,7 @@ net::Task<bool> Connection::upstream_handshake(Stream& up) {
 
 // Sends the request head and streams the body (validated, passed through unchanged). A retry
 // first sends again what earlier tries read of the body (kept in replay_), then reads on.
-net::Task<Connection::Sent> Connection::send_request(Stream& up) {
+net::Task<Connection::Sent> Connection::send_request(net::Stream& up) {
   set_deadline(Phase::kStream, upstream_budget(snap_->config.server.timeouts.idle));
   if (req_framing_ == http::Framing::kChunked && body_read_ == 0) chunked_.reset();
   bool done = !body_pending_;
@@ -850,7 +850,7 @@ net::Task<Connection::Sent> Connection::send_request(Stream& up) {
 
 // Reads the response head into up_, skipping 1xx interim responses. Returns its length, or 0
 // after recording the failure (or asking for a retry through *outcome).
-net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
+net::Task<size_t> Connection::read_response_head(net::Stream& up, Outcome* outcome) {
   set_deadline(Phase::kUpstreamResponse, upstream_budget(ex_.up->response_timeout));
   http::ParseLimits limits{kMaxUpstreamHead, kMaxUpstreamHead, 1000};
   size_t scanned = 0;
@@ -920,7 +920,7 @@ net::Task<size_t> Connection::read_response_head(Stream& up, Outcome* outcome) {
 
 // Writes the response head and streams the body to the client; returns the upstream connection to
 // the pool when the response ended exactly where its framing said.
-net::Task<> Connection::relay_response(Stream& up, size_t head_len) {
+net::Task<> Connection::relay_response(net::Stream& up, size_t head_len) {
   const http::Framing framing = resp_.framing;
   const bool dechunk = framing == http::Framing::kChunked && req_http10_;
   if (framing == http::Framing::kUntilClose || dechunk) close_after_ = true;

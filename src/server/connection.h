@@ -18,9 +18,9 @@
 #include "http/message.h"
 #include "observe/metrics.h"
 #include "router/router.h"
-#include "server/asio.h"
-#include "server/buffer.h"
-#include "server/stream.h"
+#include "net/asio.h"
+#include "net/buffer.h"
+#include "net/stream.h"
 #include "upstream/bulkhead.h"
 
 namespace gatehouse::config {
@@ -93,11 +93,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   net::Task<bool> wait_for_slot(upstream::Bulkhead& b);
   void stop_waiting_for_slot();  // the wait's deadline passed, or the client left
   void fail_overloaded(const upstream::Bulkhead& b, bool waited);
-  net::Task<std::optional<Stream>> lease_upstream();
-  net::Task<bool> upstream_handshake(Stream& up);
-  net::Task<Sent> send_request(Stream& up);
-  net::Task<size_t> read_response_head(Stream& up, Outcome* outcome);
-  net::Task<> relay_response(Stream& up, size_t head_len);
+  net::Task<std::optional<net::Stream>> lease_upstream();
+  net::Task<bool> upstream_handshake(net::Stream& up);
+  net::Task<Sent> send_request(net::Stream& up);
+  net::Task<size_t> read_response_head(net::Stream& up, Outcome* outcome);
+  net::Task<> relay_response(net::Stream& up, size_t head_len);
 
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail_upstream(int status, std::string_view code, std::string_view what);
@@ -116,12 +116,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_timer();
 
   Worker& w_;
-  Stream client_;
+  net::Stream client_;
   net::Timer timer_;
   net::Clock::time_point deadline_;
   net::Clock::time_point armed_at_ = net::Clock::time_point::max();
   Phase phase_ = Phase::kClientIdle;
-  Stream* upstream_ = nullptr;  // the upstream connection in use, for the timer to cancel
+  net::Stream* upstream_ = nullptr;  // the upstream connection in use, for the timer to cancel
   upstream::Bulkhead* queued_in_ = nullptr;  // the bulkhead whose queue this request waits in ...
   std::shared_ptr<upstream::Bulkhead::Waiter> queued_;  // ... as this waiter
   bool upstream_timed_out_ = false;
@@ -131,8 +131,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::shared_ptr<WorkerView> view_;           // the snapshot and worker state this request uses
   const config::Snapshot* snap_ = nullptr;     // view_->snapshot
-  Buffer in_;   // from the client
-  Buffer up_;   // from the upstream
+  net::Buffer in_;   // from the client
+  net::Buffer up_;   // from the upstream
   std::string head_out_;
   std::string target_out_;
   std::string path_out_;   // the normalised path, when it differs from the one sent

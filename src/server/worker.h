@@ -16,7 +16,7 @@
 #include "config/snapshot.h"
 #include "observe/access_log.h"
 #include "observe/metrics.h"
-#include "server/asio.h"
+#include "net/asio.h"
 #include "upstream/balancer.h"
 #include "upstream/breaker.h"
 #include "upstream/pool.h"

@@ -5,8 +5,8 @@
 #include "config/shared_by_key.h"
 #include "http/parser.h"
 #include "observe/log.h"
-#include "server/asio.h"
-#include "server/stream.h"
+#include "net/asio.h"
+#include "net/stream.h"
 
 namespace gatehouse::upstream {
 namespace {
@@ -64,7 +64,7 @@ class Checker final : public HealthChecker {
   // One check: connect (and the TLS handshake), GET the path, read the status line; all within
   // the timeout, which closes the socket when it passes.
   net::Task<> check(std::shared_ptr<Health> h) {
-    server::Stream s(io_.get_executor());
+    net::Stream s(io_.get_executor());
     in_flight_.push_back(&s.socket());
     struct Forget {
       std::list<net::Socket*>& l;

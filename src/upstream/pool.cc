@@ -6,7 +6,7 @@
 
 namespace gatehouse::upstream {
 
-std::optional<server::Stream> TargetPool::take_idle(net::Clock::time_point now) {
+std::optional<net::Stream> TargetPool::take_idle(net::Clock::time_point now) {
   while (!idle_.empty()) {
     Idle idle = std::move(idle_.back());
     idle_.pop_back();
@@ -24,7 +24,7 @@ std::optional<server::Stream> TargetPool::take_idle(net::Clock::time_point now) 
   return std::nullopt;
 }
 
-void TargetPool::give_back(server::Stream s, size_t max_idle, net::Clock::time_point now) {
+void TargetPool::give_back(net::Stream s, size_t max_idle, net::Clock::time_point now) {
   if (!retired_ && idle_.size() < max_idle) {
     idle_.push_back(Idle{std::move(s), now});
   } else {

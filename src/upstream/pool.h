@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "server/asio.h"
-#include "server/stream.h"
+#include "net/asio.h"
+#include "net/stream.h"
 #include "tls/client_context.h"
 
 namespace gatehouse::upstream {
@@ -36,10 +36,10 @@ class TargetPool {
   TargetPool& operator=(const TargetPool&) = delete;
 
   // The most recently used idle connection that is still open, or nullopt.
-  std::optional<server::Stream> take_idle(net::Clock::time_point now);
+  std::optional<net::Stream> take_idle(net::Clock::time_point now);
   // Keeps the connection for reuse if fewer than max_idle are kept (and the pool is not retired);
   // closes it otherwise.
-  void give_back(server::Stream s, size_t max_idle, net::Clock::time_point now);
+  void give_back(net::Stream s, size_t max_idle, net::Clock::time_point now);
   // TLS session resumption: the kept session (null if none), handed over; and the one to keep.
   tls::SessionPtr take_session() { return std::move(session_); }
   void keep_session(tls::SessionPtr s) {
@@ -55,7 +55,7 @@ class TargetPool {
 
  private:
   struct Idle {
-    server::Stream stream;
+    net::Stream stream;
     net::Clock::time_point since;
   };
   net::tcp::endpoint endpoint_;

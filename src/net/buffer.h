@@ -6,7 +6,7 @@
 #include <memory>
 #include <string_view>
 
-namespace gatehouse::server {
+namespace gatehouse::net {
 
 class Buffer {
  public:
@@ -42,4 +42,4 @@ class Buffer {
   size_t cap_ = 0, begin_ = 0, end_ = 0;
 };
 
-}  // namespace gatehouse::server
+}  // namespace gatehouse::net

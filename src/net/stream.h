@@ -19,8 +19,8 @@
 #include <utility>
 #include <vector>
 
-#include "server/asio.h"
-#include "server/send.h"
+#include "net/asio.h"
+#include "net/send.h"
 #include "tls/client_context.h"
 
 struct ssl_st;
@@ -29,7 +29,7 @@ namespace gatehouse::tls {
 class ServerContext;
 }
 
-namespace gatehouse::server {
+namespace gatehouse::net {
 
 class Stream {
  public:
@@ -70,11 +70,11 @@ class Stream {
   }
   // Sends as much of a then b as goes out now; a and b keep what is left. False: broken.
   bool send_now(std::string_view& a, std::string_view& b) {
-    return ssl_ ? tls_send_now(a, b) : server::send_now(socket_, a, b);
+    return ssl_ ? tls_send_now(a, b) : net::send_now(socket_, a, b);
   }
   // Sends all of a then b, waiting as needed; adds what was sent to *counter. False: broken.
   net::Task<bool> send_rest(std::string_view a, std::string_view b, uint64_t* counter) {
-    if (!ssl_) return server::send_rest(socket_, a, b, counter);
+    if (!ssl_) return net::send_rest(socket_, a, b, counter);
     return tls_send_rest(a, b, counter);
   }
   // Sends every buffer in order (writev for TCP).
@@ -111,4 +111,4 @@ class Stream {
   size_t joined_left_ = 0;  // the tail of small_ that send_now left unsent, for send_rest
 };
 
-}  // namespace gatehouse::server
+}  // namespace gatehouse::net

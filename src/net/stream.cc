@@ -1,4 +1,4 @@
-#include "server/stream.h"
+#include "net/stream.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -11,7 +11,7 @@
 
 #include "tls/server_context.h"
 
-namespace gatehouse::server {
+namespace gatehouse::net {
 namespace {
 
 // Head and body at most this long together go out as one TLS record (one copy, one MAC).
@@ -236,4 +236,4 @@ void Stream::drop() {
   socket_.close(ec);
 }
 
-}  // namespace gatehouse::server
+}  // namespace gatehouse::net

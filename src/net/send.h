@@ -6,9 +6,9 @@
 #include <array>
 #include <string_view>
 
-#include "server/asio.h"
+#include "net/asio.h"
 
-namespace gatehouse::server {
+namespace gatehouse::net {
 
 // Sends as much of a then b as the socket takes now; on return a and b hold what is left.
 // Returns false on a hard error (the connection is broken).
@@ -35,4 +35,4 @@ inline net::Task<bool> send_rest(net::Socket& s, std::string_view a, std::string
   co_return !ec;
 }
 
-}  // namespace gatehouse::server
+}  // namespace gatehouse::net

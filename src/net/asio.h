@@ -1,5 +1,5 @@
-// Asio vocabulary of the data plane. Included only by server/ and upstream/pool sources: Asio is
-// heavy and stays out of widely included headers.
+// Asio vocabulary of the data plane: the one Asio include, for the layers that do I/O (net,
+// upstream, redis, admin, server). Asio is heavy and stays out of widely included headers.
 //
 // Everything is bound to io_context::executor_type rather than the type-erased any_io_executor:
 // one io_context per thread, so the erasure would only cost an indirection per operation.
