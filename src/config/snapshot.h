@@ -1,5 +1,6 @@
 // An immutable, validated configuration with everything derived from it that the data plane
-// reads: the ordered route table and the consistent-hash rings. Shared by all workers through
+// reads: the ordered route table and what the workers share of each upstream (hash ring,
+// bulkhead, health). Shared by all workers through
 // std::shared_ptr<const Snapshot>; a request keeps the snapshot it started with, so a reload never
 // changes a request in flight.
 #pragma once
@@ -11,20 +12,14 @@
 
 #include "config/config.h"
 #include "router/router.h"
-#include "upstream/balancer.h"
-#include "upstream/bulkhead.h"
-#include "upstream/health.h"
+#include "upstream/shared.h"
 
 namespace gatehouse::config {
 
 struct Snapshot {
   Config config;
   router::RouteTable routes;  // points into config.routes
-  std::vector<std::unique_ptr<upstream::HashRing>> rings;  // by upstream index; null if unused
-  // By upstream index; null for upstreams without max_concurrent_requests.
-  std::vector<std::shared_ptr<upstream::Bulkhead>> bulkheads;
-  // By upstream, then target; empty for upstreams without health_check.
-  std::vector<std::vector<std::shared_ptr<upstream::Health>>> health;
+  std::vector<upstream::Shared> upstreams;  // one record each, in config.upstreams' order
   uint64_t version = 0;
   std::chrono::system_clock::time_point loaded_at;
 

@@ -8,6 +8,11 @@
 
 namespace gatehouse::net {
 
+// The data plane's read sizes: one read takes up to kReadChunk, and a body streaming through holds
+// at most kStreamBuffer per direction.
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kStreamBuffer = 64 * 1024;
+
 class Buffer {
  public:
   std::string_view data() const { return {buf_.get() + begin_, end_ - begin_}; }

@@ -237,11 +237,10 @@ class Server final : public admin::AdminHandler {
     p.workers = static_cast<int>(workers_.size());
     const auto& c = snapshot_->config;
     for (size_t u = 0; u < c.upstreams.size(); ++u) {
-      for (size_t t = 0; t < snapshot_->health[u].size(); ++t) {
-        const auto& h = *snapshot_->health[u][t];
-        p.health.push_back({c.upstreams[u].name, h.address, h.healthy(), h.transitions.load()});
-      }
-      if (const auto& b = snapshot_->bulkheads[u])
+      const auto& shared = snapshot_->upstreams[u];
+      for (const auto& h : shared.health)
+        p.health.push_back({c.upstreams[u].name, h->address, h->healthy(), h->transitions.load()});
+      if (const auto& b = shared.bulkhead)
         p.bulkheads.push_back({c.upstreams[u].name, b->in_flight(), b->waiting()});
     }
     co_return observe::format_prometheus(all, p);
@@ -279,7 +278,8 @@ class Server final : public admin::AdminHandler {
       const auto& up = c.upstreams[u];
       j += (u ? "," : "") + std::string("{\"name\":") + json_string(up.name) + ",\"balance\":" +
            json_string(balance_name(up.balance));
-      if (const auto& b = snapshot_->bulkheads[u]) {
+      const auto& shared = snapshot_->upstreams[u];
+      if (const auto& b = shared.bulkhead) {
         j += ",\"bulkhead\":{\"max_concurrent_requests\":" + std::to_string(b->limit()) +
              ",\"in_flight\":" + std::to_string(b->in_flight()) +
              ",\"max_pending\":" + std::to_string(b->max_pending()) +
@@ -308,8 +308,9 @@ class Server final : public admin::AdminHandler {
              ",\"weight\":" + std::to_string(up.targets[t].weight) +
              ",\"in_flight\":" + std::to_string(in_flight) +
              ",\"idle_connections\":" + std::to_string(idle) + ",\"health\":" +
-             json_string(snapshot_->health[u].empty() ? "unchecked"
-                         : snapshot_->health[u][t]->healthy() ? "healthy" : "unhealthy") +
+             json_string(shared.health.empty()       ? "unchecked"
+                         : shared.health[t]->healthy() ? "healthy"
+                                                       : "unhealthy") +
              ",\"circuit_breaker\":" +
              json_string(up.breaker ? upstream::state_name(worst) : "none") + "}";
       }

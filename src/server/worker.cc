@@ -28,55 +28,7 @@ void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
   auto view = std::make_shared<WorkerView>();
   view->snapshot = std::move(snapshot);
   const auto& cfg = view->snapshot->config;
-  std::unordered_map<std::string, std::shared_ptr<upstream::TargetPool>> pools;
-  // Circuit breakers of targets that stay (same upstream, same address) keep their state, as
-  // Envoy keeps a host's outlier state over a cluster update: a reload does not send traffic
-  // back to a target just found failing.
-  std::unordered_map<std::string, const upstream::Breaker*> breakers_before;
-  if (view_) {
-    const auto& before = view_->snapshot->config.upstreams;
-    for (size_t i = 0; i < before.size(); ++i) {
-      if (!before[i].breaker) continue;
-      for (size_t t = 0; t < before[i].targets.size(); ++t)
-        breakers_before[before[i].name + " " + before[i].targets[t].address.to_string()] =
-            &view_->upstreams[i].breakers[t];
-    }
-  }
-  for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
-    const auto& up = cfg.upstreams[i];
-    UpstreamState st{upstream::Balancer(up, view->snapshot->rings[i].get(), rng_.next()), {}, {}};
-    for (const auto& t : up.targets) {
-      std::string address = t.address.to_string();
-      std::string key = address;
-      // A TLS connection is only as good as what it was checked against: one pool per name and
-      // context identity (settings, CA file digest), never shared with plain HTTP. A reload that
-      // changes them starts with new connections and retires the old ones.
-      if (up.tls)
-        key += " tls " + std::string(up.tls->server_name_for(t.host)) + " " + up.tls->identity();
-      auto& pool = pools[key];
-      if (!pool) {
-        if (auto it = pools_.find(key); it != pools_.end()) {
-          pool = it->second;  // a target that stays keeps its idle connections
-        } else {
-          net::tcp::endpoint ep(net::asio::ip::make_address(t.address.ip), t.address.port);
-          pool = std::make_shared<upstream::TargetPool>(ep, address);
-        }
-      }
-      st.pools.push_back(pool);
-      auto kept = up.breaker ? breakers_before.find(up.name + " " + address) : breakers_before.end();
-      if (kept != breakers_before.end())
-        st.breakers.emplace_back(*kept->second, &*up.breaker);
-      else
-        st.breakers.emplace_back(up.breaker ? &*up.breaker : nullptr);
-    }
-    view->upstreams.push_back(std::move(st));
-  }
-  // Targets that left the config: close their idle connections now; a request still using one
-  // finishes, and its connection is closed instead of pooled.
-  for (auto& [key, pool] : pools_) {
-    if (!pools.count(key)) pool->retire();
-  }
-  pools_ = std::move(pools);
+  view->upstreams = upstreams_.adopt(view->snapshot->upstreams, view_ ? &view_->upstreams : nullptr, rng_);
   for (const auto& r : cfg.routes) {
     std::vector<uint32_t> weights;
     for (const auto& t : r.to) weights.push_back(t.weight);
@@ -140,13 +92,11 @@ void Worker::collect(std::function<void(WorkerStats)> done) {
     WorkerStats stats;
     stats.metrics = metrics_;
     stats.connections = connections_.size();
-    const auto& cfg = view_->snapshot->config;
-    for (size_t u = 0; u < cfg.upstreams.size(); ++u) {
-      const auto& state = view_->upstreams[u];
-      for (size_t t = 0; t < cfg.upstreams[u].targets.size(); ++t) {
-        stats.targets.push_back({cfg.upstreams[u].name, state.pools[t]->address(),
-                                 state.balancer.in_flight(t), state.pools[t]->idle_count(),
-                                 state.breakers[t].state()});
+    for (const auto& up : view_->upstreams) {
+      for (size_t t = 0; t < up.targets.size(); ++t) {
+        const auto& target = up.targets[t];
+        stats.targets.push_back({up.name(), target.pool->address(), up.balancer.in_flight(t),
+                                 target.pool->idle_count(), target.breaker.state()});
       }
     }
     done(std::move(stats));

@@ -20,23 +20,17 @@
 #include "upstream/balancer.h"
 #include "upstream/breaker.h"
 #include "upstream/pool.h"
+#include "upstream/upstream.h"
 
 namespace gatehouse::server {
 
 class Connection;
 
-struct UpstreamState {
-  upstream::Balancer balancer;
-  std::vector<std::shared_ptr<upstream::TargetPool>> pools;  // by target index
-  std::vector<upstream::Breaker> breakers;                   // by target index
-  double retry_tokens = 3;  // the retry budget (see Connection::may_retry)
-};
-
 // Everything a worker derives from one snapshot. A request holds the view it started with, so a
 // reload never pulls a balancer or a pool from under a request in flight.
 struct WorkerView {
   std::shared_ptr<const config::Snapshot> snapshot;
-  std::vector<UpstreamState> upstreams;           // by upstream index
+  std::vector<upstream::Upstream> upstreams;     // by upstream index
   std::vector<upstream::SmoothWeighted> splits;   // by route order
 };
 
@@ -106,9 +100,7 @@ class Worker {
   // threads, so the reactor's per-operation locking is switched off and the scheduler's kept.
   net::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::shared_ptr<WorkerView> view_;
-  // Pools by "ip:port" (plus, for TLS, the server name and context identity), kept across
-  // reloads for targets that stay.
-  std::unordered_map<std::string, std::shared_ptr<upstream::TargetPool>> pools_;
+  upstream::WorkerUpstreams upstreams_;  // pools and breakers kept across reloads
   std::unordered_map<std::string, std::shared_ptr<net::Acceptor>> acceptors_;  // by key
   std::unordered_set<Connection*> connections_;
   upstream::Random rng_;

@@ -51,6 +51,19 @@ size_t SmoothWeighted::next() {
   return best;
 }
 
+size_t SmoothWeighted::next(std::span<const uint8_t> allowed) {
+  size_t best = kNone;
+  int64_t total = 0;
+  for (size_t i = 0; i < weights_.size(); ++i) {
+    if (!allowed[i]) continue;
+    current_[i] += weights_[i];
+    total += weights_[i];
+    if (best == kNone || current_[i] > current_[best]) best = i;
+  }
+  if (best != kNone) current_[best] -= total;
+  return best;
+}
+
 HashRing::HashRing(const std::vector<config::Target>& targets) {
   uint64_t total = 0;
   for (const auto& t : targets) total += t.weight;
@@ -70,6 +83,15 @@ size_t HashRing::pick(uint64_t key_hash) const {
   return it->second;
 }
 
+size_t HashRing::pick(uint64_t key_hash, std::span<const uint8_t> allowed) const {
+  auto it = std::lower_bound(points_.begin(), points_.end(), std::make_pair(key_hash, uint32_t{0}));
+  for (size_t step = 0; step < points_.size(); ++step, ++it) {
+    if (it == points_.end()) it = points_.begin();
+    if (allowed[it->second]) return it->second;
+  }
+  return kNone;
+}
+
 Balancer::Balancer(const config::Upstream& up, const HashRing* ring, uint64_t seed)
     : algo_(up.balance),
       weights_(weights_of(up.targets)),
@@ -78,6 +100,14 @@ Balancer::Balancer(const config::Upstream& up, const HashRing* ring, uint64_t se
       ring_(ring),
       rng_(seed) {
   for (auto w : weights_) total_weight_ += w;
+}
+
+// Of two targets, the one with fewer requests in flight per unit of weight (ties: the heavier).
+size_t Balancer::less_loaded(size_t a, size_t b) const {
+  uint64_t la = uint64_t{in_flight_[a]} * weights_[b];
+  uint64_t lb = uint64_t{in_flight_[b]} * weights_[a];
+  if (la != lb) return la < lb ? a : b;
+  return weights_[a] >= weights_[b] ? a : b;
 }
 
 size_t Balancer::pick(const PickInput& in) {
@@ -102,16 +132,58 @@ size_t Balancer::pick(const PickInput& in) {
       size_t a = rng_.below(n);
       size_t b = rng_.below(n - 1);
       if (b >= a) ++b;
-      uint64_t la = uint64_t{in_flight_[a]} * weights_[b];
-      uint64_t lb = uint64_t{in_flight_[b]} * weights_[a];
-      if (la != lb) return la < lb ? a : b;
-      return weights_[a] >= weights_[b] ? a : b;
+      return less_loaded(a, b);
     }
     case config::Balance::kConsistentHash:
       if (ring_ && !in.hash_key.empty()) return ring_->pick(hash64(in.hash_key));
       return weighted_random();
   }
   return 0;
+}
+
+size_t Balancer::pick(const PickInput& in, std::span<const uint8_t> allowed) {
+  const size_t n = weights_.size();
+  uint64_t total = 0;
+  size_t count = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!allowed[i]) continue;
+    total += weights_[i];
+    ++count;
+  }
+  if (count == 0) return kNone;
+  // The k-th allowed target (k from 0).
+  auto nth = [&](size_t k) {
+    for (size_t i = 0; i < n; ++i) {
+      if (allowed[i] && k-- == 0) return i;
+    }
+    return kNone;
+  };
+  auto weighted_random = [&] {
+    uint64_t r = rng_.below(total);
+    for (size_t i = 0; i < n; ++i) {
+      if (!allowed[i]) continue;
+      if (r < weights_[i]) return i;
+      r -= weights_[i];
+    }
+    return nth(count - 1);
+  };
+  if (count == 1) return nth(0);
+  switch (algo_) {
+    case config::Balance::kRoundRobin:
+      return rr_.next(allowed);
+    case config::Balance::kRandom:
+      return weighted_random();
+    case config::Balance::kLeastRequest: {
+      size_t a = rng_.below(count);
+      size_t b = rng_.below(count - 1);
+      if (b >= a) ++b;
+      return less_loaded(nth(a), nth(b));
+    }
+    case config::Balance::kConsistentHash:
+      if (ring_ && !in.hash_key.empty()) return ring_->pick(hash64(in.hash_key), allowed);
+      return weighted_random();
+  }
+  return kNone;
 }
 
 }  // namespace gatehouse::upstream

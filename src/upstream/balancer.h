@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -11,6 +12,9 @@
 #include "config/config.h"
 
 namespace gatehouse::upstream {
+
+// "No target": what a pick among allowed targets returns when none is allowed.
+constexpr size_t kNone = SIZE_MAX;
 
 // splitmix64-seeded xorshift: fast, per worker, not for security.
 class Random {
@@ -31,6 +35,9 @@ class SmoothWeighted {
  public:
   explicit SmoothWeighted(std::vector<uint32_t> weights);
   size_t next();
+  // The same among the targets `allowed` marks (non-zero), as if the others had weight 0 for
+  // this pick; kNone when it marks none.
+  size_t next(std::span<const uint8_t> allowed);
   size_t size() const { return weights_.size(); }
 
  private:
@@ -46,6 +53,9 @@ class HashRing {
  public:
   explicit HashRing(const std::vector<config::Target>& targets);
   size_t pick(uint64_t key_hash) const;
+  // The first target from the key's point on, clockwise, that `allowed` marks (as Envoy's ring
+  // hash skips unavailable hosts); kNone when it marks none.
+  size_t pick(uint64_t key_hash, std::span<const uint8_t> allowed) const;
 
  private:
   std::vector<std::pair<uint64_t, uint32_t>> points_;  // sorted by hash
@@ -61,11 +71,17 @@ class Balancer {
   Balancer(const config::Upstream& up, const HashRing* ring, uint64_t seed);
 
   size_t pick(const PickInput& in);
+  // A pick among the targets `allowed` marks (non-zero; by target index), by the same algorithm
+  // and weights: for a try that must pass over some targets (unhealthy, breaker open, or the one
+  // a retry leaves). kNone when it marks none.
+  size_t pick(const PickInput& in, std::span<const uint8_t> allowed);
   void started(size_t target) { ++in_flight_[target]; }
   void finished(size_t target) { --in_flight_[target]; }
   uint32_t in_flight(size_t target) const { return in_flight_[target]; }
 
  private:
+  size_t less_loaded(size_t a, size_t b) const;
+
   config::Balance algo_;
   std::vector<uint32_t> weights_;
   uint64_t total_weight_ = 0;

@@ -36,6 +36,16 @@ bool Breaker::allow(Clock::time_point now) {
   return true;
 }
 
+bool Breaker::would_allow(Clock::time_point now) const {
+  if (!s_) return true;
+  switch (state_) {
+    case State::kClosed: return true;
+    case State::kOpen: return now >= open_until_;
+    case State::kHalfOpen: return now - half_open_since_ >= open_for_ || probes_ < s_->half_open_requests;
+  }
+  return false;
+}
+
 Breaker::Bucket& Breaker::current(Clock::time_point now) {
   auto slice = std::max<Clock::duration>(s_->window / kBuckets, std::chrono::milliseconds(1));
   int64_t index = now.time_since_epoch() / slice;

@@ -31,6 +31,8 @@ class Breaker {
 
   // May the target get a request now? In half-open, each true is one probe.
   bool allow(Clock::time_point now);
+  // What allow() would answer now, without taking a probe.
+  bool would_allow(Clock::time_point now) const;
   // The outcome of a request that allow() let through. True when the state changed.
   bool record(bool success, Clock::time_point now);
   State state() const { return state_; }

@@ -24,7 +24,7 @@ consumers:
 upstreams:
   u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
 routes:
-  - { name: ip, match: { path: /ip/* }, to: u, plugins: { rate_limit: { limits: ["10/s"], key: ip } } }
+  - { name: ip, match: { path: /ip/* }, to: u, plugins: { rate_limit: { limits: [ { rate: "1/s", burst: 10 } ], key: ip } } }
   - { match: { path: /consumer/* }, to: u, plugins: { key_auth: {}, rate_limit: { limits: ["5/m"], key: consumer } } }
   - { match: { path: /header/* }, to: u, plugins: { rate_limit: { limits: ["2/m"], key: "header:x-tenant" } } }
   - { match: { path: /two/* }, to: u, plugins: { rate_limit: { limits: ["3/s", "5/m"], key: ip } } }
@@ -40,30 +40,30 @@ after(async () => {
 const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
 const get = (path, headers = {}) => httpGet(gh.port, path, { headers, agent });
 
-test('10/s over 2 workers and 20 connections: exactly 10 of 200 pass, then the window refills', async () => {
+test('a burst of 10 over 2 workers and 20 connections: exactly 10 of 200 pass, then the bucket refills', async () => {
+  // 1/s with a burst of 10: the burst needs no refill to be exact, and one refill takes a second,
+  // far longer than 200 requests on loopback take, so exactly 10 pass however the machine is loaded.
   const t0 = performance.now();
   const all = await Promise.all(Array.from({ length: 200 }, () => get('/ip/x')));
   const elapsed = performance.now() - t0;
+  assert.ok(elapsed < 1000, `the burst took ${elapsed.toFixed(0)} ms, under one refill`);
   const passed = all.filter((r) => r.status === 200).length;
-  // GCRA refills one request per 100 ms: if the burst took longer, the refill is allowed for.
-  const refill = Math.floor(elapsed / 100);
-  assert.ok(passed >= 10 && passed <= 10 + refill, `${passed} passed in ${elapsed.toFixed(0)} ms`);
-  if (elapsed < 100) assert.equal(passed, 10);
-  assert.equal(all.filter((r) => r.status === 429).length, 200 - passed);
+  assert.equal(passed, 10);
+  assert.equal(all.filter((r) => r.status === 429).length, 190);
   const ok = all.filter((r) => r.status === 200);
   const remaining = ok.map((r) => Number(/r=(\d+)/.exec(r.headers.ratelimit)[1])).sort((a, b) => a - b);
-  assert.deepEqual(remaining.slice(0, 10), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].slice(0, Math.min(10, remaining.length)),
-    'each allowed response says how many are left');
-  for (const r of all) assert.equal(r.headers['ratelimit-policy'], '"10/s";q=10;w=1');
+  assert.deepEqual(remaining, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'each allowed response says how many are left');
+  for (const r of all) assert.equal(r.headers['ratelimit-policy'], '"1/s";q=1;w=1');
   const limited = all.find((r) => r.status === 429);
   assert.equal(limited.headers['retry-after'], '1');
-  assert.match(limited.headers.ratelimit, /^"10\/s";r=0;t=1$/);
+  assert.equal(limited.headers.ratelimit, '"1/s";r=0;t=10', 'the bucket is full again in 10 s');
   assert.equal(JSON.parse(limited.body).error, 'rate_limited');
   assert.ok(JSON.parse(limited.body).request_id);
 
   await sleep(1100);
   const next = await get('/ip/x');
-  assert.equal(next.status, 200, 'after the window the next request passes');
+  assert.equal(next.status, 200, 'a second later one more request passes');
+  assert.equal((await get('/ip/x')).status, 429, 'and only one');
 });
 
 test('keyed by consumer: each consumer has its own budget', async () => {

@@ -315,6 +315,58 @@ routes:
   }
 });
 
+test('a retry goes back through the balancer: retries follow the weights and skip unhealthy targets', async () => {
+  // `failing` answers 503 to every request (its health check expects that, so it stays in);
+  // `sick` answers 500, which its health check does not expect, so it is taken out at once. Nearly
+  // every first try goes to `failing` (weight 60); its retry must be chosen by the balancer among
+  // the rest, by weight (heavy 3 : light 1), never on the unhealthy target (weight 12).
+  const failing = await startUpstream({ name: 'failing' });
+  const heavy = await startUpstream({ name: 'heavy' });
+  const light = await startUpstream({ name: 'light' });
+  const sick = await startUpstream({ name: 'sick' });
+  failing.failPercent(100, 503);
+  sick.failPercent(100, 500);
+  const g = await startGatehouse(`
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+upstreams:
+  weighted:
+    balance: random
+    targets:
+      - { address: 127.0.0.1:${failing.port}, weight: 60 }
+      - { address: 127.0.0.1:${heavy.port}, weight: 3 }
+      - { address: 127.0.0.1:${light.port}, weight: 1 }
+      - { address: 127.0.0.1:${sick.port}, weight: 12 }
+    health_check: { path: /echo, expected_statuses: [200, 503], interval: 1h, unhealthy_after: 1 }
+    retry: { attempts: 1, backoff: 1ms, on: [503], budget: 100% }
+routes:
+  - { match: { path: /* }, to: weighted }
+`);
+  try {
+    await waitFor(() => new RegExp(`health: weighted target 127.0.0.1:${sick.port} is unhealthy`).test(g.stderr), 3000, 'sick out');
+    await waitFor(() => heavy.state.requests === 1 && light.state.requests === 1, 3000, 'the first checks done');
+    const before = { heavy: heavy.state.requests, light: light.state.requests, sick: sick.state.requests };
+    const statuses = [];
+    for (let batch = 0; batch < 20; batch++) {
+      const answers = await Promise.all(Array.from({ length: 20 }, () => httpGet(g.port, '/echo')));
+      statuses.push(...answers.map((r) => r.status));
+    }
+    assert.deepEqual(statuses.filter((s) => s !== 200), [], 'every request succeeds, first try or retry');
+    const toHeavy = heavy.state.requests - before.heavy;
+    const toLight = light.state.requests - before.light;
+    assert.equal(sick.state.requests - before.sick, 0, 'nothing goes to the unhealthy target');
+    assert.equal(toHeavy + toLight, 400, 'each request reached a live target once');
+    // Binomial, 400 draws at p = 3/4: the ratio lies in [2, 5] with a margin of over 3.8 standard
+    // deviations on each side; a retry that ignored weights (uniform over the others) gives about 1.
+    const ratio = toHeavy / toLight;
+    assert.ok(ratio >= 2 && ratio <= 5, `heavy:light = ${toHeavy}:${toLight}, expected about 3:1`);
+  } finally {
+    await g.stop();
+    for (const u of [failing, heavy, light, sick]) await u.close();
+  }
+});
+
 test('an open breaker stays open over a reload, for a target that stays', async () => {
   const healthy = await startUpstream({ name: 'healthy' });
   const dead = await freePort();

@@ -1,0 +1,645 @@
+#include "upstream/client.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "config/config.h"
+#include "http/date.h"
+#include "http/parser.h"
+#include "observe/log.h"
+#include "tls/client_context.h"
+
+namespace gatehouse::upstream {
+namespace {
+
+constexpr size_t kMaxResponseHead = 64 * 1024;  // response heads larger than this are refused
+bool idempotent(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
+}
+
+double ms_since(net::Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(net::Clock::now() - t).count();
+}
+
+}  // namespace
+
+Client::Client(const net::Executor& ex, observe::MetricsShard& metrics, Random& rng)
+    : ex_(ex), metrics_(metrics), rng_(rng) {
+  error_.status = 0;
+}
+
+void Client::reset() {
+  release();
+  route_ = nullptr;
+  up_ = nullptr;
+  pool_ = nullptr;
+  error_ = {};
+  error_.status = 0;
+  logged_target_ = {};
+  outcome_.reset();
+  seconds_ = 0;
+  answered_ms_ = -1;
+  body_read_ = 0;
+  keep_replay_ = false;
+  replay_limit_ = 0;
+  if (replay_.capacity() > net::kStreamBuffer) std::string().swap(replay_);  // not held idle
+  replay_.clear();
+}
+
+void Client::release() {
+  if (slot_) slot_->leave();
+  slot_ = nullptr;
+  if (counted_) up_->balancer.finished(target_);
+  counted_ = false;
+}
+
+// --- choosing a target -----------------------------------------------------------------------
+
+bool Client::start(const Call& call) {
+  route_ = call.route;
+  up_ = call.upstream;
+  hash_key_ = call.hash_key;
+  head_request_ = call.head_request;
+  body_framing_ = call.body_framing;
+  body_pending_ = call.body_framing != http::Framing::kNone;
+  content_length_ = call.content_length;
+  max_body_bytes_ = call.max_body_bytes;
+  stream_idle_ = call.stream_idle;
+  route_deadline_ = route_->timeout.count() > 0 ? net::coarse_now() + route_->timeout
+                                                : net::Clock::time_point::max();
+  new_connection_ = false;
+  if (!choose_target(kNone)) return false;
+  const bool safe_method = idempotent(call.method);
+  resend_allowed_ = safe_method;
+  idempotent_ = safe_method || call.idempotency_key;
+  tries_ = 0;
+  const config::RetryPolicy* p = retry_policy();
+  if (p) up_->retry_tokens = std::min(up_->retry_tokens + p->budget, 3 + 100 * p->budget);  // earned, capped
+  // A body that may be sent again is kept as it is read, while it fits: for the policy's retries,
+  // and for the immediate resend of an idempotent method on a pooled connection found dead.
+  if (safe_method || (p && p->attempts > 0 && idempotent_))
+    replay_limit_ = p ? p->max_replay_body : config::RetryPolicy{}.max_replay_body;
+  keep_replay_ = replay_limit_ > 0 &&
+                 !(body_framing_ == http::Framing::kContentLength && content_length_ > replay_limit_);
+  return true;
+}
+
+// Asks the balancer for a target, so that its weights and in-flight counts decide every try. When
+// it picks one that will not take the request now (unhealthy, its breaker open) or the one a
+// retry just left (`exclude`), it is asked again among the targets that will (as Envoy retries
+// host selection with its previous-hosts predicate); the target left is taken again only when no
+// other will do. False, after answering 503, when no target takes the request. Only upstreams
+// with breakers pay for a clock read, and only a refused first pick for the second pass.
+bool Client::choose_target(size_t exclude) {
+  PickInput pick{hash_key_};
+  auto now = up_->config().breaker ? net::Clock::now() : net::Clock::time_point();
+  auto admits = [&](size_t t) {
+    bool moved;
+    bool ok = up_->admits(t, now, &moved);
+    if (moved) breaker_moved(t);
+    return ok;
+  };
+  // A first try takes the balancer's plain pick when that target admits it (the common case); a
+  // retry picks among the others from the start, so that it takes a turn from one of them (with
+  // round robin, a plain pick would give the next request's turn away).
+  size_t t = exclude == kNone ? up_->balancer.pick(pick) : exclude;
+  if (t == exclude || !admits(t)) {
+    const size_t n = up_->targets.size();
+    allowed_.assign(n, 0);
+    for (size_t i = 0; i < n; ++i) allowed_[i] = i != exclude && i != t && up_->available(i, now);
+    do {
+      t = up_->balancer.pick(pick, allowed_);
+      if (t != kNone && admits(t)) break;
+      if (t != kNone) allowed_[t] = 0;  // its last half-open probe went meanwhile
+    } while (t != kNone);
+    if (t == kNone && exclude < n && admits(exclude)) t = exclude;
+    if (t == kNone) {
+      auto soonest = net::Clock::time_point::max();
+      for (const auto& target : up_->targets) soonest = std::min(soonest, target.breaker.open_until());
+      auto wait = std::chrono::ceil<std::chrono::seconds>(soonest - now).count();
+      http::HeaderList retry_after;
+      retry_after.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, wait)));
+      fail(503, "upstream_unavailable",
+           up_->name() + " has no target available (unhealthy, or its circuit breaker open)",
+           std::move(retry_after));
+      return false;
+    }
+  }
+  target_ = t;
+  pool_ = up_->targets[t].pool.get();
+  return true;
+}
+
+void Client::breaker_moved(size_t target) {
+  const char* now = state_name(up_->targets[target].breaker.state());
+  spdlog::warn("circuit breaker of {} target {} is now {}", up_->name(),
+               up_->targets[target].pool->address(), now);
+  ++metrics_.upstreams[up_->name()].breaker_transitions[now];
+}
+
+// --- retries ---------------------------------------------------------------------------------
+
+// The route's `retry`, else the upstream's; without one, only the immediate resend on a dead
+// pooled connection happens.
+const config::RetryPolicy* Client::retry_policy() const {
+  return route_->retry ? &*route_->retry : up_->config().retry ? &*up_->config().retry : nullptr;
+}
+
+// A try may be retried when its failure is one the policy names, the request is safe to send again
+// (RFC 9110 9.2.2: an idempotent method or an Idempotency-Key, and its body, if any, kept whole
+// for replay up to `max_replay_body` -- or not yet read at all, after a connect failure), tries are
+// left, and the retry budget allows: each request to the upstream earns `budget` of a
+// retry and each retry spends one (as Finagle's retry budget; a reserve of 3 per worker to start),
+// so retries stay under `budget` of requests plus a constant, and a brownout cannot multiply
+// the load.
+bool Client::may_retry(RetryReason reason) {
+  const config::RetryPolicy* p = retry_policy();
+  if (!p || tries_ >= p->attempts) return false;
+  bool wanted = (reason == RetryReason::kConnectFailure && p->on_connect_failure) ||
+                (reason == RetryReason::kReset && p->on_reset) ||
+                (reason == RetryReason::kTimeout && p->on_timeout) ||
+                (reason == RetryReason::kStatus &&
+                 std::find(p->on_status.begin(), p->on_status.end(), resp_.status) != p->on_status.end());
+  if (!wanted) return false;
+  // An upstream's Retry-After (delta-seconds or an HTTP-date, RFC 9110 10.2.3) is honoured: the
+  // retry waits that long, if the route's deadline (or, without one, the upstream's response
+  // timeout) leaves room; else the answer goes to the client as it is.
+  retry_after_ = net::Clock::duration::zero();
+  if (reason == RetryReason::kStatus) {
+    std::string_view ra = resp_.get("retry-after");
+    if (!ra.empty()) {
+      net::Clock::duration wait;
+      uint64_t seconds = 0;
+      auto [end, ec] = std::from_chars(ra.data(), ra.data() + ra.size(), seconds);
+      if (ec == std::errc() && end == ra.data() + ra.size()) {
+        wait = std::chrono::seconds(std::min<uint64_t>(seconds, 86400));
+      } else if (auto date = http::parse_http_date(ra)) {
+        wait = std::chrono::duration_cast<net::Clock::duration>(
+            std::max(std::chrono::system_clock::duration::zero(), *date - std::chrono::system_clock::now()));
+      } else {
+        return false;  // unreadable: the answer goes to the client
+      }
+      auto room = route_deadline_ != net::Clock::time_point::max()
+                      ? route_deadline_ - net::coarse_now()
+                      : net::Clock::duration(up_->config().response_timeout);
+      if (wait >= room) return false;
+      retry_after_ = wait;
+    }
+  }
+  if (!idempotent_ || !body_replayable()) return false;
+  auto& m = metrics_.upstreams[up_->name()];
+  if (up_->retry_tokens < 1) {
+    ++m.retry_budget_exhausted;
+    return false;
+  }
+  up_->retry_tokens -= 1;
+  ++m.retries[static_cast<size_t>(reason) - 1];
+  return true;
+}
+
+// Full jitter (a random wait up to backoff * 2^try, capped by max_backoff), within the route's
+// deadline.
+net::Task<> Client::before_retry() {
+  const config::RetryPolicy& p = *retry_policy();
+  ++tries_;
+  auto cap = std::min<net::Clock::duration>(p.max_backoff, p.backoff * (1u << std::min(tries_ - 1, 20u)));
+  auto wait = net::Clock::duration(static_cast<int64_t>(rng_.next() % (cap.count() + 1)));
+  wait = std::max(wait, retry_after_);
+  if (route_deadline_ != net::Clock::time_point::max())
+    wait = std::min(wait, std::max(net::Clock::duration::zero(), route_deadline_ - net::coarse_now()));
+  if (wait.count() > 0) {
+    net::Timer t(ex_, wait);
+    co_await t.async_wait(net::use_task);
+  }
+  error_ = {};
+  error_.status = 0;
+  in_.consume(in_.size());
+}
+
+// --- the call --------------------------------------------------------------------------------
+
+net::Task<bool> Client::send(RequestSource& from) {
+  while (true) {
+    retry_reason_ = RetryReason::kNone;
+    Outcome outcome = co_await try_once(from);
+    if (outcome == Outcome::kResponse) co_return true;
+    if (outcome == Outcome::kResendAtOnce) {
+      // A reused keep-alive connection died before answering (the upstream closed it as we
+      // sent): safe to send an idempotent request once more, at once (RFC 9110 9.2.2), its body
+      // from the replay copy, on a new connection to the same target.
+      resend_allowed_ = false;
+      new_connection_ = true;
+      continue;
+    }
+    // A retryable status was decided on where it was read (nothing was recorded for the client).
+    if (retry_reason_ == RetryReason::kNone ||
+        (retry_reason_ != RetryReason::kStatus && !may_retry(retry_reason_)))
+      co_return false;
+    const size_t left = target_;
+    co_await before_retry();
+    if (!choose_target(left)) co_return false;  // every target refuses now: answered 503
+  }
+}
+
+net::Clock::duration Client::budget(net::Clock::duration after) {
+  route_deadline_binds_ = false;
+  if (route_deadline_ == net::Clock::time_point::max()) return after;
+  auto left = route_deadline_ - net::coarse_now();
+  if (left < after) {
+    route_deadline_binds_ = true;
+    return std::max<net::Clock::duration>(left, net::Clock::duration::zero());
+  }
+  return after;
+}
+
+// How long a phase was allowed, for an error message: its own timeout, or the route's when that
+// cut it short.
+std::string Client::timeout_text(config::Duration own) const {
+  return route_deadline_binds_ ? "the route's timeout of " + config::format_duration(route_->timeout)
+                               : config::format_duration(own);
+}
+
+void Client::deadline_passed(RequestSource::Phase phase) {
+  if (phase == RequestSource::Phase::kQueued) {
+    stop_waiting_for_slot();  // the request gets 503; the downstream stays usable
+    return;
+  }
+  // The call sees the flag and answers 504; the downstream stays usable. Only the socket is
+  // closed: no TLS record is written on a connection given up on.
+  timed_out_ = true;
+  if (conn_) {
+    boost::system::error_code ignored;
+    conn_->socket().close(ignored);
+  }
+}
+
+void Client::abort() {
+  if (conn_) {
+    boost::system::error_code ignored;
+    conn_->socket().close(ignored);
+  }
+  stop_waiting_for_slot();
+}
+
+net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
+  // The upstream's bulkhead: when full, a place in its bounded queue, or 503 at once.
+  Bulkhead* bulkhead = up_->bulkhead();
+  if (bulkhead && !bulkhead->try_enter()) {
+    bool admitted = false;
+    if (bulkhead->max_pending() > 0) {
+      admitted = co_await wait_for_slot(*bulkhead, from);
+    } else {
+      fail_overloaded(*bulkhead, false);
+    }
+    if (!admitted) co_return Outcome::kFailed;
+  }
+  slot_ = bulkhead;
+  up_->balancer.started(target_);
+  counted_ = true;
+  logged_target_ = pool_->address();
+  start_ = net::Clock::now();
+  if (!co_await lease(from)) {
+    release();
+    co_return Outcome::kFailed;
+  }
+  Sent sent = co_await send_request(*conn_, from);
+  if (sent != Sent::kOk) {
+    conn_->drop();
+    conn_.reset();
+    release();
+    switch (sent) {
+      case Sent::kUpstreamError:
+        if (may_resend_at_once()) co_return Outcome::kResendAtOnce;
+        retry_reason_ = RetryReason::kReset;
+        upstream_done(observe::UpstreamOutcome::kReset);
+        fail_upstream(502, "upstream_reset", "closed the connection while the request was being sent");
+        break;
+      case Sent::kBadBody:
+        fail(400, "bad_request", "malformed chunked request body");
+        break;
+      case Sent::kTooLarge:
+        fail(413, "body_too_large",
+             "the request body is larger than " + std::to_string(max_body_bytes_) + " bytes");
+        break;
+      default:  // the client went away mid-body: nobody to answer
+        fail(499, "client_closed", "");
+        break;
+    }
+    co_return Outcome::kFailed;
+  }
+  Outcome outcome = co_await read_response_head(from);
+  if (outcome != Outcome::kResponse) {
+    conn_->drop();
+    conn_.reset();
+    in_.consume(in_.size());
+    release();
+    co_return outcome;
+  }
+  // A new TLS connection: its session (TLS 1.3: the ticket, which came before the response)
+  // lets the next new connection to this target skip the full handshake.
+  if (!reused_ && conn_->tls()) pool_->keep_session(conn_->resumable_session());
+  co_return Outcome::kResponse;
+}
+
+// Waits in the bulkhead's queue for a slot, at most timeouts.queue (within the route's timeout).
+// The slot comes from whichever worker frees one: its wake-up is posted to this worker.
+net::Task<bool> Client::wait_for_slot(Bulkhead& b, RequestSource& from) {
+  auto waiter = std::make_shared<Bulkhead::Waiter>();
+  auto queued = Bulkhead::Queued::kFull;
+  from.set_deadline(RequestSource::Phase::kQueued, budget(up_->config().queue_timeout));
+  queued_in_ = &b;
+  queued_ = waiter;
+  auto token = net::use_task;
+  auto [granted] = co_await net::asio::async_initiate<decltype(token), void(bool)>(
+      [&](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        waiter->wake = [h, ex = ex_](bool granted) {
+          net::asio::post(ex, [h, granted] { std::move(*h)(granted); });
+        };
+        queued = b.wait(waiter);
+        if (queued != Bulkhead::Queued::kWaiting) waiter->wake(queued == Bulkhead::Queued::kGranted);
+      },
+      token);
+  queued_in_ = nullptr;
+  queued_.reset();
+  if (queued == Bulkhead::Queued::kWaiting) ++metrics_.upstreams[up_->name()].queued;
+  if (!granted) fail_overloaded(b, queued == Bulkhead::Queued::kWaiting);
+  co_return granted;
+}
+
+void Client::stop_waiting_for_slot() {
+  if (queued_ && queued_in_->cancel(queued_.get())) queued_->wake(false);
+  queued_in_ = nullptr;
+  queued_.reset();
+}
+
+// 503 upstream_overloaded: every slot taken and the queue full (or none), or no slot freed in time.
+void Client::fail_overloaded(const Bulkhead& b, bool waited) {
+  ++metrics_.upstreams[up_->name()].rejected;
+  http::HeaderList retry_after;
+  retry_after.emplace_back("Retry-After", "1");
+  std::string why =
+      waited ? "freed no request slot within " +
+                   (route_deadline_binds_ ? "the route's timeout of " + config::format_duration(route_->timeout)
+                                          : config::format_duration(up_->config().queue_timeout) + " (timeouts.queue)")
+             : "already has " + std::to_string(b.limit()) + " requests in flight (max_concurrent_requests)" +
+                   (b.max_pending() ? " and " + std::to_string(b.max_pending()) + " waiting (max_pending)" : "");
+  fail(503, "upstream_overloaded", up_->name() + " " + why, std::move(retry_after));
+}
+
+// A pooled connection to the target, or a new one (connected, and TLS set up, within the connect
+// timeout). False after recording the failure.
+net::Task<bool> Client::lease(RequestSource& from) {
+  std::optional<net::Stream> idle = new_connection_ ? std::nullopt : pool_->take_idle(start_);
+  reused_ = idle.has_value();
+  timed_out_ = false;
+  if (idle) {
+    conn_.emplace(std::move(*idle));
+    co_return true;
+  }
+  conn_.emplace(ex_);
+  from.set_deadline(RequestSource::Phase::kConnect, budget(up_->config().connect_timeout));
+  auto [ec] = co_await conn_->socket().async_connect(pool_->endpoint(), net::use_task);
+  if (ec) {
+    conn_.reset();
+    retry_reason_ = RetryReason::kConnectFailure;
+    upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout : observe::UpstreamOutcome::kConnectError);
+    if (timed_out_) {
+      fail(504, "upstream_connect_timeout",
+           up_->name() + " did not accept a connection within " + timeout_text(up_->config().connect_timeout));
+    } else {
+      fail_upstream(502, "upstream_connect_failed", "refused the connection: " + ec.message());
+    }
+    co_return false;
+  }
+  boost::system::error_code ignored;
+  conn_->socket().set_option(net::tcp::no_delay(true), ignored);
+  conn_->socket().non_blocking(true, ignored);
+  if (up_->config().tls && !co_await handshake(*conn_)) {
+    conn_.reset();
+    co_return false;
+  }
+  co_return true;
+}
+
+// The client side of TLS to the upstream, under what is left of the connect deadline: connect and
+// handshake together take at most timeouts.connect.
+net::Task<bool> Client::handshake(net::Stream& up) {
+  const tls::ClientContext& ctx = *up_->config().tls;
+  std::string_view name = ctx.server_name_for(up_->config().targets[target_].host);
+  std::string why = "cannot make a TLS session for '" + std::string(name) + "'";
+  if (up.start_tls_client(ctx, name, pool_->take_session())) {
+    bool ok = co_await up.handshake(&why);
+    if (ok) co_return true;
+  }
+  upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout : observe::UpstreamOutcome::kConnectError);
+  if (timed_out_) {
+    fail(504, "upstream_connect_timeout",
+         up_->name() + " did not complete the TLS handshake within " +
+             config::format_duration(up_->config().connect_timeout));
+  } else {
+    fail_upstream(502, "upstream_tls_failed", "TLS handshake failed: " + why);
+  }
+  co_return false;
+}
+
+// Sends the request head and streams the body (validated, passed through unchanged). A retry
+// first sends again what earlier tries read of the body (kept in replay_), then reads on.
+net::Task<Client::Sent> Client::send_request(net::Stream& up, RequestSource& from) {
+  from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));
+  if (body_framing_ == http::Framing::kChunked && body_read_ == 0) chunked_.reset();
+  bool done = !body_pending_;
+  bool first = true;
+  if (body_read_ > 0) {
+    std::string_view head = head_, body = replay_;
+    bool ok = up.send_now(head, body);
+    if (ok && (!head.empty() || !body.empty())) ok = co_await up.send_rest(head, body, nullptr);
+    if (!ok) co_return Sent::kUpstreamError;
+    first = false;
+  }
+  while (true) {
+    // What of the buffered bytes belongs to the body.
+    std::string_view avail = from.body_buffered();
+    size_t take = 0;
+    if (!done && body_framing_ == http::Framing::kContentLength) {
+      take = static_cast<size_t>(std::min<uint64_t>(content_length_ - body_read_, avail.size()));
+      done = body_read_ + take == content_length_;
+    } else if (!done) {
+      auto r = chunked_.feed(avail);
+      if (r.error) co_return Sent::kBadBody;
+      if (chunked_.payload_bytes() > max_body_bytes_) co_return Sent::kTooLarge;
+      take = r.consumed;
+      done = r.done;
+    }
+    std::string_view head = first ? std::string_view(head_) : std::string_view();
+    std::string_view body = avail.substr(0, take);
+    if (keep_replay_ && take) {
+      keep_replay_ = replay_.size() + take <= replay_limit_;
+      if (keep_replay_) replay_.append(body);
+    }
+    bool ok = up.send_now(head, body);
+    if (ok && (!head.empty() || !body.empty())) ok = co_await up.send_rest(head, body, nullptr);
+    from.body_consumed(take, false);
+    body_read_ += take;
+    if (!ok) co_return Sent::kUpstreamError;
+    if (done) break;
+    first = false;
+    from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));
+    if (!co_await from.body_read_more()) co_return Sent::kClientError;
+  }
+  body_pending_ = false;
+  from.body_consumed(0, true);
+  co_return Sent::kOk;
+}
+
+// Reads the response head into in_, skipping 1xx interim responses. kResponse with the head in
+// resp_; else the failure is recorded (or a retry asked for through retry_reason_).
+net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
+  from.set_deadline(RequestSource::Phase::kResponse, budget(up_->config().response_timeout));
+  http::ParseLimits limits{kMaxResponseHead, kMaxResponseHead, 1000};
+  size_t scanned = 0;
+  while (true) {
+    if (size_t end = http::find_head_end(in_.data(), scanned)) {
+      http::ParseError err;
+      if (http::parse_response_head(in_.data().substr(0, end), limits, head_request_ ? "HEAD" : "GET",
+                                    &resp_, &err) != http::ParseStatus::kComplete) {
+        upstream_done(observe::UpstreamOutcome::kReset);
+        fail_upstream(502, "upstream_bad_response", "sent an invalid response: " + std::string(err.message));
+        co_return Outcome::kFailed;
+      }
+      if (resp_.status >= 100 && resp_.status < 200 && resp_.status != 101) {
+        in_.consume(end);  // 100 Continue, 103 Early Hints: not forwarded
+        scanned = 0;
+        continue;
+      }
+      if (resp_.status == 101) {
+        upstream_done(observe::UpstreamOutcome::kReset);
+        fail(502, "upstream_bad_response", "protocol upgrades are not supported yet");
+        co_return Outcome::kFailed;
+      }
+      upstream_done(resp_.status >= 500 ? observe::UpstreamOutcome::k5xx : observe::UpstreamOutcome::kOk);
+      answered_ms_ = seconds_ * 1000;  // an upstream answered: logged as upstream_ms
+      if (resp_.status >= 500 && may_retry(RetryReason::kStatus)) {
+        retry_reason_ = RetryReason::kStatus;  // not relayed: the connection is dropped, tried again
+        co_return Outcome::kFailed;
+      }
+      resp_head_len_ = end;
+      co_return Outcome::kResponse;
+    }
+    scanned = in_.size();
+    if (in_.size() >= kMaxResponseHead) {
+      upstream_done(observe::UpstreamOutcome::kReset);
+      fail_upstream(502, "upstream_bad_response",
+                    "sent a response head over " + std::to_string(kMaxResponseHead) + " bytes");
+      co_return Outcome::kFailed;
+    }
+    auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer + net::kReadChunk);
+    auto [ec, n] = co_await conn_->read_some(net::asio::buffer(ptr, room));
+    if (!ec && n > 0) {
+      in_.commit(n);
+      continue;
+    }
+    // A pooled connection that the upstream closed as we sent: the request goes again at once.
+    const bool stale = in_.empty() && may_resend_at_once();
+    if (!(stale && !timed_out_)) {
+      upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout : observe::UpstreamOutcome::kReset);
+    }
+    if (timed_out_) {
+      retry_reason_ = RetryReason::kTimeout;
+      fail(504, "upstream_timeout",
+           up_->name() + " did not answer within " + timeout_text(up_->config().response_timeout));
+    } else if (stale) {
+      co_return Outcome::kResendAtOnce;
+    } else if (in_.empty()) {
+      retry_reason_ = RetryReason::kReset;
+      fail_upstream(502, "upstream_reset", "closed the connection without answering");
+    } else {
+      fail_upstream(502, "upstream_bad_response", "closed the connection in the middle of the response head");
+    }
+    co_return Outcome::kFailed;
+  }
+}
+
+// --- the response body -----------------------------------------------------------------------
+
+void Client::begin_body() {
+  framing_ = resp_.framing;
+  keep_alive_ = resp_.keep_alive;
+  resp_remaining_ = framing_ == http::Framing::kContentLength ? resp_.content_length : 0;
+  ended_clean_ = closed_at_end_ = false;
+  in_.consume(resp_head_len_);  // resp_'s views are dead from here on
+  if (framing_ == http::Framing::kChunked) chunked_.reset();
+}
+
+Client::Piece Client::body_piece(std::vector<std::string_view>* payload) {
+  std::string_view avail = in_.data();
+  size_t take = 0;
+  Piece p;
+  switch (framing_) {
+    case http::Framing::kNone:
+      p.done = true;
+      break;
+    case http::Framing::kContentLength:
+      take = static_cast<size_t>(std::min<uint64_t>(resp_remaining_, avail.size()));
+      resp_remaining_ -= take;
+      p.done = resp_remaining_ == 0;
+      break;
+    case http::Framing::kChunked: {
+      auto r = chunked_.feed(avail, payload);
+      p.error = r.error;
+      take = r.consumed;
+      p.done = r.done;
+      break;
+    }
+    case http::Framing::kUntilClose:
+      take = avail.size();
+      break;
+  }
+  p.bytes = avail.substr(0, take);
+  if (p.done) ended_clean_ = take == avail.size();  // nothing beyond the body's end
+  return p;
+}
+
+net::Task<bool> Client::read_body() {
+  auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer);
+  auto [ec, n] = co_await conn_->read_some(net::asio::buffer(ptr, room));
+  if (ec) {
+    // For a close-delimited body, the close is the end; for any other, it is a failure.
+    closed_at_end_ = framing_ == http::Framing::kUntilClose && ec == net::asio::error::eof;
+    co_return false;
+  }
+  in_.commit(n);
+  co_return true;
+}
+
+void Client::finish(bool upstream_ok, bool downstream_ok) {
+  if (!upstream_ok) upstream_done(observe::UpstreamOutcome::kReset);
+  in_.consume(in_.size());
+  if (ended_clean_ && keep_alive_ && downstream_ok && upstream_ok && framing_ != http::Framing::kUntilClose) {
+    pool_->give_back(std::move(*conn_), up_->config().max_idle_per_target, net::Clock::now());
+  } else {
+    conn_->drop();
+  }
+  conn_.reset();
+  release();
+}
+
+// --- outcomes --------------------------------------------------------------------------------
+
+void Client::fail(int status, std::string_view code, std::string message, http::HeaderList headers) {
+  error_ = http::ErrorResponse{status, std::string(code), std::move(message), std::move(headers)};
+}
+
+void Client::fail_upstream(int status, std::string_view code, std::string_view what) {
+  fail(status, code, up_->name() + " (" + pool_->address() + ") " + std::string(what));
+}
+
+void Client::upstream_done(observe::UpstreamOutcome outcome) {
+  outcome_ = outcome;
+  seconds_ = ms_since(start_) / 1000;
+  if (!up_->config().breaker) return;
+  auto& breaker = up_->targets[target_].breaker;
+  if (breaker.record(outcome == observe::UpstreamOutcome::kOk, net::Clock::now())) breaker_moved(target_);
+}
+
+}  // namespace gatehouse::upstream

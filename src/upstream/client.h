@@ -1,0 +1,216 @@
+// The outbound HTTP/1.1 client of the proxy path. For one request at a time it chooses a target
+// through the balancer (past unhealthy targets and open circuit breakers), takes a slot in the
+// upstream's bulkhead (or waits in its queue), leases a pooled connection or connects (with TLS),
+// sends the request head and streams the body, and reads the response head. Where it is safe
+// (RFC 9110 9.2.2) and the policy asks, it retries: each retry goes back through the balancer, so
+// weights, health and breakers apply to every try. The caller then relays the response body
+// through it, and the connection goes back to its pool when the response ended cleanly.
+//
+// The client knows nothing of the protocol the request arrived on: the downstream side gives it
+// the request body and keeps its deadlines through RequestSource. One Client per downstream
+// connection (or stream), reused request after request; used on one worker's thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/chunked.h"
+#include "http/error_response.h"
+#include "http/message.h"
+#include "net/asio.h"
+#include "net/buffer.h"
+#include "net/stream.h"
+#include "observe/metrics.h"
+#include "upstream/upstream.h"
+
+namespace gatehouse::config {
+struct RetryPolicy;
+struct Route;
+}  // namespace gatehouse::config
+
+namespace gatehouse::upstream {
+
+// What the client needs from the side that carries the request to the gateway.
+class RequestSource {
+ public:
+  enum class Phase : uint8_t { kQueued, kConnect, kResponse, kStream };
+  // The request body bytes buffered now, in the framing the request head declares (passed on as
+  // they came: a chunked body stays chunked).
+  virtual std::string_view body_buffered() = 0;
+  // The first n of those bytes were sent on; `done`: the body ended with them.
+  virtual void body_consumed(size_t n, bool done) = 0;
+  // Reads more of the body (after telling the client 100 Continue, when it asked for that).
+  // False: the client is gone.
+  virtual net::Task<bool> body_read_more() = 0;
+  // A deadline for a phase of the call, `after` from now. When it passes, the owner calls
+  // Client::deadline_passed() (kConnect, kResponse, kQueued) or gives up on the exchange (kStream).
+  virtual void set_deadline(Phase phase, net::Clock::duration after) = 0;
+
+ protected:
+  ~RequestSource() = default;
+};
+
+// What one call is about.
+struct Call {
+  const config::Route* route = nullptr;  // its `retry` and `timeout`
+  Upstream* upstream = nullptr;
+  std::string_view hash_key;  // consistent_hash: the request's key
+  std::string_view method;
+  bool idempotency_key = false;  // the request carries an Idempotency-Key
+  bool head_request = false;     // HEAD: the response has no body, whatever it says
+  http::Framing body_framing = http::Framing::kNone;
+  uint64_t content_length = 0;
+  uint64_t max_body_bytes = 0;  // a chunked body past this gets 413
+  net::Clock::duration stream_idle{};  // the longest pause while a body streams either way
+};
+
+class Client {
+ public:
+  Client(const net::Executor& ex, observe::MetricsShard& metrics, Random& rng);
+  ~Client() { release(); }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Chooses the first target of `call`. False, with error() set (503), when none will take it.
+  bool start(const Call& call);
+  // The current target's "ip:port" (a Host for requests that had none).
+  const std::string& target_address() const { return pool_->address(); }
+  // The request head to send, written by the caller between start() and send().
+  std::string& head() { return head_; }
+
+  // Sends the request and its body, retrying where allowed, until a response head arrives: true,
+  // and response() is that head; or false, and error() says what to answer (status 0: nothing,
+  // the client left mid-body).
+  net::Task<bool> send(RequestSource& from);
+  const http::ResponseHead& response() const { return resp_; }
+
+  // After send() returned true and the caller is done with response() (its views die here).
+  void begin_body();
+  // Then the response body, in its own framing (a chunked body passes
+  // through chunked; with `payload`, its de-chunked pieces are listed there too).
+  struct Piece {
+    std::string_view bytes;  // to send on, then drop with body_sent()
+    bool done = false;       // the body ends with these bytes
+    bool error = false;      // the framing is broken: stop after these bytes
+  };
+  Piece body_piece(std::vector<std::string_view>* payload);
+  void body_sent(size_t n) { in_.consume(n); }
+  // Waits for more body bytes; false when the upstream closed (for a close-delimited body, that
+  // is its end: body_ended_by_close()) or failed.
+  net::Task<bool> read_body();
+  bool body_ended_by_close() const { return closed_at_end_; }
+  // The response was relayed (or abandoned): the connection goes back to its pool when the body
+  // ended where its framing said, nothing failed and the upstream keeps it open; else it is
+  // closed (and a failed upstream counted as a reset).
+  void finish(bool upstream_ok, bool downstream_ok);
+
+  // The owner's timer says that a phase's deadline passed.
+  void deadline_passed(RequestSource::Phase phase);
+  // The downstream is gone: close the upstream connection in use and leave any queue.
+  void abort();
+  // The time a phase of the current call may take: `after`, cut short by the route's timeout.
+  net::Clock::duration budget(net::Clock::duration after);
+
+  // What the call did, for the answer, the access log and metrics.
+  const http::ErrorResponse& error() const { return error_; }
+  const config::Upstream* upstream_config() const { return up_ ? &up_->config() : nullptr; }
+  std::string_view target() const { return logged_target_; }
+  std::optional<observe::UpstreamOutcome> outcome() const { return outcome_; }
+  double seconds() const { return seconds_; }        // to the response head, or to the failure
+  double answered_ms() const { return answered_ms_; }  // -1: no upstream answered
+  void reset();                                      // before the next request
+
+ private:
+  enum class Outcome { kResponse, kFailed, kResendAtOnce };
+  enum class Sent { kOk, kUpstreamError, kClientError, kBadBody, kTooLarge };
+  enum class RetryReason : uint8_t { kNone, kConnectFailure, kReset, kTimeout, kStatus };
+
+  bool choose_target(size_t exclude);
+  void breaker_moved(size_t target);
+  const config::RetryPolicy* retry_policy() const;
+  bool may_retry(RetryReason reason);
+  // Every request body byte read so far can be sent again (trivially, when none was read).
+  bool body_replayable() const { return body_read_ == 0 || keep_replay_; }
+  // A pooled connection died under this try: it may go again at once, on a new connection.
+  bool may_resend_at_once() const { return reused_ && resend_allowed_ && body_replayable(); }
+  net::Task<> before_retry();
+  net::Task<Outcome> try_once(RequestSource& from);
+  net::Task<bool> wait_for_slot(Bulkhead& b, RequestSource& from);
+  void stop_waiting_for_slot();
+  void fail_overloaded(const Bulkhead& b, bool waited);
+  net::Task<bool> lease(RequestSource& from);
+  net::Task<bool> handshake(net::Stream& up);
+  net::Task<Sent> send_request(net::Stream& up, RequestSource& from);
+  net::Task<Outcome> read_response_head(RequestSource& from);
+  std::string timeout_text(config::Duration own) const;
+
+  void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
+  void fail_upstream(int status, std::string_view code, std::string_view what);
+  void upstream_done(observe::UpstreamOutcome outcome);
+  void release();  // the bulkhead slot and the balancer's in-flight count of the try
+
+  net::Executor ex_;
+  observe::MetricsShard& metrics_;
+  Random& rng_;
+
+  // The call.
+  const config::Route* route_ = nullptr;
+  Upstream* up_ = nullptr;
+  std::string_view hash_key_;
+  TargetPool* pool_ = nullptr;
+  size_t target_ = 0;
+  bool resend_allowed_ = false;  // the one immediate resend after a dead pooled connection
+  bool new_connection_ = false;  // that resend: on a new connection, not another pooled one
+  bool idempotent_ = false;      // a safe method, or an Idempotency-Key
+  bool reused_ = false;
+  bool head_request_ = false;
+  http::Framing body_framing_ = http::Framing::kNone;
+  uint64_t content_length_ = 0;
+  uint64_t max_body_bytes_ = 0;
+  net::Clock::duration stream_idle_{};
+  bool body_pending_ = false;  // request body bytes not yet sent on
+  net::Clock::time_point start_;
+  net::Clock::time_point route_deadline_ = net::Clock::time_point::max();  // route `timeout`
+  bool route_deadline_binds_ = false;  // the last budget() was cut by the route's timeout
+  std::string head_;
+  std::vector<uint8_t> allowed_;  // targets a second pick may choose (scratch)
+
+  // The try in progress.
+  std::optional<net::Stream> conn_;  // the upstream connection: leased, or being made
+  Bulkhead* queued_in_ = nullptr;      // the bulkhead whose queue the call waits in ...
+  std::shared_ptr<Bulkhead::Waiter> queued_;  // ... as this waiter
+  bool timed_out_ = false;
+  Bulkhead* slot_ = nullptr;  // a slot taken in this bulkhead
+  bool counted_ = false;      // the balancer counts the try as in flight on target_
+  net::Buffer in_;  // from the upstream
+  http::ResponseHead resp_;
+  size_t resp_head_len_ = 0;
+  http::Framing framing_ = http::Framing::kNone;  // of the response body being relayed
+  bool keep_alive_ = false;      // the upstream keeps the connection open after it
+  uint64_t resp_remaining_ = 0;  // Content-Length bytes still to come
+  bool ended_clean_ = false;     // the body ended where its framing said, nothing after it
+  bool closed_at_end_ = false;   // a close-delimited body ended by the close
+  http::ChunkedDecoder chunked_;
+
+  // Retries.
+  RetryReason retry_reason_ = RetryReason::kNone;
+  net::Clock::duration retry_after_{};  // an upstream's Retry-After to wait before the retry
+  uint32_t tries_ = 0;                  // retries made
+  uint64_t body_read_ = 0;              // request body bytes sent on (and read), as received
+  std::string replay_;  // those bytes, kept while they fit retry.max_replay_body
+  uint64_t replay_limit_ = 0;
+  bool keep_replay_ = false;  // replay_ holds every body byte read so far
+
+  // The result.
+  http::ErrorResponse error_;  // status 0: none
+  std::string_view logged_target_;
+  std::optional<observe::UpstreamOutcome> outcome_;
+  double seconds_ = 0;
+  double answered_ms_ = -1;
+};
+
+}  // namespace gatehouse::upstream

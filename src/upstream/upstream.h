@@ -1,0 +1,67 @@
+// One record per upstream. What every worker shares (the hash ring, the bulkhead, each target's
+// health) is built once with the snapshot, as `Shared`; what one worker keeps for itself (its
+// balancer, pools, circuit breakers and retry budget) is an `Upstream`, which points at the shared
+// part. Code that needs an upstream takes one record instead of indexing parallel vectors.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "upstream/balancer.h"
+#include "upstream/breaker.h"
+#include "upstream/pool.h"
+#include "upstream/shared.h"
+
+namespace gatehouse::upstream {
+
+// A target as one worker sees it.
+struct Target {
+  std::shared_ptr<TargetPool> pool;
+  Breaker breaker;
+  const Health* health = nullptr;  // null: not checked
+};
+
+// An upstream as one worker sees it. Used on that worker's thread only.
+class Upstream {
+ public:
+  Upstream(const Shared& shared, uint64_t seed)
+      : balancer(*shared.config, shared.ring.get(), seed), shared_(&shared) {}
+
+  const config::Upstream& config() const { return *shared_->config; }
+  const std::string& name() const { return shared_->config->name; }
+  Bulkhead* bulkhead() const { return shared_->bulkhead.get(); }
+
+  // May target t take a request now: healthy (when checked) and its breaker closed, or half-open
+  // with a probe to spare (which this call takes). *moved: the breaker changed state.
+  bool admits(size_t t, Breaker::Clock::time_point now, bool* moved);
+  // What admits() would answer now, without taking a probe.
+  bool available(size_t t, Breaker::Clock::time_point now) const {
+    const Target& target = targets[t];
+    return (!target.health || target.health->healthy()) && target.breaker.would_allow(now);
+  }
+
+  Balancer balancer;
+  std::vector<Target> targets;
+  double retry_tokens = 3;  // the retry budget (see upstream::Client)
+
+ private:
+  const Shared* shared_;
+};
+
+// A worker's upstreams for one snapshot, with the pools and breaker states of targets that stay
+// over a reload (pools by address and TLS identity, breakers by upstream and address).
+class WorkerUpstreams {
+ public:
+  // This worker's records for `shared`; `before` is what it had for the previous snapshot.
+  std::vector<Upstream> adopt(const std::vector<Shared>& shared, const std::vector<Upstream>* before,
+                              Random& rng);
+
+ private:
+  std::unordered_map<std::string, std::shared_ptr<TargetPool>> pools_;
+};
+
+}  // namespace gatehouse::upstream
