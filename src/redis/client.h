@@ -1,6 +1,8 @@
 // Asynchronous Redis client for the data plane (the rate_limit filter's cluster scope first).
 // hiredis is used only as a RESP protocol reader; all I/O is Asio on the worker's io_context, and
-// nothing here ever blocks the worker thread. Asio and hiredis stay in client.cc.
+// nothing here ever blocks the worker thread. Asio and hiredis stay out of the headers users
+// include: this one brings the endpoint (endpoint.h), RESP types (resp.h) and hash slots
+// (cluster.h) with it; the connections (connection.h) are private to src/redis/.
 #pragma once
 
 #include <chrono>
@@ -15,56 +17,15 @@
 #include <variant>
 #include <vector>
 
+#include "redis/cluster.h"
+#include "redis/endpoint.h"
+#include "redis/resp.h"
+
 namespace boost::asio {
 class io_context;
 }
-namespace gatehouse::tls {
-class ClientContext;
-}
 
 namespace gatehouse::redis {
-
-struct Endpoint {
-  std::string host = "127.0.0.1";
-  uint16_t port = 6379;
-  int db = 0;
-  std::string user;      // a Redis 6 ACL user (AUTH user password); empty: the default user
-  std::string password;  // sent with AUTH on connect when not empty
-  bool tls = false;       // rediss://: TLS to Redis, with tls_context (which the caller sets)
-  bool cluster = false;   // Redis Cluster: this server is the seed of the map of hash slots
-  // Redis Sentinel: these sentinels name the master; `host` is then the master's name.
-  std::vector<std::pair<std::string, uint16_t>> sentinels;
-  std::shared_ptr<const tls::ClientContext> tls_context;
-  // Limit for one connection attempt: TCP connect, TLS handshake, AUTH and SELECT (not in the URL).
-  std::chrono::milliseconds connect_timeout{1000};
-};
-
-// Parses redis://[[user]:password@]host[:port][/db], or rediss:// for TLS (user and password may
-// be percent-encoded, an IPv6 host is written in brackets). nullopt and *error (when given) say why
-// when malformed.
-std::optional<Endpoint> parse_url(std::string_view url, std::string* error);
-
-// A parsed RESP reply, owned.
-struct Reply {
-  enum class Type { kString, kStatus, kError, kInteger, kNil, kArray };
-  Type type = Type::kNil;
-  std::string str;  // kString, kStatus, kError
-  int64_t integer = 0;
-  std::vector<Reply> elements;  // kArray
-
-  bool is_error() const { return type == Type::kError; }
-};
-
-enum class Failure {
-  kTimeout,       // no reply within the command's timeout
-  kDisconnected,  // no connection up, the connection broke, or the client was stopped
-  kProtocol,      // the server sent bytes that are not RESP
-};
-const char* to_string(Failure f);
-
-// A reply (which may be a Redis error reply), or why there is none.
-using Result = std::variant<Reply, Failure>;
-using Callback = std::function<void(Result)>;
 
 // A Lua script with its SHA-1 (hex), computed once, for EVALSHA. Build it at config load and keep
 // it alive while commands use it: eval() holds a reference (not a shared_ptr, whose count would be
@@ -78,32 +39,6 @@ class Script {
  private:
   std::string body_;
   std::string sha1_;
-};
-
-// The Redis Cluster hash slot of `key` (0-16383): CRC16 of the key, or of its {hash tag}.
-size_t hash_slot(std::string_view key);
-
-// Appends `args` as one RESP array of bulk strings (the request encoding Redis expects).
-void append_command(std::string& out, std::span<const std::string_view> args);
-
-// Incremental RESP reader over hiredis's protocol reader (redisReaderFeed/GetReply). Used by the
-// client for every connection; exposed for tests.
-class ReplyReader {
- public:
-  ReplyReader();
-  ~ReplyReader();
-  ReplyReader(const ReplyReader&) = delete;
-  ReplyReader& operator=(const ReplyReader&) = delete;
-
-  // Returns false when the reader cannot take the bytes (out of memory or already broken).
-  bool feed(std::string_view bytes);
-  enum class Status { kReply, kNeedMore, kError };
-  // kReply: *out holds the next complete reply. kError: the stream is not RESP; the reader is
-  // then unusable (the connection must be closed).
-  Status next(Reply* out);
-
- private:
-  void* reader_;  // redisReader
 };
 
 // One per worker thread, bound to that worker's io_context; not thread-safe: every call, and every
