@@ -483,32 +483,39 @@ TEST(ConfigTest, BadMatchValues) {
 }
 
 TEST(ConfigTest, RedisSection) {
-  Config c = load(kMinimal + "redis:\n  url: redis://:pw@10.0.0.1:6380/2\n  timeout: 20ms\n"
-                             "  on_error: deny\n  connections: 4\n");
+  Config c = load(kMinimal +
+                  "redis:\n  url: redis://:pw@10.0.0.1:6380/2\n  timeout: 20ms\n"
+                  "  on_error: deny\n  connections: 4\n");
   EXPECT_TRUE(c.redis.enabled);
   EXPECT_EQ(c.redis.url, "redis://:pw@10.0.0.1:6380/2");
   EXPECT_EQ(c.redis.timeout.count(), 20);
   EXPECT_EQ(c.redis.on_error, Redis::OnError::kDeny);
   EXPECT_EQ(c.redis.connections, 4);
   EXPECT_FALSE(load(kMinimal).redis.enabled);
-  auto errors = errors_of(kMinimal + "redis:\n  url: http://x\n  on_error: panic\n  connections: 99\n");
+  auto errors =
+      errors_of(kMinimal + "redis:\n  url: http://x\n  on_error: panic\n  connections: 99\n");
   EXPECT_HAS_ERROR(errors, "redis.url", "expected redis://");
   EXPECT_HAS_ERROR(errors, "redis.on_error", "expected local, deny or allow");
   EXPECT_HAS_ERROR(errors, "redis.connections", "");
-  EXPECT_HAS_ERROR(errors_of(kMinimal + "redis:\n  timeout: 1s\n"), "redis.url", "'url' is required");
+  EXPECT_HAS_ERROR(errors_of(kMinimal + "redis:\n  timeout: 1s\n"), "redis.url",
+                   "'url' is required");
   EXPECT_FALSE(c.redis.tls);
   EXPECT_FALSE(c.redis.cluster);
   EXPECT_TRUE(load(kMinimal + "redis:\n  url: redis://10.0.0.7\n  cluster: true\n").redis.cluster);
-  Config sentinel = load(kMinimal + "redis:\n  url: redis://mymaster/1\n  sentinels: [10.0.0.1:26379, \"[::1]:26380\"]\n");
+  Config sentinel =
+      load(kMinimal +
+           "redis:\n  url: redis://mymaster/1\n  sentinels: [10.0.0.1:26379, \"[::1]:26380\"]\n");
   EXPECT_EQ(sentinel.redis.sentinels,
             (std::vector<std::pair<std::string, uint16_t>>{{"10.0.0.1", 26379}, {"::1", 26380}}));
-  auto bad_sentinels = errors_of(kMinimal + "redis:\n  url: redis://m\n  cluster: true\n  sentinels: [x, \"h:0\"]\n");
+  auto bad_sentinels = errors_of(
+      kMinimal + "redis:\n  url: redis://m\n  cluster: true\n  sentinels: [x, \"h:0\"]\n");
   EXPECT_HAS_ERROR(bad_sentinels, "redis.sentinels[0]", "expected host:port");
   EXPECT_HAS_ERROR(bad_sentinels, "redis.sentinels[1]", "expected host:port");
   EXPECT_HAS_ERROR(bad_sentinels, "redis.sentinels", "needs no sentinels");
   // rediss://: TLS, with the system CA store unless `tls` says otherwise.
   EXPECT_TRUE(load(kMinimal + "redis:\n  url: rediss://cache.example:6380\n").redis.tls);
-  Config verified = load(kMinimal + "redis:\n  url: rediss://10.0.0.1\n  tls: { server_name: cache.example }\n");
+  Config verified =
+      load(kMinimal + "redis:\n  url: rediss://10.0.0.1\n  tls: { server_name: cache.example }\n");
   ASSERT_TRUE(verified.redis.tls);
   EXPECT_EQ(verified.redis.tls->server_name_for("10.0.0.1"), "cache.example");
   EXPECT_HAS_ERROR(errors_of(kMinimal + "redis:\n  url: redis://x\n  tls: {}\n"), "redis.tls",
@@ -555,8 +562,10 @@ routes:
   - match: { path: /a }
     to: app
 )");
-  EXPECT_HAS_ERROR(errors, "server.listen[0].tls.certificates", "expected a list of { cert: FILE, key: FILE }");
-  EXPECT_HAS_ERROR(errors, "server.listen[1].tls.min_version", "TLS 1.0 and 1.1 are broken and refused");
+  EXPECT_HAS_ERROR(errors, "server.listen[0].tls.certificates",
+                   "expected a list of { cert: FILE, key: FILE }");
+  EXPECT_HAS_ERROR(errors, "server.listen[1].tls.min_version",
+                   "TLS 1.0 and 1.1 are broken and refused");
   EXPECT_HAS_ERROR(errors, "server.listen[2].tls.certificates[0]", "'cert' and 'key' are required");
   EXPECT_HAS_ERROR(errors, "server.listen[2].tls.alpn[0]", "'h2' is not supported yet");
   EXPECT_HAS_ERROR(errors, "server.listen[2].tls.alpn[1]", "unknown protocol 'spdy/3'");
@@ -570,9 +579,11 @@ std::string with_upstream_tls(const std::string& tls_lines,
     - address: 127.0.0.1:8080
 upstreams:
   billing:
-    targets: [ { address: )" + address + R"( } ]
+    targets: [ { address: )" +
+         address + R"( } ]
     tls:
-)" + tls_lines + R"(
+)" + tls_lines +
+         R"(
 routes:
   - match: { path: /b }
     to: billing
@@ -585,8 +596,8 @@ TEST(ConfigTest, UpstreamTls) {
   EXPECT_EQ(plain.upstreams[0].tls, nullptr);
   EXPECT_EQ(plain.upstreams[0].targets[0].host, "127.0.0.1");
 
-  auto c = load(
-      with_upstream_tls("      server_name: Billing.Internal\n      min_version: \"1.3\""));
+  auto c =
+      load(with_upstream_tls("      server_name: Billing.Internal\n      min_version: \"1.3\""));
   ASSERT_NE(c.upstreams[0].tls, nullptr);
   const auto& s = c.upstreams[0].tls->settings();
   EXPECT_EQ(s.server_name, "billing.internal");
@@ -697,7 +708,8 @@ upstreams:
 routes:
   - { match: { path: /a }, to: app }
 )");
-  EXPECT_HAS_ERROR(bad_values, "upstreams.app.health_check.expected_statuses[1]", "a class such as 2xx");
+  EXPECT_HAS_ERROR(bad_values, "upstreams.app.health_check.expected_statuses[1]",
+                   "a class such as 2xx");
   EXPECT_HAS_ERROR(bad_values, "upstreams.app.health_check.expected_statuses[2]", "a status code");
   EXPECT_HAS_ERROR(bad_values, "upstreams.app.health_check.initial_state", "healthy or unhealthy");
   auto errors = errors_of(R"(server:
@@ -1025,7 +1037,8 @@ TEST(ConfigTest, ConsumerErrors) {
     api_keys: [ { env: GH_TEST_SAME_KEY } ]
 )");
   EXPECT_HAS_ERROR(errors, "consumers[1].name", "duplicate consumer 'a'");
-  EXPECT_HAS_ERROR(errors, "consumers[1].api_keys[0].env", "environment variable GH_TEST_UNSET_KEY is not set");
+  EXPECT_HAS_ERROR(errors, "consumers[1].api_keys[0].env",
+                   "environment variable GH_TEST_UNSET_KEY is not set");
   EXPECT_HAS_ERROR(errors, "consumers[1].api_keys[1].sha256", "64 hexadecimal digits");
   EXPECT_HAS_ERROR(errors, "consumers[1].api_keys[2]", "exactly one of");
   EXPECT_HAS_ERROR(errors, "consumers[2].name", "HTTP token");
@@ -1116,12 +1129,32 @@ TEST(ConfigTest, RateLimitSettingsAreChecked) {
   EXPECT_HAS_ERROR(errors, "routes[0].plugins.rate_limit.scope", "needs the redis section");
   EXPECT_HAS_ERROR(errors, "routes[1].plugins.rate_limit.limits", "expected a list of limits");
   // A Redis Cluster has database 0 only.
-  auto cluster_db = errors_of("redis: { url: redis://10.0.0.7:6379/3, cluster: true }\n" + with_routes(R"(  - match: { path: /a }
+  auto cluster_db = errors_of("redis: { url: redis://10.0.0.7:6379/3, cluster: true }\n" +
+                              with_routes(R"(  - match: { path: /a }
     to: app
     plugins:
       rate_limit: { limits: ["10/s"], scope: cluster }
 )"));
   EXPECT_HAS_ERROR(cluster_db, "routes[0].plugins.rate_limit.scope", "Redis Cluster has only 0");
+}
+
+// A jwks_url is read at load by the one URL parser (http/url.h), as the fetcher will read it, so
+// a URL it could never fetch fails the load instead.
+TEST(ConfigTest, JwksUrlIsReadAtLoad) {
+  auto with_provider = [](const std::string& url) {
+    return "jwt_providers:\n  idp: { algorithms: [RS256], jwks_url: \"" + url + "\" }\n" + kMinimal;
+  };
+  EXPECT_TRUE(
+      load(with_provider("https://id.example.com/.well-known/jwks.json")).jwt_providers.at("idp"));
+  EXPECT_TRUE(load(with_provider("http://[::1]:8080/jwks")).jwt_providers.at("idp"));
+  EXPECT_HAS_ERROR(errors_of(with_provider("ftp://id.example.com/jwks")),
+                   "jwt_providers.idp.jwks_url", "expected an http:// or https:// URL");
+  EXPECT_HAS_ERROR(errors_of(with_provider("https://id.example.com:99999/jwks")),
+                   "jwt_providers.idp.jwks_url", "invalid URL: bad port '99999'");
+  EXPECT_HAS_ERROR(errors_of(with_provider("https:///jwks")), "jwt_providers.idp.jwks_url",
+                   "invalid URL: missing host");
+  EXPECT_HAS_ERROR(errors_of(with_provider("https://u:p@id.example.com/jwks")),
+                   "jwt_providers.idp.jwks_url", "user info (user:password@) is not supported");
 }
 
 TEST(ConfigTest, RetryAndBreakerSettings) {

@@ -1,5 +1,6 @@
 #include "filters/jwt_auth/jwks_fetcher.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -11,11 +12,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-
-#include <algorithm>
 #include <list>
 
 #include "filters/jwt_auth/key_store.h"
+#include "http/url.h"
 #include "observe/log.h"
 
 namespace gatehouse::filters {
@@ -29,44 +29,10 @@ constexpr auto use_task = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kFetchTimeout{5};
 constexpr size_t kMaxJwksBytes = 1 << 20;
 
-struct Url {
-  bool tls = false;
-  std::string host, port, target;
-};
-
-std::optional<Url> parse_url(const std::string& url) {
-  Url u;
-  std::string_view rest = url;
-  if (rest.starts_with("https://")) {
-    u.tls = true;
-    rest.remove_prefix(8);
-  } else if (rest.starts_with("http://")) {
-    rest.remove_prefix(7);
-  } else {
-    return std::nullopt;
-  }
-  size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  u.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (authority.starts_with("[")) {  // [v6]:port
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    u.host = std::string(authority.substr(1, close - 1));
-    authority.remove_prefix(close + 1);
-    if (authority.starts_with(":")) u.port = std::string(authority.substr(1));
-  } else {
-    size_t colon = authority.rfind(':');
-    u.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) u.port = std::string(authority.substr(colon + 1));
-  }
-  if (u.port.empty()) u.port = u.tls ? "443" : "80";
-  if (u.host.empty()) return std::nullopt;
-  return u;
-}
-
 class Fetcher final : public Background {
  public:
-  explicit Fetcher(asio::io_context& io) : io_(io), tick_(io), tls_(asio::ssl::context::tls_client) {
+  explicit Fetcher(asio::io_context& io)
+      : io_(io), tick_(io), tls_(asio::ssl::context::tls_client) {
     tls_.set_default_verify_paths();
     tls_.set_verify_mode(asio::ssl::verify_peer);
     tls_.set_options(asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
@@ -123,10 +89,14 @@ class Fetcher final : public Background {
 
   // Fetches and installs the JWKS; returns an error text, empty on success.
   asio::awaitable<std::string> fetch(std::shared_ptr<KeyStore> store) {
-    auto url = parse_url(store->url());
-    if (!url) co_return "bad URL";
+    std::string why;
+    auto url = gatehouse::http::parse_url(store->url(), &why);
+    if (!url) co_return "bad URL: " + why;
+    const bool tls = url->scheme == "https";
+    if (!tls && url->scheme != "http") co_return "bad URL: not http:// or https://";
     tcp::resolver resolver(io_);
-    auto [rec, endpoints] = co_await resolver.async_resolve(url->host, url->port, use_task);
+    auto [rec, endpoints] =
+        co_await resolver.async_resolve(url->host, std::to_string(url->port), use_task);
     if (rec) co_return "cannot resolve " + url->host + ": " + rec.message();
 
     beast::ssl_stream<beast::tcp_stream> stream(io_, tls_);
@@ -142,7 +112,7 @@ class Fetcher final : public Background {
     auto [cec, ep] = co_await tcp_layer.async_connect(endpoints, use_task);
     if (cec) co_return "cannot connect: " + cec.message();
 
-    http::request<http::empty_body> req{http::verb::get, url->target, 11};
+    http::request<http::empty_body> req{http::verb::get, url->path, 11};
     req.set(http::field::host, url->host);
     req.set(http::field::accept, "application/json");
     req.set(http::field::user_agent, "gatehouse-jwks");
@@ -150,17 +120,19 @@ class Fetcher final : public Background {
     parser.body_limit(kMaxJwksBytes);
     beast::flat_buffer buffer;
     boost::system::error_code ec;
-    if (url->tls) {
+    if (tls) {
       // SNI and host name verification (RFC 6125) for the identity provider's certificate.
       SSL_set_tlsext_host_name(stream.native_handle(), url->host.c_str());
       stream.set_verify_callback(asio::ssl::host_name_verification(url->host));
       std::tie(ec) = co_await stream.async_handshake(asio::ssl::stream_base::client, use_task);
       if (ec) co_return "TLS: " + ec.message();
       std::tie(ec, std::ignore) = co_await http::async_write(stream, req, use_task);
-      if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, use_task);
+      if (!ec)
+        std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, use_task);
     } else {
       std::tie(ec, std::ignore) = co_await http::async_write(tcp_layer, req, use_task);
-      if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(tcp_layer, buffer, parser, use_task);
+      if (!ec)
+        std::tie(ec, std::ignore) = co_await http::async_read(tcp_layer, buffer, parser, use_task);
     }
     if (ec) co_return ec.message();
     auto& res = parser.get();

@@ -1,13 +1,13 @@
 #include "filters/jwt_auth/provider.h"
 
-#include <boost/json/parse.hpp>
-
 #include <algorithm>
+#include <boost/json/parse.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "filters/registry.h"
+#include "http/url.h"
 
 namespace gatehouse::filters {
 namespace {
@@ -48,8 +48,8 @@ std::optional<TokenSource> parse_source(std::string_view text) {
 std::shared_ptr<const jwt::Key> parse_inline_key(const YAML::Node& n, const std::string& path,
                                                  const config::YamlReader& r) {
   if (!r.check_map(n, path, {"jwk", "pem", "pem_file", "secret_env", "kid", "alg"})) return nullptr;
-  int sources = (n["jwk"] ? 1 : 0) + (n["pem"] ? 1 : 0) + (n["pem_file"] ? 1 : 0) +
-                (n["secret_env"] ? 1 : 0);
+  int sources =
+      (n["jwk"] ? 1 : 0) + (n["pem"] ? 1 : 0) + (n["pem_file"] ? 1 : 0) + (n["secret_env"] ? 1 : 0);
   if (sources != 1) {
     r.error(n, path, "give exactly one of jwk, pem, pem_file and secret_env");
     return nullptr;
@@ -70,7 +70,8 @@ std::shared_ptr<const jwt::Key> parse_inline_key(const YAML::Node& n, const std:
     if (!kid.empty()) obj["kid"] = kid;
     key = jwt::Key::from_jwk(obj, &error);
   } else if (auto p = n["pem"]) {
-    if (auto text = r.str(p, config::child(path, "pem"))) key = jwt::Key::from_pem(*text, kid, &error);
+    if (auto text = r.str(p, config::child(path, "pem")))
+      key = jwt::Key::from_pem(*text, kid, &error);
   } else if (auto f = n["pem_file"]) {
     auto name = r.str(f, config::child(path, "pem_file"));
     if (!name) return nullptr;
@@ -118,7 +119,8 @@ std::shared_ptr<const JwtProvider> build_jwt_provider(const std::string& name, c
 
   if (auto v = n["issuer"]) p->rules.issuer = r.str(v, child("issuer")).value_or("");
   if (auto v = n["audiences"]) p->rules.audiences = r.str_list(v, child("audiences"));
-  if (auto v = n["required_claims"]) p->rules.required_claims = r.str_list(v, child("required_claims"));
+  if (auto v = n["required_claims"])
+    p->rules.required_claims = r.str_list(v, child("required_claims"));
   if (auto v = n["leeway"]) {
     if (auto d = r.duration(v, child("leeway")))
       p->rules.leeway = std::chrono::duration_cast<std::chrono::seconds>(*d);
@@ -159,7 +161,8 @@ std::shared_ptr<const JwtProvider> build_jwt_provider(const std::string& name, c
       }
     }
   }
-  if (auto v = n["consumer_claim"]) p->consumer_claim = r.str(v, child("consumer_claim")).value_or("");
+  if (auto v = n["consumer_claim"])
+    p->consumer_claim = r.str(v, child("consumer_claim")).value_or("");
   if (auto v = n["forward_claims"]) {
     if (!v.IsMap()) {
       r.error(v, child("forward_claims"), "expected a mapping of claim names to header names");
@@ -169,7 +172,8 @@ std::shared_ptr<const JwtProvider> build_jwt_provider(const std::string& name, c
         p->forward_claims.emplace_back(it->first.Scalar(), lower(it->second.Scalar()));
     }
   }
-  if (auto v = n["forward_token"]) p->forward_token = r.boolean(v, child("forward_token")).value_or(true);
+  if (auto v = n["forward_token"])
+    p->forward_token = r.boolean(v, child("forward_token")).value_or(true);
 
   // Keys: exactly one source.
   int sources = (n["jwks_url"] ? 1 : 0) + (n["jwks_file"] ? 1 : 0) + (n["keys"] ? 1 : 0);
@@ -191,6 +195,14 @@ std::shared_ptr<const JwtProvider> build_jwt_provider(const std::string& name, c
     auto url = r.str(v, child("jwks_url")).value_or("");
     if (!url.starts_with("http://") && !url.starts_with("https://")) {
       r.error(v, child("jwks_url"), "expected an http:// or https:// URL");
+      return nullptr;
+    }
+    // Read now as the fetcher will read it, so that a URL it cannot use fails the load.
+    std::string why;
+    auto parsed = http::parse_url(url, &why);
+    if (!parsed || parsed->has_userinfo) {
+      r.error(v, child("jwks_url"),
+              "invalid URL: " + (parsed ? "user info (user:password@) is not supported" : why));
       return nullptr;
     }
     p->keys = KeyStore::for_url(url, refresh);
