@@ -7,7 +7,7 @@
 #include "filters/registry.h"
 #include "observe/access_log.h"
 #include "observe/log.h"
-#include "server/connection.h"
+#include "http1/connection.h"
 #include "tls/client_context.h"
 
 namespace gatehouse::server {
@@ -25,7 +25,7 @@ Worker::Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int acc
 Worker::~Worker() = default;
 
 void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
-  auto view = std::make_shared<WorkerView>();
+  auto view = std::make_shared<exchange::View>();
   view->snapshot = std::move(snapshot);
   const auto& cfg = view->snapshot->config;
   view->upstreams = upstreams_.adopt(view->snapshot->upstreams, view_ ? &view_->upstreams : nullptr, rng_);
@@ -127,11 +127,11 @@ net::Task<> Worker::accept_loop(std::shared_ptr<net::Acceptor> acceptor, std::st
     for (const auto& l : view_->snapshot->config.server.listen) {
       if (l.tls && l.address.to_string() == key) tls = l.tls;
     }
-    Connection::start(*this, net::Socket(std::move(socket)), std::move(tls));
+    http1::Connection::start(*this, net::Socket(std::move(socket)), std::move(tls));
   }
 }
 
-void Worker::remove(Connection* c) {
+void Worker::remove(exchange::Drainable* c) {
   connections_.erase(c);
   open_connections_->fetch_sub(1, std::memory_order_relaxed);
   // The last connection of a draining worker: plugins' own connections (Redis) must close too,
@@ -148,7 +148,7 @@ void Worker::drain() {
     }
     acceptors_.clear();
     // Copy: drain() may close a connection, which removes itself from the set.
-    std::vector<Connection*> all(connections_.begin(), connections_.end());
+    std::vector<exchange::Drainable*> all(connections_.begin(), connections_.end());
     for (auto* c : all) c->drain();
     if (connections_.empty()) filters::release_thread_resources();
   });
@@ -156,7 +156,7 @@ void Worker::drain() {
 
 void Worker::abort() {
   net::asio::post(io_, [this] {
-    std::vector<Connection*> all(connections_.begin(), connections_.end());
+    std::vector<exchange::Drainable*> all(connections_.begin(), connections_.end());
     for (auto* c : all) c->close_now();
   });
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/snapshot.h"
+#include "exchange/context.h"
 #include "observe/access_log.h"
 #include "observe/metrics.h"
 #include "net/asio.h"
@@ -23,16 +24,6 @@
 #include "upstream/upstream.h"
 
 namespace gatehouse::server {
-
-class Connection;
-
-// Everything a worker derives from one snapshot. A request holds the view it started with, so a
-// reload never pulls a balancer or a pool from under a request in flight.
-struct WorkerView {
-  std::shared_ptr<const config::Snapshot> snapshot;
-  std::vector<upstream::Upstream> upstreams;     // by upstream index
-  std::vector<upstream::SmoothWeighted> splits;   // by route order
-};
 
 // What a worker reports to a scrape or /status, copied on its own thread.
 struct WorkerStats {
@@ -47,7 +38,7 @@ struct WorkerStats {
   std::vector<Target> targets;
 };
 
-class Worker {
+class Worker final : public exchange::WorkerContext {
  public:
   Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int access_log_fd,
          std::atomic<uint64_t>* open_connections);
@@ -79,16 +70,15 @@ class Worker {
   // Thread-safe: calls done(stats) on this worker's thread (at once, empty, if it has stopped).
   void collect(std::function<void(WorkerStats)> done);
 
-  // --- used by connections, on this worker's thread only ---
-  net::asio::io_context& io() { return io_; }
-  const std::shared_ptr<WorkerView>& view() const { return view_; }
-  upstream::Random& rng() { return rng_; }
-  bool draining() const { return draining_; }
-  // Formats the record into this worker's buffer (nothing at all when the access log is off).
-  void log_access(const observe::AccessRecord& record);
-  observe::MetricsShard& metrics() { return metrics_; }
-  void add(Connection* c) { connections_.insert(c); }
-  void remove(Connection* c);
+  // --- exchange::WorkerContext: for connections, on this worker's thread only ---
+  net::asio::io_context& io() override { return io_; }
+  const std::shared_ptr<exchange::View>& view() const override { return view_; }
+  upstream::Random& rng() override { return rng_; }
+  bool draining() const override { return draining_; }
+  void log_access(const observe::AccessRecord& record) override;
+  observe::MetricsShard& metrics() override { return metrics_; }
+  void add(exchange::Drainable* c) override { connections_.insert(c); }
+  void remove(exchange::Drainable* c) override;
 
  private:
   net::Task<> accept_loop(std::shared_ptr<net::Acceptor> acceptor, std::string key);
@@ -99,10 +89,10 @@ class Worker {
   // All I/O of a worker happens on its own thread: only posting (publish, drain, abort) crosses
   // threads, so the reactor's per-operation locking is switched off and the scheduler's kept.
   net::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  std::shared_ptr<WorkerView> view_;
+  std::shared_ptr<exchange::View> view_;
   upstream::WorkerUpstreams upstreams_;  // pools and breakers kept across reloads
   std::unordered_map<std::string, std::shared_ptr<net::Acceptor>> acceptors_;  // by key
-  std::unordered_set<Connection*> connections_;
+  std::unordered_set<exchange::Drainable*> connections_;
   upstream::Random rng_;
   int access_log_fd_;
   std::string access_buf_;

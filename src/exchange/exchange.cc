@@ -1,0 +1,322 @@
+#include "exchange/exchange.h"
+
+#include <algorithm>
+
+#include "http/path.h"
+#include "http/proxy_headers.h"
+#include "observe/request_id.h"
+
+namespace gatehouse::exchange {
+namespace {
+
+double ms_since(net::Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(net::Clock::now() - t).count();
+}
+
+// The value of cookie `name` in a Cookie header (cookie-pair *( ";" SP cookie-pair )).
+std::string_view cookie_value(const http::RequestHead& req, std::string_view name) {
+  for (const auto& h : req.headers) {
+    if (h.id != http::HeaderId::kCookie) continue;
+    for (std::string_view rest = h.value; !rest.empty();) {
+      auto semi = rest.find(';');
+      auto pair = rest.substr(0, semi);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      auto eq = pair.find('=');
+      if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+      if (semi == std::string_view::npos) break;
+      rest.remove_prefix(semi + 1);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Exchange::Exchange(WorkerContext& worker)
+    : w_(worker), upstream_(worker.io().get_executor(), worker.metrics(), worker.rng()) {
+  error_.status = 0;
+}
+
+void Exchange::begin() {
+  start_ = net::Clock::now();
+  wall_start_ = std::chrono::system_clock::now();
+  // The view current now: a reload that came while the connection sat idle applies to it.
+  if (view_ != w_.view()) {
+    view_ = w_.view();
+    snap_ = view_->snapshot.get();
+  }
+  req_ = nullptr;
+  log_method_.clear();
+  log_path_.clear();
+  log_route_ = nullptr;
+  log_error_ = {};
+  request_id_.clear();
+  error_.status = 0;
+  upstream_.reset();
+  status_ = 0;
+}
+
+net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
+  req_ = &req;
+  Step step = start(down);
+  while (step == Step::kPaused) {
+    size_t paused_at = ctx_.next_filter - 1;
+    auto result = co_await await_filter(*match_.route->filters[paused_at]);
+    step = run_filters(ctx_.next_filter, result, down);
+  }
+  if (step == Step::kForward) {
+    if (co_await upstream_.send(down)) {
+      co_await relay_response(down);
+    } else if (upstream_.error().status == 499) {
+      down.close_after();  // the client went away mid-body: nobody to answer
+      status_ = 499;
+      log_error_ = "client_closed";
+    } else {
+      fail(upstream_.error());
+    }
+  }
+  if (error_.status) {
+    if (request_id_.empty()) observe::generate_request_id(w_.rng(), &request_id_);
+    co_await down.answer(error_, request_id_);
+  }
+}
+
+net::Task<> Exchange::refuse(int status, std::string_view code, std::string message, Downstream& down) {
+  fail(status, code, std::move(message));
+  observe::generate_request_id(w_.rng(), &request_id_);
+  co_await down.answer(error_, request_id_);
+}
+
+Exchange::Step Exchange::start(Downstream& down) {
+  const auto& cfg = snap_->config;
+  http::RequestHead& req = *req_;
+  log_method_.assign(req.method);
+  log_path_.assign(req.target);
+
+  // Request id: keep a well-formed one from the client, or make one.
+  for (const auto& h : req.headers) {
+    if (http::iequals(h.name, cfg.observability.request_id_header) &&
+        observe::valid_request_id(h.value)) {
+      request_id_.assign(h.value);
+      break;
+    }
+  }
+  if (request_id_.empty()) observe::generate_request_id(w_.rng(), &request_id_);
+
+  if (req.framing == http::Framing::kContentLength &&
+      req.content_length > cfg.server.limits.max_body_bytes) {
+    fail(413, "body_too_large", "the request body is larger than " +
+                                    std::to_string(cfg.server.limits.max_body_bytes) + " bytes");
+    return Step::kDone;
+  }
+
+  // Routing, filters and the upstream see one canonical path (docs/security.md).
+  std::string_view why;
+  switch (http::normalise_path(req.path, cfg.server.path_normalization, &path_out_, &why)) {
+    case http::PathVerdict::kUnchanged:
+      break;
+    case http::PathVerdict::kNormalised:
+      req.path = path_out_;
+      break;
+    case http::PathVerdict::kRejected:
+      fail(400, "bad_request", std::string(why));
+      return Step::kDone;
+  }
+
+  if (http::is_cors_preflight(req)) {
+    // Routed as the request it announces, so that the route's cors plugin answers it even when
+    // the route does not accept OPTIONS; without a cors plugin there, it is a plain OPTIONS.
+    std::string_view options = req.method;
+    req.method = req.get("access-control-request-method");
+    snap_->routes.match(req, &match_);
+    req.method = options;
+    auto has_cors = [](const config::Route& r) {
+      return std::any_of(r.filters.begin(), r.filters.end(), [](auto& f) { return f->name() == "cors"; });
+    };
+    if (!match_.route || !has_cors(*match_.route)) snap_->routes.match(req, &match_);
+  } else {
+    snap_->routes.match(req, &match_);
+  }
+  if (!match_.route) {
+    if (!match_.allow.empty()) {
+      http::HeaderList allow;
+      allow.emplace_back("Allow", match_.allow);
+      fail(405, "method_not_allowed", "method " + log_method_ + " is not allowed on this path",
+           std::move(allow));
+    } else {
+      fail(404, "no_route", "no route for " + log_method_ + " " + log_path_);
+    }
+    return Step::kDone;
+  }
+  log_route_ = match_.route;
+  ctx_.reset();
+  ctx_.request = &req;
+  ctx_.io = &w_.io();
+  ctx_.metrics = &w_.metrics();
+  ctx_.client_ip = http::real_client_ip(req, down.peer_ip(), down.peer_trusted(), cfg.server.trusted_proxies);
+  ctx_.route = match_.route;
+  ctx_.max_body_bytes = cfg.server.limits.max_body_bytes;
+  return run_filters(0, filters::FilterStatus::kContinue, down);
+}
+
+// Runs the route's filters from index `from`; `paused_result` is what the filter before `from`
+// answered after a pause (kContinue when starting).
+Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_result, Downstream& down) {
+  const auto& chain = match_.route->filters;
+  auto status = paused_result;
+  for (size_t i = from; status == filters::FilterStatus::kContinue && i < chain.size(); ++i) {
+    status = chain[i]->on_request(ctx_);
+    ctx_.next_filter = i + 1;
+  }
+  if (status == filters::FilterStatus::kPause) return Step::kPaused;
+  if (status == filters::FilterStatus::kRespond) {
+    http::HeaderList headers = std::move(ctx_.reply.headers);
+    headers.insert(headers.end(), ctx_.response_add.begin(), ctx_.response_add.end());
+    fail(ctx_.reply.status, ctx_.reply.code, ctx_.reply.message, std::move(headers));
+    return Step::kDone;
+  }
+  return start_upstream(down) ? Step::kForward : Step::kDone;
+}
+
+net::Task<filters::FilterStatus> Exchange::await_filter(const filters::Filter& f) {
+  auto token = net::use_task;
+  auto [status] = co_await net::asio::async_initiate<decltype(token), void(filters::FilterStatus)>(
+      [&](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        f.resume(ctx_, [h](filters::FilterStatus s) { std::move(*h)(s); });
+      },
+      token);
+  co_return status;
+}
+
+// Starts the upstream call: the upstream (a weighted split) here, the target in the client; then
+// the head to send. False, after answering 503, when no target takes the request.
+bool Exchange::start_upstream(Downstream& down) {
+  const auto& cfg = snap_->config;
+  const config::Route& route = *match_.route;
+  const http::RequestHead& req = *req_;
+  size_t index = route.to.size() == 1 ? route.to[0].upstream_index
+                                      : route.to[view_->splits[route.order].next()].upstream_index;
+  upstream::Upstream& up = view_->upstreams[index];
+  upstream::Call call;
+  call.route = &route;
+  call.upstream = &up;
+  if (up.config().balance == config::Balance::kConsistentHash) {
+    switch (up.config().hash_on.kind) {
+      case config::HashOn::Kind::kClientIp: call.hash_key = down.peer_ip(); break;
+      case config::HashOn::Kind::kHeader: call.hash_key = req.get(up.config().hash_on.name); break;
+      case config::HashOn::Kind::kCookie: call.hash_key = cookie_value(req, up.config().hash_on.name); break;
+    }
+  }
+  call.method = req.method;
+  call.idempotency_key = !req.get("idempotency-key").empty();
+  call.head_request = req.method == "HEAD";
+  call.body_framing = req.framing;
+  call.content_length = req.content_length;
+  call.max_body_bytes = ctx_.max_body_bytes;
+  call.stream_idle = cfg.server.timeouts.idle;
+  if (!upstream_.start(call)) {
+    fail(upstream_.error());
+    return false;
+  }
+
+  // The upstream request head, built now while the request head's views are valid.
+  target_out_.clear();
+  std::string_view query = req.query;
+  if (!ctx_.upstream_remove_query.empty()) {
+    query_out_.clear();
+    http::append_query_without(req.query, ctx_.upstream_remove_query, &query_out_);
+    query = query_out_;
+  }
+  router::rewrite_target(route, match_.captures, req.path, query, &target_out_);
+  std::string_view host = route.rewrite.host ? std::string_view(*route.rewrite.host) : req.host;
+  if (host.empty()) host = upstream_.target_address();
+  http::ForwardInfo info;
+  info.client_ip = down.peer_ip();
+  info.peer_trusted = down.peer_trusted();
+  info.proto = down.secure() ? "https" : "http";
+  info.request_id_header = cfg.observability.request_id_header;
+  info.request_id = request_id_;
+  info.path_and_query = target_out_;
+  info.host = host;
+  info.add = &ctx_.upstream_add;
+  info.remove = &ctx_.upstream_remove;
+  upstream_.head().clear();
+  http::build_upstream_request(req, info, &upstream_.head());
+  down.release_head();
+  req_ = nullptr;
+  return true;
+}
+
+// Streams the upstream's response to the client through the codec, piece by piece as it arrives.
+net::Task<> Exchange::relay_response(Downstream& down) {
+  status_ = upstream_.response().status;
+  bool payload = false;
+  down.start_response(upstream_.response(), ctx_.response_add, request_id_, &payload);
+  upstream_.begin_body();  // the response head's views are dead from here on
+
+  const auto idle = snap_->config.server.timeouts.idle;
+  using Phase = upstream::RequestSource::Phase;
+  bool down_ok = true, up_ok = true;
+  bool first = true;
+  while (true) {
+    spans_.clear();
+    auto piece = upstream_.body_piece(payload ? &spans_ : nullptr);
+    up_ok = !piece.error;
+    if (first || !piece.bytes.empty()) {
+      down.set_deadline(Phase::kStream, upstream_.budget(idle));
+      if (payload) {
+        down_ok = co_await down.send_payload(spans_);
+      } else {
+        // The common case (the whole response in one sendmsg) stays out of any coroutine call.
+        std::string_view body = piece.bytes;
+        if (!down.send_now(body, &down_ok)) down_ok = co_await down.send(body);
+      }
+      first = false;
+      upstream_.body_sent(piece.bytes.size());
+      if (!down_ok) break;
+    }
+    if (!up_ok || piece.done) break;
+    down.set_deadline(Phase::kStream, upstream_.budget(idle));
+    if (!co_await upstream_.read_body()) {
+      up_ok = upstream_.body_ended_by_close();
+      break;
+    }
+  }
+  if (!up_ok || !down_ok) {
+    // Mid-body failure: the status line is gone, so the only honest signal is closing.
+    down.close_after();
+    log_error_ = up_ok ? "client_closed" : "upstream_reset_mid_body";
+  }
+  upstream_.finish(up_ok, down_ok);
+}
+
+void Exchange::fail(int status, std::string_view code, std::string message, http::HeaderList headers) {
+  error_ = http::ErrorResponse{status, std::string(code), std::move(message), std::move(headers)};
+  status_ = status;
+  log_error_ = error_.code;
+}
+
+void Exchange::finish(const Downstream& down) {
+  observe::AccessRecord r;
+  r.start = wall_start_;
+  r.request_id = request_id_;
+  r.client = down.peer_ip();
+  r.method = log_method_;
+  r.path = log_path_;
+  if (log_route_) r.route = log_route_->name;
+  if (const auto* up = upstream_.upstream_config()) r.upstream = up->name;
+  r.target = upstream_.target();
+  r.status = status_;
+  r.bytes_in = down.bytes_received();
+  r.bytes_out = down.bytes_sent();
+  r.total_ms = ms_since(start_);
+  r.upstream_ms = upstream_.answered_ms();
+  r.error = log_error_;
+  w_.log_access(r);
+  auto& m = w_.metrics();
+  m.count_request(r.route, log_method_, status_, r.total_ms / 1000, r.bytes_in, r.bytes_out);
+  if (auto outcome = upstream_.outcome()) m.count_upstream(r.upstream, r.target, *outcome, upstream_.seconds());
+}
+
+}  // namespace gatehouse::exchange

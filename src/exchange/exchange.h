@@ -1,0 +1,115 @@
+// The life of one request, whatever protocol carried it: request id, the body limit, path
+// normalisation, routing, the request filters, the call to the upstream (upstream::Client, which
+// chooses the target and retries), the response relayed to the client, and the access log line
+// and metrics. A codec (src/http1/ today; an HTTP/2 stream next) parses a request head, hands it
+// to serve() with itself as the Downstream, and writes what the exchange gives it in its own
+// framing. As Envoy's connection manager sits between its codecs and its filters, and Pingora's
+// Session hides HTTP/1 and HTTP/2 from the proxy phases.
+//
+// One Exchange per codec stream, reused request after request (its buffers keep their capacity);
+// on one worker's thread.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "exchange/context.h"
+#include "filters/filter.h"
+#include "http/error_response.h"
+#include "http/message.h"
+#include "net/asio.h"
+#include "router/router.h"
+#include "upstream/client.h"
+
+namespace gatehouse::exchange {
+
+// The codec's side of one exchange: the request body and the deadlines (as the upstream client
+// takes them), the client's address, and the response.
+class Downstream : public upstream::RequestSource {
+ public:
+  virtual std::string_view peer_ip() const = 0;
+  virtual bool peer_trusted() const = 0;  // the peer is in server.trusted_proxies
+  virtual bool secure() const = 0;        // the request came over TLS
+  // The exchange is done with the request head's views (the head may leave the codec's buffer).
+  virtual void release_head() = 0;
+
+  // Starts the response with `head` (the upstream's; the codec drops hop-by-hop fields and frames
+  // it) plus `add`; nothing is written yet. *payload: the codec wants a chunked body de-chunked.
+  virtual void start_response(const http::ResponseHead& head, const http::HeaderList& add,
+                              std::string_view request_id, bool* payload) = 0;
+  // Writes the response head (the first time) and `body`, in the response's own framing: as much
+  // as goes now, synchronously. True when all went out or the client broke (*ok false); what is
+  // left stays in `body` for send().
+  virtual bool send_now(std::string_view& body, bool* ok) = 0;
+  virtual net::Task<bool> send(std::string_view body) = 0;
+  // The same for de-chunked payload pieces (when start_response asked for them).
+  virtual net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) = 0;
+  // The gateway's own answer to the request (or, once the response has started, a close).
+  virtual net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) = 0;
+  // The response cannot be completed as framed: close the connection after it.
+  virtual void close_after() = 0;
+  virtual uint64_t bytes_received() const = 0;  // of this request, head included
+  virtual uint64_t bytes_sent() const = 0;      // of its response
+
+ protected:
+  ~Downstream() = default;
+};
+
+class Exchange {
+ public:
+  explicit Exchange(WorkerContext& worker);
+
+  // A new request: its clock starts (when its head has arrived).
+  void begin();
+  // Serves a request whose head the codec parsed, to the end: the upstream's response relayed, or
+  // the gateway's own answer.
+  net::Task<> serve(http::RequestHead& req, Downstream& down);
+  // Answers a request the codec refused before serving it (a malformed or oversized head).
+  net::Task<> refuse(int status, std::string_view code, std::string message, Downstream& down);
+  // The access log line and metrics of the request, once its response is written.
+  void finish(const Downstream& down);
+
+  // The codec's timer: an upstream phase's deadline passed.
+  void deadline_passed(upstream::RequestSource::Phase phase) { upstream_.deadline_passed(phase); }
+  // The connection is closing: cancel the upstream call.
+  void abort() { upstream_.abort(); }
+
+ private:
+  enum class Step { kForward, kPaused, kDone };
+
+  Step start(Downstream& down);                 // id, limits, route; then the filters
+  Step run_filters(size_t from, filters::FilterStatus paused_result, Downstream& down);
+  net::Task<filters::FilterStatus> await_filter(const filters::Filter& f);
+  bool start_upstream(Downstream& down);        // the upstream, its client call, the head to send
+  net::Task<> relay_response(Downstream& down);
+  void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
+  void fail(const http::ErrorResponse& e) { fail(e.status, e.code, e.message, e.headers); }
+
+  WorkerContext& w_;
+  std::shared_ptr<View> view_;  // the snapshot and worker state this request uses
+  const config::Snapshot* snap_ = nullptr;
+  http::RequestHead* req_ = nullptr;
+  router::Match match_;
+  filters::RequestContext ctx_;
+  upstream::Client upstream_;
+  http::ErrorResponse error_;  // status 0: none
+  std::string request_id_;
+  std::string path_out_;    // the normalised path, when it differs from the one sent
+  std::string query_out_;   // the query without parameters a filter removed
+  std::string target_out_;  // the path and query sent upstream
+  std::vector<std::string_view> spans_;  // de-chunked payload pieces
+
+  // Per-request facts for the access log (copies: the head's views die with the codec's buffer).
+  std::string log_method_, log_path_;
+  std::string_view client_ip_;  // the real client: the peer, or from X-Forwarded-For
+  const config::Route* log_route_ = nullptr;
+  std::string_view log_error_;
+  int status_ = 0;
+  std::chrono::system_clock::time_point wall_start_;
+  net::Clock::time_point start_;
+};
+
+}  // namespace gatehouse::exchange

@@ -1,0 +1,364 @@
+#include "http1/connection.h"
+
+#include "config/snapshot.h"
+#include "http/parser.h"
+#include "http/proxy_headers.h"
+
+namespace gatehouse::http1 {
+namespace {
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+}  // namespace
+
+Connection::Connection(exchange::WorkerContext& worker, net::Socket socket,
+                       std::shared_ptr<const tls::ServerContext> tls)
+    : w_(worker), client_(std::move(socket)), timer_(worker.io().get_executor()), exchange_(worker) {
+  if (tls) client_.start_tls_server(std::move(tls));
+  boost::system::error_code ec;
+  auto ep = client_.socket().remote_endpoint(ec);
+  if (!ec) {
+    auto addr = ep.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = net::asio::ip::make_address_v4(net::asio::ip::v4_mapped, addr.to_v6());
+    client_ip_ = addr.to_string();
+    if (auto bytes = config::parse_ip(client_ip_)) {
+      for (const auto& cidr : w_.view()->snapshot->config.server.trusted_proxies) {
+        if (cidr.contains(*bytes)) client_trusted_ = true;
+      }
+    }
+  }
+  client_.socket().set_option(net::tcp::no_delay(true), ec);
+  client_.socket().non_blocking(true, ec);  // for send_now(): never block the worker
+  w_.add(this);
+}
+
+Connection::~Connection() { w_.remove(this); }
+
+void Connection::start(exchange::WorkerContext& worker, net::Socket socket,
+                       std::shared_ptr<const tls::ServerContext> tls) {
+  auto self = std::make_shared<Connection>(worker, std::move(socket), std::move(tls));
+  net::asio::co_spawn(
+      worker.io().get_executor(), [self]() -> net::Task<> { co_await self->run(); },
+      net::asio::detached);
+}
+
+void Connection::drain() {
+  if (!busy_) close_now();
+  close_after_ = true;
+}
+
+void Connection::close_now() {
+  if (closed_) return;
+  closed_ = true;
+  client_.close();
+  exchange_.abort();
+  timer_.cancel();
+}
+
+// --- deadlines -------------------------------------------------------------------------------
+// One timer per connection, re-armed lazily: moving a deadline later costs a store, and the timer
+// re-arms itself when it fires early. Only a deadline earlier than the armed one touches the timer.
+
+void Connection::set_deadline(Phase phase, net::Clock::duration after) {
+  phase_ = phase;
+  deadline_ = net::coarse_now() + after;
+  if (deadline_ < armed_at_) arm_timer(deadline_);
+}
+
+void Connection::arm_timer(net::Clock::time_point at) {
+  armed_at_ = at;
+  timer_.expires_at(at);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec != net::asio::error::operation_aborted) self->on_timer();
+  });
+}
+
+void Connection::on_timer() {
+  armed_at_ = net::Clock::time_point::max();
+  if (closed_) return;
+  // The precise clock here (rare: only when the timer fires): the coarse one can lag the timer's
+  // own expiry by a tick, and would re-arm it in a tight loop until it caught up.
+  if (net::Clock::now() < deadline_) {
+    arm_timer(deadline_);
+    return;
+  }
+  // A request waiting for a bulkhead slot gets 503, one waiting on the upstream 504; the client
+  // connection stays usable. Any other deadline (the client's, or a body's stream) closes it.
+  using Upstream = upstream::RequestSource::Phase;
+  switch (phase_) {
+    case Phase::kQueued:
+      deadline_ = net::Clock::time_point::max();
+      exchange_.deadline_passed(Upstream::kQueued);
+      break;
+    case Phase::kUpstreamConnect:
+      deadline_ = net::Clock::time_point::max();
+      exchange_.deadline_passed(Upstream::kConnect);
+      break;
+    case Phase::kUpstreamResponse:
+      deadline_ = net::Clock::time_point::max();
+      exchange_.deadline_passed(Upstream::kResponse);
+      break;
+    default:
+      close_now();
+  }
+}
+
+void Connection::set_deadline(upstream::RequestSource::Phase phase, net::Clock::duration after) {
+  using Upstream = upstream::RequestSource::Phase;
+  switch (phase) {
+    case Upstream::kQueued: return set_deadline(Phase::kQueued, after);
+    case Upstream::kConnect: return set_deadline(Phase::kUpstreamConnect, after);
+    case Upstream::kResponse: return set_deadline(Phase::kUpstreamResponse, after);
+    case Upstream::kStream: return set_deadline(Phase::kStream, after);
+  }
+}
+
+// --- client I/O ------------------------------------------------------------------------------
+
+bool Connection::write_client_now(std::string_view& a, std::string_view& b, bool* ok) {
+  size_t total = a.size() + b.size();
+  *ok = client_.send_now(a, b);
+  bytes_out_ += total - a.size() - b.size();
+  if (!*ok) close_after_ = true;
+  return !*ok || (a.empty() && b.empty());
+}
+
+net::Task<bool> Connection::write_client(std::string_view a, std::string_view b) {
+  bool ok;
+  if (write_client_now(a, b, &ok)) co_return ok;
+  ok = co_await client_.send_rest(a, b, &bytes_out_);
+  if (!ok) close_after_ = true;
+  co_return ok;
+}
+
+net::Task<bool> Connection::read_client() {
+  auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer);
+  if (room == 0) co_return false;
+  auto [ec, n] = co_await client_.read_some(net::asio::buffer(ptr, room));
+  if (ec || n == 0) co_return false;
+  in_.commit(n);
+  co_return true;
+}
+
+// --- the connection loop ---------------------------------------------------------------------
+
+// The view is the worker's own (no other core touches its count), and copied only on change.
+void Connection::refresh_view() {
+  if (view_ != w_.view()) {
+    view_ = w_.view();
+    snap_ = view_->snapshot.get();
+  }
+}
+
+net::Task<> Connection::run() {
+  if (client_.tls()) {
+    // The handshake counts against header_read: a client that stalls it is cut off the same way.
+    refresh_view();
+    set_deadline(Phase::kClientRead, snap_->config.server.timeouts.header_read);
+    if (!co_await client_.handshake()) {
+      close_now();
+      co_return;
+    }
+    set_deadline(Phase::kClientIdle, snap_->config.server.timeouts.idle);
+  }
+  while (!closed_) {
+    refresh_view();  // the limits and timeouts for reading the head
+    Head head = co_await read_head();
+    if (head == Head::kClose) break;
+    // A request starts when its head has arrived: a reload that came while this connection sat
+    // idle applies to it.
+    refresh_view();
+    if (head == Head::kRequest) {
+      co_await exchange_.serve(req_, *this);
+    } else {
+      co_await exchange_.refuse(refusal_.status, refusal_.code, std::move(refusal_.message), *this);
+    }
+    exchange_.finish(*this);
+    busy_ = false;
+    if (close_after_ || closed_) break;
+  }
+  if (!closed_) {
+    // Lingering close (RFC 9112 9.6): stop sending, then read and drop what the client still sends
+    // for a moment, so unread request bytes cannot turn our close into a reset that destroys the
+    // response before the client reads it.
+    client_.shutdown_send();
+    set_deadline(Phase::kClientIdle, std::chrono::seconds(2));
+    for (int i = 0; i < 64 && !closed_; ++i) {
+      in_.consume(in_.size());
+      if (!co_await read_client()) break;
+    }
+  }
+  close_now();
+}
+
+net::Task<Connection::Head> Connection::read_head() {
+  const auto& limits = snap_->config.server.limits;
+  const auto& timeouts = snap_->config.server.timeouts;
+  const size_t max_head = limits.max_header_bytes;
+  bool started = !in_.empty();
+  busy_ = started;
+  if (started) {
+    set_deadline(Phase::kClientRead, timeouts.header_read);
+  } else {
+    if (w_.draining()) co_return Head::kClose;
+    set_deadline(Phase::kClientIdle, timeouts.idle);
+  }
+  size_t scanned = 0;
+  while (true) {
+    size_t end = http::find_head_end(in_.data(), scanned);
+    if (end && end <= max_head) {
+      // Parse in place; the views into in_ stay valid until release_head().
+      exchange_.begin();
+      reset_request();
+      bytes_in_ = end;
+      http::ParseError err;
+      http::ParseLimits pl{max_head, limits.max_uri_bytes, limits.max_headers};
+      if (http::parse_request_head(in_.data().substr(0, end), pl, &req_, &err) ==
+          http::ParseStatus::kComplete) {
+        begin_request();
+        co_return Head::kRequest;
+      }
+      close_after_ = true;  // never forwarded, never reused
+      refusal_ = {err.status, std::string(err.code), std::string(err.message), {}};
+      co_return Head::kError;
+    }
+    scanned = in_.size();
+    if (end || in_.size() >= max_head) {
+      exchange_.begin();
+      reset_request();
+      bytes_in_ = in_.size();
+      close_after_ = true;
+      if (in_.data().find('\n') != std::string_view::npos)
+        refusal_ = {431, "header_too_large", "the request header section is too large", {}};
+      else
+        refusal_ = {414, "uri_too_long", "the request line is too long", {}};
+      co_return Head::kError;
+    }
+    auto [ptr, room] = in_.prepare(net::kReadChunk, max_head + net::kReadChunk);
+    auto [ec, n] = co_await client_.read_some(
+        net::asio::buffer(ptr, std::min(room, max_head + 1 - in_.size())));
+    if (ec || n == 0) co_return Head::kClose;  // closed, reset, or cut off by the timer
+    in_.commit(n);
+    if (!started) {
+      started = busy_ = true;
+      set_deadline(Phase::kClientRead, timeouts.header_read);
+    }
+  }
+}
+
+// --- the request body, for the upstream client ---------------------------------------------
+
+void Connection::body_consumed(size_t n, bool done) {
+  in_.consume(n);
+  bytes_in_ += n;
+  if (done) body_pending_ = false;
+}
+
+net::Task<bool> Connection::body_read_more() {
+  if (req_expect_continue_ && !continue_sent_) {
+    continue_sent_ = true;
+    if (!co_await write_client(kContinue)) co_return false;
+  }
+  // Not `co_return co_await read_client()`: GCC 12 miscompiles that form here (the frame is later
+  // resumed with a bad `this`).
+  bool more = co_await read_client();
+  co_return more;
+}
+
+// --- the response ----------------------------------------------------------------------------
+
+void Connection::start_response(const http::ResponseHead& head, const http::HeaderList& add,
+                                std::string_view request_id, bool* payload) {
+  const bool dechunk = head.framing == http::Framing::kChunked && req_http10_;
+  if (head.framing == http::Framing::kUntilClose || dechunk) close_after_ = true;
+  *payload = dechunk;
+  http::ResponseInfo info;
+  info.request_id_header = snap_->config.observability.request_id_header;
+  info.request_id = request_id;
+  info.chunked = head.framing == http::Framing::kChunked && !dechunk;
+  info.close = close_after_;
+  info.client_http10 = req_http10_;
+  info.add = &add;
+  head_out_.clear();
+  http::build_client_response(head, info, &head_out_);
+  head_left_ = head_out_;
+}
+
+bool Connection::send_now(std::string_view& body, bool* ok) {
+  response_started_ = true;
+  return write_client_now(head_left_, body, ok);
+}
+
+net::Task<bool> Connection::send(std::string_view body) {
+  return write_client(std::exchange(head_left_, {}), body);
+}
+
+net::Task<bool> Connection::send_payload(const std::vector<std::string_view>& pieces) {
+  response_started_ = true;
+  iov_.clear();
+  if (!head_left_.empty()) iov_.push_back(net::asio::buffer(head_left_.data(), head_left_.size()));
+  head_left_ = {};
+  for (auto s : pieces) iov_.push_back(net::asio::buffer(s.data(), s.size()));
+  bool ok = co_await client_.send_all(iov_, &bytes_out_);
+  if (!ok) close_after_ = true;
+  co_return ok;
+}
+
+// The gateway's own answer: JSON with the request id (src/http/error_response.cc).
+net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view request_id) {
+  release_head();
+  if (body_pending_) {
+    // An unread body would be taken for the next request: skip it when it is all here, else close.
+    if (req_framing_ == http::Framing::kContentLength && in_.size() >= req_length_) {
+      in_.consume(req_length_);
+      bytes_in_ += req_length_;
+    } else {
+      close_after_ = true;
+    }
+    body_pending_ = false;
+  }
+  if (response_started_) {
+    close_after_ = true;  // too late for a status: the client sees the connection close
+    co_return;
+  }
+  head_out_.clear();
+  http::build_error_response(e, snap_->config.observability.request_id_header, request_id, close_after_,
+                             req_is_head_, &head_out_);
+  co_await write_client(head_out_);
+  response_started_ = true;
+}
+
+// --- per-request bookkeeping -----------------------------------------------------------------
+
+void Connection::reset_request() {
+  bytes_in_ = bytes_out_ = 0;
+  response_started_ = false;
+  body_pending_ = false;
+  head_consumed_ = true;
+  req_is_head_ = req_http10_ = req_expect_continue_ = false;
+  req_framing_ = http::Framing::kNone;
+  req_length_ = 0;
+  continue_sent_ = false;
+  head_left_ = {};
+}
+
+// The facts of a parsed request the codec needs after its head's views are gone.
+void Connection::begin_request() {
+  head_consumed_ = false;
+  close_after_ = close_after_ || !req_.keep_alive || w_.draining();
+  body_pending_ = req_.framing != http::Framing::kNone;
+  req_is_head_ = req_.method == "HEAD";
+  req_http10_ = req_.minor_version == 0;
+  req_expect_continue_ = req_.expect_continue;
+  req_framing_ = req_.framing;
+  req_length_ = req_.content_length;
+}
+
+void Connection::release_head() {
+  if (head_consumed_) return;
+  in_.consume(req_.head_bytes);
+  head_consumed_ = true;
+}
+
+}  // namespace gatehouse::http1

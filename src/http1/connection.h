@@ -1,0 +1,111 @@
+// The HTTP/1.1 codec, server side: one client connection. Reads request heads (keep-alive and
+// pipelining), parses them strictly, hands each to the exchange (src/exchange/) as its Downstream,
+// and writes what the exchange answers in HTTP/1.1 framing: the upstream's head and body (chunked
+// passed through, or de-chunked for HTTP/1.0 clients), or the gateway's own JSON answers. It keeps
+// the connection's deadlines (one lazily re-armed timer) and its lingering close. Lives on one
+// worker; everything here runs on that worker's thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exchange/context.h"
+#include "exchange/exchange.h"
+#include "http/error_response.h"
+#include "http/message.h"
+#include "net/asio.h"
+#include "net/buffer.h"
+#include "net/stream.h"
+
+namespace gatehouse::tls {
+class ServerContext;
+}
+
+namespace gatehouse::http1 {
+
+class Connection final : public std::enable_shared_from_this<Connection>,
+                         public exchange::Drainable,
+                         private exchange::Downstream {
+ public:
+  Connection(exchange::WorkerContext& worker, net::Socket socket,
+             std::shared_ptr<const tls::ServerContext> tls);
+  ~Connection();
+  // Serves a connection accepted on a listener; `tls` when that listener terminates TLS.
+  static void start(exchange::WorkerContext& worker, net::Socket socket,
+                    std::shared_ptr<const tls::ServerContext> tls);
+
+  // Drain: an idle connection closes now; a busy one closes after its current response.
+  void drain() override;
+  void close_now() override;
+
+ private:
+  enum class Phase { kClientIdle, kClientRead, kQueued, kUpstreamConnect, kUpstreamResponse, kStream };
+  enum class Head { kRequest, kError, kClose };
+
+  net::Task<> run();
+  void refresh_view();
+  net::Task<Head> read_head();
+  void reset_request();  // a head has arrived: a new request's counters
+  void begin_request();  // it parsed: the facts the codec needs after its views are gone
+
+  // exchange::Downstream
+  std::string_view body_buffered() override { return in_.data(); }
+  void body_consumed(size_t n, bool done) override;
+  net::Task<bool> body_read_more() override;
+  void set_deadline(upstream::RequestSource::Phase phase, net::Clock::duration after) override;
+  std::string_view peer_ip() const override { return client_ip_; }
+  bool peer_trusted() const override { return client_trusted_; }
+  bool secure() const override { return client_.tls(); }
+  void release_head() override;
+  void start_response(const http::ResponseHead& head, const http::HeaderList& add,
+                      std::string_view request_id, bool* payload) override;
+  bool send_now(std::string_view& body, bool* ok) override;
+  net::Task<bool> send(std::string_view body) override;
+  net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) override;
+  net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;
+  void close_after() override { close_after_ = true; }
+  uint64_t bytes_received() const override { return bytes_in_; }
+  uint64_t bytes_sent() const override { return bytes_out_; }
+
+  bool write_client_now(std::string_view& a, std::string_view& b, bool* ok);
+  net::Task<bool> write_client(std::string_view a, std::string_view b = {});
+  net::Task<bool> read_client();
+  void set_deadline(Phase phase, net::Clock::duration after);
+  void arm_timer(net::Clock::time_point at);
+  void on_timer();
+
+  exchange::WorkerContext& w_;
+  net::Stream client_;
+  net::Timer timer_;
+  net::Clock::time_point deadline_;
+  net::Clock::time_point armed_at_ = net::Clock::time_point::max();
+  Phase phase_ = Phase::kClientIdle;
+  bool closed_ = false;
+  bool busy_ = false;
+  bool close_after_ = false;  // send Connection: close and stop after this response
+
+  std::shared_ptr<exchange::View> view_;    // for the limits and timeouts of the next request
+  const config::Snapshot* snap_ = nullptr;  // view_->snapshot
+  net::Buffer in_;  // from the client
+  std::string head_out_;
+  std::string_view head_left_;  // of head_out_, the part of the response head not yet sent
+  std::vector<net::asio::const_buffer> iov_;
+  http::RequestHead req_;
+  http::ErrorResponse refusal_;  // a head refused by read_head()
+  exchange::Exchange exchange_;
+
+  std::string client_ip_;
+  bool client_trusted_ = false;
+  uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  bool response_started_ = false;  // a byte of the response went to the client
+  bool body_pending_ = false;      // request body bytes not yet read from the client
+  bool head_consumed_ = true;      // req_'s views are dead once the head left in_
+  // Request facts that outlive the head's views (the body is read after the head is consumed).
+  bool req_is_head_ = false, req_http10_ = false, req_expect_continue_ = false;
+  http::Framing req_framing_ = http::Framing::kNone;
+  uint64_t req_length_ = 0;
+  bool continue_sent_ = false;  // the client was told 100 Continue
+};
+
+}  // namespace gatehouse::http1
