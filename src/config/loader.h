@@ -45,6 +45,7 @@ class Loader {
 
   // server.cc
   void server(const YAML::Node& n, Server* s);
+  void protocols(const YAML::Node& n, const std::string& path) const;
   std::shared_ptr<const tls::ServerContext> tls(const YAML::Node& n, const std::string& path);
   std::shared_ptr<const tls::ClientContext> client_tls(const YAML::Node& n,
                                                        const std::string& path);

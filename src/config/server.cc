@@ -25,7 +25,7 @@ void Loader::server(const YAML::Node& n, Server* s) {
     } else {
       for (size_t i = 0; i < l.size(); ++i) {
         std::string path = index("server.listen", i);
-        if (!r_.check_map(l[i], path, {"address", "tls"})) continue;
+        if (!r_.check_map(l[i], path, {"address", "tls", "protocols"})) continue;
         if (!l[i]["address"]) {
           r_.error(l[i], path, "'address' is required");
           continue;
@@ -33,6 +33,7 @@ void Loader::server(const YAML::Node& n, Server* s) {
         if (auto a = address(l[i]["address"], child(path, "address"), false)) {
           Listener listener{*a, nullptr};
           if (auto t = l[i]["tls"]) listener.tls = tls(t, child(path, "tls"));
+          if (auto p = l[i]["protocols"]) protocols(p, child(path, "protocols"));
           s->listen.push_back(std::move(listener));
         }
       }
@@ -108,6 +109,20 @@ void Loader::server(const YAML::Node& n, Server* s) {
         r_.error(t.IsSequence() ? t[i] : t, index("server.trusted_proxies", i),
                  "invalid CIDR '" + list[i] + "'");
       }
+    }
+  }
+}
+
+// listen[].protocols: what the listener speaks. HTTP/1.1 only, for now; cleartext HTTP/2 is named
+// in the contract and refused until it is built.
+void Loader::protocols(const YAML::Node& n, const std::string& path) const {
+  auto list = r_.str_list(n, path);
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node& at = n.IsSequence() ? n[i] : n;
+    if (list[i] == "h2c" || list[i] == "h2") {
+      r_.error(at, index(path, i), "'" + list[i] + "' is not supported yet by this version of gatehouse");
+    } else if (list[i] != "http1") {
+      r_.error(at, index(path, i), "unknown protocol '" + list[i] + "' (known: http1, h2c)");
     }
   }
 }

@@ -571,6 +571,24 @@ routes:
   EXPECT_HAS_ERROR(errors, "server.listen[2].tls.alpn[1]", "unknown protocol 'spdy/3'");
 }
 
+TEST(ConfigTest, ListenerProtocols) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - { address: 127.0.0.1:8080, protocols: [http1] }
+    - { address: 127.0.0.1:8081, protocols: [http1, h2c] }
+    - { address: 127.0.0.1:8082, protocols: [spdy] }
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  EXPECT_HAS_ERROR(errors, "server.listen[1].protocols[1]", "'h2c' is not supported yet");
+  EXPECT_HAS_ERROR(errors, "server.listen[2].protocols[0]", "unknown protocol 'spdy'");
+  for (const auto& e : errors) EXPECT_EQ(e.path.find("server.listen[0]"), std::string::npos) << e.to_string();
+}
+
 // An upstream "billing" with the given lines under `tls:` (indented by 6), routed from /b.
 std::string with_upstream_tls(const std::string& tls_lines,
                               const std::string& address = "10.0.0.5:8443") {
