@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/snapshot.h"
+#include "filters/slots.h"
 #include "net/asio.h"
 #include "observe/access_log.h"
 #include "observe/metrics.h"
@@ -44,6 +45,8 @@ class WorkerContext {
   // Formats the record into the worker's buffer (nothing at all when the access log is off).
   virtual void log_access(const observe::AccessRecord& record) = 0;
   virtual bool draining() const = 0;
+  // What filters keep per worker (filters/slots.h); released when the worker drains.
+  virtual filters::WorkerState& filter_state() = 0;
   virtual void add(Drainable* d) = 0;
   virtual void remove(Drainable* d) = 0;
 

@@ -66,7 +66,12 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
   }
   if (step == Step::kForward) {
     if (co_await upstream_.send(down)) {
-      co_await relay_response(down);
+      if (run_response_filters(upstream_.response().status)) {
+        co_await relay_response(down);
+      } else {
+        upstream_.abandon();  // a filter answers instead: the upstream's body is not read
+        respond_with_reply();
+      }
     } else if (upstream_.error().status == 499) {
       down.close_after();  // the client went away mid-body: nobody to answer
       status_ = 499;
@@ -124,16 +129,16 @@ Exchange::Step Exchange::start(Downstream& down) {
   }
 
   if (http::is_cors_preflight(req)) {
-    // Routed as the request it announces, so that the route's cors plugin answers it even when
-    // the route does not accept OPTIONS; without a cors plugin there, it is a plain OPTIONS.
+    // Routed as the request it announces, so that the route's CORS filter answers it even when
+    // the route does not accept OPTIONS; without such a filter there, it is a plain OPTIONS.
     std::string_view options = req.method;
     req.method = req.get("access-control-request-method");
     snap_->routes.match(req, &match_);
     req.method = options;
-    auto has_cors = [](const config::Route& r) {
-      return std::any_of(r.filters.begin(), r.filters.end(), [](auto& f) { return f->name() == "cors"; });
+    auto answers = [](const config::Route& r) {
+      return std::any_of(r.filters.begin(), r.filters.end(), [](auto& f) { return f->answers_preflight(); });
     };
-    if (!match_.route || !has_cors(*match_.route)) snap_->routes.match(req, &match_);
+    if (!match_.route || !answers(*match_.route)) snap_->routes.match(req, &match_);
   } else {
     snap_->routes.match(req, &match_);
   }
@@ -153,6 +158,7 @@ Exchange::Step Exchange::start(Downstream& down) {
   ctx_.request = &req;
   ctx_.io = &w_.io();
   ctx_.metrics = &w_.metrics();
+  ctx_.worker = &w_.filter_state();
   ctx_.client_ip = http::real_client_ip(req, down.peer_ip(), down.peer_trusted(), cfg.server.trusted_proxies);
   ctx_.route = match_.route;
   ctx_.max_body_bytes = cfg.server.limits.max_body_bytes;
@@ -170,12 +176,35 @@ Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_r
   }
   if (status == filters::FilterStatus::kPause) return Step::kPaused;
   if (status == filters::FilterStatus::kRespond) {
-    http::HeaderList headers = std::move(ctx_.reply.headers);
-    headers.insert(headers.end(), ctx_.response_add.begin(), ctx_.response_add.end());
-    fail(ctx_.reply.status, ctx_.reply.code, ctx_.reply.message, std::move(headers));
+    respond_with_reply();
     return Step::kDone;
   }
   return start_upstream(down) ? Step::kForward : Step::kDone;
+}
+
+// A filter's own answer (ctx_.reply), through the response phase of the filters before it (and
+// its own), which may add headers or answer otherwise in turn.
+void Exchange::respond_with_reply() {
+  while (!run_response_filters(ctx_.reply.status)) {
+    // a filter answered otherwise: the filters before it see that answer
+  }
+  http::ErrorResponse reply = std::move(ctx_.reply);
+  reply.headers.insert(reply.headers.end(), ctx_.response_add.begin(), ctx_.response_add.end());
+  fail(std::move(reply));
+}
+
+// The response phase: the filters whose request phase ran, last first. False when one of them
+// answers instead (its answer is then in ctx_.reply).
+bool Exchange::run_response_filters(int status) {
+  ctx_.status = status;
+  const auto& chain = match_.route->filters;
+  for (size_t i = ctx_.next_filter; i-- > 0;) {
+    if (chain[i]->on_response(ctx_) == filters::FilterStatus::kRespond) {
+      ctx_.next_filter = i;  // the filters before it see its answer, if the answer is passed on
+      return false;
+    }
+  }
+  return true;
 }
 
 net::Task<filters::FilterStatus> Exchange::await_filter(const filters::Filter& f) {
@@ -252,7 +281,7 @@ bool Exchange::start_upstream(Downstream& down) {
 net::Task<> Exchange::relay_response(Downstream& down) {
   status_ = upstream_.response().status;
   bool payload = false;
-  down.start_response(upstream_.response(), ctx_.response_add, request_id_, &payload);
+  down.start_response(upstream_.response(), ctx_.response_add, ctx_.response_remove, request_id_, &payload);
   upstream_.begin_body();  // the response head's views are dead from here on
 
   const auto idle = snap_->config.server.timeouts.idle;
@@ -292,8 +321,12 @@ net::Task<> Exchange::relay_response(Downstream& down) {
 }
 
 void Exchange::fail(int status, std::string_view code, std::string message, http::HeaderList headers) {
-  error_ = http::ErrorResponse{status, std::string(code), std::move(message), std::move(headers)};
-  status_ = status;
+  fail(http::ErrorResponse{status, std::string(code), std::move(message), std::move(headers)});
+}
+
+void Exchange::fail(http::ErrorResponse e) {
+  error_ = std::move(e);
+  status_ = error_.status;
   log_error_ = error_.code;
 }
 

@@ -37,9 +37,10 @@ class Downstream : public upstream::RequestSource {
   virtual void release_head() = 0;
 
   // Starts the response with `head` (the upstream's; the codec drops hop-by-hop fields and frames
-  // it) plus `add`; nothing is written yet. *payload: the codec wants a chunked body de-chunked.
+  // it) without the headers named in `remove` (lower case), plus `add`; nothing is written yet. *payload: the codec wants a chunked body de-chunked.
   virtual void start_response(const http::ResponseHead& head, const http::HeaderList& add,
-                              std::string_view request_id, bool* payload) = 0;
+                              const std::vector<std::string>& remove, std::string_view request_id,
+                              bool* payload) = 0;
   // Writes the response head (the first time) and `body`, in the response's own framing: as much
   // as goes now, synchronously. True when all went out or the client broke (*ok false); what is
   // left stays in `body` for send().
@@ -86,7 +87,9 @@ class Exchange {
   bool start_upstream(Downstream& down);        // the upstream, its client call, the head to send
   net::Task<> relay_response(Downstream& down);
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
-  void fail(const http::ErrorResponse& e) { fail(e.status, e.code, e.message, e.headers); }
+  void fail(http::ErrorResponse e);
+  bool run_response_filters(int status);
+  void respond_with_reply();
 
   WorkerContext& w_;
   std::shared_ptr<View> view_;  // the snapshot and worker state this request uses

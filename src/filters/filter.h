@@ -1,15 +1,23 @@
-// The request filter chain. Each route lists its plugins; each plugin is built once, at config
-// load, into a const Filter (its parsed settings), and runs on the worker that owns the request.
+// The filter chain. Each route lists its plugins; each plugin is built once, at config load, into
+// a const Filter (its parsed settings), and runs on the worker that owns the request, in two
+// phases: on_request() in phase order before the upstream is called, then on_response() in
+// reverse order before the response head goes to the client.
 //
-// A filter can:
+// In the request phase a filter can:
 //   - pass the request on:        return kContinue (it may add or remove upstream headers),
-//   - answer by itself:           fill ctx.reply and return kRespond (401, 413, 429, ...),
-//   - pause for asynchronous work: return kPause; the connection then calls resume() and waits for
+//   - answer by itself:           fill ctx.reply and return kRespond (401, 429, a 204 preflight,
+//                                 or any status, headers and body),
+//   - pause for asynchronous work: return kPause; the exchange then calls resume() and waits for
 //     its callback, which must run on the same worker thread (post to the worker's executor).
+// In the response phase (filters whose request phase ran, last first) it sees the status and may
+// add or remove response headers, or replace the response with its own answer (kRespond). The
+// request head's views are gone by then: what a filter needs of the request it keeps in its
+// per-request slot (filters/slots.h).
 // Filters run in a fixed order of phases, whatever their order in the file (as Kong's plugin
 // priorities): cors (a preflight carries no credentials), ip_rules, the auth filters, acl,
 // request_size, rate_limit, cache, compress; see filters/registry.cc. The core never includes a
-// filter's header: it knows filters only through this interface and the registry.
+// filter's header: it knows filters only through this interface and the registry; what a filter
+// keeps per request or per worker lives in slots it owns (filters/slots.h).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +28,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "filters/slots.h"
 #include "http/error_response.h"
 #include "http/message.h"
 
@@ -41,9 +50,6 @@ inline Identity identity_of(const config::Consumer& c) {
 }
 
 }  // namespace gatehouse::filters
-namespace boost::json {
-class object;
-}
 namespace boost::asio {
 class io_context;
 }
@@ -60,14 +66,17 @@ struct RequestContext {
                                      // the peer is a trusted proxy
   const Identity* consumer = nullptr;  // set by key_auth / jwt_auth
   Identity owned;                    // storage for an identity made per request (a JWT claim)
-  std::shared_ptr<const boost::json::object> jwt_claims;  // set by jwt_auth, for keys by claim
+  Slots slots;                       // what filters keep per request, by their own keys
+  WorkerState* worker = nullptr;     // what filters keep per worker
   const config::Route* route = nullptr;
   uint64_t max_body_bytes = 0;       // starts at server.limits.max_body_bytes; filters may lower it
   http::HeaderList upstream_add;     // headers to add to the upstream request
   std::vector<std::string> upstream_remove;  // header names (lower case) to drop upstream
   std::vector<std::string> upstream_remove_query;  // query parameters to drop upstream
   http::HeaderList response_add;     // headers to add to the client response
+  std::vector<std::string> response_remove;  // header names (lower case) to drop from it
   http::ErrorResponse reply;         // the answer, with kRespond
+  int status = 0;                    // the response phase: the status going to the client
   size_t next_filter = 0;            // the chain's position (kept by the connection)
 
   // Records who the request is from and tells the upstream (X-Consumer-Name, -Groups).
@@ -80,7 +89,9 @@ struct RequestContext {
   void reset() {
     next_filter = 0;
     consumer = nullptr;
-    jwt_claims.reset();
+    slots.clear();
+    status = 0;
+    response_remove.clear();
     upstream_add.clear();
     upstream_remove.clear();
     upstream_remove_query.clear();
@@ -102,6 +113,12 @@ class Filter {
   virtual void resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
     done(FilterStatus::kContinue);
   }
+  // The response phase: kContinue (after adding or removing headers), or kRespond with ctx.reply
+  // replacing the response. Synchronous; must not block.
+  virtual FilterStatus on_response(RequestContext& ctx) const { return FilterStatus::kContinue; }
+  // This filter answers CORS preflights: the exchange routes a preflight as the request it
+  // announces when the route has such a filter.
+  virtual bool answers_preflight() const { return false; }
 };
 
 }  // namespace gatehouse::filters

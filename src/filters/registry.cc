@@ -72,8 +72,6 @@ std::unique_ptr<Background> start_background(boost::asio::io_context& io) {
   return std::make_unique<Both>(start_jwks_fetcher(io), start_limiter_sweeper(io));
 }
 
-void release_thread_resources() { release_rate_limit_connections(); }
-
 int filter_phase(std::string_view name) {
   auto it = std::find_if(kPlugins.begin(), kPlugins.end(), [&](auto& e) { return e.name == name; });
   return static_cast<int>(it - kPlugins.begin());

@@ -42,10 +42,6 @@ class Background {
 };
 std::unique_ptr<Background> start_background(boost::asio::io_context& io);
 
-// Called on a worker's thread when it drains and its last connection has closed: plugins close
-// what they keep open per worker (connections to Redis).
-void release_thread_resources();
-
 // A jwt_providers entry (filters/jwt_auth/provider.h), or null after reporting its errors.
 class JwtProvider;
 std::shared_ptr<const JwtProvider> build_jwt_provider(const std::string& name, const YAML::Node& n,

@@ -114,6 +114,9 @@ void build_client_response(const ResponseHead& resp, const ResponseInfo& info, s
     if (h.hop_by_hop) continue;
     if (h.name.size() == info.request_id_header.size() && iequals(h.name, info.request_id_header))
       continue;
+    if (info.remove && std::any_of(info.remove->begin(), info.remove->end(),
+                                   [&](const std::string& r) { return iequals(h.name, r); }))
+      continue;
     append_header(out, h.name, h.value);
   }
   append_header(out, "Via", resp.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");

@@ -47,6 +47,7 @@ struct ResponseInfo {
   bool close = false;        // the gateway closes the connection after this response
   bool client_http10 = false;
   const HeaderList* add = nullptr;
+  const std::vector<std::string>* remove = nullptr;  // headers not to pass on (lower case)
 };
 
 // The response head sent to the client.

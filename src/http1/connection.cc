@@ -269,7 +269,8 @@ net::Task<bool> Connection::body_read_more() {
 // --- the response ----------------------------------------------------------------------------
 
 void Connection::start_response(const http::ResponseHead& head, const http::HeaderList& add,
-                                std::string_view request_id, bool* payload) {
+                                const std::vector<std::string>& remove, std::string_view request_id,
+                                bool* payload) {
   const bool dechunk = head.framing == http::Framing::kChunked && req_http10_;
   if (head.framing == http::Framing::kUntilClose || dechunk) close_after_ = true;
   *payload = dechunk;
@@ -280,6 +281,7 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
   info.close = close_after_;
   info.client_http10 = req_http10_;
   info.add = &add;
+  info.remove = &remove;
   head_out_.clear();
   http::build_client_response(head, info, &head_out_);
   head_left_ = head_out_;

@@ -59,7 +59,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool secure() const override { return client_.tls(); }
   void release_head() override;
   void start_response(const http::ResponseHead& head, const http::HeaderList& add,
-                      std::string_view request_id, bool* payload) override;
+                      const std::vector<std::string>& remove, std::string_view request_id,
+                      bool* payload) override;
   bool send_now(std::string_view& body, bool* ok) override;
   net::Task<bool> send(std::string_view body) override;
   net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) override;

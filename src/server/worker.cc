@@ -136,7 +136,7 @@ void Worker::remove(exchange::Drainable* c) {
   open_connections_->fetch_sub(1, std::memory_order_relaxed);
   // The last connection of a draining worker: plugins' own connections (Redis) must close too,
   // or they would keep the io_context running.
-  if (draining_ && connections_.empty()) filters::release_thread_resources();
+  if (draining_ && connections_.empty()) filter_state_.clear();
 }
 
 void Worker::drain() {
@@ -150,7 +150,7 @@ void Worker::drain() {
     // Copy: drain() may close a connection, which removes itself from the set.
     std::vector<exchange::Drainable*> all(connections_.begin(), connections_.end());
     for (auto* c : all) c->drain();
-    if (connections_.empty()) filters::release_thread_resources();
+    if (connections_.empty()) filter_state_.clear();
   });
 }
 

@@ -77,6 +77,7 @@ class Worker final : public exchange::WorkerContext {
   bool draining() const override { return draining_; }
   void log_access(const observe::AccessRecord& record) override;
   observe::MetricsShard& metrics() override { return metrics_; }
+  filters::WorkerState& filter_state() override { return filter_state_; }
   void add(exchange::Drainable* c) override { connections_.insert(c); }
   void remove(exchange::Drainable* c) override;
 
@@ -102,6 +103,7 @@ class Worker final : public exchange::WorkerContext {
   std::atomic<bool> stopped_{false};
   std::atomic<uint64_t>* open_connections_;
   observe::MetricsShard metrics_;
+  filters::WorkerState filter_state_;
 };
 
 }  // namespace gatehouse::server

@@ -107,6 +107,12 @@ class Client {
   // ended where its framing said, nothing failed and the upstream keeps it open; else it is
   // closed (and a failed upstream counted as a reset).
   void finish(bool upstream_ok, bool downstream_ok);
+  // The response head arrived but its body will not be relayed (the gateway answers otherwise):
+  // the connection is closed, not pooled.
+  void abandon() {
+    begin_body();
+    finish(true, false);
+  }
 
   // The owner's timer says that a phase's deadline passed.
   void deadline_passed(RequestSource::Phase phase);

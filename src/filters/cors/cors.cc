@@ -7,6 +7,13 @@
 namespace gatehouse::filters {
 namespace {
 
+// What the request phase decided for an actual (not preflight) request, for the response phase:
+// the Access-Control-Allow-Origin value, empty when the origin is not allowed.
+struct Verdict {
+  std::string allow_origin;
+};
+const SlotKey<Verdict> kVerdict{"cors.verdict"};
+
 std::string join(const std::vector<std::string>& list) {
   std::string out;
   for (const auto& s : list) out += (out.empty() ? "" : ", ") + s;
@@ -41,10 +48,21 @@ FilterStatus Cors::on_request(RequestContext& ctx) const {
     answer_preflight(ctx, origin);
     return FilterStatus::kRespond;
   }
+  Verdict v;
+  if (origin_allowed(origin)) v.allow_origin = allow_origin_value(origin);
+  ctx.slots.set(kVerdict, std::move(v));
+  return FilterStatus::kContinue;
+}
+
+// The CORS headers of an actual request's response, whoever answers it (the upstream, or another
+// filter: a browser may then read a 401 or 429 too).
+FilterStatus Cors::on_response(RequestContext& ctx) const {
+  const Verdict* v = ctx.slots.get(kVerdict);
+  if (!v) return FilterStatus::kContinue;  // a preflight, answered with its own headers
   // The answer depends on Origin whenever it is echoed: caches must key on it.
   if (!any_origin_) ctx.response_add.emplace_back("Vary", "Origin");
-  if (!origin_allowed(origin)) return FilterStatus::kContinue;
-  ctx.response_add.emplace_back("Access-Control-Allow-Origin", allow_origin_value(origin));
+  if (v->allow_origin.empty()) return FilterStatus::kContinue;
+  ctx.response_add.emplace_back("Access-Control-Allow-Origin", v->allow_origin);
   if (s_.credentials) ctx.response_add.emplace_back("Access-Control-Allow-Credentials", "true");
   if (!expose_joined_.empty())
     ctx.response_add.emplace_back("Access-Control-Expose-Headers", expose_joined_);

@@ -4,7 +4,8 @@
 //             expose_headers: [x-total], credentials: true, max_age: 10m }
 // A preflight (OPTIONS with Origin and Access-Control-Request-Method) for this route is answered
 // here with 204 and never forwarded; it runs before auth, as preflights carry no credentials.
-// Other requests from an allowed origin get the CORS response headers added. A disallowed origin,
+// Other requests from an allowed origin get the CORS response headers added in the response phase,
+// whoever answers them. A disallowed origin,
 // method or header gets no CORS headers at all, so the browser blocks it. A wildcard origin
 // together with credentials is a config error (browsers refuse it, and echoing every origin with
 // credentials would let any site read the responses).
@@ -31,6 +32,8 @@ class Cors final : public Filter {
   explicit Cors(Settings s);
   std::string_view name() const override { return "cors"; }
   FilterStatus on_request(RequestContext& ctx) const override;
+  FilterStatus on_response(RequestContext& ctx) const override;
+  bool answers_preflight() const override { return true; }
   bool origin_allowed(std::string_view origin) const;
 
  private:

@@ -1,5 +1,7 @@
 #include "filters/jwt_auth/jwt_auth.h"
 
+#include "filters/jwt_auth/claims.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -115,21 +117,21 @@ std::optional<int64_t> number_claim(const boost::json::object& claims, const cha
   return std::nullopt;
 }
 
-// Tokens verified recently, per worker thread (no locks), so that a client presenting the same
-// token again costs a hash and a compare instead of a signature check (as Envoy's JWT cache).
+// Tokens verified recently, per worker (no locks), so that a client presenting the same token
+// again costs a hash and a compare instead of a signature check (as Envoy's JWT cache).
 // Direct-mapped: a collision just evicts. An entry is used only by the filter that made it (ids
 // are never reused), only while the provider's key set is the one that verified it (a rotation
 // that drops a key drops its tokens), and only inside the token's own validity window.
 constexpr size_t kCacheSlots = 1024;
-std::vector<JwtAuth::Admission>& token_cache() {
-  thread_local std::vector<JwtAuth::Admission> slots(kCacheSlots);
-  return slots;
-}
+struct TokenCache {
+  std::vector<JwtAuth::Admission> slots{kCacheSlots};
+};
+const SlotKey<TokenCache> kTokenCache{"jwt_auth.token_cache"};
 
 }  // namespace
 
 void JwtAuth::admit(const Admission& a, const TokenSource& from, RequestContext& ctx) const {
-  ctx.jwt_claims = a.claims;
+  ctx.slots.set(kJwtClaims, a.claims);
   if (a.known) {
     ctx.identify(a.known);
   } else if (!a.other.empty()) {
@@ -159,10 +161,12 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
     return FilterStatus::kRespond;
   }
   const int64_t t = now();
-  Admission& slot = token_cache()[std::hash<std::string_view>{}(token) % kCacheSlots];
-  if (slot.filter_id == id_ && slot.keys == keys && slot.token == token && t >= slot.valid_from &&
-      t < slot.valid_until) {
-    admit(slot, *from, ctx);
+  // Without a worker (a unit test), nothing is cached.
+  Admission* slot = ctx.worker ? &ctx.worker->get(kTokenCache).slots[std::hash<std::string_view>{}(token) % kCacheSlots]
+                               : nullptr;
+  if (slot && slot->filter_id == id_ && slot->keys == keys && slot->token == token &&
+      t >= slot->valid_from && t < slot->valid_until) {
+    admit(*slot, *from, ctx);
     return FilterStatus::kContinue;
   }
 
@@ -202,8 +206,12 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
     if (!value.empty() && clean) a.headers.emplace_back(header, std::move(value));
   }
   a.claims = std::make_shared<const boost::json::object>(std::move(v.claims));
-  slot = std::move(a);
-  admit(slot, *from, ctx);
+  if (!slot) {
+    admit(a, *from, ctx);
+    return FilterStatus::kContinue;
+  }
+  *slot = std::move(a);
+  admit(*slot, *from, ctx);
   return FilterStatus::kContinue;
 }
 

@@ -1,5 +1,7 @@
 #include "filters/rate_limit/rate_limit.h"
 
+#include "filters/jwt_auth/claims.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -91,8 +93,8 @@ std::string RateLimit::raw_key_of(const RequestContext& ctx) const {
       if (auto v = ctx.request->get(s_.key_name); !v.empty()) return "h:" + std::string(v);
       break;
     case KeyKind::kClaim:
-      if (ctx.jwt_claims) {
-        if (auto v = jwt::claim_text(*ctx.jwt_claims, s_.key_name); !v.empty()) return "j:" + v;
+      if (const auto* claims = ctx.slots.get(kJwtClaims); claims && *claims) {
+        if (auto v = jwt::claim_text(**claims, s_.key_name); !v.empty()) return "j:" + v;
       }
       break;
   }
@@ -105,7 +107,8 @@ FilterStatus RateLimit::on_request(RequestContext& ctx) const {
 }
 
 FilterStatus RateLimit::decide_locally(RequestContext& ctx) const {
-  thread_local std::vector<gcra::Decision> decisions;
+  std::vector<gcra::Decision> decisions;
+  decisions.reserve(Limiter::kMaxLimits);
   bool allowed = limiter_->decide(key_of(ctx), steady_ns(), &decisions);
   return answer(ctx, allowed, decisions);
 }
@@ -297,24 +300,27 @@ return out
   return script;
 }
 
-// This worker thread's Redis clients, by URL (released when the worker drains). A client is made
-// on the worker's first cluster decision and connects in the background; until its first
-// connection is up (`since` tells how long it has tried), decisions wait for it within
-// redis.timeout instead of falling back at once.
+// This worker's Redis clients, by URL, in its filter state: released (stopped) when the worker
+// drains. A client is made on the worker's first cluster decision and connects in the
+// background; until its first connection is up (`since` tells how long it has tried), decisions
+// wait for it within redis.timeout instead of falling back at once.
 struct ThreadClient {
   std::unique_ptr<redis::Client> client;
   std::chrono::steady_clock::time_point since;
 };
-std::map<std::string, ThreadClient>& thread_clients() {
-  thread_local std::map<std::string, ThreadClient> clients;
-  return clients;
-}
+struct RedisClients {
+  std::map<std::string, ThreadClient> by_key;
+  ~RedisClients() {
+    for (auto& [key, c] : by_key) c.client->stop();
+  }
+};
+const SlotKey<RedisClients> kRedisClients{"rate_limit.redis_clients"};
 
-ThreadClient* client_for(boost::asio::io_context& io, const config::Redis& cfg) {
+ThreadClient* client_for(WorkerState& state, boost::asio::io_context& io, const config::Redis& cfg) {
   // A reload that changes the TLS settings (or the CA file's contents) gets a new client.
   std::string key = (cfg.cluster ? "cluster " : "") + (cfg.tls ? cfg.url + " " + cfg.tls->identity() : cfg.url);
   for (const auto& [host, port] : cfg.sentinels) key += " sentinel " + host + ":" + std::to_string(port);
-  auto& c = thread_clients()[key];
+  auto& c = state.get(kRedisClients).by_key[key];
   if (!c.client) {
     auto endpoint = redis::parse_url(cfg.url, nullptr);
     if (!endpoint || (endpoint->tls && !cfg.tls)) return nullptr;  // checked at config load
@@ -347,7 +353,7 @@ bool parse_decision(const redis::Result& r, size_t limits, bool* allowed,
 }  // namespace
 
 void RateLimit::resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
-  ThreadClient* tc = ctx.io ? client_for(*ctx.io, s_.redis) : nullptr;
+  ThreadClient* tc = ctx.io && ctx.worker ? client_for(*ctx.worker, *ctx.io, s_.redis) : nullptr;
   if (!tc) return done(redis_failed(ctx));
   if (!tc->client->connected()) {
     // Still making its first connection: wait a little, within the decision's time budget.
@@ -385,7 +391,7 @@ void RateLimit::resume(RequestContext& ctx, std::function<void(FilterStatus)> do
                    ctx.metrics->rate_limits[ctx.route->name].redis_duration.observe(
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
                  }
-                 thread_local std::vector<gcra::Decision> decisions;
+                 std::vector<gcra::Decision> decisions;
                  bool allowed = false;
                  if (!parse_decision(r, s_.limits.size(), &allowed, &decisions))
                    return done(redis_failed(ctx));
@@ -416,11 +422,6 @@ FilterStatus RateLimit::redis_failed(RequestContext& ctx) const {
 void RateLimit::count(RequestContext& ctx, bool allowed) const {
   if (!ctx.metrics || !ctx.route) return;
   ++ctx.metrics->rate_limits[ctx.route->name].decisions[allowed ? 0 : 1];
-}
-
-void release_rate_limit_connections() {
-  for (auto& [url, c] : thread_clients()) c.client->stop();
-  thread_clients().clear();
 }
 
 std::unique_ptr<Background> start_limiter_sweeper(boost::asio::io_context& io) {

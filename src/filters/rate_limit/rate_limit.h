@@ -56,9 +56,6 @@ class RateLimit final : public Filter {
 
 std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx);
 
-// Closes this worker thread's connections to Redis (see release_thread_resources()).
-void release_rate_limit_connections();
-
 // Drops drained keys of every limiter about once a second, on the main thread's io_context.
 std::unique_ptr<Background> start_limiter_sweeper(boost::asio::io_context& io);
 
