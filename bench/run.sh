@@ -32,7 +32,8 @@ CPU_LIMIT=${CPU_LIMIT:-}           # e.g. 0.5: each proxy gets that share of a c
 EQUAL_HEADERS=${EQUAL_HEADERS:-1} # 1: nginx/HAProxy add the forwarding headers gatehouse adds by default
 INSTRUCTIONS=${INSTRUCTIONS:-0}    # 1: count user-space instructions per request (callgrind) instead
 KEEP_TMP=${KEEP_TMP:-0}            # 1: keep the generated configs and logs
-GATEHOUSE_BIN=${GATEHOUSE_BIN:-/work/main/build/gatehouse}
+GATEHOUSE_BIN=${GATEHOUSE_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/gatehouse}
+BASELINE_BIN=${BASELINE_BIN:-}     # gatehouse-baseline: another gatehouse build (e.g. the previous main)
 NGINX_BIN=${NGINX_BIN:-nginx}
 HAPROXY_BIN=${HAPROXY_BIN:-haproxy}
 WRK_BIN=${WRK_BIN:-wrk}
@@ -43,7 +44,7 @@ log() { echo "bench: $*" >&2; }
 for p in $PROXIES; do
   case $p in
     gatehouse | gatehouse-logged | gatehouse-key | gatehouse-jwt-es256 | gatehouse-jwt-rs256 | \
-      gatehouse-rl-local | gatehouse-rl-cluster | gatehouse-resilient | nginx | haproxy) ;;
+      gatehouse-rl-local | gatehouse-rl-cluster | gatehouse-resilient | gatehouse-baseline | nginx | haproxy) ;;
     *) die "unknown proxy '$p' in PROXIES" ;;
   esac
 done
@@ -183,19 +184,19 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 13; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 14; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
       GHK_PORT=$((base + 6)); GHJE_PORT=$((base + 7)); GHJR_PORT=$((base + 8))
       GHRL_PORT=$((base + 9)); GHRC_PORT=$((base + 10)); REDIS_PORT=$((base + 11))
-      GHR_PORT=$((base + 12))
+      GHR_PORT=$((base + 12)); GHB_PORT=$((base + 13))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 12)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 13)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 13 free ports"
+  die "could not find 14 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -239,7 +240,8 @@ backend_accepts() {
 pick_ports
 mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse "$TMP"/gatehouse-logged \
   "$TMP"/gatehouse-key "$TMP"/gatehouse-jwt-es256 "$TMP"/gatehouse-jwt-rs256 \
-  "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis "$TMP"/gatehouse-resilient
+  "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis "$TMP"/gatehouse-resilient \
+  "$TMP"/gatehouse-baseline
 
 # One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
 if [[ $SCHEME == https ]]; then
@@ -387,6 +389,10 @@ routes:
     to: backend
 EOF
 
+# The plain config, for another gatehouse binary (BASELINE_BIN): two builds side by side in one run.
+sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHB_PORT/" "$TMP/gatehouse/gatehouse.yaml" \
+  >"$TMP/gatehouse-baseline/gatehouse.yaml"
+
 # The same with the resilience settings on (a circuit breaker, a retry policy, active health
 # checks, a bulkhead and its queue that are never reached, a route timeout) and no failures: what
 # they cost when all is well.
@@ -472,9 +478,14 @@ declare -A PORT PROC_PIDS
 for p in $PROXIES; do
   case $p in
     gatehouse*)
-      "$GATEHOUSE_BIN" validate -c "$TMP/$p/gatehouse.yaml" >"$TMP/$p/validate.log" 2>&1 ||
+      bin=$GATEHOUSE_BIN
+      if [[ $p == gatehouse-baseline ]]; then
+        [[ -x $BASELINE_BIN ]] || die "gatehouse-baseline needs BASELINE_BIN (another gatehouse build)"
+        bin=$BASELINE_BIN
+      fi
+      "$bin" validate -c "$TMP/$p/gatehouse.yaml" >"$TMP/$p/validate.log" 2>&1 ||
         { cat "$TMP/$p/validate.log" >&2; die "$p config invalid"; }
-      start "$PROXY_CPU" "$TMP/$p/stderr.log" "$GATEHOUSE_BIN" run -c "$TMP/$p/gatehouse.yaml"
+      start "$PROXY_CPU" "$TMP/$p/stderr.log" "$bin" run -c "$TMP/$p/gatehouse.yaml"
       case $p in
         gatehouse) PORT[$p]=$GH_PORT ;;
         gatehouse-logged) PORT[$p]=$GHL_PORT ;;
@@ -484,6 +495,7 @@ for p in $PROXIES; do
         gatehouse-rl-local) PORT[$p]=$GHRL_PORT ;;
         gatehouse-rl-cluster) PORT[$p]=$GHRC_PORT ;;
         gatehouse-resilient) PORT[$p]=$GHR_PORT ;;
+        gatehouse-baseline) PORT[$p]=$GHB_PORT ;;
       esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
@@ -584,6 +596,7 @@ echo "proxies: $PROXIES (one worker/thread each); backend: nginx, 1 process, 127
 echo "versions: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'), $("$HAPROXY_BIN" -v 2>/dev/null | head -1 | awk '{ print "haproxy/" $3 }'), $("$WRK_BIN" -v 2>&1 | head -1 | awk '{ print "wrk/" $2 }')"
 if [[ $PROXIES == *gatehouse* ]]; then
   echo "gatehouse: $GATEHOUSE_BIN ($("$GATEHOUSE_BIN" version 2>&1 | head -1))"
+  if [[ " $PROXIES " == *" gatehouse-baseline "* ]]; then echo "gatehouse-baseline: $BASELINE_BIN"; fi
 fi
 echo
 
@@ -658,7 +671,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
   # Ratios within the round: the host's load drifts, and it drifts alike for neighbouring runs.
   if [[ " $PROXIES " == *" gatehouse "* ]]; then
-    for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient; do
+    for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline; do
       [[ " $PROXIES " == *" $peer "* ]] || continue
       RATIOS[$peer-rps]+="$(ratio "${ROUND_RPS[gatehouse]}" "${ROUND_RPS[$peer]}") "
       RATIOS[$peer-p99]+="$(ratio "${ROUND_P99[gatehouse]}" "${ROUND_P99[$peer]}") "
@@ -682,7 +695,7 @@ done
 
 if [[ " $PROXIES " == *" gatehouse "* ]]; then
   header=0
-  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient; do
+  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
     if ((header == 0)); then
       echo
@@ -698,7 +711,7 @@ if [[ " $PROXIES " == *" gatehouse "* ]]; then
   done
   echo
   echo "median of per-round ratios (each round's proxies run back to back, so drift cancels):"
-  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient; do
+  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline; do
     [[ " $PROXIES " == *" $peer "* ]] || continue
     printf '  %-30s %12s %12s %12s\n' "gatehouse/$peer" \
       "$(echo "${RATIOS[$peer-rps]}" | median)" "$(echo "${RATIOS[$peer-p99]}" | median)" \

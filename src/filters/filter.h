@@ -13,9 +13,10 @@
 // add or remove response headers, or replace the response with its own answer (kRespond). The
 // request head's views are gone by then: what a filter needs of the request it keeps in its
 // per-request slot (filters/slots.h).
+//
 // Filters run in a fixed order of phases, whatever their order in the file (as Kong's plugin
-// priorities): cors (a preflight carries no credentials), ip_rules, the auth filters, acl,
-// request_size, rate_limit, cache, compress; see filters/registry.cc. The core never includes a
+// priorities): response_headers (outermost), cors (a preflight carries no credentials), ip_rules,
+// the auth filters, acl, request_size, rate_limit, cache, compress; see filters/registry.cc. The core never includes a
 // filter's header: it knows filters only through this interface and the registry; what a filter
 // keeps per request or per worker lives in slots it owns (filters/slots.h).
 #pragma once

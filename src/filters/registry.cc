@@ -12,6 +12,7 @@
 #include "filters/key_auth/key_auth.h"
 #include "filters/rate_limit/rate_limit.h"
 #include "filters/request_size/request_size.h"
+#include "filters/response_headers/response_headers.h"
 
 namespace gatehouse::filters {
 namespace {
@@ -24,6 +25,8 @@ struct Entry {
 
 // In phase order: a filter runs after every filter listed above it.
 constexpr std::array kPlugins = {
+    // Outermost: its response phase runs last, on every answer, whoever gave it.
+    Entry{"response_headers", &build_response_headers},
     Entry{"cors", &build_cors},
     Entry{"ip_rules", &build_ip_rules},
     Entry{"jwt_auth", &build_jwt_auth},

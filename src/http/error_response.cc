@@ -38,16 +38,21 @@ void build_error_response(const ErrorResponse& e, std::string_view request_id_he
     out->append("\r\n");
     return;
   }
-  std::string body = "{\"error\":\"";
-  append_json_escaped(&body, e.code);
-  body += "\",\"message\":\"";
-  append_json_escaped(&body, e.message);
-  body += "\",\"request_id\":\"";
-  append_json_escaped(&body, request_id);
-  body += "\"}\n";
+  std::string json;
+  if (!e.body) {
+    json = "{\"error\":\"";
+    append_json_escaped(&json, e.code);
+    json += "\",\"message\":\"";
+    append_json_escaped(&json, e.message);
+    json += "\",\"request_id\":\"";
+    append_json_escaped(&json, request_id);
+    json += "\"}\n";
+  }
+  const std::string& body = e.body ? *e.body : json;
   out->append("HTTP/1.1 ").append(std::to_string(e.status)).append(" ");
   out->append(reason_phrase(e.status)).append("\r\n");
-  out->append("Content-Type: application/json\r\nContent-Length: ");
+  out->append("Content-Type: ").append(e.body ? std::string_view(e.content_type) : "application/json");
+  out->append("\r\nContent-Length: ");
   out->append(std::to_string(body.size())).append("\r\n");
   out->append(request_id_header).append(": ").append(request_id).append("\r\n");
   for (auto& [n, v] : e.headers) out->append(n).append(": ").append(v).append("\r\n");

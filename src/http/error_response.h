@@ -1,7 +1,9 @@
-// The gateway's own answers: a JSON body with the error code, a message and the request id, as
-// ../shared/contract/CLI.md specifies.
+// The gateway's own answers: by default a JSON body with the error code, a message and the request
+// id, as the CLI contract specifies (docs/configuration.md); or, for a filter that answers with a
+// response of its own (a cached response, a composed document), any status, headers and body.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,9 +16,13 @@ struct ErrorResponse {
   std::string code;     // machine-readable, e.g. "upstream_timeout"
   std::string message;  // for humans
   HeaderList headers;   // extra headers, e.g. Allow, Retry-After
+  // A body of the answer's own, sent as is with `content_type`, instead of the JSON error (`code`
+  // then only names the answer in the access log, and may be empty).
+  std::optional<std::string> body;
+  std::string content_type = "application/octet-stream";
 };
 
-// Appends a complete response (head and body) to *out.
+// Appends a complete response (head and body; only the head for a HEAD request) to *out.
 void build_error_response(const ErrorResponse& e, std::string_view request_id_header,
                           std::string_view request_id, bool close, bool head_only,
                           std::string* out);

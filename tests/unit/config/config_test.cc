@@ -778,7 +778,7 @@ TEST(ConfigTest, UnknownPlugin) {
 )"));
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
   EXPECT_EQ(errors[0].path, "routes[0].plugins.frobnicate");
-  EXPECT_EQ(errors[0].message.rfind("unknown plugin 'frobnicate' (known: cors, ip_rules", 0), 0u)
+  EXPECT_EQ(errors[0].message.rfind("unknown plugin 'frobnicate' (known: response_headers, cors, ip_rules", 0), 0u)
       << errors[0].message;
 }
 

@@ -382,6 +382,24 @@ TEST(ErrorResponseTest, ExtraHeadersCloseAndHeadOnly) {
   EXPECT_EQ(h.one("content-length"), std::to_string(b.body.size()));
 }
 
+// A filter may answer with any response: its own status, headers, body and content type.
+TEST(ErrorResponseTest, AnAnswerWithItsOwnBody) {
+  ErrorResponse e;
+  e.status = 200;
+  e.headers = {{"Age", "12"}};
+  e.body = "<p>cached</p>";
+  e.content_type = "text/html";
+  std::string out;
+  build_error_response(e, "x-request-id", "rid-9", false, false, &out);
+  auto b = split(out);
+  EXPECT_EQ(b.start_line, "HTTP/1.1 200 OK");
+  EXPECT_EQ(b.one("content-type"), "text/html");
+  EXPECT_EQ(b.one("content-length"), "13");
+  EXPECT_EQ(b.one("age"), "12");
+  EXPECT_EQ(b.one("x-request-id"), "rid-9");
+  EXPECT_EQ(b.body, "<p>cached</p>");
+}
+
 TEST(ErrorResponseTest, EscapesTheMessage) {
   ErrorResponse e;
   e.status = 400;

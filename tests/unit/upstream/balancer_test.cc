@@ -243,3 +243,79 @@ TEST(RandomTest, BelowStaysInRange) {
 
 }  // namespace
 }  // namespace gatehouse::upstream
+
+namespace gatehouse::upstream {
+namespace {
+
+// ---- picks among allowed targets (a retry, or a first pick refused by health or a breaker) ----
+
+TEST(BalancerAllowedTest, EveryAlgorithmPicksOnlyAllowedTargets) {
+  const std::vector<uint8_t> allowed = {0, 1, 0, 1};
+  for (auto balance : {config::Balance::kRoundRobin, config::Balance::kRandom,
+                       config::Balance::kLeastRequest, config::Balance::kConsistentHash}) {
+    auto up = make_upstream({5, 1, 5, 1}, balance);
+    HashRing ring(up.targets);
+    Balancer b(up, balance == config::Balance::kConsistentHash ? &ring : nullptr, 7);
+    for (int i = 0; i < 200; ++i) {
+      std::string key = "user-" + std::to_string(i);
+      size_t t = b.pick(PickInput{key}, allowed);
+      ASSERT_TRUE(t == 1 || t == 3) << static_cast<int>(balance) << " picked " << t;
+    }
+  }
+}
+
+TEST(BalancerAllowedTest, NoneAllowedIsNone) {
+  auto up = make_upstream({1, 1}, config::Balance::kRoundRobin);
+  Balancer b(up, nullptr, 1);
+  EXPECT_EQ(b.pick({}, std::vector<uint8_t>{0, 0}), kNone);
+  EXPECT_EQ(b.pick({}, std::vector<uint8_t>{0, 1}), 1u);
+}
+
+// The allowed targets share the picks by their weights: round robin exactly, random roughly.
+TEST(BalancerAllowedTest, WeightsHoldAmongTheAllowed) {
+  const std::vector<uint8_t> allowed = {0, 1, 1};
+  auto rr_up = make_upstream({100, 3, 1}, config::Balance::kRoundRobin);
+  Balancer rr(rr_up, nullptr, 1);
+  std::vector<int> counts(3, 0);
+  for (int i = 0; i < 400; ++i) ++counts[rr.pick({}, allowed)];
+  EXPECT_EQ(counts, (std::vector<int>{0, 300, 100}));
+
+  auto random_up = make_upstream({100, 3, 1}, config::Balance::kRandom);
+  Balancer random(random_up, nullptr, 3);
+  counts.assign(3, 0);
+  for (int i = 0; i < 4000; ++i) ++counts[random.pick({}, allowed)];
+  EXPECT_EQ(counts[0], 0);
+  EXPECT_NEAR(counts[1] / 4000.0, 0.75, 0.04);
+}
+
+// With round robin, picks among the others (retries) leave the plain rotation's shares intact.
+TEST(BalancerAllowedTest, RoundRobinRetriesDoNotStealTheNextTurn) {
+  auto up = make_upstream({1, 1}, config::Balance::kRoundRobin);
+  Balancer b(up, nullptr, 1);
+  std::vector<int> first(2, 0);
+  for (int i = 0; i < 10; ++i) {
+    size_t t = b.pick({});
+    ++first[t];
+    if (t == 0) EXPECT_EQ(b.pick({}, std::vector<uint8_t>{0, 1}), 1u);  // a retry off target 0
+  }
+  EXPECT_EQ(first, (std::vector<int>{5, 5}));
+}
+
+// A key's retry walks the ring to the next allowed target, the same one every time.
+TEST(BalancerAllowedTest, ConsistentHashSkipsToTheNextAllowedTargetOnTheRing) {
+  auto up = make_upstream({1, 1, 1, 1}, config::Balance::kConsistentHash);
+  HashRing ring(up.targets);
+  Balancer b(up, &ring, 1);
+  for (int i = 0; i < 50; ++i) {
+    std::string key = "k" + std::to_string(i);
+    size_t home = b.pick(PickInput{key});
+    std::vector<uint8_t> allowed(4, 1);
+    allowed[home] = 0;
+    size_t next = b.pick(PickInput{key}, allowed);
+    EXPECT_NE(next, home);
+    EXPECT_EQ(b.pick(PickInput{key}, allowed), next);
+  }
+}
+
+}  // namespace
+}  // namespace gatehouse::upstream
