@@ -1,12 +1,12 @@
 #include "upstream/health.h"
 
 #include <list>
+#include <optional>
 
 #include "config/shared_by_key.h"
-#include "http/parser.h"
-#include "observe/log.h"
 #include "net/asio.h"
-#include "net/stream.h"
+#include "observe/log.h"
+#include "upstream/fetch.h"
 
 namespace gatehouse::upstream {
 namespace {
@@ -16,13 +16,16 @@ config::SharedByKey<Health>& registry() {
   return targets;
 }
 
-// The status code on the first line of `head` (read as the proxy reads a status line), or 0.
-int status_of(std::string_view head) {
-  auto end = head.find("\r\n");
-  http::ResponseHead response;
-  http::ParseError err;
-  if (end == std::string_view::npos || !http::parse_status_line(head.substr(0, end), &response, &err)) return 0;
-  return response.status;
+// The endpoint of a target's "ip:port" ("[v6]:port"), or nullopt.
+std::optional<net::tcp::endpoint> endpoint_of(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  auto host = address.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto ip = net::asio::ip::make_address(host, ec);
+  if (ec) return std::nullopt;
+  return net::tcp::endpoint(ip, static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
 }
 
 class Checker final : public HealthChecker {
@@ -33,10 +36,7 @@ class Checker final : public HealthChecker {
   void stop() override {
     stopped_ = true;
     tick_.cancel();
-    for (auto* s : in_flight_) {
-      boost::system::error_code ec;
-      s->close(ec);
-    }
+    for (auto* f : in_flight_) f->cancel();
   }
 
  private:
@@ -61,57 +61,31 @@ class Checker final : public HealthChecker {
     });
   }
 
-  // One check: connect (and the TLS handshake), GET the path, read the status line; all within
-  // the timeout, which closes the socket when it passes.
+  // One check: GET the path and read the status line, through the same streams and TLS as the
+  // proxy's own upstream connections (upstream/fetch.h), all within the timeout.
   net::Task<> check(std::shared_ptr<Health> h) {
-    net::Stream s(io_.get_executor());
-    in_flight_.push_back(&s.socket());
+    Fetch fetch(io_.get_executor());
+    in_flight_.push_back(&fetch);
     struct Forget {
-      std::list<net::Socket*>& l;
-      net::Socket* s;
-      ~Forget() { l.remove(s); }
-    } forget{in_flight_, &s.socket()};
-    net::Timer deadline(io_.get_executor(), h->settings.timeout);
-    deadline.async_wait([&s](boost::system::error_code ec) {
-      if (!ec) {
-        boost::system::error_code ignored;
-        s.socket().close(ignored);
-      }
-    });
+      std::list<Fetch*>& l;
+      Fetch* f;
+      ~Forget() { l.remove(f); }
+    } forget{in_flight_, &fetch};
+    FetchRequest req;
+    req.tls = h->tls.get();
+    req.server_name = h->server_name;
+    req.timeout = h->settings.timeout;
+    req.head = "GET " + h->settings.path + " HTTP/1.1\r\nHost: " + h->address +
+               "\r\nUser-Agent: gatehouse-health-check\r\nConnection: close\r\n\r\n";
     int status = 0;
-    boost::system::error_code ec;
-    auto colon = h->address.rfind(':');
-    auto host = h->address.substr(0, colon);
-    if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    auto ip = net::asio::ip::make_address(host, ec);
-    if (!ec) {
-      net::tcp::endpoint ep(ip, static_cast<uint16_t>(std::stoi(h->address.substr(colon + 1))));
-      std::tie(ec) = co_await s.socket().async_connect(ep, net::use_task);
-      bool ok = !ec;
-      if (ok) s.socket().non_blocking(true, ec);
-      if (ok && h->tls) {
-        ok = s.start_tls_client(*h->tls, h->server_name, nullptr);
-        if (ok) ok = co_await s.handshake();
-      }
-      std::string req = "GET " + h->settings.path + " HTTP/1.1\r\nHost: " + h->address +
-                        "\r\nUser-Agent: gatehouse-health-check\r\nConnection: close\r\n\r\n";
-      std::string_view a = req, b;
-      if (ok) ok = s.send_now(a, b);
-      if (ok && !a.empty()) ok = co_await s.send_rest(a, b, nullptr);
-      char buf[256];
-      size_t got = 0;
-      while (ok && got < sizeof buf && std::string_view(buf, got).find('\n') == std::string_view::npos) {
-        auto read = co_await s.read_some(net::asio::buffer(buf + got, sizeof buf - got));
-        size_t n = std::get<1>(read);
-        ok = !std::get<0>(read) && n > 0;
-        got += n;
-      }
-      status = status_of(std::string_view(buf, got));
-      s.drop();
+    if (auto ep = endpoint_of(h->address)) {
+      req.endpoint = *ep;
+      FetchResult result = co_await fetch.run(req);
+      status = result.status;
     }
-    deadline.cancel();
-    bool passed = std::any_of(h->settings.expected_statuses.begin(), h->settings.expected_statuses.end(),
-                              [&](auto range) { return status >= range.first && status <= range.second; });
+    bool passed =
+        std::any_of(h->settings.expected_statuses.begin(), h->settings.expected_statuses.end(),
+                    [&](auto range) { return status >= range.first && status <= range.second; });
     record(*h, passed);
     h->checking = false;
   }
@@ -124,7 +98,8 @@ class Checker final : public HealthChecker {
       if (!h.healthy() && (++h.successes >= h.settings.healthy_after || first)) {
         h.set_healthy(true);
         ++h.transitions;
-        spdlog::info("health: {} target {} is healthy{}", h.upstream, h.address, first ? "" : " again");
+        spdlog::info("health: {} target {} is healthy{}", h.upstream, h.address,
+                     first ? "" : " again");
       }
     } else {
       h.successes = 0;
@@ -140,7 +115,7 @@ class Checker final : public HealthChecker {
   net::asio::io_context& io_;
   net::Timer tick_;
   bool stopped_ = false;
-  std::list<net::Socket*> in_flight_;
+  std::list<Fetch*> in_flight_;
 };
 
 }  // namespace

@@ -1,0 +1,57 @@
+// One request outside the proxy path -- an active health check, a JWKS fetch (and, later, cache
+// revalidation and OTLP export) -- over the same streams and the same TLS stack as the proxy's own
+// upstream connections (net::Stream, tls::ClientContext): connect, TLS with the name verified,
+// send the request head, read the response head with the proxy's parser, then the body
+// (Content-Length, chunked or until close) up to a limit; all within one deadline.
+//
+// Not pooled and never retried: the callers run on the main thread a few times a second at most,
+// and each wants a fresh answer from one given address.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "net/asio.h"
+#include "net/stream.h"
+
+namespace gatehouse::tls {
+class ClientContext;
+}
+
+namespace gatehouse::upstream {
+
+struct FetchRequest {
+  net::tcp::endpoint endpoint;
+  const tls::ClientContext* tls = nullptr;  // null: plain HTTP
+  std::string server_name;                  // with tls: SNI and the name the certificate carries
+  std::string head;                         // the whole request head, "GET ... \r\n\r\n"
+  bool want_body = false;                   // false: the status line is enough
+  size_t max_body = 1 << 20;                // a longer body is an error
+  std::chrono::milliseconds timeout{5000};  // for the whole exchange
+};
+
+struct FetchResult {
+  int status = 0;     // 0: no valid response (error says why)
+  std::string body;   // with want_body
+  std::string error;  // empty on success
+};
+
+// One fetch at a time; cancel() (same thread) closes its connection so that run() ends at once.
+class Fetch {
+ public:
+  explicit Fetch(const net::Executor& ex) : stream_(ex), deadline_(ex) {}
+  net::Task<FetchResult> run(const FetchRequest& r);
+  void cancel();
+
+ private:
+  void arm(std::chrono::milliseconds timeout);  // the deadline: cancel() when it passes
+  net::Task<FetchResult> exchange(const FetchRequest& r);
+  net::Task<bool> read_more(std::string* why);
+
+  net::Stream stream_;
+  net::Timer deadline_;
+  std::string in_;
+  bool cancelled_ = false;
+};
+
+}  // namespace gatehouse::upstream
