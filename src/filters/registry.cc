@@ -18,9 +18,11 @@ namespace gatehouse::filters {
 namespace {
 
 using Builder = std::shared_ptr<const Filter> (*)(const BuildContext&);
+using Metrics = std::vector<const observe::Family*> (*)();
 struct Entry {
   std::string_view name;
-  Builder build;  // null: named in the contract, not built yet
+  Builder build;              // null: named in the contract, not built yet
+  Metrics metrics = nullptr;  // the plugin's metric families, if it has any
 };
 
 // In phase order: a filter runs after every filter listed above it.
@@ -33,7 +35,7 @@ constexpr std::array kPlugins = {
     Entry{"key_auth", &build_key_auth},
     Entry{"acl", &build_acl},
     Entry{"request_size", &build_request_size},
-    Entry{"rate_limit", &build_rate_limit},
+    Entry{"rate_limit", &build_rate_limit, &rate_limit_metrics},
     Entry{"cache", nullptr},
     Entry{"compress", nullptr},
 };
@@ -60,7 +62,8 @@ std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::
 namespace {
 class Both final : public Background {
  public:
-  Both(std::unique_ptr<Background> a, std::unique_ptr<Background> b) : a_(std::move(a)), b_(std::move(b)) {}
+  Both(std::unique_ptr<Background> a, std::unique_ptr<Background> b)
+      : a_(std::move(a)), b_(std::move(b)) {}
   void stop() override {
     a_->stop();
     b_->stop();
@@ -73,6 +76,16 @@ class Both final : public Background {
 
 std::unique_ptr<Background> start_background(boost::asio::io_context& io) {
   return std::make_unique<Both>(start_jwks_fetcher(io), start_limiter_sweeper(io));
+}
+
+std::vector<const observe::Family*> metric_families() {
+  std::vector<const observe::Family*> all;
+  for (const auto& e : kPlugins) {
+    if (!e.metrics) continue;
+    auto mine = e.metrics();
+    all.insert(all.end(), mine.begin(), mine.end());
+  }
+  return all;
 }
 
 int filter_phase(std::string_view name) {

@@ -5,12 +5,16 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/yaml_reader.h"
 #include "filters/filter.h"
 
 namespace boost::asio {
 class io_context;
+}
+namespace gatehouse::observe {
+struct Family;
 }
 
 namespace gatehouse::filters {
@@ -32,6 +36,9 @@ std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::
 
 // The plugin's phase: filters run in increasing phase order (see filters/filter.h).
 int filter_phase(std::string_view name);
+
+// The metric families the plugins register (observe/metrics.h), for the exposition.
+std::vector<const observe::Family*> metric_families();
 
 // Work plugins do off the request path (fetching JWKS), on the main thread's io_context, for
 // every config loaded from now on. stop() ends it so that the io_context can return.

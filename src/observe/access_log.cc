@@ -32,7 +32,8 @@ void millis(std::string* out, std::string_view name, double ms) {
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, us / 1000);
   *end++ = '.';
-  for (uint64_t frac = us % 1000, div = 100; div; div /= 10) *end++ = static_cast<char>('0' + frac / div % 10);
+  for (uint64_t frac = us % 1000, div = 100; div; div /= 10)
+    *end++ = static_cast<char>('0' + frac / div % 10);
   out->append(",\"").append(name).append("\":").append(buf, end);
 }
 
@@ -53,11 +54,13 @@ std::string_view second_text(std::time_t t) {
 }  // namespace
 
 void append_timestamp(std::chrono::system_clock::time_point t, std::string* out) {
-  auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  auto since_epoch =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   int ms = static_cast<int>(since_epoch % 1000);
   out->append(second_text(static_cast<std::time_t>(since_epoch / 1000)));
-  const char frac[] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
-                       static_cast<char>('0' + ms % 10), 'Z'};
+  const char frac[] = {'.', static_cast<char>('0' + ms / 100),
+                       static_cast<char>('0' + ms / 10 % 10), static_cast<char>('0' + ms % 10),
+                       'Z'};
   out->append(frac, sizeof frac);
 }
 
@@ -83,9 +86,12 @@ void format_access_record(const AccessRecord& r, std::string* out) {
 
 int open_access_log(const config::AccessLog& cfg, std::string* error) {
   switch (cfg.sink) {
-    case config::AccessLog::Sink::kOff: return -1;
-    case config::AccessLog::Sink::kStdout: return STDOUT_FILENO;
-    case config::AccessLog::Sink::kStderr: return STDERR_FILENO;
+    case config::AccessLog::Sink::kOff:
+      return -1;
+    case config::AccessLog::Sink::kStdout:
+      return STDOUT_FILENO;
+    case config::AccessLog::Sink::kStderr:
+      return STDERR_FILENO;
     case config::AccessLog::Sink::kFile: {
       int fd = ::open(cfg.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (fd < 0) *error = "cannot open access log " + cfg.path + ": " + std::strerror(errno);

@@ -27,10 +27,14 @@ uint32_t method_index(std::string_view m) {
 void label(std::string* out, std::string_view name, std::string_view value, bool first = false) {
   out->append(first ? "" : ",").append(name).append("=\"");
   for (char c : value) {
-    if (c == '\\') out->append("\\\\");
-    else if (c == '"') out->append("\\\"");
-    else if (c == '\n') out->append("\\n");
-    else out->push_back(c);
+    if (c == '\\')
+      out->append("\\\\");
+    else if (c == '"')
+      out->append("\\\"");
+    else if (c == '\n')
+      out->append("\\n");
+    else
+      out->push_back(c);
   }
   out->push_back('"');
 }
@@ -83,7 +87,8 @@ std::vector<const typename Map::value_type*> sorted(const Map& m) {
 }  // namespace
 
 void Histogram::observe(double seconds) {
-  size_t i = static_cast<size_t>(std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin());
+  size_t i = static_cast<size_t>(std::lower_bound(kBounds.begin(), kBounds.end(), seconds) -
+                                 kBounds.begin());
   ++counts_[i];
   sum_ += seconds;
   ++count_;
@@ -97,11 +102,16 @@ void Histogram::merge(const Histogram& other) {
 
 std::string_view outcome_name(UpstreamOutcome o) {
   switch (o) {
-    case UpstreamOutcome::kOk: return "ok";
-    case UpstreamOutcome::kConnectError: return "connect_error";
-    case UpstreamOutcome::kTimeout: return "timeout";
-    case UpstreamOutcome::kReset: return "reset";
-    case UpstreamOutcome::k5xx: return "5xx";
+    case UpstreamOutcome::kOk:
+      return "ok";
+    case UpstreamOutcome::kConnectError:
+      return "connect_error";
+    case UpstreamOutcome::kTimeout:
+      return "timeout";
+    case UpstreamOutcome::kReset:
+      return "reset";
+    case UpstreamOutcome::k5xx:
+      return "5xx";
   }
   return "ok";
 }
@@ -122,9 +132,28 @@ void MetricsShard::count_upstream(std::string_view upstream, std::string_view ta
   if (it == upstreams.end()) it = upstreams.emplace(std::string(upstream), UpstreamMetrics{}).first;
   auto t = it->second.by_target.find(target);
   if (t == it->second.by_target.end())
-    t = it->second.by_target.emplace(std::string(target), std::array<uint64_t, kUpstreamOutcomes>{}).first;
+    t = it->second.by_target.emplace(std::string(target), std::array<uint64_t, kUpstreamOutcomes>{})
+            .first;
   ++t->second[static_cast<size_t>(outcome)];
   it->second.duration.observe(seconds);
+}
+
+void MetricsShard::count(const Family& f, std::string_view route, size_t value_index) {
+  auto& by_route = families[&f].counters;
+  auto it = by_route.find(route);
+  if (it == by_route.end())
+    it = by_route
+             .emplace(std::string(route),
+                      std::vector<uint64_t>(std::max<size_t>(1, f.values.size())))
+             .first;
+  ++it->second[value_index];
+}
+
+void MetricsShard::observe(const Family& f, std::string_view route, double seconds) {
+  auto& by_route = families[&f].histograms;
+  auto it = by_route.find(route);
+  if (it == by_route.end()) it = by_route.emplace(std::string(route), Histogram{}).first;
+  it->second.observe(seconds);
 }
 
 void MetricsShard::merge(const MetricsShard& other) {
@@ -146,17 +175,21 @@ void MetricsShard::merge(const MetricsShard& other) {
     for (size_t i = 0; i < mine.retries.size(); ++i) mine.retries[i] += u.retries[i];
     mine.retry_budget_exhausted += u.retry_budget_exhausted;
   }
-  for (const auto& [name, r] : other.rate_limits) {
-    auto& mine = rate_limits[name];
-    for (size_t i = 0; i < kRateLimitResults; ++i) mine.decisions[i] += r.decisions[i];
-    mine.fallbacks += r.fallbacks;
-    mine.redis_duration.merge(r.redis_duration);
+  for (const auto& [family, samples] : other.families) {
+    auto& mine = families[family];
+    for (const auto& [route, counts] : samples.counters) {
+      auto& c = mine.counters[route];
+      c.resize(counts.size());
+      for (size_t i = 0; i < counts.size(); ++i) c[i] += counts[i];
+    }
+    for (const auto& [route, h] : samples.histograms) mine.histograms[route].merge(h);
   }
   bytes_received += other.bytes_received;
   bytes_sent += other.bytes_sent;
 }
 
-std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
+std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
+                              std::span<const Family* const> families) {
   std::string out;
   header(&out, "gatehouse_requests_total", "counter", "Requests by route, method and status code.");
   for (const auto* route : sorted(m.routes)) {
@@ -171,7 +204,8 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
   header(&out, "gatehouse_request_duration_seconds", "histogram",
          "Time from the request head to the end of the response, by route.");
   for (const auto* route : sorted(m.routes))
-    histogram(&out, "gatehouse_request_duration_seconds", "route", route->first, route->second.duration);
+    histogram(&out, "gatehouse_request_duration_seconds", "route", route->first,
+              route->second.duration);
 
   header(&out, "gatehouse_upstream_requests_total", "counter",
          "Upstream exchanges by upstream, target and outcome.");
@@ -228,33 +262,34 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
       out.append("} ").append(std::to_string(t->second)).append("\n");
     }
   }
-  header(&out, "gatehouse_upstream_request_duration_seconds", "histogram",
-         "Time from sending the request upstream to its response head (or the failure), by upstream.");
+  header(
+      &out, "gatehouse_upstream_request_duration_seconds", "histogram",
+      "Time from sending the request upstream to its response head (or the failure), by upstream.");
   for (const auto* up : sorted(m.upstreams))
-    histogram(&out, "gatehouse_upstream_request_duration_seconds", "upstream", up->first, up->second.duration);
+    histogram(&out, "gatehouse_upstream_request_duration_seconds", "upstream", up->first,
+              up->second.duration);
 
-  header(&out, "gatehouse_rate_limit_decisions_total", "counter",
-         "Rate-limit decisions by route and result.");
-  for (const auto* rl : sorted(m.rate_limits)) {
-    for (size_t i = 0; i < kRateLimitResults; ++i) {
-      out.append("gatehouse_rate_limit_decisions_total{");
-      label(&out, "route", rl->first, true);
-      label(&out, "result", i == 0 ? "allowed" : "limited");
-      out.append("} ").append(std::to_string(rl->second.decisions[i])).append("\n");
+  for (const Family* f : families) {
+    auto it = m.families.find(f);
+    const FamilySamples* samples = it == m.families.end() ? nullptr : &it->second;
+    if (f->kind == Family::Kind::kHistogram) {
+      header(&out, f->name, "histogram", f->help);
+      if (samples) {
+        for (const auto* h : sorted(samples->histograms))
+          histogram(&out, f->name, "route", h->first, h->second);
+      }
+      continue;
     }
-  }
-  header(&out, "gatehouse_rate_limit_fallbacks_total", "counter",
-         "Cluster-scope decisions Redis could not make (slow, down), answered by redis.on_error.");
-  for (const auto* rl : sorted(m.rate_limits)) {
-    out.append("gatehouse_rate_limit_fallbacks_total{");
-    label(&out, "route", rl->first, true);
-    out.append("} ").append(std::to_string(rl->second.fallbacks)).append("\n");
-  }
-  header(&out, "gatehouse_rate_limit_redis_duration_seconds", "histogram",
-         "Cluster scope: the decision script's round trip to Redis (or until it failed), by route.");
-  for (const auto* rl : sorted(m.rate_limits)) {
-    if (rl->second.redis_duration.count())
-      histogram(&out, "gatehouse_rate_limit_redis_duration_seconds", "route", rl->first, rl->second.redis_duration);
+    header(&out, f->name, "counter", f->help);
+    if (!samples) continue;
+    for (const auto* c : sorted(samples->counters)) {
+      for (size_t i = 0; i < c->second.size(); ++i) {
+        out.append(f->name).append("{");
+        label(&out, "route", c->first, true);
+        if (!f->values.empty()) label(&out, f->value_label, f->values[i]);
+        out.append("} ").append(std::to_string(c->second[i])).append("\n");
+      }
+    }
   }
 
   gauge(&out, "gatehouse_downstream_connections", "Open client connections.",
@@ -266,10 +301,16 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
   gauge(&out, "gatehouse_sent_bytes_total", "Bytes sent to clients (heads and bodies).",
         static_cast<double>(m.bytes_sent), "counter");
   header(&out, "gatehouse_config_reloads_total", "counter", "Configuration reloads by result.");
-  out.append("gatehouse_config_reloads_total{result=\"ok\"} ").append(std::to_string(p.reloads_ok)).append("\n");
-  out.append("gatehouse_config_reloads_total{result=\"error\"} ").append(std::to_string(p.reloads_error)).append("\n");
+  out.append("gatehouse_config_reloads_total{result=\"ok\"} ")
+      .append(std::to_string(p.reloads_ok))
+      .append("\n");
+  out.append("gatehouse_config_reloads_total{result=\"error\"} ")
+      .append(std::to_string(p.reloads_error))
+      .append("\n");
   header(&out, "gatehouse_config_info", "gauge", "The configuration version in use (always 1).");
-  out.append("gatehouse_config_info{version=\"").append(std::to_string(p.config_version)).append("\"} 1\n");
+  out.append("gatehouse_config_info{version=\"")
+      .append(std::to_string(p.config_version))
+      .append("\"} 1\n");
   gauge(&out, "gatehouse_config_last_reload_timestamp_seconds",
         "When the configuration in use was loaded (Unix time).", p.config_loaded_at);
   gauge(&out, "gatehouse_workers", "Worker threads.", p.workers);
@@ -317,7 +358,8 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
     // Fields from 3 (state) on: utime=14, stime=15, starttime=22, rss=24 (1-based in proc(5)).
     if (f.size() > 21) {
       double cpu = (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(ticks);
-      gauge(&out, "process_cpu_seconds_total", "User and system CPU time, in seconds.", cpu, "counter");
+      gauge(&out, "process_cpu_seconds_total", "User and system CPU time, in seconds.", cpu,
+            "counter");
       gauge(&out, "process_resident_memory_bytes", "Resident memory, in bytes.",
             std::stod(f[21]) * static_cast<double>(page));
       double boot_time = 0;
@@ -336,7 +378,8 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p) {
     }
     closedir(d);
   }
-  gauge(&out, "process_open_fds", "Open file descriptors.", static_cast<double>(fds > 0 ? fds - 1 : 0));
+  gauge(&out, "process_open_fds", "Open file descriptors.",
+        static_cast<double>(fds > 0 ? fds - 1 : 0));
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,7 +21,9 @@ class Histogram {
                                                      0.25,  0.5,    1,     2.5,  5,     10};
   void observe(double seconds);
   void merge(const Histogram& other);
-  const std::array<uint64_t, kBounds.size() + 1>& counts() const { return counts_; }  // not cumulative
+  const std::array<uint64_t, kBounds.size() + 1>& counts() const {
+    return counts_;
+  }  // not cumulative
   double sum() const { return sum_; }
   uint64_t count() const { return count_; }
 
@@ -50,27 +53,37 @@ struct RouteMetrics {
 struct UpstreamMetrics {
   StringMap<std::array<uint64_t, kUpstreamOutcomes>> by_target;  // target "ip:port" -> outcomes
   Histogram duration;  // request sent to response head received (or failure)
-  uint64_t rejected = 0;  // refused: max_concurrent_requests reached (and the queue full or too slow)
-  uint64_t queued = 0;    // waited in the max_pending queue
+  uint64_t rejected =
+      0;                // refused: max_concurrent_requests reached (and the queue full or too slow)
+  uint64_t queued = 0;  // waited in the max_pending queue
   StringMap<uint64_t> breaker_transitions;  // by the state a target's breaker moved to
-  std::array<uint64_t, 4> retries{};  // by reason: connect_failure, reset, timeout, status
+  std::array<uint64_t, 4> retries{};        // by reason: connect_failure, reset, timeout, status
   uint64_t retry_budget_exhausted = 0;
 };
 
-// Rate-limit decisions of one route. A decision Redis could not make is a fallback, counted by the
-// on_error policy that answered instead, and also in `decisions` under what that policy decided.
-enum class RateLimitResult : uint8_t { kAllowed, kLimited };
-constexpr size_t kRateLimitResults = 2;
-struct RateLimitMetrics {
-  std::array<uint64_t, kRateLimitResults> decisions{};
-  uint64_t fallbacks = 0;
-  Histogram redis_duration;  // cluster scope: the script's round trip (or the failure)
+// A metric family a plugin declares and counts into, by route: counters (one per value of a second
+// label, such as a decision's result, or one alone) or histograms. A plugin lists its families in
+// the plugin registry (filters/registry.cc), so the exposition names them before their first
+// sample, and the core names no plugin's metric.
+struct Family {
+  enum class Kind : uint8_t { kCounter, kHistogram };
+  std::string_view name;
+  std::string_view help;
+  Kind kind = Kind::kCounter;
+  std::string_view value_label;              // counters: the second label, e.g. "result" (or none)
+  std::span<const std::string_view> values;  // its values, one counter each
+};
+
+// One family's samples in a shard, by route.
+struct FamilySamples {
+  StringMap<std::vector<uint64_t>> counters;  // by route, then by value
+  StringMap<Histogram> histograms;            // by route
 };
 
 struct MetricsShard {
   StringMap<RouteMetrics> routes;  // "" for requests no route took
   StringMap<UpstreamMetrics> upstreams;
-  StringMap<RateLimitMetrics> rate_limits;  // by route
+  std::unordered_map<const Family*, FamilySamples> families;  // the plugins' metrics
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
 
@@ -79,6 +92,10 @@ struct MetricsShard {
                      uint64_t bytes_in, uint64_t bytes_out);
   void count_upstream(std::string_view upstream, std::string_view target, UpstreamOutcome outcome,
                       double seconds);
+  // A plugin's counter `f` for `route` (and its value_index-th value) goes up by one.
+  void count(const Family& f, std::string_view route, size_t value_index = 0);
+  // A plugin's histogram `f` for `route` gets a sample.
+  void observe(const Family& f, std::string_view route, double seconds);
   void merge(const MetricsShard& other);
 };
 
@@ -104,7 +121,9 @@ struct ProcessMetrics {
   std::vector<BulkheadState> bulkheads;  // upstreams with max_concurrent_requests
 };
 
-// The whole exposition: the shards' metrics, the process values and process_* from /proc/self.
-std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p);
+// The whole exposition: the shards' metrics, the plugins' `families`, the process values and
+// process_* from /proc/self.
+std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
+                              std::span<const Family* const> families);
 
 }  // namespace gatehouse::observe

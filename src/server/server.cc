@@ -2,9 +2,9 @@
 
 #include <sys/inotify.h>
 
+#include <algorithm>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -17,8 +17,8 @@
 #include "filters/registry.h"
 #include "http/error_response.h"
 #include "observe/access_log.h"
-#include "observe/metrics.h"
 #include "observe/log.h"
+#include "observe/metrics.h"
 #include "server/worker.h"
 
 namespace gatehouse::server {
@@ -37,10 +37,14 @@ std::string json_string(std::string_view s) {
 
 std::string_view balance_name(config::Balance b) {
   switch (b) {
-    case config::Balance::kRoundRobin: return "round_robin";
-    case config::Balance::kLeastRequest: return "least_request";
-    case config::Balance::kRandom: return "random";
-    case config::Balance::kConsistentHash: return "consistent_hash";
+    case config::Balance::kRoundRobin:
+      return "round_robin";
+    case config::Balance::kLeastRequest:
+      return "least_request";
+    case config::Balance::kRandom:
+      return "random";
+    case config::Balance::kConsistentHash:
+      return "consistent_hash";
   }
   return "";
 }
@@ -93,8 +97,9 @@ class Server final : public admin::AdminHandler {
       spdlog::error("not starting: {}", log_error);
       return false;
     }
-    int n = c.server.workers > 0 ? c.server.workers
-                                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    int n = c.server.workers > 0
+                ? c.server.workers
+                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     for (int i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<Worker>(i, snapshot_, access_fd_, &open_connections_));
     }
@@ -159,8 +164,9 @@ class Server final : public admin::AdminHandler {
 
   void close_removed_listeners(const config::Config& next) {
     for (auto it = listeners_.begin(); it != listeners_.end();) {
-      bool kept = std::any_of(next.server.listen.begin(), next.server.listen.end(),
-                              [&](const config::Listener& l) { return l.address.to_string() == it->first; });
+      bool kept = std::any_of(
+          next.server.listen.begin(), next.server.listen.end(),
+          [&](const config::Listener& l) { return l.address.to_string() == it->first; });
       if (kept) {
         ++it;
         continue;
@@ -172,7 +178,8 @@ class Server final : public admin::AdminHandler {
   }
 
   bool has_listener(const std::string& key) const {
-    return std::any_of(listeners_.begin(), listeners_.end(), [&](auto& l) { return l.first == key; });
+    return std::any_of(listeners_.begin(), listeners_.end(),
+                       [&](auto& l) { return l.first == key; });
   }
 
   bool start_admin() {
@@ -196,25 +203,26 @@ class Server final : public admin::AdminHandler {
   // Every worker's stats, each copied on its own thread; completes on the main thread.
   net::Task<std::vector<WorkerStats>> gather() {
     auto token = net::use_task;
-    auto [stats] = co_await net::asio::async_initiate<decltype(token), void(std::vector<WorkerStats>)>(
-        [this](auto handler) {
-          struct State {
-            decltype(handler) done;
-            std::vector<WorkerStats> stats;
-            size_t pending;
-          };
-          auto state = std::make_shared<State>(State{std::move(handler), {}, workers_.size()});
-          state->stats.resize(workers_.size());
-          for (size_t i = 0; i < workers_.size(); ++i) {
-            workers_[i]->collect([this, state, i](WorkerStats s) {
-              net::asio::post(main_io_, [state, i, s = std::move(s)]() mutable {
-                state->stats[i] = std::move(s);
-                if (--state->pending == 0) std::move(state->done)(std::move(state->stats));
-              });
-            });
-          }
-        },
-        token);
+    auto [stats] =
+        co_await net::asio::async_initiate<decltype(token), void(std::vector<WorkerStats>)>(
+            [this](auto handler) {
+              struct State {
+                decltype(handler) done;
+                std::vector<WorkerStats> stats;
+                size_t pending;
+              };
+              auto state = std::make_shared<State>(State{std::move(handler), {}, workers_.size()});
+              state->stats.resize(workers_.size());
+              for (size_t i = 0; i < workers_.size(); ++i) {
+                workers_[i]->collect([this, state, i](WorkerStats s) {
+                  net::asio::post(main_io_, [state, i, s = std::move(s)]() mutable {
+                    state->stats[i] = std::move(s);
+                    if (--state->pending == 0) std::move(state->done)(std::move(state->stats));
+                  });
+                });
+              }
+            },
+            token);
     co_return std::move(stats);
   }
 
@@ -233,7 +241,8 @@ class Server final : public admin::AdminHandler {
     p.reloads_ok = reloads_ok_;
     p.reloads_error = reloads_error_;
     p.config_version = version_;
-    p.config_loaded_at = std::chrono::duration<double>(snapshot_->loaded_at.time_since_epoch()).count();
+    p.config_loaded_at =
+        std::chrono::duration<double>(snapshot_->loaded_at.time_since_epoch()).count();
     p.workers = static_cast<int>(workers_.size());
     const auto& c = snapshot_->config;
     for (size_t u = 0; u < c.upstreams.size(); ++u) {
@@ -243,7 +252,7 @@ class Server final : public admin::AdminHandler {
       if (const auto& b = shared.bulkhead)
         p.bulkheads.push_back({c.upstreams[u].name, b->in_flight(), b->waiting()});
     }
-    co_return observe::format_prometheus(all, p);
+    co_return observe::format_prometheus(all, p, metric_families_);
   }
 
   net::Task<std::string> status_json() override {
@@ -251,22 +260,22 @@ class Server final : public admin::AdminHandler {
     const auto& c = snapshot_->config;
     std::string loaded_at;
     observe::append_timestamp(snapshot_->loaded_at, &loaded_at);
-    std::string j = "{\"version\":" + std::to_string(version_) +
-                    ",\"loaded_at\":\"" + loaded_at + "\"" +
-                    ",\"config_file\":" + json_string(config_path_) +
+    std::string j = "{\"version\":" + std::to_string(version_) + ",\"loaded_at\":\"" + loaded_at +
+                    "\"" + ",\"config_file\":" + json_string(config_path_) +
                     ",\"draining\":" + (draining_ ? "true" : "false") +
                     ",\"workers\":" + std::to_string(workers_.size());
     uint64_t connections = 0;
     for (const auto& s : stats) connections += s.connections;
     j += ",\"connections\":" + std::to_string(connections);
-    j += ",\"reloads\":{\"ok\":" + std::to_string(reloads_ok_) + ",\"error\":" +
-         std::to_string(reloads_error_) + "}";
+    j += ",\"reloads\":{\"ok\":" + std::to_string(reloads_ok_) +
+         ",\"error\":" + std::to_string(reloads_error_) + "}";
     j += ",\"listeners\":[";
     for (size_t i = 0; i < listeners_.size(); ++i)
       j += (i ? "," : "") + json_string("http://" + endpoint_text(listeners_[i].second));
     j += "],\"routes\":[";
     for (const config::Route* r : snapshot_->routes.ordered()) {
-      j += (j.back() == '[' ? "" : ",") + std::string("{\"name\":") + json_string(r->name) + ",\"upstreams\":[";
+      j += (j.back() == '[' ? "" : ",") + std::string("{\"name\":") + json_string(r->name) +
+           ",\"upstreams\":[";
       for (size_t i = 0; i < r->to.size(); ++i) {
         j += (i ? "," : "") + std::string("{\"upstream\":") + json_string(r->to[i].upstream) +
              ",\"weight\":" + std::to_string(r->to[i].weight) + "}";
@@ -276,8 +285,8 @@ class Server final : public admin::AdminHandler {
     j += "],\"upstreams\":[";
     for (size_t u = 0; u < c.upstreams.size(); ++u) {
       const auto& up = c.upstreams[u];
-      j += (u ? "," : "") + std::string("{\"name\":") + json_string(up.name) + ",\"balance\":" +
-           json_string(balance_name(up.balance));
+      j += (u ? "," : "") + std::string("{\"name\":") + json_string(up.name) +
+           ",\"balance\":" + json_string(balance_name(up.balance));
       const auto& shared = snapshot_->upstreams[u];
       if (const auto& b = shared.bulkhead) {
         j += ",\"bulkhead\":{\"max_concurrent_requests\":" + std::to_string(b->limit()) +
@@ -293,7 +302,9 @@ class Server final : public admin::AdminHandler {
         // target least (open, then half-open, then closed).
         auto worst = upstream::Breaker::State::kClosed;
         auto rank = [](upstream::Breaker::State s) {
-          return s == upstream::Breaker::State::kOpen ? 2 : s == upstream::Breaker::State::kHalfOpen ? 1 : 0;
+          return s == upstream::Breaker::State::kOpen       ? 2
+                 : s == upstream::Breaker::State::kHalfOpen ? 1
+                                                            : 0;
         };
         for (const auto& s : stats) {
           for (const auto& ts : s.targets) {
@@ -308,7 +319,7 @@ class Server final : public admin::AdminHandler {
              ",\"weight\":" + std::to_string(up.targets[t].weight) +
              ",\"in_flight\":" + std::to_string(in_flight) +
              ",\"idle_connections\":" + std::to_string(idle) + ",\"health\":" +
-             json_string(shared.health.empty()       ? "unchecked"
+             json_string(shared.health.empty()         ? "unchecked"
                          : shared.health[t]->healthy() ? "healthy"
                                                        : "unhealthy") +
              ",\"circuit_breaker\":" +
@@ -323,11 +334,13 @@ class Server final : public admin::AdminHandler {
   std::pair<bool, std::string> reload() override {
     auto errors = reload_config();
     if (errors.empty()) return {true, "{\"version\":" + std::to_string(version_) + "}\n"};
-    std::string j = "{\"error\":\"invalid_config\",\"message\":" +
-                    json_string(std::to_string(errors.size()) + " error(s); still serving config version " +
-                                std::to_string(version_)) +
-                    ",\"errors\":[";
-    for (size_t i = 0; i < errors.size(); ++i) j += (i ? "," : "") + json_string(errors[i].to_string());
+    std::string j =
+        "{\"error\":\"invalid_config\",\"message\":" +
+        json_string(std::to_string(errors.size()) + " error(s); still serving config version " +
+                    std::to_string(version_)) +
+        ",\"errors\":[";
+    for (size_t i = 0; i < errors.size(); ++i)
+      j += (i ? "," : "") + json_string(errors[i].to_string());
     return {false, j + "]}\n"};
   }
 
@@ -340,7 +353,8 @@ class Server final : public admin::AdminHandler {
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0 || inotify_add_watch(fd, file.parent_path().c_str(),
                                     IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
-      spdlog::error("--watch: cannot watch {}: {}", file.parent_path().string(), std::strerror(errno));
+      spdlog::error("--watch: cannot watch {}: {}", file.parent_path().string(),
+                    std::strerror(errno));
       if (fd >= 0) ::close(fd);
       return;
     }
@@ -351,30 +365,32 @@ class Server final : public admin::AdminHandler {
   }
 
   void read_watch() {
-    watch_.async_wait(net::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-      if (ec) return;
-      alignas(inotify_event) char buf[4096];
-      bool ours = false;
-      ssize_t n;
-      while ((n = ::read(watch_.native_handle(), buf, sizeof buf)) > 0) {
-        for (char* p = buf; p < buf + n;) {
-          auto* e = reinterpret_cast<inotify_event*>(p);
-          if (e->len && watch_name_ == e->name) ours = true;
-          p += sizeof(inotify_event) + e->len;
-        }
-      }
-      if (ours) {
-        // Writers often touch a file several times in a row: reload once they are done.
-        watch_delay_.expires_after(std::chrono::milliseconds(100));
-        watch_delay_.async_wait([this](boost::system::error_code e2) {
-          if (!e2) {
-            spdlog::info("{} changed: reloading", config_path_);
-            reload_config();
-          }
-        });
-      }
-      read_watch();
-    });
+    watch_.async_wait(net::asio::posix::stream_descriptor::wait_read,
+                      [this](boost::system::error_code ec) {
+                        if (ec) return;
+                        alignas(inotify_event) char buf[4096];
+                        bool ours = false;
+                        ssize_t n;
+                        while ((n = ::read(watch_.native_handle(), buf, sizeof buf)) > 0) {
+                          for (char* p = buf; p < buf + n;) {
+                            auto* e = reinterpret_cast<inotify_event*>(p);
+                            if (e->len && watch_name_ == e->name) ours = true;
+                            p += sizeof(inotify_event) + e->len;
+                          }
+                        }
+                        if (ours) {
+                          // Writers often touch a file several times in a row: reload once they are
+                          // done.
+                          watch_delay_.expires_after(std::chrono::milliseconds(100));
+                          watch_delay_.async_wait([this](boost::system::error_code e2) {
+                            if (!e2) {
+                              spdlog::info("{} changed: reloading", config_path_);
+                              reload_config();
+                            }
+                          });
+                        }
+                        read_watch();
+                      });
   }
 
   void wait_signal() {
@@ -420,9 +436,11 @@ class Server final : public admin::AdminHandler {
   void check_reloadable(const config::Config& next, std::vector<config::ConfigError>* errors) {
     const auto& now = snapshot_->config;
     auto restart_needed = [&](const std::string& path, const std::string& what) {
-      errors->push_back({config_path_, 0, 0, path, what + " cannot change on reload (restart to apply)"});
+      errors->push_back(
+          {config_path_, 0, 0, path, what + " cannot change on reload (restart to apply)"});
     };
-    if (next.server.workers != now.server.workers) restart_needed("server.workers", "the worker count");
+    if (next.server.workers != now.server.workers)
+      restart_needed("server.workers", "the worker count");
     if (next.observability.access_log.sink != now.observability.access_log.sink ||
         next.observability.access_log.path != now.observability.access_log.path)
       restart_needed("observability.access_log", "the access log destination");
@@ -469,7 +487,9 @@ class Server final : public admin::AdminHandler {
   bool aborted_ = false;
   std::unique_ptr<filters::Background> background_;  // JWKS fetching
   std::unique_ptr<upstream::HealthChecker> health_checks_;
-  std::unique_ptr<admin::AdminServer> admin_;  // declared last: destroyed before the io_context users
+  const std::vector<const observe::Family*> metric_families_ = filters::metric_families();
+  std::unique_ptr<admin::AdminServer>
+      admin_;  // declared last: destroyed before the io_context users
 };
 
 }  // namespace

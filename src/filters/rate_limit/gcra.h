@@ -21,7 +21,8 @@ struct Limit {
 
 inline Limit make_limit(int64_t count, int64_t period_ns, int64_t burst) {
   int64_t t = std::max<int64_t>(1, period_ns / count);
-  return Limit{t, (std::max<int64_t>(burst, 1) - 1) * t, count, std::max<int64_t>(1, period_ns / 1'000'000'000)};
+  return Limit{t, (std::max<int64_t>(burst, 1) - 1) * t, count,
+               std::max<int64_t>(1, period_ns / 1'000'000'000)};
 }
 
 struct Decision {
@@ -37,7 +38,8 @@ inline Decision decide(const Limit& l, int64_t now, int64_t& tat) {
   int64_t base = std::max(tat, now);
   if (base - now > l.tolerance_ns) {
     int64_t wait = base - l.tolerance_ns - now;
-    return {false, 0, (base - now + kSecond - 1) / kSecond, std::max<int64_t>(1, (wait + kSecond - 1) / kSecond)};
+    return {false, 0, (base - now + kSecond - 1) / kSecond,
+            std::max<int64_t>(1, (wait + kSecond - 1) / kSecond)};
   }
   tat = base + l.interval_ns;
   int64_t ahead = tat - now;  // > 0

@@ -36,7 +36,8 @@ size_t Limiter::sweep(int64_t now) {
   for (auto& shard : shards_) {
     std::lock_guard lock(shard.mutex);
     std::erase_if(shard.keys, [&](const auto& kv) {
-      return std::all_of(kv.second.tat.begin(), kv.second.tat.end(), [&](int64_t t) { return t <= now; });
+      return std::all_of(kv.second.tat.begin(), kv.second.tat.end(),
+                         [&](int64_t t) { return t <= now; });
     });
     left += shard.keys.size();
   }
@@ -61,7 +62,8 @@ config::SharedByKey<Limiter>& registry() {
 
 std::shared_ptr<Limiter> Limiter::shared(const std::string& identity,
                                          std::vector<gcra::Limit> limits, size_t max_keys) {
-  return registry().get(identity, [&] { return std::make_shared<Limiter>(std::move(limits), max_keys); });
+  return registry().get(identity,
+                        [&] { return std::make_shared<Limiter>(std::move(limits), max_keys); });
 }
 
 std::vector<std::shared_ptr<Limiter>> Limiter::all() { return registry().live(); }

@@ -11,8 +11,8 @@
 #pragma once
 
 #include <array>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,8 +41,8 @@ class Limiter {
 
   // Limiters are shared across reloads by identity (route, key and limits), so a reload does not
   // hand every client a fresh budget. Also the registry the sweeper walks.
-  static std::shared_ptr<Limiter> shared(const std::string& identity, std::vector<gcra::Limit> limits,
-                                         size_t max_keys);
+  static std::shared_ptr<Limiter> shared(const std::string& identity,
+                                         std::vector<gcra::Limit> limits, size_t max_keys);
   static std::vector<std::shared_ptr<Limiter>> all();
 
  private:

@@ -1,11 +1,8 @@
 #include "filters/rate_limit/rate_limit.h"
 
-#include "filters/jwt_auth/claims.h"
-
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <array>
 #include <charconv>
 #include <chrono>
 #include <map>
@@ -13,6 +10,7 @@
 #include <variant>
 
 #include "crypto/digest.h"
+#include "filters/jwt_auth/claims.h"
 #include "jwt/jwt.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
@@ -20,6 +18,34 @@
 #include "tls/client_context.h"
 
 namespace gatehouse::filters {
+namespace {
+
+// The plugin's metrics, registered through the plugin registry. A decision Redis could not make
+// is a fallback, counted by the on_error policy that answered instead, and also under what that
+// policy decided.
+constexpr std::string_view kResults[] = {"allowed", "limited"};
+const observe::Family kDecisions{"gatehouse_rate_limit_decisions_total",
+                                 "Rate-limit decisions by route and result.",
+                                 observe::Family::Kind::kCounter, "result", kResults};
+const observe::Family kFallbacks{
+    "gatehouse_rate_limit_fallbacks_total",
+    "Cluster-scope decisions Redis could not make (slow, down), answered by redis.on_error.",
+    observe::Family::Kind::kCounter,
+    {},
+    {}};
+const observe::Family kRedisDuration{
+    "gatehouse_rate_limit_redis_duration_seconds",
+    "Cluster scope: the decision script's round trip to Redis (or until it failed), by route.",
+    observe::Family::Kind::kHistogram,
+    {},
+    {}};
+
+}  // namespace
+
+std::vector<const observe::Family*> rate_limit_metrics() {
+  return {&kDecisions, &kFallbacks, &kRedisDuration};
+}
+
 namespace {
 
 int64_t steady_ns() {
@@ -33,14 +59,20 @@ bool parse_rate(std::string_view s, int64_t* count, int64_t* period_ns) {
   size_t slash = s.find('/');
   if (slash == std::string_view::npos) return false;
   auto [end, ec] = std::from_chars(s.data(), s.data() + slash, *count);
-  if (ec != std::errc() || end != s.data() + slash || *count < 1 || *count > 1'000'000'000) return false;
+  if (ec != std::errc() || end != s.data() + slash || *count < 1 || *count > 1'000'000'000)
+    return false;
   std::string_view unit = s.substr(slash + 1);
   constexpr int64_t kS = 1'000'000'000;
-  if (unit == "s") *period_ns = kS;
-  else if (unit == "m") *period_ns = 60 * kS;
-  else if (unit == "h") *period_ns = 3600 * kS;
-  else if (unit == "d") *period_ns = 86400 * kS;
-  else return false;
+  if (unit == "s")
+    *period_ns = kS;
+  else if (unit == "m")
+    *period_ns = 60 * kS;
+  else if (unit == "h")
+    *period_ns = 3600 * kS;
+  else if (unit == "d")
+    *period_ns = 86400 * kS;
+  else
+    return false;
   return true;
 }
 
@@ -50,7 +82,8 @@ std::string rate_limit_header(const std::vector<std::string>& names,
   std::string out;
   for (size_t i = 0; i < d.size(); ++i) {
     if (i) out += ", ";
-    out += '"' + names[i] + "\";r=" + std::to_string(d[i].remaining) + ";t=" + std::to_string(d[i].reset_s);
+    out += '"' + names[i] + "\";r=" + std::to_string(d[i].remaining) +
+           ";t=" + std::to_string(d[i].reset_s);
   }
   return out;
 }
@@ -76,9 +109,7 @@ static std::string bounded(std::string key) {
   return "sha256:" + crypto::hex(d.data(), d.size());
 }
 
-std::string RateLimit::key_of(const RequestContext& ctx) const {
-  return bounded(raw_key_of(ctx));
-}
+std::string RateLimit::key_of(const RequestContext& ctx) const { return bounded(raw_key_of(ctx)); }
 
 std::string RateLimit::raw_key_of(const RequestContext& ctx) const {
   switch (s_.key) {
@@ -162,7 +193,8 @@ std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx) {
         continue;
       }
       if (auto v = limits[i]["rate"]) rate = r.str(v, config::child(ip, "rate"));
-      if (auto v = limits[i]["burst"]) burst = r.integer(v, config::child(ip, "burst"), 1, 1'000'000'000).value_or(0);
+      if (auto v = limits[i]["burst"])
+        burst = r.integer(v, config::child(ip, "burst"), 1, 1'000'000'000).value_or(0);
     } else {
       rate = r.str(limits[i], ip);
     }
@@ -178,9 +210,12 @@ std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx) {
   }
   if (auto k = n["key"]) {
     auto key = r.str(k, config::child(ctx.path, "key")).value_or("");
-    if (key == "consumer") s.key = RateLimit::KeyKind::kConsumer;
-    else if (key == "ip") s.key = RateLimit::KeyKind::kIp;
-    else if (key == "route") s.key = RateLimit::KeyKind::kRoute;
+    if (key == "consumer")
+      s.key = RateLimit::KeyKind::kConsumer;
+    else if (key == "ip")
+      s.key = RateLimit::KeyKind::kIp;
+    else if (key == "route")
+      s.key = RateLimit::KeyKind::kRoute;
     else if (key.starts_with("header:") && key.size() > 7) {
       s.key = RateLimit::KeyKind::kHeader;
       s.key_name = key.substr(7);
@@ -209,7 +244,8 @@ std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx) {
         ok = false;
       } else if (ctx.config.redis.cluster && ep->db != 0) {
         r.error(sc, config::child(ctx.path, "scope"),
-                "the redis url names database " + std::to_string(ep->db) + ", but Redis Cluster has only 0");
+                "the redis url names database " + std::to_string(ep->db) +
+                    ", but Redis Cluster has only 0");
         ok = false;
       }
     } else if (scope != "local") {
@@ -218,7 +254,8 @@ std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx) {
     }
   }
   if (auto m = n["max_keys"]) {
-    if (auto v = r.integer(m, config::child(ctx.path, "max_keys"), 64, 100'000'000)) s.max_keys = *v;
+    if (auto v = r.integer(m, config::child(ctx.path, "max_keys"), 64, 100'000'000))
+      s.max_keys = *v;
   }
   if (!ok) return nullptr;
   if (s.cluster) {
@@ -316,10 +353,13 @@ struct RedisClients {
 };
 const SlotKey<RedisClients> kRedisClients{"rate_limit.redis_clients"};
 
-ThreadClient* client_for(WorkerState& state, boost::asio::io_context& io, const config::Redis& cfg) {
+ThreadClient* client_for(WorkerState& state, boost::asio::io_context& io,
+                         const config::Redis& cfg) {
   // A reload that changes the TLS settings (or the CA file's contents) gets a new client.
-  std::string key = (cfg.cluster ? "cluster " : "") + (cfg.tls ? cfg.url + " " + cfg.tls->identity() : cfg.url);
-  for (const auto& [host, port] : cfg.sentinels) key += " sentinel " + host + ":" + std::to_string(port);
+  std::string key =
+      (cfg.cluster ? "cluster " : "") + (cfg.tls ? cfg.url + " " + cfg.tls->identity() : cfg.url);
+  for (const auto& [host, port] : cfg.sentinels)
+    key += " sentinel " + host + ":" + std::to_string(port);
   auto& c = state.get(kRedisClients).by_key[key];
   if (!c.client) {
     auto endpoint = redis::parse_url(cfg.url, nullptr);
@@ -336,7 +376,8 @@ ThreadClient* client_for(WorkerState& state, boost::asio::io_context& io, const 
 bool parse_decision(const redis::Result& r, size_t limits, bool* allowed,
                     std::vector<gcra::Decision>* out) {
   const auto* reply = std::get_if<redis::Reply>(&r);
-  if (!reply || reply->type != redis::Reply::Type::kArray || reply->elements.size() != 1 + 4 * limits)
+  if (!reply || reply->type != redis::Reply::Type::kArray ||
+      reply->elements.size() != 1 + 4 * limits)
     return false;
   for (const auto& e : reply->elements) {
     if (e.type != redis::Reply::Type::kInteger) return false;
@@ -359,10 +400,10 @@ void RateLimit::resume(RequestContext& ctx, std::function<void(FilterStatus)> do
     // Still making its first connection: wait a little, within the decision's time budget.
     auto waited = std::chrono::steady_clock::now() - tc->since;
     if (waited < s_.redis.timeout) {
-      auto timer = std::make_shared<boost::asio::steady_timer>(*ctx.io, std::chrono::milliseconds(2));
-      timer->async_wait([this, &ctx, timer, done = std::move(done)](boost::system::error_code) mutable {
-        resume(ctx, std::move(done));
-      });
+      auto timer =
+          std::make_shared<boost::asio::steady_timer>(*ctx.io, std::chrono::milliseconds(2));
+      timer->async_wait([this, &ctx, timer, done = std::move(done)](
+                            boost::system::error_code) mutable { resume(ctx, std::move(done)); });
       return;
     }
     return done(redis_failed(ctx));
@@ -384,24 +425,26 @@ void RateLimit::resume(RequestContext& ctx, std::function<void(FilterStatus)> do
     arg_views[2 * i + 1] = arg_text[2 * i + 1];
   }
   auto start = std::chrono::steady_clock::now();
-  client->eval(gcra_script(), std::span<const std::string_view>(key_views.data(), n),
-               std::span<const std::string_view>(arg_views.data(), 2 * n), s_.redis.timeout,
-               [this, &ctx, start, done = std::move(done)](redis::Result r) {
-                 if (ctx.metrics) {
-                   ctx.metrics->rate_limits[ctx.route->name].redis_duration.observe(
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-                 }
-                 std::vector<gcra::Decision> decisions;
-                 bool allowed = false;
-                 if (!parse_decision(r, s_.limits.size(), &allowed, &decisions))
-                   return done(redis_failed(ctx));
-                 done(answer(ctx, allowed, decisions));
-               });
+  client->eval(
+      gcra_script(), std::span<const std::string_view>(key_views.data(), n),
+      std::span<const std::string_view>(arg_views.data(), 2 * n), s_.redis.timeout,
+      [this, &ctx, start, done = std::move(done)](redis::Result r) {
+        if (ctx.metrics) {
+          ctx.metrics->observe(
+              kRedisDuration, ctx.route->name,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        }
+        std::vector<gcra::Decision> decisions;
+        bool allowed = false;
+        if (!parse_decision(r, s_.limits.size(), &allowed, &decisions))
+          return done(redis_failed(ctx));
+        done(answer(ctx, allowed, decisions));
+      });
 }
 
 // Redis is down, slow or confused: never a 5xx because of it; the policy decides.
 FilterStatus RateLimit::redis_failed(RequestContext& ctx) const {
-  if (ctx.metrics) ++ctx.metrics->rate_limits[ctx.route->name].fallbacks;
+  if (ctx.metrics) ctx.metrics->count(kFallbacks, ctx.route->name);
   switch (s_.redis.on_error) {
     case config::Redis::OnError::kLocal:
       return decide_locally(ctx);
@@ -421,7 +464,7 @@ FilterStatus RateLimit::redis_failed(RequestContext& ctx) const {
 
 void RateLimit::count(RequestContext& ctx, bool allowed) const {
   if (!ctx.metrics || !ctx.route) return;
-  ++ctx.metrics->rate_limits[ctx.route->name].decisions[allowed ? 0 : 1];
+  ctx.metrics->count(kDecisions, ctx.route->name, allowed ? 0 : 1);
 }
 
 std::unique_ptr<Background> start_limiter_sweeper(boost::asio::io_context& io) {

@@ -18,6 +18,10 @@
 #include "filters/rate_limit/limiter.h"
 #include "filters/registry.h"
 
+namespace gatehouse::observe {
+struct Family;
+}
+
 namespace gatehouse::filters {
 
 class RateLimit final : public Filter {
@@ -45,9 +49,10 @@ class RateLimit final : public Filter {
   std::string key_of(const RequestContext& ctx) const;  // at most about 64 bytes
   std::string raw_key_of(const RequestContext& ctx) const;
   FilterStatus decide_locally(RequestContext& ctx) const;
-  FilterStatus answer(RequestContext& ctx, bool allowed, const std::vector<gcra::Decision>& d) const;
+  FilterStatus answer(RequestContext& ctx, bool allowed,
+                      const std::vector<gcra::Decision>& d) const;
   FilterStatus redis_failed(RequestContext& ctx) const;  // the on_error policy
-  void count(RequestContext& ctx, bool allowed) const;  // metrics
+  void count(RequestContext& ctx, bool allowed) const;   // metrics
 
   Settings s_;
   std::string policy_header_;  // RateLimit-Policy, the same on every response
@@ -55,6 +60,8 @@ class RateLimit final : public Filter {
 };
 
 std::shared_ptr<const Filter> build_rate_limit(const BuildContext& ctx);
+// Its metric families (decisions, fallbacks, Redis round trips), for the registry.
+std::vector<const observe::Family*> rate_limit_metrics();
 
 // Drops drained keys of every limiter about once a second, on the main thread's io_context.
 std::unique_ptr<Background> start_limiter_sweeper(boost::asio::io_context& io);

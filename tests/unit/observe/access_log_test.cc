@@ -33,11 +33,12 @@ AccessRecord sample() {
 TEST(AccessLogTest, FormatsOneJsonLineWithEveryField) {
   std::string out;
   format_access_record(sample(), &out);
-  EXPECT_EQ(out,
-            "{\"time\":\"2026-11-28T00:26:09.350Z\",\"request_id\":\"abc\",\"client\":\"127.0.0.1\","
-            "\"method\":\"GET\",\"path\":\"/x?y=\\\"1\\\"\",\"route\":\"products\",\"upstream\":\"up\","
-            "\"target\":\"127.0.0.1:9001\",\"status\":200,\"bytes_in\":87,\"bytes_out\":517,"
-            "\"duration_ms\":5.598,\"upstream_ms\":0.000}\n");
+  EXPECT_EQ(
+      out,
+      "{\"time\":\"2026-11-28T00:26:09.350Z\",\"request_id\":\"abc\",\"client\":\"127.0.0.1\","
+      "\"method\":\"GET\",\"path\":\"/x?y=\\\"1\\\"\",\"route\":\"products\",\"upstream\":\"up\","
+      "\"target\":\"127.0.0.1:9001\",\"status\":200,\"bytes_in\":87,\"bytes_out\":517,"
+      "\"duration_ms\":5.598,\"upstream_ms\":0.000}\n");
 }
 
 TEST(AccessLogTest, OmitsUpstreamTimeWithoutAnUpstreamAndAddsTheError) {
@@ -48,7 +49,8 @@ TEST(AccessLogTest, OmitsUpstreamTimeWithoutAnUpstreamAndAddsTheError) {
   std::string out;
   format_access_record(r, &out);
   EXPECT_EQ(out.find("upstream_ms"), std::string::npos);
-  EXPECT_NE(out.find(",\"duration_ms\":1234.568,\"error\":\"no_route\"}\n"), std::string::npos) << out;
+  EXPECT_NE(out.find(",\"duration_ms\":1234.568,\"error\":\"no_route\"}\n"), std::string::npos)
+      << out;
 }
 
 TEST(AccessLogTest, AppendsToWhatIsThere) {
