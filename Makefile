@@ -4,7 +4,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo test bench clean format format-check
 
 all: build
 
@@ -28,3 +28,10 @@ bench: build
 
 clean:
 	rm -rf $(BUILD)
+
+# C++ sources under the repository's .clang-format (format-check runs in .ci/run).
+FORMATTED = git ls-files 'src/*.cc' 'src/*.h' 'tests/unit/*.cc' 'tests/tools/*.cc'
+format:
+	$(FORMATTED) | xargs clang-format -i
+format-check:
+	$(FORMATTED) | xargs clang-format --dry-run --Werror

@@ -1,7 +1,7 @@
 // gatehouse: command line (see ../shared/contract/CLI.md).
+#include <fmt/core.h>
 #include <openssl/opensslv.h>
 #include <re2/re2.h>
-#include <fmt/core.h>
 #include <spdlog/version.h>
 #include <yaml-cpp/yaml.h>
 

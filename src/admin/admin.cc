@@ -14,10 +14,10 @@ constexpr auto kIdle = std::chrono::seconds(30);
 
 std::string response(int status, std::string_view content_type, std::string_view body,
                      std::string_view extra_headers = {}) {
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " +
-                    std::string(http::reason_phrase(status)) + "\r\nContent-Type: " +
-                    std::string(content_type) + "\r\nContent-Length: " + std::to_string(body.size()) +
-                    "\r\nCache-Control: no-store\r\n";
+  std::string out =
+      "HTTP/1.1 " + std::to_string(status) + " " + std::string(http::reason_phrase(status)) +
+      "\r\nContent-Type: " + std::string(content_type) +
+      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nCache-Control: no-store\r\n";
   out.append(extra_headers).append("\r\n").append(body);
   return out;
 }
@@ -84,7 +84,8 @@ net::Task<> AdminServer::accept_loop() {
     auto [ec, socket] = co_await acceptor_->async_accept(net::use_task);
     if (ec == net::asio::error::operation_aborted) break;
     if (ec) continue;
-    net::asio::co_spawn(io_.get_executor(), serve(net::Socket(std::move(socket))), net::asio::detached);
+    net::asio::co_spawn(io_.get_executor(), serve(net::Socket(std::move(socket))),
+                        net::asio::detached);
   }
 }
 
@@ -131,7 +132,8 @@ net::Task<> AdminServer::serve(net::Socket socket) {
       } else if (path == "/status" && method == "GET") {
         out = response(200, "application/json", co_await handler_.status_json());
       } else if (path == "/metrics" && method == "GET") {
-        out = response(200, "text/plain; version=0.0.4; charset=utf-8", co_await handler_.metrics_text());
+        out = response(200, "text/plain; version=0.0.4; charset=utf-8",
+                       co_await handler_.metrics_text());
       } else if (path == "/reload" && method == "POST") {
         auto [ok, body] = handler_.reload();
         out = response(ok ? 200 : 400, "application/json", body);

@@ -19,11 +19,11 @@ class RE2;
 namespace gatehouse::tls {
 class ServerContext;
 class ClientContext;
-}
+}  // namespace gatehouse::tls
 namespace gatehouse::filters {
 class Filter;
 class JwtProvider;
-}
+}  // namespace gatehouse::filters
 
 namespace gatehouse::config {
 
@@ -37,11 +37,11 @@ struct ConfigError {
 };
 
 struct Limits {
-  uint64_t max_header_bytes = 32 * 1024;  // request line + headers; over -> 431
+  uint64_t max_header_bytes = 32 * 1024;       // request line + headers; over -> 431
   uint64_t max_body_bytes = 10 * 1024 * 1024;  // over -> 413
-  uint64_t max_uri_bytes = 8 * 1024;      // request target; over -> 414
-  uint32_t max_headers = 100;             // header fields; over -> 431
-  uint64_t max_connections = 10000;       // per process; past it new connections are closed
+  uint64_t max_uri_bytes = 8 * 1024;           // request target; over -> 414
+  uint32_t max_headers = 100;                  // header fields; over -> 431
+  uint64_t max_connections = 10000;            // per process; past it new connections are closed
 };
 
 struct Timeouts {
@@ -79,12 +79,12 @@ struct AccessLog {
 // Redis, for state shared by several gateway instances (cluster-wide rate limits).
 struct Redis {
   bool enabled = false;
-  std::string url;              // redis://[[user]:password@]host[:port][/db], rediss:// for TLS
+  std::string url;  // redis://[[user]:password@]host[:port][/db], rediss:// for TLS
   std::shared_ptr<const tls::ClientContext> tls;  // rediss://: `redis.tls` (or the defaults)
-  Duration timeout{50};         // bounds each decision
+  Duration timeout{50};                           // bounds each decision
   enum class OnError { kLocal, kDeny, kAllow } on_error = OnError::kLocal;
-  int connections = 2;          // per worker (per node, with `cluster`)
-  bool cluster = false;         // Redis Cluster: the URL names one node, the others are found
+  int connections = 2;   // per worker (per node, with `cluster`)
+  bool cluster = false;  // Redis Cluster: the URL names one node, the others are found
   // Redis Sentinel: these name the master, whose name is the URL's host.
   std::vector<std::pair<std::string, uint16_t>> sentinels;
 };
@@ -109,11 +109,11 @@ struct Target {
 
 // circuit_breaker on an upstream (src/upstream/breaker.h), applied to each target.
 struct BreakerSettings {
-  double failure_rate = 0.5;        // of the requests in `window`
-  uint32_t min_requests = 20;       // in `window`, before the rate counts
+  double failure_rate = 0.5;   // of the requests in `window`
+  uint32_t min_requests = 20;  // in `window`, before the rate counts
   Duration window{10'000};
   Duration open_for{30'000};
-  Duration max_open_for{300'000};   // open_for doubles after each failed probe, up to this
+  Duration max_open_for{300'000};  // open_for doubles after each failed probe, up to this
   uint32_t half_open_requests = 3;
   uint32_t consecutive_failures = 0;  // 0: off; else this many in a row open it too
 };
@@ -146,10 +146,10 @@ struct Upstream {
   Balance balance = Balance::kRoundRobin;
   HashOn hash_on;
   Duration connect_timeout{2'000};
-  Duration response_timeout{30'000};  // from request sent to the response head received
-  uint32_t max_idle_per_target = 64;  // idle keep-alive connections kept per worker per target
+  Duration response_timeout{30'000};     // from request sent to the response head received
+  uint32_t max_idle_per_target = 64;     // idle keep-alive connections kept per worker per target
   uint32_t max_concurrent_requests = 0;  // in flight at once, whole process; 0 = no limit
-  uint32_t max_pending = 0;  // requests that may wait for one of those slots; 0 = 503 at once
+  uint32_t max_pending = 0;       // requests that may wait for one of those slots; 0 = 503 at once
   Duration queue_timeout{2'000};  // the longest such a wait (timeouts.queue; default: connect's)
   std::optional<BreakerSettings> breaker;
   std::optional<RetryPolicy> retry;
@@ -159,8 +159,8 @@ struct Upstream {
 
 struct ValueMatch {
   enum class Kind { kExact, kRegex, kPresent, kAbsent } kind = Kind::kExact;
-  std::string name;   // header name (lower case) or query parameter name
-  std::string value;  // for kExact
+  std::string name;                       // header name (lower case) or query parameter name
+  std::string value;                      // for kExact
   std::shared_ptr<const re2::RE2> regex;  // for kRegex, full match
 };
 
@@ -192,7 +192,7 @@ struct WeightedUpstream {
 
 struct Route {
   std::string name;
-  size_t order = 0;  // position in the file; breaks ties in precedence
+  size_t order = 0;              // position in the file; breaks ties in precedence
   std::vector<HostMatch> hosts;  // any of them; empty = any host
   PathMatch path;
   std::vector<std::string> methods;  // upper case; empty = any

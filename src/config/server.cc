@@ -120,7 +120,8 @@ void Loader::protocols(const YAML::Node& n, const std::string& path) const {
   for (size_t i = 0; i < list.size(); ++i) {
     const YAML::Node& at = n.IsSequence() ? n[i] : n;
     if (list[i] == "h2c" || list[i] == "h2") {
-      r_.error(at, index(path, i), "'" + list[i] + "' is not supported yet by this version of gatehouse");
+      r_.error(at, index(path, i),
+               "'" + list[i] + "' is not supported yet by this version of gatehouse");
     } else if (list[i] != "http1") {
       r_.error(at, index(path, i), "unknown protocol '" + list[i] + "' (known: http1, h2c)");
     }

@@ -3,7 +3,9 @@
 namespace gatehouse::config {
 
 Snapshot::Snapshot(Config c, uint64_t v)
-    : config(std::move(c)), routes(config.routes), version(v),
+    : config(std::move(c)),
+      routes(config.routes),
+      version(v),
       loaded_at(std::chrono::system_clock::now()) {
   upstreams.reserve(config.upstreams.size());
   for (const auto& u : config.upstreams) upstreams.emplace_back(u);

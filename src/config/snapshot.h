@@ -18,7 +18,7 @@ namespace gatehouse::config {
 
 struct Snapshot {
   Config config;
-  router::RouteTable routes;  // points into config.routes
+  router::RouteTable routes;                // points into config.routes
   std::vector<upstream::Shared> upstreams;  // one record each, in config.upstreams' order
   uint64_t version = 0;
   std::chrono::system_clock::time_point loaded_at;

@@ -28,11 +28,16 @@ std::optional<Duration> parse_duration(std::string_view text) {
   std::string_view unit;
   if (!split_number(text, &n, &unit)) return std::nullopt;
   double ms;
-  if (unit == "ms") ms = n;
-  else if (unit == "s") ms = n * 1000;
-  else if (unit == "m") ms = n * 60'000;
-  else if (unit == "h") ms = n * 3'600'000;
-  else return std::nullopt;
+  if (unit == "ms")
+    ms = n;
+  else if (unit == "s")
+    ms = n * 1000;
+  else if (unit == "m")
+    ms = n * 60'000;
+  else if (unit == "h")
+    ms = n * 3'600'000;
+  else
+    return std::nullopt;
   if (ms > 1e12) return std::nullopt;
   return Duration(static_cast<int64_t>(ms));
 }
@@ -42,14 +47,22 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   std::string_view unit;
   if (!split_number(text, &n, &unit)) return std::nullopt;
   double mult;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KiB") mult = 1024.0;
-  else if (unit == "MiB") mult = 1024.0 * 1024;
-  else if (unit == "GiB") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "KB") mult = 1e3;
-  else if (unit == "MB") mult = 1e6;
-  else if (unit == "GB") mult = 1e9;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "KiB")
+    mult = 1024.0;
+  else if (unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "KB")
+    mult = 1e3;
+  else if (unit == "MB")
+    mult = 1e6;
+  else if (unit == "GB")
+    mult = 1e9;
+  else
+    return std::nullopt;
   double bytes = n * mult;
   if (bytes > 1e18) return std::nullopt;
   return static_cast<uint64_t>(bytes);
@@ -59,7 +72,8 @@ std::optional<double> parse_percent(std::string_view text) {
   if (text.empty() || text.back() != '%') return std::nullopt;
   double n = 0;
   std::string_view unit;
-  if (!split_number(text.substr(0, text.size() - 1), &n, &unit) || !unit.empty()) return std::nullopt;
+  if (!split_number(text.substr(0, text.size() - 1), &n, &unit) || !unit.empty())
+    return std::nullopt;
   if (n < 0 || n > 100) return std::nullopt;
   return n;
 }
@@ -131,7 +145,8 @@ std::optional<SocketAddress> parse_socket_address(std::string_view text, bool al
   if (res->ai_family == AF_INET) {
     inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, name, sizeof name);
   } else {
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, name, sizeof name);
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, name,
+              sizeof name);
     out.v6 = true;
   }
   freeaddrinfo(res);

@@ -1,5 +1,6 @@
-// Parsing of the scalar units the config file uses: durations, sizes, percentages, addresses, CIDRs.
-// Pure functions, no I/O except resolve_host (getaddrinfo, main thread only, at config load).
+// Parsing of the scalar units the config file uses: durations, sizes, percentages, addresses,
+// CIDRs. Pure functions, no I/O except resolve_host (getaddrinfo, main thread only, at config
+// load).
 #pragma once
 
 #include <array>

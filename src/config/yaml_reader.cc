@@ -1,12 +1,11 @@
 #include "config/yaml_reader.h"
 
-#include <filesystem>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <set>
-
-#include <spdlog/spdlog.h>
 
 namespace gatehouse::config {
 
@@ -30,8 +29,7 @@ void YamlReader::error(const YAML::Node& at, const std::string& path, std::strin
   errors_->push_back(located(file_, at, path, std::move(message)));
 }
 
-void YamlReader::warning(const YAML::Node& at, const std::string& path,
-                         std::string message) const {
+void YamlReader::warning(const YAML::Node& at, const std::string& path, std::string message) const {
   spdlog::warn("{}", located(file_, at, path, std::move(message)).to_string());
 }
 
@@ -98,8 +96,9 @@ std::optional<Duration> YamlReader::duration(const YAML::Node& n, const std::str
   if (n.IsScalar()) {
     if (auto d = parse_duration(n.Scalar())) return d;
   }
-  error(n, path, "invalid duration '" + (n.IsScalar() ? n.Scalar() : std::string("?")) +
-                     "' (expected e.g. 250ms, 2s, 5m, 1h)");
+  error(n, path,
+        "invalid duration '" + (n.IsScalar() ? n.Scalar() : std::string("?")) +
+            "' (expected e.g. 250ms, 2s, 5m, 1h)");
   return std::nullopt;
 }
 
@@ -107,8 +106,9 @@ std::optional<uint64_t> YamlReader::size(const YAML::Node& n, const std::string&
   if (n.IsScalar()) {
     if (auto s = parse_size(n.Scalar())) return s;
   }
-  error(n, path, "invalid size '" + (n.IsScalar() ? n.Scalar() : std::string("?")) +
-                     "' (expected e.g. 512, 32KiB, 10MiB)");
+  error(n, path,
+        "invalid size '" + (n.IsScalar() ? n.Scalar() : std::string("?")) +
+            "' (expected e.g. 512, 32KiB, 10MiB)");
   return std::nullopt;
 }
 

@@ -86,7 +86,8 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
   }
 }
 
-net::Task<> Exchange::refuse(int status, std::string_view code, std::string message, Downstream& down) {
+net::Task<> Exchange::refuse(int status, std::string_view code, std::string message,
+                             Downstream& down) {
   fail(status, code, std::move(message));
   observe::generate_request_id(w_.rng(), &request_id_);
   co_await down.answer(error_, request_id_);
@@ -110,8 +111,9 @@ Exchange::Step Exchange::start(Downstream& down) {
 
   if (req.framing == http::Framing::kContentLength &&
       req.content_length > cfg.server.limits.max_body_bytes) {
-    fail(413, "body_too_large", "the request body is larger than " +
-                                    std::to_string(cfg.server.limits.max_body_bytes) + " bytes");
+    fail(413, "body_too_large",
+         "the request body is larger than " + std::to_string(cfg.server.limits.max_body_bytes) +
+             " bytes");
     return Step::kDone;
   }
 
@@ -136,7 +138,8 @@ Exchange::Step Exchange::start(Downstream& down) {
     snap_->routes.match(req, &match_);
     req.method = options;
     auto answers = [](const config::Route& r) {
-      return std::any_of(r.filters.begin(), r.filters.end(), [](auto& f) { return f->answers_preflight(); });
+      return std::any_of(r.filters.begin(), r.filters.end(),
+                         [](auto& f) { return f->answers_preflight(); });
     };
     if (!match_.route || !answers(*match_.route)) snap_->routes.match(req, &match_);
   } else {
@@ -159,7 +162,8 @@ Exchange::Step Exchange::start(Downstream& down) {
   ctx_.io = &w_.io();
   ctx_.metrics = &w_.metrics();
   ctx_.worker = &w_.filter_state();
-  ctx_.client_ip = http::real_client_ip(req, down.peer_ip(), down.peer_trusted(), cfg.server.trusted_proxies);
+  ctx_.client_ip =
+      http::real_client_ip(req, down.peer_ip(), down.peer_trusted(), cfg.server.trusted_proxies);
   ctx_.route = match_.route;
   ctx_.max_body_bytes = cfg.server.limits.max_body_bytes;
   return run_filters(0, filters::FilterStatus::kContinue, down);
@@ -167,7 +171,8 @@ Exchange::Step Exchange::start(Downstream& down) {
 
 // Runs the route's filters from index `from`; `paused_result` is what the filter before `from`
 // answered after a pause (kContinue when starting).
-Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_result, Downstream& down) {
+Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_result,
+                                     Downstream& down) {
   const auto& chain = match_.route->filters;
   auto status = paused_result;
   for (size_t i = from; status == filters::FilterStatus::kContinue && i < chain.size(); ++i) {
@@ -212,7 +217,7 @@ net::Task<filters::FilterStatus> Exchange::await_filter(const filters::Filter& f
   auto [status] = co_await net::asio::async_initiate<decltype(token), void(filters::FilterStatus)>(
       [&](auto handler) {
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        f.resume(ctx_, [h](filters::FilterStatus s) { std::move(*h)(s); });
+        f.resume(ctx_, [h](filters::FilterStatus s) { std::move (*h)(s); });
       },
       token);
   co_return status;
@@ -232,9 +237,15 @@ bool Exchange::start_upstream(Downstream& down) {
   call.upstream = &up;
   if (up.config().balance == config::Balance::kConsistentHash) {
     switch (up.config().hash_on.kind) {
-      case config::HashOn::Kind::kClientIp: call.hash_key = down.peer_ip(); break;
-      case config::HashOn::Kind::kHeader: call.hash_key = req.get(up.config().hash_on.name); break;
-      case config::HashOn::Kind::kCookie: call.hash_key = cookie_value(req, up.config().hash_on.name); break;
+      case config::HashOn::Kind::kClientIp:
+        call.hash_key = down.peer_ip();
+        break;
+      case config::HashOn::Kind::kHeader:
+        call.hash_key = req.get(up.config().hash_on.name);
+        break;
+      case config::HashOn::Kind::kCookie:
+        call.hash_key = cookie_value(req, up.config().hash_on.name);
+        break;
     }
   }
   call.method = req.method;
@@ -281,7 +292,8 @@ bool Exchange::start_upstream(Downstream& down) {
 net::Task<> Exchange::relay_response(Downstream& down) {
   status_ = upstream_.response().status;
   bool payload = false;
-  down.start_response(upstream_.response(), ctx_.response_add, ctx_.response_remove, request_id_, &payload);
+  down.start_response(upstream_.response(), ctx_.response_add, ctx_.response_remove, request_id_,
+                      &payload);
   upstream_.begin_body();  // the response head's views are dead from here on
 
   const auto idle = snap_->config.server.timeouts.idle;
@@ -320,7 +332,8 @@ net::Task<> Exchange::relay_response(Downstream& down) {
   upstream_.finish(up_ok, down_ok);
 }
 
-void Exchange::fail(int status, std::string_view code, std::string message, http::HeaderList headers) {
+void Exchange::fail(int status, std::string_view code, std::string message,
+                    http::HeaderList headers) {
   fail(http::ErrorResponse{status, std::string(code), std::move(message), std::move(headers)});
 }
 
@@ -349,7 +362,8 @@ void Exchange::finish(const Downstream& down) {
   w_.log_access(r);
   auto& m = w_.metrics();
   m.count_request(r.route, log_method_, status_, r.total_ms / 1000, r.bytes_in, r.bytes_out);
-  if (auto outcome = upstream_.outcome()) m.count_upstream(r.upstream, r.target, *outcome, upstream_.seconds());
+  if (auto outcome = upstream_.outcome())
+    m.count_upstream(r.upstream, r.target, *outcome, upstream_.seconds());
 }
 
 }  // namespace gatehouse::exchange

@@ -37,7 +37,8 @@ class Downstream : public upstream::RequestSource {
   virtual void release_head() = 0;
 
   // Starts the response with `head` (the upstream's; the codec drops hop-by-hop fields and frames
-  // it) without the headers named in `remove` (lower case), plus `add`; nothing is written yet. *payload: the codec wants a chunked body de-chunked.
+  // it) without the headers named in `remove` (lower case), plus `add`; nothing is written yet.
+  // *payload: the codec wants a chunked body de-chunked.
   virtual void start_response(const http::ResponseHead& head, const http::HeaderList& add,
                               const std::vector<std::string>& remove, std::string_view request_id,
                               bool* payload) = 0;
@@ -81,10 +82,10 @@ class Exchange {
  private:
   enum class Step { kForward, kPaused, kDone };
 
-  Step start(Downstream& down);                 // id, limits, route; then the filters
+  Step start(Downstream& down);  // id, limits, route; then the filters
   Step run_filters(size_t from, filters::FilterStatus paused_result, Downstream& down);
   net::Task<filters::FilterStatus> await_filter(const filters::Filter& f);
-  bool start_upstream(Downstream& down);        // the upstream, its client call, the head to send
+  bool start_upstream(Downstream& down);  // the upstream, its client call, the head to send
   net::Task<> relay_response(Downstream& down);
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail(http::ErrorResponse e);
@@ -100,9 +101,9 @@ class Exchange {
   upstream::Client upstream_;
   http::ErrorResponse error_;  // status 0: none
   std::string request_id_;
-  std::string path_out_;    // the normalised path, when it differs from the one sent
-  std::string query_out_;   // the query without parameters a filter removed
-  std::string target_out_;  // the path and query sent upstream
+  std::string path_out_;                 // the normalised path, when it differs from the one sent
+  std::string query_out_;                // the query without parameters a filter removed
+  std::string target_out_;               // the path and query sent upstream
   std::vector<std::string_view> spans_;  // de-chunked payload pieces
 
   // Per-request facts for the access log (copies: the head's views die with the codec's buffer).

@@ -16,9 +16,9 @@
 //
 // Filters run in a fixed order of phases, whatever their order in the file (as Kong's plugin
 // priorities): response_headers (outermost), cors (a preflight carries no credentials), ip_rules,
-// the auth filters, acl, request_size, rate_limit, cache, compress; see filters/registry.cc. The core never includes a
-// filter's header: it knows filters only through this interface and the registry; what a filter
-// keeps per request or per worker lives in slots it owns (filters/slots.h).
+// the auth filters, acl, request_size, rate_limit, cache, compress; see filters/registry.cc. The
+// core never includes a filter's header: it knows filters only through this interface and the
+// registry; what a filter keeps per request or per worker lives in slots it owns (filters/slots.h).
 #pragma once
 
 #include <cstdint>
@@ -61,30 +61,31 @@ namespace gatehouse::filters {
 
 struct RequestContext {
   const http::RequestHead* request = nullptr;
-  boost::asio::io_context* io = nullptr;  // the worker's: for filters that pause for I/O
+  boost::asio::io_context* io = nullptr;     // the worker's: for filters that pause for I/O
   observe::MetricsShard* metrics = nullptr;  // the worker's shard (only that thread writes it)
-  std::string_view client_ip;        // the real client: the peer, or from X-Forwarded-For when
-                                     // the peer is a trusted proxy
+  std::string_view client_ip;          // the real client: the peer, or from X-Forwarded-For when
+                                       // the peer is a trusted proxy
   const Identity* consumer = nullptr;  // set by key_auth / jwt_auth
-  Identity owned;                    // storage for an identity made per request (a JWT claim)
-  Slots slots;                       // what filters keep per request, by their own keys
-  WorkerState* worker = nullptr;     // what filters keep per worker
+  Identity owned;                      // storage for an identity made per request (a JWT claim)
+  Slots slots;                         // what filters keep per request, by their own keys
+  WorkerState* worker = nullptr;       // what filters keep per worker
   const config::Route* route = nullptr;
-  uint64_t max_body_bytes = 0;       // starts at server.limits.max_body_bytes; filters may lower it
-  http::HeaderList upstream_add;     // headers to add to the upstream request
-  std::vector<std::string> upstream_remove;  // header names (lower case) to drop upstream
+  uint64_t max_body_bytes = 0;    // starts at server.limits.max_body_bytes; filters may lower it
+  http::HeaderList upstream_add;  // headers to add to the upstream request
+  std::vector<std::string> upstream_remove;        // header names (lower case) to drop upstream
   std::vector<std::string> upstream_remove_query;  // query parameters to drop upstream
-  http::HeaderList response_add;     // headers to add to the client response
-  std::vector<std::string> response_remove;  // header names (lower case) to drop from it
-  http::ErrorResponse reply;         // the answer, with kRespond
-  int status = 0;                    // the response phase: the status going to the client
-  size_t next_filter = 0;            // the chain's position (kept by the connection)
+  http::HeaderList response_add;                   // headers to add to the client response
+  std::vector<std::string> response_remove;        // header names (lower case) to drop from it
+  http::ErrorResponse reply;                       // the answer, with kRespond
+  int status = 0;          // the response phase: the status going to the client
+  size_t next_filter = 0;  // the chain's position (kept by the connection)
 
   // Records who the request is from and tells the upstream (X-Consumer-Name, -Groups).
   void identify(const Identity* who) {
     consumer = who;
     upstream_add.emplace_back("X-Consumer-Name", who->name);
-    if (!who->groups_header.empty()) upstream_add.emplace_back("X-Consumer-Groups", who->groups_header);
+    if (!who->groups_header.empty())
+      upstream_add.emplace_back("X-Consumer-Groups", who->groups_header);
   }
 
   void reset() {

@@ -47,8 +47,10 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view in,
         break;
       }
       case State::kExt:
-        if (c == '\r') state_ = State::kSizeLf;
-        else if (!line_char(c) || ++line_ > max_line_) return error();
+        if (c == '\r')
+          state_ = State::kSizeLf;
+        else if (!line_char(c) || ++line_ > max_line_)
+          return error();
         ++i;
         break;
       case State::kSizeLf:
@@ -89,8 +91,10 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view in,
         ++i;
         break;
       case State::kTrailer:
-        if (c == '\r') state_ = State::kTrailerLf;
-        else if (!line_char(c) || ++line_ > max_line_) return error();
+        if (c == '\r')
+          state_ = State::kTrailerLf;
+        else if (!line_char(c) || ++line_ > max_line_)
+          return error();
         ++i;
         break;
       case State::kTrailerLf:

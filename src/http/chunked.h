@@ -28,8 +28,19 @@ class ChunkedDecoder {
   uint64_t payload_bytes() const { return payload_; }
 
  private:
-  enum class State { kSize, kExt, kSizeLf, kData, kDataCr, kDataLf, kTrailerStart, kTrailer,
-                     kTrailerLf, kEndLf, kDone };
+  enum class State {
+    kSize,
+    kExt,
+    kSizeLf,
+    kData,
+    kDataCr,
+    kDataLf,
+    kTrailerStart,
+    kTrailer,
+    kTrailerLf,
+    kEndLf,
+    kDone
+  };
   State state_ = State::kSize;
   uint64_t remaining_ = 0;
   uint64_t payload_ = 0;

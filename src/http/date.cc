@@ -9,8 +9,8 @@ namespace {
 constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-constexpr std::array<std::string_view, 7> kLongDays = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-                                                       "Friday", "Saturday", "Sunday"};
+constexpr std::array<std::string_view, 7> kLongDays = {
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
 
 // Reads exactly `n` digits from the front of `s`.
 bool digits(std::string_view& s, size_t n, int* out) {
@@ -45,7 +45,8 @@ bool one_of(std::string_view& s, const std::array<std::string_view, N>& names, i
 
 // hour ":" minute ":" second
 bool time_of_day(std::string_view& s, int* h, int* m, int* sec) {
-  return digits(s, 2, h) && literal(s, ":") && digits(s, 2, m) && literal(s, ":") && digits(s, 2, sec);
+  return digits(s, 2, h) && literal(s, ":") && digits(s, 2, m) && literal(s, ":") &&
+         digits(s, 2, sec);
 }
 
 // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
@@ -73,7 +74,8 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
          time_of_day(s, &hour, &minute, &second) && literal(s, " GMT") && s.empty();
   } else if (s.size() == 24 && s[3] == ' ') {
     // asctime-date: Sun Nov  6 08:49:37 1994 (a one-digit day is padded with a space)
-    ok = one_of(s, kDays, &weekday) && literal(s, " ") && one_of(s, kMonths, &month) && literal(s, " ");
+    ok = one_of(s, kDays, &weekday) && literal(s, " ") && one_of(s, kMonths, &month) &&
+         literal(s, " ");
     if (ok && s.front() == ' ') {
       s.remove_prefix(1);
       ok = digits(s, 1, &day);
@@ -84,9 +86,10 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
          digits(s, 4, &year) && s.empty();
   } else {
     // rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT
-    ok = one_of(s, kLongDays, &weekday) && literal(s, ", ") && digits(s, 2, &day) && literal(s, "-") &&
-         one_of(s, kMonths, &month) && literal(s, "-") && digits(s, 2, &year) && literal(s, " ") &&
-         time_of_day(s, &hour, &minute, &second) && literal(s, " GMT") && s.empty();
+    ok = one_of(s, kLongDays, &weekday) && literal(s, ", ") && digits(s, 2, &day) &&
+         literal(s, "-") && one_of(s, kMonths, &month) && literal(s, "-") && digits(s, 2, &year) &&
+         literal(s, " ") && time_of_day(s, &hour, &minute, &second) && literal(s, " GMT") &&
+         s.empty();
     if (ok) {
       // The century that puts the date no more than 50 years in the future.
       auto today = std::chrono::year_month_day(std::chrono::floor<std::chrono::days>(now));
@@ -99,8 +102,9 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
   if (!ok || day < 1 || day > kMonthDays[month] + (month == 1 && leap(year)) || hour > 23 ||
       minute > 59 || second > 60)  // 60: a leap second, as RFC 9110 allows
     return std::nullopt;
-  int64_t seconds = days_from_civil(year, static_cast<unsigned>(month + 1), static_cast<unsigned>(day)) * 86400 +
-                    hour * 3600 + minute * 60 + second;
+  int64_t seconds =
+      days_from_civil(year, static_cast<unsigned>(month + 1), static_cast<unsigned>(day)) * 86400 +
+      hour * 3600 + minute * 60 + second;
   return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
 }
 

@@ -14,6 +14,7 @@ namespace gatehouse::http {
 // recipients skip that. A two-digit rfc850 year more than 50 years ahead is taken as the past
 // century (RFC 9110 5.6.7).
 std::optional<std::chrono::system_clock::time_point> parse_http_date(
-    std::string_view text, std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+    std::string_view text,
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 }  // namespace gatehouse::http

@@ -13,11 +13,21 @@ void append_json_escaped(std::string* out, std::string_view s) {
     out->append(s.data() + run, i - run);  // the safe run before it, in one append
     run = i + 1;
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default: {
         const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
         out->append(esc, sizeof esc);
@@ -51,7 +61,10 @@ void build_error_response(const ErrorResponse& e, std::string_view request_id_he
   const std::string& body = e.body ? *e.body : json;
   out->append("HTTP/1.1 ").append(std::to_string(e.status)).append(" ");
   out->append(reason_phrase(e.status)).append("\r\n");
-  out->append("Content-Type: ").append(e.body ? std::string_view(e.content_type) : "application/json");
+  std::string_view type = !e.body                  ? "application/json"
+                          : e.content_type.empty() ? "application/octet-stream"
+                                                   : std::string_view(e.content_type);
+  out->append("Content-Type: ").append(type);
   out->append("\r\nContent-Length: ");
   out->append(std::to_string(body.size())).append("\r\n");
   out->append(request_id_header).append(": ").append(request_id).append("\r\n");

@@ -19,7 +19,7 @@ struct ErrorResponse {
   // A body of the answer's own, sent as is with `content_type`, instead of the JSON error (`code`
   // then only names the answer in the access log, and may be empty).
   std::optional<std::string> body;
-  std::string content_type = "application/octet-stream";
+  std::string content_type;  // empty: application/octet-stream
 };
 
 // Appends a complete response (head and body; only the head for a HEAD request) to *out.

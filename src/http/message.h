@@ -31,7 +31,7 @@ enum class HeaderId : uint8_t {
 };
 
 struct Header {
-  std::string_view name;  // as sent (case preserved, for forwarding)
+  std::string_view name;   // as sent (case preserved, for forwarding)
   std::string_view value;  // without surrounding whitespace
   HeaderId id = HeaderId::kOther;
   bool hop_by_hop = false;  // set for fixed hop-by-hop fields and those named in Connection
@@ -49,9 +49,9 @@ struct MessageHead {
   std::vector<Header> headers;
   Framing framing = Framing::kNone;
   uint64_t content_length = 0;
-  bool keep_alive = true;   // after Connection and version rules
-  bool upgrade = false;     // Connection: upgrade with an Upgrade header
-  size_t head_bytes = 0;    // bytes of the head, including the final CRLF
+  bool keep_alive = true;  // after Connection and version rules
+  bool upgrade = false;    // Connection: upgrade with an Upgrade header
+  size_t head_bytes = 0;   // bytes of the head, including the final CRLF
 
   // First value of a header, or empty. Case-insensitive name.
   std::string_view get(std::string_view name) const;

@@ -80,7 +80,6 @@ HeaderId classify(std::string_view n, bool* hop) {
   return HeaderId::kOther;
 }
 
-
 // Calls f(token) for each element of a comma-separated list, skipping empty elements.
 template <class F>
 void for_each_element(std::string_view list, F f) {
@@ -121,7 +120,8 @@ bool parse_version(std::string_view v, int* minor, ParseError* err, bool request
       *minor = v[7] - '0';
       return true;
     }
-    *err = request ? fail(505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served here")
+    *err = request ? fail(505, "http_version_not_supported",
+                          "only HTTP/1.0 and HTTP/1.1 are served here")
                    : fail(502, "upstream_bad_response", "unsupported HTTP version");
     return false;
   }
@@ -206,17 +206,21 @@ bool parse_fields(LineReader& lines, const ParseLimits& limits, bool request, Me
       }
       case HeaderId::kTransferEncoding:
         if (has_te || !iequals(h.value, "chunked")) {
-          *err = request ? fail(501, "not_implemented", "only Transfer-Encoding: chunked is supported")
-                         : fail(502, "upstream_bad_response", "unsupported Transfer-Encoding");
+          *err = request
+                     ? fail(501, "not_implemented", "only Transfer-Encoding: chunked is supported")
+                     : fail(502, "upstream_bad_response", "unsupported Transfer-Encoding");
           return false;
         }
         has_te = te_chunked = true;
         break;
       case HeaderId::kConnection:
         for_each_element(h.value, [&](std::string_view t) {
-          if (iequals(t, "close")) conn_close = true;
-          else if (iequals(t, "keep-alive")) conn_keep = true;
-          else if (iequals(t, "upgrade")) conn_upgrade = true;
+          if (iequals(t, "close"))
+            conn_close = true;
+          else if (iequals(t, "keep-alive"))
+            conn_keep = true;
+          else if (iequals(t, "upgrade"))
+            conn_upgrade = true;
         });
         break;
       case HeaderId::kUpgrade:
@@ -321,13 +325,16 @@ ParseStatus parse_request_head(std::string_view data, const ParseLimits& limits,
   out->method = out->target = out->path = out->query = out->host = {};
   // RFC 9112 2.2: a server SHOULD ignore at least one empty line received before the request-line.
   size_t skipped = 0;
-  while (data.size() - skipped >= 2 && data[skipped] == '\r' && data[skipped + 1] == '\n') skipped += 2;
+  while (data.size() - skipped >= 2 && data[skipped] == '\r' && data[skipped + 1] == '\n')
+    skipped += 2;
   data.remove_prefix(skipped);
   LineReader lines(data);
   std::string_view line;
   bool bad_eol = false;
   if (!lines.next(&line, &bad_eol)) return ParseStatus::kIncomplete;
-  if (bad_eol) return *err = fail(400, "bad_request", "request line not terminated by CRLF"), ParseStatus::kError;
+  if (bad_eol)
+    return *err = fail(400, "bad_request", "request line not terminated by CRLF"),
+           ParseStatus::kError;
 
   auto sp1 = line.find(' ');
   auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
@@ -341,7 +348,8 @@ ParseStatus parse_request_head(std::string_view data, const ParseLimits& limits,
     *err = fail(400, "bad_request", "invalid method");
     return ParseStatus::kError;
   }
-  if (!parse_version(line.substr(sp2 + 1), &out->minor_version, err, true)) return ParseStatus::kError;
+  if (!parse_version(line.substr(sp2 + 1), &out->minor_version, err, true))
+    return ParseStatus::kError;
   if (out->target.size() > limits.max_target_bytes) {
     *err = fail(414, "uri_too_long", "the request target is too long");
     return ParseStatus::kError;

@@ -27,12 +27,14 @@ std::string_view real_client_ip(const RequestHead& req, std::string_view peer, b
     std::string_view list = h->value;
     while (!list.empty()) {
       size_t comma = list.rfind(',');
-      std::string_view hop = trim_ows(comma == std::string_view::npos ? list : list.substr(comma + 1));
+      std::string_view hop =
+          trim_ows(comma == std::string_view::npos ? list : list.substr(comma + 1));
       list = comma == std::string_view::npos ? std::string_view() : list.substr(0, comma);
       if (hop.empty()) continue;
       auto addr = config::parse_ip(hop);
-      bool hop_trusted = addr && std::any_of(trusted.begin(), trusted.end(),
-                                             [&](const config::Cidr& c) { return c.contains(*addr); });
+      bool hop_trusted =
+          addr && std::any_of(trusted.begin(), trusted.end(),
+                              [&](const config::Cidr& c) { return c.contains(*addr); });
       if (!hop_trusted) return hop;  // the first hop no trusted proxy vouches beyond
       peer = hop;                    // all trusted so far: the farthest one seen
     }
@@ -110,13 +112,12 @@ void build_client_response(const ResponseHead& resp, const ResponseInfo& info, s
   std::to_chars(status, status + 3, resp.status);
   out->append("HTTP/1.1 ").append(status, 3).append(" ");
   out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n");
+  const bool removing = info.remove && !info.remove->empty();
   for (const auto& h : resp.headers) {
     if (h.hop_by_hop) continue;
     if (h.name.size() == info.request_id_header.size() && iequals(h.name, info.request_id_header))
       continue;
-    if (info.remove && std::any_of(info.remove->begin(), info.remove->end(),
-                                   [&](const std::string& r) { return iequals(h.name, r); }))
-      continue;
+    if (removing && removed_by_filter(info.remove, h.name)) continue;
     append_header(out, h.name, h.value);
   }
   append_header(out, "Via", resp.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");
@@ -125,43 +126,75 @@ void build_client_response(const ResponseHead& resp, const ResponseInfo& info, s
     for (auto& [n, v] : *info.add) append_header(out, n, v);
   }
   if (info.chunked) out->append("Transfer-Encoding: chunked\r\n");
-  if (info.close) out->append("Connection: close\r\n");
-  else if (info.client_http10) out->append("Connection: keep-alive\r\n");
+  if (info.close)
+    out->append("Connection: close\r\n");
+  else if (info.client_http10)
+    out->append("Connection: keep-alive\r\n");
   out->append("\r\n");
 }
 
 std::string_view reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 417:
+      return "Expectation Failed";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 

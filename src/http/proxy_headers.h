@@ -16,14 +16,14 @@ namespace gatehouse::http {
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct ForwardInfo {
-  std::string_view client_ip;       // the TCP peer
-  bool peer_trusted = false;        // the peer is in server.trusted_proxies
-  std::string_view proto = "http";  // scheme the client used
+  std::string_view client_ip;          // the TCP peer
+  bool peer_trusted = false;           // the peer is in server.trusted_proxies
+  std::string_view proto = "http";     // scheme the client used
   std::string_view request_id_header;  // lower case
   std::string_view request_id;
-  std::string_view path_and_query;  // after rewrites
-  std::string_view host;            // Host to send upstream
-  const HeaderList* add = nullptr;  // added by filters
+  std::string_view path_and_query;                   // after rewrites
+  std::string_view host;                             // Host to send upstream
+  const HeaderList* add = nullptr;                   // added by filters
   const std::vector<std::string>* remove = nullptr;  // removed by filters (lower case)
 };
 
@@ -43,8 +43,8 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
 struct ResponseInfo {
   std::string_view request_id_header;
   std::string_view request_id;
-  bool chunked = false;      // the body is sent with the chunked coding
-  bool close = false;        // the gateway closes the connection after this response
+  bool chunked = false;  // the body is sent with the chunked coding
+  bool close = false;    // the gateway closes the connection after this response
   bool client_http10 = false;
   const HeaderList* add = nullptr;
   const std::vector<std::string>* remove = nullptr;  // headers not to pass on (lower case)

@@ -13,7 +13,10 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 Connection::Connection(exchange::WorkerContext& worker, net::Socket socket,
                        std::shared_ptr<const tls::ServerContext> tls)
-    : w_(worker), client_(std::move(socket)), timer_(worker.io().get_executor()), exchange_(worker) {
+    : w_(worker),
+      client_(std::move(socket)),
+      timer_(worker.io().get_executor()),
+      exchange_(worker) {
   if (tls) client_.start_tls_server(std::move(tls));
   boost::system::error_code ec;
   auto ep = client_.socket().remote_endpoint(ec);
@@ -107,10 +110,14 @@ void Connection::on_timer() {
 void Connection::set_deadline(upstream::RequestSource::Phase phase, net::Clock::duration after) {
   using Upstream = upstream::RequestSource::Phase;
   switch (phase) {
-    case Upstream::kQueued: return set_deadline(Phase::kQueued, after);
-    case Upstream::kConnect: return set_deadline(Phase::kUpstreamConnect, after);
-    case Upstream::kResponse: return set_deadline(Phase::kUpstreamResponse, after);
-    case Upstream::kStream: return set_deadline(Phase::kStream, after);
+    case Upstream::kQueued:
+      return set_deadline(Phase::kQueued, after);
+    case Upstream::kConnect:
+      return set_deadline(Phase::kUpstreamConnect, after);
+    case Upstream::kResponse:
+      return set_deadline(Phase::kUpstreamResponse, after);
+    case Upstream::kStream:
+      return set_deadline(Phase::kStream, after);
   }
 }
 
@@ -325,8 +332,8 @@ net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view re
     co_return;
   }
   head_out_.clear();
-  http::build_error_response(e, snap_->config.observability.request_id_header, request_id, close_after_,
-                             req_is_head_, &head_out_);
+  http::build_error_response(e, snap_->config.observability.request_id_header, request_id,
+                             close_after_, req_is_head_, &head_out_);
   co_await write_client(head_out_);
   response_started_ = true;
 }

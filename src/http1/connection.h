@@ -40,7 +40,14 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void close_now() override;
 
  private:
-  enum class Phase { kClientIdle, kClientRead, kQueued, kUpstreamConnect, kUpstreamResponse, kStream };
+  enum class Phase {
+    kClientIdle,
+    kClientRead,
+    kQueued,
+    kUpstreamConnect,
+    kUpstreamResponse,
+    kStream
+  };
   enum class Head { kRequest, kError, kClose };
 
   net::Task<> run();
@@ -88,7 +95,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
 
   std::shared_ptr<exchange::View> view_;    // for the limits and timeouts of the next request
   const config::Snapshot* snap_ = nullptr;  // view_->snapshot
-  net::Buffer in_;  // from the client
+  net::Buffer in_;                          // from the client
   std::string head_out_;
   std::string_view head_left_;  // of head_out_, the part of the response head not yet sent
   std::vector<net::asio::const_buffer> iov_;

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <boost/json/object.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -21,10 +20,17 @@
 namespace gatehouse::jwt {
 
 enum class Alg : uint8_t {
-  kHS256, kHS384, kHS512,
-  kRS256, kRS384, kRS512,
-  kPS256, kPS384, kPS512,
-  kES256, kES384,
+  kHS256,
+  kHS384,
+  kHS512,
+  kRS256,
+  kRS384,
+  kRS512,
+  kPS256,
+  kPS384,
+  kPS512,
+  kES256,
+  kES384,
   kEdDSA,  // Ed25519 only (RFC 8037)
 };
 
@@ -88,14 +94,14 @@ struct Rules {
 };
 
 enum class Failure : uint8_t {
-  kMalformed,     // shape, base64url, JSON, or a header/claims that is not an object
+  kMalformed,  // shape, base64url, JSON, or a header/claims that is not an object
   kTooLarge,
-  kAlgorithm,     // "none", unknown, or not in rules.algorithms
-  kCritical,      // a "crit" header parameter
-  kUnknownKey,    // no key with the token's kid (the caller may refresh its key set)
-  kSignature,     // no key accepted the signature
-  kExpired,       // exp <= now - leeway
-  kNotYetValid,   // nbf > now + leeway, or iat > now + leeway
+  kAlgorithm,    // "none", unknown, or not in rules.algorithms
+  kCritical,     // a "crit" header parameter
+  kUnknownKey,   // no key with the token's kid (the caller may refresh its key set)
+  kSignature,    // no key accepted the signature
+  kExpired,      // exp <= now - leeway
+  kNotYetValid,  // nbf > now + leeway, or iat > now + leeway
   kIssuer,
   kAudience,
   kMissingClaim,

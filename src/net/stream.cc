@@ -64,8 +64,10 @@ bool Stream::start_tls_client(const tls::ClientContext& ctx, std::string_view se
 
 Stream::Wait Stream::after_error(int ret) {
   switch (SSL_get_error(ssl_, ret)) {
-    case SSL_ERROR_WANT_READ: return Wait::kRead;
-    case SSL_ERROR_WANT_WRITE: return Wait::kWrite;
+    case SSL_ERROR_WANT_READ:
+      return Wait::kRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Wait::kWrite;
     default:
       ERR_clear_error();  // the queue is per thread: leave it empty for the next connection
       return Wait::kBroken;
@@ -84,10 +86,9 @@ net::Task<bool> Stream::handshake(std::string* why) {
       ERR_clear_error();
       co_return false;
     }
-    auto [ec] = co_await socket_.async_wait(error == SSL_ERROR_WANT_READ
-                                                ? net::tcp::socket::wait_read
-                                                : net::tcp::socket::wait_write,
-                                            net::use_task);
+    auto [ec] = co_await socket_.async_wait(
+        error == SSL_ERROR_WANT_READ ? net::tcp::socket::wait_read : net::tcp::socket::wait_write,
+        net::use_task);
     if (ec) {
       if (why) *why = ec.message();
       co_return false;

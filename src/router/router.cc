@@ -89,10 +89,14 @@ bool path_matches(const PathMatch& m, std::string_view path, Captures* caps) {
 
 bool value_matches(const ValueMatch& m, bool found, std::string_view value) {
   switch (m.kind) {
-    case ValueMatch::Kind::kPresent: return found;
-    case ValueMatch::Kind::kAbsent: return !found;
-    case ValueMatch::Kind::kExact: return found && value == m.value;
-    case ValueMatch::Kind::kRegex: return found && RE2::FullMatch(value, *m.regex);
+    case ValueMatch::Kind::kPresent:
+      return found;
+    case ValueMatch::Kind::kAbsent:
+      return !found;
+    case ValueMatch::Kind::kExact:
+      return found && value == m.value;
+    case ValueMatch::Kind::kRegex:
+      return found && RE2::FullMatch(value, *m.regex);
   }
   return false;
 }
@@ -111,16 +115,27 @@ auto specificity(const config::Route& r) {
   int path_rank = 0;
   size_t path_len = 0;
   switch (r.path.kind) {
-    case PathMatch::Kind::kExact: path_rank = 4; path_len = r.path.text.size(); break;
+    case PathMatch::Kind::kExact:
+      path_rank = 4;
+      path_len = r.path.text.size();
+      break;
     case PathMatch::Kind::kTemplate:
       path_rank = 3;
-      path_len = static_cast<size_t>(std::count_if(r.path.segments.begin(), r.path.segments.end(),
-                     [](const std::string& s) { return s.empty() || s[0] != '{'; })) * 1000 +
+      path_len = static_cast<size_t>(
+                     std::count_if(r.path.segments.begin(), r.path.segments.end(),
+                                   [](const std::string& s) { return s.empty() || s[0] != '{'; })) *
+                     1000 +
                  r.path.segments.size();
       break;
-    case PathMatch::Kind::kRegex: path_rank = 2; break;
-    case PathMatch::Kind::kPrefix: path_rank = 1; path_len = r.path.text.size(); break;
-    case PathMatch::Kind::kAny: break;
+    case PathMatch::Kind::kRegex:
+      path_rank = 2;
+      break;
+    case PathMatch::Kind::kPrefix:
+      path_rank = 1;
+      path_len = r.path.text.size();
+      break;
+    case PathMatch::Kind::kAny:
+      break;
   }
   return std::make_tuple(host_rank, host_len, path_rank, path_len,
                          r.headers.size() + r.query.size(), !r.methods.empty());
@@ -175,9 +190,10 @@ bool matches_ignoring_method(const config::Route& r, const http::RequestHead& re
 
 RouteTable::RouteTable(const std::vector<config::Route>& routes) {
   for (const auto& r : routes) ordered_.push_back(&r);
-  std::stable_sort(ordered_.begin(), ordered_.end(), [](const config::Route* a, const config::Route* b) {
-    return specificity(*a) > specificity(*b);
-  });
+  std::stable_sort(ordered_.begin(), ordered_.end(),
+                   [](const config::Route* a, const config::Route* b) {
+                     return specificity(*a) > specificity(*b);
+                   });
 }
 
 void RouteTable::match(const http::RequestHead& req, Match* out) const {

@@ -26,8 +26,8 @@ using Captures = std::vector<std::pair<std::string_view, std::string_view>>;  //
 
 struct Match {
   const config::Route* route = nullptr;
-  Captures captures;   // views into the route (names) and the request (values)
-  std::string allow;   // set when no route matched only because of the method
+  Captures captures;  // views into the route (names) and the request (values)
+  std::string allow;  // set when no route matched only because of the method
   void reset() {
     route = nullptr;
     captures.clear();

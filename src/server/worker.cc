@@ -5,9 +5,9 @@
 #include <thread>
 
 #include "filters/registry.h"
+#include "http1/connection.h"
 #include "observe/access_log.h"
 #include "observe/log.h"
-#include "http1/connection.h"
 #include "tls/client_context.h"
 
 namespace gatehouse::server {
@@ -28,7 +28,8 @@ void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
   auto view = std::make_shared<exchange::View>();
   view->snapshot = std::move(snapshot);
   const auto& cfg = view->snapshot->config;
-  view->upstreams = upstreams_.adopt(view->snapshot->upstreams, view_ ? &view_->upstreams : nullptr, rng_);
+  view->upstreams =
+      upstreams_.adopt(view->snapshot->upstreams, view_ ? &view_->upstreams : nullptr, rng_);
   for (const auto& r : cfg.routes) {
     std::vector<uint32_t> weights;
     for (const auto& t : r.to) weights.push_back(t.weight);
@@ -38,7 +39,8 @@ void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
 }
 
 void Worker::publish(std::shared_ptr<const config::Snapshot> snapshot) {
-  net::asio::post(io_, [this, snapshot = std::move(snapshot)]() mutable { adopt(std::move(snapshot)); });
+  net::asio::post(io_,
+                  [this, snapshot = std::move(snapshot)]() mutable { adopt(std::move(snapshot)); });
 }
 
 std::optional<net::tcp::endpoint> Worker::open_listener(const std::string& key,
@@ -64,7 +66,8 @@ std::optional<net::tcp::endpoint> Worker::open_listener(const std::string& key,
     return std::nullopt;
   }
   acceptors_[key] = acceptor;
-  if (running_) net::asio::co_spawn(io_.get_executor(), accept_loop(acceptor, key), net::asio::detached);
+  if (running_)
+    net::asio::co_spawn(io_.get_executor(), accept_loop(acceptor, key), net::asio::detached);
   return bound;
 }
 

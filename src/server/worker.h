@@ -6,8 +6,8 @@
 #include <atomic>
 #include <functional>
 #include <future>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -15,9 +15,9 @@
 
 #include "config/snapshot.h"
 #include "exchange/context.h"
+#include "net/asio.h"
 #include "observe/access_log.h"
 #include "observe/metrics.h"
-#include "net/asio.h"
 #include "upstream/balancer.h"
 #include "upstream/breaker.h"
 #include "upstream/pool.h"

@@ -87,8 +87,8 @@ std::shared_ptr<const ClientContext> ClientContext::create(const ClientSettings&
   SSL_CTX_set_verify(ctx, settings.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   if (!settings.ca_file.empty()) {
     if (SSL_CTX_load_verify_file(ctx, settings.ca_file.c_str()) != 1) {
-      *error = "no usable CA certificate in " + settings.ca_file + " (expected PEM): " +
-               openssl_error();
+      *error =
+          "no usable CA certificate in " + settings.ca_file + " (expected PEM): " + openssl_error();
       return nullptr;
     }
   } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {

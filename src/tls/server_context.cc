@@ -19,7 +19,8 @@ std::string lower(std::string s) {
 // The DNS names a certificate is for: its subjectAltName dNSNames, or its CN when it has none.
 std::vector<std::string> certificate_names(X509* x509) {
   std::vector<std::string> names;
-  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x509, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x509, NID_subject_alt_name, nullptr, nullptr));
   if (sans) {
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
       const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
@@ -63,9 +64,10 @@ std::shared_ptr<const ServerContext> ServerContext::create(const ServerSettings&
       return nullptr;
     }
     c->certs_.push_back({ctx, {}});
-    SSL_CTX_set_min_proto_version(ctx, settings.min_version >= 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_min_proto_version(ctx,
+                                  settings.min_version >= 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_options(
+        ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
     // Partial writes and a moving buffer: the connection retries with what is left.
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
@@ -79,7 +81,8 @@ std::shared_ptr<const ServerContext> ServerContext::create(const ServerSettings&
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) != 1) {
       bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
-      *error = mismatch ? "the private key " + files.key + " does not match the certificate " + files.cert
+      *error = mismatch ? "the private key " + files.key + " does not match the certificate " +
+                              files.cert
                         : "cannot use the private key " + files.key + ": " + openssl_error();
       ERR_clear_error();
       return nullptr;

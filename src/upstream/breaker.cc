@@ -6,9 +6,12 @@ namespace gatehouse::upstream {
 
 const char* state_name(Breaker::State s) {
   switch (s) {
-    case Breaker::State::kClosed: return "closed";
-    case Breaker::State::kOpen: return "open";
-    case Breaker::State::kHalfOpen: return "half_open";
+    case Breaker::State::kClosed:
+      return "closed";
+    case Breaker::State::kOpen:
+      return "open";
+    case Breaker::State::kHalfOpen:
+      return "half_open";
   }
   return "";
 }
@@ -39,9 +42,12 @@ bool Breaker::allow(Clock::time_point now) {
 bool Breaker::would_allow(Clock::time_point now) const {
   if (!s_) return true;
   switch (state_) {
-    case State::kClosed: return true;
-    case State::kOpen: return now >= open_until_;
-    case State::kHalfOpen: return now - half_open_since_ >= open_for_ || probes_ < s_->half_open_requests;
+    case State::kClosed:
+      return true;
+    case State::kOpen:
+      return now >= open_until_;
+    case State::kHalfOpen:
+      return now - half_open_since_ >= open_for_ || probes_ < s_->half_open_requests;
   }
   return false;
 }

@@ -71,13 +71,15 @@ bool Client::start(const Call& call) {
   idempotent_ = safe_method || call.idempotency_key;
   tries_ = 0;
   const config::RetryPolicy* p = retry_policy();
-  if (p) up_->retry_tokens = std::min(up_->retry_tokens + p->budget, 3 + 100 * p->budget);  // earned, capped
+  if (p)
+    up_->retry_tokens =
+        std::min(up_->retry_tokens + p->budget, 3 + 100 * p->budget);  // earned, capped
   // A body that may be sent again is kept as it is read, while it fits: for the policy's retries,
   // and for the immediate resend of an idempotent method on a pooled connection found dead.
   if (safe_method || (p && p->attempts > 0 && idempotent_))
     replay_limit_ = p ? p->max_replay_body : config::RetryPolicy{}.max_replay_body;
-  keep_replay_ = replay_limit_ > 0 &&
-                 !(body_framing_ == http::Framing::kContentLength && content_length_ > replay_limit_);
+  keep_replay_ = replay_limit_ > 0 && !(body_framing_ == http::Framing::kContentLength &&
+                                        content_length_ > replay_limit_);
   return true;
 }
 
@@ -120,8 +122,9 @@ net::Clock::duration Client::budget(net::Clock::duration after) {
 // How long a phase was allowed, for an error message: its own timeout, or the route's when that
 // cut it short.
 std::string Client::timeout_text(config::Duration own) const {
-  return route_deadline_binds_ ? "the route's timeout of " + config::format_duration(route_->timeout)
-                               : config::format_duration(own);
+  return route_deadline_binds_
+             ? "the route's timeout of " + config::format_duration(route_->timeout)
+             : config::format_duration(own);
 }
 
 void Client::deadline_passed(RequestSource::Phase phase) {
@@ -163,7 +166,13 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
   counted_ = true;
   logged_target_ = pool_->address();
   start_ = net::Clock::now();
-  if (!co_await lease(from)) {
+  // A pooled connection (the common case) costs no coroutine; a new one is made in connect().
+  std::optional<net::Stream> idle = new_connection_ ? std::nullopt : pool_->take_idle(start_);
+  reused_ = idle.has_value();
+  timed_out_ = false;
+  if (idle) {
+    conn_.emplace(std::move(*idle));
+  } else if (!co_await connect(from)) {
     release();
     co_return Outcome::kFailed;
   }
@@ -177,7 +186,8 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
         if (may_resend_at_once()) co_return Outcome::kResendAtOnce;
         retry_reason_ = RetryReason::kReset;
         upstream_done(observe::UpstreamOutcome::kReset);
-        fail_upstream(502, "upstream_reset", "closed the connection while the request was being sent");
+        fail_upstream(502, "upstream_reset",
+                      "closed the connection while the request was being sent");
         break;
       case Sent::kBadBody:
         fail(400, "bad_request", "malformed chunked request body");
@@ -219,10 +229,11 @@ net::Task<bool> Client::wait_for_slot(Bulkhead& b, RequestSource& from) {
       [&](auto handler) {
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         waiter->wake = [h, ex = ex_](bool granted) {
-          net::asio::post(ex, [h, granted] { std::move(*h)(granted); });
+          net::asio::post(ex, [h, granted] { std::move (*h)(granted); });
         };
         queued = b.wait(waiter);
-        if (queued != Bulkhead::Queued::kWaiting) waiter->wake(queued == Bulkhead::Queued::kGranted);
+        if (queued != Bulkhead::Queued::kWaiting)
+          waiter->wake(queued == Bulkhead::Queued::kGranted);
       },
       token);
   queued_in_ = nullptr;
@@ -244,34 +255,34 @@ void Client::fail_overloaded(const Bulkhead& b, bool waited) {
   http::HeaderList retry_after;
   retry_after.emplace_back("Retry-After", "1");
   std::string why =
-      waited ? "freed no request slot within " +
-                   (route_deadline_binds_ ? "the route's timeout of " + config::format_duration(route_->timeout)
-                                          : config::format_duration(up_->config().queue_timeout) + " (timeouts.queue)")
-             : "already has " + std::to_string(b.limit()) + " requests in flight (max_concurrent_requests)" +
-                   (b.max_pending() ? " and " + std::to_string(b.max_pending()) + " waiting (max_pending)" : "");
+      waited
+          ? "freed no request slot within " +
+                (route_deadline_binds_
+                     ? "the route's timeout of " + config::format_duration(route_->timeout)
+                     : config::format_duration(up_->config().queue_timeout) + " (timeouts.queue)")
+          : "already has " + std::to_string(b.limit()) +
+                " requests in flight (max_concurrent_requests)" +
+                (b.max_pending()
+                     ? " and " + std::to_string(b.max_pending()) + " waiting (max_pending)"
+                     : "");
   fail(503, "upstream_overloaded", up_->name() + " " + why, std::move(retry_after));
 }
 
-// A pooled connection to the target, or a new one (connected, and TLS set up, within the connect
-// timeout). False after recording the failure.
-net::Task<bool> Client::lease(RequestSource& from) {
-  std::optional<net::Stream> idle = new_connection_ ? std::nullopt : pool_->take_idle(start_);
-  reused_ = idle.has_value();
-  timed_out_ = false;
-  if (idle) {
-    conn_.emplace(std::move(*idle));
-    co_return true;
-  }
+// A new connection to the target (connected, and TLS set up, within the connect timeout). False
+// after recording the failure.
+net::Task<bool> Client::connect(RequestSource& from) {
   conn_.emplace(ex_);
   from.set_deadline(RequestSource::Phase::kConnect, budget(up_->config().connect_timeout));
   auto [ec] = co_await conn_->socket().async_connect(pool_->endpoint(), net::use_task);
   if (ec) {
     conn_.reset();
     retry_reason_ = RetryReason::kConnectFailure;
-    upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout : observe::UpstreamOutcome::kConnectError);
+    upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout
+                             : observe::UpstreamOutcome::kConnectError);
     if (timed_out_) {
       fail(504, "upstream_connect_timeout",
-           up_->name() + " did not accept a connection within " + timeout_text(up_->config().connect_timeout));
+           up_->name() + " did not accept a connection within " +
+               timeout_text(up_->config().connect_timeout));
     } else {
       fail_upstream(502, "upstream_connect_failed", "refused the connection: " + ec.message());
     }
@@ -297,7 +308,8 @@ net::Task<bool> Client::handshake(net::Stream& up) {
     bool ok = co_await up.handshake(&why);
     if (ok) co_return true;
   }
-  upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout : observe::UpstreamOutcome::kConnectError);
+  upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout
+                           : observe::UpstreamOutcome::kConnectError);
   if (timed_out_) {
     fail(504, "upstream_connect_timeout",
          up_->name() + " did not complete the TLS handshake within " +
@@ -366,10 +378,12 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
   while (true) {
     if (size_t end = http::find_head_end(in_.data(), scanned)) {
       http::ParseError err;
-      if (http::parse_response_head(in_.data().substr(0, end), limits, head_request_ ? "HEAD" : "GET",
-                                    &resp_, &err) != http::ParseStatus::kComplete) {
+      if (http::parse_response_head(in_.data().substr(0, end), limits,
+                                    head_request_ ? "HEAD" : "GET", &resp_,
+                                    &err) != http::ParseStatus::kComplete) {
         upstream_done(observe::UpstreamOutcome::kReset);
-        fail_upstream(502, "upstream_bad_response", "sent an invalid response: " + std::string(err.message));
+        fail_upstream(502, "upstream_bad_response",
+                      "sent an invalid response: " + std::string(err.message));
         co_return Outcome::kFailed;
       }
       if (resp_.status >= 100 && resp_.status < 200 && resp_.status != 101) {
@@ -382,10 +396,12 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
         fail(502, "upstream_bad_response", "protocol upgrades are not supported yet");
         co_return Outcome::kFailed;
       }
-      upstream_done(resp_.status >= 500 ? observe::UpstreamOutcome::k5xx : observe::UpstreamOutcome::kOk);
+      upstream_done(resp_.status >= 500 ? observe::UpstreamOutcome::k5xx
+                                        : observe::UpstreamOutcome::kOk);
       answered_ms_ = seconds_ * 1000;  // an upstream answered: logged as upstream_ms
       if (resp_.status >= 500 && may_retry(RetryReason::kStatus)) {
-        retry_reason_ = RetryReason::kStatus;  // not relayed: the connection is dropped, tried again
+        retry_reason_ =
+            RetryReason::kStatus;  // not relayed: the connection is dropped, tried again
         co_return Outcome::kFailed;
       }
       resp_head_len_ = end;
@@ -407,7 +423,8 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
     // A pooled connection that the upstream closed as we sent: the request goes again at once.
     const bool stale = in_.empty() && may_resend_at_once();
     if (!(stale && !timed_out_)) {
-      upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout : observe::UpstreamOutcome::kReset);
+      upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout
+                               : observe::UpstreamOutcome::kReset);
     }
     if (timed_out_) {
       retry_reason_ = RetryReason::kTimeout;
@@ -419,7 +436,8 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
       retry_reason_ = RetryReason::kReset;
       fail_upstream(502, "upstream_reset", "closed the connection without answering");
     } else {
-      fail_upstream(502, "upstream_bad_response", "closed the connection in the middle of the response head");
+      fail_upstream(502, "upstream_bad_response",
+                    "closed the connection in the middle of the response head");
     }
     co_return Outcome::kFailed;
   }
@@ -480,7 +498,8 @@ net::Task<bool> Client::read_body() {
 void Client::finish(bool upstream_ok, bool downstream_ok) {
   if (!upstream_ok) upstream_done(observe::UpstreamOutcome::kReset);
   in_.consume(in_.size());
-  if (ended_clean_ && keep_alive_ && downstream_ok && upstream_ok && framing_ != http::Framing::kUntilClose) {
+  if (ended_clean_ && keep_alive_ && downstream_ok && upstream_ok &&
+      framing_ != http::Framing::kUntilClose) {
     pool_->give_back(std::move(*conn_), up_->config().max_idle_per_target, net::Clock::now());
   } else {
     conn_->drop();
@@ -491,7 +510,8 @@ void Client::finish(bool upstream_ok, bool downstream_ok) {
 
 // --- outcomes --------------------------------------------------------------------------------
 
-void Client::fail(int status, std::string_view code, std::string message, http::HeaderList headers) {
+void Client::fail(int status, std::string_view code, std::string message,
+                  http::HeaderList headers) {
   error_ = http::ErrorResponse{status, std::string(code), std::move(message), std::move(headers)};
 }
 
@@ -504,7 +524,8 @@ void Client::upstream_done(observe::UpstreamOutcome outcome) {
   seconds_ = ms_since(start_) / 1000;
   if (!up_->config().breaker) return;
   auto& breaker = up_->targets[target_].breaker;
-  if (breaker.record(outcome == observe::UpstreamOutcome::kOk, net::Clock::now())) breaker_moved(target_);
+  if (breaker.record(outcome == observe::UpstreamOutcome::kOk, net::Clock::now()))
+    breaker_moved(target_);
 }
 
 }  // namespace gatehouse::upstream

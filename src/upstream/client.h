@@ -64,7 +64,7 @@ struct Call {
   bool head_request = false;     // HEAD: the response has no body, whatever it says
   http::Framing body_framing = http::Framing::kNone;
   uint64_t content_length = 0;
-  uint64_t max_body_bytes = 0;  // a chunked body past this gets 413
+  uint64_t max_body_bytes = 0;         // a chunked body past this gets 413
   net::Clock::duration stream_idle{};  // the longest pause while a body streams either way
 };
 
@@ -126,9 +126,9 @@ class Client {
   const config::Upstream* upstream_config() const { return up_ ? &up_->config() : nullptr; }
   std::string_view target() const { return logged_target_; }
   std::optional<observe::UpstreamOutcome> outcome() const { return outcome_; }
-  double seconds() const { return seconds_; }        // to the response head, or to the failure
+  double seconds() const { return seconds_; }          // to the response head, or to the failure
   double answered_ms() const { return answered_ms_; }  // -1: no upstream answered
-  void reset();                                      // before the next request
+  void reset();                                        // before the next request
 
  private:
   enum class Outcome { kResponse, kFailed, kResendAtOnce };
@@ -148,7 +148,7 @@ class Client {
   net::Task<bool> wait_for_slot(Bulkhead& b, RequestSource& from);
   void stop_waiting_for_slot();
   void fail_overloaded(const Bulkhead& b, bool waited);
-  net::Task<bool> lease(RequestSource& from);
+  net::Task<bool> connect(RequestSource& from);
   net::Task<bool> handshake(net::Stream& up);
   net::Task<Sent> send_request(net::Stream& up, RequestSource& from);
   net::Task<Outcome> read_response_head(RequestSource& from);
@@ -186,20 +186,20 @@ class Client {
   std::vector<uint8_t> allowed_;  // targets a second pick may choose (scratch)
 
   // The try in progress.
-  std::optional<net::Stream> conn_;  // the upstream connection: leased, or being made
-  Bulkhead* queued_in_ = nullptr;      // the bulkhead whose queue the call waits in ...
+  std::optional<net::Stream> conn_;           // the upstream connection: leased, or being made
+  Bulkhead* queued_in_ = nullptr;             // the bulkhead whose queue the call waits in ...
   std::shared_ptr<Bulkhead::Waiter> queued_;  // ... as this waiter
   bool timed_out_ = false;
   Bulkhead* slot_ = nullptr;  // a slot taken in this bulkhead
   bool counted_ = false;      // the balancer counts the try as in flight on target_
-  net::Buffer in_;  // from the upstream
+  net::Buffer in_;            // from the upstream
   http::ResponseHead resp_;
   size_t resp_head_len_ = 0;
   http::Framing framing_ = http::Framing::kNone;  // of the response body being relayed
-  bool keep_alive_ = false;      // the upstream keeps the connection open after it
-  uint64_t resp_remaining_ = 0;  // Content-Length bytes still to come
-  bool ended_clean_ = false;     // the body ended where its framing said, nothing after it
-  bool closed_at_end_ = false;   // a close-delimited body ended by the close
+  bool keep_alive_ = false;                       // the upstream keeps the connection open after it
+  uint64_t resp_remaining_ = 0;                   // Content-Length bytes still to come
+  bool ended_clean_ = false;    // the body ended where its framing said, nothing after it
+  bool closed_at_end_ = false;  // a close-delimited body ended by the close
   http::ChunkedDecoder chunked_;
 
   // Retries.
@@ -207,7 +207,7 @@ class Client {
   net::Clock::duration retry_after_{};  // an upstream's Retry-After to wait before the retry
   uint32_t tries_ = 0;                  // retries made
   uint64_t body_read_ = 0;              // request body bytes sent on (and read), as received
-  std::string replay_;  // those bytes, kept while they fit retry.max_replay_body
+  std::string replay_;                  // those bytes, kept while they fit retry.max_replay_body
   uint64_t replay_limit_ = 0;
   bool keep_replay_ = false;  // replay_ holds every body byte read so far
 

@@ -42,7 +42,8 @@ bool Client::choose_target(size_t exclude) {
     if (t == kNone && exclude < n && admits(exclude)) t = exclude;
     if (t == kNone) {
       auto soonest = net::Clock::time_point::max();
-      for (const auto& target : up_->targets) soonest = std::min(soonest, target.breaker.open_until());
+      for (const auto& target : up_->targets)
+        soonest = std::min(soonest, target.breaker.open_until());
       auto wait = std::chrono::ceil<std::chrono::seconds>(soonest - now).count();
       http::HeaderList retry_after;
       retry_after.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, wait)));
@@ -82,11 +83,12 @@ const config::RetryPolicy* Client::retry_policy() const {
 bool Client::may_retry(RetryReason reason) {
   const config::RetryPolicy* p = retry_policy();
   if (!p || tries_ >= p->attempts) return false;
-  bool wanted = (reason == RetryReason::kConnectFailure && p->on_connect_failure) ||
-                (reason == RetryReason::kReset && p->on_reset) ||
-                (reason == RetryReason::kTimeout && p->on_timeout) ||
-                (reason == RetryReason::kStatus &&
-                 std::find(p->on_status.begin(), p->on_status.end(), resp_.status) != p->on_status.end());
+  bool wanted =
+      (reason == RetryReason::kConnectFailure && p->on_connect_failure) ||
+      (reason == RetryReason::kReset && p->on_reset) ||
+      (reason == RetryReason::kTimeout && p->on_timeout) ||
+      (reason == RetryReason::kStatus &&
+       std::find(p->on_status.begin(), p->on_status.end(), resp_.status) != p->on_status.end());
   if (!wanted) return false;
   // An upstream's Retry-After (delta-seconds or an HTTP-date, RFC 9110 10.2.3) is honoured: the
   // retry waits that long, if the route's deadline (or, without one, the upstream's response
@@ -101,8 +103,8 @@ bool Client::may_retry(RetryReason reason) {
       if (ec == std::errc() && end == ra.data() + ra.size()) {
         wait = std::chrono::seconds(std::min<uint64_t>(seconds, 86400));
       } else if (auto date = http::parse_http_date(ra)) {
-        wait = std::chrono::duration_cast<net::Clock::duration>(
-            std::max(std::chrono::system_clock::duration::zero(), *date - std::chrono::system_clock::now()));
+        wait = std::chrono::duration_cast<net::Clock::duration>(std::max(
+            std::chrono::system_clock::duration::zero(), *date - std::chrono::system_clock::now()));
       } else {
         return false;  // unreadable: the answer goes to the client
       }
@@ -129,11 +131,13 @@ bool Client::may_retry(RetryReason reason) {
 net::Task<> Client::before_retry() {
   const config::RetryPolicy& p = *retry_policy();
   ++tries_;
-  auto cap = std::min<net::Clock::duration>(p.max_backoff, p.backoff * (1u << std::min(tries_ - 1, 20u)));
+  auto cap =
+      std::min<net::Clock::duration>(p.max_backoff, p.backoff * (1u << std::min(tries_ - 1, 20u)));
   auto wait = net::Clock::duration(static_cast<int64_t>(rng_.next() % (cap.count() + 1)));
   wait = std::max(wait, retry_after_);
   if (route_deadline_ != net::Clock::time_point::max())
-    wait = std::min(wait, std::max(net::Clock::duration::zero(), route_deadline_ - net::coarse_now()));
+    wait =
+        std::min(wait, std::max(net::Clock::duration::zero(), route_deadline_ - net::coarse_now()));
   if (wait.count() > 0) {
     net::Timer t(ex_, wait);
     co_await t.async_wait(net::use_task);

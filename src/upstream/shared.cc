@@ -10,7 +10,8 @@ Shared::Shared(const config::Upstream& up)
                    ? Bulkhead::shared(up.name, up.max_concurrent_requests, up.max_pending)
                    : nullptr) {
   if (up.health_check) {
-    for (const auto& t : up.targets) health.push_back(Health::shared(up.name, t, *up.health_check, up.tls));
+    for (const auto& t : up.targets)
+      health.push_back(Health::shared(up.name, t, *up.health_check, up.tls));
   }
 }
 

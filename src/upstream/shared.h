@@ -18,8 +18,8 @@ struct Shared {
   explicit Shared(const config::Upstream& up);
 
   const config::Upstream* config;
-  std::unique_ptr<HashRing> ring;     // consistent_hash only
-  std::shared_ptr<Bulkhead> bulkhead;  // max_concurrent_requests only
+  std::unique_ptr<HashRing> ring;               // consistent_hash only
+  std::shared_ptr<Bulkhead> bulkhead;           // max_concurrent_requests only
   std::vector<std::shared_ptr<Health>> health;  // by target; empty without health_check
 };
 

@@ -25,7 +25,8 @@ std::vector<Upstream> WorkerUpstreams::adopt(const std::vector<Shared>& shared,
     for (const auto& u : *before) {
       if (!u.config().breaker) continue;
       for (size_t t = 0; t < u.targets.size(); ++t)
-        breakers_before[u.name() + " " + u.config().targets[t].address.to_string()] = &u.targets[t].breaker;
+        breakers_before[u.name() + " " + u.config().targets[t].address.to_string()] =
+            &u.targets[t].breaker;
     }
   }
   std::unordered_map<std::string, std::shared_ptr<TargetPool>> pools;
@@ -41,7 +42,8 @@ std::vector<Upstream> WorkerUpstreams::adopt(const std::vector<Shared>& shared,
       // A TLS connection is only as good as what it was checked against: one pool per name and
       // context identity (settings, CA file digest), never shared with plain HTTP. A reload that
       // changes them starts with new connections and retires the old ones.
-      if (up.tls) key += " tls " + std::string(up.tls->server_name_for(t.host)) + " " + up.tls->identity();
+      if (up.tls)
+        key += " tls " + std::string(up.tls->server_name_for(t.host)) + " " + up.tls->identity();
       auto& pool = pools[key];
       if (!pool) {
         if (auto it = pools_.find(key); it != pools_.end()) {
@@ -53,8 +55,10 @@ std::vector<Upstream> WorkerUpstreams::adopt(const std::vector<Shared>& shared,
       }
       const config::BreakerSettings* settings = up.breaker ? &*up.breaker : nullptr;
       auto kept = settings ? breakers_before.find(up.name + " " + address) : breakers_before.end();
-      Target target{pool, kept != breakers_before.end() ? Breaker(*kept->second, settings) : Breaker(settings),
-                    s.health.empty() ? nullptr : s.health[i].get()};
+      Target target{
+          pool,
+          kept != breakers_before.end() ? Breaker(*kept->second, settings) : Breaker(settings),
+          s.health.empty() ? nullptr : s.health[i].get()};
       u.targets.push_back(std::move(target));
     }
   }

@@ -57,8 +57,8 @@ class Upstream {
 class WorkerUpstreams {
  public:
   // This worker's records for `shared`; `before` is what it had for the previous snapshot.
-  std::vector<Upstream> adopt(const std::vector<Shared>& shared, const std::vector<Upstream>* before,
-                              Random& rng);
+  std::vector<Upstream> adopt(const std::vector<Shared>& shared,
+                              const std::vector<Upstream>* before, Random& rng);
 
  private:
   std::unordered_map<std::string, std::shared_ptr<TargetPool>> pools_;

@@ -114,17 +114,20 @@ std::shared_ptr<const Filter> build_cors(const BuildContext& ctx) {
     s.origins = r.str_list(o, config::child(ctx.path, "origins"));
     for (size_t i = 0; i < s.origins.size(); ++i) {
       const std::string& origin = s.origins[i];
-      bool shaped = origin == "*" || ((origin.starts_with("https://") || origin.starts_with("http://")) &&
-                                      origin.find('/', origin.find("//") + 2) == std::string::npos);
+      bool shaped =
+          origin == "*" || ((origin.starts_with("https://") || origin.starts_with("http://")) &&
+                            origin.find('/', origin.find("//") + 2) == std::string::npos);
       if (!shaped) {
         r.error(o.IsSequence() ? o[i] : o, config::index(config::child(ctx.path, "origins"), i),
-                "an origin is \"*\" or scheme://host[:port] with no path, e.g. https://app.example.com");
+                "an origin is \"*\" or scheme://host[:port] with no path, e.g. "
+                "https://app.example.com");
         ok = false;
       }
     }
   }
   if (s.origins.empty()) {
-    r.error(n, config::child(ctx.path, "origins"), "'origins' is required (a list of origins, or \"*\")");
+    r.error(n, config::child(ctx.path, "origins"),
+            "'origins' is required (a list of origins, or \"*\")");
     return nullptr;
   }
   if (auto m = n["methods"]) {
@@ -135,7 +138,8 @@ std::shared_ptr<const Filter> build_cors(const BuildContext& ctx) {
     s.headers = r.str_list(h, config::child(ctx.path, "headers"));
     for (auto& x : s.headers) std::transform(x.begin(), x.end(), x.begin(), ::tolower);
   }
-  if (auto e = n["expose_headers"]) s.expose_headers = r.str_list(e, config::child(ctx.path, "expose_headers"));
+  if (auto e = n["expose_headers"])
+    s.expose_headers = r.str_list(e, config::child(ctx.path, "expose_headers"));
   if (auto c = n["credentials"]) {
     auto b = r.boolean(c, config::child(ctx.path, "credentials"));
     if (!b) return nullptr;

@@ -1,13 +1,12 @@
 #include "filters/jwt_auth/jwt_auth.h"
 
-#include "filters/jwt_auth/claims.h"
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <optional>
 
+#include "filters/jwt_auth/claims.h"
 #include "filters/registry.h"
 #include "router/router.h"
 
@@ -54,14 +53,17 @@ std::string_view JwtAuth::find_token(const RequestContext& ctx, const TokenSourc
         token = req.get(s.name);
         if (s.bearer) {
           // RFC 6750 2.1: "Bearer" is case-insensitive; anything else is not our credential.
-          if (token.size() < 7 || !http::iequals(token.substr(0, 7), "bearer ")) token = {};
-          else token.remove_prefix(7);
+          if (token.size() < 7 || !http::iequals(token.substr(0, 7), "bearer "))
+            token = {};
+          else
+            token.remove_prefix(7);
           while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
         }
         break;
       case TokenSource::Kind::kCookie:
         for (const auto& h : req.headers) {
-          if (h.id == http::HeaderId::kCookie && token.empty()) token = cookie_value(h.value, s.name);
+          if (h.id == http::HeaderId::kCookie && token.empty())
+            token = cookie_value(h.value, s.name);
         }
         break;
       case TokenSource::Kind::kQuery: {
@@ -79,7 +81,8 @@ std::string_view JwtAuth::find_token(const RequestContext& ctx, const TokenSourc
   return {};
 }
 
-FilterStatus JwtAuth::refuse(RequestContext& ctx, int status, std::string_view challenge_error) const {
+FilterStatus JwtAuth::refuse(RequestContext& ctx, int status,
+                             std::string_view challenge_error) const {
   ctx.reply.status = status;
   std::string challenge = "Bearer realm=\"gatehouse\"";
   if (!challenge_error.empty()) challenge += ", error=\"" + std::string(challenge_error) + "\"";
@@ -98,7 +101,7 @@ FilterStatus JwtAuth::refuse(RequestContext& ctx, int status, std::string_view c
 struct JwtAuth::Admission {
   uint64_t filter_id = 0;
   std::string token;
-  std::shared_ptr<const jwt::KeySet> keys;  // the set that verified it
+  std::shared_ptr<const jwt::KeySet> keys;                  // the set that verified it
   int64_t valid_from = INT64_MIN, valid_until = INT64_MAX;  // from nbf/iat and exp, with leeway
   const Identity* known = nullptr;  // a configured consumer (in the filter's known_)
   std::string other;                // or a consumer named by the token only
@@ -112,7 +115,8 @@ std::optional<int64_t> number_claim(const boost::json::object& claims, const cha
   auto it = claims.find(name);
   if (it == claims.end()) return std::nullopt;
   if (it->value().is_int64()) return it->value().as_int64();
-  if (it->value().is_uint64()) return static_cast<int64_t>(std::min<uint64_t>(it->value().as_uint64(), INT64_MAX));
+  if (it->value().is_uint64())
+    return static_cast<int64_t>(std::min<uint64_t>(it->value().as_uint64(), INT64_MAX));
   if (it->value().is_double()) return static_cast<int64_t>(it->value().as_double());
   return std::nullopt;
 }
@@ -162,8 +166,10 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
   }
   const int64_t t = now();
   // Without a worker (a unit test), nothing is cached.
-  Admission* slot = ctx.worker ? &ctx.worker->get(kTokenCache).slots[std::hash<std::string_view>{}(token) % kCacheSlots]
-                               : nullptr;
+  Admission* slot =
+      ctx.worker
+          ? &ctx.worker->get(kTokenCache).slots[std::hash<std::string_view>{}(token) % kCacheSlots]
+          : nullptr;
   if (slot && slot->filter_id == id_ && slot->keys == keys && slot->token == token &&
       t >= slot->valid_from && t < slot->valid_until) {
     admit(*slot, *from, ctx);
@@ -184,7 +190,8 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
   const int64_t leeway = rules_.leeway.count();
   if (auto exp = number_claim(v.claims, "exp")) a.valid_until = *exp + leeway;
   for (const char* claim : {"nbf", "iat"}) {
-    if (auto when = number_claim(v.claims, claim)) a.valid_from = std::max(a.valid_from, *when - leeway);
+    if (auto when = number_claim(v.claims, claim))
+      a.valid_from = std::max(a.valid_from, *when - leeway);
   }
   // Identity: a configured consumer of that name brings its groups.
   if (!p_->consumer_claim.empty()) {
@@ -200,9 +207,8 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
     std::string value = jwt::claim_text(v.claims, claim);
     // Claim text comes from the issuer, but it must still be a valid header value (RFC 9110
     // 5.5): no control characters, or a claim could inject a header line.
-    bool clean = std::none_of(value.begin(), value.end(), [](unsigned char c) {
-      return (c < 0x20 && c != '\t') || c == 0x7f;
-    });
+    bool clean = std::none_of(value.begin(), value.end(),
+                              [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; });
     if (!value.empty() && clean) a.headers.emplace_back(header, std::move(value));
   }
   a.claims = std::make_shared<const boost::json::object>(std::move(v.claims));
@@ -216,7 +222,8 @@ FilterStatus JwtAuth::on_request(RequestContext& ctx) const {
 }
 
 std::shared_ptr<const Filter> build_jwt_auth(const BuildContext& ctx) {
-  if (!ctx.reader.check_map(ctx.settings, ctx.path, {"provider", "require_scopes", "require_claims"}))
+  if (!ctx.reader.check_map(ctx.settings, ctx.path,
+                            {"provider", "require_scopes", "require_claims"}))
     return nullptr;
   auto pn = ctx.settings["provider"];
   if (!pn) {
@@ -227,7 +234,8 @@ std::shared_ptr<const Filter> build_jwt_auth(const BuildContext& ctx) {
   if (!name) return nullptr;
   auto it = ctx.config.jwt_providers.find(*name);
   if (it == ctx.config.jwt_providers.end()) {
-    ctx.reader.error(pn, config::child(ctx.path, "provider"), "unknown JWT provider '" + *name + "'");
+    ctx.reader.error(pn, config::child(ctx.path, "provider"),
+                     "unknown JWT provider '" + *name + "'");
     return nullptr;
   }
   if (!it->second) return nullptr;  // the provider had errors, reported where it is defined

@@ -37,7 +37,7 @@ class JwtAuth final : public Filter {
   FilterStatus refuse(RequestContext& ctx, int status, std::string_view challenge_error) const;
 
   std::shared_ptr<const JwtProvider> p_;
-  jwt::Rules rules_;  // the provider's, plus this route's scopes and claims
+  jwt::Rules rules_;             // the provider's, plus this route's scopes and claims
   std::vector<Identity> known_;  // configured consumers, for their groups
   uint64_t id_;                  // never reused: keys this filter's entries in the token cache
 };

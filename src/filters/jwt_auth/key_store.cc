@@ -22,12 +22,15 @@ std::shared_ptr<KeyStore> KeyStore::fixed(jwt::KeySet keys) {
 std::shared_ptr<KeyStore> KeyStore::for_url(const std::string& url,
                                             std::chrono::milliseconds refresh) {
   bool created = false;
-  auto store = registry().get(url, [&] {
-    auto s = std::make_shared<KeyStore>();
-    s->url_ = url;
-    s->refresh_ = refresh;
-    return s;
-  }, &created);
+  auto store = registry().get(
+      url,
+      [&] {
+        auto s = std::make_shared<KeyStore>();
+        s->url_ = url;
+        s->refresh_ = refresh;
+        return s;
+      },
+      &created);
   if (!created && refresh < store->refresh_.load()) store->refresh_ = refresh;
   return store;
 }

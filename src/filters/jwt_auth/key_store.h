@@ -25,7 +25,8 @@ class KeyStore {
   static std::shared_ptr<KeyStore> fixed(jwt::KeySet keys);
   // The store for a JWKS URL: the live one if some config already uses the URL, else a new,
   // empty one. `refresh` is the shortest refresh interval asked for.
-  static std::shared_ptr<KeyStore> for_url(const std::string& url, std::chrono::milliseconds refresh);
+  static std::shared_ptr<KeyStore> for_url(const std::string& url,
+                                           std::chrono::milliseconds refresh);
   // Every live URL store (for the fetcher).
   static std::vector<std::shared_ptr<KeyStore>> url_stores();
 

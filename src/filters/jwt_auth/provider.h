@@ -26,7 +26,7 @@ namespace gatehouse::filters {
 
 struct TokenSource {
   enum class Kind { kHeader, kCookie, kQuery } kind;
-  std::string name;  // lower case for headers
+  std::string name;     // lower case for headers
   bool bearer = false;  // the Authorization header: "Bearer <token>"
 };
 
@@ -38,7 +38,7 @@ class JwtProvider {
   std::vector<TokenSource> token_from;
   std::string consumer_claim;  // empty: the token names no consumer
   std::vector<std::pair<std::string, std::string>> forward_claims;  // claim -> header (lower case)
-  bool forward_token = true;   // false: the token is removed (header or query) before forwarding
+  bool forward_token = true;  // false: the token is removed (header or query) before forwarding
 };
 
 }  // namespace gatehouse::filters

@@ -88,7 +88,8 @@ std::shared_ptr<const Filter> build_key_auth(const BuildContext& ctx) {
   bool any_key = std::any_of(ctx.config.consumers.begin(), ctx.config.consumers.end(),
                              [](auto& c) { return !c.api_key_sha256.empty(); });
   if (!any_key) {
-    ctx.reader.error(ctx.settings, ctx.path, "no consumer has an API key (see consumers[].api_keys)");
+    ctx.reader.error(ctx.settings, ctx.path,
+                     "no consumer has an API key (see consumers[].api_keys)");
     return nullptr;
   }
   return std::make_shared<KeyAuth>(std::move(header), std::move(query), ctx.config.consumers);

@@ -18,7 +18,8 @@ bool is_token(std::string_view s) {
 
 // RFC 9110 5.5: no control characters (but tab) in a field value, so no header can be injected.
 bool is_field_value(std::string_view s) {
-  return std::none_of(s.begin(), s.end(), [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; });
+  return std::none_of(s.begin(), s.end(),
+                      [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; });
 }
 
 }  // namespace
@@ -61,7 +62,8 @@ std::shared_ptr<const Filter> build_response_headers(const BuildContext& ctx) {
     remove = r.str_list(n, path);
     for (size_t i = 0; i < remove.size(); ++i) {
       if (!is_token(remove[i])) {
-        r.error(n.IsSequence() ? n[i] : n, config::index(path, i), "'" + remove[i] + "' is not a valid header name");
+        r.error(n.IsSequence() ? n[i] : n, config::index(path, i),
+                "'" + remove[i] + "' is not a valid header name");
         ok = false;
       }
       std::transform(remove[i].begin(), remove[i].end(), remove[i].begin(),

@@ -586,7 +586,8 @@ routes:
 )");
   EXPECT_HAS_ERROR(errors, "server.listen[1].protocols[1]", "'h2c' is not supported yet");
   EXPECT_HAS_ERROR(errors, "server.listen[2].protocols[0]", "unknown protocol 'spdy'");
-  for (const auto& e : errors) EXPECT_EQ(e.path.find("server.listen[0]"), std::string::npos) << e.to_string();
+  for (const auto& e : errors)
+    EXPECT_EQ(e.path.find("server.listen[0]"), std::string::npos) << e.to_string();
 }
 
 // An upstream "billing" with the given lines under `tls:` (indented by 6), routed from /b.
@@ -778,7 +779,9 @@ TEST(ConfigTest, UnknownPlugin) {
 )"));
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
   EXPECT_EQ(errors[0].path, "routes[0].plugins.frobnicate");
-  EXPECT_EQ(errors[0].message.rfind("unknown plugin 'frobnicate' (known: response_headers, cors, ip_rules", 0), 0u)
+  EXPECT_EQ(errors[0].message.rfind(
+                "unknown plugin 'frobnicate' (known: response_headers, cors, ip_rules", 0),
+            0u)
       << errors[0].message;
 }
 

@@ -30,7 +30,8 @@ class FakeWorker final : public WorkerContext {
   upstream::Random& rng() override { return rng_; }
   observe::MetricsShard& metrics() override { return metrics_; }
   void log_access(const observe::AccessRecord& r) override {
-    records.push_back({std::string(r.method), std::string(r.route), r.status, std::string(r.error)});
+    records.push_back(
+        {std::string(r.method), std::string(r.route), r.status, std::string(r.error)});
   }
   bool draining() const override { return false; }
   filters::WorkerState& filter_state() override { return state_; }
@@ -64,8 +65,8 @@ class FakeDownstream final : public Downstream {
   bool peer_trusted() const override { return false; }
   bool secure() const override { return false; }
   void release_head() override {}
-  void start_response(const http::ResponseHead&, const http::HeaderList&, const std::vector<std::string>&,
-                      std::string_view, bool*) override {}
+  void start_response(const http::ResponseHead&, const http::HeaderList&,
+                      const std::vector<std::string>&, std::string_view, bool*) override {}
   bool send_now(std::string_view&, bool* ok) override { return *ok = true; }
   net::Task<bool> send(std::string_view) override { co_return true; }
   net::Task<bool> send_payload(const std::vector<std::string_view>&) override { co_return true; }
@@ -103,7 +104,8 @@ routes:
 FakeDownstream serve(FakeWorker& w, Exchange& x, const std::string& raw) {
   http::RequestHead req;
   http::ParseError err;
-  EXPECT_EQ(http::parse_request_head(raw, http::ParseLimits{}, &req, &err), http::ParseStatus::kComplete);
+  EXPECT_EQ(http::parse_request_head(raw, http::ParseLimits{}, &req, &err),
+            http::ParseStatus::kComplete);
   FakeDownstream down;
   x.begin();
   net::asio::co_spawn(w.io().get_executor(), x.serve(req, down), net::asio::detached);

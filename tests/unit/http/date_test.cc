@@ -11,7 +11,7 @@ using std::chrono::system_clock;
 constexpr auto kRfcExample = system_clock::time_point(seconds(784111777));  // 1994-11-06 08:49:37Z
 
 TEST(HttpDate, TheThreeFormsOfRfc9110) {
-  EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), kRfcExample);  // IMF-fixdate
+  EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), kRfcExample);   // IMF-fixdate
   EXPECT_EQ(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), kRfcExample);  // rfc850-date
   EXPECT_EQ(parse_http_date("Sun Nov  6 08:49:37 1994"), kRfcExample);        // asctime-date
   EXPECT_EQ(parse_http_date("Sun Nov 16 08:49:37 1994"), kRfcExample + seconds(10 * 86400));
@@ -31,7 +31,9 @@ TEST(HttpDate, TwoDigitYearsAreAtMostFiftyYearsAhead) {
   auto now = system_clock::time_point(seconds(1796169600));  // 2026-12-02
   auto y = [&](const char* text) {
     auto t = parse_http_date(text, now);
-    return t ? static_cast<int>(std::chrono::year_month_day(std::chrono::floor<std::chrono::days>(*t)).year()) : 0;
+    return t ? static_cast<int>(
+                   std::chrono::year_month_day(std::chrono::floor<std::chrono::days>(*t)).year())
+             : 0;
   };
   EXPECT_EQ(y("Monday, 01-Jan-76 00:00:00 GMT"), 2076);
   EXPECT_EQ(y("Monday, 01-Jan-77 00:00:00 GMT"), 1977);
@@ -52,9 +54,9 @@ TEST(HttpDate, AnythingElseIsRefused) {
       "Sun, 06 Nov 1994 24:00:00 GMT",
       "Sun, 06 Nov 1994 08:60:00 GMT",
       "Sun, 06 Nov 1994 08:49:61 GMT",
-      "sun, 06 nov 1994 08:49:37 gmt",   // case-sensitive, as the grammar
+      "sun, 06 nov 1994 08:49:37 gmt",  // case-sensitive, as the grammar
       "Sunday, 06-Nov-1994 08:49:37 GMT",
-      "Sun Nov 6 08:49:37 1994",         // asctime pads with a space
+      "Sun Nov 6 08:49:37 1994",  // asctime pads with a space
       "Sun Nov  6 08:49:37 94",
       "Sun, 06 Nov 1994 08:49:37 GMT\r\n",
   };

@@ -436,8 +436,9 @@ TEST(JsonEscapeTest, EscapesQuotesControlsAndNonAscii) {
 }
 
 TEST(ProxyHeadersTest, ClientCannotSetConsumerIdentity) {
-  auto r = parse_req("GET / HTTP/1.1\r\nHost: a\r\nX-Consumer-Name: admin\r\n"
-                     "x-consumer-groups: admins\r\nX-Consumer-Other: kept\r\n\r\n");
+  auto r = parse_req(
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Consumer-Name: admin\r\n"
+      "x-consumer-groups: admins\r\nX-Consumer-Other: kept\r\n\r\n");
   Built b = upstream(r->head, default_info());
   EXPECT_FALSE(b.has("X-Consumer-Name"));
   EXPECT_FALSE(b.has("X-Consumer-Groups"));
@@ -450,13 +451,15 @@ TEST(ProxyHeadersTest, ClientCannotSetConsumerIdentity) {
 
 TEST(ProxyHeadersTest, RealClientIpWalksTrustedHops) {
   std::vector<config::Cidr> trusted{*config::parse_cidr("10.0.0.0/8"), *config::parse_cidr("::1")};
-  auto r = parse_req("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.9, 203.0.113.5\r\n"
-                     "X-Forwarded-For: 10.1.1.1 , 10.2.2.2\r\n\r\n");
+  auto r = parse_req(
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.9, 203.0.113.5\r\n"
+      "X-Forwarded-For: 10.1.1.1 , 10.2.2.2\r\n\r\n");
   // An untrusted peer: its X-Forwarded-For is not believed at all.
   EXPECT_EQ(real_client_ip(r->head, "192.0.2.1", false, trusted), "192.0.2.1");
   // A trusted peer: skip the trusted hops from the right; the first untrusted one is the client.
   EXPECT_EQ(real_client_ip(r->head, "10.9.9.9", true, trusted), "203.0.113.5");
-  auto all_trusted = parse_req("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.3.3.3,10.4.4.4\r\n\r\n");
+  auto all_trusted =
+      parse_req("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.3.3.3,10.4.4.4\r\n\r\n");
   EXPECT_EQ(real_client_ip(all_trusted->head, "::1", true, trusted), "10.3.3.3");
   auto none = parse_req("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(real_client_ip(none->head, "10.9.9.9", true, trusted), "10.9.9.9");

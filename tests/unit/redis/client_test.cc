@@ -1,5 +1,7 @@
 // The Redis client against a real redis-server, started per test on a free loopback port (skipped
 // when redis-server is not installed).
+#include "redis/client.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -19,8 +21,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "redis/client.h"
 
 namespace gatehouse::redis {
 namespace {
@@ -492,8 +492,8 @@ TEST_F(RedisClient, AuthAndSelect) {
 
   // A Redis 6 ACL user, from the URL.
   call(client, {"ACL", "SETUSER", "limiter", "on", ">pw-of-limiter", "~*", "+@all"});
-  auto acl = parse_url("redis://limiter:pw-of-limiter@127.0.0.1:" + std::to_string(server->port()) + "/3",
-                       nullptr);
+  auto acl = parse_url(
+      "redis://limiter:pw-of-limiter@127.0.0.1:" + std::to_string(server->port()) + "/3", nullptr);
   ASSERT_TRUE(acl);
   Client as_user(io_, *acl);
   ASSERT_TRUE(run_until(io_, [&] { return as_user.connected(); }));

@@ -1,3 +1,5 @@
+#include "tls/client_context.h"
+
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -8,8 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include "tls/client_context.h"
 
 namespace gatehouse::tls {
 namespace {

@@ -29,7 +29,8 @@ TEST(Bulkhead, NeverMoreThanTheLimitAcrossThreads) {
         if (!b.try_enter()) continue;
         int now = ++inside;
         int seen = most.load();
-        while (now > seen && !most.compare_exchange_weak(seen, now)) {}
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
         --inside;
         b.leave();
       }
@@ -111,7 +112,8 @@ TEST(Bulkhead, NoLostWakeupsAcrossThreads) {
   auto enter = [&] {
     int now = ++inside;
     int seen = most.load();
-    while (now > seen && !most.compare_exchange_weak(seen, now)) {}
+    while (now > seen && !most.compare_exchange_weak(seen, now)) {
+    }
   };
   std::vector<std::thread> threads;
   for (int t = 0; t < 6; ++t) {

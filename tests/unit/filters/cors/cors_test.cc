@@ -34,7 +34,8 @@ Result run(const Cors& cors, std::string_view method, std::vector<http::Header> 
   r.reply_status = ctx.reply.status;
   // The response phase, with the request head gone as it is by then: the filter kept what it needs.
   ctx.request = nullptr;
-  if (r.status == FilterStatus::kContinue) EXPECT_EQ(cors.on_response(ctx), FilterStatus::kContinue);
+  if (r.status == FilterStatus::kContinue)
+    EXPECT_EQ(cors.on_response(ctx), FilterStatus::kContinue);
   for (auto& [n, v] : r.status == FilterStatus::kRespond ? ctx.reply.headers : ctx.response_add)
     r.headers[n] = v;
   return r;
@@ -43,7 +44,8 @@ Result run(const Cors& cors, std::string_view method, std::vector<http::Header> 
 TEST(Cors, PreflightFromAnAllowedOriginIsAnsweredHere) {
   Cors cors(app_settings());
   auto r = run(cors, "OPTIONS",
-               {{"Origin", "https://app.example.com"}, {"Access-Control-Request-Method", "POST"},
+               {{"Origin", "https://app.example.com"},
+                {"Access-Control-Request-Method", "POST"},
                 {"Access-Control-Request-Headers", "Content-Type, X-Trace"}});
   EXPECT_EQ(r.status, FilterStatus::kRespond);
   EXPECT_EQ(r.reply_status, 204);
@@ -107,7 +109,8 @@ TEST(Cors, WildcardOriginWithoutCredentials) {
   s.origins = {"*"};
   Cors cors(s);
   auto r = run(cors, "OPTIONS",
-               {{"Origin", "https://anyone.example"}, {"Access-Control-Request-Method", "GET"},
+               {{"Origin", "https://anyone.example"},
+                {"Access-Control-Request-Method", "GET"},
                 {"Access-Control-Request-Headers", "x-anything"}});
   EXPECT_EQ(r.headers["Access-Control-Allow-Origin"], "*");
   EXPECT_EQ(r.headers["Access-Control-Allow-Headers"], "x-anything") << "reflected when not listed";

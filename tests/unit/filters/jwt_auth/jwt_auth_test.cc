@@ -90,7 +90,8 @@ TEST(JwtAuth, CachedTokenExpiresOnTime) {
   EXPECT_EQ(run(f, token), FilterStatus::kContinue);
   t = 1010;
   RequestContext got;
-  EXPECT_EQ(run(f, token, &got), FilterStatus::kRespond) << "exp passed: the cache must not admit it";
+  EXPECT_EQ(run(f, token, &got), FilterStatus::kRespond)
+      << "exp passed: the cache must not admit it";
   EXPECT_EQ(got.reply.status, 401);
 }
 

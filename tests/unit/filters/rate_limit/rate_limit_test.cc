@@ -1,12 +1,11 @@
-#include "filters/rate_limit/gcra.h"
-#include "filters/rate_limit/limiter.h"
-
 #include <gtest/gtest.h>
-
 #include <malloc.h>
 
 #include <cstdio>
 #include <thread>
+
+#include "filters/rate_limit/gcra.h"
+#include "filters/rate_limit/limiter.h"
 
 namespace gatehouse::filters {
 namespace {
