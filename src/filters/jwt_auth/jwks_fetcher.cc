@@ -19,13 +19,7 @@ constexpr size_t kMaxJwksBytes = 1 << 20;
 
 class Fetcher final : public Background {
  public:
-  // Identity providers are verified against the system store (SSL_CERT_FILE / SSL_CERT_DIR),
-  // TLS 1.2 or later, with the URL's host name checked, through the proxy's own TLS stack.
   explicit Fetcher(asio::io_context& io) : io_(io), tick_(io) {
-    std::string error;
-    tls_ = tls::ClientContext::create(tls::ClientSettings{}, &error);
-    if (!tls_)
-      spdlog::warn("jwks: no TLS context ({}); https:// key sets cannot be fetched", error);
     schedule(std::chrono::milliseconds(0));
   }
 
@@ -85,7 +79,15 @@ class Fetcher final : public Background {
     if (!url) co_return "bad URL: " + why;
     const bool https = url->scheme == "https";
     if (!https && url->scheme != "http") co_return "bad URL: not http:// or https://";
-    if (https && !tls_) co_return "TLS: no TLS context";
+    if (https && !tls_) {
+      // Identity providers are verified against the system store (SSL_CERT_FILE / SSL_CERT_DIR),
+      // TLS 1.2 or later, with the URL's host name checked, through the proxy's own TLS stack.
+      // Made on the first https:// fetch: loading the store is not free, and most configs never
+      // fetch a key set.
+      std::string error;
+      tls_ = tls::ClientContext::create(tls::ClientSettings{}, &error);
+      if (!tls_) co_return "TLS: " + error;
+    }
     asio::ip::basic_resolver<net::tcp, net::Executor> resolver(io_.get_executor());
     auto [rec, endpoints] =
         co_await resolver.async_resolve(url->host, std::to_string(url->port), net::use_task);
