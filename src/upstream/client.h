@@ -83,8 +83,8 @@ class Client {
   std::string& head() { return head_; }
 
   // Sends the request and its body, retrying where allowed, until a response head arrives: true,
-  // and response() is that head; or false, and error() says what to answer (status 0: nothing,
-  // the client left mid-body).
+  // and response() is that head; or false, and error() says what to answer (499 client_closed:
+  // nothing, the client left mid-body).
   net::Task<bool> send(RequestSource& from);
   const http::ResponseHead& response() const { return resp_; }
 
