@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <list>
 #include <string>
 
 #include "net/asio.h"
@@ -36,10 +37,31 @@ struct FetchResult {
   std::string error;  // empty on success
 };
 
+class Fetch;
+
+// The fetches a background task has in flight, so that stopping the task ends them at once.
+class FetchSet {
+ public:
+  void cancel_all();
+
+ private:
+  friend class Fetch;
+  std::list<Fetch*> fetches_;
+};
+
 // One fetch at a time; cancel() (same thread) closes its connection so that run() ends at once.
+// Made with a FetchSet, it belongs to that set while it lives.
 class Fetch {
  public:
-  explicit Fetch(const net::Executor& ex) : stream_(ex), deadline_(ex) {}
+  explicit Fetch(const net::Executor& ex, FetchSet* set = nullptr)
+      : stream_(ex), deadline_(ex), set_(set) {
+    if (set_) set_->fetches_.push_back(this);
+  }
+  ~Fetch() {
+    if (set_) set_->fetches_.remove(this);
+  }
+  Fetch(const Fetch&) = delete;
+  Fetch& operator=(const Fetch&) = delete;
   net::Task<FetchResult> run(const FetchRequest& r);
   void cancel();
 
@@ -52,6 +74,11 @@ class Fetch {
   net::Timer deadline_;
   std::string in_;
   bool cancelled_ = false;
+  FetchSet* set_;
 };
+
+inline void FetchSet::cancel_all() {
+  for (auto* f : fetches_) f->cancel();
+}
 
 }  // namespace gatehouse::upstream

@@ -1,6 +1,5 @@
 #include "upstream/health.h"
 
-#include <list>
 #include <optional>
 
 #include "config/shared_by_key.h"
@@ -36,7 +35,7 @@ class Checker final : public HealthChecker {
   void stop() override {
     stopped_ = true;
     tick_.cancel();
-    for (auto* f : in_flight_) f->cancel();
+    in_flight_.cancel_all();
   }
 
  private:
@@ -64,13 +63,7 @@ class Checker final : public HealthChecker {
   // One check: GET the path and read the status line, through the same streams and TLS as the
   // proxy's own upstream connections (upstream/fetch.h), all within the timeout.
   net::Task<> check(std::shared_ptr<Health> h) {
-    Fetch fetch(io_.get_executor());
-    in_flight_.push_back(&fetch);
-    struct Forget {
-      std::list<Fetch*>& l;
-      Fetch* f;
-      ~Forget() { l.remove(f); }
-    } forget{in_flight_, &fetch};
+    Fetch fetch(io_.get_executor(), &in_flight_);
     FetchRequest req;
     req.tls = h->tls.get();
     req.server_name = h->server_name;
@@ -115,7 +108,7 @@ class Checker final : public HealthChecker {
   net::asio::io_context& io_;
   net::Timer tick_;
   bool stopped_ = false;
-  std::list<Fetch*> in_flight_;
+  FetchSet in_flight_;
 };
 
 }  // namespace

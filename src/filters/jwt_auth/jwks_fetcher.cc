@@ -1,7 +1,6 @@
 #include "filters/jwt_auth/jwks_fetcher.h"
 
 #include <boost/asio/ip/basic_resolver.hpp>
-#include <list>
 
 #include "filters/jwt_auth/key_store.h"
 #include "http/url.h"
@@ -26,7 +25,7 @@ class Fetcher final : public Background {
   void stop() override {
     stopped_ = true;
     tick_.cancel();
-    for (auto* f : in_flight_) f->cancel();
+    in_flight_.cancel_all();
   }
 
  private:
@@ -93,13 +92,7 @@ class Fetcher final : public Background {
         co_await resolver.async_resolve(url->host, std::to_string(url->port), net::use_task);
     if (rec || endpoints.empty()) co_return "cannot resolve " + url->host + ": " + rec.message();
 
-    upstream::Fetch fetch(io_.get_executor());
-    in_flight_.push_back(&fetch);
-    struct Forget {
-      std::list<upstream::Fetch*>& l;
-      upstream::Fetch* f;
-      ~Forget() { l.remove(f); }
-    } forget{in_flight_, &fetch};
+    upstream::Fetch fetch(io_.get_executor(), &in_flight_);
     const bool default_port = url->port == (https ? 443 : 80);
     std::string host = url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
     if (!default_port) host += ":" + std::to_string(url->port);
@@ -133,7 +126,7 @@ class Fetcher final : public Background {
   asio::steady_timer tick_;
   std::shared_ptr<const tls::ClientContext> tls_;
   bool stopped_ = false;
-  std::list<upstream::Fetch*> in_flight_;
+  upstream::FetchSet in_flight_;
 };
 
 }  // namespace
