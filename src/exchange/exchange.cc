@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "http/chunked.h"
 #include "http/path.h"
 #include "http/proxy_headers.h"
 #include "observe/request_id.h"
@@ -53,6 +54,7 @@ void Exchange::begin() {
   request_id_.clear();
   error_.status = 0;
   upstream_.reset();
+  body_filtered_ = false;
   status_ = 0;
 }
 
@@ -65,13 +67,23 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
     step = run_filters(ctx_.next_filter, result, down);
   }
   if (step == Step::kForward) {
-    if (co_await upstream_.send(down)) {
-      if (run_response_filters(upstream_.response().status)) {
-        co_await relay_response(down);
-      } else {
+    bool answered = false;
+    if (body_filtered_)
+      answered = co_await upstream_.send(request_body_);
+    else
+      answered = co_await upstream_.send(down);
+    if (answered) {
+      if (!run_response_filters(upstream_.response().status)) {
         upstream_.abandon();  // a filter answers instead: the upstream's body is not read
         respond_with_reply();
+      } else if (rewrites_body()) {
+        co_await relay_rewritten(down);
+      } else {
+        co_await relay_response(down);
       }
+    } else if (body_filtered_ && request_body_.refused()) {
+      ctx_.reply = request_body_.refusal();  // a body filter's answer, or a bad or large body
+      respond_with_reply();
     } else if (upstream_.error().status == 499) {
       down.close_after();  // the client went away mid-body: nobody to answer
       status_ = 499;
@@ -176,6 +188,7 @@ Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_r
   const auto& chain = match_.route->filters;
   auto status = paused_result;
   for (size_t i = from; status == filters::FilterStatus::kContinue && i < chain.size(); ++i) {
+    ctx_.current = i;
     status = chain[i]->on_request(ctx_);
     ctx_.next_filter = i + 1;
   }
@@ -204,6 +217,7 @@ bool Exchange::run_response_filters(int status) {
   ctx_.status = status;
   const auto& chain = match_.route->filters;
   for (size_t i = ctx_.next_filter; i-- > 0;) {
+    ctx_.current = i;
     if (chain[i]->on_response(ctx_) == filters::FilterStatus::kRespond) {
       ctx_.next_filter = i;  // the filters before it see its answer, if the answer is passed on
       return false;
@@ -251,7 +265,13 @@ bool Exchange::start_upstream(Downstream& down) {
   call.method = req.method;
   call.idempotency_key = !req.get("idempotency-key").empty();
   call.head_request = req.method == "HEAD";
-  call.body_framing = req.framing;
+  // A body the filters watch goes upstream as they pass it on: chunked, its length theirs.
+  body_filtered_ = ctx_.request_body_watchers && req.framing != http::Framing::kNone;
+  if (body_filtered_) {
+    request_body_.start(down, req.framing, req.content_length, ctx_.max_body_bytes, route.filters,
+                        ctx_);
+  }
+  call.body_framing = body_filtered_ ? http::Framing::kChunked : req.framing;
   call.content_length = req.content_length;
   call.max_body_bytes = ctx_.max_body_bytes;
   call.stream_idle = cfg.server.timeouts.idle;
@@ -281,6 +301,7 @@ bool Exchange::start_upstream(Downstream& down) {
   info.host = host;
   info.add = &ctx_.upstream_add;
   info.remove = &ctx_.upstream_remove;
+  info.body_rechunked = body_filtered_;
   upstream_.head().clear();
   http::build_upstream_request(req, info, &upstream_.head());
   down.release_head();
@@ -293,7 +314,7 @@ net::Task<> Exchange::relay_response(Downstream& down) {
   status_ = upstream_.response().status;
   bool payload = false;
   down.start_response(upstream_.response(), ctx_.response_add, ctx_.response_remove, request_id_,
-                      &payload);
+                      false, &payload);
   upstream_.begin_body();  // the response head's views are dead from here on
 
   const auto idle = snap_->config.server.timeouts.idle;
@@ -324,6 +345,77 @@ net::Task<> Exchange::relay_response(Downstream& down) {
       break;
     }
   }
+  end_relay(down, up_ok, down_ok);
+}
+
+// Filters watch the response body, and the response has one (RFC 9110 6.4.1: not for HEAD, 1xx,
+// 204 and 304). A Content-Length: 0 body is watched too: a filter may add to an empty body.
+bool Exchange::rewrites_body() const {
+  const int status = upstream_.response().status;
+  return ctx_.response_body_watchers && log_method_ != "HEAD" && status >= 200 && status != 204 &&
+         status != 304;
+}
+
+// The response body through the filters that watch it, last first, piece by piece as it arrives;
+// framed anew by the codec (chunked), with the trailer fields the filters leave at its end.
+net::Task<> Exchange::relay_rewritten(Downstream& down) {
+  status_ = upstream_.response().status;
+  ctx_.response_remove.emplace_back("content-length");  // the filters decide the length
+  bool payload = true;
+  down.start_response(upstream_.response(), ctx_.response_add, ctx_.response_remove, request_id_,
+                      true, &payload);
+  upstream_.begin_body(snap_->config.server.limits.max_header_bytes);
+  trailers_.clear();
+
+  const auto& chain = match_.route->filters;
+  auto each_watcher = [&](auto&& run) {
+    for (size_t i = chain.size(); i-- > 0;) {
+      if (!(ctx_.response_body_watchers >> i & 1)) continue;
+      ctx_.current = i;
+      run(*chain[i]);
+    }
+  };
+  const auto idle = snap_->config.server.timeouts.idle;
+  using Phase = upstream::RequestSource::Phase;
+  bool down_ok = true, up_ok = true;
+  bool closed = false;  // a close-delimited body ended
+  bool first = true;
+  while (true) {
+    spans_.clear();
+    auto piece = upstream_.body_piece(&spans_);
+    if (piece.error) {
+      up_ok = false;
+      break;
+    }
+    body_.clear();
+    for (auto s : spans_) body_.append(s);
+    upstream_.body_sent(piece.bytes.size());
+    const bool end = piece.done || closed;
+    if (!body_.empty() || end)
+      each_watcher([&](const filters::Filter& f) { f.on_response_body(ctx_, body_, end); });
+    if (end) {
+      http::parse_trailer_fields(upstream_.trailers(), &trailers_);
+      each_watcher([&](const filters::Filter& f) { f.on_response_trailers(ctx_, trailers_); });
+    }
+    if (first || !body_.empty() || end) {  // the head goes at once, whatever the filters hold
+      down.set_deadline(Phase::kStream, upstream_.budget(idle));
+      down_ok = co_await down.send_chunk(body_, end ? &trailers_ : nullptr);
+      first = false;
+      if (!down_ok || end) break;
+    }
+    down.set_deadline(Phase::kStream, upstream_.budget(idle));
+    if (!co_await upstream_.read_body()) {
+      if (!upstream_.body_ended_by_close()) {
+        up_ok = false;
+        break;
+      }
+      closed = true;
+    }
+  }
+  end_relay(down, up_ok, down_ok);
+}
+
+void Exchange::end_relay(Downstream& down, bool up_ok, bool down_ok) {
   if (!up_ok || !down_ok) {
     // Mid-body failure: the status line is gone, so the only honest signal is closing.
     down.close_after();

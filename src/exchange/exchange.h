@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "exchange/context.h"
+#include "exchange/request_body.h"
 #include "filters/filter.h"
 #include "http/error_response.h"
 #include "http/message.h"
@@ -38,10 +39,11 @@ class Downstream : public upstream::RequestSource {
 
   // Starts the response with `head` (the upstream's; the codec drops hop-by-hop fields and frames
   // it) without the headers named in `remove` (lower case), plus `add`; nothing is written yet.
-  // *payload: the codec wants a chunked body de-chunked.
+  // *payload: the codec wants a chunked body de-chunked. `rewritten`: filters rewrite the body, it
+  // comes through send_chunk() (its length unknown until its end).
   virtual void start_response(const http::ResponseHead& head, const http::HeaderList& add,
                               const std::vector<std::string>& remove, std::string_view request_id,
-                              bool* payload) = 0;
+                              bool rewritten, bool* payload) = 0;
   // Writes the response head (the first time) and `body`, in the response's own framing: as much
   // as goes now, synchronously. True when all went out or the client broke (*ok false); what is
   // left stays in `body` for send().
@@ -49,6 +51,9 @@ class Downstream : public upstream::RequestSource {
   virtual net::Task<bool> send(std::string_view body) = 0;
   // The same for de-chunked payload pieces (when start_response asked for them).
   virtual net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) = 0;
+  // A piece of a rewritten body, framed by the codec (the head goes first, the first time); with
+  // `trailers` (possibly empty), the last.
+  virtual net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) = 0;
   // The gateway's own answer to the request (or, once the response has started, a close).
   virtual net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) = 0;
   // The response cannot be completed as framed: close the connection after it.
@@ -87,6 +92,9 @@ class Exchange {
   net::Task<filters::FilterStatus> await_filter(const filters::Filter& f);
   bool start_upstream(Downstream& down);  // the upstream, its client call, the head to send
   net::Task<> relay_response(Downstream& down);
+  net::Task<> relay_rewritten(Downstream& down);  // through the filters that watch the body
+  bool rewrites_body() const;
+  void end_relay(Downstream& down, bool up_ok, bool down_ok);
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail(http::ErrorResponse e);
   bool run_response_filters(int status);
@@ -105,6 +113,10 @@ class Exchange {
   std::string query_out_;                // the query without parameters a filter removed
   std::string target_out_;               // the path and query sent upstream
   std::vector<std::string_view> spans_;  // de-chunked payload pieces
+  FilteredRequestBody request_body_;     // when filters watch the request body ...
+  bool body_filtered_ = false;           // ... and it has one
+  std::string body_;                     // a response body piece the filters work on
+  http::HeaderList trailers_;            // the response's trailer fields, when filters watch them
 
   // Per-request facts for the access log (copies: the head's views die with the codec's buffer).
   std::string log_method_, log_path_;

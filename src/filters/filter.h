@@ -14,6 +14,14 @@
 // request head's views are gone by then: what a filter needs of the request it keeps in its
 // per-request slot (filters/slots.h).
 //
+// The body phases are for filters that ask for them, so that a route whose filters only look at
+// heads keeps the zero-copy relay: in on_request, ctx.watch_request_body() (then
+// on_request_body() sees the request body, piece by piece, as it streams upstream); in
+// on_response, ctx.watch_response_body() (then on_response_body() sees the response body, last
+// filter first, and on_response_trailers() its trailer fields at the end). A watched body is
+// de-framed for the filters and framed anew after them, chunked (RFC 9112 7.1), since its length
+// may change: the Content-Length goes. As Envoy's decodeData/encodeData/encodeTrailers.
+//
 // Filters run in a fixed order of phases, whatever their order in the file (as Kong's plugin
 // priorities): response_headers (outermost), cors (a preflight carries no credentials), ip_rules,
 // the auth filters, acl, request_size, rate_limit, cache, compress; see filters/registry.cc. The
@@ -77,8 +85,16 @@ struct RequestContext {
   http::HeaderList response_add;                   // headers to add to the client response
   std::vector<std::string> response_remove;        // header names (lower case) to drop from it
   http::ErrorResponse reply;                       // the answer, with kRespond
-  int status = 0;          // the response phase: the status going to the client
-  size_t next_filter = 0;  // the chain's position (kept by the connection)
+  int status = 0;                       // the response phase: the status going to the client
+  size_t next_filter = 0;               // the chain's position (kept by the exchange)
+  size_t current = 0;                   // the filter running now (its index in the route's chain)
+  uint64_t request_body_watchers = 0;   // bit i: filter i reads the request body
+  uint64_t response_body_watchers = 0;  // bit i: filter i reads the response body
+
+  // The running filter reads the request body (call from on_request) or the response body and
+  // trailers (from on_response). A route has at most one filter per plugin, far below 64.
+  void watch_request_body() { request_body_watchers |= uint64_t{1} << current; }
+  void watch_response_body() { response_body_watchers |= uint64_t{1} << current; }
 
   // Records who the request is from and tells the upstream (X-Consumer-Name, -Groups).
   void identify(const Identity* who) {
@@ -89,7 +105,8 @@ struct RequestContext {
   }
 
   void reset() {
-    next_filter = 0;
+    next_filter = current = 0;
+    request_body_watchers = response_body_watchers = 0;
     consumer = nullptr;
     slots.clear();
     status = 0;
@@ -118,6 +135,19 @@ class Filter {
   // The response phase: kContinue (after adding or removing headers), or kRespond with ctx.reply
   // replacing the response. Synchronous; must not block.
   virtual FilterStatus on_response(RequestContext& ctx) const { return FilterStatus::kContinue; }
+  // The body phases (for a filter that watches the body, see above). `data` is the next piece of
+  // the body, to be passed on as the filter leaves it: it may change it, hold it back (keep it in
+  // its slot and clear `data`), or add to it; `end`: the body ends after this piece (which may be
+  // empty), the last chance to pass on what was held back. A request body filter may answer
+  // instead (kRespond, as in on_request): the upstream call is dropped.
+  virtual FilterStatus on_request_body(RequestContext& ctx, std::string& data, bool end) const {
+    return FilterStatus::kContinue;
+  }
+  virtual void on_response_body(RequestContext& ctx, std::string& data, bool end) const {}
+  // The response's trailer fields (the upstream's, from a chunked body; else none), after its
+  // last body piece: a filter may add, change or drop fields. They reach a client that takes
+  // chunked responses (HTTP/1.1).
+  virtual void on_response_trailers(RequestContext& ctx, http::HeaderList& trailers) const {}
   // This filter answers CORS preflights: the exchange routes a preflight as the request it
   // announces when the route has such a filter.
   virtual bool answers_preflight() const { return false; }

@@ -1,6 +1,7 @@
 #include "http/chunked.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "http/parser.h"
 
@@ -85,6 +86,7 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view in,
         } else if (is_tchar(c)) {
           state_ = State::kTrailer;
           line_ = 1;
+          if (max_trailers_ && !keep_trailer_byte(c)) return error();
         } else {
           return error();
         }
@@ -95,10 +97,13 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view in,
           state_ = State::kTrailerLf;
         else if (!line_char(c) || ++line_ > max_line_)
           return error();
+        else if (max_trailers_ && !keep_trailer_byte(c))
+          return error();
         ++i;
         break;
       case State::kTrailerLf:
         if (c != '\n') return error();
+        if (max_trailers_ && !keep_trailer_byte('\n')) return error();
         ++i;
         state_ = State::kTrailerStart;
         break;
@@ -114,6 +119,70 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view in,
   r.consumed = i;
   r.done = state_ == State::kDone;
   return r;
+}
+
+void append_chunk(std::string_view data, bool last, const http::HeaderList* trailers,
+                  std::string* out) {
+  if (!data.empty()) {
+    char size[16];
+    auto end = std::to_chars(size, size + sizeof size, data.size(), 16).ptr;
+    out->append(size, end).append("\r\n").append(data).append("\r\n");
+  }
+  if (!last) return;
+  out->append("0\r\n");
+  if (trailers) {
+    for (const auto& [name, value] : *trailers)
+      out->append(name).append(": ").append(value).append("\r\n");
+  }
+  out->append("\r\n");
+}
+
+bool ChunkedDecoder::keep_trailer_byte(char c) {
+  if (trailers_.size() >= max_trailers_) return false;
+  trailers_.push_back(c);
+  return true;
+}
+
+void parse_trailer_fields(std::string_view section, HeaderList* out) {
+  // Fields that describe framing, routing, authentication or the message's own handling.
+  static constexpr std::string_view kForbidden[] = {"content-length",
+                                                    "transfer-encoding",
+                                                    "host",
+                                                    "connection",
+                                                    "keep-alive",
+                                                    "te",
+                                                    "trailer",
+                                                    "upgrade",
+                                                    "content-encoding",
+                                                    "content-type",
+                                                    "content-range",
+                                                    "authorization",
+                                                    "set-cookie",
+                                                    "cache-control",
+                                                    "expires",
+                                                    "age",
+                                                    "date",
+                                                    "location",
+                                                    "retry-after",
+                                                    "vary",
+                                                    "www-authenticate",
+                                                    "proxy-authenticate",
+                                                    "proxy-authorization",
+                                                    "max-forwards"};
+  while (!section.empty()) {
+    size_t nl = section.find('\n');
+    std::string_view line = section.substr(0, nl);
+    section.remove_prefix(nl == std::string_view::npos ? section.size() : nl + 1);
+    size_t colon = line.find(':');
+    if (colon == 0 || colon == std::string_view::npos) continue;
+    std::string_view name = line.substr(0, colon);
+    if (!std::all_of(name.begin(), name.end(), [](unsigned char c) { return is_tchar(c); }))
+      continue;
+    if (std::any_of(std::begin(kForbidden), std::end(kForbidden),
+                    [&](std::string_view f) { return iequals(f, name); }))
+      continue;
+    out->emplace_back(std::string(name), std::string(trim_ows(line.substr(colon + 1))));
+  }
 }
 
 }  // namespace gatehouse::http

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace gatehouse::http {
@@ -36,6 +38,9 @@ struct Header {
   HeaderId id = HeaderId::kOther;
   bool hop_by_hop = false;  // set for fixed hop-by-hop fields and those named in Connection
 };
+
+// Header fields the gateway owns (added by filters, its own answers, trailers it relays).
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 bool iequals(std::string_view a, std::string_view b);
 // Without optional whitespace (spaces and tabs, RFC 9110 5.6.3) at either end.

@@ -85,6 +85,9 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
         break;
       case HeaderId::kConsumerIdentity:
         continue;  // identity comes from the gateway's auth filters, never from the client
+      case HeaderId::kContentLength:
+        if (info.body_rechunked) continue;
+        break;
       default:
         break;
     }
@@ -103,7 +106,8 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
   if (info.add) {
     for (auto& [n, v] : *info.add) append_header(out, n, v);
   }
-  if (req.framing == Framing::kChunked) out->append("Transfer-Encoding: chunked\r\n");
+  if (req.framing == Framing::kChunked || (info.body_rechunked && req.framing != Framing::kNone))
+    out->append("Transfer-Encoding: chunked\r\n");
   out->append("\r\n");
 }
 

@@ -13,8 +13,6 @@
 
 namespace gatehouse::http {
 
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
-
 struct ForwardInfo {
   std::string_view client_ip;          // the TCP peer
   bool peer_trusted = false;           // the peer is in server.trusted_proxies
@@ -25,6 +23,7 @@ struct ForwardInfo {
   std::string_view host;                             // Host to send upstream
   const HeaderList* add = nullptr;                   // added by filters
   const std::vector<std::string>* remove = nullptr;  // removed by filters (lower case)
+  bool body_rechunked = false;  // the body goes as the gateway re-frames it: chunked, no length
 };
 
 // The real client's address: the peer, unless the peer is a trusted proxy; then the last address
@@ -37,7 +36,8 @@ std::string_view real_client_ip(const RequestHead& req, std::string_view peer, b
 void append_query_without(std::string_view query, const std::vector<std::string>& drop,
                           std::string* out);
 
-// The request head sent upstream: always HTTP/1.1, keep-alive, chunked bodies passed through.
+// The request head sent upstream: always HTTP/1.1, keep-alive, chunked bodies passed through (or
+// a body of either framing sent chunked, when a filter rewrites it: body_rechunked).
 void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string* out);
 
 struct ResponseInfo {

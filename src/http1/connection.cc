@@ -1,6 +1,7 @@
 #include "http1/connection.h"
 
 #include "config/snapshot.h"
+#include "http/chunked.h"
 #include "http/parser.h"
 #include "http/proxy_headers.h"
 
@@ -275,16 +276,21 @@ net::Task<bool> Connection::body_read_more() {
 
 // --- the response ----------------------------------------------------------------------------
 
+// The framing the client gets: the upstream's (a chunked body de-chunked and ended by the close
+// for an HTTP/1.0 client), or, for a body the filters rewrite, chunked to an HTTP/1.1 client and
+// ended by the close to an HTTP/1.0 one.
 void Connection::start_response(const http::ResponseHead& head, const http::HeaderList& add,
                                 const std::vector<std::string>& remove, std::string_view request_id,
-                                bool* payload) {
+                                bool rewritten, bool* payload) {
   const bool dechunk = head.framing == http::Framing::kChunked && req_http10_;
-  if (head.framing == http::Framing::kUntilClose || dechunk) close_after_ = true;
-  *payload = dechunk;
+  rechunk_ = rewritten && !req_http10_;
+  if (rewritten ? req_http10_ : head.framing == http::Framing::kUntilClose || dechunk)
+    close_after_ = true;
+  *payload = dechunk || rewritten;
   http::ResponseInfo info;
   info.request_id_header = snap_->config.observability.request_id_header;
   info.request_id = request_id;
-  info.chunked = head.framing == http::Framing::kChunked && !dechunk;
+  info.chunked = rewritten ? rechunk_ : head.framing == http::Framing::kChunked && !dechunk;
   info.close = close_after_;
   info.client_http10 = req_http10_;
   info.add = &add;
@@ -311,6 +317,18 @@ net::Task<bool> Connection::send_payload(const std::vector<std::string_view>& pi
   for (auto s : pieces) iov_.push_back(net::asio::buffer(s.data(), s.size()));
   bool ok = co_await client_.send_all(iov_, &bytes_out_);
   if (!ok) close_after_ = true;
+  co_return ok;
+}
+
+net::Task<bool> Connection::send_chunk(std::string_view data, const http::HeaderList* trailers) {
+  response_started_ = true;
+  if (!rechunk_) {  // HTTP/1.0: the bytes as they are, the close ends them
+    bool ok = co_await write_client(std::exchange(head_left_, {}), data);
+    co_return ok;
+  }
+  chunk_out_.clear();
+  http::append_chunk(data, trailers != nullptr, trailers, &chunk_out_);
+  bool ok = co_await write_client(std::exchange(head_left_, {}), chunk_out_);
   co_return ok;
 }
 

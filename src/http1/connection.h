@@ -67,10 +67,11 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void release_head() override;
   void start_response(const http::ResponseHead& head, const http::HeaderList& add,
                       const std::vector<std::string>& remove, std::string_view request_id,
-                      bool* payload) override;
+                      bool rewritten, bool* payload) override;
   bool send_now(std::string_view& body, bool* ok) override;
   net::Task<bool> send(std::string_view body) override;
   net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) override;
+  net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) override;
   net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;
   void close_after() override { close_after_ = true; }
   uint64_t bytes_received() const override { return bytes_in_; }
@@ -98,6 +99,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   net::Buffer in_;                          // from the client
   std::string head_out_;
   std::string_view head_left_;  // of head_out_, the part of the response head not yet sent
+  bool rechunk_ = false;        // a body the filters rewrite goes chunked
+  std::string chunk_out_;       // its next chunk, framed
   std::vector<net::asio::const_buffer> iov_;
   http::RequestHead req_;
   http::ErrorResponse refusal_;  // a head refused by read_head()

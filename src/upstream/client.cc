@@ -445,13 +445,16 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
 
 // --- the response body -----------------------------------------------------------------------
 
-void Client::begin_body() {
+void Client::begin_body(size_t keep_trailers) {
   framing_ = resp_.framing;
   keep_alive_ = resp_.keep_alive;
   resp_remaining_ = framing_ == http::Framing::kContentLength ? resp_.content_length : 0;
   ended_clean_ = closed_at_end_ = false;
   in_.consume(resp_head_len_);  // resp_'s views are dead from here on
-  if (framing_ == http::Framing::kChunked) chunked_.reset();
+  if (framing_ == http::Framing::kChunked) {
+    chunked_.reset();
+    if (keep_trailers) chunked_.keep_trailers(keep_trailers);
+  }
 }
 
 Client::Piece Client::body_piece(std::vector<std::string_view>* payload) {
@@ -479,6 +482,7 @@ Client::Piece Client::body_piece(std::vector<std::string_view>* payload) {
       break;
   }
   p.bytes = avail.substr(0, take);
+  if (payload && framing_ != http::Framing::kChunked && take) payload->push_back(p.bytes);
   if (p.done) ended_clean_ = take == avail.size();  // nothing beyond the body's end
   return p;
 }

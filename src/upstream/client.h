@@ -89,9 +89,11 @@ class Client {
   const http::ResponseHead& response() const { return resp_; }
 
   // After send() returned true and the caller is done with response() (its views die here).
-  void begin_body();
-  // Then the response body, in its own framing (a chunked body passes
-  // through chunked; with `payload`, its de-chunked pieces are listed there too).
+  // `keep_trailers`: a chunked body's trailer section is kept (up to that many bytes) for
+  // trailers().
+  void begin_body(size_t keep_trailers = 0);
+  // Then the response body, in its own framing (a chunked body passes through chunked); with
+  // `payload`, the pieces of its content (de-chunked) are listed there too.
   struct Piece {
     std::string_view bytes;  // to send on, then drop with body_sent()
     bool done = false;       // the body ends with these bytes
@@ -103,6 +105,8 @@ class Client {
   // is its end: body_ended_by_close()) or failed.
   net::Task<bool> read_body();
   bool body_ended_by_close() const { return closed_at_end_; }
+  // The trailer section's lines, once a chunked body ended (when begin_body() kept them).
+  std::string_view trailers() const { return chunked_.trailers(); }
   // The response was relayed (or abandoned): the connection goes back to its pool when the body
   // ended where its framing said, nothing failed and the upstream keeps it open; else it is
   // closed (and a failed upstream counted as a reset).

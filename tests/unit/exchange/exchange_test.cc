@@ -5,83 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include "fakes.h"
 #include "http/parser.h"
 
 namespace gatehouse::exchange {
 namespace {
-
-class FakeWorker final : public WorkerContext {
- public:
-  explicit FakeWorker(const std::string& yaml) : rng_(1) {
-    std::vector<config::ConfigError> errors;
-    auto cfg = config::parse_config(yaml, "test.yaml", &errors);
-    EXPECT_TRUE(cfg) << (errors.empty() ? "" : errors[0].to_string());
-    view_ = std::make_shared<View>();
-    view_->snapshot = config::make_snapshot(std::move(*cfg), 1);
-    view_->upstreams = upstreams_.adopt(view_->snapshot->upstreams, nullptr, rng_);
-    for (const auto& r : view_->snapshot->config.routes) {
-      std::vector<uint32_t> weights;
-      for (const auto& t : r.to) weights.push_back(t.weight);
-      view_->splits.emplace_back(std::move(weights));
-    }
-  }
-  net::asio::io_context& io() override { return io_; }
-  const std::shared_ptr<View>& view() const override { return view_; }
-  upstream::Random& rng() override { return rng_; }
-  observe::MetricsShard& metrics() override { return metrics_; }
-  void log_access(const observe::AccessRecord& r) override {
-    records.push_back(
-        {std::string(r.method), std::string(r.route), r.status, std::string(r.error)});
-  }
-  bool draining() const override { return false; }
-  filters::WorkerState& filter_state() override { return state_; }
-  void add(Drainable*) override {}
-  void remove(Drainable*) override {}
-
-  struct Record {
-    std::string method, route;
-    int status;
-    std::string error;
-  };
-  std::vector<Record> records;
-
- private:
-  net::asio::io_context io_;
-  upstream::Random rng_;
-  upstream::WorkerUpstreams upstreams_;
-  std::shared_ptr<View> view_;
-  observe::MetricsShard metrics_;
-  filters::WorkerState state_;
-};
-
-// A codec that records the answer instead of writing it.
-class FakeDownstream final : public Downstream {
- public:
-  std::string_view body_buffered() override { return {}; }
-  void body_consumed(size_t, bool) override {}
-  net::Task<bool> body_read_more() override { co_return false; }
-  void set_deadline(Phase, net::Clock::duration) override {}
-  std::string_view peer_ip() const override { return "192.0.2.7"; }
-  bool peer_trusted() const override { return false; }
-  bool secure() const override { return false; }
-  void release_head() override {}
-  void start_response(const http::ResponseHead&, const http::HeaderList&,
-                      const std::vector<std::string>&, std::string_view, bool*) override {}
-  bool send_now(std::string_view&, bool* ok) override { return *ok = true; }
-  net::Task<bool> send(std::string_view) override { co_return true; }
-  net::Task<bool> send_payload(const std::vector<std::string_view>&) override { co_return true; }
-  net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override {
-    answered = e;
-    answered_id = request_id;
-    co_return;
-  }
-  void close_after() override {}
-  uint64_t bytes_received() const override { return 0; }
-  uint64_t bytes_sent() const override { return 0; }
-
-  std::optional<http::ErrorResponse> answered;
-  std::string answered_id;
-};
 
 const std::string kConfig = R"(server:
   listen: [ { address: 127.0.0.1:8080 } ]

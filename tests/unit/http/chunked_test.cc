@@ -267,4 +267,66 @@ TEST(ChunkedTest, LongExtensionIsRefused) {
 }
 
 }  // namespace
+TEST(ChunkedTrailersTest, KeptWhenAskedAcrossFeeds) {
+  ChunkedDecoder dec;
+  dec.keep_trailers(256);
+  std::string_view body = "3\r\nabc\r\n0\r\nX-Checksum: 12\r\nX-Other:  two \r\n\r\n";
+  // one byte at a time: the kept section cannot depend on how the bytes arrive
+  for (size_t i = 0; i < body.size(); ++i) {
+    auto r = dec.feed(body.substr(i, 1));
+    ASSERT_FALSE(r.error);
+    EXPECT_EQ(r.done, i + 1 == body.size());
+  }
+  EXPECT_EQ(dec.trailers(), "X-Checksum: 12\nX-Other:  two \n");
+  HeaderList fields;
+  parse_trailer_fields(dec.trailers(), &fields);
+  ASSERT_EQ(fields.size(), 2u);
+  EXPECT_EQ(fields[0], (std::pair<std::string, std::string>{"X-Checksum", "12"}));
+  EXPECT_EQ(fields[1], (std::pair<std::string, std::string>{"X-Other", "two"}));
+}
+
+TEST(ChunkedTrailersTest, NotKeptByDefault) {
+  ChunkedDecoder dec;
+  auto r = feed_all("0\r\nX-A: 1\r\n\r\n", nullptr, &dec);
+  EXPECT_TRUE(r.done);
+  EXPECT_TRUE(dec.trailers().empty());
+}
+
+TEST(ChunkedTrailersTest, ASectionOverTheLimitIsAnError) {
+  ChunkedDecoder dec;
+  dec.keep_trailers(8);
+  auto r = feed_all("0\r\nX-Long: 123456\r\n\r\n", nullptr, &dec);
+  EXPECT_TRUE(r.error);
+}
+
+TEST(ChunkedTrailersTest, FieldsASenderMustNotTrailAreDropped) {
+  HeaderList fields;
+  parse_trailer_fields(
+      "Content-Length: 5\nTransfer-Encoding: chunked\nHost: x\nSet-Cookie: a=b\nnot a field\n"
+      "Bad Name: 1\nServer-Timing: db;dur=53\n",
+      &fields);
+  ASSERT_EQ(fields.size(), 1u);
+  EXPECT_EQ(fields[0].first, "Server-Timing");
+}
+
+TEST(AppendChunkTest, FramesPiecesTheLastChunkAndTrailers) {
+  std::string out;
+  append_chunk("hello world, hello world", false, nullptr, &out);
+  EXPECT_EQ(out, "18\r\nhello world, hello world\r\n");
+  out.clear();
+  append_chunk("", false, nullptr, &out);
+  EXPECT_EQ(out, "") << "an empty piece is no chunk: a zero-size one would end the body";
+  HeaderList trailers{{"X-Sum", "7"}};
+  append_chunk("!", true, &trailers, &out);
+  EXPECT_EQ(out, "1\r\n!\r\n0\r\nX-Sum: 7\r\n\r\n");
+  // what it frames, the decoder reads back
+  ChunkedDecoder dec;
+  dec.keep_trailers(64);
+  std::string payload;
+  auto r = feed_all(out, &payload, &dec);
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(payload, "!");
+  EXPECT_EQ(dec.trailers(), "X-Sum: 7\n");
+}
+
 }  // namespace gatehouse::http
