@@ -30,7 +30,7 @@ clean:
 	rm -rf $(BUILD)
 
 # C++ sources under the repository's .clang-format (format-check runs in .ci/run).
-FORMATTED = git ls-files 'src/*.cc' 'src/*.h' 'tests/unit/*.cc' 'tests/tools/*.cc'
+FORMATTED = git ls-files 'src/*.cc' 'src/*.h' 'tests/unit/*.cc' 'tests/unit/*.h' 'tests/tools/*.cc'
 format:
 	$(FORMATTED) | xargs clang-format -i
 format-check:

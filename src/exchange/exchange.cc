@@ -73,12 +73,14 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
     else
       answered = co_await upstream_.send(down);
     if (answered) {
-      if (!run_response_filters(upstream_.response().status)) {
+      if (!run_response_filters(upstream_.response().status, &upstream_.response())) {
         upstream_.abandon();  // a filter answers instead: the upstream's body is not read
         respond_with_reply();
       } else if (rewrites_body()) {
         co_await relay_rewritten(down);
       } else {
+        // A HEAD (or 304) stands for a body the filters would rewrite: its length is unknown.
+        if (ctx_.response_body_watchers) ctx_.response_remove.emplace_back("content-length");
         co_await relay_response(down);
       }
     } else if (body_filtered_ && request_body_.refused()) {
@@ -203,7 +205,7 @@ Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_r
 // A filter's own answer (ctx_.reply), through the response phase of the filters before it (and
 // its own), which may add headers or answer otherwise in turn.
 void Exchange::respond_with_reply() {
-  while (!run_response_filters(ctx_.reply.status)) {
+  while (!run_response_filters(ctx_.reply.status, nullptr)) {
     // a filter answered otherwise: the filters before it see that answer
   }
   http::ErrorResponse reply = std::move(ctx_.reply);
@@ -213,16 +215,20 @@ void Exchange::respond_with_reply() {
 
 // The response phase: the filters whose request phase ran, last first. False when one of them
 // answers instead (its answer is then in ctx_.reply).
-bool Exchange::run_response_filters(int status) {
+bool Exchange::run_response_filters(int status, const http::ResponseHead* head) {
   ctx_.status = status;
+  ctx_.response = head;
   const auto& chain = match_.route->filters;
   for (size_t i = ctx_.next_filter; i-- > 0;) {
     ctx_.current = i;
     if (chain[i]->on_response(ctx_) == filters::FilterStatus::kRespond) {
       ctx_.next_filter = i;  // the filters before it see its answer, if the answer is passed on
+      ctx_.response = nullptr;
+      ctx_.response_body_watchers = 0;  // the upstream's body is not relayed
       return false;
     }
   }
+  ctx_.response = nullptr;  // its views die when the body starts
   return true;
 }
 

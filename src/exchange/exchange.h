@@ -97,7 +97,7 @@ class Exchange {
   void end_relay(Downstream& down, bool up_ok, bool down_ok);
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail(http::ErrorResponse e);
-  bool run_response_filters(int status);
+  bool run_response_filters(int status, const http::ResponseHead* head);
   void respond_with_reply();
 
   WorkerContext& w_;

@@ -53,7 +53,8 @@ void FilteredRequestBody::pull() {
   from_->body_consumed(take, false);
   seen_ += data_.size();
   if (seen_ > max_bytes_) {
-    return refuse({413, "body_too_large",
+    return refuse({413,
+                   "body_too_large",
                    "the request body is larger than " + std::to_string(max_bytes_) + " bytes",
                    {}});
   }

@@ -85,8 +85,10 @@ struct RequestContext {
   http::HeaderList response_add;                   // headers to add to the client response
   std::vector<std::string> response_remove;        // header names (lower case) to drop from it
   http::ErrorResponse reply;                       // the answer, with kRespond
-  int status = 0;                       // the response phase: the status going to the client
-  size_t next_filter = 0;               // the chain's position (kept by the exchange)
+  int status = 0;  // the response phase: the status going to the client, and the upstream's head
+  const http::ResponseHead* response = nullptr;  // (null for the gateway's own answer), valid
+                                                 // until on_response returns
+  size_t next_filter = 0;                        // the chain's position (kept by the exchange)
   size_t current = 0;                   // the filter running now (its index in the route's chain)
   uint64_t request_body_watchers = 0;   // bit i: filter i reads the request body
   uint64_t response_body_watchers = 0;  // bit i: filter i reads the response body
@@ -110,6 +112,7 @@ struct RequestContext {
     consumer = nullptr;
     slots.clear();
     status = 0;
+    response = nullptr;
     response_remove.clear();
     upstream_add.clear();
     upstream_remove.clear();

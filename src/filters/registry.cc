@@ -13,6 +13,7 @@
 #include "filters/rate_limit/rate_limit.h"
 #include "filters/request_size/request_size.h"
 #include "filters/response_headers/response_headers.h"
+#include "filters/response_replace/response_replace.h"
 
 namespace gatehouse::filters {
 namespace {
@@ -38,6 +39,8 @@ constexpr std::array kPlugins = {
     Entry{"rate_limit", &build_rate_limit, &rate_limit_metrics},
     Entry{"cache", nullptr},
     Entry{"compress", nullptr},
+    // Innermost: its body phase sees the upstream's body first, before caching and compression.
+    Entry{"response_replace", &build_response_replace},
 };
 
 }  // namespace

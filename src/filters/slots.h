@@ -40,6 +40,10 @@ class Slots {
     }
     return nullptr;
   }
+  template <class T>
+  T* get(const SlotKey<T>& key) {
+    return const_cast<T*>(std::as_const(*this).get(key));
+  }
   void clear() { items_.clear(); }  // keeps the capacity for the next request
 
  private:

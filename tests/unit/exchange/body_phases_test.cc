@@ -201,9 +201,9 @@ TEST(BodyPhasesTest, ACloseDelimitedBodyEndsThroughTheFiltersAtTheClose) {
 }
 
 TEST(BodyPhasesTest, WithoutAWatcherTheBodyIsRelayedAsItCame) {
-  auto r = run("GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
-               "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
-               false, false);
+  auto r =
+      run("GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
+          "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", false, false);
   EXPECT_FALSE(r.down.body_rewritten);
   EXPECT_TRUE(r.down.chunks.empty());
   EXPECT_EQ(r.down.relayed, "hello");
@@ -211,8 +211,7 @@ TEST(BodyPhasesTest, WithoutAWatcherTheBodyIsRelayedAsItCame) {
 
 TEST(BodyPhasesTest, AHeadResponseHasNoBodyToRewrite) {
   auto r = run("HEAD /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
-               "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n", false,
-               true);
+               "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n", false, true);
   EXPECT_EQ(r.down.status, 200);
   EXPECT_FALSE(r.down.body_rewritten);
   EXPECT_TRUE(r.down.chunks.empty());
@@ -264,8 +263,8 @@ TEST(BodyPhasesTest, AWatchedChunkedBodyOverTheLimitIs413) {
 
 TEST(BodyPhasesTest, AMalformedChunkedBodyUnderAWatcherIs400) {
   auto r = run("POST /f/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
-               "zz\r\nabc\r\n0\r\n\r\n",
-               "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", true, false);
+               "zz\r\nabc\r\n0\r\n\r\n", "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+               true, false);
   ASSERT_TRUE(r.down.answered);
   EXPECT_EQ(r.down.answered->status, 400);
 }
