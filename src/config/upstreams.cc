@@ -50,7 +50,7 @@ void Loader::upstreams(const YAML::Node& n, std::vector<Upstream>* out) {
       r_.error(it->first, path, "duplicate upstream '" + name + "'");
       continue;
     }
-    const YAML::Node& u = it->second;
+    YAML::Node u = it->second;  // a copy: `it->` returns a temporary
     if (!r_.check_map(u, path,
                       {"targets", "balance", "hash_on", "timeouts", "protocol",
                        "max_idle_per_target", "max_concurrent_requests", "max_pending", "tls",

@@ -42,7 +42,7 @@ bool YamlReader::check_map(const YAML::Node& node, const std::string& path,
   }
   std::set<std::string> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    YAML::Node key = it->first;  // a copy: `it->` returns a temporary
     std::string name = key.IsScalar() ? key.Scalar() : "?";
     std::string at = child(path, name);
     if (!seen.insert(name).second) {

@@ -313,7 +313,7 @@ net::Task<bool> Client::handshake(net::Stream& up) {
   if (timed_out_) {
     fail(504, "upstream_connect_timeout",
          up_->name() + " did not complete the TLS handshake within " +
-             config::format_duration(up_->config().connect_timeout));
+             timeout_text(up_->config().connect_timeout));
   } else {
     fail_upstream(502, "upstream_tls_failed", "TLS handshake failed: " + why);
   }

@@ -36,15 +36,17 @@ net::Task<bool> Fetch::read_more(std::string* why) {
 }
 
 void Fetch::arm(std::chrono::milliseconds timeout) {
+  armed_ = std::make_shared<Armed>(Armed{this, true});
   deadline_.expires_after(timeout);
-  deadline_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) cancel();
+  deadline_.async_wait([armed = armed_](boost::system::error_code ec) {
+    if (!ec && armed->running) armed->fetch->cancel();
   });
 }
 
 net::Task<FetchResult> Fetch::run(const FetchRequest& r) {
   arm(r.timeout);
   FetchResult out = co_await exchange(r);
+  armed_->running = false;
   deadline_.cancel();
   co_return out;
 }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <list>
+#include <memory>
 #include <string>
 
 #include "net/asio.h"
@@ -49,7 +50,7 @@ class FetchSet {
   std::list<Fetch*> fetches_;
 };
 
-// One fetch at a time; cancel() (same thread) closes its connection so that run() ends at once.
+// One fetch, run once; cancel() (same thread) closes its connection so that run() ends at once.
 // Made with a FetchSet, it belongs to that set while it lives.
 class Fetch {
  public:
@@ -59,6 +60,7 @@ class Fetch {
   }
   ~Fetch() {
     if (set_) set_->fetches_.remove(this);
+    if (armed_) armed_->running = false;
   }
   Fetch(const Fetch&) = delete;
   Fetch& operator=(const Fetch&) = delete;
@@ -75,6 +77,14 @@ class Fetch {
   std::string in_;
   bool cancelled_ = false;
   FetchSet* set_;
+  // What the deadline's handler holds instead of `this`: a handler whose timer expired is queued
+  // whatever happens next (cancel() cannot recall it), and may run after the fetch ended, or after
+  // the Fetch is gone. It acts only if the fetch it was armed for is still running.
+  struct Armed {
+    Fetch* fetch;
+    bool running = false;
+  };
+  std::shared_ptr<Armed> armed_;
 };
 
 inline void FetchSet::cancel_all() {

@@ -30,6 +30,8 @@ void expect_rejected(std::string_view data, int status, const ParseLimits& limit
   }
 }
 
+// The head's views point into `data`: a caller keeps it while it reads the head (never a
+// temporary, whose end would leave them dangling).
 void expect_accepted(std::string_view data, RequestHead* head) {
   auto r = parse(data, head);
   EXPECT_EQ(r.status, ParseStatus::kComplete) << r.err.message << " for: " << data;
@@ -151,9 +153,11 @@ TEST(ParseRequestTest, KeepAliveRules) {
 
 TEST(ParseRequestTest, UpgradeNeedsBothHeaders) {
   RequestHead h;
-  expect_accepted(req_with("Connection: Upgrade\r\nUpgrade: websocket\r\n"), &h);
+  const std::string head1 = req_with("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+  expect_accepted(head1, &h);
   EXPECT_TRUE(h.upgrade);
-  expect_accepted(req_with("Upgrade: websocket\r\n"), &h);
+  const std::string head2 = req_with("Upgrade: websocket\r\n");
+  expect_accepted(head2, &h);
   EXPECT_FALSE(h.upgrade);
 }
 
@@ -193,10 +197,12 @@ TEST(ParseRequestTest, RejectsDifferingContentLengths) {
 
 TEST(ParseRequestTest, AcceptsIdenticalContentLengths) {
   RequestHead h;
-  expect_accepted(req_with("Content-Length: 5, 5\r\n"), &h);
+  const std::string head3 = req_with("Content-Length: 5, 5\r\n");
+  expect_accepted(head3, &h);
   EXPECT_EQ(h.framing, Framing::kContentLength);
   EXPECT_EQ(h.content_length, 5u);
-  expect_accepted(req_with("Content-Length: 5\r\nContent-Length: 5\r\n"), &h);
+  const std::string head4 = req_with("Content-Length: 5\r\nContent-Length: 5\r\n");
+  expect_accepted(head4, &h);
   EXPECT_EQ(h.content_length, 5u);
 }
 
@@ -243,7 +249,8 @@ TEST(ParseRequestTest, RejectsControlCharactersInValues) {
   expect_rejected(req_with("X-A: a\x1b[0m\r\n"), 400);
   // HTAB and obs-text are allowed.
   RequestHead h;
-  expect_accepted(req_with("X-A: a\tb \xc3\xa9\r\n"), &h);
+  const std::string head5 = req_with("X-A: a\tb \xc3\xa9\r\n");
+  expect_accepted(head5, &h);
   EXPECT_EQ(h.get("x-a"), "a\tb \xc3\xa9");
 }
 
@@ -362,10 +369,11 @@ TEST(ParseRequestTest, AbsoluteFormSetsHostAndPath) {
 
 TEST(ParseRequestTest, HopByHopMarking) {
   RequestHead h;
-  expect_accepted(req_with("Connection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\n"
-                           "TE: trailers\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\n"
-                           "X-Secret: s\r\nX-Public: p\r\n"),
-                  &h);
+  const std::string head6 = req_with(
+      "Connection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\n"
+      "TE: trailers\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\n"
+      "X-Secret: s\r\nX-Public: p\r\n");
+  expect_accepted(head6, &h);
   for (const char* name :
        {"connection", "keep-alive", "te", "upgrade", "proxy-connection", "x-secret"}) {
     const Header* hd = find_header(h, name);
@@ -380,9 +388,10 @@ TEST(ParseRequestTest, HopByHopMarking) {
 
 TEST(ParseRequestTest, HeaderClassification) {
   RequestHead h;
-  expect_accepted(req_with("x-forwarded-for: 1.2.3.4\r\nX-FORWARDED-PROTO: https\r\n"
-                           "X-Forwarded-Host: h\r\nVia: 1.1 x\r\nCookie: a=b\r\nX-Other: 1\r\n"),
-                  &h);
+  const std::string head7 = req_with(
+      "x-forwarded-for: 1.2.3.4\r\nX-FORWARDED-PROTO: https\r\n"
+      "X-Forwarded-Host: h\r\nVia: 1.1 x\r\nCookie: a=b\r\nX-Other: 1\r\n");
+  expect_accepted(head7, &h);
   EXPECT_EQ(find_header(h, "x-forwarded-for")->id, HeaderId::kXForwardedFor);
   EXPECT_EQ(find_header(h, "x-forwarded-proto")->id, HeaderId::kXForwardedProto);
   EXPECT_EQ(find_header(h, "x-forwarded-host")->id, HeaderId::kXForwardedHost);
