@@ -118,7 +118,7 @@ struct RequestContext {
     upstream_remove.clear();
     upstream_remove_query.clear();
     response_add.clear();
-    reply = {};
+    reply.clear();
   }
 };
 

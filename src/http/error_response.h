@@ -20,6 +20,17 @@ struct ErrorResponse {
   // then only names the answer in the access log, and may be empty).
   std::optional<std::string> body;
   std::string content_type;  // empty: application/octet-stream
+
+  // Back to a default-constructed answer, keeping the strings' storage (called once per request,
+  // where assigning a fresh ErrorResponse would build and destroy five members).
+  void clear() {
+    status = 500;
+    code.clear();
+    message.clear();
+    headers.clear();
+    body.reset();
+    content_type.clear();
+  }
 };
 
 // Appends a complete response (head and body; only the head for a HEAD request) to *out.

@@ -30,7 +30,7 @@ void Client::reset() {
   route_ = nullptr;
   up_ = nullptr;
   pool_ = nullptr;
-  error_ = {};
+  error_.clear();
   error_.status = 0;
   logged_target_ = {};
   outcome_.reset();

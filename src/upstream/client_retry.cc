@@ -142,7 +142,7 @@ net::Task<> Client::before_retry() {
     net::Timer t(ex_, wait);
     co_await t.async_wait(net::use_task);
   }
-  error_ = {};
+  error_.clear();
   error_.status = 0;
   in_.consume(in_.size());
 }
