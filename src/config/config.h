@@ -135,8 +135,9 @@ struct RetryPolicy {
   Duration backoff{25};       // full jitter: a random wait up to backoff * 2^(try-1) ...
   Duration max_backoff{250};  // ... capped here
   bool on_connect_failure = true, on_reset = true, on_timeout = false;
-  std::vector<int> on_status;  // e.g. 502, 503, 504
-  double budget = 0.2;         // retries in flight at most this share of requests in flight (min 3)
+  std::vector<int> on_status;            // e.g. 502, 503, 504
+  double budget = 0.2;                   // retries at most this share of requests ...
+  uint32_t min_retries_per_second = 10;  // ... plus these, per upstream (the budget's floor)
   uint64_t max_replay_body = 64 * 1024;  // request bodies up to this size are kept to send again
 };
 

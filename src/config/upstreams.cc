@@ -220,7 +220,8 @@ std::optional<HealthCheck> Loader::health_check(const YAML::Node& n, const std::
 
 std::optional<RetryPolicy> Loader::retry(const YAML::Node& n, const std::string& path) {
   if (!r_.check_map(n, path,
-                    {"attempts", "backoff", "max_backoff", "on", "budget", "max_replay_body"}))
+                    {"attempts", "backoff", "max_backoff", "on", "budget", "min_retries_per_second",
+                     "max_replay_body"}))
     return std::nullopt;
   RetryPolicy p;
   if (auto v = n["attempts"]) {
@@ -261,6 +262,10 @@ std::optional<RetryPolicy> Loader::retry(const YAML::Node& n, const std::string&
       r_.error(v, child(path, "budget"), "expected a share such as 20% or 0.2");
     else
       p.budget = *x;
+  }
+  if (auto v = n["min_retries_per_second"]) {
+    if (auto x = r_.integer(v, child(path, "min_retries_per_second"), 0, 100000))
+      p.min_retries_per_second = static_cast<uint32_t>(*x);
   }
   if (auto v = n["max_replay_body"]) {
     if (auto x = r_.size(v, child(path, "max_replay_body"))) {

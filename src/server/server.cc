@@ -29,6 +29,22 @@ std::string endpoint_text(const net::tcp::endpoint& ep) {
                               : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+// Workers share a port through SO_REUSEPORT, which would also let a second gatehouse (any process
+// of the same user) bind it, and the kernel would then split connections between two configs. So
+// an address this process does not hold yet is first bound without it: that fails with
+// EADDRINUSE when anything listens there. (A port of 0 is always free: the kernel picks one.)
+std::optional<std::string> held_elsewhere(net::asio::io_context& io, const net::tcp::endpoint& ep) {
+  if (ep.port() == 0) return std::nullopt;
+  net::Acceptor probe(io.get_executor());
+  boost::system::error_code ec;
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.set_option(net::asio::socket_base::reuse_address(true), ec);
+  if (!ec) probe.bind(ep, ec);
+  if (ec != boost::system::errc::address_in_use) return std::nullopt;  // other errors: at bind
+  return "cannot listen on " + endpoint_text(ep) +
+         ": Address already in use (another process listens there)";
+}
+
 std::string json_string(std::string_view s) {
   std::string out = "\"";
   http::append_json_escaped(&out, s);
@@ -121,6 +137,10 @@ class Server final : public admin::AdminHandler {
   bool open_listener(const config::Listener& l, bool running, std::string* error) {
     const std::string key = l.address.to_string();
     net::tcp::endpoint ep(net::asio::ip::make_address(l.address.ip), l.address.port);
+    if (auto held = held_elsewhere(main_io_, ep)) {
+      *error = *held;
+      return false;
+    }
     for (size_t i = 0; i < workers_.size(); ++i) {
       Worker& w = *workers_[i];
       auto open = [&] { return w.open_listener(key, ep, error); };
@@ -298,20 +318,11 @@ class Server final : public admin::AdminHandler {
       for (size_t t = 0; t < up.targets.size(); ++t) {
         std::string address = up.targets[t].address.to_string();
         uint64_t in_flight = 0, idle = 0;
-        // Each worker judges its own traffic: show the breaker of the worker that trusts the
-        // target least (open, then half-open, then closed).
-        auto worst = upstream::Breaker::State::kClosed;
-        auto rank = [](upstream::Breaker::State s) {
-          return s == upstream::Breaker::State::kOpen       ? 2
-                 : s == upstream::Breaker::State::kHalfOpen ? 1
-                                                            : 0;
-        };
         for (const auto& s : stats) {
           for (const auto& ts : s.targets) {
             if (ts.upstream == up.name && ts.address == address) {
               in_flight += ts.in_flight;
               idle += ts.idle;
-              if (rank(ts.breaker) > rank(worst)) worst = ts.breaker;
             }
           }
         }
@@ -323,7 +334,10 @@ class Server final : public admin::AdminHandler {
                          : shared.health[t]->healthy() ? "healthy"
                                                        : "unhealthy") +
              ",\"circuit_breaker\":" +
-             json_string(up.breaker ? upstream::state_name(worst) : "none") + "}";
+             json_string(shared.breakers.empty()
+                             ? "none"
+                             : upstream::state_name(shared.breakers[t]->state())) +
+             "}";
       }
       j += "]}";
     }

@@ -28,8 +28,7 @@ void Worker::adopt(std::shared_ptr<const config::Snapshot> snapshot) {
   auto view = std::make_shared<exchange::View>();
   view->snapshot = std::move(snapshot);
   const auto& cfg = view->snapshot->config;
-  view->upstreams =
-      upstreams_.adopt(view->snapshot->upstreams, view_ ? &view_->upstreams : nullptr, rng_);
+  view->upstreams = upstreams_.adopt(view->snapshot->upstreams, rng_);
   for (const auto& r : cfg.routes) {
     std::vector<uint32_t> weights;
     for (const auto& t : r.to) weights.push_back(t.weight);
@@ -99,7 +98,7 @@ void Worker::collect(std::function<void(WorkerStats)> done) {
       for (size_t t = 0; t < up.targets.size(); ++t) {
         const auto& target = up.targets[t];
         stats.targets.push_back({up.name(), target.pool->address(), up.balancer.in_flight(t),
-                                 target.pool->idle_count(), target.breaker.state()});
+                                 target.pool->idle_count()});
       }
     }
     done(std::move(stats));

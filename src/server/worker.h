@@ -19,7 +19,6 @@
 #include "observe/access_log.h"
 #include "observe/metrics.h"
 #include "upstream/balancer.h"
-#include "upstream/breaker.h"
 #include "upstream/pool.h"
 #include "upstream/upstream.h"
 
@@ -33,7 +32,6 @@ struct WorkerStats {
     std::string upstream, address;
     uint32_t in_flight = 0;
     size_t idle = 0;
-    upstream::Breaker::State breaker = upstream::Breaker::State::kClosed;
   };
   std::vector<Target> targets;
 };
@@ -91,7 +89,7 @@ class Worker final : public exchange::WorkerContext {
   // threads, so the reactor's per-operation locking is switched off and the scheduler's kept.
   net::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::shared_ptr<exchange::View> view_;
-  upstream::WorkerUpstreams upstreams_;  // pools and breakers kept across reloads
+  upstream::WorkerUpstreams upstreams_;  // pools kept across reloads
   std::unordered_map<std::string, std::shared_ptr<net::Acceptor>> acceptors_;  // by key
   std::unordered_set<exchange::Drainable*> connections_;
   upstream::Random rng_;

@@ -71,9 +71,7 @@ bool Client::start(const Call& call) {
   idempotent_ = safe_method || call.idempotency_key;
   tries_ = 0;
   const config::RetryPolicy* p = retry_policy();
-  if (p)
-    up_->retry_tokens =
-        std::min(up_->retry_tokens + p->budget, 3 + 100 * p->budget);  // earned, capped
+  if (p) up_->retry_tokens = std::min(up_->retry_tokens + p->budget, 100 * p->budget);  // capped
   // A body that may be sent again is kept as it is read, while it fits: for the policy's retries,
   // and for the immediate resend of an idempotent method on a pooled connection found dead.
   if (safe_method || (p && p->attempts > 0 && idempotent_))
@@ -526,10 +524,11 @@ void Client::fail_upstream(int status, std::string_view code, std::string_view w
 void Client::upstream_done(observe::UpstreamOutcome outcome) {
   outcome_ = outcome;
   seconds_ = ms_since(start_) / 1000;
-  if (!up_->config().breaker) return;
-  auto& breaker = up_->targets[target_].breaker;
-  if (breaker.record(outcome == observe::UpstreamOutcome::kOk, net::Clock::now()))
-    breaker_moved(target_);
+  Breaker* breaker = up_->targets[target_].breaker;
+  if (!breaker) return;
+  auto moved = breaker->record(*up_->config().breaker, outcome == observe::UpstreamOutcome::kOk,
+                               net::Clock::now());
+  if (moved) breaker_moved(target_, *moved);
 }
 
 }  // namespace gatehouse::upstream

@@ -140,7 +140,7 @@ class Client {
   enum class RetryReason : uint8_t { kNone, kConnectFailure, kReset, kTimeout, kStatus };
 
   bool choose_target(size_t exclude);
-  void breaker_moved(size_t target);
+  void breaker_moved(size_t target, Breaker::State to);
   const config::RetryPolicy* retry_policy() const;
   bool may_retry(RetryReason reason);
   // Every request body byte read so far can be sent again (trivially, when none was read).

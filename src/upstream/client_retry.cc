@@ -21,9 +21,9 @@ bool Client::choose_target(size_t exclude) {
   PickInput pick{hash_key_};
   auto now = up_->config().breaker ? net::Clock::now() : net::Clock::time_point();
   auto admits = [&](size_t t) {
-    bool moved;
+    std::optional<Breaker::State> moved;
     bool ok = up_->admits(t, now, &moved);
-    if (moved) breaker_moved(t);
+    if (moved) breaker_moved(t, *moved);
     return ok;
   };
   // A first try takes the balancer's plain pick when that target admits it (the common case); a
@@ -43,7 +43,8 @@ bool Client::choose_target(size_t exclude) {
     if (t == kNone) {
       auto soonest = net::Clock::time_point::max();
       for (const auto& target : up_->targets)
-        soonest = std::min(soonest, target.breaker.open_until());
+        soonest = std::min(
+            soonest, target.breaker ? target.breaker->open_until() : net::Clock::time_point());
       auto wait = std::chrono::ceil<std::chrono::seconds>(soonest - now).count();
       http::HeaderList retry_after;
       retry_after.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, wait)));
@@ -58,8 +59,8 @@ bool Client::choose_target(size_t exclude) {
   return true;
 }
 
-void Client::breaker_moved(size_t target) {
-  const char* now = state_name(up_->targets[target].breaker.state());
+void Client::breaker_moved(size_t target, Breaker::State to) {
+  const char* now = state_name(to);
   spdlog::warn("circuit breaker of {} target {} is now {}", up_->name(),
                up_->targets[target].pool->address(), now);
   ++metrics_.upstreams[up_->name()].breaker_transitions[now];
@@ -76,10 +77,11 @@ const config::RetryPolicy* Client::retry_policy() const {
 // A try may be retried when its failure is one the policy names, the request is safe to send again
 // (RFC 9110 9.2.2: an idempotent method or an Idempotency-Key, and its body, if any, kept whole
 // for replay up to `max_replay_body` -- or not yet read at all, after a connect failure), tries are
-// left, and the retry budget allows: each request to the upstream earns `budget` of a
-// retry and each retry spends one (as Finagle's retry budget; a reserve of 3 per worker to start),
-// so retries stay under `budget` of requests plus a constant, and a brownout cannot multiply
-// the load.
+// left, and the retry budget allows: each request to the upstream earns `budget` of a retry and
+// each retry spends one, or, when none is earned, takes one of the upstream's
+// `min_retries_per_second` (upstream::RetryFloor), as Finagle's retry budget does. So retries stay
+// under `budget` of requests plus that rate: a brownout cannot multiply the load, and a quiet
+// service still gets its retries.
 bool Client::may_retry(RetryReason reason) {
   const config::RetryPolicy* p = retry_policy();
   if (!p || tries_ >= p->attempts) return false;
@@ -117,11 +119,12 @@ bool Client::may_retry(RetryReason reason) {
   }
   if (!idempotent_ || !body_replayable()) return false;
   auto& m = metrics_.upstreams[up_->name()];
-  if (up_->retry_tokens < 1) {
+  if (up_->retry_tokens >= 1) {
+    up_->retry_tokens -= 1;
+  } else if (!up_->retry_floor().take(p->min_retries_per_second, net::coarse_now())) {
     ++m.retry_budget_exhausted;
     return false;
   }
-  up_->retry_tokens -= 1;
   ++m.retries[static_cast<size_t>(reason) - 1];
   return true;
 }

@@ -8,10 +8,15 @@ Shared::Shared(const config::Upstream& up)
                                                           : nullptr),
       bulkhead(up.max_concurrent_requests
                    ? Bulkhead::shared(up.name, up.max_concurrent_requests, up.max_pending)
-                   : nullptr) {
+                   : nullptr),
+      retry_floor(RetryFloor::shared(up.name)) {
   if (up.health_check) {
     for (const auto& t : up.targets)
       health.push_back(Health::shared(up.name, t, *up.health_check, up.tls));
+  }
+  if (up.breaker) {
+    for (const auto& t : up.targets)
+      breakers.push_back(Breaker::shared(up.name, t.address.to_string()));
   }
 }
 

@@ -4,31 +4,14 @@
 
 namespace gatehouse::upstream {
 
-bool Upstream::admits(size_t t, Breaker::Clock::time_point now, bool* moved) {
-  *moved = false;
+bool Upstream::admits(size_t t, Breaker::Clock::time_point now,
+                      std::optional<Breaker::State>* moved) {
   Target& target = targets[t];
   if (target.health && !target.health->healthy()) return false;  // active health checks
-  if (!config().breaker) return true;
-  auto before = target.breaker.state();
-  bool ok = target.breaker.allow(now);
-  *moved = target.breaker.state() != before;  // open -> half-open
-  return ok;
+  return !target.breaker || target.breaker->allow(*config().breaker, now, moved);
 }
 
-std::vector<Upstream> WorkerUpstreams::adopt(const std::vector<Shared>& shared,
-                                             const std::vector<Upstream>* before, Random& rng) {
-  // Circuit breakers of targets that stay (same upstream, same address) keep their state, as
-  // Envoy keeps a host's outlier state over a cluster update: a reload does not send traffic
-  // back to a target just found failing.
-  std::unordered_map<std::string, const Breaker*> breakers_before;
-  if (before) {
-    for (const auto& u : *before) {
-      if (!u.config().breaker) continue;
-      for (size_t t = 0; t < u.targets.size(); ++t)
-        breakers_before[u.name() + " " + u.config().targets[t].address.to_string()] =
-            &u.targets[t].breaker;
-    }
-  }
+std::vector<Upstream> WorkerUpstreams::adopt(const std::vector<Shared>& shared, Random& rng) {
   std::unordered_map<std::string, std::shared_ptr<TargetPool>> pools;
   std::vector<Upstream> out;
   out.reserve(shared.size());
@@ -53,12 +36,8 @@ std::vector<Upstream> WorkerUpstreams::adopt(const std::vector<Shared>& shared,
           pool = std::make_shared<TargetPool>(ep, address);
         }
       }
-      const config::BreakerSettings* settings = up.breaker ? &*up.breaker : nullptr;
-      auto kept = settings ? breakers_before.find(up.name + " " + address) : breakers_before.end();
-      Target target{
-          pool,
-          kept != breakers_before.end() ? Breaker(*kept->second, settings) : Breaker(settings),
-          s.health.empty() ? nullptr : s.health[i].get()};
+      Target target{pool, s.health.empty() ? nullptr : s.health[i].get(),
+                    s.breakers.empty() ? nullptr : s.breakers[i].get()};
       u.targets.push_back(std::move(target));
     }
   }

@@ -1,6 +1,6 @@
 // One record per upstream. What every worker shares (the hash ring, the bulkhead, each target's
-// health) is built once with the snapshot, as `Shared`; what one worker keeps for itself (its
-// balancer, pools, circuit breakers and retry budget) is an `Upstream`, which points at the shared
+// health and circuit breaker) is built once with the snapshot, as `Shared`; what one worker keeps
+// for itself (its balancer, pools and retry budget) is an `Upstream`, which points at the shared
 // part. Code that needs an upstream takes one record instead of indexing parallel vectors.
 #pragma once
 
@@ -12,7 +12,6 @@
 
 #include "config/config.h"
 #include "upstream/balancer.h"
-#include "upstream/breaker.h"
 #include "upstream/pool.h"
 #include "upstream/shared.h"
 
@@ -21,8 +20,8 @@ namespace gatehouse::upstream {
 // A target as one worker sees it.
 struct Target {
   std::shared_ptr<TargetPool> pool;
-  Breaker breaker;
   const Health* health = nullptr;  // null: not checked
+  Breaker* breaker = nullptr;      // null: no circuit_breaker
 };
 
 // An upstream as one worker sees it. Used on that worker's thread only.
@@ -34,31 +33,33 @@ class Upstream {
   const config::Upstream& config() const { return *shared_->config; }
   const std::string& name() const { return shared_->config->name; }
   Bulkhead* bulkhead() const { return shared_->bulkhead.get(); }
+  RetryFloor& retry_floor() const { return *shared_->retry_floor; }
 
   // May target t take a request now: healthy (when checked) and its breaker closed, or half-open
-  // with a probe to spare (which this call takes). *moved: the breaker changed state.
-  bool admits(size_t t, Breaker::Clock::time_point now, bool* moved);
+  // with a probe to spare (which this call takes). *moved: the state this call moved the breaker
+  // to, if it did.
+  bool admits(size_t t, Breaker::Clock::time_point now, std::optional<Breaker::State>* moved);
   // What admits() would answer now, without taking a probe.
   bool available(size_t t, Breaker::Clock::time_point now) const {
     const Target& target = targets[t];
-    return (!target.health || target.health->healthy()) && target.breaker.would_allow(now);
+    return (!target.health || target.health->healthy()) &&
+           (!target.breaker || target.breaker->would_allow(*config().breaker, now));
   }
 
   Balancer balancer;
   std::vector<Target> targets;
-  double retry_tokens = 3;  // the retry budget (see upstream::Client)
+  double retry_tokens = 0;  // the retry budget's share earned here (see upstream::Client)
 
  private:
   const Shared* shared_;
 };
 
-// A worker's upstreams for one snapshot, with the pools and breaker states of targets that stay
-// over a reload (pools by address and TLS identity, breakers by upstream and address).
+// A worker's upstreams for one snapshot, with the pools of targets that stay over a reload (by
+// address and TLS identity).
 class WorkerUpstreams {
  public:
-  // This worker's records for `shared`; `before` is what it had for the previous snapshot.
-  std::vector<Upstream> adopt(const std::vector<Shared>& shared,
-                              const std::vector<Upstream>* before, Random& rng);
+  // This worker's records for `shared`, keeping the pools of targets it had before.
+  std::vector<Upstream> adopt(const std::vector<Shared>& shared, Random& rng);
 
  private:
   std::unordered_map<std::string, std::shared_ptr<TargetPool>> pools_;

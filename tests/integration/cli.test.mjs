@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import net from 'node:net';
-import { BIN, runGatehouse, startGatehouse, tempFile, curl, sleep, waitFor } from './harness.mjs';
+import { BIN, runGatehouse, startGatehouse, tempFile, curl, sleep, waitFor, freePort } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -208,4 +208,20 @@ test('access log: lines stay whole and valid JSON under concurrent load on sever
   const lines = gh.stdout.trim().split('\n');
   assert.equal(lines.length, 400);
   for (const l of lines) JSON.parse(l);
+});
+
+test('run: a second gatehouse on the port of a running one refuses to start; the first keeps every request', async () => {
+  const port = await freePort();
+  const first = await startGatehouse(minimal(port));
+  try {
+    const r = runGatehouse(['run', '-c', tempFile('second.yaml', minimal(port).replace('path: /*', 'path: /other/*'))], { timeout: 5000 });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use \\(another process listens there\\)`));
+    assert.doesNotMatch(r.stderr, /listening on/);
+    const statuses = [];
+    for (let i = 0; i < 12; i++) statuses.push((await curl([first.url('/echo')])).status);
+    assert.deepEqual(statuses, Array(12).fill(200), 'no connection went to a second process');
+  } finally {
+    await first.stop();
+  }
 });

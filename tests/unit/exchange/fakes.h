@@ -25,7 +25,7 @@ class FakeWorker final : public WorkerContext {
     if (edit) edit(*cfg);
     view_ = std::make_shared<View>();
     view_->snapshot = config::make_snapshot(std::move(*cfg), 1);
-    view_->upstreams = upstreams_.adopt(view_->snapshot->upstreams, nullptr, rng_);
+    view_->upstreams = upstreams_.adopt(view_->snapshot->upstreams, rng_);
     for (const auto& r : view_->snapshot->config.routes) {
       std::vector<uint32_t> weights;
       for (const auto& t : r.to) weights.push_back(t.weight);

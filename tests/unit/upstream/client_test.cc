@@ -140,7 +140,7 @@ class ClientTest : public ::testing::Test {
     auto cfg = config::parse_config(config_yaml(name(), settings), "test.yaml", &errors);
     ASSERT_TRUE(cfg) << (errors.empty() ? "" : errors[0].to_string());
     snap_ = config::make_snapshot(std::move(*cfg), 1);
-    ups_ = worker_.adopt(snap_->upstreams, nullptr, rng_);
+    ups_ = worker_.adopt(snap_->upstreams, rng_);
     ASSERT_EQ(ups_.size(), 1u);
   }
   Upstream& up() { return ups_[0]; }
