@@ -4,7 +4,7 @@
 # services and gatehouse down with it. A run that finds a port taken by another program fails the
 # same way without starting anything.
 # Usage: demo_test.sh GATEHOUSE_BINARY. The demo's ports are fixed: if one is taken before the
-# test starts, it is skipped (exit 77).
+# test starts, it fails saying so (a skip would pass with nothing checked).
 set -uo pipefail
 bin=${1:?usage: demo_test.sh GATEHOUSE_BINARY}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -37,8 +37,8 @@ dead() { ! kill -0 "$1" 2>/dev/null; }
 ports_closed() { ! any_port_open; }
 
 if any_port_open; then
-  echo "skipped: a port of the demo (${ports[*]}) is in use on 127.0.0.1"
-  exit 77
+  echo "not ok - a port of the demo (${ports[*]}) is in use on 127.0.0.1: stop what holds it (a running demo?) and run again"
+  exit 1
 fi
 
 # 1. The first demo, until its banner says it is serving (printed once gatehouse answers).
