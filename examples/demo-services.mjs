@@ -2,6 +2,13 @@
 // it echoes requests as JSON and misbehaves on demand).
 import { startUpstream } from '../tests/integration/upstream.mjs';
 
+// A port taken (scripts/demo.sh checks first, but another program may take one in between): one
+// line, not a stack trace.
+process.on('uncaughtException', (e) => {
+  console.error(`demo services: ${e.code === 'EADDRINUSE' ? `${e.address}:${e.port} is already in use` : e.stack}`);
+  process.exit(1);
+});
+
 const services = [
   ['products-1', 9001], ['products-2', 9002], ['products-v2', 9003], ['mobile-bff', 9010],
 ];

@@ -1,22 +1,85 @@
 #!/usr/bin/env bash
 # Starts the demo upstream services and gatehouse with examples/demo.yaml, prints curl commands
-# that work against it, and stops everything on Ctrl-C.
+# that work against it, and stops everything on Ctrl-C or `kill PID` (PID: this script's, printed).
+# Usage: scripts/demo.sh [GATEHOUSE_BINARY]   (default build/gatehouse; `make demo` builds it)
+#
+# One demo at a time: its ports are fixed (those of examples/demo.yaml and demo-services.mjs). The
+# running demo holds a lock on its PID file (in $XDG_RUNTIME_DIR, else /tmp) for as long as it
+# runs, so a second run says in one line that it is already running, with its PID, and exits 1
+# without starting anything; so does a run that finds the ports taken by anything else. Nothing
+# is ever stopped but what this script started.
 set -euo pipefail
+bin=${1:-}
+[[ -z $bin || $bin == /* ]] || bin=$PWD/$bin  # relative to the caller's directory
 cd "$(dirname "$0")/.."
-bin=${1:-build/gatehouse}
+bin=${bin:-$PWD/build/gatehouse}
 
-node examples/demo-services.mjs &
-services=$!
-trap 'kill $services 2>/dev/null; kill $gh 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
-sleep 0.5
+address=127.0.0.1:8080 admin=127.0.0.1:9901
+service_ports=(9001 9002 9003 9010)  # examples/demo-services.mjs
+ports=(8080 9901 "${service_ports[@]}")
+
+die() { echo "demo: $*" >&2; exit 1; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+[ -x "$bin" ] || die "no gatehouse binary at $bin (make demo builds one)"
+
+# The lock is released when this script exits, however it ends; the children do not inherit it.
+if [ -n "${XDG_RUNTIME_DIR:-}" ]; then
+  pidfile=$XDG_RUNTIME_DIR/gatehouse-demo.pid
+else
+  pidfile=/tmp/gatehouse-demo-$(id -u).pid
+fi
+exec 9<>"$pidfile" || die "cannot open $pidfile"
+if ! flock -n 9; then
+  read -r pid <&9 || pid=""
+  die "already running (pid ${pid:-unknown}, http://$address, admin http://$admin); stop it with Ctrl-C in its terminal or: kill ${pid:-PID}"
+fi
+busy=()
+for port in "${ports[@]}"; do port_open "$port" && busy+=("127.0.0.1:$port"); done
+((${#busy[@]} == 0)) ||
+  die "cannot start: ${busy[*]} already in use by another program; stop it or free the port"
 "$bin" validate -c examples/demo.yaml
-"$bin" run -c examples/demo.yaml &
+
+services="" gh=""
+stop() {
+  # Gatehouse first, while its upstreams still answer: it drains within server.timeouts.drain (5 s);
+  # one still there after 10 s is killed, so that the demo always ends. Then the services.
+  if [ -n "$gh" ] && kill -TERM "$gh" 2>/dev/null; then
+    for _ in $(seq 200); do kill -0 "$gh" 2>/dev/null || break; sleep 0.05; done
+    ! kill -KILL "$gh" 2>/dev/null || echo "demo: gatehouse (pid $gh) still draining after 10 s: killed" >&2
+  fi
+  [ -z "$services" ] || kill -TERM "$services" 2>/dev/null || true
+  wait
+  : >"$pidfile"
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+printf '%s\n' "$$" >"$pidfile"
+
+# until CHECK... passes (checked every 50 ms); fails if process PID exits first or after 10 s
+wait_until() {
+  local pid=$1 what=$2
+  shift 2
+  for _ in $(seq 200); do
+    "$@" && return 0
+    kill -0 "$pid" 2>/dev/null || die "$what stopped before answering"
+    sleep 0.05
+  done
+  die "$what not answering after 10 s"
+}
+services_up() { for port in "${service_ports[@]}"; do port_open "$port" || return 1; done; }
+gateway_up() { curl -s -o /dev/null --max-time 1 "http://$address/"; }
+
+node examples/demo-services.mjs 9>&- &
+services=$!
+wait_until "$services" "the demo services" services_up
+"$bin" run -c examples/demo.yaml 9>&- &
 gh=$!
-for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.1; done
+wait_until "$gh" gatehouse gateway_up
 
-cat <<'TXT'
-
-Gatehouse is serving http://127.0.0.1:8080 (access log below). Try:
+printf '\nGatehouse is serving http://%s (demo pid %s; access log below). Try:\n' "$address" "$$"
+sed "s|<pid>|$gh|" <<'TXT'  # gatehouse's PID for SIGHUP
 
   # load-balanced over products-1 and products-2, 10% to the products-v2 canary; /api stripped
   for i in $(seq 10); do curl -s localhost:8080/api/products/42 | grep -o '"upstream":"[^"]*"'; done
@@ -51,7 +114,6 @@ Gatehouse is serving http://127.0.0.1:8080 (access log below). Try:
   curl -s localhost:9901/status
   curl -s localhost:9901/metrics | grep gatehouse_requests_total
   curl -s -X POST localhost:9901/reload      # or: kill -HUP <pid>
-
-Ctrl-C stops everything.
 TXT
+printf '\nCtrl-C (or: kill %s) stops everything.\n' "$$"
 wait $gh

@@ -2,6 +2,19 @@
 # Installs everything Gatehouse needs to build, test and benchmark on Debian 12.
 # Debian packages only (plus npm packages for the test clients, installed by tests/integration).
 # Idempotent: packages already present are skipped, so a second run takes seconds.
+#
+# Services are left alone. nginx, haproxy, redis-server and prometheus are only test and benchmark
+# peers here, but on a developer's machine they may be the user's own, running for other purposes:
+# this script never stops, disables or kills anything (no systemctl, service, pkill or killall).
+# The tests, the demo and the benchmarks start their own instances on their own ports and stop
+# them by PID. What it does instead is keep the packages it installs from starting their services
+# (Debian starts nginx on :80, redis on :6379, prometheus on :9090 ... at install): the apt-get
+# install runs under a temporary policy-rc.d that exits 101 ("action forbidden"), which invoke-rc.d
+# and deb-systemd-invoke obey. It is created only if there is none (an existing one belongs to the
+# administrator and is used as it is) and removed right after the install, on failure too.
+# The services are still enabled as Debian does, so they start at the next boot; to keep one off:
+# `systemctl disable nginx`. POLICY_RC_D names the file (default /usr/sbin/policy-rc.d; the tests
+# point it elsewhere).
 set -euo pipefail
 
 packages=(
@@ -33,17 +46,25 @@ if ((${#missing[@]})); then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "install-deps: installing ${missing[*]}"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-# nginx, haproxy and prometheus are test and benchmark tools only: never leave them running.
-for svc in nginx haproxy prometheus redis-server; do
-  if command -v systemctl >/dev/null && systemctl is-enabled --quiet "$svc" 2>/dev/null; then
-    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  policy=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
+  created_policy=""
+  remove_policy() { [ -z "$created_policy" ] || $sudo rm -f "$policy"; created_policy=""; }
+  trap remove_policy EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+  # Created with noclobber (O_EXCL): only if absent, so an administrator's file is never replaced.
+  # shellcheck disable=SC2016  # $1 is the inner shell's
+  if [ ! -e "$policy" ] && [ ! -L "$policy" ] && $sudo sh -c 'set -C; : >"$1"' sh "$policy" 2>/dev/null; then
+    created_policy=1
+    printf '#!/bin/sh\n# install-deps.sh: no service starts during its apt-get install\nexit 101\n' |
+      $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
   fi
-done
-pkill -x nginx 2>/dev/null || true
-pkill -x haproxy 2>/dev/null || true
-pkill -x prometheus 2>/dev/null || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  remove_policy
+  trap - EXIT INT TERM HUP
+fi
 # npm packages of the integration tests (jose signs JWTs independently of gatehouse), pinned by
 # package-lock.json; skipped when already installed at the locked versions.
 tests_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/integration" && pwd)"
