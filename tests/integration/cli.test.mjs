@@ -1,4 +1,4 @@
-// The command line and process contract (../shared/contract/CLI.md): validate, version, help,
+// The command line and process contract (docs/cli-contract.md): validate, version, help,
 // start-up errors, graceful drain on SIGTERM, the access log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,6 +79,7 @@ test('validate: YAML syntax errors carry their position', () => {
 });
 
 test('validate: the contract example fails only on features not built yet', () => {
+  assert.ok(fs.existsSync(contractExample), `${contractExample} is missing`);
   // The example takes one consumer's API key from ACME_API_KEY.
   const r = runGatehouse(['validate', '-c', contractExample], { env: { ...process.env, ACME_API_KEY: 'k' } });
   assert.equal(r.status, 1);
