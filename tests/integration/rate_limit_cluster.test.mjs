@@ -9,8 +9,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { startGatehouse, sleep, waitFor, freePort, curl, httpGet, makeCa, makeCert } from './harness.mjs';
+import { spawnRedis } from './redis_fixture.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const hasRedis = (() => { try { execFileSync('redis-server', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
@@ -20,8 +21,7 @@ let up, redisPort, redis, adminPort;
 const instances = {};  // policy -> gatehouse
 
 function startRedis() {
-  const p = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no'], { stdio: 'ignore' });
+  const p = spawnRedis(['--port', String(redisPort), '--bind', '127.0.0.1']);
   return waitFor(() => new Promise((resolve) => {
     const s = net.connect(redisPort, '127.0.0.1', () => { s.end(); resolve(true); });
     s.on('error', () => resolve(false));
@@ -123,10 +123,9 @@ test('rediss://: cluster decisions over verified TLS; a Redis whose certificate 
   makeCa(dir, 'other-ca');
   makeCert(dir, 'redis', 'ca', ['DNS:redis.test', 'IP:127.0.0.1']);
   const tlsPort = await freePort();
-  const tlsRedis = spawn('redis-server', ['--port', '0', '--tls-port', String(tlsPort), '--bind', '127.0.0.1',
+  const tlsRedis = spawnRedis(['--port', '0', '--tls-port', String(tlsPort), '--bind', '127.0.0.1',
     '--tls-cert-file', path.join(dir, 'redis.pem'), '--tls-key-file', path.join(dir, 'redis.key'),
-    '--tls-ca-cert-file', path.join(dir, 'ca.pem'), '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no'],
-  { stdio: 'ignore' });
+    '--tls-ca-cert-file', path.join(dir, 'ca.pem'), '--tls-auth-clients', 'no']);
   const gateways = [];
   try {
     await waitFor(() => new Promise((resolve) => {

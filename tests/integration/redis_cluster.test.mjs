@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { startGatehouse, waitFor, freePort } from './harness.mjs';
-import { hasRedis, cli, limitedConfig, passes as passesThrough } from './redis_fixture.mjs';
+import { hasRedis, spawnRedis, cli, limitedConfig, passes as passesThrough } from './redis_fixture.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const skip = !hasRedis && 'redis-server not installed';
@@ -28,11 +28,10 @@ before(async () => {
     if (!ports.includes(port) && await freePort(port) && await freePort(port + 10000)) ports.push(port);
   }
   for (const port of ports) {
-    servers[port] = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-      '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000', '--dir', dir,
+    servers[port] = spawnRedis(['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+      '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000',
       // Replicas in sync at once (no 5 s wait for more replicas), and allowed to take over.
-      '--repl-diskless-sync-delay', '0', '--cluster-replica-validity-factor', '0',
-      '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      '--repl-diskless-sync-delay', '0', '--cluster-replica-validity-factor', '0'], { dir });
   }
   await waitFor(() => ports.every((p) => { try { return cli(p, 'ping') === 'PONG'; } catch { return false; } }), 5000, 'six nodes');
   // Three masters, each with a replica.
