@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { startGatehouse, curl, json, sleep, waitFor, freePort, tempFile } from './harness.mjs';
+import { startGatehouse, curl, json, sleep, waitFor, freePort, tempFile, requireTool } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 let up;
@@ -71,6 +71,7 @@ test('status counts a request in flight on its target', async () => {
 });
 
 test('metrics: values match the traffic sent, and promtool accepts the exposition', async () => {
+  requireTool('promtool');
   const gh = await startWithAdmin();
   for (let i = 0; i < 7; i++) await curl([gh.url('/echo/a'), '-o', '/dev/null']);
   for (let i = 0; i < 3; i++) await curl([gh.url('/echo/b'), '-X', 'POST', '-d', 'x', '-o', '/dev/null']);

@@ -9,12 +9,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { startGatehouse, sleep, waitFor, freePort, curl, httpGet, makeCa, makeCert } from './harness.mjs';
+import { startGatehouse, sleep, waitFor, freePort, curl, httpGet, makeCa, makeCert, requireTool } from './harness.mjs';
 import { spawnRedis } from './redis_fixture.mjs';
 import { startUpstream } from './upstream.mjs';
 
-const hasRedis = (() => { try { execFileSync('redis-server', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 const sha = (k) => crypto.createHash('sha256').update(k).digest('hex');
 
 let up, redisPort, redis, adminPort;
@@ -48,7 +46,7 @@ routes:
 `;
 
 before(async () => {
-  if (!hasRedis) return;
+  requireTool('redis-server');
   redisPort = await freePort();
   redis = await startRedis();
   up = await startUpstream({ name: 'u' });
@@ -67,7 +65,7 @@ after(async () => {
 const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
 const get = (g, path, key = 'key-alpha') => httpGet(g.port, path, { headers: { 'x-api-key': key }, agent });
 
-test('three instances share one budget: 60/m lets exactly 60 of 300 through', { skip: !hasRedis && 'redis-server not installed' }, async () => {
+test('three instances share one budget: 60/m lets exactly 60 of 300 through', async () => {
   const three = [instances.local, instances.local2, instances.local3];
   const t0 = performance.now();
   const all = await Promise.all(Array.from({ length: 300 }, (_, i) => get(three[i % 3], '/c/x')));
@@ -79,7 +77,7 @@ test('three instances share one budget: 60/m lets exactly 60 of 300 through', { 
   assert.equal(ok.headers['ratelimit-policy'], '"60/m";q=60;w=60');
 });
 
-test('Redis down: each on_error policy holds, no 5xx, decisions within redis.timeout; Redis back: cluster counting resumes', { skip: !hasRedis && 'redis-server not installed' }, async () => {
+test('Redis down: each on_error policy holds, no 5xx, decisions within redis.timeout; Redis back: cluster counting resumes', async () => {
   redis.kill('SIGKILL');
   await sleep(300);
   for (const [policy, want] of [['local', 200], ['deny', 429], ['allow', 200]]) {
@@ -117,7 +115,7 @@ test('Redis down: each on_error policy holds, no 5xx, decisions within redis.tim
   assert.ok(metric(/gatehouse_rate_limit_redis_duration_seconds_count\{route="shared"\} (\d+)/) >= 100, 'round trips timed');
 });
 
-test('rediss://: cluster decisions over verified TLS; a Redis whose certificate does not verify is down', { skip: !hasRedis && 'redis-server not installed' }, async () => {
+test('rediss://: cluster decisions over verified TLS; a Redis whose certificate does not verify is down', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-rediss-'));
   makeCa(dir, 'ca');
   makeCa(dir, 'other-ca');

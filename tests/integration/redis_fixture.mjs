@@ -5,11 +5,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { httpGet } from './harness.mjs';
+import { httpGet, requireTool } from './harness.mjs';
 
-export const hasRedis = (() => {
-  try { execFileSync('redis-cli', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; }
-})();
+// Fails the suite (in its before hook) when redis-server or redis-cli is missing.
+export function requireRedis() {
+  requireTool('redis-server');
+  requireTool('redis-cli');
+}
 
 // redis-server ARGS..., persisting nothing, and run in (and with --dir) a fresh temporary folder:
 // whatever it writes (an RDB a replica receives, a cluster's nodes.conf) never lands in the
