@@ -20,16 +20,18 @@ export function tempFile(name, content) {
 }
 
 // Test certificates, made with the openssl command line in `dir`: a CA (NAME.key, NAME.pem), and
-// certificates it signs for subjectAltName entries ("DNS:x", "IP:1.2.3.4").
+// certificates it signs for subjectAltName entries ("DNS:x", "IP:1.2.3.4"), with an EC P-256 key
+// or (key 'rsa') an RSA 2048 one.
 const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
 export function makeCa(dir, name, cn = name) {
   openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.pem`), '-days', '2', '-subj', `/CN=${cn}`);
 }
-export function makeCert(dir, name, ca, sans, cn = name) {
+export function makeCert(dir, name, ca, sans, cn = name, key = 'ec') {
   const file = (n) => path.join(dir, n);
   fs.writeFileSync(file(`${name}.ext`), `subjectAltName=${sans.join(',')}\n`);
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+  const newkey = key === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  openssl('req', ...newkey, '-nodes',
     '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=${cn}`);
   openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.pem`), '-CAkey', file(`${ca}.key`),
     '-CAcreateserial', '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
