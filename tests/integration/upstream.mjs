@@ -23,10 +23,12 @@ import crypto from 'node:crypto';
 // echoDelayMs makes every echo answer late (a slow target for load-balancing tests).
 export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1', keepAliveTimeout = 30000,
   echoDelayMs = 0, sinkStatus = 200, sinkResetAfter = Infinity } = {}) {
-  const state = { requests: 0, connections: 0, open: 0, sunk: [] };  // connections: ever opened; open: now
+  // connections: ever opened; open: now; incomplete: requests whose body never came in full
+  const state = { requests: 0, connections: 0, open: 0, incomplete: 0, sunk: [] };
   const failures = { next: 0, percent: 0, status: 503, seen: 0 };
   const server = http.createServer((req, res) => {
     state.requests++;
+    req.on('close', () => { if (!req.complete) state.incomplete++; });
     const url = new URL(req.url, 'http://x');
     const path = url.pathname;
     const send = (code, obj, headers = {}) => {
