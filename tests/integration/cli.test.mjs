@@ -105,7 +105,10 @@ test('validate: an unreadable file is an error, not a crash', () => {
 test('version and help', () => {
   const v = runGatehouse(['version']);
   assert.equal(v.status, 0);
-  assert.match(v.stdout, /^gatehouse \d+\.\d+\.\d+ \(Release|Debug|RelWithDebInfo\)/);
+  // The version is the project's (CMakeLists.txt), then the build type in parentheses.
+  const version = /project\(gatehouse VERSION (\d+\.\d+\.\d+)[\s)]/.exec(
+    fs.readFileSync(path.resolve(here, '../../CMakeLists.txt'), 'utf8'))[1];
+  assert.match(v.stdout, new RegExp(`^gatehouse ${version.replaceAll('.', '\\.')} \\((Release|Debug|RelWithDebInfo|MinSizeRel)\\)\n`));
   assert.match(v.stdout, /boost 1\.\d+/);
   assert.match(v.stdout, /OpenSSL 3/);
   for (const args of [['--help'], ['run', '--help'], ['validate', '--help']]) {
