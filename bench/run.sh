@@ -96,7 +96,7 @@ scheme_of() { [[ $1 == backend ]] && echo http || echo "$SCHEME"; }
 declare -A WRK_HEADER  # per proxy: a header wrk sends with every request (credentials)
 
 # ---- process bookkeeping and cleanup -------------------------------------------------------
-TMP=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+TMP=$(mktemp -d -t gatehouse-bench.XXXXXX)  # under $TMPDIR, or /tmp
 chmod 755 "$TMP"
 PIDS=()   # everything we started (plus nginx workers once known)
 CGROUPS=()  # cgroups made for CPU_LIMIT

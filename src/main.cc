@@ -1,4 +1,4 @@
-// gatehouse: command line (see ../shared/contract/CLI.md).
+// gatehouse: command line (see docs/cli-contract.md).
 #include <fmt/core.h>
 #include <openssl/opensslv.h>
 #include <re2/re2.h>

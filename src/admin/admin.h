@@ -1,4 +1,4 @@
-// The admin API (../shared/contract/CLI.md): /healthz, /readyz, /status, /metrics, POST /reload.
+// The admin API (docs/cli-contract.md): /healthz, /readyz, /status, /metrics, POST /reload.
 // It runs on the main thread's io_context, on its own listener (never a traffic port), and knows
 // the rest of the process only through AdminHandler.
 #pragma once

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { startGatehouse, curl, json, sleep, waitFor, freePort, tempFile } from './harness.mjs';
+import { startGatehouse, curl, json, waitFor, freePort, tempFile, requireTool } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 let up;
@@ -30,6 +30,7 @@ routes:
   - { name: ${route}, match: { path: /echo/* }, to: echo }
   - { name: dead, match: { path: /dead/* }, to: dead }
   - { name: delay, match: { path: /delay/* }, to: echo }
+  - { name: hold, match: { path: /hold }, to: echo }
 `;
   const gh = await startGatehouse(yaml('echo-route'), { env: token ? { GH_TEST_ADMIN_TOKEN: token } : {} });
   gh.admin = (p) => `http://127.0.0.1:${adminPort}${p}`;
@@ -41,36 +42,45 @@ test('healthz, readyz, status: shape and live values', async () => {
   const gh = await startWithAdmin();
   assert.deepEqual(json(await curl([gh.admin('/healthz')])), { status: 'ok' });
   assert.deepEqual(json(await curl([gh.admin('/readyz')])), { status: 'ready' });
-  const inflight = curl([gh.url('/echo/x'), '-H', 'x: 1', '--max-time', '5', '-o', '/dev/null']);
+  // A request held by the upstream while /status is read: it is counted, then answered.
+  const inflight = curl([gh.url('/hold'), '--max-time', '5']);
+  await waitFor(() => up.state.held === 1, 3000, 'the request at the upstream');
   const s = json(await curl([gh.admin('/status')]));
-  await inflight;
+  up.release();
+  const answered = await inflight;
+  assert.equal(answered.status, 200, answered.stderr);
+  assert.deepEqual(json(answered), { upstream: 'echo', held: true });
   assert.equal(s.version, 1);
   assert.match(s.loaded_at, /^\d{4}-\d\d-\d\dT/);
   assert.equal(s.config_file, gh.file);
   assert.equal(s.workers, 2);
   assert.equal(s.draining, false);
   assert.deepEqual(s.listeners, [`http://127.0.0.1:${gh.port}`]);
-  assert.deepEqual(s.routes.map((r) => r.name).sort(), ['dead', 'delay', 'echo-route']);
+  assert.deepEqual(s.routes.map((r) => r.name).sort(), ['dead', 'delay', 'echo-route', 'hold']);
   const echo = s.upstreams.find((u) => u.name === 'echo');
   assert.equal(echo.balance, 'round_robin');
   assert.deepEqual(Object.keys(echo.targets[0]).sort(),
     ['address', 'circuit_breaker', 'health', 'idle_connections', 'in_flight', 'weight']);
   assert.equal(echo.targets[0].address, `127.0.0.1:${up.port}`);
+  assert.equal(echo.targets[0].in_flight, 1, 'the held request');
   await gh.stop();
 });
 
 test('status counts a request in flight on its target', async () => {
   const gh = await startWithAdmin();
-  const slow = curl([gh.url('/delay/800'), '-o', '/dev/null']);
-  await sleep(300);
-  const s = json(await curl([gh.admin('/status')]));
-  const t = s.upstreams.find((u) => u.name === 'echo').targets[0];
-  assert.ok(t.in_flight >= 1, `in_flight ${t.in_flight}`);
-  await slow;
+  const inFlight = async () => json(await curl([gh.admin('/status')])).upstreams.find((u) => u.name === 'echo').targets[0].in_flight;
+  assert.equal(await inFlight(), 0);
+  const held = [curl([gh.url('/hold')]), curl([gh.url('/hold')])];
+  await waitFor(() => up.state.held === 2, 3000, 'both requests at the upstream');
+  assert.equal(await inFlight(), 2);
+  up.release();
+  for (const r of await Promise.all(held)) assert.equal(r.status, 200);
+  await waitFor(async () => (await inFlight()) === 0, 3000, 'in_flight back to 0');
   await gh.stop();
 });
 
 test('metrics: values match the traffic sent, and promtool accepts the exposition', async () => {
+  requireTool('promtool');
   const gh = await startWithAdmin();
   for (let i = 0; i < 7; i++) await curl([gh.url('/echo/a'), '-o', '/dev/null']);
   for (let i = 0; i < 3; i++) await curl([gh.url('/echo/b'), '-X', 'POST', '-d', 'x', '-o', '/dev/null']);

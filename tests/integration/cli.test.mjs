@@ -1,4 +1,4 @@
-// The command line and process contract (../shared/contract/CLI.md): validate, version, help,
+// The command line and process contract (docs/cli-contract.md): validate, version, help,
 // start-up errors, graceful drain on SIGTERM, the access log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,6 +79,7 @@ test('validate: YAML syntax errors carry their position', () => {
 });
 
 test('validate: the contract example fails only on features not built yet', () => {
+  assert.ok(fs.existsSync(contractExample), `${contractExample} is missing`);
   // The example takes one consumer's API key from ACME_API_KEY.
   const r = runGatehouse(['validate', '-c', contractExample], { env: { ...process.env, ACME_API_KEY: 'k' } });
   assert.equal(r.status, 1);
@@ -104,7 +105,10 @@ test('validate: an unreadable file is an error, not a crash', () => {
 test('version and help', () => {
   const v = runGatehouse(['version']);
   assert.equal(v.status, 0);
-  assert.match(v.stdout, /^gatehouse \d+\.\d+\.\d+ \(Release|Debug|RelWithDebInfo\)/);
+  // The version is the project's (CMakeLists.txt), then the build type in parentheses.
+  const version = /project\(gatehouse VERSION (\d+\.\d+\.\d+)[\s)]/.exec(
+    fs.readFileSync(path.resolve(here, '../../CMakeLists.txt'), 'utf8'))[1];
+  assert.match(v.stdout, new RegExp(`^gatehouse ${version.replaceAll('.', '\\.')} \\((Release|Debug|RelWithDebInfo|MinSizeRel)\\)\n`));
   assert.match(v.stdout, /boost 1\.\d+/);
   assert.match(v.stdout, /OpenSSL 3/);
   for (const args of [['--help'], ['run', '--help'], ['validate', '--help']]) {

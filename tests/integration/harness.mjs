@@ -1,5 +1,6 @@
 // Test harness: starts the real gatehouse binary on loopback from a YAML string and talks to it
 // with real clients (curl, raw TCP sockets, Node's http client).
+import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -19,19 +20,36 @@ export function tempFile(name, content) {
 }
 
 // Test certificates, made with the openssl command line in `dir`: a CA (NAME.key, NAME.pem), and
-// certificates it signs for subjectAltName entries ("DNS:x", "IP:1.2.3.4").
+// certificates it signs for subjectAltName entries ("DNS:x", "IP:1.2.3.4"), with an EC P-256 key
+// or (key 'rsa') an RSA 2048 one.
 const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
 export function makeCa(dir, name, cn = name) {
   openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.pem`), '-days', '2', '-subj', `/CN=${cn}`);
 }
-export function makeCert(dir, name, ca, sans, cn = name) {
+export function makeCert(dir, name, ca, sans, cn = name, key = 'ec') {
   const file = (n) => path.join(dir, n);
   fs.writeFileSync(file(`${name}.ext`), `subjectAltName=${sans.join(',')}\n`);
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+  const newkey = key === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  openssl('req', ...newkey, '-nodes',
     '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=${cn}`);
   openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.pem`), '-CAkey', file(`${ca}.key`),
     '-CAcreateserial', '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
+}
+
+// A program a test needs (redis-server, testssl, promtool, ...) must be on PATH; otherwise the test
+// fails, naming it. No test skips for a missing tool: `make test` (and CI) must not pass without
+// one (scripts/install-deps.sh installs them all).
+export function requireTool(name) {
+  const found = (process.env.PATH || '').split(path.delimiter).some((dir) => {
+    try {
+      fs.accessSync(path.join(dir || '.', name), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  assert.ok(found, `${name} is not installed (not found on PATH); this test needs it (scripts/install-deps.sh installs it)`);
 }
 
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }

@@ -1,12 +1,24 @@
 // Shared by the Redis Cluster and Sentinel suites: real redis-server processes driven with
 // redis-cli, and two gateways that share a 5/m limit per `x-user` header through them.
 import http from 'node:http';
-import { execFileSync } from 'node:child_process';
-import { httpGet } from './harness.mjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { httpGet, requireTool } from './harness.mjs';
 
-export const hasRedis = (() => {
-  try { execFileSync('redis-cli', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; }
-})();
+// Fails the suite (in its before hook) when redis-server or redis-cli is missing.
+export function requireRedis() {
+  requireTool('redis-server');
+  requireTool('redis-cli');
+}
+
+// redis-server ARGS..., persisting nothing, and run in (and with --dir) a fresh temporary folder:
+// whatever it writes (an RDB a replica receives, a cluster's nodes.conf) never lands in the
+// source tree, whatever the current directory. `dir`: that folder instead.
+export function spawnRedis(args, { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-redis-')) } = {}) {
+  return spawn('redis-server', [...args, '--dir', dir, '--save', '', '--appendonly', 'no'], { cwd: dir, stdio: 'ignore' });
+}
 
 // redis-cli -p PORT ARGS..., its output trimmed.
 export const cli = (port, ...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();

@@ -13,6 +13,7 @@
 //   /status/CODE        answers CODE with a small JSON body
 //   /until-close        body delimited by closing the connection (no length, no chunking)
 //   /hang               reads the request and never answers
+//   /hold               answers once the test calls release() (state.held: requests waiting)
 // Failures on command, for any path: failNext(n, how) fails the next n requests, failPercent(p, how)
 // p% of them, spread evenly (3 of every 4 for 75) so that tests of rates are exact, not lucky.
 // `how` is a status code to answer (default 503), 'reset' (TCP RST) or 'hang' (never answer).
@@ -23,10 +24,14 @@ import crypto from 'node:crypto';
 // echoDelayMs makes every echo answer late (a slow target for load-balancing tests).
 export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1', keepAliveTimeout = 30000,
   echoDelayMs = 0, sinkStatus = 200, sinkResetAfter = Infinity } = {}) {
-  const state = { requests: 0, connections: 0, open: 0, sunk: [] };  // connections: ever opened; open: now
+  // connections: ever opened; open: now; incomplete: requests whose body never came in full
+  const state = { requests: 0, connections: 0, open: 0, incomplete: 0, sunk: [] };
   const failures = { next: 0, percent: 0, status: 503, seen: 0 };
+  const held = [];  // answers of /hold requests, sent by release()
+  state.held = 0;
   const server = http.createServer((req, res) => {
     state.requests++;
+    req.on('close', () => { if (!req.complete) state.incomplete++; });
     const url = new URL(req.url, 'http://x');
     const path = url.pathname;
     const send = (code, obj, headers = {}) => {
@@ -47,6 +52,14 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1',
     }
     if (path === '/hang') {
       req.resume();
+      return;
+    }
+    if (path === '/hold') {
+      req.resume();
+      state.held++;
+      const answer = () => { state.held--; send(200, { upstream: name, held: true }); };
+      held.push(answer);
+      req.socket.on('close', () => { const i = held.indexOf(answer); if (i >= 0) { held.splice(i, 1); state.held--; } });
       return;
     }
     if (path.startsWith('/delay/')) {
@@ -144,6 +157,7 @@ export function startUpstream({ name = 'upstream', port = 0, host = '127.0.0.1',
         name, port: server.address().port, state,
         failNext: (count, status = 503) => Object.assign(failures, { next: count, status }),
         failPercent: (percent, status = 503) => Object.assign(failures, { percent, status, seen: 0 }),
+        release: () => { for (const answer of held.splice(0)) answer(); },
         close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
       });
     });

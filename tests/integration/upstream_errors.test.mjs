@@ -4,8 +4,50 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { startGatehouse, curl, json, raw, rawConnection, sleep, freePort, startBlackhole, tempFile } from './harness.mjs';
+import { startGatehouse, curl, json, raw, rawConnection, waitFor, freePort, startBlackhole, tempFile } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
+
+// An upstream that closes its side of each connection (FIN) `idleMs` after its last answer, as a
+// keep-alive timeout does, but goes on reading: a request the gateway sends on a connection it has
+// closed still arrives, and is counted as `late` (the connection is then dropped, and the gateway
+// sends the request again on a new one, so the client cannot tell). A pool that detects the closed
+// connection before using it sends no request late.
+function startHalfClosingUpstream(idleMs) {
+  const state = { connections: 0, requests: 0, late: 0, halfClosed: 0 };
+  const sockets = new Set();
+  const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+    state.connections++;
+    sockets.add(sock);
+    let buf = '';
+    let closed = false;
+    let timer = null;
+    sock.on('error', () => {});
+    sock.on('end', () => sock.destroy());
+    sock.on('close', () => { clearTimeout(timer); sockets.delete(sock); });
+    sock.on('data', (d) => {
+      if (closed) {
+        state.late++;
+        sock.destroy();
+        return;
+      }
+      buf += d.toString('latin1');
+      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+        const url = buf.slice(0, end).split(' ')[1];
+        buf = buf.slice(end + 4);
+        state.requests++;
+        const body = JSON.stringify({ url });
+        sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      }
+      clearTimeout(timer);
+      timer = setTimeout(() => { closed = true; state.halfClosed++; sock.end(); }, idleMs);
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    port: server.address().port,
+    state,
+    close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+  })));
+}
 
 let up;
 let shortKeepAlive;
@@ -14,7 +56,7 @@ let deadPort;
 let gh;
 before(async () => {
   up = await startUpstream({ name: 'echo' });
-  shortKeepAlive = await startUpstream({ name: 'short', keepAliveTimeout: 200 });
+  shortKeepAlive = await startHalfClosingUpstream(200);
   blackhole = await startBlackhole();
   deadPort = await freePort();
   gh = await startGatehouse(`
@@ -107,14 +149,19 @@ test('upstream error statuses pass through unchanged', async () => {
 });
 
 test('an upstream connection closed while idle in the pool is detected, not used', async () => {
-  const first = await curl([gh.url('/short/echo/1')]);
+  const { state } = shortKeepAlive;
+  const first = await curl([gh.url('/short/echo/0')]);
   assert.equal(first.status, 200);
-  await sleep(500); // the upstream closes its idle keep-alive connection after 200 ms
-  for (let i = 0; i < 5; i++) {
+  for (let i = 1; i <= 5; i++) {
+    // The upstream has closed the pooled connection (200 ms after its answer).
+    await waitFor(() => state.halfClosed === i, 3000, `the upstream closing connection ${i}`);
     const r = await curl([gh.url(`/short/echo/${i}`)]);
     assert.equal(r.status, 200, `request ${i} after the upstream closed the pooled connection`);
-    await sleep(250);
+    assert.equal(json(r).url, `/echo/${i}`);
   }
+  // Each request on a new connection, sent once: none was sent on a closed one and resent.
+  assert.deepEqual({ connections: state.connections, requests: state.requests, late: state.late },
+    { connections: 6, requests: 6, late: 0 });
 });
 
 test('no hung client: every failure mode answers within its deadline', async () => {

@@ -1,6 +1,8 @@
-// JWT verification against public vectors (../shared/vectors) and freshly signed tokens. Written
-// with src/jwt/jwt.cc. The vectors are read at test time from /work/shared/vectors (override with
-// GATEHOUSE_VECTORS); tokens for the claim rules are signed here with OpenSSL.
+// JWT verification against public vectors (tests/vectors) and freshly signed tokens. Written with
+// src/jwt/jwt.cc. The vectors are read at test time from the repository's tests/vectors, whose
+// path CMake passes as GATEHOUSE_VECTORS_DIR (override with the environment variable
+// GATEHOUSE_VECTORS); a missing vector fails its test. Tokens for the claim rules are signed here
+// with OpenSSL.
 #include "jwt/jwt.h"
 
 #include <gtest/gtest.h>
@@ -56,9 +58,13 @@ Rules all_algorithms() {
   return r;
 }
 
+#ifndef GATEHOUSE_VECTORS_DIR
+#error "GATEHOUSE_VECTORS_DIR (the repository's tests/vectors) is set by tests/CMakeLists.txt"
+#endif
+
 std::string vectors_dir() {
   const char* env = std::getenv("GATEHOUSE_VECTORS");
-  return env && *env ? env : "/work/shared/vectors";
+  return env && *env ? env : GATEHOUSE_VECTORS_DIR;
 }
 
 json::value load_vector(const std::string& relative) {
@@ -766,7 +772,7 @@ TEST(JwtVectors, JoseCookbook) {
 TEST(JwtVectors, WycheproofJsonWebSignature) {
   json::value doc = load_vector("wycheproof/json_web_signature_test.json");
   ASSERT_TRUE(doc.is_object());
-  // These four contradict their own labels (see vectors/README.md): 367 and 370 are byte for
+  // These four contradict their own labels (see tests/vectors/README.md): 367 and 370 are byte for
   // byte the valid tcId 357, 372 and 373 carry a '?' that strict base64url must refuse.
   const std::set<int64_t> contradictory{367, 370, 372, 373};
   int total = 0, invalid = 0, invalid_refused = 0, valid_checked = 0, unsupported = 0;

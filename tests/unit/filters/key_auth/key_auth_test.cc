@@ -25,7 +25,7 @@ TEST(KeyAuth, FindsTheConsumerByAnyOfItsKeys) {
 }
 
 TEST(KeyAuth, ContractExampleDigestIsSha256OfTest) {
-  // ../shared/contract/gatehouse.example.yaml gives mobile-app the key whose SHA-256 is this.
+  // examples/contract.yaml gives mobile-app the key whose SHA-256 is this.
   EXPECT_EQ(
       crypto::parse_sha256_hex("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
       crypto::sha256("test"));
