@@ -1,10 +1,11 @@
 # Gatehouse: the two commands a newcomer needs (both install what they need first).
 #   make demo   build (Release), start demo upstreams and gatehouse with examples/demo.yaml
 #   make test   build and run every test (unit + integration) through CTest
+#   make fuzz   build the libFuzzer targets with clang (build-fuzz/); FUZZ_SECONDS=N runs each N s
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps build demo test bench clean format format-check
+.PHONY: all deps build demo test bench clean format format-check fuzz
 
 all: build
 
@@ -26,11 +27,28 @@ test: build
 bench: build
 	GATEHOUSE_BIN=$(BUILD)/gatehouse bash bench/run.sh
 
+# Fuzzing (docs/testing.md): clang with libFuzzer, ASan and UBSan, in its own build directory.
+# The targets run one at a time, niced; their corpus and crashes stay in $(FUZZ_BUILD).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 0
+FUZZ_TARGETS ?= request_head response_head chunked path http_date jwt jwks redis_resp config
+
+$(FUZZ_BUILD)/build.ninja:
+	@command -v clang++ >/dev/null 2>&1 || $(MAKE) deps
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ -DGATEHOUSE_FUZZ=ON -DGATEHOUSE_TESTS=OFF
+
+fuzz: $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	@if [ "$(FUZZ_SECONDS)" -gt 0 ]; then \
+	  bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS); fi
+
 clean:
 	rm -rf $(BUILD)
 
 # C++ sources under the repository's .clang-format (format-check runs in .ci/run).
-FORMATTED = git ls-files 'src/*.cc' 'src/*.h' 'tests/unit/*.cc' 'tests/unit/*.h' 'tests/tools/*.cc'
+FORMATTED = git ls-files 'src/*.cc' 'src/*.h' 'tests/unit/*.cc' 'tests/unit/*.h' 'tests/tools/*.cc' \
+  'fuzz/*.cc' 'fuzz/*.h'
 format:
 	$(FORMATTED) | xargs clang-format -i
 format-check:

@@ -20,6 +20,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git clang-format
+  # clang 14 for the fuzz targets (make fuzz): libFuzzer, ASan and UBSan come with it
+  clang
   # libraries (headers-only Boost parts: Asio)
   libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -1,5 +1,6 @@
 #include "http/date.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -105,6 +106,18 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
   int64_t seconds =
       days_from_civil(year, static_cast<unsigned>(month + 1), static_cast<unsigned>(day)) * 86400 +
       hour * 3600 + minute * 60 + second;
+  // system_clock counts nanoseconds in 64 bits, from about 1677-09-21 to 2262-04-11. A date
+  // outside that ("Expires: Fri, 31 Dec 9999 23:59:59 GMT" is a common "never") is clamped to the
+  // nearest whole second inside: converted as it is, it overflowed and wrapped around to an
+  // arbitrary instant, e.g. a far-future Retry-After read as a date in the near future (found by
+  // fuzz/http_date.cc).
+  constexpr int64_t kMin =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::min())
+          .count();
+  constexpr int64_t kMax =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max())
+          .count();
+  seconds = std::clamp(seconds, kMin, kMax);
   return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
 }
 

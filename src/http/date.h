@@ -12,7 +12,9 @@ namespace gatehouse::http {
 // The instant an HTTP-date names, or nullopt when `text` is not exactly one of the three forms
 // (in GMT, with valid ranges). The day name is not checked against the date, as RFC 9110 lets
 // recipients skip that. A two-digit rfc850 year more than 50 years ahead is taken as the past
-// century (RFC 9110 5.6.7).
+// century (RFC 9110 5.6.7). A date outside what system_clock can hold (about 1677 to 2262) is
+// clamped to the nearest whole second it can: callers compare the result with "now" before they
+// subtract, as the difference between such a date and now can overflow.
 std::optional<std::chrono::system_clock::time_point> parse_http_date(
     std::string_view text,
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now());

@@ -102,7 +102,11 @@ PathVerdict normalise_path(std::string_view path, const PathPolicy& policy, std:
     if (i) result += '/';
     result += kept[i];
   }
-  if (trailing_slash && result.back() != '/') result += '/';
+  // A final dot segment leaves an empty last segment: one more '/' after whatever was kept, even
+  // when that ends in an empty segment itself ("/a//." is "/a//", as RFC 3986 5.2.4 has it; the
+  // check used to be "result does not end in '/'", which made it "/a/", found by
+  // fuzz/request_head.cc). With nothing kept, "/" already is that empty segment.
+  if (trailing_slash && !kept.empty()) result += '/';
   if (result == path) return PathVerdict::kUnchanged;
   *out = std::move(result);
   return PathVerdict::kNormalised;

@@ -41,6 +41,45 @@ Reply convert(const redisReply* r) {
   return out;
 }
 
+// hiredis 0.14 allocates an array reply's table of elements as soon as it reads the count, and
+// bounds the count only by INT_MAX (1.0's maxelements is not in Debian 12's 0.14): 13 bytes from
+// the server, "*2000000000\r\n", were a 16 GB calloc (out of memory under fuzz/redis_resp.cc). The
+// largest reply the client reads is CLUSTER SLOTS, one element per range of slots (at most 16384),
+// so a count above 2^20 is refused: a null object from createArray is a reader error in hiredis,
+// and the connection closes as on any protocol error.
+constexpr int kMaxArrayElements = 1 << 20;
+
+// hiredis's own reply functions (static in hiredis.c, so read from a reader that uses them).
+const redisReplyObjectFunctions* hiredis_functions() {
+  static const redisReplyObjectFunctions* fn = [] {
+    static redisReplyObjectFunctions copy;
+    redisReader* r = redisReaderCreate();
+    bool got = r && r->fn;
+    if (got) copy = *r->fn;
+    if (r) redisReaderFree(r);
+    return got ? &copy : nullptr;
+  }();
+  return fn;
+}
+
+void* create_bounded_array(const redisReadTask* task, int elements) {
+  if (elements > kMaxArrayElements) return nullptr;
+  return hiredis_functions()->createArray(task, elements);
+}
+
+// hiredis's functions with create_bounded_array; null when hiredis could not be asked for its own.
+redisReplyObjectFunctions* bounded_functions() {
+  static redisReplyObjectFunctions* fn = [] {
+    static redisReplyObjectFunctions bounded;
+    const redisReplyObjectFunctions* base = hiredis_functions();
+    if (!base || !base->createArray) return static_cast<redisReplyObjectFunctions*>(nullptr);
+    bounded = *base;
+    bounded.createArray = create_bounded_array;
+    return &bounded;
+  }();
+  return fn;
+}
+
 }  // namespace
 
 const char* to_string(Failure f) {
@@ -75,7 +114,10 @@ void append_command(std::string& out, std::span<const std::string_view> args) {
   for (auto a : args) append_bulk(out, a);
 }
 
-ReplyReader::ReplyReader() : reader_(redisReaderCreate()) {}
+ReplyReader::ReplyReader() {
+  redisReplyObjectFunctions* fn = bounded_functions();
+  reader_ = fn ? redisReaderCreateWithFunctions(fn) : nullptr;  // null: feed() fails
+}
 
 ReplyReader::~ReplyReader() {
   if (reader_) redisReaderFree(static_cast<redisReader*>(reader_));

@@ -105,8 +105,11 @@ bool Client::may_retry(RetryReason reason) {
       if (ec == std::errc() && end == ra.data() + ra.size()) {
         wait = std::chrono::seconds(std::min<uint64_t>(seconds, 86400));
       } else if (auto date = http::parse_http_date(ra)) {
-        wait = std::chrono::duration_cast<net::Clock::duration>(std::max(
-            std::chrono::system_clock::duration::zero(), *date - std::chrono::system_clock::now()));
+        // Compared before subtracting: a date in the distant past (as early as 1677) minus now
+        // overflows the nanosecond count.
+        auto now = std::chrono::system_clock::now();
+        wait = *date > now ? std::chrono::duration_cast<net::Clock::duration>(*date - now)
+                           : net::Clock::duration::zero();
       } else {
         return false;  // unreadable: the answer goes to the client
       }

@@ -27,6 +27,19 @@ TEST(HttpDate, CalendarEdges) {
   EXPECT_TRUE(parse_http_date("Sat, 31 Dec 2016 23:59:60 GMT")) << "a leap second";
 }
 
+// system_clock's nanoseconds reach from 1677 to 2262: beyond, a date is clamped to those ends
+// instead of wrapping around (Fri, 31 Dec 9999 read as a day in 1816; found by fuzz/http_date.cc).
+TEST(HttpDate, DatesBeyondTheClockAreClamped) {
+  const auto last = std::chrono::floor<seconds>(system_clock::time_point::max());
+  const auto first = std::chrono::ceil<seconds>(system_clock::time_point::min());
+  EXPECT_EQ(parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"), last);
+  EXPECT_EQ(parse_http_date("Sat, 01 Jan 2263 00:00:00 GMT"), last);
+  EXPECT_EQ(parse_http_date("Sat, 01 Jan 0000 00:00:00 GMT"), first);
+  EXPECT_EQ(parse_http_date("Mon Jan  1 00:00:00 1600"), first);
+  EXPECT_EQ(parse_http_date("Sat, 01 Jan 2261 00:00:00 GMT"),
+            system_clock::time_point(seconds(9183110400)));
+}
+
 TEST(HttpDate, TwoDigitYearsAreAtMostFiftyYearsAhead) {
   auto now = system_clock::time_point(seconds(1796169600));  // 2026-12-02
   auto y = [&](const char* text) {

@@ -47,6 +47,11 @@ TEST(PathNormalise, RemovesDotSegmentsLikeRfc3986) {
   EXPECT_EQ(norm("/."), "/");
   EXPECT_EQ(norm("/a/./b/../../c"), "/c");
   EXPECT_EQ(norm("//../admin"), "/admin");
+  // A final dot segment after an empty one keeps both (found by fuzz/request_head.cc).
+  EXPECT_EQ(norm("/a//."), "/a//");
+  EXPECT_EQ(norm("/a/..//."), "//");
+  EXPECT_EQ(norm("/a//b/.."), "/a//");
+  EXPECT_EQ(norm("/a//.", {.merge_slashes = true}), "/a/");
 }
 
 TEST(PathNormalise, DecodesUnreservedAndUppercasesTheRest) {

@@ -200,6 +200,25 @@ TEST(RedisResp, RejectsWhatIsNotResp) {
   EXPECT_EQ(bad_length.next(&r), ReplyReader::Status::kError);
 }
 
+// hiredis would allocate the whole table of elements on reading the count (out of memory under
+// fuzz/redis_resp.cc): more than a CLUSTER SLOTS reply can hold is refused.
+TEST(RedisResp, RefusesHugeArrayCounts) {
+  Reply r;
+  ReplyReader huge;
+  ASSERT_TRUE(huge.feed("*2000000000\r\n"));
+  EXPECT_EQ(huge.next(&r), ReplyReader::Status::kError);
+  ReplyReader nested;
+  ASSERT_TRUE(nested.feed("*1\r\n*1048577\r\n"));
+  EXPECT_EQ(nested.next(&r), ReplyReader::Status::kError);
+  ReplyReader large;
+  ASSERT_TRUE(large.feed("*16384\r\n"));
+  EXPECT_EQ(large.next(&r), ReplyReader::Status::kNeedMore);
+  ReplyReader fine;
+  ASSERT_TRUE(fine.feed("*2\r\n:1\r\n*0\r\n"));
+  ASSERT_EQ(fine.next(&r), ReplyReader::Status::kReply);
+  EXPECT_EQ(r.elements.size(), 2u);
+}
+
 TEST(RedisScript, Sha1ComputedOnce) {
   Script s("return 1");
   EXPECT_EQ(s.body(), "return 1");
