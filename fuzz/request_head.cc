@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "fuzz/fuzz.h"
+#include "fuzz/head_checks.h"
 #include "fuzz/path_checks.h"
 #include "http/parser.h"
 #include "http/proxy_headers.h"
@@ -21,8 +22,7 @@ std::string serialise(const RequestHead& h) {
   s.append(h.method).append(" ").append(h.target).append(" HTTP/1.");
   s += static_cast<char>('0' + h.minor_version);
   s.append("\r\n");
-  for (const auto& f : h.headers) s.append(f.name).append(": ").append(f.value).append("\r\n");
-  s.append("\r\n");
+  fuzz::append_fields(h.headers, &s);
   return s;
 }
 
@@ -38,13 +38,7 @@ void check_same(const RequestHead& a, const RequestHead& b) {
   FUZZ_CHECK(a.keep_alive == b.keep_alive);
   FUZZ_CHECK(a.upgrade == b.upgrade);
   FUZZ_CHECK(a.expect_continue == b.expect_continue);
-  FUZZ_CHECK(a.headers.size() == b.headers.size());
-  for (size_t i = 0; i < a.headers.size(); ++i) {
-    FUZZ_CHECK(a.headers[i].name == b.headers[i].name);
-    FUZZ_CHECK(a.headers[i].value == b.headers[i].value);
-    FUZZ_CHECK(a.headers[i].id == b.headers[i].id);
-    FUZZ_CHECK(a.headers[i].hop_by_hop == b.headers[i].hop_by_hop);
-  }
+  fuzz::check_same_fields(a.headers, b.headers);
 }
 
 // Names the gateway itself writes into the upstream request.

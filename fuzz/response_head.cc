@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "fuzz/fuzz.h"
+#include "fuzz/head_checks.h"
 #include "http/parser.h"
 #include "http/proxy_headers.h"
 
@@ -21,8 +22,7 @@ std::string serialise(const ResponseHead& h) {
   s += std::to_string(h.status);
   if (!h.reason.empty()) s.append(" ").append(h.reason);
   s.append("\r\n");
-  for (const auto& f : h.headers) s.append(f.name).append(": ").append(f.value).append("\r\n");
-  s.append("\r\n");
+  fuzz::append_fields(h.headers, &s);
   return s;
 }
 
@@ -34,13 +34,7 @@ void check_same(const ResponseHead& a, const ResponseHead& b) {
   FUZZ_CHECK(a.content_length == b.content_length);
   FUZZ_CHECK(a.keep_alive == b.keep_alive);
   FUZZ_CHECK(a.upgrade == b.upgrade);
-  FUZZ_CHECK(a.headers.size() == b.headers.size());
-  for (size_t i = 0; i < a.headers.size(); ++i) {
-    FUZZ_CHECK(a.headers[i].name == b.headers[i].name);
-    FUZZ_CHECK(a.headers[i].value == b.headers[i].value);
-    FUZZ_CHECK(a.headers[i].id == b.headers[i].id);
-    FUZZ_CHECK(a.headers[i].hop_by_hop == b.headers[i].hop_by_hop);
-  }
+  fuzz::check_same_fields(a.headers, b.headers);
 }
 
 // Names the gateway itself writes into the client's response.
