@@ -2,10 +2,11 @@
 #   make demo   build (Release), start demo upstreams and gatehouse with examples/demo.yaml
 #   make test   build and run every test (unit + integration) through CTest
 #   make fuzz   build the libFuzzer targets with clang (build-fuzz/); FUZZ_SECONDS=N runs each N s
+#   make test-asan / make test-tsan   the whole suite against an ASan+UBSan / TSan build
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps build demo test bench clean format format-check fuzz
+.PHONY: all deps build demo test test-asan test-tsan bench clean format format-check fuzz
 
 all: build
 
@@ -23,6 +24,14 @@ demo: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
+
+# Sanitizers (docs/testing.md): each in its own build directory; fails on any sanitizer report.
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+test-asan: deps
+	JOBS=$(JOBS) bash scripts/test-sanitized.sh $(ASAN_BUILD) address,undefined
+test-tsan: deps
+	JOBS=$(JOBS) bash scripts/test-sanitized.sh $(TSAN_BUILD) thread
 
 bench: build
 	GATEHOUSE_BIN=$(BUILD)/gatehouse bash bench/run.sh
