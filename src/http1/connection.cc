@@ -104,6 +104,9 @@ void Connection::on_timer() {
       exchange_.deadline_passed(Upstream::kResponse);
       break;
     default:
+      // A response body that stalled (or a client that stopped reading it): when the close is
+      // what ends that body, only a reset keeps the client from taking it for complete.
+      if (phase_ == Phase::kStream && response_started_ && close_ends_body_) client_.reset();
       close_now();
   }
 }
@@ -186,7 +189,11 @@ net::Task<> Connection::run() {
     busy_ = false;
     if (close_after_ || closed_) break;
   }
-  if (!closed_) {
+  if (!closed_ && reset_on_close_) {
+    // A close-delimited body cut short: a close would tell the client that it ended there
+    // (RFC 9112 6.3 item 8); a reset says that it did not (RFC 9112 8, an incomplete message).
+    client_.reset();
+  } else if (!closed_) {
     // Lingering close (RFC 9112 9.6): stop sending, then read and drop what the client still sends
     // for a moment, so unread request bytes cannot turn our close into a reset that destroys the
     // response before the client reads it.
@@ -284,8 +291,9 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
                                 bool rewritten, bool* payload) {
   const bool dechunk = head.framing == http::Framing::kChunked && req_http10_;
   rechunk_ = rewritten && !req_http10_;
-  if (rewritten ? req_http10_ : head.framing == http::Framing::kUntilClose || dechunk)
-    close_after_ = true;
+  close_ends_body_ =
+      rewritten ? req_http10_ : head.framing == http::Framing::kUntilClose || dechunk;
+  if (close_ends_body_) close_after_ = true;
   *payload = dechunk || rewritten;
   http::ResponseInfo info;
   info.request_id_header = snap_->config.observability.request_id_header;
@@ -298,6 +306,11 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
   head_out_.clear();
   http::build_client_response(head, info, &head_out_);
   head_left_ = head_out_;
+}
+
+void Connection::cut_response() {
+  close_after_ = true;
+  if (close_ends_body_) reset_on_close_ = true;
 }
 
 bool Connection::send_now(std::string_view& body, bool* ok) {
@@ -368,6 +381,7 @@ void Connection::reset_request() {
   req_length_ = 0;
   continue_sent_ = false;
   head_left_ = {};
+  close_ends_body_ = reset_on_close_ = false;
 }
 
 // The facts of a parsed request the codec needs after its head's views are gone.

@@ -74,6 +74,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) override;
   net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;
   void close_after() override { close_after_ = true; }
+  void cut_response() override;
   uint64_t bytes_received() const override { return bytes_in_; }
   uint64_t bytes_sent() const override { return bytes_out_; }
 
@@ -92,7 +93,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   Phase phase_ = Phase::kClientIdle;
   bool closed_ = false;
   bool busy_ = false;
-  bool close_after_ = false;  // send Connection: close and stop after this response
+  bool close_after_ = false;      // send Connection: close and stop after this response
+  bool close_ends_body_ = false;  // the response body goes to the client delimited by the close
+  bool reset_on_close_ = false;   // ... and it was cut short: a reset, not a close, must end it
 
   std::shared_ptr<exchange::View> view_;    // for the limits and timeouts of the next request
   const config::Snapshot* snap_ = nullptr;  // view_->snapshot
