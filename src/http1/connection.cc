@@ -304,8 +304,29 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
   info.add = &add;
   info.remove = &remove;
   head_out_.clear();
+  take_interim_left();
   http::build_client_response(head, info, &head_out_);
   head_left_ = head_out_;
+}
+
+// RFC 9110 15.2: a proxy forwards 1xx responses, but a server must not send one to an HTTP/1.0
+// client. Written without waiting: what does not go out now goes first with the final response
+// (take_interim_left), and while some is pending, further interim responses are dropped (they
+// are hints; a client that does not read must not make the gateway buffer them).
+void Connection::interim_response(const http::ResponseHead& head) {
+  if (req_http10_ || !interim_left_.empty()) return;
+  interim_out_.clear();
+  http::build_interim_response(head, &interim_out_);
+  std::string_view rest = interim_out_, none;
+  bool ok;
+  write_client_now(rest, none, &ok);
+  interim_left_ = ok ? rest : std::string_view();
+}
+
+// What an interim response left unsent goes before the final response's head in head_out_.
+void Connection::take_interim_left() {
+  head_out_.append(interim_left_);
+  interim_left_ = {};
 }
 
 void Connection::cut_response() {
@@ -363,6 +384,7 @@ net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view re
     co_return;
   }
   head_out_.clear();
+  take_interim_left();
   http::build_error_response(e, snap_->config.observability.request_id_header, request_id,
                              close_after_, req_is_head_, &head_out_);
   co_await write_client(head_out_);
@@ -381,6 +403,7 @@ void Connection::reset_request() {
   req_length_ = 0;
   continue_sent_ = false;
   head_left_ = {};
+  interim_left_ = {};
   close_ends_body_ = reset_on_close_ = false;
 }
 

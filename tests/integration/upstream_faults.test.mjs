@@ -135,6 +135,8 @@ let badChunks;
 let gh;
 // Upstream connections waiting for the test to reset them, by path.
 const toReset = new Map();
+// Upstream connections that sent an interim response and wait for the test to send the final one.
+const toFinish = new Map();
 
 before(async () => {
   // A head that never ends.
@@ -167,6 +169,10 @@ before(async () => {
     if (req.path === '/continue') {
       conn.sock.write('HTTP/1.1 100 Continue\r\n\r\n');
       conn.sock.write(ok('after a 100'));
+    } else if (req.path === '/early-hints') {
+      conn.sock.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n' +
+        'Connection: x-hop\r\nX-Hop: dropped\r\n\r\n');
+      toFinish.set(req.path, conn);
     } else {
       conn.sock.write(ok(`fine ${req.path}`));
     }
@@ -362,8 +368,10 @@ routes:
 });
 
 // --- 4. interim (1xx) responses --------------------------------------------------------------
-// As docs/configuration.md ("Upstream responses that are not plain") says: interim responses
-// are read and dropped, and the final response follows them.
+// As docs/configuration.md ("Upstream responses that are not plain") says: an upstream's 100
+// Continue is never forwarded (the gateway answers the client's Expect itself); other 1xx, such
+// as 103 Early Hints, go at once to HTTP/1.1 clients (RFC 9110 15.2) without hop-by-hop fields,
+// and never to HTTP/1.0 clients.
 
 test('an unasked 100 Continue is dropped; the final response arrives intact, both connections stay usable', async (t) => {
   const c = rawClient(gh.port);
@@ -382,6 +390,48 @@ test('an unasked 100 Continue is dropped; the final response arrives intact, bot
   await c.until((x) => responses(x.text).length === 2, 'the next response');
   assert.equal(responses(c.text)[1].body, 'fine /after');
   assert.equal(responses(c.text).rest, '');
+});
+
+test('103 Early Hints is forwarded to an HTTP/1.1 client before the final response, without hop-by-hop fields', async (t) => {
+  const c = rawClient(gh.port);
+  t.after(() => c.close());
+  t.after(() => toFinish.get('/early-hints')?.sock.destroy());  // when the test fails half-way
+  c.send(get('/interim/early-hints'));
+  // The hint reaches the client while the upstream still holds the final response back.
+  await c.until((x) => responses(x.text).length === 1, 'the 103');
+  const [hint] = responses(c.text);
+  assert.equal(hint.status, 103);
+  assert.match(hint.head, /^HTTP\/1.1 103 Early Hints\r\n/);
+  assert.match(hint.head, /\r\nLink: <\/style.css>; rel=preload; as=style(\r\n|$)/);
+  assert.doesNotMatch(hint.head, /x-hop|connection:|content-length|transfer-encoding/i);
+  const conn = toFinish.get('/early-hints');
+  toFinish.delete('/early-hints');
+  conn.sock.write(ok('the final response'));
+  await c.until((x) => responses(x.text).length === 2, 'the final response');
+  const r = responses(c.text)[1];
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'the final response');
+  const next = interim.nextRequest();
+  c.send(get('/interim/after'));
+  assert.equal((await next).conn.id, conn.id, 'the upstream connection is reused');
+  await c.until((x) => responses(x.text).length === 3, 'the next response');
+  assert.equal(responses(c.text)[2].body, 'fine /after');
+  assert.equal(responses(c.text).rest, '');
+});
+
+test('103 Early Hints is not sent to an HTTP/1.0 client (RFC 9110 15.2); the final response is', async (t) => {
+  const c = rawClient(gh.port);
+  t.after(() => c.close());
+  const arrived = interim.nextRequest();
+  c.send('GET /interim/early-hints HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n');
+  const { conn } = await arrived;
+  toFinish.delete('/early-hints');
+  conn.sock.write(ok('the final response'));
+  await c.until((x) => responses(x.text).length === 1, 'the final response');
+  const [r] = responses(c.text);
+  assert.equal(r.status, 200, 'the first thing the client gets is the final response');
+  assert.equal(r.body, 'the final response');
+  assert.doesNotMatch(c.text, /103|Link:/);
 });
 
 // --- 5. broken chunked framing ---------------------------------------------------------------

@@ -222,6 +222,18 @@ TEST(BodyPhasesTest, BrokenChunkedFramingCutsARewrittenResponseWithoutItsLastPie
   EXPECT_TRUE(r.down.cut);
 }
 
+// 103 goes to the codec (which forwards it or not) before the final response; 100 does not.
+TEST(BodyPhasesTest, InterimResponsesOtherThan100ArePassedOnBeforeTheFinalOne) {
+  auto r = run("GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
+               "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+               "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+               false, false);
+  EXPECT_EQ(r.down.interim, (std::vector<int>{103}));
+  EXPECT_EQ(r.down.status, 200);
+  EXPECT_EQ(r.down.relayed, "hello");
+  EXPECT_FALSE(r.down.cut);
+}
+
 TEST(BodyPhasesTest, WithoutAWatcherTheBodyIsRelayedAsItCame) {
   auto r =
       run("GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
