@@ -389,14 +389,12 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
   while (true) {
     spans_.clear();
     auto piece = upstream_.body_piece(&spans_);
-    if (piece.error) {
-      up_ok = false;
-      break;
-    }
     body_.clear();
     for (auto s : spans_) body_.append(s);
     upstream_.body_sent(piece.bytes.size());
-    const bool end = piece.done || closed;
+    // Broken framing: what came before it goes on (with the head, the first time), as in
+    // relay_response, and the response is then cut, never ended.
+    const bool end = !piece.error && (piece.done || closed);
     if (!body_.empty() || end)
       each_watcher([&](const filters::Filter& f) { f.on_response_body(ctx_, body_, end); });
     if (end) {
@@ -408,6 +406,10 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
       down_ok = co_await down.send_chunk(body_, end ? &trailers_ : nullptr);
       first = false;
       if (!down_ok || end) break;
+    }
+    if (piece.error) {
+      up_ok = false;
+      break;
     }
     down.set_deadline(Phase::kStream, upstream_.budget(idle));
     if (!co_await upstream_.read_body()) {
@@ -422,10 +424,14 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
 }
 
 void Exchange::end_relay(Downstream& down, bool up_ok, bool down_ok) {
-  if (!up_ok || !down_ok) {
-    // Mid-body failure: the status line is gone, so the only honest signal is closing.
+  if (!up_ok) {
+    // Mid-body failure: the status line is gone, so the only honest signal is the connection's
+    // end (a reset where a close would look like the end of the body).
+    down.cut_response();
+    log_error_ = "upstream_reset_mid_body";
+  } else if (!down_ok) {
     down.close_after();
-    log_error_ = up_ok ? "client_closed" : "upstream_reset_mid_body";
+    log_error_ = "client_closed";
   }
   upstream_.finish(up_ok, down_ok);
 }

@@ -56,8 +56,12 @@ class Downstream : public upstream::RequestSource {
   virtual net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) = 0;
   // The gateway's own answer to the request (or, once the response has started, a close).
   virtual net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) = 0;
-  // The response cannot be completed as framed: close the connection after it.
+  // The client is gone (or the response is otherwise done with): close the connection after it.
   virtual void close_after() = 0;
+  // The upstream failed mid-body: the response cannot be completed as framed, and the client
+  // must not take what it got for the whole (RFC 9112 8). The connection closes after it, and
+  // where a close would mark the end of the body (close-delimited framing), it is reset instead.
+  virtual void cut_response() = 0;
   virtual uint64_t bytes_received() const = 0;  // of this request, head included
   virtual uint64_t bytes_sent() const = 0;      // of its response
 

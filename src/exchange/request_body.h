@@ -32,6 +32,7 @@ class FilteredRequestBody final : public upstream::RequestSource {
   std::string_view body_buffered() override;
   void body_consumed(size_t n, bool done) override { out_.erase(0, n); }
   net::Task<bool> body_read_more() override;
+  void interim_response(const http::ResponseHead& head) override { from_->interim_response(head); }
   void set_deadline(Phase phase, net::Clock::duration after) override {
     from_->set_deadline(phase, after);
   }

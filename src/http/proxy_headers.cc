@@ -137,12 +137,28 @@ void build_client_response(const ResponseHead& resp, const ResponseInfo& info, s
   out->append("\r\n");
 }
 
+void build_interim_response(const ResponseHead& resp, std::string* out) {
+  char status[4];
+  std::to_chars(status, status + 3, resp.status);
+  out->append("HTTP/1.1 ").append(status, 3).append(" ");
+  out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n");
+  for (const auto& h : resp.headers) {
+    if (h.hop_by_hop || h.id == HeaderId::kContentLength || h.id == HeaderId::kTransferEncoding)
+      continue;
+    append_header(out, h.name, h.value);
+  }
+  append_header(out, "Via", resp.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");
+  out->append("\r\n");
+}
+
 std::string_view reason_phrase(int status) {
   switch (status) {
     case 100:
       return "Continue";
     case 101:
       return "Switching Protocols";
+    case 103:
+      return "Early Hints";
     case 200:
       return "OK";
     case 201:

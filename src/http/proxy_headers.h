@@ -53,6 +53,11 @@ struct ResponseInfo {
 // The response head sent to the client.
 void build_client_response(const ResponseHead& resp, const ResponseInfo& info, std::string* out);
 
+// An interim (1xx) response passed on to the client, such as 103 Early Hints (RFC 9110 15.2: a
+// proxy forwards them): its status line and fields without the hop-by-hop ones (RFC 9110 7.6.1)
+// and without framing fields (a 1xx ends with its header section, RFC 9112 6.3), plus Via.
+void build_interim_response(const ResponseHead& resp, std::string* out);
+
 std::string_view reason_phrase(int status);
 
 }  // namespace gatehouse::http

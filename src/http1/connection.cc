@@ -104,6 +104,9 @@ void Connection::on_timer() {
       exchange_.deadline_passed(Upstream::kResponse);
       break;
     default:
+      // A response body that stalled (or a client that stopped reading it): when the close is
+      // what ends that body, only a reset keeps the client from taking it for complete.
+      if (phase_ == Phase::kStream && response_started_ && close_ends_body_) client_.reset();
       close_now();
   }
 }
@@ -186,7 +189,11 @@ net::Task<> Connection::run() {
     busy_ = false;
     if (close_after_ || closed_) break;
   }
-  if (!closed_) {
+  if (!closed_ && reset_on_close_) {
+    // A close-delimited body cut short: a close would tell the client that it ended there
+    // (RFC 9112 6.3 item 8); a reset says that it did not (RFC 9112 8, an incomplete message).
+    client_.reset();
+  } else if (!closed_) {
     // Lingering close (RFC 9112 9.6): stop sending, then read and drop what the client still sends
     // for a moment, so unread request bytes cannot turn our close into a reset that destroys the
     // response before the client reads it.
@@ -284,8 +291,9 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
                                 bool rewritten, bool* payload) {
   const bool dechunk = head.framing == http::Framing::kChunked && req_http10_;
   rechunk_ = rewritten && !req_http10_;
-  if (rewritten ? req_http10_ : head.framing == http::Framing::kUntilClose || dechunk)
-    close_after_ = true;
+  close_ends_body_ =
+      rewritten ? req_http10_ : head.framing == http::Framing::kUntilClose || dechunk;
+  if (close_ends_body_) close_after_ = true;
   *payload = dechunk || rewritten;
   http::ResponseInfo info;
   info.request_id_header = snap_->config.observability.request_id_header;
@@ -296,8 +304,34 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
   info.add = &add;
   info.remove = &remove;
   head_out_.clear();
+  take_interim_left();
   http::build_client_response(head, info, &head_out_);
   head_left_ = head_out_;
+}
+
+// RFC 9110 15.2: a proxy forwards 1xx responses, but a server must not send one to an HTTP/1.0
+// client. Written without waiting: what does not go out now goes first with the final response
+// (take_interim_left), and while some is pending, further interim responses are dropped (they
+// are hints; a client that does not read must not make the gateway buffer them).
+void Connection::interim_response(const http::ResponseHead& head) {
+  if (req_http10_ || !interim_left_.empty()) return;
+  interim_out_.clear();
+  http::build_interim_response(head, &interim_out_);
+  std::string_view rest = interim_out_, none;
+  bool ok;
+  write_client_now(rest, none, &ok);
+  interim_left_ = ok ? rest : std::string_view();
+}
+
+// What an interim response left unsent goes before the final response's head in head_out_.
+void Connection::take_interim_left() {
+  head_out_.append(interim_left_);
+  interim_left_ = {};
+}
+
+void Connection::cut_response() {
+  close_after_ = true;
+  if (close_ends_body_) reset_on_close_ = true;
 }
 
 bool Connection::send_now(std::string_view& body, bool* ok) {
@@ -350,6 +384,7 @@ net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view re
     co_return;
   }
   head_out_.clear();
+  take_interim_left();
   http::build_error_response(e, snap_->config.observability.request_id_header, request_id,
                              close_after_, req_is_head_, &head_out_);
   co_await write_client(head_out_);
@@ -368,6 +403,8 @@ void Connection::reset_request() {
   req_length_ = 0;
   continue_sent_ = false;
   head_left_ = {};
+  interim_left_ = {};
+  close_ends_body_ = reset_on_close_ = false;
 }
 
 // The facts of a parsed request the codec needs after its head's views are gone.

@@ -74,9 +74,12 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) override;
   net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;
   void close_after() override { close_after_ = true; }
+  void cut_response() override;
+  void interim_response(const http::ResponseHead& head) override;
   uint64_t bytes_received() const override { return bytes_in_; }
   uint64_t bytes_sent() const override { return bytes_out_; }
 
+  void take_interim_left();
   bool write_client_now(std::string_view& a, std::string_view& b, bool* ok);
   net::Task<bool> write_client(std::string_view a, std::string_view b = {});
   net::Task<bool> read_client();
@@ -92,15 +95,19 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   Phase phase_ = Phase::kClientIdle;
   bool closed_ = false;
   bool busy_ = false;
-  bool close_after_ = false;  // send Connection: close and stop after this response
+  bool close_after_ = false;      // send Connection: close and stop after this response
+  bool close_ends_body_ = false;  // the response body goes to the client delimited by the close
+  bool reset_on_close_ = false;   // ... and it was cut short: a reset, not a close, must end it
 
   std::shared_ptr<exchange::View> view_;    // for the limits and timeouts of the next request
   const config::Snapshot* snap_ = nullptr;  // view_->snapshot
   net::Buffer in_;                          // from the client
   std::string head_out_;
-  std::string_view head_left_;  // of head_out_, the part of the response head not yet sent
-  bool rechunk_ = false;        // a body the filters rewrite goes chunked
-  std::string chunk_out_;       // its next chunk, framed
+  std::string_view head_left_;     // of head_out_, the part of the response head not yet sent
+  std::string interim_out_;        // an interim (1xx) response head for the client
+  std::string_view interim_left_;  // of interim_out_, what has not gone out yet
+  bool rechunk_ = false;           // a body the filters rewrite goes chunked
+  std::string chunk_out_;          // its next chunk, framed
   std::vector<net::asio::const_buffer> iov_;
   http::RequestHead req_;
   http::ErrorResponse refusal_;  // a head refused by read_head()

@@ -237,4 +237,10 @@ void Stream::drop() {
   socket_.close(ec);
 }
 
+void Stream::reset() {
+  boost::system::error_code ec;
+  socket_.set_option(net::asio::socket_base::linger(true, 0), ec);
+  socket_.close(ec);
+}
+
 }  // namespace gatehouse::net

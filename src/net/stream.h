@@ -92,6 +92,10 @@ class Stream {
   // Closes without the TCP shutdown: for upstream connections, where nobody waits on the
   // other side. TLS still says close_notify (RFC 8446 6.1) when it can.
   void drop();
+  // Closes abortively: a TCP reset (SO_LINGER 0), no close_notify, bytes not yet sent dropped.
+  // For a response cut short whose end a close would otherwise mark (a close-delimited body):
+  // the peer must see an error, not an end (RFC 9112 8).
+  void reset();
 
  private:
   enum class Wait { kNone, kRead, kWrite, kBroken };

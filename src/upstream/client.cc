@@ -385,7 +385,13 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
         co_return Outcome::kFailed;
       }
       if (resp_.status >= 100 && resp_.status < 200 && resp_.status != 101) {
-        in_.consume(end);  // 100 Continue, 103 Early Hints: not forwarded
+        // Interim responses come before the final one (RFC 9112 6.3: a 1xx ends with its head).
+        // A proxy forwards them (RFC 9110 15.2), and the downstream does (103 Early Hints), but
+        // not 100 Continue: the gateway answers a client's Expect itself and never sends one
+        // upstream (http/parser.cc), and the whole request body was sent before this head was
+        // read, so a 100 here answers nobody (Envoy drops it too).
+        if (resp_.status != 100) from.interim_response(resp_);
+        in_.consume(end);
         scanned = 0;
         continue;
       }

@@ -46,6 +46,11 @@ class RequestSource {
   // Reads more of the body (after telling the client 100 Continue, when it asked for that).
   // False: the client is gone.
   virtual net::Task<bool> body_read_more() = 0;
+  // An interim (1xx) response the upstream sent before its final one (not 100 Continue, which
+  // the client drops): forwarded at once when the downstream can take it, dropped otherwise;
+  // never waited for (a client that does not read holds up nothing). `head` is valid during the
+  // call only.
+  virtual void interim_response(const http::ResponseHead& head) = 0;
   // A deadline for a phase of the call, `after` from now. When it passes, the owner calls
   // Client::deadline_passed() (kConnect, kResponse, kQueued) or gives up on the exchange (kStream).
   virtual void set_deadline(Phase phase, net::Clock::duration after) = 0;

@@ -200,6 +200,40 @@ TEST(BodyPhasesTest, ACloseDelimitedBodyEndsThroughTheFiltersAtTheClose) {
   EXPECT_FALSE(r.down.closed);
 }
 
+// The upstream failing mid-body is told to the codec as a cut response (which a close-delimited
+// body needs to end with a reset), not as a plain close.
+TEST(BodyPhasesTest, BrokenChunkedFramingCutsTheResponseAfterTheValidBytes) {
+  auto r = run("GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
+               "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", false,
+               false);
+  EXPECT_EQ(r.down.status, 200);
+  EXPECT_EQ(r.down.relayed, "5\r\nhello") << "nothing from the broken framing on";
+  EXPECT_TRUE(r.down.cut);
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.records[0].error, "upstream_reset_mid_body");
+}
+
+TEST(BodyPhasesTest, BrokenChunkedFramingCutsARewrittenResponseWithoutItsLastPiece) {
+  auto r =
+      run("GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
+          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", false, true);
+  EXPECT_EQ(joined(r.down.chunks), "HELLO");
+  EXPECT_FALSE(r.down.trailers.has_value()) << "the body never ended";
+  EXPECT_TRUE(r.down.cut);
+}
+
+// 103 goes to the codec (which forwards it or not) before the final response; 100 does not.
+TEST(BodyPhasesTest, InterimResponsesOtherThan100ArePassedOnBeforeTheFinalOne) {
+  auto r = run("GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
+               "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+               "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+               false, false);
+  EXPECT_EQ(r.down.interim, (std::vector<int>{103}));
+  EXPECT_EQ(r.down.status, 200);
+  EXPECT_EQ(r.down.relayed, "hello");
+  EXPECT_FALSE(r.down.cut);
+}
+
 TEST(BodyPhasesTest, WithoutAWatcherTheBodyIsRelayedAsItCame) {
   auto r =
       run("GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",

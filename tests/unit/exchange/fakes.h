@@ -107,6 +107,8 @@ class FakeDownstream final : public Downstream {
     co_return;
   }
   void close_after() override { closed = true; }
+  void cut_response() override { closed = cut = true; }
+  void interim_response(const http::ResponseHead& head) override { interim.push_back(head.status); }
   uint64_t bytes_received() const override { return 0; }
   uint64_t bytes_sent() const override { return 0; }
 
@@ -119,6 +121,8 @@ class FakeDownstream final : public Downstream {
   std::vector<std::string> chunks;  // the rewritten body, piece by piece
   std::optional<http::HeaderList> trailers;
   bool closed = false;
+  bool cut = false;          // closed because the upstream failed mid-body
+  std::vector<int> interim;  // the statuses of the interim responses passed on
 };
 
 }  // namespace gatehouse::exchange

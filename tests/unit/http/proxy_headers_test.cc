@@ -265,6 +265,31 @@ Built client(const ResponseHead& resp, const ResponseInfo& info) {
   return split(out);
 }
 
+TEST(InterimResponseTest, KeepsTheHintsDropsHopByHopAndFramingAddsVia) {
+  auto r = parse_resp(
+      "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nLink: </b.js>; rel=preload\r\n"
+      "Connection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(r);
+  std::string out;
+  build_interim_response(r->head, &out);
+  ASSERT_TRUE(out.ends_with("\r\n\r\n"));
+  auto b = split(out);
+  EXPECT_EQ(b.start_line, "HTTP/1.1 103 Early Hints");
+  EXPECT_EQ(b.all("link"),
+            (std::vector<std::string>{"</a.css>; rel=preload", "</b.js>; rel=preload"}));
+  for (const char* name : {"connection", "x-hop", "keep-alive", "content-length"})
+    EXPECT_FALSE(b.has(name)) << name;
+  EXPECT_EQ(b.one("via"), "1.1 gatehouse");
+}
+
+TEST(InterimResponseTest, AMissingReasonGetsTheStandardOne) {
+  auto r = parse_resp("HTTP/1.1 103\r\nLink: </a.css>\r\n\r\n");
+  ASSERT_TRUE(r);
+  std::string out;
+  build_interim_response(r->head, &out);
+  EXPECT_EQ(split(out).start_line, "HTTP/1.1 103 Early Hints");
+}
+
 TEST(ClientResponseTest, StatusLine) {
   auto r = parse_resp("HTTP/1.1 201 Made It\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(client(r->head, default_rinfo()).start_line, "HTTP/1.1 201 Made It");

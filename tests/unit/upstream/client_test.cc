@@ -37,6 +37,9 @@ class FakeSource final : public RequestSource {
     if (done) body_done = true;
   }
   net::Task<bool> body_read_more() override { co_return false; }  // nothing more will come
+  void interim_response(const http::ResponseHead& head) override {
+    interim.push_back(std::to_string(head.status) + " " + std::string(head.get("link")));
+  }
   void set_deadline(Phase phase, net::Clock::duration after) override {
     phases.push_back(phase);
     timer_.expires_after(after);
@@ -49,6 +52,7 @@ class FakeSource final : public RequestSource {
 
   bool body_done = false;
   std::vector<Phase> phases;
+  std::vector<std::string> interim;  // "status link" of each interim response passed on
 
  private:
   net::Timer timer_;
@@ -231,6 +235,30 @@ TEST_F(ClientTest, GetGetsTheResponseHeadAndBody) {
   EXPECT_EQ(request_line(s.received()[0]), "GET /items/1 HTTP/1.1");
   ASSERT_TRUE(c.outcome());
   EXPECT_EQ(*c.outcome(), observe::UpstreamOutcome::kOk);
+}
+
+// 100 Continue answers an expectation the gateway never sends upstream: dropped. Other interim
+// responses go to the downstream as they come, and the final response is read after them.
+TEST_F(ClientTest, InterimResponsesArePassedOnExcept100AndTheFinalOneFollows) {
+  HttpServer s([](const HttpServer::Request&) {
+    return HttpServer::Reply{
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"};
+  });
+  load("    targets: [ " + target(s) + " ]\n");
+  Client c(io_.get_executor(), metrics_, rng_);
+  Result r;
+  ASSERT_TRUE(start(c, get("/"), &r));
+  FakeSource src(io_, c, "");
+  send(c, src, &r);
+  ASSERT_TRUE(r.sent) << r.code << ": " << r.message;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(src.interim, (std::vector<std::string>{"103 </a.css>", "102 "}));
+  relay(c, &r);
+  EXPECT_EQ(r.body, "ok");
+  // Read in step: the connection went back to the pool and serves the next call.
+  EXPECT_EQ(call(c, get("/again")).body, "ok");
+  EXPECT_EQ(s.accepted(), 1);
 }
 
 TEST_F(ClientTest, LargeBodyArrivesWhole) {
