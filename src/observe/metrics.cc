@@ -347,9 +347,12 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
 
   // process_* as the Prometheus client libraries name them, from /proc/self.
   long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
-  std::ifstream stat("/proc/self/stat");
   std::string line;
-  std::getline(stat, line);
+  {
+    // Closed before the descriptors are counted below: it is the scrape's, not the process's.
+    std::ifstream stat("/proc/self/stat");
+    std::getline(stat, line);
+  }
   auto rparen = line.rfind(')');
   if (rparen != std::string::npos && ticks > 0) {
     std::istringstream fields(line.substr(rparen + 2));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import net from 'node:net';
-import { BIN, runGatehouse, startGatehouse, tempFile, curl, sleep, waitFor, freePort } from './harness.mjs';
+import { BIN, runGatehouse, startGatehouse, tempFile, curl, waitFor, freePort } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -141,16 +141,19 @@ test('run: a port in use is one clear line and exit 1', async () => {
 
 test('SIGTERM: requests in flight finish, then exit 0', async () => {
   const gh = await startGatehouse(minimal());
-  const inflight = new Promise((resolve) => http.get(gh.url('/delay/700'), (res) => {
+  const inflight = new Promise((resolve) => http.get(gh.url('/hold'), (res) => {
     let body = '';
     res.on('data', (d) => { body += d; });
     res.on('end', () => resolve({ status: res.statusCode, body }));
   }));
-  await sleep(150);
+  // In flight: the upstream holds the request until the drain has begun.
+  await waitFor(() => up.state.held === 1, 3000, 'the request at the upstream');
   gh.proc.kill('SIGTERM');
+  await waitFor(() => /draining/.test(gh.stderr), 3000, 'the drain to begin');
+  up.release();
   const res = await inflight;
   assert.equal(res.status, 200);
-  assert.equal(JSON.parse(res.body).delayed, 700);
+  assert.deepEqual(JSON.parse(res.body), { upstream: 'echo', held: true });
   const { code } = await gh.exited;
   assert.equal(code, 0);
   assert.match(gh.stderr, /draining/);
@@ -159,9 +162,10 @@ test('SIGTERM: requests in flight finish, then exit 0', async () => {
 test('SIGTERM: past the drain budget the rest is closed and the exit code says so', async () => {
   const gh = await startGatehouse(minimal(0, '').replace('server:', 'server:\n  timeouts: { drain: 300ms }'));
   const inflight = new Promise((resolve) => {
-    http.get(gh.url('/delay/5000'), (res) => resolve(res.statusCode)).on('error', () => resolve('closed'));
+    http.get(gh.url('/hold'), (res) => resolve(res.statusCode)).on('error', () => resolve('closed'));
   });
-  await sleep(100);
+  // In flight, and never answered: the upstream holds it.
+  await waitFor(() => up.state.held === 1, 3000, 'the request at the upstream');
   const t0 = Date.now();
   gh.proc.kill('SIGTERM');
   const { code } = await gh.exited;
@@ -196,9 +200,10 @@ test('access log: one JSON line per request with the documented fields, to a fil
 
 test('access log off: nothing is written', async () => {
   const gh = await startGatehouse(minimal(0, 'observability:\n  access_log: { path: "off" }'));
-  await curl([gh.url('/echo/x')]);
-  await sleep(100);
+  assert.equal((await curl([gh.url('/echo/x')])).status, 200);
+  // Everything the process ever wrote: its output has ended, after the exit.
   await gh.stop();
+  await gh.closed;
   assert.equal(gh.stdout, '');
 });
 

@@ -64,6 +64,8 @@ export async function startGatehouse(yaml, { env = {}, expectListeners = 1, args
   proc.stdout.on('data', (d) => { stdout += d; });
   const ports = [];
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  // After the exit: its stdout and stderr have ended too, so all it wrote is in stdout and stderr.
+  const closed = new Promise((resolve) => proc.on('close', resolve));
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`gatehouse did not start:\n${stderr}`)), 10000);
     proc.stderr.on('data', (d) => {
@@ -76,7 +78,7 @@ export async function startGatehouse(yaml, { env = {}, expectListeners = 1, args
     proc.on('exit', () => { clearTimeout(timer); reject(new Error(`gatehouse exited:\n${stderr}`)); });
   });
   const gh = {
-    proc, file, port: ports[0], ports, exited,
+    proc, file, port: ports[0], ports, exited, closed,
     get stdout() { return stdout; },
     get stderr() { return stderr; },
     url: (p = '/') => `http://127.0.0.1:${ports[0]}${p}`,

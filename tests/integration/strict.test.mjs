@@ -4,7 +4,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startGatehouse, raw, rawConnection, curl, json, sleep, waitFor } from './harness.mjs';
+import { startGatehouse, raw, rawConnection, curl, json, waitFor } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 let up;
@@ -174,6 +174,7 @@ server:
   listen: [ { address: 127.0.0.1:0 } ]
   limits: { max_connections: 5 }
   timeouts: { header_read: 600ms, idle: 1500ms }
+admin: { listen: 127.0.0.1:0 }
 upstreams:
   echo: { targets: [ { address: 127.0.0.1:${up.port} } ] }
 routes:
@@ -204,16 +205,22 @@ routes:
   });
 
   test('max_connections: connections past the limit are refused, others keep working', async () => {
+    // The connections the gateway holds, from its own count (the admin API is not one of them).
+    const adminPort = Number(/admin API on http:\/\/127\.0\.0\.1:(\d+)/.exec(gh2.stderr)[1]);
+    const open = async () => {
+      const m = (await curl([`http://127.0.0.1:${adminPort}/metrics`])).body;
+      return Number(/^gatehouse_downstream_connections (\d+)$/m.exec(m)[1]);
+    };
     const held = [];
     for (let i = 0; i < 5; i++) held.push(await rawConnection(gh2.port));
-    await sleep(100);
+    await waitFor(async () => (await open()) === 5, 3000, 'the gateway to hold the 5 connections');
     const extra = await raw(gh2.port, 'GET /echo/x HTTP/1.1\r\nHost: t\r\n\r\n', { timeout: 2000 });
     assert.ok(extra.closed);
     assert.equal(extra.text, '');
     held[0].send('GET /echo/held HTTP/1.1\r\nHost: t\r\n\r\n');
     assert.equal((await held[0].readResponse()).status, 200);
     for (const h of held) h.close();
-    await sleep(200);
+    await waitFor(async () => (await open()) === 0, 3000, 'the gateway to close the 5 connections');
     const again = await raw(gh2.port, 'GET /echo/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
     assert.match(again.text, /^HTTP\/1.1 200 /, 'slots are given back when connections close');
   });
