@@ -39,6 +39,7 @@ WARMUP=${WARMUP:-}                   # seconds; default: 120, or 20% of DURATION
 WINDOW=${WINDOW:-}                   # seconds of samples whose median is compared; default: one whole
                                      # cycle of flaps and reloads (60 s), at most WARMUP
 MAX_GROWTH_PCT=${MAX_GROWTH_PCT:-5}  # RSS / fd growth after warm-up that fails the run
+FD_SLACK=${FD_SLACK:-5}              # fds: growth within this many descriptors never fails (0: strict %)
 REQUEST_TIMEOUT=${REQUEST_TIMEOUT:-30} # seconds, per request of the load generator
 BASE_PORT=${BASE_PORT:-}             # first of 7 consecutive ports; empty: pick free ones
 ACCESS_LOG=${ACCESS_LOG:-0}          # 1: gatehouse writes its access log into the temp dir
@@ -63,6 +64,7 @@ DUR_S=$(to_seconds "$DURATION")
 for v in WORKERS FLAP_PERIOD FLAP_DOWN RELOAD_PERIOD REDIS_DOWN REQUEST_TIMEOUT ${WARMUP:+WARMUP} ${WINDOW:+WINDOW}; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (seconds, or workers)"
 done
+[[ $FD_SLACK =~ ^[0-9]+$ && $MAX_GROWTH_PCT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "FD_SLACK and MAX_GROWTH_PCT must be numbers"
 if [[ -z $WARMUP ]]; then WARMUP=$((DUR_S / 5 < 120 ? DUR_S / 5 : 120)); fi
 # The fd count moves with the flapping target (its pooled connections die with it) and with the
 # configs (b has one more listener): by default a window spans whole cycles of both, when the
@@ -82,7 +84,6 @@ now_ms() { local t=$EPOCHREALTIME; local f=${t#*.}; echo "${t%.*}${f:0:3}"; }
 # ---- process bookkeeping and cleanup -------------------------------------------------------
 TMP=$(mktemp -d -t gatehouse-soak.XXXXXX)
 GH_PID="" REDIS_PID="" STABLE_PID="" FLAP_PID="" LOAD_PID=""
-RESULT=2
 cleanup() {
   local rc=$? pid
   set +e
@@ -317,6 +318,24 @@ sample() {
   [[ -n $rss ]] && echo "$(now_ms) $rss ${#fds[@]} $threads $((f[11] + f[12]))" >>"$SAMPLES"
 }
 
+# What gatehouse's fds are, at the end of warm-up and near the end: by kind (socket, anon_inode:
+# eventpoll/eventfd/timerfd, pipe, file), and its TCP sockets by role and state (clients, the
+# listeners, each upstream target (requests and health checks), Redis; anything else "other").
+fd_snapshot() {  # $1 = label
+  local kinds sockets
+  kinds=$(for f in /proc/"$GH_PID"/fd/*; do readlink "$f"; done 2>/dev/null |
+    sed -E 's/^socket:.*/socket/; s/^anon_inode:\[?([a-z_]+).*/\1/; s/^pipe:.*/pipe/; s|^/.*|file|' |
+    sort | uniq -c | awk '{ printf "%s %s, ", $2, $1 }')
+  sockets=$(ss -Htanp 2>/dev/null | grep "pid=$GH_PID," | awk -v l="$GH_PORT $GH_TLS_PORT $GH_EXTRA_PORT $ADMIN_PORT" \
+    -v stable="$STABLE_PORT" -v flap="$FLAP_PORT" -v redis="$REDIS_PORT" '
+    BEGIN { split(l, a, " "); for (i in a) mine[a[i]] = 1 }
+    { lp = $4; sub(/.*:/, "", lp); pp = $5; sub(/.*:/, "", pp)
+      role = (lp in mine) ? ($1 == "LISTEN" ? "listen" : "client") : pp == stable ? "stable" : pp == flap ? "flap" : pp == redis ? "redis" : "other"
+      n[role " " $1]++ }
+    END { for (k in n) printf "%s %d, ", k, n[k] }' | tr ',' '\n' | sed 's/^ //' | sort | tr '\n' ',' | sed 's/,,*/, /g; s/^, //; s/, $//')
+  printf '%s\t%s\t%s\n' "$1" "${kinds%, }" "$sockets" >>"$TMP/fds.tsv"
+}
+
 CRASHED=""
 next_flap=$FLAP_PERIOD flap_up_at="" next_reload=$RELOAD_PERIOD config_now=a redis_up_at="" reloads=0
 next_tick=$SECONDS
@@ -331,6 +350,8 @@ while :; do
   fi
   kill -0 "$LOAD_PID" 2>/dev/null || break   # the load generator ends itself after DURATION
   sample
+  if ((t == WARMUP)); then fd_snapshot warm-up-end; fi
+  if ((t == DUR_S - 2)); then fd_snapshot end; fi
   ((t % 30 == 0 && t > 0)) && log "running: $(tail -1 "$SAMPLES" | awk '{ printf "rss %d KiB, %d fds", $2, $3 }')"
   if [[ -n $flap_up_at ]] && ((t >= flap_up_at)); then
     start_flap; event flap-up "$FLAP_PID"; flap_up_at=""
@@ -373,7 +394,7 @@ fi
 # gatehouse's own log: lines by level, and the distinct error lines.
 log_summary=$(awk '{ n[$2]++ } END { for (k in n) printf "%s %d, ", k, n[k] }' "$TMP/gatehouse.log" | sed 's/, $//')
 cat >"$TMP/report.json" <<EOF
-{ "warmupMs": $((WARMUP * 1000)), "clkTck": $(getconf CLK_TCK), "windowMs": $((WINDOW * 1000)), "maxGrowthPct": $MAX_GROWTH_PCT,
+{ "warmupMs": $((WARMUP * 1000)), "clkTck": $(getconf CLK_TCK), "windowMs": $((WINDOW * 1000)), "maxGrowthPct": $MAX_GROWTH_PCT, "fdSlack": $FD_SLACK,
   "flapPort": $FLAP_PORT, "gatehousePid": ${GH_PID_SHOWN:-0}, "drainExit": $DRAIN_EXIT,
   "crashed": $([[ -n $CRASHED ]] && printf '"%s"' "$CRASHED" || echo null),
   "logSummary": "${log_summary:-nothing}" }
