@@ -5,20 +5,24 @@
 #include <cerrno>
 
 namespace gatehouse::upstream {
+namespace {
+
+// An idle connection still fit for a new request: open and quiet.
+bool reusable(net::Stream& s) {
+  if (s.tls()) return s.tls_idle_ok();
+  // EAGAIN means open and quiet: the only state fit for a new request.
+  char byte;
+  ssize_t n = ::recv(s.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
 
 std::optional<net::Stream> TargetPool::take_idle(net::Clock::time_point now) {
   while (!idle_.empty()) {
     Idle idle = std::move(idle_.back());
     idle_.pop_back();
-    if (now - idle.since < kTrustWindow) return std::move(idle.stream);
-    if (idle.stream.tls()) {
-      if (idle.stream.tls_idle_ok()) return std::move(idle.stream);
-    } else {
-      // EAGAIN means open and quiet: the only state fit for a new request.
-      char byte;
-      ssize_t n = ::recv(idle.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::move(idle.stream);
-    }
+    if (now - idle.since < kTrustWindow || reusable(idle.stream)) return std::move(idle.stream);
     idle.stream.drop();
   }
   return std::nullopt;
@@ -30,6 +34,26 @@ void TargetPool::give_back(net::Stream s, size_t max_idle, net::Clock::time_poin
   } else {
     s.drop();
   }
+  if (now - last_sweep_ >= kSweepInterval) sweep(now);
+}
+
+// Closes the idle connections past the trust window that are no longer fit for a request; the
+// others keep their order (streams cannot be move-assigned: the survivors move to a new vector,
+// only when some were closed).
+void TargetPool::sweep(net::Clock::time_point now) {
+  last_sweep_ = now;
+  size_t closed = 0;
+  for (auto& idle : idle_) {
+    if (now - idle.since < kTrustWindow || reusable(idle.stream)) continue;
+    idle.stream.drop();
+    ++closed;
+  }
+  if (closed == 0) return;
+  std::vector<Idle> kept;
+  kept.reserve(idle_.size() - closed);
+  for (auto& idle : idle_)
+    if (idle.stream.socket().is_open()) kept.push_back(std::move(idle));
+  idle_.swap(kept);
 }
 
 void TargetPool::retire() {

@@ -8,6 +8,12 @@
 // response that did not say "Connection: close" -- is covered by the proxy's one retry of an
 // idempotent request (its body from the replay copy) on a new connection.
 //
+// Reuse is LIFO, so under a steady load the oldest idle connections are seldom taken: when the
+// upstream closes them (its keep-alive timeout), they would stay open on this side, in CLOSE_WAIT,
+// until a burst reached them -- a descriptor each, up to max_idle per worker per target. So at
+// most once every kSweepInterval, giving a connection back also checks those idle past the trust
+// window, as take_idle would, and closes the ones the upstream closed.
+//
 // TLS connections are pooled established, so reuse skips the handshake. An idle TLS connection may
 // hold records the upstream sent after the last response (TLS 1.3 session tickets): the check
 // reads them through OpenSSL instead of peeking at the raw bytes, which would take them for data.
@@ -29,6 +35,7 @@ namespace gatehouse::upstream {
 class TargetPool {
  public:
   static constexpr std::chrono::microseconds kTrustWindow{1000};
+  static constexpr std::chrono::seconds kSweepInterval{1};
 
   TargetPool(net::tcp::endpoint endpoint, std::string address)
       : endpoint_(endpoint), address_(std::move(address)) {}
@@ -38,7 +45,8 @@ class TargetPool {
   // The most recently used idle connection that is still open, or nullopt.
   std::optional<net::Stream> take_idle(net::Clock::time_point now);
   // Keeps the connection for reuse if fewer than max_idle are kept (and the pool is not retired);
-  // closes it otherwise.
+  // closes it otherwise. At most once every kSweepInterval, also closes the idle connections the
+  // upstream closed meanwhile.
   void give_back(net::Stream s, size_t max_idle, net::Clock::time_point now);
   // TLS session resumption: the kept session (null if none), handed over; and the one to keep.
   tls::SessionPtr take_session() { return std::move(session_); }
@@ -60,7 +68,10 @@ class TargetPool {
   };
   net::tcp::endpoint endpoint_;
   std::string address_;  // "ip:port", for logs
+  void sweep(net::Clock::time_point now);
+
   std::vector<Idle> idle_;
+  net::Clock::time_point last_sweep_{};
   tls::SessionPtr session_;
   bool retired_ = false;
 };

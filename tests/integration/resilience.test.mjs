@@ -242,6 +242,17 @@ routes:
     const statuses = [];
     for (let i = 0; i < 6; i++) statuses.push((await curl([g.url('/half/echo')])).status);
     assert.deepEqual(statuses, Array(6).fill(200));
+    // So is a POST (nothing of it was sent), its body (larger than max_replay_body: no copy
+    // kept) streamed whole to the live target.
+    const posted = crypto.randomBytes(100000);
+    const postFile = tempFile('post', posted);
+    good.state.sunk.length = 0;
+    for (let i = 0; i < 4; i++) {
+      const r = await curl(['-X', 'POST', '--data-binary', `@${postFile}`, g.url('/half/sink')]);
+      assert.equal(r.status, 200, r.body);
+      assert.equal(json(r).sha256, crypto.createHash('sha256').update(posted).digest('hex'));
+    }
+    assert.equal(good.state.sunk.length, 4);
 
     // A GET answered 503 is tried 1 + 2 times, within the backoff bounds; the last answer is relayed.
     let before = bad.state.requests;

@@ -1,6 +1,6 @@
 // TargetPool with real loopback TCP connections: LIFO reuse, the max_idle bound, the liveness
-// check outside kTrustWindow (peer closed, unsolicited bytes), retirement, and the TLS session
-// kept for resumption.
+// check outside kTrustWindow (peer closed, unsolicited bytes), the sweep of idle connections the
+// peer closed, retirement, and the TLS session kept for resumption.
 #include "upstream/pool.h"
 
 #include <gtest/gtest.h>
@@ -119,6 +119,41 @@ TEST_F(PoolTest, ConnectionWithUnsolicitedBytesIsDiscarded) {
   ASSERT_TRUE(test::wait_readable(fd));
   EXPECT_FALSE(pool_.take_idle(later_)) << "a response nobody asked for: not reusable";
   EXPECT_TRUE(test::peer_closed(p.server_fd())) << "and it was closed";
+}
+
+TEST_F(PoolTest, GivingBackClosesOldIdleConnectionsThePeerClosedOncePerSweepInterval) {
+  // LIFO reuse seldom reaches the oldest idle connections: when the upstream closes one, a later
+  // give_back closes it here too (instead of leaving it in CLOSE_WAIT until a burst takes it),
+  // and keeps the live ones in their order.
+  TcpPair a = tcp_pair(io_), b = tcp_pair(io_), c = tcp_pair(io_), d = tcp_pair(io_),
+          e = tcp_pair(io_);
+  const uint16_t pb = b.client_port(), pd = d.client_port(), pe = e.client_port();
+  const int fa = a.client.socket().native_handle(), fc = c.client.socket().native_handle();
+  pool_.give_back(std::move(a.client), 8, t0_);  // the first give_back sweeps (nothing to close)
+  pool_.give_back(std::move(b.client), 8, t0_);
+  pool_.give_back(std::move(c.client), 8, t0_);
+  a.server.close();
+  c.server.close();
+  ASSERT_TRUE(test::wait_readable(fa));
+  ASSERT_TRUE(test::wait_readable(fc));
+  // Within the sweep interval of the last sweep: nothing is checked.
+  pool_.give_back(std::move(d.client), 8, t0_ + TargetPool::kSweepInterval / 2);
+  EXPECT_EQ(pool_.idle_count(), 4u);
+  // Past it: the two the peer closed are closed; the one just given back is not checked.
+  pool_.give_back(std::move(e.client), 8, t0_ + TargetPool::kSweepInterval + 1ms);
+  EXPECT_EQ(pool_.idle_count(), 3u);
+  std::vector<uint16_t> order;
+  while (auto s = pool_.take_idle(t0_ + TargetPool::kSweepInterval + 2ms))
+    order.push_back(s->socket().local_endpoint().port());
+  EXPECT_EQ(order, (std::vector<uint16_t>{pe, pd, pb}));
+}
+
+TEST_F(PoolTest, SweepKeepsLiveIdleConnectionsOpen) {
+  TcpPair a = tcp_pair(io_), b = tcp_pair(io_);
+  pool_.give_back(std::move(a.client), 4, t0_);
+  pool_.give_back(std::move(b.client), 4, t0_ + TargetPool::kSweepInterval + 1ms);
+  EXPECT_EQ(pool_.idle_count(), 2u);
+  EXPECT_FALSE(test::peer_closed(a.server_fd(), 20ms)) << "open and quiet: kept";
 }
 
 TEST_F(PoolTest, RetireClosesIdleConnectionsAndKeepsNoneAfter) {
