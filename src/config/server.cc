@@ -70,8 +70,7 @@ void Loader::server(const YAML::Node& n, Server* s) {
     }
   }
   if (auto t = n["timeouts"]) {
-    if (r_.check_map(t, "server.timeouts",
-                     {"header_read", "idle", "body_read", "send", "drain"})) {
+    if (r_.check_map(t, "server.timeouts", {"header_read", "idle", "body_read", "send", "drain"})) {
       // `positive`: a deadline every connection or request meets at once would refuse them all.
       auto d = [&](const char* key, Duration* out, bool positive) {
         if (auto v = t[key]) {

@@ -136,3 +136,129 @@ routes:
     assert.match(c.bytes.toString('latin1'), /HTTP\/1\.1 200 OK/);
   }
 });
+
+// --- 2. a client that never reads its response -------------------------------------------------
+
+const DOWNLOAD = 100 * 1024 * 1024;
+// The gateway's memory per slow reader (docs/configuration.md, "Slow clients"): measured 41-43 KiB
+// (Release, 2 workers, 200 connections); at most 64 KiB of response held per connection by design.
+// The bound leaves about 4x room for the allocator and other builds.
+const PER_CONN_BOUND_KIB = 160;
+
+// An upstream that streams DOWNLOAD bytes to each request, 64 KiB per write(), waiting for 'drain'
+// whenever write() returns false (it respects backpressure, so what it wrote is what the path to
+// the client accepted). Records per response: bytes written, write() refusals, and when its
+// connection closed.
+async function startDownloadUpstream() {
+  const responses = [];
+  const piece = Buffer.alloc(64 * 1024, 'z');
+  const server = http.createServer((req, res) => {
+    const r = { written: 0, refused: 0, closed: false, finished: false };
+    r.closedP = new Promise((resolve) => res.on('close', () => { r.closed = true; resolve(); }));
+    responses.push(r);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': DOWNLOAD });
+    const pump = () => {
+      while (!r.closed && r.written < DOWNLOAD) {
+        r.written += piece.length;
+        if (!res.write(piece)) { r.refused++; res.once('drain', pump); return; }
+      }
+      if (!r.closed) { r.finished = true; res.end(); }
+    };
+    pump();
+  });
+  const port = await listen(server);
+  return { port, responses, close: () => closeServer(server) };
+}
+
+// A client that asks for the download and never reads: its socket is paused before any byte
+// comes (node then stops reading once its own small buffer is full).
+async function slowReader(port) {
+  const c = rawClient(port);
+  c.sock.pause();
+  await c.connected;
+  c.sock.write('GET /download HTTP/1.1\r\nHost: x\r\n\r\n');
+  return c;
+}
+
+// The upstream's bytes written stay still for `quietMs` (polled; bounded by `ms`).
+async function untilStalled(responses, count, quietMs, ms, what) {
+  let last = -1;
+  let since = Date.now();
+  await waitFor(() => {
+    if (responses.length < count) return false;
+    const total = responses.reduce((s, r) => s + r.written, 0);
+    if (total !== last) { last = total; since = Date.now(); return false; }
+    return Date.now() - since >= quietMs;
+  }, ms, what);
+}
+
+test('a client that never reads: the upstream is held back, both connections closed after timeouts.send', async (t) => {
+  const up = await startDownloadUpstream();
+  t.after(() => up.close());
+  const g = await startGatehouse(`
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+  timeouts: { send: 500ms, idle: 30s }
+upstreams:
+  app: { targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - { match: { path: /* }, to: app }
+`);
+  t.after(() => g.stop());
+  const t0 = Date.now();
+  const c = await slowReader(g.port);
+  t.after(() => c.sock.destroy());
+  await waitFor(() => up.responses.length === 1, 3000, 'the request at the upstream');
+  const r = up.responses[0];
+  await within(r.closedP, 5000, 'the gateway to close the upstream connection');
+  const elapsed = Date.now() - t0;
+  assert.ok(elapsed >= 450, `not before timeouts.send (${elapsed} ms)`);
+  assert.ok(r.refused > 0, 'the upstream\'s write() returned false: backpressure');
+  assert.equal(r.finished, false);
+  assert.ok(r.written < DOWNLOAD / 4, `the upstream wrote ${r.written} bytes, well short of ${DOWNLOAD}`);
+  // The client connection was ended by the gateway: what the client's socket holds, then its end.
+  c.sock.resume();
+  await within(c.closed, 3000, 'the client connection to end');
+  assert.ok(c.ended, 'the gateway ended the client connection');
+  assert.ok(c.received < r.written, `the client got ${c.received} of the ${r.written} bytes the upstream wrote`);
+  assert.match(c.bytes.toString('latin1'), /^HTTP\/1\.1 200 OK\r\n/);
+  console.log(`slow reader: upstream wrote ${(r.written / 1048576).toFixed(1)} MiB, client received ${(c.received / 1048576).toFixed(1)} MiB, both closed after ${elapsed} ms`);
+});
+
+test('200 clients that never read: gateway RSS stays bounded, every connection closed after timeouts.send', async (t) => {
+  const N = 200;
+  const up = await startDownloadUpstream();
+  t.after(() => up.close());
+  const g = await startGatehouse(`
+server:
+  workers: 2
+  listen: [ { address: 127.0.0.1:0 } ]
+  timeouts: { send: 5s, idle: 30s }
+upstreams:
+  app: { targets: [ { address: 127.0.0.1:${up.port} } ], max_idle_per_target: 0 }
+routes:
+  - { match: { path: /* }, to: app }
+observability: { access_log: { path: off } }
+`);
+  t.after(() => g.stop());
+  const baseline = rssKiB(g.proc.pid);
+  const clients = [];
+  t.after(() => { for (const c of clients) c.sock.destroy(); });
+  for (let i = 0; i < N; i++) clients.push(await slowReader(g.port));
+  await untilStalled(up.responses, N, 300, 10000, `${N} downloads held back`);
+  const rss = rssKiB(g.proc.pid);
+  const written = up.responses.reduce((s, r) => s + r.written, 0);
+  const perConnKiB = (rss - baseline) / N;
+  console.log(`${N} slow readers: RSS ${baseline} KiB -> ${rss} KiB (${perConnKiB.toFixed(1)} KiB per connection); upstream wrote ${(written / 1048576).toFixed(0)} MiB in all, ${(written / N / 1048576).toFixed(2)} MiB each`);
+  assert.ok(up.responses.every((r) => r.refused > 0 && !r.finished), 'every upstream response was held back');
+  assert.ok(written / N < DOWNLOAD / 4, 'each upstream wrote well short of the download');
+  if (process.env.ASAN_OPTIONS || process.env.TSAN_OPTIONS) {
+    t.diagnostic('sanitizer build: the RSS bound is not checked');
+  } else {
+    assert.ok(rss < baseline + N * PER_CONN_BOUND_KIB, `RSS ${rss} KiB over ${baseline} + ${N} x ${PER_CONN_BOUND_KIB} KiB`);
+  }
+  await within(Promise.all(up.responses.map((r) => r.closedP)), 15000, 'every upstream connection closed');
+  for (const c of clients) c.sock.resume();
+  await within(Promise.all(clients.map((c) => c.closed)), 10000, 'every client connection ended');
+});

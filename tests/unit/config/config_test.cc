@@ -387,7 +387,8 @@ routes:
     to: app
 )");
   ASSERT_EQ(errors.size(), 3u) << dump(errors);
-  EXPECT_EQ(errors[0].to_string(), "test.yaml:5:16: server.timeouts.body_read: must be at least 1ms");
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:5:16: server.timeouts.body_read: must be at least 1ms");
   EXPECT_EQ(errors[1].to_string(),
             "test.yaml:6:11: server.timeouts.send: invalid duration 'slowly' (expected e.g. "
             "250ms, 2s, 5m, 1h)");
