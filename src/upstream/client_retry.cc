@@ -78,11 +78,11 @@ const config::RetryPolicy* Client::retry_policy() const {
 // (RFC 9110 9.2.2: an idempotent method or an Idempotency-Key, and its body, if any, kept whole
 // for replay up to `max_replay_body` -- or not yet read at all, after a connect failure; and any
 // request, whatever its method, whose connection was never made, since none of it reached the
-// upstream, as nginx's proxy_next_upstream error does), tries are left, and the retry budget allows: each request to the upstream earns `budget` of a retry and
-// each retry spends one, or, when none is earned, takes one of the upstream's
-// `min_retries_per_second` (upstream::RetryFloor), as Finagle's retry budget does. So retries stay
-// under `budget` of requests plus that rate: a brownout cannot multiply the load, and a quiet
-// service still gets its retries.
+// upstream, as nginx's proxy_next_upstream error does), tries are left, and the retry budget
+// allows: each request to the upstream earns `budget` of a retry and each retry spends one, or,
+// when none is earned, takes one of the upstream's `min_retries_per_second` (upstream::RetryFloor),
+// as Finagle's retry budget does. So retries stay under `budget` of requests plus that rate: a
+// brownout cannot multiply the load, and a quiet service still gets its retries.
 bool Client::may_retry(RetryReason reason) {
   const config::RetryPolicy* p = retry_policy();
   if (!p || tries_ >= p->attempts) return false;
