@@ -47,6 +47,8 @@ struct Limits {
 struct Timeouts {
   Duration header_read{10'000};  // from the first byte of a request to the end of its head
   Duration idle{60'000};         // keep-alive wait between requests, and any body-stream stall
+  Duration body_read{60'000};    // from the end of a request's head to the end of its body
+  Duration send{60'000};         // the longest wait for the client to take response bytes
   Duration drain{30'000};        // graceful shutdown budget
 };
 

@@ -70,15 +70,23 @@ void Loader::server(const YAML::Node& n, Server* s) {
     }
   }
   if (auto t = n["timeouts"]) {
-    if (r_.check_map(t, "server.timeouts", {"header_read", "idle", "drain"})) {
-      auto d = [&](const char* key, Duration* out) {
+    if (r_.check_map(t, "server.timeouts", {"header_read", "idle", "body_read", "send", "drain"})) {
+      // `positive`: a deadline every connection or request meets at once would refuse them all.
+      auto d = [&](const char* key, Duration* out, bool positive) {
         if (auto v = t[key]) {
-          if (auto x = r_.duration(v, child("server.timeouts", key))) *out = *x;
+          if (auto x = r_.duration(v, child("server.timeouts", key))) {
+            if (positive && x->count() < 1)
+              r_.error(v, child("server.timeouts", key), "must be at least 1ms");
+            else
+              *out = *x;
+          }
         }
       };
-      d("header_read", &s->timeouts.header_read);
-      d("idle", &s->timeouts.idle);
-      d("drain", &s->timeouts.drain);
+      d("header_read", &s->timeouts.header_read, true);
+      d("idle", &s->timeouts.idle, true);
+      d("body_read", &s->timeouts.body_read, true);
+      d("send", &s->timeouts.send, true);
+      d("drain", &s->timeouts.drain, false);
     }
   }
   if (auto p = n["path_normalization"]) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "config/units.h"
 #include "http/chunked.h"
 #include "http/path.h"
 #include "http/proxy_headers.h"
@@ -86,6 +87,14 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
     } else if (body_filtered_ && request_body_.refused()) {
       ctx_.reply = request_body_.refusal();  // a body filter's answer, or a bad or large body
       respond_with_reply();
+    } else if (upstream_.error().status == 499 && down.body_timed_out()) {
+      // A body that trickles in: the upstream request is cancelled (its connection closed), the
+      // client told why, and its connection closed after that (the rest of its body unread).
+      down.close_after();
+      fail(408, "body_timeout",
+           "the request body did not arrive within " +
+               config::format_duration(snap_->config.server.timeouts.body_read) +
+               " (server.timeouts.body_read)");
     } else if (upstream_.error().status == 499) {
       down.close_after();  // the client went away mid-body: nobody to answer
       status_ = 499;
@@ -324,6 +333,7 @@ net::Task<> Exchange::relay_response(Downstream& down) {
   upstream_.begin_body();  // the response head's views are dead from here on
 
   const auto idle = snap_->config.server.timeouts.idle;
+  const auto send_timeout = snap_->config.server.timeouts.send;
   using Phase = upstream::RequestSource::Phase;
   bool down_ok = true, up_ok = true;
   bool first = true;
@@ -332,7 +342,7 @@ net::Task<> Exchange::relay_response(Downstream& down) {
     auto piece = upstream_.body_piece(payload ? &spans_ : nullptr);
     up_ok = !piece.error;
     if (first || !piece.bytes.empty()) {
-      down.set_deadline(Phase::kStream, upstream_.budget(idle));
+      down.set_deadline(Phase::kSend, upstream_.budget(send_timeout));
       if (payload) {
         down_ok = co_await down.send_payload(spans_);
       } else {
@@ -382,6 +392,7 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
     }
   };
   const auto idle = snap_->config.server.timeouts.idle;
+  const auto send_timeout = snap_->config.server.timeouts.send;
   using Phase = upstream::RequestSource::Phase;
   bool down_ok = true, up_ok = true;
   bool closed = false;  // a close-delimited body ended
@@ -402,7 +413,7 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
       each_watcher([&](const filters::Filter& f) { f.on_response_trailers(ctx_, trailers_); });
     }
     if (first || !body_.empty() || end) {  // the head goes at once, whatever the filters hold
-      down.set_deadline(Phase::kStream, upstream_.budget(idle));
+      down.set_deadline(Phase::kSend, upstream_.budget(send_timeout));
       down_ok = co_await down.send_chunk(body_, end ? &trailers_ : nullptr);
       first = false;
       if (!down_ok || end) break;

@@ -36,6 +36,9 @@ class Downstream : public upstream::RequestSource {
   virtual bool secure() const = 0;        // the request came over TLS
   // The exchange is done with the request head's views (the head may leave the codec's buffer).
   virtual void release_head() = 0;
+  // The request body did not arrive within the codec's limit on it (server.timeouts.body_read):
+  // why body_read_more() returned false.
+  virtual bool body_timed_out() const = 0;
 
   // Starts the response with `head` (the upstream's; the codec drops hop-by-hop fields and frames
   // it) without the headers named in `remove` (lower case), plus `add`; nothing is written yet.

@@ -103,6 +103,22 @@ void Connection::on_timer() {
       deadline_ = net::Clock::time_point::max();
       exchange_.deadline_passed(Upstream::kResponse);
       break;
+    case Phase::kBodyRead: {
+      // The body took too long as a whole (a trickle that each stall limit lets through): the
+      // read in progress ends, the exchange answers 408 and the connection closes after it. The
+      // stall limit stays as a backstop, should the body be waiting on the upstream instead.
+      body_timed_out_ = true;
+      boost::system::error_code ignored;
+      client_.socket().cancel(ignored);
+      set_deadline(Phase::kStream, snap_->config.server.timeouts.idle);
+      break;
+    }
+    case Phase::kSend:
+      // The client stopped taking the response: a reset, so that what the kernel still holds
+      // for it is dropped at once rather than kept for a peer that does not read.
+      client_.reset();
+      close_now();
+      break;
     default:
       // A response body that stalled (or a client that stopped reading it): when the close is
       // what ends that body, only a reset keeps the client from taking it for complete.
@@ -121,7 +137,16 @@ void Connection::set_deadline(upstream::RequestSource::Phase phase, net::Clock::
     case Upstream::kResponse:
       return set_deadline(Phase::kUpstreamResponse, after);
     case Upstream::kStream:
+      // While the request body is still coming, its own deadline binds when it is the earlier.
+      if (body_pending_ && !body_timed_out_ && body_deadline_ - net::coarse_now() <= after) {
+        phase_ = Phase::kBodyRead;
+        deadline_ = body_deadline_;
+        if (deadline_ < armed_at_) arm_timer(deadline_);
+        return;
+      }
       return set_deadline(Phase::kStream, after);
+    case Upstream::kSend:
+      return set_deadline(Phase::kSend, after);
   }
 }
 
@@ -271,8 +296,16 @@ void Connection::body_consumed(size_t n, bool done) {
 }
 
 net::Task<bool> Connection::body_read_more() {
+  if (body_timed_out_) co_return false;
   if (req_expect_continue_ && !continue_sent_) {
     continue_sent_ = true;
+    // The client waited for this before sending its body: the body's time starts now.
+    body_deadline_ = net::coarse_now() + snap_->config.server.timeouts.body_read;
+    if (phase_ == Phase::kStream && body_deadline_ < deadline_) {
+      phase_ = Phase::kBodyRead;
+      deadline_ = body_deadline_;
+      if (deadline_ < armed_at_) arm_timer(deadline_);
+    }
     if (!co_await write_client(kContinue)) co_return false;
   }
   // Not `co_return co_await read_client()`: GCC 12 miscompiles that form here (the frame is later
@@ -387,6 +420,7 @@ net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view re
   take_interim_left();
   http::build_error_response(e, snap_->config.observability.request_id_header, request_id,
                              close_after_, req_is_head_, &head_out_);
+  set_deadline(Phase::kSend, snap_->config.server.timeouts.send);
   co_await write_client(head_out_);
   response_started_ = true;
 }
@@ -402,6 +436,8 @@ void Connection::reset_request() {
   req_framing_ = http::Framing::kNone;
   req_length_ = 0;
   continue_sent_ = false;
+  body_deadline_ = net::Clock::time_point::max();
+  body_timed_out_ = false;
   head_left_ = {};
   interim_left_ = {};
   close_ends_body_ = reset_on_close_ = false;
@@ -417,6 +453,8 @@ void Connection::begin_request() {
   req_expect_continue_ = req_.expect_continue;
   req_framing_ = req_.framing;
   req_length_ = req_.content_length;
+  if (body_pending_ && !req_expect_continue_)
+    body_deadline_ = net::coarse_now() + snap_->config.server.timeouts.body_read;
 }
 
 void Connection::release_head() {

@@ -46,7 +46,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
     kQueued,
     kUpstreamConnect,
     kUpstreamResponse,
-    kStream
+    kStream,    // a body streaming either way: a stall
+    kBodyRead,  // the request body's own deadline (timeouts.body_read)
+    kSend       // the client taking response bytes (timeouts.send)
   };
   enum class Head { kRequest, kError, kClose };
 
@@ -60,6 +62,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::string_view body_buffered() override { return in_.data(); }
   void body_consumed(size_t n, bool done) override;
   net::Task<bool> body_read_more() override;
+  bool body_timed_out() const override { return body_timed_out_; }
   void set_deadline(upstream::RequestSource::Phase phase, net::Clock::duration after) override;
   std::string_view peer_ip() const override { return client_ip_; }
   bool peer_trusted() const override { return client_trusted_; }
@@ -124,6 +127,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   http::Framing req_framing_ = http::Framing::kNone;
   uint64_t req_length_ = 0;
   bool continue_sent_ = false;  // the client was told 100 Continue
+  // timeouts.body_read: when the request body must have arrived (from the end of the head, or
+  // from 100 Continue when the client waited for it), and whether it failed to.
+  net::Clock::time_point body_deadline_ = net::Clock::time_point::max();
+  bool body_timed_out_ = false;
 };
 
 }  // namespace gatehouse::http1

@@ -37,7 +37,8 @@ namespace gatehouse::upstream {
 // What the client needs from the side that carries the request to the gateway.
 class RequestSource {
  public:
-  enum class Phase : uint8_t { kQueued, kConnect, kResponse, kStream };
+  // kStream: a body streaming either way (a stall); kSend: the downstream taking response bytes.
+  enum class Phase : uint8_t { kQueued, kConnect, kResponse, kStream, kSend };
   // The request body bytes buffered now, in the framing the request head declares (passed on as
   // they came: a chunked body stays chunked).
   virtual std::string_view body_buffered() = 0;
@@ -52,7 +53,9 @@ class RequestSource {
   // call only.
   virtual void interim_response(const http::ResponseHead& head) = 0;
   // A deadline for a phase of the call, `after` from now. When it passes, the owner calls
-  // Client::deadline_passed() (kConnect, kResponse, kQueued) or gives up on the exchange (kStream).
+  // Client::deadline_passed() (kConnect, kResponse, kQueued) or gives up on the exchange (kStream,
+  // kSend). While the request body is still being read, the owner may end a kStream deadline
+  // sooner (its own limit on the whole body): body_read_more() then returns false.
   virtual void set_deadline(Phase phase, net::Clock::duration after) = 0;
 
  protected:

@@ -349,6 +349,52 @@ routes:
   EXPECT_HAS_ERROR(errors, "upstreams.app.timeouts.connect", "invalid duration 'fast'");
 }
 
+TEST(ConfigTest, BodyReadAndSendTimeouts) {
+  Config defaults = load(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+upstreams:
+  app: { targets: [ { address: 127.0.0.1:9001 } ] }
+routes:
+  - { match: { path: /a }, to: app }
+)");
+  EXPECT_EQ(defaults.server.timeouts.body_read, Duration(60'000));
+  EXPECT_EQ(defaults.server.timeouts.send, Duration(60'000));
+  Config c = load(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+  timeouts: { body_read: 1.5s, send: 250ms }
+upstreams:
+  app: { targets: [ { address: 127.0.0.1:9001 } ] }
+routes:
+  - { match: { path: /a }, to: app }
+)");
+  EXPECT_EQ(c.server.timeouts.body_read, Duration(1'500));
+  EXPECT_EQ(c.server.timeouts.send, Duration(250));
+}
+
+TEST(ConfigTest, BadBodyReadAndSendTimeoutsAreReportedAtTheValue) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - address: 127.0.0.1:8080
+  timeouts:
+    body_read: 0s
+    send: slowly
+    idle: 0ms
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  ASSERT_EQ(errors.size(), 3u) << dump(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:5:16: server.timeouts.body_read: must be at least 1ms");
+  EXPECT_EQ(errors[1].to_string(),
+            "test.yaml:6:11: server.timeouts.send: invalid duration 'slowly' (expected e.g. "
+            "250ms, 2s, 5m, 1h)");
+  EXPECT_EQ(errors[2].to_string(), "test.yaml:7:11: server.timeouts.idle: must be at least 1ms");
+}
+
 TEST(ConfigTest, BadAddresses) {
   auto errors = errors_of(R"(server:
   listen:

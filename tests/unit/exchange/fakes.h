@@ -75,6 +75,7 @@ class FakeDownstream final : public Downstream {
   bool peer_trusted() const override { return false; }
   bool secure() const override { return false; }
   void release_head() override {}
+  bool body_timed_out() const override { return false; }
   void start_response(const http::ResponseHead& head, const http::HeaderList&,
                       const std::vector<std::string>& remove, std::string_view, bool rewritten,
                       bool* payload) override {
