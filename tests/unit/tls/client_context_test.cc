@@ -11,6 +11,8 @@
 #include <fstream>
 #include <string>
 
+#include "self_signed.h"
+
 namespace gatehouse::tls {
 namespace {
 
@@ -22,21 +24,7 @@ class TempCa {
              ("gatehouse-ca-" + std::to_string(getpid()) + "-" + cn + ".pem"))
                 .string();
     EVP_PKEY* key = EVP_EC_gen("P-256");
-    X509* x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME* name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    X509_sign(x, key, EVP_sha256());
-    FILE* f = std::fopen(path_.c_str(), "w");
-    PEM_write_X509(f, x);
-    std::fclose(f);
-    X509_free(x);
+    EXPECT_TRUE(write_self_signed(path_, key, cn)) << path_;
     EVP_PKEY_free(key);
   }
   ~TempCa() { std::filesystem::remove(path_); }

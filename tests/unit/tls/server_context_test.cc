@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "self_signed.h"
+
 namespace gatehouse::tls {
 namespace {
 
@@ -67,31 +69,8 @@ CertFiles make_cert(const TempDir& dir, const std::string& name, const std::stri
                     const std::string& sans, KeyType type = KeyType::kEc) {
   CertFiles out{dir.file(name + ".pem"), dir.file(name + ".key")};
   EVP_PKEY* key = new_key(type);
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, key);
-  X509_NAME* subject = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509_set_issuer_name(x, subject);
-  if (!sans.empty()) {
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, sans.c_str());
-    EXPECT_TRUE(ext) << sans;
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-  }
-  X509_sign(x, key, EVP_sha256());
-  FILE* f = std::fopen(out.cert.c_str(), "w");
-  PEM_write_X509(f, x);
-  std::fclose(f);
+  EXPECT_TRUE(write_self_signed(out.cert, key, cn, sans)) << sans;
   write_key(out.key, key);
-  X509_free(x);
   EVP_PKEY_free(key);
   return out;
 }
