@@ -114,7 +114,11 @@ class Client {
   net::Task<bool> read_body();
   bool body_ended_by_close() const { return closed_at_end_; }
   // The trailer section's lines, once a chunked body ended (when begin_body() kept them).
-  std::string_view trailers() const { return chunked_.trailers(); }
+  // The chunked body's trailer section; none for any other framing (the decoder may still hold
+  // an earlier response's).
+  std::string_view trailers() const {
+    return framing_ == http::Framing::kChunked ? chunked_.trailers() : std::string_view();
+  }
   // The response was relayed (or abandoned): the connection goes back to its pool when the body
   // ended where its framing said, nothing failed and the upstream keeps it open; else it is
   // closed (and a failed upstream counted as a reset).

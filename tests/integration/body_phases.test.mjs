@@ -121,6 +121,14 @@ test('a length-delimited JSON body is rewritten on a route that lists its type',
   assert.equal(two.body.split(PUBLIC).length - 1, 2, two.body);
 });
 
+test('the trailer fields of one rewritten response never reach the next on the connection', async () => {
+  // curl -D - writes each response's head and trailer fields into the output, in order.
+  const two = await curl([gh.url('/site/split'), gh.url('/api/doc')]);
+  assert.equal(two.code, 0);
+  assert.equal(two.body.split('X-Checksum: abc123').length - 1, 1, two.body);
+  assert.ok(two.body.endsWith(`{"self":"${PUBLIC}/api/doc"}`), two.body);
+});
+
 test('other media types and content-coded bodies stream through untouched, with their length', async () => {
   const img = await curl([gh.url('/site/image')]);
   assert.equal(img.body, `not html: ${INTERNAL}`);
