@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <sys/inotify.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -113,6 +114,7 @@ class Server final : public admin::AdminHandler {
       spdlog::error("not starting: {}", log_error);
       return false;
     }
+    raise_open_file_limit(c.server.limits.max_connections);
     int n = c.server.workers > 0
                 ? c.server.workers
                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -130,6 +132,24 @@ class Server final : public admin::AdminHandler {
                  GATEHOUSE_VERSION, n, c.routes.size(), c.upstreams.size(), config_path_);
     for (auto& w : workers_) threads_.emplace_back([&w] { w->run(); });
     return true;
+  }
+
+  // Every connection is a descriptor: the soft limit (often 1024) goes up to the hard one, as
+  // HAProxy does for its maxconn, and a hard limit below max_connections (plus room for upstream
+  // connections, listeners and logs) is said at start, not found later as accept() failures.
+  static void raise_open_file_limit(uint64_t max_connections) {
+    rlimit r{};
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+    if (r.rlim_cur < r.rlim_max) {
+      rlimit raised{r.rlim_max, r.rlim_max};
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) r = raised;
+    }
+    const uint64_t wanted = max_connections + 256;
+    if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < wanted)
+      spdlog::warn(
+          "open files limit {} is below {} (server.limits.max_connections {} and room for "
+          "upstream connections): raise it (ulimit -n, systemd LimitNOFILE)",
+          r.rlim_cur, wanted, max_connections);
   }
 
   // Opens a listener on every worker. Port 0 means "any": the first worker's choice becomes every
