@@ -31,6 +31,7 @@ NEW_CONNECTIONS=${NEW_CONNECTIONS:-0} # 1: a new connection per request (with ht
 CPU_LIMIT=${CPU_LIMIT:-}           # e.g. 0.5: each proxy gets that share of a core (cgroup quota)
 EQUAL_HEADERS=${EQUAL_HEADERS:-1} # 1: nginx/HAProxy add the forwarding headers gatehouse adds by default
 INSTRUCTIONS=${INSTRUCTIONS:-0}    # 1: count user-space instructions per request (callgrind) instead
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-0} # N: measure RSS per idle keep-alive connection (N held) instead
 KEEP_TMP=${KEEP_TMP:-0}            # 1: keep the generated configs and logs
 GATEHOUSE_BIN=${GATEHOUSE_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/gatehouse}
 BASELINE_BIN=${BASELINE_BIN:-}     # gatehouse-baseline: another gatehouse build (e.g. the previous main)
@@ -50,6 +51,7 @@ for p in $PROXIES; do
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
+[[ $IDLE_CONNECTIONS =~ ^[0-9]+$ ]] || die "IDLE_CONNECTIONS must be a number"
 [[ $THREADS =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer"
 [[ $SCHEME == http || $SCHEME == https ]] || die "SCHEME must be http or https"
 [[ -z $CPU_LIMIT || $CPU_LIMIT =~ ^(0?\.[0-9]+|1(\.0*)?)$ ]] || die "CPU_LIMIT must be a share of one core, 0.05 to 1"
@@ -253,6 +255,8 @@ if [[ $SCHEME == https ]]; then
 fi
 head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
 USER_LINE=""
+# Client connections each proxy accepts (nginx counts its upstream connections too: doubled there).
+PROXY_CONNECTIONS=$((IDLE_CONNECTIONS + 4096))
 [[ $(id -u) == 0 ]] && USER_LINE="user root;"
 
 nginx_common_http() {  # $1 = prefix dir
@@ -328,7 +332,7 @@ $([[ $INSTRUCTIONS == 1 ]] && echo "master_process off;  # callgrind_control can
 worker_processes 1;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections $((2 * PROXY_CONNECTIONS)); }
 http {
 $(nginx_common_http "$TMP/nginx")
     upstream backend {
@@ -353,7 +357,7 @@ cat >"$TMP/haproxy/haproxy.cfg" <<EOF
 # HAProxy as reverse proxy: one thread, upstream connection reuse, no logging.
 global
     nbthread 1
-    maxconn 4096
+    maxconn $PROXY_CONNECTIONS
 defaults
     mode http
     option http-keep-alive
@@ -374,6 +378,7 @@ cat >"$TMP/gatehouse/gatehouse.yaml" <<EOF
 # Gatehouse as reverse proxy: one worker, upstream keep-alive pool, no access log.
 server:
   workers: 1
+  limits: { max_connections: $PROXY_CONNECTIONS }
   listen:
     - address: 127.0.0.1:$GH_PORT
 $([[ $SCHEME == https ]] && printf '      tls: { certificates: [ { cert: %s, key: %s } ] }\n' "$TMP/cert.pem" "$TMP/cert.key")
@@ -556,6 +561,35 @@ if [[ $INSTRUCTIONS == 1 ]]; then
         "$(awk -v a="${IPR[gatehouse]}" -v b="${IPR[$peer]}" 'BEGIN { printf "%.3f", a / b }')"
     done
   fi
+  exit 0
+fi
+
+# ---- IDLE_CONNECTIONS mode: memory per idle keep-alive connection ----------------------------
+# Each proxy, warmed up, then holding N client connections that each made one request and went
+# quiet (bench/idle-hold.mjs): its RSS growth divided by N. Kernel socket memory is not in RSS
+# and is the same for all three.
+rss_kib() { local t=0 pid; for pid in "$@"; do t=$((t + $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"))); done; echo "$t"; }
+if ((IDLE_CONNECTIONS > 0)); then
+  command -v node >/dev/null || die "IDLE_CONNECTIONS needs node (scripts/install-deps.sh)"
+  echo "memory per idle keep-alive connection: $IDLE_CONNECTIONS connections per proxy, one GET $URL_PATH each, then quiet"
+  printf '  %-20s %14s %14s %12s\n' proxy "RSS warm KiB" "RSS held KiB" "bytes/conn"
+  for p in $PROXIES; do
+    run_wrk_plain "${PORT[$p]}" 1s 30 "$TMP/idle-warm-$p.txt" "$p"
+    # shellcheck disable=SC2086
+    before=$(rss_kib ${PROC_PIDS[$p]})
+    coproc HOLD { exec node "$(dirname "$0")/idle-hold.mjs" "${PORT[$p]}" "$IDLE_CONNECTIONS" "$URL_PATH" 2>&1; }
+    PIDS+=("$HOLD_PID")
+    hold_pid=$HOLD_PID
+    read -r -t 300 line <&"${HOLD[0]}" || line="no answer in 300 s"
+    [[ $line == "held $IDLE_CONNECTIONS" ]] || die "$p: idle-hold: $line"
+    sleep 1  # let the proxy settle (nothing is in flight)
+    # shellcheck disable=SC2086
+    after=$(rss_kib ${PROC_PIDS[$p]})
+    printf '  %-20s %14s %14s %12s\n' "$p" "$before" "$after" $(((after - before) * 1024 / IDLE_CONNECTIONS))
+    hold_in=${HOLD[1]}
+    exec {hold_in}>&-  # the holder closes its connections and exits
+    wait "$hold_pid" || die "$p closed some of the idle connections"
+  done
   exit 0
 fi
 

@@ -481,4 +481,11 @@ void Exchange::finish(const Downstream& down) {
     m.count_upstream(r.upstream, r.target, *outcome, upstream_.seconds());
 }
 
+void Exchange::end() {
+  upstream_.reset();  // while the view it points into is still held
+  view_.reset();
+  snap_ = nullptr;
+  if (body_.capacity() > net::kStreamBuffer) std::string().swap(body_);
+}
+
 }  // namespace gatehouse::exchange

@@ -6,8 +6,8 @@
 // framing. As Envoy's connection manager sits between its codecs and its filters, and Pingora's
 // Session hides HTTP/1 and HTTP/2 from the proxy phases.
 //
-// One Exchange per codec stream, reused request after request (its buffers keep their capacity);
-// on one worker's thread.
+// Reused request after request (its buffers keep their capacity): a codec takes one from its
+// worker's pool for a request and gives it back after (end()); on one worker's thread.
 #pragma once
 
 #include <chrono>
@@ -85,6 +85,9 @@ class Exchange {
   net::Task<> refuse(int status, std::string_view code, std::string message, Downstream& down);
   // The access log line and metrics of the request, once its response is written.
   void finish(const Downstream& down);
+  // Back to a pool until the next request: lets go of the view (a pooled exchange must not keep
+  // a retired snapshot alive) and of a body buffer a large response grew.
+  void end();
 
   // The codec's timer: an upstream phase's deadline passed.
   void deadline_passed(upstream::RequestSource::Phase phase) { upstream_.deadline_passed(phase); }

@@ -1,5 +1,7 @@
 #include "http1/connection.h"
 
+#include <cstring>
+
 #include "config/snapshot.h"
 #include "http/chunked.h"
 #include "http/parser.h"
@@ -12,12 +14,9 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
-Connection::Connection(exchange::WorkerContext& worker, net::Socket socket,
+Connection::Connection(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
                        std::shared_ptr<const tls::ServerContext> tls)
-    : w_(worker),
-      client_(std::move(socket)),
-      timer_(worker.io().get_executor()),
-      exchange_(worker) {
+    : w_(worker), client_(std::move(socket)), timer_(worker.io().get_executor()), pool_(pool) {
   if (tls) client_.start_tls_server(std::move(tls));
   boost::system::error_code ec;
   auto ep = client_.socket().remote_endpoint(ec);
@@ -39,12 +38,12 @@ Connection::Connection(exchange::WorkerContext& worker, net::Socket socket,
 
 Connection::~Connection() { w_.remove(this); }
 
-void Connection::start(exchange::WorkerContext& worker, net::Socket socket,
+void Connection::start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
                        std::shared_ptr<const tls::ServerContext> tls) {
-  auto self = std::make_shared<Connection>(worker, std::move(socket), std::move(tls));
-  net::asio::co_spawn(
-      worker.io().get_executor(), [self]() -> net::Task<> { co_await self->run(); },
-      net::asio::detached);
+  auto self = std::make_shared<Connection>(worker, pool, std::move(socket), std::move(tls));
+  // The completion handler holds the connection for as long as run() runs (one coroutine frame
+  // fewer than a lambda coroutine that holds it).
+  net::asio::co_spawn(worker.io().get_executor(), self->run(), [self](std::exception_ptr) {});
 }
 
 void Connection::drain() {
@@ -56,7 +55,7 @@ void Connection::close_now() {
   if (closed_) return;
   closed_ = true;
   client_.close();
-  exchange_.abort();
+  if (s_) s_->exchange.abort();
   timer_.cancel();
 }
 
@@ -93,15 +92,15 @@ void Connection::on_timer() {
   switch (phase_) {
     case Phase::kQueued:
       deadline_ = net::Clock::time_point::max();
-      exchange_.deadline_passed(Upstream::kQueued);
+      s_->exchange.deadline_passed(Upstream::kQueued);
       break;
     case Phase::kUpstreamConnect:
       deadline_ = net::Clock::time_point::max();
-      exchange_.deadline_passed(Upstream::kConnect);
+      s_->exchange.deadline_passed(Upstream::kConnect);
       break;
     case Phase::kUpstreamResponse:
       deadline_ = net::Clock::time_point::max();
-      exchange_.deadline_passed(Upstream::kResponse);
+      s_->exchange.deadline_passed(Upstream::kResponse);
       break;
     case Phase::kBodyRead: {
       // The body took too long as a whole (a trickle that each stall limit lets through): the
@@ -169,12 +168,24 @@ net::Task<bool> Connection::write_client(std::string_view a, std::string_view b)
 }
 
 net::Task<bool> Connection::read_client() {
-  auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer);
+  auto [ptr, room] = s_->in.prepare(net::kReadChunk, net::kStreamBuffer);
   if (room == 0) co_return false;
   auto [ec, n] = co_await client_.read_some(net::asio::buffer(ptr, room));
   if (ec || n == 0) co_return false;
-  in_.commit(n);
+  s_->in.commit(n);
   co_return true;
+}
+
+// The first bytes of a request, read into first_ while idle: now it needs a state.
+void Connection::take_state(size_t n) {
+  if (!s_) s_ = pool_.take();
+  auto [ptr, room] = s_->in.prepare(net::kReadChunk, net::kReadChunk);
+  std::memcpy(ptr, first_, n);
+  s_->in.commit(n);
+}
+
+void Connection::go_idle() {
+  if (s_ && s_->in.empty()) pool_.give(std::move(s_));
 }
 
 // --- the connection loop ---------------------------------------------------------------------
@@ -200,19 +211,31 @@ net::Task<> Connection::run() {
   }
   while (!closed_) {
     refresh_view();  // the limits and timeouts for reading the head
+    if (!s_ || s_->in.empty()) {
+      // Idle: wait here rather than in read_head(), so that no frame but this one is held.
+      busy_ = false;
+      if (w_.draining()) break;
+      set_deadline(Phase::kClientIdle, snap_->config.server.timeouts.idle);
+      auto [ec, n] = co_await client_.read_some(net::asio::buffer(first_, sizeof first_));
+      if (ec || n == 0) break;  // closed, reset, or the idle timeout
+      take_state(n);
+    }
+    busy_ = true;
     Head head = co_await read_head();
     if (head == Head::kClose) break;
     // A request starts when its head has arrived: a reload that came while this connection sat
     // idle applies to it.
     refresh_view();
     if (head == Head::kRequest) {
-      co_await exchange_.serve(req_, *this);
+      co_await s_->exchange.serve(s_->req, *this);
     } else {
-      co_await exchange_.refuse(refusal_.status, refusal_.code, std::move(refusal_.message), *this);
+      auto& r = s_->refusal;
+      co_await s_->exchange.refuse(r.status, r.code, std::move(r.message), *this);
     }
-    exchange_.finish(*this);
+    s_->exchange.finish(*this);
     busy_ = false;
     if (close_after_ || closed_) break;
+    go_idle();
   }
   if (!closed_ && reset_on_close_) {
     // A close-delimited body cut short: a close would tell the client that it ended there
@@ -224,10 +247,14 @@ net::Task<> Connection::run() {
     // response before the client reads it.
     client_.shutdown_send();
     set_deadline(Phase::kClientIdle, std::chrono::seconds(2));
+    if (!s_) s_ = pool_.take();
     for (int i = 0; i < 64 && !closed_; ++i) {
-      in_.consume(in_.size());
-      if (!co_await read_client()) break;
+      s_->in.consume(s_->in.size());
+      bool more = co_await read_client();
+      if (!more) break;
     }
+    s_->in.consume(s_->in.size());
+    go_idle();
   }
   close_now();
 }
@@ -236,61 +263,51 @@ net::Task<Connection::Head> Connection::read_head() {
   const auto& limits = snap_->config.server.limits;
   const auto& timeouts = snap_->config.server.timeouts;
   const size_t max_head = limits.max_header_bytes;
-  bool started = !in_.empty();
-  busy_ = started;
-  if (started) {
-    set_deadline(Phase::kClientRead, timeouts.header_read);
-  } else {
-    if (w_.draining()) co_return Head::kClose;
-    set_deadline(Phase::kClientIdle, timeouts.idle);
-  }
+  set_deadline(Phase::kClientRead, timeouts.header_read);
+  net::Buffer& in = s_->in;
   size_t scanned = 0;
   while (true) {
-    size_t end = http::find_head_end(in_.data(), scanned);
+    size_t end = http::find_head_end(in.data(), scanned);
     if (end && end <= max_head) {
-      // Parse in place; the views into in_ stay valid until release_head().
-      exchange_.begin();
+      // Parse in place; the views into the buffer stay valid until release_head().
+      s_->exchange.begin();
       reset_request();
       bytes_in_ = end;
       http::ParseError err;
       http::ParseLimits pl{max_head, limits.max_uri_bytes, limits.max_headers};
-      if (http::parse_request_head(in_.data().substr(0, end), pl, &req_, &err) ==
+      if (http::parse_request_head(in.data().substr(0, end), pl, &s_->req, &err) ==
           http::ParseStatus::kComplete) {
         begin_request();
         co_return Head::kRequest;
       }
       close_after_ = true;  // never forwarded, never reused
-      refusal_ = {err.status, std::string(err.code), std::string(err.message), {}};
+      s_->refusal = {err.status, std::string(err.code), std::string(err.message), {}};
       co_return Head::kError;
     }
-    scanned = in_.size();
-    if (end || in_.size() >= max_head) {
-      exchange_.begin();
+    scanned = in.size();
+    if (end || in.size() >= max_head) {
+      s_->exchange.begin();
       reset_request();
-      bytes_in_ = in_.size();
+      bytes_in_ = in.size();
       close_after_ = true;
-      if (in_.data().find('\n') != std::string_view::npos)
-        refusal_ = {431, "header_too_large", "the request header section is too large", {}};
+      if (in.data().find('\n') != std::string_view::npos)
+        s_->refusal = {431, "header_too_large", "the request header section is too large", {}};
       else
-        refusal_ = {414, "uri_too_long", "the request line is too long", {}};
+        s_->refusal = {414, "uri_too_long", "the request line is too long", {}};
       co_return Head::kError;
     }
-    auto [ptr, room] = in_.prepare(net::kReadChunk, max_head + net::kReadChunk);
+    auto [ptr, room] = in.prepare(net::kReadChunk, max_head + net::kReadChunk);
     auto [ec, n] = co_await client_.read_some(
-        net::asio::buffer(ptr, std::min(room, max_head + 1 - in_.size())));
+        net::asio::buffer(ptr, std::min(room, max_head + 1 - in.size())));
     if (ec || n == 0) co_return Head::kClose;  // closed, reset, or cut off by the timer
-    in_.commit(n);
-    if (!started) {
-      started = busy_ = true;
-      set_deadline(Phase::kClientRead, timeouts.header_read);
-    }
+    in.commit(n);
   }
 }
 
 // --- the request body, for the upstream client ---------------------------------------------
 
 void Connection::body_consumed(size_t n, bool done) {
-  in_.consume(n);
+  s_->in.consume(n);
   bytes_in_ += n;
   if (done) body_pending_ = false;
 }
@@ -336,10 +353,10 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
   info.client_http10 = req_http10_;
   info.add = &add;
   info.remove = &remove;
-  head_out_.clear();
+  s_->head_out.clear();
   take_interim_left();
-  http::build_client_response(head, info, &head_out_);
-  head_left_ = head_out_;
+  http::build_client_response(head, info, &s_->head_out);
+  head_left_ = s_->head_out;
 }
 
 // RFC 9110 15.2: a proxy forwards 1xx responses, but a server must not send one to an HTTP/1.0
@@ -348,17 +365,17 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
 // are hints; a client that does not read must not make the gateway buffer them).
 void Connection::interim_response(const http::ResponseHead& head) {
   if (req_http10_ || !interim_left_.empty()) return;
-  interim_out_.clear();
-  http::build_interim_response(head, &interim_out_);
-  std::string_view rest = interim_out_, none;
+  s_->interim_out.clear();
+  http::build_interim_response(head, &s_->interim_out);
+  std::string_view rest = s_->interim_out, none;
   bool ok;
   write_client_now(rest, none, &ok);
   interim_left_ = ok ? rest : std::string_view();
 }
 
-// What an interim response left unsent goes before the final response's head in head_out_.
+// What an interim response left unsent goes before the final response's head in head_out.
 void Connection::take_interim_left() {
-  head_out_.append(interim_left_);
+  s_->head_out.append(interim_left_);
   interim_left_ = {};
 }
 
@@ -378,11 +395,12 @@ net::Task<bool> Connection::send(std::string_view body) {
 
 net::Task<bool> Connection::send_payload(const std::vector<std::string_view>& pieces) {
   response_started_ = true;
-  iov_.clear();
-  if (!head_left_.empty()) iov_.push_back(net::asio::buffer(head_left_.data(), head_left_.size()));
+  auto& iov = s_->iov;
+  iov.clear();
+  if (!head_left_.empty()) iov.push_back(net::asio::buffer(head_left_.data(), head_left_.size()));
   head_left_ = {};
-  for (auto s : pieces) iov_.push_back(net::asio::buffer(s.data(), s.size()));
-  bool ok = co_await client_.send_all(iov_, &bytes_out_);
+  for (auto s : pieces) iov.push_back(net::asio::buffer(s.data(), s.size()));
+  bool ok = co_await client_.send_all(iov, &bytes_out_);
   if (!ok) close_after_ = true;
   co_return ok;
 }
@@ -393,9 +411,9 @@ net::Task<bool> Connection::send_chunk(std::string_view data, const http::Header
     bool ok = co_await write_client(std::exchange(head_left_, {}), data);
     co_return ok;
   }
-  chunk_out_.clear();
-  http::append_chunk(data, trailers != nullptr, trailers, &chunk_out_);
-  bool ok = co_await write_client(std::exchange(head_left_, {}), chunk_out_);
+  s_->chunk_out.clear();
+  http::append_chunk(data, trailers != nullptr, trailers, &s_->chunk_out);
+  bool ok = co_await write_client(std::exchange(head_left_, {}), s_->chunk_out);
   co_return ok;
 }
 
@@ -404,8 +422,8 @@ net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view re
   release_head();
   if (body_pending_) {
     // An unread body would be taken for the next request: skip it when it is all here, else close.
-    if (req_framing_ == http::Framing::kContentLength && in_.size() >= req_length_) {
-      in_.consume(req_length_);
+    if (req_framing_ == http::Framing::kContentLength && s_->in.size() >= req_length_) {
+      s_->in.consume(req_length_);
       bytes_in_ += req_length_;
     } else {
       close_after_ = true;
@@ -416,12 +434,12 @@ net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view re
     close_after_ = true;  // too late for a status: the client sees the connection close
     co_return;
   }
-  head_out_.clear();
+  s_->head_out.clear();
   take_interim_left();
   http::build_error_response(e, snap_->config.observability.request_id_header, request_id,
-                             close_after_, req_is_head_, &head_out_);
+                             close_after_, req_is_head_, &s_->head_out);
   set_deadline(Phase::kSend, snap_->config.server.timeouts.send);
-  co_await write_client(head_out_);
+  co_await write_client(s_->head_out);
   response_started_ = true;
 }
 
@@ -446,20 +464,21 @@ void Connection::reset_request() {
 // The facts of a parsed request the codec needs after its head's views are gone.
 void Connection::begin_request() {
   head_consumed_ = false;
-  close_after_ = close_after_ || !req_.keep_alive || w_.draining();
-  body_pending_ = req_.framing != http::Framing::kNone;
-  req_is_head_ = req_.method == "HEAD";
-  req_http10_ = req_.minor_version == 0;
-  req_expect_continue_ = req_.expect_continue;
-  req_framing_ = req_.framing;
-  req_length_ = req_.content_length;
+  const http::RequestHead& req = s_->req;
+  close_after_ = close_after_ || !req.keep_alive || w_.draining();
+  body_pending_ = req.framing != http::Framing::kNone;
+  req_is_head_ = req.method == "HEAD";
+  req_http10_ = req.minor_version == 0;
+  req_expect_continue_ = req.expect_continue;
+  req_framing_ = req.framing;
+  req_length_ = req.content_length;
   if (body_pending_ && !req_expect_continue_)
     body_deadline_ = net::coarse_now() + snap_->config.server.timeouts.body_read;
 }
 
 void Connection::release_head() {
   if (head_consumed_) return;
-  in_.consume(req_.head_bytes);
+  s_->in.consume(s_->req.head_bytes);
   head_consumed_ = true;
 }
 

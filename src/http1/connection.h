@@ -4,6 +4,12 @@
 // passed through, or de-chunked for HTTP/1.0 clients), or the gateway's own JSON answers. It keeps
 // the connection's deadlines (one lazily re-armed timer) and its lingering close. Lives on one
 // worker; everything here runs on that worker's thread.
+//
+// Between requests a connection holds no buffer: it waits for the next request's first bytes
+// with a read into a small array of its own, then takes a RequestState (buffer, exchange,
+// scratch) from the worker's pool, and gives it back once the response is out and nothing is
+// buffered. Waiting with a read, not a readiness wait, keeps Asio's speculative read: a request
+// that has already arrived costs no extra system call.
 #pragma once
 
 #include <memory>
@@ -14,8 +20,8 @@
 #include "exchange/exchange.h"
 #include "http/error_response.h"
 #include "http/message.h"
+#include "http1/request_state.h"
 #include "net/asio.h"
-#include "net/buffer.h"
 #include "net/stream.h"
 
 namespace gatehouse::tls {
@@ -28,11 +34,12 @@ class Connection final : public std::enable_shared_from_this<Connection>,
                          public exchange::Drainable,
                          private exchange::Downstream {
  public:
-  Connection(exchange::WorkerContext& worker, net::Socket socket,
+  Connection(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
              std::shared_ptr<const tls::ServerContext> tls);
   ~Connection();
   // Serves a connection accepted on a listener; `tls` when that listener terminates TLS.
-  static void start(exchange::WorkerContext& worker, net::Socket socket,
+  // `pool`: the worker's, for the state of each request.
+  static void start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
                     std::shared_ptr<const tls::ServerContext> tls);
 
   // Drain: an idle connection closes now; a busy one closes after its current response.
@@ -54,12 +61,14 @@ class Connection final : public std::enable_shared_from_this<Connection>,
 
   net::Task<> run();
   void refresh_view();
-  net::Task<Head> read_head();
-  void reset_request();  // a head has arrived: a new request's counters
-  void begin_request();  // it parsed: the facts the codec needs after its views are gone
+  net::Task<Head> read_head();  // the rest of a head whose first bytes are in s_->in
+  void take_state(size_t n);    // n bytes arrived in first_ while idle
+  void go_idle();               // the state back to the pool, when nothing is buffered
+  void reset_request();         // a head has arrived: a new request's counters
+  void begin_request();         // it parsed: the facts the codec needs after its views are gone
 
   // exchange::Downstream
-  std::string_view body_buffered() override { return in_.data(); }
+  std::string_view body_buffered() override { return s_->in.data(); }
   void body_consumed(size_t n, bool done) override;
   net::Task<bool> body_read_more() override;
   bool body_timed_out() const override { return body_timed_out_; }
@@ -104,24 +113,20 @@ class Connection final : public std::enable_shared_from_this<Connection>,
 
   std::shared_ptr<exchange::View> view_;    // for the limits and timeouts of the next request
   const config::Snapshot* snap_ = nullptr;  // view_->snapshot
-  net::Buffer in_;                          // from the client
-  std::string head_out_;
-  std::string_view head_left_;     // of head_out_, the part of the response head not yet sent
-  std::string interim_out_;        // an interim (1xx) response head for the client
-  std::string_view interim_left_;  // of interim_out_, what has not gone out yet
+  RequestStatePool& pool_;
+  std::unique_ptr<RequestState> s_;  // while a request is in progress or bytes are buffered
+  // An idle connection's read lands here: most requests fit, and arrive in one read.
+  char first_[256];
+  std::string_view head_left_;     // of s_->head_out, the part of the response head not yet sent
+  std::string_view interim_left_;  // of s_->interim_out, what has not gone out yet
   bool rechunk_ = false;           // a body the filters rewrite goes chunked
-  std::string chunk_out_;          // its next chunk, framed
-  std::vector<net::asio::const_buffer> iov_;
-  http::RequestHead req_;
-  http::ErrorResponse refusal_;  // a head refused by read_head()
-  exchange::Exchange exchange_;
 
   std::string client_ip_;
   bool client_trusted_ = false;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   bool response_started_ = false;  // a byte of the response went to the client
   bool body_pending_ = false;      // request body bytes not yet read from the client
-  bool head_consumed_ = true;      // req_'s views are dead once the head left in_
+  bool head_consumed_ = true;      // the head's views are dead once it left the buffer
   // Request facts that outlive the head's views (the body is read after the head is consumed).
   bool req_is_head_ = false, req_http10_ = false, req_expect_continue_ = false;
   http::Framing req_framing_ = http::Framing::kNone;

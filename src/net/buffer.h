@@ -32,7 +32,8 @@ class Buffer {
     }
     if (cap_ - end_ < want && cap_ < cap) {
       size_t n = std::min(cap, std::max(cap_ * 2, end_ + want));
-      auto bigger = std::make_unique<char[]>(n);
+      // Not zeroed: a pooled buffer's pages stay untouched (out of RSS) until bytes land there.
+      auto bigger = std::make_unique_for_overwrite<char[]>(n);
       if (end_) std::memcpy(bigger.get(), buf_.get(), end_);
       buf_ = std::move(bigger);
       cap_ = n;

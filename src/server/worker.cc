@@ -18,7 +18,8 @@ Worker::Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int acc
       rng_(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) +
            static_cast<uint64_t>(id) * 7919),
       access_log_fd_(access_log_fd),
-      open_connections_(open_connections) {
+      open_connections_(open_connections),
+      request_states_(std::make_unique<http1::RequestStatePool>(*this)) {
   adopt(std::move(snapshot));
 }
 
@@ -129,7 +130,8 @@ net::Task<> Worker::accept_loop(std::shared_ptr<net::Acceptor> acceptor, std::st
     for (const auto& l : view_->snapshot->config.server.listen) {
       if (l.tls && l.address.to_string() == key) tls = l.tls;
     }
-    http1::Connection::start(*this, net::Socket(std::move(socket)), std::move(tls));
+    http1::Connection::start(*this, *request_states_, net::Socket(std::move(socket)),
+                             std::move(tls));
   }
 }
 

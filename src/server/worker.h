@@ -22,6 +22,10 @@
 #include "upstream/pool.h"
 #include "upstream/upstream.h"
 
+namespace gatehouse::http1 {
+class RequestStatePool;
+}
+
 namespace gatehouse::server {
 
 // What a worker reports to a scrape or /status, copied on its own thread.
@@ -102,6 +106,8 @@ class Worker final : public exchange::WorkerContext {
   std::atomic<uint64_t>* open_connections_;
   observe::MetricsShard metrics_;
   filters::WorkerState filter_state_;
+  // Last: its exchanges use the members above, and go first.
+  std::unique_ptr<http1::RequestStatePool> request_states_;
 };
 
 }  // namespace gatehouse::server
