@@ -256,7 +256,7 @@ fi
 head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
 USER_LINE=""
 # Client connections each proxy accepts (nginx counts its upstream connections too: doubled there).
-PROXY_CONNECTIONS=$((IDLE_CONNECTIONS + 4096))
+PROXY_CONNECTIONS=$((2 * IDLE_CONNECTIONS + 4096))
 [[ $(id -u) == 0 ]] && USER_LINE="user root;"
 
 nginx_common_http() {  # $1 = prefix dir
@@ -566,29 +566,44 @@ fi
 
 # ---- IDLE_CONNECTIONS mode: memory per idle keep-alive connection ----------------------------
 # Each proxy, warmed up, then holding N client connections that each made one request and went
-# quiet (bench/idle-hold.mjs): its RSS growth divided by N. Kernel socket memory is not in RSS
-# and is the same for all three.
+# quiet (bench/idle-hold.mjs), then N more: RSS growth per connection for the first N (what a
+# burst of requests left behind counts too) and for the second N (the marginal cost of one more
+# idle connection). Kernel socket memory is not in RSS and is the same for all three.
 rss_kib() { local t=0 pid; for pid in "$@"; do t=$((t + $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"))); done; echo "$t"; }
+# Holds $2 connections to port $1 until its descriptor HOLD_FD is closed; output in $3.
+hold() {
+  exec {HOLD_FD}> >(exec node "$(dirname "$0")/idle-hold.mjs" "$1" "$2" "$URL_PATH" >"$3" 2>&1)
+  HOLD_PID=$!
+  PIDS+=("$HOLD_PID")
+  for _ in $(seq 3000); do
+    [[ -s $3 ]] && break
+    sleep 0.1
+  done
+  [[ $(cat "$3") == "held $2" ]] || die "idle-hold on port $1: $(cat "$3")"
+}
 if ((IDLE_CONNECTIONS > 0)); then
   command -v node >/dev/null || die "IDLE_CONNECTIONS needs node (scripts/install-deps.sh)"
-  echo "memory per idle keep-alive connection: $IDLE_CONNECTIONS connections per proxy, one GET $URL_PATH each, then quiet"
-  printf '  %-20s %14s %14s %12s\n' proxy "RSS warm KiB" "RSS held KiB" "bytes/conn"
+  N=$IDLE_CONNECTIONS
+  echo "memory per idle keep-alive connection: $N then $N more connections per proxy (limits: $PROXY_CONNECTIONS)," \
+    "one GET $URL_PATH each, then quiet"
+  printf '  %-12s %10s %10s %12s %10s %12s\n' proxy "warm KiB" "+N KiB" "B/conn (N)" "+2N KiB" "B/conn (2nd N)"
   for p in $PROXIES; do
     run_wrk_plain "${PORT[$p]}" 1s 30 "$TMP/idle-warm-$p.txt" "$p"
     # shellcheck disable=SC2086
-    before=$(rss_kib ${PROC_PIDS[$p]})
-    coproc HOLD { exec node "$(dirname "$0")/idle-hold.mjs" "${PORT[$p]}" "$IDLE_CONNECTIONS" "$URL_PATH" 2>&1; }
-    PIDS+=("$HOLD_PID")
-    hold_pid=$HOLD_PID
-    read -r -t 300 line <&"${HOLD[0]}" || line="no answer in 300 s"
-    [[ $line == "held $IDLE_CONNECTIONS" ]] || die "$p: idle-hold: $line"
-    sleep 1  # let the proxy settle (nothing is in flight)
+    r0=$(rss_kib ${PROC_PIDS[$p]})
+    hold "${PORT[$p]}" "$N" "$TMP/idle-1-$p.txt"
+    fd1=$HOLD_FD pid1=$HOLD_PID
+    sleep 1  # nothing is in flight: let the proxy settle
     # shellcheck disable=SC2086
-    after=$(rss_kib ${PROC_PIDS[$p]})
-    printf '  %-20s %14s %14s %12s\n' "$p" "$before" "$after" $(((after - before) * 1024 / IDLE_CONNECTIONS))
-    hold_in=${HOLD[1]}
-    exec {hold_in}>&-  # the holder closes its connections and exits
-    wait "$hold_pid" || die "$p closed some of the idle connections"
+    r1=$(rss_kib ${PROC_PIDS[$p]})
+    hold "${PORT[$p]}" "$N" "$TMP/idle-2-$p.txt"
+    fd2=$HOLD_FD pid2=$HOLD_PID
+    sleep 1
+    # shellcheck disable=SC2086
+    r2=$(rss_kib ${PROC_PIDS[$p]})
+    printf '  %-12s %10s %10s %12s %10s %12s\n' "$p" "$r0" "$r1" $(((r1 - r0) * 1024 / N)) "$r2" $(((r2 - r1) * 1024 / N))
+    exec {fd1}>&- {fd2}>&-  # the holders close their connections and exit
+    wait "$pid1" "$pid2" || die "$p closed some of the idle connections"
   done
   exit 0
 fi

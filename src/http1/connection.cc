@@ -41,9 +41,39 @@ Connection::~Connection() { w_.remove(this); }
 void Connection::start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
                        std::shared_ptr<const tls::ServerContext> tls) {
   auto self = std::make_shared<Connection>(worker, pool, std::move(socket), std::move(tls));
-  // The completion handler holds the connection for as long as run() runs (one coroutine frame
-  // fewer than a lambda coroutine that holds it).
-  net::asio::co_spawn(worker.io().get_executor(), self->run(), [self](std::exception_ptr) {});
+  if (self->client_.tls()) {
+    self->spawn();  // the handshake first
+  } else {
+    self->wait_idle();
+  }
+}
+
+// The completion handler holds the connection for as long as run() runs (one coroutine frame
+// fewer than a lambda coroutine that holds it), and waits for the next request when run()
+// returned because the connection went idle.
+void Connection::spawn() {
+  net::asio::co_spawn(w_.io().get_executor(), run(),
+                      [self = shared_from_this()](std::exception_ptr) {
+                        if (self->idle_) self->wait_idle();
+                      });
+}
+
+// A plain connection between requests: no coroutine at all, a read into first_ whose handler
+// holds the connection. The idle timeout or a drain closes the socket, which ends the read.
+void Connection::wait_idle() {
+  idle_ = false;
+  if (closed_) return;
+  if (w_.draining()) return close_now();
+  refresh_view();
+  set_deadline(Phase::kClientIdle, snap_->config.server.timeouts.idle);
+  client_.socket().async_read_some(
+      net::asio::buffer(first_, sizeof first_),
+      [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        if (ec || n == 0 || self->closed_) return self->close_now();  // closed, reset, timed out
+        self->take_state(n);
+        self->busy_ = true;  // a drain from now on lets this request finish
+        self->spawn();
+      });
 }
 
 void Connection::drain() {
@@ -212,8 +242,13 @@ net::Task<> Connection::run() {
   while (!closed_) {
     refresh_view();  // the limits and timeouts for reading the head
     if (!s_ || s_->in.empty()) {
-      // Idle: wait here rather than in read_head(), so that no frame but this one is held.
       busy_ = false;
+      if (!client_.tls()) {
+        idle_ = true;  // spawn()'s handler waits without a coroutine
+        co_return;
+      }
+      // TLS reads go through OpenSSL in a coroutine: the wait stays in this one, rather than in
+      // read_head(), so that no frame but this one is held.
       if (w_.draining()) break;
       set_deadline(Phase::kClientIdle, snap_->config.server.timeouts.idle);
       auto [ec, n] = co_await client_.read_some(net::asio::buffer(first_, sizeof first_));

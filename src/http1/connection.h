@@ -5,11 +5,12 @@
 // the connection's deadlines (one lazily re-armed timer) and its lingering close. Lives on one
 // worker; everything here runs on that worker's thread.
 //
-// Between requests a connection holds no buffer: it waits for the next request's first bytes
-// with a read into a small array of its own, then takes a RequestState (buffer, exchange,
-// scratch) from the worker's pool, and gives it back once the response is out and nothing is
-// buffered. Waiting with a read, not a readiness wait, keeps Asio's speculative read: a request
-// that has already arrived costs no extra system call.
+// Between requests a connection holds no buffer and (plain TCP) no coroutine: it waits for the
+// next request's first bytes with a read into a small array of its own, then takes a
+// RequestState (buffer, exchange, scratch) from the worker's pool and runs the requests in a
+// coroutine until it is idle again, giving the state back once the response is out and nothing
+// is buffered. Waiting with a read, not a readiness wait, keeps Asio's speculative read: a
+// request that has already arrived costs no extra system call.
 #pragma once
 
 #include <memory>
@@ -59,6 +60,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   };
   enum class Head { kRequest, kError, kClose };
 
+  void spawn();      // run() in a coroutine of its own
+  void wait_idle();  // a plain connection's wait for its next request
   net::Task<> run();
   void refresh_view();
   net::Task<Head> read_head();  // the rest of a head whose first bytes are in s_->in
@@ -107,6 +110,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   Phase phase_ = Phase::kClientIdle;
   bool closed_ = false;
   bool busy_ = false;
+  bool idle_ = false;             // run() returned to wait for the next request without it
   bool close_after_ = false;      // send Connection: close and stop after this response
   bool close_ends_body_ = false;  // the response body goes to the client delimited by the close
   bool reset_on_close_ = false;   // ... and it was cut short: a reset, not a close, must end it
