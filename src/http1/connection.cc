@@ -59,13 +59,17 @@ void Connection::spawn() {
 }
 
 // A plain connection between requests: no coroutine at all, a read into first_ whose handler
-// holds the connection. The idle timeout or a drain closes the socket, which ends the read.
+// holds the connection. The idle timeout or a drain closes the socket, which ends the read; run()
+// takes the view current when the bytes arrive.
 void Connection::wait_idle() {
   idle_ = false;
   if (closed_) return;
   if (w_.draining()) return close_now();
   refresh_view();
   set_deadline(Phase::kClientIdle, snap_->config.server.timeouts.idle);
+  // Nor a view: a snapshot a reload retired is freed without waiting for idle clients.
+  view_.reset();
+  snap_ = nullptr;
   client_.socket().async_read_some(
       net::asio::buffer(first_, sizeof first_),
       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
