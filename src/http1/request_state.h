@@ -1,9 +1,9 @@
 // What an HTTP/1.1 connection needs only while a request is in progress: the read buffer, the
 // exchange (with its upstream call and that call's buffers) and the codec's scratch. A connection
 // takes one from its worker's pool when the first bytes of a request arrive and gives it back
-// when it goes idle with nothing buffered, so that an idle keep-alive connection holds a few
-// hundred bytes rather than tens of KiB; nginx likewise frees its request buffers between
-// keep-alive requests. The pool keeps a bounded number for reuse, so the keep-alive path does
+// when it goes idle with nothing buffered, so that an idle keep-alive connection holds about
+// 1.5 KiB rather than tens of KiB; nginx likewise frees its request buffers between keep-alive
+// requests. The pool keeps a bounded number for reuse, so the keep-alive path does
 // not allocate.
 #pragma once
 

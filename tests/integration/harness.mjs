@@ -56,9 +56,11 @@ export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 // Starts gatehouse with the given YAML; resolves once every listener is up.
 // `configFile`: start from that file instead (for configs with paths relative to it).
-export async function startGatehouse(yaml, { env = {}, expectListeners = 1, args = [], configFile = null } = {}) {
+// `prefix`: a command that execs the gateway (e.g. prlimit with its options and `--`).
+export async function startGatehouse(yaml, { env = {}, expectListeners = 1, args = [], configFile = null, prefix = [] } = {}) {
   const file = configFile || tempFile('gatehouse.yaml', yaml);
-  const proc = spawn(BIN, ['run', '-c', file, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...argv] = [...prefix, BIN, 'run', '-c', file, ...args];
+  const proc = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d) => { stdout += d; });

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { startGatehouse, rawConnection, raw, curl, waitFor, SANITIZED } from './harness.mjs';
+import { startGatehouse, rawConnection, raw, curl, waitFor, SANITIZED, requireTool } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const N = 10000;                    // server.limits.max_connections' default
@@ -82,4 +82,34 @@ test('the connection past max_connections is refused; the held ones and new ones
   assert.match(fresh.text, /^HTTP\/1.1 200 /);
   for (const c of held.splice(0)) c.close();
   await waitFor(async () => (await open()) === 0, 20000, 'the gateway to close them all');
+});
+
+test('at start the open-files soft limit goes up to the hard one, and a hard limit too low for max_connections is said', async () => {
+  requireTool('prlimit');
+  const config = (maxConnections) => `
+server:
+  workers: 1
+  listen: [ { address: 127.0.0.1:0 } ]
+  limits: { max_connections: ${maxConnections} }
+upstreams:
+  u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - match: { path: /* }
+    to: u
+`;
+  const openFiles = (g) => /Max open files\s+(\d+)\s+(\d+)/.exec(fs.readFileSync(`/proc/${g.proc.pid}/limits`, 'utf8')).slice(1).map(Number);
+  const low = await startGatehouse(config(10000), { prefix: ['prlimit', '--nofile=256:4096', '--'] });
+  try {
+    assert.deepEqual(openFiles(low), [4096, 4096]);
+    assert.match(low.stderr, /warn.*open files limit 4096 is below 10256 \(server\.limits\.max_connections 10000/);
+  } finally {
+    await low.stop();
+  }
+  const enough = await startGatehouse(config(1000), { prefix: ['prlimit', '--nofile=256:4096', '--'] });
+  try {
+    assert.deepEqual(openFiles(enough), [4096, 4096]);
+    assert.doesNotMatch(enough.stderr, /open files limit/);
+  } finally {
+    await enough.stop();
+  }
 });
