@@ -1,0 +1,199 @@
+// S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023), by bytes:
+// the eviction policy of the response cache. A new key goes into a small FIFO (10% of the
+// capacity); one seen again while there moves to the main FIFO when it reaches the small queue's
+// tail, the others leave and are remembered, by hash, in a ghost FIFO; a key that comes back while
+// remembered goes straight to main. Main is a FIFO with a second chance: a tail entry read since
+// it was last there goes back to the head (up to three times), the others leave.
+//
+// Why not LRU or W-TinyLFU: one-hit wonders (most of a scan, most of a crawler's traffic) never
+// reach main, so they cannot push out the popular entries, as they do in LRU; and a hit only bumps
+// a counter, with no list to reorder, so the sharded store above this can serve hits under a
+// shared lock. W-TinyLFU filters as well but needs its sketch updated on every access and an LRU
+// window reordered on every hit.
+//
+// One instance is single-threaded for its mutators; find() may run concurrently with other
+// find()s (the counter is atomic, its increments may be lost, which only makes it approximate).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace gatehouse::filters::cache {
+
+template <class V>
+class S3Fifo {
+ public:
+  explicit S3Fifo(size_t capacity_bytes)
+      : capacity_(capacity_bytes), small_target_(capacity_bytes / 10) {}
+  S3Fifo(const S3Fifo&) = delete;
+  S3Fifo& operator=(const S3Fifo&) = delete;
+
+  // The value stored for `key`, counting the read; null when there is none.
+  const V* find(std::string_view key) const {
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    const Node& n = *it->second;
+    uint8_t f = n.freq.load(std::memory_order_relaxed);
+    if (f < 3) n.freq.store(f + 1, std::memory_order_relaxed);
+    return &n.value;
+  }
+
+  // Stores `value` for `key` at `cost` bytes (replacing what was there, in its place), then
+  // evicts until the total fits. False, with nothing stored, when `cost` alone is over capacity.
+  bool insert(std::string key, V value, size_t cost) {
+    if (cost > capacity_) {
+      erase(key);
+      return false;
+    }
+    if (auto it = index_.find(std::string_view(key)); it != index_.end()) {
+      Node& n = *it->second;
+      (n.in_main ? main_bytes_ : small_bytes_) += cost - n.cost;  // unsigned: wraps back right
+      n.value = std::move(value);
+      n.cost = cost;
+    } else {
+      const bool returning = forget_ghost(hash(key));
+      auto& queue = returning ? main_ : small_;
+      queue.emplace_front(std::move(key), std::move(value), cost, returning);
+      index_.emplace(std::string_view(queue.front().key), queue.begin());
+      (returning ? main_bytes_ : small_bytes_) += cost;
+    }
+    while (small_bytes_ + main_bytes_ > capacity_) evict();
+    return true;
+  }
+
+  bool erase(std::string_view key) {
+    auto it = index_.find(key);
+    if (it == index_.end()) return false;
+    remove(it->second);
+    return true;
+  }
+
+  // Removes every entry for which pred(key, value) is true; returns how many.
+  template <class Pred>
+  size_t erase_if(Pred pred) {
+    size_t n = 0;
+    for (auto* queue : {&small_, &main_}) {
+      for (auto it = queue->begin(); it != queue->end();) {
+        auto next = std::next(it);
+        if (pred(std::string_view(it->key), it->value)) {
+          remove(it);
+          ++n;
+        }
+        it = next;
+      }
+    }
+    return n;
+  }
+
+  size_t bytes() const { return small_bytes_ + main_bytes_; }
+  size_t size() const { return index_.size(); }
+  uint64_t evictions() const { return evictions_; }
+  bool in_main(std::string_view key) const {  // for tests
+    auto it = index_.find(key);
+    return it != index_.end() && it->second->in_main;
+  }
+
+ private:
+  struct Node {
+    Node(std::string k, V v, size_t c, bool main)
+        : key(std::move(k)), value(std::move(v)), cost(c), in_main(main) {}
+    std::string key;
+    V value;
+    size_t cost;
+    mutable std::atomic<uint8_t> freq{0};
+    bool in_main;
+  };
+  using Queue = std::list<Node>;  // front: the newest; nodes never move in memory
+  using Iter = typename Queue::iterator;
+
+  static uint64_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
+  void remove(Iter it) {
+    (it->in_main ? main_bytes_ : small_bytes_) -= it->cost;
+    index_.erase(std::string_view(it->key));
+    (it->in_main ? main_ : small_).erase(it);
+  }
+
+  // The small queue gives up an entry while it holds its share (unless the entry just added is
+  // all it holds), or when main is empty.
+  void evict() {
+    if ((small_bytes_ >= small_target_ && small_.size() > 1) || main_.empty()) {
+      evict_small();
+    } else {
+      evict_main();
+    }
+  }
+
+  void evict_small() {
+    while (!small_.empty()) {
+      Iter t = std::prev(small_.end());
+      if (t->freq.load(std::memory_order_relaxed) > 1) {
+        small_bytes_ -= t->cost;
+        main_bytes_ += t->cost;
+        t->in_main = true;
+        main_.splice(main_.begin(), small_, t);
+        continue;
+      }
+      remember_ghost(hash(t->key));
+      remove(t);
+      ++evictions_;
+      return;
+    }
+  }
+
+  void evict_main() {
+    while (!main_.empty()) {
+      Iter t = std::prev(main_.end());
+      uint8_t f = t->freq.load(std::memory_order_relaxed);
+      if (f > 0) {
+        t->freq.store(f - 1, std::memory_order_relaxed);
+        main_.splice(main_.begin(), main_, t);
+        continue;
+      }
+      remove(t);
+      ++evictions_;
+      return;
+    }
+  }
+
+  // The ghost queue remembers as many evicted keys as the cache holds entries (at least 64).
+  void remember_ghost(uint64_t h) {
+    ghost_fifo_.push_back(h);
+    ++ghost_[h];
+    const size_t limit = std::max<size_t>(index_.size(), 64);
+    while (ghost_fifo_.size() > limit) {
+      uint64_t old = ghost_fifo_.front();
+      ghost_fifo_.pop_front();
+      if (auto it = ghost_.find(old); it != ghost_.end() && --it->second == 0) ghost_.erase(it);
+    }
+  }
+  bool forget_ghost(uint64_t h) {
+    auto it = ghost_.find(h);
+    if (it == ghost_.end()) return false;
+    if (--it->second == 0) ghost_.erase(it);  // its place in the FIFO expires on its own
+    return true;
+  }
+
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
+  size_t capacity_, small_target_;
+  size_t small_bytes_ = 0, main_bytes_ = 0;
+  uint64_t evictions_ = 0;
+  Queue small_, main_;
+  std::unordered_map<std::string_view, Iter, KeyHash, std::equal_to<>>
+      index_;  // views of Node::key
+  std::deque<uint64_t> ghost_fifo_;
+  std::unordered_map<uint64_t, uint32_t> ghost_;  // hash -> times in ghost_fifo_
+};
+
+}  // namespace gatehouse::filters::cache

@@ -1,0 +1,106 @@
+#include "filters/cache/s3fifo.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace gatehouse::filters::cache {
+namespace {
+
+// Built with +=: GCC 12 warns (-Wrestrict, wrongly) at "literal" + std::string.
+std::string key(int i, std::string prefix = "k") {
+  prefix += std::to_string(i);
+  return prefix;
+}
+
+TEST(S3Fifo, StoresFindsReplacesAndErases) {
+  S3Fifo<int> c(1000);
+  EXPECT_TRUE(c.insert("a", 1, 100));
+  EXPECT_TRUE(c.insert("b", 2, 200));
+  ASSERT_NE(c.find("a"), nullptr);
+  EXPECT_EQ(*c.find("a"), 1);
+  EXPECT_EQ(c.find("z"), nullptr);
+  EXPECT_EQ(c.bytes(), 300u);
+  EXPECT_TRUE(c.insert("a", 10, 50));  // replaced in place
+  EXPECT_EQ(*c.find("a"), 10);
+  EXPECT_EQ(c.bytes(), 250u);
+  EXPECT_EQ(c.size(), 2u);
+  EXPECT_TRUE(c.erase("b"));
+  EXPECT_FALSE(c.erase("b"));
+  EXPECT_EQ(c.bytes(), 50u);
+  EXPECT_EQ(c.size(), 1u);
+}
+
+TEST(S3Fifo, AnEntryLargerThanTheWholeCacheIsRefused) {
+  S3Fifo<int> c(1000);
+  EXPECT_TRUE(c.insert("a", 1, 10));
+  EXPECT_FALSE(c.insert("big", 2, 1001));
+  EXPECT_EQ(c.find("big"), nullptr);
+  EXPECT_FALSE(c.insert("a", 3, 1001)) << "nor may a stored one grow past it";
+  EXPECT_EQ(c.find("a"), nullptr) << "the old value is not served in its place";
+  EXPECT_EQ(c.bytes(), 0u);
+}
+
+TEST(S3Fifo, NeverHoldsMoreThanItsCapacity) {
+  S3Fifo<int> c(10'000);
+  for (int i = 0; i < 5000; ++i) {
+    c.insert(key(i), i, 1 + i % 97);
+    if (i % 3 == 0) c.find(key(i / 2));
+    ASSERT_LE(c.bytes(), 10'000u) << "after " << i;
+  }
+  EXPECT_GT(c.evictions(), 0u);
+  size_t counted = 0;
+  c.erase_if([&](std::string_view, int) {
+    ++counted;
+    return false;
+  });
+  EXPECT_EQ(counted, c.size());
+}
+
+// The point of S3-FIFO: a scan of keys read once flows through the small queue without pushing
+// out the keys that are read again (an LRU of the same size would hold only the scan's last keys).
+TEST(S3Fifo, AScanDoesNotEvictTheHotKeys) {
+  S3Fifo<int> c(100);
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 50; ++i) {
+      if (!c.find(key(i))) c.insert(key(i), i, 1);
+    }
+  }
+  for (int i = 1000; i < 11000; ++i) c.insert(key(i), i, 1);  // the scan, 100x the cache
+  int hot_left = 0;
+  for (int i = 0; i < 50; ++i) hot_left += c.find(key(i)) != nullptr;
+  EXPECT_EQ(hot_left, 50);
+  EXPECT_LE(c.bytes(), 100u);
+}
+
+// A key evicted from the small queue is remembered: inserted again, it goes straight to main.
+TEST(S3Fifo, AKeyThatComesBackSoonGoesToMain) {
+  S3Fifo<int> c(100);
+  c.insert("once", 1, 1);
+  EXPECT_FALSE(c.in_main("once"));
+  for (int i = 0; i < 200; ++i) c.insert(key(i), i, 1);  // pushes "once" out of small
+  ASSERT_EQ(c.find("once"), nullptr);
+  c.insert("once", 2, 1);
+  EXPECT_TRUE(c.in_main("once"));
+  // A key read twice while in the small queue moves to main when it reaches the tail.
+  c.insert("twice", 3, 1);
+  c.find("twice");
+  c.find("twice");
+  for (int i = 1000; i < 1100; ++i) c.insert(key(i), i, 1);
+  EXPECT_TRUE(c.in_main("twice"));
+  EXPECT_NE(c.find("twice"), nullptr);
+}
+
+TEST(S3Fifo, EraseIf) {
+  S3Fifo<int> c(1000);
+  for (int i = 0; i < 10; ++i) c.insert(key(i, "/a/"), i, 10);
+  for (int i = 0; i < 5; ++i) c.insert(key(i, "/b/"), i, 10);
+  EXPECT_EQ(c.erase_if([](std::string_view k, int) { return k.starts_with("/a/"); }), 10u);
+  EXPECT_EQ(c.size(), 5u);
+  EXPECT_EQ(c.bytes(), 50u);
+  EXPECT_EQ(c.erase_if([](std::string_view, int v) { return v % 2 == 0; }), 3u);
+  EXPECT_EQ(c.size(), 2u);
+}
+
+}  // namespace
+}  // namespace gatehouse::filters::cache
