@@ -40,7 +40,7 @@ void millis(std::string* out, std::string_view name, double ms) {
 // "2026-11-28T00:26:09" for a second, cached per thread: gmtime once per second, not per request.
 std::string_view second_text(std::time_t t) {
   thread_local std::time_t cached = -1;
-  thread_local char text[24];
+  thread_local char text[64];  // room for any int GCC cannot prove to be a date field
   if (t != cached) {
     std::tm tm{};
     gmtime_r(&t, &tm);
