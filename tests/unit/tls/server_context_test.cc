@@ -117,9 +117,10 @@ class Handshake {
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
     SSL_CTX_set_min_proto_version(c, offer.min_version ? offer.min_version : TLS1_VERSION);
     SSL_CTX_set_max_proto_version(c, offer.max_version);
-    if (!offer.ciphers.empty())
+    if (!offer.ciphers.empty()) {
       EXPECT_EQ(SSL_CTX_set_cipher_list(c, (offer.ciphers + ":@SECLEVEL=0").c_str()), 1)
           << offer.ciphers;
+    }
     if (!offer.tickets) SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
     if (!offer.alpn.empty()) {
       std::vector<unsigned char> wire;

@@ -296,7 +296,9 @@ TEST(BalancerAllowedTest, RoundRobinRetriesDoNotStealTheNextTurn) {
   for (int i = 0; i < 10; ++i) {
     size_t t = b.pick({});
     ++first[t];
-    if (t == 0) EXPECT_EQ(b.pick({}, std::vector<uint8_t>{0, 1}), 1u);  // a retry off target 0
+    if (t == 0) {
+      EXPECT_EQ(b.pick({}, std::vector<uint8_t>{0, 1}), 1u);  // a retry off target 0
+    }
   }
   EXPECT_EQ(first, (std::vector<int>{5, 5}));
 }

@@ -34,8 +34,9 @@ Result run(const Cors& cors, std::string_view method, std::vector<http::Header> 
   r.reply_status = ctx.reply.status;
   // The response phase, with the request head gone as it is by then: the filter kept what it needs.
   ctx.request = nullptr;
-  if (r.status == FilterStatus::kContinue)
+  if (r.status == FilterStatus::kContinue) {
     EXPECT_EQ(cors.on_response(ctx), FilterStatus::kContinue);
+  }
   for (auto& [n, v] : r.status == FilterStatus::kRespond ? ctx.reply.headers : ctx.response_add)
     r.headers[n] = v;
   return r;
