@@ -40,7 +40,7 @@ bench: build
 # The targets run one at a time, niced; their corpus and crashes stay in $(FUZZ_BUILD).
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 0
-FUZZ_TARGETS ?= request_head response_head chunked path http_date jwt jwks redis_resp config
+FUZZ_TARGETS ?= request_head response_head chunked path http_date jwt jwks redis_resp config cache_fields
 
 $(FUZZ_BUILD)/build.ninja:
 	@command -v clang++ >/dev/null 2>&1 || $(MAKE) deps

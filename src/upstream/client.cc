@@ -14,10 +14,6 @@ bool idempotent(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
 }
 
-double ms_since(net::Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(net::Clock::now() - t).count();
-}
-
 }  // namespace
 
 Client::Client(const net::Executor& ex, observe::MetricsShard& metrics, Random& rng)
@@ -529,11 +525,12 @@ void Client::fail_upstream(int status, std::string_view code, std::string_view w
 
 void Client::upstream_done(observe::UpstreamOutcome outcome) {
   outcome_ = outcome;
-  seconds_ = ms_since(start_) / 1000;
+  const auto now = net::Clock::now();  // one clock read for the duration and the breaker
+  seconds_ = std::chrono::duration<double>(now - start_).count();
   Breaker* breaker = up_->targets[target_].breaker;
   if (!breaker) return;
-  auto moved = breaker->record(*up_->config().breaker, outcome == observe::UpstreamOutcome::kOk,
-                               net::Clock::now());
+  auto moved =
+      breaker->record(*up_->config().breaker, outcome == observe::UpstreamOutcome::kOk, now);
   if (moved) breaker_moved(target_, *moved);
 }
 
