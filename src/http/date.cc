@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdio>
 
 namespace gatehouse::http {
 namespace {
@@ -119,6 +120,20 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
           .count();
   seconds = std::clamp(seconds, kMin, kMax);
   return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+}
+
+std::string format_http_date(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto day = floor<days>(t);
+  const year_month_day ymd(day);
+  const hh_mm_ss<seconds> hms(floor<seconds>(t - day));
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3s, %02u %.3s %04d %02d:%02d:%02d GMT",
+                kDays[weekday(day).iso_encoding() - 1].data(), static_cast<unsigned>(ymd.day()),
+                kMonths[static_cast<unsigned>(ymd.month()) - 1].data(),
+                static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
+                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()));
+  return buf;
 }
 
 }  // namespace gatehouse::http

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace gatehouse::http {
@@ -18,5 +19,9 @@ namespace gatehouse::http {
 std::optional<std::chrono::system_clock::time_point> parse_http_date(
     std::string_view text,
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+
+// The IMF-fixdate of `t` (RFC 9110 5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT": the form a
+// sender generates. Fractions of a second are dropped.
+std::string format_http_date(std::chrono::system_clock::time_point t);
 
 }  // namespace gatehouse::http

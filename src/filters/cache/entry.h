@@ -1,0 +1,66 @@
+// A stored response (RFC 9111 3.1) and the two ways one is made: from a response the cache
+// decided to store, and by freshening a stored one with a 304 from validation (4.3.4). Entries are
+// immutable once stored and shared by every hit being written; freshening makes a new entry that
+// shares the old one's body.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/cache/policy.h"
+#include "http/cache_control.h"
+#include "http/message.h"
+
+namespace gatehouse::filters::cache {
+
+struct Entry {
+  using Time = std::chrono::system_clock::time_point;
+
+  int status = 200;
+  // The response's fields as received, in order, without those a cache does not store or sends
+  // itself: hop-by-hop fields (RFC 9111 3.1), Age (computed per hit, 5.1), and the framing
+  // (Content-Length, Transfer-Encoding: a hit is framed by the stored body's length).
+  http::HeaderList headers;
+  std::shared_ptr<const std::string> body;
+  http::CacheControl cc;
+  http::ResponseTimes times;
+  int64_t lifetime = 0;  // the freshness lifetime, in seconds, as of when it was stored
+  std::string etag;      // the ETag field's value, for validation and conditional requests
+  VarySpec vary;
+  std::vector<std::string>
+      tags;  // from the route's tag field (Surrogate-Key, Cache-Tag), for purges
+
+  // What the entry holds, in bytes, for the store's budget: its fields, body and bookkeeping.
+  size_t cost() const;
+  // The first stored value of a field (case-insensitive name), or empty.
+  std::string_view get(std::string_view name) const;
+};
+
+// How a route turns responses into entries.
+struct EntryRules {
+  double heuristic_fraction = 0.1;                  // RFC 9111 4.2.2
+  std::optional<std::chrono::seconds> default_ttl;  // for responses with no freshness
+  bool ttl_overrides = false;                       // the ttl wins over the origin's
+  std::string tag_header;                           // lower case; empty: no tags
+};
+
+// The entry for `head` (a response to a request sent at `request_time`, its head received at
+// `response_time`) with `body`.
+std::shared_ptr<Entry> make_entry(const http::ResponseHead& head,
+                                  std::shared_ptr<const std::string> body, Entry::Time request_time,
+                                  Entry::Time response_time, const EntryRules& rules);
+
+// RFC 9111 4.3.4: `stored` freshened by the 304 `not_modified` (got for a validation sent at
+// `request_time`, received at `response_time`): each of its fields replaces the stored ones of
+// that name, except those a cache does not store and Content-Length; the times and the lifetime
+// are those of the 304's exchange, the body is the stored one.
+std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& not_modified,
+                               Entry::Time request_time, Entry::Time response_time,
+                               const EntryRules& rules);
+
+}  // namespace gatehouse::filters::cache

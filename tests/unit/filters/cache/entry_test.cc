@@ -1,0 +1,124 @@
+#include "filters/cache/entry.h"
+
+#include <gtest/gtest.h>
+
+#include "http/date.h"
+#include "http/parser.h"
+
+namespace gatehouse::filters::cache {
+namespace {
+
+using std::chrono::seconds;
+using Time = Entry::Time;
+
+// Parses a response head the way the upstream client does.
+struct Head {
+  explicit Head(std::string text) : text(std::move(text)) {
+    http::ParseError err;
+    EXPECT_EQ(http::parse_response_head(this->text, {}, "GET", &head, &err),
+              http::ParseStatus::kComplete)
+        << err.message;
+  }
+  std::string text;
+  http::ResponseHead head;
+};
+
+const Time kSent = *http::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
+
+TEST(CacheEntry, StoresTheFieldsACacheKeepsAndReadsItsFreshness) {
+  Head r(
+      "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nCache-Control: max-age=60\r\n"
+      "Content-Length: 5\r\nConnection: keep-alive, x-private-hop\r\nX-Private-Hop: 1\r\n"
+      "Age: 10\r\nETag: \"v1\"\r\nVary: Accept-Encoding\r\nKeep-Alive: timeout=5\r\n"
+      "Content-Type: text/plain\r\nSurrogate-Key: a b\r\nSurrogate-Key: c\r\n\r\n");
+  EntryRules rules;
+  rules.tag_header = "surrogate-key";
+  auto e =
+      make_entry(r.head, std::make_shared<std::string>("hello"), kSent, kSent + seconds(1), rules);
+  EXPECT_EQ(e->status, 200);
+  std::vector<std::string> names;
+  for (const auto& [n, v] : e->headers) names.push_back(n);
+  EXPECT_EQ(names, (std::vector<std::string>{"Date", "Cache-Control", "ETag", "Vary",
+                                             "Content-Type", "Surrogate-Key", "Surrogate-Key"}))
+      << "hop-by-hop fields (those Connection names too), framing and Age are not stored";
+  EXPECT_EQ(e->lifetime, 60);
+  EXPECT_EQ(e->times.age, 10) << "the Age received counts in the entry's age";
+  EXPECT_EQ(http::current_age(e->times, kSent + seconds(1)), 11);
+  EXPECT_EQ(e->etag, "\"v1\"");
+  EXPECT_EQ(e->vary.names, (std::vector<std::string>{"accept-encoding"}));
+  EXPECT_EQ(e->tags, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(*e->body, "hello");
+  EXPECT_GT(e->cost(), 5u + sizeof(Entry));
+}
+
+TEST(CacheEntry, ExpiresAndTheRoutesTtl) {
+  Head twice(
+      "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+      "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\nExpires: Sun, 06 Nov 1994 10:49:37 GMT\r\n"
+      "Content-Length: 0\r\n\r\n");
+  EntryRules rules;
+  EXPECT_EQ(make_entry(twice.head, nullptr, kSent, kSent, rules)->lifetime, 0)
+      << "two Expires: stale (RFC 9111 4.2.1)";
+  Head once(
+      "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+      "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(make_entry(once.head, nullptr, kSent, kSent, rules)->lifetime, 3600);
+  Head zero("HTTP/1.1 200 OK\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(make_entry(zero.head, nullptr, kSent, kSent, rules)->lifetime, 0);
+  Head none("HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(make_entry(none.head, nullptr, kSent, kSent, rules)->lifetime, 0);
+  rules.default_ttl = seconds(300);
+  EXPECT_EQ(make_entry(none.head, nullptr, kSent, kSent, rules)->lifetime, 300)
+      << "the ttl for a response that carries no freshness";
+  EXPECT_EQ(make_entry(once.head, nullptr, kSent, kSent, rules)->lifetime, 3600)
+      << "the origin's freshness wins";
+  rules.ttl_overrides = true;
+  EXPECT_EQ(make_entry(once.head, nullptr, kSent, kSent, rules)->lifetime, 300)
+      << "unless the route overrides it";
+}
+
+// RFC 9111 4.3.4.
+TEST(CacheEntry, FreshenedByA304) {
+  Head r(
+      "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nCache-Control: max-age=60\r\n"
+      "ETag: \"v1\"\r\nX-Version: 1\r\nX-Version: 1b\r\nContent-Type: text/plain\r\n"
+      "Content-Length: 5\r\n\r\n");
+  EntryRules rules;
+  auto stored = make_entry(r.head, std::make_shared<std::string>("hello"), kSent, kSent, rules);
+  Head nm(
+      "HTTP/1.1 304 Not Modified\r\nDate: Sun, 06 Nov 1994 09:49:37 GMT\r\n"
+      "Cache-Control: max-age=120\r\nX-Version: 2\r\nContent-Length: 99\r\nConnection: close\r\n"
+      "\r\n");
+  const Time later = kSent + seconds(3600);
+  auto fresh = freshen(*stored, nm.head, later, later + seconds(1), rules);
+  EXPECT_EQ(fresh->status, 200);
+  EXPECT_EQ(fresh->body, stored->body) << "the body is shared, not copied";
+  EXPECT_EQ(fresh->get("x-version"), "2") << "replaced, both old lines";
+  int versions = 0;
+  for (const auto& [n, v] : fresh->headers) versions += http::iequals(n, "x-version");
+  EXPECT_EQ(versions, 1);
+  EXPECT_EQ(fresh->get("content-type"), "text/plain") << "kept";
+  EXPECT_EQ(fresh->get("content-length"), "") << "never taken from a 304";
+  EXPECT_EQ(fresh->get("connection"), "");
+  EXPECT_EQ(fresh->lifetime, 120);
+  EXPECT_EQ(http::current_age(fresh->times, later + seconds(1)), 1) << "aged from the 304";
+  EXPECT_EQ(stored->get("x-version"), "1") << "the stored entry is not changed";
+
+  Head no_date("HTTP/1.1 304 Not Modified\r\nCache-Control: max-age=30\r\n\r\n");
+  auto again = freshen(*fresh, no_date.head, later, later, rules);
+  EXPECT_EQ(again->get("date"), http::format_http_date(later))
+      << "a 304 without Date stands for one sent when it arrived (RFC 9110 6.6.1)";
+  EXPECT_EQ(http::current_age(again->times, later), 0);
+}
+
+TEST(HttpDate, FormatsImfFixdate) {
+  EXPECT_EQ(http::format_http_date(kSent), "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(http::format_http_date(Time{}), "Thu, 01 Jan 1970 00:00:00 GMT");
+  EXPECT_EQ(http::format_http_date(kSent + std::chrono::milliseconds(999)),
+            "Sun, 06 Nov 1994 08:49:37 GMT");
+  const auto t = *http::parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT");
+  EXPECT_EQ(http::parse_http_date(http::format_http_date(t)), t);
+}
+
+}  // namespace
+}  // namespace gatehouse::filters::cache
