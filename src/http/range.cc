@@ -97,4 +97,26 @@ bool if_range_allows(std::string_view if_range, std::string_view etag,
   return date && *date - *last_modified >= std::chrono::seconds(1);
 }
 
+std::string content_range(const ByteRange& r, uint64_t length) {
+  return "bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" +
+         std::to_string(length);
+}
+
+std::string unsatisfied_range(uint64_t length) { return "bytes */" + std::to_string(length); }
+
+std::string byteranges_body(std::string_view representation, const std::vector<ByteRange>& ranges,
+                            std::string_view content_type, std::string_view boundary) {
+  std::string out;
+  for (const auto& r : ranges) {
+    out.append("--").append(boundary).append("\r\n");
+    if (!content_type.empty()) out.append("Content-Type: ").append(content_type).append("\r\n");
+    out.append("Content-Range: ")
+        .append(content_range(r, representation.size()))
+        .append("\r\n\r\n");
+    out.append(representation.substr(r.first, r.size())).append("\r\n");
+  }
+  out.append("--").append(boundary).append("--\r\n");
+  return out;
+}
+
 }  // namespace gatehouse::http

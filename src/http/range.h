@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -37,5 +38,17 @@ RangeVerdict parse_range(std::string_view value, uint64_t length, std::vector<By
 bool if_range_allows(std::string_view if_range, std::string_view etag,
                      std::optional<std::chrono::system_clock::time_point> last_modified,
                      std::optional<std::chrono::system_clock::time_point> date);
+
+// Content-Range for one range of a `length`-byte representation ("bytes 0-499/1234"), and for a
+// 416 ("bytes */1234"), RFC 9110 14.4.
+std::string content_range(const ByteRange& r, uint64_t length);
+std::string unsatisfied_range(uint64_t length);
+
+// A 206 with several ranges (RFC 9110 14.6): the multipart/byteranges body of `ranges` of
+// `representation`, each part with `content_type` (when not empty) and its Content-Range; the
+// response's Content-Type is then "multipart/byteranges; boundary=" + `boundary`, a string that
+// must not occur in the representation (a random one of 16+ characters).
+std::string byteranges_body(std::string_view representation, const std::vector<ByteRange>& ranges,
+                            std::string_view content_type, std::string_view boundary);
 
 }  // namespace gatehouse::http

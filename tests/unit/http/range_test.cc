@@ -80,5 +80,20 @@ TEST(IfRange, EntityTagsCompareStrongly) {
   EXPECT_FALSE(if_range_allows("garbage", "\"v1\"", lm, lm + seconds(60)));
 }
 
+TEST(Range, ContentRangeAndMultipart) {
+  EXPECT_EQ(content_range({0, 499}, 1234), "bytes 0-499/1234");
+  EXPECT_EQ(unsatisfied_range(1234), "bytes */1234");
+  // RFC 9110 14.6's example, shortened.
+  const std::string rep = "0123456789abcdefghij";
+  EXPECT_EQ(byteranges_body(rep, {{0, 3}, {15, 19}}, "text/plain", "THIS_STRING_SEPARATES"),
+            "--THIS_STRING_SEPARATES\r\nContent-Type: text/plain\r\n"
+            "Content-Range: bytes 0-3/20\r\n\r\n0123\r\n"
+            "--THIS_STRING_SEPARATES\r\nContent-Type: text/plain\r\n"
+            "Content-Range: bytes 15-19/20\r\n\r\nfghij\r\n"
+            "--THIS_STRING_SEPARATES--\r\n");
+  EXPECT_EQ(byteranges_body(rep, {{5, 5}}, "", "B"),
+            "--B\r\nContent-Range: bytes 5-5/20\r\n\r\n5\r\n--B--\r\n");
+}
+
 }  // namespace
 }  // namespace gatehouse::http
