@@ -482,6 +482,7 @@ void Exchange::finish(const Downstream& down) {
 }
 
 void Exchange::end() {
+  error_.clear();     // an answer's shared body (a stored response) is not held while pooled
   upstream_.reset();  // while the view it points into is still held
   view_.reset();
   snap_ = nullptr;

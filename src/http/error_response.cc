@@ -1,5 +1,7 @@
 #include "http/error_response.h"
 
+#include <algorithm>
+
 namespace gatehouse::http {
 
 void append_json_escaped(std::string* out, std::string_view s) {
@@ -58,20 +60,26 @@ void build_error_response(const ErrorResponse& e, std::string_view request_id_he
     append_json_escaped(&json, request_id);
     json += "\"}\n";
   }
-  const std::string& body = e.body ? *e.body : json;
+  const bool own_body = e.body || e.shared_body;
+  const std::string& body = e.shared_body ? *e.shared_body : e.body ? *e.body : json;
   out->append("HTTP/1.1 ").append(std::to_string(e.status)).append(" ");
   out->append(reason_phrase(e.status)).append("\r\n");
-  std::string_view type = !e.body                  ? "application/json"
-                          : e.content_type.empty() ? "application/octet-stream"
-                                                   : std::string_view(e.content_type);
-  out->append("Content-Type: ").append(type);
-  out->append("\r\nContent-Length: ");
+  // An answer whose fields name its type (a stored response's) gets no other.
+  const bool typed = std::any_of(e.headers.begin(), e.headers.end(),
+                                 [](const auto& h) { return iequals(h.first, "content-type"); });
+  if (!typed) {
+    std::string_view type = !own_body                ? "application/json"
+                            : e.content_type.empty() ? "application/octet-stream"
+                                                     : std::string_view(e.content_type);
+    out->append("Content-Type: ").append(type).append("\r\n");
+  }
+  out->append("Content-Length: ");
   out->append(std::to_string(body.size())).append("\r\n");
   out->append(request_id_header).append(": ").append(request_id).append("\r\n");
   for (auto& [n, v] : e.headers) out->append(n).append(": ").append(v).append("\r\n");
   if (close) out->append("Connection: close\r\n");
   out->append("\r\n");
-  if (!head_only) out->append(body);
+  if (!head_only && !e.shared_body) out->append(body);
 }
 
 }  // namespace gatehouse::http

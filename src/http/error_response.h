@@ -3,6 +3,7 @@
 // response of its own (a cached response, a composed document), any status, headers and body.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,7 +20,10 @@ struct ErrorResponse {
   // A body of the answer's own, sent as is with `content_type`, instead of the JSON error (`code`
   // then only names the answer in the access log, and may be empty).
   std::optional<std::string> body;
-  std::string content_type;  // empty: application/octet-stream
+  std::string content_type;  // empty: application/octet-stream, unless `headers` has its own
+  // A body someone else holds and shares (a stored response): written after the head without
+  // being copied into it, so build_error_response() writes the head alone, with its length.
+  std::shared_ptr<const std::string> shared_body;
 
   // Back to a default-constructed answer, keeping the strings' storage (called once per request,
   // where assigning a fresh ErrorResponse would build and destroy five members).
@@ -30,10 +34,12 @@ struct ErrorResponse {
     headers.clear();
     body.reset();
     content_type.clear();
+    shared_body.reset();
   }
 };
 
-// Appends a complete response (head and body; only the head for a HEAD request) to *out.
+// Appends a complete response (head and body; only the head for a HEAD request, or when the
+// body is `shared_body`, which the caller writes after it) to *out.
 void build_error_response(const ErrorResponse& e, std::string_view request_id_header,
                           std::string_view request_id, bool close, bool head_only,
                           std::string* out);

@@ -478,7 +478,9 @@ net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view re
   http::build_error_response(e, snap_->config.observability.request_id_header, request_id,
                              close_after_, req_is_head_, &s_->head_out);
   set_deadline(Phase::kSend, snap_->config.server.timeouts.send);
-  co_await write_client(s_->head_out);
+  // A shared body goes after the head in the same write, never copied into it.
+  std::string_view shared = e.shared_body && !req_is_head_ ? *e.shared_body : std::string_view();
+  co_await write_client(s_->head_out, shared);
   response_started_ = true;
 }
 

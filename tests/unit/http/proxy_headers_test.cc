@@ -425,6 +425,24 @@ TEST(ErrorResponseTest, AnAnswerWithItsOwnBody) {
   EXPECT_EQ(b.body, "<p>cached</p>");
 }
 
+// A stored response: its own Content-Type among its fields, its body shared and written by the
+// codec after the head.
+TEST(ErrorResponseTest, AnAnswerWithASharedBodyAndItsOwnFields) {
+  ErrorResponse e;
+  e.status = 200;
+  e.headers = {{"Content-Type", "application/json"}, {"ETag", "\"v1\""}};
+  e.shared_body = std::make_shared<const std::string>("{\"id\":1}");
+  std::string out;
+  build_error_response(e, "x-request-id", "rid-3", false, false, &out);
+  auto b = split(out);
+  EXPECT_EQ(b.one("content-type"), "application/json") << "once: the answer's own";
+  EXPECT_EQ(b.one("content-length"), "8");
+  EXPECT_EQ(b.one("etag"), "\"v1\"");
+  EXPECT_EQ(b.body, "") << "the head alone: the codec writes the shared body after it";
+  e.clear();
+  EXPECT_EQ(e.shared_body, nullptr);
+}
+
 TEST(ErrorResponseTest, EscapesTheMessage) {
   ErrorResponse e;
   e.status = 400;
