@@ -6,7 +6,8 @@
 // In the request phase a filter can:
 //   - pass the request on:        return kContinue (it may add or remove upstream headers),
 //   - answer by itself:           fill ctx.reply and return kRespond (401, 429, a 204 preflight,
-//                                 or any status, headers and body),
+//                                 or any status, headers and body; a body the filter shares, such
+//                                 as a stored response's, goes out without a copy: shared_body),
 //   - pause for asynchronous work: return kPause; the exchange then calls resume() and waits for
 //     its callback, which must run on the same worker thread (post to the worker's executor).
 // In the response phase (filters whose request phase ran, last first) it sees the status and may
