@@ -1,5 +1,7 @@
 #include "http/conditional.h"
 
+#include <algorithm>
+
 #include "http/date.h"
 #include "http/message.h"
 
@@ -29,12 +31,15 @@ bool if_none_match_matches(const std::vector<std::string_view>& lines, std::stri
   auto stored = parse_entity_tag(etag);
   bool any = false, star = false;
   for (std::string_view line : lines) {
-    // Elements are split at commas: an opaque-tag cannot hold one unquoted, and etagc has no
-    // DQUOTE, so a comma is always outside a tag.
+    // Elements end at a comma outside quotes: etagc allows a comma inside an opaque-tag ("a,b")
+    // but no DQUOTE, so every second DQUOTE closes a tag.
     while (!line.empty()) {
-      size_t comma = line.find(',');
+      size_t comma = 0;
+      for (bool quoted = false; comma < line.size() && (quoted || line[comma] != ','); ++comma) {
+        if (line[comma] == '"') quoted = !quoted;
+      }
       std::string_view element = trim_ows(line.substr(0, comma));
-      line.remove_prefix(comma == std::string_view::npos ? line.size() : comma + 1);
+      line.remove_prefix(std::min(comma + 1, line.size()));
       if (element.empty()) continue;  // RFC 9110 5.6.1: empty elements are not counted
       if (element == "*") {
         star = true;

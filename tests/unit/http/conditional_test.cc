@@ -53,6 +53,9 @@ TEST(IfNoneMatch, ListsStarAndWeakComparison) {
       << "a stored response exists, with or without a tag";
   EXPECT_FALSE(if_none_match_matches(Lines{"\"a\""}, "")) << "no stored tag matches no tag";
   EXPECT_FALSE(if_none_match_matches(Lines{"\"c\", junk"}, "\"c\"")) << "a malformed list";
+  EXPECT_TRUE(if_none_match_matches(Lines{"\"x\", \"a,b\""}, "\"a,b\""))
+      << "a comma inside an opaque tag (etagc allows it)";
+  EXPECT_FALSE(if_none_match_matches(Lines{"\"a,b\""}, "\"a\""));
 }
 
 TEST(NotModified, IfNoneMatchDecidesAlone) {
