@@ -65,11 +65,11 @@ void Connection::wait_idle() {
   idle_ = false;
   if (closed_) return;
   if (w_.draining()) return close_now();
-  refresh_view();
-  set_deadline(Phase::kClientIdle, snap_->config.server.timeouts.idle);
-  // Nor a view: a snapshot a reload retired is freed without waiting for idle clients.
+  // Nor a view: a snapshot a reload retired is freed without waiting for idle clients. The idle
+  // timeout is read from the worker's current one, without taking a reference to it.
   view_.reset();
   snap_ = nullptr;
+  set_deadline(Phase::kClientIdle, w_.view()->snapshot->config.server.timeouts.idle);
   client_.socket().async_read_some(
       net::asio::buffer(first_, sizeof first_),
       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
