@@ -100,7 +100,7 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
       status_ = 499;
       log_error_ = "client_closed";
     } else {
-      fail(upstream_.error());
+      answer_upstream_failure();
     }
   }
   if (error_.status) {
@@ -188,6 +188,7 @@ Exchange::Step Exchange::start(Downstream& down) {
   ctx_.client_ip =
       http::real_client_ip(req, down.peer_ip(), down.peer_trusted(), cfg.server.trusted_proxies);
   ctx_.route = match_.route;
+  ctx_.secure = down.secure();
   ctx_.max_body_bytes = cfg.server.limits.max_body_bytes;
   return run_filters(0, filters::FilterStatus::kContinue, down);
 }
@@ -212,14 +213,29 @@ Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_r
 }
 
 // A filter's own answer (ctx_.reply), through the response phase of the filters before it (and
-// its own), which may add headers or answer otherwise in turn.
+// its own), which may add or remove headers, or answer otherwise in turn.
 void Exchange::respond_with_reply() {
   while (!run_response_filters(ctx_.reply.status, nullptr)) {
     // a filter answered otherwise: the filters before it see that answer
   }
   http::ErrorResponse reply = std::move(ctx_.reply);
+  if (!ctx_.response_remove.empty()) {
+    std::erase_if(reply.headers, [&](const auto& h) {
+      return std::any_of(ctx_.response_remove.begin(), ctx_.response_remove.end(),
+                         [&](const std::string& name) { return http::iequals(h.first, name); });
+    });
+  }
   reply.headers.insert(reply.headers.end(), ctx_.response_add.begin(), ctx_.response_add.end());
   fail(std::move(reply));
+}
+
+// The upstream call failed (no target, refused, timed out, broken answer): the gateway's answer
+// goes through the response phase of every filter, which may answer otherwise (a stale stored
+// response, RFC 5861 stale-if-error).
+void Exchange::answer_upstream_failure() {
+  ctx_.next_filter = match_.route->filters.size();
+  ctx_.reply = upstream_.error();
+  respond_with_reply();
 }
 
 // The response phase: the filters whose request phase ran, last first. False when one of them
@@ -291,7 +307,7 @@ bool Exchange::start_upstream(Downstream& down) {
   call.max_body_bytes = ctx_.max_body_bytes;
   call.stream_idle = cfg.server.timeouts.idle;
   if (!upstream_.start(call)) {
-    fail(upstream_.error());
+    answer_upstream_failure();
     return false;
   }
 
@@ -335,12 +351,14 @@ net::Task<> Exchange::relay_response(Downstream& down) {
   const auto idle = snap_->config.server.timeouts.idle;
   const auto send_timeout = snap_->config.server.timeouts.send;
   using Phase = upstream::RequestSource::Phase;
+  const bool tapped = ctx_.response_body_taps && has_body();
   bool down_ok = true, up_ok = true;
   bool first = true;
   while (true) {
     spans_.clear();
-    auto piece = upstream_.body_piece(payload ? &spans_ : nullptr);
+    auto piece = upstream_.body_piece(payload || tapped ? &spans_ : nullptr);
     up_ok = !piece.error;
+    if (tapped && up_ok) tap(spans_, piece.done);
     if (first || !piece.bytes.empty()) {
       down.set_deadline(Phase::kSend, upstream_.budget(send_timeout));
       if (payload) {
@@ -358,18 +376,32 @@ net::Task<> Exchange::relay_response(Downstream& down) {
     down.set_deadline(Phase::kStream, upstream_.budget(idle));
     if (!co_await upstream_.read_body()) {
       up_ok = upstream_.body_ended_by_close();
+      if (tapped && up_ok) tap({}, true);
       break;
     }
   }
   end_relay(down, up_ok, down_ok);
 }
 
+// The filters that tap the response body get the next pieces of its content, last first.
+void Exchange::tap(const std::vector<std::string_view>& pieces, bool end) {
+  const auto& chain = match_.route->filters;
+  for (size_t i = chain.size(); i-- > 0;) {
+    if (!(ctx_.response_body_taps >> i & 1)) continue;
+    ctx_.current = i;
+    for (size_t p = 0; p < pieces.size(); ++p)
+      chain[i]->on_response_tap(ctx_, pieces[p], end && p + 1 == pieces.size());
+    if (end && pieces.empty()) chain[i]->on_response_tap(ctx_, {}, true);
+  }
+}
+
 // Filters watch the response body, and the response has one (RFC 9110 6.4.1: not for HEAD, 1xx,
 // 204 and 304). A Content-Length: 0 body is watched too: a filter may add to an empty body.
-bool Exchange::rewrites_body() const {
+bool Exchange::rewrites_body() const { return ctx_.response_body_watchers && has_body(); }
+
+bool Exchange::has_body() const {
   const int status = upstream_.response().status;
-  return ctx_.response_body_watchers && log_method_ != "HEAD" && status >= 200 && status != 204 &&
-         status != 304;
+  return log_method_ != "HEAD" && status >= 200 && status != 204 && status != 304;
 }
 
 // The response body through the filters that watch it, last first, piece by piece as it arrives;
@@ -391,6 +423,14 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
       run(*chain[i]);
     }
   };
+  // A filter that taps the body copies what the filters after it made of it.
+  auto through_filters = [&](bool end) {
+    for (size_t i = chain.size(); i-- > 0;) {
+      ctx_.current = i;
+      if (ctx_.response_body_watchers >> i & 1) chain[i]->on_response_body(ctx_, body_, end);
+      if (ctx_.response_body_taps >> i & 1) chain[i]->on_response_tap(ctx_, body_, end);
+    }
+  };
   const auto idle = snap_->config.server.timeouts.idle;
   const auto send_timeout = snap_->config.server.timeouts.send;
   using Phase = upstream::RequestSource::Phase;
@@ -406,8 +446,7 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
     // Broken framing: what came before it goes on (with the head, the first time), as in
     // relay_response, and the response is then cut, never ended.
     const bool end = !piece.error && (piece.done || closed);
-    if (!body_.empty() || end)
-      each_watcher([&](const filters::Filter& f) { f.on_response_body(ctx_, body_, end); });
+    if (!body_.empty() || end) through_filters(end);
     if (end) {
       http::parse_trailer_fields(upstream_.trailers(), &trailers_);
       each_watcher([&](const filters::Filter& f) { f.on_response_trailers(ctx_, trailers_); });

@@ -104,6 +104,9 @@ class Exchange {
   net::Task<> relay_response(Downstream& down);
   net::Task<> relay_rewritten(Downstream& down);  // through the filters that watch the body
   bool rewrites_body() const;
+  bool has_body() const;  // the upstream's response has a body (RFC 9110 6.4.1)
+  void tap(const std::vector<std::string_view>& pieces, bool end);
+  void answer_upstream_failure();
   void end_relay(Downstream& down, bool up_ok, bool down_ok);
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail(http::ErrorResponse e);

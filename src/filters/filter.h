@@ -21,7 +21,12 @@
 // on_response, ctx.watch_response_body() (then on_response_body() sees the response body, last
 // filter first, and on_response_trailers() its trailer fields at the end). A watched body is
 // de-framed for the filters and framed anew after them, chunked (RFC 9112 7.1), since its length
-// may change: the Content-Length goes. As Envoy's decodeData/encodeData/encodeTrailers.
+// may change: the Content-Length goes. As Envoy's decodeData/encodeData/encodeTrailers. A filter
+// that only needs a copy of the response body (the cache, to store it) taps it instead
+// (ctx.tap_response_body()): the body keeps its framing and its zero-copy relay.
+//
+// The response phase also sees the gateway's own answers to a failed upstream call (502, 503,
+// 504: ctx.response is null), so that a filter can answer otherwise (a stale stored response).
 //
 // Filters run in a fixed order of phases, whatever their order in the file (as Kong's plugin
 // priorities): response_headers (outermost), cors (a preflight carries no credentials), ip_rules,
@@ -93,11 +98,17 @@ struct RequestContext {
   size_t current = 0;                   // the filter running now (its index in the route's chain)
   uint64_t request_body_watchers = 0;   // bit i: filter i reads the request body
   uint64_t response_body_watchers = 0;  // bit i: filter i reads the response body
+  uint64_t response_body_taps = 0;      // bit i: filter i copies the response body
+  bool secure = false;                  // the request came over TLS (its scheme is https)
 
   // The running filter reads the request body (call from on_request) or the response body and
   // trailers (from on_response). A route has at most one filter per plugin, far below 64.
   void watch_request_body() { request_body_watchers |= uint64_t{1} << current; }
   void watch_response_body() { response_body_watchers |= uint64_t{1} << current; }
+  // The running filter copies the response body as it goes to the client (call from
+  // on_response): on_response_tap() sees its content, de-framed, piece by piece, but cannot
+  // change it, so the relay keeps the upstream's framing (and its zero-copy path).
+  void tap_response_body() { response_body_taps |= uint64_t{1} << current; }
 
   // Records who the request is from and tells the upstream (X-Consumer-Name, -Groups).
   void identify(const Identity* who) {
@@ -109,7 +120,8 @@ struct RequestContext {
 
   void reset() {
     next_filter = current = 0;
-    request_body_watchers = response_body_watchers = 0;
+    request_body_watchers = response_body_watchers = response_body_taps = 0;
+    secure = false;
     consumer = nullptr;
     slots.clear();
     status = 0;
@@ -148,6 +160,10 @@ class Filter {
     return FilterStatus::kContinue;
   }
   virtual void on_response_body(RequestContext& ctx, std::string& data, bool end) const {}
+  // A tapped body (see tap_response_body): the next piece of its content as the client gets it
+  // (after the filters that rewrite it). `end`: the body ended, complete, with this piece; a body
+  // cut short (the upstream or the client gone) never ends.
+  virtual void on_response_tap(RequestContext& ctx, std::string_view piece, bool end) const {}
   // The response's trailer fields (the upstream's, from a chunked body; else none), after its
   // last body piece: a filter may add, change or drop fields. They reach a client that takes
   // chunked responses (HTTP/1.1).

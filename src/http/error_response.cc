@@ -42,8 +42,10 @@ void append_json_escaped(std::string* out, std::string_view s) {
 void build_error_response(const ErrorResponse& e, std::string_view request_id_header,
                           std::string_view request_id, bool close, bool head_only,
                           std::string* out) {
-  if (e.status == 204) {  // an answer without content, e.g. a CORS preflight
-    out->append("HTTP/1.1 204 No Content\r\n");
+  // Answers without content (RFC 9110 15.3.5, 15.4.5): a CORS preflight's 204, the cache's 304
+  // to a conditional request; neither has a body nor a Content-Length.
+  if (e.status == 204 || e.status == 304) {
+    out->append(e.status == 204 ? "HTTP/1.1 204 No Content\r\n" : "HTTP/1.1 304 Not Modified\r\n");
     out->append(request_id_header).append(": ").append(request_id).append("\r\n");
     for (auto& [n, v] : e.headers) out->append(n).append(": ").append(v).append("\r\n");
     if (close) out->append("Connection: close\r\n");

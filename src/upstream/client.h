@@ -124,10 +124,12 @@ class Client {
   // closed (and a failed upstream counted as a reset).
   void finish(bool upstream_ok, bool downstream_ok);
   // The response head arrived but its body will not be relayed (the gateway answers otherwise):
-  // the connection is closed, not pooled.
+  // the connection is closed, not pooled, unless the response has no body (a 304 a filter
+  // answers from).
   void abandon() {
     begin_body();
-    finish(true, false);
+    auto piece = body_piece(nullptr);
+    finish(true, piece.done && !piece.error && piece.bytes.empty());
   }
 
   // The owner's timer says that a phase's deadline passed.
