@@ -46,8 +46,8 @@ Config Loader::load(const YAML::Node& root) {
     return c;
   }
   if (!r_.check_map(root, "",
-                    {"server", "admin", "redis", "observability", "consumers", "jwt_providers",
-                     "upstreams", "routes"}))
+                    {"server", "admin", "redis", "cache", "observability", "consumers",
+                     "jwt_providers", "upstreams", "routes"}))
     return c;
   auto srv = root["server"];
   if (srv) server(srv, &c.server);
@@ -57,6 +57,7 @@ Config Loader::load(const YAML::Node& root) {
   if (auto n = root["admin"]) admin(n, c.server, &c.admin);
   if (auto n = root["observability"]) observability(n, &c.observability);
   if (auto n = root["redis"]) redis(n, &c.redis);
+  if (auto n = root["cache"]) cache(n, &c.cache);
   if (auto n = root["consumers"]) consumers(n, &c.consumers);
   if (auto n = root["jwt_providers"]) {
     if (!n.IsMap()) {
@@ -90,6 +91,31 @@ std::optional<SocketAddress> Loader::address(const YAML::Node& n, const std::str
   auto a = parse_socket_address(*s, allow_hostname, &err);
   if (!a) r_.error(n, path, "invalid address '" + *s + "': " + err);
   return a;
+}
+
+void Loader::cache(const YAML::Node& n, CacheStore* out) {
+  if (!r_.check_map(n, "cache", {"max_size", "max_object_size"})) return;
+  if (auto v = n["max_size"]) {
+    if (auto size = r_.size(v, "cache.max_size")) {
+      if (*size < (1u << 20))
+        r_.error(v, "cache.max_size", "must be at least 1MiB");
+      else
+        out->max_size = *size;
+    }
+  }
+  if (auto v = n["max_object_size"]) {
+    if (auto size = r_.size(v, "cache.max_object_size")) {
+      if (*size == 0) r_.error(v, "cache.max_object_size", "must be more than 0");
+      out->max_object_size = *size;
+    }
+  }
+  // The store is 16 shards, each with a sixteenth of the bytes: an entry must fit one.
+  if (out->max_object_size > out->max_size / 16) {
+    auto at = n["max_object_size"] ? n["max_object_size"] : n;
+    r_.error(at, "cache.max_object_size",
+             "must be at most max_size / 16 (" + std::to_string(out->max_size / 16) +
+                 " bytes): the store is 16 shards, and an entry lives in one");
+  }
 }
 
 void Loader::redis(const YAML::Node& n, Redis* out) {

@@ -91,6 +91,13 @@ struct Redis {
   std::vector<std::pair<std::string, uint16_t>> sentinels;
 };
 
+// The response cache's in-memory store, one per process; the route plugin `cache` says what a
+// route stores in it (filters/cache/).
+struct CacheStore {
+  uint64_t max_size = 256ull << 20;       // bytes of entries (fields, bodies, bookkeeping)
+  uint64_t max_object_size = 8ull << 20;  // the largest entry; at most max_size / 16
+};
+
 struct Observability {
   std::string request_id_header = "x-request-id";  // lower case
   AccessLog access_log;
@@ -222,6 +229,7 @@ struct Config {
   Admin admin;
   Observability observability;
   Redis redis;
+  CacheStore cache;
   std::vector<Consumer> consumers;
   // By name; null for a provider whose settings had errors (already reported).
   std::map<std::string, std::shared_ptr<const filters::JwtProvider>> jwt_providers;

@@ -39,6 +39,7 @@ class Loader {
   std::optional<SocketAddress> address(const YAML::Node& n, const std::string& path,
                                        bool allow_hostname);
   void redis(const YAML::Node& n, Redis* out);
+  void cache(const YAML::Node& n, CacheStore* out);
   void admin(const YAML::Node& n, const Server& server, Admin* a);
   void observability(const YAML::Node& n, Observability* o);
   void consumers(const YAML::Node& n, std::vector<Consumer>* out);

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "filters/acl/acl.h"
+#include "filters/cache/cache.h"
 #include "filters/cors/cors.h"
 #include "filters/ip_rules/ip_rules.h"
 #include "filters/jwt_auth/jwks_fetcher.h"
@@ -37,7 +38,7 @@ constexpr std::array kPlugins = {
     Entry{"acl", &build_acl},
     Entry{"request_size", &build_request_size},
     Entry{"rate_limit", &build_rate_limit, &rate_limit_metrics},
-    Entry{"cache", nullptr},
+    Entry{"cache", &build_cache, &cache_metrics},
     Entry{"compress", nullptr},
     // Innermost: its body phase sees the upstream's body first, before caching and compression.
     Entry{"response_replace", &build_response_replace},

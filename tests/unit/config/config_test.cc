@@ -809,12 +809,12 @@ TEST(ConfigTest, NotYetSupportedPlugin) {
   auto errors = errors_of(with_routes(R"(  - match: { path: /a }
     to: app
     plugins:
-      cache: { ttl: 1h }
+      compress: { types: [application/json] }
 )"));
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
   EXPECT_EQ(errors[0].to_string(),
-            "test.yaml:15:7: routes[0].plugins.cache: plugin 'cache' is not supported yet by this "
-            "version of gatehouse");
+            "test.yaml:15:7: routes[0].plugins.compress: plugin 'compress' is not supported yet by "
+            "this version of gatehouse");
 }
 
 TEST(ConfigTest, UnknownPlugin) {

@@ -1,0 +1,586 @@
+#include "filters/cache/cache.h"
+
+#include <algorithm>
+#include <array>
+
+#include "config/shared_by_key.h"
+#include "filters/registry.h"
+#include "http/conditional.h"
+#include "http/parser.h"
+#include "observe/metrics.h"
+
+namespace gatehouse::filters {
+namespace cache {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+namespace {
+
+using Clock = std::chrono::system_clock;
+constexpr int64_t kAbsent = http::CacheControl::kAbsent;
+
+// Separators inside a key: after the URL, each configured extra ("\x1e" name=value), then a
+// variant's Vary values ("\x1f" ...). Neither byte can appear in a request target or a field
+// value the parser accepts, so a key cannot be forged from another request's parts.
+constexpr char kExtra = '\x1e';
+constexpr char kVariant = '\x1f';
+
+// The URL part of a key (scheme://host/path?query).
+std::string_view url_of(std::string_view key) {
+  return key.substr(0, std::min(key.find(kExtra), key.find(kVariant)));
+}
+
+// The path and query of a key's URL.
+std::string_view path_of(std::string_view url) {
+  auto authority = url.find("://");
+  auto slash = authority == std::string_view::npos ? 0 : url.find('/', authority + 3);
+  return slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
+}
+
+// Metrics: what the cache did with each request of a route.
+constexpr std::array<std::string_view, 6> kResults = {"hit",         "miss",   "stale",
+                                                      "revalidated", "bypass", "collapsed"};
+enum Result : size_t { kHit, kMiss, kStale, kRevalidated, kBypass, kCollapsed };
+const observe::Family kLookups{"gatehouse_cache_requests_total",
+                               "Requests through a route's cache, by what the cache did.",
+                               observe::Family::Kind::kCounter, "result", kResults};
+const observe::Family kStored{"gatehouse_cache_stores_total",
+                              "Responses a route's cache stored (new or freshened).",
+                              observe::Family::Kind::kCounter, {}, {}};
+
+config::SharedByKey<MemoryStore>& stores() {
+  static config::SharedByKey<MemoryStore> all;
+  return all;
+}
+
+std::vector<std::string_view> lines_of(const http::MessageHead& head, std::string_view name) {
+  std::vector<std::string_view> out;
+  for (const auto& h : head.headers) {
+    if (http::iequals(h.name, name)) out.push_back(h.value);
+  }
+  return out;
+}
+
+bool safe_method(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE";
+}
+
+}  // namespace
+
+// What the cache knows of one request, from its request phase to the end of its response.
+struct Pending {
+  enum class Mode { kMiss, kRevalidate, kBypass, kInvalidate };
+  Mode mode = Mode::kMiss;
+  std::string key;             // the primary key: URL and extras
+  std::string scheme_host;     // "https://host", for Location and Content-Location
+  MemoryStore::Ptr stale;      // the stored entry a revalidation may freshen or serve on error
+  CacheStatus status;          // what Cache-Status will say
+  http::CacheControl request_cc;
+  bool authorization = false;
+  bool head = false;
+  Clock::time_point request_time;
+  // The request's fields, copied when the response may be stored (the Vary values) or
+  // answered by the cache after all (the client's own conditions).
+  http::HeaderList request_fields;
+  // The response being stored, until its body ends.
+  std::shared_ptr<Entry> storing;
+  std::string variant_key;
+  std::string body;
+};
+// The request's own conditions (RFC 9110 13.1.2, 13.1.3), from its fields.
+struct Conditions {
+  std::vector<std::string_view> if_none_match;
+  std::string_view if_modified_since;
+};
+
+namespace {
+inline const SlotKey<std::shared_ptr<Pending>> kPending{"cache.pending"};
+
+Pending* pending(RequestContext& ctx) {
+  auto* p = ctx.slots.get(kPending);
+  return p ? p->get() : nullptr;
+}
+
+template <class Fields, class NameOf, class ValueOf>
+Conditions conditions_of(const Fields& fields, NameOf name_of, ValueOf value_of) {
+  Conditions c;
+  for (const auto& f : fields) {
+    if (http::iequals(name_of(f), "if-none-match")) c.if_none_match.push_back(value_of(f));
+    if (http::iequals(name_of(f), "if-modified-since")) c.if_modified_since = value_of(f);
+  }
+  return c;
+}
+Conditions conditions_of(const http::RequestHead& req) {
+  return conditions_of(
+      req.headers, [](const http::Header& h) { return h.name; },
+      [](const http::Header& h) { return h.value; });
+}
+Conditions conditions_of(const http::HeaderList& fields) {
+  return conditions_of(
+      fields, [](const auto& f) -> std::string_view { return f.first; },
+      [](const auto& f) -> std::string_view { return f.second; });
+}
+}  // namespace
+
+Cache::Cache(Settings s, std::shared_ptr<MemoryStore> store)
+    : s_(std::move(s)), store_(std::move(store)) {}
+
+std::string Cache::primary_key(const RequestContext& ctx) const {
+  const auto& req = *ctx.request;
+  std::string key = ctx.secure ? "https://" : "http://";
+  for (char c : req.host) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  key += req.path;
+  if (!req.query.empty()) key.append("?").append(req.query);
+  for (const auto& name : s_.key_headers) {
+    key.append(1, kExtra).append(name).append("=");
+    bool first = true;
+    for (auto v : lines_of(req, name)) {
+      if (!first) key += ',';
+      key += v;
+      first = false;
+    }
+  }
+  if (s_.key_consumer) {
+    key.append(1, kExtra).append("consumer=");
+    if (ctx.consumer) key += ctx.consumer->name;
+  }
+  return key;
+}
+
+FilterStatus Cache::on_request(RequestContext& ctx) const {
+  const auto& req = *ctx.request;
+  auto owner = std::make_shared<Pending>();
+  Pending& p = *owner;
+  ctx.slots.set(kPending, std::move(owner));
+  p.key = primary_key(ctx);
+  auto url = url_of(p.key);
+  p.scheme_host = std::string(url.substr(0, url.size() - path_of(url).size()));
+  if (req.method != "GET" && req.method != "HEAD") {
+    // RFC 9111 4.4: an unsafe request's success invalidates what it names.
+    p.mode = safe_method(req.method) ? Pending::Mode::kBypass : Pending::Mode::kInvalidate;
+    p.status.fwd = "bypass";
+    count(ctx, kBypass);
+    return FilterStatus::kContinue;
+  }
+  p.head = req.method == "HEAD";
+  p.request_cc = http::parse_cache_control(lines_of(req, "cache-control"));
+  p.authorization = !req.get("authorization").empty();
+  p.request_time = Clock::now();
+  auto status = lookup(ctx, p);
+  // Going on: the Vary values, and the conditions the cache may answer after all, outlive the
+  // request head.
+  if (status == FilterStatus::kContinue) {
+    for (const auto& h : req.headers) p.request_fields.emplace_back(h.name, h.value);
+  }
+  return status;
+}
+
+FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
+  const auto now = Clock::now();
+  auto entry = store_->find(p.key);
+  p.variant_key = p.key;
+  if (entry && entry->status == 0) {  // a Vary marker: the variants are stored under their keys
+    p.variant_key = p.key + kVariant + vary_key(entry->vary, *ctx.request);
+    entry = store_->find(p.variant_key);
+    p.status.fwd = "vary-miss";
+  } else {
+    p.status.fwd = "uri-miss";
+  }
+  // RFC 9111 3.5: a response is used for a request with Authorization only when it says so.
+  if (entry && p.authorization &&
+      !(entry->cc.public_ || entry->cc.s_maxage != kAbsent || entry->cc.must_revalidate))
+    entry = nullptr;
+  if (!entry) {
+    if (p.request_cc.only_if_cached) {  // 5.2.1.7
+      ctx.reply.status = 504;
+      ctx.reply.code = "not_cached";
+      ctx.reply.message = "only-if-cached: no stored response for this request";
+      ctx.reply.headers.emplace_back("Cache-Status", format_cache_status("gatehouse", p.status));
+      count(ctx, kMiss);
+      return FilterStatus::kRespond;
+    }
+    count(ctx, kMiss);
+    return FilterStatus::kContinue;
+  }
+
+  // RFC 9111 4.2: fresh when its lifetime exceeds its age, as the request's directives allow.
+  const int64_t age = http::current_age(entry->times, now);
+  const int64_t left = entry->lifetime - age;
+  const auto& rcc = p.request_cc;
+  const auto& scc = entry->cc;
+  // 4.2.4: a stale response may be served only when no directive forbids it (s-maxage implies
+  // proxy-revalidate for a shared cache, 5.2.2.10), and the request accepts it (max-stale).
+  const bool may_serve_stale = !scc.must_revalidate && !scc.proxy_revalidate &&
+                               scc.s_maxage == kAbsent && !scc.no_cache;
+  bool usable = !scc.no_cache && !rcc.no_cache && left > 0;
+  if (usable && rcc.max_age != kAbsent && age > rcc.max_age) usable = false;
+  if (usable && rcc.min_fresh != kAbsent && left < rcc.min_fresh) usable = false;
+  if (!usable && left <= 0 && may_serve_stale && !rcc.no_cache && rcc.max_stale != kAbsent &&
+      -left <= rcc.max_stale && (rcc.max_age == kAbsent || age <= rcc.max_age))
+    usable = true;
+  p.status.ttl = left;
+  if (usable) {
+    CacheStatus st;
+    st.hit = true;
+    st.ttl = left;
+    count(ctx, left > 0 ? kHit : kStale);
+    return answer(ctx, conditions_of(*ctx.request), entry, st);
+  }
+  if (rcc.only_if_cached) {
+    ctx.reply.status = 504;
+    ctx.reply.code = "not_cached";
+    ctx.reply.message = "only-if-cached: the stored response would need validation";
+    p.status.fwd = "stale";
+    ctx.reply.headers.emplace_back("Cache-Status", format_cache_status("gatehouse", p.status));
+    count(ctx, kMiss);
+    return FilterStatus::kRespond;
+  }
+
+  // Stale (or not to be used unvalidated): the request goes on, conditional on the stored
+  // validators (4.3.1), so that a 304 freshens the entry. The client's own conditions are the
+  // cache's to answer: they are not sent on.
+  p.stale = entry;
+  p.mode = Pending::Mode::kRevalidate;
+  p.status.fwd = rcc.no_cache || rcc.max_age != kAbsent || rcc.min_fresh != kAbsent ? "request"
+                                                                                     : "stale";
+  ctx.upstream_remove.emplace_back("if-none-match");
+  ctx.upstream_remove.emplace_back("if-modified-since");
+  ctx.upstream_remove.emplace_back("if-match");
+  ctx.upstream_remove.emplace_back("if-unmodified-since");
+  ctx.upstream_remove.emplace_back("if-range");
+  if (!entry->etag.empty()) ctx.upstream_add.emplace_back("If-None-Match", entry->etag);
+  if (auto lm = entry->get("last-modified"); !lm.empty())
+    ctx.upstream_add.emplace_back("If-Modified-Since", std::string(lm));
+  return FilterStatus::kContinue;
+}
+
+FilterStatus Cache::answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
+                           CacheStatus status) const {
+  const auto now = Clock::now();
+  const auto& inm = c.if_none_match;
+  const auto ims = c.if_modified_since;
+  http::StoredValidators v;
+  v.etag = entry->etag;
+  v.last_modified = entry->times.last_modified;
+  v.date = entry->times.date;
+  v.received = entry->times.response_time;
+  // RFC 9110 13.2.1: conditions apply to a response that would be 2xx; the cache evaluates them
+  // as the origin would (RFC 9111 4.3.2).
+  const bool not_modified = entry->status >= 200 && entry->status < 300 &&
+                            (!inm.empty() || !ims.empty()) && http::not_modified(inm, ims, v);
+  auto& reply = ctx.reply;
+  reply.status = not_modified ? 304 : entry->status;
+  reply.code.clear();  // an answer, not an error, in the access log
+  if (not_modified) {
+    // 15.4.5: the fields a 200 would carry that describe the representation's caching.
+    for (const auto& [n, val] : entry->headers) {
+      for (std::string_view keep :
+           {"cache-control", "content-location", "date", "etag", "expires", "vary",
+            "last-modified"}) {
+        if (http::iequals(n, keep)) reply.headers.emplace_back(n, val);
+      }
+    }
+  } else {
+    reply.headers = entry->headers;
+    reply.shared_body = entry->body;
+  }
+  reply.headers.emplace_back("Age", std::to_string(http::current_age(entry->times, now)));
+  reply.headers.emplace_back("Cache-Status", format_cache_status("gatehouse", status));
+  return FilterStatus::kRespond;
+}
+
+FilterStatus Cache::on_response(RequestContext& ctx) const {
+  Pending* pp = pending(ctx);
+  if (!pp) return FilterStatus::kContinue;
+  Pending& p = *pp;
+  const http::ResponseHead* resp = ctx.response;
+  switch (p.mode) {
+    case Pending::Mode::kBypass:
+      break;
+    case Pending::Mode::kInvalidate:
+      if (resp && resp->status >= 200 && resp->status < 400) invalidate(ctx, p);
+      break;
+    case Pending::Mode::kRevalidate: {
+      const Entry& stale = *p.stale;
+      if (resp && resp->status == 304) {
+        // 4.3.3, 4.3.4: the stored response, freshened by the 304's fields.
+        MemoryStore::Ptr fresh =
+            freshen(stale, *resp, p.request_time, Clock::now(), s_.rules);
+        store_->insert(p.variant_key, fresh, fresh->cost());
+        ctx.metrics->count(kStored, ctx.route->name);
+        count(ctx, kRevalidated);
+        CacheStatus st;
+        st.fwd = p.status.fwd;
+        st.fwd_status = 304;
+        st.ttl = fresh->lifetime - http::current_age(fresh->times, Clock::now());
+        return answer(ctx, conditions_of(p.request_fields), fresh, st);
+      }
+      // RFC 5861 4: a failed revalidation (the origin's 5xx, or no answer at all) may be
+      // answered with the stale response within stale-if-error, the response's or the
+      // request's.
+      const bool failed = !resp || resp->status >= 500;
+      if (failed) {
+        const auto now = Clock::now();
+        const int64_t stale_for = http::current_age(stale.times, now) - stale.lifetime;
+        const int64_t allowed = std::max(stale.cc.stale_if_error, p.request_cc.stale_if_error);
+        if (allowed != kAbsent && stale_for <= allowed && !stale.cc.must_revalidate &&
+            !stale.cc.proxy_revalidate && !stale.cc.no_cache) {
+          CacheStatus st;
+          st.fwd = "stale";
+          st.fwd_status = resp ? resp->status : ctx.status;
+          st.ttl = -stale_for;
+          st.detail = "stale-if-error";
+          count(ctx, kStale);
+          ctx.reply.clear();
+          return answer(ctx, conditions_of(p.request_fields), p.stale, st);
+        }
+      }
+      [[fallthrough]];
+    }
+    case Pending::Mode::kMiss:
+      if (resp) {
+        p.status.fwd_status = resp->status;
+        store_response(ctx, p, &p.status);
+      }
+      break;
+  }
+  auto header = format_cache_status("gatehouse", p.status);
+  if (resp)
+    ctx.response_add.emplace_back("Cache-Status", std::move(header));
+  else
+    ctx.reply.headers.emplace_back("Cache-Status", std::move(header));
+  return FilterStatus::kContinue;
+}
+
+// RFC 9111 section 3: stores the response when it may, as its body streams to the client.
+void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status) const {
+  const http::ResponseHead& resp = *ctx.response;
+  if (p.head || p.request_cc.no_store) {
+    status->detail = p.head ? "head" : "no-store";
+    return;
+  }
+  ResponseFacts facts;
+  facts.status = resp.status;
+  facts.cc = http::parse_cache_control(lines_of(resp, "cache-control"));
+  facts.expires = !resp.get("expires").empty();
+  facts.set_cookie = !resp.get("set-cookie").empty();
+  auto vary = parse_vary(lines_of(resp, "vary"));
+  facts.vary_star = vary.star;
+  RequestFacts req{"GET", p.request_cc, p.authorization};
+  auto why = storable(req, facts, s_.share_set_cookie, s_.rules.default_ttl.has_value());
+  if (why != NotStored::kNone) {
+    status->detail = to_string(why);
+    return;
+  }
+  if (resp.framing == http::Framing::kContentLength && resp.content_length > s_.max_object_size) {
+    status->detail = "too-large";
+    return;
+  }
+  const auto now = Clock::now();
+  p.storing = make_entry(resp, nullptr, p.request_time, now, s_.rules);
+  // Stale at once and nothing to validate it with: every later request would fetch it whole
+  // anyway, so storing it would only take room.
+  if (p.storing->lifetime == 0 && p.storing->etag.empty() && p.storing->get("last-modified").empty()) {
+    p.storing.reset();
+    status->detail = to_string(NotStored::kNoFreshness);
+    return;
+  }
+  status->ttl = p.storing->lifetime - http::current_age(p.storing->times, now);
+  if (!p.storing->vary.names.empty()) {
+    http::MessageHead request;
+    for (const auto& [n, v] : p.request_fields) request.headers.push_back({n, v});
+    p.variant_key = p.key + kVariant + vary_key(p.storing->vary, request);
+  } else {
+    p.variant_key = p.key;
+  }
+  status->stored = true;
+  p.body.clear();
+  ctx.tap_response_body();
+}
+
+void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool end) const {
+  Pending* pp = pending(ctx);
+  if (!pp || !pp->storing) return;
+  Pending& p = *pp;
+  if (p.body.size() + piece.size() > s_.max_object_size) {  // a chunked body grew too large
+    p.storing.reset();
+    std::string().swap(p.body);
+    return;
+  }
+  p.body.append(piece);
+  if (!end) return;
+  p.storing->body = std::make_shared<const std::string>(std::move(p.body));
+  std::shared_ptr<const Entry> entry = std::move(p.storing);
+  if (!entry->vary.names.empty()) {
+    // The marker at the primary key names the fields that select a variant (4.1).
+    auto marker = std::make_shared<Entry>();
+    marker->status = 0;
+    marker->vary = entry->vary;
+    store_->insert(p.key, marker, marker->cost());
+  }
+  if (store_->insert(p.variant_key, entry, entry->cost()))
+    ctx.metrics->count(kStored, ctx.route->name);
+}
+
+// RFC 9111 4.4: the target URI, and the Location and Content-Location URIs when they are of the
+// same origin, lose every stored response (all variants and extras).
+void Cache::invalidate(RequestContext& ctx, const Pending& p) const {
+  std::vector<std::string> urls{std::string(url_of(p.key))};
+  for (std::string_view name : {"location", "content-location"}) {
+    std::string_view v = ctx.response->get(name);
+    if (v.empty()) continue;
+    if (v.front() == '/' && (v.size() == 1 || v[1] != '/'))
+      urls.push_back(p.scheme_host + std::string(v));
+    else if (v.starts_with(p.scheme_host) &&
+             (v.size() == p.scheme_host.size() || v[p.scheme_host.size()] == '/'))
+      urls.emplace_back(v);
+  }
+  store_->erase_if([&](std::string_view key, const Entry&) {
+    auto url = url_of(key);
+    return std::find(urls.begin(), urls.end(), url) != urls.end();
+  });
+}
+
+void Cache::count(RequestContext& ctx, size_t event) const {
+  if (ctx.metrics) ctx.metrics->count(kLookups, ctx.route->name, event);
+}
+
+std::shared_ptr<MemoryStore> shared_store(uint64_t max_size) {
+  return stores().get(std::to_string(max_size),
+                      [&] { return std::make_shared<MemoryStore>(max_size); });
+}
+
+size_t purge(const Purge& p) {
+  size_t n = 0;
+  for (const auto& store : stores().live()) {
+    n += store->erase_if([&](std::string_view key, const Entry& e) {
+      auto url = url_of(key);
+      switch (p.kind) {
+        case Purge::Kind::kUrl:
+          return url == p.value;
+        case Purge::Kind::kPrefix:
+          return p.value.starts_with('/') ? path_of(url).starts_with(p.value)
+                                          : url.starts_with(p.value);
+        case Purge::Kind::kTag:
+          return std::find(e.tags.begin(), e.tags.end(), p.value) != e.tags.end();
+      }
+      return false;
+    });
+  }
+  return n;
+}
+
+MemoryStore::Stats store_stats() {
+  MemoryStore::Stats all;
+  for (const auto& store : stores().live()) {
+    auto s = store->stats();
+    all.bytes += s.bytes;
+    all.entries += s.entries;
+    all.evictions += s.evictions;
+  }
+  return all;
+}
+
+}  // namespace cache
+
+std::vector<const observe::Family*> cache_metrics() { return {&cache::kLookups, &cache::kStored}; }
+
+std::shared_ptr<const Filter> build_cache(const BuildContext& ctx) {
+  const auto& r = ctx.reader;
+  const auto& n = ctx.settings;
+  if (n.IsNull()) {  // `cache: {}` or a bare `cache:`
+  } else if (!r.check_map(n, ctx.path,
+                          {"ttl", "override", "key", "share_set_cookie", "tag_header",
+                           "heuristic_fraction", "max_object_size"})) {
+    return nullptr;
+  }
+  cache::Cache::Settings s;
+  s.max_object_size = ctx.config.cache.max_object_size;
+  bool ok = true;
+  auto get = [&](const char* key) { return n.IsMap() ? n[key] : YAML::Node(); };
+  if (auto v = get("ttl")) {
+    if (auto d = r.duration(v, config::child(ctx.path, "ttl"))) {
+      if (d->count() < 1000) {
+        r.error(v, config::child(ctx.path, "ttl"), "must be at least 1s");
+        ok = false;
+      } else {
+        s.rules.default_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (auto v = get("override")) {
+    auto b = r.boolean(v, config::child(ctx.path, "override"));
+    if (!b) ok = false;
+    s.rules.ttl_overrides = b.value_or(false);
+    if (s.rules.ttl_overrides && !s.rules.default_ttl) {
+      r.error(v, config::child(ctx.path, "override"), "override needs a ttl");
+      ok = false;
+    }
+  }
+  if (auto v = get("share_set_cookie")) {
+    auto b = r.boolean(v, config::child(ctx.path, "share_set_cookie"));
+    if (!b) ok = false;
+    s.share_set_cookie = b.value_or(false);
+  }
+  if (auto v = get("tag_header")) {
+    auto t = r.str(v, config::child(ctx.path, "tag_header"));
+    if (!t || !http::is_token(*t)) {
+      r.error(v, config::child(ctx.path, "tag_header"), "expected a header name");
+      ok = false;
+    } else {
+      s.rules.tag_header = cache::lower(*t);
+    }
+  }
+  if (auto v = get("heuristic_fraction")) {
+    std::string path = config::child(ctx.path, "heuristic_fraction");
+    double f = -1;
+    try {
+      f = v.as<double>();
+    } catch (const YAML::Exception&) {
+    }
+    if (!(f >= 0 && f <= 1)) {
+      r.error(v, path, "expected a number from 0 to 1");
+      ok = false;
+    } else {
+      s.rules.heuristic_fraction = f;
+    }
+  }
+  if (auto v = get("max_object_size")) {
+    std::string path = config::child(ctx.path, "max_object_size");
+    if (auto size = r.size(v, path)) {
+      if (*size == 0 || *size > ctx.config.cache.max_object_size) {
+        r.error(v, path,
+                "must be more than 0 and at most cache.max_object_size (" +
+                    std::to_string(ctx.config.cache.max_object_size) + " bytes)");
+        ok = false;
+      } else {
+        s.max_object_size = *size;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (auto v = get("key")) {
+    std::string path = config::child(ctx.path, "key");
+    for (const auto& item : r.str_list(v, path)) {
+      if (item == "consumer") {
+        s.key_consumer = true;
+      } else if (item.starts_with("header:") && http::is_token(item.substr(7))) {
+        s.key_headers.push_back(cache::lower(item.substr(7)));
+      } else {
+        r.error(v, path, "unknown key part '" + item + "' (expected consumer or header:NAME)");
+        ok = false;
+      }
+    }
+  }
+  if (!ok) return nullptr;
+  return std::make_shared<cache::Cache>(std::move(s),
+                                        cache::shared_store(ctx.config.cache.max_size));
+}
+
+}  // namespace gatehouse::filters

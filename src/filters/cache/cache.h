@@ -1,0 +1,98 @@
+// cache: a shared HTTP cache in front of the route's upstream, as RFC 9111 describes one (with
+// RFC 9110's conditional requests, RFC 5861's stale-while-revalidate and stale-if-error, and RFC
+// 9211's Cache-Status), in the process-wide store the top-level `cache` block sizes:
+//   cache: { max_size: 256MiB, max_object_size: 8MiB }
+//   routes: [ { ..., plugins: { cache: { ttl: 1h } } } ]
+// Route settings (docs/caching.md):
+//   ttl               freshness for responses that carry none (off by default)
+//   override          true: `ttl` wins over the origin's freshness (a deliberate deviation)
+//   key               extras of the cache key: [header:NAME, consumer]
+//   share_set_cookie  store responses with Set-Cookie too (off: they are never shared)
+//   tag_header        the response field whose tags a purge may name (e.g. Surrogate-Key)
+//   heuristic_fraction  of the time since Last-Modified, for heuristic freshness (0.1)
+//   max_object_size   a smaller per-entry limit for this route
+//
+// The request phase looks the request up: a hit is answered by the filter itself (the stored
+// body is shared, never copied); a stale entry is revalidated through the route's own upstream
+// call, made conditional; a miss goes on. The response phase decides what to store and taps the
+// body as it streams to the client, storing it when it ends complete; a 304 freshens the entry;
+// a failed revalidation may be answered stale. Unsafe requests invalidate what they name.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "filters/cache/entry.h"
+#include "filters/cache/status.h"
+#include "filters/cache/store.h"
+#include "filters/filter.h"
+
+namespace gatehouse::observe {
+struct Family;
+}
+
+namespace gatehouse::filters {
+
+struct BuildContext;
+
+namespace cache {
+
+using MemoryStore = Store<Entry>;
+struct Pending;
+struct Conditions;
+
+class Cache final : public Filter {
+ public:
+  struct Settings {
+    EntryRules rules;
+    bool share_set_cookie = false;
+    uint64_t max_object_size = 0;
+    std::vector<std::string> key_headers;  // lower case
+    bool key_consumer = false;
+  };
+  Cache(Settings s, std::shared_ptr<MemoryStore> store);
+  std::string_view name() const override { return "cache"; }
+  FilterStatus on_request(RequestContext& ctx) const override;
+  FilterStatus on_response(RequestContext& ctx) const override;
+  void on_response_tap(RequestContext& ctx, std::string_view piece, bool end) const override;
+
+ private:
+  std::string primary_key(const RequestContext& ctx) const;
+  FilterStatus lookup(RequestContext& ctx, Pending& p) const;
+  // Answers from `entry` (a hit, a freshened entry, or a stale one): 304 when the request's own
+  // conditions say so.
+  FilterStatus answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
+                      CacheStatus status) const;
+  void store_response(RequestContext& ctx, Pending& p, CacheStatus* status) const;
+  void invalidate(RequestContext& ctx, const Pending& p) const;
+  void count(RequestContext& ctx, size_t event) const;
+
+  Settings s_;
+  std::shared_ptr<MemoryStore> store_;
+};
+
+// The process's store for a config's `cache` block: the same one while max_size stays the same,
+// so a reload keeps what was stored.
+std::shared_ptr<MemoryStore> shared_store(uint64_t max_size);
+
+// A purge (admin POST /cache/purge) over every live store: entries whose URL is `url`, or starts
+// with `prefix` (a URL, or a path for any scheme and host), or that carry `tag`. Returns how many
+// entries went.
+struct Purge {
+  enum class Kind { kUrl, kPrefix, kTag } kind = Kind::kUrl;
+  std::string value;
+};
+size_t purge(const Purge& p);
+
+// The store's size, for the metrics exposition.
+MemoryStore::Stats store_stats();
+
+}  // namespace cache
+
+std::shared_ptr<const Filter> build_cache(const BuildContext& ctx);
+std::vector<const observe::Family*> cache_metrics();
+
+}  // namespace gatehouse::filters
