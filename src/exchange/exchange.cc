@@ -521,8 +521,9 @@ void Exchange::finish(const Downstream& down) {
 }
 
 void Exchange::end() {
-  error_.clear();     // an answer's shared body (a stored response) is not held while pooled
-  upstream_.reset();  // while the view it points into is still held
+  ctx_.slots.clear();  // what filters kept for the request goes now, not at the next one
+  error_.clear();      // an answer's shared body (a stored response) is not held while pooled
+  upstream_.reset();   // while the view it points into is still held
   view_.reset();
   snap_ = nullptr;
   if (body_.capacity() > net::kStreamBuffer) std::string().swap(body_);

@@ -4,7 +4,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startGatehouse, curl } from './harness.mjs';
+import { startGatehouse, curl, httpGet } from './harness.mjs';
 
 // path -> (req, res, n) where n counts that path's requests (from 1)
 const handlers = new Map();
@@ -20,7 +20,12 @@ function answer(status, headers, body = '') {
 }
 function hits(path) { return (seen.get(path) || []).length; }
 function lastSeen(path) { const s = seen.get(path) || []; return s[s.length - 1]; }
-const cacheStatus = (r) => (r.headers['cache-status'] || [''])[0];
+// The one Cache-Status field (a second one would be a bug).
+function cacheStatus(r) {
+  const v = r.headers['cache-status'] || [''];
+  assert.equal(v.length, 1, `one Cache-Status field: ${v}`);
+  return v[0];
+}
 
 before(async () => {
   origin = http.createServer((req, res) => {
@@ -50,6 +55,8 @@ routes:
   - { name: override, match: { path: /override/* }, to: o, plugins: { cache: { ttl: 60s, override: true } } }
   - { name: cookies, match: { path: /cookies/* }, to: o, plugins: { cache: { share_set_cookie: true } } }
   - { name: keyed, match: { path: /keyed/* }, to: o, plugins: { cache: { key: [header:x-tenant] } } }
+  - { name: quick, match: { path: /quick/* }, to: o, plugins: { cache: { coalesce_timeout: 200ms } } }
+  - { name: alone, match: { path: /alone/* }, to: o, plugins: { cache: { coalesce: false } } }
   - { name: c, match: { path: /* }, to: o, plugins: { cache: {} } }
 `);
 });
@@ -460,4 +467,66 @@ test('a body cut short is never stored', async () => {
   const again = await curl([gh.url(p)]);
   assert.equal(again.body, 'whole');
   assert.equal(hits(p), 2);
+});
+
+// Answers after `ms`, with the given headers; counts concurrent requests.
+function slow(ms, headers, body) {
+  return (req, res) => setTimeout(() => answer(200, headers, body)(req, res), ms);
+}
+const together = (n, path, headers) => Promise.all(Array.from({ length: n }, () => httpGet(gh.port, path, { headers })));
+
+test('coalescing: 100 concurrent misses for one key make exactly one upstream request', async () => {
+  const p = fresh('herd');
+  handlers.set(p, slow(300, { 'cache-control': 'max-age=60' }, 'one answer for all'));
+  const all = await together(100, p);
+  assert.equal(hits(p), 1);
+  for (const r of all) {
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'one answer for all');
+  }
+  const collapsed = all.filter((r) => /collapsed/.test(r.headers['cache-status']));
+  assert.equal(collapsed.length, 99, 'every request but the leader waited for its response');
+  for (const r of collapsed) assert.match(r.headers['cache-status'], /^gatehouse; hit; ttl=\d+; collapsed$/);
+});
+
+test('coalescing: a response that turns out uncacheable releases the waiters at once', async () => {
+  const p = fresh('herd-private');
+  handlers.set(p, slow(200, { 'cache-control': 'private' }, 'for one'));
+  const t0 = Date.now();
+  const all = await together(10, p);
+  // The waiters go upstream themselves as soon as the leader's head says "private", well
+  // before the 5 s coalesce_timeout.
+  assert.ok(Date.now() - t0 < 2500, `took ${Date.now() - t0} ms`);
+  assert.equal(hits(p), 10);
+  for (const r of all) assert.equal(r.body, 'for one');
+});
+
+test('coalescing: a revalidation is coalesced too', async () => {
+  const p = fresh('herd-reval');
+  handlers.set(p, (req, res, n) => (n === 1
+    ? answer(200, { 'cache-control': 'max-age=1', etag: '"h"' }, 'herd body')(req, res)
+    : slow(200, { 'cache-control': 'max-age=60', etag: '"h"' }, 'herd body')(req, res)));
+  await curl([gh.url(p)]);
+  await new Promise((r) => setTimeout(r, 2100));
+  const all = await together(20, p);
+  assert.equal(hits(p), 2);
+  for (const r of all) assert.equal(r.body, 'herd body');
+});
+
+test('coalescing: waiters stop waiting after coalesce_timeout and go upstream themselves', async () => {
+  const p = '/quick/slow';
+  handlers.set(p, slow(1000, { 'cache-control': 'max-age=60' }, 'slow'));
+  const t0 = Date.now();
+  const all = await together(3, p);
+  assert.equal(hits(p), 3);
+  assert.ok(Date.now() - t0 < 2000);
+  const timedOut = all.filter((r) => /detail=coalesce-timeout/.test(r.headers['cache-status']));
+  assert.equal(timedOut.length, 2);
+});
+
+test('coalescing off: each concurrent miss goes upstream', async () => {
+  const p = '/alone/a';
+  handlers.set(p, slow(200, { 'cache-control': 'max-age=60' }, 'alone'));
+  await together(5, p);
+  assert.equal(hits(p), 5);
 });

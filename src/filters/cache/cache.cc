@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "config/shared_by_key.h"
 #include "filters/registry.h"
@@ -49,10 +51,17 @@ const observe::Family kLookups{"gatehouse_cache_requests_total",
                                observe::Family::Kind::kCounter, "result", kResults};
 const observe::Family kStored{"gatehouse_cache_stores_total",
                               "Responses a route's cache stored (new or freshened).",
-                              observe::Family::Kind::kCounter, {}, {}};
+                              observe::Family::Kind::kCounter,
+                              {},
+                              {}};
 
 config::SharedByKey<MemoryStore>& stores() {
   static config::SharedByKey<MemoryStore> all;
+  return all;
+}
+
+Flights& flights() {
+  static Flights all;
   return all;
 }
 
@@ -72,12 +81,13 @@ bool safe_method(std::string_view m) {
 
 // What the cache knows of one request, from its request phase to the end of its response.
 struct Pending {
-  enum class Mode { kMiss, kRevalidate, kBypass, kInvalidate };
+  // kAnswered: the cache answered by itself (its response phase has nothing to add).
+  enum class Mode { kMiss, kRevalidate, kBypass, kInvalidate, kAnswered };
   Mode mode = Mode::kMiss;
-  std::string key;             // the primary key: URL and extras
-  std::string scheme_host;     // "https://host", for Location and Content-Location
-  MemoryStore::Ptr stale;      // the stored entry a revalidation may freshen or serve on error
-  CacheStatus status;          // what Cache-Status will say
+  std::string key;          // the primary key: URL and extras
+  std::string scheme_host;  // "https://host", for Location and Content-Location
+  MemoryStore::Ptr stale;   // the stored entry a revalidation may freshen or serve on error
+  CacheStatus status;       // what Cache-Status will say
   http::CacheControl request_cc;
   bool authorization = false;
   bool head = false;
@@ -89,6 +99,17 @@ struct Pending {
   std::shared_ptr<Entry> storing;
   std::string variant_key;
   std::string body;
+  // Coalescing: the key of the flight this request leads (empty: none), or that it waited for.
+  std::string flight;
+  bool waited = false;
+
+  // The leader's response is stored, or will not be: the requests waiting for it go on.
+  void land() {
+    if (flight.empty()) return;
+    flights().land(flight);
+    flight.clear();
+  }
+  ~Pending() { land(); }
 };
 // The request's own conditions (RFC 9110 13.1.2, 13.1.3), from its fields.
 struct Conditions {
@@ -170,12 +191,14 @@ FilterStatus Cache::on_request(RequestContext& ctx) const {
   p.authorization = !req.get("authorization").empty();
   p.request_time = Clock::now();
   auto status = lookup(ctx, p);
-  // Going on: the Vary values, and the conditions the cache may answer after all, outlive the
-  // request head.
-  if (status == FilterStatus::kContinue) {
-    for (const auto& h : req.headers) p.request_fields.emplace_back(h.name, h.value);
-  }
+  if (status == FilterStatus::kContinue) keep_request_fields(ctx, p);
   return status;
+}
+
+// Going on: the Vary values, and the conditions the cache may answer after all, outlive the
+// request head.
+void Cache::keep_request_fields(const RequestContext& ctx, Pending& p) const {
+  for (const auto& h : ctx.request->headers) p.request_fields.emplace_back(h.name, h.value);
 }
 
 FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
@@ -199,11 +222,11 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
       ctx.reply.code = "not_cached";
       ctx.reply.message = "only-if-cached: no stored response for this request";
       ctx.reply.headers.emplace_back("Cache-Status", format_cache_status("gatehouse", p.status));
+      p.mode = Pending::Mode::kAnswered;
       count(ctx, kMiss);
       return FilterStatus::kRespond;
     }
-    count(ctx, kMiss);
-    return FilterStatus::kContinue;
+    return go_forward(ctx, p);
   }
 
   // RFC 9111 4.2: fresh when its lifetime exceeds its age, as the request's directives allow.
@@ -213,8 +236,8 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   const auto& scc = entry->cc;
   // 4.2.4: a stale response may be served only when no directive forbids it (s-maxage implies
   // proxy-revalidate for a shared cache, 5.2.2.10), and the request accepts it (max-stale).
-  const bool may_serve_stale = !scc.must_revalidate && !scc.proxy_revalidate &&
-                               scc.s_maxage == kAbsent && !scc.no_cache;
+  const bool may_serve_stale =
+      !scc.must_revalidate && !scc.proxy_revalidate && scc.s_maxage == kAbsent && !scc.no_cache;
   bool usable = !scc.no_cache && !rcc.no_cache && left > 0;
   if (usable && rcc.max_age != kAbsent && age > rcc.max_age) usable = false;
   if (usable && rcc.min_fresh != kAbsent && left < rcc.min_fresh) usable = false;
@@ -226,7 +249,8 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
     CacheStatus st;
     st.hit = true;
     st.ttl = left;
-    count(ctx, left > 0 ? kHit : kStale);
+    st.collapsed = p.waited;
+    count(ctx, p.waited ? kCollapsed : left > 0 ? kHit : kStale);
     return answer(ctx, conditions_of(*ctx.request), entry, st);
   }
   if (rcc.only_if_cached) {
@@ -235,6 +259,7 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
     ctx.reply.message = "only-if-cached: the stored response would need validation";
     p.status.fwd = "stale";
     ctx.reply.headers.emplace_back("Cache-Status", format_cache_status("gatehouse", p.status));
+    p.mode = Pending::Mode::kAnswered;
     count(ctx, kMiss);
     return FilterStatus::kRespond;
   }
@@ -244,8 +269,8 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   // cache's to answer: they are not sent on.
   p.stale = entry;
   p.mode = Pending::Mode::kRevalidate;
-  p.status.fwd = rcc.no_cache || rcc.max_age != kAbsent || rcc.min_fresh != kAbsent ? "request"
-                                                                                     : "stale";
+  p.status.fwd =
+      rcc.no_cache || rcc.max_age != kAbsent || rcc.min_fresh != kAbsent ? "request" : "stale";
   ctx.upstream_remove.emplace_back("if-none-match");
   ctx.upstream_remove.emplace_back("if-modified-since");
   ctx.upstream_remove.emplace_back("if-match");
@@ -254,7 +279,53 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   if (!entry->etag.empty()) ctx.upstream_add.emplace_back("If-None-Match", entry->etag);
   if (auto lm = entry->get("last-modified"); !lm.empty())
     ctx.upstream_add.emplace_back("If-Modified-Since", std::string(lm));
+  return go_forward(ctx, p);
+}
+
+// The request goes upstream: the first for its key leads the flight; the others wait for it
+// (resume()), at most coalesce_timeout, then look the key up again.
+FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
+  if (s_.coalesce && !p.waited && !p.head && !p.request_cc.no_store && ctx.io) {
+    if (!flights().lead(p.variant_key)) return FilterStatus::kPause;
+    p.flight = p.variant_key;
+  }
+  count(ctx, kMiss);
   return FilterStatus::kContinue;
+}
+
+void Cache::resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
+  struct Wait {
+    explicit Wait(boost::asio::io_context& io) : timer(io) {}
+    boost::asio::steady_timer timer;
+    std::function<void(FilterStatus)> done;
+    bool over = false;
+  };
+  auto wait = std::make_shared<Wait>(*ctx.io);
+  wait->done = std::move(done);
+  // Runs once, on this worker: the flight landed (or none was in the air), or the wait timed out.
+  auto go_on = [this, &ctx, wait](bool landed) {
+    if (wait->over) return;
+    wait->over = true;
+    wait->timer.cancel();
+    Pending& p = *pending(ctx);
+    p.waited = true;
+    FilterStatus status;
+    if (landed) {
+      status = lookup(ctx, p);
+    } else {
+      p.status.detail = "coalesce-timeout";
+      count(ctx, kMiss);
+      status = FilterStatus::kContinue;
+    }
+    if (status == FilterStatus::kContinue) keep_request_fields(ctx, p);
+    wait->done(status);
+  };
+  if (!flights().join(pending(ctx)->variant_key, *ctx.io, [go_on] { go_on(true); }))
+    return go_on(true);
+  wait->timer.expires_after(s_.coalesce_timeout);
+  wait->timer.async_wait([go_on](boost::system::error_code ec) {
+    if (!ec) go_on(false);
+  });
 }
 
 FilterStatus Cache::answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
@@ -277,9 +348,8 @@ FilterStatus Cache::answer(RequestContext& ctx, const Conditions& c, const Memor
   if (not_modified) {
     // 15.4.5: the fields a 200 would carry that describe the representation's caching.
     for (const auto& [n, val] : entry->headers) {
-      for (std::string_view keep :
-           {"cache-control", "content-location", "date", "etag", "expires", "vary",
-            "last-modified"}) {
+      for (std::string_view keep : {"cache-control", "content-location", "date", "etag", "expires",
+                                    "vary", "last-modified"}) {
         if (http::iequals(n, keep)) reply.headers.emplace_back(n, val);
       }
     }
@@ -289,6 +359,7 @@ FilterStatus Cache::answer(RequestContext& ctx, const Conditions& c, const Memor
   }
   reply.headers.emplace_back("Age", std::to_string(http::current_age(entry->times, now)));
   reply.headers.emplace_back("Cache-Status", format_cache_status("gatehouse", status));
+  pending(ctx)->mode = Pending::Mode::kAnswered;
   return FilterStatus::kRespond;
 }
 
@@ -298,6 +369,8 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
   Pending& p = *pp;
   const http::ResponseHead* resp = ctx.response;
   switch (p.mode) {
+    case Pending::Mode::kAnswered:
+      return FilterStatus::kContinue;
     case Pending::Mode::kBypass:
       break;
     case Pending::Mode::kInvalidate:
@@ -307,9 +380,9 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
       const Entry& stale = *p.stale;
       if (resp && resp->status == 304) {
         // 4.3.3, 4.3.4: the stored response, freshened by the 304's fields.
-        MemoryStore::Ptr fresh =
-            freshen(stale, *resp, p.request_time, Clock::now(), s_.rules);
+        MemoryStore::Ptr fresh = freshen(stale, *resp, p.request_time, Clock::now(), s_.rules);
         store_->insert(p.variant_key, fresh, fresh->cost());
+        p.land();
         ctx.metrics->count(kStored, ctx.route->name);
         count(ctx, kRevalidated);
         CacheStatus st;
@@ -335,6 +408,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
           st.detail = "stale-if-error";
           count(ctx, kStale);
           ctx.reply.clear();
+          p.land();
           return answer(ctx, conditions_of(p.request_fields), p.stale, st);
         }
       }
@@ -347,6 +421,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
       }
       break;
   }
+  if (!p.storing) p.land();  // nothing to wait for
   auto header = format_cache_status("gatehouse", p.status);
   if (resp)
     ctx.response_add.emplace_back("Cache-Status", std::move(header));
@@ -383,7 +458,8 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   p.storing = make_entry(resp, nullptr, p.request_time, now, s_.rules);
   // Stale at once and nothing to validate it with: every later request would fetch it whole
   // anyway, so storing it would only take room.
-  if (p.storing->lifetime == 0 && p.storing->etag.empty() && p.storing->get("last-modified").empty()) {
+  if (p.storing->lifetime == 0 && p.storing->etag.empty() &&
+      p.storing->get("last-modified").empty()) {
     p.storing.reset();
     status->detail = to_string(NotStored::kNoFreshness);
     return;
@@ -408,6 +484,7 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
   if (p.body.size() + piece.size() > s_.max_object_size) {  // a chunked body grew too large
     p.storing.reset();
     std::string().swap(p.body);
+    p.land();
     return;
   }
   p.body.append(piece);
@@ -423,6 +500,7 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
   }
   if (store_->insert(p.variant_key, entry, entry->cost()))
     ctx.metrics->count(kStored, ctx.route->name);
+  p.land();
 }
 
 // RFC 9111 4.4: the target URI, and the Location and Content-Location URIs when they are of the
@@ -492,9 +570,10 @@ std::shared_ptr<const Filter> build_cache(const BuildContext& ctx) {
   const auto& r = ctx.reader;
   const auto& n = ctx.settings;
   if (n.IsNull()) {  // `cache: {}` or a bare `cache:`
-  } else if (!r.check_map(n, ctx.path,
-                          {"ttl", "override", "key", "share_set_cookie", "tag_header",
-                           "heuristic_fraction", "max_object_size"})) {
+  } else if (!r.check_map(
+                 n, ctx.path,
+                 {"ttl", "override", "key", "share_set_cookie", "tag_header", "heuristic_fraction",
+                  "max_object_size", "coalesce", "coalesce_timeout"})) {
     return nullptr;
   }
   cache::Cache::Settings s;
@@ -562,6 +641,20 @@ std::shared_ptr<const Filter> build_cache(const BuildContext& ctx) {
         s.max_object_size = *size;
       }
     } else {
+      ok = false;
+    }
+  }
+  if (auto v = get("coalesce")) {
+    auto b = r.boolean(v, config::child(ctx.path, "coalesce"));
+    if (!b) ok = false;
+    s.coalesce = b.value_or(true);
+  }
+  if (auto v = get("coalesce_timeout")) {
+    std::string path = config::child(ctx.path, "coalesce_timeout");
+    if (auto d = r.duration(v, path); d && d->count() >= 1) {
+      s.coalesce_timeout = *d;
+    } else {
+      if (d) r.error(v, path, "must be at least 1ms");
       ok = false;
     }
   }

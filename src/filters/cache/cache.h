@@ -11,6 +11,8 @@
 //   tag_header        the response field whose tags a purge may name (e.g. Surrogate-Key)
 //   heuristic_fraction  of the time since Last-Modified, for heuristic freshness (0.1)
 //   max_object_size   a smaller per-entry limit for this route
+//   coalesce          concurrent misses for one key send one request upstream (true)
+//   coalesce_timeout  the longest the others wait for it before going themselves (5s)
 //
 // The request phase looks the request up: a hit is answered by the filter itself (the stored
 // body is shared, never copied); a stale entry is revalidated through the route's own upstream
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "filters/cache/entry.h"
+#include "filters/cache/flights.h"
 #include "filters/cache/status.h"
 #include "filters/cache/store.h"
 #include "filters/filter.h"
@@ -52,16 +55,22 @@ class Cache final : public Filter {
     uint64_t max_object_size = 0;
     std::vector<std::string> key_headers;  // lower case
     bool key_consumer = false;
+    bool coalesce = true;
+    std::chrono::milliseconds coalesce_timeout{5000};  // the longest a miss waits for another
   };
   Cache(Settings s, std::shared_ptr<MemoryStore> store);
   std::string_view name() const override { return "cache"; }
   FilterStatus on_request(RequestContext& ctx) const override;
+  // A miss that waits for another request's response for the same key (coalescing).
+  void resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const override;
   FilterStatus on_response(RequestContext& ctx) const override;
   void on_response_tap(RequestContext& ctx, std::string_view piece, bool end) const override;
 
  private:
   std::string primary_key(const RequestContext& ctx) const;
   FilterStatus lookup(RequestContext& ctx, Pending& p) const;
+  FilterStatus go_forward(RequestContext& ctx, Pending& p) const;
+  void keep_request_fields(const RequestContext& ctx, Pending& p) const;
   // Answers from `entry` (a hit, a freshened entry, or a stale one): 304 when the request's own
   // conditions say so.
   FilterStatus answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
