@@ -10,6 +10,7 @@ namespace gatehouse::admin {
 namespace {
 
 constexpr size_t kMaxRequest = 16 * 1024;
+constexpr size_t kMaxBody = 64 * 1024;  // a purge's JSON
 constexpr auto kIdle = std::chrono::seconds(30);
 
 std::string response(int status, std::string_view content_type, std::string_view body,
@@ -118,11 +119,31 @@ net::Task<> AdminServer::serve(net::Socket socket) {
       out = json_error(err.status, err.code, err.message);
       keep_alive = false;
     } else {
-      keep_alive = req.keep_alive && req.framing == http::Framing::kNone;
+      const bool chunked = req.framing == http::Framing::kChunked;
+      const uint64_t body_len =
+          req.framing == http::Framing::kContentLength ? req.content_length : 0;
+      keep_alive = req.keep_alive && !chunked;
       std::string path(req.path), method(req.method), auth(req.get("authorization"));
       in.consume(end);  // req's views are dead from here on
+      // A body (a purge's JSON) comes with a Content-Length, small.
+      std::string body;
+      bool body_ok = !chunked && body_len <= kMaxBody;
+      while (body_ok && in.size() < body_len) {
+        auto [ptr, room] = in.prepare(4096, kMaxRequest + kMaxBody);
+        auto [ec, n] = co_await socket.async_read_some(net::asio::buffer(ptr, room), net::use_task);
+        if (ec) co_return;
+        in.commit(n);
+      }
+      if (body_ok) {
+        body.assign(in.data().substr(0, body_len));
+        in.consume(body_len);
+      }
       bool open_path = path == "/healthz";
-      if (!token_.empty() && !open_path && !token_matches(auth, token_)) {
+      if (!body_ok) {
+        out = json_error(413, "body_too_large",
+                         "admin requests take a body of at most 64 KiB, with a Content-Length");
+        keep_alive = false;
+      } else if (!token_.empty() && !open_path && !token_matches(auth, token_)) {
         out = json_error(401, "unauthorized", "the admin API needs Authorization: Bearer <token>");
       } else if (path == "/healthz" && (method == "GET" || method == "HEAD")) {
         out = response(200, "application/json", "{\"status\":\"ok\"}\n");
@@ -135,13 +156,17 @@ net::Task<> AdminServer::serve(net::Socket socket) {
         out = response(200, "text/plain; version=0.0.4; charset=utf-8",
                        co_await handler_.metrics_text());
       } else if (path == "/reload" && method == "POST") {
-        auto [ok, body] = handler_.reload();
-        out = response(ok ? 200 : 400, "application/json", body);
+        auto [ok, answer] = handler_.reload();
+        out = response(ok ? 200 : 400, "application/json", answer);
+      } else if (path == "/cache/purge" && method == "POST") {
+        auto [status, answer] = handler_.purge_cache(body);
+        out = response(status, "application/json", answer);
       } else if (path == "/healthz" || path == "/readyz" || path == "/status" ||
-                 path == "/metrics" || path == "/reload") {
+                 path == "/metrics" || path == "/reload" || path == "/cache/purge") {
+        const bool post = path == "/reload" || path == "/cache/purge";
         out = response(405, "application/json",
                        "{\"error\":\"method_not_allowed\",\"message\":\"method not allowed\"}\n",
-                       path == "/reload" ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n");
+                       post ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n");
       } else {
         out = json_error(404, "not_found", "no admin endpoint " + path);
       }

@@ -1,10 +1,12 @@
-// The admin API (docs/cli-contract.md): /healthz, /readyz, /status, /metrics, POST /reload.
+// The admin API (docs/cli-contract.md): /healthz, /readyz, /status, /metrics, POST /reload,
+// POST /cache/purge.
 // It runs on the main thread's io_context, on its own listener (never a traffic port), and knows
 // the rest of the process only through AdminHandler.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "config/units.h"
@@ -21,6 +23,8 @@ class AdminHandler {
   virtual net::Task<std::string> metrics_text() = 0;
   // Reloads the config file: {true, JSON with the new version} or {false, JSON with the errors}.
   virtual std::pair<bool, std::string> reload() = 0;
+  // POST /cache/purge with its JSON body: the status and the JSON answer.
+  virtual std::pair<int, std::string> purge_cache(std::string_view body) = 0;
 };
 
 class AdminServer {

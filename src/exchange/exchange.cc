@@ -513,6 +513,7 @@ void Exchange::finish(const Downstream& down) {
   r.total_ms = ms_since(start_);
   r.upstream_ms = upstream_.answered_ms();
   r.error = log_error_;
+  if (log_route_) r.cache = ctx_.cache_result;
   w_.log_access(r);
   auto& m = w_.metrics();
   m.count_request(r.route, log_method_, status_, r.total_ms / 1000, r.bytes_in, r.bytes_out);

@@ -100,6 +100,7 @@ struct RequestContext {
   uint64_t response_body_watchers = 0;  // bit i: filter i reads the response body
   uint64_t response_body_taps = 0;      // bit i: filter i copies the response body
   bool secure = false;                  // the request came over TLS (its scheme is https)
+  std::string_view cache_result;        // for the access log: what the cache did (hit, miss, ...)
 
   // The running filter reads the request body (call from on_request) or the response body and
   // trailers (from on_response). A route has at most one filter per plugin, far below 64.
@@ -122,6 +123,7 @@ struct RequestContext {
     next_filter = current = 0;
     request_body_watchers = response_body_watchers = response_body_taps = 0;
     secure = false;
+    cache_result = {};
     consumer = nullptr;
     slots.clear();
     status = 0;

@@ -92,6 +92,12 @@ std::vector<const observe::Family*> metric_families() {
   return all;
 }
 
+std::vector<observe::ProcessMetrics::Value> plugin_values() { return cache::process_values(); }
+
+std::pair<int, std::string> purge_cache(std::string_view json_body) {
+  return cache::purge_from_json(json_body);
+}
+
 int filter_phase(std::string_view name) {
   auto it = std::find_if(kPlugins.begin(), kPlugins.end(), [&](auto& e) { return e.name == name; });
   return static_cast<int>(it - kPlugins.begin());

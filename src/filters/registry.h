@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/yaml_reader.h"
@@ -13,9 +14,7 @@
 namespace boost::asio {
 class io_context;
 }
-namespace gatehouse::observe {
-struct Family;
-}
+#include "observe/metrics.h"
 
 namespace gatehouse::filters {
 
@@ -39,6 +38,12 @@ int filter_phase(std::string_view name);
 
 // The metric families the plugins register (observe/metrics.h), for the exposition.
 std::vector<const observe::Family*> metric_families();
+// The process-wide values the plugins keep (the cache's stored bytes and entries), now.
+std::vector<observe::ProcessMetrics::Value> plugin_values();
+
+// The admin API's POST /cache/purge: its JSON body ({"url": U} | {"prefix": P} | {"tag": T})
+// applied to the response cache; the status and the JSON answer.
+std::pair<int, std::string> purge_cache(std::string_view json_body);
 
 // Work plugins do off the request path (fetching JWKS), on the main thread's io_context, for
 // every config loaded from now on. stop() ends it so that the io_context can return.

@@ -81,6 +81,7 @@ void format_access_record(const AccessRecord& r, std::string* out) {
   millis(out, "duration_ms", r.total_ms);
   if (r.upstream_ms >= 0) millis(out, "upstream_ms", r.upstream_ms);
   if (!r.error.empty()) field(out, "error", r.error);
+  if (!r.cache.empty()) field(out, "cache", r.cache);
   out->append("}\n");
 }
 

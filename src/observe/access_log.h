@@ -27,6 +27,7 @@ struct AccessRecord {
   double total_ms = 0;
   double upstream_ms = -1;  // -1: no upstream call
   std::string_view error;   // the gateway's error code, when it answered by itself
+  std::string_view cache;   // what the route's cache did (hit, miss, stale, ...), when it has one
 };
 
 // Appends one JSON object and a newline.

@@ -345,6 +345,8 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     out.append("} ").append(std::to_string(b.waiting)).append("\n");
   }
 
+  for (const auto& v : p.plugin_values) gauge(&out, v.name, v.help, v.value, v.type);
+
   // process_* as the Prometheus client libraries name them, from /proc/self.
   long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
   std::string line;

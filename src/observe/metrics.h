@@ -119,6 +119,13 @@ struct ProcessMetrics {
     uint32_t waiting;
   };
   std::vector<BulkheadState> bulkheads;  // upstreams with max_concurrent_requests
+  // Process-wide values a plugin keeps (the response cache's size), each one sample.
+  struct Value {
+    std::string_view name, help;
+    std::string_view type;  // gauge or counter
+    double value;
+  };
+  std::vector<Value> plugin_values;
 };
 
 // The whole exposition: the shards' metrics, the plugins' `families`, the process values and

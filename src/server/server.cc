@@ -292,6 +292,7 @@ class Server final : public admin::AdminHandler {
       if (const auto& b = shared.bulkhead)
         p.bulkheads.push_back({c.upstreams[u].name, b->in_flight(), b->waiting()});
     }
+    p.plugin_values = filters::plugin_values();
     co_return observe::format_prometheus(all, p, metric_families_);
   }
 
@@ -363,6 +364,10 @@ class Server final : public admin::AdminHandler {
     }
     j += "]}\n";
     co_return j;
+  }
+
+  std::pair<int, std::string> purge_cache(std::string_view body) override {
+    return filters::purge_cache(body);
   }
 
   std::pair<bool, std::string> reload() override {

@@ -4,10 +4,12 @@
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/parse.hpp>
 
 #include "config/shared_by_key.h"
 #include "filters/registry.h"
 #include "http/conditional.h"
+#include "http/error_response.h"
 #include "http/parser.h"
 #include "observe/metrics.h"
 
@@ -289,7 +291,8 @@ FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
     if (!flights().lead(p.variant_key)) return FilterStatus::kPause;
     p.flight = p.variant_key;
   }
-  count(ctx, kMiss);
+  // A revalidation is counted by its outcome, in the response phase.
+  if (p.mode != Pending::Mode::kRevalidate) count(ctx, kMiss);
   return FilterStatus::kContinue;
 }
 
@@ -314,7 +317,7 @@ void Cache::resume(RequestContext& ctx, std::function<void(FilterStatus)> done) 
       status = lookup(ctx, p);
     } else {
       p.status.detail = "coalesce-timeout";
-      count(ctx, kMiss);
+      if (p.mode != Pending::Mode::kRevalidate) count(ctx, kMiss);
       status = FilterStatus::kContinue;
     }
     if (status == FilterStatus::kContinue) keep_request_fields(ctx, p);
@@ -412,6 +415,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
           return answer(ctx, conditions_of(p.request_fields), p.stale, st);
         }
       }
+      count(ctx, kMiss);  // the stored response could not be used
       [[fallthrough]];
     }
     case Pending::Mode::kMiss:
@@ -523,6 +527,7 @@ void Cache::invalidate(RequestContext& ctx, const Pending& p) const {
 }
 
 void Cache::count(RequestContext& ctx, size_t event) const {
+  ctx.cache_result = kResults[event];
   if (ctx.metrics) ctx.metrics->count(kLookups, ctx.route->name, event);
 }
 
@@ -551,7 +556,45 @@ size_t purge(const Purge& p) {
   return n;
 }
 
-MemoryStore::Stats store_stats() {
+std::pair<int, std::string> purge_from_json(std::string_view body) {
+  auto bad = [](std::string_view why) {
+    std::string out = "{\"error\":\"bad_request\",\"message\":\"";
+    http::append_json_escaped(&out, why);
+    out += "\"}\n";
+    return std::pair<int, std::string>{400, std::move(out)};
+  };
+  boost::system::error_code ec;
+  auto doc = boost::json::parse(body, ec);
+  const auto* obj = ec ? nullptr : doc.if_object();
+  if (!obj || obj->size() != 1)
+    return bad(R"(expected a JSON object with one of "url", "prefix" or "tag")");
+  const auto& [name, value] = *obj->begin();
+  Purge p;
+  if (name == "url")
+    p.kind = Purge::Kind::kUrl;
+  else if (name == "prefix")
+    p.kind = Purge::Kind::kPrefix;
+  else if (name == "tag")
+    p.kind = Purge::Kind::kTag;
+  else
+    return bad("unknown key '" + std::string(name) + R"(' (expected "url", "prefix" or "tag"))");
+  if (!value.is_string() || value.as_string().empty())
+    return bad("'" + std::string(name) + "' must be a non-empty string");
+  p.value = std::string(value.as_string());
+  if (p.kind == Purge::Kind::kUrl && !p.value.starts_with("http://") &&
+      !p.value.starts_with("https://"))
+    return bad("'url' must be an absolute http:// or https:// URL");
+  // Keys hold the host in lower case; a purge names it as a user writes it.
+  if (p.kind != Purge::Kind::kTag && !p.value.starts_with('/')) {
+    auto authority = p.value.find("://") + 3;
+    auto end = std::min(p.value.find('/', authority), p.value.size());
+    for (size_t i = authority; i < end; ++i)
+      p.value[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(p.value[i])));
+  }
+  return {200, "{\"purged\":" + std::to_string(purge(p)) + "}\n"};
+}
+
+std::vector<observe::ProcessMetrics::Value> process_values() {
   MemoryStore::Stats all;
   for (const auto& store : stores().live()) {
     auto s = store->stats();
@@ -559,7 +602,15 @@ MemoryStore::Stats store_stats() {
     all.entries += s.entries;
     all.evictions += s.evictions;
   }
-  return all;
+  return {
+      {"gatehouse_cache_stored_bytes",
+       "Bytes the response cache holds (fields, bodies, bookkeeping).", "gauge",
+       static_cast<double>(all.bytes)},
+      {"gatehouse_cache_stored_entries", "Entries in the response cache (variants included).",
+       "gauge", static_cast<double>(all.entries)},
+      {"gatehouse_cache_evictions_total", "Entries the response cache evicted to make room.",
+       "counter", static_cast<double>(all.evictions)},
+  };
 }
 
 }  // namespace cache

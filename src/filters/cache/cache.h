@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "filters/cache/entry.h"
@@ -32,10 +33,7 @@
 #include "filters/cache/status.h"
 #include "filters/cache/store.h"
 #include "filters/filter.h"
-
-namespace gatehouse::observe {
-struct Family;
-}
+#include "observe/metrics.h"
 
 namespace gatehouse::filters {
 
@@ -96,8 +94,12 @@ struct Purge {
 };
 size_t purge(const Purge& p);
 
-// The store's size, for the metrics exposition.
-MemoryStore::Stats store_stats();
+// The admin API's purge: `body` is {"url": U}, {"prefix": P} or {"tag": T}; the status and the
+// JSON answer ({"purged": N}, or a 400 error saying what is wrong).
+std::pair<int, std::string> purge_from_json(std::string_view body);
+
+// The stores' size (bytes, entries, evictions), for the metrics exposition.
+std::vector<observe::ProcessMetrics::Value> process_values();
 
 }  // namespace cache
 
