@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "config/units.h"
+#include "exchange/background.h"
 #include "http/chunked.h"
 #include "http/path.h"
 #include "http/proxy_headers.h"
@@ -206,6 +207,7 @@ Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_r
   }
   if (status == filters::FilterStatus::kPause) return Step::kPaused;
   if (status == filters::FilterStatus::kRespond) {
+    if (ctx_.background >= 0) start_background(down);
     respond_with_reply();
     return Step::kDone;
   }
@@ -268,10 +270,9 @@ net::Task<filters::FilterStatus> Exchange::await_filter(const filters::Filter& f
   co_return status;
 }
 
-// Starts the upstream call: the upstream (a weighted split) here, the target in the client; then
-// the head to send. False, after answering 503, when no target takes the request.
-bool Exchange::start_upstream(Downstream& down) {
-  const auto& cfg = snap_->config;
+// The upstream call for the request: the upstream (a weighted split) here, the target later, in
+// the client.
+upstream::Call Exchange::make_call(Downstream& down) {
   const config::Route& route = *match_.route;
   const http::RequestHead& req = *req_;
   size_t index = route.to.size() == 1 ? route.to[0].upstream_index
@@ -296,22 +297,41 @@ bool Exchange::start_upstream(Downstream& down) {
   call.method = req.method;
   call.idempotency_key = !req.get("idempotency-key").empty();
   call.head_request = req.method == "HEAD";
+  call.body_framing = req.framing;
+  call.content_length = req.content_length;
+  call.max_body_bytes = ctx_.max_body_bytes;
+  call.stream_idle = snap_->config.server.timeouts.idle;
+  return call;
+}
+
+// Starts the upstream call, and writes the head to send. False, after answering 503, when no
+// target takes the request.
+bool Exchange::start_upstream(Downstream& down) {
+  const http::RequestHead& req = *req_;
+  upstream::Call call = make_call(down);
   // A body the filters watch goes upstream as they pass it on: chunked, its length theirs.
   body_filtered_ = ctx_.request_body_watchers && req.framing != http::Framing::kNone;
   if (body_filtered_) {
-    request_body_.start(down, req.framing, req.content_length, ctx_.max_body_bytes, route.filters,
-                        ctx_);
+    request_body_.start(down, req.framing, req.content_length, ctx_.max_body_bytes,
+                        match_.route->filters, ctx_);
+    call.body_framing = http::Framing::kChunked;
   }
-  call.body_framing = body_filtered_ ? http::Framing::kChunked : req.framing;
-  call.content_length = req.content_length;
-  call.max_body_bytes = ctx_.max_body_bytes;
-  call.stream_idle = cfg.server.timeouts.idle;
   if (!upstream_.start(call)) {
     answer_upstream_failure();
     return false;
   }
+  write_upstream_head(down, upstream_);
+  down.release_head();
+  req_ = nullptr;
+  return true;
+}
 
-  // The upstream request head, built now while the request head's views are valid.
+// The upstream request head, built while the request head's views are valid, into the client
+// (started: a request without Host gets its target's address).
+void Exchange::write_upstream_head(Downstream& down, upstream::Client& client) {
+  const auto& cfg = snap_->config;
+  const config::Route& route = *match_.route;
+  const http::RequestHead& req = *req_;
   target_out_.clear();
   std::string_view query = req.query;
   if (!ctx_.upstream_remove_query.empty()) {
@@ -321,7 +341,7 @@ bool Exchange::start_upstream(Downstream& down) {
   }
   router::rewrite_target(route, match_.captures, req.path, query, &target_out_);
   std::string_view host = route.rewrite.host ? std::string_view(*route.rewrite.host) : req.host;
-  if (host.empty()) host = upstream_.target_address();
+  if (host.empty()) host = client.target_address();
   http::ForwardInfo info;
   info.client_ip = down.peer_ip();
   info.peer_trusted = down.peer_trusted();
@@ -333,11 +353,27 @@ bool Exchange::start_upstream(Downstream& down) {
   info.add = &ctx_.upstream_add;
   info.remove = &ctx_.upstream_remove;
   info.body_rechunked = body_filtered_;
-  upstream_.head().clear();
-  http::build_upstream_request(req, info, &upstream_.head());
-  down.release_head();
-  req_ = nullptr;
-  return true;
+  client.head().clear();
+  http::build_upstream_request(req, info, &client.head());
+}
+
+// A filter answered, and asked for the request to go upstream anyway, in the background.
+void Exchange::start_background(Downstream& down) {
+  if (req_->framing != http::Framing::kNone) return;  // only requests without a body
+  filters::RequestContext bctx;
+  bctx.io = ctx_.io;
+  bctx.metrics = ctx_.metrics;
+  bctx.worker = ctx_.worker;
+  bctx.route = ctx_.route;
+  bctx.secure = ctx_.secure;
+  bctx.max_body_bytes = ctx_.max_body_bytes;
+  bctx.current = static_cast<size_t>(ctx_.background);
+  bctx.slots = std::move(ctx_.background_slots);
+  auto bg = std::make_shared<Background>(w_, view_, *match_.route->filters[bctx.current],
+                                         std::move(bctx));
+  if (!bg->client().start(make_call(down))) return;  // no target now: nothing to refresh with
+  write_upstream_head(down, bg->client());
+  bg->launch();
 }
 
 // Streams the upstream's response to the client through the codec, piece by piece as it arrives.

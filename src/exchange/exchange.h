@@ -101,6 +101,9 @@ class Exchange {
   Step run_filters(size_t from, filters::FilterStatus paused_result, Downstream& down);
   net::Task<filters::FilterStatus> await_filter(const filters::Filter& f);
   bool start_upstream(Downstream& down);  // the upstream, its client call, the head to send
+  upstream::Call make_call(Downstream& down);
+  void write_upstream_head(Downstream& down, upstream::Client& client);
+  void start_background(Downstream& down);  // a filter's refresh_in_background()
   net::Task<> relay_response(Downstream& down);
   net::Task<> relay_rewritten(Downstream& down);  // through the filters that watch the body
   bool rewrites_body() const;

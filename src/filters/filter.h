@@ -101,6 +101,8 @@ struct RequestContext {
   uint64_t response_body_taps = 0;      // bit i: filter i copies the response body
   bool secure = false;                  // the request came over TLS (its scheme is https)
   std::string_view cache_result;        // for the access log: what the cache did (hit, miss, ...)
+  int background = -1;                  // the filter that asked for a background request ...
+  Slots background_slots;               // ... and what it keeps for that request's response
 
   // The running filter reads the request body (call from on_request) or the response body and
   // trailers (from on_response). A route has at most one filter per plugin, far below 64.
@@ -110,6 +112,12 @@ struct RequestContext {
   // on_response): on_response_tap() sees its content, de-framed, piece by piece, but cannot
   // change it, so the relay keeps the upstream's framing (and its zero-copy path).
   void tap_response_body() { response_body_taps |= uint64_t{1} << current; }
+  // The running filter answers now (kRespond from on_request) and has the request sent upstream
+  // anyway, in the background, as it would have gone (with the upstream fields added so far):
+  // its own on_response (and body tap) then sees that response, in a context of its own whose
+  // slots are `background_slots`. For requests without a body: a cache's refresh of a stale
+  // entry it served (RFC 5861 stale-while-revalidate).
+  void refresh_in_background() { background = static_cast<int>(current); }
 
   // Records who the request is from and tells the upstream (X-Consumer-Name, -Groups).
   void identify(const Identity* who) {
@@ -124,6 +132,8 @@ struct RequestContext {
     request_body_watchers = response_body_watchers = response_body_taps = 0;
     secure = false;
     cache_result = {};
+    background = -1;
+    background_slots.clear();
     consumer = nullptr;
     slots.clear();
     status = 0;

@@ -4,7 +4,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startGatehouse, curl, httpGet } from './harness.mjs';
+import { startGatehouse, curl, httpGet, waitFor } from './harness.mjs';
 
 // path -> (req, res, n) where n counts that path's requests (from 1)
 const handlers = new Map();
@@ -529,4 +529,52 @@ test('coalescing off: each concurrent miss goes upstream', async () => {
   handlers.set(p, slow(200, { 'cache-control': 'max-age=60' }, 'alone'));
   await together(5, p);
   assert.equal(hits(p), 5);
+});
+
+test('stale-while-revalidate: the stale response is served at once, and one refresh goes in the background', async () => {
+  const p = fresh('swr');
+  handlers.set(p, (req, res, n) => {
+    if (n === 1) return answer(200, { 'cache-control': 'max-age=1, stale-while-revalidate=30', etag: '"w1"' }, 'old')(req, res);
+    // The refresh: slow, and conditional on the stored validator.
+    setTimeout(() => answer(200, { 'cache-control': 'max-age=60', etag: '"w2"' }, `new (asked with ${req.headers['if-none-match']})`)(req, res), 300);
+  });
+  await curl([gh.url(p)]);
+  await new Promise((r) => setTimeout(r, 2100));
+  const all = await together(10, p);
+  for (const r of all) {
+    assert.equal(r.body, 'old', 'served stale at once, not after the 300 ms refresh');
+    assert.match(r.headers['cache-status'], /^gatehouse; hit; ttl=-\d+; detail=stale-while-revalidate$/);
+  }
+  await waitFor(async () => /^new/.test((await curl([gh.url(p)])).body), 3000, 'the refreshed entry');
+  const r = await curl([gh.url(p)]);
+  assert.equal(r.body, 'new (asked with "w1")');
+  assert.match(cacheStatus(r), /hit; ttl=(60|59)$/);
+  assert.equal(hits(p), 2, 'one refresh for ten stale requests');
+});
+
+test('stale-while-revalidate: a 304 to the refresh freshens the entry', async () => {
+  const p = fresh('swr304');
+  handlers.set(p, (req, res, n) => (n === 1
+    ? answer(200, { 'cache-control': 'max-age=1, stale-while-revalidate=30', etag: '"s"' }, 'kept body')
+    : answer(304, { 'cache-control': 'max-age=60', etag: '"s"' }))(req, res));
+  await curl([gh.url(p)]);
+  await new Promise((r) => setTimeout(r, 2100));
+  assert.match(cacheStatus(await curl([gh.url(p)])), /stale-while-revalidate/);
+  await waitFor(async () => /hit; ttl=(60|59)$/.test(cacheStatus(await curl([gh.url(p)]))), 3000, 'freshened');
+  assert.equal((await curl([gh.url(p)])).body, 'kept body');
+  assert.equal(hits(p), 2);
+});
+
+test('stale-while-revalidate does not serve stale past its window, nor against must-revalidate', async () => {
+  const p = fresh('swr-past');
+  handlers.set(p, (req, res, n) => answer(200, { 'cache-control': 'max-age=1, stale-while-revalidate=1' }, `v${n}`)(req, res));
+  await curl([gh.url(p)]);
+  await new Promise((r) => setTimeout(r, 3100));
+  const r = await curl([gh.url(p)]);
+  assert.equal(r.body, 'v2', 'past max-age + stale-while-revalidate: fetched');
+  const q = fresh('swr-mr');
+  handlers.set(q, (req, res, n) => answer(200, { 'cache-control': 'max-age=1, stale-while-revalidate=30, must-revalidate' }, `v${n}`)(req, res));
+  await curl([gh.url(q)]);
+  await new Promise((r) => setTimeout(r, 2100));
+  assert.equal((await curl([gh.url(q)])).body, 'v2');
 });

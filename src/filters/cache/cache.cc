@@ -104,6 +104,7 @@ struct Pending {
   // Coalescing: the key of the flight this request leads (empty: none), or that it waited for.
   std::string flight;
   bool waited = false;
+  bool background = false;  // a stale-while-revalidate refresh, after the client was answered
 
   // The leader's response is stored, or will not be: the requests waiting for it go on.
   void land() {
@@ -247,6 +248,19 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
       -left <= rcc.max_stale && (rcc.max_age == kAbsent || age <= rcc.max_age))
     usable = true;
   p.status.ttl = left;
+  // RFC 5861 3: within stale-while-revalidate, the stale response is served at once and one
+  // refresh goes upstream in the background (the one that leads the key's flight).
+  if (!usable && left <= 0 && may_serve_stale && !rcc.no_cache && rcc.max_age == kAbsent &&
+      rcc.min_fresh == kAbsent && scc.stale_while_revalidate != kAbsent &&
+      -left <= scc.stale_while_revalidate && !p.head && ctx.io) {
+    if (flights().lead(p.variant_key)) start_refresh(ctx, p, entry);
+    CacheStatus st;
+    st.hit = true;
+    st.ttl = left;
+    st.detail = "stale-while-revalidate";
+    count(ctx, kStale);
+    return answer(ctx, conditions_of(*ctx.request), entry, st);
+  }
   if (usable) {
     CacheStatus st;
     st.hit = true;
@@ -273,15 +287,40 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   p.mode = Pending::Mode::kRevalidate;
   p.status.fwd =
       rcc.no_cache || rcc.max_age != kAbsent || rcc.min_fresh != kAbsent ? "request" : "stale";
-  ctx.upstream_remove.emplace_back("if-none-match");
-  ctx.upstream_remove.emplace_back("if-modified-since");
-  ctx.upstream_remove.emplace_back("if-match");
-  ctx.upstream_remove.emplace_back("if-unmodified-since");
-  ctx.upstream_remove.emplace_back("if-range");
-  if (!entry->etag.empty()) ctx.upstream_add.emplace_back("If-None-Match", entry->etag);
-  if (auto lm = entry->get("last-modified"); !lm.empty())
-    ctx.upstream_add.emplace_back("If-Modified-Since", std::string(lm));
+  add_validators(ctx, *entry);
   return go_forward(ctx, p);
+}
+
+// The request made conditional on the stored validators (RFC 9111 4.3.1), instead of the
+// client's own conditions, which are the cache's to answer.
+void Cache::add_validators(RequestContext& ctx, const Entry& entry) const {
+  for (const char* name :
+       {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range"})
+    ctx.upstream_remove.emplace_back(name);
+  if (!entry.etag.empty()) ctx.upstream_add.emplace_back("If-None-Match", entry.etag);
+  if (auto lm = entry.get("last-modified"); !lm.empty())
+    ctx.upstream_add.emplace_back("If-Modified-Since", std::string(lm));
+}
+
+// The stale `entry` is served; a conditional request refreshes it in the background, and lands
+// the key's flight (which the caller leads) when its response is stored or is not.
+void Cache::start_refresh(RequestContext& ctx, const Pending& p,
+                          const MemoryStore::Ptr& entry) const {
+  auto bg = std::make_shared<Pending>();
+  bg->mode = Pending::Mode::kRevalidate;
+  bg->background = true;
+  bg->key = p.key;
+  bg->scheme_host = p.scheme_host;
+  bg->variant_key = p.variant_key;
+  bg->flight = p.variant_key;
+  bg->stale = entry;
+  bg->request_cc = p.request_cc;
+  bg->authorization = p.authorization;
+  bg->request_time = Clock::now();
+  keep_request_fields(ctx, *bg);
+  ctx.background_slots.set(kPending, std::move(bg));
+  add_validators(ctx, *entry);
+  ctx.refresh_in_background();
 }
 
 // The request goes upstream: the first for its key leads the flight; the others wait for it
@@ -398,7 +437,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
       // answered with the stale response within stale-if-error, the response's or the
       // request's.
       const bool failed = !resp || resp->status >= 500;
-      if (failed) {
+      if (failed && !p.background) {
         const auto now = Clock::now();
         const int64_t stale_for = http::current_age(stale.times, now) - stale.lifetime;
         const int64_t allowed = std::max(stale.cc.stale_if_error, p.request_cc.stale_if_error);
@@ -415,7 +454,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
           return answer(ctx, conditions_of(p.request_fields), p.stale, st);
         }
       }
-      count(ctx, kMiss);  // the stored response could not be used
+      if (!p.background) count(ctx, kMiss);  // the stored response could not be used
       [[fallthrough]];
     }
     case Pending::Mode::kMiss:

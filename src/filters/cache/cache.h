@@ -68,6 +68,8 @@ class Cache final : public Filter {
   std::string primary_key(const RequestContext& ctx) const;
   FilterStatus lookup(RequestContext& ctx, Pending& p) const;
   FilterStatus go_forward(RequestContext& ctx, Pending& p) const;
+  void start_refresh(RequestContext& ctx, const Pending& p, const MemoryStore::Ptr& entry) const;
+  void add_validators(RequestContext& ctx, const Entry& entry) const;
   void keep_request_fields(const RequestContext& ctx, Pending& p) const;
   // Answers from `entry` (a hit, a freshened entry, or a stale one): 304 when the request's own
   // conditions say so.
