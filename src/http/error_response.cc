@@ -63,7 +63,9 @@ void build_error_response(const ErrorResponse& e, std::string_view request_id_he
     json += "\"}\n";
   }
   const bool own_body = e.body || e.shared_body;
-  const std::string& body = e.shared_body ? *e.shared_body : e.body ? *e.body : json;
+  const std::string_view body = e.shared_body ? e.shared()
+                                : e.body      ? std::string_view(*e.body)
+                                              : json;
   out->append("HTTP/1.1 ").append(std::to_string(e.status)).append(" ");
   out->append(reason_phrase(e.status)).append("\r\n");
   // An answer whose fields name its type (a stored response's) gets no other.

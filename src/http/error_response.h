@@ -24,6 +24,15 @@ struct ErrorResponse {
   // A body someone else holds and shares (a stored response): written after the head without
   // being copied into it, so build_error_response() writes the head alone, with its length.
   std::shared_ptr<const std::string> shared_body;
+  // The part of it that is the answer's body (a byte range of a stored response): from
+  // `shared_first`, at most `shared_size` bytes.
+  size_t shared_first = 0;
+  size_t shared_size = std::string::npos;
+
+  std::string_view shared() const {
+    return shared_body ? std::string_view(*shared_body).substr(shared_first, shared_size)
+                       : std::string_view();
+  }
 
   // Back to a default-constructed answer, keeping the strings' storage (called once per request,
   // where assigning a fresh ErrorResponse would build and destroy five members).
@@ -35,6 +44,8 @@ struct ErrorResponse {
     body.reset();
     content_type.clear();
     shared_body.reset();
+    shared_first = 0;
+    shared_size = std::string::npos;
   }
 };
 

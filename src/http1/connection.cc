@@ -479,7 +479,7 @@ net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view re
                              close_after_, req_is_head_, &s_->head_out);
   set_deadline(Phase::kSend, snap_->config.server.timeouts.send);
   // A shared body goes after the head in the same write, never copied into it.
-  std::string_view shared = e.shared_body && !req_is_head_ ? *e.shared_body : std::string_view();
+  std::string_view shared = req_is_head_ ? std::string_view() : e.shared();
   co_await write_client(s_->head_out, shared);
   response_started_ = true;
 }

@@ -578,3 +578,68 @@ test('stale-while-revalidate does not serve stale past its window, nor against m
   await new Promise((r) => setTimeout(r, 2100));
   assert.equal((await curl([gh.url(q)])).body, 'v2');
 });
+
+test('Range: a stored response answers one range (206), several (multipart/byteranges), or 416', async () => {
+  const p = fresh('range');
+  const body = '0123456789abcdefghij';  // 20 bytes
+  handlers.set(p, answer(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain', etag: '"r1"', 'last-modified': new Date(Date.now() - 3600e3).toUTCString() }, body));
+  const full = await curl([gh.url(p)]);
+  assert.equal(full.headers['accept-ranges'], undefined, 'the origin said nothing of ranges');
+  const whole = await curl([gh.url(p)]);
+  assert.equal(whole.headers['accept-ranges'][0], 'bytes', 'a stored response can be asked for ranges');
+
+  const one = await curl([gh.url(p), '-H', 'Range: bytes=5-9']);
+  assert.equal(one.status, 206);
+  assert.equal(one.body, '56789');
+  assert.equal(one.headers['content-range'][0], 'bytes 5-9/20');
+  assert.equal(one.headers['content-length'][0], '5');
+  assert.match(cacheStatus(one), /hit/);
+
+  const suffix = await curl([gh.url(p), '-H', 'Range: bytes=-3']);
+  assert.equal(suffix.body, 'hij');
+  assert.equal(suffix.headers['content-range'][0], 'bytes 17-19/20');
+
+  const many = await curl([gh.url(p), '-H', 'Range: bytes=0-1, 10-11']);
+  assert.equal(many.status, 206);
+  const type = many.headers['content-type'][0];
+  const m = type.match(/^multipart\/byteranges; boundary=(\S+)$/);
+  assert.ok(m, type);
+  const b = m[1];
+  assert.equal(many.body,
+    `--${b}\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/20\r\n\r\n01\r\n` +
+    `--${b}\r\nContent-Type: text/plain\r\nContent-Range: bytes 10-11/20\r\n\r\nab\r\n--${b}--\r\n`);
+
+  const none = await curl([gh.url(p), '-H', 'Range: bytes=50-60']);
+  assert.equal(none.status, 416);
+  assert.equal(none.headers['content-range'][0], 'bytes */20');
+
+  const malformed = await curl([gh.url(p), '-H', 'Range: bytes=x-y']);
+  assert.equal(malformed.status, 200, 'a Range that cannot be read is ignored');
+  assert.equal(malformed.body, body);
+
+  const ifRange = await curl([gh.url(p), '-H', 'Range: bytes=0-3', '-H', 'If-Range: "r1"']);
+  assert.equal(ifRange.status, 206);
+  const stale = await curl([gh.url(p), '-H', 'Range: bytes=0-3', '-H', 'If-Range: "old"']);
+  assert.equal(stale.status, 200, 'If-Range with another validator: the whole response');
+  assert.equal(stale.body, body);
+
+  const head = await curl(['-I', '-o', '/dev/null', gh.url(p), '-H', 'Range: bytes=0-3']);
+  assert.equal(head.status, 200, 'Range is for GET only');
+  assert.equal(hits(p), 1, 'every answer came from the one stored response');
+});
+
+test('Range on a miss goes to the origin as asked, and its 206 is not stored', async () => {
+  const p = fresh('range-miss');
+  handlers.set(p, (req, res) => (req.headers.range
+    ? answer(206, { 'cache-control': 'max-age=60', 'content-range': 'bytes 0-1/4' }, 'ab')
+    : answer(200, { 'cache-control': 'max-age=60' }, 'abcd'))(req, res));
+  const r = await curl([gh.url(p), '-H', 'Range: bytes=0-1']);
+  assert.equal(r.status, 206);
+  assert.equal(lastSeen(p).headers.range, 'bytes=0-1');
+  const full = await curl([gh.url(p)]);
+  assert.equal(full.body, 'abcd');
+  assert.equal(hits(p), 2);
+  const cached = await curl([gh.url(p), '-H', 'Range: bytes=2-3']);
+  assert.equal(cached.body, 'cd');
+  assert.equal(hits(p), 2);
+});

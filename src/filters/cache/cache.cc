@@ -5,12 +5,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
+#include <random>
 
 #include "config/shared_by_key.h"
 #include "filters/registry.h"
 #include "http/conditional.h"
 #include "http/error_response.h"
 #include "http/parser.h"
+#include "http/range.h"
 #include "observe/metrics.h"
 
 namespace gatehouse::filters {
@@ -115,9 +117,12 @@ struct Pending {
   ~Pending() { land(); }
 };
 // The request's own conditions (RFC 9110 13.1.2, 13.1.3), from its fields.
+// With the byte range it asks for (RFC 9110 14.2: for GET only), and If-Range (13.1.5).
 struct Conditions {
   std::vector<std::string_view> if_none_match;
   std::string_view if_modified_since;
+  std::string_view range;  // empty: none, or not one Range field
+  std::string_view if_range;
 };
 
 namespace {
@@ -129,23 +134,75 @@ Pending* pending(RequestContext& ctx) {
 }
 
 template <class Fields, class NameOf, class ValueOf>
-Conditions conditions_of(const Fields& fields, NameOf name_of, ValueOf value_of) {
+Conditions conditions_of(const Fields& fields, NameOf name_of, ValueOf value_of, bool get) {
   Conditions c;
+  int ranges = 0;
   for (const auto& f : fields) {
-    if (http::iequals(name_of(f), "if-none-match")) c.if_none_match.push_back(value_of(f));
-    if (http::iequals(name_of(f), "if-modified-since")) c.if_modified_since = value_of(f);
+    auto name = name_of(f);
+    if (http::iequals(name, "if-none-match")) c.if_none_match.push_back(value_of(f));
+    if (http::iequals(name, "if-modified-since")) c.if_modified_since = value_of(f);
+    if (http::iequals(name, "if-range")) c.if_range = value_of(f);
+    if (http::iequals(name, "range") && ranges++ == 0) c.range = value_of(f);
   }
+  if (!get || ranges > 1) c.range = {};
   return c;
 }
 Conditions conditions_of(const http::RequestHead& req) {
   return conditions_of(
       req.headers, [](const http::Header& h) { return h.name; },
-      [](const http::Header& h) { return h.value; });
+      [](const http::Header& h) { return h.value; }, req.method == "GET");
 }
-Conditions conditions_of(const http::HeaderList& fields) {
+Conditions conditions_of(const Pending& p) {
   return conditions_of(
-      fields, [](const auto& f) -> std::string_view { return f.first; },
-      [](const auto& f) -> std::string_view { return f.second; });
+      p.request_fields, [](const auto& f) -> std::string_view { return f.first; },
+      [](const auto& f) -> std::string_view { return f.second; }, !p.head);
+}
+
+// A multipart boundary (RFC 2046 5.1.1) that does not occur in `body`.
+std::string boundary_for(std::string_view body) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  while (true) {
+    std::string b = "gatehouse-";
+    for (uint64_t bits = rng(), i = 0; i < 16; ++i, bits >>= 4) b += kHex[bits & 15];
+    if (body.find(b) == std::string_view::npos) return b;
+  }
+}
+
+// The answer to a Range request from a stored 200 (RFC 9110 14.2-14.6): a 206 with one range
+// (a slice of the shared body, never copied) or several (multipart/byteranges), or a 416; a
+// Range the server may ignore leaves the whole response.
+void answer_range(std::string_view range, const Entry& e, http::ErrorResponse* reply) {
+  const std::string& body = *e.body;
+  std::vector<http::ByteRange> ranges;
+  switch (http::parse_range(range, body.size(), &ranges)) {
+    case http::RangeVerdict::kIgnore:
+      return;
+    case http::RangeVerdict::kUnsatisfiable:
+      reply->status = 416;
+      reply->code = "range_not_satisfiable";
+      reply->message =
+          "no range of the " + std::to_string(body.size()) + "-byte response asked for";
+      reply->shared_body.reset();
+      reply->headers.clear();
+      reply->headers.emplace_back("Content-Range", http::unsatisfied_range(body.size()));
+      return;
+    case http::RangeVerdict::kSatisfiable:
+      break;
+  }
+  reply->status = 206;
+  if (ranges.size() == 1) {
+    reply->shared_first = ranges[0].first;
+    reply->shared_size = ranges[0].size();
+    reply->headers.emplace_back("Content-Range", http::content_range(ranges[0], body.size()));
+    return;
+  }
+  std::string boundary = boundary_for(body);
+  reply->body = http::byteranges_body(body, ranges, e.get("content-type"), boundary);
+  reply->shared_body.reset();
+  std::erase_if(reply->headers,
+                [](const auto& h) { return http::iequals(h.first, "content-type"); });
+  reply->headers.emplace_back("Content-Type", "multipart/byteranges; boundary=" + boundary);
 }
 }  // namespace
 
@@ -326,7 +383,9 @@ void Cache::start_refresh(RequestContext& ctx, const Pending& p,
 // The request goes upstream: the first for its key leads the flight; the others wait for it
 // (resume()), at most coalesce_timeout, then look the key up again.
 FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
-  if (s_.coalesce && !p.waited && !p.head && !p.request_cc.no_store && ctx.io) {
+  // A request for a byte range gets a 206, never stored: it neither leads nor waits.
+  if (s_.coalesce && !p.waited && !p.head && !p.request_cc.no_store && ctx.io &&
+      ctx.request->get("range").empty()) {
     if (!flights().lead(p.variant_key)) return FilterStatus::kPause;
     p.flight = p.variant_key;
   }
@@ -398,6 +457,15 @@ FilterStatus Cache::answer(RequestContext& ctx, const Conditions& c, const Memor
   } else {
     reply.headers = entry->headers;
     reply.shared_body = entry->body;
+    if (entry->status == 200 && entry->body) {
+      // A stored complete response answers byte ranges itself (RFC 9110 14).
+      if (entry->get("accept-ranges").empty()) reply.headers.emplace_back("Accept-Ranges", "bytes");
+      if (!c.range.empty() &&
+          (c.if_range.empty() ||
+           http::if_range_allows(c.if_range, entry->etag, entry->times.last_modified,
+                                 entry->times.date)))
+        answer_range(c.range, *entry, &reply);
+    }
   }
   reply.headers.emplace_back("Age", std::to_string(http::current_age(entry->times, now)));
   reply.headers.emplace_back("Cache-Status", format_cache_status("gatehouse", status));
@@ -431,7 +499,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
         st.fwd = p.status.fwd;
         st.fwd_status = 304;
         st.ttl = fresh->lifetime - http::current_age(fresh->times, Clock::now());
-        return answer(ctx, conditions_of(p.request_fields), fresh, st);
+        return answer(ctx, conditions_of(p), fresh, st);
       }
       // RFC 5861 4: a failed revalidation (the origin's 5xx, or no answer at all) may be
       // answered with the stale response within stale-if-error, the response's or the
@@ -451,7 +519,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
           count(ctx, kStale);
           ctx.reply.clear();
           p.land();
-          return answer(ctx, conditions_of(p.request_fields), p.stale, st);
+          return answer(ctx, conditions_of(p), p.stale, st);
         }
       }
       if (!p.background) count(ctx, kMiss);  // the stored response could not be used
