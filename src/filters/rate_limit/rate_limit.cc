@@ -5,17 +5,16 @@
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <chrono>
-#include <map>
 #include <span>
 #include <variant>
 
 #include "crypto/digest.h"
 #include "filters/jwt_auth/claims.h"
+#include "filters/redis_clients.h"
 #include "jwt/jwt.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
 #include "redis/client.h"
-#include "tls/client_context.h"
 
 namespace gatehouse::filters {
 namespace {
@@ -337,42 +336,6 @@ return out
   return script;
 }
 
-// This worker's Redis clients, by URL, in its filter state: released (stopped) when the worker
-// drains. A client is made on the worker's first cluster decision and connects in the
-// background; until its first connection is up (`since` tells how long it has tried), decisions
-// wait for it within redis.timeout instead of falling back at once.
-struct ThreadClient {
-  std::unique_ptr<redis::Client> client;
-  std::chrono::steady_clock::time_point since;
-};
-struct RedisClients {
-  std::map<std::string, ThreadClient> by_key;
-  ~RedisClients() {
-    for (auto& [key, c] : by_key) c.client->stop();
-  }
-};
-const SlotKey<RedisClients> kRedisClients{"rate_limit.redis_clients"};
-
-ThreadClient* client_for(WorkerState& state, boost::asio::io_context& io,
-                         const config::Redis& cfg) {
-  // A reload that changes the TLS settings (or the CA file's contents) gets a new client.
-  std::string key =
-      (cfg.cluster ? "cluster " : "") + (cfg.tls ? cfg.url + " " + cfg.tls->identity() : cfg.url);
-  for (const auto& [host, port] : cfg.sentinels)
-    key += " sentinel " + host + ":" + std::to_string(port);
-  auto& c = state.get(kRedisClients).by_key[key];
-  if (!c.client) {
-    auto endpoint = redis::parse_url(cfg.url, nullptr);
-    if (!endpoint || (endpoint->tls && !cfg.tls)) return nullptr;  // checked at config load
-    endpoint->tls_context = cfg.tls;
-    endpoint->cluster = cfg.cluster;
-    endpoint->sentinels = cfg.sentinels;
-    c.client = std::make_unique<redis::Client>(io, *endpoint, cfg.connections);
-    c.since = std::chrono::steady_clock::now();
-  }
-  return &c;
-}
-
 bool parse_decision(const redis::Result& r, size_t limits, bool* allowed,
                     std::vector<gcra::Decision>* out) {
   const auto* reply = std::get_if<redis::Reply>(&r);
@@ -394,21 +357,16 @@ bool parse_decision(const redis::Result& r, size_t limits, bool* allowed,
 }  // namespace
 
 void RateLimit::resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
-  ThreadClient* tc = ctx.io && ctx.worker ? client_for(*ctx.worker, *ctx.io, s_.redis) : nullptr;
-  if (!tc) return done(redis_failed(ctx));
-  if (!tc->client->connected()) {
-    // Still making its first connection: wait a little, within the decision's time budget.
-    auto waited = std::chrono::steady_clock::now() - tc->since;
-    if (waited < s_.redis.timeout) {
-      auto timer =
-          std::make_shared<boost::asio::steady_timer>(*ctx.io, std::chrono::milliseconds(2));
-      timer->async_wait([this, &ctx, timer, done = std::move(done)](
-                            boost::system::error_code) mutable { resume(ctx, std::move(done)); });
-      return;
-    }
-    return done(redis_failed(ctx));
-  }
-  redis::Client* client = tc->client.get();
+  if (!ctx.io || !ctx.worker) return done(redis_failed(ctx));
+  with_redis(*ctx.worker, *ctx.io, s_.redis,
+             [this, &ctx, done = std::move(done)](redis::Client* client) mutable {
+               if (!client) return done(redis_failed(ctx));
+               decide_in_redis(ctx, *client, std::move(done));
+             });
+}
+
+void RateLimit::decide_in_redis(RequestContext& ctx, redis::Client& client,
+                                std::function<void(FilterStatus)> done) const {
   // One hash tag for all of a key's limits: one slot, so a Redis Cluster runs the script too.
   std::string base = s_.redis_prefix + "{" + key_of(ctx) + "}:";
   std::array<std::string, Limiter::kMaxLimits> keys, args;
@@ -425,7 +383,7 @@ void RateLimit::resume(RequestContext& ctx, std::function<void(FilterStatus)> do
     arg_views[2 * i + 1] = arg_text[2 * i + 1];
   }
   auto start = std::chrono::steady_clock::now();
-  client->eval(
+  client.eval(
       gcra_script(), std::span<const std::string_view>(key_views.data(), n),
       std::span<const std::string_view>(arg_views.data(), 2 * n), s_.redis.timeout,
       [this, &ctx, start, done = std::move(done)](redis::Result r) {

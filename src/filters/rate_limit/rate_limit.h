@@ -21,6 +21,9 @@
 namespace gatehouse::observe {
 struct Family;
 }
+namespace gatehouse::redis {
+class Client;
+}
 
 namespace gatehouse::filters {
 
@@ -49,6 +52,8 @@ class RateLimit final : public Filter {
   std::string key_of(const RequestContext& ctx) const;  // at most about 64 bytes
   std::string raw_key_of(const RequestContext& ctx) const;
   FilterStatus decide_locally(RequestContext& ctx) const;
+  void decide_in_redis(RequestContext& ctx, redis::Client& client,
+                       std::function<void(FilterStatus)> done) const;
   FilterStatus answer(RequestContext& ctx, bool allowed,
                       const std::vector<gcra::Decision>& d) const;
   FilterStatus redis_failed(RequestContext& ctx) const;  // the on_error policy
