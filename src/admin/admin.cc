@@ -159,7 +159,7 @@ net::Task<> AdminServer::serve(net::Socket socket) {
         auto [ok, answer] = handler_.reload();
         out = response(ok ? 200 : 400, "application/json", answer);
       } else if (path == "/cache/purge" && method == "POST") {
-        auto [status, answer] = handler_.purge_cache(body);
+        auto [status, answer] = co_await handler_.purge_cache(body);
         out = response(status, "application/json", answer);
       } else if (path == "/healthz" || path == "/readyz" || path == "/status" ||
                  path == "/metrics" || path == "/reload" || path == "/cache/purge") {

@@ -24,7 +24,7 @@ class AdminHandler {
   // Reloads the config file: {true, JSON with the new version} or {false, JSON with the errors}.
   virtual std::pair<bool, std::string> reload() = 0;
   // POST /cache/purge with its JSON body: the status and the JSON answer.
-  virtual std::pair<int, std::string> purge_cache(std::string_view body) = 0;
+  virtual net::Task<std::pair<int, std::string>> purge_cache(std::string_view body) = 0;
 };
 
 class AdminServer {

@@ -94,7 +94,14 @@ std::optional<SocketAddress> Loader::address(const YAML::Node& n, const std::str
 }
 
 void Loader::cache(const YAML::Node& n, CacheStore* out) {
-  if (!r_.check_map(n, "cache", {"max_size", "max_object_size"})) return;
+  if (!r_.check_map(n, "cache", {"max_size", "max_object_size", "shared_max_object_size"})) return;
+  if (auto v = n["shared_max_object_size"]) {
+    if (auto size = r_.size(v, "cache.shared_max_object_size")) {
+      if (*size == 0 || *size > (512u << 20))
+        r_.error(v, "cache.shared_max_object_size", "must be more than 0 and at most 512MiB");
+      out->shared_max_object_size = *size;
+    }
+  }
   if (auto v = n["max_size"]) {
     if (auto size = r_.size(v, "cache.max_size")) {
       if (*size < (1u << 20))

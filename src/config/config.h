@@ -94,8 +94,9 @@ struct Redis {
 // The response cache's in-memory store, one per process; the route plugin `cache` says what a
 // route stores in it (filters/cache/).
 struct CacheStore {
-  uint64_t max_size = 256ull << 20;       // bytes of entries (fields, bodies, bookkeeping)
-  uint64_t max_object_size = 8ull << 20;  // the largest entry; at most max_size / 16
+  uint64_t max_size = 256ull << 20;              // bytes of entries (fields, bodies, bookkeeping)
+  uint64_t max_object_size = 8ull << 20;         // the largest entry; at most max_size / 16
+  uint64_t shared_max_object_size = 1ull << 20;  // the largest entry kept in Redis (tier: redis)
 };
 
 struct Observability {

@@ -55,10 +55,10 @@ void with_redis(WorkerState& state, boost::asio::io_context& io, const config::R
   if (std::chrono::steady_clock::now() - tc->since >= cfg.timeout) return ready(nullptr);
   // Still making its first connection: look again in a moment.
   auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(2));
-  timer->async_wait([&state, &io, &cfg, timer, ready = std::move(ready)](
-                        boost::system::error_code) mutable {
-    with_redis(state, io, cfg, std::move(ready));
-  });
+  timer->async_wait(
+      [&state, &io, &cfg, timer, ready = std::move(ready)](boost::system::error_code) mutable {
+        with_redis(state, io, cfg, std::move(ready));
+      });
 }
 
 }  // namespace gatehouse::filters

@@ -94,8 +94,9 @@ std::vector<const observe::Family*> metric_families() {
 
 std::vector<observe::ProcessMetrics::Value> plugin_values() { return cache::process_values(); }
 
-std::pair<int, std::string> purge_cache(std::string_view json_body) {
-  return cache::purge_from_json(json_body);
+void purge_cache(std::string_view json_body, boost::asio::io_context& io,
+                 std::function<void(int, std::string)> done) {
+  cache::purge_from_json(json_body, io, std::move(done));
 }
 
 int filter_phase(std::string_view name) {

@@ -2,6 +2,7 @@
 // Used at config load only.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -41,9 +42,11 @@ std::vector<const observe::Family*> metric_families();
 // The process-wide values the plugins keep (the cache's stored bytes and entries), now.
 std::vector<observe::ProcessMetrics::Value> plugin_values();
 
-// The admin API's POST /cache/purge: its JSON body ({"url": U} | {"prefix": P} | {"tag": T})
-// applied to the response cache; the status and the JSON answer.
-std::pair<int, std::string> purge_cache(std::string_view json_body);
+// The admin API's POST /cache/purge, on the main thread's `io`: its JSON body ({"url": U} |
+// {"prefix": P} | {"tag": T}) applied to the response cache's tiers; `done` gets the status and
+// the JSON answer.
+void purge_cache(std::string_view json_body, boost::asio::io_context& io,
+                 std::function<void(int, std::string)> done);
 
 // Work plugins do off the request path (fetching JWKS), on the main thread's io_context, for
 // every config loaded from now on. stop() ends it so that the io_context can return.

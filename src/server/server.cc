@@ -366,8 +366,17 @@ class Server final : public admin::AdminHandler {
     co_return j;
   }
 
-  std::pair<int, std::string> purge_cache(std::string_view body) override {
-    return filters::purge_cache(body);
+  net::Task<std::pair<int, std::string>> purge_cache(std::string_view body) override {
+    auto token = net::use_task;
+    auto [status, json] =
+        co_await net::asio::async_initiate<decltype(token), void(int, std::string)>(
+            [&](auto handler) {
+              auto h = std::make_shared<decltype(handler)>(std::move(handler));
+              filters::purge_cache(body, main_io_,
+                                   [h](int s, std::string j) { std::move (*h)(s, std::move(j)); });
+            },
+            token);
+    co_return std::pair<int, std::string>{status, std::move(json)};
   }
 
   std::pair<bool, std::string> reload() override {

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
 #include <random>
+#include <variant>
 
 #include "config/shared_by_key.h"
 #include "filters/registry.h"
@@ -27,24 +28,6 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 constexpr int64_t kAbsent = http::CacheControl::kAbsent;
-
-// Separators inside a key: after the URL, each configured extra ("\x1e" name=value), then a
-// variant's Vary values ("\x1f" ...). Neither byte can appear in a request target or a field
-// value the parser accepts, so a key cannot be forged from another request's parts.
-constexpr char kExtra = '\x1e';
-constexpr char kVariant = '\x1f';
-
-// The URL part of a key (scheme://host/path?query).
-std::string_view url_of(std::string_view key) {
-  return key.substr(0, std::min(key.find(kExtra), key.find(kVariant)));
-}
-
-// The path and query of a key's URL.
-std::string_view path_of(std::string_view url) {
-  auto authority = url.find("://");
-  auto slash = authority == std::string_view::npos ? 0 : url.find('/', authority + 3);
-  return slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
-}
 
 // Metrics: what the cache did with each request of a route.
 constexpr std::array<std::string_view, 6> kResults = {"hit",         "miss",   "stale",
@@ -106,6 +89,10 @@ struct Pending {
   // Coalescing: the key of the flight this request leads (empty: none), or that it waited for.
   std::string flight;
   bool waited = false;
+  // The shared tier: asked once, on a memory miss; `from_shared`: what it had was found.
+  bool shared_checked = false;
+  bool from_shared = false;
+  enum class Await { kShared, kFlight } await = Await::kShared;  // what a pause waits for
   bool background = false;  // a stale-while-revalidate refresh, after the client was answered
 
   // The leader's response is stored, or will not be: the requests waiting for it go on.
@@ -276,6 +263,10 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   if (entry && p.authorization &&
       !(entry->cc.public_ || entry->cc.s_maxage != kAbsent || entry->cc.must_revalidate))
     entry = nullptr;
+  if (!entry && s_.shared && !p.shared_checked && ctx.io) {
+    p.await = Pending::Await::kShared;  // resume() asks Redis
+    return FilterStatus::kPause;
+  }
   if (!entry) {
     if (p.request_cc.only_if_cached) {  // 5.2.1.7
       ctx.reply.status = 504;
@@ -323,6 +314,7 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
     st.hit = true;
     st.ttl = left;
     st.collapsed = p.waited;
+    if (p.from_shared) st.detail = "redis";
     count(ctx, p.waited ? kCollapsed : left > 0 ? kHit : kStale);
     return answer(ctx, conditions_of(*ctx.request), entry, st);
   }
@@ -386,7 +378,10 @@ FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
   // A request for a byte range gets a 206, never stored: it neither leads nor waits.
   if (s_.coalesce && !p.waited && !p.head && !p.request_cc.no_store && ctx.io &&
       ctx.request->get("range").empty()) {
-    if (!flights().lead(p.variant_key)) return FilterStatus::kPause;
+    if (!flights().lead(p.variant_key)) {
+      p.await = Pending::Await::kFlight;
+      return FilterStatus::kPause;
+    }
     p.flight = p.variant_key;
   }
   // A revalidation is counted by its outcome, in the response phase.
@@ -395,6 +390,45 @@ FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
 }
 
 void Cache::resume(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
+  if (pending(ctx)->await == Pending::Await::kShared)
+    fetch_shared(ctx, std::move(done));
+  else
+    wait_for_flight(ctx, std::move(done));
+}
+
+// After a pause: a lookup's result, which may be another pause (a flight to wait for).
+void Cache::go_on(RequestContext& ctx, FilterStatus status,
+                  std::function<void(FilterStatus)> done) const {
+  Pending& p = *pending(ctx);
+  if (status == FilterStatus::kPause) return resume(ctx, std::move(done));
+  if (status == FilterStatus::kContinue) keep_request_fields(ctx, p);
+  done(status);
+}
+
+// A memory miss asks the shared tier: the entry (after the Vary marker, when there is one) is
+// copied into memory, and the lookup runs again.
+void Cache::fetch_shared(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
+  Pending& p = *pending(ctx);
+  p.shared_checked = true;
+  s_.shared->fetch(ctx, p.variant_key, [this, &ctx, done = std::move(done)](auto bytes) mutable {
+    Pending& p = *pending(ctx);
+    std::shared_ptr<Entry> e = bytes ? decode_entry(*bytes, s_.rules) : nullptr;
+    if (e && e->status == 0 && p.variant_key == p.key) {
+      // A marker: the variant this request selects is stored under its own key.
+      store_->insert(p.key, e, e->cost());
+      p.variant_key = p.key + kVariant + vary_key(e->vary, *ctx.request);
+      p.shared_checked = false;
+      return fetch_shared(ctx, std::move(done));
+    }
+    if (e && e->status != 0) {
+      store_->insert(p.variant_key, e, e->cost());
+      p.from_shared = true;
+    }
+    go_on(ctx, lookup(ctx, p), std::move(done));
+  });
+}
+
+void Cache::wait_for_flight(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
   struct Wait {
     explicit Wait(boost::asio::io_context& io) : timer(io) {}
     boost::asio::steady_timer timer;
@@ -404,7 +438,7 @@ void Cache::resume(RequestContext& ctx, std::function<void(FilterStatus)> done) 
   auto wait = std::make_shared<Wait>(*ctx.io);
   wait->done = std::move(done);
   // Runs once, on this worker: the flight landed (or none was in the air), or the wait timed out.
-  auto go_on = [this, &ctx, wait](bool landed) {
+  auto landed_or_not = [this, &ctx, wait](bool landed) {
     if (wait->over) return;
     wait->over = true;
     wait->timer.cancel();
@@ -418,14 +452,13 @@ void Cache::resume(RequestContext& ctx, std::function<void(FilterStatus)> done) 
       if (p.mode != Pending::Mode::kRevalidate) count(ctx, kMiss);
       status = FilterStatus::kContinue;
     }
-    if (status == FilterStatus::kContinue) keep_request_fields(ctx, p);
-    wait->done(status);
+    go_on(ctx, status, std::move(wait->done));
   };
-  if (!flights().join(pending(ctx)->variant_key, *ctx.io, [go_on] { go_on(true); }))
-    return go_on(true);
+  if (!flights().join(pending(ctx)->variant_key, *ctx.io, [landed_or_not] { landed_or_not(true); }))
+    return landed_or_not(true);
   wait->timer.expires_after(s_.coalesce_timeout);
-  wait->timer.async_wait([go_on](boost::system::error_code ec) {
-    if (!ec) go_on(false);
+  wait->timer.async_wait([landed_or_not](boost::system::error_code ec) {
+    if (!ec) landed_or_not(false);
   });
 }
 
@@ -492,6 +525,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
         // 4.3.3, 4.3.4: the stored response, freshened by the 304's fields.
         MemoryStore::Ptr fresh = freshen(stale, *resp, p.request_time, Clock::now(), s_.rules);
         store_->insert(p.variant_key, fresh, fresh->cost());
+        if (s_.shared) s_.shared->put(ctx, p.variant_key, *fresh);
         p.land();
         ctx.metrics->count(kStored, ctx.route->name);
         count(ctx, kRevalidated);
@@ -607,10 +641,15 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
     auto marker = std::make_shared<Entry>();
     marker->status = 0;
     marker->vary = entry->vary;
+    std::string names;
+    for (const auto& n : entry->vary.names) names += (names.empty() ? "" : ", ") + n;
+    marker->headers.emplace_back("Vary", std::move(names));
     store_->insert(p.key, marker, marker->cost());
+    if (s_.shared) s_.shared->put(ctx, p.key, *marker);
   }
   if (store_->insert(p.variant_key, entry, entry->cost()))
     ctx.metrics->count(kStored, ctx.route->name);
+  if (s_.shared) s_.shared->put(ctx, p.variant_key, *entry);
   p.land();
 }
 
@@ -631,6 +670,7 @@ void Cache::invalidate(RequestContext& ctx, const Pending& p) const {
     auto url = url_of(key);
     return std::find(urls.begin(), urls.end(), url) != urls.end();
   });
+  if (s_.shared) s_.shared->drop(ctx, urls);
 }
 
 void Cache::count(RequestContext& ctx, size_t event) const {
@@ -647,23 +687,17 @@ size_t purge(const Purge& p) {
   size_t n = 0;
   for (const auto& store : stores().live()) {
     n += store->erase_if([&](std::string_view key, const Entry& e) {
-      auto url = url_of(key);
-      switch (p.kind) {
-        case Purge::Kind::kUrl:
-          return url == p.value;
-        case Purge::Kind::kPrefix:
-          return p.value.starts_with('/') ? path_of(url).starts_with(p.value)
-                                          : url.starts_with(p.value);
-        case Purge::Kind::kTag:
-          return std::find(e.tags.begin(), e.tags.end(), p.value) != e.tags.end();
-      }
-      return false;
+      if (p.kind == Purge::Kind::kTag)
+        return std::find(e.tags.begin(), e.tags.end(), p.value) != e.tags.end();
+      return p.names_url(url_of(key));
     });
   }
   return n;
 }
 
-std::pair<int, std::string> purge_from_json(std::string_view body) {
+namespace {
+// The purge itself (a 400 when the body does not name one).
+std::variant<Purge, std::pair<int, std::string>> parse_purge(std::string_view body) {
   auto bad = [](std::string_view why) {
     std::string out = "{\"error\":\"bad_request\",\"message\":\"";
     http::append_json_escaped(&out, why);
@@ -698,7 +732,45 @@ std::pair<int, std::string> purge_from_json(std::string_view body) {
     for (size_t i = authority; i < end; ++i)
       p.value[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(p.value[i])));
   }
-  return {200, "{\"purged\":" + std::to_string(purge(p)) + "}\n"};
+  return p;
+}
+}  // namespace
+
+void purge_from_json(std::string_view body, boost::asio::io_context& io,
+                     std::function<void(int, std::string)> done) {
+  auto parsed = parse_purge(body);
+  if (auto* error = std::get_if<std::pair<int, std::string>>(&parsed))
+    return done(error->first, std::move(error->second));
+  const Purge& p = std::get<Purge>(parsed);
+  const size_t in_memory = purge(p);
+  auto tiers = live_shared_tiers();
+  if (tiers.empty()) return done(200, "{\"purged\":" + std::to_string(in_memory) + "}\n");
+  // Every shared tier, one after the other (there is one per Redis configuration: usually one).
+  struct Job : std::enable_shared_from_this<Job> {
+    Purge what;
+    std::vector<std::shared_ptr<SharedTier>> tiers;
+    boost::asio::io_context* io;
+    size_t in_memory = 0, shared = 0;
+    std::function<void(int, std::string)> done;
+
+    void next(size_t dropped) {
+      shared += dropped;
+      if (tiers.empty()) {
+        return done(200, "{\"purged\":" + std::to_string(in_memory) +
+                             ",\"shared\":" + std::to_string(shared) + "}\n");
+      }
+      auto tier = std::move(tiers.back());
+      tiers.pop_back();
+      purge_shared(tier, *io, what, [self = shared_from_this()](size_t n) { self->next(n); });
+    }
+  };
+  auto job = std::make_shared<Job>();
+  job->what = p;
+  job->tiers = std::move(tiers);
+  job->io = &io;
+  job->in_memory = in_memory;
+  job->done = std::move(done);
+  job->next(0);
 }
 
 std::vector<observe::ProcessMetrics::Value> process_values() {
@@ -731,7 +803,7 @@ std::shared_ptr<const Filter> build_cache(const BuildContext& ctx) {
   } else if (!r.check_map(
                  n, ctx.path,
                  {"ttl", "override", "key", "share_set_cookie", "tag_header", "heuristic_fraction",
-                  "max_object_size", "coalesce", "coalesce_timeout"})) {
+                  "max_object_size", "coalesce", "coalesce_timeout", "tier"})) {
     return nullptr;
   }
   cache::Cache::Settings s;
@@ -813,6 +885,21 @@ std::shared_ptr<const Filter> build_cache(const BuildContext& ctx) {
       s.coalesce_timeout = *d;
     } else {
       if (d) r.error(v, path, "must be at least 1ms");
+      ok = false;
+    }
+  }
+  if (auto v = get("tier")) {
+    std::string path = config::child(ctx.path, "tier");
+    auto t = r.str(v, path);
+    if (t == "redis") {
+      if (!ctx.config.redis.enabled) {
+        r.error(v, path, "tier: redis needs the top-level redis block");
+        ok = false;
+      } else {
+        s.shared = cache::shared_tier(ctx.config.redis, ctx.config.cache.shared_max_object_size);
+      }
+    } else if (t != "memory") {
+      if (t) r.error(v, path, "expected memory or redis");
       ok = false;
     }
   }

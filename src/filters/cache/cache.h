@@ -30,6 +30,8 @@
 
 #include "filters/cache/entry.h"
 #include "filters/cache/flights.h"
+#include "filters/cache/key.h"
+#include "filters/cache/shared_tier.h"
 #include "filters/cache/status.h"
 #include "filters/cache/store.h"
 #include "filters/filter.h"
@@ -55,6 +57,7 @@ class Cache final : public Filter {
     bool key_consumer = false;
     bool coalesce = true;
     std::chrono::milliseconds coalesce_timeout{5000};  // the longest a miss waits for another
+    std::shared_ptr<SharedTier> shared;                // tier: redis; null: memory only
   };
   Cache(Settings s, std::shared_ptr<MemoryStore> store);
   std::string_view name() const override { return "cache"; }
@@ -71,6 +74,10 @@ class Cache final : public Filter {
   void start_refresh(RequestContext& ctx, const Pending& p, const MemoryStore::Ptr& entry) const;
   void add_validators(RequestContext& ctx, const Entry& entry) const;
   void keep_request_fields(const RequestContext& ctx, Pending& p) const;
+  void go_on(RequestContext& ctx, FilterStatus status,
+             std::function<void(FilterStatus)> done) const;
+  void fetch_shared(RequestContext& ctx, std::function<void(FilterStatus)> done) const;
+  void wait_for_flight(RequestContext& ctx, std::function<void(FilterStatus)> done) const;
   // Answers from `entry` (a hit, a freshened entry, or a stale one): 304 when the request's own
   // conditions say so.
   FilterStatus answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
@@ -87,18 +94,14 @@ class Cache final : public Filter {
 // so a reload keeps what was stored.
 std::shared_ptr<MemoryStore> shared_store(uint64_t max_size);
 
-// A purge (admin POST /cache/purge) over every live store: entries whose URL is `url`, or starts
-// with `prefix` (a URL, or a path for any scheme and host), or that carry `tag`. Returns how many
-// entries went.
-struct Purge {
-  enum class Kind { kUrl, kPrefix, kTag } kind = Kind::kUrl;
-  std::string value;
-};
+// A purge over every live in-memory store; returns how many entries went.
 size_t purge(const Purge& p);
 
-// The admin API's purge: `body` is {"url": U}, {"prefix": P} or {"tag": T}; the status and the
-// JSON answer ({"purged": N}, or a 400 error saying what is wrong).
-std::pair<int, std::string> purge_from_json(std::string_view body);
+// The admin API's purge, on the main thread's `io`: `body` is {"url": U}, {"prefix": P} or
+// {"tag": T}; `done` gets the status and the JSON answer ({"purged": N, "shared": M}: entries
+// dropped from memory, URLs from the shared tier; or a 400 error saying what is wrong).
+void purge_from_json(std::string_view body, boost::asio::io_context& io,
+                     std::function<void(int, std::string)> done);
 
 // The stores' size (bytes, entries, evictions), for the metrics exposition.
 std::vector<observe::ProcessMetrics::Value> process_values();

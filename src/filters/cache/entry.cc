@@ -130,4 +130,92 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
   return e;
 }
 
+namespace {
+
+// Fixed-width little-endian integers (the shared tier may be read by another machine).
+template <class T>
+void put(std::string& out, T v) {
+  auto u = static_cast<std::make_unsigned_t<T>>(v);
+  for (size_t i = 0; i < sizeof(T); ++i) out += static_cast<char>(u >> (8 * i) & 0xff);
+}
+template <class T>
+bool take(std::string_view& in, T* v) {
+  if (in.size() < sizeof(T)) return false;
+  std::make_unsigned_t<T> u = 0;
+  for (size_t i = 0; i < sizeof(T); ++i)
+    u |= static_cast<std::make_unsigned_t<T>>(static_cast<unsigned char>(in[i])) << (8 * i);
+  in.remove_prefix(sizeof(T));
+  *v = static_cast<T>(u);
+  return true;
+}
+bool take_bytes(std::string_view& in, std::string* out) {
+  uint32_t n;
+  if (!take(in, &n) || in.size() < n) return false;
+  out->assign(in.substr(0, n));
+  in.remove_prefix(n);
+  return true;
+}
+void put_bytes(std::string& out, std::string_view s) {
+  put(out, static_cast<uint32_t>(s.size()));
+  out += s;
+}
+int64_t ms(Entry::Time t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+constexpr std::string_view kMagic = "GHE1";
+
+}  // namespace
+
+std::string encode_entry(const Entry& e) {
+  std::string out(kMagic);
+  put(out, static_cast<int32_t>(e.status));
+  put(out, ms(e.times.request_time));
+  put(out, ms(e.times.response_time));
+  put(out, e.times.age);
+  put(out, static_cast<uint32_t>(e.headers.size()));
+  for (const auto& [n, v] : e.headers) {
+    put_bytes(out, n);
+    put_bytes(out, v);
+  }
+  put<uint8_t>(out, e.body ? 1 : 0);
+  if (e.body) {
+    put(out, static_cast<uint64_t>(e.body->size()));
+    out += *e.body;
+  }
+  return out;
+}
+
+std::shared_ptr<Entry> decode_entry(std::string_view in, const EntryRules& rules) {
+  if (!in.starts_with(kMagic)) return nullptr;
+  in.remove_prefix(kMagic.size());
+  auto e = std::make_shared<Entry>();
+  int32_t status;
+  int64_t request_ms, response_ms, age;
+  uint32_t fields;
+  if (!take(in, &status) || !take(in, &request_ms) || !take(in, &response_ms) || !take(in, &age) ||
+      !take(in, &fields) || status < 0 || status > 999 || age < 0)
+    return nullptr;
+  if (fields > in.size() / 8) return nullptr;  // each field takes at least its two lengths
+  e->status = status;
+  e->headers.resize(fields);
+  for (auto& [n, v] : e->headers) {
+    if (!take_bytes(in, &n) || !take_bytes(in, &v)) return nullptr;
+  }
+  uint8_t has_body;
+  if (!take(in, &has_body) || has_body > 1) return nullptr;
+  if (has_body) {
+    uint64_t size;
+    if (!take(in, &size) || size != in.size()) return nullptr;
+    e->body = std::make_shared<const std::string>(in);
+  } else if (!in.empty()) {
+    return nullptr;
+  }
+  e->times.request_time = Entry::Time(std::chrono::milliseconds(request_ms));
+  e->times.response_time = Entry::Time(std::chrono::milliseconds(response_ms));
+  e->times.age = age;
+  derive(*e, rules);
+  return e;
+}
+
 }  // namespace gatehouse::filters::cache

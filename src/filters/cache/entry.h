@@ -63,4 +63,11 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
                                Entry::Time request_time, Entry::Time response_time,
                                const EntryRules& rules);
 
+// An entry as bytes, for the shared tier (Redis): what was received (status, stored fields, the
+// times of its exchange, the body), never what is derived from it, which the reader derives
+// again by its own rules. A marker (status 0) has no body.
+std::string encode_entry(const Entry& e);
+// Null when `bytes` is not an entry this version wrote (another version's, or damaged).
+std::shared_ptr<Entry> decode_entry(std::string_view bytes, const EntryRules& rules);
+
 }  // namespace gatehouse::filters::cache

@@ -111,6 +111,65 @@ TEST(CacheEntry, FreshenedByA304) {
   EXPECT_EQ(http::current_age(again->times, later), 0);
 }
 
+TEST(CacheEntry, EncodesForTheSharedTierAndDecodesByTheReadersRules) {
+  Head r(
+      "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nCache-Control: max-age=60\r\n"
+      "Age: 7\r\nETag: \"v1\"\r\nVary: Accept-Language\r\nContent-Length: 5\r\n"
+      "Surrogate-Key: a b\r\n\r\n");
+  EntryRules rules;
+  rules.tag_header = "surrogate-key";
+  auto e = make_entry(r.head, std::make_shared<std::string>("he\0lo", 5), kSent, kSent + seconds(1),
+                      rules);
+  std::string bytes = encode_entry(*e);
+  auto d = decode_entry(bytes, rules);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->status, 200);
+  EXPECT_EQ(d->headers, e->headers);
+  ASSERT_TRUE(d->body);
+  EXPECT_EQ(*d->body, std::string("he\0lo", 5));
+  EXPECT_EQ(d->times.request_time, e->times.request_time);
+  EXPECT_EQ(d->times.response_time, e->times.response_time);
+  EXPECT_EQ(d->times.age, 7);
+  EXPECT_EQ(d->lifetime, 60);
+  EXPECT_EQ(d->etag, "\"v1\"");
+  EXPECT_EQ(d->vary.names, std::vector<std::string>{"accept-language"});
+  EXPECT_EQ(d->tags, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(d->cost(), e->cost());
+
+  // Derived by the reader's rules: a route with a ttl that overrides.
+  EntryRules other;
+  other.default_ttl = seconds(300);
+  other.ttl_overrides = true;
+  EXPECT_EQ(decode_entry(bytes, other)->lifetime, 300);
+
+  // A marker: no body.
+  Entry marker;
+  marker.status = 0;
+  marker.headers.emplace_back("Vary", "accept-language");
+  auto m = decode_entry(encode_entry(marker), rules);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 0);
+  EXPECT_FALSE(m->body);
+  EXPECT_EQ(m->vary.names, std::vector<std::string>{"accept-language"});
+}
+
+TEST(CacheEntry, DecodingRefusesWhatThisVersionDidNotWrite) {
+  Entry e;
+  e.headers.emplace_back("Content-Type", "text/plain");
+  e.body = std::make_shared<std::string>("body");
+  std::string bytes = encode_entry(e);
+  EntryRules rules;
+  ASSERT_TRUE(decode_entry(bytes, rules));
+  EXPECT_FALSE(decode_entry("", rules));
+  EXPECT_FALSE(decode_entry("GHE0" + bytes.substr(4), rules));  // another version
+  for (size_t cut = 0; cut < bytes.size(); ++cut)
+    EXPECT_FALSE(decode_entry(std::string_view(bytes).substr(0, cut), rules)) << cut;
+  EXPECT_FALSE(decode_entry(bytes + "x", rules));  // trailing bytes
+  std::string huge_count = bytes;
+  huge_count[4 + 4 + 8 + 8 + 8 + 3] = '\x7f';  // a field count no input could hold
+  EXPECT_FALSE(decode_entry(huge_count, rules));
+}
+
 TEST(HttpDate, FormatsImfFixdate) {
   EXPECT_EQ(http::format_http_date(kSent), "Sun, 06 Nov 1994 08:49:37 GMT");
   EXPECT_EQ(http::format_http_date(Time{}), "Thu, 01 Jan 1970 00:00:00 GMT");

@@ -1,0 +1,205 @@
+#include "filters/cache/shared_tier.h"
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+
+#include "config/shared_by_key.h"
+#include "filters/cache/key.h"
+#include "filters/redis_clients.h"
+#include "redis/client.h"
+
+namespace gatehouse::filters::cache {
+namespace {
+
+constexpr std::string_view kEntries = "gh:c:";
+constexpr std::string_view kTags = "gh:ct:";
+
+std::string hash_of(std::string_view url) { return std::string(kEntries) + std::string(url); }
+// The hash field: the key's extras and variant ("k" so that it is never empty).
+std::string field_of(std::string_view key) {
+  return "k" + std::string(key.substr(url_of(key).size()));
+}
+
+// HSET (or SADD) and make the key live at least `ttl` seconds: a key holds several entries (or
+// URLs), and lives as long as the longest-lived of them.
+const redis::Script& put_script() {
+  static const redis::Script script(R"lua(
+if ARGV[3] == 'hash' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+else
+  redis.call('SADD', KEYS[1], ARGV[1])
+end
+local ttl = tonumber(ARGV[4])
+if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
+)lua");
+  return script;
+}
+
+// How long Redis keeps an entry, in seconds (see the header).
+int64_t keep_for(const Entry& e) {
+  const auto now = std::chrono::system_clock::now();
+  int64_t ttl = std::max<int64_t>(0, e.lifetime - http::current_age(e.times, now));
+  ttl += std::max<int64_t>({0, e.cc.stale_while_revalidate, e.cc.stale_if_error});
+  if (!e.etag.empty() || !e.get("last-modified").empty()) ttl += 3600;
+  return std::max<int64_t>(ttl, 1);
+}
+
+config::SharedByKey<SharedTier>& tiers() {
+  static config::SharedByKey<SharedTier> all;
+  return all;
+}
+
+void ignore(redis::Result) {}
+
+}  // namespace
+
+void SharedTier::fetch(RequestContext& ctx, std::string_view key,
+                       std::function<void(std::optional<std::string>)> done) const {
+  if (!ctx.io || !ctx.worker) return done(std::nullopt);
+  with_redis(*ctx.worker, *ctx.io, redis_,
+             [self = shared_from_this(), hash = hash_of(url_of(key)), field = field_of(key),
+              done = std::move(done)](redis::Client* client) mutable {
+               if (!client) return done(std::nullopt);
+               client->command({"HGET", hash, field}, self->redis_.timeout,
+                               [done = std::move(done)](redis::Result r) {
+                                 const auto* reply = std::get_if<redis::Reply>(&r);
+                                 if (!reply || reply->type != redis::Reply::Type::kString)
+                                   return done(std::nullopt);
+                                 done(std::move(reply->str));
+                               });
+             });
+}
+
+void SharedTier::put(RequestContext& ctx, std::string_view key, const Entry& e) const {
+  if (!ctx.io || !ctx.worker || e.cost() > max_object_size_) return;
+  std::string ttl = std::to_string(keep_for(e));
+  with_redis(*ctx.worker, *ctx.io, redis_,
+             [self = shared_from_this(), hash = hash_of(url_of(key)), field = field_of(key),
+              bytes = encode_entry(e), tags = e.tags, ttl](redis::Client* client) {
+               if (!client) return;
+               const auto timeout = self->redis_.timeout;
+               client->eval(put_script(), {hash}, {field, bytes, "hash", ttl}, timeout, ignore);
+               for (const auto& tag : tags) {
+                 client->eval(put_script(), {std::string(kTags) + tag}, {hash, "", "set", ttl},
+                              timeout, ignore);
+               }
+             });
+}
+
+void SharedTier::drop(RequestContext& ctx, const std::vector<std::string>& urls) const {
+  if (!ctx.io || !ctx.worker) return;
+  with_redis(*ctx.worker, *ctx.io, redis_, [self = shared_from_this(), urls](redis::Client* client) {
+    if (!client) return;
+    for (const auto& url : urls)
+      client->command({"DEL", hash_of(url)}, self->redis_.timeout, ignore);
+  });
+}
+
+namespace {
+
+// A purge in progress on the main thread: what it found to drop, and who waits for the count.
+struct Purging : std::enable_shared_from_this<Purging> {
+  Purge what;
+  std::shared_ptr<const SharedTier> tier;  // keeps the Redis settings alive
+  redis::Client* client = nullptr;
+  std::function<void(size_t)> done;
+  size_t dropped = 0;
+  size_t pending = 0;  // DELs not answered yet
+  bool listed = false;  // every key to drop was found
+
+  void del(std::string key) {
+    ++pending;
+    client->command({"DEL", key}, tier->redis().timeout, [self = shared_from_this()](redis::Result r) {
+      const auto* reply = std::get_if<redis::Reply>(&r);
+      if (reply && reply->type == redis::Reply::Type::kInteger) self->dropped += reply->integer;
+      --self->pending;
+      self->maybe_done();
+    });
+  }
+  void maybe_done() {
+    if (listed && pending == 0 && done) std::exchange(done, nullptr)(dropped);
+  }
+  void listed_all() {
+    listed = true;
+    maybe_done();
+  }
+
+  // Prefix: every URL hash, a page at a time (SCAN; on a Cluster, the keys of the node the
+  // client asks, see docs/caching.md).
+  void scan(std::string cursor) {
+    client->command({"SCAN", cursor, "MATCH", std::string(kEntries) + "*", "COUNT", "1000"},
+                    tier->redis().timeout, [self = shared_from_this()](redis::Result r) {
+                      const auto* reply = std::get_if<redis::Reply>(&r);
+                      if (!reply || reply->type != redis::Reply::Type::kArray ||
+                          reply->elements.size() != 2)
+                        return self->listed_all();
+                      for (const auto& k : reply->elements[1].elements) {
+                        std::string_view url = k.str;
+                        url.remove_prefix(std::min(url.size(), kEntries.size()));
+                        if (self->what.names_url(url)) self->del(k.str);
+                      }
+                      const std::string& next = reply->elements[0].str;
+                      if (next == "0") return self->listed_all();
+                      self->scan(next);
+                    });
+  }
+
+  void run() {
+    const auto timeout = tier->redis().timeout;
+    switch (what.kind) {
+      case Purge::Kind::kUrl:
+        del(hash_of(what.value));
+        return listed_all();
+      case Purge::Kind::kPrefix:
+        return scan("0");
+      case Purge::Kind::kTag: {
+        std::string set = std::string(kTags) + what.value;
+        client->command({"SMEMBERS", set}, timeout, [self = shared_from_this(), set](redis::Result r) {
+          if (const auto* reply = std::get_if<redis::Reply>(&r);
+              reply && reply->type == redis::Reply::Type::kArray) {
+            for (const auto& k : reply->elements) self->del(k.str);
+          }
+          self->client->command({"DEL", set}, self->tier->redis().timeout, ignore);
+          self->listed_all();
+        });
+        return;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+void purge_shared(std::shared_ptr<const SharedTier> tier, boost::asio::io_context& io,
+                  const Purge& p, std::function<void(size_t)> done) {
+  // A client of its own, stopped when the purge is done: the main thread keeps no connection
+  // (which would keep its io_context, and so the process, running).
+  auto clients = std::make_shared<WorkerState>();
+  const config::Redis& redis = tier->redis();
+  with_redis(*clients, io, redis,
+             [tier = std::move(tier), clients, p, done = std::move(done)](
+                 redis::Client* client) mutable {
+               auto finish = [clients, done = std::move(done)](size_t n) {
+                 done(n);
+                 clients->clear();
+               };
+               if (!client) return finish(0);
+               auto job = std::make_shared<Purging>();
+               job->what = p;
+               job->tier = std::move(tier);
+               job->client = client;
+               job->done = std::move(finish);
+               job->run();
+             });
+}
+
+std::shared_ptr<SharedTier> shared_tier(const config::Redis& redis, uint64_t max_object_size) {
+  std::string key = redis.url + " " + std::to_string(max_object_size);
+  for (const auto& [host, port] : redis.sentinels) key += " " + host + ":" + std::to_string(port);
+  return tiers().get(key, [&] { return std::make_shared<SharedTier>(redis, max_object_size); });
+}
+
+std::vector<std::shared_ptr<SharedTier>> live_shared_tiers() { return tiers().live(); }
+
+}  // namespace gatehouse::filters::cache
