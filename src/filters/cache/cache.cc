@@ -52,6 +52,12 @@ Flights& flights() {
   return all;
 }
 
+// What the store holds for an entry beyond Entry::cost(): its key (in the queue node) and the
+// node and index slot that find it: a list node with the key's string, the entry's pointer and
+// its counters, and a hash-table node; measured with bench/cache-entry-memory.mjs
+// (docs/caching.md).
+constexpr size_t kKeyBookkeeping = 192;
+
 std::vector<std::string_view> lines_of(const http::MessageHead& head, std::string_view name) {
   std::vector<std::string_view> out;
   for (const auto& h : head.headers) {
@@ -195,6 +201,11 @@ void answer_range(std::string_view range, const Entry& e, http::ErrorResponse* r
 
 Cache::Cache(Settings s, std::shared_ptr<MemoryStore> store)
     : s_(std::move(s)), store_(std::move(store)) {}
+
+bool Cache::keep(const std::string& key, MemoryStore::Ptr entry) const {
+  const size_t cost = entry->cost() + key.size() + kKeyBookkeeping;
+  return store_->insert(key, std::move(entry), cost);
+}
 
 std::string Cache::primary_key(const RequestContext& ctx) const {
   const auto& req = *ctx.request;
@@ -415,13 +426,13 @@ void Cache::fetch_shared(RequestContext& ctx, std::function<void(FilterStatus)> 
     std::shared_ptr<Entry> e = bytes ? decode_entry(*bytes, s_.rules) : nullptr;
     if (e && e->status == 0 && p.variant_key == p.key) {
       // A marker: the variant this request selects is stored under its own key.
-      store_->insert(p.key, e, e->cost());
+      keep(p.key, e);
       p.variant_key = p.key + kVariant + vary_key(e->vary, *ctx.request);
       p.shared_checked = false;
       return fetch_shared(ctx, std::move(done));
     }
     if (e && e->status != 0) {
-      store_->insert(p.variant_key, e, e->cost());
+      keep(p.variant_key, e);
       p.from_shared = true;
     }
     go_on(ctx, lookup(ctx, p), std::move(done));
@@ -524,7 +535,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
       if (resp && resp->status == 304) {
         // 4.3.3, 4.3.4: the stored response, freshened by the 304's fields.
         MemoryStore::Ptr fresh = freshen(stale, *resp, p.request_time, Clock::now(), s_.rules);
-        store_->insert(p.variant_key, fresh, fresh->cost());
+        keep(p.variant_key, fresh);
         if (s_.shared) s_.shared->put(ctx, p.variant_key, *fresh);
         p.land();
         ctx.metrics->count(kStored, ctx.route->name);
@@ -619,6 +630,8 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   }
   status->stored = true;
   p.body.clear();
+  // The body is kept as it is copied: a known length is allocated once, exactly.
+  if (resp.framing == http::Framing::kContentLength) p.body.reserve(resp.content_length);
   ctx.tap_response_body();
 }
 
@@ -634,6 +647,7 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
   }
   p.body.append(piece);
   if (!end) return;
+  p.body.shrink_to_fit();  // a chunked body grew by doubling: the entry keeps only its bytes
   p.storing->body = std::make_shared<const std::string>(std::move(p.body));
   std::shared_ptr<const Entry> entry = std::move(p.storing);
   if (!entry->vary.names.empty()) {
@@ -644,11 +658,10 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
     std::string names;
     for (const auto& n : entry->vary.names) names += (names.empty() ? "" : ", ") + n;
     marker->headers.emplace_back("Vary", std::move(names));
-    store_->insert(p.key, marker, marker->cost());
+    keep(p.key, marker);
     if (s_.shared) s_.shared->put(ctx, p.key, *marker);
   }
-  if (store_->insert(p.variant_key, entry, entry->cost()))
-    ctx.metrics->count(kStored, ctx.route->name);
+  if (keep(p.variant_key, entry)) ctx.metrics->count(kStored, ctx.route->name);
   if (s_.shared) s_.shared->put(ctx, p.variant_key, *entry);
   p.land();
 }

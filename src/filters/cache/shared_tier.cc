@@ -89,11 +89,12 @@ void SharedTier::put(RequestContext& ctx, std::string_view key, const Entry& e) 
 
 void SharedTier::drop(RequestContext& ctx, const std::vector<std::string>& urls) const {
   if (!ctx.io || !ctx.worker) return;
-  with_redis(*ctx.worker, *ctx.io, redis_, [self = shared_from_this(), urls](redis::Client* client) {
-    if (!client) return;
-    for (const auto& url : urls)
-      client->command({"DEL", hash_of(url)}, self->redis_.timeout, ignore);
-  });
+  with_redis(*ctx.worker, *ctx.io, redis_,
+             [self = shared_from_this(), urls](redis::Client* client) {
+               if (!client) return;
+               for (const auto& url : urls)
+                 client->command({"DEL", hash_of(url)}, self->redis_.timeout, ignore);
+             });
 }
 
 namespace {
@@ -105,17 +106,19 @@ struct Purging : std::enable_shared_from_this<Purging> {
   redis::Client* client = nullptr;
   std::function<void(size_t)> done;
   size_t dropped = 0;
-  size_t pending = 0;  // DELs not answered yet
+  size_t pending = 0;   // DELs not answered yet
   bool listed = false;  // every key to drop was found
 
   void del(std::string key) {
     ++pending;
-    client->command({"DEL", key}, tier->redis().timeout, [self = shared_from_this()](redis::Result r) {
-      const auto* reply = std::get_if<redis::Reply>(&r);
-      if (reply && reply->type == redis::Reply::Type::kInteger) self->dropped += reply->integer;
-      --self->pending;
-      self->maybe_done();
-    });
+    client->command({"DEL", key}, tier->redis().timeout,
+                    [self = shared_from_this()](redis::Result r) {
+                      const auto* reply = std::get_if<redis::Reply>(&r);
+                      if (reply && reply->type == redis::Reply::Type::kInteger)
+                        self->dropped += reply->integer;
+                      --self->pending;
+                      self->maybe_done();
+                    });
   }
   void maybe_done() {
     if (listed && pending == 0 && done) std::exchange(done, nullptr)(dropped);
@@ -128,21 +131,21 @@ struct Purging : std::enable_shared_from_this<Purging> {
   // Prefix: every URL hash, a page at a time (SCAN; on a Cluster, the keys of the node the
   // client asks, see docs/caching.md).
   void scan(std::string cursor) {
-    client->command({"SCAN", cursor, "MATCH", std::string(kEntries) + "*", "COUNT", "1000"},
-                    tier->redis().timeout, [self = shared_from_this()](redis::Result r) {
-                      const auto* reply = std::get_if<redis::Reply>(&r);
-                      if (!reply || reply->type != redis::Reply::Type::kArray ||
-                          reply->elements.size() != 2)
-                        return self->listed_all();
-                      for (const auto& k : reply->elements[1].elements) {
-                        std::string_view url = k.str;
-                        url.remove_prefix(std::min(url.size(), kEntries.size()));
-                        if (self->what.names_url(url)) self->del(k.str);
-                      }
-                      const std::string& next = reply->elements[0].str;
-                      if (next == "0") return self->listed_all();
-                      self->scan(next);
-                    });
+    client->command(
+        {"SCAN", cursor, "MATCH", std::string(kEntries) + "*", "COUNT", "1000"},
+        tier->redis().timeout, [self = shared_from_this()](redis::Result r) {
+          const auto* reply = std::get_if<redis::Reply>(&r);
+          if (!reply || reply->type != redis::Reply::Type::kArray || reply->elements.size() != 2)
+            return self->listed_all();
+          for (const auto& k : reply->elements[1].elements) {
+            std::string_view url = k.str;
+            url.remove_prefix(std::min(url.size(), kEntries.size()));
+            if (self->what.names_url(url)) self->del(k.str);
+          }
+          const std::string& next = reply->elements[0].str;
+          if (next == "0") return self->listed_all();
+          self->scan(next);
+        });
   }
 
   void run() {
@@ -155,14 +158,15 @@ struct Purging : std::enable_shared_from_this<Purging> {
         return scan("0");
       case Purge::Kind::kTag: {
         std::string set = std::string(kTags) + what.value;
-        client->command({"SMEMBERS", set}, timeout, [self = shared_from_this(), set](redis::Result r) {
-          if (const auto* reply = std::get_if<redis::Reply>(&r);
-              reply && reply->type == redis::Reply::Type::kArray) {
-            for (const auto& k : reply->elements) self->del(k.str);
-          }
-          self->client->command({"DEL", set}, self->tier->redis().timeout, ignore);
-          self->listed_all();
-        });
+        client->command({"SMEMBERS", set}, timeout,
+                        [self = shared_from_this(), set](redis::Result r) {
+                          if (const auto* reply = std::get_if<redis::Reply>(&r);
+                              reply && reply->type == redis::Reply::Type::kArray) {
+                            for (const auto& k : reply->elements) self->del(k.str);
+                          }
+                          self->client->command({"DEL", set}, self->tier->redis().timeout, ignore);
+                          self->listed_all();
+                        });
         return;
       }
     }
@@ -177,21 +181,21 @@ void purge_shared(std::shared_ptr<const SharedTier> tier, boost::asio::io_contex
   // (which would keep its io_context, and so the process, running).
   auto clients = std::make_shared<WorkerState>();
   const config::Redis& redis = tier->redis();
-  with_redis(*clients, io, redis,
-             [tier = std::move(tier), clients, p, done = std::move(done)](
-                 redis::Client* client) mutable {
-               auto finish = [clients, done = std::move(done)](size_t n) {
-                 done(n);
-                 clients->clear();
-               };
-               if (!client) return finish(0);
-               auto job = std::make_shared<Purging>();
-               job->what = p;
-               job->tier = std::move(tier);
-               job->client = client;
-               job->done = std::move(finish);
-               job->run();
-             });
+  with_redis(
+      *clients, io, redis,
+      [tier = std::move(tier), clients, p, done = std::move(done)](redis::Client* client) mutable {
+        auto finish = [clients, done = std::move(done)](size_t n) {
+          done(n);
+          clients->clear();
+        };
+        if (!client) return finish(0);
+        auto job = std::make_shared<Purging>();
+        job->what = p;
+        job->tier = std::move(tier);
+        job->client = client;
+        job->done = std::move(finish);
+        job->run();
+      });
 }
 
 std::shared_ptr<SharedTier> shared_tier(const config::Redis& redis, uint64_t max_object_size) {
