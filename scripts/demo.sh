@@ -110,6 +110,11 @@ sed "s|<pid>|$gh|" <<'TXT'  # gatehouse's PID for SIGHUP
   for i in $(seq 6); do curl -s -o /dev/null -w '%{http_code} ' localhost:8080/limited/products/1; done; echo
   curl -si localhost:8080/limited/products/1 | grep -i -E '^(HTTP|ratelimit|retry-after)'
 
+  # the response cache: a miss, then a hit from the gateway (Cache-Status, Age), then a purge
+  curl -si localhost:8080/cached/products/7 | grep -i -E '^(HTTP|cache-status|age)'
+  curl -si localhost:8080/cached/products/7 | grep -i -E '^(HTTP|cache-status|age)'
+  curl -s -X POST -d '{"prefix": "/cached/"}' localhost:9901/cache/purge
+
   # operations: status, metrics, and a reload (edit examples/demo.yaml first, or not)
   curl -s localhost:9901/status
   curl -s localhost:9901/metrics | grep gatehouse_requests_total
