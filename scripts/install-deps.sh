@@ -31,6 +31,8 @@ packages=(
   prometheus valgrind
   # rate limits shared through Redis: the hiredis protocol reader, and a real server for the tests
   libhiredis-dev redis-server
+  # the compress plugin's codecs, and the zstd tool its tests decode with
+  zlib1g-dev libbrotli-dev libzstd-dev zstd
 )
 
 missing=()

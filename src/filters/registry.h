@@ -30,7 +30,7 @@ struct BuildContext {
 };
 
 // Builds the filter named `name` from its settings; reports errors through `reader` and returns
-// null when the settings are invalid, the plugin is unknown, or it is not built yet.
+// null when the settings are invalid or the plugin is unknown.
 std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::Node& key,
                                            const BuildContext& ctx);
 

@@ -92,6 +92,9 @@ struct Pending {
   std::shared_ptr<Entry> storing;
   std::string variant_key;
   std::string body;
+  // Where the response's changes by the filters after the cache begin in the context's lists
+  // (what they add and remove is part of the representation the cache stores).
+  size_t added_from = 0, removed_from = 0;
   // Coalescing: the key of the flight this request leads (empty: none), or that it waited for.
   std::string flight;
   bool waited = false;
@@ -256,6 +259,8 @@ FilterStatus Cache::on_request(RequestContext& ctx) const {
 // Going on: the Vary values, and the conditions the cache may answer after all, outlive the
 // request head.
 void Cache::keep_request_fields(const RequestContext& ctx, Pending& p) const {
+  p.added_from = ctx.response_add.size();
+  p.removed_from = ctx.response_remove.size();
   for (const auto& h : ctx.request->headers) p.request_fields.emplace_back(h.name, h.value);
 }
 
@@ -378,6 +383,7 @@ void Cache::start_refresh(RequestContext& ctx, const Pending& p,
   bg->authorization = p.authorization;
   bg->request_time = Clock::now();
   keep_request_fields(ctx, *bg);
+  bg->added_from = bg->removed_from = 0;  // the refresh's own context starts with none
   ctx.background_slots.set(kPending, std::move(bg));
   add_validators(ctx, *entry);
   ctx.refresh_in_background();
@@ -612,6 +618,11 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   }
   const auto now = Clock::now();
   p.storing = make_entry(resp, nullptr, p.request_time, now, s_.rules);
+  amend(*p.storing,
+        std::vector<std::string>(ctx.response_remove.begin() + p.removed_from,
+                                 ctx.response_remove.end()),
+        http::HeaderList(ctx.response_add.begin() + p.added_from, ctx.response_add.end()),
+        s_.rules);
   // Stale at once and nothing to validate it with: every later request would fetch it whole
   // anyway, so storing it would only take room.
   if (p.storing->lifetime == 0 && p.storing->etag.empty() &&

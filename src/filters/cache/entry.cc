@@ -130,6 +130,19 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
   return e;
 }
 
+void amend(Entry& e, const std::vector<std::string>& removed, const http::HeaderList& added,
+           const EntryRules& rules) {
+  if (removed.empty() && added.empty()) return;
+  std::erase_if(e.headers, [&](const auto& h) {
+    return std::any_of(removed.begin(), removed.end(),
+                       [&](const std::string& name) { return iequals(h.first, name); });
+  });
+  for (const auto& [n, v] : added) {
+    if (!not_stored(n, false)) e.headers.emplace_back(n, v);
+  }
+  derive(e, rules);
+}
+
 namespace {
 
 // Fixed-width little-endian integers (the shared tier may be read by another machine).

@@ -63,6 +63,12 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
                                Entry::Time request_time, Entry::Time response_time,
                                const EntryRules& rules);
 
+// The response as the filters after the cache changed it (compression: Content-Encoding, Vary,
+// a weakened ETag): the stored fields named in `removed` (lower case) go, `added` are appended,
+// and what is derived from them is derived again.
+void amend(Entry& e, const std::vector<std::string>& removed, const http::HeaderList& added,
+           const EntryRules& rules);
+
 // An entry as bytes, for the shared tier (Redis): what was received (status, stored fields, the
 // times of its exchange, the body), never what is derived from it, which the reader derives
 // again by its own rules. A marker (status 0) has no body.

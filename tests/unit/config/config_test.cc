@@ -805,16 +805,23 @@ TEST(ConfigTest, NotYetSupportedRouteKeys) {
   EXPECT_HAS_ERROR(transcode, "routes[0].grpc_transcode", "not supported yet");
 }
 
-TEST(ConfigTest, NotYetSupportedPlugin) {
+TEST(ConfigTest, CacheAndCompressSettingsAreChecked) {
   auto errors = errors_of(with_routes(R"(  - match: { path: /a }
     to: app
     plugins:
-      compress: { types: [application/json] }
+      compress: { encodings: [gzip, deflate], level: { gzip: 10 } }
+      cache: { ttl: 0s, tier: disk, key: [cookie:x] }
 )"));
-  ASSERT_EQ(errors.size(), 1u) << dump(errors);
-  EXPECT_EQ(errors[0].to_string(),
-            "test.yaml:15:7: routes[0].plugins.compress: plugin 'compress' is not supported yet by "
-            "this version of gatehouse");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.compress.encodings", "unknown encoding 'deflate'");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.compress.level.gzip", "");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.cache.ttl", "at least 1s");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.cache.tier", "expected memory or redis");
+  EXPECT_HAS_ERROR(errors, "routes[0].plugins.cache.key", "unknown key part 'cookie:x'");
+  auto redis = errors_of(with_routes(R"(  - match: { path: /a }
+    to: app
+    plugins: { cache: { tier: redis } }
+)"));
+  EXPECT_HAS_ERROR(redis, "routes[0].plugins.cache.tier", "needs the top-level redis block");
 }
 
 TEST(ConfigTest, UnknownPlugin) {
