@@ -65,12 +65,10 @@ class Brotli final : public Encoder {
       out->resize(had + kOutStep);
       size_t avail_out = kOutStep;
       uint8_t* next_out = reinterpret_cast<uint8_t*>(out->data() + had);
-      if (!BrotliEncoderCompressStream(s_, op, &avail_in, &next_in, &avail_out, &next_out,
-                                       nullptr))
+      if (!BrotliEncoderCompressStream(s_, op, &avail_in, &next_in, &avail_out, &next_out, nullptr))
         return false;
       out->resize(had + kOutStep - avail_out);
-      if (end ? BrotliEncoderIsFinished(s_)
-              : avail_in == 0 && !BrotliEncoderHasMoreOutput(s_))
+      if (end ? BrotliEncoderIsFinished(s_) : avail_in == 0 && !BrotliEncoderHasMoreOutput(s_))
         return true;
     }
   }
@@ -171,7 +169,8 @@ std::optional<Coding> choose(const std::vector<std::string_view>& lines,
         std::string_view param = element.substr(semi + 1);
         auto next = param.find(';');
         std::string_view p = http::trim_ows(param.substr(0, next));
-        if (p.size() > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') value = parse_q(p.substr(2));
+        if (p.size() > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=')
+          value = parse_q(p.substr(2));
         semi = next == std::string_view::npos ? next : semi + 1 + next;
       }
       if (value < 0) continue;  // a malformed element says nothing

@@ -107,9 +107,15 @@ std::shared_ptr<const Filter> build_compress(const BuildContext& ctx) {
   const auto& r = ctx.reader;
   const auto& n = ctx.settings;
   Compress::Settings s;
-  s.types = {"text/html",       "text/plain",      "text/css",         "text/javascript",
-             "text/xml",        "application/json", "application/javascript",
-             "application/xml", "image/svg+xml"};
+  s.types = {"text/html",
+             "text/plain",
+             "text/css",
+             "text/javascript",
+             "text/xml",
+             "application/json",
+             "application/javascript",
+             "application/xml",
+             "image/svg+xml"};
   s.codings = {compress::Coding::kZstd, compress::Coding::kBrotli, compress::Coding::kGzip};
   if (n.IsNull()) return std::make_shared<Compress>(std::move(s));
   if (!r.check_map(n, ctx.path, {"types", "min_size", "encodings", "level"})) return nullptr;

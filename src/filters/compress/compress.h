@@ -27,7 +27,7 @@ struct BuildContext;
 class Compress final : public Filter {
  public:
   struct Settings {
-    std::vector<std::string> types;     // lower case; "type/*" matches a whole type, "*" any
+    std::vector<std::string> types;         // lower case; "type/*" matches a whole type, "*" any
     std::vector<compress::Coding> codings;  // the server's order of preference
     uint64_t min_size = 256;
     int gzip_level = 6, br_level = 4, zstd_level = 3;
