@@ -32,6 +32,7 @@ CPU_LIMIT=${CPU_LIMIT:-}           # e.g. 0.5: each proxy gets that share of a c
 EQUAL_HEADERS=${EQUAL_HEADERS:-1} # 1: nginx/HAProxy add the forwarding headers gatehouse adds by default
 INSTRUCTIONS=${INSTRUCTIONS:-0}    # 1: count user-space instructions per request (callgrind) instead
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-0} # N: measure RSS per idle keep-alive connection (N held) instead
+UNIQUE_URLS=${UNIQUE_URLS:-0}      # 1: every request asks for another URL (a cache misses every time)
 KEEP_TMP=${KEEP_TMP:-0}            # 1: keep the generated configs and logs
 GATEHOUSE_BIN=${GATEHOUSE_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/gatehouse}
 BASELINE_BIN=${BASELINE_BIN:-}     # gatehouse-baseline: another gatehouse build (e.g. the previous main)
@@ -45,10 +46,16 @@ log() { echo "bench: $*" >&2; }
 for p in $PROXIES; do
   case $p in
     gatehouse | gatehouse-logged | gatehouse-key | gatehouse-jwt-es256 | gatehouse-jwt-rs256 | \
-      gatehouse-rl-local | gatehouse-rl-cluster | gatehouse-resilient | gatehouse-baseline | nginx | haproxy) ;;
+      gatehouse-rl-local | gatehouse-rl-cluster | gatehouse-resilient | gatehouse-baseline | nginx | haproxy | \
+      gatehouse-cache | nginx-cache | varnish) ;;
     *) die "unknown proxy '$p' in PROXIES" ;;
   esac
 done
+# Ratios are of REF (gatehouse, or gatehouse-cache when the run compares caches) to each peer.
+REF=gatehouse
+[[ " $PROXIES " != *" gatehouse "* && " $PROXIES " == *" gatehouse-cache "* ]] && REF=gatehouse-cache
+PEERS="nginx haproxy nginx-cache varnish gatehouse-logged gatehouse-key gatehouse-jwt-es256"
+PEERS+=" gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ $IDLE_CONNECTIONS =~ ^[0-9]+$ ]] || die "IDLE_CONNECTIONS must be a number"
@@ -186,19 +193,20 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 14; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 17; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
       GHK_PORT=$((base + 6)); GHJE_PORT=$((base + 7)); GHJR_PORT=$((base + 8))
       GHRL_PORT=$((base + 9)); GHRC_PORT=$((base + 10)); REDIS_PORT=$((base + 11))
       GHR_PORT=$((base + 12)); GHB_PORT=$((base + 13))
+      GHC_PORT=$((base + 14)); NGC_PORT=$((base + 15)); VAR_PORT=$((base + 16))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 13)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 16)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 14 free ports"
+  die "could not find 17 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -243,7 +251,7 @@ pick_ports
 mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse "$TMP"/gatehouse-logged \
   "$TMP"/gatehouse-key "$TMP"/gatehouse-jwt-es256 "$TMP"/gatehouse-jwt-rs256 \
   "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis "$TMP"/gatehouse-resilient \
-  "$TMP"/gatehouse-baseline
+  "$TMP"/gatehouse-baseline "$TMP"/gatehouse-cache "$TMP"/nginx-cache/cache "$TMP"/varnish
 
 # One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
 if [[ $SCHEME == https ]]; then
@@ -413,6 +421,26 @@ sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHL_PORT/" \
   -e "s|^observability:|admin: { listen: 127.0.0.1:$GHL_ADMIN_PORT }\nobservability:|" \
   "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse-logged/gatehouse.yaml"
 
+# Caches serving the same hit (PROXIES="gatehouse-cache nginx-cache varnish"): gatehouse's cache
+# plugin, nginx's proxy_cache and Varnish, each keeping the backend's 200 for an hour (the backend
+# sends no freshness of its own) and answering every request but the first from it. Each adds its
+# own hit header (Cache-Status, X-Cache-Status, X-Varnish) and a request id.
+{
+  printf 'cache: { max_size: 256MiB }\n'
+  sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHC_PORT/" "$TMP/gatehouse/gatehouse.yaml"
+  printf '    plugins: { cache: { ttl: 1h } }\n'
+} >"$TMP/gatehouse-cache/gatehouse.yaml"
+sed -e "s|$TMP/nginx/|$TMP/nginx-cache/|g" -e "s|127.0.0.1:$NGX_PORT|127.0.0.1:$NGC_PORT|" \
+  -e "s|^http {|http {\n    proxy_cache_path $TMP/nginx-cache/cache levels=1:2 keys_zone=hits:10m max_size=256m inactive=1h use_temp_path=off;|" \
+  -e "s|            proxy_pass http://backend;|            proxy_pass http://backend;\n            proxy_cache hits;\n            proxy_cache_valid 200 1h;\n            add_header X-Cache-Status \$upstream_cache_status;|" \
+  "$TMP/nginx/nginx.conf" >"$TMP/nginx-cache/nginx.conf"
+cat >"$TMP/varnish/default.vcl" <<VCL
+vcl 4.1;
+backend default { .host = "127.0.0.1"; .port = "$BACKEND_PORT"; }
+sub vcl_backend_response { set beresp.ttl = 1h; }
+sub vcl_deliver { set resp.http.X-Request-Id = req.xid; }
+VCL
+
 # Gatehouse with a plugin on the route: the cost of checking a credential or a rate limit per
 # request. gatehouse-key: an API key (key_auth); gatehouse-jwt-es256 / -rs256: a JWT (jwt_auth,
 # keys from a JWKS file) signed with ES256 / RS256, made by bench/jwt-token.mjs with Node's
@@ -501,19 +529,37 @@ for p in $PROXIES; do
         gatehouse-rl-cluster) PORT[$p]=$GHRC_PORT ;;
         gatehouse-resilient) PORT[$p]=$GHR_PORT ;;
         gatehouse-baseline) PORT[$p]=$GHB_PORT ;;
+        gatehouse-cache) PORT[$p]=$GHC_PORT ;;
       esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
       ;;
-    nginx)
-      "$NGINX_BIN" -t -q -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/t.log" ||
-        { cat "$TMP/nginx/t.log" >&2; die "proxy nginx config invalid"; }
-      start "$PROXY_CPU" "$TMP/nginx/stderr.log" "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
+    nginx | nginx-cache)
+      "$NGINX_BIN" -t -q -p "$TMP/$p" -c "$TMP/$p/nginx.conf" 2>"$TMP/$p/t.log" ||
+        { cat "$TMP/$p/t.log" >&2; die "proxy $p config invalid"; }
+      start "$PROXY_CPU" "$TMP/$p/stderr.log" "$NGINX_BIN" -p "$TMP/$p" -c "$TMP/$p/nginx.conf"
       PORT[$p]=$NGX_PORT
-      wait_ready nginx "$NGX_PORT" "$STARTED_PID" "$TMP/nginx/stderr.log"
-      # CPU is spent in the worker: count master + its children.
-      mapfile -t workers < <(pgrep -P "$STARTED_PID")
+      [[ $p == nginx-cache ]] && PORT[$p]=$NGC_PORT
+      wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
+      # CPU is spent in the worker: count master + its workers (with proxy_cache, not the cache
+      # loader, which exits a minute after start, nor the cache manager, which only sweeps).
+      mapfile -t workers < <(pgrep -P "$STARTED_PID" -f "worker process")
       ((${#workers[@]})) || [[ $INSTRUCTIONS == 1 ]] || die "nginx proxy has no worker process"
+      PIDS+=("${workers[@]}")
+      PROC_PIDS[$p]="$STARTED_PID ${workers[*]}"
+      ;;
+    varnish)
+      command -v varnishd >/dev/null || die "varnish not found (scripts/install-deps.sh installs it)"
+      # One thread pool, memory storage, pinned like the others.
+      start "$PROXY_CPU" "$TMP/varnish/stderr.log" varnishd -F -n "$TMP/varnish/work" \
+        -a "127.0.0.1:$VAR_PORT" -f "$TMP/varnish/default.vcl" -s malloc,256m \
+        -p thread_pools=1 -p thread_pool_min=20
+      PORT[$p]=$VAR_PORT
+      wait_ready varnish "$VAR_PORT" "$STARTED_PID" "$TMP/varnish/stderr.log"
+      # The cache process (varnishd's child, cache-main) does the work: count both. Not any
+      # child: the VCL compiler runs as one for a moment at start.
+      mapfile -t workers < <(pgrep -P "$STARTED_PID" -x cache-main)
+      ((${#workers[@]})) || die "varnish has no cache-main process"
       PIDS+=("${workers[@]}")
       PROC_PIDS[$p]="$STARTED_PID ${workers[*]}"
       ;;
@@ -616,6 +662,7 @@ run_wrk() {
   cmd=("$WRK_BIN" -t "$THREADS" -c "$CONNECTIONS" -d "$dur" --latency)
   [[ -n ${WRK_HEADER[$name]:-} ]] && cmd+=(-H "${WRK_HEADER[$name]}")
   [[ $NEW_CONNECTIONS == 1 ]] && cmd+=(-H "Connection: close")
+  [[ $UNIQUE_URLS == 1 ]] && cmd+=(-s "$(dirname "${BASH_SOURCE[0]}")/unique-urls.lua")
   cmd+=("$(scheme_of "$name")://127.0.0.1:$port$URL_PATH")
   [[ $PIN == 1 ]] && cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
   # timeout kills wrk if it hangs; wrk itself is bounded by -d. Run in the background and wait,
@@ -719,12 +766,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for pid in ${PROC_PIDS[$p]}; do kill -0 "$pid" 2>/dev/null || die "$p (pid $pid) died during round $r"; done
   done
   # Ratios within the round: the host's load drifts, and it drifts alike for neighbouring runs.
-  if [[ " $PROXIES " == *" gatehouse "* ]]; then
-    for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline; do
-      [[ " $PROXIES " == *" $peer "* ]] || continue
-      RATIOS[$peer-rps]+="$(ratio "${ROUND_RPS[gatehouse]}" "${ROUND_RPS[$peer]}") "
-      RATIOS[$peer-p99]+="$(ratio "${ROUND_P99[gatehouse]}" "${ROUND_P99[$peer]}") "
-      RATIOS[$peer-cpu]+="$(ratio "${ROUND_CPU[gatehouse]}" "${ROUND_CPU[$peer]}") "
+  if [[ " $PROXIES " == *" $REF "* ]]; then
+    for peer in $PEERS; do
+      [[ " $PROXIES " == *" $peer "* && $peer != "$REF" ]] || continue
+      RATIOS[$peer-rps]+="$(ratio "${ROUND_RPS[$REF]}" "${ROUND_RPS[$peer]}") "
+      RATIOS[$peer-p99]+="$(ratio "${ROUND_P99[$REF]}" "${ROUND_P99[$peer]}") "
+      RATIOS[$peer-cpu]+="$(ratio "${ROUND_CPU[$REF]}" "${ROUND_CPU[$peer]}") "
     done
   fi
 done
@@ -742,27 +789,27 @@ for p in $PROXIES; do
   printf '  %-20s %12.1f %10.3f %12.2f\n' "$p" "${MRPS[$p]}" "${MP99[$p]}" "${MCPU[$p]}"
 done
 
-if [[ " $PROXIES " == *" gatehouse "* ]]; then
+if [[ " $PROXIES " == *" $REF "* ]]; then
   header=0
-  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline; do
-    [[ " $PROXIES " == *" $peer "* ]] || continue
+  for peer in $PEERS; do
+    [[ " $PROXIES " == *" $peer "* && $peer != "$REF" ]] || continue
     if ((header == 0)); then
       echo
-      echo "ratios gatehouse/peer (of medians):"
+      echo "ratios $REF/peer (of medians):"
       printf '  %-30s %12s %12s %12s\n' "" "req/s" "p99" "cpu/req"
       printf '  %-30s %12s %12s %12s\n' "" "(>1 better)" "(<1 better)" "(<1 better)"
       header=1
     fi
-    printf '  %-30s %12s %12s %12s\n' "gatehouse/$peer" \
-      "$(ratio "${MRPS[gatehouse]}" "${MRPS[$peer]}")" \
-      "$(ratio "${MP99[gatehouse]}" "${MP99[$peer]}")" \
-      "$(ratio "${MCPU[gatehouse]}" "${MCPU[$peer]}")"
+    printf '  %-30s %12s %12s %12s\n' "$REF/$peer" \
+      "$(ratio "${MRPS[$REF]}" "${MRPS[$peer]}")" \
+      "$(ratio "${MP99[$REF]}" "${MP99[$peer]}")" \
+      "$(ratio "${MCPU[$REF]}" "${MCPU[$peer]}")"
   done
   echo
   echo "median of per-round ratios (each round's proxies run back to back, so drift cancels):"
-  for peer in nginx haproxy gatehouse-logged gatehouse-key gatehouse-jwt-es256 gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline; do
-    [[ " $PROXIES " == *" $peer "* ]] || continue
-    printf '  %-30s %12s %12s %12s\n' "gatehouse/$peer" \
+  for peer in $PEERS; do
+    [[ " $PROXIES " == *" $peer "* && $peer != "$REF" ]] || continue
+    printf '  %-30s %12s %12s %12s\n' "$REF/$peer" \
       "$(echo "${RATIOS[$peer-rps]}" | median)" "$(echo "${RATIOS[$peer-p99]}" | median)" \
       "$(echo "${RATIOS[$peer-cpu]}" | median)"
   done

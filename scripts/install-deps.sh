@@ -26,7 +26,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # test peers and benchmark peers
-  curl wrk nginx-light haproxy nodejs npm procps openssl testssl.sh
+  curl wrk nginx-light haproxy varnish nodejs npm procps openssl testssl.sh
   # promtool (checks the /metrics exposition in tests) and valgrind (bench INSTRUCTIONS=1)
   prometheus valgrind
   # rate limits shared through Redis: the hiredis protocol reader, and a real server for the tests

@@ -49,7 +49,11 @@ cache: { max_size: 16MiB, max_object_size: 64KiB }
 upstreams:
   o: { targets: [ { address: 127.0.0.1:${port} } ] }
   lone: { targets: [ { address: 127.0.0.1:${lone.address().port} } ] }
+  fragile:
+    targets: [ { address: 127.0.0.1:${port} } ]
+    circuit_breaker: { consecutive_failures: 1, open_for: 30s }
 routes:
+  - { name: fragile, match: { path: /fragile/* }, to: fragile, plugins: { cache: {} } }
   - { name: lone, match: { path: /lone/* }, to: lone, plugins: { cache: {} } }
   - { name: ttl, match: { path: /ttl/* }, to: o, plugins: { cache: { ttl: 60s } } }
   - { name: override, match: { path: /override/* }, to: o, plugins: { cache: { ttl: 60s, override: true } } }
@@ -395,6 +399,24 @@ test('stale-if-error: a stale entry answers when the origin is down (connection 
   const miss = await curl([gh.url('/lone/never-stored')]);
   assert.equal(miss.status, 502, 'nothing stored: the gateway\'s own error');
   assert.match(cacheStatus(miss), /fwd=uri-miss$/);
+});
+
+test('stale-if-error: a stale entry answers while the upstream\'s circuit breaker is open', async () => {
+  const p = '/fragile/x';
+  handlers.set(p, (req, res, n) => (n === 1
+    ? answer(200, { 'cache-control': 'max-age=1, stale-if-error=60' }, 'kept through the outage')
+    : answer(500, {}, 'broken'))(req, res));
+  await curl([gh.url(p)]);
+  await new Promise((r) => setTimeout(r, 2100));
+  const first = await curl([gh.url(p)]);
+  assert.equal(first.body, 'kept through the outage');
+  assert.match(cacheStatus(first), /fwd-status=500; ttl=-\d+; detail=stale-if-error$/);
+  // The 500 opened the breaker: the gateway itself refuses (503), and the stale entry answers.
+  const second = await curl([gh.url(p)]);
+  assert.equal(second.status, 200);
+  assert.equal(second.body, 'kept through the outage');
+  assert.match(cacheStatus(second), /fwd-status=503; ttl=-\d+; detail=stale-if-error$/);
+  assert.equal(hits(p), 2, 'the open breaker kept the request from the origin');
 });
 
 test('invalidation: a successful POST drops the stored target, and its Location', async () => {
