@@ -14,6 +14,11 @@ bool Limiter::decide(std::string_view key, int64_t now, std::vector<gcra::Decisi
   size_t h = std::hash<std::string_view>{}(key);
   Shard& shard = shards_[h % kShards];
   std::lock_guard lock(shard.mutex);
+  // Workers read the clock before taking the lock, so a request can arrive here with a `now`
+  // older than one already decided. Deciding it in the past would count the other request's
+  // refill as not yet due and report one fewer remaining; time under one lock only moves forward.
+  now = std::max(now, shard.latest);
+  shard.latest = now;
   auto it = shard.keys.find(key);
   if (it == shard.keys.end()) {
     if (shard.keys.size() >= max_per_shard_) shard.keys.erase(shard.keys.begin());

@@ -57,6 +57,7 @@ class Limiter {
   struct Shard {
     mutable std::mutex mutex;
     std::unordered_map<std::string, State, KeyHash, std::equal_to<>> keys;
+    int64_t latest = 0;  // the latest `now` decided under this lock
   };
   std::vector<gcra::Limit> limits_;
   size_t max_per_shard_;

@@ -59,6 +59,18 @@ TEST(Limiter, EveryLimitMustAllowAndOnlyThenCounts) {
   EXPECT_TRUE(l.decide("other", t, &d)) << "keys are independent";
 }
 
+TEST(Limiter, AClockReadBeforeALaterDecisionCountsDownExactly) {
+  // Two workers read the clock, then race for the lock: the one with the older reading may
+  // decide second. Its answer must still say one fewer remaining, not two fewer.
+  Limiter l({gcra::make_limit(1, 60 * kS, 10)}, 1000);
+  std::vector<gcra::Decision> d;
+  int64_t t = 100 * kS;
+  ASSERT_TRUE(l.decide("k", t + 1000, &d));
+  EXPECT_EQ(d[0].remaining, 9);
+  ASSERT_TRUE(l.decide("k", t, &d));
+  EXPECT_EQ(d[0].remaining, 8);
+}
+
 TEST(Limiter, ExactAcrossThreads) {
   Limiter l({gcra::make_limit(1000, 3600 * kS, 1000)}, 1000);
   std::atomic<int> allowed{0};
