@@ -490,6 +490,7 @@ fi
 run_wrk_plain() {
   local hdr=()
   [[ -n ${WRK_HEADER[$5]:-} ]] && hdr=(-H "${WRK_HEADER[$5]}")
+  [[ $UNIQUE_URLS == 1 ]] && hdr+=(-s "$(dirname "${BASH_SOURCE[0]}")/unique-urls.lua")
   timeout -k 5 "$3" "$WRK_BIN" -t 1 -c 10 -d "$2" "${hdr[@]}" "$(scheme_of "$5")://127.0.0.1:$1$URL_PATH" >"$4" 2>&1 ||
     { cat "$4" >&2; die "wrk failed (port $1)"; }
 }

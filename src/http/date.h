@@ -15,10 +15,10 @@ namespace gatehouse::http {
 // recipients skip that. A two-digit rfc850 year more than 50 years ahead is taken as the past
 // century (RFC 9110 5.6.7). A date outside what system_clock can hold (about 1677 to 2262) is
 // clamped to the nearest whole second it can: callers compare the result with "now" before they
-// subtract, as the difference between such a date and now can overflow.
+// subtract, as the difference between such a date and now can overflow. `now` (the clock, when
+// not given) is read only for an rfc850-date's century: the other forms need no clock.
 std::optional<std::chrono::system_clock::time_point> parse_http_date(
-    std::string_view text,
-    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+    std::string_view text, std::optional<std::chrono::system_clock::time_point> now = std::nullopt);
 
 // The IMF-fixdate of `t` (RFC 9110 5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT": the form a
 // sender generates. Fractions of a second are dropped.

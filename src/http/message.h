@@ -42,7 +42,15 @@ struct Header {
 // Header fields the gateway owns (added by filters, its own answers, trailers it relays).
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-bool iequals(std::string_view a, std::string_view b);
+// ASCII case-insensitive equality (field names). Inline: most calls differ in length at once.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x != y && ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z')) return false;
+  }
+  return true;
+}
 // Without optional whitespace (spaces and tabs, RFC 9110 5.6.3) at either end.
 std::string_view trim_ows(std::string_view s);
 

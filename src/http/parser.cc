@@ -280,16 +280,6 @@ std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x != y && (x | 0x20) != (y | 0x20)) return false;
-    if (x != y && !((x | 0x20) >= 'a' && (x | 0x20) <= 'z')) return false;
-  }
-  return true;
-}
-
 std::string_view MessageHead::get(std::string_view name) const {
   for (auto& h : headers) {
     if (iequals(h.name, name)) return h.value;

@@ -77,10 +77,9 @@ struct Pending {
   // kAnswered: the cache answered by itself (its response phase has nothing to add).
   enum class Mode { kMiss, kRevalidate, kBypass, kInvalidate, kAnswered };
   Mode mode = Mode::kMiss;
-  std::string key;          // the primary key: URL and extras
-  std::string scheme_host;  // "https://host", for Location and Content-Location
-  MemoryStore::Ptr stale;   // the stored entry a revalidation may freshen or serve on error
-  CacheStatus status;       // what Cache-Status will say
+  std::string key;         // the primary key: URL and extras
+  MemoryStore::Ptr stale;  // the stored entry a revalidation may freshen or serve on error
+  CacheStatus status;      // what Cache-Status will say
   http::CacheControl request_cc;
   bool authorization = false;
   bool head = false;
@@ -205,15 +204,21 @@ void answer_range(std::string_view range, const Entry& e, http::ErrorResponse* r
 Cache::Cache(Settings s, std::shared_ptr<MemoryStore> store)
     : s_(std::move(s)), store_(std::move(store)) {}
 
-bool Cache::keep(const std::string& key, MemoryStore::Ptr entry) const {
+bool Cache::keep(std::string key, MemoryStore::Ptr entry) const {
   const size_t cost = entry->cost() + key.size() + kKeyBookkeeping;
-  return store_->insert(key, std::move(entry), cost);
+  return store_->insert(std::move(key), std::move(entry), cost);
 }
 
 std::string Cache::primary_key(const RequestContext& ctx) const {
   const auto& req = *ctx.request;
-  std::string key = ctx.secure ? "https://" : "http://";
-  for (char c : req.host) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string key;
+  key.reserve(8 + req.host.size() + req.path.size() + 1 + req.query.size());
+  key = ctx.secure ? "https://" : "http://";
+  const size_t host_at = key.size();
+  key += req.host;
+  for (size_t i = host_at; i < key.size(); ++i) {  // ASCII: a host is never anything else here
+    if (key[i] >= 'A' && key[i] <= 'Z') key[i] = static_cast<char>(key[i] - 'A' + 'a');
+  }
   key += req.path;
   if (!req.query.empty()) key.append("?").append(req.query);
   for (const auto& name : s_.key_headers) {
@@ -238,8 +243,6 @@ FilterStatus Cache::on_request(RequestContext& ctx) const {
   Pending& p = *owner;
   ctx.slots.set(kPending, std::move(owner));
   p.key = primary_key(ctx);
-  auto url = url_of(p.key);
-  p.scheme_host = std::string(url.substr(0, url.size() - path_of(url).size()));
   if (req.method != "GET" && req.method != "HEAD") {
     // RFC 9111 4.4: an unsafe request's success invalidates what it names.
     p.mode = safe_method(req.method) ? Pending::Mode::kBypass : Pending::Mode::kInvalidate;
@@ -375,7 +378,6 @@ void Cache::start_refresh(RequestContext& ctx, const Pending& p,
   bg->mode = Pending::Mode::kRevalidate;
   bg->background = true;
   bg->key = p.key;
-  bg->scheme_host = p.scheme_host;
   bg->variant_key = p.variant_key;
   bg->flight = p.variant_key;
   bg->stale = entry;
@@ -505,7 +507,8 @@ FilterStatus Cache::answer(RequestContext& ctx, const Conditions& c, const Memor
       }
     }
   } else {
-    reply.headers = entry->headers;
+    reply.headers.reserve(entry->headers.size() + 3);
+    for (auto [n, v] : entry->headers) reply.headers.emplace_back(n, v);
     reply.shared_body = entry->body;
     if (entry->status == 200 && entry->body) {
       // A stored complete response answers byte ranges itself (RFC 9110 14).
@@ -601,11 +604,25 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   }
   ResponseFacts facts;
   facts.status = resp.status;
-  facts.cc = http::parse_cache_control(lines_of(resp, "cache-control"));
-  facts.expires = !resp.get("expires").empty();
-  facts.set_cookie = !resp.get("set-cookie").empty();
-  auto vary = parse_vary(lines_of(resp, "vary"));
-  facts.vary_star = vary.star;
+  std::vector<std::string_view> cache_control, vary;
+  for (const auto& h : resp.headers) {  // one pass, each name compared only with its length's
+    switch (h.name.size()) {
+      case 4:
+        if (http::iequals(h.name, "vary")) vary.push_back(h.value);
+        break;
+      case 7:
+        if (http::iequals(h.name, "expires")) facts.expires = true;
+        break;
+      case 10:
+        if (http::iequals(h.name, "set-cookie")) facts.set_cookie = true;
+        break;
+      case 13:
+        if (http::iequals(h.name, "cache-control")) cache_control.push_back(h.value);
+        break;
+    }
+  }
+  facts.cc = http::parse_cache_control(cache_control);
+  facts.vary_star = parse_vary(vary).star;
   RequestFacts req{"GET", p.request_cc, p.authorization};
   auto why = storable(req, facts, s_.share_set_cookie, s_.rules.default_ttl.has_value());
   if (why != NotStored::kNone) {
@@ -672,22 +689,24 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
     keep(p.key, marker);
     if (s_.shared) s_.shared->put(ctx, p.key, *marker);
   }
-  if (keep(p.variant_key, entry)) ctx.metrics->count(kStored, ctx.route->name);
   if (s_.shared) s_.shared->put(ctx, p.variant_key, *entry);
+  if (keep(std::move(p.variant_key), entry)) ctx.metrics->count(kStored, ctx.route->name);
   p.land();
 }
 
 // RFC 9111 4.4: the target URI, and the Location and Content-Location URIs when they are of the
 // same origin, lose every stored response (all variants and extras).
 void Cache::invalidate(RequestContext& ctx, const Pending& p) const {
-  std::vector<std::string> urls{std::string(url_of(p.key))};
+  const std::string_view url = url_of(p.key);
+  const std::string_view scheme_host = url.substr(0, url.size() - path_of(url).size());
+  std::vector<std::string> urls{std::string(url)};
   for (std::string_view name : {"location", "content-location"}) {
     std::string_view v = ctx.response->get(name);
     if (v.empty()) continue;
     if (v.front() == '/' && (v.size() == 1 || v[1] != '/'))
-      urls.push_back(p.scheme_host + std::string(v));
-    else if (v.starts_with(p.scheme_host) &&
-             (v.size() == p.scheme_host.size() || v[p.scheme_host.size()] == '/'))
+      urls.push_back(std::string(scheme_host).append(v));
+    else if (v.starts_with(scheme_host) &&
+             (v.size() == scheme_host.size() || v[scheme_host.size()] == '/'))
       urls.emplace_back(v);
   }
   store_->erase_if([&](std::string_view key, const Entry&) {

@@ -83,7 +83,7 @@ class Cache final : public Filter {
   FilterStatus answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
                       CacheStatus status) const;
   void store_response(RequestContext& ctx, Pending& p, CacheStatus* status) const;
-  bool keep(const std::string& key, MemoryStore::Ptr entry) const;  // into the memory store
+  bool keep(std::string key, MemoryStore::Ptr entry) const;  // into the memory store
   void invalidate(RequestContext& ctx, const Pending& p) const;
   void count(RequestContext& ctx, size_t event) const;
 

@@ -16,21 +16,40 @@ bool not_stored(std::string_view name, bool hop_by_hop) {
          iequals(name, "age");
 }
 
-std::vector<std::string_view> lines_of(const http::HeaderList& fields, std::string_view name) {
-  std::vector<std::string_view> out;
-  for (const auto& [n, v] : fields) {
-    if (iequals(n, name)) out.push_back(v);
-  }
-  return out;
-}
-
 // What the stored fields say: Cache-Control, validators, Expires, Vary, tags, and the lifetime.
+// One pass over the fields (each name compared only with those of its length): a miss derives
+// an entry for every response it stores.
 void derive(Entry& e, const EntryRules& rules) {
-  e.cc = http::parse_cache_control(lines_of(e.headers, "cache-control"));
-  e.etag = std::string(http::trim_ows(e.get("etag")));
-  e.vary = parse_vary(lines_of(e.headers, "vary"));
-  if (auto d = e.get("date"); !d.empty()) e.times.date = http::parse_http_date(d);
-  auto expires = lines_of(e.headers, "expires");
+  std::vector<std::string_view> cache_control, vary, expires, tag_lines;
+  std::string_view etag, date, last_modified;  // the first of each, as Entry::get() finds
+  for (auto [name, value] : e.headers) {
+    if (!rules.tag_header.empty() && iequals(name, rules.tag_header)) tag_lines.push_back(value);
+    switch (name.size()) {
+      case 4:
+        if (iequals(name, "etag")) {
+          if (etag.empty()) etag = value;
+        } else if (iequals(name, "date")) {
+          if (date.empty()) date = value;
+        } else if (iequals(name, "vary")) {
+          vary.push_back(value);
+        }
+        break;
+      case 7:
+        if (iequals(name, "expires")) expires.push_back(value);
+        break;
+      case 13:
+        if (iequals(name, "cache-control")) {
+          cache_control.push_back(value);
+        } else if (iequals(name, "last-modified")) {
+          if (last_modified.empty()) last_modified = value;
+        }
+        break;
+    }
+  }
+  e.cc = http::parse_cache_control(cache_control);
+  e.etag = std::string(http::trim_ows(etag));
+  e.vary = parse_vary(vary);
+  if (!date.empty()) e.times.date = http::parse_http_date(date);
   e.times.expires.reset();
   e.times.expires_invalid = false;
   if (expires.size() == 1) e.times.expires = http::parse_http_date(http::trim_ows(expires[0]));
@@ -38,21 +57,19 @@ void derive(Entry& e, const EntryRules& rules) {
   // 5.3).
   if (!expires.empty() && !e.times.expires) e.times.expires_invalid = true;
   e.times.last_modified.reset();
-  if (auto lm = e.get("last-modified"); !lm.empty())
-    e.times.last_modified = http::parse_http_date(http::trim_ows(lm));
+  if (!last_modified.empty())
+    e.times.last_modified = http::parse_http_date(http::trim_ows(last_modified));
 
   e.tags.clear();
-  if (!rules.tag_header.empty()) {
-    for (std::string_view line : lines_of(e.headers, rules.tag_header)) {
-      // Surrogate-Key separates tags with spaces, Cache-Tag with commas: either works.
-      size_t i = 0;
-      while (i < line.size()) {
-        while (i < line.size() && (line[i] == ' ' || line[i] == ',' || line[i] == '\t')) ++i;
-        size_t j = i;
-        while (j < line.size() && line[j] != ' ' && line[j] != ',' && line[j] != '\t') ++j;
-        if (j > i) e.tags.emplace_back(line.substr(i, j - i));
-        i = j;
-      }
+  for (std::string_view line : tag_lines) {
+    // Surrogate-Key separates tags with spaces, Cache-Tag with commas: either works.
+    size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && (line[i] == ' ' || line[i] == ',' || line[i] == '\t')) ++i;
+      size_t j = i;
+      while (j < line.size() && line[j] != ' ' && line[j] != ',' && line[j] != '\t') ++j;
+      if (j > i) e.tags.emplace_back(line.substr(i, j - i));
+      i = j;
     }
   }
 
@@ -83,8 +100,8 @@ std::string_view Entry::get(std::string_view name) const {
 }
 
 size_t Entry::cost() const {
-  size_t n = sizeof(Entry) + etag.size() + (body ? body->size() + sizeof(std::string) : 0);
-  for (const auto& [k, v] : headers) n += sizeof(std::string) * 2 + k.size() + v.size();
+  size_t n = sizeof(Entry) + etag.size() + (body ? body->size() + sizeof(std::string) : 0) +
+             headers.cost();
   for (const auto& t : tags) n += sizeof(std::string) + t.size();
   for (const auto& v : vary.names) n += sizeof(std::string) + v.size();
   return n;
@@ -95,6 +112,13 @@ std::shared_ptr<Entry> make_entry(const http::ResponseHead& head,
                                   Entry::Time response_time, const EntryRules& rules) {
   auto e = std::make_shared<Entry>();
   e->status = head.status;
+  size_t fields = 0, bytes = 0;
+  for (const auto& h : head.headers) {
+    if (not_stored(h.name, h.hop_by_hop)) continue;
+    ++fields;
+    bytes += h.name.size() + h.value.size();
+  }
+  e->headers.reserve(fields, bytes);
   for (const auto& h : head.headers) {
     if (!not_stored(h.name, h.hop_by_hop)) e->headers.emplace_back(h.name, h.value);
   }
@@ -115,14 +139,14 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
                             [&](std::string_view n) { return iequals(n, h.name); });
     if (!seen) {
       replaced.push_back(h.name);
-      std::erase_if(e->headers, [&](const auto& f) { return iequals(f.first, h.name); });
+      e->headers.erase_if([&](const auto& f) { return iequals(f.first, h.name); });
     }
     e->headers.emplace_back(h.name, h.value);
   }
   // A 304 without Date stands for one with the time it arrived (RFC 9110 6.6.1): the stored Date
   // would otherwise make the freshened entry look as old as the first response.
   if (not_modified.get("date").empty()) {
-    std::erase_if(e->headers, [](const auto& f) { return iequals(f.first, "date"); });
+    e->headers.erase_if([](const auto& f) { return iequals(f.first, "date"); });
     e->headers.emplace_back("Date", http::format_http_date(response_time));
   }
   set_times(*e, not_modified, request_time, response_time);
@@ -133,7 +157,7 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
 void amend(Entry& e, const std::vector<std::string>& removed, const http::HeaderList& added,
            const EntryRules& rules) {
   if (removed.empty() && added.empty()) return;
-  std::erase_if(e.headers, [&](const auto& h) {
+  e.headers.erase_if([&](const auto& h) {
     return std::any_of(removed.begin(), removed.end(),
                        [&](const std::string& name) { return iequals(h.first, name); });
   });
@@ -161,10 +185,10 @@ bool take(std::string_view& in, T* v) {
   *v = static_cast<T>(u);
   return true;
 }
-bool take_bytes(std::string_view& in, std::string* out) {
+bool take_bytes(std::string_view& in, std::string_view* out) {
   uint32_t n;
   if (!take(in, &n) || in.size() < n) return false;
-  out->assign(in.substr(0, n));
+  *out = in.substr(0, n);
   in.remove_prefix(n);
   return true;
 }
@@ -211,10 +235,14 @@ std::shared_ptr<Entry> decode_entry(std::string_view in, const EntryRules& rules
     return nullptr;
   if (fields > in.size() / 8) return nullptr;  // each field takes at least its two lengths
   e->status = status;
-  e->headers.resize(fields);
-  for (auto& [n, v] : e->headers) {
-    if (!take_bytes(in, &n) || !take_bytes(in, &v)) return nullptr;
+  std::vector<std::string_view> parts(2 * size_t{fields});
+  size_t bytes = 0;
+  for (auto& part : parts) {
+    if (!take_bytes(in, &part)) return nullptr;
+    bytes += part.size();
   }
+  e->headers.reserve(fields, bytes);
+  for (size_t i = 0; i < parts.size(); i += 2) e->headers.emplace_back(parts[i], parts[i + 1]);
   uint8_t has_body;
   if (!take(in, &has_body) || has_body > 1) return nullptr;
   if (has_body) {

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "filters/cache/fields.h"
 #include "filters/cache/policy.h"
 #include "http/cache_control.h"
 #include "http/message.h"
@@ -25,7 +26,7 @@ struct Entry {
   // The response's fields as received, in order, without those a cache does not store or sends
   // itself: hop-by-hop fields (RFC 9111 3.1), Age (computed per hit, 5.1), and the framing
   // (Content-Length, Transfer-Encoding: a hit is framed by the stored body's length).
-  http::HeaderList headers;
+  Fields headers;
   std::shared_ptr<const std::string> body;
   http::CacheControl cc;
   http::ResponseTimes times;

@@ -25,6 +25,24 @@ struct Head {
 
 const Time kSent = *http::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
 
+TEST(CacheFields, KeepOrderAndDuplicatesAndSurviveCopiesAndErasure) {
+  Fields f;
+  f.reserve(3, 64);
+  f.emplace_back("Vary", "accept");
+  f.emplace_back("X-Long", std::string(100, 'v'));  // beyond the reservation: the block grows
+  f.emplace_back("vary", "origin");
+  Fields copy = f;
+  f.erase_if([](Fields::Field x) { return x.first == "X-Long"; });
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].first, "Vary");
+  EXPECT_EQ(f[1].second, "origin");
+  ASSERT_EQ(copy.size(), 3u) << "a copy owns its bytes";
+  EXPECT_EQ(copy[1].second, std::string(100, 'v'));
+  EXPECT_FALSE(copy == f);
+  copy.erase_if([](Fields::Field x) { return x.first == "X-Long"; });
+  EXPECT_TRUE(copy == f);
+}
+
 TEST(CacheEntry, StoresTheFieldsACacheKeepsAndReadsItsFreshness) {
   Head r(
       "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nCache-Control: max-age=60\r\n"
@@ -37,7 +55,7 @@ TEST(CacheEntry, StoresTheFieldsACacheKeepsAndReadsItsFreshness) {
       make_entry(r.head, std::make_shared<std::string>("hello"), kSent, kSent + seconds(1), rules);
   EXPECT_EQ(e->status, 200);
   std::vector<std::string> names;
-  for (const auto& [n, v] : e->headers) names.push_back(n);
+  for (const auto& [n, v] : e->headers) names.emplace_back(n);
   EXPECT_EQ(names, (std::vector<std::string>{"Date", "Cache-Control", "ETag", "Vary",
                                              "Content-Type", "Surrogate-Key", "Surrogate-Key"}))
       << "hop-by-hop fields (those Connection names too), framing and Age are not stored";
