@@ -17,6 +17,7 @@ THREADS=${THREADS:-1}              # wrk -t
 ROUNDS=${ROUNDS:-3}                # interleaved rounds: gatehouse, nginx, haproxy, gatehouse, ...
 WARMUP=${WARMUP:-1s}               # untimed wrk run per proxy before round 1 ("0" to skip)
 BODY_BYTES=${BODY_BYTES:-100}      # size of the static body the backend serves
+BODY_KIND=${BODY_KIND:-x}          # x: BODY_BYTES of 'x'; json: JSON records (compresses about 5:1)
 URL_PATH=${URL_PATH:-/body.txt}    # path requested through the proxies
 PROXIES=${PROXIES:-"gatehouse nginx haproxy"}   # subset/order of proxies to run
 PIN=${PIN:-0}                      # 1: taskset proxies onto PROXY_CPU, wrk + backend onto LOAD_CPU
@@ -47,20 +48,22 @@ for p in $PROXIES; do
   case $p in
     gatehouse | gatehouse-logged | gatehouse-key | gatehouse-jwt-es256 | gatehouse-jwt-rs256 | \
       gatehouse-rl-local | gatehouse-rl-cluster | gatehouse-resilient | gatehouse-baseline | nginx | haproxy | \
-      gatehouse-cache | nginx-cache | varnish) ;;
+      gatehouse-cache | nginx-cache | varnish | gatehouse-gzip | gatehouse-br | nginx-gzip) ;;
     *) die "unknown proxy '$p' in PROXIES" ;;
   esac
 done
 # Ratios are of REF (gatehouse, or gatehouse-cache when the run compares caches) to each peer.
 REF=gatehouse
 [[ " $PROXIES " != *" gatehouse "* && " $PROXIES " == *" gatehouse-cache "* ]] && REF=gatehouse-cache
-PEERS="nginx haproxy nginx-cache varnish gatehouse-logged gatehouse-key gatehouse-jwt-es256"
+[[ " $PROXIES " != *" gatehouse "* && " $PROXIES " == *" gatehouse-gzip "* ]] && REF=gatehouse-gzip
+PEERS="nginx haproxy nginx-cache varnish nginx-gzip gatehouse-br gatehouse-logged gatehouse-key gatehouse-jwt-es256"
 PEERS+=" gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ $IDLE_CONNECTIONS =~ ^[0-9]+$ ]] || die "IDLE_CONNECTIONS must be a number"
 [[ $THREADS =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer"
 [[ $SCHEME == http || $SCHEME == https ]] || die "SCHEME must be http or https"
+[[ $BODY_KIND == x || $BODY_KIND == json ]] || die "BODY_KIND must be x or json"
 [[ -z $CPU_LIMIT || $CPU_LIMIT =~ ^(0?\.[0-9]+|1(\.0*)?)$ ]] || die "CPU_LIMIT must be a share of one core, 0.05 to 1"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS must be >= THREADS"
 
@@ -102,7 +105,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # The backend is always plain HTTP; the proxies speak SCHEME.
 scheme_of() { [[ $1 == backend ]] && echo http || echo "$SCHEME"; }
-declare -A WRK_HEADER  # per proxy: a header wrk sends with every request (credentials)
+declare -A WRK_HEADER  # per proxy: a header wrk sends with every request (credentials, a coding)
+declare -A CODED_BYTES  # per compressing proxy: the size of its coded body
 
 # ---- process bookkeeping and cleanup -------------------------------------------------------
 TMP=$(mktemp -d -t gatehouse-bench.XXXXXX)  # under $TMPDIR, or /tmp
@@ -193,7 +197,7 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 17; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 20; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
@@ -201,12 +205,13 @@ pick_ports() {
       GHRL_PORT=$((base + 9)); GHRC_PORT=$((base + 10)); REDIS_PORT=$((base + 11))
       GHR_PORT=$((base + 12)); GHB_PORT=$((base + 13))
       GHC_PORT=$((base + 14)); NGC_PORT=$((base + 15)); VAR_PORT=$((base + 16))
+      GHZ_PORT=$((base + 17)); GHBR_PORT=$((base + 18)); NGZ_PORT=$((base + 19))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 16)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 19)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 17 free ports"
+  die "could not find 20 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -216,6 +221,19 @@ wait_ready() {
     if ! kill -0 "$pid" 2>/dev/null; then
       sed 's/^/    /' "$logf" >&2
       die "$name exited during startup (log above)"
+    fi
+    if [[ ${WRK_HEADER[$name]:-} == Accept-Encoding:* ]]; then
+      # A compressing proxy: the body comes in the coding asked for and decodes to the backend's.
+      local coding=${WRK_HEADER[$name]#Accept-Encoding: }
+      got=$(curl -s --max-time 1 --compressed -H "${WRK_HEADER[$name]}" -o "$TMP/$name/decoded" \
+        -w '%{http_code} %{size_download} %header{content-encoding}' -k \
+        "$(scheme_of "$name")://127.0.0.1:$port$URL_PATH" 2>/dev/null || true)
+      if [[ $got == "200 "*" $coding" ]] && cmp -s "$TMP/$name/decoded" "$TMP/www${URL_PATH}"; then
+        CODED_BYTES[$name]=$(awk '{ print $2 }' <<<"$got")
+        return 0
+      fi
+      sleep 0.1
+      continue
     fi
     got=$(curl -s --max-time 1 -o /dev/null -w '%{http_code} %{size_download}' \
       -k ${WRK_HEADER[$name]:+-H "${WRK_HEADER[$name]}"} "$(scheme_of "$name")://127.0.0.1:$port$URL_PATH" 2>/dev/null || true)
@@ -251,7 +269,8 @@ pick_ports
 mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse "$TMP"/gatehouse-logged \
   "$TMP"/gatehouse-key "$TMP"/gatehouse-jwt-es256 "$TMP"/gatehouse-jwt-rs256 \
   "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis "$TMP"/gatehouse-resilient \
-  "$TMP"/gatehouse-baseline "$TMP"/gatehouse-cache "$TMP"/nginx-cache/cache "$TMP"/varnish
+  "$TMP"/gatehouse-baseline "$TMP"/gatehouse-cache "$TMP"/nginx-cache/cache "$TMP"/varnish \
+  "$TMP"/gatehouse-gzip "$TMP"/gatehouse-br "$TMP"/nginx-gzip
 
 # One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
 if [[ $SCHEME == https ]]; then
@@ -261,7 +280,21 @@ if [[ $SCHEME == https ]]; then
     >/dev/null 2>&1 || die "cannot make a certificate"
   cat "$TMP/cert.pem" "$TMP/cert.key" >"$TMP/cert-and-key.pem"  # HAProxy's crt format
 fi
-head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
+if [[ $BODY_KIND == json ]]; then
+  # Records like an API's list response, varied enough that they compress about 5:1 (as JSON
+  # does), from a fixed seed so every run and every proxy compress the same bytes.
+  awk -v n="$BODY_BYTES" 'BEGIN {
+    srand(7); split("alpha beta gamma delta omega sigma kappa lambda", w, " ")
+    out = "["
+    for (i = 1; length(out) < n; i++)
+      out = out sprintf("{\"id\":%d,\"name\":\"%s-%s\",\"price\":%.2f,\"stock\":%d,\"tags\":[\"%s\",\"%s\"],\"updated\":\"2026-%02d-%02dT%02d:%02d:00Z\"},",
+        i, w[int(rand() * 8) + 1], w[int(rand() * 8) + 1], rand() * 1000, int(rand() * 500),
+        w[int(rand() * 8) + 1], w[int(rand() * 8) + 1], int(rand() * 12) + 1, int(rand() * 28) + 1,
+        int(rand() * 24), int(rand() * 60))
+    printf "%s", substr(out, 1, n) }' >"$TMP/www${URL_PATH}"
+else
+  head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
+fi
 USER_LINE=""
 # Client connections each proxy accepts (nginx counts its upstream connections too: doubled there).
 PROXY_CONNECTIONS=$((2 * IDLE_CONNECTIONS + 4096))
@@ -434,6 +467,23 @@ sed -e "s|$TMP/nginx/|$TMP/nginx-cache/|g" -e "s|127.0.0.1:$NGX_PORT|127.0.0.1:$
   -e "s|^http {|http {\n    proxy_cache_path $TMP/nginx-cache/cache levels=1:2 keys_zone=hits:10m max_size=256m inactive=1h use_temp_path=off;|" \
   -e "s|            proxy_pass http://backend;|            proxy_pass http://backend;\n            proxy_cache hits;\n            proxy_cache_valid 200 1h;\n            add_header X-Cache-Status \$upstream_cache_status;|" \
   "$TMP/nginx/nginx.conf" >"$TMP/nginx-cache/nginx.conf"
+# Compression of the same response, coded per request (PROXIES="gatehouse-gzip gatehouse-br
+# nginx-gzip", BODY_KIND=json): gatehouse's compress plugin with gzip at level 6 or brotli at
+# level 4 (its defaults), nginx's gzip module at level 6, all on text/plain above 256 bytes with
+# Vary: Accept-Encoding. wrk asks for the one coding each offers.
+for coding in gzip br; do
+  port=$GHZ_PORT
+  [[ $coding == br ]] && port=$GHBR_PORT
+  {
+    sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$port/" "$TMP/gatehouse/gatehouse.yaml"
+    printf '    plugins: { compress: { types: [text/plain], encodings: [%s], min_size: 256 } }\n' "$coding"
+  } >"$TMP/gatehouse-$coding/gatehouse.yaml"
+  WRK_HEADER[gatehouse-$coding]="Accept-Encoding: $coding"
+done
+WRK_HEADER[nginx-gzip]="Accept-Encoding: gzip"
+sed -e "s|$TMP/nginx/|$TMP/nginx-gzip/|g" -e "s|127.0.0.1:$NGX_PORT|127.0.0.1:$NGZ_PORT|" \
+  -e "s|^http {|http {\n    gzip on;\n    gzip_comp_level 6;\n    gzip_types text/plain;\n    gzip_min_length 256;\n    gzip_proxied any;\n    gzip_vary on;|" \
+  "$TMP/nginx/nginx.conf" >"$TMP/nginx-gzip/nginx.conf"
 cat >"$TMP/varnish/default.vcl" <<VCL
 vcl 4.1;
 backend default { .host = "127.0.0.1"; .port = "$BACKEND_PORT"; }
@@ -531,16 +581,19 @@ for p in $PROXIES; do
         gatehouse-resilient) PORT[$p]=$GHR_PORT ;;
         gatehouse-baseline) PORT[$p]=$GHB_PORT ;;
         gatehouse-cache) PORT[$p]=$GHC_PORT ;;
+        gatehouse-gzip) PORT[$p]=$GHZ_PORT ;;
+        gatehouse-br) PORT[$p]=$GHBR_PORT ;;
       esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
       ;;
-    nginx | nginx-cache)
+    nginx | nginx-cache | nginx-gzip)
       "$NGINX_BIN" -t -q -p "$TMP/$p" -c "$TMP/$p/nginx.conf" 2>"$TMP/$p/t.log" ||
         { cat "$TMP/$p/t.log" >&2; die "proxy $p config invalid"; }
       start "$PROXY_CPU" "$TMP/$p/stderr.log" "$NGINX_BIN" -p "$TMP/$p" -c "$TMP/$p/nginx.conf"
       PORT[$p]=$NGX_PORT
       [[ $p == nginx-cache ]] && PORT[$p]=$NGC_PORT
+      [[ $p == nginx-gzip ]] && PORT[$p]=$NGZ_PORT
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       # CPU is spent in the worker: count master + its workers (with proxy_cache, not the cache
       # loader, which exits a minute after start, nor the cache manager, which only sweeps).
@@ -789,6 +842,16 @@ for p in $PROXIES; do
   MCPU[$p]=$(echo "${CPU[$p]}" | median)
   printf '  %-20s %12.1f %10.3f %12.2f\n' "$p" "${MRPS[$p]}" "${MP99[$p]}" "${MCPU[$p]}"
 done
+
+if ((${#CODED_BYTES[@]})); then
+  echo
+  echo "compression: body bytes coded per second of the proxy's CPU (MB/s per core), coded size"
+  for p in $PROXIES; do
+    [[ -n ${CODED_BYTES[$p]:-} ]] || continue
+    printf '  %-20s %10s MB/s %10s -> %s bytes\n' "$p" \
+      "$(awk -v b="$BODY_BYTES" -v c="${MCPU[$p]}" 'BEGIN { printf "%.1f", b / c }')" "$BODY_BYTES" "${CODED_BYTES[$p]}"
+  done
+fi
 
 if [[ " $PROXIES " == *" $REF "* ]]; then
   header=0

@@ -106,7 +106,10 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
   }
   if (error_.status) {
     if (request_id_.empty()) observe::generate_request_id(w_.rng(), &request_id_);
-    co_await down.answer(error_, request_id_);
+    if (ctx_.reply_body)
+      co_await stream_reply(down);
+    else
+      co_await down.answer(error_, request_id_);
   }
 }
 
@@ -218,7 +221,8 @@ Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_r
 // its own), which may add or remove headers, or answer otherwise in turn.
 void Exchange::respond_with_reply() {
   while (!run_response_filters(ctx_.reply.status, nullptr)) {
-    // a filter answered otherwise: the filters before it see that answer
+    // a filter answered otherwise (its own body): the filters before it see that answer
+    ctx_.reply_body.reset();
   }
   http::ErrorResponse reply = std::move(ctx_.reply);
   if (!ctx_.response_remove.empty()) {
@@ -417,6 +421,51 @@ net::Task<> Exchange::relay_response(Downstream& down) {
     }
   }
   end_relay(down, up_ok, down_ok);
+}
+
+// A filter's answer whose body is still arriving (filters::ReplyBody): framed with its length
+// like a relayed response, then sent piece by piece as the body comes, paced by this client. A
+// body cut short cuts the response (the client must not take a part for the whole).
+net::Task<> Exchange::stream_reply(Downstream& down) {
+  std::shared_ptr<filters::ReplyBody> body = std::move(ctx_.reply_body);
+  const std::string length = std::to_string(body->length());
+  http::ResponseHead head;
+  head.status = error_.status;
+  head.minor_version = 1;
+  head.framing = http::Framing::kContentLength;
+  head.content_length = body->length();
+  head.headers.reserve(error_.headers.size() + 1);
+  for (const auto& [name, value] : error_.headers) head.headers.push_back({name, value});
+  head.headers.push_back({"Content-Length", length, http::HeaderId::kContentLength});
+  static const http::HeaderList kNothingToAdd;
+  static const std::vector<std::string> kNothingToRemove;
+  bool payload = false;
+  down.start_response(head, kNothingToAdd, kNothingToRemove, request_id_, false, &payload);
+
+  const auto send_timeout = snap_->config.server.timeouts.send;
+  auto& io = w_.io();
+  uint64_t sent = 0;
+  bool down_ok = true;
+  while (down_ok && sent < head.content_length) {
+    // Waits for the next bytes on this worker: a timer that never fires, cancelled when they come.
+    auto arrived = std::make_shared<std::pair<net::Timer, std::string_view>>(
+        std::piecewise_construct, std::forward_as_tuple(io, net::Clock::time_point::max()),
+        std::forward_as_tuple());
+    body->read(sent, io, [arrived](std::string_view piece) {
+      arrived->second = piece;
+      arrived->first.cancel();
+    });
+    co_await arrived->first.async_wait(net::use_task);
+    const std::string_view piece = arrived->second;
+    if (piece.empty()) break;
+    down.set_deadline(upstream::RequestSource::Phase::kSend, send_timeout);
+    down_ok = co_await down.send(piece);
+    sent += piece.size();
+  }
+  if (sent < head.content_length) {
+    down.cut_response();
+    log_error_ = down_ok ? "upstream_reset_mid_body" : "client_closed";
+  }
 }
 
 // The filters that tap the response body get the next pieces of its content, last first.

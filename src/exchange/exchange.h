@@ -115,6 +115,7 @@ class Exchange {
   void fail(http::ErrorResponse e);
   bool run_response_filters(int status, const http::ResponseHead* head);
   void respond_with_reply();
+  net::Task<> stream_reply(Downstream& down);  // a filter's answer with a ReplyBody
 
   WorkerContext& w_;
   std::shared_ptr<View> view_;  // the snapshot and worker state this request uses

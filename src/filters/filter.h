@@ -73,6 +73,21 @@ struct MetricsShard;
 }
 namespace gatehouse::filters {
 
+// The body of a filter's answer that is still arriving: a response another request is
+// receiving, which this one shares (the cache's coalesced misses). The answer (ctx.reply, with
+// kRespond) is framed with its `length()`; the exchange sends the body as it comes, paced by its
+// own client.
+class ReplyBody {
+ public:
+  virtual ~ReplyBody() = default;
+  virtual uint64_t length() const = 0;
+  // Posts `ready` to `io` with the bytes after the first `offset` (< length()) once there are
+  // some: empty when the body was cut short and no more will come. The bytes stay valid while
+  // this object lives.
+  virtual void read(uint64_t offset, boost::asio::io_context& io,
+                    std::function<void(std::string_view)> ready) = 0;
+};
+
 struct RequestContext {
   const http::RequestHead* request = nullptr;
   boost::asio::io_context* io = nullptr;     // the worker's: for filters that pause for I/O
@@ -90,7 +105,8 @@ struct RequestContext {
   std::vector<std::string> upstream_remove_query;  // query parameters to drop upstream
   http::HeaderList response_add;                   // headers to add to the client response
   std::vector<std::string> response_remove;        // header names (lower case) to drop from it
-  http::ErrorResponse reply;                       // the answer, with kRespond
+  http::ErrorResponse reply;                       // the answer, with kRespond ...
+  std::shared_ptr<ReplyBody> reply_body;           // ... and its body, when still arriving
   int status = 0;  // the response phase: the status going to the client, and the upstream's head
   const http::ResponseHead* response = nullptr;  // (null for the gateway's own answer), valid
                                                  // until on_response returns
@@ -144,6 +160,7 @@ struct RequestContext {
     upstream_remove_query.clear();
     response_add.clear();
     reply.clear();
+    reply_body.reset();
   }
 };
 

@@ -553,6 +553,96 @@ test('coalescing off: each concurrent miss goes upstream', async () => {
   assert.equal(hits(p), 5);
 });
 
+// A GET whose body is watched as it comes: `first` settles with the first body bytes, `done`
+// when the response ends or breaks off (complete: whether all its Content-Length came).
+function streamGet(path, headers = {}) {
+  let first;
+  const firstBytes = new Promise((r) => { first = r; });
+  const done = new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: gh.port, path, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('latin1');
+      res.on('data', (d) => { body += d; first(); });
+      res.on('error', () => {});
+      res.on('close', () => resolve({ status: res.statusCode, headers: res.headers, body, complete: res.complete }));
+    });
+    req.on('error', () => resolve({ status: 0, body: '', complete: false }));
+  });
+  return { firstBytes, done };
+}
+
+test('coalescing: the waiters are answered from the leader\'s response as it arrives, not when it ends', async () => {
+  const p = fresh('herd-stream');
+  let release;
+  const released = new Promise((r) => { release = r; });
+  const half = 'a'.repeat(30000), rest = 'b'.repeat(30000);
+  handlers.set(p, (req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': 60000 });
+    res.write(half);
+    released.then(() => res.end(rest));
+  });
+  const clients = Array.from({ length: 5 }, () => streamGet(p));
+  // Every client has bytes of the body while the origin still holds its second half: the
+  // waiters were not made to wait for the whole response (nor sent upstream on their own).
+  await Promise.all(clients.map((c) => c.firstBytes));
+  assert.equal(hits(p), 1);
+  release();
+  const all = await Promise.all(clients.map((c) => c.done));
+  for (const r of all) {
+    assert.equal(r.status, 200);
+    assert.ok(r.complete);
+    assert.equal(r.body, half + rest);
+    assert.equal(r.headers['content-length'], '60000');
+  }
+  const collapsed = all.filter((r) => /collapsed/.test(r.headers['cache-status']));
+  assert.equal(collapsed.length, 4);
+  for (const r of collapsed) assert.match(r.headers['cache-status'], /^gatehouse; hit; ttl=\d+; collapsed$/);
+  const later = await curl([gh.url(p)]);
+  assert.equal(later.body, half + rest, 'and it was stored whole');
+  assert.match(cacheStatus(later), /^gatehouse; hit;/);
+  assert.equal(hits(p), 1);
+});
+
+test('coalescing: when the leader\'s response breaks off, the waiters\' responses break off too', async () => {
+  const p = fresh('herd-broken');
+  let release;
+  const released = new Promise((r) => { release = r; });
+  handlers.set(p, (req, res, n) => {
+    if (n > 1) return answer(200, { 'cache-control': 'max-age=60' }, 'whole')(req, res);
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': 60000 });
+    res.write('x'.repeat(20000));
+    released.then(() => res.destroy());
+  });
+  const clients = Array.from({ length: 4 }, () => streamGet(p));
+  await Promise.all(clients.map((c) => c.firstBytes));
+  assert.equal(hits(p), 1);
+  release();
+  const all = await Promise.all(clients.map((c) => c.done));
+  for (const r of all) {
+    assert.equal(r.complete, false, 'no client takes a part for the whole');
+    assert.ok(r.body.length < 60000);
+  }
+  const next = await curl([gh.url(p)]);
+  assert.equal(next.body, 'whole', 'nothing of the broken response was stored');
+  assert.equal(hits(p), 2);
+});
+
+test('coalescing: a waiter whose Vary values differ from the leader\'s is not given its response', async () => {
+  const p = fresh('herd-vary');
+  handlers.set(p, (req, res) => slow(300, { 'cache-control': 'max-age=60', vary: 'accept-language' },
+    `for ${req.headers['accept-language']}`)(req, res));
+  const en = httpGet(gh.port, p, { headers: { 'accept-language': 'en' } });
+  await waitFor(() => hits(p) === 1, 5000, 'the leader upstream');
+  const [fr, en2] = [httpGet(gh.port, p, { headers: { 'accept-language': 'fr' } }),
+    httpGet(gh.port, p, { headers: { 'accept-language': 'en' } })];
+  const [a, b, c] = await Promise.all([en, fr, en2]);
+  assert.equal(a.body, 'for en');
+  assert.equal(c.body, 'for en', 'the same variant follows the leader');
+  assert.match(c.headers['cache-status'], /collapsed/);
+  assert.equal(b.body, 'for fr', 'another variant goes upstream itself');
+  assert.equal(hits(p), 2);
+});
+
 test('stale-while-revalidate: the stale response is served at once, and one refresh goes in the background', async () => {
   const p = fresh('swr');
   handlers.set(p, (req, res, n) => {

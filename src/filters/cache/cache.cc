@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
 #include <random>
@@ -66,6 +67,12 @@ std::vector<std::string_view> lines_of(const http::MessageHead& head, std::strin
   return out;
 }
 
+// RFC 9111 4.2.4: no directive of the stored response forbids serving it stale.
+bool may_serve_stale(const Entry& e) {
+  return !e.cc.must_revalidate && !e.cc.proxy_revalidate && e.cc.s_maxage == kAbsent &&
+         !e.cc.no_cache;
+}
+
 bool safe_method(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE";
 }
@@ -87,16 +94,19 @@ struct Pending {
   // The request's fields, copied when the response may be stored (the Vary values) or
   // answered by the cache after all (the client's own conditions).
   http::HeaderList request_fields;
-  // The response being stored, until its body ends.
+  // The response being stored, until its body ends: its body fills `body`, which the entry (and a
+  // published flight's waiters) already share.
   std::shared_ptr<Entry> storing;
   std::string variant_key;
-  std::string body;
+  std::shared_ptr<std::string> body;
+  bool published = false;  // the flight's waiters follow the body as it fills
   // Where the response's changes by the filters after the cache begin in the context's lists
   // (what they add and remove is part of the representation the cache stores).
   size_t added_from = 0, removed_from = 0;
-  // Coalescing: the key of the flight this request leads (empty: none), or that it waited for.
-  std::string flight;
-  bool waited = false;
+  // Coalescing: the flight this request leads (null: none) and its key.
+  std::shared_ptr<Flight> flight;
+  std::string flight_key;
+  bool waited = false;  // it waited for another request's flight
   // The shared tier: asked once, on a memory miss; `from_shared`: what it had was found.
   bool shared_checked = false;
   bool from_shared = false;
@@ -105,9 +115,9 @@ struct Pending {
 
   // The leader's response is stored, or will not be: the requests waiting for it go on.
   void land() {
-    if (flight.empty()) return;
-    flights().land(flight);
-    flight.clear();
+    if (!flight) return;
+    flights().land(flight_key, *flight);
+    flight.reset();
   }
   ~Pending() { land(); }
 };
@@ -127,6 +137,54 @@ Pending* pending(RequestContext& ctx) {
   auto* p = ctx.slots.get(kPending);
   return p ? p->get() : nullptr;
 }
+
+// RFC 9111 3.5: a response is used for a request with Authorization only when it says so.
+bool shareable(const Pending& p, const Entry& e) {
+  return !p.authorization || e.cc.public_ || e.cc.s_maxage != kAbsent || e.cc.must_revalidate;
+}
+
+// RFC 9111 4.2: `e` (`age` seconds old, `left` seconds of freshness left) answers the request
+// without validation: fresh, as the request's directives allow, or stale within its max-stale
+// when no directive forbids serving it stale (4.2.4; s-maxage implies proxy-revalidate for a
+// shared cache, 5.2.2.10).
+bool usable(const http::CacheControl& rcc, const Entry& e, int64_t age, int64_t left) {
+  const auto& scc = e.cc;
+  bool fresh = !scc.no_cache && !rcc.no_cache && left > 0;
+  if (fresh && rcc.max_age != kAbsent && age > rcc.max_age) fresh = false;
+  if (fresh && rcc.min_fresh != kAbsent && left < rcc.min_fresh) fresh = false;
+  if (fresh) return true;
+  return left <= 0 && may_serve_stale(e) && !rcc.no_cache && rcc.max_stale != kAbsent &&
+         -left <= rcc.max_stale && (rcc.max_age == kAbsent || age <= rcc.max_age);
+}
+
+// A waiter's answer: the body of the response its flight's leader is receiving, as it arrives.
+class FlightBody final : public ReplyBody, public std::enable_shared_from_this<FlightBody> {
+ public:
+  FlightBody(std::shared_ptr<Flight> flight, std::shared_ptr<const Entry> entry, uint64_t length)
+      : flight_(std::move(flight)), entry_(std::move(entry)), length_(length) {}
+  uint64_t length() const override { return length_; }
+  void read(uint64_t offset, boost::asio::io_context& io,
+            std::function<void(std::string_view)> ready) override {
+    const Flight::State st = flight_->state();
+    if (st.received > offset) {
+      // The leader only appends, within the body's reserved length: these bytes never move.
+      std::string_view bytes(entry_->body->data() + offset, st.received - offset);
+      boost::asio::post(io, [ready = std::move(ready), bytes] { ready(bytes); });
+    } else if (st.landed) {  // cut short: the leader's response broke off
+      boost::asio::post(io, [ready = std::move(ready)] { ready({}); });
+    } else {
+      flight_->wait(st.version, io,
+                    [self = shared_from_this(), offset, &io, ready = std::move(ready)]() mutable {
+                      self->read(offset, io, std::move(ready));
+                    });
+    }
+  }
+
+ private:
+  std::shared_ptr<Flight> flight_;
+  std::shared_ptr<const Entry> entry_;
+  uint64_t length_;
+};
 
 template <class Fields, class NameOf, class ValueOf>
 Conditions conditions_of(const Fields& fields, NameOf name_of, ValueOf value_of, bool get) {
@@ -278,10 +336,7 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   } else {
     p.status.fwd = "uri-miss";
   }
-  // RFC 9111 3.5: a response is used for a request with Authorization only when it says so.
-  if (entry && p.authorization &&
-      !(entry->cc.public_ || entry->cc.s_maxage != kAbsent || entry->cc.must_revalidate))
-    entry = nullptr;
+  if (entry && !shareable(p, *entry)) entry = nullptr;
   if (!entry && s_.shared && !p.shared_checked && ctx.io) {
     p.await = Pending::Await::kShared;  // resume() asks Redis
     return FilterStatus::kPause;
@@ -304,23 +359,15 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   const int64_t left = entry->lifetime - age;
   const auto& rcc = p.request_cc;
   const auto& scc = entry->cc;
-  // 4.2.4: a stale response may be served only when no directive forbids it (s-maxage implies
-  // proxy-revalidate for a shared cache, 5.2.2.10), and the request accepts it (max-stale).
-  const bool may_serve_stale =
-      !scc.must_revalidate && !scc.proxy_revalidate && scc.s_maxage == kAbsent && !scc.no_cache;
-  bool usable = !scc.no_cache && !rcc.no_cache && left > 0;
-  if (usable && rcc.max_age != kAbsent && age > rcc.max_age) usable = false;
-  if (usable && rcc.min_fresh != kAbsent && left < rcc.min_fresh) usable = false;
-  if (!usable && left <= 0 && may_serve_stale && !rcc.no_cache && rcc.max_stale != kAbsent &&
-      -left <= rcc.max_stale && (rcc.max_age == kAbsent || age <= rcc.max_age))
-    usable = true;
+  const bool answers = usable(rcc, *entry, age, left);
   p.status.ttl = left;
   // RFC 5861 3: within stale-while-revalidate, the stale response is served at once and one
   // refresh goes upstream in the background (the one that leads the key's flight).
-  if (!usable && left <= 0 && may_serve_stale && !rcc.no_cache && rcc.max_age == kAbsent &&
+  if (!answers && left <= 0 && may_serve_stale(*entry) && !rcc.no_cache && rcc.max_age == kAbsent &&
       rcc.min_fresh == kAbsent && scc.stale_while_revalidate != kAbsent &&
       -left <= scc.stale_while_revalidate && !p.head && ctx.io) {
-    if (flights().lead(p.variant_key)) start_refresh(ctx, p, entry);
+    if (auto flight = flights().lead(p.variant_key))
+      start_refresh(ctx, p, entry, std::move(flight));
     CacheStatus st;
     st.hit = true;
     st.ttl = left;
@@ -328,7 +375,7 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
     count(ctx, kStale);
     return answer(ctx, conditions_of(*ctx.request), entry, st);
   }
-  if (usable) {
+  if (answers) {
     CacheStatus st;
     st.hit = true;
     st.ttl = left;
@@ -372,14 +419,15 @@ void Cache::add_validators(RequestContext& ctx, const Entry& entry) const {
 
 // The stale `entry` is served; a conditional request refreshes it in the background, and lands
 // the key's flight (which the caller leads) when its response is stored or is not.
-void Cache::start_refresh(RequestContext& ctx, const Pending& p,
-                          const MemoryStore::Ptr& entry) const {
+void Cache::start_refresh(RequestContext& ctx, const Pending& p, const MemoryStore::Ptr& entry,
+                          std::shared_ptr<Flight> flight) const {
   auto bg = std::make_shared<Pending>();
   bg->mode = Pending::Mode::kRevalidate;
   bg->background = true;
   bg->key = p.key;
   bg->variant_key = p.variant_key;
-  bg->flight = p.variant_key;
+  bg->flight = std::move(flight);
+  bg->flight_key = p.variant_key;
   bg->stale = entry;
   bg->request_cc = p.request_cc;
   bg->authorization = p.authorization;
@@ -397,11 +445,12 @@ FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
   // A request for a byte range gets a 206, never stored: it neither leads nor waits.
   if (s_.coalesce && !p.waited && !p.head && !p.request_cc.no_store && ctx.io &&
       ctx.request->get("range").empty()) {
-    if (!flights().lead(p.variant_key)) {
+    p.flight = flights().lead(p.variant_key);
+    if (!p.flight) {
       p.await = Pending::Await::kFlight;
       return FilterStatus::kPause;
     }
-    p.flight = p.variant_key;
+    p.flight_key = p.variant_key;
   }
   // A revalidation is counted by its outcome, in the response phase.
   if (p.mode != Pending::Mode::kRevalidate) count(ctx, kMiss);
@@ -447,38 +496,82 @@ void Cache::fetch_shared(RequestContext& ctx, std::function<void(FilterStatus)> 
   });
 }
 
+// A miss that waits on another request's flight: until the leader publishes a response this
+// request may be answered with (then it streams it), or the flight lands (then it looks the key
+// up again), or coalesce_timeout passes (then it goes upstream itself).
+struct FlightWait {
+  explicit FlightWait(boost::asio::io_context& io) : timer(io) {}
+  boost::asio::steady_timer timer;
+  std::function<void(FilterStatus)> done;
+  std::shared_ptr<Flight> flight;
+  bool over = false;
+};
+
+// The wait is over (once, on this worker): the request goes on with `status`.
+void Cache::settle(RequestContext& ctx, FlightWait& wait, FilterStatus status) const {
+  wait.over = true;
+  wait.timer.cancel();
+  go_on(ctx, status, std::move(wait.done));
+}
+
 void Cache::wait_for_flight(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
-  struct Wait {
-    explicit Wait(boost::asio::io_context& io) : timer(io) {}
-    boost::asio::steady_timer timer;
-    std::function<void(FilterStatus)> done;
-    bool over = false;
-  };
-  auto wait = std::make_shared<Wait>(*ctx.io);
+  Pending& p = *pending(ctx);
+  auto wait = std::make_shared<FlightWait>(*ctx.io);
   wait->done = std::move(done);
-  // Runs once, on this worker: the flight landed (or none was in the air), or the wait timed out.
-  auto landed_or_not = [this, &ctx, wait](bool landed) {
-    if (wait->over) return;
-    wait->over = true;
-    wait->timer.cancel();
+  wait->flight = flights().join(p.variant_key);
+  if (!wait->flight) {  // landed in the meantime
+    p.waited = true;
+    return go_on(ctx, lookup(ctx, p), std::move(wait->done));
+  }
+  wait->timer.expires_after(s_.coalesce_timeout);
+  wait->timer.async_wait([this, &ctx, wait](boost::system::error_code ec) {
+    if (ec || wait->over) return;
     Pending& p = *pending(ctx);
     p.waited = true;
-    FilterStatus status;
-    if (landed) {
-      status = lookup(ctx, p);
-    } else {
-      p.status.detail = "coalesce-timeout";
-      if (p.mode != Pending::Mode::kRevalidate) count(ctx, kMiss);
-      status = FilterStatus::kContinue;
-    }
-    go_on(ctx, status, std::move(wait->done));
-  };
-  if (!flights().join(pending(ctx)->variant_key, *ctx.io, [landed_or_not] { landed_or_not(true); }))
-    return landed_or_not(true);
-  wait->timer.expires_after(s_.coalesce_timeout);
-  wait->timer.async_wait([landed_or_not](boost::system::error_code ec) {
-    if (!ec) landed_or_not(false);
+    p.status.detail = "coalesce-timeout";
+    if (p.mode != Pending::Mode::kRevalidate) count(ctx, kMiss);
+    settle(ctx, *wait, FilterStatus::kContinue);
   });
+  watch_flight(ctx, wait);
+}
+
+void Cache::watch_flight(RequestContext& ctx, const std::shared_ptr<FlightWait>& wait) const {
+  if (wait->over) return;
+  Pending& p = *pending(ctx);
+  const Flight::State st = wait->flight->state();
+  if (st.landed) {
+    p.waited = true;
+    return settle(ctx, *wait, lookup(ctx, p));
+  }
+  if (st.entry && follow(ctx, p, wait->flight)) return settle(ctx, *wait, FilterStatus::kRespond);
+  // Nothing yet, or a response this request may not take as it is: it waits for the landing.
+  wait->flight->wait(st.version, *ctx.io, [this, &ctx, wait] { watch_flight(ctx, wait); });
+}
+
+// A waiter answered with the response its flight's leader publishes, streamed as it arrives,
+// when a lookup would answer the request with it once stored: the same variant (RFC 9111 4.1),
+// shareable with the request (3.5), and fresh enough for it (4.2).
+bool Cache::follow(RequestContext& ctx, Pending& p, const std::shared_ptr<Flight>& flight) const {
+  const Flight::State st = flight->state();
+  const Entry& e = *st.entry;
+  const bool same_variant =
+      e.vary.names.empty() ? *st.variant_key == p.key
+                           : *st.variant_key == p.key + kVariant + vary_key(e.vary, *ctx.request);
+  if (!same_variant || !shareable(p, e)) return false;
+  const int64_t age = http::current_age(e.times, Clock::now());
+  const int64_t left = e.lifetime - age;
+  if (!usable(p.request_cc, e, age, left)) return false;
+  CacheStatus status;
+  status.hit = true;
+  status.ttl = left;
+  status.collapsed = true;
+  count(ctx, kCollapsed);
+  answer(ctx, conditions_of(*ctx.request), st.entry, status);
+  if (ctx.reply.status != 304) {  // a 304 has no body to wait for
+    ctx.reply.shared_body.reset();
+    ctx.reply_body = std::make_shared<FlightBody>(flight, st.entry, st.length);
+  }
+  return true;
 }
 
 FilterStatus Cache::answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
@@ -657,9 +750,20 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
     p.variant_key = p.key;
   }
   status->stored = true;
-  p.body.clear();
-  // The body is kept as it is copied: a known length is allocated once, exactly.
-  if (resp.framing == http::Framing::kContentLength) p.body.reserve(resp.content_length);
+  // The body is kept as it is copied: a known length is allocated once, exactly. The entry
+  // shares it from now on; it is stored when complete.
+  p.body = std::make_shared<std::string>();
+  const bool known_length =
+      resp.framing == http::Framing::kContentLength && !ctx.response_body_watchers;
+  if (known_length) p.body->reserve(resp.content_length);
+  p.storing->body = p.body;
+  // The requests waiting on this miss can follow the body as it arrives, since it fills a buffer
+  // that never moves. One of unknown length (chunked, or rewritten by the filters after the
+  // cache) may grow past max_object_size and not be stored: they wait for it to land instead.
+  if (p.flight && known_length) {
+    p.flight->publish(p.storing, p.variant_key, resp.content_length);
+    p.published = true;
+  }
   ctx.tap_response_body();
 }
 
@@ -667,16 +771,20 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
   Pending* pp = pending(ctx);
   if (!pp || !pp->storing) return;
   Pending& p = *pp;
-  if (p.body.size() + piece.size() > s_.max_object_size) {  // a chunked body grew too large
+  std::string& body = *p.body;
+  // A chunked body that grew too large, or any body longer than its length said (never appended
+  // past what was reserved: waiters read the buffer as it fills).
+  if (body.size() + piece.size() > (p.published ? p.body->capacity() : s_.max_object_size)) {
     p.storing.reset();
-    std::string().swap(p.body);
+    p.body.reset();
     p.land();
     return;
   }
-  p.body.append(piece);
+  body.append(piece);
+  if (p.published) p.flight->advance(body.size());
   if (!end) return;
-  p.body.shrink_to_fit();  // a chunked body grew by doubling: the entry keeps only its bytes
-  p.storing->body = std::make_shared<const std::string>(std::move(p.body));
+  if (!p.published) body.shrink_to_fit();  // a chunked body grew by doubling: keep its bytes only
+  p.body.reset();
   std::shared_ptr<const Entry> entry = std::move(p.storing);
   if (!entry->vary.names.empty()) {
     // The marker at the primary key names the fields that select a variant (4.1).

@@ -46,6 +46,8 @@ namespace cache {
 using MemoryStore = Store<Entry>;
 struct Pending;
 struct Conditions;
+struct FlightWait;
+class Flight;
 
 class Cache final : public Filter {
  public:
@@ -71,13 +73,17 @@ class Cache final : public Filter {
   std::string primary_key(const RequestContext& ctx) const;
   FilterStatus lookup(RequestContext& ctx, Pending& p) const;
   FilterStatus go_forward(RequestContext& ctx, Pending& p) const;
-  void start_refresh(RequestContext& ctx, const Pending& p, const MemoryStore::Ptr& entry) const;
+  void start_refresh(RequestContext& ctx, const Pending& p, const MemoryStore::Ptr& entry,
+                     std::shared_ptr<Flight> flight) const;
   void add_validators(RequestContext& ctx, const Entry& entry) const;
   void keep_request_fields(const RequestContext& ctx, Pending& p) const;
   void go_on(RequestContext& ctx, FilterStatus status,
              std::function<void(FilterStatus)> done) const;
   void fetch_shared(RequestContext& ctx, std::function<void(FilterStatus)> done) const;
   void wait_for_flight(RequestContext& ctx, std::function<void(FilterStatus)> done) const;
+  void watch_flight(RequestContext& ctx, const std::shared_ptr<FlightWait>& wait) const;
+  void settle(RequestContext& ctx, FlightWait& wait, FilterStatus status) const;
+  bool follow(RequestContext& ctx, Pending& p, const std::shared_ptr<Flight>& flight) const;
   // Answers from `entry` (a hit, a freshened entry, or a stale one): 304 when the request's own
   // conditions say so.
   FilterStatus answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,

@@ -1,11 +1,18 @@
 // Request coalescing: concurrent misses for one key send one request upstream. The first to miss
-// leads the flight; the others join it and are woken, each on its own worker's thread, when the
-// leader's response is stored or turns out not to be (it lands), and then look the key up again.
-// Process-wide (a key's misses may arrive on every worker), under one mutex: only misses touch
-// it, and each only twice. As nginx's proxy_cache_lock and Varnish's waiting list.
+// leads the flight; the others join it. When the leader's response will be stored and its length
+// is known, the leader publishes it: the entry (its body still filling) and, piece by piece, how
+// much of the body has arrived, so that the waiters answer their clients from it as it comes.
+// When the response is stored, or turns out not to be, the flight lands: waiters that were not
+// streaming look the key up again. Waiters are woken on their own workers' threads.
+//
+// Process-wide (a key's misses may arrive on every worker), under one mutex for the map and one
+// per flight: only misses touch them. As nginx's proxy_cache_lock and Varnish's waiting list, which
+// also streams the busy object to its waiters.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -17,27 +24,58 @@ class io_context;
 
 namespace gatehouse::filters::cache {
 
-class Flights {
+struct Entry;
+
+class Flight {
  public:
   using Wake = std::function<void()>;
 
-  // True: the caller now leads the flight for `key` (none was in the air) and must land it.
-  bool lead(const std::string& key);
-  // Waits for the flight for `key`: `wake` is posted to `io` when it lands. False (and `wake`
-  // is dropped) when none is in the air.
-  bool join(const std::string& key, boost::asio::io_context& io, Wake wake);
-  // The leader is done: every waiter is woken, and the next miss leads a new flight.
-  void land(const std::string& key);
+  struct State {
+    uint64_t version = 0;  // changes with every publish, advance and land
+    bool landed = false;   // no more will come: stored, or not to be
+    // Published: the entry being stored (its body has `length` bytes, reserved, of which the
+    // first `received` are final) and the key of the variant it is.
+    std::shared_ptr<const Entry> entry;
+    std::shared_ptr<const std::string> variant_key;
+    uint64_t length = 0;
+    uint64_t received = 0;
+  };
 
-  size_t in_air() const;
+  // The leader's side.
+  void publish(std::shared_ptr<const Entry> entry, std::string variant_key, uint64_t length);
+  void advance(uint64_t received);
+  void land();
+
+  State state() const;
+  // Posts `wake` to `io` once the state's version is past `seen` (at once when it already is).
+  void wait(uint64_t seen, boost::asio::io_context& io, Wake wake);
 
  private:
   struct Waiter {
     boost::asio::io_context* io;
     Wake wake;
   };
+  void changed(std::unique_lock<std::mutex>& lock);  // wakes every waiter, after the unlock
+
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::vector<Waiter>> flights_;
+  State state_;
+  std::vector<Waiter> waiters_;
+};
+
+class Flights {
+ public:
+  // The flight the caller now leads for `key`, or null when one is in the air (join it).
+  std::shared_ptr<Flight> lead(const std::string& key);
+  // The flight in the air for `key`, or null.
+  std::shared_ptr<Flight> join(const std::string& key) const;
+  // The leader is done: `flight` leaves the air (the next miss leads a new one) and lands.
+  void land(const std::string& key, Flight& flight);
+
+  size_t in_air() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
 };
 
 }  // namespace gatehouse::filters::cache

@@ -4,51 +4,80 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "filters/cache/entry.h"
+
 namespace gatehouse::filters::cache {
 namespace {
 
-TEST(Flights, TheFirstMissLeadsAndTheOthersWaitForItToLand) {
+TEST(Flights, TheFirstMissLeadsAndTheOthersJoinItUntilItLands) {
   Flights f;
-  boost::asio::io_context io;
-  EXPECT_TRUE(f.lead("k"));
+  auto flight = f.lead("k");
+  ASSERT_TRUE(flight);
   EXPECT_FALSE(f.lead("k"));  // in the air: the next miss must join instead
-  int woken = 0;
-  EXPECT_TRUE(f.join("k", io, [&] { ++woken; }));
-  EXPECT_TRUE(f.join("k", io, [&] { ++woken; }));
-  io.poll();
-  EXPECT_EQ(woken, 0);
-  f.land("k");
-  EXPECT_EQ(woken, 0);  // posted to the waiters' own io_context, not run by the leader
-  io.restart();
-  io.poll();
-  EXPECT_EQ(woken, 2);
+  EXPECT_EQ(f.join("k"), flight);
+  f.land("k", *flight);
+  EXPECT_TRUE(flight->state().landed);
   EXPECT_EQ(f.in_air(), 0u);
+  EXPECT_FALSE(f.join("k"));
   EXPECT_TRUE(f.lead("k"));  // landed: a later miss leads a new flight
 }
 
-TEST(Flights, JoiningNoFlightSaysSo) {
+TEST(Flights, KeysAreIndependentAndAStaleLandingLeavesTheNewFlight) {
   Flights f;
-  boost::asio::io_context io;
-  bool woken = false;
-  EXPECT_FALSE(f.join("none", io, [&] { woken = true; }));
-  io.poll();
-  EXPECT_FALSE(woken);
-  f.land("none");  // landing nothing is harmless
+  auto a = f.lead("a");
+  auto b = f.lead("b");
+  ASSERT_TRUE(a && b);
+  f.land("a", *a);
+  EXPECT_EQ(f.in_air(), 1u);
+  auto a2 = f.lead("a");
+  f.land("a", *a);  // the first flight's leader again: the second flight stays in the air
+  EXPECT_EQ(f.join("a"), a2);
 }
 
-TEST(Flights, KeysAreIndependent) {
-  Flights f;
+TEST(Flight, WaitersAreWokenOnTheirOwnIoContextWithEveryStep) {
+  Flight flight;
   boost::asio::io_context io;
-  EXPECT_TRUE(f.lead("a"));
-  EXPECT_TRUE(f.lead("b"));
-  int a = 0, b = 0;
-  f.join("a", io, [&] { ++a; });
-  f.join("b", io, [&] { ++b; });
-  f.land("a");
+  int woken = 0;
+  flight.wait(0, io, [&] { ++woken; });
+  flight.wait(0, io, [&] { ++woken; });
   io.poll();
-  EXPECT_EQ(a, 1);
-  EXPECT_EQ(b, 0);
-  EXPECT_EQ(f.in_air(), 1u);
+  EXPECT_EQ(woken, 0);
+
+  auto entry = std::make_shared<Entry>();
+  auto body = std::make_shared<std::string>();
+  body->reserve(10);
+  entry->body = body;
+  flight.publish(entry, "key", 10);
+  EXPECT_EQ(woken, 0) << "posted, not run by the leader";
+  io.restart();
+  io.poll();
+  EXPECT_EQ(woken, 2);
+
+  Flight::State st = flight.state();
+  EXPECT_EQ(st.entry, entry);
+  EXPECT_EQ(*st.variant_key, "key");
+  EXPECT_EQ(st.length, 10u);
+  EXPECT_EQ(st.received, 0u);
+
+  flight.wait(st.version, io, [&] { ++woken; });
+  body->append("hello");
+  flight.advance(5);
+  io.restart();
+  io.poll();
+  EXPECT_EQ(woken, 3);
+  EXPECT_EQ(flight.state().received, 5u);
+
+  // A wait for a version already passed is woken at once.
+  flight.wait(st.version, io, [&] { ++woken; });
+  io.restart();
+  io.poll();
+  EXPECT_EQ(woken, 4);
+
+  flight.land();
+  EXPECT_TRUE(flight.state().landed);
+  const uint64_t v = flight.state().version;
+  flight.land();  // once
+  EXPECT_EQ(flight.state().version, v);
 }
 
 }  // namespace
