@@ -7,6 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after } from 'node:test';
 
 export const BIN = process.env.GATEHOUSE_BIN ||
   path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../build/gatehouse');
@@ -52,6 +53,19 @@ export function requireTool(name) {
   assert.ok(found, `${name} is not installed (not found on PATH); this test needs it (scripts/install-deps.sh installs it)`);
 }
 
+// The processes a test file started (gateways, redis-server, the blackhole). One a failing test
+// left running would hold this file's process open, so the run would hang instead of reporting
+// the failure: whatever is still running when the file's tests end is killed, by its own PID.
+const children = new Set();
+export function ownChild(proc) {
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  return proc;
+}
+after(() => {
+  for (const proc of children) proc.kill('SIGKILL');
+});
+
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 // Starts gatehouse with the given YAML; resolves once every listener is up.
@@ -60,7 +74,7 @@ export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 export async function startGatehouse(yaml, { env = {}, expectListeners = 1, args = [], configFile = null, prefix = [] } = {}) {
   const file = configFile || tempFile('gatehouse.yaml', yaml);
   const [cmd, ...argv] = [...prefix, BIN, 'run', '-c', file, ...args];
-  const proc = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = ownChild(spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d) => { stdout += d; });
@@ -270,7 +284,7 @@ export function runGatehouse(args, opts = {}) {
 // A TCP port on which connect() hangs (see tests/tools/blackhole.cc). Returns { port, close }.
 export function startBlackhole() {
   const bin = process.env.BLACKHOLE_BIN || path.resolve(path.dirname(BIN), 'tests/blackhole');
-  const proc = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = ownChild(spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] }));
   return new Promise((resolve, reject) => {
     proc.stdout.once('data', (d) => resolve({ port: Number(String(d).trim()), close: () => proc.kill() }));
     proc.on('error', reject);

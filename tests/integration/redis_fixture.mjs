@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { httpGet, requireTool } from './harness.mjs';
+import { httpGet, ownChild, requireTool } from './harness.mjs';
 
 // Fails the suite (in its before hook) when redis-server or redis-cli is missing.
 export function requireRedis() {
@@ -17,7 +17,7 @@ export function requireRedis() {
 // whatever it writes (an RDB a replica receives, a cluster's nodes.conf) never lands in the
 // source tree, whatever the current directory. `dir`: that folder instead.
 export function spawnRedis(args, { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-redis-')) } = {}) {
-  return spawn('redis-server', [...args, '--dir', dir, '--save', '', '--appendonly', 'no'], { cwd: dir, stdio: 'ignore' });
+  return ownChild(spawn('redis-server', [...args, '--dir', dir, '--save', '', '--appendonly', 'no'], { cwd: dir, stdio: 'ignore' }));
 }
 
 // redis-cli -p PORT ARGS..., its output trimmed.
