@@ -77,20 +77,36 @@ class Client::Impl {
     asio::post(io_, [done = std::move(done), why] { done(why); });
   }
 
-  void command(std::span<const std::string_view> args, Clock::time_point deadline, Callback done) {
+  // On a Cluster: to the node serving the key's slot (args[1]), or to `node` when one is named.
+  void command(std::span<const std::string_view> args, std::optional<size_t> node,
+               Clock::time_point deadline, Callback done) {
     if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
-    Link* link = nodes_.empty() ? nullptr : pick(nodes_[0]);
-    if (!link) return fail_fast(std::move(done));
-    append_command(link->out(), args);
-    link->enqueue(deadline, std::move(done));
+    auto call =
+        std::make_shared<Call>(Call{nullptr, {}, 0, args.size(), deadline, std::move(done)});
+    append_command(call->encoded, args);
+    if (!node) node = cluster() && args.size() > 1 ? owner_[hash_slot(args[1])] : 0;
+    if (!send(call, *node, /*sha=*/true, /*asking=*/false, kMaxRedirects))
+      fail_fast(std::move(call->done));
+  }
+
+  // The nodes that serve hash slots (one, but on a Cluster), as indexes command() takes.
+  std::vector<size_t> masters() const {
+    if (!cluster()) return {0};
+    std::vector<bool> serves(nodes_.size());
+    for (uint16_t n : owner_) serves[n] = true;
+    std::vector<size_t> out;
+    for (size_t i = 0; i < serves.size(); ++i) {
+      if (serves[i]) out.push_back(i);
+    }
+    return out;
   }
 
   void eval(const Script& script, std::span<const std::string_view> keys,
             std::span<const std::string_view> args, Clock::time_point deadline, Callback done) {
     if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
     // EVALSHA sha numkeys keys... args...; the tail after the SHA is kept for a NOSCRIPT retry.
-    auto call = std::make_shared<Eval>(
-        Eval{&script, {}, 0, 3 + keys.size() + args.size(), deadline, std::move(done)});
+    auto call = std::make_shared<Call>(
+        Call{&script, {}, 0, 3 + keys.size() + args.size(), deadline, std::move(done)});
     append_length(call->encoded, '*', call->count);
     append_bulk(call->encoded, "EVALSHA");
     append_bulk(call->encoded, script.sha1());
@@ -115,12 +131,12 @@ class Client::Impl {
     size_t cursor = 0;
   };
 
-  // One EVALSHA (or EVAL) on its way, kept for NOSCRIPT and cluster redirections.
-  struct Eval {
-    const Script* script;
-    std::string encoded;  // EVALSHA ...
-    size_t tail;          // where numkeys starts in `encoded`
-    size_t count;         // array length
+  // One command on its way, kept for cluster redirections; an EVALSHA also for NOSCRIPT.
+  struct Call {
+    const Script* script;  // null: a plain command
+    std::string encoded;   // the command, or EVALSHA ...
+    size_t tail;           // where numkeys starts in `encoded`
+    size_t count;          // array length
     Clock::time_point deadline;
     Callback done;
   };
@@ -167,10 +183,11 @@ class Client::Impl {
     return nullptr;
   }
 
-  // Sends `call` to `node`: EVALSHA, or EVAL after NOSCRIPT; preceded by ASKING on the same
-  // connection when a slot is being migrated there (Redis Cluster spec, "ASK redirection").
-  // False, with nothing sent, when no connection to the node is up.
-  bool send(const std::shared_ptr<Eval>& call, size_t node, bool sha, bool asking,
+  // Sends `call` to `node`: a plain command as it is; a script as EVALSHA, or EVAL after
+  // NOSCRIPT; preceded by ASKING on the same connection when a slot is being migrated there
+  // (Redis Cluster spec, "ASK redirection"). False, with nothing sent, when no connection to the
+  // node is up.
+  bool send(const std::shared_ptr<Call>& call, size_t node, bool sha, bool asking,
             int redirects_left) {
     Link* link = node < nodes_.size() ? pick(nodes_[node]) : nullptr;
     if (!link) {
@@ -184,7 +201,7 @@ class Client::Impl {
       append_command(out, std::initializer_list<std::string_view>{"ASKING"});
       link->enqueue(call->deadline, [](Result) {});
     }
-    if (sha) {
+    if (sha || !call->script) {
       out.append(call->encoded);
     } else {
       append_length(out, '*', call->count);
@@ -200,7 +217,7 @@ class Client::Impl {
       std::string_view error = reply->str;
       // The server does not have the script (restarted, SCRIPT FLUSH): EVAL loads it, and every
       // later EVALSHA finds it again.
-      if (sha && error.starts_with("NOSCRIPT"))
+      if (call->script && sha && error.starts_with("NOSCRIPT"))
         return resend(call, node, false, asking, redirects_left);
       // A master demoted to a replica by a failover: the sentinels know the new one.
       if (sentinel() && error.starts_with("READONLY")) refresh();
@@ -222,7 +239,7 @@ class Client::Impl {
   }
 
   // Sends again from a reply's handler, where the callback may run at once.
-  void resend(const std::shared_ptr<Eval>& call, size_t node, bool sha, bool asking,
+  void resend(const std::shared_ptr<Call>& call, size_t node, bool sha, bool asking,
               int redirects_left) {
     if (Clock::now() >= call->deadline) return call->done(Failure::kTimeout);
     if (!send(call, node, sha, asking, redirects_left)) call->done(Failure::kDisconnected);
@@ -317,7 +334,14 @@ Client::~Client() = default;
 
 void Client::command(std::span<const std::string_view> args, std::chrono::milliseconds timeout,
                      Callback done) {
-  impl_->command(args, Clock::now() + timeout, std::move(done));
+  impl_->command(args, std::nullopt, Clock::now() + timeout, std::move(done));
+}
+
+std::vector<size_t> Client::masters() const { return impl_->masters(); }
+
+void Client::command_on(size_t master, std::span<const std::string_view> args,
+                        std::chrono::milliseconds timeout, Callback done) {
+  impl_->command(args, master, Clock::now() + timeout, std::move(done));
 }
 
 void Client::eval(const Script& script, std::span<const std::string_view> keys,

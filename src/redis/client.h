@@ -69,12 +69,25 @@ class Client {
   // order can no longer be trusted; the other commands pending on it get kDisconnected, or
   // kTimeout when their own timeout has passed too). The arguments are encoded before the call
   // returns, so views are enough. A timeout of zero or less fails at once with kTimeout (sending
-  // it would only cost the connection).
+  // it would only cost the connection). On a Cluster the command goes to the node that serves
+  // the hash slot of its key, args[1] (GET, HGET, DEL, SMEMBERS...), following MOVED and ASK as
+  // eval() does; a command of one word (PING) goes to the seed.
   void command(std::span<const std::string_view> args, std::chrono::milliseconds timeout,
                Callback done);
   void command(std::initializer_list<std::string_view> args, std::chrono::milliseconds timeout,
                Callback done) {
     command(std::span<const std::string_view>(args.begin(), args.size()), timeout, std::move(done));
+  }
+
+  // The servers that hold the data: the one server, or the masters of a Cluster's hash slots (as
+  // the client knows them now), for a command that each must run (SCAN) through command_on().
+  std::vector<size_t> masters() const;
+  void command_on(size_t master, std::span<const std::string_view> args,
+                  std::chrono::milliseconds timeout, Callback done);
+  void command_on(size_t master, std::initializer_list<std::string_view> args,
+                  std::chrono::milliseconds timeout, Callback done) {
+    command_on(master, std::span<const std::string_view>(args.begin(), args.size()), timeout,
+               std::move(done));
   }
 
   // EVALSHA of `script`, falling back to EVAL on NOSCRIPT transparently, within the same timeout.

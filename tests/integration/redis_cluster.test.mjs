@@ -2,14 +2,16 @@
 // replica each, made into a cluster by redis-cli): each decision goes to the node that owns its
 // key's hash slot; a slot moved to another node (with its keys) is followed through the MOVED
 // redirection, counts intact; during a migration, keys the old owner does not have are decided
-// on the new one (ASK); and a dead master's promoted replica takes over its decisions.
+// on the new one (ASK); and a dead master's promoted replica takes over its decisions. The
+// cache's shared tier on the same cluster: hits and purges reach the entries on every master.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startGatehouse, waitFor, freePort } from './harness.mjs';
+import http from 'node:http';
+import { startGatehouse, waitFor, freePort, httpGet, curl } from './harness.mjs';
 import { requireRedis, spawnRedis, cli, limitedConfig, passes as passesThrough } from './redis_fixture.mjs';
 import { startUpstream } from './upstream.mjs';
 
@@ -110,6 +112,69 @@ test('while a slot migrates, a key its old owner does not have is decided on the
   assert.equal(await passes(user, 8), 5, 'decided with ASKING on the importing node');
   assert.equal(whereIs(user), to, 'the keys were made on the new owner');
   for (const m of masters()) cli(m.port, 'cluster', 'setslot', String(slot), 'node', cli(to, 'cluster', 'myid'));
+});
+
+// The cache's shared tier on the same cluster: each URL's hash lives on the master of its slot.
+test('the cache\'s shared tier: entries on every master are shared hits, and purges reach every master', async () => {
+  const fetched = new Map();  // path -> requests the origin answered
+  const origin = http.createServer((req, res) => {
+    fetched.set(req.url, (fetched.get(req.url) || 0) + 1);
+    const body = `body of ${req.url}`;
+    res.writeHead(200, { 'cache-control': 'max-age=600', 'content-length': Buffer.byteLength(body),
+      'surrogate-key': req.url.startsWith('/t/') ? 'tagged' : 'plain' });
+    res.end(body);
+  });
+  await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+  const adminPort = await freePort();
+  const config = (admin) => `
+server:
+  listen: [ { address: 127.0.0.1:0 } ]
+${admin ? `admin: { listen: 127.0.0.1:${adminPort} }` : ''}
+redis: { url: "redis://127.0.0.1:${ports[0]}", cluster: true, timeout: 300ms }
+cache: { max_size: 16MiB, max_object_size: 256KiB }
+upstreams:
+  o: { targets: [ { address: 127.0.0.1:${origin.address().port} } ] }
+routes:
+  - match: { path: /* }
+    to: o
+    plugins: { cache: { tier: redis, tag_header: Surrogate-Key } }
+`;
+  let one, two;
+  try {
+    one = await startGatehouse(config(true));
+    two = await startGatehouse(config(false));
+    const get = (gh, p) => httpGet(gh.port, p, { headers: { host: 'shop.example' } });
+    const key = (p) => `gh:c:http://shop.example${p}`;
+    const inRedis = (p) => cli(ownerOf(Number(cli(ports[0], 'cluster', 'keyslot', key(p)))), 'EXISTS', key(p)) === '1';
+    // Each gateway's client learns the slot map on first use; until then a store or a lookup
+    // skips Redis. Warm both up with paths of their own.
+    let n = 0;
+    await waitFor(async () => { const p = `/warm/${n++}`; await get(one, p); return waitFor(() => inRedis(p), 1000, p).then(() => true, () => false); }, 10000, 'the first store in the cluster');
+    await waitFor(async () => /detail=redis/.test((await get(two, `/warm/${n - 1}`)).headers['cache-status']), 10000, 'the first shared hit');
+
+    const paths = [...Array.from({ length: 12 }, (_, i) => `/p/${i}`), ...Array.from({ length: 6 }, (_, i) => `/t/${i}`)];
+    for (const p of paths) assert.match((await get(one, p)).headers['cache-status'], /fwd=uri-miss; fwd-status=200; ttl=\d+; stored/);
+    await waitFor(() => paths.every(inRedis), 5000, 'every entry in the cluster');
+    const owners = new Set(paths.map((p) => ownerOf(Number(cli(ports[0], 'cluster', 'keyslot', key(p))))));
+    assert.equal(owners.size, 3, 'the entries are spread over the three masters');
+    for (const p of paths) {
+      const r = await get(two, p);
+      assert.equal(r.body, `body of ${p}`);
+      assert.match(r.headers['cache-status'], /^gatehouse; hit; ttl=\d+; detail=redis$/, p);
+      assert.equal(fetched.get(p), 1, `${p} fetched once, by the first gateway`);
+    }
+
+    const purge = async (body) => JSON.parse((await curl(['-X', 'POST', '--data-binary', body,
+      `http://127.0.0.1:${adminPort}/cache/purge`])).body);
+    assert.deepEqual(await purge('{"prefix":"/p/"}'), { purged: 12, shared: 12 });
+    assert.deepEqual(paths.filter(inRedis), paths.filter((p) => p.startsWith('/t/')), 'the prefix went from every master');
+    assert.deepEqual(await purge('{"tag":"tagged"}'), { purged: 6, shared: 6 });
+    assert.deepEqual(paths.filter(inRedis), []);
+  } finally {
+    await one?.stop();
+    await two?.stop();
+    origin.close();
+  }
 });
 
 test('a master that dies is replaced by its promoted replica: decisions find it, counts intact', async () => {

@@ -128,24 +128,33 @@ struct Purging : std::enable_shared_from_this<Purging> {
     maybe_done();
   }
 
-  // Prefix: every URL hash, a page at a time (SCAN; on a Cluster, the keys of the node the
-  // client asks, see docs/caching.md).
-  void scan(std::string cursor) {
-    client->command(
-        {"SCAN", cursor, "MATCH", std::string(kEntries) + "*", "COUNT", "1000"},
-        tier->redis().timeout, [self = shared_from_this()](redis::Result r) {
+  // Prefix: every URL hash, a page at a time (SCAN), on every server that holds data: each
+  // master of a Cluster lists its own keys. The DELs go wherever each key lives.
+  size_t scanning = 0;  // masters whose SCAN has not reached its end
+  void scan_all() {
+    const auto masters = client->masters();
+    scanning = masters.size();
+    for (size_t m : masters) scan(m, "0");
+  }
+  void scan(size_t master, std::string cursor) {
+    client->command_on(
+        master, {"SCAN", cursor, "MATCH", std::string(kEntries) + "*", "COUNT", "1000"},
+        tier->redis().timeout, [self = shared_from_this(), master](redis::Result r) {
           const auto* reply = std::get_if<redis::Reply>(&r);
           if (!reply || reply->type != redis::Reply::Type::kArray || reply->elements.size() != 2)
-            return self->listed_all();
+            return self->scanned();
           for (const auto& k : reply->elements[1].elements) {
             std::string_view url = k.str;
             url.remove_prefix(std::min(url.size(), kEntries.size()));
             if (self->what.names_url(url)) self->del(k.str);
           }
           const std::string& next = reply->elements[0].str;
-          if (next == "0") return self->listed_all();
-          self->scan(next);
+          if (next == "0") return self->scanned();
+          self->scan(master, next);
         });
+  }
+  void scanned() {
+    if (--scanning == 0) listed_all();
   }
 
   void run() {
@@ -155,7 +164,7 @@ struct Purging : std::enable_shared_from_this<Purging> {
         del(hash_of(what.value));
         return listed_all();
       case Purge::Kind::kPrefix:
-        return scan("0");
+        return scan_all();
       case Purge::Kind::kTag: {
         std::string set = std::string(kTags) + what.value;
         client->command({"SMEMBERS", set}, timeout,
