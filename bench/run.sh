@@ -105,8 +105,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # The backend is always plain HTTP; the proxies speak SCHEME.
 scheme_of() { [[ $1 == backend ]] && echo http || echo "$SCHEME"; }
-declare -A WRK_HEADER  # per proxy: a header wrk sends with every request (credentials, a coding)
-declare -A CODED_BYTES  # per compressing proxy: the size of its coded body
+declare -A WRK_HEADER=()  # per proxy: a header wrk sends with every request (credentials, a coding)
+declare -A CODED_BYTES=()  # per compressing proxy: the size of its coded body
 
 # ---- process bookkeeping and cleanup -------------------------------------------------------
 TMP=$(mktemp -d -t gatehouse-bench.XXXXXX)  # under $TMPDIR, or /tmp

@@ -51,13 +51,24 @@ constexpr uint32_t packed(std::string_view three) {
 }
 
 template <size_t N>
-bool one_of(std::string_view& s, const std::array<std::string_view, N>& names, int* index) {
+constexpr std::array<uint32_t, N> packed_all(const std::array<std::string_view, N>& names) {
+  std::array<uint32_t, N> out{};
+  for (size_t i = 0; i < N; ++i) out[i] = packed(names[i]);
+  return out;
+}
+constexpr auto kMonthsPacked = packed_all(kMonths);
+constexpr auto kDaysPacked = packed_all(kDays);
+
+// The name at the front of `s` among `names` (whose first three letters, `heads`, differ).
+template <size_t N>
+bool one_of(std::string_view& s, const std::array<std::string_view, N>& names,
+            const std::array<uint32_t, N>& heads, int* index) {
   if (s.size() < 3) return false;
   const uint32_t head = packed(s);
   for (size_t i = 0; i < N; ++i) {
-    const std::string_view name = names[i];
-    if (packed(name) == head && starts(s, name)) {
-      s.remove_prefix(name.size());
+    if (heads[i] == head) {
+      if (!starts(s, names[i])) return false;
+      s.remove_prefix(names[i].size());
       *index = static_cast<int>(i);
       return true;
     }
@@ -91,13 +102,14 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
   bool ok = false;
   if (s.size() == 29 && s[3] == ',') {
     // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-    ok = one_of(s, kDays, &weekday) && literal(s, ", ") && digits(s, 2, &day) && literal(s, " ") &&
-         one_of(s, kMonths, &month) && literal(s, " ") && digits(s, 4, &year) && literal(s, " ") &&
-         time_of_day(s, &hour, &minute, &second) && literal(s, " GMT") && s.empty();
+    ok = one_of(s, kDays, kDaysPacked, &weekday) && literal(s, ", ") && digits(s, 2, &day) &&
+         literal(s, " ") && one_of(s, kMonths, kMonthsPacked, &month) && literal(s, " ") &&
+         digits(s, 4, &year) && literal(s, " ") && time_of_day(s, &hour, &minute, &second) &&
+         literal(s, " GMT") && s.empty();
   } else if (s.size() == 24 && s[3] == ' ') {
     // asctime-date: Sun Nov  6 08:49:37 1994 (a one-digit day is padded with a space)
-    ok = one_of(s, kDays, &weekday) && literal(s, " ") && one_of(s, kMonths, &month) &&
-         literal(s, " ");
+    ok = one_of(s, kDays, kDaysPacked, &weekday) && literal(s, " ") &&
+         one_of(s, kMonths, kMonthsPacked, &month) && literal(s, " ");
     if (ok && s.front() == ' ') {
       s.remove_prefix(1);
       ok = digits(s, 1, &day);
@@ -108,10 +120,10 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
          digits(s, 4, &year) && s.empty();
   } else {
     // rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT
-    ok = one_of(s, kLongDays, &weekday) && literal(s, ", ") && digits(s, 2, &day) &&
-         literal(s, "-") && one_of(s, kMonths, &month) && literal(s, "-") && digits(s, 2, &year) &&
-         literal(s, " ") && time_of_day(s, &hour, &minute, &second) && literal(s, " GMT") &&
-         s.empty();
+    ok = one_of(s, kLongDays, kDaysPacked, &weekday) && literal(s, ", ") && digits(s, 2, &day) &&
+         literal(s, "-") && one_of(s, kMonths, kMonthsPacked, &month) && literal(s, "-") &&
+         digits(s, 2, &year) && literal(s, " ") && time_of_day(s, &hour, &minute, &second) &&
+         literal(s, " GMT") && s.empty();
     if (ok) {
       // The century that puts the date no more than 50 years in the future.
       auto today = std::chrono::year_month_day(

@@ -93,7 +93,7 @@ struct Pending {
   Clock::time_point request_time;
   // The request's fields, copied when the response may be stored (the Vary values) or
   // answered by the cache after all (the client's own conditions).
-  http::HeaderList request_fields;
+  Fields request_fields;
   // The response being stored, until its body ends: its body fills `body`, which the entry (and a
   // published flight's waiters) already share.
   std::shared_ptr<Entry> storing;
@@ -322,6 +322,9 @@ FilterStatus Cache::on_request(RequestContext& ctx) const {
 void Cache::keep_request_fields(const RequestContext& ctx, Pending& p) const {
   p.added_from = ctx.response_add.size();
   p.removed_from = ctx.response_remove.size();
+  size_t bytes = 0;
+  for (const auto& h : ctx.request->headers) bytes += h.name.size() + h.value.size();
+  p.request_fields.reserve(ctx.request->headers.size(), bytes);
   for (const auto& h : ctx.request->headers) p.request_fields.emplace_back(h.name, h.value);
 }
 
@@ -728,11 +731,8 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   }
   const auto now = Clock::now();
   p.storing = make_entry(resp, nullptr, p.request_time, now, s_.rules);
-  amend(*p.storing,
-        std::vector<std::string>(ctx.response_remove.begin() + p.removed_from,
-                                 ctx.response_remove.end()),
-        http::HeaderList(ctx.response_add.begin() + p.added_from, ctx.response_add.end()),
-        s_.rules);
+  amend(*p.storing, std::span(ctx.response_remove).subspan(p.removed_from),
+        std::span(ctx.response_add).subspan(p.added_from), s_.rules);
   // Stale at once and nothing to validate it with: every later request would fetch it whole
   // anyway, so storing it would only take room.
   if (p.storing->lifetime == 0 && p.storing->etag.empty() &&

@@ -154,8 +154,8 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
   return e;
 }
 
-void amend(Entry& e, const std::vector<std::string>& removed, const http::HeaderList& added,
-           const EntryRules& rules) {
+void amend(Entry& e, std::span<const std::string> removed,
+           std::span<const std::pair<std::string, std::string>> added, const EntryRules& rules) {
   if (removed.empty() && added.empty()) return;
   e.headers.erase_if([&](const auto& h) {
     return std::any_of(removed.begin(), removed.end(),

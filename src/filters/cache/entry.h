@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,8 +68,8 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
 // The response as the filters after the cache changed it (compression: Content-Encoding, Vary,
 // a weakened ETag): the stored fields named in `removed` (lower case) go, `added` are appended,
 // and what is derived from them is derived again.
-void amend(Entry& e, const std::vector<std::string>& removed, const http::HeaderList& added,
-           const EntryRules& rules);
+void amend(Entry& e, std::span<const std::string> removed,
+           std::span<const std::pair<std::string, std::string>> added, const EntryRules& rules);
 
 // An entry as bytes, for the shared tier (Redis): what was received (status, stored fields, the
 // times of its exchange, the body), never what is derived from it, which the reader derives

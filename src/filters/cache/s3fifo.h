@@ -35,9 +35,14 @@ class S3Fifo {
   S3Fifo(const S3Fifo&) = delete;
   S3Fifo& operator=(const S3Fifo&) = delete;
 
+  // Each operation takes the key's hash(), or computes it: a caller that has it (the sharded
+  // store, which picks the shard by it) hashes the key once.
+  static size_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
   // The value stored for `key`, counting the read; null when there is none.
-  const V* find(std::string_view key) const {
-    auto it = index_.find(key);
+  const V* find(std::string_view key) const { return find(key, hash(key)); }
+  const V* find(std::string_view key, size_t h) const {
+    auto it = index_.find(Hashed{key, h});
     if (it == index_.end()) return nullptr;
     const Node& n = *it->second;
     uint8_t f = n.freq.load(std::memory_order_relaxed);
@@ -48,28 +53,33 @@ class S3Fifo {
   // Stores `value` for `key` at `cost` bytes (replacing what was there, in its place), then
   // evicts until the total fits. False, with nothing stored, when `cost` alone is over capacity.
   bool insert(std::string key, V value, size_t cost) {
+    const size_t h = hash(key);
+    return insert(std::move(key), h, std::move(value), cost);
+  }
+  bool insert(std::string key, size_t h, V value, size_t cost) {
     if (cost > capacity_) {
-      erase(key);
+      erase(key, h);
       return false;
     }
-    if (auto it = index_.find(std::string_view(key)); it != index_.end()) {
+    if (auto it = index_.find(Hashed{key, h}); it != index_.end()) {
       Node& n = *it->second;
       (n.in_main ? main_bytes_ : small_bytes_) += cost - n.cost;  // unsigned: wraps back right
       n.value = std::move(value);
       n.cost = cost;
     } else {
-      const bool returning = forget_ghost(hash(key));
+      const bool returning = forget_ghost(h);
       auto& queue = returning ? main_ : small_;
-      queue.emplace_front(std::move(key), std::move(value), cost, returning);
-      index_.emplace(std::string_view(queue.front().key), queue.begin());
+      queue.emplace_front(std::move(key), h, std::move(value), cost, returning);
+      index_.emplace(Hashed{queue.front().key, h}, queue.begin());
       (returning ? main_bytes_ : small_bytes_) += cost;
     }
     while (small_bytes_ + main_bytes_ > capacity_) evict();
     return true;
   }
 
-  bool erase(std::string_view key) {
-    auto it = index_.find(key);
+  bool erase(std::string_view key) { return erase(key, hash(key)); }
+  bool erase(std::string_view key, size_t h) {
+    auto it = index_.find(Hashed{key, h});
     if (it == index_.end()) return false;
     remove(it->second);
     return true;
@@ -96,15 +106,16 @@ class S3Fifo {
   size_t size() const { return index_.size(); }
   uint64_t evictions() const { return evictions_; }
   bool in_main(std::string_view key) const {  // for tests
-    auto it = index_.find(key);
+    auto it = index_.find(Hashed{key, hash(key)});
     return it != index_.end() && it->second->in_main;
   }
 
  private:
   struct Node {
-    Node(std::string k, V v, size_t c, bool main)
-        : key(std::move(k)), value(std::move(v)), cost(c), in_main(main) {}
+    Node(std::string k, size_t h, V v, size_t c, bool main)
+        : key(std::move(k)), hash(h), value(std::move(v)), cost(c), in_main(main) {}
     std::string key;
+    size_t hash;
     V value;
     size_t cost;
     mutable std::atomic<uint8_t> freq{0};
@@ -113,11 +124,9 @@ class S3Fifo {
   using Queue = std::list<Node>;  // front: the newest; nodes never move in memory
   using Iter = typename Queue::iterator;
 
-  static uint64_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
-
   void remove(Iter it) {
     (it->in_main ? main_bytes_ : small_bytes_) -= it->cost;
-    index_.erase(std::string_view(it->key));
+    index_.erase(Hashed{it->key, it->hash});
     (it->in_main ? main_ : small_).erase(it);
   }
 
@@ -141,7 +150,7 @@ class S3Fifo {
         main_.splice(main_.begin(), small_, t);
         continue;
       }
-      remember_ghost(hash(t->key));
+      remember_ghost(t->hash);
       remove(t);
       ++evictions_;
       return;
@@ -181,17 +190,22 @@ class S3Fifo {
     return true;
   }
 
+  // A key with its hash, which the index keeps beside it: nothing is hashed twice, and a lookup
+  // compares the key's bytes only on an equal hash.
+  struct Hashed {
+    std::string_view key;
+    size_t hash;
+    bool operator==(const Hashed& o) const { return hash == o.hash && key == o.key; }
+  };
   struct KeyHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    size_t operator()(const Hashed& k) const { return k.hash; }
   };
 
   size_t capacity_, small_target_;
   size_t small_bytes_ = 0, main_bytes_ = 0;
   uint64_t evictions_ = 0;
   Queue small_, main_;
-  std::unordered_map<std::string_view, Iter, KeyHash, std::equal_to<>>
-      index_;  // views of Node::key
+  std::unordered_map<Hashed, Iter, KeyHash> index_;  // views of Node::key
   std::deque<uint64_t> ghost_fifo_;
   std::unordered_map<uint64_t, uint32_t> ghost_;  // hash -> times in ghost_fifo_
 };

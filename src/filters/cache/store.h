@@ -33,21 +33,24 @@ class Store {
   }
 
   Ptr find(std::string_view key) const {
-    Shard& s = shard(key);
+    const size_t h = Fifo::hash(key);
+    Shard& s = shard(h);
     std::shared_lock lock(s.mutex);
-    const Ptr* p = s.fifo.find(key);
+    const Ptr* p = s.fifo.find(key, h);
     return p ? *p : nullptr;
   }
   // False when the entry is larger than a shard's share of the store (nothing is stored).
   bool insert(std::string key, Ptr entry, size_t cost) {
-    Shard& s = shard(key);
+    const size_t h = Fifo::hash(key);
+    Shard& s = shard(h);
     std::unique_lock lock(s.mutex);
-    return s.fifo.insert(std::move(key), std::move(entry), cost);
+    return s.fifo.insert(std::move(key), h, std::move(entry), cost);
   }
   bool erase(std::string_view key) {
-    Shard& s = shard(key);
+    const size_t h = Fifo::hash(key);
+    Shard& s = shard(h);
     std::unique_lock lock(s.mutex);
-    return s.fifo.erase(key);
+    return s.fifo.erase(key, h);
   }
   // Drops every entry for which pred(key, entry) is true, shard by shard; returns how many.
   size_t erase_if(const std::function<bool(std::string_view, const Entry&)>& pred) {
@@ -77,14 +80,14 @@ class Store {
   size_t max_entry_bytes() const { return max_entry_; }
 
  private:
+  using Fifo = S3Fifo<Ptr>;
   struct Shard {
     explicit Shard(size_t bytes) : fifo(bytes) {}
     mutable std::shared_mutex mutex;
-    S3Fifo<Ptr> fifo;
+    Fifo fifo;
   };
-  Shard& shard(std::string_view key) const {
-    return *shards_[std::hash<std::string_view>{}(key) % kShards];
-  }
+  // The hash's high bits: its low bits pick the key's bucket within the shard.
+  Shard& shard(size_t hash) const { return *shards_[(hash >> 56) % kShards]; }
 
   size_t max_entry_;
   std::array<std::unique_ptr<Shard>, kShards> shards_;
