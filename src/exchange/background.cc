@@ -3,10 +3,11 @@
 namespace gatehouse::exchange {
 
 Background::Background(WorkerContext& worker, std::shared_ptr<View> view,
-                       const filters::Filter& filter, filters::RequestContext ctx)
+                       const config::Route& route, size_t first, filters::RequestContext ctx)
     : w_(worker),
       view_(std::move(view)),
-      filter_(filter),
+      route_(route),
+      first_(first),
       ctx_(std::move(ctx)),
       client_(worker.io().get_executor(), worker.metrics(), worker.rng()),
       timer_(worker.io().get_executor()) {}
@@ -32,14 +33,11 @@ net::Task<> Background::run(std::shared_ptr<Background> self) {
   (void)self;
   const bool answered = co_await client_.send(*this);
   if (answered) {
-    ctx_.status = client_.response().status;
-    ctx_.response = &client_.response();
-    filter_.on_response(ctx_);
-    ctx_.response = nullptr;
-    const int status = ctx_.status;
+    const int status = client_.response().status;
     const bool has_body = status >= 200 && status != 204 && status != 304;
-    if (ctx_.response_body_taps && has_body) {
-      const bool ok = co_await tap_body();
+    const bool passed = run_response_filters();
+    if (passed && has_body && (ctx_.response_body_taps || ctx_.response_body_watchers)) {
+      const bool ok = co_await pass_body();
       client_.finish(ok, true);
     } else {
       client_.abandon();
@@ -52,28 +50,39 @@ net::Task<> Background::run(std::shared_ptr<Background> self) {
   }
 }
 
-void Background::tap(bool end) {
-  for (size_t i = 0; i < spans_.size(); ++i)
-    filter_.on_response_tap(ctx_, spans_[i], end && i + 1 == spans_.size());
-  if (end && spans_.empty()) filter_.on_response_tap(ctx_, {}, true);
+// The response phase of the filters from the last to the one that asked; false when one of them
+// would answer instead (then nobody takes this response).
+bool Background::run_response_filters() {
+  ctx_.status = client_.response().status;
+  ctx_.response = &client_.response();
+  bool passed = true;
+  for (size_t i = ctx_.next_filter; passed && i-- > first_;) {
+    ctx_.current = i;
+    passed = route_.filters[i]->on_response(ctx_) == filters::FilterStatus::kContinue;
+  }
+  ctx_.response = nullptr;
+  return passed;
 }
 
-// The whole response body, through the filter's tap; false when it did not end as framed.
-net::Task<bool> Background::tap_body() {
+// The whole response body through the filters' body phases; false when it did not end as framed.
+net::Task<bool> Background::pass_body() {
   client_.begin_body();
   const auto idle = view_->snapshot->config.server.timeouts.idle;
   while (true) {
     spans_.clear();
     auto piece = client_.body_piece(&spans_);
     if (piece.error) co_return false;
-    tap(piece.done);
+    body_.clear();
+    for (auto s : spans_) body_.append(s);
     client_.body_sent(piece.bytes.size());
+    if (!body_.empty() || piece.done)
+      filters::pass_response_body(route_.filters, ctx_, body_, piece.done, first_);
     if (piece.done) co_return true;
     set_deadline(Phase::kStream, client_.budget(idle));
     if (!co_await client_.read_body()) {
       if (!client_.body_ended_by_close()) co_return false;
-      spans_.clear();
-      tap(true);
+      body_.clear();
+      filters::pass_response_body(route_.filters, ctx_, body_, true, first_);
       co_return true;
     }
   }

@@ -361,20 +361,41 @@ void Exchange::write_upstream_head(Downstream& down, upstream::Client& client) {
   http::build_upstream_request(req, info, &client.head());
 }
 
-// A filter answered, and asked for the request to go upstream anyway, in the background.
+// A filter answered, and asked for the request to go upstream anyway, in the background. The
+// filters after it run their request phase on that request, as they would have on the client's
+// (a compressor picks its coding), so that its response reaches the asking filter as the
+// client's would have; one that would answer or pause there drops the background request.
 void Exchange::start_background(Downstream& down) {
   if (req_->framing != http::Framing::kNone) return;  // only requests without a body
+  const auto& chain = match_.route->filters;
+  const auto first = static_cast<size_t>(ctx_.background);
   filters::RequestContext bctx;
+  bctx.request = req_;
   bctx.io = ctx_.io;
   bctx.metrics = ctx_.metrics;
   bctx.worker = ctx_.worker;
+  bctx.client_ip = ctx_.client_ip;
   bctx.route = ctx_.route;
   bctx.secure = ctx_.secure;
   bctx.max_body_bytes = ctx_.max_body_bytes;
-  bctx.current = static_cast<size_t>(ctx_.background);
   bctx.slots = std::move(ctx_.background_slots);
-  auto bg = std::make_shared<Background>(w_, view_, *match_.route->filters[bctx.current],
-                                         std::move(bctx));
+  for (size_t i = first + 1; i < chain.size(); ++i) {
+    bctx.current = i;
+    if (chain[i]->on_request(bctx) != filters::FilterStatus::kContinue) return;
+  }
+  bctx.request = nullptr;
+  bctx.client_ip = {};  // a view into the request
+  bctx.next_filter = chain.size();
+  bctx.current = first;
+  // The client's request is answered: its upstream lists are the background request's now.
+  ctx_.upstream_add.insert(ctx_.upstream_add.end(), bctx.upstream_add.begin(),
+                           bctx.upstream_add.end());
+  ctx_.upstream_remove.insert(ctx_.upstream_remove.end(), bctx.upstream_remove.begin(),
+                              bctx.upstream_remove.end());
+  ctx_.upstream_remove_query.insert(ctx_.upstream_remove_query.end(),
+                                    bctx.upstream_remove_query.begin(),
+                                    bctx.upstream_remove_query.end());
+  auto bg = std::make_shared<Background>(w_, view_, *match_.route, first, std::move(bctx));
   if (!bg->client().start(make_call(down))) return;  // no target now: nothing to refresh with
   write_upstream_head(down, bg->client());
   bg->launch();
@@ -508,14 +529,6 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
       run(*chain[i]);
     }
   };
-  // A filter that taps the body copies what the filters after it made of it.
-  auto through_filters = [&](bool end) {
-    for (size_t i = chain.size(); i-- > 0;) {
-      ctx_.current = i;
-      if (ctx_.response_body_watchers >> i & 1) chain[i]->on_response_body(ctx_, body_, end);
-      if (ctx_.response_body_taps >> i & 1) chain[i]->on_response_tap(ctx_, body_, end);
-    }
-  };
   const auto idle = snap_->config.server.timeouts.idle;
   const auto send_timeout = snap_->config.server.timeouts.send;
   using Phase = upstream::RequestSource::Phase;
@@ -531,7 +544,7 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
     // Broken framing: what came before it goes on (with the head, the first time), as in
     // relay_response, and the response is then cut, never ended.
     const bool end = !piece.error && (piece.done || closed);
-    if (!body_.empty() || end) through_filters(end);
+    if (!body_.empty() || end) filters::pass_response_body(chain, ctx_, body_, end);
     if (end) {
       http::parse_trailer_fields(upstream_.trailers(), &trailers_);
       each_watcher([&](const filters::Filter& f) { f.on_response_trailers(ctx_, trailers_); });

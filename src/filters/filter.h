@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -201,5 +202,17 @@ class Filter {
   // announces when the route has such a filter.
   virtual bool answers_preflight() const { return false; }
 };
+
+// The next piece of a response body through the chain's body phases, last filter first, down to
+// filter `first`: a filter that watches the body rewrites it, one that taps it copies what the
+// filters after it made of it.
+inline void pass_response_body(std::span<const std::shared_ptr<const Filter>> chain,
+                               RequestContext& ctx, std::string& body, bool end, size_t first = 0) {
+  for (size_t i = chain.size(); i-- > first;) {
+    ctx.current = i;
+    if (ctx.response_body_watchers >> i & 1) chain[i]->on_response_body(ctx, body, end);
+    if (ctx.response_body_taps >> i & 1) chain[i]->on_response_tap(ctx, body, end);
+  }
+}
 
 }  // namespace gatehouse::filters

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
-import { startGatehouse, requireTool } from './harness.mjs';
+import { startGatehouse, requireTool, waitFor } from './harness.mjs';
 
 const JSON_BODY = JSON.stringify(Array.from({ length: 400 }, (_, i) => ({ id: i, name: `item ${i}` })));
 let origin, gh;
@@ -23,6 +23,13 @@ before(async () => {
     };
     if (path === '/json' || path === '/cached/json')
       return send(200, { 'content-type': 'application/json', etag: '"j1"', 'cache-control': 'max-age=60', 'accept-ranges': 'bytes' }, JSON_BODY);
+    if (path === '/cached/swr') {
+      // Stale after a second, then refreshed in the background: each answer says which it is.
+      const n = count.get(path);
+      const cc = n === 1 ? 'max-age=1, stale-while-revalidate=30' : 'max-age=60';
+      return send(200, { 'content-type': 'application/json', etag: `"s${n}"`, 'cache-control': cc },
+        JSON.stringify({ version: n, items: JSON.parse(JSON_BODY) }));
+    }
     if (path === '/small') return send(200, { 'content-type': 'application/json' }, '{"a":1}');
     if (path === '/image') return send(200, { 'content-type': 'image/png' }, JSON_BODY);
     if (path === '/no-transform') return send(200, { 'content-type': 'application/json', 'cache-control': 'no-transform' }, JSON_BODY);
@@ -162,4 +169,32 @@ test('with the cache: each coding is a stored variant, and a hit is not coded ag
   assert.equal(br.headers['content-encoding'], 'br');
   assert.equal(zlib.brotliDecompressSync(br.body).toString(), JSON_BODY);
   assert.equal(count.get(p), 3, 'three variants, three origin requests');
+});
+
+test('with the cache: a stale-while-revalidate refresh stores the coded variant, as a client\'s miss would', async () => {
+  const p = '/cached/swr';
+  const gz = await get(p, { 'accept-encoding': 'gzip' });
+  assert.equal(gz.headers['content-encoding'], 'gzip');
+  assert.match(gz.headers['cache-status'], /stored/);
+  await new Promise((r) => setTimeout(r, 2100));  // max-age=1: stale, within stale-while-revalidate
+  const stale = await get(p, { 'accept-encoding': 'gzip' });
+  assert.match(stale.headers['cache-status'], /detail=stale-while-revalidate/);
+  assert.equal(JSON.parse(zlib.gunzipSync(stale.body)).version, 1);
+  // The refresh went with the client's Accept-Encoding through the compressor: the fresh entry is
+  // the gzip variant (an identity entry stored there would replace the Vary marker).
+  await waitFor(() => count.get(p) === 2, 3000, 'the background refresh');
+  const fresh = await waitFor(async () => {
+    const r = await get(p, { 'accept-encoding': 'gzip' });
+    return /^gatehouse; hit; ttl=(60|59)$/.test(r.headers['cache-status']) && r;
+  }, 3000, 'the refreshed entry');
+  assert.equal(fresh.headers['content-encoding'], 'gzip');
+  assert.equal(fresh.headers.etag, 'W/"s2"');
+  assert.match(fresh.headers.vary, /Accept-Encoding/i);
+  assert.equal(JSON.parse(zlib.gunzipSync(fresh.body)).version, 2);
+  assert.equal(count.get(p), 2);
+  // Identity stays a variant of its own: its own miss, never the gzip body.
+  const plain = await get(p);
+  assert.equal(plain.headers['content-encoding'], undefined);
+  assert.equal(JSON.parse(plain.body).version, 3);
+  assert.match(plain.headers['cache-status'], /fwd=vary-miss/);
 });
