@@ -23,7 +23,8 @@
 #include <list>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+
+#include "filters/cache/flat_index.h"
 
 namespace gatehouse::filters::cache {
 
@@ -42,9 +43,9 @@ class S3Fifo {
   // The value stored for `key`, counting the read; null when there is none.
   const V* find(std::string_view key) const { return find(key, hash(key)); }
   const V* find(std::string_view key, size_t h) const {
-    auto it = index_.find(Hashed{key, h});
-    if (it == index_.end()) return nullptr;
-    const Node& n = *it->second;
+    const Node* found = index_.find(key, h);
+    if (!found) return nullptr;
+    const Node& n = *found;
     uint8_t f = n.freq.load(std::memory_order_relaxed);
     if (f < 3) n.freq.store(f + 1, std::memory_order_relaxed);
     return &n.value;
@@ -61,8 +62,8 @@ class S3Fifo {
       erase(key, h);
       return false;
     }
-    if (auto it = index_.find(Hashed{key, h}); it != index_.end()) {
-      Node& n = *it->second;
+    if (Node* found = index_.find(key, h)) {
+      Node& n = *found;
       (n.in_main ? main_bytes_ : small_bytes_) += cost - n.cost;  // unsigned: wraps back right
       n.value = std::move(value);
       n.cost = cost;
@@ -70,7 +71,8 @@ class S3Fifo {
       const bool returning = forget_ghost(h);
       auto& queue = returning ? main_ : small_;
       queue.emplace_front(std::move(key), h, std::move(value), cost, returning);
-      index_.emplace(Hashed{queue.front().key, h}, queue.begin());
+      queue.front().self = queue.begin();
+      index_.insert(&queue.front());
       (returning ? main_bytes_ : small_bytes_) += cost;
     }
     while (small_bytes_ + main_bytes_ > capacity_) evict();
@@ -79,9 +81,9 @@ class S3Fifo {
 
   bool erase(std::string_view key) { return erase(key, hash(key)); }
   bool erase(std::string_view key, size_t h) {
-    auto it = index_.find(Hashed{key, h});
-    if (it == index_.end()) return false;
-    remove(it->second);
+    Node* found = index_.find(key, h);
+    if (!found) return false;
+    remove(found->self);
     return true;
   }
 
@@ -106,11 +108,14 @@ class S3Fifo {
   size_t size() const { return index_.size(); }
   uint64_t evictions() const { return evictions_; }
   bool in_main(std::string_view key) const {  // for tests
-    auto it = index_.find(Hashed{key, hash(key)});
-    return it != index_.end() && it->second->in_main;
+    const Node* found = index_.find(key, hash(key));
+    return found && found->in_main;
   }
 
  private:
+  struct Node;
+  using Queue = std::list<Node>;  // front: the newest; nodes never move in memory
+  using Iter = typename Queue::iterator;
   struct Node {
     Node(std::string k, size_t h, V v, size_t c, bool main)
         : key(std::move(k)), hash(h), value(std::move(v)), cost(c), in_main(main) {}
@@ -118,15 +123,14 @@ class S3Fifo {
     size_t hash;
     V value;
     size_t cost;
+    Iter self;  // where it is in its queue (splicing it to the other keeps this valid)
     mutable std::atomic<uint8_t> freq{0};
     bool in_main;
   };
-  using Queue = std::list<Node>;  // front: the newest; nodes never move in memory
-  using Iter = typename Queue::iterator;
 
   void remove(Iter it) {
     (it->in_main ? main_bytes_ : small_bytes_) -= it->cost;
-    index_.erase(Hashed{it->key, it->hash});
+    index_.erase(&*it);
     (it->in_main ? main_ : small_).erase(it);
   }
 
@@ -175,39 +179,23 @@ class S3Fifo {
   // The ghost queue remembers as many evicted keys as the cache holds entries (at least 64).
   void remember_ghost(uint64_t h) {
     ghost_fifo_.push_back(h);
-    ++ghost_[h];
+    ghost_.add(h);
     const size_t limit = std::max<size_t>(index_.size(), 64);
     while (ghost_fifo_.size() > limit) {
-      uint64_t old = ghost_fifo_.front();
+      ghost_.take(ghost_fifo_.front());  // gone already when the key came back
       ghost_fifo_.pop_front();
-      if (auto it = ghost_.find(old); it != ghost_.end() && --it->second == 0) ghost_.erase(it);
     }
   }
-  bool forget_ghost(uint64_t h) {
-    auto it = ghost_.find(h);
-    if (it == ghost_.end()) return false;
-    if (--it->second == 0) ghost_.erase(it);  // its place in the FIFO expires on its own
-    return true;
-  }
-
-  // A key with its hash, which the index keeps beside it: nothing is hashed twice, and a lookup
-  // compares the key's bytes only on an equal hash.
-  struct Hashed {
-    std::string_view key;
-    size_t hash;
-    bool operator==(const Hashed& o) const { return hash == o.hash && key == o.key; }
-  };
-  struct KeyHash {
-    size_t operator()(const Hashed& k) const { return k.hash; }
-  };
+  // Its place in the FIFO expires on its own.
+  bool forget_ghost(uint64_t h) { return ghost_.take(h); }
 
   size_t capacity_, small_target_;
   size_t small_bytes_ = 0, main_bytes_ = 0;
   uint64_t evictions_ = 0;
   Queue small_, main_;
-  std::unordered_map<Hashed, Iter, KeyHash> index_;  // views of Node::key
+  FlatIndex<Node> index_;
   std::deque<uint64_t> ghost_fifo_;
-  std::unordered_map<uint64_t, uint32_t> ghost_;  // hash -> times in ghost_fifo_
+  HashCounts ghost_;  // hash -> times in ghost_fifo_
 };
 
 }  // namespace gatehouse::filters::cache

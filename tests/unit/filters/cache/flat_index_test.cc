@@ -1,0 +1,89 @@
+#include "filters/cache/flat_index.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+
+namespace gatehouse::filters::cache {
+namespace {
+
+struct Node {
+  std::string key;
+  size_t hash;
+};
+
+TEST(FlatIndex, FindsInsertedKeysAndForgetsErasedOnes) {
+  FlatIndex<Node> index;
+  Node a{"a", 1}, b{"b", 2};
+  EXPECT_EQ(index.find("a", 1), nullptr);
+  index.insert(&a);
+  index.insert(&b);
+  EXPECT_EQ(index.find("a", 1), &a);
+  EXPECT_EQ(index.find("b", 2), &b);
+  EXPECT_EQ(index.find("a", 2), nullptr) << "the hash is compared first";
+  index.erase(&a);
+  EXPECT_EQ(index.find("a", 1), nullptr);
+  EXPECT_EQ(index.find("b", 2), &b);
+  EXPECT_EQ(index.size(), 1u);
+}
+
+// Keys whose hashes share a few low bits collide into long runs that wrap around the array's
+// end; erasing from them must leave every other key findable (backward-shift deletion), against
+// a map as the reference, through growth from 64 slots.
+TEST(FlatIndex, AgreesWithAMapThroughCollisionsWrapAroundAndGrowth) {
+  std::mt19937_64 rng(7);
+  FlatIndex<Node> index;
+  std::map<std::string, std::unique_ptr<Node>> live;
+  for (int round = 0; round < 20000; ++round) {
+    const std::string key = "k" + std::to_string(rng() % 600);
+    // Few distinct home slots: half in the last four of the array, whatever its size, so that
+    // their run wraps around to its start; half at slot 3, where that run arrives.
+    const size_t spread = std::hash<std::string>{}(key) % 4;
+    const size_t hash = rng() % 2 ? ~size_t{0} - spread : 3 + spread * 4096;
+    auto it = live.find(key);
+    if (it == live.end()) {
+      auto node = std::make_unique<Node>(Node{key, hash});
+      index.insert(node.get());
+      live.emplace(key, std::move(node));
+    } else if (rng() % 2) {
+      index.erase(it->second.get());
+      live.erase(it);
+    }
+    if (round % 97 == 0) {
+      for (const auto& [k, n] : live) ASSERT_EQ(index.find(k, n->hash), n.get()) << k;
+      ASSERT_EQ(index.size(), live.size());
+    }
+  }
+  EXPECT_GE(index.slots(), 2 * index.size()) << "at most half full";
+}
+
+// The ghost queue's counts: each hash as many times as it was added and not yet taken, through
+// the same collisions and growth.
+TEST(HashCounts, CountsAgreeWithAMap) {
+  std::mt19937_64 rng(11);
+  HashCounts counts;
+  std::map<size_t, uint32_t> reference;
+  for (int round = 0; round < 20000; ++round) {
+    const size_t spread = rng() % 300;
+    const size_t hash = rng() % 2 ? ~size_t{0} - spread % 4 - spread * 8192 : 3 + spread * 4096;
+    if (rng() % 3) {
+      counts.add(hash);
+      ++reference[hash];
+    } else {
+      auto it = reference.find(hash);
+      const bool had = it != reference.end();
+      ASSERT_EQ(counts.take(hash), had);
+      if (had && --it->second == 0) reference.erase(it);
+    }
+    if (round % 101 == 0) {
+      for (const auto& [h, n] : reference) ASSERT_EQ(counts.count(h), n);
+      ASSERT_EQ(counts.size(), reference.size());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gatehouse::filters::cache
