@@ -101,11 +101,19 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
   int weekday = 0, day = 0, month = 0, year = 0, hour = 0, minute = 0, second = 0;
   bool ok = false;
   if (s.size() == 29 && s[3] == ',') {
-    // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-    ok = one_of(s, kDays, kDaysPacked, &weekday) && literal(s, ", ") && digits(s, 2, &day) &&
-         literal(s, " ") && one_of(s, kMonths, kMonthsPacked, &month) && literal(s, " ") &&
-         digits(s, 4, &year) && literal(s, " ") && time_of_day(s, &hour, &minute, &second) &&
-         literal(s, " GMT") && s.empty();
+    // IMF-fixdate, every part at a fixed place (the form every sender must use, RFC 9110 5.6.7):
+    // Sun, 06 Nov 1994 08:49:37 GMT
+    // 0    5  8   12   17 20 23 25
+    auto at = [&](size_t i, size_t n, int* out) {
+      std::string_view part = s.substr(i, n);
+      return digits(part, n, out);
+    };
+    std::string_view name = s.substr(0, 3), month_name = s.substr(8, 3);
+    ok = one_of(name, kDays, kDaysPacked, &weekday) &&
+         one_of(month_name, kMonths, kMonthsPacked, &month) && s[4] == ' ' && s[7] == ' ' &&
+         s[11] == ' ' && s[16] == ' ' && s[19] == ':' && s[22] == ':' &&
+         starts(s.substr(25), " GMT") && at(5, 2, &day) && at(12, 4, &year) && at(17, 2, &hour) &&
+         at(20, 2, &minute) && at(23, 2, &second);
   } else if (s.size() == 24 && s[3] == ' ') {
     // asctime-date: Sun Nov  6 08:49:37 1994 (a one-digit day is padded with a space)
     ok = one_of(s, kDays, kDaysPacked, &weekday) && literal(s, " ") &&

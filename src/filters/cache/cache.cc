@@ -85,6 +85,7 @@ struct Pending {
   enum class Mode { kMiss, kRevalidate, kBypass, kInvalidate, kAnswered };
   Mode mode = Mode::kMiss;
   std::string key;         // the primary key: URL and extras
+  size_t key_hash = 0;     // the memory store's hash of it
   MemoryStore::Ptr stale;  // the stored entry a revalidation may freshen or serve on error
   CacheStatus status;      // what Cache-Status will say
   http::CacheControl request_cc;
@@ -103,9 +104,8 @@ struct Pending {
   // Where the response's changes by the filters after the cache begin in the context's lists
   // (what they add and remove is part of the representation the cache stores).
   size_t added_from = 0, removed_from = 0;
-  // Coalescing: the flight this request leads (null: none) and its key.
+  // Coalescing: the flight this request leads (null: none).
   std::shared_ptr<Flight> flight;
-  std::string flight_key;
   bool waited = false;  // it waited for another request's flight
   // The shared tier: asked once, on a memory miss; `from_shared`: what it had was found.
   bool shared_checked = false;
@@ -116,7 +116,7 @@ struct Pending {
   // The leader's response is stored, or will not be: the requests waiting for it go on.
   void land() {
     if (!flight) return;
-    flights().land(flight_key, *flight);
+    flights().land(*flight);
     flight.reset();
   }
   ~Pending() { land(); }
@@ -262,9 +262,10 @@ void answer_range(std::string_view range, const Entry& e, http::ErrorResponse* r
 Cache::Cache(Settings s, std::shared_ptr<MemoryStore> store)
     : s_(std::move(s)), store_(std::move(store)) {}
 
-bool Cache::keep(std::string key, MemoryStore::Ptr entry) const {
+bool Cache::keep(std::string key, MemoryStore::Ptr entry, std::optional<size_t> hash) const {
   const size_t cost = entry->cost() + key.size() + kKeyBookkeeping;
-  return store_->insert(std::move(key), std::move(entry), cost);
+  const size_t h = hash ? *hash : MemoryStore::hash(key);
+  return store_->insert(std::move(key), h, std::move(entry), cost);
 }
 
 std::string Cache::primary_key(const RequestContext& ctx) const {
@@ -301,6 +302,7 @@ FilterStatus Cache::on_request(RequestContext& ctx) const {
   Pending& p = *owner;
   ctx.slots.set(kPending, std::move(owner));
   p.key = primary_key(ctx);
+  p.key_hash = MemoryStore::hash(p.key);
   if (req.method != "GET" && req.method != "HEAD") {
     // RFC 9111 4.4: an unsafe request's success invalidates what it names.
     p.mode = safe_method(req.method) ? Pending::Mode::kBypass : Pending::Mode::kInvalidate;
@@ -330,7 +332,7 @@ void Cache::keep_request_fields(const RequestContext& ctx, Pending& p) const {
 
 FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   const auto now = Clock::now();
-  auto entry = store_->find(p.key);
+  auto entry = store_->find(p.key, p.key_hash);
   p.variant_key = p.key;
   if (entry && entry->status == 0) {  // a Vary marker: the variants are stored under their keys
     p.variant_key = p.key + kVariant + vary_key(entry->vary, *ctx.request);
@@ -428,9 +430,9 @@ void Cache::start_refresh(RequestContext& ctx, const Pending& p, const MemorySto
   bg->mode = Pending::Mode::kRevalidate;
   bg->background = true;
   bg->key = p.key;
+  bg->key_hash = p.key_hash;
   bg->variant_key = p.variant_key;
   bg->flight = std::move(flight);
-  bg->flight_key = p.variant_key;
   bg->stale = entry;
   bg->request_cc = p.request_cc;
   bg->authorization = p.authorization;
@@ -453,7 +455,6 @@ FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
       p.await = Pending::Await::kFlight;
       return FilterStatus::kPause;
     }
-    p.flight_key = p.variant_key;
   }
   // A revalidation is counted by its outcome, in the response phase.
   if (p.mode != Pending::Mode::kRevalidate) count(ctx, kMiss);
@@ -558,8 +559,8 @@ bool Cache::follow(RequestContext& ctx, Pending& p, const std::shared_ptr<Flight
   const Flight::State st = flight->state();
   const Entry& e = *st.entry;
   const bool same_variant =
-      e.vary.names.empty() ? *st.variant_key == p.key
-                           : *st.variant_key == p.key + kVariant + vary_key(e.vary, *ctx.request);
+      (st.variant_key ? *st.variant_key : flight->key) ==
+      (e.vary.names.empty() ? p.key : p.key + kVariant + vary_key(e.vary, *ctx.request));
   if (!same_variant || !shareable(p, e)) return false;
   const int64_t age = http::current_age(e.times, Clock::now());
   const int64_t left = e.lifetime - age;
@@ -798,7 +799,9 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
     if (s_.shared) s_.shared->put(ctx, p.key, *marker);
   }
   if (s_.shared) s_.shared->put(ctx, p.variant_key, *entry);
-  if (keep(std::move(p.variant_key), entry)) ctx.metrics->count(kStored, ctx.route->name);
+  const std::optional<size_t> hash =
+      p.variant_key == p.key ? std::optional(p.key_hash) : std::nullopt;
+  if (keep(std::move(p.variant_key), entry, hash)) ctx.metrics->count(kStored, ctx.route->name);
   p.land();
 }
 

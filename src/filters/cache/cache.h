@@ -89,7 +89,8 @@ class Cache final : public Filter {
   FilterStatus answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
                       CacheStatus status) const;
   void store_response(RequestContext& ctx, Pending& p, CacheStatus* status) const;
-  bool keep(std::string key, MemoryStore::Ptr entry) const;  // into the memory store
+  // Into the memory store; `hash`: the key's, when the caller has it.
+  bool keep(std::string key, MemoryStore::Ptr entry, std::optional<size_t> hash = {}) const;
   void invalidate(RequestContext& ctx, const Pending& p) const;
   void count(RequestContext& ctx, size_t event) const;
 

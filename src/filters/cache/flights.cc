@@ -5,10 +5,11 @@
 
 namespace gatehouse::filters::cache {
 
-void Flight::publish(std::shared_ptr<const Entry> entry, std::string variant_key, uint64_t length) {
+void Flight::publish(std::shared_ptr<const Entry> entry, std::string_view variant_key,
+                     uint64_t length) {
   std::unique_lock lock(mutex_);
   state_.entry = std::move(entry);
-  state_.variant_key = std::make_shared<const std::string>(std::move(variant_key));
+  if (variant_key != key) state_.variant_key = std::make_shared<const std::string>(variant_key);
   state_.length = length;
   changed(lock);
 }
@@ -50,25 +51,28 @@ void Flight::changed(std::unique_lock<std::mutex>& lock) {
   for (auto& w : woken) boost::asio::post(*w.io, std::move(w.wake));
 }
 
-std::shared_ptr<Flight> Flights::lead(const std::string& key) {
+std::shared_ptr<Flight> Flights::lead(std::string_view key) {
+  const size_t h = hash(key);
   std::lock_guard lock(mutex_);
-  auto [it, added] = flights_.try_emplace(key);
-  if (!added) return nullptr;
-  it->second = std::make_shared<Flight>();
-  return it->second;
+  if (flights_.find(key, h)) return nullptr;
+  auto flight = std::make_shared<Flight>(std::string(key), h);
+  flight->in_air_ = true;
+  flights_.insert(flight.get());
+  return flight;
 }
 
-std::shared_ptr<Flight> Flights::join(const std::string& key) const {
+std::shared_ptr<Flight> Flights::join(std::string_view key) const {
+  const size_t h = hash(key);
   std::lock_guard lock(mutex_);
-  auto it = flights_.find(key);
-  return it == flights_.end() ? nullptr : it->second;
+  Flight* flight = flights_.find(key, h);
+  return flight ? flight->shared_from_this() : nullptr;
 }
 
-void Flights::land(const std::string& key, Flight& flight) {
+void Flights::land(Flight& flight) {
   {
     std::lock_guard lock(mutex_);
-    auto it = flights_.find(key);
-    if (it != flights_.end() && it->second.get() == &flight) flights_.erase(it);
+    if (flight.in_air_) flights_.erase(&flight);
+    flight.in_air_ = false;
   }
   flight.land();
 }

@@ -15,8 +15,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
+
+#include "filters/cache/flat_index.h"
 
 namespace boost::asio {
 class io_context;
@@ -26,15 +28,19 @@ namespace gatehouse::filters::cache {
 
 struct Entry;
 
-class Flight {
+class Flight : public std::enable_shared_from_this<Flight> {
  public:
   using Wake = std::function<void()>;
+
+  Flight(std::string key, size_t hash) : key(std::move(key)), hash(hash) {}
+  const std::string key;  // the key it is in the air for
+  const size_t hash;
 
   struct State {
     uint64_t version = 0;  // changes with every publish, advance and land
     bool landed = false;   // no more will come: stored, or not to be
     // Published: the entry being stored (its body has `length` bytes, reserved, of which the
-    // first `received` are final) and the key of the variant it is.
+    // first `received` are final) and the key of the variant it is (null: the flight's key).
     std::shared_ptr<const Entry> entry;
     std::shared_ptr<const std::string> variant_key;
     uint64_t length = 0;
@@ -42,7 +48,7 @@ class Flight {
   };
 
   // The leader's side.
-  void publish(std::shared_ptr<const Entry> entry, std::string variant_key, uint64_t length);
+  void publish(std::shared_ptr<const Entry> entry, std::string_view variant_key, uint64_t length);
   void advance(uint64_t received);
   void land();
 
@@ -60,22 +66,26 @@ class Flight {
   mutable std::mutex mutex_;
   State state_;
   std::vector<Waiter> waiters_;
+  bool in_air_ = false;  // in Flights' index (under Flights' mutex)
+  friend class Flights;
 };
 
 class Flights {
  public:
   // The flight the caller now leads for `key`, or null when one is in the air (join it).
-  std::shared_ptr<Flight> lead(const std::string& key);
+  std::shared_ptr<Flight> lead(std::string_view key);
   // The flight in the air for `key`, or null.
-  std::shared_ptr<Flight> join(const std::string& key) const;
+  std::shared_ptr<Flight> join(std::string_view key) const;
   // The leader is done: `flight` leaves the air (the next miss leads a new one) and lands.
-  void land(const std::string& key, Flight& flight);
+  void land(Flight& flight);
 
   size_t in_air() const;
 
  private:
+  static size_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
+  FlatIndex<Flight> flights_;  // the leaders own them; a flight leaves the index as it lands
 };
 
 }  // namespace gatehouse::filters::cache

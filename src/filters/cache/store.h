@@ -32,8 +32,12 @@ class Store {
     for (auto& s : shards_) s = std::make_unique<Shard>(max_entry_);
   }
 
-  Ptr find(std::string_view key) const {
-    const size_t h = Fifo::hash(key);
+  // A key's hash, for the calls that take it: a caller that looks a key up and then stores it
+  // hashes it once.
+  static size_t hash(std::string_view key) { return Fifo::hash(key); }
+
+  Ptr find(std::string_view key) const { return find(key, hash(key)); }
+  Ptr find(std::string_view key, size_t h) const {
     Shard& s = shard(h);
     std::shared_lock lock(s.mutex);
     const Ptr* p = s.fifo.find(key, h);
@@ -41,7 +45,10 @@ class Store {
   }
   // False when the entry is larger than a shard's share of the store (nothing is stored).
   bool insert(std::string key, Ptr entry, size_t cost) {
-    const size_t h = Fifo::hash(key);
+    const size_t h = hash(key);
+    return insert(std::move(key), h, std::move(entry), cost);
+  }
+  bool insert(std::string key, size_t h, Ptr entry, size_t cost) {
     Shard& s = shard(h);
     std::unique_lock lock(s.mutex);
     return s.fifo.insert(std::move(key), h, std::move(entry), cost);

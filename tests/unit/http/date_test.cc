@@ -72,6 +72,14 @@ TEST(HttpDate, AnythingElseIsRefused) {
       "Sun Nov 6 08:49:37 1994",  // asctime pads with a space
       "Sun Nov  6 08:49:37 94",
       "Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+      // The IMF-fixdate's length, a part out of place or a separator wrong:
+      "Sun,  06 Nov 1994 8:49:37 GMT",
+      "Sun, 06-Nov 1994 08:49:37 GMT",
+      "Sun, 06 Nov 1994 08-49:37 GMT",
+      "Sun, 06 Nov 1994 08:49;37 GMT",
+      "Sun, 06 Nov 1994 08:49:37 GMt",
+      "Sun, 06 Nov 19x4 08:49:37 GMT",
+      "Xyz, 06 Nov 1994 08:49:37 GMT",
   };
   for (const char* text : bad) EXPECT_FALSE(parse_http_date(text)) << text;
 }

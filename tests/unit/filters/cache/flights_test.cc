@@ -15,7 +15,7 @@ TEST(Flights, TheFirstMissLeadsAndTheOthersJoinItUntilItLands) {
   ASSERT_TRUE(flight);
   EXPECT_FALSE(f.lead("k"));  // in the air: the next miss must join instead
   EXPECT_EQ(f.join("k"), flight);
-  f.land("k", *flight);
+  f.land(*flight);
   EXPECT_TRUE(flight->state().landed);
   EXPECT_EQ(f.in_air(), 0u);
   EXPECT_FALSE(f.join("k"));
@@ -27,15 +27,27 @@ TEST(Flights, KeysAreIndependentAndAStaleLandingLeavesTheNewFlight) {
   auto a = f.lead("a");
   auto b = f.lead("b");
   ASSERT_TRUE(a && b);
-  f.land("a", *a);
+  f.land(*a);
   EXPECT_EQ(f.in_air(), 1u);
   auto a2 = f.lead("a");
-  f.land("a", *a);  // the first flight's leader again: the second flight stays in the air
+  f.land(*a);  // the first flight's leader again: the second flight stays in the air
   EXPECT_EQ(f.join("a"), a2);
 }
 
+TEST(Flight, TheVariantIsNamedOnlyWhenItIsNotTheFlightsKey) {
+  Flights f;
+  auto flight = f.lead("k");
+  flight->publish(std::make_shared<Entry>(), "k", 1);
+  EXPECT_EQ(flight->state().variant_key, nullptr) << "null: the flight's own key";
+  auto other = f.lead("u");
+  other->publish(std::make_shared<Entry>(), "u;v", 1);
+  ASSERT_NE(other->state().variant_key, nullptr);
+  EXPECT_EQ(*other->state().variant_key, "u;v");
+  EXPECT_EQ(f.join("u"), other) << "joined by its key, not its variant's";
+}
+
 TEST(Flight, WaitersAreWokenOnTheirOwnIoContextWithEveryStep) {
-  Flight flight;
+  Flight flight("key", 1);
   boost::asio::io_context io;
   int woken = 0;
   flight.wait(0, io, [&] { ++woken; });
@@ -47,7 +59,7 @@ TEST(Flight, WaitersAreWokenOnTheirOwnIoContextWithEveryStep) {
   auto body = std::make_shared<std::string>();
   body->reserve(10);
   entry->body = body;
-  flight.publish(entry, "key", 10);
+  flight.publish(entry, "key;variant", 10);
   EXPECT_EQ(woken, 0) << "posted, not run by the leader";
   io.restart();
   io.poll();
@@ -55,7 +67,7 @@ TEST(Flight, WaitersAreWokenOnTheirOwnIoContextWithEveryStep) {
 
   Flight::State st = flight.state();
   EXPECT_EQ(st.entry, entry);
-  EXPECT_EQ(*st.variant_key, "key");
+  EXPECT_EQ(*st.variant_key, "key;variant");
   EXPECT_EQ(st.length, 10u);
   EXPECT_EQ(st.received, 0u);
 
