@@ -8,8 +8,10 @@
 // by a JWT claim) can read it too. Keys are compared by address, so each is one object.
 #pragma once
 
-#include <any>
+#include <cstddef>
 #include <memory>
+#include <new>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -21,22 +23,23 @@ struct SlotKey {
 };
 
 // Per-request values. A lookup is a short linear scan: a request carries a handful at most.
+// Per request: a value of each key's type, kept in place when it fits (a shared_ptr, a few
+// strings), so that setting one costs no allocation of its own (std::any keeps anything larger
+// than a pointer on the heap: one malloc and one free per filter per request).
 class Slots {
  public:
   template <class T>
   void set(const SlotKey<T>& key, T value) {
-    for (auto& [k, v] : items_) {
-      if (k == &key) {
-        v = std::move(value);
-        return;
-      }
+    if (T* v = get(key)) {
+      *v = std::move(value);
+      return;
     }
     items_.emplace_back(&key, std::move(value));
   }
   template <class T>
   const T* get(const SlotKey<T>& key) const {
-    for (const auto& [k, v] : items_) {
-      if (k == &key) return std::any_cast<T>(&v);
+    for (const auto& item : items_) {
+      if (item.key == &key) return static_cast<const T*>(item.value());
     }
     return nullptr;
   }
@@ -47,12 +50,72 @@ class Slots {
   void clear() { items_.clear(); }  // keeps the capacity for the next request
 
  private:
-  std::vector<std::pair<const void*, std::any>> items_;
+  static constexpr size_t kInline = 64;
+
+  class Item {
+   public:
+    template <class T>
+    Item(const void* k, T&& v) : key(k) {
+      using V = std::decay_t<T>;
+      if constexpr (fits<V>()) {
+        new (inline_) V(std::forward<T>(v));
+      } else {
+        heap_ = new V(std::forward<T>(v));
+      }
+      ops_ = &kOps<V>;
+    }
+    Item(Item&& o) noexcept : key(o.key), ops_(o.ops_) { ops_->move(o, *this); }
+    Item& operator=(Item&& o) noexcept {
+      if (this != &o) {
+        ops_->destroy(*this);
+        key = o.key;
+        ops_ = o.ops_;
+        ops_->move(o, *this);
+      }
+      return *this;
+    }
+    ~Item() { ops_->destroy(*this); }
+    const void* value() const { return heap_ ? heap_ : static_cast<const void*>(inline_); }
+
+    const void* key;
+
+   private:
+    template <class V>
+    static constexpr bool fits() {
+      return sizeof(V) <= kInline && alignof(V) <= alignof(std::max_align_t) &&
+             std::is_nothrow_move_constructible_v<V>;
+    }
+    struct Ops {
+      void (*move)(Item& from, Item& to);  // to's storage is empty
+      void (*destroy)(Item& item);
+    };
+    template <class V>
+    static void move_value(Item& from, Item& to) {
+      if constexpr (fits<V>()) {
+        new (to.inline_) V(std::move(*std::launder(reinterpret_cast<V*>(from.inline_))));
+      } else {
+        to.heap_ = std::exchange(from.heap_, nullptr);
+      }
+    }
+    template <class V>
+    static void destroy_value(Item& item) {
+      if constexpr (fits<V>()) {
+        std::launder(reinterpret_cast<V*>(item.inline_))->~V();
+      } else {
+        delete static_cast<V*>(item.heap_);
+      }
+    }
+    template <class V>
+    static constexpr Ops kOps{&move_value<V>, &destroy_value<V>};
+
+    alignas(std::max_align_t) unsigned char inline_[kInline];
+    void* heap_ = nullptr;
+    const Ops* ops_;
+  };
+
+  std::vector<Item> items_;
 };
 
-// Per-worker values, made on first use (default-constructed) and destroyed together when the
-// worker drains: a plugin's connections (Redis), its caches and scratch space. Only the worker's
-// thread touches them, so they need no locks.
 class WorkerState {
  public:
   template <class T>

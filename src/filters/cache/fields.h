@@ -1,14 +1,15 @@
-// A stored response's fields, in order, in one block of bytes: every name and value in one
-// string and where each begins in one array. A list of string pairs costs an allocation per long
-// value and more while it grows; a store that makes an entry on every miss and frees one on every
-// eviction pays that twice per field. Entries are made once and read many times, so edits (a 304
-// freshening one) may rebuild the block.
+// A stored response's fields, in order, in one string of bytes: each field is its name's and its
+// value's lengths (4 bytes each) followed by the name and the value. A list of string pairs costs
+// an allocation per long value and more while it grows, a block with an index beside it two; a
+// store that makes an entry on every miss and frees one on every eviction pays each allocation
+// twice. Entries are made once and read in order (a lookup reads every field), so fields are
+// reached by walking; edits (a 304 freshening an entry) rebuild the block.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace gatehouse::filters::cache {
 
@@ -20,66 +21,69 @@ class Fields {
 
   class Iterator {
    public:
-    Iterator(const Fields* f, size_t i) : f_(f), i_(i) {}
-    Field operator*() const { return (*f_)[i_]; }
+    Iterator(const Fields* f, size_t at) : f_(f), at_(at) {}
+    Field operator*() const { return f_->at(at_); }
     Iterator& operator++() {
-      ++i_;
+      const Field f = f_->at(at_);
+      at_ += kHeader + f.first.size() + f.second.size();
       return *this;
     }
-    bool operator==(const Iterator& o) const { return i_ == o.i_; }
+    bool operator==(const Iterator& o) const { return at_ == o.at_; }
 
    private:
     const Fields* f_;
-    size_t i_;
+    size_t at_;
   };
 
   // Room for `fields` fields of `bytes` bytes of names and values in all, allocated once.
-  void reserve(size_t fields, size_t bytes) {
-    spans_.reserve(fields);
-    bytes_.reserve(bytes);
-  }
+  void reserve(size_t fields, size_t bytes) { bytes_.reserve(fields * kHeader + bytes); }
   void emplace_back(std::string_view name, std::string_view value) {
-    spans_.push_back({static_cast<uint32_t>(bytes_.size()), static_cast<uint32_t>(name.size()),
-                      static_cast<uint32_t>(value.size())});
-    bytes_.append(name).append(value);
+    char header[kHeader];
+    const auto n = static_cast<uint32_t>(name.size()), v = static_cast<uint32_t>(value.size());
+    std::memcpy(header, &n, 4);
+    std::memcpy(header + 4, &v, 4);
+    bytes_.append(header, kHeader).append(name).append(value);
+    ++count_;
   }
   // Drops the fields for which pred(field) is true (the rest keep their order).
   template <class Pred>
   void erase_if(Pred pred) {
     Fields kept;
-    kept.reserve(spans_.size(), bytes_.size());
+    kept.bytes_.reserve(bytes_.size());
     for (Field f : *this) {
       if (!pred(f)) kept.emplace_back(f.first, f.second);
     }
     *this = std::move(kept);
   }
 
+  // The i-th field, walking to it (for tests and the rare reader that wants one by place).
   Field operator[](size_t i) const {
-    const Span& s = spans_[i];
-    std::string_view all(bytes_);
-    return {all.substr(s.at, s.name), all.substr(s.at + s.name, s.value)};
+    Iterator it = begin();
+    while (i--) ++it;
+    return *it;
   }
   Iterator begin() const { return {this, 0}; }
-  Iterator end() const { return {this, spans_.size()}; }
-  size_t size() const { return spans_.size(); }
-  bool empty() const { return spans_.empty(); }
+  Iterator end() const { return {this, bytes_.size()}; }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
   // What the fields take in memory, for the store's budget.
-  size_t cost() const { return bytes_.capacity() + spans_.capacity() * sizeof(Span); }
+  size_t cost() const { return bytes_.capacity(); }
 
-  bool operator==(const Fields& o) const {
-    if (size() != o.size()) return false;
-    for (size_t i = 0; i < size(); ++i) {
-      if ((*this)[i].first != o[i].first || (*this)[i].second != o[i].second) return false;
-    }
-    return true;
-  }
+  bool operator==(const Fields& o) const { return bytes_ == o.bytes_; }
 
  private:
-  struct Span {
-    uint32_t at, name, value;  // a field's offset in bytes_, its name's and its value's lengths
-  };
+  static constexpr size_t kHeader = 8;  // the name's and the value's lengths
+
+  Field at(size_t offset) const {
+    uint32_t n, v;
+    std::memcpy(&n, bytes_.data() + offset, 4);
+    std::memcpy(&v, bytes_.data() + offset + 4, 4);
+    std::string_view all(bytes_);
+    return {all.substr(offset + kHeader, n), all.substr(offset + kHeader + n, v)};
+  }
+
   std::string bytes_;
-  std::vector<Span> spans_;
+  size_t count_ = 0;
 };
 
 }  // namespace gatehouse::filters::cache
