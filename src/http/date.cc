@@ -104,16 +104,24 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
     // IMF-fixdate, every part at a fixed place (the form every sender must use, RFC 9110 5.6.7):
     // Sun, 06 Nov 1994 08:49:37 GMT
     // 0    5  8   12   17 20 23 25
-    auto at = [&](size_t i, size_t n, int* out) {
-      std::string_view part = s.substr(i, n);
-      return digits(part, n, out);
+    // Two digits at i, as a number; -1 when they are not digits.
+    auto two = [&s](size_t i) {
+      const unsigned a = static_cast<unsigned char>(s[i]) - '0';
+      const unsigned b = static_cast<unsigned char>(s[i + 1]) - '0';
+      return a < 10 && b < 10 ? static_cast<int>(a * 10 + b) : -1;
     };
     std::string_view name = s.substr(0, 3), month_name = s.substr(8, 3);
+    const int century = two(12), year_of_century = two(14);
+    day = two(5);
+    hour = two(17);
+    minute = two(20);
+    second = two(23);
+    year = century * 100 + year_of_century;
     ok = one_of(name, kDays, kDaysPacked, &weekday) &&
          one_of(month_name, kMonths, kMonthsPacked, &month) && s[4] == ' ' && s[7] == ' ' &&
          s[11] == ' ' && s[16] == ' ' && s[19] == ':' && s[22] == ':' &&
-         starts(s.substr(25), " GMT") && at(5, 2, &day) && at(12, 4, &year) && at(17, 2, &hour) &&
-         at(20, 2, &minute) && at(23, 2, &second);
+         starts(s.substr(25), " GMT") && century >= 0 && year_of_century >= 0 && day >= 0 &&
+         hour >= 0 && minute >= 0 && second >= 0;
   } else if (s.size() == 24 && s[3] == ' ') {
     // asctime-date: Sun Nov  6 08:49:37 1994 (a one-digit day is padded with a space)
     ok = one_of(s, kDays, kDaysPacked, &weekday) && literal(s, " ") &&
