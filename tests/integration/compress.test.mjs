@@ -30,6 +30,14 @@ before(async () => {
       return send(200, { 'content-type': 'application/json', etag: `"s${n}"`, 'cache-control': cc },
         JSON.stringify({ version: n, items: JSON.parse(JSON_BODY) }));
     }
+    if (path === '/cached/reval') {
+      // Stale after a second; revalidated with a 304 that says the origin's strong tag.
+      if ((req.headers['if-none-match'] || '').includes('"r1"')) {
+        res.writeHead(304, { etag: '"r1"', 'cache-control': 'max-age=60' });
+        return res.end();
+      }
+      return send(200, { 'content-type': 'application/json', etag: '"r1"', 'cache-control': 'max-age=1' }, JSON_BODY);
+    }
     if (path === '/small') return send(200, { 'content-type': 'application/json' }, '{"a":1}');
     if (path === '/image') return send(200, { 'content-type': 'image/png' }, JSON_BODY);
     if (path === '/no-transform') return send(200, { 'content-type': 'application/json', 'cache-control': 'no-transform' }, JSON_BODY);
@@ -197,4 +205,20 @@ test('with the cache: a stale-while-revalidate refresh stores the coded variant,
   assert.equal(plain.headers['content-encoding'], undefined);
   assert.equal(JSON.parse(plain.body).version, 3);
   assert.match(plain.headers['cache-status'], /fwd=vary-miss/);
+});
+
+test('with the cache: a 304 that freshens a coded variant leaves its ETag weak', async () => {
+  const p = '/cached/reval';
+  const first = await get(p, { 'accept-encoding': 'gzip' });
+  assert.equal(first.headers.etag, 'W/"r1"');
+  await new Promise((r) => setTimeout(r, 2100));  // max-age=1: stale
+  const revalidated = await get(p, { 'accept-encoding': 'gzip' });
+  assert.match(revalidated.headers['cache-status'], /fwd=stale; fwd-status=304/);
+  assert.equal(count.get(p), 2);
+  for (const r of [revalidated, await get(p, { 'accept-encoding': 'gzip' })]) {
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    assert.equal(r.headers.etag, 'W/"r1"', 'the coded bytes are not the strong "r1"');
+    assert.equal(zlib.gunzipSync(r.body).toString(), JSON_BODY);
+  }
+  assert.equal(count.get(p), 2, 'the freshened entry is a hit');
 });

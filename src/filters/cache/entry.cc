@@ -132,9 +132,18 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
                                Entry::Time request_time, Entry::Time response_time,
                                const EntryRules& rules) {
   auto e = std::make_shared<Entry>(stored);
+  // A stored variant a filter after the cache transformed (compressed) carries the weak form of
+  // the origin's tag; the origin's 304 says the strong one, which names the untransformed
+  // representation: the stored weak tag stays (RFC 9110 8.8.1, 8.8.3).
+  auto weakened_tag = [&](std::string_view value) {
+    std::string_view tag = http::trim_ows(value);
+    return stored.etag.size() == tag.size() + 2 && stored.etag.starts_with("W/") &&
+           std::string_view(stored.etag).substr(2) == tag;
+  };
   std::vector<std::string_view> replaced;  // names the 304 carries (each replaced once)
   for (const auto& h : not_modified.headers) {
     if (not_stored(h.name, h.hop_by_hop)) continue;
+    if (iequals(h.name, "etag") && weakened_tag(h.value)) continue;
     bool seen = std::any_of(replaced.begin(), replaced.end(),
                             [&](std::string_view n) { return iequals(n, h.name); });
     if (!seen) {
