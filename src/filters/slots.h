@@ -22,10 +22,10 @@ struct SlotKey {
   const char* name;  // for debugging
 };
 
-// Per-request values. A lookup is a short linear scan: a request carries a handful at most.
-// Per request: a value of each key's type, kept in place when it fits (a shared_ptr, a few
-// strings), so that setting one costs no allocation of its own (std::any keeps anything larger
-// than a pointer on the heap: one malloc and one free per filter per request).
+// Per-request values. A lookup is a short linear scan: a request carries a handful at most. Each
+// value is kept in place when it fits (a shared_ptr, a few strings), so that setting one costs no
+// allocation of its own (std::any keeps anything larger than a pointer on the heap: one malloc and
+// one free per filter per request).
 class Slots {
  public:
   template <class T>
@@ -39,7 +39,7 @@ class Slots {
   template <class T>
   const T* get(const SlotKey<T>& key) const {
     for (const auto& item : items_) {
-      if (item.key == &key) return static_cast<const T*>(item.value());
+      if (item.key == &key) return std::launder(static_cast<const T*>(item.value()));
     }
     return nullptr;
   }
