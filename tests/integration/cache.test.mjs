@@ -67,6 +67,7 @@ routes:
 after(async () => {
   await gh?.stop();
   origin?.close();
+  if (lone?.listening) lone.close();  // a test stops it; a run that skips that test must too
 });
 beforeEach(() => { handlers.clear(); });
 
@@ -571,23 +572,34 @@ function streamGet(path, headers = {}) {
   return { firstBytes, done };
 }
 
-test('coalescing: the waiters are answered from the leader\'s response as it arrives, not when it ends', async () => {
-  const p = fresh('herd-stream');
+// n streaming clients on `p` while the origin holds its first response part-sent: start(res)
+// sends the head and the first part, finish(res) the rest once the test calls release(); a later
+// request gets later(req, res). Resolves once every client has bytes of the body.
+async function holdHerd(p, n, start, finish, later) {
   let release;
   const released = new Promise((r) => { release = r; });
+  handlers.set(p, (req, res, k) => {
+    if (k > 1 && later) return later(req, res);
+    start(res);
+    released.then(() => finish(res));
+  });
+  const clients = Array.from({ length: n }, () => streamGet(p));
+  await Promise.all(clients.map((c) => c.firstBytes));
+  return { release, done: () => Promise.all(clients.map((c) => c.done)) };
+}
+
+test('coalescing: the waiters are answered from the leader\'s response as it arrives, not when it ends', async () => {
+  const p = fresh('herd-stream');
   const half = 'a'.repeat(30000), rest = 'b'.repeat(30000);
-  handlers.set(p, (req, res) => {
+  const herd = await holdHerd(p, 5, (res) => {
     res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': 60000 });
     res.write(half);
-    released.then(() => res.end(rest));
-  });
-  const clients = Array.from({ length: 5 }, () => streamGet(p));
+  }, (res) => res.end(rest));
   // Every client has bytes of the body while the origin still holds its second half: the
   // waiters were not made to wait for the whole response (nor sent upstream on their own).
-  await Promise.all(clients.map((c) => c.firstBytes));
   assert.equal(hits(p), 1);
-  release();
-  const all = await Promise.all(clients.map((c) => c.done));
+  herd.release();
+  const all = await herd.done();
   for (const r of all) {
     assert.equal(r.status, 200);
     assert.ok(r.complete);
@@ -605,19 +617,13 @@ test('coalescing: the waiters are answered from the leader\'s response as it arr
 
 test('coalescing: when the leader\'s response breaks off, the waiters\' responses break off too', async () => {
   const p = fresh('herd-broken');
-  let release;
-  const released = new Promise((r) => { release = r; });
-  handlers.set(p, (req, res, n) => {
-    if (n > 1) return answer(200, { 'cache-control': 'max-age=60' }, 'whole')(req, res);
+  const herd = await holdHerd(p, 4, (res) => {
     res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': 60000 });
     res.write('x'.repeat(20000));
-    released.then(() => res.destroy());
-  });
-  const clients = Array.from({ length: 4 }, () => streamGet(p));
-  await Promise.all(clients.map((c) => c.firstBytes));
+  }, (res) => res.destroy(), answer(200, { 'cache-control': 'max-age=60' }, 'whole'));
   assert.equal(hits(p), 1);
-  release();
-  const all = await Promise.all(clients.map((c) => c.done));
+  herd.release();
+  const all = await herd.done();
   for (const r of all) {
     assert.equal(r.complete, false, 'no client takes a part for the whole');
     assert.ok(r.body.length < 60000);
