@@ -129,6 +129,22 @@ TEST(CacheEntry, FreshenedByA304) {
   EXPECT_EQ(http::current_age(again->times, later), 0);
 }
 
+// A coded variant (compress weakened its tag) keeps its weak tag when the origin's 304 says the
+// strong one; any other tag in a 304 replaces the stored one.
+TEST(CacheEntry, A304KeepsTheWeakTagOfATransformedVariant) {
+  Head r(
+      "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nETag: W/\"v1\"\r\n"
+      "Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\n");
+  EntryRules rules;
+  auto coded = make_entry(r.head, std::make_shared<std::string>("hello"), kSent, kSent, rules);
+  Head strong("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=60\r\n\r\n");
+  auto fresh = freshen(*coded, strong.head, kSent, kSent, rules);
+  EXPECT_EQ(fresh->etag, "W/\"v1\"");
+  EXPECT_EQ(fresh->get("etag"), "W/\"v1\"");
+  Head other("HTTP/1.1 304 Not Modified\r\nETag: \"v2\"\r\n\r\n");
+  EXPECT_EQ(freshen(*coded, other.head, kSent, kSent, rules)->etag, "\"v2\"");
+}
+
 TEST(CacheEntry, EncodesForTheSharedTierAndDecodesByTheReadersRules) {
   Head r(
       "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nCache-Control: max-age=60\r\n"
