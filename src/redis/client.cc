@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <charconv>
 
@@ -87,6 +88,17 @@ class Client::Impl {
     if (!node) node = cluster() && args.size() > 1 ? owner_[hash_slot(args[1])] : 0;
     if (!send(call, *node, /*sha=*/true, /*asking=*/false, kMaxRedirects))
       fail_fast(std::move(call->done));
+  }
+
+  bool masters_up() const {
+    if ((cluster() || sentinel()) && !topology_known_) return false;
+    if (nodes_.empty()) return false;
+    for (size_t m : masters()) {
+      const auto& slots = nodes_[m].slots;
+      if (std::none_of(slots.begin(), slots.end(), [](const auto& s) { return s->up_link(); }))
+        return false;
+    }
+    return true;
   }
 
   // The nodes that serve hash slots (one, but on a Cluster), as indexes command() takes.
@@ -351,6 +363,8 @@ void Client::eval(const Script& script, std::span<const std::string_view> keys,
 }
 
 bool Client::connected() const { return impl_->connected(); }
+
+bool Client::masters_up() const { return impl_->masters_up(); }
 
 void Client::stop() { impl_->stop(); }
 

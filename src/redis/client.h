@@ -103,6 +103,10 @@ class Client {
   }
 
   bool connected() const;  // at least one connection is up
+  // Every server that holds data has a connection up (on a Cluster: the slot map known, and each
+  // master reached). Data-plane commands fail fast instead; a job that must reach every master (a
+  // purge, on a client of its own) waits for this.
+  bool masters_up() const;
   // Closes everything for good; pending callbacks get kDisconnected, later commands too.
   void stop();
 

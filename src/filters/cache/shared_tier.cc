@@ -1,6 +1,7 @@
 #include "filters/cache/shared_tier.h"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 
 #include "config/shared_by_key.h"
@@ -184,27 +185,43 @@ struct Purging : std::enable_shared_from_this<Purging> {
 
 }  // namespace
 
+// How long a purge waits for its own client to reach every server that holds data (a Cluster's
+// masters): an operator's request, not a client's, so it may wait longer than redis.timeout.
+constexpr std::chrono::seconds kPurgeConnect{3};
+
+// Runs `job` once `client` reaches every master, or at `deadline` with those it reaches.
+void when_masters_up(redis::Client* client, boost::asio::io_context& io,
+                     std::chrono::steady_clock::time_point deadline, std::function<void()> job) {
+  if (client->masters_up() || std::chrono::steady_clock::now() >= deadline) return job();
+  auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(5));
+  timer->async_wait([client, &io, deadline, timer, job = std::move(job)](auto) mutable {
+    when_masters_up(client, io, deadline, std::move(job));
+  });
+}
+
 void purge_shared(std::shared_ptr<const SharedTier> tier, boost::asio::io_context& io,
                   const Purge& p, std::function<void(size_t)> done) {
   // A client of its own, stopped when the purge is done: the main thread keeps no connection
   // (which would keep its io_context, and so the process, running).
   auto clients = std::make_shared<WorkerState>();
-  const config::Redis& redis = tier->redis();
-  with_redis(
-      *clients, io, redis,
-      [tier = std::move(tier), clients, p, done = std::move(done)](redis::Client* client) mutable {
-        auto finish = [clients, done = std::move(done)](size_t n) {
-          done(n);
-          clients->clear();
-        };
-        if (!client) return finish(0);
-        auto job = std::make_shared<Purging>();
-        job->what = p;
-        job->tier = std::move(tier);
-        job->client = client;
-        job->done = std::move(finish);
-        job->run();
-      });
+  auto connect = std::make_shared<config::Redis>(tier->redis());
+  connect->timeout = std::max<config::Duration>(connect->timeout, kPurgeConnect);
+  const auto deadline = std::chrono::steady_clock::now() + kPurgeConnect;
+  with_redis(*clients, io, *connect,
+             [tier = std::move(tier), clients, connect, p, &io, deadline,
+              done = std::move(done)](redis::Client* client) mutable {
+               auto finish = [clients, done = std::move(done)](size_t n) {
+                 done(n);
+                 clients->clear();
+               };
+               if (!client) return finish(0);
+               auto job = std::make_shared<Purging>();
+               job->what = p;
+               job->tier = std::move(tier);
+               job->client = client;
+               job->done = std::move(finish);
+               when_masters_up(client, io, deadline, [job] { job->run(); });
+             });
 }
 
 std::shared_ptr<SharedTier> shared_tier(const config::Redis& redis, uint64_t max_object_size) {
