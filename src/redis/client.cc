@@ -86,7 +86,7 @@ class Client::Impl {
         std::make_shared<Call>(Call{nullptr, {}, 0, args.size(), deadline, std::move(done)});
     append_command(call->encoded, args);
     if (!node) node = cluster() && args.size() > 1 ? owner_[hash_slot(args[1])] : 0;
-    if (!send(call, *node, /*sha=*/true, /*asking=*/false, kMaxRedirects))
+    if (!send(call, *node, /*sha=*/false, /*asking=*/false, kMaxRedirects))
       fail_fast(std::move(call->done));
   }
 

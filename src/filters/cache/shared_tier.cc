@@ -183,8 +183,6 @@ struct Purging : std::enable_shared_from_this<Purging> {
   }
 };
 
-}  // namespace
-
 // How long a purge waits for its own client to reach every server that holds data (a Cluster's
 // masters): an operator's request, not a client's, so it may wait longer than redis.timeout.
 constexpr std::chrono::seconds kPurgeConnect{3};
@@ -198,6 +196,8 @@ void when_masters_up(redis::Client* client, boost::asio::io_context& io,
     when_masters_up(client, io, deadline, std::move(job));
   });
 }
+
+}  // namespace
 
 void purge_shared(std::shared_ptr<const SharedTier> tier, boost::asio::io_context& io,
                   const Purge& p, std::function<void(size_t)> done) {
