@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startGatehouse, curl, freePort, waitFor } from './harness.mjs';
-import { requireRedis, spawnRedis, cli } from './redis_fixture.mjs';
+import { requireRedis, spawnRedis, cli, sharedCacheConfig } from './redis_fixture.mjs';
 
 let origin, redis, redisPort, a, b, adminPort;
 const count = new Map();
@@ -32,19 +32,12 @@ before(async () => {
   redis = spawnRedis(['--port', String(redisPort), '--bind', '127.0.0.1']);
   await waitFor(() => { try { return cli(redisPort, 'PING') === 'PONG'; } catch { return false; } }, 5000, 'redis');
   adminPort = await freePort();
-  const config = (admin) => `
-server:
-  listen: [ { address: 127.0.0.1:0 } ]
-${admin ? `admin: { listen: 127.0.0.1:${adminPort} }` : ''}
-redis: { url: "redis://127.0.0.1:${redisPort}", timeout: 200ms }
-cache: { max_size: 8MiB, max_object_size: 256KiB, shared_max_object_size: 64KiB }
-upstreams:
-  o: { targets: [ { address: 127.0.0.1:${origin.address().port} } ] }
-routes:
-  - match: { path: /* }
-    to: o
-    plugins: { cache: { tier: redis, tag_header: Surrogate-Key } }
-`;
+  const config = (admin) => sharedCacheConfig({
+    redis: `{ url: "redis://127.0.0.1:${redisPort}", timeout: 200ms }`,
+    cache: '{ max_size: 8MiB, max_object_size: 256KiB, shared_max_object_size: 64KiB }',
+    originPort: origin.address().port,
+    adminPort: admin && adminPort,
+  });
   a = await startGatehouse(config(true));
   b = await startGatehouse(config(false));
 });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { startGatehouse, waitFor, freePort, httpGet, curl } from './harness.mjs';
-import { requireRedis, spawnRedis, cli, limitedConfig, passes as passesThrough } from './redis_fixture.mjs';
+import { requireRedis, spawnRedis, cli, limitedConfig, sharedCacheConfig, passes as passesThrough } from './redis_fixture.mjs';
 import { startUpstream } from './upstream.mjs';
 
 let up, gateways = [];
@@ -126,36 +126,39 @@ test('the cache\'s shared tier: entries on every master are shared hits, and pur
   });
   await new Promise((r) => origin.listen(0, '127.0.0.1', r));
   const adminPort = await freePort();
-  const config = (admin) => `
-server:
-  listen: [ { address: 127.0.0.1:0 } ]
-${admin ? `admin: { listen: 127.0.0.1:${adminPort} }` : ''}
-redis: { url: "redis://127.0.0.1:${ports[0]}", cluster: true, timeout: 300ms }
-cache: { max_size: 16MiB, max_object_size: 256KiB }
-upstreams:
-  o: { targets: [ { address: 127.0.0.1:${origin.address().port} } ] }
-routes:
-  - match: { path: /* }
-    to: o
-    plugins: { cache: { tier: redis, tag_header: Surrogate-Key } }
-`;
+  const config = (admin) => sharedCacheConfig({
+    redis: `{ url: "redis://127.0.0.1:${ports[0]}", cluster: true, timeout: 300ms }`,
+    cache: '{ max_size: 16MiB, max_object_size: 256KiB }',
+    workers: 1,  // one Redis client each, warmed up below
+    originPort: origin.address().port,
+    adminPort: admin && adminPort,
+  });
   let one, two;
   try {
     one = await startGatehouse(config(true));
     two = await startGatehouse(config(false));
     const get = (gh, p) => httpGet(gh.port, p, { headers: { host: 'shop.example' } });
     const key = (p) => `gh:c:http://shop.example${p}`;
-    const inRedis = (p) => cli(ownerOf(Number(cli(ports[0], 'cluster', 'keyslot', key(p)))), 'EXISTS', key(p)) === '1';
-    // Each gateway's client learns the slot map on first use; until then a store or a lookup
-    // skips Redis. Warm both up with paths of their own.
+    const ownerOfKey = (p) => ownerOf(Number(cli(ports[0], 'cluster', 'keyslot', key(p))));
+    const inRedis = (p) => cli(ownerOfKey(p), 'EXISTS', key(p)) === '1';
+    // A gateway's Redis client learns the slot map, and opens its connection to each master, on
+    // first use; until then a store or a lookup there skips Redis (it never waits for it). Warm
+    // both up on every master: a path of that master's stored by one, then read from Redis by two.
     let n = 0;
-    await waitFor(async () => { const p = `/warm/${n++}`; await get(one, p); return waitFor(() => inRedis(p), 1000, p).then(() => true, () => false); }, 10000, 'the first store in the cluster');
-    await waitFor(async () => /detail=redis/.test((await get(two, `/warm/${n - 1}`)).headers['cache-status']), 10000, 'the first shared hit');
+    for (const master of new Set(masters().map((m) => m.port))) {
+      await waitFor(async () => {
+        let p;
+        do p = `/warm/${n++}`; while (ownerOfKey(p) !== master);
+        await get(one, p);
+        if (!(await waitFor(() => inRedis(p), 1000, p).then(() => true, () => false))) return false;
+        return /detail=redis/.test((await get(two, p)).headers['cache-status']);
+      }, 10000, `both gateways reaching master ${master}`);
+    }
 
     const paths = [...Array.from({ length: 12 }, (_, i) => `/p/${i}`), ...Array.from({ length: 6 }, (_, i) => `/t/${i}`)];
     for (const p of paths) assert.match((await get(one, p)).headers['cache-status'], /fwd=uri-miss; fwd-status=200; ttl=\d+; stored/);
     await waitFor(() => paths.every(inRedis), 5000, 'every entry in the cluster');
-    const owners = new Set(paths.map((p) => ownerOf(Number(cli(ports[0], 'cluster', 'keyslot', key(p))))));
+    const owners = new Set(paths.map(ownerOfKey));
     assert.equal(owners.size, 3, 'the entries are spread over the three masters');
     for (const p of paths) {
       const r = await get(two, p);

@@ -40,6 +40,23 @@ routes:
       rate_limit: { limits: ["5/h"], key: "header:x-user", scope: cluster }
 `;
 
+// A gateway config whose one route caches, with a tier in Redis (`redis`, `cache`: the YAML
+// mappings), in front of the origin on `originPort`, tagging entries by Surrogate-Key; with the
+// admin API on `adminPort` when one is given, and `workers` workers when given.
+export const sharedCacheConfig = ({ redis, cache, originPort, adminPort, workers }) => `
+server:
+  listen: [ { address: 127.0.0.1:0 } ]${workers ? `\n  workers: ${workers}` : ''}
+${adminPort ? `admin: { listen: 127.0.0.1:${adminPort} }` : ''}
+redis: ${redis}
+cache: ${cache}
+upstreams:
+  o: { targets: [ { address: 127.0.0.1:${originPort} } ] }
+routes:
+  - match: { path: /* }
+    to: o
+    plugins: { cache: { tier: redis, tag_header: Surrogate-Key } }
+`;
+
 // How many of n requests for `user`, alternating between the gateways, get through.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 export async function passes(gateways, user, n) {
