@@ -120,6 +120,10 @@ struct Pending {
     flight.reset();
   }
   ~Pending() { land(); }
+  // The variant key's hash, for the store and the flights: the primary key's when they are one.
+  size_t variant_hash() const {
+    return variant_key == key ? key_hash : MemoryStore::hash(variant_key);
+  }
 };
 // The request's own conditions (RFC 9110 13.1.2, 13.1.3), from its fields.
 // With the byte range it asks for (RFC 9110 14.2: for GET only), and If-Range (13.1.5).
@@ -371,7 +375,7 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   if (!answers && left <= 0 && may_serve_stale(*entry) && !rcc.no_cache && rcc.max_age == kAbsent &&
       rcc.min_fresh == kAbsent && scc.stale_while_revalidate != kAbsent &&
       -left <= scc.stale_while_revalidate && !p.head && ctx.io) {
-    if (auto flight = flights().lead(p.variant_key))
+    if (auto flight = flights().lead(p.variant_key, p.variant_hash()))
       start_refresh(ctx, p, entry, std::move(flight));
     CacheStatus st;
     st.hit = true;
@@ -450,7 +454,7 @@ FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
   // A request for a byte range gets a 206, never stored: it neither leads nor waits.
   if (s_.coalesce && !p.waited && !p.head && !p.request_cc.no_store && ctx.io &&
       ctx.request->get("range").empty()) {
-    p.flight = flights().lead(p.variant_key);
+    p.flight = flights().lead(p.variant_key, p.variant_hash());
     if (!p.flight) {
       p.await = Pending::Await::kFlight;
       return FilterStatus::kPause;
@@ -799,8 +803,7 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
     if (s_.shared) s_.shared->put(ctx, p.key, *marker);
   }
   if (s_.shared) s_.shared->put(ctx, p.variant_key, *entry);
-  const std::optional<size_t> hash =
-      p.variant_key == p.key ? std::optional(p.key_hash) : std::nullopt;
+  const size_t hash = p.variant_hash();
   if (keep(std::move(p.variant_key), entry, hash)) ctx.metrics->count(kStored, ctx.route->name);
   p.land();
 }

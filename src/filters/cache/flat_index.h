@@ -13,10 +13,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
 namespace gatehouse::filters::cache {
+
+// The hash every table of the cache keys by: a miss computes it once, for the store (its shard
+// and slot) and the flights alike.
+inline size_t key_hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
 // The slots and their probing, for a `Slot` with `hash` and `used()`.
 template <class Slot>

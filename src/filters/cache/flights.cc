@@ -51,8 +51,7 @@ void Flight::changed(std::unique_lock<std::mutex>& lock) {
   for (auto& w : woken) boost::asio::post(*w.io, std::move(w.wake));
 }
 
-std::shared_ptr<Flight> Flights::lead(std::string_view key) {
-  const size_t h = hash(key);
+std::shared_ptr<Flight> Flights::lead(std::string_view key, size_t h) {
   std::lock_guard lock(mutex_);
   if (flights_.find(key, h)) return nullptr;
   auto flight = std::make_shared<Flight>(std::string(key), h);
@@ -62,7 +61,7 @@ std::shared_ptr<Flight> Flights::lead(std::string_view key) {
 }
 
 std::shared_ptr<Flight> Flights::join(std::string_view key) const {
-  const size_t h = hash(key);
+  const size_t h = key_hash(key);
   std::lock_guard lock(mutex_);
   Flight* flight = flights_.find(key, h);
   return flight ? flight->shared_from_this() : nullptr;

@@ -72,8 +72,10 @@ class Flight : public std::enable_shared_from_this<Flight> {
 
 class Flights {
  public:
-  // The flight the caller now leads for `key`, or null when one is in the air (join it).
-  std::shared_ptr<Flight> lead(std::string_view key);
+  // The flight the caller now leads for `key` (whose key_hash() is `hash`), or null when one is
+  // in the air (join it).
+  std::shared_ptr<Flight> lead(std::string_view key) { return lead(key, key_hash(key)); }
+  std::shared_ptr<Flight> lead(std::string_view key, size_t hash);
   // The flight in the air for `key`, or null.
   std::shared_ptr<Flight> join(std::string_view key) const;
   // The leader is done: `flight` leaves the air (the next miss leads a new one) and lands.
@@ -82,8 +84,6 @@ class Flights {
   size_t in_air() const;
 
  private:
-  static size_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
-
   mutable std::mutex mutex_;
   FlatIndex<Flight> flights_;  // the leaders own them; a flight leaves the index as it lands
 };

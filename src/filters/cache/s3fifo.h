@@ -36,12 +36,11 @@ class S3Fifo {
   S3Fifo(const S3Fifo&) = delete;
   S3Fifo& operator=(const S3Fifo&) = delete;
 
-  // Each operation takes the key's hash(), or computes it: a caller that has it (the sharded
+  // Each operation takes the key's key_hash(), or computes it: a caller that has it (the sharded
   // store, which picks the shard by it) hashes the key once.
-  static size_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
   // The value stored for `key`, counting the read; null when there is none.
-  const V* find(std::string_view key) const { return find(key, hash(key)); }
+  const V* find(std::string_view key) const { return find(key, key_hash(key)); }
   const V* find(std::string_view key, size_t h) const {
     const Node* found = index_.find(key, h);
     if (!found) return nullptr;
@@ -54,7 +53,7 @@ class S3Fifo {
   // Stores `value` for `key` at `cost` bytes (replacing what was there, in its place), then
   // evicts until the total fits. False, with nothing stored, when `cost` alone is over capacity.
   bool insert(std::string key, V value, size_t cost) {
-    const size_t h = hash(key);
+    const size_t h = key_hash(key);
     return insert(std::move(key), h, std::move(value), cost);
   }
   bool insert(std::string key, size_t h, V value, size_t cost) {
@@ -79,7 +78,7 @@ class S3Fifo {
     return true;
   }
 
-  bool erase(std::string_view key) { return erase(key, hash(key)); }
+  bool erase(std::string_view key) { return erase(key, key_hash(key)); }
   bool erase(std::string_view key, size_t h) {
     Node* found = index_.find(key, h);
     if (!found) return false;
@@ -108,7 +107,7 @@ class S3Fifo {
   size_t size() const { return index_.size(); }
   uint64_t evictions() const { return evictions_; }
   bool in_main(std::string_view key) const {  // for tests
-    const Node* found = index_.find(key, hash(key));
+    const Node* found = index_.find(key, key_hash(key));
     return found && found->in_main;
   }
 

@@ -34,7 +34,7 @@ class Store {
 
   // A key's hash, for the calls that take it: a caller that looks a key up and then stores it
   // hashes it once.
-  static size_t hash(std::string_view key) { return Fifo::hash(key); }
+  static size_t hash(std::string_view key) { return key_hash(key); }
 
   Ptr find(std::string_view key) const { return find(key, hash(key)); }
   Ptr find(std::string_view key, size_t h) const {
@@ -54,7 +54,7 @@ class Store {
     return s.fifo.insert(std::move(key), h, std::move(entry), cost);
   }
   bool erase(std::string_view key) {
-    const size_t h = Fifo::hash(key);
+    const size_t h = hash(key);
     Shard& s = shard(h);
     std::unique_lock lock(s.mutex);
     return s.fifo.erase(key, h);
