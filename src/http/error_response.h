@@ -23,16 +23,12 @@ struct ErrorResponse {
   std::string content_type;  // empty: application/octet-stream, unless `headers` has its own
   // A body someone else holds and shares (a stored response): written after the head without
   // being copied into it, so build_error_response() writes the head alone, with its length.
-  std::shared_ptr<const std::string> shared_body;
-  // The part of it that is the answer's body (a byte range of a stored response): from
-  // `shared_first`, at most `shared_size` bytes.
-  size_t shared_first = 0;
-  size_t shared_size = std::string::npos;
+  // `shared_body` keeps the bytes alive; `shared_bytes` are the answer's body among them (all of
+  // a stored response, or one byte range of it).
+  std::shared_ptr<const void> shared_body;
+  std::string_view shared_bytes;
 
-  std::string_view shared() const {
-    return shared_body ? std::string_view(*shared_body).substr(shared_first, shared_size)
-                       : std::string_view();
-  }
+  std::string_view shared() const { return shared_body ? shared_bytes : std::string_view(); }
 
   // Back to a default-constructed answer, keeping the strings' storage (called once per request,
   // where assigning a fresh ErrorResponse would build and destroy five members).
@@ -44,8 +40,7 @@ struct ErrorResponse {
     body.reset();
     content_type.clear();
     shared_body.reset();
-    shared_first = 0;
-    shared_size = std::string::npos;
+    shared_bytes = {};
   }
 };
 

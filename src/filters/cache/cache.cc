@@ -56,8 +56,9 @@ Flights& flights() {
 // What the store holds for an entry beyond Entry::cost() and its key's bytes: the queue node
 // (the key's string, the entry's pointer, its counters), its index slots (a flat table at most
 // half full, so two to four slots), its ghost count once evicted, and the allocator's header on
-// each block; measured with bench/cache-entry-memory.mjs (docs/caching.md).
-constexpr size_t kKeyBookkeeping = 296;
+// each block, at the pool's class sizes; measured with bench/cache-entry-memory.mjs
+// (docs/caching.md).
+constexpr size_t kKeyBookkeeping = 256;
 
 std::vector<std::string_view> lines_of(const http::MessageHead& head, std::string_view name) {
   std::vector<std::string_view> out;
@@ -99,7 +100,7 @@ struct Pending {
   // published flight's waiters) already share.
   std::shared_ptr<Entry> storing;
   std::string variant_key;
-  std::shared_ptr<std::string> body;
+  std::shared_ptr<Body> body;
   bool published = false;  // the flight's waiters follow the body as it fills
   // Where the response's changes by the filters after the cache begin in the context's lists
   // (what they add and remove is part of the representation the cache stores).
@@ -230,7 +231,7 @@ std::string boundary_for(std::string_view body) {
 // (a slice of the shared body, never copied) or several (multipart/byteranges), or a 416; a
 // Range the server may ignore leaves the whole response.
 void answer_range(std::string_view range, const Entry& e, http::ErrorResponse* reply) {
-  const std::string& body = *e.body;
+  const std::string_view body(*e.body);
   std::vector<http::ByteRange> ranges;
   switch (http::parse_range(range, body.size(), &ranges)) {
     case http::RangeVerdict::kIgnore:
@@ -249,8 +250,7 @@ void answer_range(std::string_view range, const Entry& e, http::ErrorResponse* r
   }
   reply->status = 206;
   if (ranges.size() == 1) {
-    reply->shared_first = ranges[0].first;
-    reply->shared_size = ranges[0].size();
+    reply->shared_bytes = body.substr(ranges[0].first, ranges[0].size());
     reply->headers.emplace_back("Content-Range", http::content_range(ranges[0], body.size()));
     return;
   }
@@ -610,7 +610,10 @@ FilterStatus Cache::answer(RequestContext& ctx, const Conditions& c, const Memor
   } else {
     reply.headers.reserve(entry->headers.size() + 3);
     for (auto [n, v] : entry->headers) reply.headers.emplace_back(n, v);
-    reply.shared_body = entry->body;
+    if (entry->body) {
+      reply.shared_body = entry->body;
+      reply.shared_bytes = *entry->body;
+    }
     if (entry->status == 200 && entry->body) {
       // A stored complete response answers byte ranges itself (RFC 9110 14).
       if (entry->get("accept-ranges").empty()) reply.headers.emplace_back("Accept-Ranges", "bytes");
@@ -757,10 +760,9 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   status->stored = true;
   // The body is kept as it is copied: a known length is allocated once, exactly. The entry
   // shares it from now on; it is stored when complete.
-  p.body = std::make_shared<std::string>();
   const bool known_length =
       resp.framing == http::Framing::kContentLength && !ctx.response_body_watchers;
-  if (known_length) p.body->reserve(resp.content_length);
+  p.body = new_body({}, known_length ? resp.content_length : 0);
   p.storing->body = p.body;
   // The requests waiting on this miss can follow the body as it arrives, since it fills a buffer
   // that never moves. One of unknown length (chunked, or rewritten by the filters after the
@@ -776,7 +778,7 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
   Pending* pp = pending(ctx);
   if (!pp || !pp->storing) return;
   Pending& p = *pp;
-  std::string& body = *p.body;
+  Body& body = *p.body;
   // A chunked body that grew too large, or any body longer than its length said (never appended
   // past what was reserved: waiters read the buffer as it fills).
   if (body.size() + piece.size() > (p.published ? p.body->capacity() : s_.max_object_size)) {
@@ -793,7 +795,7 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
   std::shared_ptr<const Entry> entry = std::move(p.storing);
   if (!entry->vary.names.empty()) {
     // The marker at the primary key names the fields that select a variant (4.1).
-    auto marker = std::make_shared<Entry>();
+    auto marker = new_entry();
     marker->status = 0;
     marker->vary = entry->vary;
     std::string names;

@@ -99,18 +99,32 @@ std::string_view Entry::get(std::string_view name) const {
   return {};
 }
 
+std::shared_ptr<Entry> new_entry() { return std::allocate_shared<Entry>(pool::Allocator<Entry>()); }
+std::shared_ptr<Entry> new_entry(const Entry& from) {
+  return std::allocate_shared<Entry>(pool::Allocator<Entry>(), from);
+}
+std::shared_ptr<Body> new_body(std::string_view bytes, size_t reserve) {
+  auto body = std::allocate_shared<Body>(pool::Allocator<Body>());
+  body->reserve(std::max(reserve, bytes.size()));
+  body->append(bytes.data(), bytes.size());
+  return body;
+}
+
 size_t Entry::cost() const {
-  size_t n = sizeof(Entry) + etag.size() + (body ? body->size() + sizeof(std::string) : 0) +
+  // The entry's block and its body's (each with its shared count), and what they point to.
+  constexpr size_t kShared = 16;
+  size_t n = pool::block_size(sizeof(Entry) + kShared) + etag.size() +
+             (body ? pool::block_size(sizeof(Body) + kShared) + pool::cost_of(*body) : 0) +
              headers.cost();
   for (const auto& t : tags) n += sizeof(std::string) + t.size();
   for (const auto& v : vary.names) n += sizeof(std::string) + v.size();
   return n;
 }
 
-std::shared_ptr<Entry> make_entry(const http::ResponseHead& head,
-                                  std::shared_ptr<const std::string> body, Entry::Time request_time,
-                                  Entry::Time response_time, const EntryRules& rules) {
-  auto e = std::make_shared<Entry>();
+std::shared_ptr<Entry> make_entry(const http::ResponseHead& head, std::shared_ptr<const Body> body,
+                                  Entry::Time request_time, Entry::Time response_time,
+                                  const EntryRules& rules) {
+  auto e = new_entry();
   e->status = head.status;
   size_t fields = 0, bytes = 0;
   for (const auto& h : head.headers) {
@@ -131,7 +145,7 @@ std::shared_ptr<Entry> make_entry(const http::ResponseHead& head,
 std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& not_modified,
                                Entry::Time request_time, Entry::Time response_time,
                                const EntryRules& rules) {
-  auto e = std::make_shared<Entry>(stored);
+  auto e = new_entry(stored);
   // A stored variant a filter after the cache transformed (compressed) carries the weak form of
   // the origin's tag; the origin's 304 says the strong one, which names the untransformed
   // representation: the stored weak tag stays (RFC 9110 8.8.1, 8.8.3).
@@ -227,7 +241,7 @@ std::string encode_entry(const Entry& e) {
   put<uint8_t>(out, e.body ? 1 : 0);
   if (e.body) {
     put(out, static_cast<uint64_t>(e.body->size()));
-    out += *e.body;
+    out.append(e.body->data(), e.body->size());
   }
   return out;
 }
@@ -235,7 +249,7 @@ std::string encode_entry(const Entry& e) {
 std::shared_ptr<Entry> decode_entry(std::string_view in, const EntryRules& rules) {
   if (!in.starts_with(kMagic)) return nullptr;
   in.remove_prefix(kMagic.size());
-  auto e = std::make_shared<Entry>();
+  auto e = new_entry();
   int32_t status;
   int64_t request_ms, response_ms, age;
   uint32_t fields;
@@ -257,7 +271,7 @@ std::shared_ptr<Entry> decode_entry(std::string_view in, const EntryRules& rules
   if (has_body) {
     uint64_t size;
     if (!take(in, &size) || size != in.size()) return nullptr;
-    e->body = std::make_shared<const std::string>(in);
+    e->body = new_body(in);
   } else if (!in.empty()) {
     return nullptr;
   }

@@ -15,10 +15,15 @@
 
 #include "filters/cache/fields.h"
 #include "filters/cache/policy.h"
+#include "filters/cache/pool.h"
 #include "http/cache_control.h"
 #include "http/message.h"
 
 namespace gatehouse::filters::cache {
+
+// A stored body: bytes in the cache's pool (pool.h), shared by the entries and answers that use
+// them.
+using Body = pool::String;
 
 struct Entry {
   using Time = std::chrono::system_clock::time_point;
@@ -28,7 +33,7 @@ struct Entry {
   // itself: hop-by-hop fields (RFC 9111 3.1), Age (computed per hit, 5.1), and the framing
   // (Content-Length, Transfer-Encoding: a hit is framed by the stored body's length).
   Fields headers;
-  std::shared_ptr<const std::string> body;
+  std::shared_ptr<const Body> body;
   http::CacheControl cc;
   http::ResponseTimes times;
   int64_t lifetime = 0;  // the freshness lifetime, in seconds, as of when it was stored
@@ -43,6 +48,12 @@ struct Entry {
   std::string_view get(std::string_view name) const;
 };
 
+// A new entry, or a copy of one, and a body (empty, with room for `reserve` bytes, or `bytes`),
+// each in one block of the cache's pool.
+std::shared_ptr<Entry> new_entry();
+std::shared_ptr<Entry> new_entry(const Entry& from);
+std::shared_ptr<Body> new_body(std::string_view bytes = {}, size_t reserve = 0);
+
 // How a route turns responses into entries.
 struct EntryRules {
   double heuristic_fraction = 0.1;                  // RFC 9111 4.2.2
@@ -53,9 +64,9 @@ struct EntryRules {
 
 // The entry for `head` (a response to a request sent at `request_time`, its head received at
 // `response_time`) with `body`.
-std::shared_ptr<Entry> make_entry(const http::ResponseHead& head,
-                                  std::shared_ptr<const std::string> body, Entry::Time request_time,
-                                  Entry::Time response_time, const EntryRules& rules);
+std::shared_ptr<Entry> make_entry(const http::ResponseHead& head, std::shared_ptr<const Body> body,
+                                  Entry::Time request_time, Entry::Time response_time,
+                                  const EntryRules& rules);
 
 // RFC 9111 4.3.4: `stored` freshened by the 304 `not_modified` (got for a validation sent at
 // `request_time`, received at `response_time`): each of its fields replaces the stored ones of

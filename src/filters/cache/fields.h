@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "filters/cache/pool.h"
+
 namespace gatehouse::filters::cache {
 
 class Fields {
@@ -67,7 +69,7 @@ class Fields {
   size_t size() const { return count_; }
   bool empty() const { return count_ == 0; }
   // What the fields take in memory, for the store's budget.
-  size_t cost() const { return bytes_.capacity(); }
+  size_t cost() const { return pool::cost_of(bytes_); }
 
   bool operator==(const Fields& o) const { return bytes_ == o.bytes_; }
 
@@ -78,11 +80,11 @@ class Fields {
     uint32_t n, v;
     std::memcpy(&n, bytes_.data() + offset, 4);
     std::memcpy(&v, bytes_.data() + offset + 4, 4);
-    std::string_view all(bytes_);
+    std::string_view all(bytes_.data(), bytes_.size());
     return {all.substr(offset + kHeader, n), all.substr(offset + kHeader + n, v)};
   }
 
-  std::string bytes_;
+  pool::String bytes_;
   size_t count_ = 0;
 };
 

@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "filters/cache/flat_index.h"
+#include "filters/cache/pool.h"
 
 namespace gatehouse::filters::cache {
 
@@ -113,7 +114,8 @@ class S3Fifo {
 
  private:
   struct Node;
-  using Queue = std::list<Node>;  // front: the newest; nodes never move in memory
+  // Front: the newest; nodes never move in memory. Their blocks are the pool's, as the entries'.
+  using Queue = std::list<Node, pool::Allocator<Node>>;
   using Iter = typename Queue::iterator;
   struct Node {
     Node(std::string k, size_t h, V v, size_t c, bool main)

@@ -431,7 +431,9 @@ TEST(ErrorResponseTest, AnAnswerWithASharedBodyAndItsOwnFields) {
   ErrorResponse e;
   e.status = 200;
   e.headers = {{"Content-Type", "application/json"}, {"ETag", "\"v1\""}};
-  e.shared_body = std::make_shared<const std::string>("{\"id\":1}");
+  auto stored = std::make_shared<const std::string>("{\"id\":1}");
+  e.shared_body = stored;
+  e.shared_bytes = *stored;
   std::string out;
   build_error_response(e, "x-request-id", "rid-3", false, false, &out);
   auto b = split(out);

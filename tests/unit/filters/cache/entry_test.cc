@@ -51,8 +51,7 @@ TEST(CacheEntry, StoresTheFieldsACacheKeepsAndReadsItsFreshness) {
       "Content-Type: text/plain\r\nSurrogate-Key: a b\r\nSurrogate-Key: c\r\n\r\n");
   EntryRules rules;
   rules.tag_header = "surrogate-key";
-  auto e =
-      make_entry(r.head, std::make_shared<std::string>("hello"), kSent, kSent + seconds(1), rules);
+  auto e = make_entry(r.head, new_body("hello"), kSent, kSent + seconds(1), rules);
   EXPECT_EQ(e->status, 200);
   std::vector<std::string> names;
   for (const auto& [n, v] : e->headers) names.emplace_back(n);
@@ -102,7 +101,7 @@ TEST(CacheEntry, FreshenedByA304) {
       "ETag: \"v1\"\r\nX-Version: 1\r\nX-Version: 1b\r\nContent-Type: text/plain\r\n"
       "Content-Length: 5\r\n\r\n");
   EntryRules rules;
-  auto stored = make_entry(r.head, std::make_shared<std::string>("hello"), kSent, kSent, rules);
+  auto stored = make_entry(r.head, new_body("hello"), kSent, kSent, rules);
   Head nm(
       "HTTP/1.1 304 Not Modified\r\nDate: Sun, 06 Nov 1994 09:49:37 GMT\r\n"
       "Cache-Control: max-age=120\r\nX-Version: 2\r\nContent-Length: 99\r\nConnection: close\r\n"
@@ -136,7 +135,7 @@ TEST(CacheEntry, A304KeepsTheWeakTagOfATransformedVariant) {
       "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nETag: W/\"v1\"\r\n"
       "Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\n");
   EntryRules rules;
-  auto coded = make_entry(r.head, std::make_shared<std::string>("hello"), kSent, kSent, rules);
+  auto coded = make_entry(r.head, new_body("hello"), kSent, kSent, rules);
   Head strong("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=60\r\n\r\n");
   auto fresh = freshen(*coded, strong.head, kSent, kSent, rules);
   EXPECT_EQ(fresh->etag, "W/\"v1\"");
@@ -152,15 +151,15 @@ TEST(CacheEntry, EncodesForTheSharedTierAndDecodesByTheReadersRules) {
       "Surrogate-Key: a b\r\n\r\n");
   EntryRules rules;
   rules.tag_header = "surrogate-key";
-  auto e = make_entry(r.head, std::make_shared<std::string>("he\0lo", 5), kSent, kSent + seconds(1),
-                      rules);
+  auto e =
+      make_entry(r.head, new_body(std::string_view("he\0lo", 5)), kSent, kSent + seconds(1), rules);
   std::string bytes = encode_entry(*e);
   auto d = decode_entry(bytes, rules);
   ASSERT_TRUE(d);
   EXPECT_EQ(d->status, 200);
   EXPECT_EQ(d->headers, e->headers);
   ASSERT_TRUE(d->body);
-  EXPECT_EQ(*d->body, std::string("he\0lo", 5));
+  EXPECT_EQ(std::string_view(*d->body), std::string_view("he\0lo", 5));
   EXPECT_EQ(d->times.request_time, e->times.request_time);
   EXPECT_EQ(d->times.response_time, e->times.response_time);
   EXPECT_EQ(d->times.age, 7);
@@ -190,7 +189,7 @@ TEST(CacheEntry, EncodesForTheSharedTierAndDecodesByTheReadersRules) {
 TEST(CacheEntry, DecodingRefusesWhatThisVersionDidNotWrite) {
   Entry e;
   e.headers.emplace_back("Content-Type", "text/plain");
-  e.body = std::make_shared<std::string>("body");
+  e.body = new_body("body");
   std::string bytes = encode_entry(e);
   EntryRules rules;
   ASSERT_TRUE(decode_entry(bytes, rules));

@@ -56,8 +56,7 @@ TEST(Flight, WaitersAreWokenOnTheirOwnIoContextWithEveryStep) {
   EXPECT_EQ(woken, 0);
 
   auto entry = std::make_shared<Entry>();
-  auto body = std::make_shared<std::string>();
-  body->reserve(10);
+  auto body = new_body({}, 10);
   entry->body = body;
   flight.publish(entry, "key;variant", 10);
   EXPECT_EQ(woken, 0) << "posted, not run by the leader";

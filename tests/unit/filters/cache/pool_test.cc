@@ -1,0 +1,73 @@
+#include "filters/cache/pool.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace gatehouse::filters::cache::pool {
+namespace {
+
+TEST(CachePool, BlockSizesRoundUpByAtMostAnEighth) {
+  EXPECT_EQ(block_size(1), 16u);
+  EXPECT_EQ(block_size(16), 16u);
+  EXPECT_EQ(block_size(17), 32u);
+  EXPECT_EQ(block_size(272), 272u);
+  EXPECT_EQ(block_size(273), 304u);
+  EXPECT_EQ(block_size(1025), 1040u);  // a 1 KiB body and its terminating zero
+  EXPECT_EQ(block_size(1041), 1168u);
+  EXPECT_EQ(block_size(16385), 16400u);
+  EXPECT_EQ(block_size(kMaxPooled), kMaxPooled);
+  EXPECT_EQ(block_size(kMaxPooled + 1), kMaxPooled + 1);  // not pooled: its own size
+  for (size_t n = 273; n <= kMaxPooled; n += 97) {
+    const size_t b = block_size(n);
+    EXPECT_GE(b, n);
+    EXPECT_LE(b - n, n / 8) << n;
+    EXPECT_EQ(block_size(b), b) << n;  // a class's size is in its own class
+  }
+}
+
+#if !defined(__SANITIZE_ADDRESS__)
+TEST(CachePool, AFreedBlockIsTheNextOfItsClassAndOthersAreNot) {
+  void* a = allocate(1500);
+  std::memset(a, 'x', block_size(1500));  // the whole class is the caller's
+  const size_t before = kept_bytes();
+  deallocate(a, 1500);
+  EXPECT_EQ(kept_bytes(), before + block_size(1500));
+  void* other = allocate(3000);  // another class: not that block
+  EXPECT_NE(other, a);
+  void* again = allocate(1450);  // the same class: the block just freed
+  EXPECT_EQ(again, a);
+  EXPECT_EQ(kept_bytes(), before);
+  deallocate(again, 1450);
+  deallocate(other, 3000);
+}
+
+TEST(CachePool, KeepsAtMostItsBoundPerThread) {
+  std::thread([] {
+    std::vector<void*> blocks;
+    const size_t n = 2 * kMaxKeptBytes / kMaxPooled;
+    for (size_t i = 0; i < n; ++i) blocks.push_back(allocate(kMaxPooled));
+    for (void* b : blocks) deallocate(b, kMaxPooled);
+    EXPECT_LE(kept_bytes(), kMaxKeptBytes);
+    EXPECT_GE(kept_bytes(), kMaxKeptBytes - kMaxPooled);
+  }).join();
+}
+#endif
+
+TEST(CachePool, ServesContainersAndSharedObjects) {
+  String s(5000, 'a');
+  s += "tail";
+  EXPECT_EQ(s.size(), 5004u);
+  auto p = std::allocate_shared<std::vector<int, Allocator<int>>>(Allocator<int>{}, 100, 7);
+  EXPECT_EQ(p->at(99), 7);
+  // A block freed on another thread goes to that thread's lists, and is good there.
+  std::thread([q = std::move(p)]() mutable { q.reset(); }).join();
+}
+
+}  // namespace
+}  // namespace gatehouse::filters::cache::pool
