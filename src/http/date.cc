@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 namespace gatehouse::http {
 namespace {
@@ -94,10 +95,9 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 
 bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
-}  // namespace
+using Instant = std::optional<std::chrono::system_clock::time_point>;
 
-std::optional<std::chrono::system_clock::time_point> parse_http_date(
-    std::string_view s, std::optional<std::chrono::system_clock::time_point> now) {
+Instant parse(std::string_view s, Instant now) {
   int weekday = 0, day = 0, month = 0, year = 0, hour = 0, minute = 0, second = 0;
   bool ok = false;
   if (s.size() == 29 && s[3] == ',') {
@@ -169,6 +169,33 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
           .count();
   seconds = std::clamp(seconds, kMin, kMax);
   return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+}
+
+// The last IMF-fixdates this thread read, and what they named: the cache reads every response it
+// stores for its Date and Last-Modified, and responses within one second carry the same Date (and
+// one resource the same Last-Modified). The fixed form's instant does not depend on `now`.
+constexpr size_t kFixdate = 29;
+struct Remembered {
+  std::array<char, kFixdate> text{};
+  Instant when;
+};
+thread_local std::array<Remembered, 2> remembered{};
+thread_local unsigned next_remembered = 0;
+
+}  // namespace
+
+Instant parse_http_date(std::string_view s, Instant now) {
+  if (s.size() != kFixdate) return parse(s, now);
+  for (const Remembered& r : remembered) {
+    if (r.when && std::memcmp(r.text.data(), s.data(), kFixdate) == 0) return r.when;
+  }
+  Instant when = parse(s, now);
+  if (when) {
+    Remembered& r = remembered[next_remembered++ % remembered.size()];
+    std::memcpy(r.text.data(), s.data(), kFixdate);
+    r.when = when;
+  }
+  return when;
 }
 
 std::string format_http_date(std::chrono::system_clock::time_point t) {

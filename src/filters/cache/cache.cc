@@ -99,7 +99,8 @@ struct Pending {
   // The response being stored, until its body ends: its body fills `body`, which the entry (and a
   // published flight's waiters) already share.
   std::shared_ptr<Entry> storing;
-  std::string variant_key;
+  // The variant's key when the response varies (4.1); empty: the primary key is the variant's.
+  std::string variant;
   std::shared_ptr<Body> body;
   bool published = false;  // the flight's waiters follow the body as it fills
   // Where the response's changes by the filters after the cache begin in the context's lists
@@ -121,10 +122,9 @@ struct Pending {
     flight.reset();
   }
   ~Pending() { land(); }
+  std::string_view variant_key() const { return variant.empty() ? std::string_view(key) : variant; }
   // The variant key's hash, for the store and the flights: the primary key's when they are one.
-  size_t variant_hash() const {
-    return variant_key == key ? key_hash : MemoryStore::hash(variant_key);
-  }
+  size_t variant_hash() const { return variant.empty() ? key_hash : MemoryStore::hash(variant); }
 };
 // The request's own conditions (RFC 9110 13.1.2, 13.1.3), from its fields.
 // With the byte range it asks for (RFC 9110 14.2: for GET only), and If-Range (13.1.5).
@@ -302,7 +302,7 @@ std::string Cache::primary_key(const RequestContext& ctx) const {
 
 FilterStatus Cache::on_request(RequestContext& ctx) const {
   const auto& req = *ctx.request;
-  auto owner = std::make_shared<Pending>();
+  auto owner = std::allocate_shared<Pending>(pool::Allocator<Pending>());
   Pending& p = *owner;
   ctx.slots.set(kPending, std::move(owner));
   p.key = primary_key(ctx);
@@ -337,10 +337,10 @@ void Cache::keep_request_fields(const RequestContext& ctx, Pending& p) const {
 FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   const auto now = Clock::now();
   auto entry = store_->find(p.key, p.key_hash);
-  p.variant_key = p.key;
+  p.variant.clear();
   if (entry && entry->status == 0) {  // a Vary marker: the variants are stored under their keys
-    p.variant_key = p.key + kVariant + vary_key(entry->vary, *ctx.request);
-    entry = store_->find(p.variant_key);
+    p.variant = p.key + kVariant + vary_key(entry->vary, *ctx.request);
+    entry = store_->find(p.variant);
     p.status.fwd = "vary-miss";
   } else {
     p.status.fwd = "uri-miss";
@@ -375,7 +375,7 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   if (!answers && left <= 0 && may_serve_stale(*entry) && !rcc.no_cache && rcc.max_age == kAbsent &&
       rcc.min_fresh == kAbsent && scc.stale_while_revalidate != kAbsent &&
       -left <= scc.stale_while_revalidate && !p.head && ctx.io) {
-    if (auto flight = flights().lead(p.variant_key, p.variant_hash()))
+    if (auto flight = flights().lead(p.variant_key(), p.variant_hash()))
       start_refresh(ctx, p, entry, std::move(flight));
     CacheStatus st;
     st.hit = true;
@@ -430,12 +430,12 @@ void Cache::add_validators(RequestContext& ctx, const Entry& entry) const {
 // the key's flight (which the caller leads) when its response is stored or is not.
 void Cache::start_refresh(RequestContext& ctx, const Pending& p, const MemoryStore::Ptr& entry,
                           std::shared_ptr<Flight> flight) const {
-  auto bg = std::make_shared<Pending>();
+  auto bg = std::allocate_shared<Pending>(pool::Allocator<Pending>());
   bg->mode = Pending::Mode::kRevalidate;
   bg->background = true;
   bg->key = p.key;
   bg->key_hash = p.key_hash;
-  bg->variant_key = p.variant_key;
+  bg->variant = p.variant;
   bg->flight = std::move(flight);
   bg->stale = entry;
   bg->request_cc = p.request_cc;
@@ -454,7 +454,7 @@ FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
   // A request for a byte range gets a 206, never stored: it neither leads nor waits.
   if (s_.coalesce && !p.waited && !p.head && !p.request_cc.no_store && ctx.io &&
       ctx.request->get("range").empty()) {
-    p.flight = flights().lead(p.variant_key, p.variant_hash());
+    p.flight = flights().lead(p.variant_key(), p.variant_hash());
     if (!p.flight) {
       p.await = Pending::Await::kFlight;
       return FilterStatus::kPause;
@@ -486,18 +486,18 @@ void Cache::go_on(RequestContext& ctx, FilterStatus status,
 void Cache::fetch_shared(RequestContext& ctx, std::function<void(FilterStatus)> done) const {
   Pending& p = *pending(ctx);
   p.shared_checked = true;
-  s_.shared->fetch(ctx, p.variant_key, [this, &ctx, done = std::move(done)](auto bytes) mutable {
+  s_.shared->fetch(ctx, p.variant_key(), [this, &ctx, done = std::move(done)](auto bytes) mutable {
     Pending& p = *pending(ctx);
     std::shared_ptr<Entry> e = bytes ? decode_entry(*bytes, s_.rules) : nullptr;
-    if (e && e->status == 0 && p.variant_key == p.key) {
+    if (e && e->status == 0 && p.variant.empty()) {
       // A marker: the variant this request selects is stored under its own key.
-      keep(p.key, e);
-      p.variant_key = p.key + kVariant + vary_key(e->vary, *ctx.request);
+      keep(p.key, e, p.key_hash);
+      p.variant = p.key + kVariant + vary_key(e->vary, *ctx.request);
       p.shared_checked = false;
       return fetch_shared(ctx, std::move(done));
     }
     if (e && e->status != 0) {
-      keep(p.variant_key, e);
+      keep(std::string(p.variant_key()), e, p.variant_hash());
       p.from_shared = true;
     }
     go_on(ctx, lookup(ctx, p), std::move(done));
@@ -526,7 +526,7 @@ void Cache::wait_for_flight(RequestContext& ctx, std::function<void(FilterStatus
   Pending& p = *pending(ctx);
   auto wait = std::make_shared<FlightWait>(*ctx.io);
   wait->done = std::move(done);
-  wait->flight = flights().join(p.variant_key);
+  wait->flight = flights().join(p.variant_key());
   if (!wait->flight) {  // landed in the meantime
     p.waited = true;
     return go_on(ctx, lookup(ctx, p), std::move(wait->done));
@@ -562,8 +562,10 @@ void Cache::watch_flight(RequestContext& ctx, const std::shared_ptr<FlightWait>&
 bool Cache::follow(RequestContext& ctx, Pending& p, const std::shared_ptr<Flight>& flight) const {
   const Flight::State st = flight->state();
   const Entry& e = *st.entry;
+  const std::string_view flight_key =
+      st.variant_key ? std::string_view(*st.variant_key) : std::string_view(flight->key);
   const bool same_variant =
-      (st.variant_key ? *st.variant_key : flight->key) ==
+      flight_key ==
       (e.vary.names.empty() ? p.key : p.key + kVariant + vary_key(e.vary, *ctx.request));
   if (!same_variant || !shareable(p, e)) return false;
   const int64_t age = http::current_age(e.times, Clock::now());
@@ -648,8 +650,8 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
       if (resp && resp->status == 304) {
         // 4.3.3, 4.3.4: the stored response, freshened by the 304's fields.
         MemoryStore::Ptr fresh = freshen(stale, *resp, p.request_time, Clock::now(), s_.rules);
-        keep(p.variant_key, fresh);
-        if (s_.shared) s_.shared->put(ctx, p.variant_key, *fresh);
+        keep(std::string(p.variant_key()), fresh, p.variant_hash());
+        if (s_.shared) s_.shared->put(ctx, p.variant_key(), *fresh);
         p.land();
         ctx.metrics->count(kStored, ctx.route->name);
         count(ctx, kRevalidated);
@@ -753,9 +755,9 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   if (!p.storing->vary.names.empty()) {
     http::MessageHead request;
     for (const auto& [n, v] : p.request_fields) request.headers.push_back({n, v});
-    p.variant_key = p.key + kVariant + vary_key(p.storing->vary, request);
+    p.variant = p.key + kVariant + vary_key(p.storing->vary, request);
   } else {
-    p.variant_key = p.key;
+    p.variant.clear();
   }
   status->stored = true;
   // The body is kept as it is copied: a known length is allocated once, exactly. The entry
@@ -768,7 +770,7 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   // that never moves. One of unknown length (chunked, or rewritten by the filters after the
   // cache) may grow past max_object_size and not be stored: they wait for it to land instead.
   if (p.flight && known_length) {
-    p.flight->publish(p.storing, p.variant_key, resp.content_length);
+    p.flight->publish(p.storing, p.variant_key(), resp.content_length);
     p.published = true;
   }
   ctx.tap_response_body();
@@ -801,12 +803,14 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
     std::string names;
     for (const auto& n : entry->vary.names) names += (names.empty() ? "" : ", ") + n;
     marker->headers.emplace_back("Vary", std::move(names));
-    keep(p.key, marker);
+    keep(p.key, marker, p.key_hash);
     if (s_.shared) s_.shared->put(ctx, p.key, *marker);
   }
-  if (s_.shared) s_.shared->put(ctx, p.variant_key, *entry);
+  if (s_.shared) s_.shared->put(ctx, p.variant_key(), *entry);
+  // The key goes to the store: nothing reads it after the flight lands.
   const size_t hash = p.variant_hash();
-  if (keep(std::move(p.variant_key), entry, hash)) ctx.metrics->count(kStored, ctx.route->name);
+  std::string key = p.variant.empty() ? std::move(p.key) : std::move(p.variant);
+  if (keep(std::move(key), entry, hash)) ctx.metrics->count(kStored, ctx.route->name);
   p.land();
 }
 

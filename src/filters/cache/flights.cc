@@ -54,7 +54,8 @@ void Flight::changed(std::unique_lock<std::mutex>& lock) {
 std::shared_ptr<Flight> Flights::lead(std::string_view key, size_t h) {
   std::lock_guard lock(mutex_);
   if (flights_.find(key, h)) return nullptr;
-  auto flight = std::make_shared<Flight>(std::string(key), h);
+  // From the pool, as the entries: a miss makes a flight and lands one.
+  auto flight = std::allocate_shared<Flight>(pool::Allocator<Flight>(), key, h);
   flight->in_air_ = true;
   flights_.insert(flight.get());
   return flight;

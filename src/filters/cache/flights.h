@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "filters/cache/flat_index.h"
+#include "filters/cache/pool.h"
 
 namespace boost::asio {
 class io_context;
@@ -32,8 +33,8 @@ class Flight : public std::enable_shared_from_this<Flight> {
  public:
   using Wake = std::function<void()>;
 
-  Flight(std::string key, size_t hash) : key(std::move(key)), hash(hash) {}
-  const std::string key;  // the key it is in the air for
+  Flight(std::string_view key, size_t hash) : key(key), hash(hash) {}
+  const pool::String key;  // the key it is in the air for
   const size_t hash;
 
   struct State {
