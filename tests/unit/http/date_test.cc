@@ -84,5 +84,19 @@ TEST(HttpDate, AnythingElseIsRefused) {
   for (const char* text : bad) EXPECT_FALSE(parse_http_date(text)) << text;
 }
 
+// The last dates a thread read are remembered: reading them again, in any order, among others and
+// after refused ones, gives each its own instant.
+TEST(HttpDate, RememberedDatesAnswerOnlyForThemselves) {
+  const std::string a = "Sun, 06 Nov 1994 08:49:37 GMT", b = "Sun, 06 Nov 1994 08:49:38 GMT",
+                    c = "Mon, 07 Nov 1994 08:49:37 GMT", bad = "Sun, 06 Nov 1994 08:49:3x GMT";
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(parse_http_date(a), kRfcExample);
+    EXPECT_EQ(parse_http_date(b), kRfcExample + seconds(1));
+    EXPECT_FALSE(parse_http_date(bad));
+    EXPECT_EQ(parse_http_date(c), kRfcExample + seconds(86400));
+    EXPECT_EQ(parse_http_date(a), kRfcExample);
+  }
+}
+
 }  // namespace
 }  // namespace gatehouse::http
