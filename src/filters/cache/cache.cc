@@ -58,7 +58,7 @@ Flights& flights() {
 // half full, so two to four slots), its ghost count once evicted, and the allocator's header on
 // each block, at the pool's class sizes; measured with bench/cache-entry-memory.mjs
 // (docs/caching.md).
-constexpr size_t kKeyBookkeeping = 256;
+constexpr size_t kKeyBookkeeping = 248;
 
 std::vector<std::string_view> lines_of(const http::MessageHead& head, std::string_view name) {
   std::vector<std::string_view> out;
@@ -266,10 +266,10 @@ void answer_range(std::string_view range, const Entry& e, http::ErrorResponse* r
 Cache::Cache(Settings s, std::shared_ptr<MemoryStore> store)
     : s_(std::move(s)), store_(std::move(store)) {}
 
-bool Cache::keep(std::string key, MemoryStore::Ptr entry, std::optional<size_t> hash) const {
-  const size_t cost = entry->cost() + key.size() + kKeyBookkeeping;
+bool Cache::keep(std::string_view key, MemoryStore::Ptr entry, std::optional<size_t> hash) const {
+  const size_t cost = entry->cost() + pool::block_size(key.size() + 1) + kKeyBookkeeping;
   const size_t h = hash ? *hash : MemoryStore::hash(key);
-  return store_->insert(std::move(key), h, std::move(entry), cost);
+  return store_->insert(key, h, std::move(entry), cost);
 }
 
 std::string Cache::primary_key(const RequestContext& ctx) const {
@@ -497,7 +497,7 @@ void Cache::fetch_shared(RequestContext& ctx, std::function<void(FilterStatus)> 
       return fetch_shared(ctx, std::move(done));
     }
     if (e && e->status != 0) {
-      keep(std::string(p.variant_key()), e, p.variant_hash());
+      keep(p.variant_key(), e, p.variant_hash());
       p.from_shared = true;
     }
     go_on(ctx, lookup(ctx, p), std::move(done));
@@ -650,7 +650,7 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
       if (resp && resp->status == 304) {
         // 4.3.3, 4.3.4: the stored response, freshened by the 304's fields.
         MemoryStore::Ptr fresh = freshen(stale, *resp, p.request_time, Clock::now(), s_.rules);
-        keep(std::string(p.variant_key()), fresh, p.variant_hash());
+        keep(p.variant_key(), fresh, p.variant_hash());
         if (s_.shared) s_.shared->put(ctx, p.variant_key(), *fresh);
         p.land();
         ctx.metrics->count(kStored, ctx.route->name);
@@ -807,10 +807,7 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
     if (s_.shared) s_.shared->put(ctx, p.key, *marker);
   }
   if (s_.shared) s_.shared->put(ctx, p.variant_key(), *entry);
-  // The key goes to the store: nothing reads it after the flight lands.
-  const size_t hash = p.variant_hash();
-  std::string key = p.variant.empty() ? std::move(p.key) : std::move(p.variant);
-  if (keep(std::move(key), entry, hash)) ctx.metrics->count(kStored, ctx.route->name);
+  if (keep(p.variant_key(), entry, p.variant_hash())) ctx.metrics->count(kStored, ctx.route->name);
   p.land();
 }
 

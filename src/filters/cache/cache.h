@@ -90,7 +90,7 @@ class Cache final : public Filter {
                       CacheStatus status) const;
   void store_response(RequestContext& ctx, Pending& p, CacheStatus* status) const;
   // Into the memory store; `hash`: the key's, when the caller has it.
-  bool keep(std::string key, MemoryStore::Ptr entry, std::optional<size_t> hash = {}) const;
+  bool keep(std::string_view key, MemoryStore::Ptr entry, std::optional<size_t> hash = {}) const;
   void invalidate(RequestContext& ctx, const Pending& p) const;
   void count(RequestContext& ctx, size_t event) const;
 

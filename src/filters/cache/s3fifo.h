@@ -53,11 +53,10 @@ class S3Fifo {
 
   // Stores `value` for `key` at `cost` bytes (replacing what was there, in its place), then
   // evicts until the total fits. False, with nothing stored, when `cost` alone is over capacity.
-  bool insert(std::string key, V value, size_t cost) {
-    const size_t h = key_hash(key);
-    return insert(std::move(key), h, std::move(value), cost);
+  bool insert(std::string_view key, V value, size_t cost) {
+    return insert(key, key_hash(key), std::move(value), cost);
   }
-  bool insert(std::string key, size_t h, V value, size_t cost) {
+  bool insert(std::string_view key, size_t h, V value, size_t cost) {
     if (cost > capacity_) {
       erase(key, h);
       return false;
@@ -70,7 +69,7 @@ class S3Fifo {
     } else {
       const bool returning = forget_ghost(h);
       auto& queue = returning ? main_ : small_;
-      queue.emplace_front(std::move(key), h, std::move(value), cost, returning);
+      queue.emplace_front(key, h, std::move(value), cost, returning);
       queue.front().self = queue.begin();
       index_.insert(&queue.front());
       (returning ? main_bytes_ : small_bytes_) += cost;
@@ -118,9 +117,9 @@ class S3Fifo {
   using Queue = std::list<Node, pool::Allocator<Node>>;
   using Iter = typename Queue::iterator;
   struct Node {
-    Node(std::string k, size_t h, V v, size_t c, bool main)
-        : key(std::move(k)), hash(h), value(std::move(v)), cost(c), in_main(main) {}
-    std::string key;
+    Node(std::string_view k, size_t h, V v, size_t c, bool main)
+        : key(k), hash(h), value(std::move(v)), cost(c), in_main(main) {}
+    pool::String key;  // kept as long as the entry, so in the pool too
     size_t hash;
     V value;
     size_t cost;

@@ -44,14 +44,13 @@ class Store {
     return p ? *p : nullptr;
   }
   // False when the entry is larger than a shard's share of the store (nothing is stored).
-  bool insert(std::string key, Ptr entry, size_t cost) {
-    const size_t h = hash(key);
-    return insert(std::move(key), h, std::move(entry), cost);
+  bool insert(std::string_view key, Ptr entry, size_t cost) {
+    return insert(key, hash(key), std::move(entry), cost);
   }
-  bool insert(std::string key, size_t h, Ptr entry, size_t cost) {
+  bool insert(std::string_view key, size_t h, Ptr entry, size_t cost) {
     Shard& s = shard(h);
     std::unique_lock lock(s.mutex);
-    return s.fifo.insert(std::move(key), h, std::move(entry), cost);
+    return s.fifo.insert(key, h, std::move(entry), cost);
   }
   bool erase(std::string_view key) {
     const size_t h = hash(key);
