@@ -34,6 +34,7 @@ EQUAL_HEADERS=${EQUAL_HEADERS:-1} # 1: nginx/HAProxy add the forwarding headers 
 INSTRUCTIONS=${INSTRUCTIONS:-0}    # 1: count user-space instructions per request (callgrind) instead
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-0} # N: measure RSS per idle keep-alive connection (N held) instead
 UNIQUE_URLS=${UNIQUE_URLS:-0}      # 1: every request asks for another URL (a cache misses every time)
+CACHE_MIB=${CACHE_MIB:-256}        # the caches' size, MiB (a small one is full, evicting, sooner)
 KEEP_TMP=${KEEP_TMP:-0}            # 1: keep the generated configs and logs
 GATEHOUSE_BIN=${GATEHOUSE_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/gatehouse}
 BASELINE_BIN=${BASELINE_BIN:-}     # gatehouse-baseline: another gatehouse build (e.g. the previous main)
@@ -459,12 +460,14 @@ sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHL_PORT/" \
 # sends no freshness of its own) and answering every request but the first from it. Each adds its
 # own hit header (Cache-Status, X-Cache-Status, X-Varnish) and a request id.
 {
-  printf 'cache: { max_size: 256MiB }\n'
+  # An entry lives in one of 16 shards: at most a sixteenth of the store, and 8 MiB.
+  printf 'cache: { max_size: %sMiB, max_object_size: %sKiB }\n' "$CACHE_MIB" \
+    "$((CACHE_MIB * 64 < 8192 ? CACHE_MIB * 64 : 8192))"
   sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHC_PORT/" "$TMP/gatehouse/gatehouse.yaml"
   printf '    plugins: { cache: { ttl: 1h } }\n'
 } >"$TMP/gatehouse-cache/gatehouse.yaml"
 sed -e "s|$TMP/nginx/|$TMP/nginx-cache/|g" -e "s|127.0.0.1:$NGX_PORT|127.0.0.1:$NGC_PORT|" \
-  -e "s|^http {|http {\n    proxy_cache_path $TMP/nginx-cache/cache levels=1:2 keys_zone=hits:10m max_size=256m inactive=1h use_temp_path=off;|" \
+  -e "s|^http {|http {\n    proxy_cache_path $TMP/nginx-cache/cache levels=1:2 keys_zone=hits:10m max_size=${CACHE_MIB}m inactive=1h use_temp_path=off;|" \
   -e "s|            proxy_pass http://backend;|            proxy_pass http://backend;\n            proxy_cache hits;\n            proxy_cache_valid 200 1h;\n            add_header X-Cache-Status \$upstream_cache_status;|" \
   "$TMP/nginx/nginx.conf" >"$TMP/nginx-cache/nginx.conf"
 # Compression of the same response, coded per request (PROXIES="gatehouse-gzip gatehouse-br

@@ -274,16 +274,21 @@ bool Cache::keep(std::string_view key, MemoryStore::Ptr entry, std::optional<siz
 
 std::string Cache::primary_key(const RequestContext& ctx) const {
   const auto& req = *ctx.request;
-  std::string key;
-  key.reserve(8 + req.host.size() + req.path.size() + 1 + req.query.size());
-  key = ctx.secure ? "https://" : "http://";
-  const size_t host_at = key.size();
-  key += req.host;
-  for (size_t i = host_at; i < key.size(); ++i) {  // ASCII: a host is never anything else here
-    if (key[i] >= 'A' && key[i] <= 'Z') key[i] = static_cast<char>(key[i] - 'A' + 'a');
+  // The URL, written into room sized once (every request of a cached route makes one).
+  const std::string_view scheme = ctx.secure ? "https://" : "http://";
+  std::string key(scheme.size() + req.host.size() + req.path.size() +
+                      (req.query.empty() ? 0 : 1 + req.query.size()),
+                  '\0');
+  char* at = key.data();
+  auto put = [&at](std::string_view s) { at = std::copy(s.begin(), s.end(), at); };
+  put(scheme);
+  for (char c : req.host)  // ASCII: a host is never anything else here
+    *at++ = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  put(req.path);
+  if (!req.query.empty()) {
+    *at++ = '?';
+    put(req.query);
   }
-  key += req.path;
-  if (!req.query.empty()) key.append("?").append(req.query);
   for (const auto& name : s_.key_headers) {
     key.append(1, kExtra).append(name).append("=");
     bool first = true;
@@ -328,10 +333,7 @@ FilterStatus Cache::on_request(RequestContext& ctx) const {
 void Cache::keep_request_fields(const RequestContext& ctx, Pending& p) const {
   p.added_from = ctx.response_add.size();
   p.removed_from = ctx.response_remove.size();
-  size_t bytes = 0;
-  for (const auto& h : ctx.request->headers) bytes += h.name.size() + h.value.size();
-  p.request_fields.reserve(ctx.request->headers.size(), bytes);
-  for (const auto& h : ctx.request->headers) p.request_fields.emplace_back(h.name, h.value);
+  p.request_fields = Fields::copy_of(ctx.request->headers, [](const auto&) { return true; });
 }
 
 FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {

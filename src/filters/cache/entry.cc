@@ -12,8 +12,17 @@ using http::iequals;
 // Fields a cache neither stores nor forwards from a stored response (RFC 9111 3.1), plus the
 // framing, which a hit gets from its body, and Age, which each hit computes (5.1).
 bool not_stored(std::string_view name, bool hop_by_hop) {
-  return hop_by_hop || iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
-         iequals(name, "age");
+  if (hop_by_hop) return true;
+  switch (name.size()) {  // each name compared only with the one of its length
+    case 3:
+      return iequals(name, "age");
+    case 14:
+      return iequals(name, "content-length");
+    case 17:
+      return iequals(name, "transfer-encoding");
+    default:
+      return false;
+  }
 }
 
 // What the stored fields say: Cache-Control, validators, Expires, Vary, tags, and the lifetime.
@@ -126,16 +135,8 @@ std::shared_ptr<Entry> make_entry(const http::ResponseHead& head, std::shared_pt
                                   const EntryRules& rules) {
   auto e = new_entry();
   e->status = head.status;
-  size_t fields = 0, bytes = 0;
-  for (const auto& h : head.headers) {
-    if (not_stored(h.name, h.hop_by_hop)) continue;
-    ++fields;
-    bytes += h.name.size() + h.value.size();
-  }
-  e->headers.reserve(fields, bytes);
-  for (const auto& h : head.headers) {
-    if (!not_stored(h.name, h.hop_by_hop)) e->headers.emplace_back(h.name, h.value);
-  }
+  e->headers = Fields::copy_of(head.headers,
+                               [](const auto& h) { return !not_stored(h.name, h.hop_by_hop); });
   e->body = std::move(body);
   set_times(*e, head, request_time, response_time);
   derive(*e, rules);

@@ -40,13 +40,31 @@ class Fields {
   // Room for `fields` fields of `bytes` bytes of names and values in all, allocated once.
   void reserve(size_t fields, size_t bytes) { bytes_.reserve(fields * kHeader + bytes); }
   void emplace_back(std::string_view name, std::string_view value) {
-    char header[kHeader];
-    const auto n = static_cast<uint32_t>(name.size()), v = static_cast<uint32_t>(value.size());
-    std::memcpy(header, &n, 4);
-    std::memcpy(header + 4, &v, 4);
-    bytes_.append(header, kHeader).append(name).append(value);
+    const size_t at = bytes_.size();
+    bytes_.resize(at + kHeader + name.size() + value.size());
+    write(bytes_.data() + at, name, value);
     ++count_;
   }
+  // The fields of `headers` (each with a `name` and a `value`) for which keep(header) is true, in
+  // order, in room sized once and written in one pass: a miss copies a response's fields and a
+  // request's this way.
+  template <class Headers, class Keep>
+  static Fields copy_of(const Headers& headers, Keep keep) {
+    Fields f;
+    size_t bytes = 0;
+    for (const auto& h : headers) {
+      if (keep(h)) bytes += kHeader + h.name.size() + h.value.size();
+    }
+    f.bytes_.resize(bytes);
+    char* at = f.bytes_.data();
+    for (const auto& h : headers) {
+      if (!keep(h)) continue;
+      at = write(at, h.name, h.value);
+      ++f.count_;
+    }
+    return f;
+  }
+
   // Drops the fields for which pred(field) is true (the rest keep their order).
   template <class Pred>
   void erase_if(Pred pred) {
@@ -75,6 +93,16 @@ class Fields {
 
  private:
   static constexpr size_t kHeader = 8;  // the name's and the value's lengths
+
+  // One field's record at `at`; returns where the next one goes.
+  static char* write(char* at, std::string_view name, std::string_view value) {
+    const auto n = static_cast<uint32_t>(name.size()), v = static_cast<uint32_t>(value.size());
+    std::memcpy(at, &n, 4);
+    std::memcpy(at + 4, &v, 4);
+    std::memcpy(at + kHeader, name.data(), n);
+    std::memcpy(at + kHeader + n, value.data(), v);
+    return at + kHeader + n + v;
+  }
 
   Field at(size_t offset) const {
     uint32_t n, v;
