@@ -92,6 +92,7 @@ struct Pending {
   http::CacheControl request_cc;
   bool authorization = false;
   bool head = false;
+  bool range = false;  // it asks for a byte range (RFC 9110 14.2)
   Clock::time_point request_time;
   // The request's fields, copied when the response may be stored (the Vary values) or
   // answered by the cache after all (the client's own conditions).
@@ -320,8 +321,29 @@ FilterStatus Cache::on_request(RequestContext& ctx) const {
     return FilterStatus::kContinue;
   }
   p.head = req.method == "HEAD";
-  p.request_cc = http::parse_cache_control(lines_of(req, "cache-control"));
-  p.authorization = !req.get("authorization").empty();
+  // What the cache asks of the request, in one pass (each name compared only with those of its
+  // length); of Authorization and Range, the first line counts, as MessageHead::get() finds it.
+  std::vector<std::string_view> cache_control;
+  bool authorization_seen = false, range_seen = false;
+  for (const auto& h : req.headers) {
+    switch (h.name.size()) {
+      case 5:
+        if (!range_seen && http::iequals(h.name, "range")) {
+          range_seen = true;
+          p.range = !h.value.empty();
+        }
+        break;
+      case 13:
+        if (http::iequals(h.name, "cache-control")) {
+          cache_control.push_back(h.value);
+        } else if (!authorization_seen && http::iequals(h.name, "authorization")) {
+          authorization_seen = true;
+          p.authorization = !h.value.empty();
+        }
+        break;
+    }
+  }
+  p.request_cc = http::parse_cache_control(cache_control);
   p.request_time = Clock::now();
   auto status = lookup(ctx, p);
   if (status == FilterStatus::kContinue) keep_request_fields(ctx, p);
@@ -454,8 +476,7 @@ void Cache::start_refresh(RequestContext& ctx, const Pending& p, const MemorySto
 // (resume()), at most coalesce_timeout, then look the key up again.
 FilterStatus Cache::go_forward(RequestContext& ctx, Pending& p) const {
   // A request for a byte range gets a 206, never stored: it neither leads nor waits.
-  if (s_.coalesce && !p.waited && !p.head && !p.request_cc.no_store && ctx.io &&
-      ctx.request->get("range").empty()) {
+  if (s_.coalesce && !p.waited && !p.head && !p.request_cc.no_store && ctx.io && !p.range) {
     p.flight = flights().lead(p.variant_key(), p.variant_hash());
     if (!p.flight) {
       p.await = Pending::Await::kFlight;
