@@ -731,47 +731,32 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
     status->detail = p.head ? "head" : "no-store";
     return;
   }
-  ResponseFacts facts;
-  facts.status = resp.status;
-  std::vector<std::string_view> cache_control, vary;
-  for (const auto& h : resp.headers) {  // one pass, each name compared only with its length's
-    switch (h.name.size()) {
-      case 4:
-        if (http::iequals(h.name, "vary")) vary.push_back(h.value);
-        break;
-      case 7:
-        if (http::iequals(h.name, "expires")) facts.expires = true;
-        break;
-      case 10:
-        if (http::iequals(h.name, "set-cookie")) facts.set_cookie = true;
-        break;
-      case 13:
-        if (http::iequals(h.name, "cache-control")) cache_control.push_back(h.value);
-        break;
-    }
-  }
-  facts.cc = http::parse_cache_control(cache_control);
-  facts.vary_star = parse_vary(vary).star;
-  RequestFacts req{"GET", p.request_cc, p.authorization};
-  auto why = storable(req, facts, s_.share_set_cookie, s_.rules.default_ttl.has_value());
-  if (why != NotStored::kNone) {
-    status->detail = to_string(why);
-    return;
-  }
-  if (resp.framing == http::Framing::kContentLength && resp.content_length > s_.max_object_size) {
-    status->detail = "too-large";
-    return;
-  }
+  // The response as the client gets it, changed by the filters after the cache, is what would be
+  // stored: RFC 9111 section 3 is asked of it, from what the entry derived (one reading of its
+  // fields for both).
   const auto now = Clock::now();
   p.storing = make_entry(resp, nullptr, p.request_time, now, s_.rules);
   amend(*p.storing, std::span(ctx.response_remove).subspan(p.removed_from),
         std::span(ctx.response_add).subspan(p.added_from), s_.rules);
+  const Entry& e = *p.storing;
+  ResponseFacts facts;
+  facts.status = e.status;
+  facts.cc = e.cc;
+  facts.expires = e.times.expires || e.times.expires_invalid;
+  facts.set_cookie = e.set_cookie;
+  facts.vary_star = e.vary.star;
+  RequestFacts req{"GET", p.request_cc, p.authorization};
+  NotStored why = storable(req, facts, s_.share_set_cookie, s_.rules.default_ttl.has_value());
+  const bool too_large = why == NotStored::kNone && resp.framing == http::Framing::kContentLength &&
+                         resp.content_length > s_.max_object_size;
   // Stale at once and nothing to validate it with: every later request would fetch it whole
   // anyway, so storing it would only take room.
-  if (p.storing->lifetime == 0 && p.storing->etag.empty() &&
-      p.storing->get("last-modified").empty()) {
+  if (why == NotStored::kNone && !too_large && e.lifetime == 0 && e.etag.empty() &&
+      e.get("last-modified").empty())
+    why = NotStored::kNoFreshness;
+  if (too_large || why != NotStored::kNone) {
+    status->detail = too_large ? "too-large" : to_string(why);
     p.storing.reset();
-    status->detail = to_string(NotStored::kNoFreshness);
     return;
   }
   status->ttl = p.storing->lifetime - http::current_age(p.storing->times, now);

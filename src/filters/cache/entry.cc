@@ -31,6 +31,7 @@ bool not_stored(std::string_view name, bool hop_by_hop) {
 void derive(Entry& e, const EntryRules& rules) {
   std::vector<std::string_view> cache_control, vary, expires, tag_lines;
   std::string_view etag, date, last_modified;  // the first of each, as Entry::get() finds
+  e.set_cookie = false;
   for (auto [name, value] : e.headers) {
     if (!rules.tag_header.empty() && iequals(name, rules.tag_header)) tag_lines.push_back(value);
     switch (name.size()) {
@@ -45,6 +46,9 @@ void derive(Entry& e, const EntryRules& rules) {
         break;
       case 7:
         if (iequals(name, "expires")) expires.push_back(value);
+        break;
+      case 10:
+        if (iequals(name, "set-cookie")) e.set_cookie = true;
         break;
       case 13:
         if (iequals(name, "cache-control")) {

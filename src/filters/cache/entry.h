@@ -39,6 +39,7 @@ struct Entry {
   int64_t lifetime = 0;  // the freshness lifetime, in seconds, as of when it was stored
   std::string etag;      // the ETag field's value, for validation and conditional requests
   VarySpec vary;
+  bool set_cookie = false;  // a Set-Cookie field (shared only on routes that say so)
   std::vector<std::string>
       tags;  // from the route's tag field (Surrogate-Key, Cache-Tag), for purges
 
