@@ -85,7 +85,7 @@ struct Pending {
   // kAnswered: the cache answered by itself (its response phase has nothing to add).
   enum class Mode { kMiss, kRevalidate, kBypass, kInvalidate, kAnswered };
   Mode mode = Mode::kMiss;
-  std::string key;         // the primary key: URL and extras
+  pool::String key;        // the primary key: URL and extras (pool bytes, as a miss's others)
   size_t key_hash = 0;     // the memory store's hash of it
   MemoryStore::Ptr stale;  // the stored entry a revalidation may freshen or serve on error
   CacheStatus status;      // what Cache-Status will say
@@ -123,6 +123,13 @@ struct Pending {
     flight.reset();
   }
   ~Pending() { land(); }
+  // The key of the variant whose Vary values (vary_key()) are `values`.
+  std::string variant_of(std::string_view values) const {
+    std::string v;
+    v.reserve(key.size() + 1 + values.size());
+    v.append(key.data(), key.size()).append(1, kVariant).append(values);
+    return v;
+  }
   std::string_view variant_key() const { return variant.empty() ? std::string_view(key) : variant; }
   // The variant key's hash, for the store and the flights: the primary key's when they are one.
   size_t variant_hash() const { return variant.empty() ? key_hash : MemoryStore::hash(variant); }
@@ -273,13 +280,13 @@ bool Cache::keep(std::string_view key, MemoryStore::Ptr entry, std::optional<siz
   return store_->insert(key, h, std::move(entry), cost);
 }
 
-std::string Cache::primary_key(const RequestContext& ctx) const {
+pool::String Cache::primary_key(const RequestContext& ctx) const {
   const auto& req = *ctx.request;
   // The URL, written into room sized once (every request of a cached route makes one).
   const std::string_view scheme = ctx.secure ? "https://" : "http://";
-  std::string key(scheme.size() + req.host.size() + req.path.size() +
-                      (req.query.empty() ? 0 : 1 + req.query.size()),
-                  '\0');
+  pool::String key(scheme.size() + req.host.size() + req.path.size() +
+                       (req.query.empty() ? 0 : 1 + req.query.size()),
+                   '\0');
   char* at = key.data();
   auto put = [&at](std::string_view s) { at = std::copy(s.begin(), s.end(), at); };
   put(scheme);
@@ -363,7 +370,7 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
   auto entry = store_->find(p.key, p.key_hash);
   p.variant.clear();
   if (entry && entry->status == 0) {  // a Vary marker: the variants are stored under their keys
-    p.variant = p.key + kVariant + vary_key(entry->vary, *ctx.request);
+    p.variant = p.variant_of(vary_key(entry->vary, *ctx.request));
     entry = store_->find(p.variant);
     p.status.fwd = "vary-miss";
   } else {
@@ -515,7 +522,7 @@ void Cache::fetch_shared(RequestContext& ctx, std::function<void(FilterStatus)> 
     if (e && e->status == 0 && p.variant.empty()) {
       // A marker: the variant this request selects is stored under its own key.
       keep(p.key, e, p.key_hash);
-      p.variant = p.key + kVariant + vary_key(e->vary, *ctx.request);
+      p.variant = p.variant_of(vary_key(e->vary, *ctx.request));
       p.shared_checked = false;
       return fetch_shared(ctx, std::move(done));
     }
@@ -587,9 +594,9 @@ bool Cache::follow(RequestContext& ctx, Pending& p, const std::shared_ptr<Flight
   const Entry& e = *st.entry;
   const std::string_view flight_key =
       st.variant_key ? std::string_view(*st.variant_key) : std::string_view(flight->key);
-  const bool same_variant =
-      flight_key ==
-      (e.vary.names.empty() ? p.key : p.key + kVariant + vary_key(e.vary, *ctx.request));
+  const bool same_variant = e.vary.names.empty()
+                                ? flight_key == std::string_view(p.key)
+                                : flight_key == p.variant_of(vary_key(e.vary, *ctx.request));
   if (!same_variant || !shareable(p, e)) return false;
   const int64_t age = http::current_age(e.times, Clock::now());
   const int64_t left = e.lifetime - age;
@@ -763,7 +770,7 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   if (!p.storing->vary.names.empty()) {
     http::MessageHead request;
     for (const auto& [n, v] : p.request_fields) request.headers.push_back({n, v});
-    p.variant = p.key + kVariant + vary_key(p.storing->vary, request);
+    p.variant = p.variant_of(vary_key(p.storing->vary, request));
   } else {
     p.variant.clear();
   }

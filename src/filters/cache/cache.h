@@ -70,7 +70,7 @@ class Cache final : public Filter {
   void on_response_tap(RequestContext& ctx, std::string_view piece, bool end) const override;
 
  private:
-  std::string primary_key(const RequestContext& ctx) const;
+  pool::String primary_key(const RequestContext& ctx) const;
   FilterStatus lookup(RequestContext& ctx, Pending& p) const;
   FilterStatus go_forward(RequestContext& ctx, Pending& p) const;
   void start_refresh(RequestContext& ctx, const Pending& p, const MemoryStore::Ptr& entry,
