@@ -21,20 +21,25 @@ class Fields {
     std::string_view first, second;
   };
 
+  // Reads each record once: a lookup and a hit walk every field.
   class Iterator {
    public:
-    Iterator(const Fields* f, size_t at) : f_(f), at_(at) {}
-    Field operator*() const { return f_->at(at_); }
+    Iterator(const Fields* f, size_t at) : f_(f), at_(at) { read(); }
+    Field operator*() const { return field_; }
     Iterator& operator++() {
-      const Field f = f_->at(at_);
-      at_ += kHeader + f.first.size() + f.second.size();
+      at_ += kHeader + field_.first.size() + field_.second.size();
+      read();
       return *this;
     }
     bool operator==(const Iterator& o) const { return at_ == o.at_; }
 
    private:
+    void read() {
+      if (at_ < f_->bytes_.size()) field_ = f_->at(at_);
+    }
     const Fields* f_;
     size_t at_;
+    Field field_;
   };
 
   // Room for `fields` fields of `bytes` bytes of names and values in all, allocated once.
@@ -104,12 +109,13 @@ class Fields {
     return at + kHeader + n + v;
   }
 
+  // The record at `offset` (one this class wrote: its lengths are within the bytes).
   Field at(size_t offset) const {
     uint32_t n, v;
-    std::memcpy(&n, bytes_.data() + offset, 4);
-    std::memcpy(&v, bytes_.data() + offset + 4, 4);
-    std::string_view all(bytes_.data(), bytes_.size());
-    return {all.substr(offset + kHeader, n), all.substr(offset + kHeader + n, v)};
+    const char* record = bytes_.data() + offset;
+    std::memcpy(&n, record, 4);
+    std::memcpy(&v, record + 4, 4);
+    return {std::string_view(record + kHeader, n), std::string_view(record + kHeader + n, v)};
   }
 
   pool::String bytes_;
