@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
+#include <vector>
 
 namespace gatehouse::filters::cache {
 namespace {
@@ -14,6 +17,37 @@ struct Node {
   std::string key;
   size_t hash;
 };
+
+// The keys' hash: the same for the same key; different for URLs that differ in one byte at any
+// place and length (each way the function reads a tail); spread evenly over both the slots (low
+// bits) and the shards (high bits) for URLs that differ only in a counter.
+TEST(KeyHash, SameKeySameHashAndUrlsSpreadOverSlotsAndShards) {
+  const std::string url = "https://shop.example/catalogue/items?page=12&sort=price&n=";
+  EXPECT_EQ(key_hash(url), key_hash(std::string(url)));
+  std::set<size_t> seen;
+  for (size_t len = 0; len <= url.size(); ++len) {
+    std::string k = url.substr(0, len);
+    ASSERT_TRUE(seen.insert(key_hash(k)).second) << len;
+    for (size_t at = 0; at < len; ++at) {
+      std::string other = k;
+      other[at] ^= 1;
+      ASSERT_NE(key_hash(other), key_hash(k)) << len << " " << at;
+    }
+  }
+  constexpr size_t kUrls = 1 << 16, kSlots = 1024, kShards = 16;
+  std::vector<size_t> slots(kSlots), shards(kShards);
+  std::set<size_t> all;
+  for (size_t i = 0; i < kUrls; ++i) {
+    const size_t h = key_hash(url + std::to_string(i));
+    ++slots[h % kSlots];
+    ++shards[(h >> 56) % kShards];  // as the store picks a shard
+    all.insert(h);
+  }
+  EXPECT_EQ(all.size(), kUrls) << "no two of them share a hash";
+  const size_t per_slot = kUrls / kSlots, per_shard = kUrls / kShards;
+  EXPECT_LT(*std::max_element(slots.begin(), slots.end()), per_slot * 2);
+  for (size_t n : shards) EXPECT_NEAR(static_cast<double>(n), per_shard, per_shard * 0.1);
+}
 
 TEST(FlatIndex, FindsInsertedKeysAndForgetsErasedOnes) {
   FlatIndex<Node> index;
