@@ -14,7 +14,9 @@
 // Sanitizer builds go to the general allocator for every block, so that its checks see them all.
 #pragma once
 
+#include <bit>
 #include <cstddef>
+#include <new>
 #include <string>
 
 namespace gatehouse::filters::cache::pool {
@@ -22,13 +24,88 @@ namespace gatehouse::filters::cache::pool {
 inline constexpr size_t kMaxPooled = (size_t{64} << 10) + 16;  // 64 KiB of body, and a little
 inline constexpr size_t kMaxKeptBytes = size_t{4} << 20;
 
+namespace detail {
+
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kPassThrough = true;
+#else
+inline constexpr bool kPassThrough = false;
+#endif
+
+// Classes: every 16 bytes up to 272, then 8 per doubling (a block wastes less than an eighth),
+// each 16 bytes over the round size: what is stored is often a round size of bytes plus a little
+// (a 16 KiB body and its string's terminating zero), which would otherwise take the next class.
+inline constexpr size_t kSmallStep = 16, kSmallMax = 272, kOver = 16, kPerDoubling = 8;
+inline constexpr size_t kSmallClasses = kSmallMax / kSmallStep;
+inline constexpr size_t kFirstDoubling = 8;  // the first class above kSmallMax: 2^8 plus a step
+inline constexpr size_t kClasses =
+    kSmallClasses + kPerDoubling * (std::bit_width(kMaxPooled - kOver - 1) - kFirstDoubling);
+
+constexpr size_t class_of(size_t bytes) {
+  if (bytes <= kSmallMax) return bytes == 0 ? 0 : (bytes - 1) / kSmallStep;
+  const size_t m = bytes - kOver;
+  const size_t doubling = std::bit_width(m - 1) - 1;  // 2^doubling < m <= 2^(doubling+1)
+  const size_t step = size_t{1} << (doubling - 3);
+  const size_t sub = (m - (size_t{1} << doubling) - 1) / step;  // 0..7
+  return kSmallClasses + (doubling - kFirstDoubling) * kPerDoubling + sub;
+}
+
+constexpr size_t size_of_class(size_t c) {
+  if (c < kSmallClasses) return (c + 1) * kSmallStep;
+  const size_t doubling = kFirstDoubling + (c - kSmallClasses) / kPerDoubling;
+  const size_t sub = (c - kSmallClasses) % kPerDoubling;
+  return (size_t{1} << doubling) + (sub + 1) * (size_t{1} << (doubling - 3)) + kOver;
+}
+
+struct FreeBlock {
+  FreeBlock* next;
+};
+
+// A thread's free lists. Plain data, so that a worker reaches them without a call: the thread's
+// first slow path registers what gives the blocks back when it exits (`owned`).
+struct Lists {
+  FreeBlock* heads[kClasses];
+  size_t kept;  // bytes in all lists
+  bool owned;
+};
+extern constinit thread_local Lists lists;
+
+void* allocate_slow(size_t bytes);
+void deallocate_slow(void* block, size_t bytes) noexcept;
+
+}  // namespace detail
+
 // A block of at least `bytes`, and the return of one allocate(bytes) gave.
-void* allocate(size_t bytes);
-void deallocate(void* block, size_t bytes) noexcept;
+inline void* allocate(size_t bytes) {
+  using namespace detail;
+  if (!kPassThrough && bytes <= kMaxPooled) {
+    const size_t c = class_of(bytes);
+    if (FreeBlock* block = lists.heads[c]) {
+      lists.heads[c] = block->next;
+      lists.kept -= size_of_class(c);
+      return block;
+    }
+  }
+  return allocate_slow(bytes);
+}
+inline void deallocate(void* block, size_t bytes) noexcept {
+  using namespace detail;
+  if (!kPassThrough && block && bytes <= kMaxPooled && lists.owned) {
+    const size_t c = class_of(bytes);
+    if (lists.kept + size_of_class(c) <= kMaxKeptBytes) {
+      lists.heads[c] = new (block) FreeBlock{lists.heads[c]};
+      lists.kept += size_of_class(c);
+      return;
+    }
+  }
+  deallocate_slow(block, bytes);
+}
 // What a block for `bytes` takes: its size class (bytes itself above kMaxPooled).
-size_t block_size(size_t bytes);
+constexpr size_t block_size(size_t bytes) {
+  return bytes > kMaxPooled ? bytes : detail::size_of_class(detail::class_of(bytes));
+}
 // Freed blocks this thread keeps, in bytes (for tests).
-size_t kept_bytes();
+inline size_t kept_bytes() { return detail::lists.kept; }
 
 // For the standard containers and std::allocate_shared.
 template <class T>
