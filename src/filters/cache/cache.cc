@@ -116,10 +116,11 @@ struct Pending {
   enum class Await { kShared, kFlight } await = Await::kShared;  // what a pause waits for
   bool background = false;  // a stale-while-revalidate refresh, after the client was answered
 
-  // The leader's response is stored, or will not be: the requests waiting for it go on.
-  void land() {
+  // The leader's response is stored, or will not be: the requests waiting for it go on (with
+  // `received`, the published body's last bytes).
+  void land(uint64_t received = 0) {
     if (!flight) return;
-    flights().land(*flight);
+    flights().land(*flight, received);
     flight.reset();
   }
   ~Pending() { land(); }
@@ -805,9 +806,12 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
     return;
   }
   body.append(piece);
-  if (p.published) p.flight->advance(body.size());
-  if (!end) return;
+  if (!end) {
+    if (p.published) p.flight->advance(body.size());
+    return;
+  }
   if (!p.published) body.shrink_to_fit();  // a chunked body grew by doubling: keep its bytes only
+  const uint64_t received = body.size();   // the waiters get the last bytes as the flight lands
   p.body.reset();
   std::shared_ptr<const Entry> entry = std::move(p.storing);
   if (!entry->vary.names.empty()) {
@@ -823,7 +827,7 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
   }
   if (s_.shared) s_.shared->put(ctx, p.variant_key(), *entry);
   if (keep(p.variant_key(), entry, p.variant_hash())) ctx.metrics->count(kStored, ctx.route->name);
-  p.land();
+  p.land(p.published ? received : 0);
 }
 
 // RFC 9111 4.4: the target URI, and the Location and Content-Location URIs when they are of the

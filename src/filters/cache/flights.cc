@@ -20,10 +20,11 @@ void Flight::advance(uint64_t received) {
   changed(lock);
 }
 
-void Flight::land() {
+void Flight::land(uint64_t received) {
   std::unique_lock lock(mutex_);
   if (state_.landed) return;
   state_.landed = true;
+  if (received > state_.received) state_.received = received;
   changed(lock);
 }
 
@@ -68,13 +69,13 @@ std::shared_ptr<Flight> Flights::join(std::string_view key) const {
   return flight ? flight->shared_from_this() : nullptr;
 }
 
-void Flights::land(Flight& flight) {
+void Flights::land(Flight& flight, uint64_t received) {
   {
     std::lock_guard lock(mutex_);
     if (flight.in_air_) flights_.erase(&flight);
     flight.in_air_ = false;
   }
-  flight.land();
+  flight.land(received);
 }
 
 size_t Flights::in_air() const {

@@ -51,7 +51,9 @@ class Flight : public std::enable_shared_from_this<Flight> {
   // The leader's side.
   void publish(std::shared_ptr<const Entry> entry, std::string_view variant_key, uint64_t length);
   void advance(uint64_t received);
-  void land();
+  // No more will come; `received`: the published body's final length, when it ends here (one
+  // change for the last bytes and the landing).
+  void land(uint64_t received = 0);
 
   State state() const;
   // Posts `wake` to `io` once the state's version is past `seen` (at once when it already is).
@@ -80,7 +82,7 @@ class Flights {
   // The flight in the air for `key`, or null.
   std::shared_ptr<Flight> join(std::string_view key) const;
   // The leader is done: `flight` leaves the air (the next miss leads a new one) and lands.
-  void land(Flight& flight);
+  void land(Flight& flight, uint64_t received = 0);
 
   size_t in_air() const;
 

@@ -84,11 +84,19 @@ TEST(Flight, WaitersAreWokenOnTheirOwnIoContextWithEveryStep) {
   io.poll();
   EXPECT_EQ(woken, 4);
 
-  flight.land();
+  // The last bytes come with the landing, in one change: a waiter wakes once to all of it.
+  flight.wait(flight.state().version, io, [&] { ++woken; });
+  body->append("world");
+  flight.land(10);
+  io.restart();
+  io.poll();
+  EXPECT_EQ(woken, 5);
   EXPECT_TRUE(flight.state().landed);
+  EXPECT_EQ(flight.state().received, 10u);
   const uint64_t v = flight.state().version;
   flight.land();  // once
   EXPECT_EQ(flight.state().version, v);
+  EXPECT_EQ(flight.state().received, 10u);
 }
 
 }  // namespace
