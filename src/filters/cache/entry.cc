@@ -95,12 +95,13 @@ void derive(Entry& e, const EntryRules& rules) {
     e.lifetime = http::freshness_lifetime(e.cc, e.times, e.status, rules.heuristic_fraction);
 }
 
-void set_times(Entry& e, const http::ResponseHead& head, Entry::Time request_time,
+// `age`: the response's Age field (the first), which is not stored (each hit computes its own).
+void set_times(Entry& e, std::string_view age, Entry::Time request_time,
                Entry::Time response_time) {
   e.times.request_time = request_time;
   e.times.response_time = response_time;
   e.times.date.reset();
-  e.times.age = http::parse_age(head.get("age"));
+  e.times.age = http::parse_age(age);
 }
 
 }  // namespace
@@ -139,10 +140,13 @@ std::shared_ptr<Entry> make_entry(const http::ResponseHead& head, std::shared_pt
                                   const EntryRules& rules) {
   auto e = new_entry();
   e->status = head.status;
-  e->headers = Fields::copy_of(head.headers,
-                               [](const auto& h) { return !not_stored(h.name, h.hop_by_hop); });
+  std::string_view age;  // read as the fields are copied: Age is one of those not stored
+  e->headers = Fields::copy_of(head.headers, [&age](const auto& h) {
+    if (h.name.size() == 3 && age.data() == nullptr && iequals(h.name, "age")) age = h.value;
+    return !not_stored(h.name, h.hop_by_hop);
+  });
   e->body = std::move(body);
-  set_times(*e, head, request_time, response_time);
+  set_times(*e, age, request_time, response_time);
   derive(*e, rules);
   return e;
 }
@@ -177,7 +181,7 @@ std::shared_ptr<Entry> freshen(const Entry& stored, const http::ResponseHead& no
     e->headers.erase_if([](const auto& f) { return iequals(f.first, "date"); });
     e->headers.emplace_back("Date", http::format_http_date(response_time));
   }
-  set_times(*e, not_modified, request_time, response_time);
+  set_times(*e, not_modified.get("age"), request_time, response_time);
   derive(*e, rules);
   return e;
 }
