@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,6 +49,37 @@ inline bool iequals(std::string_view a, std::string_view b) {
   for (size_t i = 0; i < a.size(); ++i) {
     unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
     if (x != y && ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z')) return false;
+  }
+  return true;
+}
+// `name`, a field name (a token, RFC 9110 5.6.2), is `lower` (lower-case letters, digits and '-')
+// in any case, compared eight bytes at a time. OR-ing 0x20 into a byte of a token lowers a letter
+// and leaves the rest as they are: of the bytes it would turn into '-' or a digit (0x0D,
+// 0x10-0x19), none is a tchar.
+inline bool field_is(std::string_view name, std::string_view lower) {
+  const size_t n = name.size();
+  if (n != lower.size()) return false;
+  const char *a = name.data(), *b = lower.data();
+  auto word = [](const char* p) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+  };
+  auto half = [](const char* p) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    return w;
+  };
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if ((word(a + i) | 0x2020202020202020) != word(b + i)) return false;
+    }
+    return (word(a + n - 8) | 0x2020202020202020) == word(b + n - 8);  // the last (overlapping)
+  }
+  if (n >= 4)
+    return (half(a) | 0x20202020) == half(b) && (half(a + n - 4) | 0x20202020) == half(b + n - 4);
+  for (size_t i = 0; i < n; ++i) {
+    if ((static_cast<unsigned char>(a[i]) | 0x20) != static_cast<unsigned char>(b[i])) return false;
   }
   return true;
 }

@@ -139,6 +139,10 @@ void MetricsShard::count_upstream(std::string_view upstream, std::string_view ta
 }
 
 void MetricsShard::count(const Family& f, std::string_view route, size_t value_index) {
+  if (auto* counters = counter_memo.find(&f, route)) {
+    ++(*counters)[value_index];
+    return;
+  }
   auto& by_route = families[&f].counters;
   auto it = by_route.find(route);
   if (it == by_route.end())
@@ -146,6 +150,7 @@ void MetricsShard::count(const Family& f, std::string_view route, size_t value_i
              .emplace(std::string(route),
                       std::vector<uint64_t>(std::max<size_t>(1, f.values.size())))
              .first;
+  counter_memo.remember(&f, route, &it->second);
   ++it->second[value_index];
 }
 

@@ -80,12 +80,56 @@ struct FamilySamples {
   StringMap<Histogram> histograms;            // by route
 };
 
+// The counters MetricsShard::count() found last, by family and route: a request counts into the
+// same few series again and again, and each search hashes the route's name in two maps. It points
+// into its shard's maps, so a copied or moved shard starts with an empty memo (and so does the
+// source of a move).
+class CounterMemo {
+ public:
+  CounterMemo() = default;
+  CounterMemo(const CounterMemo&) {}
+  CounterMemo(CounterMemo&& o) noexcept { o.clear(); }
+  CounterMemo& operator=(const CounterMemo&) {
+    clear();
+    return *this;
+  }
+  CounterMemo& operator=(CounterMemo&& o) noexcept {
+    clear();
+    o.clear();
+    return *this;
+  }
+
+  std::vector<uint64_t>* find(const Family* f, std::string_view route) const {
+    for (const auto& s : slots_) {
+      if (s.family == f && s.route == route) return s.counters;
+    }
+    return nullptr;
+  }
+  void remember(const Family* f, std::string_view route, std::vector<uint64_t>* counters) {
+    Slot& s = slots_[next_++ % slots_.size()];
+    s.family = f;
+    s.route.assign(route);
+    s.counters = counters;
+  }
+
+ private:
+  void clear() { slots_ = {}; }
+  struct Slot {
+    const Family* family = nullptr;
+    std::string route;
+    std::vector<uint64_t>* counters = nullptr;
+  };
+  std::array<Slot, 4> slots_;
+  size_t next_ = 0;
+};
+
 struct MetricsShard {
   StringMap<RouteMetrics> routes;  // "" for requests no route took
   StringMap<UpstreamMetrics> upstreams;
   std::unordered_map<const Family*, FamilySamples> families;  // the plugins' metrics
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
+  CounterMemo counter_memo;  // for count()
 
   // Methods outside the registered set count as "other": a client cannot grow the label space.
   void count_request(std::string_view route, std::string_view method, int status, double seconds,

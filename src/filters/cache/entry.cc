@@ -7,6 +7,7 @@
 namespace gatehouse::filters::cache {
 namespace {
 
+using http::field_is;
 using http::iequals;
 
 // Fields a cache neither stores nor forwards from a stored response (RFC 9111 3.1), plus the
@@ -15,66 +16,85 @@ bool not_stored(std::string_view name, bool hop_by_hop) {
   if (hop_by_hop) return true;
   switch (name.size()) {  // each name compared only with the one of its length
     case 3:
-      return iequals(name, "age");
+      return field_is(name, "age");
     case 14:
-      return iequals(name, "content-length");
+      return field_is(name, "content-length");
     case 17:
-      return iequals(name, "transfer-encoding");
+      return field_is(name, "transfer-encoding");
     default:
       return false;
   }
 }
+// The same for a field as parsed, which knows its framing fields already (Transfer-Encoding is
+// hop-by-hop).
+bool not_stored(const http::Header& h) {
+  return h.hop_by_hop || h.id == http::HeaderId::kContentLength ||
+         (h.name.size() == 3 && field_is(h.name, "age"));
+}
 
-// What the stored fields say: Cache-Control, validators, Expires, Vary, tags, and the lifetime.
-// One pass over the fields (each name compared only with those of its length): a miss derives
-// an entry for every response it stores.
-void derive(Entry& e, const EntryRules& rules) {
-  std::vector<std::string_view> cache_control, vary, expires, tag_lines;
-  std::string_view etag, date, last_modified;  // the first of each, as Entry::get() finds
-  e.set_cookie = false;
-  for (auto [name, value] : e.headers) {
-    if (!rules.tag_header.empty() && iequals(name, rules.tag_header)) tag_lines.push_back(value);
+// What the stored fields say, gathered as they are read (each name compared only with those of
+// its length): a miss reads a response's fields once, to copy them and derive its entry.
+class FieldFacts {
+ public:
+  explicit FieldFacts(const EntryRules& rules) : rules_(rules) {}
+
+  void see(std::string_view name, std::string_view value) {
+    if (!rules_.tag_header.empty() && iequals(name, rules_.tag_header)) tag_lines.push_back(value);
     switch (name.size()) {
       case 4:
-        if (iequals(name, "etag")) {
+        if (field_is(name, "etag")) {
           if (etag.empty()) etag = value;
-        } else if (iequals(name, "date")) {
+        } else if (field_is(name, "date")) {
           if (date.empty()) date = value;
-        } else if (iequals(name, "vary")) {
+        } else if (field_is(name, "vary")) {
           vary.push_back(value);
         }
         break;
       case 7:
-        if (iequals(name, "expires")) expires.push_back(value);
+        if (field_is(name, "expires")) expires.push_back(value);
         break;
       case 10:
-        if (iequals(name, "set-cookie")) e.set_cookie = true;
+        if (field_is(name, "set-cookie")) set_cookie = true;
         break;
       case 13:
-        if (iequals(name, "cache-control")) {
+        if (field_is(name, "cache-control")) {
           cache_control.push_back(value);
-        } else if (iequals(name, "last-modified")) {
+        } else if (field_is(name, "last-modified")) {
           if (last_modified.empty()) last_modified = value;
         }
         break;
     }
   }
-  e.cc = http::parse_cache_control(cache_control);
-  e.etag = std::string(http::trim_ows(etag));
-  e.vary = parse_vary(vary);
-  if (!date.empty()) e.times.date = http::parse_http_date(date);
+
+  std::vector<std::string_view> cache_control, vary, expires, tag_lines;
+  std::string_view etag, date, last_modified;  // the first of each, as Entry::get() finds
+  bool set_cookie = false;
+
+ private:
+  const EntryRules& rules_;
+};
+
+// The entry's Cache-Control, validators, Expires, Vary, tags and lifetime, from what its fields
+// say.
+void derive(Entry& e, const FieldFacts& f, const EntryRules& rules) {
+  e.set_cookie = f.set_cookie;
+  e.cc = http::parse_cache_control(f.cache_control);
+  const std::string_view etag = http::trim_ows(f.etag);
+  e.etag.assign(etag.data(), etag.size());
+  e.vary = parse_vary(f.vary);
+  if (!f.date.empty()) e.times.date = http::parse_http_date(f.date);
   e.times.expires.reset();
   e.times.expires_invalid = false;
-  if (expires.size() == 1) e.times.expires = http::parse_http_date(http::trim_ows(expires[0]));
+  if (f.expires.size() == 1) e.times.expires = http::parse_http_date(http::trim_ows(f.expires[0]));
   // Two Expires lines, or one that is not a date ("0" included): already expired (RFC 9111 4.2.1,
   // 5.3).
-  if (!expires.empty() && !e.times.expires) e.times.expires_invalid = true;
+  if (!f.expires.empty() && !e.times.expires) e.times.expires_invalid = true;
   e.times.last_modified.reset();
-  if (!last_modified.empty())
-    e.times.last_modified = http::parse_http_date(http::trim_ows(last_modified));
+  if (!f.last_modified.empty())
+    e.times.last_modified = http::parse_http_date(http::trim_ows(f.last_modified));
 
   e.tags.clear();
-  for (std::string_view line : tag_lines) {
+  for (std::string_view line : f.tag_lines) {
     // Surrogate-Key separates tags with spaces, Cache-Tag with commas: either works.
     size_t i = 0;
     while (i < line.size()) {
@@ -93,6 +113,13 @@ void derive(Entry& e, const EntryRules& rules) {
     e.lifetime = rules.default_ttl->count();
   else
     e.lifetime = http::freshness_lifetime(e.cc, e.times, e.status, rules.heuristic_fraction);
+}
+
+// The same, from the entry's stored fields.
+void derive(Entry& e, const EntryRules& rules) {
+  FieldFacts facts(rules);
+  for (auto [name, value] : e.headers) facts.see(name, value);
+  derive(e, facts, rules);
 }
 
 // `age`: the response's Age field (the first), which is not stored (each hit computes its own).
@@ -127,7 +154,7 @@ std::shared_ptr<Body> new_body(std::string_view bytes, size_t reserve) {
 size_t Entry::cost() const {
   // The entry's block and its body's (each with its shared count), and what they point to.
   constexpr size_t kShared = 16;
-  size_t n = pool::block_size(sizeof(Entry) + kShared) + etag.size() +
+  size_t n = pool::block_size(sizeof(Entry) + kShared) + pool::cost_of(etag) +
              (body ? pool::block_size(sizeof(Body) + kShared) + pool::cost_of(*body) : 0) +
              headers.cost();
   for (const auto& t : tags) n += sizeof(std::string) + t.size();
@@ -140,14 +167,25 @@ std::shared_ptr<Entry> make_entry(const http::ResponseHead& head, std::shared_pt
                                   const EntryRules& rules) {
   auto e = new_entry();
   e->status = head.status;
-  std::string_view age;  // read as the fields are copied: Age is one of those not stored
-  e->headers = Fields::copy_of(head.headers, [&age](const auto& h) {
-    if (h.name.size() == 3 && age.data() == nullptr && iequals(h.name, "age")) age = h.value;
-    return !not_stored(h.name, h.hop_by_hop);
-  });
+  // One reading of the fields: what they say, their size, and Age (which is not stored: each hit
+  // computes its own); then the copy, into room sized once.
+  FieldFacts facts(rules);
+  std::string_view age;
+  size_t bytes = 0;
+  for (const auto& h : head.headers) {
+    if (h.name.size() == 3 && age.data() == nullptr && field_is(h.name, "age")) age = h.value;
+    if (not_stored(h)) continue;
+    bytes += Fields::record_size(h.name, h.value);
+    facts.see(h.name, h.value);
+  }
+  Fields::Writer fields(bytes);
+  for (const auto& h : head.headers) {
+    if (!not_stored(h)) fields.put(h.name, h.value);
+  }
+  e->headers = fields.done();
   e->body = std::move(body);
   set_times(*e, age, request_time, response_time);
-  derive(*e, rules);
+  derive(*e, facts, rules);
   return e;
 }
 

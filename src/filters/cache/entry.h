@@ -37,7 +37,7 @@ struct Entry {
   http::CacheControl cc;
   http::ResponseTimes times;
   int64_t lifetime = 0;  // the freshness lifetime, in seconds, as of when it was stored
-  std::string etag;      // the ETag field's value, for validation and conditional requests
+  pool::String etag;     // the ETag field's value, for validation and conditional requests
   VarySpec vary;
   bool set_cookie = false;  // a Set-Cookie field (shared only on routes that say so)
   std::vector<std::string>

@@ -50,24 +50,39 @@ class Fields {
     write(bytes_.data() + at, name, value);
     ++count_;
   }
-  // The fields of `headers` (each with a `name` and a `value`) for which keep(header) is true, in
-  // order, in room sized once and written in one pass: a miss copies a response's fields and a
-  // request's this way.
-  template <class Headers, class Keep>
-  static Fields copy_of(const Headers& headers, Keep keep) {
-    Fields f;
+  // What a field's record takes, for a Writer's room.
+  static constexpr size_t record_size(std::string_view name, std::string_view value) {
+    return kHeader + name.size() + value.size();
+  }
+  // Fields written into room sized once (the sum of their record_size()s), in one pass: a miss
+  // copies a response's fields and a request's this way.
+  class Writer {
+   public:
+    explicit Writer(size_t bytes) : bytes_(bytes, '\0'), at_(bytes_.data()) {}
+    void put(std::string_view name, std::string_view value) {
+      at_ = write(at_, name, value);
+      ++count_;
+    }
+    Fields done() {
+      Fields f;
+      f.bytes_ = std::move(bytes_);
+      f.count_ = count_;
+      return f;
+    }
+
+   private:
+    pool::String bytes_;
+    char* at_;
+    size_t count_ = 0;
+  };
+  // All the fields of `headers` (each with a `name` and a `value`), in order.
+  template <class Headers>
+  static Fields copy_of(const Headers& headers) {
     size_t bytes = 0;
-    for (const auto& h : headers) {
-      if (keep(h)) bytes += kHeader + h.name.size() + h.value.size();
-    }
-    f.bytes_.resize(bytes);
-    char* at = f.bytes_.data();
-    for (const auto& h : headers) {
-      if (!keep(h)) continue;
-      at = write(at, h.name, h.value);
-      ++f.count_;
-    }
-    return f;
+    for (const auto& h : headers) bytes += record_size(h.name, h.value);
+    Writer w(bytes);
+    for (const auto& h : headers) w.put(h.name, h.value);
+    return w.done();
   }
 
   // Drops the fields for which pred(field) is true (the rest keep their order).

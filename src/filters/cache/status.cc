@@ -6,11 +6,16 @@
 namespace gatehouse::filters::cache {
 
 std::string format_cache_status(std::string_view cache, const CacheStatus& s) {
-  // Parameters in RFC 9211's order; a true boolean is the bare key (RFC 8941 3.1.2). Written into
-  // room sized once (every response of a cached route carries one), then cut to what was written.
+  // Parameters in RFC 9211's order; a true boolean is the bare key (RFC 8941 3.1.2). Written on
+  // the stack, then copied once, exactly (every response of a cached route carries one).
   constexpr size_t kNumber = 20;  // an int64_t's digits and sign
-  std::string out(cache.size() + s.fwd.size() + s.detail.size() + 2 * kNumber + 64, '\0');
-  char* at = out.data();
+  constexpr size_t kFixed = 128;  // the parameters' keys and numbers
+  const size_t most = cache.size() + s.fwd.size() + s.detail.size() + kFixed;
+  char stack[384];
+  std::string heap;  // for tokens longer than any this cache writes
+  if (most > sizeof stack) heap.resize(most);
+  char* const buf = heap.empty() ? stack : heap.data();
+  char* at = buf;
   auto put = [&at](std::string_view text) {
     std::memcpy(at, text.data(), text.size());
     at += text.size();
@@ -36,8 +41,7 @@ std::string format_cache_status(std::string_view cache, const CacheStatus& s) {
     put("; detail=");
     put(s.detail);
   }
-  out.resize(static_cast<size_t>(at - out.data()));
-  return out;
+  return std::string(buf, static_cast<size_t>(at - buf));
 }
 
 }  // namespace gatehouse::filters::cache

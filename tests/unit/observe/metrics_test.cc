@@ -725,6 +725,42 @@ TEST(MetricsFamilyTest, CountMergeAndFormat) {
   EXPECT_EQ(text.find("test_unused_total{"), std::string::npos);
 }
 
+// count() remembers the series it found last: more series than it remembers, interleaved, each
+// get their own counts; a copy counts into its own maps, not its source's, and so does a shard
+// whose maps were moved away.
+TEST(MetricsFamilyTest, CountsReachTheirOwnSeries) {
+  auto counts = [](const MetricsShard& m, const Family& f, const std::string& route) {
+    return m.families.at(&f).counters.at(route);
+  };
+  MetricsShard a;
+  for (int round = 0; round < 3; ++round) {
+    for (int r = 0; r < 6; ++r) {
+      const std::string route = "route-" + std::to_string(r);
+      a.count(kGames, route, r % 2);
+      a.count(kPlain, route);
+    }
+  }
+  for (int r = 0; r < 6; ++r) {
+    const std::string route = "route-" + std::to_string(r);
+    EXPECT_EQ(counts(a, kGames, route), (std::vector<uint64_t>{r % 2 ? 0u : 3u, r % 2 ? 3u : 0u}));
+    EXPECT_EQ(counts(a, kPlain, route), std::vector<uint64_t>{3});
+  }
+
+  MetricsShard copy = a;
+  copy.count(kPlain, "route-5");
+  a.count(kPlain, "route-5");
+  a.count(kPlain, "route-5");
+  EXPECT_EQ(counts(copy, kPlain, "route-5"), std::vector<uint64_t>{4});
+  EXPECT_EQ(counts(a, kPlain, "route-5"), std::vector<uint64_t>{5});
+
+  MetricsShard moved = std::move(a);
+  a = MetricsShard{};
+  a.count(kPlain, "route-5");
+  moved.count(kPlain, "route-5");
+  EXPECT_EQ(counts(a, kPlain, "route-5"), std::vector<uint64_t>{1});
+  EXPECT_EQ(counts(moved, kPlain, "route-5"), std::vector<uint64_t>{6});
+}
+
 // The plugins' families are written in the order the registry lists them, after the core's.
 TEST(MetricsFamilyTest, FamiliesInRegistryOrder) {
   const Family* const reversed[] = {&kUnused, &kLatency, &kPlain, &kGames};

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <string>
+
 namespace gatehouse::filters::cache {
 namespace {
 
@@ -18,6 +21,25 @@ TEST(CacheStatus, Formats) {
             "gatehouse; fwd=uri-miss; collapsed");
   EXPECT_EQ(format_cache_status("gatehouse", {.fwd = "uri-miss", .detail = "no-store"}),
             "gatehouse; fwd=uri-miss; detail=no-store");
+}
+
+// Every parameter at once, with the longest numbers, and a name longer than the room on the stack.
+TEST(CacheStatus, LongestFitsWhole) {
+  const CacheStatus all{.hit = true,
+                        .fwd = "uri-miss",
+                        .fwd_status = 999,
+                        .ttl = INT64_MIN,
+                        .stored = true,
+                        .collapsed = true,
+                        .detail = "stale-while-revalidate"};
+  EXPECT_EQ(format_cache_status("gatehouse", all),
+            "gatehouse; hit; fwd=uri-miss; fwd-status=999; ttl=-9223372036854775808; stored; "
+            "collapsed; detail=stale-while-revalidate");
+  const std::string name(1000, 'c');
+  EXPECT_EQ(format_cache_status(name, all),
+            name +
+                "; hit; fwd=uri-miss; fwd-status=999; ttl=-9223372036854775808; stored; "
+                "collapsed; detail=stale-while-revalidate");
 }
 
 }  // namespace
