@@ -7,8 +7,8 @@
 //
 //   FlatIndex<Node>: a key (with its hash) to the node that holds it; `Node` has `key` and `hash`,
 //                    and the index never owns it.
-//   HashCounts:      how many times each hash is held (S3-FIFO's ghost queue remembers evicted
-//                    keys by hash).
+//   GhostTable:      the hashes of keys recently evicted (S3-FIFO's ghost queue), in buckets of
+//                    one cache line each.
 #pragma once
 
 #include <cstddef>
@@ -146,36 +146,60 @@ class FlatIndex : public OpenTable<IndexSlot<Node>> {
   }
 };
 
-struct CountSlot {
-  size_t hash = 0;
-  uint32_t count = 0;
-  bool used() const { return count != 0; }
-};
-
-class HashCounts : public OpenTable<CountSlot> {
+// S3-FIFO's ghost queue, approximated: an evicted key's hash goes to the front of its bucket (eight
+// hashes, one cache line), pushing the bucket's oldest out. With at least half as many buckets as
+// the cache holds entries, a bucket gets two of the last `entries` evictions on average, so those
+// are remembered all but rarely (eight would have to land on one bucket), and older ones fade as
+// newer ones land on theirs: a FIFO about as long as the cache, as the paper sizes it. Remembering
+// and recalling read one line each; an exact FIFO with a hash set beside it reads three scattered
+// slots per miss (add, take the oldest, look up), on cold memory.
+class GhostTable {
  public:
-  void add(size_t hash) {
-    if (CountSlot* s = find(hash))
-      ++s->count;
-    else
-      OpenTable::add(hash) = {hash, 1};
+  void remember(uint64_t hash) {
+    if (buckets_.empty()) return;
+    uint64_t* h = buckets_[hash & mask_].hashes;
+    std::memmove(h + 1, h, (kWays - 1) * sizeof *h);
+    h[0] = tag(hash);
   }
-  // One of `hash`'s counts goes; false when it had none.
-  bool take(size_t hash) {
-    CountSlot* s = find(hash);
-    if (!s) return false;
-    if (--s->count == 0) remove(*s);
-    return true;
+  // Whether `hash` is remembered; if it is, it is forgotten.
+  bool recall(uint64_t hash) {
+    if (buckets_.empty()) return false;
+    uint64_t* h = buckets_[hash & mask_].hashes;
+    for (size_t i = 0; i < kWays; ++i) {
+      if (h[i] != tag(hash)) continue;
+      std::memmove(h + i, h + i + 1, (kWays - 1 - i) * sizeof *h);
+      h[kWays - 1] = 0;
+      return true;
+    }
+    return false;
   }
-  uint32_t count(size_t hash) const {
-    const CountSlot* s = find(hash);
-    return s ? s->count : 0;
+  // At least entries / 2 buckets (eight at least): the table doubles, keeping what it holds.
+  void fit(size_t entries) {
+    size_t n = buckets_.empty() ? 8 : buckets_.size();
+    while (n < entries / 2) n *= 2;
+    if (n == buckets_.size()) return;
+    std::vector<Bucket> old = std::move(buckets_);
+    buckets_.assign(n, Bucket{});
+    mask_ = n - 1;
+    for (const Bucket& b : old) {
+      for (size_t i = kWays; i-- > 0;) {  // oldest first, so each bucket keeps its order
+        if (b.hashes[i]) remember(b.hashes[i]);
+      }
+    }
   }
+  size_t buckets() const { return buckets_.size(); }  // for tests
 
  private:
-  CountSlot* find(size_t hash) const {
-    return OpenTable::find(hash, [](const CountSlot&) { return true; });
-  }
+  static constexpr size_t kWays = 8;
+  struct alignas(64) Bucket {
+    uint64_t hashes[kWays]{};  // newest first; 0: none
+  };
+  // Never 0, which marks an empty way; the low bits, which pick the bucket, as they are (a hash
+  // that differs only in its highest bit collides).
+  static uint64_t tag(uint64_t hash) { return hash | uint64_t{1} << 63; }
+
+  std::vector<Bucket> buckets_;
+  size_t mask_ = 0;
 };
 
 }  // namespace gatehouse::filters::cache

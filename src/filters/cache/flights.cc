@@ -7,7 +7,7 @@ namespace gatehouse::filters::cache {
 
 void Flight::publish(std::shared_ptr<const Entry> entry, std::string_view variant_key,
                      uint64_t length) {
-  std::unique_lock lock(mutex_);
+  std::unique_lock lock(lock_);
   state_.entry = std::move(entry);
   if (variant_key != key) state_.variant_key = std::make_shared<const std::string>(variant_key);
   state_.length = length;
@@ -15,13 +15,13 @@ void Flight::publish(std::shared_ptr<const Entry> entry, std::string_view varian
 }
 
 void Flight::advance(uint64_t received) {
-  std::unique_lock lock(mutex_);
+  std::unique_lock lock(lock_);
   state_.received = received;
   changed(lock);
 }
 
 void Flight::land(uint64_t received) {
-  std::unique_lock lock(mutex_);
+  std::unique_lock lock(lock_);
   if (state_.landed) return;
   state_.landed = true;
   if (received > state_.received) state_.received = received;
@@ -29,12 +29,12 @@ void Flight::land(uint64_t received) {
 }
 
 Flight::State Flight::state() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(lock_);
   return state_;
 }
 
 void Flight::wait(uint64_t seen, boost::asio::io_context& io, Wake wake) {
-  std::unique_lock lock(mutex_);
+  std::unique_lock lock(lock_);
   if (state_.version == seen) {
     waiters_.push_back({&io, std::move(wake)});
     return;
@@ -43,7 +43,7 @@ void Flight::wait(uint64_t seen, boost::asio::io_context& io, Wake wake) {
   boost::asio::post(io, std::move(wake));
 }
 
-void Flight::changed(std::unique_lock<std::mutex>& lock) {
+void Flight::changed(std::unique_lock<SpinLock>& lock) {
   ++state_.version;
   if (waiters_.empty()) return;  // a miss no one waits for: nothing to wake
   std::vector<Waiter> woken = std::move(waiters_);
@@ -53,10 +53,11 @@ void Flight::changed(std::unique_lock<std::mutex>& lock) {
 }
 
 std::shared_ptr<Flight> Flights::lead(std::string_view key, size_t h) {
-  std::lock_guard lock(mutex_);
-  if (flights_.find(key, h)) return nullptr;
-  // From the pool, as the entries: a miss makes a flight and lands one.
+  // Made before the lock is taken (from the pool, as the entries: a miss makes a flight and lands
+  // one), so that the lock is held for the map alone.
   auto flight = std::allocate_shared<Flight>(pool::Allocator<Flight>(), key, h);
+  std::lock_guard lock(lock_);
+  if (flights_.find(key, h)) return nullptr;
   flight->in_air_ = true;
   flights_.insert(flight.get());
   return flight;
@@ -64,14 +65,14 @@ std::shared_ptr<Flight> Flights::lead(std::string_view key, size_t h) {
 
 std::shared_ptr<Flight> Flights::join(std::string_view key) const {
   const size_t h = key_hash(key);
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(lock_);
   Flight* flight = flights_.find(key, h);
   return flight ? flight->shared_from_this() : nullptr;
 }
 
 void Flights::land(Flight& flight, uint64_t received) {
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(lock_);
     if (flight.in_air_) flights_.erase(&flight);
     flight.in_air_ = false;
   }
@@ -79,7 +80,7 @@ void Flights::land(Flight& flight, uint64_t received) {
 }
 
 size_t Flights::in_air() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(lock_);
   return flights_.size();
 }
 

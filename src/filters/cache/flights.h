@@ -5,9 +5,9 @@
 // When the response is stored, or turns out not to be, the flight lands: waiters that were not
 // streaming look the key up again. Waiters are woken on their own workers' threads.
 //
-// Process-wide (a key's misses may arrive on every worker), under one mutex for the map and one
-// per flight: only misses touch them. As nginx's proxy_cache_lock and Varnish's waiting list, which
-// also streams the busy object to its waiters.
+// Process-wide (a key's misses may arrive on every worker), under one lock for the map and one
+// per flight (spin locks: spin_lock.h): only misses touch them. As nginx's proxy_cache_lock and
+// Varnish's waiting list, which also streams the busy object to its waiters.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,7 @@
 
 #include "filters/cache/flat_index.h"
 #include "filters/cache/pool.h"
+#include "filters/cache/spin_lock.h"
 
 namespace boost::asio {
 class io_context;
@@ -64,12 +65,12 @@ class Flight : public std::enable_shared_from_this<Flight> {
     boost::asio::io_context* io;
     Wake wake;
   };
-  void changed(std::unique_lock<std::mutex>& lock);  // wakes every waiter, after the unlock
+  void changed(std::unique_lock<SpinLock>& lock);  // wakes every waiter, after the unlock
 
-  mutable std::mutex mutex_;
+  mutable SpinLock lock_;
   State state_;
   std::vector<Waiter> waiters_;
-  bool in_air_ = false;  // in Flights' index (under Flights' mutex)
+  bool in_air_ = false;  // in Flights' index (under Flights' lock)
   friend class Flights;
 };
 
@@ -87,7 +88,7 @@ class Flights {
   size_t in_air() const;
 
  private:
-  mutable std::mutex mutex_;
+  mutable SpinLock lock_;
   FlatIndex<Flight> flights_;  // the leaders own them; a flight leaves the index as it lands
 };
 

@@ -1,9 +1,9 @@
 // S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023), by bytes:
 // the eviction policy of the response cache. A new key goes into a small FIFO (10% of the
 // capacity); one seen again while there moves to the main FIFO when it reaches the small queue's
-// tail, the others leave and are remembered, by hash, in a ghost FIFO; a key that comes back while
-// remembered goes straight to main. Main is a FIFO with a second chance: a tail entry read since
-// it was last there goes back to the head (up to three times), the others leave.
+// tail, the others leave and are remembered, by hash, in a ghost queue (flat_index.h); a key that
+// comes back while remembered goes straight to main. Main is a FIFO with a second chance: a tail
+// entry read since it was last there goes back to the head (up to three times), the others leave.
 //
 // Why not LRU or W-TinyLFU: one-hit wonders (most of a scan, most of a crawler's traffic) never
 // reach main, so they cannot push out the popular entries, as they do in LRU; and a hit only bumps
@@ -18,7 +18,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <list>
 #include <string>
@@ -176,26 +175,19 @@ class S3Fifo {
     }
   }
 
-  // The ghost queue remembers as many evicted keys as the cache holds entries (at least 64).
+  // The ghost queue remembers about as many evicted keys as the cache holds entries.
   void remember_ghost(uint64_t h) {
-    ghost_fifo_.push_back(h);
-    ghost_.add(h);
-    const size_t limit = std::max<size_t>(index_.size(), 64);
-    while (ghost_fifo_.size() > limit) {
-      ghost_.take(ghost_fifo_.front());  // gone already when the key came back
-      ghost_fifo_.pop_front();
-    }
+    ghost_.fit(index_.size());
+    ghost_.remember(h);
   }
-  // Its place in the FIFO expires on its own.
-  bool forget_ghost(uint64_t h) { return ghost_.take(h); }
+  bool forget_ghost(uint64_t h) { return ghost_.recall(h); }
 
   size_t capacity_, small_target_;
   size_t small_bytes_ = 0, main_bytes_ = 0;
   uint64_t evictions_ = 0;
   Queue small_, main_;
   FlatIndex<Node> index_;
-  std::deque<uint64_t> ghost_fifo_;
-  HashCounts ghost_;  // hash -> times in ghost_fifo_
+  GhostTable ghost_;
 };
 
 }  // namespace gatehouse::filters::cache

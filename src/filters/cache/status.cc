@@ -5,7 +5,44 @@
 
 namespace gatehouse::filters::cache {
 
+namespace {
+
+// The last text a thread wrote, and what it said: most responses of a route say the same (a miss
+// stored for the route's ttl; a hit, whose ttl changes once a second), so the text is reused.
+struct Last {
+  bool matches(std::string_view c, const CacheStatus& s) const {
+    return written && s.hit == status.hit && s.fwd_status == status.fwd_status &&
+           s.ttl == status.ttl && s.stored == status.stored && s.collapsed == status.collapsed &&
+           s.fwd == fwd && s.detail == detail && c == cache;
+  }
+  void remember(std::string_view c, const CacheStatus& s, const std::string& t) {
+    written = true;
+    status = s;
+    cache.assign(c);
+    fwd.assign(s.fwd);
+    detail.assign(s.detail);
+    text = t;
+  }
+  bool written = false;
+  CacheStatus status;  // its views are not read: `fwd` and `detail` hold their bytes
+  std::string cache, fwd, detail, text;
+};
+
+std::string format(std::string_view cache, const CacheStatus& s);
+
+}  // namespace
+
 std::string format_cache_status(std::string_view cache, const CacheStatus& s) {
+  thread_local Last last;
+  if (last.matches(cache, s)) return last.text;
+  std::string text = format(cache, s);
+  last.remember(cache, s, text);
+  return text;
+}
+
+namespace {
+
+std::string format(std::string_view cache, const CacheStatus& s) {
   // Parameters in RFC 9211's order; a true boolean is the bare key (RFC 8941 3.1.2). Written on
   // the stack, then copied once, exactly (every response of a cached route carries one).
   constexpr size_t kNumber = 20;  // an int64_t's digits and sign
@@ -43,5 +80,7 @@ std::string format_cache_status(std::string_view cache, const CacheStatus& s) {
   }
   return std::string(buf, static_cast<size_t>(at - buf));
 }
+
+}  // namespace
 
 }  // namespace gatehouse::filters::cache

@@ -94,29 +94,42 @@ TEST(FlatIndex, AgreesWithAMapThroughCollisionsWrapAroundAndGrowth) {
   EXPECT_GE(index.slots(), 2 * index.size()) << "at most half full";
 }
 
-// The ghost queue's counts: each hash as many times as it was added and not yet taken, through
-// the same collisions and growth.
-TEST(HashCounts, CountsAgreeWithAMap) {
-  std::mt19937_64 rng(11);
-  HashCounts counts;
-  std::map<size_t, uint32_t> reference;
-  for (int round = 0; round < 20000; ++round) {
-    const size_t spread = rng() % 300;
-    const size_t hash = rng() % 2 ? ~size_t{0} - spread % 4 - spread * 8192 : 3 + spread * 4096;
-    if (rng() % 3) {
-      counts.add(hash);
-      ++reference[hash];
-    } else {
-      auto it = reference.find(hash);
-      const bool had = it != reference.end();
-      ASSERT_EQ(counts.take(hash), had);
-      if (had && --it->second == 0) reference.erase(it);
-    }
-    if (round % 101 == 0) {
-      for (const auto& [h, n] : reference) ASSERT_EQ(counts.count(h), n);
-      ASSERT_EQ(counts.size(), reference.size());
-    }
-  }
+// The ghost table: a remembered hash is recalled once; a bucket holds its newest eight (hashes
+// chosen to share one bucket: the low bits pick it); growing keeps what it holds.
+TEST(GhostTable, RemembersRecallsOnceAndKeepsEachBucketsNewestEight) {
+  GhostTable g;
+  EXPECT_FALSE(g.recall(42));  // nothing yet, not even buckets
+  g.fit(16);
+  ASSERT_EQ(g.buckets(), 8u);
+  g.remember(42);
+  EXPECT_TRUE(g.recall(42));
+  EXPECT_FALSE(g.recall(42));
+  EXPECT_FALSE(g.recall(43 + 8 * 1000));
+
+  for (uint64_t k = 0; k < 9; ++k) g.remember(2 + 8 * k * 1000);  // one bucket, nine hashes
+  EXPECT_FALSE(g.recall(2)) << "the oldest was pushed out";
+  for (uint64_t k = 1; k < 9; ++k) EXPECT_TRUE(g.recall(2 + 8 * k * 1000)) << k;
+
+  for (uint64_t h = 100; h < 108; ++h) g.remember(h * 2);
+  g.fit(1000);
+  EXPECT_EQ(g.buckets(), 512u);
+  for (uint64_t h = 100; h < 108; ++h) EXPECT_TRUE(g.recall(h * 2)) << h;
+  g.fit(10);  // never shrinks
+  EXPECT_EQ(g.buckets(), 512u);
+}
+
+// Sized for `entries`, the table remembers the last `entries` hashes (random ones, as the keys'
+// are) all but rarely: eight of them would have to land on one bucket.
+TEST(GhostTable, RemembersAboutAsManyAsTheCacheHolds) {
+  std::mt19937_64 rng(7);
+  GhostTable g;
+  constexpr size_t kEntries = 4096;
+  g.fit(kEntries);
+  std::vector<uint64_t> hashes(kEntries);
+  for (auto& h : hashes) g.remember(h = rng());
+  size_t recalled = 0;
+  for (uint64_t h : hashes) recalled += g.recall(h);
+  EXPECT_GE(recalled, kEntries * 999 / 1000);
 }
 
 }  // namespace

@@ -42,5 +42,37 @@ TEST(CacheStatus, LongestFitsWhole) {
                 "collapsed; detail=stale-while-revalidate");
 }
 
+// The text a thread wrote last is reused only for the same status: a change of any one part, or of
+// the cache's name, writes it again.
+TEST(CacheStatus, EachChangeIsWritten) {
+  const CacheStatus base{.fwd = "uri-miss", .fwd_status = 200, .ttl = 3600, .stored = true};
+  const std::string text = "gatehouse; fwd=uri-miss; fwd-status=200; ttl=3600; stored";
+  EXPECT_EQ(format_cache_status("gatehouse", base), text);
+  EXPECT_EQ(format_cache_status("gatehouse", base), text);
+  auto changed = [&](auto change) {
+    CacheStatus s = base;
+    change(s);
+    return format_cache_status("gatehouse", s);
+  };
+  EXPECT_EQ(changed([](CacheStatus& s) { s.ttl = 3599; }),
+            "gatehouse; fwd=uri-miss; fwd-status=200; ttl=3599; stored");
+  EXPECT_EQ(changed([](CacheStatus& s) { s.ttl.reset(); }),
+            "gatehouse; fwd=uri-miss; fwd-status=200; stored");
+  EXPECT_EQ(changed([](CacheStatus& s) { s.fwd_status = 404; }),
+            "gatehouse; fwd=uri-miss; fwd-status=404; ttl=3600; stored");
+  EXPECT_EQ(changed([](CacheStatus& s) { s.stored = false; }),
+            "gatehouse; fwd=uri-miss; fwd-status=200; ttl=3600");
+  EXPECT_EQ(changed([](CacheStatus& s) { s.collapsed = true; }), text + "; collapsed");
+  EXPECT_EQ(changed([](CacheStatus& s) { s.hit = true; }),
+            "gatehouse; hit; fwd=uri-miss; fwd-status=200; ttl=3600; stored");
+  const std::string vary = "vary-miss";  // the same length, other bytes
+  EXPECT_EQ(changed([&](CacheStatus& s) { s.fwd = std::string_view(vary).substr(0, 8); }),
+            "gatehouse; fwd=vary-mis; fwd-status=200; ttl=3600; stored");
+  EXPECT_EQ(changed([](CacheStatus& s) { s.detail = "head"; }), text + "; detail=head");
+  EXPECT_EQ(format_cache_status("edge", base),
+            "edge; fwd=uri-miss; fwd-status=200; ttl=3600; stored");
+  EXPECT_EQ(format_cache_status("gatehouse", base), text);
+}
+
 }  // namespace
 }  // namespace gatehouse::filters::cache
