@@ -67,10 +67,10 @@ Flights& flights() {
 
 // What the store holds for an entry beyond Entry::cost() and its key's bytes: the queue node
 // (the key's string, the entry's pointer, its counters), its index slots (a flat table at most
-// half full, so two to four slots), its ghost once evicted (four ways of the ghost table's eight
-// bytes), and the allocator's header on each block, at the pool's class sizes; measured with
-// bench/cache-entry-memory.mjs (docs/caching.md).
-constexpr size_t kKeyBookkeeping = 248;
+// half full, so two to four slots), and its ghost once evicted (four ways of the ghost table's
+// eight bytes), at the pool's class sizes; measured with bench/cache-entry-memory.mjs
+// (docs/caching.md).
+constexpr size_t kKeyBookkeeping = 148;
 
 std::vector<std::string_view> lines_of(const http::MessageHead& head, std::string_view name) {
   std::vector<std::string_view> out;

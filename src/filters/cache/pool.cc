@@ -1,5 +1,9 @@
 #include "filters/cache/pool.h"
 
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <mutex>
 #include <new>
 
 namespace gatehouse::filters::cache::pool::detail {
@@ -8,17 +12,87 @@ constinit thread_local Lists lists{};
 
 namespace {
 
-// Gives a thread's kept blocks back to the general allocator when the thread exits; from then on
-// (destructors that run later at exit) every block goes there too.
+// Pooled blocks are carved from chunks of 2 MiB, aligned, that the kernel is asked to back with
+// huge pages (madvise MADV_HUGEPAGE: transparent huge pages, in "always" or "madvise" mode). A
+// miss reaches several blocks at random across the whole store (the evicted entry, its fields,
+// body and key); with 4 KiB pages each of those is also a TLB miss, and under a hypervisor a page
+// walk is two-dimensional. Where huge pages are not to be had, the chunk is ordinary memory.
+constexpr size_t kChunk = size_t{2} << 20;
+
+char* new_chunk() {
+  // Twice the size, then the unaligned ends given back: an aligned chunk, and no more mapped.
+  void* m = mmap(nullptr, 2 * kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  const auto start = reinterpret_cast<uintptr_t>(m);
+  const uintptr_t aligned = (start + kChunk - 1) & ~(kChunk - 1);
+  if (aligned > start) munmap(m, aligned - start);
+  if (const uintptr_t end = start + 2 * kChunk; end > aligned + kChunk)
+    munmap(reinterpret_cast<void*>(aligned + kChunk), end - aligned - kChunk);
+  auto* chunk = reinterpret_cast<char*>(aligned);
+  madvise(chunk, kChunk, MADV_HUGEPAGE);  // advice: its failure leaves 4 KiB pages
+  return chunk;
+}
+
+// Blocks never go back to the general allocator (they are not its own): a thread keeps up to
+// kMaxKeptBytes of them, and past that, or when it exits, gives them here, where any thread takes
+// them before carving new ones. The pool's memory is the most the cache has held at once.
+struct Shared {
+  std::mutex mutex;
+  FreeBlock* heads[kClasses] = {};
+};
+Shared& shared() {
+  static Shared s;
+  return s;
+}
+
+void give(FreeBlock* block, size_t c) {
+  Shared& s = shared();
+  std::lock_guard lock(s.mutex);
+  block->next = s.heads[c];
+  s.heads[c] = block;
+}
+
+void* take(size_t c) {
+  Shared& s = shared();
+  std::lock_guard lock(s.mutex);
+  FreeBlock* block = s.heads[c];
+  if (block) s.heads[c] = block->next;
+  return block;
+}
+
+// The thread's chunk being carved.
+thread_local char* carve_at = nullptr;
+thread_local size_t carve_left = 0;
+
+void* carve(size_t bytes) {
+  if (carve_left < bytes) {
+    // The rest of the old chunk (less than one block of this class) goes to the classes it fits.
+    while (carve_left >= kSmallStep) {
+      size_t c = class_of(carve_left);
+      if (size_of_class(c) > carve_left) --c;
+      give(new (carve_at) FreeBlock{nullptr}, c);
+      carve_at += size_of_class(c);
+      carve_left -= size_of_class(c);
+    }
+    carve_at = new_chunk();
+    carve_left = kChunk;
+  }
+  void* block = carve_at;
+  carve_at += bytes;
+  carve_left -= bytes;
+  return block;
+}
+
+// At a thread's exit, its kept blocks go to the shared lists; from then on (destructors that run
+// later at exit) every block goes there too.
 struct Owner {
   Owner() { lists.owned = true; }
   ~Owner() {
     lists.owned = false;
-    for (FreeBlock*& head : lists.heads) {
-      while (head) {
-        FreeBlock* next = head->next;
-        ::operator delete(head);
-        head = next;
+    for (size_t c = 0; c < kClasses; ++c) {
+      while (FreeBlock* block = lists.heads[c]) {
+        lists.heads[c] = block->next;
+        give(block, c);
       }
     }
     lists.kept = 0;
@@ -37,16 +111,19 @@ void own() {
 void* allocate_slow(size_t bytes) {
   if (kPassThrough || bytes > kMaxPooled) return ::operator new(bytes);
   own();
-  return ::operator new(size_of_class(class_of(bytes)));  // any thread may keep it when freed
+  const size_t c = class_of(bytes);
+  if (void* block = take(c)) return block;
+  return carve(size_of_class(c));
 }
 
 void deallocate_slow(void* block, size_t bytes) noexcept {
   if (!block) return;
-  if (!kPassThrough && bytes <= kMaxPooled && !owner_made) {
+  if (kPassThrough || bytes > kMaxPooled) return ::operator delete(block);
+  if (!owner_made) {
     own();
     return deallocate(block, bytes);
   }
-  ::operator delete(block);
+  give(new (block) FreeBlock{nullptr}, class_of(bytes));  // over the thread's bound, or exited
 }
 
 }  // namespace gatehouse::filters::cache::pool::detail

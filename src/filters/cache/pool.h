@@ -10,9 +10,12 @@
 // block goes, as it is, to the front of its class's list, and the next request of that class takes
 // it back: the block an eviction just touched.
 //
-// A thread keeps at most kMaxKeptBytes of freed blocks; past that, and for blocks larger than
-// kMaxPooled (whose cost is their bytes, not their allocation), the general allocator takes them.
-// Sanitizer builds go to the general allocator for every block, so that its checks see them all.
+// Blocks are carved from chunks of 2 MiB backed by huge pages where the kernel has them (pool.cc
+// says why), and never go back to the general allocator: a thread keeps at most kMaxKeptBytes of
+// freed blocks, and gives the rest (and all it kept, when it exits) to lists that every thread
+// takes from before it carves. Blocks larger than kMaxPooled (whose cost is their bytes, not their
+// allocation) are the general allocator's. Sanitizer builds go to the general allocator for every
+// block, so that its checks see them all.
 #pragma once
 
 #include <bit>

@@ -57,6 +57,27 @@ TEST(CachePool, KeepsAtMostItsBoundPerThread) {
     EXPECT_GE(kept_bytes(), kMaxKeptBytes - kMaxPooled);
   }).join();
 }
+
+// Blocks a thread cannot keep (past its bound, or when it exits) are the next any thread takes,
+// before it carves new ones: the pool holds at most what the cache held at once.
+TEST(CachePool, BlocksNotKeptAreTakenByOtherThreads) {
+  std::set<void*> given;
+  std::thread([&] {
+    std::vector<void*> blocks;
+    const size_t n = 2 * kMaxKeptBytes / kMaxPooled;
+    for (size_t i = 0; i < n; ++i) blocks.push_back(allocate(kMaxPooled));
+    for (void* b : blocks) deallocate(b, kMaxPooled);
+    given.insert(blocks.begin(), blocks.end());
+  }).join();
+  std::thread([&] {
+    std::vector<void*> taken;
+    for (int i = 0; i < 4; ++i) taken.push_back(allocate(kMaxPooled - 100));
+    for (void* b : taken) {
+      EXPECT_TRUE(given.count(b)) << "a block the first thread gave up";
+      deallocate(b, kMaxPooled - 100);
+    }
+  }).join();
+}
 #endif
 
 TEST(CachePool, ServesContainersAndSharedObjects) {
