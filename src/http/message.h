@@ -83,6 +83,28 @@ inline bool field_is(std::string_view name, std::string_view lower) {
   }
   return true;
 }
+// ASCII letters lowered in place, eight bytes at a time (a cache key's host): a byte gets 0x20
+// when its low seven bits are in 'A'..'Z' and its high bit is clear.
+inline void lower_ascii(char* s, size_t n) {
+  constexpr uint64_t kOnes = 0x0101010101010101, kHigh = 0x8080808080808080;
+  auto lower8 = [](uint64_t w) {
+    const uint64_t low7 = w & ~kHigh;
+    const uint64_t from_a = low7 + kOnes * (0x80 - 'A');      // high bit: >= 'A'
+    const uint64_t past_z = low7 + kOnes * (0x80 - 'Z' - 1);  // high bit: > 'Z'
+    return w | ((from_a & ~past_z & ~w & kHigh) >> 2);
+  };
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s + i, 8);
+    w = lower8(w);
+    std::memcpy(s + i, &w, 8);
+  }
+  for (; i < n; ++i) {
+    if (s[i] >= 'A' && s[i] <= 'Z') s[i] = static_cast<char>(s[i] - 'A' + 'a');
+  }
+}
+
 // Without optional whitespace (spaces and tabs, RFC 9110 5.6.3) at either end.
 std::string_view trim_ows(std::string_view s);
 

@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
+#include <cstring>
 #include <random>
 #include <variant>
 
@@ -295,21 +296,28 @@ bool Cache::keep(std::string_view key, MemoryStore::Ptr entry, std::optional<siz
 
 pool::String Cache::primary_key(const RequestContext& ctx) const {
   const auto& req = *ctx.request;
-  // The URL, written into room sized once (every request of a cached route makes one).
+  // The URL, written on the stack (room for a usual one), then copied once into exact room.
   const std::string_view scheme = ctx.secure ? "https://" : "http://";
-  pool::String key(scheme.size() + req.host.size() + req.path.size() +
-                       (req.query.empty() ? 0 : 1 + req.query.size()),
-                   '\0');
-  char* at = key.data();
-  auto put = [&at](std::string_view s) { at = std::copy(s.begin(), s.end(), at); };
+  const size_t size = scheme.size() + req.host.size() + req.path.size() +
+                      (req.query.empty() ? 0 : 1 + req.query.size());
+  char stack[2048];
+  std::string heap;  // for a longer one
+  if (size > sizeof stack) heap.resize(size);
+  char* const url = heap.empty() ? stack : heap.data();
+  char* at = url;
+  auto put = [&at](std::string_view s) {
+    std::memcpy(at, s.data(), s.size());
+    at += s.size();
+  };
   put(scheme);
-  for (char c : req.host)  // ASCII: a host is never anything else here
-    *at++ = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  put(req.host);
+  http::lower_ascii(url + scheme.size(), req.host.size());
   put(req.path);
   if (!req.query.empty()) {
     *at++ = '?';
     put(req.query);
   }
+  pool::String key(url, size);
   for (const auto& name : s_.key_headers) {
     key.append(1, kExtra).append(name).append("=");
     bool first = true;
@@ -363,7 +371,7 @@ FilterStatus Cache::on_request(RequestContext& ctx) const {
         break;
     }
   }
-  p.request_cc = http::parse_cache_control(cache_control);
+  if (!cache_control.empty()) p.request_cc = http::parse_cache_control(cache_control);
   p.request_time = wall_clock();
   auto status = lookup(ctx, p);
   if (status == FilterStatus::kContinue) keep_request_fields(ctx, p);

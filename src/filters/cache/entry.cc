@@ -78,10 +78,11 @@ class FieldFacts {
 // say.
 void derive(Entry& e, const FieldFacts& f, const EntryRules& rules) {
   e.set_cookie = f.set_cookie;
-  e.cc = http::parse_cache_control(f.cache_control);
+  e.cc =
+      f.cache_control.empty() ? http::CacheControl{} : http::parse_cache_control(f.cache_control);
   const std::string_view etag = http::trim_ows(f.etag);
   e.etag.assign(etag.data(), etag.size());
-  e.vary = parse_vary(f.vary);
+  e.vary = f.vary.empty() ? VarySpec{} : parse_vary(f.vary);
   if (!f.date.empty()) e.times.date = http::parse_http_date(f.date);
   e.times.expires.reset();
   e.times.expires_invalid = false;
@@ -167,22 +168,41 @@ std::shared_ptr<Entry> make_entry(const http::ResponseHead& head, std::shared_pt
                                   const EntryRules& rules) {
   auto e = new_entry();
   e->status = head.status;
-  // One reading of the fields: what they say, their size, and Age (which is not stored: each hit
-  // computes its own); then the copy, into room sized once.
+  // One reading of the fields: what they say, and Age (which is not stored: each hit computes
+  // its own), as they are copied. A usual head is copied in that pass, onto the stack (its
+  // records take at most its bytes and five more per field: "a:b\r\n" is three bytes more than
+  // its name and value, a record eight), then once into exact room; a larger one is measured in
+  // that pass and copied in a second.
   FieldFacts facts(rules);
   std::string_view age;
-  size_t bytes = 0;
-  for (const auto& h : head.headers) {
+  auto stored = [&](const http::Header& h) {
     if (h.name.size() == 3 && age.data() == nullptr && field_is(h.name, "age")) age = h.value;
-    if (not_stored(h)) continue;
-    bytes += Fields::record_size(h.name, h.value);
+    if (not_stored(h)) return false;
     facts.see(h.name, h.value);
+    return true;
+  };
+  char stack[4096];
+  if (head.head_bytes && head.head_bytes + 5 * head.headers.size() <= sizeof stack) {
+    char* at = stack;
+    size_t count = 0;
+    for (const auto& h : head.headers) {
+      if (!stored(h)) continue;
+      at = Fields::write_record(at, h.name, h.value);
+      ++count;
+    }
+    e->headers =
+        Fields::of_records(std::string_view(stack, static_cast<size_t>(at - stack)), count);
+  } else {
+    size_t bytes = 0;
+    for (const auto& h : head.headers) {
+      if (stored(h)) bytes += Fields::record_size(h.name, h.value);
+    }
+    Fields::Writer fields(bytes);
+    for (const auto& h : head.headers) {
+      if (!not_stored(h)) fields.put(h.name, h.value);
+    }
+    e->headers = fields.done();
   }
-  Fields::Writer fields(bytes);
-  for (const auto& h : head.headers) {
-    if (!not_stored(h)) fields.put(h.name, h.value);
-  }
-  e->headers = fields.done();
   e->body = std::move(body);
   set_times(*e, age, request_time, response_time);
   derive(*e, facts, rules);

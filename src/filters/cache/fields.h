@@ -54,6 +54,19 @@ class Fields {
   static constexpr size_t record_size(std::string_view name, std::string_view value) {
     return kHeader + name.size() + value.size();
   }
+  // A field's record written at `at` (with room for its record_size()); returns where the next
+  // one goes. Records written into a buffer of one's own (on the stack: a response's fields are
+  // read once, and copied as they are read) become Fields with of_records().
+  static char* write_record(char* at, std::string_view name, std::string_view value) {
+    return write(at, name, value);
+  }
+  // The `count` records in `records`, which write_record() wrote, copied into exact room.
+  static Fields of_records(std::string_view records, size_t count) {
+    Fields f;
+    f.bytes_.assign(records.data(), records.size());
+    f.count_ = count;
+    return f;
+  }
   // Fields written into room sized once (the sum of their record_size()s), in one pass: a miss
   // copies a response's fields and a request's this way.
   class Writer {
@@ -75,11 +88,18 @@ class Fields {
     char* at_;
     size_t count_ = 0;
   };
-  // All the fields of `headers` (each with a `name` and a `value`), in order.
+  // All the fields of `headers` (each with a `name` and a `value`), in order: written on the
+  // stack when they fit, then copied into exact room.
   template <class Headers>
   static Fields copy_of(const Headers& headers) {
     size_t bytes = 0;
     for (const auto& h : headers) bytes += record_size(h.name, h.value);
+    char stack[2048];
+    if (bytes <= sizeof stack) {
+      char* at = stack;
+      for (const auto& h : headers) at = write(at, h.name, h.value);
+      return of_records(std::string_view(stack, bytes), headers.size());
+    }
     Writer w(bytes);
     for (const auto& h : headers) w.put(h.name, h.value);
     return w.done();
@@ -119,9 +139,39 @@ class Fields {
     const auto n = static_cast<uint32_t>(name.size()), v = static_cast<uint32_t>(value.size());
     std::memcpy(at, &n, 4);
     std::memcpy(at + 4, &v, 4);
-    std::memcpy(at + kHeader, name.data(), n);
-    std::memcpy(at + kHeader + n, value.data(), v);
+    copy(at + kHeader, name.data(), n);
+    copy(at + kHeader + n, value.data(), v);
     return at + kHeader + n + v;
+  }
+  // Names and most values are short: up to 32 bytes are copied inline, in words that may overlap,
+  // where a call to memcpy would cost more than the copy.
+  static void copy(char* to, const char* from, size_t n) {
+    auto move8 = [&](size_t at) {
+      uint64_t w;
+      std::memcpy(&w, from + at, 8);
+      std::memcpy(to + at, &w, 8);
+    };
+    if (n > 32) {
+      std::memcpy(to, from, n);
+    } else if (n >= 16) {
+      move8(0);
+      move8(8);
+      move8(n - 16);
+      move8(n - 8);
+    } else if (n >= 8) {
+      move8(0);
+      move8(n - 8);
+    } else if (n >= 4) {
+      uint32_t a, b;
+      std::memcpy(&a, from, 4);
+      std::memcpy(&b, from + n - 4, 4);
+      std::memcpy(to, &a, 4);
+      std::memcpy(to + n - 4, &b, 4);
+    } else if (n > 0) {
+      to[0] = from[0];
+      to[n / 2] = from[n / 2];
+      to[n - 1] = from[n - 1];
+    }
   }
 
   // The record at `offset` (one this class wrote: its lengths are within the bytes).

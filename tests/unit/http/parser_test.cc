@@ -455,6 +455,25 @@ TEST(FieldIsTest, AgreesWithIequalsForTokens) {
   }
 }
 
+// lower_ascii() lowers what std::tolower lowers in the C locale (A-Z), and nothing else: every
+// byte at every place of strings of every length up to 20 (eight bytes at a time, then one).
+TEST(LowerAsciiTest, LowersLettersOnly) {
+  for (size_t n = 1; n <= 20; ++n) {
+    for (size_t at = 0; at < n; ++at) {
+      for (int c = 0; c < 256; ++c) {
+        std::string s(n, 'Q');
+        s[at] = static_cast<char>(c);
+        std::string want = s;
+        for (auto& x : want) {
+          if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+        }
+        lower_ascii(s.data(), s.size());
+        ASSERT_EQ(s, want) << "byte " << c << " at " << at << " of " << n;
+      }
+    }
+  }
+}
+
 TEST(TokenTest, Tchars) {
   EXPECT_TRUE(is_token("X-Custom_Header.1~"));
   EXPECT_FALSE(is_token(""));

@@ -43,6 +43,35 @@ TEST(CacheFields, KeepOrderAndDuplicatesAndSurviveCopiesAndErasure) {
   EXPECT_TRUE(copy == f);
 }
 
+// A usual head is copied as it is read (onto the stack), a large one in two passes: the same
+// fields either way, of every length (short ones are copied inline, in words that overlap).
+TEST(CacheEntry, FieldsOfEveryLengthAndHeadsOfEverySize) {
+  std::string fields;
+  for (size_t n = 0; n <= 40; ++n) {
+    std::string value;
+    for (size_t i = 0; i < n; ++i) value += static_cast<char>('a' + (i * 7 + n) % 26);
+    fields += "X-" + std::string(n % 9 + 1, 'n') + std::to_string(n) + ": " + value + "\r\n";
+  }
+  for (const size_t filler : {size_t{0}, size_t{6000}}) {  // the second outgrows the stack
+    Head r("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nCache-Control: max-age=5\r\n" + fields +
+           "X-Filler: " + std::string(filler, 'f') + "\r\n\r\n");
+    auto e = make_entry(r.head, nullptr, kSent, kSent, {});
+    ASSERT_EQ(e->headers.size(), r.head.headers.size() - 1) << "all but Content-Length";
+    size_t i = 1;
+    for (const auto& [n, v] : e->headers) {
+      EXPECT_EQ(n, r.head.headers[i].name);
+      EXPECT_EQ(v, r.head.headers[i].value);
+      ++i;
+    }
+    EXPECT_EQ(e->lifetime, 5);
+    http::ResponseHead unmeasured = r.head;  // a head the parser did not measure: two passes
+    unmeasured.head_bytes = 0;
+    auto again = make_entry(unmeasured, nullptr, kSent, kSent, {});
+    EXPECT_TRUE(again->headers == e->headers);
+    EXPECT_EQ(again->lifetime, 5);
+  }
+}
+
 TEST(CacheEntry, StoresTheFieldsACacheKeepsAndReadsItsFreshness) {
   Head r(
       "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nCache-Control: max-age=60\r\n"
