@@ -802,6 +802,12 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
       resp.framing == http::Framing::kContentLength && !ctx.response_body_watchers;
   p.body = new_body({}, known_length ? resp.content_length : 0);
   p.storing->body = p.body;
+  // The body's room and what storing it will read are asked for now: they arrive while the head
+  // is written to the client, instead of stalling the copy and the insert (cold memory on a large
+  // store).
+  for (size_t at = 0; at < std::min<size_t>(p.body->capacity(), 4096); at += 64)
+    __builtin_prefetch(p.body->data() + at, 1);
+  store_->prefetch_insert(p.variant_hash());
   // The requests waiting on this miss can follow the body as it arrives, since it fills a buffer
   // that never moves. One of unknown length (chunked, or rewritten by the filters after the
   // cache) may grow past max_object_size and not be stored: they wait for it to land instead.

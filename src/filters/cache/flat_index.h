@@ -67,6 +67,10 @@ class OpenTable {
  public:
   size_t size() const { return used_; }
   size_t slots() const { return slots_.size(); }
+  // Asks for the line of `hash`'s home slot ahead of a probe.
+  void prefetch(size_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
+  }
 
  protected:
   // The slot for which match(slot) is true in `hash`'s run, or null.
@@ -186,6 +190,10 @@ class GhostTable {
         if (b.hashes[i]) remember(b.hashes[i]);
       }
     }
+  }
+  // Asks for `hash`'s bucket ahead of a remember() or recall().
+  void prefetch(uint64_t hash) const {
+    if (!buckets_.empty()) __builtin_prefetch(&buckets_[hash & mask_]);
   }
   size_t buckets() const { return buckets_.size(); }  // for tests
 

@@ -77,6 +77,16 @@ class S3Fifo {
     return true;
   }
 
+  // Asks for what inserting the key of hash `h` will read (its index slot, its ghost bucket, the
+  // queues' tails an eviction reads), so that it arrives while the caller does other work: on a
+  // large store each is a read of cold memory. Only reads, as find() does.
+  void prefetch_insert(size_t h) const {
+    index_.prefetch(h);
+    ghost_.prefetch(h);
+    if (!small_.empty()) __builtin_prefetch(&small_.back());
+    if (!main_.empty()) __builtin_prefetch(&main_.back());
+  }
+
   bool erase(std::string_view key) { return erase(key, key_hash(key)); }
   bool erase(std::string_view key, size_t h) {
     Node* found = index_.find(key, h);

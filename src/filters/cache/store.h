@@ -52,6 +52,13 @@ class Store {
     std::unique_lock lock(s.mutex);
     return s.fifo.insert(key, h, std::move(entry), cost);
   }
+  // Before an insert of the key of hash `h` (a miss whose response will be stored, while its head
+  // goes to the client): what the insert will read is asked for now (S3Fifo::prefetch_insert).
+  void prefetch_insert(size_t h) const {
+    Shard& s = shard(h);
+    std::shared_lock lock(s.mutex);
+    s.fifo.prefetch_insert(h);
+  }
   bool erase(std::string_view key) {
     const size_t h = hash(key);
     Shard& s = shard(h);
