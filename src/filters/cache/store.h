@@ -1,8 +1,8 @@
 // The in-memory tier of the response cache: one per process, shared by every worker, bounded in
 // bytes. Keys are spread over 16 shards, each an S3-FIFO (s3fifo.h) under its own reader-writer
-// lock: a hit takes the lock shared (S3-FIFO reorders nothing on a hit), so hits on one shard from
-// several workers do not wait for each other; only a store, an eviction or a purge takes it
-// exclusively. Each shard holds a sixteenth of the bytes.
+// lock (a spinning one: spin_lock.h): a hit takes the lock shared (S3-FIFO reorders nothing on a
+// hit), so hits on one shard from several workers do not wait for each other; only a store, an
+// eviction or a purge takes it exclusively. Each shard holds a sixteenth of the bytes.
 //
 // Values are shared and immutable: a hit being written to a slow client keeps its entry alive
 // after an eviction or a purge has dropped it from the store.
@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "filters/cache/s3fifo.h"
+#include "filters/cache/spin_lock.h"
 
 namespace gatehouse::filters::cache {
 
@@ -39,7 +40,7 @@ class Store {
   Ptr find(std::string_view key) const { return find(key, hash(key)); }
   Ptr find(std::string_view key, size_t h) const {
     Shard& s = shard(h);
-    std::shared_lock lock(s.mutex);
+    std::shared_lock lock(s.rw);
     const Ptr* p = s.fifo.find(key, h);
     return p ? *p : nullptr;
   }
@@ -49,27 +50,27 @@ class Store {
   }
   bool insert(std::string_view key, size_t h, Ptr entry, size_t cost) {
     Shard& s = shard(h);
-    std::unique_lock lock(s.mutex);
+    std::unique_lock lock(s.rw);
     return s.fifo.insert(key, h, std::move(entry), cost);
   }
   // Before an insert of the key of hash `h` (a miss whose response will be stored, while its head
   // goes to the client): what the insert will read is asked for now (S3Fifo::prefetch_insert).
   void prefetch_insert(size_t h) const {
     Shard& s = shard(h);
-    std::shared_lock lock(s.mutex);
+    std::shared_lock lock(s.rw);
     s.fifo.prefetch_insert(h);
   }
   bool erase(std::string_view key) {
     const size_t h = hash(key);
     Shard& s = shard(h);
-    std::unique_lock lock(s.mutex);
+    std::unique_lock lock(s.rw);
     return s.fifo.erase(key, h);
   }
   // Drops every entry for which pred(key, entry) is true, shard by shard; returns how many.
   size_t erase_if(const std::function<bool(std::string_view, const Entry&)>& pred) {
     size_t n = 0;
     for (auto& s : shards_) {
-      std::unique_lock lock(s->mutex);
+      std::unique_lock lock(s->rw);
       n += s->fifo.erase_if([&](std::string_view k, const Ptr& e) { return pred(k, *e); });
     }
     return n;
@@ -82,7 +83,7 @@ class Store {
   Stats stats() const {
     Stats st;
     for (const auto& s : shards_) {
-      std::shared_lock lock(s->mutex);
+      std::shared_lock lock(s->rw);
       st.bytes += s->fifo.bytes();
       st.entries += s->fifo.size();
       st.evictions += s->fifo.evictions();
@@ -96,7 +97,7 @@ class Store {
   using Fifo = S3Fifo<Ptr>;
   struct Shard {
     explicit Shard(size_t bytes) : fifo(bytes) {}
-    mutable std::shared_mutex mutex;
+    mutable SharedSpinLock rw;
     Fifo fifo;
   };
   // The hash's high bits: its low bits pick the key's bucket within the shard.

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -40,6 +42,55 @@ TEST(SpinLock, TryLockFailsWhileHeld) {
     if (other) lock.unlock();
   }).join();
   EXPECT_TRUE(other);
+}
+
+// Writers change two counters together; readers, sharing the lock, must never see them apart.
+TEST(SharedSpinLock, ReadersNeverSeeAWriteHalfDone) {
+  SharedSpinLock lock;
+  uint64_t a = 0, b = 0;
+  std::atomic<uint64_t> torn{0}, reads{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20000; ++i) {
+        std::unique_lock guard(lock);
+        ++a;
+        ++b;
+      }
+    });
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20000; ++i) {
+        std::shared_lock guard(lock);
+        if (a != b) torn.fetch_add(1);
+        reads.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(torn.load(), 0u);
+  EXPECT_EQ(reads.load(), 60000u);
+  EXPECT_EQ(a, 60000u);
+  EXPECT_EQ(b, 60000u);
+}
+
+// Readers share it (a second reader gets in while one holds it); a writer waits for them all.
+TEST(SharedSpinLock, ReadersShareAndAWriterWaitsForThem) {
+  SharedSpinLock lock;
+  lock.lock_shared();
+  std::thread([&] {
+    lock.lock_shared();  // would never return if readers excluded each other
+    lock.unlock_shared();
+  }).join();
+  std::atomic<bool> written{false};
+  std::thread writer([&] {
+    std::unique_lock guard(lock);
+    written = true;
+  });
+  for (int i = 0; i < 1000; ++i) std::this_thread::yield();
+  EXPECT_FALSE(written.load()) << "a writer got in while a reader held the lock";
+  lock.unlock_shared();
+  writer.join();
+  EXPECT_TRUE(written.load());
 }
 
 }  // namespace
