@@ -13,7 +13,12 @@ struct Last {
   bool matches(std::string_view c, const CacheStatus& s) const {
     return written && s.hit == status.hit && s.fwd_status == status.fwd_status &&
            s.ttl == status.ttl && s.stored == status.stored && s.collapsed == status.collapsed &&
-           s.fwd == fwd && s.detail == detail && c == cache;
+           same(s.fwd, fwd) && same(s.detail, detail) && same(c, cache);
+  }
+  // Sizes first, then the bytes (string_view's compare() is a call of its own, for an order this
+  // does not need).
+  static bool same(std::string_view a, const std::string& b) {
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
   }
   void remember(std::string_view c, const CacheStatus& s, const std::string& t) {
     written = true;
