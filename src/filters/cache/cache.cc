@@ -8,11 +8,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
-#include <cstring>
 #include <random>
 #include <variant>
 
 #include "config/shared_by_key.h"
+#include "filters/cache/scratch.h"
 #include "filters/registry.h"
 #include "http/conditional.h"
 #include "http/error_response.h"
@@ -298,26 +298,15 @@ pool::String Cache::primary_key(const RequestContext& ctx) const {
   const auto& req = *ctx.request;
   // The URL, written on the stack (room for a usual one), then copied once into exact room.
   const std::string_view scheme = ctx.secure ? "https://" : "http://";
-  const size_t size = scheme.size() + req.host.size() + req.path.size() +
-                      (req.query.empty() ? 0 : 1 + req.query.size());
-  char stack[2048];
-  std::string heap;  // for a longer one
-  if (size > sizeof stack) heap.resize(size);
-  char* const url = heap.empty() ? stack : heap.data();
-  char* at = url;
-  auto put = [&at](std::string_view s) {
-    std::memcpy(at, s.data(), s.size());
-    at += s.size();
-  };
-  put(scheme);
-  put(req.host);
-  http::lower_ascii(url + scheme.size(), req.host.size());
-  put(req.path);
+  Scratch<2048> url(scheme.size() + req.host.size() + req.path.size() + 1 + req.query.size());
+  url.put(scheme);
+  http::lower_ascii(url.put(req.host), req.host.size());
+  url.put(req.path);
   if (!req.query.empty()) {
-    *at++ = '?';
-    put(req.query);
+    url.put('?');
+    url.put(req.query);
   }
-  pool::String key(url, size);
+  pool::String key(url.view().data(), url.view().size());
   for (const auto& name : s_.key_headers) {
     key.append(1, kExtra).append(name).append("=");
     bool first = true;

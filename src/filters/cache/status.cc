@@ -1,7 +1,8 @@
 #include "filters/cache/status.h"
 
-#include <charconv>
 #include <cstring>
+
+#include "filters/cache/scratch.h"
 
 namespace gatehouse::filters::cache {
 
@@ -50,40 +51,29 @@ namespace {
 std::string format(std::string_view cache, const CacheStatus& s) {
   // Parameters in RFC 9211's order; a true boolean is the bare key (RFC 8941 3.1.2). Written on
   // the stack, then copied once, exactly (every response of a cached route carries one).
-  constexpr size_t kNumber = 20;  // an int64_t's digits and sign
   constexpr size_t kFixed = 128;  // the parameters' keys and numbers
-  const size_t most = cache.size() + s.fwd.size() + s.detail.size() + kFixed;
-  char stack[384];
-  std::string heap;  // for tokens longer than any this cache writes
-  if (most > sizeof stack) heap.resize(most);
-  char* const buf = heap.empty() ? stack : heap.data();
-  char* at = buf;
-  auto put = [&at](std::string_view text) {
-    std::memcpy(at, text.data(), text.size());
-    at += text.size();
-  };
-  auto number = [&at](int64_t n) { at = std::to_chars(at, at + kNumber, n).ptr; };
-  put(cache);
-  if (s.hit) put("; hit");
+  Scratch<384> out(cache.size() + s.fwd.size() + s.detail.size() + kFixed);
+  out.put(cache);
+  if (s.hit) out.put("; hit");
   if (!s.fwd.empty()) {
-    put("; fwd=");
-    put(s.fwd);
+    out.put("; fwd=");
+    out.put(s.fwd);
   }
   if (s.fwd_status) {
-    put("; fwd-status=");
-    number(s.fwd_status);
+    out.put("; fwd-status=");
+    out.put_number(s.fwd_status);
   }
   if (s.ttl) {
-    put("; ttl=");
-    number(*s.ttl);
+    out.put("; ttl=");
+    out.put_number(*s.ttl);
   }
-  if (s.stored) put("; stored");
-  if (s.collapsed) put("; collapsed");
+  if (s.stored) out.put("; stored");
+  if (s.collapsed) out.put("; collapsed");
   if (!s.detail.empty()) {
-    put("; detail=");
-    put(s.detail);
+    out.put("; detail=");
+    out.put(s.detail);
   }
-  return std::string(buf, static_cast<size_t>(at - buf));
+  return std::string(out.view());
 }
 
 }  // namespace
