@@ -169,40 +169,24 @@ std::shared_ptr<Entry> make_entry(const http::ResponseHead& head, std::shared_pt
   auto e = new_entry();
   e->status = head.status;
   // One reading of the fields: what they say, and Age (which is not stored: each hit computes
-  // its own), as they are copied. A usual head is copied in that pass, onto the stack (its
-  // records take at most its bytes and five more per field: "a:b\r\n" is three bytes more than
-  // its name and value, a record eight), then once into exact room; a larger one is measured in
-  // that pass and copied in a second.
+  // its own), as they are copied. Their records take at most the head's bytes and five more per
+  // field ("a:b\r\n" is three bytes more than its name and value, a record eight); a head the
+  // parser did not measure is measured first.
+  size_t most = head.head_bytes + 5 * head.headers.size();
+  if (!head.head_bytes) {
+    most = 0;
+    for (const auto& h : head.headers) most += Fields::record_size(h.name, h.value);
+  }
   FieldFacts facts(rules);
   std::string_view age;
-  auto stored = [&](const http::Header& h) {
+  Fields::Writer fields(most);
+  for (const auto& h : head.headers) {
     if (h.name.size() == 3 && age.data() == nullptr && field_is(h.name, "age")) age = h.value;
-    if (not_stored(h)) return false;
+    if (not_stored(h)) continue;
     facts.see(h.name, h.value);
-    return true;
-  };
-  char stack[4096];
-  if (head.head_bytes && head.head_bytes + 5 * head.headers.size() <= sizeof stack) {
-    char* at = stack;
-    size_t count = 0;
-    for (const auto& h : head.headers) {
-      if (!stored(h)) continue;
-      at = Fields::write_record(at, h.name, h.value);
-      ++count;
-    }
-    e->headers =
-        Fields::of_records(std::string_view(stack, static_cast<size_t>(at - stack)), count);
-  } else {
-    size_t bytes = 0;
-    for (const auto& h : head.headers) {
-      if (stored(h)) bytes += Fields::record_size(h.name, h.value);
-    }
-    Fields::Writer fields(bytes);
-    for (const auto& h : head.headers) {
-      if (!not_stored(h)) fields.put(h.name, h.value);
-    }
-    e->headers = fields.done();
+    fields.put(h.name, h.value);
   }
+  e->headers = fields.done();
   e->body = std::move(body);
   set_times(*e, age, request_time, response_time);
   derive(*e, facts, rules);

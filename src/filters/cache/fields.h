@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "filters/cache/pool.h"
+#include "filters/cache/scratch.h"
 
 namespace gatehouse::filters::cache {
 
@@ -54,52 +55,32 @@ class Fields {
   static constexpr size_t record_size(std::string_view name, std::string_view value) {
     return kHeader + name.size() + value.size();
   }
-  // A field's record written at `at` (with room for its record_size()); returns where the next
-  // one goes. Records written into a buffer of one's own (on the stack: a response's fields are
-  // read once, and copied as they are read) become Fields with of_records().
-  static char* write_record(char* at, std::string_view name, std::string_view value) {
-    return write(at, name, value);
-  }
-  // The `count` records in `records`, which write_record() wrote, copied into exact room.
-  static Fields of_records(std::string_view records, size_t count) {
-    Fields f;
-    f.bytes_.assign(records.data(), records.size());
-    f.count_ = count;
-    return f;
-  }
-  // Fields written into room sized once (the sum of their record_size()s), in one pass: a miss
-  // copies a response's fields and a request's this way.
+  // Fields written in one pass into room for at least their record_size()s (on the stack when it
+  // is a usual head's), then copied once into exact room: a miss copies a response's fields as it
+  // reads them, and a request's, this way.
   class Writer {
    public:
-    explicit Writer(size_t bytes) : bytes_(bytes, '\0'), at_(bytes_.data()) {}
+    explicit Writer(size_t most) : room_(most) {}
     void put(std::string_view name, std::string_view value) {
-      at_ = write(at_, name, value);
+      write(room_.take(record_size(name, value)), name, value);
       ++count_;
     }
-    Fields done() {
+    Fields done() const {
       Fields f;
-      f.bytes_ = std::move(bytes_);
+      f.bytes_.assign(room_.view().data(), room_.view().size());
       f.count_ = count_;
       return f;
     }
 
    private:
-    pool::String bytes_;
-    char* at_;
+    Scratch<4096> room_;
     size_t count_ = 0;
   };
-  // All the fields of `headers` (each with a `name` and a `value`), in order: written on the
-  // stack when they fit, then copied into exact room.
+  // All the fields of `headers` (each with a `name` and a `value`), in order.
   template <class Headers>
   static Fields copy_of(const Headers& headers) {
     size_t bytes = 0;
     for (const auto& h : headers) bytes += record_size(h.name, h.value);
-    char stack[2048];
-    if (bytes <= sizeof stack) {
-      char* at = stack;
-      for (const auto& h : headers) at = write(at, h.name, h.value);
-      return of_records(std::string_view(stack, bytes), headers.size());
-    }
     Writer w(bytes);
     for (const auto& h : headers) w.put(h.name, h.value);
     return w.done();

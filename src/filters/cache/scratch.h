@@ -1,6 +1,6 @@
 // Text written once onto the stack (into a string of its own when it is longer than N bytes),
 // then copied into its exact room: a miss writes its key's URL and its Cache-Status this way, with
-// no allocation but the one for the result.
+// no allocation but the one for the result (and fields: fields.h).
 #pragma once
 
 #include <charconv>
@@ -31,6 +31,12 @@ class Scratch {
     return from;
   }
   void put(char c) { *at_++ = c; }
+  // The next `n` bytes, for the caller to write.
+  char* take(size_t n) {
+    char* from = at_;
+    at_ += n;
+    return from;
+  }
   void put_number(int64_t n) { at_ = std::to_chars(at_, at_ + kNumber, n).ptr; }
   static constexpr size_t kNumber = 20;  // the room an int64_t's digits and sign take
 

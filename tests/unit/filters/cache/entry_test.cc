@@ -43,8 +43,9 @@ TEST(CacheFields, KeepOrderAndDuplicatesAndSurviveCopiesAndErasure) {
   EXPECT_TRUE(copy == f);
 }
 
-// A usual head is copied as it is read (onto the stack), a large one in two passes: the same
-// fields either way, of every length (short ones are copied inline, in words that overlap).
+// A usual head is copied as it is read onto the stack, a large one into room of its own, and one
+// the parser did not measure after measuring it: the same fields each way, of every length (short
+// ones are copied inline, in words that overlap).
 TEST(CacheEntry, FieldsOfEveryLengthAndHeadsOfEverySize) {
   std::string fields;
   for (size_t n = 0; n <= 40; ++n) {
@@ -52,7 +53,7 @@ TEST(CacheEntry, FieldsOfEveryLengthAndHeadsOfEverySize) {
     for (size_t i = 0; i < n; ++i) value += static_cast<char>('a' + (i * 7 + n) % 26);
     fields += "X-" + std::string(n % 9 + 1, 'n') + std::to_string(n) + ": " + value + "\r\n";
   }
-  for (const size_t filler : {size_t{0}, size_t{6000}}) {  // the second outgrows the stack
+  for (const size_t filler : {size_t{0}, size_t{6000}}) {  // the second outgrows the stack's room
     Head r("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nCache-Control: max-age=5\r\n" + fields +
            "X-Filler: " + std::string(filler, 'f') + "\r\n\r\n");
     auto e = make_entry(r.head, nullptr, kSent, kSent, {});
@@ -64,7 +65,7 @@ TEST(CacheEntry, FieldsOfEveryLengthAndHeadsOfEverySize) {
       ++i;
     }
     EXPECT_EQ(e->lifetime, 5);
-    http::ResponseHead unmeasured = r.head;  // a head the parser did not measure: two passes
+    http::ResponseHead unmeasured = r.head;  // a head the parser did not measure
     unmeasured.head_bytes = 0;
     auto again = make_entry(unmeasured, nullptr, kSent, kSent, {});
     EXPECT_TRUE(again->headers == e->headers);
