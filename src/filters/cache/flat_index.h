@@ -1,13 +1,14 @@
 // The store's hash tables, flat: open addressing with linear probing over one array of slots, at
 // most half full, and backward-shift deletion (no tombstones). On a large, cold store a lookup
-// reads one slot's cache line (the hash compared first) where a node-based table
+// reads a line of tag bytes and at most one slot's line (the hash compared first), or none when
+// the key is not there, where a node-based table
 // (std::unordered_map) reads the bucket, then each node of its chain, and an erase walks the chain
 // again for the node before. Every miss the cache stores inserts a key, looks it up among the
 // ghosts and, once the store is full, evicts one: all of it on cold memory.
 //
 //   FlatIndex<Node>: a key (with its hash) to the node that holds it; `Node` has `key` and `hash`,
 //                    and the index never owns it.
-//   GhostTable:      the hashes of keys recently evicted (S3-FIFO's ghost queue), in buckets of
+//   GhostTable:      tags of the keys recently evicted (S3-FIFO's ghost queue), in buckets of
 //                    one cache line each.
 #pragma once
 
@@ -61,7 +62,11 @@ inline size_t key_hash(std::string_view key) {
   return fold(fold(a ^ k2, b ^ h) ^ k1, h ^ k2);
 }
 
-// The slots and their probing, for a `Slot` with `hash` and `used()`.
+// The slots and their probing, for a `Slot` with `hash` and `used()`. Beside the slots, a byte
+// per slot: 0 for an empty one, else a tag of its hash (seven bits the slot's place does not come
+// from). The tags are a sixteenth of the slots' bytes, so on a large store they stay in the
+// processor's caches where the slots do not: a probe for a key that is not there (every miss)
+// reads the tags alone, and one for a key that is reads the one slot whose tag matches.
 template <class Slot>
 class OpenTable {
  public:
@@ -77,51 +82,62 @@ class OpenTable {
   template <class Match>
   Slot* find(size_t hash, Match match) const {
     if (slots_.empty()) return nullptr;
+    const uint8_t want = tag(hash);
     for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const uint8_t t = tags_[i];
+      if (!t) return nullptr;
+      if (t != want) continue;
       Slot& s = slots_[i];
-      if (!s.used()) return nullptr;
       if (s.hash == hash && match(s)) return &s;
     }
   }
   // Room for one more (growing the array when it would be over half full): the empty slot where
-  // `hash`'s run ends, which the caller fills.
+  // `hash`'s run ends, tagged, which the caller fills.
   Slot& add(size_t hash) {
     if ((used_ + 1) * 2 > slots_.size()) grow();
     ++used_;
-    return free_slot(hash);
+    return take_free(hash);
   }
   // Empties `s` (a slot of this table). Backward shift: each later slot of the run whose home is
   // not between the hole and itself moves into the hole, so that every probe still reaches it
   // before an empty slot.
   void remove(Slot& s) {
     size_t i = static_cast<size_t>(&s - slots_.data());
-    for (size_t j = (i + 1) & mask_; slots_[j].used(); j = (j + 1) & mask_) {
+    for (size_t j = (i + 1) & mask_; tags_[j]; j = (j + 1) & mask_) {
       const size_t home = slots_[j].hash & mask_;
       const bool reachable = i <= j ? (home > i && home <= j) : (home > i || home <= j);
       if (reachable) continue;
       slots_[i] = slots_[j];
+      tags_[i] = tags_[j];
       i = j;
     }
     slots_[i] = Slot{};
+    tags_[i] = 0;
     --used_;
   }
 
  private:
-  Slot& free_slot(size_t hash) {
+  // Bits 48 to 54: neither the slot's place (the low bits, below 2^48 slots) nor the store's
+  // shard (56 to 59); the high bit marks the slot used.
+  static uint8_t tag(size_t hash) { return static_cast<uint8_t>(0x80 | ((hash >> 48) & 0x7f)); }
+  Slot& take_free(size_t hash) {
     size_t i = hash & mask_;
-    while (slots_[i].used()) i = (i + 1) & mask_;
+    while (tags_[i]) i = (i + 1) & mask_;
+    tags_[i] = tag(hash);
     return slots_[i];
   }
   void grow() {
     std::vector<Slot> old = std::move(slots_);
     slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+    tags_.assign(slots_.size(), 0);
     mask_ = slots_.size() - 1;
     for (const Slot& s : old) {
-      if (s.used()) free_slot(s.hash) = s;
+      if (s.used()) take_free(s.hash) = s;
     }
   }
 
   mutable std::vector<Slot> slots_;
+  std::vector<uint8_t> tags_;
   size_t mask_ = 0;
   size_t used_ = 0;
 };
@@ -150,44 +166,53 @@ class FlatIndex : public OpenTable<IndexSlot<Node>> {
   }
 };
 
-// S3-FIFO's ghost queue, approximated: an evicted key's hash goes to the front of its bucket (eight
-// hashes, one cache line), pushing the bucket's oldest out. With at least half as many buckets as
-// the cache holds entries, a bucket gets two of the last `entries` evictions on average, so those
-// are remembered all but rarely (eight would have to land on one bucket), and older ones fade as
-// newer ones land on theirs: a FIFO about as long as the cache, as the paper sizes it. Remembering
-// and recalling read one line each; an exact FIFO with a hash set beside it reads three scattered
-// slots per miss (add, take the oldest, look up), on cold memory.
+// S3-FIFO's ghost queue, approximated: an evicted key goes to the front of its bucket (sixteen
+// 32-bit tags, one cache line), pushing the bucket's oldest out. With at least an eighth as many
+// buckets as the cache holds entries, a bucket gets eight of the last `entries` evictions on
+// average (at most twice the room it has), so those are remembered all but rarely (seventeen would
+// have to land on one bucket), and older ones fade as newer ones land on theirs: a FIFO about as
+// long as the cache, as the paper sizes it. Remembering and recalling read one line each; an exact
+// FIFO with a hash set beside it reads three scattered slots per miss (add, take the oldest, look
+// up), on cold memory. Tags, not whole hashes, so that the table is small enough to stay in the
+// processor's caches (8 to 16 bytes per entry): two keys of one bucket with the same 32 bits of tag
+// are taken for each other, which admits one in 2^28 or so to main instead of small.
 class GhostTable {
  public:
   void remember(uint64_t hash) {
     if (buckets_.empty()) return;
-    uint64_t* h = buckets_[hash & mask_].hashes;
-    std::memmove(h + 1, h, (kWays - 1) * sizeof *h);
-    h[0] = tag(hash);
+    uint32_t* t = buckets_[hash & mask_].tags;
+    std::memmove(t + 1, t, (kWays - 1) * sizeof *t);
+    t[0] = tag(hash);
   }
   // Whether `hash` is remembered; if it is, it is forgotten.
   bool recall(uint64_t hash) {
     if (buckets_.empty()) return false;
-    uint64_t* h = buckets_[hash & mask_].hashes;
+    uint32_t* t = buckets_[hash & mask_].tags;
+    const uint32_t want = tag(hash);
     for (size_t i = 0; i < kWays; ++i) {
-      if (h[i] != tag(hash)) continue;
-      std::memmove(h + i, h + i + 1, (kWays - 1 - i) * sizeof *h);
-      h[kWays - 1] = 0;
+      if (t[i] != want) continue;
+      std::memmove(t + i, t + i + 1, (kWays - 1 - i) * sizeof *t);
+      t[kWays - 1] = 0;
       return true;
     }
     return false;
   }
-  // At least entries / 2 buckets (eight at least): the table doubles, keeping what it holds.
+  // At least entries / 8 buckets (eight at least): the table doubles, keeping what it holds.
   void fit(size_t entries) {
     size_t n = buckets_.empty() ? 8 : buckets_.size();
-    while (n < entries / 2) n *= 2;
+    while (n < entries / 8) n *= 2;
     if (n == buckets_.size()) return;
     std::vector<Bucket> old = std::move(buckets_);
     buckets_.assign(n, Bucket{});
     mask_ = n - 1;
-    for (const Bucket& b : old) {
-      for (size_t i = kWays; i-- > 0;) {  // oldest first, so each bucket keeps its order
-        if (b.hashes[i]) remember(b.hashes[i]);
+    // A tag does not say which of the larger table's buckets its hash picks: what a bucket
+    // remembered goes to every bucket that can be its own (the others never recall it: that
+    // would take another key of theirs with its tag), oldest first, so each keeps its order.
+    for (size_t b = 0; b < old.size(); ++b) {
+      for (size_t i = kWays; i-- > 0;) {
+        const uint32_t t = old[b].tags[i];
+        if (!t) continue;
+        for (size_t to = b; to < n; to += old.size()) push(buckets_[to], t);
       }
     }
   }
@@ -196,15 +221,19 @@ class GhostTable {
     if (!buckets_.empty()) __builtin_prefetch(&buckets_[hash & mask_]);
   }
   size_t buckets() const { return buckets_.size(); }  // for tests
+  static constexpr size_t kWays = 16;
 
  private:
-  static constexpr size_t kWays = 8;
   struct alignas(64) Bucket {
-    uint64_t hashes[kWays]{};  // newest first; 0: none
+    uint32_t tags[kWays]{};  // newest first; 0: none
   };
-  // Never 0, which marks an empty way; the low bits, which pick the bucket, as they are (a hash
-  // that differs only in its highest bit collides).
-  static uint64_t tag(uint64_t hash) { return hash | uint64_t{1} << 63; }
+  // Bits the bucket's index does not use (below 2^24 buckets) nor the store's shard (56 to 59);
+  // never 0, which marks an empty way.
+  static uint32_t tag(uint64_t hash) { return static_cast<uint32_t>(hash >> 24) | 1; }
+  static void push(Bucket& b, uint32_t t) {
+    std::memmove(b.tags + 1, b.tags, (kWays - 1) * sizeof *b.tags);
+    b.tags[0] = t;
+  }
 
   std::vector<Bucket> buckets_;
   size_t mask_ = 0;

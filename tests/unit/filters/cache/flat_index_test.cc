@@ -64,6 +64,30 @@ TEST(FlatIndex, FindsInsertedKeysAndForgetsErasedOnes) {
   EXPECT_EQ(index.size(), 1u);
 }
 
+// Three keys in one run (one home slot): two whose tags (hash bits 48 to 54) differ, and two with
+// one tag whose hashes differ elsewhere. Each is found by its own hash alone, and an erase in the
+// middle of the run moves the tag with its slot.
+TEST(FlatIndex, TagsSkipOtherKeysOfARunAndMoveWithTheirSlots) {
+  FlatIndex<Node> index;
+  const size_t home = 5;
+  Node a{"a", home | size_t{1} << 48}, b{"b", home | size_t{2} << 48},
+      c{"c", home | size_t{1} << 48 | size_t{1} << 30};
+  for (Node* n : {&a, &b, &c}) index.insert(n);
+  EXPECT_EQ(index.find("a", a.hash), &a);
+  EXPECT_EQ(index.find("b", b.hash), &b);
+  EXPECT_EQ(index.find("c", c.hash), &c);
+  EXPECT_EQ(index.find("a", b.hash), nullptr) << "another tag";
+  EXPECT_EQ(index.find("c", a.hash), nullptr) << "one tag, another hash";
+  EXPECT_EQ(index.find("d", home | size_t{3} << 48), nullptr) << "the run ends at an empty slot";
+  index.erase(&b);
+  EXPECT_EQ(index.find("a", a.hash), &a);
+  EXPECT_EQ(index.find("c", c.hash), &c) << "shifted back, with its tag";
+  EXPECT_EQ(index.find("b", b.hash), nullptr);
+  index.erase(&a);
+  EXPECT_EQ(index.find("c", c.hash), &c);
+  EXPECT_EQ(index.size(), 1u);
+}
+
 // Keys whose hashes share a few low bits collide into long runs that wrap around the array's
 // end; erasing from them must leave every other key findable (backward-shift deletion), against
 // a map as the reference, through growth from 64 slots.
@@ -94,42 +118,59 @@ TEST(FlatIndex, AgreesWithAMapThroughCollisionsWrapAroundAndGrowth) {
   EXPECT_GE(index.slots(), 2 * index.size()) << "at most half full";
 }
 
-// The ghost table: a remembered hash is recalled once; a bucket holds its newest eight (hashes
-// chosen to share one bucket: the low bits pick it); growing keeps what it holds.
-TEST(GhostTable, RemembersRecallsOnceAndKeepsEachBucketsNewestEight) {
+// The ghost table: a remembered hash is recalled once; a bucket holds its newest sixteen (hashes
+// chosen to share one bucket: the low bits pick it, and the high ones make the tag); growing keeps
+// what it holds.
+TEST(GhostTable, RemembersRecallsOnceAndKeepsEachBucketsNewestSixteen) {
+  auto hash = [](uint64_t bucket, uint64_t tag) { return bucket | tag << 32; };
   GhostTable g;
   EXPECT_FALSE(g.recall(42));  // nothing yet, not even buckets
-  g.fit(16);
+  g.fit(64);
   ASSERT_EQ(g.buckets(), 8u);
-  g.remember(42);
-  EXPECT_TRUE(g.recall(42));
-  EXPECT_FALSE(g.recall(42));
-  EXPECT_FALSE(g.recall(43 + 8 * 1000));
+  g.remember(hash(2, 42));
+  EXPECT_TRUE(g.recall(hash(2, 42)));
+  EXPECT_FALSE(g.recall(hash(2, 42)));
+  g.remember(hash(3, 7));
+  EXPECT_FALSE(g.recall(hash(3, 8))) << "another tag";
+  EXPECT_FALSE(g.recall(hash(4, 7))) << "another bucket";
+  EXPECT_TRUE(g.recall(hash(3, 7)));
 
-  for (uint64_t k = 0; k < 9; ++k) g.remember(2 + 8 * k * 1000);  // one bucket, nine hashes
-  EXPECT_FALSE(g.recall(2)) << "the oldest was pushed out";
-  for (uint64_t k = 1; k < 9; ++k) EXPECT_TRUE(g.recall(2 + 8 * k * 1000)) << k;
+  const size_t ways = GhostTable::kWays;
+  for (uint64_t k = 0; k <= ways; ++k) g.remember(hash(2, 100 + k));  // one bucket, one too many
+  EXPECT_FALSE(g.recall(hash(2, 100))) << "the oldest was pushed out";
+  for (uint64_t k = 1; k <= ways; ++k) EXPECT_TRUE(g.recall(hash(2, 100 + k))) << k;
 
-  for (uint64_t h = 100; h < 108; ++h) g.remember(h * 2);
-  g.fit(1000);
-  EXPECT_EQ(g.buckets(), 512u);
-  for (uint64_t h = 100; h < 108; ++h) EXPECT_TRUE(g.recall(h * 2)) << h;
+  for (uint64_t b = 0; b < 8; ++b) g.remember(hash(b, 200 + b));
+  g.fit(8000);
+  EXPECT_EQ(g.buckets(), 1024u);
+  for (uint64_t b = 0; b < 8; ++b) {
+    EXPECT_TRUE(g.recall(hash(b, 200 + b))) << b;
+    EXPECT_TRUE(g.recall(hash(b + 8 * 37, 200 + b))) << "a hash the grown table puts elsewhere";
+  }
+  g.remember(hash(5, 300));
   g.fit(10);  // never shrinks
-  EXPECT_EQ(g.buckets(), 512u);
+  EXPECT_EQ(g.buckets(), 1024u);
+  EXPECT_TRUE(g.recall(hash(5, 300)));
 }
 
 // Sized for `entries`, the table remembers the last `entries` hashes (random ones, as the keys'
-// are) all but rarely: eight of them would have to land on one bucket.
+// are) all but rarely: seventeen of them would have to land on one bucket, where eight land on
+// average at the tightest size (an eighth as many buckets as entries).
 TEST(GhostTable, RemembersAboutAsManyAsTheCacheHolds) {
   std::mt19937_64 rng(7);
   GhostTable g;
   constexpr size_t kEntries = 4096;
   g.fit(kEntries);
+  ASSERT_EQ(g.buckets(), kEntries / 8);
   std::vector<uint64_t> hashes(kEntries);
   for (auto& h : hashes) g.remember(h = rng());
   size_t recalled = 0;
   for (uint64_t h : hashes) recalled += g.recall(h);
-  EXPECT_GE(recalled, kEntries * 999 / 1000);
+  EXPECT_GE(recalled, kEntries * 995 / 1000);
+  // And not what it was not given.
+  size_t strangers = 0;
+  for (size_t i = 0; i < kEntries; ++i) strangers += g.recall(rng());
+  EXPECT_EQ(strangers, 0u);
 }
 
 }  // namespace
