@@ -110,12 +110,14 @@ struct Pending {
   // The request's fields, copied when the response may be stored (the Vary values) or
   // answered by the cache after all (the client's own conditions).
   Fields request_fields;
-  // The response being stored, until its body ends: its body fills `body`, which the entry (and a
-  // published flight's waiters) already share.
+  // The response being stored, until its body ends. A body of known length fills `body`, which
+  // the entry (and a published flight's waiters) already share; one of unknown length grows in
+  // `growing`, and becomes the entry's body when it ends.
   std::shared_ptr<Entry> storing;
   // The variant's key when the response varies (4.1); empty: the primary key is the variant's.
   std::string variant;
   std::shared_ptr<Body> body;
+  pool::String growing;
   bool published = false;  // the flight's waiters follow the body as it fills
   // Where the response's changes by the filters after the cache begin in the context's lists
   // (what they add and remove is part of the representation the cache stores).
@@ -785,17 +787,19 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
     p.variant.clear();
   }
   status->stored = true;
-  // The body is kept as it is copied: a known length is allocated once, exactly. The entry
-  // shares it from now on; it is stored when complete.
+  // The body is kept as it is copied: a known length is allocated once, exactly, and the entry
+  // shares it from now on. It is stored when complete.
   const bool known_length =
       resp.framing == http::Framing::kContentLength && !ctx.response_body_watchers;
-  p.body = new_body({}, known_length ? resp.content_length : 0);
-  p.storing->body = p.body;
-  // The body's room and what storing it will read are asked for now: they arrive while the head
-  // is written to the client, instead of stalling the copy and the insert (cold memory on a large
-  // store).
-  for (size_t at = 0; at < std::min<size_t>(p.body->capacity(), 4096); at += 64)
-    __builtin_prefetch(p.body->data() + at, 1);
+  if (known_length) {
+    p.body = new_body({}, resp.content_length);
+    p.storing->body = p.body;
+    // The body's room and what storing it will read are asked for now: they arrive while the
+    // head is written to the client, instead of stalling the copy and the insert (cold memory on
+    // a large store).
+    for (size_t at = 0; at < std::min<size_t>(p.body->capacity(), 4096); at += 64)
+      __builtin_prefetch(p.body->data() + at, 1);
+  }
   store_->prefetch_insert(p.variant_hash());
   // The requests waiting on this miss can follow the body as it arrives, since it fills a buffer
   // that never moves. One of unknown length (chunked, or rewritten by the filters after the
@@ -811,22 +815,29 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
   Pending* pp = pending(ctx);
   if (!pp || !pp->storing) return;
   Pending& p = *pp;
-  Body& body = *p.body;
-  // A chunked body that grew too large, or any body longer than its length said (never appended
-  // past what was reserved: waiters read the buffer as it fills).
-  if (body.size() + piece.size() > (p.published ? p.body->capacity() : s_.max_object_size)) {
+  // A body longer than its length said (never appended past its room: waiters read it as it
+  // fills), or one of unknown length that grew too large.
+  const size_t had = p.body ? p.body->size() : p.growing.size();
+  if (had + piece.size() > (p.body ? p.body->capacity() : s_.max_object_size)) {
     p.storing.reset();
     p.body.reset();
+    p.growing = pool::String();
     p.land();
     return;
   }
-  body.append(piece);
+  if (p.body)
+    p.body->append(piece);
+  else
+    p.growing.append(piece);
   if (!end) {
-    if (p.published) p.flight->advance(body.size());
+    if (p.published) p.flight->advance(p.body->size());
     return;
   }
-  if (!p.published) body.shrink_to_fit();  // a chunked body grew by doubling: keep its bytes only
-  const uint64_t received = body.size();   // the waiters get the last bytes as the flight lands
+  if (!p.body) {  // its bytes alone, in a body of their own
+    p.storing->body = new_body(p.growing);
+    p.growing = pool::String();
+  }
+  const uint64_t received = p.storing->body->size();  // the waiters get the last bytes as it lands
   p.body.reset();
   std::shared_ptr<const Entry> entry = std::move(p.storing);
   if (!entry->vary.names.empty()) {

@@ -145,19 +145,40 @@ std::shared_ptr<Entry> new_entry() { return std::allocate_shared<Entry>(pool::Al
 std::shared_ptr<Entry> new_entry(const Entry& from) {
   return std::allocate_shared<Entry>(pool::Allocator<Entry>(), from);
 }
+namespace {
+// The pool's allocator, asking for `extra` bytes more with each block: std::allocate_shared puts
+// the shared count and the object at the block's start, so the extra bytes follow the object.
+template <class T>
+struct WithRoom {
+  using value_type = T;
+  explicit WithRoom(size_t extra) : extra(extra) {}
+  template <class U>
+  WithRoom(const WithRoom<U>& other) noexcept : extra(other.extra) {}  // NOLINT: rebinding
+  T* allocate(size_t n) { return static_cast<T*>(pool::allocate(n * sizeof(T) + extra)); }
+  void deallocate(T* p, size_t n) noexcept { pool::deallocate(p, n * sizeof(T) + extra); }
+  template <class U>
+  bool operator==(const WithRoom<U>& other) const noexcept {
+    return extra == other.extra;
+  }
+  size_t extra;
+};
+// A body's block: its shared count and the allocator the count keeps (what std::allocate_shared
+// adds), the Body, and its room.
+constexpr size_t kBodyHeader = 16 + sizeof(WithRoom<Body>) + sizeof(Body);
+}  // namespace
+
 std::shared_ptr<Body> new_body(std::string_view bytes, size_t reserve) {
-  auto body = std::allocate_shared<Body>(pool::Allocator<Body>());
-  body->reserve(std::max(reserve, bytes.size()));
-  body->append(bytes.data(), bytes.size());
+  const size_t room = std::max(reserve, bytes.size());
+  auto body = std::allocate_shared<Body>(WithRoom<Body>(room), room);
+  body->append(bytes);
   return body;
 }
 
 size_t Entry::cost() const {
-  // The entry's block and its body's (each with its shared count), and what they point to.
+  // The entry's block (with its shared count) and its body's, and what they point to.
   constexpr size_t kShared = 16;
   size_t n = pool::block_size(sizeof(Entry) + kShared) + pool::cost_of(etag) +
-             (body ? pool::block_size(sizeof(Body) + kShared) + pool::cost_of(*body) : 0) +
-             headers.cost();
+             (body ? pool::block_size(kBodyHeader + body->capacity()) : 0) + headers.cost();
   for (const auto& t : tags) n += sizeof(std::string) + t.size();
   for (const auto& v : vary.names) n += sizeof(std::string) + v.size();
   return n;

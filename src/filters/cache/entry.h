@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -21,9 +22,34 @@
 
 namespace gatehouse::filters::cache {
 
-// A stored body: bytes in the cache's pool (pool.h), shared by the entries and answers that use
-// them.
-using Body = pool::String;
+// A stored body, shared by the entries and answers that use it: room for a fixed number of bytes,
+// which follow it (and its shared count) in one block of the cache's pool (new_body()). One block,
+// not a string and its bytes apart: a miss makes one, and the eviction that frees it reads one
+// line of it, where the bytes' block was a cold read more after the string's.
+class Body {
+ public:
+  explicit Body(size_t capacity) : capacity_(capacity) {}
+  Body(const Body&) = delete;
+  Body& operator=(const Body&) = delete;
+
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+  const char* data() const { return room(); }
+  char* data() { return room(); }
+  // `bytes` at the end; the room must hold them.
+  void append(std::string_view bytes) {
+    std::memcpy(room() + size_, bytes.data(), bytes.size());
+    size_ += bytes.size();
+  }
+  operator std::string_view() const { return {room(), size_}; }  // NOLINT: a body is its bytes
+  friend bool operator==(const Body& b, std::string_view s) { return std::string_view(b) == s; }
+
+ private:
+  // The block's bytes after this object (new_body() asked for them).
+  char* room() const { return const_cast<char*>(reinterpret_cast<const char*>(this + 1)); }
+  size_t size_ = 0;
+  const size_t capacity_;
+};
 
 struct Entry {
   using Time = std::chrono::system_clock::time_point;
@@ -49,8 +75,8 @@ struct Entry {
   std::string_view get(std::string_view name) const;
 };
 
-// A new entry, or a copy of one, and a body (empty, with room for `reserve` bytes, or `bytes`),
-// each in one block of the cache's pool.
+// A new entry, or a copy of one, and a body (with room for `bytes` or `reserve` bytes, whichever
+// is more, and `bytes` in it), each in one block of the cache's pool.
 std::shared_ptr<Entry> new_entry();
 std::shared_ptr<Entry> new_entry(const Entry& from);
 std::shared_ptr<Body> new_body(std::string_view bytes = {}, size_t reserve = 0);

@@ -25,6 +25,32 @@ struct Head {
 
 const Time kSent = *http::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
 
+// A body has room for what it was made for and holds its bytes, every size (up to and past the
+// pool's largest class); the bytes follow it in one block, which freeing it gives back whole (the
+// next block of its class is that one, with the body at its start).
+TEST(CacheBody, HoldsItsBytesInOneBlockOfItsRoom) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{100}, size_t{4096}, size_t{70000}}) {
+    const std::string first(n, 'a');
+    auto body = new_body(first, n + 7);
+    EXPECT_EQ(body->size(), n);
+    EXPECT_EQ(body->capacity(), n + 7);
+    body->append("0123456");
+    ASSERT_EQ(body->size(), n + 7);
+    EXPECT_EQ(*body, first + "0123456");
+    const char* object = reinterpret_cast<const char*>(body.get());
+    EXPECT_EQ(body->data(), object + sizeof(Body)) << "the bytes follow it";
+#if !defined(__SANITIZE_ADDRESS__)  // sanitizer builds do not pool
+    if (n + 7 + 64 > pool::kMaxPooled) continue;
+    body.reset();
+    const size_t block = n + 7 + 40;  // its room, and the shared count's block before it
+    auto* again = static_cast<const char*>(pool::allocate(block));
+    EXPECT_TRUE(again <= object && object < again + 64) << n;
+    pool::deallocate(const_cast<char*>(again), block);
+#endif
+  }
+  EXPECT_EQ(new_body("xyz")->capacity(), 3u) << "room for its bytes when asked for less";
+}
+
 TEST(CacheFields, KeepOrderAndDuplicatesAndSurviveCopiesAndErasure) {
   Fields f;
   f.reserve(3, 64);
