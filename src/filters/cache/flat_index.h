@@ -72,9 +72,11 @@ class OpenTable {
  public:
   size_t size() const { return used_; }
   size_t slots() const { return slots_.size(); }
-  // Asks for the line of `hash`'s home slot ahead of a probe.
+  // Asks for the lines of `hash`'s home slot and its tag ahead of a probe.
   void prefetch(size_t hash) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
+    if (slots_.empty()) return;
+    __builtin_prefetch(&tags_[hash & mask_]);
+    __builtin_prefetch(&slots_[hash & mask_]);
   }
 
  protected:
