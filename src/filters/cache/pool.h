@@ -25,7 +25,7 @@
 
 namespace gatehouse::filters::cache::pool {
 
-inline constexpr size_t kMaxPooled = (size_t{64} << 10) + 16;  // 64 KiB of body, and a little
+inline constexpr size_t kMaxPooled = (size_t{64} << 10) + 48;  // 64 KiB of body, and a little
 inline constexpr size_t kMaxKeptBytes = size_t{4} << 20;
 
 namespace detail {
@@ -36,10 +36,11 @@ inline constexpr bool kPassThrough = true;
 inline constexpr bool kPassThrough = false;
 #endif
 
-// Classes: every 16 bytes up to 272, then 8 per doubling (a block wastes less than an eighth),
-// each 16 bytes over the round size: what is stored is often a round size of bytes plus a little
-// (a 16 KiB body and its string's terminating zero), which would otherwise take the next class.
-inline constexpr size_t kSmallStep = 16, kSmallMax = 272, kOver = 16, kPerDoubling = 8;
+// Classes: every 16 bytes up to 304, then 8 per doubling (a block wastes less than an eighth),
+// each 48 bytes over the round size: what is stored is often a round size of bytes plus a little
+// (a 16 KiB body and its block's 40-byte header, entry.h), which would otherwise take the next
+// class.
+inline constexpr size_t kSmallStep = 16, kOver = 48, kSmallMax = 256 + kOver, kPerDoubling = 8;
 inline constexpr size_t kSmallClasses = kSmallMax / kSmallStep;
 inline constexpr size_t kFirstDoubling = 8;  // the first class above kSmallMax: 2^8 plus a step
 inline constexpr size_t kClasses =

@@ -16,14 +16,14 @@ TEST(CachePool, BlockSizesRoundUpByAtMostAnEighth) {
   EXPECT_EQ(block_size(1), 16u);
   EXPECT_EQ(block_size(16), 16u);
   EXPECT_EQ(block_size(17), 32u);
-  EXPECT_EQ(block_size(272), 272u);
-  EXPECT_EQ(block_size(273), 304u);
-  EXPECT_EQ(block_size(1025), 1040u);  // a 1 KiB body and its terminating zero
-  EXPECT_EQ(block_size(1041), 1168u);
-  EXPECT_EQ(block_size(16385), 16400u);
+  EXPECT_EQ(block_size(304), 304u);
+  EXPECT_EQ(block_size(305), 336u);
+  EXPECT_EQ(block_size(1024 + 40), 1072u);  // a 1 KiB body and its block's header
+  EXPECT_EQ(block_size(1073), 1200u);
+  EXPECT_EQ(block_size(16384 + 40), 16432u);
   EXPECT_EQ(block_size(kMaxPooled), kMaxPooled);
   EXPECT_EQ(block_size(kMaxPooled + 1), kMaxPooled + 1);  // not pooled: its own size
-  for (size_t n = 273; n <= kMaxPooled; n += 97) {
+  for (size_t n = 305; n <= kMaxPooled; n += 97) {
     const size_t b = block_size(n);
     EXPECT_GE(b, n);
     EXPECT_LE(b - n, n / 8) << n;
@@ -40,10 +40,10 @@ TEST(CachePool, AFreedBlockIsTheNextOfItsClassAndOthersAreNot) {
   EXPECT_EQ(kept_bytes(), before + block_size(1500));
   void* other = allocate(3000);  // another class: not that block
   EXPECT_NE(other, a);
-  void* again = allocate(1450);  // the same class: the block just freed
+  void* again = allocate(1480);  // the same class: the block just freed
   EXPECT_EQ(again, a);
   EXPECT_EQ(kept_bytes(), before);
-  deallocate(again, 1450);
+  deallocate(again, 1480);
   deallocate(other, 3000);
 }
 
