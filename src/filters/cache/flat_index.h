@@ -64,9 +64,9 @@ inline size_t key_hash(std::string_view key) {
 
 // The slots and their probing, for a `Slot` with `hash` and `used()`. Beside the slots, a byte
 // per slot: 0 for an empty one, else a tag of its hash (seven bits the slot's place does not come
-// from). The tags are a sixteenth of the slots' bytes, so on a large store they stay in the
-// processor's caches where the slots do not: a probe for a key that is not there (every miss)
-// reads the tags alone, and one for a key that is reads the one slot whose tag matches.
+// from). The tags are a sixteenth of the slots' bytes, so on a large store the processor's
+// caches hold them far more often than the slots: a probe for a key that is not there (every
+// miss) reads the tags alone, and one for a key that is reads the one slot whose tag matches.
 template <class Slot>
 class OpenTable {
  public:
@@ -177,7 +177,7 @@ class FlatIndex : public OpenTable<IndexSlot<Node>> {
 // FIFO with a hash set beside it reads three scattered slots per miss (add, take the oldest, look
 // up), on cold memory. Tags, not whole hashes, so that the table is small enough to stay in the
 // processor's caches (8 to 16 bytes per entry): two keys of one bucket with the same 32 bits of tag
-// are taken for each other, which admits one in 2^28 or so to main instead of small.
+// are taken for each other, which admits about one key in 2^27 to main instead of small.
 class GhostTable {
  public:
   void remember(uint64_t hash) {
