@@ -38,6 +38,7 @@ class Body {
   char* data() { return room(); }
   // `bytes` at the end; the room must hold them.
   void append(std::string_view bytes) {
+    if (bytes.empty()) return;  // (whose data() may be null, which memcpy must not be given)
     std::memcpy(room() + size_, bytes.data(), bytes.size());
     size_ += bytes.size();
   }
