@@ -794,9 +794,9 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   if (known_length) {
     p.body = new_body({}, resp.content_length);
     p.storing->body = p.body;
-    // The body's room and what storing it will read are asked for now: they arrive while the
-    // head is written to the client, instead of stalling the copy and the insert (cold memory on
-    // a large store).
+    // The body's room, and below what storing it will read, are asked for now: they arrive while
+    // the head is written to the client, instead of stalling the copy and the insert (cold memory
+    // on a large store).
     for (size_t at = 0; at < std::min<size_t>(p.body->capacity(), 4096); at += 64)
       __builtin_prefetch(p.body->data() + at, 1);
   }

@@ -162,9 +162,7 @@ struct WithRoom {
   }
   size_t extra;
 };
-// A body's block: its shared count and the allocator the count keeps (what std::allocate_shared
-// adds), the Body, and its room.
-constexpr size_t kBodyHeader = 16 + sizeof(WithRoom<Body>) + sizeof(Body);
+static_assert(sizeof(WithRoom<Body>) == sizeof(size_t), "kBodyHeader counts the allocator");
 }  // namespace
 
 std::shared_ptr<Body> new_body(std::string_view bytes, size_t reserve) {

@@ -51,6 +51,9 @@ class Body {
   size_t size_ = 0;
   const size_t capacity_;
 };
+// What a body's block holds before its bytes: the shared count (two counts and a vtable pointer),
+// the allocator the count keeps (its extra size), and the Body.
+inline constexpr size_t kBodyHeader = 16 + sizeof(size_t) + sizeof(Body);
 
 struct Entry {
   using Time = std::chrono::system_clock::time_point;

@@ -42,7 +42,7 @@ TEST(CacheBody, HoldsItsBytesInOneBlockOfItsRoom) {
 #if !defined(__SANITIZE_ADDRESS__)  // sanitizer builds do not pool
     if (n + 7 + 64 > pool::kMaxPooled) continue;
     body.reset();
-    const size_t block = n + 7 + 40;  // its room, and the shared count's block before it
+    const size_t block = kBodyHeader + n + 7;  // its room, and what comes before it
     auto* again = static_cast<const char*>(pool::allocate(block));
     EXPECT_TRUE(again <= object && object < again + 64) << n;
     pool::deallocate(const_cast<char*>(again), block);
