@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "config/shared_by_key.h"
+#include "filters/cache/prefetch.h"
 #include "filters/cache/scratch.h"
 #include "filters/registry.h"
 #include "http/conditional.h"
@@ -394,6 +395,10 @@ FilterStatus Cache::lookup(RequestContext& ctx, Pending& p) const {
     return FilterStatus::kPause;
   }
   if (!entry) {
+    // What storing the answer will read (the key's slot, its ghost bucket) is asked for at once,
+    // and again when the answer comes: a first ask pays for the address translation, on a large
+    // store a wait of its own, while the request is still being read and forwarded.
+    store_->prefetch_insert(p.key_hash);
     if (p.request_cc.only_if_cached) {  // 5.2.1.7
       ctx.reply.status = 504;
       ctx.reply.code = "not_cached";
@@ -791,16 +796,17 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   // shares it from now on. It is stored when complete.
   const bool known_length =
       resp.framing == http::Framing::kContentLength && !ctx.response_body_watchers;
+  // What storing it will read, and the body's room, are asked for now, the store's lines first
+  // (the processor tracks a bounded number of misses at once): they arrive while the head is
+  // written to the client, instead of stalling the insert and the copy (cold memory on a large
+  // store).
+  store_->prefetch_insert(p.variant_hash());
   if (known_length) {
     p.body = new_body({}, resp.content_length);
     p.storing->body = p.body;
-    // The body's room, and below what storing it will read, are asked for now: they arrive while
-    // the head is written to the client, instead of stalling the copy and the insert (cold memory
-    // on a large store).
     for (size_t at = 0; at < std::min<size_t>(p.body->capacity(), 4096); at += 64)
-      __builtin_prefetch(p.body->data() + at, 1);
+      prefetch<1>(p.body->data() + at);
   }
-  store_->prefetch_insert(p.variant_hash());
   // The requests waiting on this miss can follow the body as it arrives, since it fills a buffer
   // that never moves. One of unknown length (chunked, or rewritten by the filters after the
   // cache) may grow past max_object_size and not be stored: they wait for it to land instead.

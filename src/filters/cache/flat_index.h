@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "filters/cache/prefetch.h"
+
 namespace gatehouse::filters::cache {
 
 // This process's hash key: random, drawn once.
@@ -75,8 +77,8 @@ class OpenTable {
   // Asks for the lines of `hash`'s home slot and its tag ahead of a probe.
   void prefetch(size_t hash) const {
     if (slots_.empty()) return;
-    __builtin_prefetch(&tags_[hash & mask_]);
-    __builtin_prefetch(&slots_[hash & mask_]);
+    cache::prefetch(&tags_[hash & mask_]);
+    cache::prefetch(&slots_[hash & mask_]);
   }
 
  protected:
@@ -220,7 +222,7 @@ class GhostTable {
   }
   // Asks for `hash`'s bucket ahead of a remember() or recall().
   void prefetch(uint64_t hash) const {
-    if (!buckets_.empty()) __builtin_prefetch(&buckets_[hash & mask_]);
+    if (!buckets_.empty()) cache::prefetch(&buckets_[hash & mask_]);
   }
   size_t buckets() const { return buckets_.size(); }  // for tests
   static constexpr size_t kWays = 16;

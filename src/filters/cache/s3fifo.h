@@ -25,6 +25,7 @@
 
 #include "filters/cache/flat_index.h"
 #include "filters/cache/pool.h"
+#include "filters/cache/prefetch.h"
 
 namespace gatehouse::filters::cache {
 
@@ -83,8 +84,8 @@ class S3Fifo {
   void prefetch_insert(size_t h) const {
     index_.prefetch(h);
     ghost_.prefetch(h);
-    if (!small_.empty()) __builtin_prefetch(&small_.back());
-    if (!main_.empty()) __builtin_prefetch(&main_.back());
+    if (!small_.empty()) cache::prefetch(&small_.back());
+    if (!main_.empty()) cache::prefetch(&main_.back());
   }
 
   bool erase(std::string_view key) { return erase(key, key_hash(key)); }
