@@ -1,6 +1,6 @@
 // The cache's shared tier: two gateway instances in front of one real redis-server share what
-// either stored; invalidation and purges reach Redis; Redis going away leaves each instance with
-// its memory tier, never an error.
+// either stored; invalidation and purges reach Redis and, through its purge stream, the other
+// instance's memory; Redis going away leaves each instance with its memory tier, never an error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -109,6 +109,31 @@ test('a purge through one instance\'s admin API reaches Redis (by URL, prefix an
     assert.match(status(await on(b, p)), /fwd=uri-miss/, p);
 });
 
+test('what one instance purges or invalidates leaves the other\'s memory tier too', async () => {
+  const purge = (body) => curl(['-X', 'POST', '--data-binary', body, `http://127.0.0.1:${adminPort}/cache/purge`]);
+  const paths = ['/x/url', '/x/prefix/a', '/x/tagged?tag=t2', '/x/posted'];
+  for (const p of paths) {
+    await on(a, p);
+    await inRedis(p);
+    assert.match(status(await on(b, p)), /detail=redis/, p);
+    assert.match(status(await on(b, p)), /^gatehouse; hit; ttl=\d+$/, `${p} in b's memory`);
+  }
+  assert.equal((await purge('{"url":"http://shop.example/x/url"}')).status, 200);
+  assert.equal((await purge('{"prefix":"/x/prefix/"}')).status, 200);
+  assert.equal((await purge('{"tag":"t2"}')).status, 200);
+  const post = await curl(['-X', 'POST', '-d', 'x', a.url('/x/posted'), '-H', 'Host: shop.example']);
+  assert.equal(post.status, 204);
+  const fetched = new Map(paths.map((p) => [p, hits(p.split('?')[0])]));  // the POST counted
+  // b reads a's purges from the stream and drops them from its memory (Redis no longer has them
+  // either): its next request for each goes to the origin, once.
+  for (const p of paths) {
+    await waitFor(async () => /fwd=uri-miss/.test(status(await on(b, p))), 5000, `${p} dropped from b's memory`);
+    assert.equal(hits(p.split('?')[0]), fetched.get(p) + 1, p);
+    assert.match(status(await on(b, p)), /^gatehouse; hit/, `${p} stored again`);
+  }
+  assert.ok(Number(cli(redisPort, 'XLEN', 'gh:cp')) >= paths.length, 'the purges are in the stream');
+});
+
 test('entries above shared_max_object_size stay in memory only', async () => {
   const big = '/big';
   origin.removeAllListeners('request');
@@ -138,4 +163,12 @@ test('Redis down: each instance keeps its memory tier, and nothing fails', async
   assert.match(status(miss), /fwd=uri-miss/);
   assert.match(status(await on(a, '/after-redis')), /hit/, 'stored in memory all the same');
   assert.equal(hits('/big'), seen);
+});
+
+test('an instance whose worker reads the purge stream stops at once, cleanly', async () => {
+  // b's follower is waiting out a retry after Redis went away; a drain must not wait for it.
+  const started = Date.now();
+  assert.deepEqual(await b.stop(), { code: 0, signal: null });
+  assert.ok(Date.now() - started < 2000, `stopped in ${Date.now() - started} ms`);
+  b = null;
 });

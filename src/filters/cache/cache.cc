@@ -327,6 +327,10 @@ pool::String Cache::primary_key(const RequestContext& ctx) const {
 }
 
 FilterStatus Cache::on_request(RequestContext& ctx) const {
+  // What the other instances purge and invalidate leaves this one's memory too (read by one
+  // worker, from the first request that may use the tier).
+  if (s_.shared && ctx.worker && ctx.io)
+    s_.shared->follow_purges(*ctx.worker, *ctx.io, [](const Purge& p) { purge(p); });
   const auto& req = *ctx.request;
   auto owner = std::allocate_shared<Pending>(pool::Allocator<Pending>());
   Pending& p = *owner;

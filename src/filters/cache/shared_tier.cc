@@ -3,6 +3,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstdio>
+#include <random>
 
 #include "config/shared_by_key.h"
 #include "filters/cache/key.h"
@@ -14,6 +16,37 @@ namespace {
 
 constexpr std::string_view kEntries = "gh:c:";
 constexpr std::string_view kTags = "gh:ct:";
+// The purge stream, and about how many events it keeps (XADD MAXLEN ~): a reader away for
+// longer than that many purges takes so long may miss some.
+constexpr std::string_view kPurges = "gh:cp";
+constexpr std::string_view kPurgesKept = "10000";
+// A reader's XREAD waits this long for events, then asks again; after a failure it waits
+// kFollowRetry before it tries again.
+constexpr std::chrono::milliseconds kFollowBlock{1000};
+constexpr std::chrono::seconds kFollowRetry{1};
+
+// This process, as the stream's events name where they come from: a reader skips its own.
+const std::string& instance() {
+  static const std::string id = [] {
+    std::random_device rd;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%08x%08x", rd(), rd());
+    return std::string(hex);
+  }();
+  return id;
+}
+
+constexpr std::string_view kind_name(Purge::Kind k) {
+  switch (k) {
+    case Purge::Kind::kUrl:
+      return "url";
+    case Purge::Kind::kPrefix:
+      return "prefix";
+    case Purge::Kind::kTag:
+      return "tag";
+  }
+  return "url";
+}
 
 std::string hash_of(std::string_view url) { return std::string(kEntries) + std::string(url); }
 // The hash field: the key's extras and variant ("k" so that it is never empty).
@@ -53,7 +86,133 @@ config::SharedByKey<SharedTier>& tiers() {
 
 void ignore(redis::Result) {}
 
+// Adds `p` to the purge stream, for the other instances.
+void announce(redis::Client& client, const Purge& p, std::chrono::milliseconds timeout) {
+  client.command({"XADD", kPurges, "MAXLEN", "~", kPurgesKept, "*", "from", instance(), "kind",
+                  kind_name(p.kind), "value", p.value},
+                 timeout, ignore);
+}
+
 }  // namespace
+
+// Reads the purge stream for one tier on one worker: XREAD from the last event seen (from the
+// stream's end at first), on a client of its own, since a blocked XREAD holds its connection.
+struct PurgeFollower : std::enable_shared_from_this<PurgeFollower> {
+  PurgeFollower(std::shared_ptr<SharedTier> t, boost::asio::io_context& io,
+                std::function<void(const Purge&)> apply)
+      : tier(t),
+        conn(std::make_shared<Conn>(t->redis_)),
+        io(io),
+        apply(std::move(apply)),
+        retry(io) {}
+  ~PurgeFollower() {
+    if (auto t = tier.lock()) t->followed_ = false;  // another worker may take it over
+  }
+
+  // Its client and the settings it was made with, which with_redis() holds by reference while
+  // the first connection comes up: shared with that wait, so that a follower stopped meanwhile
+  // leaves them whole until it ends.
+  struct Conn {
+    explicit Conn(config::Redis redis) : redis(std::move(redis)) {}
+    const config::Redis redis;
+    WorkerState clients;
+  };
+
+  std::weak_ptr<SharedTier> tier;
+  std::shared_ptr<Conn> conn;
+  boost::asio::io_context& io;
+  const std::function<void(const Purge&)> apply;
+  boost::asio::steady_timer retry;
+  std::string last;  // the last event's id; empty until the stream's end is known
+
+  void step() {
+    if (tier.expired()) return;  // no config uses the tier any more
+    with_redis(conn->clients, io, conn->redis,
+               [weak = weak_from_this(), conn = conn](redis::Client* client) {
+                 auto self = weak.lock();
+                 if (!self) return;
+                 if (!client) return self->later();
+                 if (self->last.empty()) return self->find_end(*client);
+                 self->read(*client);
+               });
+  }
+  void later() {
+    retry.expires_after(kFollowRetry);
+    retry.async_wait([weak = weak_from_this()](boost::system::error_code) {
+      if (auto self = weak.lock()) self->step();
+    });
+  }
+  // What was added before this reader started is not its business: its memory tier holds
+  // nothing older.
+  void find_end(redis::Client& client) {
+    client.command({"XREVRANGE", kPurges, "+", "-", "COUNT", "1"}, conn->redis.timeout,
+                   [weak = weak_from_this()](redis::Result r) {
+                     auto self = weak.lock();
+                     if (!self) return;
+                     const auto* reply = std::get_if<redis::Reply>(&r);
+                     if (!reply || reply->type != redis::Reply::Type::kArray) return self->later();
+                     self->last = reply->elements.empty() || reply->elements[0].elements.empty()
+                                      ? "0-0"
+                                      : reply->elements[0].elements[0].str;
+                     self->step();
+                   });
+  }
+  void read(redis::Client& client) {
+    const std::string block = std::to_string(kFollowBlock.count());
+    client.command({"XREAD", "BLOCK", block, "STREAMS", kPurges, last},
+                   kFollowBlock + conn->redis.timeout, [weak = weak_from_this()](redis::Result r) {
+                     auto self = weak.lock();
+                     if (!self) return;
+                     const auto* reply = std::get_if<redis::Reply>(&r);
+                     if (!reply || reply->is_error()) return self->later();
+                     if (reply->type == redis::Reply::Type::kArray) self->take(*reply);
+                     self->step();  // a nil reply: nothing came while it waited
+                   });
+  }
+  // XREAD's answer: [[stream, [[id, [field, value, ...]], ...]]].
+  void take(const redis::Reply& reply) {
+    for (const auto& stream : reply.elements) {
+      if (stream.elements.size() != 2) continue;
+      for (const auto& event : stream.elements[1].elements) {
+        if (event.elements.size() != 2) continue;
+        last = event.elements[0].str;
+        std::string_view from, kind;
+        Purge p;
+        const auto& fields = event.elements[1].elements;
+        for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+          const std::string& name = fields[i].str;
+          if (name == "from") from = fields[i + 1].str;
+          if (name == "kind") kind = fields[i + 1].str;
+          if (name == "value") p.value = fields[i + 1].str;
+        }
+        if (from == instance() || p.value.empty()) continue;  // its own, or not one of ours
+        if (kind == kind_name(Purge::Kind::kPrefix))
+          p.kind = Purge::Kind::kPrefix;
+        else if (kind == kind_name(Purge::Kind::kTag))
+          p.kind = Purge::Kind::kTag;
+        else if (kind != kind_name(Purge::Kind::kUrl))
+          continue;
+        apply(p);
+      }
+    }
+  }
+};
+
+namespace {
+// The followers a worker runs, stopped (their clients with them) when its state is cleared.
+struct PurgeFollowers {
+  std::vector<std::shared_ptr<PurgeFollower>> running;
+};
+const SlotKey<PurgeFollowers> kPurgeFollowers{"cache.purge_followers"};
+}  // namespace
+
+void SharedTier::follow_purges(WorkerState& state, boost::asio::io_context& io,
+                               std::function<void(const Purge&)> apply) {
+  if (followed_.load(std::memory_order_relaxed) || followed_.exchange(true)) return;
+  auto follower = std::make_shared<PurgeFollower>(shared_from_this(), io, std::move(apply));
+  state.get(kPurgeFollowers).running.push_back(follower);
+  follower->step();
+}
 
 void SharedTier::fetch(RequestContext& ctx, std::string_view key,
                        std::function<void(std::optional<std::string>)> done) const {
@@ -93,8 +252,10 @@ void SharedTier::drop(RequestContext& ctx, const std::vector<std::string>& urls)
   with_redis(*ctx.worker, *ctx.io, redis_,
              [self = shared_from_this(), urls](redis::Client* client) {
                if (!client) return;
-               for (const auto& url : urls)
+               for (const auto& url : urls) {
                  client->command({"DEL", hash_of(url)}, self->redis_.timeout, ignore);
+                 announce(*client, Purge{Purge::Kind::kUrl, url}, self->redis_.timeout);
+               }
              });
 }
 
@@ -160,6 +321,7 @@ struct Purging : std::enable_shared_from_this<Purging> {
 
   void run() {
     const auto timeout = tier->redis().timeout;
+    announce(*client, what, timeout);
     switch (what.kind) {
       case Purge::Kind::kUrl:
         del(hash_of(what.value));
