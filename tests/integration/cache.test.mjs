@@ -304,6 +304,37 @@ test('a stale entry is revalidated; a 304 refreshes it and updates its stored fi
   assert.equal(hits(p), 2);
 });
 
+test('a 304 whose Vary names other fields re-keys the entry by them (RFC 9111 4.1, 4.3.4)', async () => {
+  // Stored with Vary: Accept-Language (or with no Vary), always validated (no-cache); the 304
+  // says Vary: Accept-Encoding. The freshened response may then serve only requests whose
+  // Accept-Encoding matches the one that was validated, whatever their language.
+  for (const before of ['Accept-Language', null]) {
+    const p = fresh('vary-change');
+    handlers.set(p, (req, res, n) => {
+      if (n === 1) {
+        const headers = { 'cache-control': 'no-cache', etag: '"v1"' };
+        if (before) headers.vary = before;
+        return answer(200, headers, 'first')(req, res);
+      }
+      if (req.headers['if-none-match'] === '"v1"')
+        return answer(304, { 'cache-control': 'max-age=60', etag: '"v1"', vary: 'Accept-Encoding' })(req, res);
+      return answer(200, { 'cache-control': 'max-age=60', vary: 'Accept-Encoding' }, `for ${req.headers['accept-encoding']}`)(req, res);
+    });
+    const get = (...h) => curl([gh.url(p), ...h.flatMap((x) => ['-H', x])]);
+    await get('Accept-Language: en', 'Accept-Encoding: gzip');
+    const validated = await get('Accept-Language: en', 'Accept-Encoding: gzip');
+    assert.equal(validated.body, 'first', `${before}: the stored body, freshened`);
+    assert.match(cacheStatus(validated), /fwd-status=304/);
+    const br = await get('Accept-Language: en', 'Accept-Encoding: br');
+    assert.equal(br.body, 'for br', `${before}: another Accept-Encoding is not given the gzip variant`);
+    assert.match(cacheStatus(br), /fwd=(vary|uri)-miss/);
+    const fr = await get('Accept-Language: fr', 'Accept-Encoding: gzip');
+    assert.equal(fr.body, 'first', `${before}: the language no longer selects`);
+    assert.match(cacheStatus(fr), /hit/);
+    assert.equal(hits(p), 3, `${before}: stored, validated, the br variant`);
+  }
+});
+
 test('a revalidation answered 200 replaces the entry', async () => {
   const p = fresh('replace');
   handlers.set(p, (req, res, n) => answer(200, { 'cache-control': n === 1 ? 'max-age=1' : 'max-age=60', etag: `"e${n}"` }, `v${n}`)(req, res));

@@ -701,8 +701,19 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
       if (resp && resp->status == 304) {
         // 4.3.3, 4.3.4: the stored response, freshened by the 304's fields.
         MemoryStore::Ptr fresh = freshen(stale, *resp, p.request_time, wall_clock(), s_.rules);
-        keep(p.variant_key(), fresh, p.variant_hash());
-        if (s_.shared) s_.shared->put(ctx, p.variant_key(), *fresh);
+        if (fresh->vary.star || fresh->vary.names != stale.vary.names) {
+          // The 304's Vary replaced the stored one (4.3.4): the variant the entry was stored
+          // under was selected by fields it no longer names (4.1). That one goes; the freshened
+          // response is kept under the variant its own Vary selects for this request, with a
+          // marker naming those fields, unless it says "*", which no later request matches.
+          store_->erase(p.variant_key());
+          select_variant(p, fresh->vary);
+          if (!p.variant.empty()) keep_marker(ctx, p, fresh->vary);
+        }
+        if (!fresh->vary.star) {
+          keep(p.variant_key(), fresh, p.variant_hash());
+          if (s_.shared) s_.shared->put(ctx, p.variant_key(), *fresh);
+        }
         p.land();
         ctx.metrics->count(kStored, ctx.route->name);
         count(ctx, kRevalidated);
@@ -788,13 +799,7 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
     return;
   }
   status->ttl = p.storing->lifetime - http::current_age(p.storing->times, now);
-  if (!p.storing->vary.names.empty()) {
-    http::MessageHead request;
-    for (const auto& [n, v] : p.request_fields) request.headers.push_back({n, v});
-    p.variant = p.variant_of(vary_key(p.storing->vary, request));
-  } else {
-    p.variant.clear();
-  }
+  select_variant(p, p.storing->vary);
   status->stored = true;
   // The body is kept as it is copied: a known length is allocated once, exactly, and the entry
   // shares it from now on. It is stored when complete.
@@ -850,20 +855,31 @@ void Cache::on_response_tap(RequestContext& ctx, std::string_view piece, bool en
   const uint64_t received = p.storing->body->size();  // the waiters get the last bytes as it lands
   p.body.reset();
   std::shared_ptr<const Entry> entry = std::move(p.storing);
-  if (!entry->vary.names.empty()) {
-    // The marker at the primary key names the fields that select a variant (4.1).
-    auto marker = new_entry();
-    marker->status = 0;
-    marker->vary = entry->vary;
-    std::string names;
-    for (const auto& n : entry->vary.names) names += (names.empty() ? "" : ", ") + n;
-    marker->headers.emplace_back("Vary", std::move(names));
-    keep(p.key, marker, p.key_hash);
-    if (s_.shared) s_.shared->put(ctx, p.key, *marker);
-  }
+  if (!entry->vary.names.empty()) keep_marker(ctx, p, entry->vary);
   if (s_.shared) s_.shared->put(ctx, p.variant_key(), *entry);
   if (keep(p.variant_key(), entry, p.variant_hash())) ctx.metrics->count(kStored, ctx.route->name);
   p.land(p.published ? received : 0);
+}
+
+void Cache::select_variant(Pending& p, const VarySpec& vary) const {
+  if (vary.names.empty()) {
+    p.variant.clear();
+    return;
+  }
+  http::MessageHead request;
+  for (const auto& [n, v] : p.request_fields) request.headers.push_back({n, v});
+  p.variant = p.variant_of(vary_key(vary, request));
+}
+
+void Cache::keep_marker(RequestContext& ctx, const Pending& p, const VarySpec& vary) const {
+  auto marker = new_entry();
+  marker->status = 0;
+  marker->vary = vary;
+  std::string names;
+  for (const auto& n : vary.names) names += (names.empty() ? "" : ", ") + n;
+  marker->headers.emplace_back("Vary", std::move(names));
+  keep(p.key, marker, p.key_hash);
+  if (s_.shared) s_.shared->put(ctx, p.key, *marker);
 }
 
 // RFC 9111 4.4: the target URI, and the Location and Content-Location URIs when they are of the

@@ -89,6 +89,10 @@ class Cache final : public Filter {
   FilterStatus answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
                       CacheStatus status) const;
   void store_response(RequestContext& ctx, Pending& p, CacheStatus* status) const;
+  // The variant key `vary` selects for the request (p.variant; cleared when it names nothing).
+  void select_variant(Pending& p, const VarySpec& vary) const;
+  // The marker at the primary key that names the fields `vary` selects variants by (4.1).
+  void keep_marker(RequestContext& ctx, const Pending& p, const VarySpec& vary) const;
   // Into the memory store; `hash`: the key's, when the caller has it.
   bool keep(std::string_view key, MemoryStore::Ptr entry, std::optional<size_t> hash = {}) const;
   void invalidate(RequestContext& ctx, const Pending& p) const;
