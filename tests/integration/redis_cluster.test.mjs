@@ -3,7 +3,8 @@
 // key's hash slot; a slot moved to another node (with its keys) is followed through the MOVED
 // redirection, counts intact; during a migration, keys the old owner does not have are decided
 // on the new one (ASK); and a dead master's promoted replica takes over its decisions. The
-// cache's shared tier on the same cluster: hits and purges reach the entries on every master.
+// cache's shared tier on the same cluster: hits and purges reach the entries on every master, and
+// the other gateway's memory through the purge stream.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -173,6 +174,13 @@ test('the cache\'s shared tier: entries on every master are shared hits, and pur
     assert.deepEqual(paths.filter(inRedis), paths.filter((p) => p.startsWith('/t/')), 'the prefix went from every master');
     assert.deepEqual(await purge('{"tag":"tagged"}'), { purged: 6, shared: 6 });
     assert.deepEqual(paths.filter(inRedis), []);
+    // The other gateway held them in memory; it reads the purges from the stream (on the master
+    // of its key's slot) and drops them too: its next request for each goes to the origin.
+    for (const p of paths) {
+      await waitFor(async () => /fwd=uri-miss/.test((await get(two, p)).headers['cache-status']), 5000,
+        `${p} dropped from the second gateway's memory`);
+      assert.equal(fetched.get(p), 2, p);
+    }
   } finally {
     await one?.stop();
     await two?.stop();
