@@ -18,9 +18,14 @@
 #include <string_view>
 #include <vector>
 
+#include "filters/cache/pool.h"
 #include "filters/cache/prefetch.h"
 
 namespace gatehouse::filters::cache {
+
+// The tables' arrays, in the pool's table memory (huge pages: pool.h).
+template <class T>
+using Array = std::vector<T, pool::TableAllocator<T>>;
 
 // This process's hash key: random, drawn once.
 uint64_t key_hash_seed();
@@ -131,7 +136,7 @@ class OpenTable {
     return slots_[i];
   }
   void grow() {
-    std::vector<Slot> old = std::move(slots_);
+    Array<Slot> old = std::move(slots_);
     slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
     tags_.assign(slots_.size(), 0);
     mask_ = slots_.size() - 1;
@@ -140,8 +145,8 @@ class OpenTable {
     }
   }
 
-  mutable std::vector<Slot> slots_;
-  std::vector<uint8_t> tags_;
+  mutable Array<Slot> slots_;
+  Array<uint8_t> tags_;
   size_t mask_ = 0;
   size_t used_ = 0;
 };
@@ -206,7 +211,7 @@ class GhostTable {
     size_t n = buckets_.empty() ? 8 : buckets_.size();
     while (n < entries / 8) n *= 2;
     if (n == buckets_.size()) return;
-    std::vector<Bucket> old = std::move(buckets_);
+    Array<Bucket> old = std::move(buckets_);
     buckets_.assign(n, Bucket{});
     mask_ = n - 1;
     // A tag does not say which of the larger table's buckets its hash picks: what a bucket
@@ -239,7 +244,7 @@ class GhostTable {
     b.tags[0] = t;
   }
 
-  std::vector<Bucket> buckets_;
+  Array<Bucket> buckets_;
   size_t mask_ = 0;
 };
 

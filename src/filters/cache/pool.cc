@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <bit>
 #include <cstdint>
 #include <mutex>
 #include <new>
@@ -19,17 +20,19 @@ namespace {
 // walk is two-dimensional. Where huge pages are not to be had, the chunk is ordinary memory.
 constexpr size_t kChunk = size_t{2} << 20;
 
-char* new_chunk() {
-  // Twice the size, then the unaligned ends given back: an aligned chunk, and no more mapped.
-  void* m = mmap(nullptr, 2 * kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+// `size` bytes (a multiple of kChunk), aligned to kChunk.
+char* new_chunk(size_t size = kChunk) {
+  // A chunk more, then the unaligned ends given back: aligned, and no more mapped.
+  void* m =
+      mmap(nullptr, size + kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) throw std::bad_alloc();
   const auto start = reinterpret_cast<uintptr_t>(m);
   const uintptr_t aligned = (start + kChunk - 1) & ~(kChunk - 1);
   if (aligned > start) munmap(m, aligned - start);
-  if (const uintptr_t end = start + 2 * kChunk; end > aligned + kChunk)
-    munmap(reinterpret_cast<void*>(aligned + kChunk), end - aligned - kChunk);
+  if (const uintptr_t end = start + size + kChunk; end > aligned + size)
+    munmap(reinterpret_cast<void*>(aligned + size), end - aligned - size);
   auto* chunk = reinterpret_cast<char*>(aligned);
-  madvise(chunk, kChunk, MADV_HUGEPAGE);  // advice: its failure leaves 4 KiB pages
+  madvise(chunk, size, MADV_HUGEPAGE);  // advice: its failure leaves 4 KiB pages
   return chunk;
 }
 
@@ -127,3 +130,67 @@ void deallocate_slow(void* block, size_t bytes) noexcept {
 }
 
 }  // namespace gatehouse::filters::cache::pool::detail
+
+namespace gatehouse::filters::cache::pool {
+namespace {
+
+// Every table starts on a line of its own (the ghost's buckets are lines; a carved table is).
+constexpr std::align_val_t kTableAlign{64};
+
+// Tables by size (powers of two from kTableMin), free ones in a list per size; those of a chunk
+// or less carved from shared chunks, larger ones a mapping each. Growth is rare (a table
+// doubles), so one lock serves every thread.
+struct Tables {
+  std::mutex mutex;
+  detail::FreeBlock* free[64] = {};
+  char* carve_at = nullptr;
+  size_t carve_left = 0;
+};
+Tables& tables() {
+  static Tables t;
+  return t;
+}
+
+}  // namespace
+
+void* table_allocate(size_t bytes) {
+  if (detail::kPassThrough || bytes < kTableMin) return ::operator new(bytes, kTableAlign);
+  const size_t size = std::bit_ceil(bytes);
+  Tables& t = tables();
+  std::lock_guard lock(t.mutex);
+  if (detail::FreeBlock*& head = t.free[std::countr_zero(size)]) {
+    void* table = head;
+    head = head->next;
+    return table;
+  }
+  if (size >= detail::kChunk) return detail::new_chunk(size);
+  if (t.carve_left < size) {
+    // The rest of the chunk (a multiple of kTableMin, as every table carved from it) goes to
+    // the lists, in the largest sizes it holds.
+    while (t.carve_left >= kTableMin) {
+      const size_t piece = std::bit_floor(t.carve_left);
+      t.free[std::countr_zero(piece)] =
+          new (t.carve_at) detail::FreeBlock{t.free[std::countr_zero(piece)]};
+      t.carve_at += piece;
+      t.carve_left -= piece;
+    }
+    t.carve_at = detail::new_chunk();
+    t.carve_left = detail::kChunk;
+  }
+  void* table = t.carve_at;
+  t.carve_at += size;
+  t.carve_left -= size;
+  return table;
+}
+
+void table_deallocate(void* table, size_t bytes) noexcept {
+  if (!table) return;
+  if (detail::kPassThrough || bytes < kTableMin) return ::operator delete(table, kTableAlign);
+  const size_t size = std::bit_ceil(bytes);
+  Tables& t = tables();
+  std::lock_guard lock(t.mutex);
+  detail::FreeBlock*& head = t.free[std::countr_zero(size)];
+  head = new (table) detail::FreeBlock{head};
+}
+
+}  // namespace gatehouse::filters::cache::pool

@@ -127,6 +127,31 @@ struct Allocator {
   }
 };
 
+// The store's tables (its index's slots and tags, its ghost buckets): arrays of a power of two
+// bytes, which a miss reads at one random line each. From kTableMin up they are carved from huge
+// pages as the blocks are (pool.cc), so that such a read, and the prefetch that asks for it
+// ahead, is not also a page walk; smaller ones, and sanitizer builds, use the general allocator.
+// Every table is aligned to a cache line.
+// A freed table is kept for the next of its size (the store's tables only grow: another shard's
+// growth takes it).
+inline constexpr size_t kTableMin = size_t{64} << 10;
+void* table_allocate(size_t bytes);
+void table_deallocate(void* table, size_t bytes) noexcept;
+
+template <class T>
+struct TableAllocator {
+  using value_type = T;
+  TableAllocator() = default;
+  template <class U>
+  TableAllocator(const TableAllocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
+  T* allocate(size_t n) { return static_cast<T*>(table_allocate(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) noexcept { table_deallocate(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const TableAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+
 // Bytes held in the pool.
 using String = std::basic_string<char, std::char_traits<char>, Allocator<char>>;
 // What a string's bytes take from the pool: none while they fit in the string itself (up to 15,

@@ -47,6 +47,31 @@ TEST(CachePool, AFreedBlockIsTheNextOfItsClassAndOthersAreNot) {
   deallocate(other, 3000);
 }
 
+TEST(CachePoolTables, AreDistinctWritableAndAFreedOneIsTheNextOfItsSize) {
+  // Sizes from below kTableMin (the general allocator's) to several chunks: none overlaps another.
+  std::vector<std::pair<char*, size_t>> held;
+  for (size_t bytes : {size_t{4096}, kTableMin, kTableMin * 3, size_t{1} << 20, size_t{2} << 20,
+                       size_t{8} << 20, kTableMin, size_t{512} << 10}) {
+    auto* t = static_cast<char*>(table_allocate(bytes));
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t) % 64, 0u) << bytes;
+    std::memset(t, 0x5a, bytes);
+    for (const auto& [other, size] : held)
+      EXPECT_TRUE(t + bytes <= other || other + size <= t) << bytes << " overlaps " << size;
+    held.emplace_back(t, bytes);
+  }
+#if !defined(__SANITIZE_ADDRESS__)
+  // A freed table is the next of its size (the store's tables grow: another shard takes it).
+  auto [first, size] = held[1];
+  table_deallocate(first, size);
+  EXPECT_EQ(table_allocate(size), first);
+  auto [big, big_size] = held[5];
+  table_deallocate(big, big_size);
+  EXPECT_EQ(table_allocate(big_size), big);
+#endif
+  for (const auto& [t, size] : held) table_deallocate(t, size);
+}
+
 TEST(CachePool, KeepsAtMostItsBoundPerThread) {
   std::thread([] {
     std::vector<void*> blocks;
