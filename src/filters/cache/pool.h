@@ -132,8 +132,8 @@ struct Allocator {
 // pages as the blocks are (pool.cc), so that such a read, and the prefetch that asks for it
 // ahead, is not also a page walk; smaller ones, and sanitizer builds, use the general allocator.
 // Every table is aligned to a cache line.
-// A freed table is kept for the next of its size (the store's tables only grow: another shard's
-// growth takes it).
+// A freed table is kept for the next table of its size and never given back: as the tables
+// double, the smaller sizes stay behind, up to as much again as the tables take.
 inline constexpr size_t kTableMin = size_t{64} << 10;
 void* table_allocate(size_t bytes);
 void table_deallocate(void* table, size_t bytes) noexcept;
