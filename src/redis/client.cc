@@ -78,14 +78,15 @@ class Client::Impl {
     asio::post(io_, [done = std::move(done), why] { done(why); });
   }
 
-  // On a Cluster: to the node serving the key's slot (args[1]), or to `node` when one is named.
+  // On a Cluster: to the node serving the slot of the key (routing_key()), or to `node` when one
+  // is named.
   void command(std::span<const std::string_view> args, std::optional<size_t> node,
                Clock::time_point deadline, Callback done) {
     if (deadline <= Clock::now()) return fail_fast(std::move(done), Failure::kTimeout);
     auto call =
         std::make_shared<Call>(Call{nullptr, {}, 0, args.size(), deadline, std::move(done)});
     append_command(call->encoded, args);
-    if (!node) node = cluster() && args.size() > 1 ? owner_[hash_slot(args[1])] : 0;
+    if (!node) node = cluster() ? owner_[hash_slot(routing_key(args))] : 0;
     if (!send(call, *node, /*sha=*/false, /*asking=*/false, kMaxRedirects))
       fail_fast(std::move(call->done));
   }

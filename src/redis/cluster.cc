@@ -1,6 +1,8 @@
 // Redis Cluster's key hashing, slot map and redirections (redis/cluster.h).
 #include "redis/cluster.h"
 
+#include <algorithm>
+
 namespace gatehouse::redis {
 namespace {
 
@@ -27,6 +29,22 @@ size_t hash_slot(std::string_view key) {
       key = key.substr(open + 1, close - open - 1);
   }
   return crc16(key) % 16384;
+}
+
+std::string_view routing_key(std::span<const std::string_view> args) {
+  if (args.size() < 2) return {};
+  const auto is = [](std::string_view word, std::string_view upper) {
+    return word.size() == upper.size() &&
+           std::equal(word.begin(), word.end(), upper.begin(),
+                      [](char a, char b) { return (a & ~0x20) == b; });
+  };
+  if (is(args[0], "XREAD") || is(args[0], "XREADGROUP")) {
+    for (size_t i = 1; i + 1 < args.size(); ++i) {
+      if (is(args[i], "STREAMS")) return args[i + 1];
+    }
+    return {};
+  }
+  return args[1];
 }
 
 std::optional<Redirect> redirect_target(std::string_view error) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,10 @@ constexpr size_t kHashSlots = 16384;
 
 // The Redis Cluster hash slot of `key` (0-16383): CRC16 of the key, or of its {hash tag}.
 size_t hash_slot(std::string_view key);
+
+// The key a command is routed by: its first argument, but for XREAD and XREADGROUP, whose keys
+// follow STREAMS (XREAD BLOCK 1000 STREAMS key id). Empty when the command names none.
+std::string_view routing_key(std::span<const std::string_view> args);
 
 // A MOVED or ASK error: the slot lives (for good / for now) on another node.
 struct Redirect {

@@ -4,7 +4,7 @@
 // redirection, counts intact; during a migration, keys the old owner does not have are decided
 // on the new one (ASK); and a dead master's promoted replica takes over its decisions. The
 // cache's shared tier on the same cluster: hits and purges reach the entries on every master, and
-// the other gateway's memory through the purge stream.
+// the other gateway's memory through the purge stream, read from the node that holds it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -181,6 +181,17 @@ test('the cache\'s shared tier: entries on every master are shared hits, and pur
         `${p} dropped from the second gateway's memory`);
       assert.equal(fetched.get(p), 2, p);
     }
+    // Each gateway reads the stream with XREAD BLOCK 1000 STREAMS gh:cp ...: it goes to the
+    // owner of gh:cp's slot, not of "BLOCK"'s (where every read would first be answered MOVED).
+    const streamOwner = ownerOf(Number(cli(ports[0], 'cluster', 'keyslot', 'gh:cp')));
+    const blockOwner = ownerOf(Number(cli(ports[0], 'cluster', 'keyslot', 'BLOCK')));
+    assert.notEqual(streamOwner, blockOwner, 'the two slots on different masters, as the cluster was made');
+    const stat = (port, section, pattern) => Number(cli(port, 'info', section).match(pattern)?.[1] ?? 0);
+    const reads = () => stat(streamOwner, 'commandstats', /cmdstat_xread:calls=(\d+)/);
+    const moved = () => stat(blockOwner, 'errorstats', /errorstat_MOVED:count=(\d+)/);
+    const [reads0, moved0] = [reads(), moved()];
+    await waitFor(() => reads() >= reads0 + 3, 10000, 'the followers reading the stream');
+    assert.equal(moved(), moved0, 'no read of the stream sent to the node of "BLOCK"');
   } finally {
     await one?.stop();
     await two?.stop();

@@ -64,6 +64,22 @@ TEST(RedisCluster, HashSlotsAsRedisComputesThem) {
   EXPECT_EQ(hash_slot("gh:rl:abc:{ip:127.0.0.1}:0"), 5384u);
 }
 
+// A command goes to the node of its key: the first argument, but for the stream reads, whose
+// first arguments are options (routing XREAD by "BLOCK" cost a MOVED every time).
+TEST(RedisCluster, RoutesByTheKeyEvenWhenOptionsComeFirst) {
+  using Args = std::vector<std::string_view>;
+  const auto key = [](Args a) { return routing_key(a); };
+  EXPECT_EQ(key({"GET", "k"}), "k");
+  EXPECT_EQ(key({"XADD", "gh:cp", "MAXLEN", "~", "10", "*", "f", "v"}), "gh:cp");
+  EXPECT_EQ(key({"XREAD", "BLOCK", "1000", "STREAMS", "gh:cp", "$"}), "gh:cp");
+  EXPECT_EQ(key({"xread", "count", "5", "streams", "a", "b", "0", "0"}), "a");
+  EXPECT_EQ(key({"XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"}), "s");
+  EXPECT_EQ(key({"XREAD", "BLOCK", "1000"}), "") << "no STREAMS: no key";
+  EXPECT_EQ(key({"XREAD", "STREAMS"}), "") << "STREAMS last: no key";
+  EXPECT_EQ(key({"PING"}), "");
+  EXPECT_EQ(key({}), "");
+}
+
 TEST(RedisUrl, AclUser) {
   std::string error;
   auto ep = parse_url("redis://gate%2Dway:p%40ss@host", &error);
