@@ -719,6 +719,26 @@ test('stale-while-revalidate: a 304 to the refresh freshens the entry', async ()
   assert.equal(hits(p), 2);
 });
 
+test('stale-while-revalidate: the refresh of a varying response is stored under the client\'s variant', async () => {
+  // The refresh outlives the client's request: it selects the variant by the fields it kept.
+  const p = fresh('swrvary');
+  handlers.set(p, (req, res, n) => answer(200, {
+    'cache-control': n === 1 ? 'max-age=1, stale-while-revalidate=30' : 'max-age=60',
+    vary: 'accept-language',
+  }, `${n === 1 ? 'old' : 'new'} for ${req.headers['accept-language']}`)(req, res));
+  const get = (lang) => curl(['-H', `accept-language: ${lang}`, gh.url(p)]);
+  await get('fr');
+  await new Promise((r) => setTimeout(r, 2100));
+  const stale = await get('fr');
+  assert.equal(stale.body, 'old for fr');
+  assert.match(cacheStatus(stale), /detail=stale-while-revalidate$/);
+  await waitFor(async () => (await get('fr')).body === 'new for fr', 3000, 'the refreshed fr variant');
+  assert.match(cacheStatus(await get('fr')), /hit; ttl=(60|59)$/);
+  assert.equal(hits(p), 2, 'one refresh');
+  assert.equal((await get('de')).body, 'new for de', 'another language is not the fr variant');
+  assert.equal(hits(p), 3);
+});
+
 test('stale-while-revalidate does not serve stale past its window, nor against must-revalidate', async () => {
   const p = fresh('swr-past');
   handlers.set(p, (req, res, n) => answer(200, { 'cache-control': 'max-age=1, stale-while-revalidate=1' }, `v${n}`)(req, res));
