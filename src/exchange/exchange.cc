@@ -326,7 +326,10 @@ bool Exchange::start_upstream(Downstream& down) {
   }
   write_upstream_head(down, upstream_);
   down.release_head();
+  // The head's views die with the codec's buffer (a request body is read into its bytes): the
+  // response phase reads what the filters kept of it, never the head.
   req_ = nullptr;
+  ctx_.request = nullptr;
   return true;
 }
 

@@ -90,6 +90,7 @@ class ReplyBody {
 };
 
 struct RequestContext {
+  // The request phase's: null once the request goes upstream (its views are then gone).
   const http::RequestHead* request = nullptr;
   boost::asio::io_context* io = nullptr;     // the worker's: for filters that pause for I/O
   observe::MetricsShard* metrics = nullptr;  // the worker's shard (only that thread writes it)
