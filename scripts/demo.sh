@@ -84,6 +84,9 @@ sed "s|<pid>|$gh|" <<'TXT'  # gatehouse's PID for SIGHUP
   # load-balanced over products-1 and products-2, 10% to the products-v2 canary; /api stripped
   for i in $(seq 10); do curl -s localhost:8080/api/products/42 | grep -o '"upstream":"[^"]*"'; done
 
+  # the same over HTTP/2 (cleartext, prior knowledge): many requests, one connection
+  curl -s --http2-prior-knowledge -w ' (HTTP/%{http_version})\n' localhost:8080/api/products/42 localhost:8080/items/7
+
   # BFF routing: the x-client header picks the backend
   curl -s -H 'x-client: mobile' localhost:8080/m/home
 

@@ -33,6 +33,8 @@ packages=(
   libhiredis-dev redis-server
   # the compress plugin's codecs, and the zstd tool its tests decode with
   zlib1g-dev libbrotli-dev libzstd-dev zstd
+  # HTTP/2: framing, HPACK and flow control (libnghttp2), and its clients for the tests and benchmarks
+  libnghttp2-dev nghttp2-client
 )
 
 missing=()

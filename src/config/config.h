@@ -55,6 +55,18 @@ struct Timeouts {
 struct Listener {
   SocketAddress address;
   std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
+  // What a cleartext listener speaks (listen[].protocols): HTTP/1.1, and HTTP/2 with prior
+  // knowledge (h2c), told apart by the connection preface. TLS listeners choose by ALPN.
+  bool http1 = true;
+  bool h2c = false;
+};
+
+// HTTP/2 from clients: what SETTINGS says (server.http2). nginx's and Envoy's defaults, about.
+struct Http2 {
+  uint32_t max_concurrent_streams = 100;
+  uint32_t stream_window = 64 * 1024;        // request body bytes a stream may send ahead
+  uint32_t connection_window = 1024 * 1024;  // ... all streams of a connection together
+  uint32_t max_frame_size = 16 * 1024;       // the largest frame the gateway takes
 };
 
 struct Server {
@@ -64,6 +76,7 @@ struct Server {
   Timeouts timeouts;
   std::vector<Cidr> trusted_proxies;
   http::PathPolicy path_normalization;
+  Http2 http2;
 };
 
 // The admin API (health, readiness, status, metrics, reload). Off unless the section is present.

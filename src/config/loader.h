@@ -46,7 +46,8 @@ class Loader {
 
   // server.cc
   void server(const YAML::Node& n, Server* s);
-  void protocols(const YAML::Node& n, const std::string& path) const;
+  void protocols(const YAML::Node& n, const std::string& path, Listener* out) const;
+  void http2(const YAML::Node& n, Http2* out) const;
   std::shared_ptr<const tls::ServerContext> tls(const YAML::Node& n, const std::string& path);
   std::shared_ptr<const tls::ClientContext> client_tls(const YAML::Node& n,
                                                        const std::string& path);

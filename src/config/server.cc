@@ -8,9 +8,9 @@
 namespace gatehouse::config {
 
 void Loader::server(const YAML::Node& n, Server* s) {
-  if (!r_.check_map(
-          n, "server",
-          {"workers", "listen", "limits", "timeouts", "trusted_proxies", "path_normalization"}))
+  if (!r_.check_map(n, "server",
+                    {"workers", "listen", "limits", "timeouts", "trusted_proxies",
+                     "path_normalization", "http2"}))
     return;
   if (auto w = n["workers"]) {
     if (w.IsScalar() && w.Scalar() == "auto") {
@@ -33,7 +33,12 @@ void Loader::server(const YAML::Node& n, Server* s) {
         if (auto a = address(l[i]["address"], child(path, "address"), false)) {
           Listener listener{*a, nullptr};
           if (auto t = l[i]["tls"]) listener.tls = tls(t, child(path, "tls"));
-          if (auto p = l[i]["protocols"]) protocols(p, child(path, "protocols"));
+          if (auto p = l[i]["protocols"]) {
+            protocols(p, child(path, "protocols"), &listener);
+            if (listener.h2c && l[i]["tls"])
+              r_.error(p, child(path, "protocols"),
+                       "h2c is cleartext HTTP/2: on a TLS listener, offer h2 in tls.alpn");
+          }
           s->listen.push_back(std::move(listener));
         }
       }
@@ -89,6 +94,7 @@ void Loader::server(const YAML::Node& n, Server* s) {
       d("drain", &s->timeouts.drain, false);
     }
   }
+  if (auto h = n["http2"]) http2(h, &s->http2);
   if (auto p = n["path_normalization"]) {
     const std::string path = "server.path_normalization";
     if (r_.check_map(p, path, {"merge_slashes", "encoded_slashes"})) {
@@ -121,16 +127,52 @@ void Loader::server(const YAML::Node& n, Server* s) {
   }
 }
 
-// listen[].protocols: what the listener speaks. HTTP/1.1 only, for now; cleartext HTTP/2 is named
-// in the contract and refused until it is built.
-void Loader::protocols(const YAML::Node& n, const std::string& path) const {
+// server.http2: what the gateway tells HTTP/2 clients in SETTINGS (RFC 9113 6.5.2), each
+// within the RFC's range.
+void Loader::http2(const YAML::Node& n, Http2* out) const {
+  const std::string path = "server.http2";
+  if (!r_.check_map(
+          n, path,
+          {"max_concurrent_streams", "stream_window", "connection_window", "max_frame_size"}))
+    return;
+  if (auto v = n["max_concurrent_streams"]) {
+    if (auto x = r_.integer(v, child(path, "max_concurrent_streams"), 1, 10'000))
+      out->max_concurrent_streams = static_cast<uint32_t>(*x);
+  }
+  auto sz = [&](const char* key, uint32_t* field, uint64_t min, uint64_t max) {
+    if (auto v = n[key]) {
+      if (auto b = r_.size(v, child(path, key))) {
+        if (*b < min || *b > max) {
+          r_.error(
+              v, child(path, key),
+              "must be within " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
+        } else {
+          *field = static_cast<uint32_t>(*b);
+        }
+      }
+    }
+  };
+  constexpr uint64_t kMaxWindow = (uint64_t{1} << 31) - 1;  // RFC 9113 6.9.1
+  sz("stream_window", &out->stream_window, 1024, kMaxWindow);
+  sz("connection_window", &out->connection_window, 65535, kMaxWindow);
+  sz("max_frame_size", &out->max_frame_size, 16384, (1 << 24) - 1);  // RFC 9113 6.5.2
+}
+
+// listen[].protocols: what a cleartext listener speaks, http1 and h2c (HTTP/2 with prior
+// knowledge, RFC 9113 3.3). A TLS listener's protocols are its ALPN list (tls.alpn).
+void Loader::protocols(const YAML::Node& n, const std::string& path, Listener* out) const {
   auto list = r_.str_list(n, path);
+  if (list.empty()) return;
+  out->http1 = out->h2c = false;
   for (size_t i = 0; i < list.size(); ++i) {
     const YAML::Node& at = n.IsSequence() ? n[i] : n;
-    if (list[i] == "h2c" || list[i] == "h2") {
-      r_.error(at, index(path, i),
-               "'" + list[i] + "' is not supported yet by this version of gatehouse");
-    } else if (list[i] != "http1") {
+    if (list[i] == "http1") {
+      out->http1 = true;
+    } else if (list[i] == "h2c") {
+      out->h2c = true;
+    } else if (list[i] == "h2") {
+      r_.error(at, index(path, i), "'h2' is chosen by ALPN: list it in tls.alpn, not here");
+    } else {
       r_.error(at, index(path, i), "unknown protocol '" + list[i] + "' (known: http1, h2c)");
     }
   }
@@ -172,11 +214,7 @@ std::shared_ptr<const tls::ServerContext> Loader::tls(const YAML::Node& n,
     for (size_t i = 0; i < settings.alpn.size(); ++i) {
       const auto& proto = settings.alpn[i];
       const YAML::Node& at = v.IsSequence() ? v[i] : v;
-      if (proto == "h2") {
-        r_.error(at, index(child(path, "alpn"), i),
-                 "'h2' is not supported yet by this version of gatehouse");
-        ok = false;
-      } else if (proto != "http/1.1") {
+      if (proto != "h2" && proto != "http/1.1") {
         r_.error(at, index(child(path, "alpn"), i),
                  "unknown protocol '" + proto + "' (known: http/1.1, h2)");
         ok = false;

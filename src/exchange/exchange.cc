@@ -604,6 +604,7 @@ void Exchange::finish(const Downstream& down) {
   r.request_id = request_id_;
   r.client = down.peer_ip();
   r.method = log_method_;
+  r.protocol = down.protocol();
   r.path = log_path_;
   if (log_route_) r.route = log_route_->name;
   if (const auto* up = upstream_.upstream_config()) r.upstream = up->name;

@@ -32,8 +32,9 @@ namespace gatehouse::exchange {
 class Downstream : public upstream::RequestSource {
  public:
   virtual std::string_view peer_ip() const = 0;
-  virtual bool peer_trusted() const = 0;  // the peer is in server.trusted_proxies
-  virtual bool secure() const = 0;        // the request came over TLS
+  virtual bool peer_trusted() const = 0;          // the peer is in server.trusted_proxies
+  virtual bool secure() const = 0;                // the request came over TLS
+  virtual std::string_view protocol() const = 0;  // HTTP/1.0, HTTP/1.1, HTTP/2 (for the log)
   // The exchange is done with the request head's views (the head may leave the codec's buffer).
   virtual void release_head() = 0;
   // The request body did not arrive within the codec's limit on it (server.timeouts.body_read):

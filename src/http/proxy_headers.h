@@ -3,6 +3,7 @@
 // set them). Pure functions over parsed heads, appending to a reusable string.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -52,6 +53,13 @@ struct ResponseInfo {
 
 // The response head sent to the client.
 void build_client_response(const ResponseHead& resp, const ResponseInfo& info, std::string* out);
+
+// The fields of that head, whatever framing the codec gives them: the upstream's without the
+// hop-by-hop ones (RFC 9110 7.6.1), the request id field (the gateway sets its own) and those the
+// filters remove, then Via, the request id and what the filters add. f(name, value) for each, in
+// order; the framing fields (Transfer-Encoding, Connection) are the codec's own.
+void for_each_client_field(const ResponseHead& resp, const ResponseInfo& info,
+                           const std::function<void(std::string_view, std::string_view)>& f);
 
 // An interim (1xx) response passed on to the client, such as 103 Early Hints (RFC 9110 15.2: a
 // proxy forwards them): its status line and fields without the hop-by-hop ones (RFC 9110 7.6.1)

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "config/snapshot.h"
+#include "exchange/peer.h"
 #include "http/chunked.h"
 #include "http/parser.h"
 #include "http/proxy_headers.h"
@@ -14,23 +15,18 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
-Connection::Connection(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
-                       std::shared_ptr<const tls::ServerContext> tls)
-    : w_(worker), client_(std::move(socket)), timer_(worker.io().get_executor()), pool_(pool) {
-  if (tls) client_.start_tls_server(std::move(tls));
+Connection::Connection(exchange::WorkerContext& worker, RequestStatePool& pool, net::Stream client,
+                       bool handshaken)
+    : w_(worker),
+      client_(std::move(client)),
+      timer_(worker.io().get_executor()),
+      handshaken_(handshaken || !client_.tls()),
+      pool_(pool) {
+  auto peer =
+      exchange::peer_of(client_.socket(), w_.view()->snapshot->config.server.trusted_proxies);
+  client_ip_ = std::move(peer.ip);
+  client_trusted_ = peer.trusted;
   boost::system::error_code ec;
-  auto ep = client_.socket().remote_endpoint(ec);
-  if (!ec) {
-    auto addr = ep.address();
-    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
-      addr = net::asio::ip::make_address_v4(net::asio::ip::v4_mapped, addr.to_v6());
-    client_ip_ = addr.to_string();
-    if (auto bytes = config::parse_ip(client_ip_)) {
-      for (const auto& cidr : w_.view()->snapshot->config.server.trusted_proxies) {
-        if (cidr.contains(*bytes)) client_trusted_ = true;
-      }
-    }
-  }
   client_.socket().set_option(net::tcp::no_delay(true), ec);
   client_.socket().non_blocking(true, ec);  // for send_now(): never block the worker
   w_.add(this);
@@ -40,12 +36,30 @@ Connection::~Connection() { w_.remove(this); }
 
 void Connection::start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
                        std::shared_ptr<const tls::ServerContext> tls) {
-  auto self = std::make_shared<Connection>(worker, pool, std::move(socket), std::move(tls));
+  net::Stream client(std::move(socket));
+  if (tls) client.start_tls_server(std::move(tls));
+  auto self = std::make_shared<Connection>(worker, pool, std::move(client), false);
   if (self->client_.tls()) {
     self->spawn();  // the handshake first
   } else {
     self->wait_idle();
   }
+}
+
+void Connection::start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Stream client,
+                       std::string_view first) {
+  auto self = std::make_shared<Connection>(worker, pool, std::move(client), true);
+  if (first.empty()) {
+    if (self->client_.tls()) {
+      self->spawn();
+    } else {
+      self->wait_idle();
+    }
+    return;
+  }
+  self->take_state(first);
+  self->busy_ = true;
+  self->spawn();
 }
 
 // The completion handler holds the connection for as long as run() runs (one coroutine frame
@@ -74,7 +88,7 @@ void Connection::wait_idle() {
       net::asio::buffer(first_, sizeof first_),
       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
         if (ec || n == 0 || self->closed_) return self->close_now();  // closed, reset, timed out
-        self->take_state(n);
+        self->take_state({self->first_, n});
         self->busy_ = true;  // a drain from now on lets this request finish
         self->spawn();
       });
@@ -210,12 +224,13 @@ net::Task<bool> Connection::read_client() {
   co_return true;
 }
 
-// The first bytes of a request, read into first_ while idle: now it needs a state.
-void Connection::take_state(size_t n) {
+// The first bytes of a request, read while idle (into first_): now it needs a state.
+void Connection::take_state(std::string_view bytes) {
   if (!s_) s_ = pool_.take();
-  auto [ptr, room] = s_->in.prepare(net::kReadChunk, net::kReadChunk);
-  std::memcpy(ptr, first_, n);
-  s_->in.commit(n);
+  const size_t want = std::max(bytes.size(), net::kReadChunk);  // the head's reads follow
+  auto [ptr, room] = s_->in.prepare(want, want);
+  std::memcpy(ptr, bytes.data(), bytes.size());
+  s_->in.commit(bytes.size());
 }
 
 void Connection::go_idle() {
@@ -233,7 +248,8 @@ void Connection::refresh_view() {
 }
 
 net::Task<> Connection::run() {
-  if (client_.tls()) {
+  if (!handshaken_) {
+    handshaken_ = true;
     // The handshake counts against header_read: a client that stalls it is cut off the same way.
     refresh_view();
     set_deadline(Phase::kClientRead, snap_->config.server.timeouts.header_read);
@@ -257,7 +273,7 @@ net::Task<> Connection::run() {
       set_deadline(Phase::kClientIdle, snap_->config.server.timeouts.idle);
       auto [ec, n] = co_await client_.read_some(net::asio::buffer(first_, sizeof first_));
       if (ec || n == 0) break;  // closed, reset, or the idle timeout
-      take_state(n);
+      take_state({first_, n});
     }
     busy_ = true;
     Head head = co_await read_head();

@@ -35,13 +35,18 @@ class Connection final : public std::enable_shared_from_this<Connection>,
                          public exchange::Drainable,
                          private exchange::Downstream {
  public:
-  Connection(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
-             std::shared_ptr<const tls::ServerContext> tls);
+  // `handshaken`: a TLS client's handshake is done (the listener chose the protocol by ALPN).
+  Connection(exchange::WorkerContext& worker, RequestStatePool& pool, net::Stream client,
+             bool handshaken);
   ~Connection();
   // Serves a connection accepted on a listener; `tls` when that listener terminates TLS.
   // `pool`: the worker's, for the state of each request.
   static void start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
                     std::shared_ptr<const tls::ServerContext> tls);
+  // Serves a connection whose protocol the listener chose (by ALPN, after the TLS handshake, or
+  // by its first bytes, `first`, which are not the HTTP/2 preface).
+  static void start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Stream client,
+                    std::string_view first);
 
   // Drain: an idle connection closes now; a busy one closes after its current response.
   void drain() override;
@@ -64,11 +69,11 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void wait_idle();  // a plain connection's wait for its next request
   net::Task<> run();
   void refresh_view();
-  net::Task<Head> read_head();  // the rest of a head whose first bytes are in s_->in
-  void take_state(size_t n);    // n bytes arrived in first_ while idle
-  void go_idle();               // the state back to the pool, when nothing is buffered
-  void reset_request();         // a head has arrived: a new request's counters
-  void begin_request();         // it parsed: the facts the codec needs after its views are gone
+  net::Task<Head> read_head();              // the rest of a head whose first bytes are in s_->in
+  void take_state(std::string_view bytes);  // a request's first bytes, read while idle
+  void go_idle();                           // the state back to the pool, when nothing is buffered
+  void reset_request();                     // a head has arrived: a new request's counters
+  void begin_request();  // it parsed: the facts the codec needs after its views are gone
 
   // exchange::Downstream
   std::string_view body_buffered() override { return s_->in.data(); }
@@ -79,6 +84,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::string_view peer_ip() const override { return client_ip_; }
   bool peer_trusted() const override { return client_trusted_; }
   bool secure() const override { return client_.tls(); }
+  std::string_view protocol() const override { return req_http10_ ? "HTTP/1.0" : "HTTP/1.1"; }
   void release_head() override;
   void start_response(const http::ResponseHead& head, const http::HeaderList& add,
                       const std::vector<std::string>& remove, std::string_view request_id,
@@ -108,6 +114,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   net::Clock::time_point deadline_;
   net::Clock::time_point armed_at_ = net::Clock::time_point::max();
   Phase phase_ = Phase::kClientIdle;
+  bool handshaken_;  // TLS: done (or not needed)
   bool closed_ = false;
   bool busy_ = false;
   bool idle_ = false;             // run() returned to wait for the next request without it

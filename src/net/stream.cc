@@ -105,6 +105,14 @@ tls::SessionPtr Stream::resumable_session() const {
 
 bool Stream::session_reused() const { return ssl_ && SSL_session_reused(ssl_) == 1; }
 
+std::string_view Stream::alpn() const {
+  if (!ssl_) return {};
+  const unsigned char* proto = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl_, &proto, &len);
+  return {reinterpret_cast<const char*>(proto), len};
+}
+
 net::Task<std::tuple<boost::system::error_code, size_t>> Stream::tls_read_some(
     net::asio::mutable_buffer b) {
   while (true) {

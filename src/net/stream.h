@@ -62,6 +62,8 @@ class Stream {
   // so ask once a response has been read). Null otherwise.
   tls::SessionPtr resumable_session() const;
   bool session_reused() const;
+  // After the handshake: the protocol ALPN chose ("h2", "http/1.1"), or empty when none was.
+  std::string_view alpn() const;
 
   net::Task<std::tuple<boost::system::error_code, size_t>> read_some(net::asio::mutable_buffer b) {
     // Not a coroutine: plain TCP hands back Asio's own operation, as direct as calling it.

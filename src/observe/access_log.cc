@@ -71,6 +71,7 @@ void format_access_record(const AccessRecord& r, std::string* out) {
   field(out, "request_id", r.request_id);
   field(out, "client", r.client);
   field(out, "method", r.method);
+  field(out, "protocol", r.protocol);
   field(out, "path", r.path);
   field(out, "route", r.route);
   field(out, "upstream", r.upstream);

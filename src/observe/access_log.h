@@ -17,8 +17,9 @@ struct AccessRecord {
   std::string_view request_id;
   std::string_view client;
   std::string_view method;
-  std::string_view path;   // the request target as the client sent it
-  std::string_view route;  // empty when none matched
+  std::string_view protocol;  // what the client spoke: HTTP/1.0, HTTP/1.1, HTTP/2
+  std::string_view path;      // the request target as the client sent it
+  std::string_view route;     // empty when none matched
   std::string_view upstream;
   std::string_view target;
   int status = 0;

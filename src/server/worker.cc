@@ -6,9 +6,12 @@
 
 #include "filters/registry.h"
 #include "http1/connection.h"
+#include "http2/connection.h"
+#include "net/stream.h"
 #include "observe/access_log.h"
 #include "observe/log.h"
 #include "tls/client_context.h"
+#include "tls/server_context.h"
 
 namespace gatehouse::server {
 
@@ -124,14 +127,67 @@ net::Task<> Worker::accept_loop(std::shared_ptr<net::Acceptor> acceptor, std::st
       socket.close(ignored);  // over server.limits.max_connections: refuse at once
       continue;
     }
-    // The listener's TLS context from the config current now: a reload's new certificates apply
-    // to the connections accepted after it.
-    std::shared_ptr<const tls::ServerContext> tls;
+    // The listener's config current now: a reload's new certificates apply to the connections
+    // accepted after it.
+    const config::Listener* listener = nullptr;
     for (const auto& l : view_->snapshot->config.server.listen) {
-      if (l.tls && l.address.to_string() == key) tls = l.tls;
+      if (l.address.to_string() == key) listener = &l;
     }
-    http1::Connection::start(*this, *request_states_, net::Socket(std::move(socket)),
-                             std::move(tls));
+    if (!listener || (!listener->h2c && !(listener->tls && listener->tls->offers_h2()))) {
+      http1::Connection::start(*this, *request_states_, net::Socket(std::move(socket)),
+                               listener ? listener->tls : nullptr);
+    } else {
+      net::asio::co_spawn(io_.get_executor(),
+                          choose_protocol(net::Socket(std::move(socket)), *listener),
+                          net::asio::detached);
+    }
+  }
+}
+
+// HTTP/1.1 or HTTP/2, for a listener that speaks both: by ALPN after the TLS handshake (RFC 7301),
+// or, in cleartext, by whether the first bytes are HTTP/2's connection preface (RFC 9113 3.4).
+// Within server.timeouts.header_read, as a request head's first bytes would be.
+net::Task<> Worker::choose_protocol(net::Socket socket, config::Listener listener) {
+  static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  // Shared with the timer's handler, which may run after this frame has handed the stream on.
+  auto stream = std::make_shared<net::Stream>(std::move(socket));
+  net::Stream& client = *stream;
+  net::Timer timer(io_.get_executor());
+  timer.expires_after(view_->snapshot->config.server.timeouts.header_read);
+  timer.async_wait([weak = std::weak_ptr(stream)](boost::system::error_code ec) {
+    auto s = weak.lock();
+    if (!ec && s) s->drop();  // ends the handshake or the read below
+  });
+  std::string first;
+  bool h2 = false, ok = true;
+  if (listener.tls) {
+    client.start_tls_server(listener.tls);
+    ok = co_await client.handshake();
+    h2 = ok && client.alpn() == "h2";
+  } else {
+    // Until the bytes differ from the preface, or all of it is here.
+    char buf[256];
+    while (ok && first.size() < kPreface.size() &&
+           kPreface.starts_with(first.substr(0, kPreface.size()))) {
+      auto [ec, n] = co_await client.read_some(net::asio::buffer(buf));
+      ok = !ec && n > 0;
+      if (ok) first.append(buf, n);
+    }
+    h2 = ok && listener.h2c && first.starts_with(kPreface);
+    ok = ok && (h2 || listener.http1);
+  }
+  timer.cancel();
+  if (!ok || draining_) {
+    client.drop();
+    open_connections_->fetch_sub(1, std::memory_order_relaxed);  // no codec took it
+    co_return;
+  }
+  net::Stream chosen(std::move(client));
+  stream.reset();
+  if (h2) {
+    http2::Connection::start(*this, std::move(chosen), first);
+  } else {
+    http1::Connection::start(*this, *request_states_, std::move(chosen), first);
   }
 }
 

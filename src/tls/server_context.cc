@@ -53,6 +53,7 @@ std::shared_ptr<const ServerContext> ServerContext::create(const ServerSettings&
                                                            std::string* error) {
   std::shared_ptr<ServerContext> c(new ServerContext());
   for (const auto& p : settings.alpn) {
+    if (p == "h2") c->offers_h2_ = true;
     c->alpn_wire_.push_back(static_cast<unsigned char>(p.size()));
     c->alpn_wire_.insert(c->alpn_wire_.end(), p.begin(), p.end());
   }

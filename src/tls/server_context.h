@@ -38,6 +38,8 @@ class ServerContext {
   ssl_st* new_session() const;
   // The DNS names of each certificate, in order (for logs and /status).
   std::vector<std::vector<std::string>> names() const;
+  // ALPN offers HTTP/2 ("h2"): the listener learns the protocol in the handshake.
+  bool offers_h2() const { return offers_h2_; }
 
  private:
   ServerContext() = default;
@@ -52,6 +54,7 @@ class ServerContext {
 
   std::vector<Cert> certs_;
   std::vector<unsigned char> alpn_wire_;  // length-prefixed protocol names
+  bool offers_h2_ = false;
 };
 
 }  // namespace gatehouse::tls

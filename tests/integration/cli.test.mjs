@@ -3,11 +3,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import net from 'node:net';
-import { BIN, runGatehouse, startGatehouse, tempFile, curl, waitFor, freePort } from './harness.mjs';
+import { BIN, runGatehouse, startGatehouse, tempFile, curl, waitFor, freePort, makeCa, makeCert } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -80,13 +81,20 @@ test('validate: YAML syntax errors carry their position', () => {
 
 test('validate: the contract example fails only on features not built yet', () => {
   assert.ok(fs.existsSync(contractExample), `${contractExample} is missing`);
+  // Its TLS listener names certs/api.example.com.pem and .key beside it: made for a copy of it.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-contract-'));
+  const example = path.join(dir, 'contract.yaml');
+  fs.copyFileSync(contractExample, example);
+  fs.mkdirSync(path.join(dir, 'certs'));
+  makeCa(path.join(dir, 'certs'), 'ca');
+  makeCert(path.join(dir, 'certs'), 'api.example.com', 'ca', ['DNS:api.example.com']);
   // The example takes one consumer's API key from ACME_API_KEY.
-  const r = runGatehouse(['validate', '-c', contractExample], { env: { ...process.env, ACME_API_KEY: 'k' } });
+  const r = runGatehouse(['validate', '-c', example], { env: { ...process.env, ACME_API_KEY: 'k' } });
   assert.equal(r.status, 1);
   const errors = r.stderr.trim().split('\n').filter((l) => /:\d+:\d+: /.test(l));
   assert.ok(errors.length > 0);
   for (const e of errors) assert.match(e, /not supported yet/, e);
-  const unset = runGatehouse(['validate', '-c', contractExample], { env: { ...process.env, ACME_API_KEY: '' } });
+  const unset = runGatehouse(['validate', '-c', example], { env: { ...process.env, ACME_API_KEY: '' } });
   assert.match(unset.stderr, /:54:\d+: consumers\[1\]\.api_keys\[0\]\.env: environment variable ACME_API_KEY is not set/);
 });
 

@@ -161,7 +161,7 @@ routes:
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
   EXPECT_EQ(errors[0].to_string(),
             "test.yaml:4:3: server.bogus: unknown key 'bogus' (expected one of: workers, listen, "
-            "limits, timeouts, trusted_proxies, path_normalization)");
+            "limits, timeouts, trusted_proxies, path_normalization, http2)");
 }
 
 TEST(ConfigTest, PathNormalization) {
@@ -613,16 +613,17 @@ routes:
   EXPECT_HAS_ERROR(errors, "server.listen[1].tls.min_version",
                    "TLS 1.0 and 1.1 are broken and refused");
   EXPECT_HAS_ERROR(errors, "server.listen[2].tls.certificates[0]", "'cert' and 'key' are required");
-  EXPECT_HAS_ERROR(errors, "server.listen[2].tls.alpn[0]", "'h2' is not supported yet");
   EXPECT_HAS_ERROR(errors, "server.listen[2].tls.alpn[1]", "unknown protocol 'spdy/3'");
+  for (const auto& e : errors)
+    EXPECT_EQ(e.path.find("tls.alpn[0]"), std::string::npos) << "h2 is offered: " << e.to_string();
 }
 
 TEST(ConfigTest, ListenerProtocols) {
-  auto errors = errors_of(R"(server:
+  auto c = load(R"(server:
   listen:
-    - { address: 127.0.0.1:8080, protocols: [http1] }
+    - { address: 127.0.0.1:8080 }
     - { address: 127.0.0.1:8081, protocols: [http1, h2c] }
-    - { address: 127.0.0.1:8082, protocols: [spdy] }
+    - { address: 127.0.0.1:8082, protocols: [h2c] }
 upstreams:
   app:
     targets: [ { address: 127.0.0.1:9001 } ]
@@ -630,8 +631,66 @@ routes:
   - match: { path: /a }
     to: app
 )");
-  EXPECT_HAS_ERROR(errors, "server.listen[1].protocols[1]", "'h2c' is not supported yet");
+  ASSERT_EQ(c.server.listen.size(), 3u);
+  EXPECT_TRUE(c.server.listen[0].http1);
+  EXPECT_FALSE(c.server.listen[0].h2c) << "HTTP/1.1 alone by default";
+  EXPECT_TRUE(c.server.listen[1].http1 && c.server.listen[1].h2c);
+  EXPECT_FALSE(c.server.listen[2].http1);
+  EXPECT_TRUE(c.server.listen[2].h2c);
+}
+
+TEST(ConfigTest, Http2Settings) {
+  auto c = load(R"(server:
+  listen: [ { address: 127.0.0.1:8080, protocols: [http1, h2c] } ]
+  http2: { max_concurrent_streams: 10, stream_window: 1MiB, connection_window: 8MiB, max_frame_size: 64KiB }
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  EXPECT_EQ(c.server.http2.max_concurrent_streams, 10u);
+  EXPECT_EQ(c.server.http2.stream_window, 1024u * 1024);
+  EXPECT_EQ(c.server.http2.connection_window, 8u * 1024 * 1024);
+  EXPECT_EQ(c.server.http2.max_frame_size, 64u * 1024);
+  EXPECT_EQ(load(kMinimal).server.http2.max_concurrent_streams, 100u) << "the default";
+
+  auto errors = errors_of(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+  http2: { max_concurrent_streams: 0, stream_window: 2GiB, max_frame_size: 1KiB, push: true }
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  EXPECT_HAS_ERROR(errors, "server.http2.push", "unknown key 'push'");
+  EXPECT_HAS_ERROR(errors, "server.http2.max_concurrent_streams", "");
+  EXPECT_HAS_ERROR(errors, "server.http2.stream_window", "must be within 1024 and 2147483647");
+  EXPECT_HAS_ERROR(errors, "server.http2.max_frame_size", "must be within 16384 and 16777215");
+}
+
+TEST(ConfigTest, ListenerProtocolErrors) {
+  auto errors = errors_of(R"(server:
+  listen:
+    - { address: 127.0.0.1:8080, protocols: [http1] }
+    - { address: 127.0.0.1:8081, protocols: [http1, h2] }
+    - { address: 127.0.0.1:8082, protocols: [spdy] }
+    - address: 127.0.0.1:8083
+      protocols: [h2c]
+      tls: { certificates: [ { cert: c.pem, key: k.pem } ] }
+upstreams:
+  app:
+    targets: [ { address: 127.0.0.1:9001 } ]
+routes:
+  - match: { path: /a }
+    to: app
+)");
+  EXPECT_HAS_ERROR(errors, "server.listen[1].protocols[1]", "'h2' is chosen by ALPN");
   EXPECT_HAS_ERROR(errors, "server.listen[2].protocols[0]", "unknown protocol 'spdy'");
+  EXPECT_HAS_ERROR(errors, "server.listen[3].protocols", "h2c is cleartext HTTP/2");
   for (const auto& e : errors)
     EXPECT_EQ(e.path.find("server.listen[0]"), std::string::npos) << e.to_string();
 }

@@ -74,6 +74,7 @@ class FakeDownstream final : public Downstream {
   std::string_view peer_ip() const override { return "192.0.2.7"; }
   bool peer_trusted() const override { return false; }
   bool secure() const override { return false; }
+  std::string_view protocol() const override { return "HTTP/1.1"; }
   void release_head() override {}
   bool body_timed_out() const override { return false; }
   void start_response(const http::ResponseHead& head, const http::HeaderList&,

@@ -18,6 +18,7 @@ AccessRecord sample() {
   r.request_id = "abc";
   r.client = "127.0.0.1";
   r.method = "GET";
+  r.protocol = "HTTP/2";
   r.path = "/x?y=\"1\"";
   r.route = "products";
   r.upstream = "up";
@@ -36,7 +37,8 @@ TEST(AccessLogTest, FormatsOneJsonLineWithEveryField) {
   EXPECT_EQ(
       out,
       "{\"time\":\"2026-11-28T00:26:09.350Z\",\"request_id\":\"abc\",\"client\":\"127.0.0.1\","
-      "\"method\":\"GET\",\"path\":\"/x?y=\\\"1\\\"\",\"route\":\"products\",\"upstream\":\"up\","
+      "\"method\":\"GET\",\"protocol\":\"HTTP/2\",\"path\":\"/"
+      "x?y=\\\"1\\\"\",\"route\":\"products\",\"upstream\":\"up\","
       "\"target\":\"127.0.0.1:9001\",\"status\":200,\"bytes_in\":87,\"bytes_out\":517,"
       "\"duration_ms\":5.598,\"upstream_ms\":0.000}\n");
 }

@@ -1,0 +1,265 @@
+#include "http2/connection.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <array>
+
+#include "config/snapshot.h"
+#include "exchange/peer.h"
+#include "http2/stream.h"
+
+namespace gatehouse::http2 {
+namespace {
+
+// Frames are gathered up to this much per write.
+constexpr size_t kWriteBatch = 64 * 1024;
+// CVE-2023-44487 (rapid reset): at most this many streams a client resets, in a burst, then this
+// many a second; past it, GOAWAY (nghttp2's token bucket). CVE-2024-27316 class: a header block
+// in at most this many CONTINUATION frames.
+constexpr uint64_t kResetBurst = 1000, kResetsPerSecond = 33;
+constexpr size_t kMaxContinuations = 8;
+
+Stream* stream_of(nghttp2_session* session, int32_t id) {
+  return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
+}
+
+}  // namespace
+
+// nghttp2's callbacks: a request stream begins, its fields, its body, its end.
+struct Connection::Callbacks {
+  static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* self) {
+    auto* c = static_cast<Connection*>(self);
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    auto stream = std::make_shared<Stream>(*c, frame->hd.stream_id);
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.get());
+    c->streams_.emplace(frame->hd.stream_id, std::move(stream));
+    c->timer_.cancel();  // not idle
+    return 0;
+  }
+
+  static int on_header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
+                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                       void*) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    if (Stream* s = stream_of(session, frame->hd.stream_id)) {
+      s->field({reinterpret_cast<const char*>(name), namelen},
+               {reinterpret_cast<const char*>(value), valuelen});
+    }
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* self) {
+    auto* c = static_cast<Connection*>(self);
+    Stream* s = stream_of(session, frame->hd.stream_id);
+    if (!s) return 0;
+    const bool ended = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS:
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+          s->head_complete(ended);
+          if (auto it = c->streams_.find(s->id); it != c->streams_.end()) c->serve(it->second);
+        } else if (ended) {
+          s->body_end();  // the trailers
+        }
+        break;
+      case NGHTTP2_DATA:
+        if (ended) s->body_end();
+        break;
+    }
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
+                           size_t len, void*) {
+    if (Stream* s = stream_of(session, id)) {
+      s->body_piece({reinterpret_cast<const char*>(data), len});
+    } else {
+      nghttp2_session_consume_connection(session, len);  // a stream already gone
+    }
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session* session, int32_t id, uint32_t, void* self) {
+    if (Stream* s = stream_of(session, id)) s->closed();
+    static_cast<Connection*>(self)->stream_done(id);
+    return 0;
+  }
+};
+
+void Connection::start(exchange::WorkerContext& worker, net::Stream client,
+                       std::string_view first) {
+  auto self = std::make_shared<Connection>(worker, std::move(client));
+  net::asio::co_spawn(worker.io().get_executor(), self->run(std::string(first)),
+                      [self](std::exception_ptr) {});
+}
+
+Connection::Connection(exchange::WorkerContext& worker, net::Stream client)
+    : w_(worker), client_(std::move(client)), timer_(worker.io().get_executor()) {
+  auto peer =
+      exchange::peer_of(client_.socket(), w_.view()->snapshot->config.server.trusted_proxies);
+  peer_ip_ = std::move(peer.ip);
+  peer_trusted_ = peer.trusted;
+  boost::system::error_code ec;
+  client_.socket().set_option(net::tcp::no_delay(true), ec);
+  client_.socket().non_blocking(true, ec);
+  w_.add(this);
+
+  nghttp2_session_callbacks* cb;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Callbacks::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cb, &Callbacks::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Callbacks::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Callbacks::on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Callbacks::on_stream_close);
+  nghttp2_option* opt;
+  nghttp2_option_new(&opt);
+  // A request body's window is given back as the exchange takes it, not as it arrives.
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_stream_reset_rate_limit(opt, kResetBurst, kResetsPerSecond);
+  nghttp2_option_set_max_continuations(opt, kMaxContinuations);
+  nghttp2_session_server_new2(&session_, cb, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cb);
+
+  // What the gateway tells the client (server.http2); the header section is bounded by
+  // server.limits.max_header_bytes.
+  const auto& server = w_.view()->snapshot->config.server;
+  const std::array<nghttp2_settings_entry, 4> settings{{
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, server.http2.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, server.http2.stream_window},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, server.http2.max_frame_size},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+       static_cast<uint32_t>(server.limits.max_header_bytes)},
+  }};
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(server.http2.connection_window));
+}
+
+Connection::~Connection() {
+  streams_.clear();
+  nghttp2_session_del(session_);
+  w_.remove(this);
+}
+
+net::Task<> Connection::run(std::string first) {
+  auto self = shared_from_this();
+  check_idle();  // until the first stream
+  std::array<char, 16 * 1024> in;
+  if (!feed(first)) {
+    close_now();
+    co_return;
+  }
+  while (!closed_) {
+    auto [ec, n] = co_await client_.read_some(net::asio::buffer(in));
+    if (ec || n == 0) break;
+    if (!feed({in.data(), n})) break;
+  }
+  close_now();
+}
+
+bool Connection::feed(std::string_view bytes) {
+  if (!bytes.empty()) {
+    auto r = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(bytes.data()),
+                                      bytes.size());
+    // Negative: fatal (a bad preface, a flood, a callback's failure). A protocol error is not:
+    // nghttp2 answers it with GOAWAY, sent below, and then wants nothing more.
+    if (r < 0) return false;
+  }
+  flush();
+  return !finished();
+}
+
+bool Connection::finished() const {
+  return nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0 &&
+         !writing_;
+}
+
+void Connection::flush() {
+  if (writing_ || closed_ || !nghttp2_session_want_write(session_)) return;
+  writing_ = true;
+  net::asio::co_spawn(w_.io().get_executor(), write_frames(),
+                      [self = shared_from_this()](std::exception_ptr) {
+                        self->writing_ = false;
+                        if (self->closed_) return;
+                        if (nghttp2_session_want_write(self->session_)) return self->flush();
+                        if (self->finished() || (self->draining_ && self->streams_.empty()))
+                          self->close_now();
+                      });
+}
+
+net::Task<> Connection::write_frames() {
+  while (!closed_) {
+    out_.clear();
+    while (out_.size() < kWriteBatch) {
+      const uint8_t* data;
+      auto n = nghttp2_session_mem_send(session_, &data);
+      if (n <= 0) break;
+      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    if (out_.empty()) break;
+    uint64_t sent = 0;
+    if (!co_await client_.send_rest(out_, {}, &sent)) {
+      close_now();
+      break;
+    }
+  }
+}
+
+void Connection::serve(std::shared_ptr<Stream> stream) {
+  net::asio::co_spawn(w_.io().get_executor(), stream->serve(),
+                      [self = shared_from_this(), stream](std::exception_ptr) { self->flush(); });
+}
+
+void Connection::stream_done(int32_t id) {
+  streams_.erase(id);
+  if (draining_ && streams_.empty()) {
+    flush();  // the last frames, then the close (flush's end)
+    if (!writing_) close_now();
+    return;
+  }
+  check_idle();
+}
+
+void Connection::check_idle() {
+  if (!streams_.empty() || closed_) return;
+  arm_timer(net::coarse_now() + w_.view()->snapshot->config.server.timeouts.idle);
+}
+
+void Connection::arm_timer(net::Clock::time_point at) {
+  timer_.expires_at(at);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec == net::asio::error::operation_aborted || self->closed_) return;
+    if (self->streams_.empty()) {
+      // Idle (or the preface never came): GOAWAY, then the close.
+      nghttp2_session_terminate_session(self->session_, NGHTTP2_NO_ERROR);
+      self->draining_ = true;
+      self->flush();
+      if (!self->writing_) self->close_now();
+    }
+  });
+}
+
+void Connection::drain() {
+  if (draining_ || closed_) return;
+  draining_ = true;
+  // RFC 9113 6.8: the streams up to the last one received are served; the client opens no more.
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  flush();
+  if (streams_.empty() && !writing_) close_now();
+}
+
+void Connection::close_now() {
+  if (closed_) return;
+  closed_ = true;
+  client_.close();
+  timer_.cancel();
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, s] : streams) s->closed();
+}
+
+}  // namespace gatehouse::http2

@@ -1,0 +1,81 @@
+// The HTTP/2 codec, server side (RFC 9113): one client connection, many streams. nghttp2 does the
+// protocol (framing, HPACK, flow control, the stream states and RFC 9113's checks of a request's
+// fields); this is the glue between it, the socket and the exchange. Each request stream becomes
+// one exchange, as an HTTP/1.1 request does: the stream is its Downstream.
+//
+// Bytes go through nghttp2's memory interface: what arrives is fed to it (mem_recv), and what it
+// wants to send is taken (mem_send) and written by one writer at a time. Backpressure comes from
+// HTTP/2's own flow control, both ways: a request body's bytes are acknowledged to the client
+// (WINDOW_UPDATE) only as the exchange passes them upstream, so a slow upstream slows the client;
+// a response body waits in its stream's buffer, bounded, until the client's windows let nghttp2
+// send it, so a slow client slows the upstream read. docs/architecture.md says more.
+//
+// Lives on one worker; everything here runs on that worker's thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "exchange/context.h"
+#include "net/asio.h"
+#include "net/stream.h"
+
+struct nghttp2_session;
+
+namespace gatehouse::http2 {
+
+class Stream;
+
+class Connection final : public std::enable_shared_from_this<Connection>,
+                         public exchange::Drainable {
+ public:
+  // A client that speaks HTTP/2: chosen by ALPN ("h2", the TLS handshake done) or, on a cleartext
+  // listener that allows h2c, by the connection preface at the start of `first` (bytes already
+  // read from it).
+  static void start(exchange::WorkerContext& worker, net::Stream client, std::string_view first);
+
+  Connection(exchange::WorkerContext& worker, net::Stream client);
+  ~Connection();
+
+  // Drain: GOAWAY (RFC 9113 6.8), the streams already open finish, then the connection closes.
+  void drain() override;
+  void close_now() override;
+
+ private:
+  friend class Stream;
+  struct Callbacks;  // nghttp2's, in connection.cc
+
+  net::Task<> run(std::string first);
+  // Feeds received bytes to nghttp2, then sends what it has to say. False: the connection ends.
+  bool feed(std::string_view bytes);
+  // Starts the writer when nghttp2 has frames to send and none is writing.
+  void flush();
+  net::Task<> write_frames();
+  void stream_done(int32_t id);  // nghttp2 closed it
+  void serve(std::shared_ptr<Stream> stream);
+  void check_idle();  // no stream open: the idle timeout runs
+  void arm_timer(net::Clock::time_point at);
+  bool finished() const;  // nothing left to read or write
+  nghttp2_session* session() { return session_; }
+  const std::string& peer_ip() const { return peer_ip_; }
+  bool peer_trusted() const { return peer_trusted_; }
+  bool secure() const { return client_.tls(); }
+  exchange::WorkerContext& worker() { return w_; }
+
+  exchange::WorkerContext& w_;
+  net::Stream client_;
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
+  std::string peer_ip_;
+  bool peer_trusted_ = false;
+  std::string out_;  // frames being written
+  bool writing_ = false;
+  bool closed_ = false;
+  bool draining_ = false;
+  net::Timer timer_;  // the idle timeout (no stream open), or a drain's end
+};
+
+}  // namespace gatehouse::http2

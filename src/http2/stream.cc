@@ -1,0 +1,468 @@
+#include "http2/stream.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "config/snapshot.h"
+#include "http/error_response.h"
+#include "http/parser.h"
+#include "http/proxy_headers.h"
+#include "http2/connection.h"
+
+namespace gatehouse::http2 {
+namespace {
+
+// A response body waits here, per stream, for the client's windows: past this, the exchange
+// waits too (and with it the upstream read).
+constexpr size_t kOutHighWater = 64 * 1024;
+
+// Fields HTTP/2 forbids (RFC 9113 8.2.2): the connection's own, which HTTP/1.1 carried.
+bool connection_specific(std::string_view name) {
+  for (std::string_view f :
+       {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}) {
+    if (http::iequals(name, f)) return true;
+  }
+  return false;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  return out;
+}
+
+// A header block for nghttp2 (which copies it): names in lower case.
+class FieldBlock {
+ public:
+  void add(std::string_view name, std::string_view value) {
+    names_.push_back(lower(name));
+    values_.emplace_back(value);
+  }
+  std::vector<nghttp2_nv> nv() const {
+    std::vector<nghttp2_nv> out;
+    for (size_t i = 0; i < names_.size(); ++i) {
+      out.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(names_[i].data())),
+                     reinterpret_cast<uint8_t*>(const_cast<char*>(values_[i].data())),
+                     names_[i].size(), values_[i].size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::string> names_, values_;
+};
+
+ssize_t read_response_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                           uint32_t* flags, nghttp2_data_source* source, void*) {
+  auto* s = static_cast<Stream*>(source->ptr);
+  bool eof = false, trailers = false;
+  long n = s->read_body(buf, length, &eof, &trailers);
+  if (n < 0) return NGHTTP2_ERR_DEFERRED;
+  if (eof) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (trailers) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      s->send_trailers();
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+Stream::Stream(Connection& c, int32_t id)
+    : id(id),
+      c_(c),
+      exchange_(c.worker()),
+      body_wait_(c.worker().io().get_executor()),
+      room_wait_(c.worker().io().get_executor()),
+      timer_(c.worker().io().get_executor()) {}
+
+Stream::~Stream() = default;
+
+// --- the request ------------------------------------------------------------------------------
+
+void Stream::field(std::string_view name, std::string_view value) {
+  if (head_done_) {  // trailers
+    if (!name.empty() && name[0] != ':') trailers_in_.emplace_back(name, value);
+    return;
+  }
+  // RFC 9113 6.5.2's measure of a header list: each field's name and value plus 32.
+  field_bytes_ += name.size() + value.size() + 32;
+  if (field_bytes_ > c_.worker().view()->snapshot->config.server.limits.max_header_bytes)
+    too_large_ = true;
+  if (too_large_) return;
+  if (name == ":method") {
+    method_ = value;
+  } else if (name == ":scheme") {
+    scheme_ = value;
+  } else if (name == ":authority") {
+    authority_ = value;
+  } else if (name == ":path") {
+    path_ = value;
+  } else if (name == "cookie") {
+    // RFC 9113 8.2.3: cookie-pairs may come as fields of their own; HTTP/1.1 takes them as one.
+    if (!cookie_.empty()) cookie_ += "; ";
+    cookie_ += value;
+  } else if (name[0] != ':') {
+    fields_.emplace_back(name, value);
+  }
+}
+
+void Stream::head_complete(bool ended) {
+  head_done_ = true;
+  body_ended_ = ended;
+  exchange_.begin();
+  head_request_ = method_ == "HEAD";
+  const auto& limits = c_.worker().view()->snapshot->config.server.limits;
+  bool has_length = false, host_differs = false;
+  for (const auto& [n, v] : fields_) {
+    if (n == "content-length") has_length = true;
+    if (n == "host" && !authority_.empty() && !http::iequals(v, authority_)) host_differs = true;
+  }
+  chunked_ = !ended && !has_length;
+  // The request as HTTP/1.1 would carry it; :authority is its Host (RFC 9113 8.3.1).
+  head_text_.clear();
+  head_text_.append(method_).append(" ").append(path_.empty() ? authority_ : path_);
+  head_text_.append(" HTTP/1.1\r\n");
+  if (!authority_.empty()) head_text_.append("host: ").append(authority_).append("\r\n");
+  for (const auto& [n, v] : fields_) {
+    if (n == "host" && !authority_.empty()) continue;
+    head_text_.append(n).append(": ").append(v).append("\r\n");
+  }
+  if (!cookie_.empty()) head_text_.append("cookie: ").append(cookie_).append("\r\n");
+  if (chunked_) head_text_.append("transfer-encoding: chunked\r\n");
+  head_text_.append("\r\n");
+  fields_.clear();
+  if (too_large_) {
+    refusal_ = {431, "header_too_large", "the request header section is too large", {}};
+  } else if (host_differs) {
+    // RFC 9113 8.3.1: one request, one target.
+    refusal_ = {400, "bad_request", "the Host field differs from :authority", {}};
+  } else {
+    http::ParseError err;
+    http::ParseLimits pl{head_text_.size() + 1, limits.max_uri_bytes, limits.max_headers + 3};
+    parsed_ =
+        http::parse_request_head(head_text_, pl, &req_, &err) == http::ParseStatus::kComplete;
+    if (!parsed_) refusal_ = {err.status, std::string(err.code), std::string(err.message), {}};
+  }
+}
+
+void Stream::body_piece(std::string_view data) {
+  bytes_in_ += data.size();
+  if (served_ || closed_) {
+    // Nobody reads it any more: the client's window is given back at once.
+    nghttp2_session_consume(c_.session(), id, data.size());
+    return;
+  }
+  if (chunked_) {
+    char size[20];
+    int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    body_.append(size, static_cast<size_t>(n)).append(data).append("\r\n");
+  } else {
+    body_.append(data);
+  }
+  unacknowledged_ += data.size();
+  wake(body_wait_);
+}
+
+void Stream::body_end() {
+  if (body_ended_) return;
+  body_ended_ = true;
+  if (chunked_) {
+    body_.append("0\r\n");
+    for (const auto& [n, v] : trailers_in_) body_.append(n).append(": ").append(v).append("\r\n");
+    body_.append("\r\n");
+  }
+  wake(body_wait_);
+}
+
+void Stream::closed() {
+  if (closed_) return;
+  closed_ = true;
+  timer_.cancel();
+  if (!served_) exchange_.abort();
+  wake(body_wait_);
+  wake(room_wait_);
+}
+
+// --- the exchange -----------------------------------------------------------------------------
+
+net::Task<> Stream::serve() {
+  if (!parsed_) {
+    co_await exchange_.refuse(refusal_.status, refusal_.code, std::move(refusal_.message), *this);
+  } else {
+    co_await exchange_.serve(req_, *this);
+  }
+  served_ = true;
+  exchange_.finish(*this);
+  exchange_.end();
+  if (!closed_) {
+    // What the exchange did not read of the body is given back to the client's windows.
+    if (unacknowledged_) nghttp2_session_consume(c_.session(), id, unacknowledged_);
+    unacknowledged_ = 0;
+    if (!responded_) {
+      http::ErrorResponse e{502, "upstream_bad_response", "no response", {}};
+      co_await answer(e, {});
+    }
+    end_body();
+  }
+  timer_.cancel();
+}
+
+std::string_view Stream::body_buffered() { return std::string_view(body_).substr(body_at_); }
+
+void Stream::body_consumed(size_t n, bool done) {
+  body_at_ += n;
+  if (body_at_ >= body_.size()) {
+    body_.clear();
+    body_at_ = 0;
+  }
+  // The DATA bytes go back to the client's windows as the exchange passes them on (a chunked
+  // body's framing is not DATA: at most what arrived is given back).
+  const uint64_t ack = std::min<uint64_t>(n, unacknowledged_);
+  unacknowledged_ -= ack;
+  if (done && unacknowledged_) {
+    // The exchange has all of the body.
+    nghttp2_session_consume(c_.session(), id, ack + unacknowledged_);
+    unacknowledged_ = 0;
+  } else if (ack && !closed_) {
+    nghttp2_session_consume(c_.session(), id, ack);
+  }
+  c_.flush();
+}
+
+net::Task<bool> Stream::body_read_more() {
+  if (req_.expect_continue && !continue_sent_ && !closed_) {
+    // RFC 9110 10.1.1, over HTTP/2 (RFC 9113 8.1): an interim HEADERS.
+    continue_sent_ = true;
+    FieldBlock block;
+    block.add(":status", "100");
+    auto nv = block.nv();
+    nghttp2_submit_headers(c_.session(), NGHTTP2_FLAG_NONE, id, nullptr, nv.data(), nv.size(),
+                           nullptr);
+    c_.flush();
+  }
+  while (!closed_ && body_at_ == body_.size() && !body_ended_) {
+    body_wait_.expires_at(net::Clock::time_point::max());
+    co_await body_wait_.async_wait(net::use_task);
+  }
+  co_return !closed_ && body_at_ < body_.size();
+}
+
+void Stream::interim_response(const http::ResponseHead& head) {
+  if (closed_ || responded_) return;
+  FieldBlock block;
+  block.add(":status", std::to_string(head.status));
+  for (const auto& h : head.headers) {
+    if (h.hop_by_hop || connection_specific(h.name) || h.id == http::HeaderId::kContentLength)
+      continue;
+    block.add(h.name, h.value);
+  }
+  auto nv = block.nv();
+  nghttp2_submit_headers(c_.session(), NGHTTP2_FLAG_NONE, id, nullptr, nv.data(), nv.size(),
+                         nullptr);
+  c_.flush();
+}
+
+// --- deadlines --------------------------------------------------------------------------------
+
+void Stream::set_deadline(upstream::RequestSource::Phase phase, net::Clock::duration after) {
+  phase_ = phase;
+  deadline_ = net::coarse_now() + after;
+  timer_.expires_at(deadline_);
+  timer_.async_wait([self = weak_from_this()](boost::system::error_code ec) {
+    if (ec == net::asio::error::operation_aborted) return;
+    if (auto s = self.lock()) s->on_timer();
+  });
+}
+
+void Stream::on_timer() {
+  if (closed_ || served_) return;
+  using Phase = upstream::RequestSource::Phase;
+  switch (phase_) {
+    case Phase::kQueued:
+    case Phase::kConnect:
+    case Phase::kResponse:
+      // 503 or 504 from the exchange; the stream goes on to carry it.
+      deadline_ = net::Clock::time_point::max();
+      exchange_.deadline_passed(phase_);
+      break;
+    case Phase::kStream:
+    case Phase::kSend:
+      // A body stalled either way, or the client stopped taking the response: the stream ends.
+      reset(NGHTTP2_CANCEL);
+      exchange_.abort();
+      break;
+  }
+}
+
+std::string_view Stream::peer_ip() const { return c_.peer_ip(); }
+bool Stream::peer_trusted() const { return c_.peer_trusted(); }
+bool Stream::secure() const { return c_.secure(); }
+
+// --- the response -----------------------------------------------------------------------------
+
+void Stream::submit_head(int status, const Fields& fields, bool has_body) {
+  FieldBlock block;
+  block.add(":status", std::to_string(status));
+  for (const auto& [n, v] : fields) block.add(n, v);
+  auto nv = block.nv();
+  nghttp2_data_provider body;
+  body.source.ptr = this;
+  body.read_callback = &read_response_body;
+  responded_ = true;
+  if (!has_body) out_ended_ = true;
+  nghttp2_submit_response(c_.session(), id, nv.data(), nv.size(), has_body ? &body : nullptr);
+  c_.flush();
+}
+
+void Stream::start_response(const http::ResponseHead& head, const http::HeaderList& add,
+                            const std::vector<std::string>& remove, std::string_view request_id,
+                            bool, bool* payload) {
+  *payload = true;  // HTTP/2 frames the body itself: chunked bodies come de-chunked
+  http::ResponseInfo info;
+  info.request_id_header = c_.worker().view()->snapshot->config.observability.request_id_header;
+  info.request_id = request_id;
+  info.add = &add;
+  info.remove = &remove;
+  Fields fields;
+  http::for_each_client_field(head, info, [&](std::string_view n, std::string_view v) {
+    if (!connection_specific(n)) fields.emplace_back(n, v);
+  });
+  const bool has_body = !head_request_ && head.status != 204 && head.status != 304;
+  submit_head(head.status, fields, has_body);
+}
+
+bool Stream::room() const { return out_.size() - out_at_ < kOutHighWater; }
+
+void Stream::queue(std::string_view bytes) {
+  if (out_ended_ || closed_) return;
+  out_.append(bytes);
+  bytes_out_ += bytes.size();
+  nghttp2_session_resume_data(c_.session(), id);
+  c_.flush();
+}
+
+void Stream::end_body() {
+  if (closed_) return;
+  if (!out_ended_) {
+    out_ended_ = true;
+    nghttp2_session_resume_data(c_.session(), id);
+  }
+  c_.flush();
+}
+
+net::Task<bool> Stream::wait_for_room() {
+  while (!closed_ && !room()) {
+    room_wait_.expires_at(net::Clock::time_point::max());
+    co_await room_wait_.async_wait(net::use_task);
+  }
+  co_return !closed_;
+}
+
+void Stream::wake(net::Timer& t) { t.cancel(); }
+
+bool Stream::send_now(std::string_view& body, bool* ok) {
+  *ok = !closed_;
+  if (closed_) return true;
+  if (!room()) return false;
+  queue(body);
+  body = {};
+  return true;
+}
+
+net::Task<bool> Stream::send(std::string_view body) {
+  if (!co_await wait_for_room()) co_return false;
+  queue(body);
+  co_return true;
+}
+
+net::Task<bool> Stream::send_payload(const std::vector<std::string_view>& pieces) {
+  if (!co_await wait_for_room()) co_return false;
+  for (auto p : pieces) queue(p);
+  co_return true;
+}
+
+net::Task<bool> Stream::send_chunk(std::string_view data, const http::HeaderList* trailers) {
+  if (!co_await wait_for_room()) co_return false;
+  queue(data);
+  if (trailers) {
+    trailers_out_ = *trailers;
+    end_body();
+  }
+  co_return true;
+}
+
+long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {
+  const size_t n = std::min(space, out_.size() - out_at_);
+  std::memcpy(to, out_.data() + out_at_, n);
+  out_at_ += n;
+  if (out_at_ == out_.size()) {
+    out_.clear();
+    out_at_ = 0;
+  }
+  if (out_ended_ && out_.empty()) {
+    *eof = true;
+    *trailers = !trailers_out_.empty();
+  } else if (n == 0) {
+    return -1;
+  }
+  if (n) wake(room_wait_);
+  return static_cast<long>(n);
+}
+
+void Stream::send_trailers() {
+  FieldBlock block;
+  for (const auto& [n, v] : trailers_out_) {
+    if (!connection_specific(n)) block.add(n, v);
+  }
+  auto nv = block.nv();
+  nghttp2_submit_trailer(c_.session(), id, nv.data(), nv.size());
+}
+
+// The gateway's own answer: the same head and body as over HTTP/1.1 (src/http/error_response.cc),
+// in HEADERS and DATA.
+net::Task<> Stream::answer(const http::ErrorResponse& e, std::string_view request_id) {
+  if (closed_) co_return;
+  if (responded_) {
+    reset(NGHTTP2_INTERNAL_ERROR);  // too late for a status
+    co_return;
+  }
+  std::string text;
+  http::build_error_response(e, c_.worker().view()->snapshot->config.observability.request_id_header,
+                             request_id, false, head_request_, &text);
+  http::ResponseHead head;
+  http::ParseError err;
+  http::ParseLimits pl{text.size() + 1, text.size() + 1, 10000};
+  if (http::parse_response_head(text, pl, head_request_ ? "HEAD" : "GET", &head, &err) !=
+      http::ParseStatus::kComplete) {
+    reset(NGHTTP2_INTERNAL_ERROR);
+    co_return;
+  }
+  Fields fields;
+  for (const auto& h : head.headers) {
+    if (!connection_specific(h.name)) fields.emplace_back(h.name, h.value);
+  }
+  const bool has_body = !head_request_ && e.status != 204 && e.status != 304;
+  submit_head(e.status, fields, has_body);
+  if (has_body) {
+    queue(std::string_view(text).substr(head.head_bytes));
+    queue(e.shared());
+  }
+  end_body();
+}
+
+void Stream::cut_response() { reset(NGHTTP2_INTERNAL_ERROR); }
+
+void Stream::reset(uint32_t error_code) {
+  if (closed_) return;
+  nghttp2_submit_rst_stream(c_.session(), NGHTTP2_FLAG_NONE, id, error_code);
+  c_.flush();
+}
+
+}  // namespace gatehouse::http2
