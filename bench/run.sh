@@ -28,6 +28,8 @@ READY_TIMEOUT=${READY_TIMEOUT:-15} # seconds to wait for each server to answer
 GATEHOUSE_WAIT=${GATEHOUSE_WAIT:-0} # seconds to wait for a missing gatehouse binary to appear
 CSV=${CSV:-}                       # optional file: per-round results as CSV
 SCHEME=${SCHEME:-http}             # https: the proxies terminate TLS (one EC P-256 certificate)
+PROTOCOL=${PROTOCOL:-http1}        # h2c: clients speak HTTP/2 with prior knowledge (h2load, not wrk)
+STREAMS=${STREAMS:-25}             # h2c: concurrent streams per connection (h2load -m)
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0} # 1: a new connection per request (with https: full handshakes)
 CPU_LIMIT=${CPU_LIMIT:-}           # e.g. 0.5: each proxy gets that share of a core (cgroup quota)
 EQUAL_HEADERS=${EQUAL_HEADERS:-1} # 1: nginx/HAProxy add the forwarding headers gatehouse adds by default
@@ -64,6 +66,8 @@ PEERS+=" gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-r
 [[ $IDLE_CONNECTIONS =~ ^[0-9]+$ ]] || die "IDLE_CONNECTIONS must be a number"
 [[ $THREADS =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer"
 [[ $SCHEME == http || $SCHEME == https ]] || die "SCHEME must be http or https"
+[[ $PROTOCOL == http1 || $PROTOCOL == h2c ]] || die "PROTOCOL must be http1 or h2c"
+[[ $PROTOCOL == http1 || $SCHEME == http ]] || die "PROTOCOL=h2c is cleartext: SCHEME=http"
 [[ $BODY_KIND == x || $BODY_KIND == json ]] || die "BODY_KIND must be x or json"
 [[ -z $CPU_LIMIT || $CPU_LIMIT =~ ^(0?\.[0-9]+|1(\.0*)?)$ ]] || die "CPU_LIMIT must be a share of one core, 0.05 to 1"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS must be >= THREADS"
@@ -88,6 +92,12 @@ if [[ $WARMUP != 0 && -n $WARMUP ]]; then
 fi
 
 for tool in "$WRK_BIN" curl ss awk; do command -v "$tool" >/dev/null || die "'$tool' not found"; done
+[[ $PROTOCOL == h2c ]] && { command -v h2load >/dev/null || die "PROTOCOL=h2c needs h2load (nghttp2-client)"; }
+# Idle upstream connections each proxy keeps: at least as many as requests in flight, so that no
+# proxy opens new ones under a steady load (HTTP/2 puts STREAMS of them on each connection).
+IN_FLIGHT=$CONNECTIONS
+[[ $PROTOCOL == h2c ]] && IN_FLIGHT=$((CONNECTIONS * STREAMS))
+UPSTREAM_IDLE=$((IN_FLIGHT > 64 ? IN_FLIGHT + IN_FLIGHT / 4 : 64))
 command -v "$NGINX_BIN" >/dev/null || die "nginx not found (scripts/install-deps.sh installs it)"
 [[ " $PROXIES " == *" haproxy "* ]] && { command -v "$HAPROXY_BIN" >/dev/null || die "haproxy not found"; }
 [[ $PIN == 1 ]] && { command -v taskset >/dev/null || die "PIN=1 needs taskset"; }
@@ -236,7 +246,9 @@ wait_ready() {
       sleep 0.1
       continue
     fi
-    got=$(curl -s --max-time 1 -o /dev/null -w '%{http_code} %{size_download}' \
+    local h2=()
+    [[ $PROTOCOL == h2c && $name != backend ]] && h2=(--http2-prior-knowledge)
+    got=$(curl -s --max-time 1 -o /dev/null -w '%{http_code} %{size_download}' "${h2[@]}" \
       -k ${WRK_HEADER[$name]:+-H "${WRK_HEADER[$name]}"} "$(scheme_of "$name")://127.0.0.1:$port$URL_PATH" 2>/dev/null || true)
     if [[ $got == "200 $BODY_BYTES" ]]; then return 0; fi
     sleep 0.1
@@ -379,11 +391,11 @@ http {
 $(nginx_common_http "$TMP/nginx")
     upstream backend {
         server 127.0.0.1:$BACKEND_PORT;
-        keepalive 64;
+        keepalive $UPSTREAM_IDLE;
         keepalive_requests 1000000;
     }
     server {
-        listen 127.0.0.1:$NGX_PORT backlog=4096$([[ $SCHEME == https ]] && echo " ssl");
+        listen 127.0.0.1:$NGX_PORT backlog=4096$([[ $SCHEME == https ]] && echo " ssl")$([[ $PROTOCOL == h2c ]] && echo " http2");
 $([[ $SCHEME == https ]] && printf '        ssl_certificate %s;\n        ssl_certificate_key %s;\n        ssl_protocols TLSv1.2 TLSv1.3;\n' "$TMP/cert.pem" "$TMP/cert.key")
         location / {
             proxy_pass http://backend;
@@ -409,7 +421,7 @@ defaults
     timeout server 60s
     timeout http-keep-alive 60s
 frontend fe
-    bind 127.0.0.1:$HAP_PORT$([[ $SCHEME == https ]] && echo " ssl crt $TMP/cert-and-key.pem ssl-min-ver TLSv1.2")
+    bind 127.0.0.1:$HAP_PORT$([[ $SCHEME == https ]] && echo " ssl crt $TMP/cert-and-key.pem ssl-min-ver TLSv1.2")$([[ $PROTOCOL == h2c ]] && echo " proto h2")
 $(haproxy_forwarding_headers)
     default_backend be
 backend be
@@ -424,12 +436,13 @@ server:
   listen:
     - address: 127.0.0.1:$GH_PORT
 $([[ $SCHEME == https ]] && printf '      tls: { certificates: [ { cert: %s, key: %s } ] }\n' "$TMP/cert.pem" "$TMP/cert.key")
+$([[ $PROTOCOL == h2c ]] && printf '      protocols: [h2c]\n')
 observability:
   access_log: { path: "off" }
 upstreams:
   backend:
     targets: [ { address: 127.0.0.1:$BACKEND_PORT } ]
-    max_idle_per_target: 64
+    max_idle_per_target: $UPSTREAM_IDLE
 routes:
   - name: all
     match: { path: /* }
@@ -444,7 +457,7 @@ sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHB_PORT/" "$TMP/gatehouse/gatehouse.yam
 # checks, a bulkhead and its queue that are never reached, a route timeout) and no failures: what
 # they cost when all is well.
 sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHR_PORT/" \
-  -e "s|^    max_idle_per_target: 64|    max_idle_per_target: 64\n    max_concurrent_requests: 100000\n    max_pending: 1000\n    circuit_breaker: { failure_rate: 50%, min_requests: 20, window: 10s, open_for: 30s }\n    retry: { attempts: 2, on: [connect_failure, reset, 502, 503, 504] }\n    health_check: { path: /body.txt, interval: 1s }|" \
+  -e "s|^    max_idle_per_target: $UPSTREAM_IDLE|    max_idle_per_target: $UPSTREAM_IDLE\n    max_concurrent_requests: 100000\n    max_pending: 1000\n    circuit_breaker: { failure_rate: 50%, min_requests: 20, window: 10s, open_for: 30s }\n    retry: { attempts: 2, on: [connect_failure, reset, 502, 503, 504] }\n    health_check: { path: /body.txt, interval: 1s }|" \
   -e "s|^    to: backend|    to: backend\n    timeout: 30s|" \
   "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse-resilient/gatehouse.yaml"
 
@@ -712,10 +725,43 @@ if ((IDLE_CONNECTIONS > 0)); then
 fi
 
 # ---- load ----------------------------------------------------------------------------------
+# h2load in wrk's place (PROTOCOL=h2c): CONNECTIONS connections of STREAMS concurrent streams each.
+# Its summary is written to $4 as the lines of wrk's that the rounds read (requests, requests/s,
+# the 99th percentile from h2load's per-request log).
+run_h2load() {
+  local port=$1 dur=$2 limit=$3 out=$4 name=$5 cmd
+  cmd=(h2load -c "$CONNECTIONS" -m "$STREAMS" -t "$THREADS" -D "$(to_seconds "$dur")" --log-file="$out.log")
+  [[ -n ${WRK_HEADER[$name]:-} ]] && cmd+=(-H "${WRK_HEADER[$name]}")
+  cmd+=("http://127.0.0.1:$port$URL_PATH")
+  [[ $PIN == 1 ]] && cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
+  timeout -k 5 "$limit" "${cmd[@]}" >"$out.h2load" 2>&1 &
+  WRK_PID=$!
+  local rc=0
+  wait "$WRK_PID" || rc=$?
+  WRK_PID=""
+  ((rc == 0)) || { cat "$out.h2load" >&2; die "h2load failed or timed out (port $port, exit $rc)"; }
+  local ok failed secs p99
+  ok=$(awk '/^requests:/ { print $8; exit }' "$out.h2load")
+  failed=$(awk '/^requests:/ { print $10; exit }' "$out.h2load")
+  secs=$(awk '/^finished in/ { v = $3; sub(/s,$/, "", v); print v; exit }' "$out.h2load")
+  [[ -n $ok && -n $secs ]] || { cat "$out.h2load" >&2; die "could not parse h2load output"; }
+  # The log: start time, status, microseconds per request.
+  p99=$(awk '{ print $3 }' "$out.log" | sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3fms", v[i] / 1000 }')
+  {
+    echo "  $ok requests in ${secs}s, 0MB read"
+    echo "Requests/sec: $(awk -v n="$ok" -v s="$secs" 'BEGIN { printf "%.2f", n / s }')"
+    echo "     99%   $p99"
+    non2xx=$(awk '/^status codes:/ { print $5 + $7 + $9; exit }' "$out.h2load")
+    ((non2xx + failed > 0)) && echo "  Non-2xx or 3xx responses: $((non2xx + failed))"
+  } >"$out"
+  rm -f "$out.log"
+}
+
 # Runs wrk against proxy $5 on port $1 for $2 (wrk duration) with timeout $3 seconds; output into $4.
 run_wrk() {
   local port=$1 dur=$2 limit=$3 out=$4 cmd
   local name=$5
+  [[ $PROTOCOL == h2c ]] && { run_h2load "$@"; return; }
   cmd=("$WRK_BIN" -t "$THREADS" -c "$CONNECTIONS" -d "$dur" --latency)
   [[ -n ${WRK_HEADER[$name]:-} ]] && cmd+=(-H "${WRK_HEADER[$name]}")
   [[ $NEW_CONNECTIONS == 1 ]] && cmd+=(-H "Connection: close")
@@ -742,6 +788,7 @@ to_ms() {
     else { printf "nan" } }'
 }
 
+[[ $PROTOCOL == h2c ]] && echo "HTTP/2 (h2c, prior knowledge): h2load -c$CONNECTIONS -m$STREAMS -t$THREADS in wrk's place"
 echo "gatehouse bench: $ROUNDS round(s) x ${DURATION} per proxy, wrk -t$THREADS -c$CONNECTIONS --latency," \
   "GET $SCHEME $URL_PATH (${BODY_BYTES}-byte body), new connection per request=$NEW_CONNECTIONS," \
   "pin=$PIN, cpu_limit=${CPU_LIMIT:-none}, equal_headers=$EQUAL_HEADERS, CLK_TCK=$CLK_TCK"

@@ -39,8 +39,7 @@ struct Connection::Callbacks {
   }
 
   static int on_header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
-                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
-                       void*) {
+                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void*) {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     if (Stream* s = stream_of(session, frame->hd.stream_id)) {
       s->field({reinterpret_cast<const char*>(name), namelen},

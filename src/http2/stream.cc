@@ -3,6 +3,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include "config/snapshot.h"
@@ -27,37 +28,62 @@ bool connection_specific(std::string_view name) {
   return false;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) {
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  }
-  return out;
-}
+}  // namespace
 
-// A header block for nghttp2 (which copies it): names in lower case.
+// A header block for nghttp2, which copies it at once: names in lower case (HTTP/2 has no
+// other). Built in one scratch per thread (a block is made and submitted before the next), so
+// that a response's fields cost no allocation of their own; the values are views, valid until
+// the block is submitted.
 class FieldBlock {
  public:
-  void add(std::string_view name, std::string_view value) {
-    names_.push_back(lower(name));
-    values_.emplace_back(value);
-  }
-  std::vector<nghttp2_nv> nv() const {
-    std::vector<nghttp2_nv> out;
-    for (size_t i = 0; i < names_.size(); ++i) {
-      out.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(names_[i].data())),
-                     reinterpret_cast<uint8_t*>(const_cast<char*>(values_[i].data())),
-                     names_[i].size(), values_[i].size(), NGHTTP2_NV_FLAG_NONE});
+  explicit FieldBlock(int status) {
+    auto& s = scratch();
+    s.fields.clear();
+    if (status) {
+      std::to_chars(s.status, s.status + 3, status);
+      s.fields.emplace_back(":status", std::string_view(s.status, 3));
     }
-    return out;
+  }
+  void add(std::string_view name, std::string_view value) {
+    scratch().fields.emplace_back(name, value);
+  }
+  const std::vector<nghttp2_nv>& nv() {
+    auto& s = scratch();
+    size_t bytes = 0;
+    for (const auto& f : s.fields) bytes += f.first.size();
+    s.names.resize(bytes);  // not to move again: the names below point into it
+    s.nv.clear();
+    char* at = s.names.data();
+    for (const auto& [name, value] : s.fields) {
+      for (size_t i = 0; i < name.size(); ++i) {
+        const char ch = name[i];
+        at[i] = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
+      }
+      s.nv.push_back({reinterpret_cast<uint8_t*>(at),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                      value.size(), NGHTTP2_NV_FLAG_NONE});
+      at += name.size();
+    }
+    return s.nv;
   }
 
  private:
-  std::vector<std::string> names_, values_;
+  struct Scratch {
+    std::vector<std::pair<std::string_view, std::string_view>> fields;
+    std::string names;
+    std::vector<nghttp2_nv> nv;
+    char status[3];
+  };
+  static Scratch& scratch() {
+    thread_local Scratch s;
+    return s;
+  }
 };
 
-ssize_t read_response_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
-                           uint32_t* flags, nghttp2_data_source* source, void*) {
+namespace {
+
+ssize_t read_response_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                           nghttp2_data_source* source, void*) {
   auto* s = static_cast<Stream*>(source->ptr);
   bool eof = false, trailers = false;
   long n = s->read_body(buf, length, &eof, &trailers);
@@ -95,22 +121,40 @@ void Stream::field(std::string_view name, std::string_view value) {
   field_bytes_ += name.size() + value.size() + 32;
   if (field_bytes_ > c_.worker().view()->snapshot->config.server.limits.max_header_bytes)
     too_large_ = true;
-  if (too_large_) return;
-  if (name == ":method") {
-    method_ = value;
-  } else if (name == ":scheme") {
-    scheme_ = value;
-  } else if (name == ":authority") {
-    authority_ = value;
-  } else if (name == ":path") {
-    path_ = value;
-  } else if (name == "cookie") {
+  if (too_large_ || name.empty()) return;
+  if (name[0] == ':') {  // nghttp2 lets none through after a regular field (RFC 9113 8.3)
+    if (name == ":method") {
+      method_ = value;
+    } else if (name == ":authority") {
+      authority_ = value;
+    } else if (name == ":path") {
+      path_ = value;
+    }
+    return;
+  }
+  if (!line_written_) write_request_line();
+  if (name == "cookie") {
     // RFC 9113 8.2.3: cookie-pairs may come as fields of their own; HTTP/1.1 takes them as one.
     if (!cookie_.empty()) cookie_ += "; ";
     cookie_ += value;
-  } else if (name[0] != ':') {
-    fields_.emplace_back(name, value);
+    return;
   }
+  if (name == "host" && !authority_.empty()) {
+    // :authority is the Host (RFC 9113 8.3.1); one that names another target is refused.
+    if (!http::iequals(value, authority_)) host_differs_ = true;
+    return;
+  }
+  if (name == "content-length") has_length_ = true;
+  head_text_.append(name).append(": ").append(value).append("\r\n");
+}
+
+// The request as HTTP/1.1 would carry it, its fields appended as they come.
+void Stream::write_request_line() {
+  line_written_ = true;
+  head_text_.reserve(256);
+  head_text_.append(method_).append(" ").append(path_.empty() ? authority_ : path_);
+  head_text_.append(" HTTP/1.1\r\n");
+  if (!authority_.empty()) head_text_.append("host: ").append(authority_).append("\r\n");
 }
 
 void Stream::head_complete(bool ended) {
@@ -119,35 +163,20 @@ void Stream::head_complete(bool ended) {
   exchange_.begin();
   head_request_ = method_ == "HEAD";
   const auto& limits = c_.worker().view()->snapshot->config.server.limits;
-  bool has_length = false, host_differs = false;
-  for (const auto& [n, v] : fields_) {
-    if (n == "content-length") has_length = true;
-    if (n == "host" && !authority_.empty() && !http::iequals(v, authority_)) host_differs = true;
-  }
-  chunked_ = !ended && !has_length;
-  // The request as HTTP/1.1 would carry it; :authority is its Host (RFC 9113 8.3.1).
-  head_text_.clear();
-  head_text_.append(method_).append(" ").append(path_.empty() ? authority_ : path_);
-  head_text_.append(" HTTP/1.1\r\n");
-  if (!authority_.empty()) head_text_.append("host: ").append(authority_).append("\r\n");
-  for (const auto& [n, v] : fields_) {
-    if (n == "host" && !authority_.empty()) continue;
-    head_text_.append(n).append(": ").append(v).append("\r\n");
-  }
+  if (!line_written_) write_request_line();
+  chunked_ = !ended && !has_length_;
   if (!cookie_.empty()) head_text_.append("cookie: ").append(cookie_).append("\r\n");
   if (chunked_) head_text_.append("transfer-encoding: chunked\r\n");
   head_text_.append("\r\n");
-  fields_.clear();
   if (too_large_) {
     refusal_ = {431, "header_too_large", "the request header section is too large", {}};
-  } else if (host_differs) {
+  } else if (host_differs_) {
     // RFC 9113 8.3.1: one request, one target.
     refusal_ = {400, "bad_request", "the Host field differs from :authority", {}};
   } else {
     http::ParseError err;
     http::ParseLimits pl{head_text_.size() + 1, limits.max_uri_bytes, limits.max_headers + 3};
-    parsed_ =
-        http::parse_request_head(head_text_, pl, &req_, &err) == http::ParseStatus::kComplete;
+    parsed_ = http::parse_request_head(head_text_, pl, &req_, &err) == http::ParseStatus::kComplete;
     if (!parsed_) refusal_ = {err.status, std::string(err.code), std::string(err.message), {}};
   }
 }
@@ -240,9 +269,8 @@ net::Task<bool> Stream::body_read_more() {
   if (req_.expect_continue && !continue_sent_ && !closed_) {
     // RFC 9110 10.1.1, over HTTP/2 (RFC 9113 8.1): an interim HEADERS.
     continue_sent_ = true;
-    FieldBlock block;
-    block.add(":status", "100");
-    auto nv = block.nv();
+    FieldBlock block(100);
+    const auto& nv = block.nv();
     nghttp2_submit_headers(c_.session(), NGHTTP2_FLAG_NONE, id, nullptr, nv.data(), nv.size(),
                            nullptr);
     c_.flush();
@@ -256,14 +284,13 @@ net::Task<bool> Stream::body_read_more() {
 
 void Stream::interim_response(const http::ResponseHead& head) {
   if (closed_ || responded_) return;
-  FieldBlock block;
-  block.add(":status", std::to_string(head.status));
+  FieldBlock block(head.status);
   for (const auto& h : head.headers) {
     if (h.hop_by_hop || connection_specific(h.name) || h.id == http::HeaderId::kContentLength)
       continue;
     block.add(h.name, h.value);
   }
-  auto nv = block.nv();
+  const auto& nv = block.nv();
   nghttp2_submit_headers(c_.session(), NGHTTP2_FLAG_NONE, id, nullptr, nv.data(), nv.size(),
                          nullptr);
   c_.flush();
@@ -271,10 +298,17 @@ void Stream::interim_response(const http::ResponseHead& head) {
 
 // --- deadlines --------------------------------------------------------------------------------
 
+// One timer, re-armed lazily (as the HTTP/1.1 codec's): a later deadline costs a store, and the
+// timer re-arms itself when it fires early; only an earlier one touches it.
 void Stream::set_deadline(upstream::RequestSource::Phase phase, net::Clock::duration after) {
   phase_ = phase;
   deadline_ = net::coarse_now() + after;
-  timer_.expires_at(deadline_);
+  if (deadline_ < armed_at_) arm_timer(deadline_);
+}
+
+void Stream::arm_timer(net::Clock::time_point at) {
+  armed_at_ = at;
+  timer_.expires_at(at);
   timer_.async_wait([self = weak_from_this()](boost::system::error_code ec) {
     if (ec == net::asio::error::operation_aborted) return;
     if (auto s = self.lock()) s->on_timer();
@@ -282,7 +316,9 @@ void Stream::set_deadline(upstream::RequestSource::Phase phase, net::Clock::dura
 }
 
 void Stream::on_timer() {
+  armed_at_ = net::Clock::time_point::max();
   if (closed_ || served_) return;
+  if (net::Clock::now() < deadline_) return arm_timer(deadline_);
   using Phase = upstream::RequestSource::Phase;
   switch (phase_) {
     case Phase::kQueued:
@@ -307,11 +343,8 @@ bool Stream::secure() const { return c_.secure(); }
 
 // --- the response -----------------------------------------------------------------------------
 
-void Stream::submit_head(int status, const Fields& fields, bool has_body) {
-  FieldBlock block;
-  block.add(":status", std::to_string(status));
-  for (const auto& [n, v] : fields) block.add(n, v);
-  auto nv = block.nv();
+void Stream::submit_head(FieldBlock& block, bool has_body) {
+  const auto& nv = block.nv();
   nghttp2_data_provider body;
   body.source.ptr = this;
   body.read_callback = &read_response_body;
@@ -330,12 +363,12 @@ void Stream::start_response(const http::ResponseHead& head, const http::HeaderLi
   info.request_id = request_id;
   info.add = &add;
   info.remove = &remove;
-  Fields fields;
+  FieldBlock block(head.status);
   http::for_each_client_field(head, info, [&](std::string_view n, std::string_view v) {
-    if (!connection_specific(n)) fields.emplace_back(n, v);
+    if (!connection_specific(n)) block.add(n, v);
   });
   const bool has_body = !head_request_ && head.status != 204 && head.status != 304;
-  submit_head(head.status, fields, has_body);
+  submit_head(block, has_body);
 }
 
 bool Stream::room() const { return out_.size() - out_at_ < kOutHighWater; }
@@ -417,11 +450,11 @@ long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {
 }
 
 void Stream::send_trailers() {
-  FieldBlock block;
+  FieldBlock block(0);
   for (const auto& [n, v] : trailers_out_) {
     if (!connection_specific(n)) block.add(n, v);
   }
-  auto nv = block.nv();
+  const auto& nv = block.nv();
   nghttp2_submit_trailer(c_.session(), id, nv.data(), nv.size());
 }
 
@@ -434,7 +467,8 @@ net::Task<> Stream::answer(const http::ErrorResponse& e, std::string_view reques
     co_return;
   }
   std::string text;
-  http::build_error_response(e, c_.worker().view()->snapshot->config.observability.request_id_header,
+  http::build_error_response(e,
+                             c_.worker().view()->snapshot->config.observability.request_id_header,
                              request_id, false, head_request_, &text);
   http::ResponseHead head;
   http::ParseError err;
@@ -444,12 +478,12 @@ net::Task<> Stream::answer(const http::ErrorResponse& e, std::string_view reques
     reset(NGHTTP2_INTERNAL_ERROR);
     co_return;
   }
-  Fields fields;
+  FieldBlock block(e.status);
   for (const auto& h : head.headers) {
-    if (!connection_specific(h.name)) fields.emplace_back(h.name, h.value);
+    if (!connection_specific(h.name)) block.add(h.name, h.value);
   }
   const bool has_body = !head_request_ && e.status != 204 && e.status != 304;
-  submit_head(e.status, fields, has_body);
+  submit_head(block, has_body);
   if (has_body) {
     queue(std::string_view(text).substr(head.head_bytes));
     queue(e.shared());

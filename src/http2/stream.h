@@ -28,6 +28,7 @@
 namespace gatehouse::http2 {
 
 class Connection;
+class FieldBlock;
 
 class Stream final : public exchange::Downstream, public std::enable_shared_from_this<Stream> {
  public:
@@ -81,9 +82,8 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   uint64_t bytes_received() const override { return bytes_in_; }
   uint64_t bytes_sent() const override { return bytes_out_; }
 
-  using Fields = std::vector<std::pair<std::string, std::string>>;
-  // Submits the response's HEADERS: `status` and `fields` (any case; sent in lower case).
-  void submit_head(int status, const Fields& fields, bool has_body);
+  // Submits the response's HEADERS (`block`: its status and fields).
+  void submit_head(FieldBlock& block, bool has_body);
   // The body bytes waiting for the client, and room for more.
   bool room() const;
   void queue(std::string_view bytes);
@@ -91,18 +91,22 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   net::Task<bool> wait_for_room();
   void wake(net::Timer& t);
   void reset(uint32_t error_code);  // RST_STREAM
+  void arm_timer(net::Clock::time_point at);
   void on_timer();
 
   Connection& c_;
   exchange::Exchange exchange_;
 
-  // The request's fields as they came, then its head as HTTP/1.1 text (what req_'s views see).
-  std::string method_, scheme_, authority_, path_, cookie_;
-  Fields fields_;
+  // The request's head as HTTP/1.1 text (what req_'s views see), written as its fields come.
+  void write_request_line();
+  std::string method_, authority_, path_, cookie_;
+  std::string head_text_;
+  bool line_written_ = false;
+  bool has_length_ = false;
+  bool host_differs_ = false;
   size_t field_bytes_ = 0;
   bool too_large_ = false;
   bool head_done_ = false;
-  std::string head_text_;
   http::RequestHead req_;
   bool parsed_ = false;
   http::ErrorResponse refusal_;  // why the head did not parse
@@ -113,7 +117,7 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   bool chunked_ = false;
   bool body_ended_ = false;
   uint64_t unacknowledged_ = 0;  // DATA bytes not yet given back to the client's window
-  Fields trailers_in_;
+  std::vector<std::pair<std::string, std::string>> trailers_in_;
   net::Timer body_wait_;
   bool continue_sent_ = false;
 
@@ -134,6 +138,7 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   net::Timer timer_;
   upstream::RequestSource::Phase phase_{};
   net::Clock::time_point deadline_ = net::Clock::time_point::max();
+  net::Clock::time_point armed_at_ = net::Clock::time_point::max();
 };
 
 }  // namespace gatehouse::http2
