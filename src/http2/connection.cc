@@ -28,6 +28,21 @@ Stream* stream_of(nghttp2_session* session, int32_t id) {
 
 // nghttp2's callbacks: a request stream begins, its fields, its body, its end.
 struct Connection::Callbacks {
+  // RFC 9113 5.1.1: a client's new stream has a higher id than all before it. nghttp2 ignores a
+  // HEADERS on a lower id it no longer knows; here that ends the connection (PROTOCOL_ERROR),
+  // unless it is a stream the gateway reset, whose frames may still be in flight (5.4.2).
+  static int on_begin_frame(nghttp2_session* session, const nghttp2_frame_hd* hd, void* self) {
+    auto* c = static_cast<Connection*>(self);
+    const int32_t id = hd->stream_id;
+    if (hd->type != NGHTTP2_HEADERS || !(id & 1)) return 0;
+    if (id > c->last_stream_) {
+      c->last_stream_ = id;
+    } else if (!nghttp2_session_find_stream(session, id) && !c->reset_.contains(id)) {
+      nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
+    }
+    return 0;
+  }
+
   static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* self) {
     auto* c = static_cast<Connection*>(self);
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
@@ -106,6 +121,7 @@ Connection::Connection(exchange::WorkerContext& worker, net::Stream client)
 
   nghttp2_session_callbacks* cb;
   nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &Callbacks::on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Callbacks::on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cb, &Callbacks::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Callbacks::on_frame_recv);
@@ -162,12 +178,31 @@ bool Connection::feed(std::string_view bytes) {
   if (!bytes.empty()) {
     auto r = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(bytes.data()),
                                       bytes.size());
-    // Negative: fatal (a bad preface, a flood, a callback's failure). A protocol error is not:
-    // nghttp2 answers it with GOAWAY, sent below, and then wants nothing more.
-    if (r < 0) return false;
+    // Negative: fatal (a bad preface, a flood, too many CONTINUATION frames). A protocol error
+    // is not: nghttp2 answers it with GOAWAY, sent below, and then wants nothing more.
+    if (r < 0) {
+      say_goodbye(r == NGHTTP2_ERR_FLOODED || r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                      ? NGHTTP2_ENHANCE_YOUR_CALM
+                      : NGHTTP2_PROTOCOL_ERROR);
+      return false;
+    }
   }
   flush();
   return !finished();
+}
+
+// Before a close for a fatal error: GOAWAY with `code`, if the socket takes it now (a flooding
+// client may not be reading; nothing is waited for).
+void Connection::say_goodbye(uint32_t code) {
+  if (writing_ || closed_) return;
+  nghttp2_session_terminate_session(session_, code);
+  std::string frames;
+  const uint8_t* data;
+  ssize_t n;
+  while (frames.size() < kWriteBatch && (n = nghttp2_session_mem_send(session_, &data)) > 0)
+    frames.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  std::string_view rest = frames, none;
+  client_.send_now(rest, none);
 }
 
 bool Connection::finished() const {

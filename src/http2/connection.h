@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "exchange/context.h"
 #include "net/asio.h"
@@ -59,16 +60,24 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void check_idle();  // no stream open: the idle timeout runs
   void arm_timer(net::Clock::time_point at);
   bool finished() const;  // nothing left to read or write
+  void say_goodbye(uint32_t code);
   nghttp2_session* session() { return session_; }
   const std::string& peer_ip() const { return peer_ip_; }
   bool peer_trusted() const { return peer_trusted_; }
   bool secure() const { return client_.tls(); }
   exchange::WorkerContext& worker() { return w_; }
+  void reset_by_gateway(int32_t id) {
+    if (reset_.size() >= kResetsRemembered) reset_.clear();  // bounded; old ones are long gone
+    reset_.insert(id);
+  }
+  static constexpr size_t kResetsRemembered = 1024;
 
   exchange::WorkerContext& w_;
   net::Stream client_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
+  int32_t last_stream_ = 0;            // the highest request stream id so far
+  std::unordered_set<int32_t> reset_;  // streams the gateway reset (frames may still come)
   std::string peer_ip_;
   bool peer_trusted_ = false;
   std::string out_;  // frames being written

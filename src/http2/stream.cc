@@ -495,6 +495,7 @@ void Stream::cut_response() { reset(NGHTTP2_INTERNAL_ERROR); }
 
 void Stream::reset(uint32_t error_code) {
   if (closed_) return;
+  c_.reset_by_gateway(id);
   nghttp2_submit_rst_stream(c_.session(), NGHTTP2_FLAG_NONE, id, error_code);
   c_.flush();
 }
