@@ -214,6 +214,15 @@ struct WeightedUpstream {
   uint32_t weight = 1;
 };
 
+// A route that takes WebSocket upgrades (routes[].websocket): the tunnel's limits.
+struct WebSocket {
+  Duration idle_timeout{60'000};  // no frame either way for this long: closed (1001)
+  // From clients: a larger frame, or message (its frames together), closes the tunnel (1009,
+  // RFC 6455 7.4.1). The upstream's are not bounded.
+  uint64_t max_frame_bytes = 1024 * 1024;
+  uint64_t max_message_bytes = 4 * 1024 * 1024;
+};
+
 struct Route {
   std::string name;
   size_t order = 0;              // position in the file; breaks ties in precedence
@@ -225,7 +234,8 @@ struct Route {
   Rewrite rewrite;
   std::vector<WeightedUpstream> to;
   Duration timeout{0};  // the whole upstream exchange, connect to the end of the response; 0 = none
-  std::optional<RetryPolicy> retry;  // replaces the upstream's
+  std::optional<RetryPolicy> retry;    // replaces the upstream's
+  std::optional<WebSocket> websocket;  // set: WebSocket upgrades are tunnelled
   // Request filters, in phase order (see filters/filter.h), whatever the file's order.
   std::vector<std::shared_ptr<const filters::Filter>> filters;
 };

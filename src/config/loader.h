@@ -48,6 +48,7 @@ class Loader {
   void server(const YAML::Node& n, Server* s);
   void protocols(const YAML::Node& n, const std::string& path, Listener* out) const;
   void http2(const YAML::Node& n, Http2* out) const;
+  std::optional<WebSocket> websocket(const YAML::Node& n, const std::string& path) const;
   std::shared_ptr<const tls::ServerContext> tls(const YAML::Node& n, const std::string& path);
   std::shared_ptr<const tls::ClientContext> client_tls(const YAML::Node& n,
                                                        const std::string& path);

@@ -22,8 +22,10 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
   for (size_t i = 0; i < n.size(); ++i) {
     std::string path = index("routes", i);
     const YAML::Node& rn = n[i];
-    if (!r_.check_map(rn, path, {"name", "match", "rewrite", "to", "plugins", "timeout", "retry"},
-                      {"aggregate", "grpc_transcode"}))
+    if (!r_.check_map(
+            rn, path,
+            {"name", "match", "rewrite", "to", "plugins", "timeout", "retry", "websocket"},
+            {"aggregate", "grpc_transcode"}))
       continue;
     Route r;
     r.order = i;
@@ -49,6 +51,7 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
           r.timeout = *d;
       }
     }
+    if (auto w = rn["websocket"]) r.websocket = websocket(w, child(path, "websocket"));
     if (auto t = rn["to"]) {
       to(t, child(path, "to"), ups, &r);
     } else if (!rn["aggregate"] && !rn["grpc_transcode"]) {
@@ -345,6 +348,35 @@ void Loader::to(const YAML::Node& n, const std::string& path, const std::vector<
   uint64_t total = 0;
   for (auto& t : r->to) total += t.weight;
   if (!r->to.empty() && total == 0) r_.error(n, path, "the weights add up to 0");
+}
+
+// routes[].websocket: the route takes WebSocket upgrades (RFC 6455) and tunnels them.
+std::optional<WebSocket> Loader::websocket(const YAML::Node& n, const std::string& path) const {
+  if (!r_.check_map(n, path, {"idle_timeout", "max_frame_bytes", "max_message_bytes"}))
+    return std::nullopt;
+  WebSocket w;
+  if (auto v = n["idle_timeout"]) {
+    if (auto d = r_.duration(v, child(path, "idle_timeout"))) {
+      if (d->count() < 1)
+        r_.error(v, child(path, "idle_timeout"), "must be at least 1ms");
+      else
+        w.idle_timeout = *d;
+    }
+  }
+  auto sz = [&](const char* key, uint64_t* out) {
+    if (auto v = n[key]) {
+      if (auto b = r_.size(v, child(path, key))) {
+        if (*b < 125)  // a control frame's payload (RFC 6455 5.5) always passes
+          r_.error(v, child(path, key), "must be at least 125 bytes");
+        else
+          *out = *b;
+      }
+    }
+  };
+  sz("max_frame_bytes", &w.max_frame_bytes);
+  sz("max_message_bytes", &w.max_message_bytes);
+  if (w.max_frame_bytes > w.max_message_bytes) w.max_frame_bytes = w.max_message_bytes;
+  return w;
 }
 
 }  // namespace gatehouse::config

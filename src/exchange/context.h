@@ -30,6 +30,9 @@ class Drainable {
   // An idle one closes now; a busy one after its current response.
   virtual void drain() = 0;
   virtual void close_now() = 0;
+  // A WebSocket tunnel, which has no end of its own: a drain closes it (1001) once nothing but
+  // tunnels is left.
+  virtual bool tunnelling() const { return false; }
 
  protected:
   ~Drainable() = default;

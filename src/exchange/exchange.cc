@@ -74,7 +74,9 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
       answered = co_await upstream_.send(request_body_);
     else
       answered = co_await upstream_.send(down);
-    if (answered) {
+    if (answered && upstream_.upgraded()) {
+      co_await tunnel(down);
+    } else if (answered) {
       if (!run_response_filters(upstream_.response().status, &upstream_.response())) {
         upstream_.abandon();  // a filter answers instead: the upstream's body is not read
         respond_with_reply();
@@ -111,6 +113,37 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
     else
       co_await down.answer(error_, request_id_);
   }
+}
+
+// A WebSocket handshake (RFC 6455 4.1) on a route that tunnels them: asked upstream as it came.
+bool Exchange::websocket_upgrade() const {
+  const http::RequestHead& req = *req_;
+  return match_.route->websocket && req.upgrade && req.method == "GET" &&
+         http::iequals(req.get("upgrade"), "websocket");
+}
+
+// The upstream switched to WebSocket (101): the client gets the 101, then the two connections are
+// one tunnel until either side closes (websocket/tunnel.h). The response filters see the 101
+// (CORS, headers); one that answers instead closes the upstream's side unused.
+net::Task<> Exchange::tunnel(Downstream& down) {
+  status_ = 101;
+  if (!run_response_filters(101, &upstream_.response())) {
+    upstream_.finish(true, false);
+    respond_with_reply();
+    co_return;
+  }
+  bool payload = false;
+  down.start_response(upstream_.response(), ctx_.response_add, ctx_.response_remove, request_id_,
+                      false, &payload);
+  ++w_.metrics().tunnels_opened;
+  const auto bytes = co_await down.tunnel(upstream_.upgraded_stream(), upstream_.upgraded_bytes(),
+                                          *match_.route->websocket);
+  auto& m = w_.metrics();
+  ++m.tunnels_closed;
+  m.tunnel_bytes_to_upstream += bytes.to_upstream;
+  m.tunnel_bytes_to_client += bytes.to_client;
+  upstream_.finish(true, false);  // never pooled: the connection was the tunnel's
+  down.close_after();
 }
 
 net::Task<> Exchange::refuse(int status, std::string_view code, std::string message,
@@ -305,6 +338,7 @@ upstream::Call Exchange::make_call(Downstream& down) {
   call.content_length = req.content_length;
   call.max_body_bytes = ctx_.max_body_bytes;
   call.stream_idle = snap_->config.server.timeouts.idle;
+  call.upgrade = websocket_upgrade();
   return call;
 }
 
@@ -360,6 +394,7 @@ void Exchange::write_upstream_head(Downstream& down, upstream::Client& client) {
   info.add = &ctx_.upstream_add;
   info.remove = &ctx_.upstream_remove;
   info.body_rechunked = body_filtered_;
+  if (websocket_upgrade()) info.upgrade = "websocket";
   client.head().clear();
   http::build_upstream_request(req, info, &client.head());
 }

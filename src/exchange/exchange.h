@@ -24,6 +24,7 @@
 #include "net/asio.h"
 #include "router/router.h"
 #include "upstream/client.h"
+#include "websocket/tunnel.h"
 
 namespace gatehouse::exchange {
 
@@ -58,6 +59,12 @@ class Downstream : public upstream::RequestSource {
   // A piece of a rewritten body, framed by the codec (the head goes first, the first time); with
   // `trailers` (possibly empty), the last.
   virtual net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) = 0;
+  // After start_response() with a 101: the connection becomes a WebSocket tunnel to `upstream`
+  // (the head goes first), until either side closes it; `upstream_first`: what the upstream
+  // sent after its 101. What passed each way. A codec that cannot tunnel returns at once.
+  virtual net::Task<websocket::Tunnel::Bytes> tunnel(net::Stream& upstream,
+                                                     std::string_view upstream_first,
+                                                     const config::WebSocket& limits) = 0;
   // The gateway's own answer to the request (or, once the response has started, a close).
   virtual net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) = 0;
   // The client is gone (or the response is otherwise done with): close the connection after it.
@@ -106,6 +113,8 @@ class Exchange {
   void write_upstream_head(Downstream& down, upstream::Client& client);
   void start_background(Downstream& down);  // a filter's refresh_in_background()
   net::Task<> relay_response(Downstream& down);
+  bool websocket_upgrade() const;  // while the request head is there
+  net::Task<> tunnel(Downstream& down);
   net::Task<> relay_rewritten(Downstream& down);  // through the filters that watch the body
   bool rewrites_body() const;
   bool has_body() const;  // the upstream's response has a body (RFC 9110 6.4.1)

@@ -131,6 +131,11 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
   }
   if (req.framing == Framing::kChunked || (info.body_rechunked && req.framing != Framing::kNone))
     out->append("Transfer-Encoding: chunked\r\n");
+  if (!info.upgrade.empty()) {
+    // The hop-by-hop fields of an upgrade, for this hop (RFC 9110 7.8).
+    append_header(out, "Connection", "upgrade");
+    append_header(out, "Upgrade", info.upgrade);
+  }
   out->append("\r\n");
 }
 
@@ -142,10 +147,14 @@ void build_client_response(const ResponseHead& resp, const ResponseInfo& info, s
   visit_client_fields(resp, info,
                       [out](std::string_view n, std::string_view v) { append_header(out, n, v); });
   if (info.chunked) out->append("Transfer-Encoding: chunked\r\n");
-  if (info.close)
+  if (!info.upgrade.empty()) {
+    append_header(out, "Connection", "upgrade");
+    append_header(out, "Upgrade", info.upgrade);
+  } else if (info.close) {
     out->append("Connection: close\r\n");
-  else if (info.client_http10)
+  } else if (info.client_http10) {
     out->append("Connection: keep-alive\r\n");
+  }
   out->append("\r\n");
 }
 

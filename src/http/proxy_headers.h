@@ -25,6 +25,7 @@ struct ForwardInfo {
   const HeaderList* add = nullptr;                   // added by filters
   const std::vector<std::string>* remove = nullptr;  // removed by filters (lower case)
   bool body_rechunked = false;  // the body goes as the gateway re-frames it: chunked, no length
+  std::string_view upgrade;     // a protocol upgrade asked for (websocket): sent with Connection
 };
 
 // The real client's address: the peer, unless the peer is a trusted proxy; then the last address
@@ -49,6 +50,7 @@ struct ResponseInfo {
   bool client_http10 = false;
   const HeaderList* add = nullptr;
   const std::vector<std::string>* remove = nullptr;  // headers not to pass on (lower case)
+  std::string_view upgrade;  // a 101's protocol (websocket): Upgrade and Connection say it
 };
 
 // The response head sent to the client.

@@ -7,6 +7,7 @@
 #include "http/chunked.h"
 #include "http/parser.h"
 #include "http/proxy_headers.h"
+#include "websocket/frames.h"
 
 namespace gatehouse::http1 {
 namespace {
@@ -101,6 +102,7 @@ void Connection::drain() {
 
 void Connection::close_now() {
   if (closed_) return;
+  if (tunnel_) tunnel_->shutdown(websocket::kGoingAway);  // a drain's end: 1001 to both sides
   closed_ = true;
   client_.close();
   if (s_) s_->exchange.abort();
@@ -400,7 +402,9 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
       rewritten ? req_http10_ : head.framing == http::Framing::kUntilClose || dechunk;
   if (close_ends_body_) close_after_ = true;
   *payload = dechunk || rewritten;
+  upgrade_ = head.status == 101;
   http::ResponseInfo info;
+  if (upgrade_) info.upgrade = "websocket";  // the only upgrade the exchange asks for
   info.request_id_header = snap_->config.observability.request_id_header;
   info.request_id = request_id;
   info.chunked = rewritten ? rechunk_ : head.framing == http::Framing::kChunked && !dechunk;
@@ -470,6 +474,29 @@ net::Task<bool> Connection::send_chunk(std::string_view data, const http::Header
   http::append_chunk(data, trailers != nullptr, trailers, &s_->chunk_out);
   bool ok = co_await write_client(std::exchange(head_left_, {}), s_->chunk_out);
   co_return ok;
+}
+
+// A WebSocket tunnel, once the upstream switched: the 101 goes out, then the client's connection
+// is the tunnel's (its deadlines the tunnel's own idle timeout) until either side closes.
+net::Task<websocket::Tunnel::Bytes> Connection::tunnel(net::Stream& upstream,
+                                                       std::string_view upstream_first,
+                                                       const config::WebSocket& limits) {
+  websocket::Tunnel t(client_, upstream, limits);
+  close_after_ = true;  // the connection ends with the tunnel
+  set_deadline(Phase::kStream, std::chrono::hours(24 * 365));
+  response_started_ = true;
+  if (!co_await write_client(std::exchange(head_left_, {}))) co_return t.bytes();
+  release_head();
+  // What the client sent after its handshake (its first frames) starts the tunnel.
+  std::string first(s_->in.data());
+  s_->in.consume(s_->in.size());
+  body_pending_ = false;
+  tunnel_ = &t;
+  co_await t.run(first, upstream_first);
+  tunnel_ = nullptr;
+  bytes_in_ += t.bytes().to_upstream;
+  bytes_out_ += t.bytes().to_client;
+  co_return t.bytes();
 }
 
 // The gateway's own answer: JSON with the request id (src/http/error_response.cc).

@@ -51,6 +51,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Drain: an idle connection closes now; a busy one closes after its current response.
   void drain() override;
   void close_now() override;
+  bool tunnelling() const override { return tunnel_ != nullptr; }
 
  private:
   enum class Phase {
@@ -94,6 +95,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) override;
   net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) override;
   net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;
+  net::Task<websocket::Tunnel::Bytes> tunnel(net::Stream& upstream, std::string_view upstream_first,
+                                             const config::WebSocket& limits) override;
   void close_after() override { close_after_ = true; }
   void cut_response() override;
   void interim_response(const http::ResponseHead& head) override;
@@ -131,6 +134,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::string_view head_left_;     // of s_->head_out, the part of the response head not yet sent
   std::string_view interim_left_;  // of s_->interim_out, what has not gone out yet
   bool rechunk_ = false;           // a body the filters rewrite goes chunked
+  bool upgrade_ = false;           // the response is a 101 to a WebSocket upgrade
+  websocket::Tunnel* tunnel_ = nullptr;  // while the connection is a tunnel
 
   std::string client_ip_;
   bool client_trusted_ = false;

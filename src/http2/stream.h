@@ -77,6 +77,11 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) override;
   net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) override;
   net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;
+  // WebSocket over HTTP/2 (RFC 8441) is not taken yet: no request here asks for an upgrade.
+  net::Task<websocket::Tunnel::Bytes> tunnel(net::Stream&, std::string_view,
+                                             const config::WebSocket&) override {
+    co_return websocket::Tunnel::Bytes{};
+  }
   void close_after() override {}  // the connection goes on: other streams use it
   void cut_response() override;
   uint64_t bytes_received() const override { return bytes_in_; }

@@ -191,6 +191,10 @@ void MetricsShard::merge(const MetricsShard& other) {
   }
   bytes_received += other.bytes_received;
   bytes_sent += other.bytes_sent;
+  tunnels_opened += other.tunnels_opened;
+  tunnels_closed += other.tunnels_closed;
+  tunnel_bytes_to_upstream += other.tunnel_bytes_to_upstream;
+  tunnel_bytes_to_client += other.tunnel_bytes_to_client;
 }
 
 std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
@@ -305,6 +309,18 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
         static_cast<double>(m.bytes_received), "counter");
   gauge(&out, "gatehouse_sent_bytes_total", "Bytes sent to clients (heads and bodies).",
         static_cast<double>(m.bytes_sent), "counter");
+  gauge(&out, "gatehouse_websocket_tunnels_open", "WebSocket tunnels open now.",
+        static_cast<double>(m.tunnels_opened - m.tunnels_closed));
+  gauge(&out, "gatehouse_websocket_tunnels_total", "WebSocket tunnels opened.",
+        static_cast<double>(m.tunnels_opened), "counter");
+  header(&out, "gatehouse_websocket_bytes_total", "counter",
+         "Bytes through WebSocket tunnels, by direction.");
+  out.append("gatehouse_websocket_bytes_total{direction=\"upstream\"} ")
+      .append(std::to_string(m.tunnel_bytes_to_upstream))
+      .append("\n");
+  out.append("gatehouse_websocket_bytes_total{direction=\"client\"} ")
+      .append(std::to_string(m.tunnel_bytes_to_client))
+      .append("\n");
   header(&out, "gatehouse_config_reloads_total", "counter", "Configuration reloads by result.");
   out.append("gatehouse_config_reloads_total{result=\"ok\"} ")
       .append(std::to_string(p.reloads_ok))

@@ -129,6 +129,9 @@ struct MetricsShard {
   std::unordered_map<const Family*, FamilySamples> families;  // the plugins' metrics
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
+  // WebSocket tunnels: opened and closed (the difference is those open now), bytes each way.
+  uint64_t tunnels_opened = 0, tunnels_closed = 0;
+  uint64_t tunnel_bytes_to_upstream = 0, tunnel_bytes_to_client = 0;
   CounterMemo counter_memo;  // for count()
 
   // Methods outside the registered set count as "other": a client cannot grow the label space.

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "filters/registry.h"
@@ -197,6 +198,17 @@ void Worker::remove(exchange::Drainable* c) {
   // The last connection of a draining worker: plugins' own connections (Redis) must close too,
   // or they would keep the io_context running.
   if (draining_ && connections_.empty()) filter_state_.clear();
+  if (draining_) close_tunnels_if_alone();
+}
+
+// The end of a drain for WebSocket tunnels: once every request has finished, they are all that
+// keeps the worker, and they never finish by themselves; each is closed with 1001 (going away).
+void Worker::close_tunnels_if_alone() {
+  if (std::any_of(connections_.begin(), connections_.end(),
+                  [](const exchange::Drainable* c) { return !c->tunnelling(); }))
+    return;
+  std::vector<exchange::Drainable*> all(connections_.begin(), connections_.end());
+  for (auto* c : all) c->close_now();
 }
 
 void Worker::drain() {
@@ -211,6 +223,7 @@ void Worker::drain() {
     std::vector<exchange::Drainable*> all(connections_.begin(), connections_.end());
     for (auto* c : all) c->drain();
     if (connections_.empty()) filter_state_.clear();
+    close_tunnels_if_alone();
   });
 }
 

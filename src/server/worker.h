@@ -86,6 +86,7 @@ class Worker final : public exchange::WorkerContext {
  private:
   net::Task<> accept_loop(std::shared_ptr<net::Acceptor> acceptor, std::string key);
   net::Task<> choose_protocol(net::Socket socket, config::Listener listener);
+  void close_tunnels_if_alone();
   void flush_access_log();
   void adopt(std::shared_ptr<const config::Snapshot> snapshot);
 

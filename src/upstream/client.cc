@@ -53,6 +53,8 @@ bool Client::start(const Call& call) {
   up_ = call.upstream;
   hash_key_ = call.hash_key;
   head_request_ = call.head_request;
+  upgrade_ = call.upgrade;
+  upgraded_ = false;
   body_framing_ = call.body_framing;
   body_pending_ = call.body_framing != http::Framing::kNone;
   content_length_ = call.content_length;
@@ -391,11 +393,14 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
         scanned = 0;
         continue;
       }
-      if (resp_.status == 101) {
+      if (resp_.status == 101 && !upgrade_) {
+        // Switching to a protocol nobody asked for (RFC 9110 15.2.2: only to one the request
+        // named in Upgrade).
         upstream_done(observe::UpstreamOutcome::kReset);
-        fail(502, "upstream_bad_response", "protocol upgrades are not supported yet");
+        fail_upstream(502, "upstream_bad_response", "switched protocols unasked (101)");
         co_return Outcome::kFailed;
       }
+      upgraded_ = resp_.status == 101;
       upstream_done(resp_.status >= 500 ? observe::UpstreamOutcome::k5xx
                                         : observe::UpstreamOutcome::kOk);
       answered_ms_ = seconds_ * 1000;  // an upstream answered: logged as upstream_ms

@@ -74,6 +74,7 @@ struct Call {
   uint64_t content_length = 0;
   uint64_t max_body_bytes = 0;         // a chunked body past this gets 413
   net::Clock::duration stream_idle{};  // the longest pause while a body streams either way
+  bool upgrade = false;                // a WebSocket upgrade: a 101 answers it (then upgraded())
 };
 
 class Client {
@@ -95,6 +96,11 @@ class Client {
   // nothing, the client left mid-body).
   net::Task<bool> send(RequestSource& from);
   const http::ResponseHead& response() const { return resp_; }
+  // After a 101 to an upgrade: the connection, now the upstream's end of a tunnel, and the bytes
+  // that came after the head (valid until finish(), which closes the connection).
+  bool upgraded() const { return upgraded_; }
+  net::Stream& upgraded_stream() { return *conn_; }
+  std::string_view upgraded_bytes() const { return in_.data().substr(resp_head_len_); }
 
   // After send() returned true and the caller is done with response() (its views die here).
   // `keep_trailers`: a chunked body's trailer section is kept (up to that many bytes) for
@@ -192,6 +198,8 @@ class Client {
   bool idempotent_ = false;      // a safe method, or an Idempotency-Key
   bool reused_ = false;
   bool head_request_ = false;
+  bool upgrade_ = false;   // the call asks for a protocol upgrade ...
+  bool upgraded_ = false;  // ... and the upstream switched (101)
   http::Framing body_framing_ = http::Framing::kNone;
   uint64_t content_length_ = 0;
   uint64_t max_body_bytes_ = 0;

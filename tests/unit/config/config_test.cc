@@ -672,6 +672,34 @@ routes:
   EXPECT_HAS_ERROR(errors, "server.http2.max_frame_size", "must be within 16384 and 16777215");
 }
 
+TEST(ConfigTest, RouteWebSocket) {
+  auto c = load(with_routes(R"(  - match: { path: /ws }
+    to: app
+    websocket: { idle_timeout: 5s, max_frame_bytes: 64KiB, max_message_bytes: 1MiB }
+  - match: { path: /defaults }
+    to: app
+    websocket: {}
+  - match: { path: /plain }
+    to: app
+)"));
+  ASSERT_EQ(c.routes.size(), 3u);
+  ASSERT_TRUE(c.routes[0].websocket);
+  EXPECT_EQ(c.routes[0].websocket->idle_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c.routes[0].websocket->max_frame_bytes, 64u * 1024);
+  EXPECT_EQ(c.routes[0].websocket->max_message_bytes, 1024u * 1024);
+  ASSERT_TRUE(c.routes[1].websocket);
+  EXPECT_EQ(c.routes[1].websocket->max_message_bytes, 4u * 1024 * 1024);
+  EXPECT_FALSE(c.routes[2].websocket) << "no upgrades unless the route says so";
+
+  auto errors = errors_of(with_routes(R"(  - match: { path: /ws }
+    to: app
+    websocket: { max_frame_bytes: 100, idle_timeout: 0s, subprotocols: [chat] }
+)"));
+  EXPECT_HAS_ERROR(errors, "routes[0].websocket.max_frame_bytes", "must be at least 125 bytes");
+  EXPECT_HAS_ERROR(errors, "routes[0].websocket.idle_timeout", "must be at least 1ms");
+  EXPECT_HAS_ERROR(errors, "routes[0].websocket.subprotocols", "unknown key 'subprotocols'");
+}
+
 TEST(ConfigTest, ListenerProtocolErrors) {
   auto errors = errors_of(R"(server:
   listen:

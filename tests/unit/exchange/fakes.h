@@ -103,6 +103,10 @@ class FakeDownstream final : public Downstream {
     if (last) trailers = *last;
     co_return true;
   }
+  net::Task<websocket::Tunnel::Bytes> tunnel(net::Stream&, std::string_view,
+                                             const config::WebSocket&) override {
+    co_return websocket::Tunnel::Bytes{};
+  }
   net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override {
     answered = e;
     answered_id = request_id;

@@ -593,6 +593,9 @@ TEST(MetricsExposition, WellFormedEmptyAndFull) {
       "gatehouse_upstream_connections",
       "gatehouse_received_bytes_total",
       "gatehouse_sent_bytes_total",
+      "gatehouse_websocket_tunnels_open",
+      "gatehouse_websocket_tunnels_total",
+      "gatehouse_websocket_bytes_total",
       "gatehouse_config_reloads_total",
       "gatehouse_config_info",
       "gatehouse_config_last_reload_timestamp_seconds",
@@ -641,6 +644,21 @@ TEST(MetricsExposition, WellFormedEmptyAndFull) {
     p.bulkheads.push_back({"u", 2, 1});
     check(parse(format_prometheus(m, p, kAll)));
   }
+}
+
+TEST(MetricsExposition, WebSocketTunnelsOpenNowAndTheirBytes) {
+  MetricsShard a, b;
+  a.tunnels_opened = 3;
+  a.tunnels_closed = 1;
+  a.tunnel_bytes_to_upstream = 100;
+  b.tunnels_opened = 1;
+  b.tunnel_bytes_to_client = 7;
+  a.merge(b);
+  auto e = parse(format_prometheus(a, ProcessMetrics{}, {}));
+  EXPECT_EQ(e.value("gatehouse_websocket_tunnels_open", {}), "3");
+  EXPECT_EQ(e.value("gatehouse_websocket_tunnels_total", {}), "4");
+  EXPECT_EQ(e.value("gatehouse_websocket_bytes_total", {{"direction", "upstream"}}), "100");
+  EXPECT_EQ(e.value("gatehouse_websocket_bytes_total", {{"direction", "client"}}), "7");
 }
 
 TEST(MetricsExposition, ProcessValues) {
