@@ -244,6 +244,18 @@ routes:
   assert.equal((await stopped).code, 0);
 });
 
+test('Upgrade: h2c is neither honoured nor forwarded (h2c smuggling)', async () => {
+  // RFC 7540 3.2's upgrade: an HTTP/1.1 request asking to switch. The gateway answers it in
+  // HTTP/1.1, and the upstream never sees the upgrade, so no tunnel can start behind it.
+  const r = await curl(['--http1.1', '-H', 'Connection: Upgrade, HTTP2-Settings', '-H', 'Upgrade: h2c',
+    '-H', 'HTTP2-Settings: AAMAAABkAAQAAP__', `${h2c()}/echo/smuggle`]);
+  assert.equal(r.status, 200);
+  const echo = JSON.parse(r.body);
+  assert.deepEqual(fieldsOf(echo, 'upgrade'), []);
+  assert.deepEqual(fieldsOf(echo, 'http2-settings'), []);
+  assert.deepEqual(fieldsOf(echo, 'connection'), []);
+});
+
 test('an HTTP/1.1-only listener does not take the HTTP/2 preface for a request it could serve', async () => {
   const own = await startGatehouse(`
 server:
