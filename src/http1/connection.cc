@@ -16,8 +16,8 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
-Connection::Connection(exchange::WorkerContext& worker, RequestStatePool& pool, net::Stream client,
-                       bool handshaken)
+Connection::Connection(exchange::WorkerContext& worker, exchange::RequestStatePool& pool,
+                       net::Stream client, bool handshaken)
     : w_(worker),
       client_(std::move(client)),
       timer_(worker.io().get_executor()),
@@ -35,8 +35,8 @@ Connection::Connection(exchange::WorkerContext& worker, RequestStatePool& pool, 
 
 Connection::~Connection() { w_.remove(this); }
 
-void Connection::start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
-                       std::shared_ptr<const tls::ServerContext> tls) {
+void Connection::start(exchange::WorkerContext& worker, exchange::RequestStatePool& pool,
+                       net::Socket socket, std::shared_ptr<const tls::ServerContext> tls) {
   net::Stream client(std::move(socket));
   if (tls) client.start_tls_server(std::move(tls));
   auto self = std::make_shared<Connection>(worker, pool, std::move(client), false);
@@ -47,8 +47,8 @@ void Connection::start(exchange::WorkerContext& worker, RequestStatePool& pool, 
   }
 }
 
-void Connection::start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Stream client,
-                       std::string_view first) {
+void Connection::start(exchange::WorkerContext& worker, exchange::RequestStatePool& pool,
+                       net::Stream client, std::string_view first) {
   auto self = std::make_shared<Connection>(worker, pool, std::move(client), true);
   if (first.empty()) {
     if (self->client_.tls()) {

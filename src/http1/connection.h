@@ -19,9 +19,9 @@
 
 #include "exchange/context.h"
 #include "exchange/exchange.h"
+#include "exchange/request_state.h"
 #include "http/error_response.h"
 #include "http/message.h"
-#include "http1/request_state.h"
 #include "net/asio.h"
 #include "net/stream.h"
 
@@ -36,17 +36,17 @@ class Connection final : public std::enable_shared_from_this<Connection>,
                          private exchange::Downstream {
  public:
   // `handshaken`: a TLS client's handshake is done (the listener chose the protocol by ALPN).
-  Connection(exchange::WorkerContext& worker, RequestStatePool& pool, net::Stream client,
+  Connection(exchange::WorkerContext& worker, exchange::RequestStatePool& pool, net::Stream client,
              bool handshaken);
   ~Connection();
   // Serves a connection accepted on a listener; `tls` when that listener terminates TLS.
   // `pool`: the worker's, for the state of each request.
-  static void start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Socket socket,
-                    std::shared_ptr<const tls::ServerContext> tls);
+  static void start(exchange::WorkerContext& worker, exchange::RequestStatePool& pool,
+                    net::Socket socket, std::shared_ptr<const tls::ServerContext> tls);
   // Serves a connection whose protocol the listener chose (by ALPN, after the TLS handshake, or
   // by its first bytes, `first`, which are not the HTTP/2 preface).
-  static void start(exchange::WorkerContext& worker, RequestStatePool& pool, net::Stream client,
-                    std::string_view first);
+  static void start(exchange::WorkerContext& worker, exchange::RequestStatePool& pool,
+                    net::Stream client, std::string_view first);
 
   // Drain: an idle connection closes now; a busy one closes after its current response.
   void drain() override;
@@ -127,8 +127,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
 
   std::shared_ptr<exchange::View> view_;    // for the limits and timeouts of the next request
   const config::Snapshot* snap_ = nullptr;  // view_->snapshot
-  RequestStatePool& pool_;
-  std::unique_ptr<RequestState> s_;  // while a request is in progress or bytes are buffered
+  exchange::RequestStatePool& pool_;
+  std::unique_ptr<exchange::RequestState>
+      s_;  // while a request is in progress or bytes are buffered
   // An idle connection's read lands here: most requests fit, and arrive in one read.
   char first_[256];
   std::string_view head_left_;     // of s_->head_out, the part of the response head not yet sent

@@ -101,15 +101,16 @@ struct Connection::Callbacks {
   }
 };
 
-void Connection::start(exchange::WorkerContext& worker, net::Stream client,
-                       std::string_view first) {
-  auto self = std::make_shared<Connection>(worker, std::move(client));
+void Connection::start(exchange::WorkerContext& worker, exchange::RequestStatePool& pool,
+                       net::Stream client, std::string_view first) {
+  auto self = std::make_shared<Connection>(worker, pool, std::move(client));
   net::asio::co_spawn(worker.io().get_executor(), self->run(std::string(first)),
                       [self](std::exception_ptr) {});
 }
 
-Connection::Connection(exchange::WorkerContext& worker, net::Stream client)
-    : w_(worker), client_(std::move(client)), timer_(worker.io().get_executor()) {
+Connection::Connection(exchange::WorkerContext& worker, exchange::RequestStatePool& pool,
+                       net::Stream client)
+    : w_(worker), pool_(pool), client_(std::move(client)), timer_(worker.io().get_executor()) {
   auto peer =
       exchange::peer_of(client_.socket(), w_.view()->snapshot->config.server.trusted_proxies);
   peer_ip_ = std::move(peer.ip);

@@ -21,6 +21,7 @@
 #include <unordered_set>
 
 #include "exchange/context.h"
+#include "exchange/request_state.h"
 #include "net/asio.h"
 #include "net/stream.h"
 
@@ -36,9 +37,11 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // A client that speaks HTTP/2: chosen by ALPN ("h2", the TLS handshake done) or, on a cleartext
   // listener that allows h2c, by the connection preface at the start of `first` (bytes already
   // read from it).
-  static void start(exchange::WorkerContext& worker, net::Stream client, std::string_view first);
+  // `pool`: the worker's, for the state of each stream's request.
+  static void start(exchange::WorkerContext& worker, exchange::RequestStatePool& pool,
+                    net::Stream client, std::string_view first);
 
-  Connection(exchange::WorkerContext& worker, net::Stream client);
+  Connection(exchange::WorkerContext& worker, exchange::RequestStatePool& pool, net::Stream client);
   ~Connection();
 
   // Drain: GOAWAY (RFC 9113 6.8), the streams already open finish, then the connection closes.
@@ -66,6 +69,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool peer_trusted() const { return peer_trusted_; }
   bool secure() const { return client_.tls(); }
   exchange::WorkerContext& worker() { return w_; }
+  exchange::RequestStatePool& pool() { return pool_; }
   void reset_by_gateway(int32_t id) {
     if (reset_.size() >= kResetsRemembered) reset_.clear();  // bounded; old ones are long gone
     reset_.insert(id);
@@ -73,6 +77,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   static constexpr size_t kResetsRemembered = 1024;
 
   exchange::WorkerContext& w_;
+  exchange::RequestStatePool& pool_;
   net::Stream client_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;

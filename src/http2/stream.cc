@@ -103,12 +103,15 @@ ssize_t read_response_body(nghttp2_session*, int32_t, uint8_t* buf, size_t lengt
 Stream::Stream(Connection& c, int32_t id)
     : id(id),
       c_(c),
-      exchange_(c.worker()),
+      s_(c.pool().take()),
+      exchange_(s_->exchange),
+      head_text_(s_->head_out),
+      req_(s_->req),
       body_wait_(c.worker().io().get_executor()),
       room_wait_(c.worker().io().get_executor()),
       timer_(c.worker().io().get_executor()) {}
 
-Stream::~Stream() = default;
+Stream::~Stream() { c_.pool().give(std::move(s_)); }
 
 // --- the request ------------------------------------------------------------------------------
 
@@ -151,7 +154,7 @@ void Stream::field(std::string_view name, std::string_view value) {
 // The request as HTTP/1.1 would carry it, its fields appended as they come.
 void Stream::write_request_line() {
   line_written_ = true;
-  head_text_.reserve(256);
+  head_text_.clear();  // a pooled state's: an HTTP/1.1 connection's response head, say
   head_text_.append(method_).append(" ").append(path_.empty() ? authority_ : path_);
   head_text_.append(" HTTP/1.1\r\n");
   if (!authority_.empty()) head_text_.append("host: ").append(authority_).append("\r\n");

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "exchange/exchange.h"
+#include "exchange/request_state.h"
 #include "http/error_response.h"
 #include "http/message.h"
 #include "net/asio.h"
@@ -100,19 +101,21 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   void on_timer();
 
   Connection& c_;
-  exchange::Exchange exchange_;
+  // The exchange, the request head and its text (head_out), from the worker's pool.
+  std::unique_ptr<exchange::RequestState> s_;
+  exchange::Exchange& exchange_;
 
   // The request's head as HTTP/1.1 text (what req_'s views see), written as its fields come.
   void write_request_line();
   std::string method_, authority_, path_, cookie_;
-  std::string head_text_;
+  std::string& head_text_;
   bool line_written_ = false;
   bool has_length_ = false;
   bool host_differs_ = false;
   size_t field_bytes_ = 0;
   bool too_large_ = false;
   bool head_done_ = false;
-  http::RequestHead req_;
+  http::RequestHead& req_;
   bool parsed_ = false;
   http::ErrorResponse refusal_;  // why the head did not parse
 

@@ -23,7 +23,7 @@ Worker::Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int acc
            static_cast<uint64_t>(id) * 7919),
       access_log_fd_(access_log_fd),
       open_connections_(open_connections),
-      request_states_(std::make_unique<http1::RequestStatePool>(*this)) {
+      request_states_(std::make_unique<exchange::RequestStatePool>(*this)) {
   adopt(std::move(snapshot));
 }
 
@@ -186,7 +186,7 @@ net::Task<> Worker::choose_protocol(net::Socket socket, config::Listener listene
   net::Stream chosen(std::move(client));
   stream.reset();
   if (h2) {
-    http2::Connection::start(*this, std::move(chosen), first);
+    http2::Connection::start(*this, *request_states_, std::move(chosen), first);
   } else {
     http1::Connection::start(*this, *request_states_, std::move(chosen), first);
   }

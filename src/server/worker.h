@@ -22,7 +22,7 @@
 #include "upstream/pool.h"
 #include "upstream/upstream.h"
 
-namespace gatehouse::http1 {
+namespace gatehouse::exchange {
 class RequestStatePool;
 }
 
@@ -109,7 +109,7 @@ class Worker final : public exchange::WorkerContext {
   observe::MetricsShard metrics_;
   filters::WorkerState filter_state_;
   // Last: its exchanges use the members above, and go first.
-  std::unique_ptr<http1::RequestStatePool> request_states_;
+  std::unique_ptr<exchange::RequestStatePool> request_states_;
 };
 
 }  // namespace gatehouse::server

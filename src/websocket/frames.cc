@@ -40,10 +40,10 @@ uint16_t FrameReader::check_header() {
   if (masked != from_client_) return kProtocolError;  // 5.1, 5.3
   const bool control = opcode & 0x8;
   if (control) {
-    if (opcode > 0xA) return kProtocolError;             // reserved
-    if (!fin || len > 125) return kProtocolError;        // 5.5
+    if (opcode > 0xA) return kProtocolError;       // reserved
+    if (!fin || len > 125) return kProtocolError;  // 5.5
   } else {
-    if (opcode > 0x2) return kProtocolError;             // reserved
+    if (opcode > 0x2) return kProtocolError;                  // reserved
     if ((opcode == 0) != in_message_) return kProtocolError;  // 5.4: continuation only within
     if (len > max_frame_) return kTooBig;
     message_ = (opcode == 0 ? message_ : 0) + len;

@@ -34,7 +34,7 @@ class FrameReader {
   const bool from_client_;
   const uint64_t max_frame_, max_message_;
   uint8_t header_[14];
-  size_t have_ = 0;           // header bytes gathered
+  size_t have_ = 0;            // header bytes gathered
   uint64_t payload_left_ = 0;  // of the current frame
   uint64_t message_ = 0;       // bytes of the data message in progress
   bool in_message_ = false;    // a data message awaits its final frame

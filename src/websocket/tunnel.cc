@@ -28,8 +28,8 @@ Tunnel::Tunnel(net::Stream& client, net::Stream& upstream, const config::WebSock
       idle_(client.socket().get_executor()) {}
 
 net::Task<> Tunnel::run(std::string_view client_first, std::string_view upstream_first) {
-  Direction up{client_, upstream_, FrameReader(true, limits_.max_frame_bytes,
-                                               limits_.max_message_bytes),
+  Direction up{client_, upstream_,
+               FrameReader(true, limits_.max_frame_bytes, limits_.max_message_bytes),
                &bytes_.to_upstream, &writing_to_upstream_};
   // The route's limits bound what clients send; the upstream's frames are only checked for
   // their form (the upstream is trusted with its sizes, as with its response bodies).

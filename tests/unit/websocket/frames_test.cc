@@ -30,14 +30,14 @@ std::string frame(uint8_t opcode, uint64_t payload, bool fin = true, bool masked
 
 TEST(WebSocketFrames, ClientFramesPassWhenMaskedAndWithinLimits) {
   FrameReader r(true, 1000, 3000);
-  EXPECT_EQ(r.feed(frame(0x1, 5)), 0);                     // text
-  EXPECT_EQ(r.feed(frame(0x2, 1000)), 0);                  // binary, at the frame limit
-  EXPECT_EQ(r.feed(frame(0x9, 125)), 0);                   // ping, the largest control frame
-  EXPECT_EQ(r.feed(frame(0x2, 1000, false)), 0);           // a message in three frames ...
-  EXPECT_EQ(r.feed(frame(0xA, 3)), 0);                     // ... a pong between them ...
+  EXPECT_EQ(r.feed(frame(0x1, 5)), 0);            // text
+  EXPECT_EQ(r.feed(frame(0x2, 1000)), 0);         // binary, at the frame limit
+  EXPECT_EQ(r.feed(frame(0x9, 125)), 0);          // ping, the largest control frame
+  EXPECT_EQ(r.feed(frame(0x2, 1000, false)), 0);  // a message in three frames ...
+  EXPECT_EQ(r.feed(frame(0xA, 3)), 0);            // ... a pong between them ...
   EXPECT_EQ(r.feed(frame(0x0, 1000, false)), 0);
-  EXPECT_EQ(r.feed(frame(0x0, 1000)), 0);                  // ... 3000 bytes: at the limit
-  EXPECT_EQ(r.feed(frame(0x8, 2)), 0);                     // close
+  EXPECT_EQ(r.feed(frame(0x0, 1000)), 0);  // ... 3000 bytes: at the limit
+  EXPECT_EQ(r.feed(frame(0x8, 2)), 0);     // close
 }
 
 TEST(WebSocketFrames, HeadersSplitAnywhereReadTheSame) {
@@ -67,7 +67,8 @@ TEST(WebSocketFrames, BrokenFramingIsAProtocolError) {
   std::string huge = frame(0x2, 0);
   huge[1] = static_cast<char>(0x80 | 127);
   huge.insert(2, std::string("\x80\0\0\0\0\0\0\0", 8));
-  EXPECT_EQ(FrameReader(true, 1000, 1000).feed(huge), kProtocolError) << "a 64-bit length's top bit";
+  EXPECT_EQ(FrameReader(true, 1000, 1000).feed(huge), kProtocolError)
+      << "a 64-bit length's top bit";
 }
 
 TEST(WebSocketFrames, TooLargeFramesAndMessagesAre1009) {
@@ -82,7 +83,8 @@ TEST(WebSocketFrames, TooLargeFramesAndMessagesAre1009) {
 TEST(WebSocketFrames, CloseFramesCarryTheirCode) {
   EXPECT_EQ(close_frame(1009, false), std::string("\x88\x02\x03\xf1", 4));
   // Masked: the key, then the code XOR the key's first two bytes.
-  EXPECT_EQ(close_frame(1001, true, 0x01020304), std::string("\x88\x82\x01\x02\x03\x04\x02\xeb", 8));
+  EXPECT_EQ(close_frame(1001, true, 0x01020304),
+            std::string("\x88\x82\x01\x02\x03\x04\x02\xeb", 8));
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
-// What an HTTP/1.1 connection needs only while a request is in progress: the read buffer, the
-// exchange (with its upstream call and that call's buffers) and the codec's scratch. A connection
-// takes one from its worker's pool when the first bytes of a request arrive and gives it back
-// when it goes idle with nothing buffered, so that an idle keep-alive connection holds about
-// 1.5 KiB rather than tens of KiB; nginx likewise frees its request buffers between keep-alive
-// requests. The pool keeps a bounded number for reuse, so the keep-alive path does
-// not allocate.
+// What a codec needs only while a request is in progress: the exchange (with its upstream call
+// and that call's buffers), the request head, and the codec's buffers and scratch. An HTTP/1.1
+// connection takes one from its worker's pool when the first bytes of a request arrive and gives
+// it back when it goes idle with nothing buffered, so that an idle keep-alive connection holds
+// about 1.5 KiB rather than tens of KiB (nginx likewise frees its request buffers between
+// keep-alive requests); an HTTP/2 stream takes one for its life. The pool keeps a bounded number
+// for reuse, so a request's path does not allocate them.
 #pragma once
 
 #include <memory>
@@ -18,16 +18,16 @@
 #include "net/asio.h"
 #include "net/buffer.h"
 
-namespace gatehouse::http1 {
+namespace gatehouse::exchange {
 
 struct RequestState {
-  explicit RequestState(exchange::WorkerContext& worker) : exchange(worker) {}
+  explicit RequestState(WorkerContext& worker) : exchange(worker) {}
 
-  net::Buffer in;  // from the client: the head, then the body (or the next pipelined request)
-  exchange::Exchange exchange;
+  net::Buffer in;  // HTTP/1.1: from the client, the head, then the body (or the next request)
+  Exchange exchange;
   http::RequestHead req;
   http::ErrorResponse refusal;  // a head refused by read_head()
-  std::string head_out;         // the response head
+  std::string head_out;         // the response head (HTTP/2: the request head, as HTTP/1.1)
   std::string interim_out;      // an interim (1xx) response head
   std::string chunk_out;        // the next chunk of a body the filters rewrite, framed
   std::vector<net::asio::const_buffer> iov;
@@ -36,7 +36,7 @@ struct RequestState {
 // One per worker; used on its thread only.
 class RequestStatePool {
  public:
-  explicit RequestStatePool(exchange::WorkerContext& worker) : w_(worker) {}
+  explicit RequestStatePool(WorkerContext& worker) : w_(worker) {}
 
   std::unique_ptr<RequestState> take() {
     if (free_.empty()) return std::make_unique<RequestState>(w_);
@@ -57,8 +57,8 @@ class RequestStatePool {
   // freed) as needed.
   static constexpr size_t kKeep = 128;
 
-  exchange::WorkerContext& w_;
+  WorkerContext& w_;
   std::vector<std::unique_ptr<RequestState>> free_;
 };
 
-}  // namespace gatehouse::http1
+}  // namespace gatehouse::exchange
