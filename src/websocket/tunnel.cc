@@ -60,10 +60,16 @@ net::Task<> Tunnel::pump(Direction& d, std::string_view first) {
       if (uint16_t code = d.frames.feed(data)) {
         shutdown(code);
       } else {
-        *d.writing = true;
-        const bool ok = co_await d.to.send_rest(data, {}, d.counter);
-        *d.writing = false;
-        if (!ok) break;
+        // Most messages go out at once; only what the socket does not take now is waited for.
+        std::string_view rest = data, none;
+        if (!d.to.send_now(rest, none)) break;
+        *d.counter += data.size() - rest.size();
+        if (!rest.empty()) {
+          *d.writing = true;
+          const bool ok = co_await d.to.send_rest(rest, {}, d.counter);
+          *d.writing = false;
+          if (!ok) break;
+        }
       }
     }
     // Closing: what still comes is read and dropped, so that the peer gets the Close frame
