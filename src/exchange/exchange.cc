@@ -654,6 +654,7 @@ void Exchange::finish(const Downstream& down) {
   w_.log_access(r);
   auto& m = w_.metrics();
   m.count_request(r.route, log_method_, status_, r.total_ms / 1000, r.bytes_in, r.bytes_out);
+  m.count_protocol(r.protocol);
   if (auto outcome = upstream_.outcome())
     m.count_upstream(r.upstream, r.target, *outcome, upstream_.seconds());
 }

@@ -191,6 +191,8 @@ void MetricsShard::merge(const MetricsShard& other) {
   }
   bytes_received += other.bytes_received;
   bytes_sent += other.bytes_sent;
+  for (size_t i = 0; i < requests_by_protocol.size(); ++i)
+    requests_by_protocol[i] += other.requests_by_protocol[i];
   tunnels_opened += other.tunnels_opened;
   tunnels_closed += other.tunnels_closed;
   tunnel_bytes_to_upstream += other.tunnel_bytes_to_upstream;
@@ -309,6 +311,15 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
         static_cast<double>(m.bytes_received), "counter");
   gauge(&out, "gatehouse_sent_bytes_total", "Bytes sent to clients (heads and bodies).",
         static_cast<double>(m.bytes_sent), "counter");
+  header(&out, "gatehouse_downstream_requests_total", "counter",
+         "Requests by the protocol the client spoke.");
+  for (size_t i = 0; i < MetricsShard::kProtocols.size(); ++i) {
+    out.append("gatehouse_downstream_requests_total{protocol=\"")
+        .append(MetricsShard::kProtocols[i])
+        .append("\"} ")
+        .append(std::to_string(m.requests_by_protocol[i]))
+        .append("\n");
+  }
   gauge(&out, "gatehouse_websocket_tunnels_open", "WebSocket tunnels open now.",
         static_cast<double>(m.tunnels_opened - m.tunnels_closed));
   gauge(&out, "gatehouse_websocket_tunnels_total", "WebSocket tunnels opened.",

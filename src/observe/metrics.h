@@ -129,6 +129,14 @@ struct MetricsShard {
   std::unordered_map<const Family*, FamilySamples> families;  // the plugins' metrics
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
+  // Requests by the protocol the client spoke (kProtocols' order).
+  static constexpr std::array<std::string_view, 3> kProtocols{"HTTP/1.0", "HTTP/1.1", "HTTP/2"};
+  std::array<uint64_t, 3> requests_by_protocol{};
+  void count_protocol(std::string_view protocol) {
+    for (size_t i = 0; i < kProtocols.size(); ++i) {
+      if (kProtocols[i] == protocol) ++requests_by_protocol[i];
+    }
+  }
   // WebSocket tunnels: opened and closed (the difference is those open now), bytes each way.
   uint64_t tunnels_opened = 0, tunnels_closed = 0;
   uint64_t tunnel_bytes_to_upstream = 0, tunnel_bytes_to_client = 0;

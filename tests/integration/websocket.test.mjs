@@ -96,6 +96,7 @@ test('messages both ways, text and binary, through the tunnel; in the metrics an
   assert.deepEqual(conn.closed, { code: 4000, reason: 'bye' });
   await waitFor(async () => (await metric('gatehouse_websocket_tunnels_open')) === 0, 3000, 'the tunnel gone from the gauge');
   assert.ok(await metric('gatehouse_websocket_bytes_total{direction="upstream"}') > 200 * 1024);
+  assert.ok(await metric('gatehouse_downstream_requests_total{protocol="HTTP/1.1"}') >= 1);
   const line = await waitFor(() => gh.accessLog().find((l) => l.path === '/echo'), 3000, 'the log line');
   assert.equal(line.status, 101);
   assert.equal(line.protocol, 'HTTP/1.1');

@@ -593,6 +593,7 @@ TEST(MetricsExposition, WellFormedEmptyAndFull) {
       "gatehouse_upstream_connections",
       "gatehouse_received_bytes_total",
       "gatehouse_sent_bytes_total",
+      "gatehouse_downstream_requests_total",
       "gatehouse_websocket_tunnels_open",
       "gatehouse_websocket_tunnels_total",
       "gatehouse_websocket_bytes_total",
@@ -646,15 +647,22 @@ TEST(MetricsExposition, WellFormedEmptyAndFull) {
   }
 }
 
-TEST(MetricsExposition, WebSocketTunnelsOpenNowAndTheirBytes) {
+TEST(MetricsExposition, ProtocolsAndWebSocketTunnels) {
   MetricsShard a, b;
   a.tunnels_opened = 3;
   a.tunnels_closed = 1;
   a.tunnel_bytes_to_upstream = 100;
   b.tunnels_opened = 1;
   b.tunnel_bytes_to_client = 7;
+  a.count_protocol("HTTP/2");
+  b.count_protocol("HTTP/2");
+  b.count_protocol("HTTP/1.1");
+  b.count_protocol("SPDY/3");  // not one of ours: not counted
   a.merge(b);
   auto e = parse(format_prometheus(a, ProcessMetrics{}, {}));
+  EXPECT_EQ(e.value("gatehouse_downstream_requests_total", {{"protocol", "HTTP/2"}}), "2");
+  EXPECT_EQ(e.value("gatehouse_downstream_requests_total", {{"protocol", "HTTP/1.1"}}), "1");
+  EXPECT_EQ(e.value("gatehouse_downstream_requests_total", {{"protocol", "HTTP/1.0"}}), "0");
   EXPECT_EQ(e.value("gatehouse_websocket_tunnels_open", {}), "3");
   EXPECT_EQ(e.value("gatehouse_websocket_tunnels_total", {}), "4");
   EXPECT_EQ(e.value("gatehouse_websocket_bytes_total", {{"direction", "upstream"}}), "100");
