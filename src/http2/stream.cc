@@ -28,6 +28,19 @@ bool connection_specific(std::string_view name) {
   return false;
 }
 
+// A buffer read from the front (`at` bytes of it taken): what was taken goes once it is all of
+// it, or half of it and more than a little, so that a buffer always refilled before it empties
+// does not keep every byte that went through it.
+void compact(std::string& buf, size_t& at) {
+  if (at == buf.size()) {
+    buf.clear();
+    at = 0;
+  } else if (at >= 16 * 1024 && at * 2 >= buf.size()) {
+    buf.erase(0, at);
+    at = 0;
+  }
+}
+
 }  // namespace
 
 // A header block for nghttp2, which copies it at once: names in lower case (HTTP/2 has no
@@ -250,10 +263,7 @@ std::string_view Stream::body_buffered() { return std::string_view(body_).substr
 
 void Stream::body_consumed(size_t n, bool done) {
   body_at_ += n;
-  if (body_at_ >= body_.size()) {
-    body_.clear();
-    body_at_ = 0;
-  }
+  compact(body_, body_at_);
   // The DATA bytes go back to the client's windows as the exchange passes them on (a chunked
   // body's framing is not DATA: at most what arrived is given back).
   const uint64_t ack = std::min<uint64_t>(n, unacknowledged_);
@@ -438,10 +448,7 @@ long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {
   const size_t n = std::min(space, out_.size() - out_at_);
   std::memcpy(to, out_.data() + out_at_, n);
   out_at_ += n;
-  if (out_at_ == out_.size()) {
-    out_.clear();
-    out_at_ = 0;
-  }
+  compact(out_, out_at_);
   if (out_ended_ && out_.empty()) {
     *eof = true;
     *trailers = !trailers_out_.empty();

@@ -13,7 +13,7 @@ import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
-import { startGatehouse, curl, requireTool, makeCa, makeCert, waitFor, freePort } from './harness.mjs';
+import { startGatehouse, curl, requireTool, makeCa, makeCert, waitFor, freePort, peakRssKiB, SANITIZED } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
@@ -55,7 +55,7 @@ server:
       tls:
         certificates: [ { cert: ${dir}/server.pem, key: ${dir}/server.key } ]
         alpn: [h2, http/1.1]
-  limits: { max_header_bytes: 8KiB }
+  limits: { max_header_bytes: 8KiB, max_body_bytes: 2GiB }
 cache: { max_size: 4MiB, max_object_size: 64KiB }
 consumers:
   - { name: app, api_keys: [ { sha256: ${sha256(KEY)} } ] }
@@ -178,6 +178,38 @@ test('a client that stops reading stops the upstream too; when it reads again, t
   assert.equal(got, 64 << 20);
   assert.equal(hash.digest('hex'), sha256(Buffer.alloc(64 << 20, 'b')));
   s.close();
+});
+
+test('1 GiB up and 1 GiB down over HTTP/2, the gateway\'s memory bounded (RSS < 64 MiB)', { timeout: 300000 }, async () => {
+  let limitKiB = 64 * 1024;
+  if (SANITIZED) limitKiB += peakRssKiB(gh.proc.pid);  // shadow memory: growth is what counts
+  const s = connect(h2c());
+  // Up: written as the flow-control windows allow (the gateway gives them back as the upstream
+  // takes the bytes), one 1 MiB chunk at a time.
+  const chunk = Buffer.alloc(1 << 20, 'u');
+  const hash = crypto.createHash('sha256');
+  for (let i = 0; i < 1024; i++) hash.update(chunk);
+  const up = s.request({ ':method': 'POST', ':path': '/sink', 'content-length': 1 << 30 }, { endStream: false });
+  const answered = new Promise((resolve, reject) => {
+    const parts = [];
+    up.on('data', (d) => parts.push(d));
+    up.on('end', () => resolve(JSON.parse(Buffer.concat(parts))));
+    up.on('error', reject);
+  });
+  for (let i = 0; i < 1024; i++) {
+    if (!up.write(chunk)) await new Promise((r) => up.once('drain', r));
+  }
+  up.end();
+  assert.deepEqual(await answered, { upstream: 'u', bytes: 1 << 30, sha256: hash.digest('hex') });
+  // Down: the upstream's chunked body, de-chunked into DATA frames.
+  const down = s.request({ ':path': `/stream/${1 << 30}` });
+  let got = 0;
+  down.on('data', (d) => { got += d.length; });
+  await new Promise((resolve, reject) => { down.on('end', resolve); down.on('error', reject); });
+  assert.equal(got, 1 << 30);
+  s.close();
+  const peak = peakRssKiB(gh.proc.pid);
+  assert.ok(peak < limitKiB, `peak RSS ${peak} KiB`);
 });
 
 test('the gateway\'s own answers over HTTP/2: 401 and 200 by key, 429 with Retry-After, a cache hit', async () => {
