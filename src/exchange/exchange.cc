@@ -445,7 +445,10 @@ net::Task<> Exchange::relay_response(Downstream& down) {
   bool payload = false;
   down.start_response(upstream_.response(), ctx_.response_add, ctx_.response_remove, request_id_,
                       false, &payload);
-  upstream_.begin_body();  // the response head's views are dead from here on
+  // The head's views are dead from here on. A codec that frames payload itself and carries
+  // trailers gets a chunked body's trailer section (RFC 9110 6.5) at its end.
+  const bool trailers = payload && down.carries_trailers();
+  upstream_.begin_body(trailers ? snap_->config.server.limits.max_header_bytes : 0);
 
   const auto idle = snap_->config.server.timeouts.idle;
   const auto send_timeout = snap_->config.server.timeouts.send;
@@ -470,6 +473,12 @@ net::Task<> Exchange::relay_response(Downstream& down) {
       first = false;
       upstream_.body_sent(piece.bytes.size());
       if (!down_ok) break;
+    }
+    if (up_ok && piece.done && trailers && !upstream_.trailers().empty()) {
+      trailers_.clear();
+      http::parse_trailer_fields(upstream_.trailers(), &trailers_);
+      const std::string_view no_data;
+      if (!trailers_.empty()) down_ok = co_await down.send_chunk(no_data, &trailers_);
     }
     if (!up_ok || piece.done) break;
     down.set_deadline(Phase::kStream, upstream_.budget(idle));

@@ -36,6 +36,10 @@ class Downstream : public upstream::RequestSource {
   virtual bool peer_trusted() const = 0;          // the peer is in server.trusted_proxies
   virtual bool secure() const = 0;                // the request came over TLS
   virtual std::string_view protocol() const = 0;  // HTTP/1.0, HTTP/1.1, HTTP/2 (for the log)
+  // A response's trailer fields reach the client apart from its payload (HTTP/2's HEADERS after
+  // the DATA): send_chunk() takes them when the upstream's chunked body ends with some. HTTP/1.1
+  // passes a chunked body's trailers on inside it, as they came.
+  virtual bool carries_trailers() const { return false; }
   // The exchange is done with the request head's views (the head may leave the codec's buffer).
   virtual void release_head() = 0;
   // The request body did not arrive within the codec's limit on it (server.timeouts.body_read):

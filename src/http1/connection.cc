@@ -485,17 +485,19 @@ net::Task<websocket::Tunnel::Bytes> Connection::tunnel(net::Stream& upstream,
   close_after_ = true;  // the connection ends with the tunnel
   set_deadline(Phase::kStream, std::chrono::hours(24 * 365));
   response_started_ = true;
-  if (!co_await write_client(std::exchange(head_left_, {}))) co_return t.bytes();
-  release_head();
-  // What the client sent after its handshake (its first frames) starts the tunnel.
-  std::string first(s_->in.data());
-  s_->in.consume(s_->in.size());
-  body_pending_ = false;
-  tunnel_ = &t;
-  co_await t.run(first, upstream_first);
-  tunnel_ = nullptr;
-  bytes_in_ += t.bytes().to_upstream;
-  bytes_out_ += t.bytes().to_client;
+  const bool sent = co_await write_client(std::exchange(head_left_, {}));
+  if (sent) {
+    release_head();
+    // What the client sent after its handshake (its first frames) starts the tunnel.
+    std::string first(s_->in.data());
+    s_->in.consume(s_->in.size());
+    body_pending_ = false;
+    tunnel_ = &t;
+    co_await t.run(first, upstream_first);
+    tunnel_ = nullptr;
+    bytes_in_ += t.bytes().to_upstream;
+    bytes_out_ += t.bytes().to_client;
+  }
   co_return t.bytes();
 }
 

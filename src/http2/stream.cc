@@ -422,26 +422,32 @@ bool Stream::send_now(std::string_view& body, bool* ok) {
   return true;
 }
 
+// One co_return each, after the co_await: GCC 12 miscompiles `if (!co_await x) co_return ...;`
+// followed by another co_return in some of these (the finished frame was later resumed).
 net::Task<bool> Stream::send(std::string_view body) {
-  if (!co_await wait_for_room()) co_return false;
-  queue(body);
-  co_return true;
+  const bool open = co_await wait_for_room();
+  if (open) queue(body);
+  co_return open;
 }
 
 net::Task<bool> Stream::send_payload(const std::vector<std::string_view>& pieces) {
-  if (!co_await wait_for_room()) co_return false;
-  for (auto p : pieces) queue(p);
-  co_return true;
+  const bool open = co_await wait_for_room();
+  if (open) {
+    for (auto p : pieces) queue(p);
+  }
+  co_return open;
 }
 
 net::Task<bool> Stream::send_chunk(std::string_view data, const http::HeaderList* trailers) {
-  if (!co_await wait_for_room()) co_return false;
-  queue(data);
-  if (trailers) {
-    trailers_out_ = *trailers;
-    end_body();
+  const bool open = co_await wait_for_room();
+  if (open) {
+    queue(data);
+    // The last piece: its trailers go after the DATA. The stream ends when the exchange does
+    // (serve()), not here: an end now could close the stream, and abort the exchange, while
+    // the exchange is still finishing.
+    if (trailers) trailers_out_ = *trailers;
   }
-  co_return true;
+  co_return open;
 }
 
 long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {

@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import zlib from 'node:zlib';
 import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -19,7 +20,7 @@ import { startUpstream } from './upstream.mjs';
 const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
 const KEY = 'h2-key-0123456789';
 
-let up, gh, dir, big;
+let up, gh, dir, big, trailing;
 let bigWritten = 0;  // what the big upstream has written of its body so far
 before(async () => {
   requireTool('nghttp');
@@ -45,6 +46,15 @@ before(async () => {
     pump();
   });
   await new Promise((r) => big.listen(0, '127.0.0.1', r));
+  // A chunked response with trailer fields (as gRPC's status travels).
+  trailing = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum, x-status' });
+    res.write('part one, ');
+    res.write('part two');
+    res.addTrailers({ 'x-checksum': 'abc123', 'x-status': '0' });
+    res.end();
+  });
+  await new Promise((r) => trailing.listen(0, '127.0.0.1', r));
   // Two listeners: ports of their own (two on port 0 would be one address to the gateway).
   const [plain, tls] = [await freePort(), await freePort()];
   gh = await startGatehouse(`
@@ -62,11 +72,14 @@ consumers:
 upstreams:
   u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
   big: { targets: [ { address: 127.0.0.1:${big.address().port} } ] }
+  trailing: { targets: [ { address: 127.0.0.1:${trailing.address().port} } ] }
 routes:
   - { name: keyed, match: { path: /keyed/* }, to: u, plugins: { key_auth: { header: x-api-key } } }
   - { name: limited, match: { path: /limited/* }, to: u, plugins: { rate_limit: { limits: [ { rate: "1/m", burst: 2 } ], key: ip } } }
   - { name: cached, match: { path: /cached/* }, to: u, plugins: { cache: { ttl: 60s } } }
   - { name: big, match: { path: /big }, to: big }
+  - { name: trailing, match: { path: /trailing }, to: trailing }
+  - { name: compressed, match: { path: /compressed/* }, to: u, plugins: { compress: { types: [application/json], min_size: 10 } } }
   - { name: all, match: { path: /* }, to: u }
 `, { expectListeners: 2 });
 });
@@ -74,6 +87,7 @@ after(async () => {
   await gh?.stop();
   await up?.close();
   big?.close();
+  trailing?.close();
 });
 
 const h2c = () => `http://127.0.0.1:${gh.ports[0]}`;
@@ -210,6 +224,32 @@ test('1 GiB up and 1 GiB down over HTTP/2, the gateway\'s memory bounded (RSS < 
   s.close();
   const peak = peakRssKiB(gh.proc.pid);
   assert.ok(peak < limitKiB, `peak RSS ${peak} KiB`);
+});
+
+test('an HTTP/1.1 upstream\'s chunked trailers reach an HTTP/2 client as trailers', async () => {
+  const s = connect(h2c());
+  const req = s.request({ ':path': '/trailing' });
+  const trailers = new Promise((resolve) => req.on('trailers', resolve));
+  const chunks = [];
+  req.on('data', (d) => chunks.push(d));
+  await new Promise((resolve, reject) => { req.on('end', resolve); req.on('error', reject); });
+  assert.equal(Buffer.concat(chunks).toString(), 'part one, part two');
+  const t = await trailers;
+  assert.equal(t['x-checksum'], 'abc123');
+  assert.equal(t['x-status'], '0');
+  s.close();
+});
+
+test('a body the filters rewrite (compression) goes out over HTTP/2, its length the filters\'', async () => {
+  const s = connect(h2s());
+  for (let i = 0; i < 3; i++) {  // a stream after a rewritten one is served too
+    const r = await request(s, { ':path': `/compressed/echo/${i}`, 'accept-encoding': 'gzip' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    assert.equal(r.headers['content-length'], undefined);
+    assert.equal(JSON.parse(zlib.gunzipSync(r.body)).url, `/compressed/echo/${i}`);
+  }
+  s.close();
 });
 
 test('the gateway\'s own answers over HTTP/2: 401 and 200 by key, 429 with Retry-After, a cache hit', async () => {
