@@ -49,7 +49,10 @@ struct Connection::Callbacks {
     auto stream = std::make_shared<Stream>(*c, frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.get());
     c->streams_.emplace(frame->hd.stream_id, std::move(stream));
-    c->timer_.cancel();  // not idle
+    // Not idle now; its header block must end within server.timeouts.header_read.
+    const auto deadline =
+        net::coarse_now() + c->w_.view()->snapshot->config.server.timeouts.header_read;
+    if (deadline < c->armed_at_) c->arm_timer(deadline);
     return 0;
   }
 
@@ -263,17 +266,38 @@ void Connection::check_idle() {
 }
 
 void Connection::arm_timer(net::Clock::time_point at) {
+  armed_at_ = at;
   timer_.expires_at(at);
   timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec == net::asio::error::operation_aborted || self->closed_) return;
-    if (self->streams_.empty()) {
-      // Idle (or the preface never came): GOAWAY, then the close.
-      nghttp2_session_terminate_session(self->session_, NGHTTP2_NO_ERROR);
-      self->draining_ = true;
-      self->flush();
-      if (!self->writing_) self->close_now();
-    }
+    self->armed_at_ = net::Clock::time_point::max();
+    self->on_timer();
   });
+}
+
+// Idle (or the preface never came): GOAWAY, then the close. Or a header block still open past
+// server.timeouts.header_read: a client that sends a request's head slowly (a slowloris) is cut
+// off, as over HTTP/1.1; the connection ends, with every stream on it.
+void Connection::on_timer() {
+  if (streams_.empty()) {
+    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+    draining_ = true;
+    flush();
+    if (!writing_) close_now();
+    return;
+  }
+  const auto limit = w_.view()->snapshot->config.server.timeouts.header_read;
+  const auto now = net::coarse_now();
+  auto next = net::Clock::time_point::max();
+  for (const auto& [id, s] : streams_) {
+    if (s->head_done()) continue;
+    if (s->begun_at + limit <= now) {
+      say_goodbye(NGHTTP2_NO_ERROR);
+      return close_now();
+    }
+    next = std::min(next, s->begun_at + limit);
+  }
+  if (next != net::Clock::time_point::max()) arm_timer(next);
 }
 
 void Connection::drain() {

@@ -62,6 +62,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void serve(std::shared_ptr<Stream> stream);
   void check_idle();  // no stream open: the idle timeout runs
   void arm_timer(net::Clock::time_point at);
+  void on_timer();
   bool finished() const;  // nothing left to read or write
   void say_goodbye(uint32_t code);
   nghttp2_session* session() { return session_; }
@@ -89,7 +90,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool writing_ = false;
   bool closed_ = false;
   bool draining_ = false;
-  net::Timer timer_;  // the idle timeout (no stream open), or a drain's end
+  net::Timer timer_;  // the idle timeout (no stream open), or a header block's deadline
+  net::Clock::time_point armed_at_ = net::Clock::time_point::max();
 };
 
 }  // namespace gatehouse::http2

@@ -37,6 +37,8 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   ~Stream();
 
   const int32_t id;
+  const net::Clock::time_point begun_at = net::coarse_now();  // its first header field
+  bool head_done() const { return head_done_; }
 
   // --- the request, from nghttp2's callbacks
   // One field of the request's header section (or of its trailers, once the head is complete).
