@@ -19,6 +19,9 @@ constexpr size_t kWriteBatch = 64 * 1024;
 // in at most this many CONTINUATION frames.
 constexpr uint64_t kResetBurst = 1000, kResetsPerSecond = 33;
 constexpr size_t kMaxContinuations = 8;
+// CVE-2019-9518 (empty frames): DATA without payload or END_STREAM, one after another, cost the
+// gateway work and carry nothing. Past this many in a row, the connection ends.
+constexpr uint32_t kMaxEmptyFrames = 100;
 
 Stream* stream_of(nghttp2_session* session, int32_t id) {
   return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
@@ -68,6 +71,14 @@ struct Connection::Callbacks {
 
   static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* self) {
     auto* c = static_cast<Connection*>(self);
+    if (frame->hd.type == NGHTTP2_DATA) {
+      const bool empty = frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
+      c->empty_frames_ = empty ? c->empty_frames_ + 1 : 0;
+      if (c->empty_frames_ > kMaxEmptyFrames) {
+        nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+        return 0;
+      }
+    }
     Stream* s = stream_of(session, frame->hd.stream_id);
     if (!s) return 0;
     const bool ended = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;

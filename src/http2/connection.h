@@ -83,6 +83,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
   int32_t last_stream_ = 0;            // the highest request stream id so far
+  uint32_t empty_frames_ = 0;          // DATA frames in a row that carried nothing
   std::unordered_set<int32_t> reset_;  // streams the gateway reset (frames may still come)
   std::string peer_ip_;
   bool peer_trusted_ = false;

@@ -226,6 +226,43 @@ for (const [name, type, one] of [
   });
 }
 
+test('empty DATA frames in a row (CVE-2019-9518): the connection ends with ENHANCE_YOUR_CALM', async () => {
+  const c = await open();
+  await c.waitFor(isType(Type.SETTINGS), 5000, 'the server SETTINGS');
+  // A POST whose body never comes: 10 000 DATA frames of nothing.
+  await c.send(headers(1, encodeFields(requestFields('/hold', [], 'POST')), { endStream: false }));
+  await c.send(Buffer.concat(Array.from({ length: 10000 }, () => data(1, Buffer.alloc(0)))));
+  const goaway = await c.waitFor(isType(Type.GOAWAY), 5000, 'a GOAWAY');
+  assert.equal(decodeGoaway(goaway.payload).name, 'ENHANCE_YOUR_CALM');
+  await c.waitForClose(5000);
+});
+
+test('a stream over an acknowledged max_concurrent_streams ends the connection (GOAWAY PROTOCOL_ERROR)', async () => {
+  const own = await startGatehouse(`
+server:
+  listen: [ { address: 127.0.0.1:0, protocols: [h2c] } ]
+  http2: { max_concurrent_streams: 3 }
+upstreams:
+  u: { targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - { match: { path: /* }, to: u }
+`);
+  const c = await connectH2(own.port);
+  // Our SETTINGS ACK'd by the client: from then on the limit holds (RFC 9113 6.5.3).
+  await c.waitFor(isType(Type.SETTINGS), 5000, 'the server SETTINGS');
+  await c.send(ping(Buffer.from('settled!')));
+  await c.waitFor(pingAck, 5000, 'the PING ACK');
+  // nghttp2 takes a fourth stream over an acknowledged limit of three for a connection error
+  // (RFC 9113 5.1.2 allows a stream error too): GOAWAY naming stream 5 as the last it takes.
+  for (const id of [1, 3, 5, 7]) await c.send(headers(id, encodeFields(requestFields('/delay/300'))));
+  const goaway = decodeGoaway((await c.waitFor(isType(Type.GOAWAY), 5000, 'a GOAWAY')).payload);
+  assert.equal(goaway.name, 'PROTOCOL_ERROR');
+  assert.equal(goaway.lastStreamId, 5);
+  assert.ok(!c.frames.some(onStream(7)), 'nothing for stream 7');
+  c.destroy();
+  await own.stop();
+});
+
 test('a header block that never ends is cut off after timeouts.header_read (a slowloris)', async () => {
   const c = await open();
   await c.waitFor(isType(Type.SETTINGS), 5000, 'the server SETTINGS');
