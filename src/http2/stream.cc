@@ -68,10 +68,8 @@ class FieldBlock {
     s.nv.clear();
     char* at = s.names.data();
     for (const auto& [name, value] : s.fields) {
-      for (size_t i = 0; i < name.size(); ++i) {
-        const char ch = name[i];
-        at[i] = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
-      }
+      std::memcpy(at, name.data(), name.size());
+      http::lower_ascii(at, name.size());
       s.nv.push_back({reinterpret_cast<uint8_t*>(at),
                       reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
                       value.size(), NGHTTP2_NV_FLAG_NONE});

@@ -46,6 +46,13 @@ std::string number(double v) {
   return std::string(buf, end);
 }
 
+// One sample with one label: name{label="value"} count.
+void sample(std::string* out, std::string_view name, std::string_view label, std::string_view value,
+            uint64_t count) {
+  out->append(name).append("{").append(label).append("=\"").append(value).append("\"} ");
+  out->append(std::to_string(count)).append("\n");
+}
+
 void header(std::string* out, std::string_view name, std::string_view type, std::string_view help) {
   out->append("# HELP ").append(name).append(" ").append(help).append("\n");
   out->append("# TYPE ").append(name).append(" ").append(type).append("\n");
@@ -314,11 +321,8 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
   header(&out, "gatehouse_downstream_requests_total", "counter",
          "Requests by the protocol the client spoke.");
   for (size_t i = 0; i < MetricsShard::kProtocols.size(); ++i) {
-    out.append("gatehouse_downstream_requests_total{protocol=\"")
-        .append(MetricsShard::kProtocols[i])
-        .append("\"} ")
-        .append(std::to_string(m.requests_by_protocol[i]))
-        .append("\n");
+    sample(&out, "gatehouse_downstream_requests_total", "protocol", MetricsShard::kProtocols[i],
+           m.requests_by_protocol[i]);
   }
   gauge(&out, "gatehouse_websocket_tunnels_open", "WebSocket tunnels open now.",
         static_cast<double>(m.tunnels_opened - m.tunnels_closed));
@@ -326,19 +330,12 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
         static_cast<double>(m.tunnels_opened), "counter");
   header(&out, "gatehouse_websocket_bytes_total", "counter",
          "Bytes through WebSocket tunnels, by direction.");
-  out.append("gatehouse_websocket_bytes_total{direction=\"upstream\"} ")
-      .append(std::to_string(m.tunnel_bytes_to_upstream))
-      .append("\n");
-  out.append("gatehouse_websocket_bytes_total{direction=\"client\"} ")
-      .append(std::to_string(m.tunnel_bytes_to_client))
-      .append("\n");
+  sample(&out, "gatehouse_websocket_bytes_total", "direction", "upstream",
+         m.tunnel_bytes_to_upstream);
+  sample(&out, "gatehouse_websocket_bytes_total", "direction", "client", m.tunnel_bytes_to_client);
   header(&out, "gatehouse_config_reloads_total", "counter", "Configuration reloads by result.");
-  out.append("gatehouse_config_reloads_total{result=\"ok\"} ")
-      .append(std::to_string(p.reloads_ok))
-      .append("\n");
-  out.append("gatehouse_config_reloads_total{result=\"error\"} ")
-      .append(std::to_string(p.reloads_error))
-      .append("\n");
+  sample(&out, "gatehouse_config_reloads_total", "result", "ok", p.reloads_ok);
+  sample(&out, "gatehouse_config_reloads_total", "result", "error", p.reloads_error);
   header(&out, "gatehouse_config_info", "gauge", "The configuration version in use (always 1).");
   out.append("gatehouse_config_info{version=\"")
       .append(std::to_string(p.config_version))
