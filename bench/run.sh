@@ -725,6 +725,21 @@ if ((IDLE_CONNECTIONS > 0)); then
 fi
 
 # ---- load ----------------------------------------------------------------------------------
+# Runs the load generator "$@" (pinned with PIN=1) under `timeout LIMIT`, output into OUT. In the
+# background and waited for, so that a signal to this script interrupts the round at once (the
+# trap then kills it); WHAT names it when it fails or times out.
+run_load() {
+  local limit=$1 out=$2 what=$3
+  shift 3
+  local cmd=("$@") rc=0
+  [[ $PIN == 1 ]] && cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
+  timeout -k 5 "$limit" "${cmd[@]}" >"$out" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || rc=$?
+  WRK_PID=""
+  ((rc == 0)) || { cat "$out" >&2; die "$what failed or timed out (exit $rc)"; }
+}
+
 # h2load in wrk's place (PROTOCOL=h2c): CONNECTIONS connections of STREAMS concurrent streams each.
 # Its summary is written to $4 as the lines of wrk's that the rounds read (requests, requests/s,
 # the 99th percentile from h2load's per-request log).
@@ -733,13 +748,7 @@ run_h2load() {
   cmd=(h2load -c "$CONNECTIONS" -m "$STREAMS" -t "$THREADS" -D "$(to_seconds "$dur")" --log-file="$out.log")
   [[ -n ${WRK_HEADER[$name]:-} ]] && cmd+=(-H "${WRK_HEADER[$name]}")
   cmd+=("http://127.0.0.1:$port$URL_PATH")
-  [[ $PIN == 1 ]] && cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
-  timeout -k 5 "$limit" "${cmd[@]}" >"$out.h2load" 2>&1 &
-  WRK_PID=$!
-  local rc=0
-  wait "$WRK_PID" || rc=$?
-  WRK_PID=""
-  ((rc == 0)) || { cat "$out.h2load" >&2; die "h2load failed or timed out (port $port, exit $rc)"; }
+  run_load "$limit" "$out.h2load" "h2load (port $port)" "${cmd[@]}"
   local ok failed secs p99
   ok=$(awk '/^requests:/ { print $8; exit }' "$out.h2load")
   failed=$(awk '/^requests:/ { print $10; exit }' "$out.h2load")
@@ -767,15 +776,7 @@ run_wrk() {
   [[ $NEW_CONNECTIONS == 1 ]] && cmd+=(-H "Connection: close")
   [[ $UNIQUE_URLS == 1 ]] && cmd+=(-s "$(dirname "${BASH_SOURCE[0]}")/unique-urls.lua")
   cmd+=("$(scheme_of "$name")://127.0.0.1:$port$URL_PATH")
-  [[ $PIN == 1 ]] && cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
-  # timeout kills wrk if it hangs; wrk itself is bounded by -d. Run in the background and wait,
-  # so that a signal to this script interrupts the round at once (the trap then kills wrk).
-  timeout -k 5 "$limit" "${cmd[@]}" >"$out" 2>&1 &
-  WRK_PID=$!
-  local rc=0
-  wait "$WRK_PID" || rc=$?
-  WRK_PID=""
-  ((rc == 0)) || { cat "$out" >&2; die "wrk failed or timed out (port $port, exit $rc)"; }
+  run_load "$limit" "$out" "wrk (port $port)" "${cmd[@]}"  # wrk itself is bounded by -d
 }
 
 # Latency token (e.g. 812.00us, 1.23ms, 2.01s) -> milliseconds.

@@ -402,9 +402,8 @@ void Connection::start_response(const http::ResponseHead& head, const http::Head
       rewritten ? req_http10_ : head.framing == http::Framing::kUntilClose || dechunk;
   if (close_ends_body_) close_after_ = true;
   *payload = dechunk || rewritten;
-  upgrade_ = head.status == 101;
   http::ResponseInfo info;
-  if (upgrade_) info.upgrade = "websocket";  // the only upgrade the exchange asks for
+  if (head.status == 101) info.upgrade = "websocket";  // the only upgrade the exchange asks for
   info.request_id_header = snap_->config.observability.request_id_header;
   info.request_id = request_id;
   info.chunked = rewritten ? rechunk_ : head.framing == http::Framing::kChunked && !dechunk;

@@ -135,7 +135,6 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::string_view head_left_;     // of s_->head_out, the part of the response head not yet sent
   std::string_view interim_left_;  // of s_->interim_out, what has not gone out yet
   bool rechunk_ = false;           // a body the filters rewrite goes chunked
-  bool upgrade_ = false;           // the response is a 101 to a WebSocket upgrade
   websocket::Tunnel* tunnel_ = nullptr;  // while the connection is a tunnel
 
   std::string client_ip_;
