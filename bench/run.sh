@@ -30,6 +30,7 @@ CSV=${CSV:-}                       # optional file: per-round results as CSV
 SCHEME=${SCHEME:-http}             # https: the proxies terminate TLS (one EC P-256 certificate)
 PROTOCOL=${PROTOCOL:-http1}        # h2c: clients speak HTTP/2 with prior knowledge (h2load, not wrk)
 STREAMS=${STREAMS:-25}             # h2c: concurrent streams per connection (h2load -m)
+UPSTREAM_PROTOCOL=${UPSTREAM_PROTOCOL:-http1} # h2c: the backend speaks HTTP/2 (prior knowledge) to the proxies
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0} # 1: a new connection per request (with https: full handshakes)
 CPU_LIMIT=${CPU_LIMIT:-}           # e.g. 0.5: each proxy gets that share of a core (cgroup quota)
 EQUAL_HEADERS=${EQUAL_HEADERS:-1} # 1: nginx/HAProxy add the forwarding headers gatehouse adds by default
@@ -68,6 +69,10 @@ PEERS+=" gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-r
 [[ $SCHEME == http || $SCHEME == https ]] || die "SCHEME must be http or https"
 [[ $PROTOCOL == http1 || $PROTOCOL == h2c ]] || die "PROTOCOL must be http1 or h2c"
 [[ $PROTOCOL == http1 || $SCHEME == http ]] || die "PROTOCOL=h2c is cleartext: SCHEME=http"
+[[ $UPSTREAM_PROTOCOL == http1 || $UPSTREAM_PROTOCOL == h2c ]] || die "UPSTREAM_PROTOCOL must be http1 or h2c"
+# nginx's proxy_pass speaks HTTP/1.x only: it cannot do the same work against an HTTP/2 backend.
+[[ $UPSTREAM_PROTOCOL == http1 || " $PROXIES " != *" nginx"* ]] ||
+  die "UPSTREAM_PROTOCOL=h2c: nginx cannot proxy to an HTTP/2 backend; set PROXIES (e.g. \"gatehouse haproxy\")"
 [[ $BODY_KIND == x || $BODY_KIND == json ]] || die "BODY_KIND must be x or json"
 [[ -z $CPU_LIMIT || $CPU_LIMIT =~ ^(0?\.[0-9]+|1(\.0*)?)$ ]] || die "CPU_LIMIT must be a share of one core, 0.05 to 1"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS must be >= THREADS"
@@ -208,7 +213,7 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 20; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 21; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
@@ -217,12 +222,14 @@ pick_ports() {
       GHR_PORT=$((base + 12)); GHB_PORT=$((base + 13))
       GHC_PORT=$((base + 14)); NGC_PORT=$((base + 15)); VAR_PORT=$((base + 16))
       GHZ_PORT=$((base + 17)); GHBR_PORT=$((base + 18)); NGZ_PORT=$((base + 19))
+      # The backend's HTTP/1.1 port for its status page (its main port may speak HTTP/2 only).
+      BACKEND_STATUS_PORT=$((base + 20))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 19)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 20)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 20 free ports"
+  die "could not find 21 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -248,6 +255,7 @@ wait_ready() {
     fi
     local h2=()
     [[ $PROTOCOL == h2c && $name != backend ]] && h2=(--http2-prior-knowledge)
+    [[ $UPSTREAM_PROTOCOL == h2c && $name == backend ]] && h2=(--http2-prior-knowledge)
     got=$(curl -s --max-time 1 -o /dev/null -w '%{http_code} %{size_download}' "${h2[@]}" \
       -k ${WRK_HEADER[$name]:+-H "${WRK_HEADER[$name]}"} "$(scheme_of "$name")://127.0.0.1:$port$URL_PATH" 2>/dev/null || true)
     if [[ $got == "200 $BODY_BYTES" ]]; then return 0; fi
@@ -273,7 +281,7 @@ cpu_ticks() {
 # Connections the backend has accepted so far (nginx stub_status), minus this query's own.
 backend_accepts() {
   local n
-  n=$(curl -s --max-time 2 "http://127.0.0.1:$BACKEND_PORT/_bench_status" | awk 'NR == 3 { print $1 }')
+  n=$(curl -s --max-time 2 "http://127.0.0.1:$BACKEND_STATUS_PORT/_bench_status" | awk 'NR == 3 { print $1 }')
   [[ $n =~ ^[0-9]+$ ]] && echo $((n - 1)) || echo "?"
 }
 
@@ -340,7 +348,8 @@ $(nginx_common_http "$TMP/backend")
     etag off;
     open_file_cache max=16;
     server {
-        listen 127.0.0.1:$BACKEND_PORT reuseport backlog=4096;
+        listen 127.0.0.1:$BACKEND_PORT reuseport backlog=4096$([[ $UPSTREAM_PROTOCOL == h2c ]] && echo " http2");
+        listen 127.0.0.1:$BACKEND_STATUS_PORT;
         root $TMP/www;
         location / { }
         location = /_bench_status { stub_status; }
@@ -425,7 +434,7 @@ frontend fe
 $(haproxy_forwarding_headers)
     default_backend be
 backend be
-    server s1 127.0.0.1:$BACKEND_PORT
+    server s1 127.0.0.1:$BACKEND_PORT$([[ $UPSTREAM_PROTOCOL == h2c ]] && echo " proto h2")
 EOF
 
 cat >"$TMP/gatehouse/gatehouse.yaml" <<EOF
@@ -442,6 +451,7 @@ observability:
 upstreams:
   backend:
     targets: [ { address: 127.0.0.1:$BACKEND_PORT } ]
+$([[ $UPSTREAM_PROTOCOL == h2c ]] && printf '    protocol: http2\n')
     max_idle_per_target: $UPSTREAM_IDLE
 routes:
   - name: all

@@ -165,8 +165,11 @@ struct RetryPolicy {
 };
 
 struct Upstream {
+  enum class Protocol : uint8_t { kHttp1, kHttp2 };
   std::string name;
   std::vector<Target> targets;
+  // kHttp2: h2 by ALPN with `tls`, else cleartext h2c with prior knowledge (upstream/h2/).
+  Protocol protocol = Protocol::kHttp1;
   Balance balance = Balance::kRoundRobin;
   HashOn hash_on;
   Duration connect_timeout{2'000};

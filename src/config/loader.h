@@ -50,8 +50,9 @@ class Loader {
   void http2(const YAML::Node& n, Http2* out) const;
   std::optional<WebSocket> websocket(const YAML::Node& n, const std::string& path) const;
   std::shared_ptr<const tls::ServerContext> tls(const YAML::Node& n, const std::string& path);
-  std::shared_ptr<const tls::ClientContext> client_tls(const YAML::Node& n,
-                                                       const std::string& path);
+  // `http2`: ALPN offers h2 alone (an HTTP/2 upstream), else http/1.1.
+  std::shared_ptr<const tls::ClientContext> client_tls(const YAML::Node& n, const std::string& path,
+                                                       bool http2 = false);
   std::shared_ptr<const tls::ClientContext> client_context(const tls::ClientSettings& settings,
                                                            const YAML::Node& at,
                                                            const std::string& path);

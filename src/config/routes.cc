@@ -54,6 +54,14 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
     if (auto w = rn["websocket"]) r.websocket = websocket(w, child(path, "websocket"));
     if (auto t = rn["to"]) {
       to(t, child(path, "to"), ups, &r);
+      // A WebSocket tunnel is an HTTP/1.1 upgrade on the upstream side too (RFC 8441's
+      // extended CONNECT to upstreams is not built).
+      for (const auto& w : r.to) {
+        if (r.websocket && ups[w.upstream_index].protocol == Upstream::Protocol::kHttp2)
+          r_.error(rn["websocket"], child(path, "websocket"),
+                   "upstream '" + w.upstream +
+                       "' speaks HTTP/2: WebSocket tunnels need an http1 upstream");
+      }
     } else if (!rn["aggregate"] && !rn["grpc_transcode"]) {
       r_.error(rn, child(path, "to"), "'to' is required");
     }

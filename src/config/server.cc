@@ -231,8 +231,9 @@ std::shared_ptr<const tls::ServerContext> Loader::tls(const YAML::Node& n,
 // upstreams.*.tls (HTTPS to the targets) and redis.tls (rediss://): the client side of TLS,
 // verified (docs/configuration.md, docs/security.md).
 std::shared_ptr<const tls::ClientContext> Loader::client_tls(const YAML::Node& n,
-                                                             const std::string& path) {
+                                                             const std::string& path, bool http2) {
   tls::ClientSettings settings;
+  settings.http2 = http2;
   // `tls:` with nothing after it, like `tls: {}`: every default.
   if (n.IsNull()) return client_context(settings, n, path);
   if (!r_.check_map(n, path, {"ca_file", "server_name", "verify", "min_version"})) return nullptr;

@@ -128,13 +128,16 @@ void Loader::upstreams(const YAML::Node& n, std::vector<Upstream>* out) {
       }
     }
     if (auto p = u["protocol"]) {
-      if (auto s = r_.str(p, child(path, "protocol")); s && *s != "http1") {
-        if (*s == "http2" || *s == "grpc")
+      if (auto s = r_.str(p, child(path, "protocol"))) {
+        if (*s == "http2") {
+          up.protocol = Upstream::Protocol::kHttp2;
+        } else if (*s == "grpc") {
           r_.error(p, child(path, "protocol"),
-                   "protocol '" + *s + "' is not supported yet by this version of gatehouse");
-        else
+                   "protocol 'grpc' is not supported yet by this version of gatehouse");
+        } else if (*s != "http1") {
           r_.error(p, child(path, "protocol"),
                    "unknown protocol '" + *s + "' (expected http1, http2 or grpc)");
+        }
       }
     }
     if (auto b = u["circuit_breaker"]) up.breaker = breaker(b, child(path, "circuit_breaker"));
@@ -155,7 +158,8 @@ void Loader::upstreams(const YAML::Node& n, std::vector<Upstream>* out) {
       if (auto v = r_.integer(m, child(path, "max_idle_per_target"), 0, 100'000))
         up.max_idle_per_target = static_cast<uint32_t>(*v);
     }
-    if (auto t = u["tls"]) up.tls = client_tls(t, child(path, "tls"));
+    if (auto t = u["tls"])
+      up.tls = client_tls(t, child(path, "tls"), up.protocol == Upstream::Protocol::kHttp2);
     out->push_back(std::move(up));
   }
 }

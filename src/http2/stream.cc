@@ -3,11 +3,12 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
-#include <charconv>
+#include <cstdio>
 #include <cstring>
 
 #include "config/snapshot.h"
 #include "http/error_response.h"
+#include "http/h2_fields.h"
 #include "http/parser.h"
 #include "http/proxy_headers.h"
 #include "http2/connection.h"
@@ -18,96 +19,6 @@ namespace {
 // A response body waits here, per stream, for the client's windows: past this, the exchange
 // waits too (and with it the upstream read).
 constexpr size_t kOutHighWater = 64 * 1024;
-
-// Fields HTTP/2 forbids (RFC 9113 8.2.2): the connection's own, which HTTP/1.1 carried.
-bool connection_specific(std::string_view name) {
-  for (std::string_view f :
-       {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}) {
-    if (http::iequals(name, f)) return true;
-  }
-  return false;
-}
-
-// A buffer read from the front (`at` bytes of it taken): what was taken goes once it is all of
-// it, or half of it and more than a little, so that a buffer always refilled before it empties
-// does not keep every byte that went through it.
-void compact(std::string& buf, size_t& at) {
-  if (at == buf.size()) {
-    buf.clear();
-    at = 0;
-  } else if (at >= 16 * 1024 && at * 2 >= buf.size()) {
-    buf.erase(0, at);
-    at = 0;
-  }
-}
-
-}  // namespace
-
-// A header block for nghttp2, which copies it at once: names in lower case (HTTP/2 has no
-// other). Built in one scratch per thread (a block is made and submitted before the next), so
-// that a response's fields cost no allocation of their own; the values are views, valid until
-// the block is submitted.
-class FieldBlock {
- public:
-  explicit FieldBlock(int status) {
-    auto& s = scratch();
-    s.fields.clear();
-    if (status) {
-      std::to_chars(s.status, s.status + 3, status);
-      s.fields.emplace_back(":status", std::string_view(s.status, 3));
-    }
-  }
-  void add(std::string_view name, std::string_view value) {
-    scratch().fields.emplace_back(name, value);
-  }
-  const std::vector<nghttp2_nv>& nv() {
-    auto& s = scratch();
-    size_t bytes = 0;
-    for (const auto& f : s.fields) bytes += f.first.size();
-    s.names.resize(bytes);  // not to move again: the names below point into it
-    s.nv.clear();
-    char* at = s.names.data();
-    for (const auto& [name, value] : s.fields) {
-      std::memcpy(at, name.data(), name.size());
-      http::lower_ascii(at, name.size());
-      s.nv.push_back({reinterpret_cast<uint8_t*>(at),
-                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                      value.size(), NGHTTP2_NV_FLAG_NONE});
-      at += name.size();
-    }
-    return s.nv;
-  }
-
- private:
-  struct Scratch {
-    std::vector<std::pair<std::string_view, std::string_view>> fields;
-    std::string names;
-    std::vector<nghttp2_nv> nv;
-    char status[3];
-  };
-  static Scratch& scratch() {
-    thread_local Scratch s;
-    return s;
-  }
-};
-
-namespace {
-
-ssize_t read_response_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                           nghttp2_data_source* source, void*) {
-  auto* s = static_cast<Stream*>(source->ptr);
-  bool eof = false, trailers = false;
-  long n = s->read_body(buf, length, &eof, &trailers);
-  if (n < 0) return NGHTTP2_ERR_DEFERRED;
-  if (eof) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (trailers) {
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      s->send_trailers();
-    }
-  }
-  return n;
-}
 
 }  // namespace
 
@@ -261,7 +172,7 @@ std::string_view Stream::body_buffered() { return std::string_view(body_).substr
 
 void Stream::body_consumed(size_t n, bool done) {
   body_at_ += n;
-  compact(body_, body_at_);
+  http::compact(body_, body_at_);
   // The DATA bytes go back to the client's windows as the exchange passes them on (a chunked
   // body's framing is not DATA: at most what arrived is given back).
   const uint64_t ack = std::min<uint64_t>(n, unacknowledged_);
@@ -280,7 +191,7 @@ net::Task<bool> Stream::body_read_more() {
   if (req_.expect_continue && !continue_sent_ && !closed_) {
     // RFC 9110 10.1.1, over HTTP/2 (RFC 9113 8.1): an interim HEADERS.
     continue_sent_ = true;
-    FieldBlock block(100);
+    http::FieldBlock block(100);
     const auto& nv = block.nv();
     nghttp2_submit_headers(c_.session(), NGHTTP2_FLAG_NONE, id, nullptr, nv.data(), nv.size(),
                            nullptr);
@@ -295,9 +206,10 @@ net::Task<bool> Stream::body_read_more() {
 
 void Stream::interim_response(const http::ResponseHead& head) {
   if (closed_ || responded_) return;
-  FieldBlock block(head.status);
+  http::FieldBlock block(head.status);
   for (const auto& h : head.headers) {
-    if (h.hop_by_hop || connection_specific(h.name) || h.id == http::HeaderId::kContentLength)
+    if (h.hop_by_hop || http::h2_connection_specific(h.name) ||
+        h.id == http::HeaderId::kContentLength)
       continue;
     block.add(h.name, h.value);
   }
@@ -354,11 +266,11 @@ bool Stream::secure() const { return c_.secure(); }
 
 // --- the response -----------------------------------------------------------------------------
 
-void Stream::submit_head(FieldBlock& block, bool has_body) {
+void Stream::submit_head(http::FieldBlock& block, bool has_body) {
   const auto& nv = block.nv();
   nghttp2_data_provider body;
   body.source.ptr = this;
-  body.read_callback = &read_response_body;
+  body.read_callback = &http::read_data<Stream>;
   responded_ = true;
   if (!has_body) out_ended_ = true;
   nghttp2_submit_response(c_.session(), id, nv.data(), nv.size(), has_body ? &body : nullptr);
@@ -374,9 +286,9 @@ void Stream::start_response(const http::ResponseHead& head, const http::HeaderLi
   info.request_id = request_id;
   info.add = &add;
   info.remove = &remove;
-  FieldBlock block(head.status);
+  http::FieldBlock block(head.status);
   http::for_each_client_field(head, info, [&](std::string_view n, std::string_view v) {
-    if (!connection_specific(n)) block.add(n, v);
+    if (!http::h2_connection_specific(n)) block.add(n, v);
   });
   const bool has_body = !head_request_ && head.status != 204 && head.status != 304;
   submit_head(block, has_body);
@@ -452,7 +364,7 @@ long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {
   const size_t n = std::min(space, out_.size() - out_at_);
   std::memcpy(to, out_.data() + out_at_, n);
   out_at_ += n;
-  compact(out_, out_at_);
+  http::compact(out_, out_at_);
   if (out_ended_ && out_.empty()) {
     *eof = true;
     *trailers = !trailers_out_.empty();
@@ -464,9 +376,9 @@ long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {
 }
 
 void Stream::send_trailers() {
-  FieldBlock block(0);
+  http::FieldBlock block(0);
   for (const auto& [n, v] : trailers_out_) {
-    if (!connection_specific(n)) block.add(n, v);
+    if (!http::h2_connection_specific(n)) block.add(n, v);
   }
   const auto& nv = block.nv();
   nghttp2_submit_trailer(c_.session(), id, nv.data(), nv.size());
@@ -492,9 +404,9 @@ net::Task<> Stream::answer(const http::ErrorResponse& e, std::string_view reques
     reset(NGHTTP2_INTERNAL_ERROR);
     co_return;
   }
-  FieldBlock block(e.status);
+  http::FieldBlock block(e.status);
   for (const auto& h : head.headers) {
-    if (!connection_specific(h.name)) block.add(h.name, h.value);
+    if (!http::h2_connection_specific(h.name)) block.add(h.name, h.value);
   }
   const bool has_body = !head_request_ && e.status != 204 && e.status != 304;
   submit_head(block, has_body);

@@ -26,10 +26,13 @@
 #include "http/message.h"
 #include "net/asio.h"
 
+namespace gatehouse::http {
+class FieldBlock;
+}
+
 namespace gatehouse::http2 {
 
 class Connection;
-class FieldBlock;
 
 class Stream final : public exchange::Downstream, public std::enable_shared_from_this<Stream> {
  public:
@@ -92,7 +95,7 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   uint64_t bytes_sent() const override { return bytes_out_; }
 
   // Submits the response's HEADERS (`block`: its status and fields).
-  void submit_head(FieldBlock& block, bool has_body);
+  void submit_head(http::FieldBlock& block, bool has_body);
   // The body bytes waiting for the client, and room for more.
   bool room() const;
   void queue(std::string_view bytes);

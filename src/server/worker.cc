@@ -195,9 +195,10 @@ net::Task<> Worker::choose_protocol(net::Socket socket, config::Listener listene
 void Worker::remove(exchange::Drainable* c) {
   connections_.erase(c);
   open_connections_->fetch_sub(1, std::memory_order_relaxed);
-  // The last connection of a draining worker: plugins' own connections (Redis) must close too,
-  // or they would keep the io_context running.
-  if (draining_ && connections_.empty()) filter_state_.clear();
+  // The last connection of a draining worker: plugins' own connections (Redis) and the upstream
+  // connections that read all the time (HTTP/2) must close too, or they would keep the
+  // io_context running.
+  if (draining_ && connections_.empty()) close_shared_connections();
   if (draining_) close_tunnels_if_alone();
 }
 
@@ -211,6 +212,11 @@ void Worker::close_tunnels_if_alone() {
   for (auto* c : all) c->close_now();
 }
 
+void Worker::close_shared_connections() {
+  filter_state_.clear();
+  upstreams_.close_all();
+}
+
 void Worker::drain() {
   net::asio::post(io_, [this] {
     draining_ = true;
@@ -222,7 +228,7 @@ void Worker::drain() {
     // Copy: drain() may close a connection, which removes itself from the set.
     std::vector<exchange::Drainable*> all(connections_.begin(), connections_.end());
     for (auto* c : all) c->drain();
-    if (connections_.empty()) filter_state_.clear();
+    if (connections_.empty()) close_shared_connections();
     close_tunnels_if_alone();
   });
 }

@@ -87,6 +87,7 @@ class Worker final : public exchange::WorkerContext {
   net::Task<> accept_loop(std::shared_ptr<net::Acceptor> acceptor, std::string key);
   net::Task<> choose_protocol(net::Socket socket, config::Listener listener);
   void close_tunnels_if_alone();
+  void close_shared_connections();  // a drain's end: plugins' and upstreams' own
   void flush_access_log();
   void adopt(std::shared_ptr<const config::Snapshot> snapshot);
 

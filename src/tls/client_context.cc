@@ -40,7 +40,8 @@ std::shared_ptr<const ClientContext> ClientContext::create(const ClientSettings&
   std::shared_ptr<ClientContext> c(new ClientContext());
   c->settings_ = settings;
   c->identity_ = "verify=" + std::string(settings.verify ? "1" : "0") +
-                 " min=" + std::to_string(settings.min_version) + " name=" + settings.server_name;
+                 " min=" + std::to_string(settings.min_version) + " name=" + settings.server_name +
+                 (settings.http2 ? " alpn=h2" : "");
 
   std::string ca_pem;
   if (!settings.ca_file.empty()) {
@@ -80,10 +81,14 @@ std::shared_ptr<const ClientContext> ClientContext::create(const ClientSettings&
   SSL_CTX_set_cipher_list(ctx, kTls12Ciphers);
   // Sessions are kept per target by the worker's pool (upstream/pool.h), not in OpenSSL's cache.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  // We speak HTTP/1.1 to upstreams; saying so lets a server that also offers h2 pick the right
-  // protocol (RFC 7301).
-  static const unsigned char kAlpn[] = "\x08http/1.1";
-  SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn - 1);
+  // The protocol the upstream is configured for, alone: a server that offers both picks it
+  // (RFC 7301), and one without it is refused at the handshake's end (upstream::Client).
+  static const unsigned char kHttp1[] = "\x08http/1.1", kH2[] = "\x02h2";
+  if (settings.http2) {
+    SSL_CTX_set_alpn_protos(ctx, kH2, sizeof kH2 - 1);
+  } else {
+    SSL_CTX_set_alpn_protos(ctx, kHttp1, sizeof kHttp1 - 1);
+  }
   SSL_CTX_set_verify(ctx, settings.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   if (!settings.ca_file.empty()) {
     if (SSL_CTX_load_verify_file(ctx, settings.ca_file.c_str()) != 1) {

@@ -19,6 +19,7 @@ struct ClientSettings {
   std::string server_name;  // empty: each target's own host
   bool verify = true;       // false: any certificate is accepted (tests and labs only)
   int min_version = 12;     // 12 = TLS 1.2, 13 = TLS 1.3
+  bool http2 = false;       // ALPN offers "h2" alone; else "http/1.1"
 };
 
 // A session to resume (TLS 1.2 session or TLS 1.3 ticket), owned.

@@ -5,11 +5,14 @@
 #include "config/config.h"
 #include "http/parser.h"
 #include "tls/client_context.h"
+#include "upstream/h2/session.h"
 
 namespace gatehouse::upstream {
 namespace {
 
 constexpr size_t kMaxResponseHead = 64 * 1024;  // response heads larger than this are refused
+// Streams an HTTP/2 upstream refused, sent again at once per call (then: the retry policy).
+constexpr uint32_t kMaxRefusedResends = 2;
 bool idempotent(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
 }
@@ -53,8 +56,10 @@ bool Client::start(const Call& call) {
   up_ = call.upstream;
   hash_key_ = call.hash_key;
   head_request_ = call.head_request;
+  http2_ = up_->config().protocol == config::Upstream::Protocol::kHttp2;
   upgrade_ = call.upgrade;
   upgraded_ = false;
+  refused_resends_ = 0;
   body_framing_ = call.body_framing;
   body_pending_ = call.body_framing != http::Framing::kNone;
   content_length_ = call.content_length;
@@ -71,8 +76,9 @@ bool Client::start(const Call& call) {
   const config::RetryPolicy* p = retry_policy();
   if (p) up_->retry_tokens = std::min(up_->retry_tokens + p->budget, 100 * p->budget);  // capped
   // A body that may be sent again is kept as it is read, while it fits: for the policy's retries,
-  // and for the immediate resend of an idempotent method on a pooled connection found dead.
-  if (safe_method || (p && p->attempts > 0 && idempotent_))
+  // for the immediate resend of an idempotent method on a pooled connection found dead, and for
+  // any method to an HTTP/2 upstream, which may refuse a stream it did not process.
+  if (safe_method || http2_ || (p && p->attempts > 0 && idempotent_))
     replay_limit_ = p ? p->max_replay_body : config::RetryPolicy{}.max_replay_body;
   keep_replay_ = replay_limit_ > 0 && !(body_framing_ == http::Framing::kContentLength &&
                                         content_length_ > replay_limit_);
@@ -135,6 +141,7 @@ void Client::deadline_passed(RequestSource::Phase phase) {
     boost::system::error_code ignored;
     conn_->socket().close(ignored);
   }
+  if (h2_) h2_->cancel();
 }
 
 void Client::abort() {
@@ -142,7 +149,35 @@ void Client::abort() {
     boost::system::error_code ignored;
     conn_->socket().close(ignored);
   }
+  if (h2_) h2_->cancel();
   stop_waiting_for_slot();
+}
+
+bool Client::may_resend_refused() const {
+  return h2_ && h2_->refused() && refused_resends_ < kMaxRefusedResends && body_replayable();
+}
+
+bool Client::wire_send_now(std::string_view& a, std::string_view& b) {
+  return h2_ ? h2_->send_now(a, b) : conn_->send_now(a, b);
+}
+
+net::Task<bool> Client::wire_send_rest(std::string_view a, std::string_view b) {
+  return h2_ ? h2_->send_rest(a, b, nullptr) : conn_->send_rest(a, b, nullptr);
+}
+
+net::Task<std::tuple<boost::system::error_code, size_t>> Client::wire_read(
+    net::asio::mutable_buffer b) {
+  return h2_ ? h2_->read_some(b) : conn_->read_some(b);
+}
+
+void Client::drop_wire() {
+  if (h2_) {
+    h2_->cancel();
+    h2_.reset();
+  } else {
+    conn_->drop();
+    conn_.reset();
+  }
 }
 
 net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
@@ -162,24 +197,40 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
   counted_ = true;
   logged_target_ = pool_->address();
   start_ = net::Clock::now();
-  // A pooled connection (the common case) costs no coroutine; a new one is made in connect().
-  std::optional<net::Stream> idle = new_connection_ ? std::nullopt : pool_->take_idle(start_);
-  reused_ = idle.has_value();
   timed_out_ = false;
-  if (idle) {
-    conn_.emplace(std::move(*idle));
-  } else if (!co_await connect(from)) {
-    release();
-    co_return Outcome::kFailed;
+  if (http2_) {
+    const bool opened = co_await open_stream(from);
+    if (!opened) {
+      release();
+      co_return Outcome::kFailed;
+    }
+  } else {
+    // A pooled connection (the common case) costs no coroutine; a new one is made in connect().
+    std::optional<net::Stream> idle = new_connection_ ? std::nullopt : pool_->take_idle(start_);
+    reused_ = idle.has_value();
+    if (idle) {
+      conn_.emplace(std::move(*idle));
+    } else if (!co_await connect(from)) {
+      release();
+      co_return Outcome::kFailed;
+    }
   }
-  Sent sent = co_await send_request(*conn_, from);
+  Sent sent = co_await send_request(from);
   if (sent != Sent::kOk) {
-    conn_->drop();
-    conn_.reset();
+    const bool refused = h2_ && h2_->refused();
+    const bool resend = may_resend_at_once() || may_resend_refused();
+    drop_wire();
     release();
     switch (sent) {
       case Sent::kUpstreamError:
-        if (may_resend_at_once()) co_return Outcome::kResendAtOnce;
+        if (resend) {
+          if (refused) ++refused_resends_;
+          co_return Outcome::kResendAtOnce;
+        }
+        if (refused) {
+          fail_refused();
+          break;
+        }
         retry_reason_ = RetryReason::kReset;
         upstream_done(observe::UpstreamOutcome::kReset);
         fail_upstream(502, "upstream_reset",
@@ -200,15 +251,15 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
   }
   Outcome outcome = co_await read_response_head(from);
   if (outcome != Outcome::kResponse) {
-    conn_->drop();
-    conn_.reset();
+    drop_wire();
     in_.consume(in_.size());
     release();
     co_return outcome;
   }
   // A new TLS connection: its session (TLS 1.3: the ticket, which came before the response)
   // lets the next new connection to this target skip the full handshake.
-  if (!reused_ && conn_->tls()) pool_->keep_session(conn_->resumable_session());
+  const net::Stream& used = h2_ ? h2_->session().connection() : *conn_;
+  if (!reused_ && used.tls()) pool_->keep_session(used.resumable_session());
   co_return Outcome::kResponse;
 }
 
@@ -294,6 +345,35 @@ net::Task<bool> Client::connect(RequestSource& from) {
   co_return true;
 }
 
+// HTTP/2: a stream on the first of the target's connections with room, else on a new one
+// (connected, TLS with "h2" agreed by ALPN, within the connect timeout), which the pool then
+// shares with the worker's other requests. False after recording the failure.
+net::Task<bool> Client::open_stream(RequestSource& from) {
+  // After a refused stream too: the session that refused it has no room if it is going away,
+  // and one that refused under load may take the resend (new_connection_ is HTTP/1.1's).
+  std::shared_ptr<h2::Session> session = pool_->session_with_room();
+  reused_ = session != nullptr;
+  bool ok = reused_;
+  if (!session) {
+    ok = co_await connect(from);
+    if (ok && conn_->tls() && conn_->alpn() != "h2") {
+      conn_->drop();
+      conn_.reset();
+      upstream_done(observe::UpstreamOutcome::kConnectError);
+      fail_upstream(502, "upstream_tls_failed",
+                    "did not agree to HTTP/2 (ALPN h2) in the TLS handshake");
+      ok = false;
+    }
+    if (ok) {
+      session = h2::Session::start(ex_, std::move(*conn_));
+      conn_.reset();
+      pool_->add_session(session);
+    }
+  }
+  if (ok) h2_ = session->open_stream();
+  co_return ok;
+}
+
 // The client side of TLS to the upstream, under what is left of the connect deadline: connect and
 // handshake together take at most timeouts.connect.
 net::Task<bool> Client::handshake(net::Stream& up) {
@@ -318,15 +398,15 @@ net::Task<bool> Client::handshake(net::Stream& up) {
 
 // Sends the request head and streams the body (validated, passed through unchanged). A retry
 // first sends again what earlier tries read of the body (kept in replay_), then reads on.
-net::Task<Client::Sent> Client::send_request(net::Stream& up, RequestSource& from) {
+net::Task<Client::Sent> Client::send_request(RequestSource& from) {
   from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));
   if (body_framing_ == http::Framing::kChunked && body_read_ == 0) chunked_.reset();
   bool done = !body_pending_;
   bool first = true;
   if (body_read_ > 0) {
     std::string_view head = head_, body = replay_;
-    bool ok = up.send_now(head, body);
-    if (ok && (!head.empty() || !body.empty())) ok = co_await up.send_rest(head, body, nullptr);
+    bool ok = wire_send_now(head, body);
+    if (ok && (!head.empty() || !body.empty())) ok = co_await wire_send_rest(head, body);
     if (!ok) co_return Sent::kUpstreamError;
     first = false;
   }
@@ -350,8 +430,8 @@ net::Task<Client::Sent> Client::send_request(net::Stream& up, RequestSource& fro
       keep_replay_ = replay_.size() + take <= replay_limit_;
       if (keep_replay_) replay_.append(body);
     }
-    bool ok = up.send_now(head, body);
-    if (ok && (!head.empty() || !body.empty())) ok = co_await up.send_rest(head, body, nullptr);
+    bool ok = wire_send_now(head, body);
+    if (ok && (!head.empty() || !body.empty())) ok = co_await wire_send_rest(head, body);
     from.body_consumed(take, false);
     body_read_ += take;
     if (!ok) co_return Sent::kUpstreamError;
@@ -420,23 +500,28 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
       co_return Outcome::kFailed;
     }
     auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer + net::kReadChunk);
-    auto [ec, n] = co_await conn_->read_some(net::asio::buffer(ptr, room));
+    auto [ec, n] = co_await wire_read(net::asio::buffer(ptr, room));
     if (!ec && n > 0) {
       in_.commit(n);
       continue;
     }
-    // A pooled connection that the upstream closed as we sent: the request goes again at once.
-    const bool stale = in_.empty() && may_resend_at_once();
-    if (!(stale && !timed_out_)) {
-      upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout
-                               : observe::UpstreamOutcome::kReset);
+    // A pooled connection that the upstream closed as we sent, or a stream it refused: the
+    // request goes again at once.
+    const bool refused = h2_ && h2_->refused();
+    if (!timed_out_ && in_.empty() && (may_resend_at_once() || may_resend_refused())) {
+      if (refused) ++refused_resends_;
+      co_return Outcome::kResendAtOnce;
     }
+    if (refused && !timed_out_) {
+      fail_refused();
+      co_return Outcome::kFailed;
+    }
+    upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout
+                             : observe::UpstreamOutcome::kReset);
     if (timed_out_) {
       retry_reason_ = RetryReason::kTimeout;
       fail(504, "upstream_timeout",
            up_->name() + " did not answer within " + timeout_text(up_->config().response_timeout));
-    } else if (stale) {
-      co_return Outcome::kResendAtOnce;
     } else if (in_.empty()) {
       retry_reason_ = RetryReason::kReset;
       fail_upstream(502, "upstream_reset", "closed the connection without answering");
@@ -494,7 +579,7 @@ Client::Piece Client::body_piece(std::vector<std::string_view>* payload) {
 
 net::Task<bool> Client::read_body() {
   auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer);
-  auto [ec, n] = co_await conn_->read_some(net::asio::buffer(ptr, room));
+  auto [ec, n] = co_await wire_read(net::asio::buffer(ptr, room));
   if (ec) {
     // For a close-delimited body, the close is the end; for any other, it is a failure.
     closed_at_end_ = framing_ == http::Framing::kUntilClose && ec == net::asio::error::eof;
@@ -507,8 +592,13 @@ net::Task<bool> Client::read_body() {
 void Client::finish(bool upstream_ok, bool downstream_ok) {
   if (!upstream_ok) upstream_done(observe::UpstreamOutcome::kReset);
   in_.consume(in_.size());
-  if (ended_clean_ && keep_alive_ && downstream_ok && upstream_ok &&
-      framing_ != http::Framing::kUntilClose) {
+  if (h2_) {
+    // A stream whose response ended ends by itself; any other is cancelled. The connection
+    // stays with the pool's other streams.
+    if (!(ended_clean_ && downstream_ok && upstream_ok)) h2_->cancel();
+    h2_.reset();
+  } else if (ended_clean_ && keep_alive_ && downstream_ok && upstream_ok &&
+             framing_ != http::Framing::kUntilClose) {
     pool_->give_back(std::move(*conn_), up_->config().max_idle_per_target, net::Clock::now());
   } else {
     conn_->drop();
@@ -526,6 +616,15 @@ void Client::fail(int status, std::string_view code, std::string message,
 
 void Client::fail_upstream(int status, std::string_view code, std::string_view what) {
   fail(status, code, up_->name() + " (" + pool_->address() + ") " + std::string(what));
+}
+
+// An HTTP/2 stream the upstream refused, not to be sent again at once: it never processed it, so
+// the retry policy may send it again whatever the method, as after a failed connect.
+void Client::fail_refused() {
+  retry_reason_ = RetryReason::kConnectFailure;
+  upstream_done(observe::UpstreamOutcome::kConnectError);
+  fail_upstream(503, "upstream_refused",
+                "refused the request before processing it (HTTP/2 REFUSED_STREAM or GOAWAY)");
 }
 
 void Client::upstream_done(observe::UpstreamOutcome outcome) {

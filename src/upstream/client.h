@@ -1,10 +1,15 @@
-// The outbound HTTP/1.1 client of the proxy path. For one request at a time it chooses a target
+// The outbound client of the proxy path. For one request at a time it chooses a target
 // through the balancer (past unhealthy targets and open circuit breakers), takes a slot in the
 // upstream's bulkhead (or waits in its queue), leases a pooled connection or connects (with TLS),
 // sends the request head and streams the body, and reads the response head. Where it is safe
 // (RFC 9110 9.2.2) and the policy asks, it retries: each retry goes back through the balancer, so
 // weights, health and breakers apply to every try. The caller then relays the response body
 // through it, and the connection goes back to its pool when the response ended cleanly.
+//
+// To an HTTP/2 upstream (`protocol: http2`), a try takes a stream on one of the target's
+// multiplexed connections instead (upstream/h2/), which speaks the same HTTP/1.1 bytes to this
+// client: one request life for both protocols. A stream the upstream refused (REFUSED_STREAM, or
+// above a GOAWAY's last id) was never processed: it goes again at once, whatever the method.
 //
 // The client knows nothing of the protocol the request arrived on: the downstream side gives it
 // the request body and keeps its deadlines through RequestSource. One Client per downstream
@@ -16,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "http/chunked.h"
@@ -33,6 +39,10 @@ struct Route;
 }  // namespace gatehouse::config
 
 namespace gatehouse::upstream {
+
+namespace h2 {
+class Stream;
+}
 
 // What the client needs from the side that carries the request to the gateway.
 class RequestSource {
@@ -98,7 +108,7 @@ class Client {
   const http::ResponseHead& response() const { return resp_; }
   // After a 101 to an upgrade: the connection, now the upstream's end of a tunnel, and the bytes
   // that came after the head (valid until finish(), which closes the connection).
-  bool upgraded() const { return upgraded_; }
+  bool upgraded() const { return upgraded_; }  // HTTP/1.1 upstreams only
   net::Stream& upgraded_stream() { return *conn_; }
   std::string_view upgraded_bytes() const { return in_.data().substr(resp_head_len_); }
 
@@ -167,19 +177,28 @@ class Client {
   bool body_replayable() const { return body_read_ == 0 || keep_replay_; }
   // A pooled connection died under this try: it may go again at once, on a new connection.
   bool may_resend_at_once() const { return reused_ && resend_allowed_ && body_replayable(); }
+  // The HTTP/2 upstream refused this try's stream: it may go again at once, whatever the method.
+  bool may_resend_refused() const;
   net::Task<> before_retry();
   net::Task<Outcome> try_once(RequestSource& from);
   net::Task<bool> wait_for_slot(Bulkhead& b, RequestSource& from);
   void stop_waiting_for_slot();
   void fail_overloaded(const Bulkhead& b, bool waited);
   net::Task<bool> connect(RequestSource& from);
+  net::Task<bool> open_stream(RequestSource& from);  // HTTP/2: on a pooled or a new connection
   net::Task<bool> handshake(net::Stream& up);
-  net::Task<Sent> send_request(net::Stream& up, RequestSource& from);
+  net::Task<Sent> send_request(RequestSource& from);
+  // The try's connection (HTTP/1.1) or stream (HTTP/2), as bytes either way.
+  bool wire_send_now(std::string_view& a, std::string_view& b);
+  net::Task<bool> wire_send_rest(std::string_view a, std::string_view b);
+  net::Task<std::tuple<boost::system::error_code, size_t>> wire_read(net::asio::mutable_buffer b);
+  void drop_wire();  // the connection closed, or the stream cancelled
   net::Task<Outcome> read_response_head(RequestSource& from);
   std::string timeout_text(config::Duration own) const;
 
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail_upstream(int status, std::string_view code, std::string_view what);
+  void fail_refused();
   void upstream_done(observe::UpstreamOutcome outcome);
   void release();  // the bulkhead slot and the balancer's in-flight count of the try
 
@@ -198,6 +217,7 @@ class Client {
   bool idempotent_ = false;      // a safe method, or an Idempotency-Key
   bool reused_ = false;
   bool head_request_ = false;
+  bool http2_ = false;     // the upstream speaks HTTP/2
   bool upgrade_ = false;   // the call asks for a protocol upgrade ...
   bool upgraded_ = false;  // ... and the upstream switched (101)
   http::Framing body_framing_ = http::Framing::kNone;
@@ -213,6 +233,8 @@ class Client {
 
   // The try in progress.
   std::optional<net::Stream> conn_;           // the upstream connection: leased, or being made
+  std::shared_ptr<h2::Stream> h2_;            // HTTP/2: the try's stream instead
+  uint32_t refused_resends_ = 0;              // of the call's streams the upstream refused
   Bulkhead* queued_in_ = nullptr;             // the bulkhead whose queue the call waits in ...
   std::shared_ptr<Bulkhead::Waiter> queued_;  // ... as this waiter
   bool timed_out_ = false;

@@ -6,6 +6,7 @@
 #include "http/parser.h"
 #include "net/buffer.h"
 #include "tls/client_context.h"
+#include "upstream/h2/session.h"
 
 namespace gatehouse::upstream {
 namespace {
@@ -14,17 +15,24 @@ constexpr size_t kMaxHead = 64 * 1024;
 
 }  // namespace
 
+Fetch::~Fetch() {
+  if (set_) set_->fetches_.remove(this);
+  if (armed_) armed_->running = false;
+  if (h2_) h2_->session().close();
+}
+
 void Fetch::cancel() {
   cancelled_ = true;
   boost::system::error_code ignored;
   stream_.socket().close(ignored);
+  if (h2_) h2_->session().close();
 }
 
 // Reads what the peer sends next into in_. False at the end of the stream, a failure, or the
 // deadline (which closes the socket).
 net::Task<bool> Fetch::read_more(std::string* why) {
   char buf[net::kReadChunk];
-  auto [ec, n] = co_await stream_.read_some(net::asio::buffer(buf, sizeof buf));
+  auto [ec, n] = co_await read_some(net::asio::buffer(buf, sizeof buf));
   if (ec || n == 0) {
     *why = cancelled_                    ? "timed out"
            : ec == net::asio::error::eof ? "closed the connection"
@@ -33,6 +41,17 @@ net::Task<bool> Fetch::read_more(std::string* why) {
   }
   in_.append(buf, n);
   co_return true;
+}
+
+// The connection, or the HTTP/2 stream on it. (Not `co_await (h2_ ? a : b)`: GCC 12 destroys the
+// chosen temporary twice.)
+net::Task<std::tuple<boost::system::error_code, size_t>> Fetch::read_some(
+    net::asio::mutable_buffer b) {
+  return h2_ ? h2_->read_some(b) : stream_.read_some(b);
+}
+
+net::Task<bool> Fetch::send_rest(std::string_view head) {
+  return h2_ ? h2_->send_rest(head, {}, nullptr) : stream_.send_rest(head, {}, nullptr);
 }
 
 void Fetch::arm(std::chrono::milliseconds timeout) {
@@ -69,9 +88,17 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
       co_return out;
     }
   }
+  if (r.http2) {
+    if (r.tls && stream_.alpn() != "h2") {
+      out.error = "TLS: the upstream did not agree to HTTP/2 (ALPN h2)";
+      co_return out;
+    }
+    auto ex = stream_.socket().get_executor();
+    h2_ = h2::Session::start(ex, std::move(stream_))->open_stream();
+  }
   std::string_view head = r.head, none;
-  bool sent = stream_.send_now(head, none);
-  if (sent && !head.empty()) sent = co_await stream_.send_rest(head, none, nullptr);
+  bool sent = h2_ ? h2_->send_now(head, none) : stream_.send_now(head, none);
+  if (sent && !head.empty()) sent = co_await send_rest(head);
   if (!sent) {
     out.error = cancelled_ ? "timed out" : "cannot send the request";
     co_return out;

@@ -2,7 +2,8 @@
 // revalidation and OTLP export) -- over the same streams and the same TLS stack as the proxy's own
 // upstream connections (net::Stream, tls::ClientContext): connect, TLS with the name verified,
 // send the request head, read the response head with the proxy's parser, then the body
-// (Content-Length, chunked or until close) up to a limit; all within one deadline.
+// (Content-Length, chunked or until close) up to a limit; all within one deadline. To an HTTP/2
+// upstream, the same bytes go through one stream of an HTTP/2 connection (upstream/h2/).
 //
 // Not pooled and never retried: the callers run on the main thread a few times a second at most,
 // and each wants a fresh answer from one given address.
@@ -22,13 +23,18 @@ class ClientContext;
 
 namespace gatehouse::upstream {
 
+namespace h2 {
+class Stream;
+}
+
 struct FetchRequest {
   net::tcp::endpoint endpoint;
   const tls::ClientContext* tls = nullptr;  // null: plain HTTP
   std::string server_name;                  // with tls: SNI and the name the certificate carries
   std::string head;                         // the whole request head, "GET ... \r\n\r\n"
-  bool want_body = false;                   // false: the status line is enough
-  size_t max_body = 1 << 20;                // a longer body is an error
+  bool http2 = false;         // over HTTP/2 (h2 by ALPN, or h2c with prior knowledge): upstream/h2/
+  bool want_body = false;     // false: the status line is enough
+  size_t max_body = 1 << 20;  // a longer body is an error
   std::chrono::milliseconds timeout{5000};  // for the whole exchange
 };
 
@@ -58,10 +64,7 @@ class Fetch {
       : stream_(ex), deadline_(ex), set_(set) {
     if (set_) set_->fetches_.push_back(this);
   }
-  ~Fetch() {
-    if (set_) set_->fetches_.remove(this);
-    if (armed_) armed_->running = false;
-  }
+  ~Fetch();
   Fetch(const Fetch&) = delete;
   Fetch& operator=(const Fetch&) = delete;
   net::Task<FetchResult> run(const FetchRequest& r);
@@ -71,8 +74,11 @@ class Fetch {
   void arm(std::chrono::milliseconds timeout);  // the deadline: cancel() when it passes
   net::Task<FetchResult> exchange(const FetchRequest& r);
   net::Task<bool> read_more(std::string* why);
+  net::Task<std::tuple<boost::system::error_code, size_t>> read_some(net::asio::mutable_buffer b);
+  net::Task<bool> send_rest(std::string_view head);
 
   net::Stream stream_;
+  std::shared_ptr<h2::Stream> h2_;  // HTTP/2: the request's stream, on a connection of its own
   net::Timer deadline_;
   std::string in_;
   bool cancelled_ = false;

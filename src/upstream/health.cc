@@ -67,6 +67,7 @@ class Checker final : public HealthChecker {
     FetchRequest req;
     req.tls = h->tls.get();
     req.server_name = h->server_name;
+    req.http2 = h->http2;
     req.timeout = h->settings.timeout;
     req.head = "GET " + h->settings.path + " HTTP/1.1\r\nHost: " + h->address +
                "\r\nUser-Agent: gatehouse-health-check\r\nConnection: close\r\n\r\n";
@@ -115,7 +116,7 @@ class Checker final : public HealthChecker {
 
 std::shared_ptr<Health> Health::shared(const std::string& upstream, const config::Target& target,
                                        const config::HealthCheck& settings,
-                                       std::shared_ptr<const tls::ClientContext> tls) {
+                                       std::shared_ptr<const tls::ClientContext> tls, bool http2) {
   std::string address = target.address.to_string();
   auto h = registry().get(upstream + " " + address, [&] {
     auto fresh = std::make_shared<Health>();
@@ -128,6 +129,7 @@ std::shared_ptr<Health> Health::shared(const std::string& upstream, const config
   h->settings = settings;
   h->server_name = tls ? std::string(tls->server_name_for(target.host)) : std::string();
   h->tls = std::move(tls);
+  h->http2 = http2;
   return h;
 }
 

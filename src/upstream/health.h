@@ -30,13 +30,15 @@ class Health {
   // settings of the config being loaded.
   static std::shared_ptr<Health> shared(const std::string& upstream, const config::Target& target,
                                         const config::HealthCheck& settings,
-                                        std::shared_ptr<const tls::ClientContext> tls);
+                                        std::shared_ptr<const tls::ClientContext> tls,
+                                        bool http2 = false);
 
   // Main thread only.
   std::string upstream, address;
   config::HealthCheck settings;
   std::shared_ptr<const tls::ClientContext> tls;  // null: plain HTTP
   std::string server_name;                        // TLS: SNI and the name the certificate carries
+  bool http2 = false;                             // the upstream speaks HTTP/2
   std::chrono::steady_clock::time_point next_check{};
   bool checking = false;
   bool checked = false;  // a check has finished

@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include "upstream/h2/session.h"
+
 namespace gatehouse::upstream {
 namespace {
 
@@ -56,8 +58,27 @@ void TargetPool::sweep(net::Clock::time_point now) {
   idle_.swap(kept);
 }
 
+std::shared_ptr<h2::Session> TargetPool::session_with_room() {
+  // Connections closed or told to go away leave the list as they are passed.
+  std::erase_if(sessions_, [](const auto& s) { return !s->alive() && s->streams() == 0; });
+  for (auto& s : sessions_) {
+    if (s->has_room()) return s;
+  }
+  return nullptr;
+}
+
+void TargetPool::add_session(std::shared_ptr<h2::Session> s) {
+  if (retired_) {
+    s->retire();  // its one stream finishes; nothing more goes on it
+  } else {
+    sessions_.push_back(std::move(s));
+  }
+}
+
 void TargetPool::retire() {
   retired_ = true;
+  for (auto& s : sessions_) s->retire();
+  sessions_.clear();
   for (auto& idle : idle_) idle.stream.drop();
   idle_.clear();
   session_.reset();

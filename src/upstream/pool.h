@@ -17,11 +17,16 @@
 // TLS connections are pooled established, so reuse skips the handshake. An idle TLS connection may
 // hold records the upstream sent after the last response (TLS 1.3 session tickets): the check
 // reads them through OpenSSL instead of peeking at the raw bytes, which would take them for data.
+// For an HTTP/2 upstream, the pool holds its multiplexed connections instead (upstream/h2/): a
+// request takes a stream on the first one with room (below the upstream's
+// SETTINGS_MAX_CONCURRENT_STREAMS), and a new connection is made only when none has any.
+//
 // The pool also keeps the last resumable TLS session for the target, offered once by the next new
 // connection (a TLS 1.3 ticket is meant for one use, RFC 8446 C.4).
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +36,10 @@
 #include "tls/client_context.h"
 
 namespace gatehouse::upstream {
+
+namespace h2 {
+class Session;
+}
 
 class TargetPool {
  public:
@@ -48,6 +57,10 @@ class TargetPool {
   // closes it otherwise. At most once every kSweepInterval, also closes the idle connections the
   // upstream closed meanwhile.
   void give_back(net::Stream s, size_t max_idle, net::Clock::time_point now);
+  // HTTP/2: a connection that takes another stream now, or null; and a new one to share.
+  std::shared_ptr<h2::Session> session_with_room();
+  void add_session(std::shared_ptr<h2::Session> s);
+
   // TLS session resumption: the kept session (null if none), handed over; and the one to keep.
   tls::SessionPtr take_session() { return std::move(session_); }
   void keep_session(tls::SessionPtr s) {
@@ -71,6 +84,7 @@ class TargetPool {
   void sweep(net::Clock::time_point now);
 
   std::vector<Idle> idle_;
+  std::vector<std::shared_ptr<h2::Session>> sessions_;  // HTTP/2
   net::Clock::time_point last_sweep_{};
   tls::SessionPtr session_;
   bool retired_ = false;

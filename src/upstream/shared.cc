@@ -12,7 +12,8 @@ Shared::Shared(const config::Upstream& up)
       retry_floor(RetryFloor::shared(up.name)) {
   if (up.health_check) {
     for (const auto& t : up.targets)
-      health.push_back(Health::shared(up.name, t, *up.health_check, up.tls));
+      health.push_back(Health::shared(up.name, t, *up.health_check, up.tls,
+                                      up.protocol == config::Upstream::Protocol::kHttp2));
   }
   if (up.breaker) {
     for (const auto& t : up.targets)

@@ -60,6 +60,11 @@ class WorkerUpstreams {
  public:
   // This worker's records for `shared`, keeping the pools of targets it had before.
   std::vector<Upstream> adopt(const std::vector<Shared>& shared, Random& rng);
+  // The end of a drain: every pooled connection closes (HTTP/2 ones once their streams end), so
+  // that none keeps the worker's io_context running.
+  void close_all() {
+    for (auto& [key, pool] : pools_) pool->retire();
+  }
 
  private:
   std::unordered_map<std::string, std::shared_ptr<TargetPool>> pools_;

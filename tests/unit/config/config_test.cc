@@ -1149,6 +1149,38 @@ routes:
   EXPECT_HAS_ERROR(errors, "upstreams.proto.protocol", "not supported yet");
 }
 
+// protocol: http2 (h2c, or h2 by ALPN with tls); a WebSocket route needs an HTTP/1.1 upstream.
+TEST(ConfigTest, UpstreamProtocolHttp2) {
+  auto c = load(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+upstreams:
+  h2c: { protocol: http2, targets: [ { address: 127.0.0.1:9001 } ] }
+  h2: { protocol: http2, tls: { verify: false }, targets: [ { address: 127.0.0.1:9002 } ] }
+  h1: { protocol: http1, tls: { verify: false }, targets: [ { address: 127.0.0.1:9003 } ] }
+routes:
+  - { match: { path: /a }, to: h2c }
+)");
+  EXPECT_EQ(c.upstreams[0].protocol, Upstream::Protocol::kHttp2);
+  EXPECT_EQ(c.upstreams[1].protocol, Upstream::Protocol::kHttp2);
+  EXPECT_EQ(c.upstreams[2].protocol, Upstream::Protocol::kHttp1);
+  EXPECT_TRUE(c.upstreams[1].tls->settings().http2) << "ALPN offers h2";
+  EXPECT_FALSE(c.upstreams[2].tls->settings().http2);
+  EXPECT_NE(c.upstreams[1].tls->identity(), c.upstreams[2].tls->identity())
+      << "pools never share a connection made for the other protocol";
+
+  auto errors = errors_of(R"(server:
+  listen: [ { address: 127.0.0.1:8080 } ]
+upstreams:
+  h2c: { protocol: http2, targets: [ { address: 127.0.0.1:9001 } ] }
+  odd: { protocol: spdy, targets: [ { address: 127.0.0.1:9002 } ] }
+routes:
+  - { match: { path: /ws }, to: h2c, websocket: {} }
+)");
+  EXPECT_EQ(errors.size(), 2u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "upstreams.odd.protocol", "unknown protocol 'spdy'");
+  EXPECT_HAS_ERROR(errors, "routes[0].websocket", "speaks HTTP/2");
+}
+
 TEST(ConfigTest, ObservabilityErrors) {
   auto errors = errors_of(kMinimal + R"(observability:
   request_id_header: "x id"

@@ -1,0 +1,173 @@
+// HTTP/2 to upstreams (RFC 9113), client side: one Session per connection to a target, many
+// request Streams on it. nghttp2 does the protocol (framing, HPACK, flow control, the stream
+// states and the checks of a response's fields); this is the glue between it, the socket and
+// the callers.
+//
+// A Stream speaks HTTP/1.1 bytes to its caller, as a net::Stream does: the request goes in as an
+// HTTP/1.1 head and body (send_now, send_rest), the response comes out as an HTTP/1.1 head and
+// body (read_some), which the caller parses with the same strict parser as an HTTP/1.1
+// upstream's. So upstream::Client (and upstream::Fetch, for health checks) keep one request life
+// for both protocols: retries, deadlines, breakers, the relay of the body. The translation, both
+// ways (RFC 9113 8.2 and 8.3):
+// - request: :method, :scheme (of the upstream's connection), :authority from Host, :path from
+//   the request target; the connection-specific fields dropped (8.2.2); Cookie split into one
+//   field per cookie (8.2.3); a chunked body de-chunked into DATA, its trailers a trailing
+//   HEADERS.
+// - response: a status line from :status, its fields as they came (nghttp2 has refused upper
+//   case, connection-specific fields and bad values); a body without Content-Length framed
+//   chunked, its trailers in the last chunk.
+//
+// Backpressure both ways is HTTP/2's flow control: a response's DATA is acknowledged (window
+// given back) only as the caller reads it, so a slow client slows the upstream; a request body
+// waits in a bounded buffer until the upstream's windows let nghttp2 send it, so a slow upstream
+// slows the client.
+//
+// Everything here runs on one thread (a worker's, or the main thread for health checks).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "http/chunked.h"
+#include "net/asio.h"
+#include "net/stream.h"
+
+struct nghttp2_session;
+
+namespace gatehouse::upstream::h2 {
+
+class Stream;
+
+class Session final : public std::enable_shared_from_this<Session> {
+ public:
+  // At most this many streams at once on one connection, whatever the upstream allows: the
+  // connection's receive window is sized so that this many stalled streams cannot close it.
+  static constexpr uint32_t kMaxStreams = 100;
+
+  // Starts HTTP/2 on `conn` (connected, TLS done with "h2" agreed, or cleartext with prior
+  // knowledge): the preface and SETTINGS, then the reader.
+  static std::shared_ptr<Session> start(const net::Executor& ex, net::Stream conn);
+  Session(const net::Executor& ex, net::Stream conn);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Takes a new stream now: open, not going away, and fewer streams than the upstream's
+  // SETTINGS_MAX_CONCURRENT_STREAMS (and kMaxStreams).
+  bool has_room() const;
+  // Open, and not told to go away: its streams may still finish.
+  bool alive() const { return !closed_ && !going_away_; }
+  size_t streams() const { return streams_.size(); }
+  // A new request stream (its request goes out with its first send).
+  std::shared_ptr<Stream> open_stream();
+  // The connection: for the TLS session to resume on the next one.
+  const net::Stream& connection() const { return conn_; }
+  // No new streams; the connection closes when its last stream ends (a reload that removed the
+  // target).
+  void retire();
+  // Closes now: every stream on it fails.
+  void close();
+
+ private:
+  friend class Stream;
+  struct Callbacks;  // nghttp2's, in session.cc
+
+  net::Task<> read_frames();
+  // Starts the writer when nghttp2 has frames to send and none is writing.
+  void flush();
+  net::Task<> write_frames();
+  Stream* find(int32_t id) const;
+  void stream_ended(int32_t id, uint32_t code);  // nghttp2 closed it, or never sent it
+  void close_if_done();
+  nghttp2_session* session() { return session_; }
+
+  net::Executor ex_;
+  net::Stream conn_;
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
+  std::string out_;  // frames being written
+  bool writing_ = false;
+  bool closed_ = false;
+  bool going_away_ = false;  // GOAWAY received, or retired
+};
+
+class Stream final : public std::enable_shared_from_this<Stream> {
+ public:
+  explicit Stream(std::shared_ptr<Session> session);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // --- the caller's side: HTTP/1.1 bytes, as with net::Stream
+  // Takes as much of a (the whole request head, on the first call) then b (the body, in the
+  // framing the head declares) as it can buffer now; a and b keep what is left. False: the
+  // stream failed.
+  bool send_now(std::string_view& a, std::string_view& b);
+  // All of a then b, waiting for room as the upstream's windows open.
+  net::Task<bool> send_rest(std::string_view a, std::string_view b, uint64_t* counter);
+  // The response, as HTTP/1.1 bytes: at the end of the response, eof; a reset or a lost
+  // connection, connection_reset.
+  net::Task<std::tuple<boost::system::error_code, size_t>> read_some(net::asio::mutable_buffer b);
+  // The upstream refused the stream before it processed anything (RST_STREAM REFUSED_STREAM, or
+  // a GOAWAY whose last stream id is below it, RFC 9113 8.7): always safe to send again.
+  bool refused() const { return refused_; }
+  // Every byte of the response was read.
+  bool complete() const { return ended_ && in_at_ == in_.size(); }
+  // Gives up on the stream: RST_STREAM CANCEL while it is open; waits end at once.
+  void cancel();
+  Session& session() { return *session_; }
+
+  // --- nghttp2's side (the session's callbacks)
+  void field(std::string_view name, std::string_view value);
+  void head_end(bool ended);  // a HEADERS frame ended: a response head, or the trailers
+  void data(std::string_view bytes);
+  void closed(uint32_t error_code);
+  // What nghttp2 sends of the request body: up to `space` bytes into `to`. -1: nothing yet.
+  long read_body(uint8_t* to, size_t space, bool* eof, bool* trailers);
+  void send_trailers();
+
+ private:
+  bool submit(std::string_view head);  // the request's HEADERS
+  void take_body(std::string_view& b);
+  void end_response();
+  void wake() { wait_.cancel(); }
+  net::Task<> wait();
+
+  std::shared_ptr<Session> session_;
+  int32_t id_ = 0;  // 0: not submitted yet
+  net::Timer wait_;
+
+  // The request.
+  bool head_request_ = false;
+  http::Framing framing_ = http::Framing::kNone;
+  uint64_t body_left_ = 0;  // Content-Length bytes still to come
+  http::ChunkedDecoder chunked_;
+  std::string out_;  // body bytes nghttp2 has not taken yet
+  size_t out_at_ = 0;
+  bool out_ended_ = false;
+  bool deferred_ = false;  // nghttp2 waits for body bytes (resume_data when they come)
+  http::HeaderList trailers_out_;
+
+  // The response, as HTTP/1.1 text.
+  std::string in_;
+  size_t in_at_ = 0;
+  uint64_t unacknowledged_ = 0;  // DATA bytes not yet given back to the upstream's windows
+  bool in_head_ = true;          // the next HEADERS is a response head (else the trailers)
+  int status_ = 0;
+  bool has_length_ = false;
+  bool chunked_in_ = false;
+  std::string trailers_in_;  // "name: value\r\n" each
+  bool answered_ = false;    // a response head arrived
+  bool ended_ = false;       // END_STREAM: the response is whole
+  bool failed_ = false;      // reset, refused, cancelled, or the connection lost
+  bool refused_ = false;
+  bool closed_ = false;  // by nghttp2
+};
+
+}  // namespace gatehouse::upstream::h2

@@ -1,0 +1,284 @@
+// One request stream to an HTTP/2 upstream, translating HTTP/1.1 bytes both ways (session.h).
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "http/h2_fields.h"
+#include "http/parser.h"
+#include "http/proxy_headers.h"
+#include "upstream/h2/session.h"
+
+namespace gatehouse::upstream::h2 {
+namespace {
+
+// A request body waits here for the upstream's windows: past this, the caller waits too (and
+// with it the client's read).
+constexpr size_t kOutHighWater = 64 * 1024;
+// The request head as the caller wrote it (upstream::Client builds it within the server's header
+// limits) and the trailers a chunked request body may carry.
+constexpr size_t kMaxHead = 256 * 1024;
+
+}  // namespace
+
+Stream::Stream(std::shared_ptr<Session> session)
+    : session_(std::move(session)), wait_(session_->ex_) {}
+
+Stream::~Stream() {
+  // What the caller did not read goes back to the connection's window.
+  if (unacknowledged_ && !session_->closed_) {
+    nghttp2_session_consume_connection(session_->session(), unacknowledged_);
+    session_->flush();
+  }
+}
+
+// --- the request ------------------------------------------------------------------------------
+
+bool Stream::send_now(std::string_view& a, std::string_view& b) {
+  if (failed_) return false;
+  if (id_ == 0) {
+    if (!submit(a)) return false;
+    a = {};
+  }
+  if (!b.empty() && !out_ended_ && out_.size() - out_at_ < kOutHighWater) take_body(b);
+  return !failed_;
+}
+
+net::Task<bool> Stream::send_rest(std::string_view a, std::string_view b, uint64_t*) {
+  bool ok = send_now(a, b);
+  while (ok && !(a.empty() && b.empty())) {
+    co_await wait();
+    ok = send_now(a, b);
+  }
+  co_return ok;
+}
+
+// The request head, parsed again (the caller wrote it: it parses), as HEADERS.
+bool Stream::submit(std::string_view head) {
+  http::RequestHead req;
+  http::ParseError err;
+  http::ParseLimits limits{kMaxHead, kMaxHead, 10'000};
+  if (http::parse_request_head(head, limits, &req, &err) != http::ParseStatus::kComplete) {
+    failed_ = true;
+    return false;
+  }
+  head_request_ = req.method == "HEAD";
+  framing_ = req.framing;
+  body_left_ = req.content_length;
+  if (framing_ == http::Framing::kChunked) chunked_.keep_trailers(kMaxHead);
+  out_ended_ = framing_ == http::Framing::kNone ||
+               (framing_ == http::Framing::kContentLength && body_left_ == 0);
+
+  http::FieldBlock block(0);
+  block.add(":method", req.method);
+  block.add(":scheme", session_->conn_.tls() ? "https" : "http");
+  block.add(":authority", req.host);
+  block.add(":path", req.target);
+  for (const auto& h : req.headers) {
+    if (h.hop_by_hop || h.id == http::HeaderId::kHost || h.id == http::HeaderId::kTransferEncoding)
+      continue;
+    if (http::h2_connection_specific(h.name) &&
+        !(http::iequals(h.name, "te") && http::iequals(h.value, "trailers")))
+      continue;
+    if (http::iequals(h.name, "cookie")) {
+      // RFC 9113 8.2.3: one field per cookie, so that HPACK indexes them one by one.
+      std::string_view rest = h.value;
+      while (!rest.empty()) {
+        size_t semi = rest.find(';');
+        std::string_view one = http::trim_ows(rest.substr(0, semi));
+        if (!one.empty()) block.add("cookie", one);
+        rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+      }
+      continue;
+    }
+    block.add(h.name, h.value);
+  }
+  const auto& nv = block.nv();
+  nghttp2_data_provider body;
+  body.source.ptr = this;
+  body.read_callback = &http::read_data<Stream>;
+  const int32_t id = nghttp2_submit_request(session_->session(), nullptr, nv.data(), nv.size(),
+                                            out_ended_ ? nullptr : &body, nullptr);
+  if (id < 0) {
+    failed_ = true;
+    return false;
+  }
+  id_ = id;
+  session_->streams_.emplace(id, shared_from_this());
+  session_->flush();
+  return true;
+}
+
+// Body bytes in the head's framing: Content-Length bytes as they are, a chunked body's payload
+// (its framing checked by the caller already), then its trailers.
+void Stream::take_body(std::string_view& b) {
+  if (framing_ == http::Framing::kContentLength) {
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(b.size(), body_left_));
+    out_.append(b.substr(0, take));
+    body_left_ -= take;
+    out_ended_ = body_left_ == 0;
+  } else {
+    std::vector<std::string_view> pieces;
+    auto r = chunked_.feed(b, &pieces);
+    if (r.error) {
+      cancel();
+      return;
+    }
+    for (auto p : pieces) out_.append(p);
+    if (r.done) {
+      out_ended_ = true;
+      http::parse_trailer_fields(chunked_.trailers(), &trailers_out_);
+    }
+  }
+  b = {};
+  if (deferred_) {
+    deferred_ = false;
+    nghttp2_session_resume_data(session_->session(), id_);
+  }
+  session_->flush();
+}
+
+long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {
+  const size_t n = std::min(space, out_.size() - out_at_);
+  std::memcpy(to, out_.data() + out_at_, n);
+  out_at_ += n;
+  http::compact(out_, out_at_);
+  if (out_ended_ && out_.empty()) {
+    *eof = true;
+    *trailers = !trailers_out_.empty();
+  } else if (n == 0) {
+    deferred_ = true;
+    return -1;
+  }
+  if (n) wake();
+  return static_cast<long>(n);
+}
+
+void Stream::send_trailers() {
+  http::FieldBlock block(0);
+  for (const auto& [n, v] : trailers_out_) {
+    if (!http::h2_connection_specific(n)) block.add(n, v);
+  }
+  const auto& nv = block.nv();
+  nghttp2_submit_trailer(session_->session(), id_, nv.data(), nv.size());
+}
+
+// --- the response -----------------------------------------------------------------------------
+
+void Stream::field(std::string_view name, std::string_view value) {
+  if (!in_head_) {  // the trailers
+    trailers_in_.append(name).append(": ").append(value).append("\r\n");
+    return;
+  }
+  if (name == ":status") {
+    status_ = 0;
+    for (char c : value) status_ = status_ * 10 + (c - '0');  // nghttp2 checked: three digits
+    in_.append("HTTP/1.1 ").append(value).append(" ").append(http::reason_phrase(status_));
+    in_.append("\r\n");
+    has_length_ = false;
+    return;
+  }
+  if (name[0] == ':') return;
+  if (name == "content-length") has_length_ = true;
+  in_.append(name).append(": ").append(value).append("\r\n");
+}
+
+// A response head ended (a 1xx, or the final one), or the stream did (its trailers, or the last
+// DATA): `ended`.
+void Stream::head_end(bool ended) {
+  if (in_head_ && status_ != 0) {
+    if (status_ >= 100 && status_ < 200) {
+      in_.append("\r\n");  // an interim head; the final one follows
+      status_ = 0;
+      wake();
+      return;
+    }
+    answered_ = true;
+    in_head_ = false;
+    const bool body = !head_request_ && status_ != 204 && status_ != 304;
+    if (body && !has_length_) {
+      // A body without a length: chunked for HTTP/1.1 (RFC 9112 6.1), or empty when the
+      // HEADERS ended the stream.
+      chunked_in_ = !ended;
+      in_.append(ended ? "content-length: 0\r\n" : "transfer-encoding: chunked\r\n");
+    }
+    in_.append("\r\n");
+  }
+  if (ended) end_response();
+  wake();
+}
+
+void Stream::data(std::string_view bytes) {
+  if (failed_ || in_head_) {  // given up on, or DATA before a head (nghttp2 refuses that)
+    nghttp2_session_consume(session_->session(), id_, bytes.size());
+    return;
+  }
+  if (chunked_in_) {
+    http::append_chunk(bytes, false, nullptr, &in_);
+  } else {
+    in_.append(bytes);
+  }
+  unacknowledged_ += bytes.size();
+  wake();
+}
+
+void Stream::end_response() {
+  if (ended_) return;
+  ended_ = true;
+  if (chunked_in_) in_.append("0\r\n").append(trailers_in_).append("\r\n");
+}
+
+net::Task<std::tuple<boost::system::error_code, size_t>> Stream::read_some(
+    net::asio::mutable_buffer b) {
+  while (in_at_ == in_.size() && !ended_ && !failed_) co_await wait();
+  boost::system::error_code ec;
+  size_t n = std::min(b.size(), in_.size() - in_at_);
+  if (n) {
+    std::memcpy(b.data(), in_.data() + in_at_, n);
+    in_at_ += n;
+    http::compact(in_, in_at_);
+    // The DATA bytes go back to the upstream's windows as the caller takes them (the framing
+    // written here is not DATA: at most what arrived is given back).
+    const uint64_t ack = std::min<uint64_t>(n, unacknowledged_);
+    unacknowledged_ -= ack;
+    if (ack && !session_->closed_) {
+      nghttp2_session_consume(session_->session(), id_, ack);
+      session_->flush();
+    }
+  } else {
+    if (ended_) {
+      ec = net::asio::error::eof;
+    } else {
+      ec = net::asio::error::connection_reset;
+    }
+  }
+  co_return std::make_tuple(ec, n);
+}
+
+// --- the stream's end --------------------------------------------------------------------------
+
+void Stream::closed(uint32_t error_code) {
+  if (closed_) return;
+  closed_ = true;
+  if (!ended_) {
+    failed_ = true;
+    refused_ = error_code == NGHTTP2_REFUSED_STREAM && !answered_;
+  }
+  wake();
+}
+
+void Stream::cancel() {
+  if (!ended_) failed_ = true;
+  if (id_ && !closed_ && !session_->closed_) {
+    nghttp2_submit_rst_stream(session_->session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_CANCEL);
+    session_->flush();
+  }
+  wake();
+}
+
+net::Task<> Stream::wait() {
+  wait_.expires_at(net::Clock::time_point::max());
+  co_await wait_.async_wait(net::use_task);
+}
+
+}  // namespace gatehouse::upstream::h2
