@@ -480,7 +480,8 @@ net::Task<bool> Connection::send_chunk(std::string_view data, const http::Header
 net::Task<websocket::Tunnel::Bytes> Connection::tunnel(net::Stream& upstream,
                                                        std::string_view upstream_first,
                                                        const config::WebSocket& limits) {
-  websocket::Tunnel t(client_, upstream, limits);
+  websocket::ConnectionEnd client_end(client_), upstream_end(upstream);
+  websocket::Tunnel t(client_.socket().get_executor(), client_end, upstream_end, limits);
   close_after_ = true;  // the connection ends with the tunnel
   set_deadline(Phase::kStream, std::chrono::hours(24 * 365));
   response_started_ = true;

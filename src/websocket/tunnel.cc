@@ -14,18 +14,15 @@ constexpr auto kLinger = std::chrono::seconds(2);
 }  // namespace
 
 struct Tunnel::Direction {
-  net::Stream& from;
-  net::Stream& to;
+  End& from;
+  End& to;
   FrameReader frames;
   uint64_t* counter;
   bool* writing;
 };
 
-Tunnel::Tunnel(net::Stream& client, net::Stream& upstream, const config::WebSocket& limits)
-    : client_(client),
-      upstream_(upstream),
-      limits_(limits),
-      idle_(client.socket().get_executor()) {}
+Tunnel::Tunnel(const net::Executor& ex, End& client, End& upstream, const config::WebSocket& limits)
+    : ex_(ex), client_(client), upstream_(upstream), limits_(limits), idle_(ex) {}
 
 net::Task<> Tunnel::run(std::string_view client_first, std::string_view upstream_first) {
   Direction up{client_, upstream_,
@@ -41,12 +38,11 @@ net::Task<> Tunnel::run(std::string_view client_first, std::string_view upstream
   // The upstream's side runs beside this one; whichever ends first closes both connections,
   // which ends the other, waited for below.
   bool down_done = false;
-  net::Timer done(client_.socket().get_executor(), net::Clock::time_point::max());
-  net::asio::co_spawn(client_.socket().get_executor(), pump(down, upstream_first),
-                      [&](std::exception_ptr) {
-                        down_done = true;
-                        done.cancel();
-                      });
+  net::Timer done(ex_, net::Clock::time_point::max());
+  net::asio::co_spawn(ex_, pump(down, upstream_first), [&](std::exception_ptr) {
+    down_done = true;
+    done.cancel();
+  });
   co_await pump(up, client_first);
   while (!down_done) co_await done.async_wait(net::use_task);
   idle_.cancel();

@@ -4,16 +4,54 @@
 // when either side closes its connection. The gateway closes it itself (a Close frame to each side,
 // then the connections) when a frame breaks the rules or the route's limits, when nothing passed
 // either way for the route's idle_timeout, or at the end of a drain (shutdown()).
+//
+// Each side is an End: a connection (HTTP/1.1's upgrade, the upstream's side always), or the DATA
+// of an HTTP/2 stream (RFC 8441's extended CONNECT, the client's side).
 #pragma once
 
 #include <cstdint>
 #include <string_view>
+#include <tuple>
 
 #include "config/config.h"
 #include "net/asio.h"
 #include "net/stream.h"
 
 namespace gatehouse::websocket {
+
+// One side of a tunnel, as bytes.
+class End {
+ public:
+  virtual net::Task<std::tuple<boost::system::error_code, size_t>> read_some(
+      net::asio::mutable_buffer b) = 0;
+  // As net::Stream's: what goes out now (a and b keep the rest), then all of it.
+  virtual bool send_now(std::string_view& a, std::string_view& b) = 0;
+  virtual net::Task<bool> send_rest(std::string_view a, std::string_view b, uint64_t* counter) = 0;
+  virtual void shutdown_send() = 0;  // nothing more goes to this side
+  virtual void close() = 0;          // the side is done with, both ways
+
+ protected:
+  ~End() = default;
+};
+
+// A connection as a tunnel's end.
+class ConnectionEnd final : public End {
+ public:
+  explicit ConnectionEnd(net::Stream& s) : s_(s) {}
+  net::Task<std::tuple<boost::system::error_code, size_t>> read_some(
+      net::asio::mutable_buffer b) override {
+    return s_.read_some(b);
+  }
+  bool send_now(std::string_view& a, std::string_view& b) override { return s_.send_now(a, b); }
+  net::Task<bool> send_rest(std::string_view a, std::string_view b, uint64_t* counter) override {
+    return s_.send_rest(a, b, counter);
+  }
+  void shutdown_send() override { s_.shutdown_send(); }
+  void close() override { s_.close(); }
+
+ private:
+  net::Stream& s_;
+};
 
 class Tunnel {
  public:
@@ -22,7 +60,7 @@ class Tunnel {
   };
 
   // `client_first`, `upstream_first`: bytes each side sent that arrived with the handshake.
-  Tunnel(net::Stream& client, net::Stream& upstream, const config::WebSocket& limits);
+  Tunnel(const net::Executor& ex, End& client, End& upstream, const config::WebSocket& limits);
   net::Task<> run(std::string_view client_first, std::string_view upstream_first);
   // Going away (1001) to both sides, then the close: a drain's end.
   void shutdown(uint16_t code);
@@ -34,8 +72,9 @@ class Tunnel {
   net::Task<> pump(Direction& d, std::string_view first);
   void watch_idle();
 
-  net::Stream& client_;
-  net::Stream& upstream_;
+  net::Executor ex_;
+  End& client_;
+  End& upstream_;
   const config::WebSocket limits_;
   Bytes bytes_;
   uint16_t closed_with_ = 0;
