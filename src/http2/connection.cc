@@ -8,6 +8,7 @@
 #include "config/snapshot.h"
 #include "exchange/peer.h"
 #include "http2/stream.h"
+#include "websocket/frames.h"
 
 namespace gatehouse::http2 {
 namespace {
@@ -155,12 +156,13 @@ Connection::Connection(exchange::WorkerContext& worker, exchange::RequestStatePo
   // What the gateway tells the client (server.http2); the header section is bounded by
   // server.limits.max_header_bytes.
   const auto& server = w_.view()->snapshot->config.server;
-  const std::array<nghttp2_settings_entry, 4> settings{{
+  const std::array<nghttp2_settings_entry, 5> settings{{
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, server.http2.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, server.http2.stream_window},
       {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, server.http2.max_frame_size},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        static_cast<uint32_t>(server.limits.max_header_bytes)},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},  // WebSocket over HTTP/2 (RFC 8441 3)
   }};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
@@ -322,8 +324,23 @@ void Connection::drain() {
   if (streams_.empty() && !writing_) close_now();
 }
 
+bool Connection::tunnelling() const {
+  return !streams_.empty() && std::all_of(streams_.begin(), streams_.end(),
+                                          [](const auto& s) { return s.second->tunnel_now(); });
+}
+
 void Connection::close_now() {
   if (closed_) return;
+  if (tunnelling() && !tunnels_closing_) {
+    // A drain's end: 1001 (going away) to both sides of every tunnel. Their Close frames go out
+    // with the stream's other frames, so the connection closes as a drain's does, when its last
+    // stream has ended (each within the tunnel's linger); a second call (an abort) closes it now.
+    tunnels_closing_ = true;
+    draining_ = true;
+    for (auto& [id, s] : streams_) s->tunnel_now()->shutdown(websocket::kGoingAway);
+    flush();
+    return;
+  }
   closed_ = true;
   client_.close();
   timer_.cancel();

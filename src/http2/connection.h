@@ -47,6 +47,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Drain: GOAWAY (RFC 9113 6.8), the streams already open finish, then the connection closes.
   void drain() override;
   void close_now() override;
+  bool tunnelling() const override;  // every stream a WebSocket tunnel (RFC 8441)
 
  private:
   friend class Stream;
@@ -91,7 +92,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool writing_ = false;
   bool closed_ = false;
   bool draining_ = false;
-  net::Timer timer_;  // the idle timeout (no stream open), or a header block's deadline
+  bool tunnels_closing_ = false;  // the drain's end told every tunnel to close
+  net::Timer timer_;              // the idle timeout (no stream open), or a header block's deadline
   net::Clock::time_point armed_at_ = net::Clock::time_point::max();
 };
 

@@ -1,6 +1,8 @@
 #include "http2/stream.h"
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -54,6 +56,8 @@ void Stream::field(std::string_view name, std::string_view value) {
       authority_ = value;
     } else if (name == ":path") {
       path_ = value;
+    } else if (name == ":protocol") {
+      protocol_ = value;  // nghttp2 lets it through on CONNECT only (RFC 8441 4)
     }
     return;
   }
@@ -77,9 +81,20 @@ void Stream::field(std::string_view name, std::string_view value) {
 void Stream::write_request_line() {
   line_written_ = true;
   head_text_.clear();  // a pooled state's: an HTTP/1.1 connection's response head, say
-  head_text_.append(method_).append(" ").append(path_.empty() ? authority_ : path_);
-  head_text_.append(" HTTP/1.1\r\n");
+  extended_connect_ = method_ == "CONNECT" && !protocol_.empty();
+  head_text_.append(extended_connect_ ? std::string_view("GET") : std::string_view(method_));
+  head_text_.append(" ").append(path_.empty() ? authority_ : path_).append(" HTTP/1.1\r\n");
   if (!authority_.empty()) head_text_.append("host: ").append(authority_).append("\r\n");
+  if (extended_connect_) {
+    // RFC 8441 5: the HTTP/1.1 handshake it stands for (RFC 6455 4.1), with a key of its own
+    // (the upstream proves it read this one; the client has none to check over HTTP/2).
+    unsigned char nonce[16], key[25];
+    RAND_bytes(nonce, sizeof nonce);
+    EVP_EncodeBlock(key, nonce, sizeof nonce);
+    head_text_.append("upgrade: ").append(protocol_).append("\r\nconnection: upgrade\r\n");
+    head_text_.append("sec-websocket-key: ").append(reinterpret_cast<char*>(key), 24);
+    head_text_.append("\r\n");
+  }
 }
 
 void Stream::head_complete(bool ended) {
@@ -89,7 +104,8 @@ void Stream::head_complete(bool ended) {
   head_request_ = method_ == "HEAD";
   const auto& limits = c_.worker().view()->snapshot->config.server.limits;
   if (!line_written_) write_request_line();
-  chunked_ = !ended && !has_length_;
+  // An extended CONNECT's DATA is the tunnel's, not a body.
+  chunked_ = !ended && !has_length_ && !extended_connect_;
   if (!cookie_.empty()) head_text_.append("cookie: ").append(cookie_).append("\r\n");
   if (chunked_) head_text_.append("transfer-encoding: chunked\r\n");
   head_text_.append("\r\n");
@@ -168,9 +184,13 @@ net::Task<> Stream::serve() {
   timer_.cancel();
 }
 
-std::string_view Stream::body_buffered() { return std::string_view(body_).substr(body_at_); }
+std::string_view Stream::body_buffered() {
+  if (extended_connect_) return {};  // the tunnel's first bytes, kept for it
+  return std::string_view(body_).substr(body_at_);
+}
 
 void Stream::body_consumed(size_t n, bool done) {
+  if (extended_connect_) return;
   body_at_ += n;
   http::compact(body_, body_at_);
   // The DATA bytes go back to the client's windows as the exchange passes them on (a chunked
@@ -286,12 +306,97 @@ void Stream::start_response(const http::ResponseHead& head, const http::HeaderLi
   info.request_id = request_id;
   info.add = &add;
   info.remove = &remove;
-  http::FieldBlock block(head.status);
+  // An extended CONNECT is answered 200 once the upstream switched (RFC 8441 5); a 2xx that is
+  // not a switch would tell the client a tunnel is open where there is none.
+  int status = head.status;
+  if (extended_connect_) status = status == 101 ? 200 : status / 100 == 2 ? 502 : status;
+  http::FieldBlock block(status);
   http::for_each_client_field(head, info, [&](std::string_view n, std::string_view v) {
-    if (!http::h2_connection_specific(n)) block.add(n, v);
+    if (http::h2_connection_specific(n)) return;
+    if (extended_connect_ && http::iequals(n, "sec-websocket-accept")) return;  // HTTP/1.1's
+    block.add(n, v);
   });
-  const bool has_body = !head_request_ && head.status != 204 && head.status != 304;
+  const bool has_body = !head_request_ && status != 204 && status != 304;
   submit_head(block, has_body);
+}
+
+// The stream's DATA as the client's side of a WebSocket tunnel.
+class Stream::TunnelEnd final : public websocket::End {
+ public:
+  explicit TunnelEnd(Stream& s) : s_(s) {}
+
+  net::Task<std::tuple<boost::system::error_code, size_t>> read_some(
+      net::asio::mutable_buffer b) override {
+    while (!s_.closed_ && s_.body_at_ == s_.body_.size() && !s_.body_ended_) {
+      s_.body_wait_.expires_at(net::Clock::time_point::max());
+      co_await s_.body_wait_.async_wait(net::use_task);
+    }
+    const size_t n = std::min(b.size(), s_.body_.size() - s_.body_at_);
+    boost::system::error_code ec;
+    if (n) {
+      std::memcpy(b.data(), s_.body_.data() + s_.body_at_, n);
+      s_.body_at_ += n;
+      http::compact(s_.body_, s_.body_at_);
+      s_.acknowledge(n);
+    } else if (s_.closed_) {
+      ec = net::asio::error::connection_reset;
+    } else {
+      ec = net::asio::error::eof;  // END_STREAM: the client closed its side
+    }
+    co_return std::make_tuple(ec, n);
+  }
+  bool send_now(std::string_view& a, std::string_view& b) override {
+    if (s_.closed_ || s_.out_ended_) return false;
+    if (!s_.room()) return true;
+    s_.queue(a);
+    s_.queue(b);
+    a = b = {};
+    return true;
+  }
+  net::Task<bool> send_rest(std::string_view a, std::string_view b, uint64_t* counter) override {
+    const bool open = co_await s_.wait_for_room();
+    if (open) {
+      s_.queue(a);
+      s_.queue(b);
+      if (counter) *counter += a.size() + b.size();
+    }
+    co_return open;
+  }
+  void shutdown_send() override { s_.end_body(); }
+  // END_STREAM after what is queued; the stream closes when the client ends its side too (or
+  // with the RST_STREAM read_body sends after the last DATA).
+  void close() override { s_.end_body(); }
+
+ private:
+  Stream& s_;
+};
+
+net::Task<websocket::Tunnel::Bytes> Stream::tunnel(net::Stream& upstream,
+                                                   std::string_view upstream_first,
+                                                   const config::WebSocket& limits) {
+  TunnelEnd client(*this);
+  websocket::ConnectionEnd upstream_end(upstream);
+  websocket::Tunnel t(c_.worker().io().get_executor(), client, upstream_end, limits);
+  set_deadline(upstream::RequestSource::Phase::kStream, std::chrono::hours(24 * 365));
+  // What the client sent after its CONNECT (its first frames) starts the tunnel.
+  std::string first = body_.substr(body_at_);
+  body_at_ = body_.size();
+  http::compact(body_, body_at_);
+  acknowledge(first.size());
+  tunnel_ = &t;
+  co_await t.run(first, upstream_first);
+  tunnel_ = nullptr;
+  co_return t.bytes();
+}
+
+// DATA bytes taken out of the stream go back to the client's windows.
+void Stream::acknowledge(size_t n) {
+  const uint64_t ack = std::min<uint64_t>(n, unacknowledged_);
+  unacknowledged_ -= ack;
+  if (ack && !closed_) {
+    nghttp2_session_consume(c_.session(), id, ack);
+    c_.flush();
+  }
 }
 
 bool Stream::room() const { return out_.size() - out_at_ < kOutHighWater; }
@@ -368,6 +473,10 @@ long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {
   if (out_ended_ && out_.empty()) {
     *eof = true;
     *trailers = !trailers_out_.empty();
+    // A tunnel the gateway ended while the client's side is open: after this last DATA, the
+    // stream is done (RFC 9113 8.1, NO_ERROR), so that it does not stay half open.
+    if (extended_connect_ && !body_ended_)
+      nghttp2_submit_rst_stream(c_.session(), NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
   } else if (n == 0) {
     return -1;
   }

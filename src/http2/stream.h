@@ -11,6 +11,11 @@
 // The response goes out as HEADERS and DATA: the fields the HTTP/1.1 codec would send, in lower
 // case, without the connection-specific ones; the body through a bounded buffer that nghttp2
 // reads as the client's flow-control windows allow.
+//
+// WebSocket over HTTP/2 (RFC 8441): an extended CONNECT (`:protocol websocket`) is written as the
+// HTTP/1.1 upgrade it stands for (GET, Upgrade, a Sec-WebSocket-Key of its own), so the exchange
+// routes, authenticates and sends it upstream as any WebSocket handshake. The upstream's 101
+// becomes a 200, and the stream's DATA both ways is the tunnel's client side (a TunnelEnd).
 #pragma once
 
 #include <cstdint>
@@ -61,6 +66,8 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   // -1: nothing yet (the stream waits for more); *eof: the body ends with these.
   long read_body(uint8_t* to, size_t space, bool* eof, bool* trailers);
   void send_trailers();
+  // The tunnel, while the stream is one (the connection's drain closes it).
+  websocket::Tunnel* tunnel_now() const { return tunnel_; }
 
  private:
   // exchange::Downstream
@@ -84,11 +91,8 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) override;
   net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) override;
   net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;
-  // WebSocket over HTTP/2 (RFC 8441) is not taken yet: no request here asks for an upgrade.
-  net::Task<websocket::Tunnel::Bytes> tunnel(net::Stream&, std::string_view,
-                                             const config::WebSocket&) override {
-    co_return websocket::Tunnel::Bytes{};
-  }
+  net::Task<websocket::Tunnel::Bytes> tunnel(net::Stream& upstream, std::string_view upstream_first,
+                                             const config::WebSocket& limits) override;
   void close_after() override {}  // the connection goes on: other streams use it
   void cut_response() override;
   uint64_t bytes_received() const override { return bytes_in_; }
@@ -103,8 +107,11 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   net::Task<bool> wait_for_room();
   void wake(net::Timer& t);
   void reset(uint32_t error_code);  // RST_STREAM
+  void acknowledge(size_t n);       // n DATA bytes taken: WINDOW_UPDATE as nghttp2 sees fit
   void arm_timer(net::Clock::time_point at);
   void on_timer();
+
+  class TunnelEnd;  // the stream's DATA as the tunnel's client side
 
   Connection& c_;
   // The exchange, the request head and its text (head_out), from the worker's pool.
@@ -113,7 +120,9 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
 
   // The request's head as HTTP/1.1 text (what req_'s views see), written as its fields come.
   void write_request_line();
-  std::string method_, authority_, path_, cookie_;
+  std::string method_, authority_, path_, cookie_, protocol_;
+  bool extended_connect_ =
+      false;  // :protocol websocket (RFC 8441): a tunnel, if the route takes it
   std::string& head_text_;
   bool line_written_ = false;
   bool has_length_ = false;
@@ -144,6 +153,7 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   http::HeaderList trailers_out_;
   net::Timer room_wait_;
 
+  websocket::Tunnel* tunnel_ = nullptr;
   bool served_ = false;  // the exchange is over
   bool closed_ = false;  // by nghttp2: no more frames either way
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
