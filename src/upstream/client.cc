@@ -391,7 +391,11 @@ net::Task<bool> Client::handshake(net::Stream& up) {
          up_->name() + " did not complete the TLS handshake within " +
              timeout_text(up_->config().connect_timeout));
   } else {
-    fail_upstream(502, "upstream_tls_failed", "TLS handshake failed: " + why);
+    // A server that speaks TLS but not HTTP/2 ends the handshake with this alert (RFC 7301 3.2).
+    const bool no_h2 = http2_ && why.find("no application protocol") != std::string::npos;
+    fail_upstream(502, "upstream_tls_failed",
+                  no_h2 ? "did not agree to HTTP/2 (ALPN h2) in the TLS handshake: " + why
+                        : "TLS handshake failed: " + why);
   }
   co_return false;
 }
