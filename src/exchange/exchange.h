@@ -40,6 +40,8 @@ class Downstream : public upstream::RequestSource {
   // the DATA): send_chunk() takes them when the upstream's chunked body ends with some. HTTP/1.1
   // passes a chunked body's trailers on inside it, as they came.
   virtual bool carries_trailers() const { return false; }
+  // Requests come in batches, many exchanges started by one read (HTTP/2's streams).
+  virtual bool multiplexed() const { return false; }
   // The exchange is done with the request head's views (the head may leave the codec's buffer).
   virtual void release_head() = 0;
   // The request body did not arrive within the codec's limit on it (server.timeouts.body_read):

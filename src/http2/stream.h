@@ -81,6 +81,7 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   bool secure() const override;
   std::string_view protocol() const override { return "HTTP/2"; }
   bool carries_trailers() const override { return true; }
+  bool multiplexed() const override { return true; }
   void release_head() override {}  // the head's bytes are the stream's own, kept to the end
   bool body_timed_out() const override { return false; }
   void start_response(const http::ResponseHead& head, const http::HeaderList& add,
