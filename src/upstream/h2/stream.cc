@@ -100,7 +100,10 @@ bool Stream::submit(std::string_view head) {
   const int32_t id = nghttp2_submit_request(session_->session(), nullptr, nv.data(), nv.size(),
                                             out_ended_ ? nullptr : &body, nullptr);
   if (id < 0) {
-    failed_ = true;
+    // The connection's stream ids are spent (or it is closing): nothing was sent, so the
+    // request may go again at once, on another connection.
+    failed_ = refused_ = true;
+    session_->going_away_ = true;
     return false;
   }
   id_ = id;
