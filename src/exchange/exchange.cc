@@ -395,7 +395,7 @@ void Exchange::write_upstream_head(Downstream& down, upstream::Client& client) {
   info.add = &ctx_.upstream_add;
   info.remove = &ctx_.upstream_remove;
   info.body_rechunked = body_filtered_;
-  if (websocket_upgrade()) info.upgrade = "websocket";
+  if (client.asks_upgrade()) info.upgrade = "websocket";
   client.head().clear();
   http::build_upstream_request(req, info, &client.head());
 }

@@ -109,7 +109,8 @@ class Client {
   const http::ResponseHead& response() const { return resp_; }
   // After a 101 to an upgrade: the connection, now the upstream's end of a tunnel, and the bytes
   // that came after the head (valid until finish(), which closes the connection).
-  bool upgraded() const { return upgraded_; }  // HTTP/1.1 upstreams only
+  bool asks_upgrade() const { return upgrade_; }  // Call::upgrade
+  bool upgraded() const { return upgraded_; }     // HTTP/1.1 upstreams only
   net::Stream& upgraded_stream() { return *conn_; }
   std::string_view upgraded_bytes() const { return in_.data().substr(resp_head_len_); }
 
