@@ -2,6 +2,7 @@
 // it echoes requests as JSON and misbehaves on demand).
 import { startUpstream } from '../tests/integration/upstream.mjs';
 import { WebSocketServer } from '../tests/integration/node_modules/ws/wrapper.mjs';
+import http2 from 'node:http2';
 
 // A port taken (scripts/demo.sh checks first, but another program may take one in between): one
 // line, not a stack trace.
@@ -22,3 +23,16 @@ const wss = new WebSocketServer({ port: 9020, host: '127.0.0.1' });
 wss.on('connection', (s) => s.on('message', (m, binary) => s.send(binary ? m : `echo: ${m}`)));
 await new Promise((r) => wss.on('listening', r));
 console.log('demo service ws-echo on 127.0.0.1:9020');
+// An HTTP/2-only service (cleartext, prior knowledge): it says which protocol the gateway spoke
+// and what it asked for.
+const h2 = http2.createServer();
+h2.on('stream', (stream, headers) => {
+  stream.resume();
+  stream.on('end', () => {
+    stream.respond({ ':status': 200, 'content-type': 'application/json' });
+    stream.end(JSON.stringify({ upstream: 'stock-h2', protocol: 'HTTP/2', method: headers[':method'],
+      path: headers[':path'], authority: headers[':authority'] }));
+  });
+});
+await new Promise((r) => h2.listen(9030, '127.0.0.1', r));
+console.log('demo service stock-h2 (HTTP/2 only) on 127.0.0.1:9030');

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 bin=${bin:-$PWD/build/gatehouse}
 
 address=127.0.0.1:8080 admin=127.0.0.1:9901
-service_ports=(9001 9002 9003 9010 9020)  # examples/demo-services.mjs
+service_ports=(9001 9002 9003 9010 9020 9030)  # examples/demo-services.mjs
 ports=(8080 9901 "${service_ports[@]}")
 
 die() { echo "demo: $*" >&2; exit 1; }
@@ -86,6 +86,9 @@ sed "s|<pid>|$gh|" <<'TXT'  # gatehouse's PID for SIGHUP
 
   # the same over HTTP/2 (cleartext, prior knowledge): many requests, one connection
   curl -s --http2-prior-knowledge -w ' (HTTP/%{http_version})\n' localhost:8080/api/products/42 localhost:8080/items/7
+
+  # an HTTP/1.1 client, an HTTP/2-only service: the gateway speaks HTTP/2 upstream
+  curl -s localhost:8080/stock/42
 
   # WebSocket: the upgrade routed like any request, then a tunnel to the echo service
   node examples/ws-echo.mjs ws://localhost:8080/ws/echo 'hello through the gateway'

@@ -9,7 +9,7 @@ set -uo pipefail
 bin=${1:?usage: demo_test.sh GATEHOUSE_BINARY}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 demo=$repo/scripts/demo.sh
-ports=(8080 9901 9001 9002 9003 9010 9020)
+ports=(8080 9901 9001 9002 9003 9010 9020 9030)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/demo-test.XXXXXX")
 export XDG_RUNTIME_DIR=$tmp  # the demo's PID file: this test's own
 started=()                   # PIDs this test started, stopped at the end
@@ -48,11 +48,13 @@ started+=("$first")
 banner() { grep -q "Gatehouse is serving" "$tmp/first.log" || { alive "$first" || return 0; return 1; }; }
 poll banner
 check "first demo: started and serving" answers
-# The commands the demo prints work: HTTP/2 and a WebSocket echo through the gateway.
+# The commands the demo prints work: HTTP/2, a WebSocket echo, an HTTP/2-only service.
 h2() { curl -s -o /dev/null --http2-prior-knowledge -w '%{http_version} %{http_code}' http://127.0.0.1:8080/api/products/1 | grep -qx '2 200'; }
 check "first demo: answers HTTP/2 (h2c)" h2
 ws_echo() { [ "$(cd "$repo" && timeout 10 node examples/ws-echo.mjs ws://127.0.0.1:8080/ws/echo hi)" = "echo: hi" ]; }
 check "first demo: a WebSocket echo through the gateway" ws_echo
+h2_upstream() { curl -s http://127.0.0.1:8080/stock/42 | grep -q '"protocol":"HTTP/2","method":"GET","path":"/stock/42"'; }
+check "first demo: an HTTP/2-only service through the gateway" h2_upstream
 if ((failures)); then
   echo "first demo's output:"; cat "$tmp/first.log"; exit 1
 fi
