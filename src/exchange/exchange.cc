@@ -648,13 +648,13 @@ void Exchange::finish(const Downstream& down) {
   r.start = wall_start_;
   r.request_id = request_id_;
   r.client = down.peer_ip();
-  r.method = log_method_;
+  r.method = down.client_method(log_method_);
   r.protocol = down.protocol();
   r.path = log_path_;
   if (log_route_) r.route = log_route_->name;
   if (const auto* up = upstream_.upstream_config()) r.upstream = up->name;
   r.target = upstream_.target();
-  r.status = status_;
+  r.status = down.client_status(status_);
   r.bytes_in = down.bytes_received();
   r.bytes_out = down.bytes_sent();
   r.total_ms = ms_since(start_);
@@ -663,7 +663,7 @@ void Exchange::finish(const Downstream& down) {
   if (log_route_) r.cache = ctx_.cache_result;
   w_.log_access(r);
   auto& m = w_.metrics();
-  m.count_request(r.route, log_method_, status_, r.total_ms / 1000, r.bytes_in, r.bytes_out);
+  m.count_request(r.route, r.method, r.status, r.total_ms / 1000, r.bytes_in, r.bytes_out);
   m.count_protocol(r.protocol);
   if (auto outcome = upstream_.outcome())
     m.count_upstream(r.upstream, r.target, *outcome, upstream_.seconds());

@@ -42,6 +42,10 @@ class Downstream : public upstream::RequestSource {
   virtual bool carries_trailers() const { return false; }
   // Requests come in batches, many exchanges started by one read (HTTP/2's streams).
   virtual bool multiplexed() const { return false; }
+  // The method and status as the client saw them, for the access log and metrics, where the
+  // codec translated the exchange's (HTTP/2's extended CONNECT is a GET upgrade inside).
+  virtual std::string_view client_method(std::string_view method) const { return method; }
+  virtual int client_status(int status) const { return status; }
   // The exchange is done with the request head's views (the head may leave the codec's buffer).
   virtual void release_head() = 0;
   // The request body did not arrive within the codec's limit on it (server.timeouts.body_read):

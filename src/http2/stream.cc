@@ -306,10 +306,7 @@ void Stream::start_response(const http::ResponseHead& head, const http::HeaderLi
   info.request_id = request_id;
   info.add = &add;
   info.remove = &remove;
-  // An extended CONNECT is answered 200 once the upstream switched (RFC 8441 5); a 2xx that is
-  // not a switch would tell the client a tunnel is open where there is none.
-  int status = head.status;
-  if (extended_connect_) status = status == 101 ? 200 : status / 100 == 2 ? 502 : status;
+  const int status = client_status(head.status);
   http::FieldBlock block(status);
   http::for_each_client_field(head, info, [&](std::string_view n, std::string_view v) {
     if (http::h2_connection_specific(n)) return;

@@ -82,6 +82,17 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   std::string_view protocol() const override { return "HTTP/2"; }
   bool carries_trailers() const override { return true; }
   bool multiplexed() const override { return true; }
+  std::string_view client_method(std::string_view method) const override {
+    return extended_connect_ ? "CONNECT" : method;
+  }
+  int client_status(int status) const override {
+    return extended_connect_ ? tunnel_status(status) : status;
+  }
+  // An extended CONNECT's answer: 200 once the upstream switched (RFC 8441 5), never another
+  // 2xx, which would tell the client a tunnel is open where there is none (502 instead).
+  static int tunnel_status(int status) {
+    return status == 101 ? 200 : status / 100 == 2 ? 502 : status;
+  }
   void release_head() override {}  // the head's bytes are the stream's own, kept to the end
   bool body_timed_out() const override { return false; }
   void start_response(const http::ResponseHead& head, const http::HeaderList& add,

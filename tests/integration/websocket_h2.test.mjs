@@ -155,6 +155,9 @@ test('an extended CONNECT is a WebSocket upstream: 200, then messages both ways 
   const log = gh.accessLog().find((l) => l.path === '/echo?room=1');
   assert.equal(log.protocol, 'HTTP/2');
   assert.equal(log.route, 'echo');
+  // Logged as the client saw it: an extended CONNECT answered 200 (not the GET and 101 inside).
+  assert.equal(log.method, 'CONNECT');
+  assert.equal(log.status, 200);
 });
 
 test('the handshake is authenticated like any request', async () => {
@@ -209,6 +212,8 @@ test('a route that does not tunnel never answers 2xx to an extended CONNECT', as
   assert.equal(t.headers[':status'], 502);
   await streamClosed(t.stream);
   session.close();
+  const log = await waitFor(() => gh.accessLog().find((l) => l.path === '/plain'), 3000, 'the log line');
+  assert.equal(log.status, 502, 'the log says what the client got');
 });
 
 test('the end of a drain closes tunnels with 1001 to both sides, and the gateway exits', async () => {
