@@ -1,5 +1,6 @@
-// What both HTTP/2 sides (the server codec, http2/, and the upstream client, upstream/h2/) share
-// about fields: which HTTP/1.1 fields HTTP/2 forbids, and the header block handed to nghttp2.
+// What both HTTP/2 sides (the server codec, http2/, and the upstream client, upstream/h2/) share:
+// which HTTP/1.1 fields HTTP/2 forbids, the header block handed to nghttp2, the trailers a body
+// ends with, and the data source that reads a body.
 #pragma once
 
 #include <nghttp2/nghttp2.h>
@@ -73,6 +74,9 @@ class FieldBlock {
     return s;
   }
 };
+
+// Submits `trailers` (those HTTP/2 allows) to end stream `id` after its last DATA.
+void submit_trailers(nghttp2_session* session, int32_t id, const HeaderList& trailers);
 
 // nghttp2's data source for a body a `Body` holds (source->ptr): its read_body(to, space, &eof,
 // &trailers) gives up to `length` bytes (-1: none yet, the stream waits), and at the end the

@@ -157,14 +157,7 @@ long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {
   return static_cast<long>(n);
 }
 
-void Stream::send_trailers() {
-  http::FieldBlock block(0);
-  for (const auto& [n, v] : trailers_out_) {
-    if (!http::h2_connection_specific(n)) block.add(n, v);
-  }
-  const auto& nv = block.nv();
-  nghttp2_submit_trailer(session_->session(), id_, nv.data(), nv.size());
-}
+void Stream::send_trailers() { http::submit_trailers(session_->session(), id_, trailers_out_); }
 
 // --- the response -----------------------------------------------------------------------------
 
