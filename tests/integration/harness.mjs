@@ -290,3 +290,17 @@ export function startBlackhole() {
     proc.on('error', reject);
   });
 }
+
+// The chunked body `text` (after the head) decoded: its payload and whether the last chunk came.
+export function dechunk(text) {
+  let payload = '';
+  for (let at = 0; ;) {
+    const eol = text.indexOf('\r\n', at);
+    if (eol < 0) return { payload, complete: false };
+    const size = parseInt(text.slice(at, eol), 16);
+    if (size === 0) return { payload, complete: text.slice(eol + 2).startsWith('\r\n') };
+    if (text.length < eol + 2 + size + 2) return { payload: payload + text.slice(eol + 2, eol + 2 + size), complete: false };
+    payload += text.slice(eol + 2, eol + 2 + size);
+    at = eol + 2 + size + 2;
+  }
+}

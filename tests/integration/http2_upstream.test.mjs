@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   startGatehouse, rawConnection, runGatehouse, tempFile, waitFor, freePort, makeCa, makeCert,
-  peakRssKiB, SANITIZED,
+  peakRssKiB, SANITIZED, dechunk,
 } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
@@ -192,20 +192,6 @@ const jsonOf = (r) => JSON.parse(r.body.toString());
 // The values of a field in a raw [name, value, ...] list, in order.
 const fieldsOf = (raw, name) => raw.filter((_, i) => i % 2 === 1 && raw[i - 1].toLowerCase() === name);
 const namesOf = (raw) => raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
-
-// A chunked body: its payload, and whether its last chunk came.
-function dechunk(text) {
-  let payload = '';
-  for (let at = 0; ;) {
-    const eol = text.indexOf('\r\n', at);
-    if (eol < 0) return { payload, complete: false };
-    const size = parseInt(text.slice(at, eol), 16);
-    if (size === 0) return { payload, complete: text.slice(eol + 2).startsWith('\r\n') };
-    if (text.length < eol + 2 + size + 2) return { payload: payload + text.slice(eol + 2, eol + 2 + size), complete: false };
-    payload += text.slice(eol + 2, eol + 2 + size);
-    at = eol + 2 + size + 2;
-  }
-}
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-h2up-'));
 let gh, main, four, gw, secure, h1tls, noalpn, h1plain;

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { startGatehouse, curl } from './harness.mjs';
+import { startGatehouse, curl, dechunk } from './harness.mjs';
 
 // Rejects with `what` when `promise` has not settled within `ms`.
 function within(promise, ms, what) {
@@ -108,20 +108,6 @@ function responses(text) {
   }
   list.rest = text;
   return list;
-}
-
-// The chunked body `text` (after the head) decoded: its payload and whether the last chunk came.
-function dechunk(text) {
-  let payload = '';
-  for (let at = 0; ;) {
-    const eol = text.indexOf('\r\n', at);
-    if (eol < 0) return { payload, complete: false };
-    const size = parseInt(text.slice(at, eol), 16);
-    if (size === 0) return { payload, complete: text.slice(eol + 2).startsWith('\r\n') };
-    if (text.length < eol + 2 + size + 2) return { payload: payload + text.slice(eol + 2, eol + 2 + size), complete: false };
-    payload += text.slice(eol + 2, eol + 2 + size);
-    at = eol + 2 + size + 2;
-  }
 }
 
 const ok = (body) => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
