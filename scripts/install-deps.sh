@@ -35,6 +35,8 @@ packages=(
   zlib1g-dev libbrotli-dev libzstd-dev zstd
   # HTTP/2: framing, HPACK and flow control (libnghttp2), and its clients for the tests and benchmarks
   libnghttp2-dev nghttp2-client
+  # the gateway's allocator (docs/architecture.md, "The process allocator")
+  libjemalloc-dev
 )
 
 missing=()

@@ -6,6 +6,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <boost/version.hpp>
+#ifdef GATEHOUSE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -51,6 +54,19 @@ int validate(const std::string& file) {
   return 0;
 }
 
+// The malloc the process runs on: jemalloc's own version when it is linked (asking it also keeps
+// the link from being dropped as unused).
+std::string allocator() {
+#ifdef GATEHOUSE_JEMALLOC
+  const char* v = nullptr;
+  size_t len = sizeof(v);
+  if (mallctl("version", &v, &len, nullptr, 0) == 0 && v) return std::string("jemalloc ") + v;
+  return "jemalloc";
+#else
+  return "glibc malloc";
+#endif
+}
+
 int version() {
   std::cout << "gatehouse " << GATEHOUSE_VERSION << " (" << GATEHOUSE_BUILD_TYPE << ")\n"
             << "  boost " << BOOST_VERSION / 100000 << "." << BOOST_VERSION / 100 % 1000 << "."
@@ -61,7 +77,8 @@ int version() {
             << "  fmt " << FMT_VERSION / 10000 << "." << FMT_VERSION / 100 % 100 << "."
             << FMT_VERSION % 100 << "\n"
             << "  yaml-cpp " << GATEHOUSE_YAML_CPP_VERSION << "\n"
-            << "  re2 " << GATEHOUSE_RE2_VERSION << "\n";
+            << "  re2 " << GATEHOUSE_RE2_VERSION << "\n"
+            << "  allocator " << allocator() << "\n";
   return 0;
 }
 

@@ -54,9 +54,7 @@ struct Connection::Callbacks {
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.get());
     c->streams_.emplace(frame->hd.stream_id, std::move(stream));
     // Not idle now; its header block must end within server.timeouts.header_read.
-    const auto deadline =
-        net::coarse_now() + c->w_.view()->snapshot->config.server.timeouts.header_read;
-    if (deadline < c->armed_at_) c->arm_timer(deadline);
+    c->wake_at(net::coarse_now() + c->w_.view()->snapshot->config.server.timeouts.header_read);
     return 0;
   }
 
@@ -275,7 +273,12 @@ void Connection::stream_done(int32_t id) {
 
 void Connection::check_idle() {
   if (!streams_.empty() || closed_) return;
-  arm_timer(net::coarse_now() + w_.view()->snapshot->config.server.timeouts.idle);
+  idle_at_ = net::coarse_now() + w_.view()->snapshot->config.server.timeouts.idle;
+  arm_timer(idle_at_);
+}
+
+void Connection::wake_at(net::Clock::time_point at) {
+  if (at < armed_at_) arm_timer(at);
 }
 
 void Connection::arm_timer(net::Clock::time_point at) {
@@ -290,9 +293,13 @@ void Connection::arm_timer(net::Clock::time_point at) {
 
 // Idle (or the preface never came): GOAWAY, then the close. Or a header block still open past
 // server.timeouts.header_read: a client that sends a request's head slowly (a slowloris) is cut
-// off, as over HTTP/1.1; the connection ends, with every stream on it.
+// off, as over HTTP/1.1; the connection ends, with every stream on it. Or a stream's exchange
+// past its deadline (Stream::deadline_passed). Then the timer waits for the next of them.
 void Connection::on_timer() {
+  const auto now = net::Clock::now();
   if (streams_.empty()) {
+    // A wait that completed as the last stream ended (check_idle then re-armed) is not idleness.
+    if (now < idle_at_) return wake_at(idle_at_);
     nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
     draining_ = true;
     flush();
@@ -300,17 +307,24 @@ void Connection::on_timer() {
     return;
   }
   const auto limit = w_.view()->snapshot->config.server.timeouts.header_read;
-  const auto now = net::coarse_now();
   auto next = net::Clock::time_point::max();
+  std::vector<std::shared_ptr<Stream>> due;  // collected first: what they do may end streams
   for (const auto& [id, s] : streams_) {
-    if (s->head_done()) continue;
-    if (s->begun_at + limit <= now) {
-      say_goodbye(NGHTTP2_NO_ERROR);
-      return close_now();
+    if (!s->head_done()) {
+      if (s->begun_at + limit <= now) {
+        say_goodbye(NGHTTP2_NO_ERROR);
+        return close_now();
+      }
+      next = std::min(next, s->begun_at + limit);
     }
-    next = std::min(next, s->begun_at + limit);
+    if (s->deadline() <= now) {
+      due.push_back(s);
+    } else {
+      next = std::min(next, s->deadline());
+    }
   }
-  if (next != net::Clock::time_point::max()) arm_timer(next);
+  for (auto& s : due) s->deadline_passed();
+  if (!closed_) wake_at(next);
 }
 
 void Connection::drain() {

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "exchange/context.h"
 #include "exchange/request_state.h"
@@ -62,6 +63,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void stream_done(int32_t id);  // nghttp2 closed it
   void serve(std::shared_ptr<Stream> stream);
   void check_idle();  // no stream open: the idle timeout runs
+  // The timer fires at `at` if nothing earlier is due (a stream's deadline, a header block's).
+  void wake_at(net::Clock::time_point at);
   void arm_timer(net::Clock::time_point at);
   void on_timer();
   bool finished() const;  // nothing left to read or write
@@ -93,8 +96,12 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool closed_ = false;
   bool draining_ = false;
   bool tunnels_closing_ = false;  // the drain's end told every tunnel to close
-  net::Timer timer_;              // the idle timeout (no stream open), or a header block's deadline
+  // One timer for the connection and its streams: the idle timeout (no stream open), else the
+  // earliest of the header blocks' and the exchanges' deadlines. A stream of its own would cost
+  // each request a timer wait, and re-arming it as its deadline moves (sent, then answered).
+  net::Timer timer_;
   net::Clock::time_point armed_at_ = net::Clock::time_point::max();
+  net::Clock::time_point idle_at_ = net::Clock::time_point::max();
 };
 
 }  // namespace gatehouse::http2

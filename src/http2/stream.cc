@@ -32,8 +32,7 @@ Stream::Stream(Connection& c, int32_t id)
       head_text_(s_->head_out),
       req_(s_->req),
       body_wait_(c.worker().io().get_executor()),
-      room_wait_(c.worker().io().get_executor()),
-      timer_(c.worker().io().get_executor()) {}
+      room_wait_(c.worker().io().get_executor()) {}
 
 Stream::~Stream() { c_.pool().give(std::move(s_)); }
 
@@ -154,7 +153,6 @@ void Stream::body_end() {
 void Stream::closed() {
   if (closed_) return;
   closed_ = true;
-  timer_.cancel();
   if (!served_) exchange_.abort();
   wake(body_wait_);
   wake(room_wait_);
@@ -181,7 +179,6 @@ net::Task<> Stream::serve() {
     }
     end_body();
   }
-  timer_.cancel();
 }
 
 std::string_view Stream::body_buffered() {
@@ -241,34 +238,22 @@ void Stream::interim_response(const http::ResponseHead& head) {
 
 // --- deadlines --------------------------------------------------------------------------------
 
-// One timer, re-armed lazily (as the HTTP/1.1 codec's): a later deadline costs a store, and the
-// timer re-arms itself when it fires early; only an earlier one touches it.
+// The connection's timer keeps every stream's deadline (Connection::on_timer): a request's
+// deadlines cost a store each, and the timer is touched only when one is earlier than all others.
 void Stream::set_deadline(upstream::RequestSource::Phase phase, net::Clock::duration after) {
   phase_ = phase;
   deadline_ = net::coarse_now() + after;
-  if (deadline_ < armed_at_) arm_timer(deadline_);
+  c_.wake_at(deadline_);
 }
 
-void Stream::arm_timer(net::Clock::time_point at) {
-  armed_at_ = at;
-  timer_.expires_at(at);
-  timer_.async_wait([self = weak_from_this()](boost::system::error_code ec) {
-    if (ec == net::asio::error::operation_aborted) return;
-    if (auto s = self.lock()) s->on_timer();
-  });
-}
-
-void Stream::on_timer() {
-  armed_at_ = net::Clock::time_point::max();
-  if (closed_ || served_) return;
-  if (net::Clock::now() < deadline_) return arm_timer(deadline_);
+void Stream::deadline_passed() {
+  deadline_ = net::Clock::time_point::max();
   using Phase = upstream::RequestSource::Phase;
   switch (phase_) {
     case Phase::kQueued:
     case Phase::kConnect:
     case Phase::kResponse:
       // 503 or 504 from the exchange; the stream goes on to carry it.
-      deadline_ = net::Clock::time_point::max();
       exchange_.deadline_passed(phase_);
       break;
     case Phase::kStream:

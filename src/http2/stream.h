@@ -66,6 +66,12 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   // -1: nothing yet (the stream waits for more); *eof: the body ends with these.
   long read_body(uint8_t* to, size_t space, bool* eof, bool* trailers);
   void send_trailers();
+  // The exchange's deadline (an upstream::RequestSource::Phase's), max when none runs; the
+  // connection calls deadline_passed() once it has passed.
+  net::Clock::time_point deadline() const {
+    return closed_ || served_ ? net::Clock::time_point::max() : deadline_;
+  }
+  void deadline_passed();
   // The tunnel, while the stream is one (the connection's drain closes it).
   websocket::Tunnel* tunnel_now() const { return tunnel_; }
 
@@ -120,8 +126,6 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   void wake(net::Timer& t);
   void reset(uint32_t error_code);  // RST_STREAM
   void acknowledge(size_t n);       // n DATA bytes taken: WINDOW_UPDATE as nghttp2 sees fit
-  void arm_timer(net::Clock::time_point at);
-  void on_timer();
 
   class TunnelEnd;  // the stream's DATA as the tunnel's client side
 
@@ -171,10 +175,8 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
 
   // The exchange's deadlines (upstream::RequestSource::Phase), one at a time.
-  net::Timer timer_;
   upstream::RequestSource::Phase phase_{};
   net::Clock::time_point deadline_ = net::Clock::time_point::max();
-  net::Clock::time_point armed_at_ = net::Clock::time_point::max();
 };
 
 }  // namespace gatehouse::http2

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import net from 'node:net';
-import { BIN, runGatehouse, startGatehouse, tempFile, curl, waitFor, freePort, makeCa, makeCert } from './harness.mjs';
+import { BIN, SANITIZED, runGatehouse, startGatehouse, tempFile, curl, waitFor, freePort, makeCa, makeCert } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -127,6 +127,23 @@ test('version and help', () => {
   const bad = runGatehouse(['frobnicate']);
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /unknown command 'frobnicate'/);
+});
+
+// The allocator (CMakeLists.txt, GATEHOUSE_JEMALLOC): jemalloc, except under a sanitizer, which
+// brings its own; what `version` says is what the serving process has mapped.
+test('version names the allocator, and the serving process runs on it', async () => {
+  const v = runGatehouse(['version']);
+  const allocator = /\n {2}allocator (jemalloc \d+\.\d+\.\d+\S*|glibc malloc)\n/.exec(v.stdout);
+  assert.ok(allocator, v.stdout);
+  const jemalloc = allocator[1].startsWith('jemalloc');
+  assert.equal(jemalloc, !SANITIZED, allocator[1]);
+  const gh = await startGatehouse(minimal());
+  try {
+    const maps = fs.readFileSync(`/proc/${gh.proc.pid}/maps`, 'utf8');
+    assert.equal(/\/libjemalloc\.so/.test(maps), jemalloc);
+  } finally {
+    await gh.stop();
+  }
 });
 
 test('run: a bad config exits 1 with the errors and never listens', () => {

@@ -38,6 +38,7 @@ routes:
   - { name: broken, match: { path: /broken/* }, to: broken }
   - { name: narrow, match: { path: /narrow/* }, to: narrow, rewrite: { strip_prefix: /narrow } }
   - { name: slow, match: { path: /slow/* }, to: slow, rewrite: { strip_prefix: /slow }, timeout: 200ms }
+  - { name: slower, match: { path: /slower/* }, to: slow, rewrite: { strip_prefix: /slower }, timeout: 1500ms }
   - name: cors
     match: { path: /cors/* }
     to: u
@@ -101,6 +102,35 @@ test('a route timeout: 504, the stream answered, not left open', async () => {
   const r = await h2('/slow/hang');
   assert.equal(r.status, 504);
   assert.equal(JSON.parse(r.body).error, 'upstream_timeout');
+});
+
+// The connection's one timer keeps every stream's deadline: one set after a later one, on the
+// same connection, still comes first, and a stream between them is served at once.
+test('streams on one connection keep their own deadlines: the earlier 504 first, the other served', async () => {
+  const session = http2.connect(`http://127.0.0.1:${gh.port}`);
+  try {
+    const started = Date.now();
+    const ask = (path) => new Promise((resolve, reject) => {
+      const req = session.request({ ':path': path });
+      let status;
+      req.on('response', (h) => { status = h[':status']; });
+      req.on('data', () => {});
+      req.on('end', () => resolve({ status, at: Date.now() - started }));
+      req.on('error', reject);
+      req.end();
+    });
+    const longer = ask('/slower/hang');   // 1500 ms
+    const shorter = ask('/slow/hang');    // 200 ms, set after the 1500 ms one
+    const served = await ask('/cors/x');
+    assert.equal(served.status, 200);
+    const [a, b] = await Promise.all([longer, shorter]);
+    assert.equal(a.status, 504);
+    assert.equal(b.status, 504);
+    assert.ok(b.at < 1200, `the 200 ms deadline was kept (answered at ${b.at} ms)`);
+    assert.ok(a.at >= 1400, `the 1500 ms deadline was not cut short (answered at ${a.at} ms)`);
+  } finally {
+    session.close();
+  }
 });
 
 test('CORS: a preflight answered by the gateway, the response fields on the actual request', async () => {
