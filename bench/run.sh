@@ -562,8 +562,51 @@ if [[ " $PROXIES " == *" gatehouse-key "* || " $PROXIES " == *" gatehouse-jwt-"*
   plugin_config gatehouse-rl-cluster "$GHRC_PORT" >"$TMP/gatehouse-rl-cluster/gatehouse.yaml"
 fi
 
-# Runs a small, fixed wrk load (10 connections) against proxy $5 on port $1 for $2; output into $4.
+# Runs the load generator "$@" (pinned with PIN=1) under `timeout LIMIT`, output into OUT. In the
+# background and waited for, so that a signal to this script interrupts the round at once (the
+# trap then kills it); WHAT names it when it fails or times out.
+run_load() {
+  local limit=$1 out=$2 what=$3
+  shift 3
+  local cmd=("$@") rc=0
+  [[ $PIN == 1 ]] && cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
+  timeout -k 5 "$limit" "${cmd[@]}" >"$out" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || rc=$?
+  WRK_PID=""
+  ((rc == 0)) || { cat "$out" >&2; die "$what failed or timed out (exit $rc)"; }
+}
+
+# h2load in wrk's place (PROTOCOL=h2c): CONNECTIONS connections of STREAMS concurrent streams each.
+# Its summary is written to $4 as the lines of wrk's that the rounds read (requests, requests/s,
+# the 99th percentile from h2load's per-request log).
+run_h2load() {
+  local port=$1 dur=$2 limit=$3 out=$4 name=$5 cmd
+  cmd=(h2load -c "$CONNECTIONS" -m "$STREAMS" -t "$THREADS" -D "$(to_seconds "$dur")" --log-file="$out.log")
+  [[ -n ${WRK_HEADER[$name]:-} ]] && cmd+=(-H "${WRK_HEADER[$name]}")
+  cmd+=("http://127.0.0.1:$port$URL_PATH")
+  run_load "$limit" "$out.h2load" "h2load (port $port)" "${cmd[@]}"
+  local ok failed secs p99
+  ok=$(awk '/^requests:/ { print $8; exit }' "$out.h2load")
+  failed=$(awk '/^requests:/ { print $10; exit }' "$out.h2load")
+  secs=$(awk '/^finished in/ { v = $3; sub(/s,$/, "", v); print v; exit }' "$out.h2load")
+  [[ -n $ok && -n $secs ]] || { cat "$out.h2load" >&2; die "could not parse h2load output"; }
+  # The log: start time, status, microseconds per request.
+  p99=$(awk '{ print $3 }' "$out.log" | sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3fms", v[i] / 1000 }')
+  {
+    echo "  $ok requests in ${secs}s, 0MB read"
+    echo "Requests/sec: $(awk -v n="$ok" -v s="$secs" 'BEGIN { printf "%.2f", n / s }')"
+    echo "     99%   $p99"
+    non2xx=$(awk '/^status codes:/ { print $5 + $7 + $9; exit }' "$out.h2load")
+    ((non2xx + failed > 0)) && echo "  Non-2xx or 3xx responses: $((non2xx + failed))"
+  } >"$out"
+  rm -f "$out.log"
+}
+
+# Runs a small, fixed wrk load (10 connections; h2load with PROTOCOL=h2c) against proxy $5 on port
+# $1 for $2; output into $4.
 run_wrk_plain() {
+  [[ $PROTOCOL == h2c ]] && { run_h2load "$@"; return; }  # its summary has wrk's "requests in" line
   local hdr=()
   [[ -n ${WRK_HEADER[$5]:-} ]] && hdr=(-H "${WRK_HEADER[$5]}")
   [[ $UNIQUE_URLS == 1 ]] && hdr+=(-s "$(dirname "${BASH_SOURCE[0]}")/unique-urls.lua")
@@ -660,7 +703,9 @@ done
 # the same TCP work for all three, is not counted). Warm up, zero the counters, load, dump.
 if [[ $INSTRUCTIONS == 1 ]]; then
   command -v callgrind_control >/dev/null || die "valgrind (callgrind_control) not found"
-  echo "instructions per request (callgrind, user space only), wrk -c10 for ${DURATION} per proxy"
+  load="wrk -c10"
+  [[ $PROTOCOL == h2c ]] && load="h2load -c$CONNECTIONS -m$STREAMS"
+  echo "instructions per request (callgrind, user space only), $load for ${DURATION} per proxy"
   printf '  %-10s %14s %12s\n' proxy "instr/req" requests
   declare -A IPR
   for p in $PROXIES; do
@@ -735,47 +780,6 @@ if ((IDLE_CONNECTIONS > 0)); then
 fi
 
 # ---- load ----------------------------------------------------------------------------------
-# Runs the load generator "$@" (pinned with PIN=1) under `timeout LIMIT`, output into OUT. In the
-# background and waited for, so that a signal to this script interrupts the round at once (the
-# trap then kills it); WHAT names it when it fails or times out.
-run_load() {
-  local limit=$1 out=$2 what=$3
-  shift 3
-  local cmd=("$@") rc=0
-  [[ $PIN == 1 ]] && cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
-  timeout -k 5 "$limit" "${cmd[@]}" >"$out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || rc=$?
-  WRK_PID=""
-  ((rc == 0)) || { cat "$out" >&2; die "$what failed or timed out (exit $rc)"; }
-}
-
-# h2load in wrk's place (PROTOCOL=h2c): CONNECTIONS connections of STREAMS concurrent streams each.
-# Its summary is written to $4 as the lines of wrk's that the rounds read (requests, requests/s,
-# the 99th percentile from h2load's per-request log).
-run_h2load() {
-  local port=$1 dur=$2 limit=$3 out=$4 name=$5 cmd
-  cmd=(h2load -c "$CONNECTIONS" -m "$STREAMS" -t "$THREADS" -D "$(to_seconds "$dur")" --log-file="$out.log")
-  [[ -n ${WRK_HEADER[$name]:-} ]] && cmd+=(-H "${WRK_HEADER[$name]}")
-  cmd+=("http://127.0.0.1:$port$URL_PATH")
-  run_load "$limit" "$out.h2load" "h2load (port $port)" "${cmd[@]}"
-  local ok failed secs p99
-  ok=$(awk '/^requests:/ { print $8; exit }' "$out.h2load")
-  failed=$(awk '/^requests:/ { print $10; exit }' "$out.h2load")
-  secs=$(awk '/^finished in/ { v = $3; sub(/s,$/, "", v); print v; exit }' "$out.h2load")
-  [[ -n $ok && -n $secs ]] || { cat "$out.h2load" >&2; die "could not parse h2load output"; }
-  # The log: start time, status, microseconds per request.
-  p99=$(awk '{ print $3 }' "$out.log" | sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3fms", v[i] / 1000 }')
-  {
-    echo "  $ok requests in ${secs}s, 0MB read"
-    echo "Requests/sec: $(awk -v n="$ok" -v s="$secs" 'BEGIN { printf "%.2f", n / s }')"
-    echo "     99%   $p99"
-    non2xx=$(awk '/^status codes:/ { print $5 + $7 + $9; exit }' "$out.h2load")
-    ((non2xx + failed > 0)) && echo "  Non-2xx or 3xx responses: $((non2xx + failed))"
-  } >"$out"
-  rm -f "$out.log"
-}
-
 # Runs wrk against proxy $5 on port $1 for $2 (wrk duration) with timeout $3 seconds; output into $4.
 run_wrk() {
   local port=$1 dur=$2 limit=$3 out=$4 cmd

@@ -154,13 +154,17 @@ Connection::Connection(exchange::WorkerContext& worker, exchange::RequestStatePo
   // What the gateway tells the client (server.http2); the header section is bounded by
   // server.limits.max_header_bytes.
   const auto& server = w_.view()->snapshot->config.server;
-  const std::array<nghttp2_settings_entry, 5> settings{{
+  const std::array<nghttp2_settings_entry, 6> settings{{
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, server.http2.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, server.http2.stream_window},
       {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, server.http2.max_frame_size},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        static_cast<uint32_t>(server.limits.max_header_bytes)},
       {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},  // WebSocket over HTTP/2 (RFC 8441 3)
+      // RFC 9113 5.3.2 deprecates RFC 7540's priority tree: no client is kept waiting on
+      // another's stream by it, and nghttp2 keeps no tree of open and closed streams (RFC
+      // 9218 2.1).
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   }};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,

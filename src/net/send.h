@@ -13,10 +13,15 @@ namespace gatehouse::net {
 // Sends as much of a then b as the socket takes now; on return a and b hold what is left.
 // Returns false on a hard error (the connection is broken).
 inline bool send_now(net::Socket& s, std::string_view& a, std::string_view& b) {
-  std::array<net::asio::const_buffer, 2> bufs{net::asio::buffer(a.data(), a.size()),
-                                              net::asio::buffer(b.data(), b.size())};
   boost::system::error_code ec;
-  size_t n = s.write_some(bufs, ec);
+  size_t n;
+  if (b.empty()) {  // a head alone (nearly every request): send(), no iovec array to copy in
+    n = s.write_some(net::asio::buffer(a.data(), a.size()), ec);
+  } else {
+    std::array<net::asio::const_buffer, 2> bufs{net::asio::buffer(a.data(), a.size()),
+                                                net::asio::buffer(b.data(), b.size())};
+    n = s.write_some(bufs, ec);
+  }
   if (ec && ec != net::asio::error::would_block && ec != net::asio::error::try_again) return false;
   size_t from_a = std::min(n, a.size());
   a.remove_prefix(from_a);

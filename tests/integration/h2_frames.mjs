@@ -15,8 +15,21 @@ export const Type = {
 export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 };
 export const Setting = {
   HEADER_TABLE_SIZE: 1, ENABLE_PUSH: 2, MAX_CONCURRENT_STREAMS: 3, INITIAL_WINDOW_SIZE: 4,
-  MAX_FRAME_SIZE: 5, MAX_HEADER_LIST_SIZE: 6,
+  MAX_FRAME_SIZE: 5, MAX_HEADER_LIST_SIZE: 6, ENABLE_CONNECT_PROTOCOL: 8, NO_RFC7540_PRIORITIES: 9,
 };
+// A SETTINGS payload as { id: value } (6.5.1: 16-bit identifier, 32-bit value).
+export function decodeSettings(payload) {
+  const out = {};
+  for (let at = 0; at + 6 <= payload.length; at += 6) out[payload.readUInt16BE(at)] = payload.readUInt32BE(at + 2);
+  return out;
+}
+// PRIORITY (RFC 9113 6.3, deprecated with RFC 7540's scheme): a dependency and a weight.
+export function priority(streamId, dependsOn, weight = 16) {
+  const p = Buffer.alloc(5);
+  p.writeUInt32BE(dependsOn & 0x7fffffff, 0);
+  p[4] = weight - 1;
+  return frame(Type.PRIORITY, 0, streamId, p);
+}
 // RFC 9113 7.
 export const ErrorCode = {
   NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FLOW_CONTROL_ERROR: 3, SETTINGS_TIMEOUT: 4,

@@ -21,6 +21,7 @@ import { startUpstream } from './upstream.mjs';
 import {
   connectH2, Type, Flag, ErrorCode, headers, continuation, data, rstStream, settings, ping,
   literal, literalIndexed, indexed, encodeFields, requestFields, decodeRstStream, decodeGoaway, describe, isType, onStream,
+  Setting, decodeSettings, priority,
 } from './h2_frames.mjs';
 
 let up, gh;
@@ -116,6 +117,22 @@ async function expectConnectionError(c, bad) {
   assert.equal(decodeGoaway(f.payload).name, 'PROTOCOL_ERROR', describe(c.frames));
   await c.waitForClose(5000);
 }
+
+// RFC 9113 5.3.2 deprecates RFC 7540's priority tree; RFC 9218 2.1 lets a server say it does not
+// use it. An older client's PRIORITY frames are then read and ignored: its streams are served.
+test('SETTINGS say NO_RFC7540_PRIORITIES; PRIORITY frames are ignored, the streams served', async () => {
+  const c = await open();
+  const s = await c.waitFor((f) => isType(Type.SETTINGS, 0)(f) && !(f.flags & Flag.ACK), 5000, 'the server SETTINGS');
+  const values = decodeSettings(s.payload);
+  assert.equal(values[Setting.NO_RFC7540_PRIORITIES], 1, `server SETTINGS: ${JSON.stringify(values)}`);
+  assert.equal(values[Setting.ENABLE_CONNECT_PROTOCOL], 1);
+  await c.send(priority(3, 1, 200));
+  await c.send(priority(1, 0, 1));
+  await served(c, 1);
+  await served(c, 3);
+  assert.ok(!c.frames.some(isType(Type.GOAWAY)), describe(c.frames));
+  c.destroy();
+});
 
 test('connection error: DATA on stream 0 (6.1)', async () => {
   const c = await open();
