@@ -339,7 +339,6 @@ upstream::Call Exchange::make_call(Downstream& down) {
   call.max_body_bytes = ctx_.max_body_bytes;
   call.stream_idle = snap_->config.server.timeouts.idle;
   call.upgrade = websocket_upgrade();
-  call.batched = down.multiplexed();
   return call;
 }
 

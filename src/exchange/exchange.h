@@ -40,8 +40,6 @@ class Downstream : public upstream::RequestSource {
   // the DATA): send_chunk() takes them when the upstream's chunked body ends with some. HTTP/1.1
   // passes a chunked body's trailers on inside it, as they came.
   virtual bool carries_trailers() const { return false; }
-  // Requests come in batches, many exchanges started by one read (HTTP/2's streams).
-  virtual bool multiplexed() const { return false; }
   // The method and status as the client saw them, for the access log and metrics, where the
   // codec translated the exchange's (HTTP/2's extended CONNECT is a GET upgrade inside).
   virtual std::string_view client_method(std::string_view method) const { return method; }

@@ -87,7 +87,6 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   bool secure() const override;
   std::string_view protocol() const override { return "HTTP/2"; }
   bool carries_trailers() const override { return true; }
-  bool multiplexed() const override { return true; }
   std::string_view client_method(std::string_view method) const override {
     return extended_connect_ ? "CONNECT" : method;
   }

@@ -202,8 +202,20 @@ net::Task<bool> Stream::tls_send_rest(std::string_view a, std::string_view b, ui
   co_return co_await tls_write(a, counter) && co_await tls_write(b, counter);
 }
 
+net::Task<std::tuple<boost::system::error_code, size_t>> Stream::read_more(
+    net::asio::mutable_buffer b) {
+  boost::system::error_code ec;
+  const size_t n = socket_.read_some(b, ec);  // the socket is non-blocking
+  std::tuple<boost::system::error_code, size_t> read{ec, n};
+  if (ec == net::asio::error::would_block || ec == net::asio::error::try_again) {
+    read = co_await socket_.async_read_some(net::DrainingBuffer(b), net::use_task);
+  }
+  co_return read;
+}
+
 net::Task<bool> Stream::send_all(const std::vector<net::asio::const_buffer>& bufs,
                                  uint64_t* counter) {
+  sent_ = true;
   if (!ssl_) {
     auto [ec, n] = co_await net::asio::async_write(socket_, bufs, net::use_task);
     if (counter) *counter += n;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "net/asio.h"
+#include "net/draining_read.h"
 #include "net/send.h"
 #include "tls/client_context.h"
 
@@ -40,7 +41,9 @@ class Stream {
         ssl_(std::exchange(o.ssl_, nullptr)),
         server_ctx_(std::move(o.server_ctx_)),
         small_(std::move(o.small_)),
-        joined_left_(std::exchange(o.joined_left_, 0)) {}
+        joined_left_(std::exchange(o.joined_left_, 0)),
+        answers_(o.answers_),
+        sent_(o.sent_) {}
   Stream& operator=(Stream&&) = delete;
   Stream(const Stream&) = delete;
   ~Stream();
@@ -65,17 +68,28 @@ class Stream {
   // After the handshake: the protocol ALPN chose ("h2", "http/1.1"), or empty when none was.
   std::string_view alpn() const;
 
+  // The peer speaks when spoken to, or resets (an upstream): after a send, the next read waits for
+  // epoll without trying first when the read before it emptied the socket (draining_read.h).
+  void expect_answers() { answers_ = true; }
+
   net::Task<std::tuple<boost::system::error_code, size_t>> read_some(net::asio::mutable_buffer b) {
     // Not a coroutine: plain TCP hands back Asio's own operation, as direct as calling it.
-    if (!ssl_) return socket_.async_read_some(b, net::use_task);
-    return tls_read_some(b);
+    if (ssl_) return tls_read_some(b);
+    if (!answers_) return socket_.async_read_some(b, net::use_task);
+    if (std::exchange(sent_, false)) {
+      // An answer (or a reset) to what was sent raises an edge, whatever came before.
+      return socket_.async_read_some(net::DrainingBuffer(b), net::use_task);
+    }
+    return read_more(b);
   }
   // Sends as much of a then b as goes out now; a and b keep what is left. False: broken.
   bool send_now(std::string_view& a, std::string_view& b) {
+    sent_ = true;
     return ssl_ ? tls_send_now(a, b) : net::send_now(socket_, a, b);
   }
   // Sends all of a then b, waiting as needed; adds what was sent to *counter. False: broken.
   net::Task<bool> send_rest(std::string_view a, std::string_view b, uint64_t* counter) {
+    sent_ = true;
     if (!ssl_) return net::send_rest(socket_, a, b, counter);
     return tls_send_rest(a, b, counter);
   }
@@ -104,6 +118,9 @@ class Stream {
   Wait after_error(int ret);  // what SSL_get_error says to do next
   net::Task<std::tuple<boost::system::error_code, size_t>> tls_read_some(
       net::asio::mutable_buffer b);
+  // A read with nothing sent since the last: tried at once (bytes, or an end that came with the
+  // last ones, which raises no new edge), then left to epoll only if the socket is empty.
+  net::Task<std::tuple<boost::system::error_code, size_t>> read_more(net::asio::mutable_buffer b);
   bool tls_send_now(std::string_view& a, std::string_view& b);
   net::Task<bool> tls_send_rest(std::string_view a, std::string_view b, uint64_t* counter);
   bool tls_write_now(std::string_view& s);
@@ -115,6 +132,8 @@ class Stream {
   std::shared_ptr<const tls::ServerContext> server_ctx_;  // outlives the session's callbacks
   std::string small_;       // a short head and body joined into one TLS record
   size_t joined_left_ = 0;  // the tail of small_ that send_now left unsent, for send_rest
+  bool answers_ = false;    // expect_answers()
+  bool sent_ = false;       // something was sent since the last read began
 };
 
 }  // namespace gatehouse::net

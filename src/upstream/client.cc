@@ -58,7 +58,6 @@ bool Client::start(const Call& call) {
   head_request_ = call.head_request;
   http2_ = up_->config().protocol == config::Upstream::Protocol::kHttp2;
   upgrade_ = call.upgrade;
-  batched_ = call.batched;
   upgraded_ = false;
   refused_resends_ = 0;
   body_framing_ = call.body_framing;
@@ -339,6 +338,9 @@ net::Task<bool> Client::connect(RequestSource& from) {
   boost::system::error_code ignored;
   conn_->socket().set_option(net::tcp::no_delay(true), ignored);
   conn_->socket().non_blocking(true, ignored);
+  // HTTP/1.1: every send is a request the upstream answers. (An HTTP/2 connection also sends
+  // what needs no answer, WINDOW_UPDATE and acknowledgements, so its reads keep Asio's way.)
+  if (!http2_) conn_->expect_answers();
   if (up_->config().tls && !co_await handshake(*conn_)) {
     conn_.reset();
     co_return false;
@@ -456,13 +458,6 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
   from.set_deadline(RequestSource::Phase::kResponse, budget(up_->config().response_timeout));
   http::ParseLimits limits{kMaxResponseHead, kMaxResponseHead, 1000};
   size_t scanned = 0;
-  // One of a batch of requests (HTTP/2's streams, started by one read): the first read of the
-  // response waits for the batch's other requests to go out, by which time the response is
-  // more often there. Read at once, it nearly never is: Asio tries every read before it asks
-  // epoll, and a read that finds nothing is a system call for nothing (one per request; HAProxy
-  // makes none). Measured in docs/benchmarks.md: 5% less CPU per request over HTTP/2; over
-  // HTTP/1.1, one request per read, it costs more than it saves, so it is not done there.
-  if (batched_ && !h2_) co_await net::asio::post(ex_, net::asio::use_awaitable_t<net::Executor>{});
   while (true) {
     if (size_t end = http::find_head_end(in_.data(), scanned)) {
       http::ParseError err;

@@ -85,7 +85,6 @@ struct Call {
   uint64_t max_body_bytes = 0;         // a chunked body past this gets 413
   net::Clock::duration stream_idle{};  // the longest pause while a body streams either way
   bool upgrade = false;                // a WebSocket upgrade: a 101 answers it (then upgraded())
-  bool batched = false;  // one of many requests a downstream read started (HTTP/2 streams)
 };
 
 class Client {
@@ -220,7 +219,6 @@ class Client {
   bool reused_ = false;
   bool head_request_ = false;
   bool http2_ = false;     // the upstream speaks HTTP/2
-  bool batched_ = false;   // Call::batched
   bool upgrade_ = false;   // the call asks for a protocol upgrade ...
   bool upgraded_ = false;  // ... and the upstream switched (101)
   http::Framing body_framing_ = http::Framing::kNone;
