@@ -20,11 +20,13 @@ bool reusable(net::Stream& s) {
 
 }  // namespace
 
-std::optional<net::Stream> TargetPool::take_idle(net::Clock::time_point now) {
+std::optional<net::Stream> TargetPool::take_idle(net::Clock::time_point now, bool resendable) {
+  const net::Clock::duration trust =
+      resendable ? net::Clock::duration(kResendableTrust) : net::Clock::duration(kTrustWindow);
   while (!idle_.empty()) {
     Idle idle = std::move(idle_.back());
     idle_.pop_back();
-    if (now - idle.since < kTrustWindow || reusable(idle.stream)) return std::move(idle.stream);
+    if (now - idle.since < trust || reusable(idle.stream)) return std::move(idle.stream);
     idle.stream.drop();
   }
   return std::nullopt;

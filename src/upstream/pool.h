@@ -8,6 +8,13 @@
 // response that did not say "Connection: close" -- is covered by the proxy's one retry of an
 // idempotent request (its body from the replay copy) on a new connection.
 //
+// A request the proxy may resend at once that way (an idempotent method, its body replayable) is
+// trusted longer, kResendableTrust: a connection found dead then costs one resend, where checking
+// costs a system call on every lease past the millisecond, which HTTP/2's bursts made 0.3 per
+// request (connections cycle every millisecond or two). 100 ms stays far below the keep-alive
+// timeouts upstreams close idle connections at (seconds: nginx 75 s, Node 5 s), so the resend stays
+// rare; nginx and HAProxy never peek, and resend the same way.
+//
 // Reuse is LIFO, so under a steady load the oldest idle connections are seldom taken: when the
 // upstream closes them (its keep-alive timeout), they would stay open on this side, in CLOSE_WAIT,
 // until a burst reached them -- a descriptor each, up to max_idle per worker per target. So at
@@ -44,6 +51,7 @@ class Session;
 class TargetPool {
  public:
   static constexpr std::chrono::microseconds kTrustWindow{1000};
+  static constexpr std::chrono::milliseconds kResendableTrust{100};
   static constexpr std::chrono::seconds kSweepInterval{1};
 
   TargetPool(net::tcp::endpoint endpoint, std::string address)
@@ -51,8 +59,9 @@ class TargetPool {
   TargetPool(const TargetPool&) = delete;
   TargetPool& operator=(const TargetPool&) = delete;
 
-  // The most recently used idle connection that is still open, or nullopt.
-  std::optional<net::Stream> take_idle(net::Clock::time_point now);
+  // The most recently used idle connection that is still open, or nullopt. `resendable`: the
+  // request can go again at once on a new connection if this one turns out dead.
+  std::optional<net::Stream> take_idle(net::Clock::time_point now, bool resendable = false);
   // Keeps the connection for reuse if fewer than max_idle are kept (and the pool is not retired);
   // closes it otherwise. At most once every kSweepInterval, also closes the idle connections the
   // upstream closed meanwhile.

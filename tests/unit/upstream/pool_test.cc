@@ -1,5 +1,6 @@
 // TargetPool with real loopback TCP connections: LIFO reuse, the max_idle bound, the liveness
-// check outside kTrustWindow (peer closed, unsolicited bytes), the sweep of idle connections the
+// check outside kTrustWindow, or kResendableTrust for a request that can be resent (peer closed,
+// unsolicited bytes), the sweep of idle connections the
 // peer closed, retirement, and the TLS session kept for resumption.
 #include "upstream/pool.h"
 
@@ -97,6 +98,27 @@ TEST_F(PoolTest, ConnectionThePeerClosedIsTrustedWithinTheWindow) {
   p.server.close();
   ASSERT_TRUE(test::wait_readable(fd));
   EXPECT_TRUE(pool_.take_idle(t0_ + TargetPool::kTrustWindow / 2));
+}
+
+TEST_F(PoolTest, ARequestThatCanBeResentTrustsAConnectionLonger) {
+  // Past the millisecond, a request that could not be resent has the connection checked; one
+  // that can be resent at once (an idempotent method) takes it unchecked for kResendableTrust.
+  TcpPair p = tcp_pair(io_);
+  const int fd = p.client.socket().native_handle();
+  pool_.give_back(std::move(p.client), 4, t0_);
+  p.server.close();
+  ASSERT_TRUE(test::wait_readable(fd));
+  EXPECT_TRUE(pool_.take_idle(t0_ + TargetPool::kResendableTrust / 2, true));
+}
+
+TEST_F(PoolTest, ARequestThatCanBeResentStillHasAnOldConnectionChecked) {
+  TcpPair p = tcp_pair(io_);
+  const int fd = p.client.socket().native_handle();
+  pool_.give_back(std::move(p.client), 4, t0_);
+  p.server.close();
+  ASSERT_TRUE(test::wait_readable(fd));
+  EXPECT_FALSE(pool_.take_idle(t0_ + TargetPool::kResendableTrust + 1ms, true));
+  EXPECT_EQ(pool_.idle_count(), 0u) << "the dead connection was closed";
 }
 
 TEST_F(PoolTest, OnlyDeadConnectionsLeaveNothing) {
