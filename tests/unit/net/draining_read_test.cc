@@ -190,30 +190,36 @@ void stream_read(Pair& p, Stream& s, StreamRead& sr) {
       asio::detached);
 }
 
-// The answer to a request: after the send, the read waits for it without trying first.
-TEST(DrainingRead, AStreamThatExpectsAnswersReadsTheAnswerToASendWithoutATry) {
-  Pair p;
+// The server side as an upstream connection is held: non-blocking, expecting answers.
+Stream answering(Pair& p) {
   Stream s(std::move(p.server));
   s.socket().non_blocking(true);
   s.expect_answers();
-  watched_fd = s.socket().native_handle();
-  std::string_view req = "ping", none;
-  ASSERT_TRUE(s.send_now(req, none));
-  StreamRead first;
-  stream_read(p, s, first);
+  return s;
+}
+
+// Sends `request`, then starts the read of its answer, and runs what is ready without waiting.
+void ask(Pair& p, Stream& s, std::string_view request, StreamRead& answer) {
+  std::string_view none;
+  ASSERT_TRUE(s.send_now(request, none));
+  stream_read(p, s, answer);
   p.io.restart();
   p.io.poll();
+}
+
+// The answer to a request: after the send, the read waits for it without trying first.
+TEST(DrainingRead, AStreamThatExpectsAnswersReadsTheAnswerToASendWithoutATry) {
+  Pair p;
+  Stream s = answering(p);
+  StreamRead first;
+  ask(p, s, "ping", first);
   p.send("pong");
   run_until(p, first.r);
   ASSERT_EQ(first.r.n, 4u);
   const int after_first = recv_calls;
 
-  req = "ping";
-  ASSERT_TRUE(s.send_now(req, none));
   StreamRead second;
-  stream_read(p, s, second);
-  p.io.restart();
-  p.io.poll();
+  ask(p, s, "ping", second);
   EXPECT_FALSE(second.r.done);
   EXPECT_EQ(recv_calls, after_first) << "the answer was tried for before epoll reported it";
   p.send("pong2");
@@ -227,15 +233,9 @@ TEST(DrainingRead, AStreamThatExpectsAnswersReadsTheAnswerToASendWithoutATry) {
 // at once rather than waiting for an edge that will not come.
 TEST(DrainingRead, AStreamSeesAnEndThatCameWithTheLastBytes) {
   Pair p;
-  Stream s(std::move(p.server));
-  s.socket().non_blocking(true);
-  s.expect_answers();
-  std::string_view req = "GET", none;
-  ASSERT_TRUE(s.send_now(req, none));
+  Stream s = answering(p);
   StreamRead first;
-  stream_read(p, s, first);
-  p.io.restart();
-  p.io.poll();
+  ask(p, s, "GET", first);
   std::array<char, 3> got;
   asio::read(p.client, asio::buffer(got));  // the request read: the close is a FIN, not a reset
   p.send("partial");

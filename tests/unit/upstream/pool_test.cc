@@ -25,6 +25,15 @@ class PoolTest : public ::testing::Test {
   // Past the trust window, so that take_idle checks the connection.
   const net::Clock::time_point t0_ = net::Clock::now();
   const net::Clock::time_point later_ = t0_ + TargetPool::kTrustWindow + 1ms;
+
+  // Gives back one connection at t0_, then its peer closes it (the FIN has arrived).
+  void give_back_one_the_peer_closes() {
+    TcpPair p = tcp_pair(io_);
+    const int fd = p.client.socket().native_handle();
+    pool_.give_back(std::move(p.client), 4, t0_);
+    p.server.close();
+    ASSERT_TRUE(test::wait_readable(fd));
+  }
 };
 
 TEST_F(PoolTest, EmptyPoolHasNothingToTake) {
@@ -92,31 +101,19 @@ TEST_F(PoolTest, ConnectionThePeerClosedIsNotHandedOutPastTheTrustWindow) {
 TEST_F(PoolTest, ConnectionThePeerClosedIsTrustedWithinTheWindow) {
   // The documented trade-off: within kTrustWindow there is no check (the proxy's resend of an
   // idempotent request covers it).
-  TcpPair p = tcp_pair(io_);
-  const int fd = p.client.socket().native_handle();
-  pool_.give_back(std::move(p.client), 4, t0_);
-  p.server.close();
-  ASSERT_TRUE(test::wait_readable(fd));
+  give_back_one_the_peer_closes();
   EXPECT_TRUE(pool_.take_idle(t0_ + TargetPool::kTrustWindow / 2));
 }
 
 TEST_F(PoolTest, ARequestThatCanBeResentTrustsAConnectionLonger) {
   // Past the millisecond, a request that could not be resent has the connection checked; one
   // that can be resent at once (an idempotent method) takes it unchecked for kResendableTrust.
-  TcpPair p = tcp_pair(io_);
-  const int fd = p.client.socket().native_handle();
-  pool_.give_back(std::move(p.client), 4, t0_);
-  p.server.close();
-  ASSERT_TRUE(test::wait_readable(fd));
+  give_back_one_the_peer_closes();
   EXPECT_TRUE(pool_.take_idle(t0_ + TargetPool::kResendableTrust / 2, true));
 }
 
 TEST_F(PoolTest, ARequestThatCanBeResentStillHasAnOldConnectionChecked) {
-  TcpPair p = tcp_pair(io_);
-  const int fd = p.client.socket().native_handle();
-  pool_.give_back(std::move(p.client), 4, t0_);
-  p.server.close();
-  ASSERT_TRUE(test::wait_readable(fd));
+  give_back_one_the_peer_closes();
   EXPECT_FALSE(pool_.take_idle(t0_ + TargetPool::kResendableTrust + 1ms, true));
   EXPECT_EQ(pool_.idle_count(), 0u) << "the dead connection was closed";
 }
