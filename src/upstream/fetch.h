@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "http/outgoing_request.h"
 #include "net/asio.h"
 #include "net/stream.h"
 
@@ -31,7 +32,7 @@ struct FetchRequest {
   net::tcp::endpoint endpoint;
   const tls::ClientContext* tls = nullptr;  // null: plain HTTP
   std::string server_name;                  // with tls: SNI and the name the certificate carries
-  std::string head;                         // the whole request head, "GET ... \r\n\r\n"
+  http::OutgoingRequest head;               // the whole request head (no body)
   bool http2 = false;         // over HTTP/2 (h2 by ALPN, or h2c with prior knowledge): upstream/h2/
   bool want_body = false;     // false: the status line is enough
   size_t max_body = 1 << 20;  // a longer body is an error
@@ -75,7 +76,6 @@ class Fetch {
   net::Task<FetchResult> exchange(const FetchRequest& r);
   net::Task<bool> read_more(std::string* why);
   net::Task<std::tuple<boost::system::error_code, size_t>> read_some(net::asio::mutable_buffer b);
-  net::Task<bool> send_rest(std::string_view head);
 
   net::Stream stream_;
   std::shared_ptr<h2::Stream> h2_;  // HTTP/2: the request's stream, on a connection of its own

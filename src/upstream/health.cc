@@ -69,8 +69,11 @@ class Checker final : public HealthChecker {
     req.server_name = h->server_name;
     req.http2 = h->http2;
     req.timeout = h->settings.timeout;
-    req.head = "GET " + h->settings.path + " HTTP/1.1\r\nHost: " + h->address +
-               "\r\nUser-Agent: gatehouse-health-check\r\nConnection: close\r\n\r\n";
+    req.head.start("GET", h->settings.path);
+    req.head.add("Host", h->address);
+    req.head.add("User-Agent", "gatehouse-health-check");
+    req.head.add("Connection", "close");
+    req.head.finish();
     int status = 0;
     if (auto ep = endpoint_of(h->address)) {
       req.endpoint = *ep;

@@ -91,7 +91,7 @@ function startH2Upstream({ secure = null, settings = {} } = {}) {
       stream.on('end', () => send(200, {
         method: headers[':method'], scheme: headers[':scheme'], authority: headers[':authority'],
         path: headers[':path'], rawHeaders, body_bytes: bytes, sha256: hash.digest('hex'), trailers,
-        session: gid, id,
+        sensitive: headers[http2.sensitiveHeaders] ?? [], session: gid, id,
       }));
     };
     const pump = (total) => {
@@ -343,6 +343,35 @@ test('HTTP/2 client -> h2c upstream: request trailers reach the upstream, respon
   } finally {
     s.close();
   }
+});
+
+// Proves the request id, new on every request, is sent as an HPACK literal never indexed (RFC 7541
+// 6.2.3) both ways, and nothing else is: indexed, each id would evict the fields that repeat.
+// Node lists the fields that arrived never indexed under http2.sensitiveHeaders.
+test('HPACK: the request id goes never indexed to the h2 upstream and to the h2 client, the other fields indexable', async () => {
+  const s = http2.connect(`http://127.0.0.1:${gh.port}`);
+  s.on('error', () => {});
+  try {
+    for (let i = 0; i < 3; i++) {
+      const req = s.request({ ':path': `/echo/hpack${i}`, 'x-repeated': 'same every time' });
+      const parts = [];
+      let head;
+      req.on('response', (h) => { head = h; });
+      req.on('data', (d) => parts.push(d));
+      await new Promise((resolve, reject) => { req.on('end', resolve); req.on('error', reject); });
+      assert.equal(head[':status'], 200);
+      assert.deepEqual(head[http2.sensitiveHeaders], ['x-request-id'], 'to the client');
+      const echo = JSON.parse(Buffer.concat(parts));
+      assert.deepEqual(echo.sensitive, ['x-request-id'], 'to the upstream');
+      assert.deepEqual(fieldsOf(echo.rawHeaders, 'x-request-id'), [head['x-request-id']]);
+      assert.deepEqual(fieldsOf(echo.rawHeaders, 'x-repeated'), ['same every time']);
+    }
+  } finally {
+    s.close();
+  }
+  // From an HTTP/1.1 client too.
+  const echo = jsonOf(await h1('/echo/hpack-h1'));
+  assert.deepEqual(echo.sensitive, ['x-request-id']);
 });
 
 // --- multiplexing

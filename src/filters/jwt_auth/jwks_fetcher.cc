@@ -100,9 +100,12 @@ class Fetcher final : public Background {
     req.endpoint = *endpoints.begin();
     req.tls = https ? tls_.get() : nullptr;
     req.server_name = url->host;
-    req.head =
-        "GET " + url->path + " HTTP/1.1\r\nHost: " + host +
-        "\r\nAccept: application/json\r\nUser-Agent: gatehouse-jwks\r\nConnection: close\r\n\r\n";
+    req.head.start("GET", url->path);
+    req.head.add("Host", host);
+    req.head.add("Accept", "application/json");
+    req.head.add("User-Agent", "gatehouse-jwks");
+    req.head.add("Connection", "close");
+    req.head.finish();
     req.want_body = true;
     req.max_body = kMaxJwksBytes;
     req.timeout = kFetchTimeout;

@@ -3,16 +3,17 @@
 // states and the checks of a response's fields); this is the glue between it, the socket and
 // the callers.
 //
-// A Stream speaks HTTP/1.1 bytes to its caller, as a net::Stream does: the request goes in as an
-// HTTP/1.1 head and body (send_now, send_rest), the response comes out as an HTTP/1.1 head and
-// body (read_some), which the caller parses with the same strict parser as an HTTP/1.1
+// A Stream takes the request as an HTTP/1.1 connection would, nearly: the head the gateway wrote
+// (http::OutgoingRequest, whose fields it reads without parsing the text) and the body's bytes in
+// the framing the head declares (send_now, send_rest); the response comes out as an HTTP/1.1
+// head and body (read_some), which the caller parses with the same strict parser as an HTTP/1.1
 // upstream's. So upstream::Client (and upstream::Fetch, for health checks) keep one request life
 // for both protocols: retries, deadlines, breakers, the relay of the body. The translation, both
 // ways (RFC 9113 8.2 and 8.3):
 // - request: :method, :scheme (of the upstream's connection), :authority from Host, :path from
 //   the request target; the connection-specific fields dropped (8.2.2); Cookie split into one
-//   field per cookie (8.2.3); a chunked body de-chunked into DATA, its trailers a trailing
-//   HEADERS.
+//   field per cookie (8.2.3); the request id never indexed (http/h2_fields.h); a chunked body
+//   de-chunked into DATA, its trailers a trailing HEADERS.
 // - response: a status line from :status, its fields as they came (nghttp2 has refused upper
 //   case, connection-specific fields and bad values); a body without Content-Length framed
 //   chunked, its trailers in the last chunk.
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "http/chunked.h"
+#include "http/outgoing_request.h"
 #include "net/asio.h"
 #include "net/stream.h"
 
@@ -104,13 +106,15 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
-  // --- the caller's side: HTTP/1.1 bytes, as with net::Stream
-  // Takes as much of a (the whole request head, on the first call) then b (the body, in the
-  // framing the head declares) as it can buffer now; a and b keep what is left. False: the
-  // stream failed.
-  bool send_now(std::string_view& a, std::string_view& b);
-  // All of a then b, waiting for room as the upstream's windows open.
-  net::Task<bool> send_rest(std::string_view a, std::string_view b, uint64_t* counter);
+  // --- the caller's side: the request head, then HTTP/1.1 bytes, as with net::Stream
+  // Sends the request head (once; views into it need not outlive the call). False: the stream
+  // failed, or the connection took no new stream (refused(): send it elsewhere).
+  bool submit(const http::OutgoingRequest& head);
+  // Takes as much of b (the body, in the framing the head declares) as it can buffer now; b
+  // keeps what is left. False: the stream failed.
+  bool send_now(std::string_view& b);
+  // All of b, waiting for room as the upstream's windows open.
+  net::Task<bool> send_rest(std::string_view b);
   // The response, as HTTP/1.1 bytes: at the end of the response, eof; a reset or a lost
   // connection, connection_reset.
   net::Task<std::tuple<boost::system::error_code, size_t>> read_some(net::asio::mutable_buffer b);
@@ -133,7 +137,6 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   void send_trailers();
 
  private:
-  bool submit(std::string_view head);  // the request's HEADERS
   void take_body(std::string_view& b);
   void end_response();
   void wake() { wait_.cancel(); }

@@ -5,18 +5,18 @@
 #include <cstring>
 
 #include "http/h2_fields.h"
-#include "http/parser.h"
 #include "http/proxy_headers.h"
 #include "upstream/h2/session.h"
 
 namespace gatehouse::upstream::h2 {
+
+using namespace std::string_view_literals;
 namespace {
 
 // A request body waits here for the upstream's windows: past this, the caller waits too (and
 // with it the client's read).
 constexpr size_t kOutHighWater = 64 * 1024;
-// The request head as the caller wrote it (upstream::Client builds it within the server's header
-// limits) and the trailers a chunked request body may carry.
+// The trailers a chunked request body may carry.
 constexpr size_t kMaxHead = 256 * 1024;
 
 }  // namespace
@@ -34,55 +34,54 @@ Stream::~Stream() {
 
 // --- the request ------------------------------------------------------------------------------
 
-bool Stream::send_now(std::string_view& a, std::string_view& b) {
+bool Stream::send_now(std::string_view& b) {
   if (failed_) return false;
-  if (id_ == 0) {
-    if (!submit(a)) return false;
-    a = {};
-  }
   if (!b.empty() && !out_ended_ && out_.size() - out_at_ < kOutHighWater) take_body(b);
   return !failed_;
 }
 
-net::Task<bool> Stream::send_rest(std::string_view a, std::string_view b, uint64_t*) {
-  bool ok = send_now(a, b);
-  while (ok && !(a.empty() && b.empty())) {
+net::Task<bool> Stream::send_rest(std::string_view b) {
+  bool ok = send_now(b);
+  while (ok && !b.empty()) {
     co_await wait();
-    ok = send_now(a, b);
+    ok = send_now(b);
   }
   co_return ok;
 }
 
-// The request head, parsed again (the caller wrote it: it parses), as HEADERS.
-bool Stream::submit(std::string_view head) {
-  http::RequestHead req;
-  http::ParseError err;
-  http::ParseLimits limits{kMaxHead, kMaxHead, 10'000};
-  if (http::parse_request_head(head, limits, &req, &err) != http::ParseStatus::kComplete) {
-    failed_ = true;
-    return false;
-  }
-  head_request_ = req.method == "HEAD";
-  framing_ = req.framing;
-  body_left_ = req.content_length;
+// The request head's fields as HEADERS (RFC 9113 8.3.1): the pseudo-header fields first, Host as
+// :authority; the connection-specific fields (8.2.2) dropped, but for "TE: trailers"; each cookie
+// a field of its own (8.2.3), so that HPACK indexes them one by one.
+bool Stream::submit(const http::OutgoingRequest& head) {
+  if (failed_ || id_ != 0) return !failed_;
+  head_request_ = head.method() == "HEAD";
+  framing_ = head.framing();
+  body_left_ = head.content_length();
   if (framing_ == http::Framing::kChunked) chunked_.keep_trailers(kMaxHead);
   out_ended_ = framing_ == http::Framing::kNone ||
                (framing_ == http::Framing::kContentLength && body_left_ == 0);
 
+  std::string_view authority;
+  for (size_t i = 0; i < head.fields(); ++i) {
+    auto f = head.field(i);
+    if (http::field_is(f.name, "host")) {
+      authority = f.value;
+      break;
+    }
+  }
   http::FieldBlock block(0);
-  block.add(":method", req.method);
+  block.add(":method", head.method());
   block.add(":scheme", session_->conn_.tls() ? "https" : "http");
-  block.add(":authority", req.host);
-  block.add(":path", req.target);
-  for (const auto& h : req.headers) {
-    if (h.hop_by_hop || h.id == http::HeaderId::kHost || h.id == http::HeaderId::kTransferEncoding)
+  block.add(":authority", authority);
+  block.add(":path", head.target());
+  for (size_t i = 0; i < head.fields(); ++i) {
+    auto f = head.field(i);
+    if (http::field_is(f.name, "host")) continue;
+    if (http::h2_connection_specific(f.name) &&
+        !(http::field_is(f.name, "te") && http::iequals(f.value, "trailers")))
       continue;
-    if (http::h2_connection_specific(h.name) &&
-        !(http::iequals(h.name, "te") && http::iequals(h.value, "trailers")))
-      continue;
-    if (http::iequals(h.name, "cookie")) {
-      // RFC 9113 8.2.3: one field per cookie, so that HPACK indexes them one by one.
-      std::string_view rest = h.value;
+    if (http::field_is(f.name, "cookie")) {
+      std::string_view rest = f.value;
       while (!rest.empty()) {
         size_t semi = rest.find(';');
         std::string_view one = http::trim_ows(rest.substr(0, semi));
@@ -91,7 +90,7 @@ bool Stream::submit(std::string_view head) {
       }
       continue;
     }
-    block.add(h.name, h.value);
+    block.add(f.name, f.value, f.unique);
   }
   const auto& nv = block.nv();
   nghttp2_data_provider body;
@@ -163,20 +162,20 @@ void Stream::send_trailers() { http::submit_trailers(session_->session(), id_, t
 
 void Stream::field(std::string_view name, std::string_view value) {
   if (!in_head_) {  // the trailers
-    trailers_in_.append(name).append(": ").append(value).append("\r\n");
+    trailers_in_.append(name).append(": "sv).append(value).append("\r\n"sv);
     return;
   }
   if (name == ":status") {
     status_ = 0;
     for (char c : value) status_ = status_ * 10 + (c - '0');  // nghttp2 checked: three digits
-    in_.append("HTTP/1.1 ").append(value).append(" ").append(http::reason_phrase(status_));
-    in_.append("\r\n");
+    in_.append("HTTP/1.1 "sv).append(value).append(" "sv).append(http::reason_phrase(status_));
+    in_.append("\r\n"sv);
     has_length_ = false;
     return;
   }
   if (name[0] == ':') return;
   if (name == "content-length") has_length_ = true;
-  in_.append(name).append(": ").append(value).append("\r\n");
+  in_.append(name).append(": "sv).append(value).append("\r\n"sv);
 }
 
 // A response head ended (a 1xx, or the final one), or the stream did (its trailers, or the last
@@ -184,7 +183,7 @@ void Stream::field(std::string_view name, std::string_view value) {
 void Stream::head_end(bool ended) {
   if (in_head_ && status_ != 0) {
     if (status_ >= 100 && status_ < 200) {
-      in_.append("\r\n");  // an interim head; the final one follows
+      in_.append("\r\n"sv);  // an interim head; the final one follows
       status_ = 0;
       wake();
       return;
@@ -198,7 +197,7 @@ void Stream::head_end(bool ended) {
       chunked_in_ = !ended;
       in_.append(ended ? "content-length: 0\r\n" : "transfer-encoding: chunked\r\n");
     }
-    in_.append("\r\n");
+    in_.append("\r\n"sv);
   }
   if (ended) end_response();
   wake();
@@ -221,7 +220,7 @@ void Stream::data(std::string_view bytes) {
 void Stream::end_response() {
   if (ended_) return;
   ended_ = true;
-  if (chunked_in_) in_.append("0\r\n").append(trailers_in_).append("\r\n");
+  if (chunked_in_) in_.append("0\r\n"sv).append(trailers_in_).append("\r\n"sv);
 }
 
 net::Task<std::tuple<boost::system::error_code, size_t>> Stream::read_some(

@@ -18,6 +18,10 @@ struct Built {
   std::string start_line;
   std::vector<std::pair<std::string, std::string>> fields;
   std::string body;  // whatever follows the empty line
+  // An upstream request's: the names of its unique fields, and the body's framing.
+  std::vector<std::string> unique;
+  Framing framing = Framing::kNone;
+  uint64_t content_length = 0;
 
   // Values of every field with this name (case-insensitive), in order.
   std::vector<std::string> all(std::string_view name) const {
@@ -102,10 +106,23 @@ ForwardInfo default_info() {
 }
 
 Built upstream(const RequestHead& req, const ForwardInfo& info) {
-  std::string out;
+  OutgoingRequest out;
   build_upstream_request(req, info, &out);
-  EXPECT_EQ(out.substr(out.size() - 4), "\r\n\r\n");
-  return split(out);
+  std::string text(out.text());
+  EXPECT_EQ(text.substr(text.size() - 4), "\r\n\r\n");
+  Built b = split(text);
+  // What an HTTP/2 stream takes instead of the text says the same.
+  EXPECT_EQ(std::string(out.method()) + " " + std::string(out.target()) + " HTTP/1.1",
+            b.start_line);
+  EXPECT_EQ(out.fields(), b.fields.size());
+  for (size_t i = 0; i < out.fields() && i < b.fields.size(); ++i) {
+    EXPECT_EQ(out.field(i).name, b.fields[i].first);
+    EXPECT_EQ(out.field(i).value, b.fields[i].second);
+    if (out.field(i).unique) b.unique.emplace_back(out.field(i).name);
+  }
+  b.framing = out.framing();
+  b.content_length = out.content_length();
+  return b;
 }
 
 TEST(UpstreamRequestTest, RequestLineUsesRewrittenTargetAndHttp11) {
@@ -206,6 +223,7 @@ TEST(UpstreamRequestTest, SetsRequestIdAndDropsTheClientsOne) {
   info.request_id = "generated-42";
   auto b = upstream(r->head, info);
   EXPECT_EQ(b.one("x-request-id"), "generated-42");
+  EXPECT_EQ(b.unique, std::vector<std::string>{"x-request-id"}) << "only the request id";
 
   info.request_id_header = "x-trace";
   auto r2 = parse_req("GET / HTTP/1.1\r\nHost: example.com\r\nX-Trace: forged\r\n\r\n");
@@ -219,11 +237,25 @@ TEST(UpstreamRequestTest, BodyFraming) {
   auto b = upstream(chunked->head, default_info());
   EXPECT_EQ(b.one("transfer-encoding"), "chunked");
   EXPECT_FALSE(b.has("content-length"));
+  EXPECT_EQ(b.framing, Framing::kChunked);
 
   auto sized = parse_req("POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 11\r\n\r\n");
   auto s = upstream(sized->head, default_info());
   EXPECT_EQ(s.one("content-length"), "11");
   EXPECT_FALSE(s.has("transfer-encoding"));
+  EXPECT_EQ(s.framing, Framing::kContentLength);
+  EXPECT_EQ(s.content_length, 11u);
+
+  auto info = default_info();
+  info.body_rechunked = true;  // a filter rewrites the body: its length is not known
+  auto rechunked = upstream(sized->head, info);
+  EXPECT_FALSE(rechunked.has("content-length"));
+  EXPECT_EQ(rechunked.one("transfer-encoding"), "chunked");
+  EXPECT_EQ(rechunked.framing, Framing::kChunked);
+
+  auto none = upstream(parse_req("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")->head, info);
+  EXPECT_FALSE(none.has("transfer-encoding"));
+  EXPECT_EQ(none.framing, Framing::kNone);
 }
 
 TEST(UpstreamRequestTest, KeepsContentLengthNamedInConnection) {

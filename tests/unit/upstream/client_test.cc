@@ -170,11 +170,16 @@ class ClientTest : public ::testing::Test {
       out->code = c.error().code;
       return false;
     }
-    std::string& head = c.head();
-    head = r.method + " " + r.path + " HTTP/1.1\r\nHost: test\r\n";
-    if (r.idempotency_key) head += "Idempotency-Key: k-1\r\n";
-    if (has_body) head += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
-    head += "\r\n";
+    auto& head = c.head();
+    head.start(r.method, r.path);
+    head.add("Host", "test");
+    if (r.idempotency_key) head.add("Idempotency-Key", "k-1");
+    const std::string length = std::to_string(r.body.size());
+    if (has_body) {
+      head.add("Content-Length", length);
+      head.set_body(http::Framing::kContentLength, r.body.size());
+    }
+    head.finish();
     return true;
   }
 

@@ -16,7 +16,9 @@ namespace {
 FetchRequest get(uint16_t port, std::chrono::milliseconds timeout) {
   FetchRequest r;
   r.endpoint = net::tcp::endpoint(net::asio::ip::address_v4::loopback(), port);
-  r.head = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  r.head.start("GET", "/");
+  r.head.add("Host", "x");
+  r.head.finish();
   r.want_body = true;
   r.timeout = timeout;
   return r;
