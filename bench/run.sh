@@ -265,17 +265,19 @@ wait_ready() {
   die "$name did not answer 200 with a $BODY_BYTES-byte body on 127.0.0.1:$port within ${READY_TIMEOUT}s (last: '${got:-none}')"
 }
 
-# utime+stime (clock ticks) summed over the given PIDs; /proc/PID/stat covers all threads.
+# utime+stime, then stime alone (clock ticks), summed over the given PIDs; /proc/PID/stat covers
+# all threads.
 cpu_ticks() {
-  local total=0 pid rest f
+  local total=0 sys=0 pid rest f
   for pid in "$@"; do
     [[ -r /proc/$pid/stat ]] || die "process $pid is gone"
     rest=$(</proc/"$pid"/stat)
     rest=${rest##*) }           # drop "pid (comm) "; comm may contain spaces
     read -r -a f <<<"$rest"     # f[0]=state ... f[11]=utime f[12]=stime
     total=$((total + f[11] + f[12]))
+    sys=$((sys + f[12]))
   done
-  echo "$total"
+  echo "$total $sys"
 }
 
 # Connections the backend has accepted so far (nginx stub_status), minus this query's own.
@@ -836,17 +838,19 @@ for ((r = 1; r <= ROUNDS; r++)); do
     out="$TMP/wrk-$r-$p.txt"
     a0=$(backend_accepts)
     # shellcheck disable=SC2086
-    t0=$(cpu_ticks ${PROC_PIDS[$p]})
+    read -r t0 s0 < <(cpu_ticks ${PROC_PIDS[$p]})
+    # shellcheck disable=SC2086
+    idle0=$(idle_waits ${PROC_PIDS[$p]})
     if [[ -n $CPU_LIMIT ]]; then
       read -r periods0 throttled0 < <(throttle_stat "${CGROUP_OF[$p]}")
-      # shellcheck disable=SC2086
-      idle0=$(idle_waits ${PROC_PIDS[$p]})
     fi
     run_wrk "${PORT[$p]}" "$DURATION" $((DUR_S + 30)) "$out" "$p"
     # shellcheck disable=SC2086
     [[ $p == gatehouse-logged ]] && curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$GHL_ADMIN_PORT/metrics"
     # shellcheck disable=SC2086
-    t1=$(cpu_ticks ${PROC_PIDS[$p]})
+    read -r t1 s1 < <(cpu_ticks ${PROC_PIDS[$p]})
+    # shellcheck disable=SC2086
+    idle1=$(idle_waits ${PROC_PIDS[$p]})
     a1=$(backend_accepts)
     newconns="?"
     [[ $a0 != "?" && $a1 != "?" ]] && newconns=$((a1 - a0 - 1))
@@ -858,15 +862,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
     p99=$(to_ms "$p99raw")
     cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$reqs" \
       'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "nan" }')
-    notes=""
+    # The kernel's share of that CPU, and how often the proxy ran out of work and slept (per 1000
+    # requests: fewer sleeps, bigger batches of work per wakeup).
+    notes=$(awk -v t=$((t1 - t0)) -v s=$((s1 - s0)) -v i=$((idle1 - idle0)) -v n="$reqs" \
+      'BEGIN { printf "sys %.0f%%, idle %.1f/kreq ", t ? 100 * s / t : 0, n ? 1000 * i / n : 0 }')
     if [[ -n $CPU_LIMIT ]]; then
-      # Under the quota: how often the proxy used all of it, and how often it ran out of work
-      # first and slept (per 1000 requests).
+      # Under the quota: how often the proxy used all of it.
       read -r periods1 throttled1 < <(throttle_stat "${CGROUP_OF[$p]}")
-      # shellcheck disable=SC2086
-      idle1=$(idle_waits ${PROC_PIDS[$p]})
-      notes+=$(awk -v p=$((periods1 - periods0)) -v t=$((throttled1 - throttled0)) -v i=$((idle1 - idle0)) -v n="$reqs" \
-        'BEGIN { printf "throttled %.0f%% of periods, idle %.1f/kreq ", p ? 100 * t / p : 0, n ? 1000 * i / n : 0 }')
+      notes+=$(awk -v p=$((periods1 - periods0)) -v t=$((throttled1 - throttled0)) \
+        'BEGIN { printf "throttled %.0f%% of periods ", p ? 100 * t / p : 0 }')
     fi
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' "$out")
     sockerr=$(awk '/Socket errors:/ { sub(/^ *Socket errors: */, ""); print; exit }' "$out")

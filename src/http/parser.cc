@@ -35,8 +35,10 @@ ParseError fail(int status, std::string_view code, std::string_view message) {
   return ParseError{status, code, message};
 }
 
-// Classifies a header name once, by length first, so most names cost one comparison.
-HeaderId classify(std::string_view n, bool* hop) {
+}  // namespace
+
+// By length first, so most names cost one comparison.
+HeaderId classify_field(std::string_view n, bool* hop) {
   *hop = false;
   auto is = [&](std::string_view k) { return iequals(n, k); };
   switch (n.size()) {
@@ -79,6 +81,8 @@ HeaderId classify(std::string_view n, bool* hop) {
   }
   return HeaderId::kOther;
 }
+
+namespace {
 
 // Calls f(token) for each element of a comma-separated list, skipping empty elements.
 template <class F>
@@ -172,7 +176,7 @@ bool parse_fields(LineReader& lines, const ParseLimits& limits, bool request, Me
     Header h;
     h.name = line.substr(0, colon);
     h.value = trim_ows(value);
-    h.id = classify(h.name, &h.hop_by_hop);
+    h.id = classify_field(h.name, &h.hop_by_hop);
     head->headers.push_back(h);
   }
   head->head_bytes = lines.pos();

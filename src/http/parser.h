@@ -43,6 +43,11 @@ ParseStatus parse_response_head(std::string_view data, const ParseLimits& limits
 // False, with *err filled, when it is malformed. Health checks read only this much.
 bool parse_status_line(std::string_view line, ResponseHead* out, ParseError* err);
 
+// What a field name is to the proxy (the id of one it acts on, else kOther), and whether the field
+// is hop-by-hop by its name alone (RFC 9110 7.6.1). The parser classifies each field with it; so
+// do heads built from fields that came another way (HTTP/2's, upstream/h2/).
+HeaderId classify_field(std::string_view name, bool* hop_by_hop);
+
 // Character classes of RFC 9110 section 5.6.2.
 bool is_tchar(unsigned char c);
 bool is_token(std::string_view s);

@@ -10,7 +10,8 @@
 namespace gatehouse::upstream {
 namespace {
 
-constexpr size_t kMaxResponseHead = 64 * 1024;  // response heads larger than this are refused
+// Response heads past this are refused: bytes (as HTTP/1.1 carries them), fields.
+constexpr http::ParseLimits kResponseLimits{64 * 1024, 64 * 1024, 1000};
 // Streams an HTTP/2 upstream refused, sent again at once per call (then: the retry policy).
 constexpr uint32_t kMaxRefusedResends = 2;
 bool idempotent(std::string_view m) {
@@ -378,7 +379,7 @@ net::Task<bool> Client::open_stream(RequestSource& from) {
       pool_->add_session(session);
     }
   }
-  if (ok) h2_ = session->open_stream();
+  if (ok) h2_ = session->open_stream(kResponseLimits);
   co_return ok;
 }
 
@@ -457,16 +458,22 @@ net::Task<Client::Sent> Client::send_request(RequestSource& from) {
   co_return Sent::kOk;
 }
 
-// Reads the response head into in_, skipping 1xx interim responses. kResponse with the head in
-// resp_; else the failure is recorded (or a retry asked for through retry_reason_).
+// Reads the response head (HTTP/1.1: parsed from in_; HTTP/2: the stream's), past 1xx interim
+// responses. kResponse with the head in resp_; else the failure is recorded (or a retry asked for
+// through retry_reason_).
 net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
   from.set_deadline(RequestSource::Phase::kResponse, budget(up_->config().response_timeout));
-  http::ParseLimits limits{kMaxResponseHead, kMaxResponseHead, 1000};
   size_t scanned = 0;
   while (true) {
-    if (size_t end = http::find_head_end(in_.data(), scanned)) {
+    size_t end = 0;  // HTTP/1.1: the head's length in in_
+    bool have = false, too_large = false;
+    if (h2_) {
+      const auto got = co_await h2_->read_head(&resp_);
+      have = got == h2::Stream::Head::kOk;
+      too_large = got == h2::Stream::Head::kTooLarge;
+    } else if ((end = http::find_head_end(in_.data(), scanned))) {
       http::ParseError err;
-      if (http::parse_response_head(in_.data().substr(0, end), limits,
+      if (http::parse_response_head(in_.data().substr(0, end), kResponseLimits,
                                     head_request_ ? "HEAD" : "GET", &resp_,
                                     &err) != http::ParseStatus::kComplete) {
         upstream_done(observe::UpstreamOutcome::kReset);
@@ -474,6 +481,19 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
                       "sent an invalid response: " + std::string(err.message));
         co_return Outcome::kFailed;
       }
+      have = true;
+    } else {
+      scanned = in_.size();
+      too_large = in_.size() >= kResponseLimits.max_head_bytes;
+    }
+    if (too_large) {
+      upstream_done(observe::UpstreamOutcome::kReset);
+      fail_upstream(502, "upstream_bad_response",
+                    "sent a response head over " + std::to_string(kResponseLimits.max_head_bytes) +
+                        " bytes or " + std::to_string(kResponseLimits.max_headers) + " fields");
+      co_return Outcome::kFailed;
+    }
+    if (have) {
       if (resp_.status >= 100 && resp_.status < 200 && resp_.status != 101) {
         // Interim responses come before the final one (RFC 9112 6.3: a 1xx ends with its head).
         // A proxy forwards them (RFC 9110 15.2), and the downstream does (103 Early Hints), but
@@ -504,45 +524,44 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
       resp_head_len_ = end;
       co_return Outcome::kResponse;
     }
-    scanned = in_.size();
-    if (in_.size() >= kMaxResponseHead) {
-      upstream_done(observe::UpstreamOutcome::kReset);
-      fail_upstream(502, "upstream_bad_response",
-                    "sent a response head over " + std::to_string(kMaxResponseHead) + " bytes");
-      co_return Outcome::kFailed;
+    if (!h2_) {
+      auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer + net::kReadChunk);
+      auto [ec, n] = co_await conn_->read_some(net::asio::buffer(ptr, room));
+      if (!ec && n > 0) {
+        in_.commit(n);
+        continue;
+      }
     }
-    auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer + net::kReadChunk);
-    auto [ec, n] = co_await wire_read(net::asio::buffer(ptr, room));
-    if (!ec && n > 0) {
-      in_.commit(n);
-      continue;
-    }
-    // A pooled connection that the upstream closed as we sent, or a stream it refused: the
-    // request goes again at once.
-    const bool refused = h2_ && h2_->refused();
-    if (!timed_out_ && in_.empty() && (may_resend_at_once() || may_resend_refused())) {
-      if (refused) ++refused_resends_;
-      co_return Outcome::kResendAtOnce;
-    }
-    if (refused && !timed_out_) {
-      fail_refused();
-      co_return Outcome::kFailed;
-    }
-    upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout
-                             : observe::UpstreamOutcome::kReset);
-    if (timed_out_) {
-      retry_reason_ = RetryReason::kTimeout;
-      fail(504, "upstream_timeout",
-           up_->name() + " did not answer within " + timeout_text(up_->config().response_timeout));
-    } else if (in_.empty()) {
-      retry_reason_ = RetryReason::kReset;
-      fail_upstream(502, "upstream_reset", "closed the connection without answering");
-    } else {
-      fail_upstream(502, "upstream_bad_response",
-                    "closed the connection in the middle of the response head");
-    }
-    co_return Outcome::kFailed;
+    co_return no_response_head();
   }
+}
+
+// The connection closed (or the stream failed) before a whole response head came.
+Client::Outcome Client::no_response_head() {
+  // A pooled connection that the upstream closed as we sent, or a stream it refused: the request
+  // goes again at once.
+  const bool refused = h2_ && h2_->refused();
+  if (!timed_out_ && in_.empty() && (may_resend_at_once() || may_resend_refused())) {
+    if (refused) ++refused_resends_;
+    return Outcome::kResendAtOnce;
+  }
+  if (refused && !timed_out_) {
+    fail_refused();
+    return Outcome::kFailed;
+  }
+  upstream_done(timed_out_ ? observe::UpstreamOutcome::kTimeout : observe::UpstreamOutcome::kReset);
+  if (timed_out_) {
+    retry_reason_ = RetryReason::kTimeout;
+    fail(504, "upstream_timeout",
+         up_->name() + " did not answer within " + timeout_text(up_->config().response_timeout));
+  } else if (in_.empty()) {
+    retry_reason_ = RetryReason::kReset;
+    fail_upstream(502, "upstream_reset", "closed the connection without answering");
+  } else {
+    fail_upstream(502, "upstream_bad_response",
+                  "closed the connection in the middle of the response head");
+  }
+  return Outcome::kFailed;
 }
 
 // --- the response body -----------------------------------------------------------------------

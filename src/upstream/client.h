@@ -197,6 +197,7 @@ class Client {
   net::Task<std::tuple<boost::system::error_code, size_t>> wire_read(net::asio::mutable_buffer b);
   void drop_wire();  // the connection closed, or the stream cancelled
   net::Task<Outcome> read_response_head(RequestSource& from);
+  Outcome no_response_head();
   std::string timeout_text(config::Duration own) const;
 
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});

@@ -11,7 +11,8 @@
 namespace gatehouse::upstream {
 namespace {
 
-constexpr size_t kMaxHead = 64 * 1024;
+// A response head past this is refused: bytes (as HTTP/1.1 carries them), fields.
+constexpr http::ParseLimits kHeadLimits{64 * 1024, 64 * 1024, 1000};
 
 }  // namespace
 
@@ -90,7 +91,7 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
       co_return out;
     }
     auto ex = stream_.socket().get_executor();
-    h2_ = h2::Session::start(ex, std::move(stream_))->open_stream();
+    h2_ = h2::Session::start(ex, std::move(stream_))->open_stream(kHeadLimits);
   }
   bool sent = true;
   if (h2_) {
@@ -109,11 +110,19 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
   http::ResponseHead resp;
   size_t end = 0, scanned = 0;
   while (true) {
+    if (h2_) {
+      const auto got = co_await h2_->read_head(&resp);
+      if (got == h2::Stream::Head::kOk && resp.status >= 100 && resp.status < 200) continue;
+      if (got == h2::Stream::Head::kOk) break;
+      out.error = got == h2::Stream::Head::kTooLarge ? "response head too large"
+                  : cancelled_                       ? "timed out"
+                                                     : "the stream failed before a response";
+      co_return out;
+    }
     end = http::find_head_end(in_, scanned);
     if (end) {
       http::ParseError err;
-      http::ParseLimits limits{kMaxHead, kMaxHead, 1000};
-      if (http::parse_response_head(std::string_view(in_).substr(0, end), limits, "GET", &resp,
+      if (http::parse_response_head(std::string_view(in_).substr(0, end), kHeadLimits, "GET", &resp,
                                     &err) != http::ParseStatus::kComplete) {
         out.error = "invalid response: " + std::string(err.message);
         co_return out;
@@ -126,7 +135,7 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
       break;
     }
     scanned = in_.size();
-    if (in_.size() > kMaxHead) {
+    if (in_.size() > kHeadLimits.max_head_bytes) {
       out.error = "response head too large";
       co_return out;
     }

@@ -42,6 +42,7 @@ const KEY = 'h2up-key-0123456789';
 //   /stream/BYTES     BYTES bytes without a length, as fast as flow control lets (state.written)
 //   /endless          the same, until the stream ends
 //   /healthz          state.health (checks from the gateway are counted in state.checks)
+//   /big-head?fields=N or ?bytes=N  a response head of N extra fields, or of N bytes more
 // state.sessions counts connections; state.maxOpen is the most streams ever open at once on one.
 function startH2Upstream({ secure = null, settings = {} } = {}) {
   const state = {
@@ -52,7 +53,9 @@ function startH2Upstream({ secure = null, settings = {} } = {}) {
     held: [],      // /hold streams: { session, id, tag, answer }
     resets: [],    // /reset-mid streams' resets
   };
-  const server = secure ? http2.createSecureServer({ ...secure, settings }) : http2.createServer({ settings });
+  // maxSendHeaderBlockLength: room for /big-head's (nghttp2 bounds a block by its plain size).
+  const options = { settings, maxSendHeaderBlockLength: 256 * 1024 };
+  const server = secure ? http2.createSecureServer({ ...secure, ...options }) : http2.createServer(options);
   const sessions = new Map();  // gid -> ServerHttp2Session
   server.on('session', (session) => {
     session.gid = ++state.sessions;
@@ -150,6 +153,15 @@ function startH2Upstream({ secure = null, settings = {} } = {}) {
     } else if (p === '/endless') {
       stream.resume();
       pump(Infinity);
+    } else if (p === '/big-head') {
+      // ?fields=N small fields, or ?bytes=N in three fields.
+      stream.resume();
+      const fields = {};
+      for (let i = 0; i < Number(url.searchParams.get('fields') || 0); i++) fields[`x-f${i}`] = 'v';
+      const bytes = Number(url.searchParams.get('bytes') || 0);
+      for (let i = 0; i < 3 && bytes; i++) fields[`x-big${i}`] = 'a'.repeat(Math.ceil(bytes / 3));
+      stream.respond({ ':status': 200, 'content-length': 2, ...fields });
+      stream.end('ok');
     } else {
       echo();
     }
@@ -372,6 +384,25 @@ test('HPACK: the request id goes never indexed to the h2 upstream and to the h2 
   // From an HTTP/1.1 client too.
   const echo = jsonOf(await h1('/echo/hpack-h1'));
   assert.deepEqual(echo.sensitive, ['x-request-id']);
+});
+
+// Proves the HTTP/2 response head is held to the same limits as an HTTP/1.1 one (1000 fields,
+// 64 KiB), as its fields arrive: past them, 502 and the stream reset, the connection serving on.
+test('a response head past 1000 fields or 64 KiB: 502 upstream_bad_response, the stream cancelled', async () => {
+  const within = await h1('/big-head?fields=990');
+  assert.equal(within.status, 200, 'up to the limit it passes');
+  assert.equal(within.headers['x-f989'], 'v');
+  for (const query of ['fields=1001', 'bytes=70000']) {
+    const closes = main.state.closes.length;
+    const r = await h1(`/big-head?${query}`);
+    assert.equal(r.status, 502, query);
+    const body = jsonOf(r);
+    assert.equal(body.error, 'upstream_bad_response');
+    assert.match(body.message, /response head over 65536 bytes or 1000 fields/);
+    await waitFor(() => main.state.closes.length > closes, 5000, 'the stream to close');
+  }
+  const after = await h1('/echo/after-big-head');
+  assert.equal(after.status, 200, 'the connection serves on');
 });
 
 // --- multiplexing

@@ -119,8 +119,8 @@ bool Session::has_room() const {
   return streams_.size() < limit;
 }
 
-std::shared_ptr<Stream> Session::open_stream() {
-  return std::make_shared<Stream>(shared_from_this());
+std::shared_ptr<Stream> Session::open_stream(const http::ParseLimits& limits) {
+  return std::make_shared<Stream>(shared_from_this(), limits);
 }
 
 Stream* Session::find(int32_t id) const {

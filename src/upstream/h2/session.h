@@ -3,20 +3,21 @@
 // states and the checks of a response's fields); this is the glue between it, the socket and
 // the callers.
 //
-// A Stream takes the request as an HTTP/1.1 connection would, nearly: the head the gateway wrote
-// (http::OutgoingRequest, whose fields it reads without parsing the text) and the body's bytes in
-// the framing the head declares (send_now, send_rest); the response comes out as an HTTP/1.1
-// head and body (read_some), which the caller parses with the same strict parser as an HTTP/1.1
-// upstream's. So upstream::Client (and upstream::Fetch, for health checks) keep one request life
+// A Stream takes and gives a request and its response as an HTTP/1.1 connection would, but for
+// the heads, which go as fields both ways, never as text parsed back: the request's head as the
+// gateway wrote it (http::OutgoingRequest) and its body's bytes in the framing the head declares
+// (send_now, send_rest); the response's heads (read_head: the interim ones, then the final one,
+// as an http::ResponseHead of the fields nghttp2 checked) and its body as HTTP/1.1 bytes
+// (read_some). So upstream::Client (and upstream::Fetch, for health checks) keep one request life
 // for both protocols: retries, deadlines, breakers, the relay of the body. The translation, both
 // ways (RFC 9113 8.2 and 8.3):
 // - request: :method, :scheme (of the upstream's connection), :authority from Host, :path from
 //   the request target; the connection-specific fields dropped (8.2.2); Cookie split into one
 //   field per cookie (8.2.3); the request id never indexed (http/h2_fields.h); a chunked body
 //   de-chunked into DATA, its trailers a trailing HEADERS.
-// - response: a status line from :status, its fields as they came (nghttp2 has refused upper
-//   case, connection-specific fields and bad values); a body without Content-Length framed
-//   chunked, its trailers in the last chunk.
+// - response: the status from :status, the fields as they came (nghttp2 has refused upper case,
+//   connection-specific fields and bad values), within the caller's limits on a head; a body
+//   without Content-Length framed chunked, its trailers in the last chunk.
 //
 // Backpressure both ways is HTTP/2's flow control: a response's DATA is acknowledged (window
 // given back) only as the caller reads it, so a slow client slows the upstream; a request body
@@ -36,7 +37,9 @@
 #include <vector>
 
 #include "http/chunked.h"
+#include "http/message.h"
 #include "http/outgoing_request.h"
+#include "http/parser.h"
 #include "net/asio.h"
 #include "net/stream.h"
 
@@ -66,8 +69,9 @@ class Session final : public std::enable_shared_from_this<Session> {
   // Open, and not told to go away: its streams may still finish.
   bool alive() const { return !closed_ && !going_away_; }
   size_t streams() const { return streams_.size(); }
-  // A new request stream (its request goes out with its first send).
-  std::shared_ptr<Stream> open_stream();
+  // A new request stream (its request goes out with submit()); a response head past `limits`
+  // (bytes as HTTP/1.1 would carry it, and fields) fails it.
+  std::shared_ptr<Stream> open_stream(const http::ParseLimits& limits);
   // The connection: for the TLS session to resume on the next one.
   const net::Stream& connection() const { return conn_; }
   // No new streams; the connection closes when its last stream ends (a reload that removed the
@@ -101,7 +105,7 @@ class Session final : public std::enable_shared_from_this<Session> {
 
 class Stream final : public std::enable_shared_from_this<Stream> {
  public:
-  explicit Stream(std::shared_ptr<Session> session);
+  Stream(std::shared_ptr<Session> session, const http::ParseLimits& limits);
   ~Stream();
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -115,8 +119,13 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   bool send_now(std::string_view& b);
   // All of b, waiting for room as the upstream's windows open.
   net::Task<bool> send_rest(std::string_view b);
-  // The response, as HTTP/1.1 bytes: at the end of the response, eof; a reset or a lost
-  // connection, connection_reset.
+  // The next response head, an interim (1xx) one or the final one, into *head: its fields are
+  // views into this stream, valid until the next call. kFailed: the stream failed first
+  // (refused() says whether it may go again at once); kTooLarge: the head was past the limits.
+  enum class Head : uint8_t { kOk, kFailed, kTooLarge };
+  net::Task<Head> read_head(http::ResponseHead* head);
+  // Then the response body, as HTTP/1.1 bytes in the framing the final head says: at its end,
+  // eof; a reset or a lost connection, connection_reset.
   net::Task<std::tuple<boost::system::error_code, size_t>> read_some(net::asio::mutable_buffer b);
   // The upstream refused the stream before it processed anything (RST_STREAM REFUSED_STREAM, or
   // a GOAWAY whose last stream id is below it, RFC 9113 8.7): always safe to send again.
@@ -140,7 +149,7 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   void take_body(std::string_view& b);
   void end_response();
   void wake() { wait_.cancel(); }
-  net::Task<> wait();
+  net::Task<std::tuple<boost::system::error_code>> wait();
 
   std::shared_ptr<Session> session_;
   int32_t id_ = 0;  // 0: not submitted yet
@@ -157,16 +166,28 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   bool deferred_ = false;  // nghttp2 waits for body bytes (resume_data when they come)
   http::HeaderList trailers_out_;
 
-  // The response, as HTTP/1.1 text.
+  // The response: its heads as they come, ...
+  struct ReceivedHead {
+    int status = 0;
+    std::string bytes;                                  // the names and values, back to back
+    std::vector<std::pair<uint32_t, uint32_t>> fields;  // each one's name and value lengths
+    size_t size = 0;                                    // as HTTP/1.1 would carry it
+    bool too_large = false;
+  };
+  void fill(const ReceivedHead& from, bool final, http::ResponseHead* head) const;
+  http::ParseLimits limits_;
+  ReceivedHead head_in_;               // the head coming in, then the final one
+  std::vector<ReceivedHead> interim_;  // interim heads not read yet
+  ReceivedHead interim_read_;          // the interim head read_head() gave last
+  bool in_head_ = true;                // the next HEADERS is a response head (else the trailers)
+  bool has_length_ = false;
+  // ... and its body, as HTTP/1.1 bytes.
   std::string in_;
   size_t in_at_ = 0;
   uint64_t unacknowledged_ = 0;  // DATA bytes not yet given back to the upstream's windows
-  bool in_head_ = true;          // the next HEADERS is a response head (else the trailers)
-  int status_ = 0;
-  bool has_length_ = false;
   bool chunked_in_ = false;
   std::string trailers_in_;  // "name: value\r\n" each
-  bool answered_ = false;    // a response head arrived
+  bool answered_ = false;    // the final response head arrived
   bool ended_ = false;       // END_STREAM: the response is whole
   bool failed_ = false;      // reset, refused, cancelled, or the connection lost
   bool refused_ = false;

@@ -16,13 +16,13 @@ namespace {
 // A request body waits here for the upstream's windows: past this, the caller waits too (and
 // with it the client's read).
 constexpr size_t kOutHighWater = 64 * 1024;
-// The trailers a chunked request body may carry.
+// The trailers a body may carry, either way.
 constexpr size_t kMaxHead = 256 * 1024;
 
 }  // namespace
 
-Stream::Stream(std::shared_ptr<Session> session)
-    : session_(std::move(session)), wait_(session_->ex_) {}
+Stream::Stream(std::shared_ptr<Session> session, const http::ParseLimits& limits)
+    : session_(std::move(session)), wait_(session_->ex_), limits_(limits) {}
 
 Stream::~Stream() {
   // What the caller did not read goes back to the connection's window.
@@ -162,45 +162,110 @@ void Stream::send_trailers() { http::submit_trailers(session_->session(), id_, t
 
 void Stream::field(std::string_view name, std::string_view value) {
   if (!in_head_) {  // the trailers
+    if (trailers_in_.size() + name.size() + value.size() > kMaxHead) {
+      cancel();  // trailers past any sense: the response fails
+      return;
+    }
     trailers_in_.append(name).append(": "sv).append(value).append("\r\n"sv);
     return;
   }
+  ReceivedHead& h = head_in_;
   if (name == ":status") {
-    status_ = 0;
-    for (char c : value) status_ = status_ * 10 + (c - '0');  // nghttp2 checked: three digits
-    in_.append("HTTP/1.1 "sv).append(value).append(" "sv).append(http::reason_phrase(status_));
-    in_.append("\r\n"sv);
+    h.status = 0;
+    for (char c : value) h.status = h.status * 10 + (c - '0');  // nghttp2 checked: three digits
+    h.size += sizeof "HTTP/1.1 200 \r\n" - 1;
     has_length_ = false;
     return;
   }
   if (name[0] == ':') return;
+  h.size += name.size() + value.size() + 4;  // "name: value\r\n"
+  if (h.size > limits_.max_head_bytes || h.fields.size() >= limits_.max_headers) {
+    h.too_large = true;
+    return;
+  }
   if (name == "content-length") has_length_ = true;
-  in_.append(name).append(": "sv).append(value).append("\r\n"sv);
+  if (h.fields.empty()) {  // one allocation each for a usual head
+    h.fields.reserve(16);
+    h.bytes.reserve(512);
+  }
+  h.bytes.append(name).append(value);
+  h.fields.emplace_back(static_cast<uint32_t>(name.size()), static_cast<uint32_t>(value.size()));
 }
 
 // A response head ended (a 1xx, or the final one), or the stream did (its trailers, or the last
 // DATA): `ended`.
 void Stream::head_end(bool ended) {
-  if (in_head_ && status_ != 0) {
-    if (status_ >= 100 && status_ < 200) {
-      in_.append("\r\n"sv);  // an interim head; the final one follows
-      status_ = 0;
+  if (in_head_ && head_in_.status != 0) {
+    if (head_in_.too_large) {
+      cancel();  // read_head() tells
+      return;
+    }
+    if (head_in_.status < 200) {
+      interim_.push_back(std::move(head_in_));  // the final head follows
+      head_in_ = {};
       wake();
       return;
     }
     answered_ = true;
     in_head_ = false;
-    const bool body = !head_request_ && status_ != 204 && status_ != 304;
+    const bool body = !head_request_ && head_in_.status != 204 && head_in_.status != 304;
     if (body && !has_length_) {
-      // A body without a length: chunked for HTTP/1.1 (RFC 9112 6.1), or empty when the
-      // HEADERS ended the stream.
+      // A body without a length: chunked for HTTP/1.1 (RFC 9112 6.1), or empty when the HEADERS
+      // ended the stream (said, so that an HTTP/1.1 client need not wait for a close).
       chunked_in_ = !ended;
-      in_.append(ended ? "content-length: 0\r\n" : "transfer-encoding: chunked\r\n");
+      if (ended) {
+        head_in_.bytes.append("content-length0"sv);
+        head_in_.fields.emplace_back(14, 1);
+      }
     }
-    in_.append("\r\n"sv);
   }
   if (ended) end_response();
   wake();
+}
+
+net::Task<Stream::Head> Stream::read_head(http::ResponseHead* head) {
+  while (interim_.empty() && !answered_ && !failed_) co_await wait();
+  Head got = Head::kOk;
+  if (!interim_.empty()) {
+    interim_read_ = std::move(interim_.front());
+    interim_.erase(interim_.begin());
+    fill(interim_read_, false, head);
+  } else if (answered_) {
+    fill(head_in_, true, head);
+  } else {
+    got = head_in_.too_large ? Head::kTooLarge : Head::kFailed;
+  }
+  co_return got;
+}
+
+// The head as the HTTP/1.1 parser would have made it of the same fields (nghttp2 checked them:
+// RFC 9113 8.2 and 8.3; one Content-Length, of digits).
+void Stream::fill(const ReceivedHead& from, bool final, http::ResponseHead* head) const {
+  head->reset();
+  head->status = from.status;
+  head->reason = {};
+  head->minor_version = 1;
+  std::string_view bytes = from.bytes;
+  for (auto [name_len, value_len] : from.fields) {
+    http::Header h;
+    h.name = bytes.substr(0, name_len);
+    h.value = bytes.substr(name_len, value_len);
+    bytes.remove_prefix(name_len + value_len);
+    h.id = http::classify_field(h.name, &h.hop_by_hop);
+    if (h.id == http::HeaderId::kContentLength) {
+      head->content_length = 0;
+      for (char c : h.value) head->content_length = head->content_length * 10 + (c - '0');
+    }
+    head->headers.push_back(h);
+  }
+  const bool body = final && !head_request_ && from.status != 204 && from.status != 304;
+  if (!body) {
+    head->framing = http::Framing::kNone;
+  } else if (chunked_in_) {
+    head->framing = http::Framing::kChunked;
+  } else {
+    head->framing = head->content_length ? http::Framing::kContentLength : http::Framing::kNone;
+  }
 }
 
 void Stream::data(std::string_view bytes) {
@@ -271,9 +336,11 @@ void Stream::cancel() {
   wake();
 }
 
-net::Task<> Stream::wait() {
+// Until wake() (the timer cancelled). Not a coroutine of its own: the timer's awaitable is the
+// one frame a wait needs.
+net::Task<std::tuple<boost::system::error_code>> Stream::wait() {
   wait_.expires_at(net::Clock::time_point::max());
-  co_await wait_.async_wait(net::use_task);
+  return wait_.async_wait(net::use_task);
 }
 
 }  // namespace gatehouse::upstream::h2
