@@ -12,35 +12,12 @@ void append_header(std::string* out, std::string_view name, std::string_view val
   out->append(name).append(": "sv).append(value).append("\r\n"sv);
 }
 
+}  // namespace
+
 bool removed_by_filter(const std::vector<std::string>* remove, std::string_view name) {
   if (!remove) return false;
   return std::any_of(remove->begin(), remove->end(),
                      [&](const std::string& r) { return iequals(r, name); });
-}
-
-// for_each_client_field(), inline for HTTP/1.1's head (every response builds one).
-template <class F>
-void visit_client_fields(const ResponseHead& resp, const ResponseInfo& info, F&& f) {
-  const bool removing = info.remove && !info.remove->empty();
-  for (const auto& h : resp.headers) {
-    if (h.hop_by_hop) continue;
-    if (h.name.size() == info.request_id_header.size() && iequals(h.name, info.request_id_header))
-      continue;
-    if (removing && removed_by_filter(info.remove, h.name)) continue;
-    f(h.name, h.value);
-  }
-  f("Via", resp.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");
-  f(info.request_id_header, info.request_id);
-  if (info.add) {
-    for (auto& [n, v] : *info.add) f(n, v);
-  }
-}
-
-}  // namespace
-
-void for_each_client_field(const ResponseHead& resp, const ResponseInfo& info,
-                           const std::function<void(std::string_view, std::string_view)>& f) {
-  visit_client_fields(resp, info, f);
 }
 
 std::string_view real_client_ip(const RequestHead& req, std::string_view peer, bool peer_trusted,
@@ -150,8 +127,8 @@ void build_client_response(const ResponseHead& resp, const ResponseInfo& info, s
   std::to_chars(status, status + 3, resp.status);
   out->append("HTTP/1.1 ").append(status, 3).append(" "sv);
   out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n"sv);
-  visit_client_fields(resp, info,
-                      [out](std::string_view n, std::string_view v) { append_header(out, n, v); });
+  for_each_client_field(
+      resp, info, [out](std::string_view n, std::string_view v) { append_header(out, n, v); });
   if (info.chunked) out->append("Transfer-Encoding: chunked\r\n");
   if (!info.upgrade.empty()) {
     append_header(out, "Connection", "upgrade");
