@@ -7,8 +7,8 @@
 // through it, and the connection goes back to its pool when the response ended cleanly.
 //
 // To an HTTP/2 upstream (`protocol: http2`), a try takes a stream on one of the target's
-// multiplexed connections instead (upstream/h2/), which speaks the same HTTP/1.1 bytes to this
-// client: one request life for both protocols. A stream the upstream refused (REFUSED_STREAM, or
+// multiplexed connections instead (upstream/h2/), which takes the same head and gives a parsed
+// head and the body's HTTP/1.1 bytes back: one request life for both protocols. A stream the upstream refused (REFUSED_STREAM, or
 // above a GOAWAY's last id) was never processed: it goes again at once, whatever the method.
 //
 // The client knows nothing of the protocol the request arrived on: the downstream side gives it

@@ -1,4 +1,5 @@
-// One request stream to an HTTP/2 upstream, translating HTTP/1.1 bytes both ways (session.h).
+// One request stream to an HTTP/2 upstream: the heads as fields, the bodies as HTTP/1.1 bytes
+// (session.h).
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
