@@ -6,6 +6,8 @@
 #include "http/parser.h"
 
 namespace gatehouse::http {
+
+using namespace std::string_view_literals;
 namespace {
 int hex_value(unsigned char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -126,15 +128,15 @@ void append_chunk(std::string_view data, bool last, const http::HeaderList* trai
   if (!data.empty()) {
     char size[16];
     auto end = std::to_chars(size, size + sizeof size, data.size(), 16).ptr;
-    out->append(size, end).append("\r\n").append(data).append("\r\n");
+    out->append(size, end).append("\r\n"sv).append(data).append("\r\n"sv);
   }
   if (!last) return;
-  out->append("0\r\n");
+  out->append("0\r\n"sv);
   if (trailers) {
     for (const auto& [name, value] : *trailers)
-      out->append(name).append(": ").append(value).append("\r\n");
+      out->append(name).append(": "sv).append(value).append("\r\n"sv);
   }
-  out->append("\r\n");
+  out->append("\r\n"sv);
 }
 
 bool ChunkedDecoder::keep_trailer_byte(char c) {

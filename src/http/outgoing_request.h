@@ -4,7 +4,7 @@
 // without parsing the text back. Parsing it back cost about a tenth of an HTTP/2-to-HTTP/2
 // request's instructions.
 //
-// Reused request after request: clear() keeps the capacity, so a head costs no allocation once
+// Reused request after request: start() keeps the capacity, so a head costs no allocation once
 // the buffers have grown.
 #pragma once
 

@@ -125,26 +125,26 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, Out
 void build_client_response(const ResponseHead& resp, const ResponseInfo& info, std::string* out) {
   char status[4];
   std::to_chars(status, status + 3, resp.status);
-  out->append("HTTP/1.1 ").append(status, 3).append(" "sv);
+  out->append("HTTP/1.1 "sv).append(status, 3).append(" "sv);
   out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n"sv);
   for_each_client_field(
       resp, info, [out](std::string_view n, std::string_view v) { append_header(out, n, v); });
-  if (info.chunked) out->append("Transfer-Encoding: chunked\r\n");
+  if (info.chunked) out->append("Transfer-Encoding: chunked\r\n"sv);
   if (!info.upgrade.empty()) {
     append_header(out, "Connection", "upgrade");
     append_header(out, "Upgrade", info.upgrade);
   } else if (info.close) {
-    out->append("Connection: close\r\n");
+    out->append("Connection: close\r\n"sv);
   } else if (info.client_http10) {
-    out->append("Connection: keep-alive\r\n");
+    out->append("Connection: keep-alive\r\n"sv);
   }
-  out->append("\r\n");
+  out->append("\r\n"sv);
 }
 
 void build_interim_response(const ResponseHead& resp, std::string* out) {
   char status[4];
   std::to_chars(status, status + 3, resp.status);
-  out->append("HTTP/1.1 ").append(status, 3).append(" "sv);
+  out->append("HTTP/1.1 "sv).append(status, 3).append(" "sv);
   out->append(resp.reason.empty() ? reason_phrase(resp.status) : resp.reason).append("\r\n"sv);
   for (const auto& h : resp.headers) {
     if (h.hop_by_hop || h.id == HeaderId::kContentLength || h.id == HeaderId::kTransferEncoding)
@@ -152,7 +152,7 @@ void build_interim_response(const ResponseHead& resp, std::string* out) {
     append_header(out, h.name, h.value);
   }
   append_header(out, "Via", resp.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");
-  out->append("\r\n");
+  out->append("\r\n"sv);
 }
 
 std::string_view reason_phrase(int status) {

@@ -12,10 +12,12 @@
 #include "http/error_response.h"
 
 namespace gatehouse::observe {
+
+using namespace std::string_view_literals;
 namespace {
 
 void field(std::string* out, std::string_view name, std::string_view value) {
-  out->append(",\"").append(name).append("\":\"");
+  out->append(",\""sv).append(name).append("\":\""sv);
   http::append_json_escaped(out, value);
   out->push_back('"');
 }
@@ -23,7 +25,7 @@ void field(std::string* out, std::string_view name, std::string_view value) {
 void integer(std::string* out, std::string_view name, uint64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(",\"").append(name).append("\":").append(buf, end);
+  out->append(",\""sv).append(name).append("\":"sv).append(buf, end);
 }
 
 // Milliseconds with three decimals, without printf (this runs once per request).
@@ -34,7 +36,7 @@ void millis(std::string* out, std::string_view name, double ms) {
   *end++ = '.';
   for (uint64_t frac = us % 1000, div = 100; div; div /= 10)
     *end++ = static_cast<char>('0' + frac / div % 10);
-  out->append(",\"").append(name).append("\":").append(buf, end);
+  out->append(",\""sv).append(name).append("\":"sv).append(buf, end);
 }
 
 // "2026-11-28T00:26:09" for a second, cached per thread: gmtime once per second, not per request.
@@ -65,7 +67,7 @@ void append_timestamp(std::chrono::system_clock::time_point t, std::string* out)
 }
 
 void format_access_record(const AccessRecord& r, std::string* out) {
-  out->append("{\"time\":\"");
+  out->append("{\"time\":\""sv);
   append_timestamp(r.start, out);
   out->push_back('"');
   field(out, "request_id", r.request_id);
@@ -83,7 +85,7 @@ void format_access_record(const AccessRecord& r, std::string* out) {
   if (r.upstream_ms >= 0) millis(out, "upstream_ms", r.upstream_ms);
   if (!r.error.empty()) field(out, "error", r.error);
   if (!r.cache.empty()) field(out, "cache", r.cache);
-  out->append("}\n");
+  out->append("}\n"sv);
 }
 
 int open_access_log(const config::AccessLog& cfg, std::string* error) {

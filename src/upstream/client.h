@@ -7,9 +7,10 @@
 // through it, and the connection goes back to its pool when the response ended cleanly.
 //
 // To an HTTP/2 upstream (`protocol: http2`), a try takes a stream on one of the target's
-// multiplexed connections instead (upstream/h2/), which takes the same head and gives a parsed
-// head and the body's HTTP/1.1 bytes back: one request life for both protocols. A stream the upstream refused (REFUSED_STREAM, or
-// above a GOAWAY's last id) was never processed: it goes again at once, whatever the method.
+// multiplexed connections instead (upstream/h2/), which takes the same head and gives back a
+// parsed head and the body's HTTP/1.1 bytes: one request life for both protocols. A stream the
+// upstream refused (REFUSED_STREAM, or above a GOAWAY's last id) was never processed: it goes
+// again at once, whatever the method.
 //
 // The client knows nothing of the protocol the request arrived on: the downstream side gives it
 // the request body and keeps its deadlines through RequestSource. One Client per downstream
