@@ -175,6 +175,18 @@ function startH2Upstream({ secure = null, settings = {} } = {}) {
   })));
 }
 
+// The response on an HTTP/2 client stream: { head, body (Buffer) } once the stream ends.
+function collect(req) {
+  return new Promise((resolve, reject) => {
+    const parts = [];
+    let head;
+    req.on('response', (h) => { head = h; });
+    req.on('data', (d) => parts.push(d));
+    req.on('end', () => resolve({ head, body: Buffer.concat(parts) }));
+    req.on('error', reject);
+  });
+}
+
 // One request from Node's HTTP/1.1 client on a connection of its own: { status, headers, body
 // (Buffer), trailers, complete }. `body`: sent with its Content-Length; `chunks` (and `trailers`):
 // a chunked body.
@@ -331,13 +343,9 @@ test('HTTP/2 client -> h2c upstream: request trailers reach the upstream, respon
       { waitForTrailers: true });
     req.on('wantTrailers', () => req.sendTrailers({ 'x-req-sum': 'r2' }));
     req.end('hello body');
-    const parts = [];
-    let head;
-    req.on('response', (h) => { head = h; });
-    req.on('data', (d) => parts.push(d));
-    await new Promise((resolve, reject) => { req.on('end', resolve); req.on('error', reject); });
+    const { head, body: answer } = await collect(req);
     assert.equal(head[':status'], 200);
-    const echo = JSON.parse(Buffer.concat(parts));
+    const echo = JSON.parse(answer);
     assert.equal(echo.method, 'POST');
     assert.equal(echo.body_bytes, 10);
     assert.equal(echo.sha256, sha256('hello body'));
@@ -365,15 +373,10 @@ test('HPACK: the request id goes never indexed to the h2 upstream and to the h2 
   s.on('error', () => {});
   try {
     for (let i = 0; i < 3; i++) {
-      const req = s.request({ ':path': `/echo/hpack${i}`, 'x-repeated': 'same every time' });
-      const parts = [];
-      let head;
-      req.on('response', (h) => { head = h; });
-      req.on('data', (d) => parts.push(d));
-      await new Promise((resolve, reject) => { req.on('end', resolve); req.on('error', reject); });
+      const { head, body } = await collect(s.request({ ':path': `/echo/hpack${i}`, 'x-repeated': 'same every time' }));
       assert.equal(head[':status'], 200);
       assert.deepEqual(head[http2.sensitiveHeaders], ['x-request-id'], 'to the client');
-      const echo = JSON.parse(Buffer.concat(parts));
+      const echo = JSON.parse(body);
       assert.deepEqual(echo.sensitive, ['x-request-id'], 'to the upstream');
       assert.deepEqual(fieldsOf(echo.rawHeaders, 'x-request-id'), [head['x-request-id']]);
       assert.deepEqual(fieldsOf(echo.rawHeaders, 'x-repeated'), ['same every time']);
