@@ -211,8 +211,7 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
   } else {
     // A pooled connection (the common case) costs no coroutine; a new one is made in connect().
     std::optional<net::Stream> idle =
-        new_connection_ ? std::nullopt
-                        : pool_->take_idle(start_, resend_allowed_ && body_replayable());
+        new_connection_ ? std::nullopt : pool_->take_idle(start_, resendable());
     reused_ = idle.has_value();
     if (idle) {
       conn_.emplace(std::move(*idle));

@@ -178,8 +178,10 @@ class Client {
   bool may_retry(RetryReason reason);
   // Every request body byte read so far can be sent again (trivially, when none was read).
   bool body_replayable() const { return body_read_ == 0 || keep_replay_; }
+  // This try may go again at once on a new connection, should its connection turn out dead.
+  bool resendable() const { return resend_allowed_ && body_replayable(); }
   // A pooled connection died under this try: it may go again at once, on a new connection.
-  bool may_resend_at_once() const { return reused_ && resend_allowed_ && body_replayable(); }
+  bool may_resend_at_once() const { return reused_ && resendable(); }
   // The HTTP/2 upstream refused this try's stream: it may go again at once, whatever the method.
   bool may_resend_refused() const;
   net::Task<> before_retry();

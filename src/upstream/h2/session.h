@@ -173,6 +173,14 @@ class Stream final : public std::enable_shared_from_this<Stream> {
     std::vector<std::pair<uint32_t, uint32_t>> fields;  // each one's name and value lengths
     size_t size = 0;                                    // as HTTP/1.1 would carry it
     bool too_large = false;
+    void add(std::string_view name, std::string_view value) {
+      if (fields.empty()) {  // one allocation each for a usual head
+        fields.reserve(16);
+        bytes.reserve(512);
+      }
+      bytes.append(name).append(value);
+      fields.emplace_back(static_cast<uint32_t>(name.size()), static_cast<uint32_t>(value.size()));
+    }
   };
   void fill(const ReceivedHead& from, bool final, http::ResponseHead* head) const;
   http::ParseLimits limits_;

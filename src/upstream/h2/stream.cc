@@ -185,12 +185,7 @@ void Stream::field(std::string_view name, std::string_view value) {
     return;
   }
   if (name == "content-length") has_length_ = true;
-  if (h.fields.empty()) {  // one allocation each for a usual head
-    h.fields.reserve(16);
-    h.bytes.reserve(512);
-  }
-  h.bytes.append(name).append(value);
-  h.fields.emplace_back(static_cast<uint32_t>(name.size()), static_cast<uint32_t>(value.size()));
+  h.add(name, value);
 }
 
 // A response head ended (a 1xx, or the final one), or the stream did (its trailers, or the last
@@ -215,8 +210,7 @@ void Stream::head_end(bool ended) {
       // ended the stream (said, so that an HTTP/1.1 client need not wait for a close).
       chunked_in_ = !ended;
       if (ended) {
-        head_in_.bytes.append("content-length0"sv);
-        head_in_.fields.emplace_back(14, 1);
+        head_in_.add("content-length", "0");
       }
     }
   }
