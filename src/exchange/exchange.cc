@@ -463,7 +463,7 @@ net::Task<> Exchange::relay_response(Downstream& down) {
     if (first || !piece.bytes.empty()) {
       down.set_deadline(Phase::kSend, upstream_.budget(send_timeout));
       if (payload) {
-        down_ok = co_await down.send_payload(spans_);
+        if (!down.send_payload_now(spans_, &down_ok)) down_ok = co_await down.send_payload(spans_);
       } else {
         // The common case (the whole response in one sendmsg) stays out of any coroutine call.
         std::string_view body = piece.bytes;
@@ -481,7 +481,9 @@ net::Task<> Exchange::relay_response(Downstream& down) {
     }
     if (!up_ok || piece.done) break;
     down.set_deadline(Phase::kStream, upstream_.budget(idle));
-    if (!co_await upstream_.read_body()) {
+    bool more = false;
+    if (!upstream_.read_body_now(&more)) more = co_await upstream_.read_body();
+    if (!more) {
       up_ok = upstream_.body_ended_by_close();
       if (tapped && up_ok) tap({}, true);
       break;

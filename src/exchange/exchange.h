@@ -62,7 +62,9 @@ class Downstream : public upstream::RequestSource {
   // left stays in `body` for send().
   virtual bool send_now(std::string_view& body, bool* ok) = 0;
   virtual net::Task<bool> send(std::string_view body) = 0;
-  // The same for de-chunked payload pieces (when start_response asked for them).
+  // The same for de-chunked payload pieces (when start_response asked for them): all of them
+  // at once if the codec has room (true; *ok false if the client broke), else none (false).
+  virtual bool send_payload_now(const std::vector<std::string_view>&, bool*) { return false; }
   virtual net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) = 0;
   // A piece of a rewritten body, framed by the codec (the head goes first, the first time); with
   // `trailers` (possibly empty), the last.

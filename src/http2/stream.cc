@@ -422,6 +422,14 @@ bool Stream::send_now(std::string_view& body, bool* ok) {
   return true;
 }
 
+bool Stream::send_payload_now(const std::vector<std::string_view>& pieces, bool* ok) {
+  *ok = !closed_;
+  if (closed_) return true;
+  if (!room()) return false;
+  for (auto p : pieces) queue(p);
+  return true;
+}
+
 // One co_return each, after the co_await: GCC 12 miscompiles `if (!co_await x) co_return ...;`
 // followed by another co_return in some of these (the finished frame was later resumed).
 net::Task<bool> Stream::send(std::string_view body) {

@@ -105,6 +105,7 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
                       bool rewritten, bool* payload) override;
   bool send_now(std::string_view& body, bool* ok) override;
   net::Task<bool> send(std::string_view body) override;
+  bool send_payload_now(const std::vector<std::string_view>& pieces, bool* ok) override;
   net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) override;
   net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) override;
   net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;

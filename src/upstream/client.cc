@@ -1,6 +1,7 @@
 #include "upstream/client.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "config/config.h"
 #include "http/parser.h"
@@ -169,11 +170,6 @@ net::Task<bool> Client::wire_send_rest(std::string_view a, std::string_view b) {
   return h2_ ? h2_->send_rest(b) : conn_->send_rest(a, b, nullptr);
 }
 
-net::Task<std::tuple<boost::system::error_code, size_t>> Client::wire_read(
-    net::asio::mutable_buffer b) {
-  return h2_ ? h2_->read_some(b) : conn_->read_some(b);
-}
-
 void Client::drop_wire() {
   if (h2_) {
     h2_->cancel();
@@ -203,8 +199,13 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
   start_ = net::Clock::now();
   timed_out_ = false;
   if (http2_) {
-    const bool opened = co_await open_stream(from);
-    if (!opened) {
+    // A stream on a pooled connection with room (the common case) costs no coroutine; a new
+    // connection is made in open_session().
+    std::shared_ptr<h2::Session> session = pool_->session_with_room();
+    reused_ = session != nullptr;
+    if (session) {
+      h2_ = session->open_stream(kResponseLimits);
+    } else if (!co_await open_session(from)) {
       release();
       co_return Outcome::kFailed;
     }
@@ -220,7 +221,18 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
       co_return Outcome::kFailed;
     }
   }
-  Sent sent = co_await send_request(from);
+  // A request without a body (the usual GET) is its head alone: sent here, with no coroutine of
+  // its own unless the wire cannot take it at once.
+  Sent sent = Sent::kOk;
+  if (body_pending_ || body_read_ > 0) {
+    sent = co_await send_request(from);
+  } else {
+    from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));
+    std::string_view head = head_.text(), none;
+    bool ok = wire_send_now(head, none);
+    if (ok && !head.empty()) ok = co_await wire_send_rest(head, none);
+    if (!ok) sent = Sent::kUpstreamError;
+  }
   if (sent != Sent::kOk) {
     const bool refused = h2_ && h2_->refused();
     const bool resend = may_resend_at_once() || may_resend_refused();
@@ -353,32 +365,26 @@ net::Task<bool> Client::connect(RequestSource& from) {
   co_return true;
 }
 
-// HTTP/2: a stream on the first of the target's connections with room, else on a new one
+// HTTP/2, when none of the target's connections has room (after a refused stream too: the
+// session that refused it has none if it is going away): a stream on a new connection
 // (connected, TLS with "h2" agreed by ALPN, within the connect timeout), which the pool then
 // shares with the worker's other requests. False after recording the failure.
-net::Task<bool> Client::open_stream(RequestSource& from) {
-  // After a refused stream too: the session that refused it has no room if it is going away,
-  // and one that refused under load may take the resend (new_connection_ is HTTP/1.1's).
-  std::shared_ptr<h2::Session> session = pool_->session_with_room();
-  reused_ = session != nullptr;
-  bool ok = reused_;
-  if (!session) {
-    ok = co_await connect(from);
-    if (ok && conn_->tls() && conn_->alpn() != "h2") {
-      conn_->drop();
-      conn_.reset();
-      upstream_done(observe::UpstreamOutcome::kConnectError);
-      fail_upstream(502, "upstream_tls_failed",
-                    "did not agree to HTTP/2 (ALPN h2) in the TLS handshake");
-      ok = false;
-    }
-    if (ok) {
-      session = h2::Session::start(ex_, std::move(*conn_));
-      conn_.reset();
-      pool_->add_session(session);
-    }
+net::Task<bool> Client::open_session(RequestSource& from) {
+  bool ok = co_await connect(from);
+  if (ok && conn_->tls() && conn_->alpn() != "h2") {
+    conn_->drop();
+    conn_.reset();
+    upstream_done(observe::UpstreamOutcome::kConnectError);
+    fail_upstream(502, "upstream_tls_failed",
+                  "did not agree to HTTP/2 (ALPN h2) in the TLS handshake");
+    ok = false;
   }
-  if (ok) h2_ = session->open_stream(kResponseLimits);
+  if (ok) {
+    auto session = h2::Session::start(ex_, std::move(*conn_));
+    conn_.reset();
+    pool_->add_session(session);
+    h2_ = session->open_stream(kResponseLimits);
+  }
   co_return ok;
 }
 
@@ -467,7 +473,11 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
     size_t end = 0;  // HTTP/1.1: the head's length in in_
     bool have = false, too_large = false;
     if (h2_) {
-      const auto got = co_await h2_->read_head(&resp_);
+      auto got = h2_->take_head(&resp_);
+      while (got == h2::Stream::Head::kNotYet) {
+        co_await h2_->wait();
+        got = h2_->take_head(&resp_);
+      }
       have = got == h2::Stream::Head::kOk;
       too_large = got == h2::Stream::Head::kTooLarge;
     } else if ((end = http::find_head_end(in_.data(), scanned))) {
@@ -607,16 +617,36 @@ Client::Piece Client::body_piece(std::vector<std::string_view>* payload) {
   return p;
 }
 
+bool Client::read_body_now(bool* more) {
+  if (!h2_) return false;
+  auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer);
+  boost::system::error_code ec;
+  size_t n = 0;
+  if (!h2_->read_now(net::asio::buffer(ptr, room), &ec, &n)) return false;
+  *more = body_read(ec, n);
+  return true;
+}
+
 net::Task<bool> Client::read_body() {
   auto [ptr, room] = in_.prepare(net::kReadChunk, net::kStreamBuffer);
-  auto [ec, n] = co_await wire_read(net::asio::buffer(ptr, room));
+  boost::system::error_code ec;
+  size_t n = 0;
+  if (!h2_) {
+    std::tie(ec, n) = co_await conn_->read_some(net::asio::buffer(ptr, room));
+  } else {
+    while (!h2_->read_now(net::asio::buffer(ptr, room), &ec, &n)) co_await h2_->wait();
+  }
+  co_return body_read(ec, n);
+}
+
+bool Client::body_read(boost::system::error_code ec, size_t n) {
   if (ec) {
     // For a close-delimited body, the close is the end; for any other, it is a failure.
     closed_at_end_ = framing_ == http::Framing::kUntilClose && ec == net::asio::error::eof;
-    co_return false;
+    return false;
   }
   in_.commit(n);
-  co_return true;
+  return true;
 }
 
 void Client::finish(bool upstream_ok, bool downstream_ok) {

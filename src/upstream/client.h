@@ -131,6 +131,9 @@ class Client {
   // Waits for more body bytes; false when the upstream closed (for a close-delimited body, that
   // is its end: body_ended_by_close()) or failed.
   net::Task<bool> read_body();
+  // The same without a coroutine when the bytes (or the body's end, or a failure) are here
+  // already: true, with read_body()'s answer in *more; false: co_await read_body().
+  bool read_body_now(bool* more);
   bool body_ended_by_close() const { return closed_at_end_; }
   // The trailer section's lines, once a chunked body ended (when begin_body() kept them).
   // The chunked body's trailer section; none for any other framing (the decoder may still hold
@@ -190,15 +193,15 @@ class Client {
   void stop_waiting_for_slot();
   void fail_overloaded(const Bulkhead& b, bool waited);
   net::Task<bool> connect(RequestSource& from);
-  net::Task<bool> open_stream(RequestSource& from);  // HTTP/2: on a pooled or a new connection
+  net::Task<bool> open_session(RequestSource& from);  // HTTP/2: a stream on a new connection
   net::Task<bool> handshake(net::Stream& up);
   net::Task<Sent> send_request(RequestSource& from);
   // The try's connection (HTTP/1.1) or stream (HTTP/2): the head (a, its text, while not sent)
   // then the body, as bytes; the stream takes the head's fields instead of its text.
   bool wire_send_now(std::string_view& a, std::string_view& b);
   net::Task<bool> wire_send_rest(std::string_view a, std::string_view b);
-  net::Task<std::tuple<boost::system::error_code, size_t>> wire_read(net::asio::mutable_buffer b);
   void drop_wire();  // the connection closed, or the stream cancelled
+  bool body_read(boost::system::error_code ec, size_t n);  // read_body()'s answer to a read
   net::Task<Outcome> read_response_head(RequestSource& from);
   Outcome no_response_head();
   std::string timeout_text(config::Duration own) const;

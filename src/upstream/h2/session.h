@@ -122,11 +122,17 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   // The next response head, an interim (1xx) one or the final one, into *head: its fields are
   // views into this stream, valid until the next call. kFailed: the stream failed first
   // (refused() says whether it may go again at once); kTooLarge: the head was past the limits.
-  enum class Head : uint8_t { kOk, kFailed, kTooLarge };
+  enum class Head : uint8_t { kOk, kFailed, kTooLarge, kNotYet };
   net::Task<Head> read_head(http::ResponseHead* head);
   // Then the response body, as HTTP/1.1 bytes in the framing the final head says: at its end,
   // eof; a reset or a lost connection, connection_reset.
   net::Task<std::tuple<boost::system::error_code, size_t>> read_some(net::asio::mutable_buffer b);
+  // The same two without a coroutine of their own, for callers that are one already: what has
+  // come (kNotYet, false: nothing yet; co_await wait(), then ask again).
+  Head take_head(http::ResponseHead* head);
+  bool read_now(net::asio::mutable_buffer b, boost::system::error_code* ec, size_t* n);
+  // Until the stream has news: a head, body bytes, room for the request body, or its end.
+  net::Task<std::tuple<boost::system::error_code>> wait();
   // The upstream refused the stream before it processed anything (RST_STREAM REFUSED_STREAM, or
   // a GOAWAY whose last stream id is below it, RFC 9113 8.7): always safe to send again.
   bool refused() const { return refused_; }
@@ -149,7 +155,6 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   void take_body(std::string_view& b);
   void end_response();
   void wake() { wait_.cancel(); }
-  net::Task<std::tuple<boost::system::error_code>> wait();
 
   std::shared_ptr<Session> session_;
   int32_t id_ = 0;  // 0: not submitted yet

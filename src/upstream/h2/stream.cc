@@ -219,18 +219,24 @@ void Stream::head_end(bool ended) {
 }
 
 net::Task<Stream::Head> Stream::read_head(http::ResponseHead* head) {
-  while (interim_.empty() && !answered_ && !failed_) co_await wait();
-  Head got = Head::kOk;
+  Head got;
+  while ((got = take_head(head)) == Head::kNotYet) co_await wait();
+  co_return got;
+}
+
+Stream::Head Stream::take_head(http::ResponseHead* head) {
   if (!interim_.empty()) {
     interim_read_ = std::move(interim_.front());
     interim_.erase(interim_.begin());
     fill(interim_read_, false, head);
-  } else if (answered_) {
-    fill(head_in_, true, head);
-  } else {
-    got = head_in_.too_large ? Head::kTooLarge : Head::kFailed;
+    return Head::kOk;
   }
-  co_return got;
+  if (answered_) {
+    fill(head_in_, true, head);
+    return Head::kOk;
+  }
+  if (!failed_) return Head::kNotYet;
+  return head_in_.too_large ? Head::kTooLarge : Head::kFailed;
 }
 
 // The head as the HTTP/1.1 parser would have made it of the same fields (nghttp2 checked them:
@@ -285,29 +291,37 @@ void Stream::end_response() {
 
 net::Task<std::tuple<boost::system::error_code, size_t>> Stream::read_some(
     net::asio::mutable_buffer b) {
-  while (in_at_ == in_.size() && !ended_ && !failed_) co_await wait();
   boost::system::error_code ec;
-  size_t n = std::min(b.size(), in_.size() - in_at_);
-  if (n) {
-    std::memcpy(b.data(), in_.data() + in_at_, n);
-    in_at_ += n;
+  size_t n = 0;
+  while (!read_now(b, &ec, &n)) co_await wait();
+  co_return std::make_tuple(ec, n);
+}
+
+bool Stream::read_now(net::asio::mutable_buffer b, boost::system::error_code* ec, size_t* n) {
+  *n = std::min(b.size(), in_.size() - in_at_);
+  if (*n) {
+    std::memcpy(b.data(), in_.data() + in_at_, *n);
+    in_at_ += *n;
     http::compact(in_, in_at_);
     // The DATA bytes go back to the upstream's windows as the caller takes them (the framing
     // written here is not DATA: at most what arrived is given back).
-    const uint64_t ack = std::min<uint64_t>(n, unacknowledged_);
+    const uint64_t ack = std::min<uint64_t>(*n, unacknowledged_);
     unacknowledged_ -= ack;
     if (ack && !session_->closed_) {
       nghttp2_session_consume(session_->session(), id_, ack);
       session_->flush();
     }
-  } else {
-    if (ended_) {
-      ec = net::asio::error::eof;
-    } else {
-      ec = net::asio::error::connection_reset;
-    }
+    ec->clear();
+    return true;
   }
-  co_return std::make_tuple(ec, n);
+  if (ended_) {
+    *ec = net::asio::error::eof;
+  } else if (failed_) {
+    *ec = net::asio::error::connection_reset;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 // --- the stream's end --------------------------------------------------------------------------
