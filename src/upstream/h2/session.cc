@@ -134,8 +134,11 @@ net::Task<> Session::read_frames() {
   while (!closed_) {
     auto [ec, n] = co_await conn_.read_some(net::asio::buffer(in));
     if (ec || n == 0) break;
+    receiving_ = true;
     auto r = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in.data()), n);
+    receiving_ = false;
     if (r < 0) break;  // a fatal error: the connection is unusable
+    resume_woken();
     flush();
     if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0)
       break;
@@ -168,6 +171,15 @@ net::Task<> Session::write_frames() {
       close();
       break;
     }
+  }
+}
+
+void Session::resume_woken() {
+  resume_posted_ = false;
+  while (!woken_.empty()) {
+    resuming_.swap(woken_);  // a resumed caller may wake others
+    for (auto& s : resuming_) s->resume();
+    resuming_.clear();
   }
 }
 

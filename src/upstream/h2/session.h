@@ -42,6 +42,7 @@
 #include "http/parser.h"
 #include "net/asio.h"
 #include "net/stream.h"
+#include "net/waiter.h"
 
 struct nghttp2_session;
 
@@ -85,6 +86,8 @@ class Session final : public std::enable_shared_from_this<Session> {
   struct Callbacks;  // nghttp2's, in session.cc
 
   net::Task<> read_frames();
+  // Resumes the streams woken since the last time, here and now (outside nghttp2's calls).
+  void resume_woken();
   // Starts the writer when nghttp2 has frames to send and none is writing.
   void flush();
   net::Task<> write_frames();
@@ -97,6 +100,9 @@ class Session final : public std::enable_shared_from_this<Session> {
   net::Stream conn_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
+  std::vector<std::shared_ptr<Stream>> woken_, resuming_;
+  bool receiving_ = false;  // in nghttp2_session_mem_recv: woken streams wait for its end
+  bool resume_posted_ = false;
   std::string out_;  // frames being written
   bool writing_ = false;
   bool closed_ = false;
@@ -154,11 +160,14 @@ class Stream final : public std::enable_shared_from_this<Stream> {
  private:
   void take_body(std::string_view& b);
   void end_response();
-  void wake() { wait_.cancel(); }
+  void wake();
+  friend class Session;
+  void resume();  // the session's: after wake()
 
   std::shared_ptr<Session> session_;
   int32_t id_ = 0;  // 0: not submitted yet
-  net::Timer wait_;
+  net::Waiter waiter_;
+  bool woken_ = false;  // in the session's woken_
 
   // The request.
   bool head_request_ = false;

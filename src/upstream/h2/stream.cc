@@ -23,7 +23,7 @@ constexpr size_t kMaxHead = 256 * 1024;
 }  // namespace
 
 Stream::Stream(std::shared_ptr<Session> session, const http::ParseLimits& limits)
-    : session_(std::move(session)), wait_(session_->ex_), limits_(limits) {}
+    : session_(std::move(session)), waiter_(session_->ex_), limits_(limits) {}
 
 Stream::~Stream() {
   // What the caller did not read goes back to the connection's window.
@@ -345,11 +345,23 @@ void Stream::cancel() {
   wake();
 }
 
-// Until wake() (the timer cancelled). Not a coroutine of its own: the timer's awaitable is the
-// one frame a wait needs.
-net::Task<std::tuple<boost::system::error_code>> Stream::wait() {
-  wait_.expires_at(net::Clock::time_point::max());
-  return wait_.async_wait(net::use_task);
+net::Task<std::tuple<boost::system::error_code>> Stream::wait() { return waiter_.wait(); }
+
+// The caller is resumed by the session, once nghttp2 has returned (resume_woken()): at the end of
+// the read that brought the news, or, for news from elsewhere, in a turn of its own.
+void Stream::wake() {
+  if (!waiter_.waiting() || woken_) return;
+  woken_ = true;
+  session_->woken_.push_back(shared_from_this());
+  if (!session_->receiving_ && !session_->resume_posted_) {
+    session_->resume_posted_ = true;
+    net::asio::post(session_->ex_, [s = session_] { s->resume_woken(); });
+  }
+}
+
+void Stream::resume() {
+  woken_ = false;
+  waiter_.resume();
 }
 
 }  // namespace gatehouse::upstream::h2
