@@ -137,8 +137,9 @@ net::Task<> Session::read_frames() {
     receiving_ = true;
     auto r = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in.data()), n);
     receiving_ = false;
-    if (r < 0) break;  // a fatal error: the connection is unusable
-    resume_woken();
+    if (r < 0) close();  // a fatal error: the connection is unusable
+    resume_woken();      // the callers this read woke, before the event loop polls again
+    if (closed_) break;
     flush();
     if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0)
       break;
@@ -172,6 +173,12 @@ net::Task<> Session::write_frames() {
       break;
     }
   }
+}
+
+void Session::schedule_resume() {
+  if (woken_.empty() || receiving_ || resume_posted_) return;
+  resume_posted_ = true;
+  net::asio::post(ex_, [self = shared_from_this()] { self->resume_woken(); });
 }
 
 void Session::resume_woken() {
@@ -210,6 +217,7 @@ void Session::close() {
   auto streams = std::move(streams_);
   streams_.clear();
   for (auto& [id, s] : streams) s->closed(NGHTTP2_CONNECT_ERROR);
+  schedule_resume();
 }
 
 }  // namespace gatehouse::upstream::h2

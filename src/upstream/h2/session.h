@@ -86,8 +86,10 @@ class Session final : public std::enable_shared_from_this<Session> {
   struct Callbacks;  // nghttp2's, in session.cc
 
   net::Task<> read_frames();
-  // Resumes the streams woken since the last time, here and now (outside nghttp2's calls).
+  // Resumes the streams woken since the last time, here and now (outside nghttp2's calls);
+  // schedule_resume(): in a turn of their own, unless a read's end will.
   void resume_woken();
+  void schedule_resume();
   // Starts the writer when nghttp2 has frames to send and none is writing.
   void flush();
   net::Task<> write_frames();

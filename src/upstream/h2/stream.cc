@@ -353,10 +353,7 @@ void Stream::wake() {
   if (!waiter_.waiting() || woken_) return;
   woken_ = true;
   session_->woken_.push_back(shared_from_this());
-  if (!session_->receiving_ && !session_->resume_posted_) {
-    session_->resume_posted_ = true;
-    net::asio::post(session_->ex_, [s = session_] { s->resume_woken(); });
-  }
+  session_->schedule_resume();
 }
 
 void Stream::resume() {
