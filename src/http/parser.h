@@ -17,6 +17,10 @@ struct ParseLimits {
   size_t max_headers = 100;
 };
 
+// An upstream's response head past these is refused: 64 KiB (as HTTP/1.1 carries it), 1000
+// fields. The upstream client and upstream::Fetch (health checks, JWKS) alike, either protocol.
+inline constexpr ParseLimits kUpstreamResponseLimits{64 * 1024, 64 * 1024, 1000};
+
 // Why a message was refused: the status to answer with (400, 414, 431, 501, 505 for requests;
 // responses always map to 502), a short machine code and a human message.
 struct ParseError {

@@ -11,8 +11,7 @@
 namespace gatehouse::upstream {
 namespace {
 
-// Response heads past this are refused: bytes (as HTTP/1.1 carries them), fields.
-constexpr http::ParseLimits kResponseLimits{64 * 1024, 64 * 1024, 1000};
+constexpr const http::ParseLimits& kResponseLimits = http::kUpstreamResponseLimits;
 // Streams an HTTP/2 upstream refused, sent again at once per call (then: the retry policy).
 constexpr uint32_t kMaxRefusedResends = 2;
 bool idempotent(std::string_view m) {

@@ -9,13 +9,6 @@
 #include "upstream/h2/session.h"
 
 namespace gatehouse::upstream {
-namespace {
-
-// A response head past this is refused: bytes (as HTTP/1.1 carries them), fields.
-constexpr http::ParseLimits kHeadLimits{64 * 1024, 64 * 1024, 1000};
-
-}  // namespace
-
 Fetch::~Fetch() {
   if (set_) set_->fetches_.remove(this);
   if (armed_) armed_->running = false;
@@ -91,7 +84,7 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
       co_return out;
     }
     auto ex = stream_.socket().get_executor();
-    h2_ = h2::Session::start(ex, std::move(stream_))->open_stream(kHeadLimits);
+    h2_ = h2::Session::start(ex, std::move(stream_))->open_stream(http::kUpstreamResponseLimits);
   }
   bool sent = true;
   if (h2_) {
@@ -122,7 +115,8 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
     end = http::find_head_end(in_, scanned);
     if (end) {
       http::ParseError err;
-      if (http::parse_response_head(std::string_view(in_).substr(0, end), kHeadLimits, "GET", &resp,
+      if (http::parse_response_head(std::string_view(in_).substr(0, end),
+                                    http::kUpstreamResponseLimits, "GET", &resp,
                                     &err) != http::ParseStatus::kComplete) {
         out.error = "invalid response: " + std::string(err.message);
         co_return out;
@@ -135,7 +129,7 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
       break;
     }
     scanned = in_.size();
-    if (in_.size() > kHeadLimits.max_head_bytes) {
+    if (in_.size() > http::kUpstreamResponseLimits.max_head_bytes) {
       out.error = "response head too large";
       co_return out;
     }
