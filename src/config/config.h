@@ -150,6 +150,10 @@ struct HealthCheck {
   uint32_t healthy_after = 2;
   std::vector<std::pair<int, int>> expected_statuses{{200, 399}};  // inclusive ranges
   bool initially_healthy = true;  // `initial_state` of a target the process has not checked yet
+  // A `protocol: grpc` upstream's check is gRPC's: grpc.health.v1.Health/Check for `service`
+  // (empty: the server as a whole), passed when it answers SERVING.
+  bool grpc = false;
+  std::string service;
 };
 
 // retry on an upstream (or a route, which then replaces the upstream's).
@@ -158,18 +162,21 @@ struct RetryPolicy {
   Duration backoff{25};       // full jitter: a random wait up to backoff * 2^(try-1) ...
   Duration max_backoff{250};  // ... capped here
   bool on_connect_failure = true, on_reset = true, on_timeout = false;
-  std::vector<int> on_status;            // e.g. 502, 503, 504
-  double budget = 0.2;                   // retries at most this share of requests ...
+  std::vector<int> on_status;  // e.g. 502, 503, 504
+  uint32_t on_grpc = 0;        // gRPC status codes (bit n: code n) of a trailers-only answer
+  double budget = 0.2;         // retries at most this share of requests ...
   uint32_t min_retries_per_second = 10;  // ... plus these, per upstream (the budget's floor)
   uint64_t max_replay_body = 64 * 1024;  // request bodies up to this size are kept to send again
 };
 
 struct Upstream {
-  enum class Protocol : uint8_t { kHttp1, kHttp2 };
+  enum class Protocol : uint8_t { kHttp1, kHttp2, kGrpc };
   std::string name;
   std::vector<Target> targets;
   // kHttp2: h2 by ALPN with `tls`, else cleartext h2c with prior knowledge (upstream/h2/).
+  // kGrpc: the same HTTP/2, to gRPC services (docs/grpc.md).
   Protocol protocol = Protocol::kHttp1;
+  bool http2() const { return protocol != Protocol::kHttp1; }
   Balance balance = Balance::kRoundRobin;
   HashOn hash_on;
   Duration connect_timeout{2'000};
@@ -239,6 +246,9 @@ struct Route {
   Duration timeout{0};  // the whole upstream exchange, connect to the end of the response; 0 = none
   std::optional<RetryPolicy> retry;    // replaces the upstream's
   std::optional<WebSocket> websocket;  // set: WebSocket upgrades are tunnelled
+  // grpc.max_message_bytes: a gRPC call's length-prefixed messages, either way, up to this
+  // (0: no limit); a longer one ends the call with RESOURCE_EXHAUSTED.
+  uint64_t grpc_max_message_bytes = 0;
   // Request filters, in phase order (see filters/filter.h), whatever the file's order.
   std::vector<std::shared_ptr<const filters::Filter>> filters;
 };

@@ -60,7 +60,7 @@ class Loader {
 
   // upstreams.cc
   void upstreams(const YAML::Node& n, std::vector<Upstream>* out);
-  std::optional<HealthCheck> health_check(const YAML::Node& n, const std::string& path);
+  std::optional<HealthCheck> health_check(const YAML::Node& n, const std::string& path, bool grpc);
   std::optional<RetryPolicy> retry(const YAML::Node& n, const std::string& path);
   std::optional<BreakerSettings> breaker(const YAML::Node& n, const std::string& path);
 

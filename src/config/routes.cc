@@ -24,7 +24,7 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
     const YAML::Node& rn = n[i];
     if (!r_.check_map(
             rn, path,
-            {"name", "match", "rewrite", "to", "plugins", "timeout", "retry", "websocket"},
+            {"name", "match", "rewrite", "to", "plugins", "timeout", "retry", "websocket", "grpc"},
             {"aggregate", "grpc_transcode"}))
       continue;
     Route r;
@@ -52,12 +52,25 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
       }
     }
     if (auto w = rn["websocket"]) r.websocket = websocket(w, child(path, "websocket"));
+    if (auto g = rn["grpc"]) {
+      const std::string gp = child(path, "grpc");
+      if (r_.check_map(g, gp, {"max_message_bytes"})) {
+        if (auto v = g["max_message_bytes"]) {
+          if (auto b = r_.size(v, child(gp, "max_message_bytes"))) {
+            if (*b < 1 || *b > 0xffffffffu)
+              r_.error(v, child(gp, "max_message_bytes"), "must be between 1 byte and 4GiB - 1");
+            else
+              r.grpc_max_message_bytes = *b;
+          }
+        }
+      }
+    }
     if (auto t = rn["to"]) {
       to(t, child(path, "to"), ups, &r);
       // A WebSocket tunnel is an HTTP/1.1 upgrade on the upstream side too (RFC 8441's
       // extended CONNECT to upstreams is not built).
       for (const auto& w : r.to) {
-        if (r.websocket && ups[w.upstream_index].protocol == Upstream::Protocol::kHttp2)
+        if (r.websocket && ups[w.upstream_index].http2())
           r_.error(rn["websocket"], child(path, "websocket"),
                    "upstream '" + w.upstream +
                        "' speaks HTTP/2: WebSocket tunnels need an http1 upstream");

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "config/loader.h"
+#include "grpc/status.h"
 
 namespace gatehouse::config {
 
@@ -132,8 +133,7 @@ void Loader::upstreams(const YAML::Node& n, std::vector<Upstream>* out) {
         if (*s == "http2") {
           up.protocol = Upstream::Protocol::kHttp2;
         } else if (*s == "grpc") {
-          r_.error(p, child(path, "protocol"),
-                   "protocol 'grpc' is not supported yet by this version of gatehouse");
+          up.protocol = Upstream::Protocol::kGrpc;
         } else if (*s != "http1") {
           r_.error(p, child(path, "protocol"),
                    "unknown protocol '" + *s + "' (expected http1, http2 or grpc)");
@@ -143,7 +143,8 @@ void Loader::upstreams(const YAML::Node& n, std::vector<Upstream>* out) {
     if (auto b = u["circuit_breaker"]) up.breaker = breaker(b, child(path, "circuit_breaker"));
     if (auto rt = u["retry"]) up.retry = retry(rt, child(path, "retry"));
     if (auto hc = u["health_check"])
-      up.health_check = health_check(hc, child(path, "health_check"));
+      up.health_check =
+          health_check(hc, child(path, "health_check"), up.protocol == Upstream::Protocol::kGrpc);
     if (auto m = u["max_concurrent_requests"]) {
       if (auto v = r_.integer(m, child(path, "max_concurrent_requests"), 1, 10'000'000))
         up.max_concurrent_requests = static_cast<uint32_t>(*v);
@@ -158,18 +159,31 @@ void Loader::upstreams(const YAML::Node& n, std::vector<Upstream>* out) {
       if (auto v = r_.integer(m, child(path, "max_idle_per_target"), 0, 100'000))
         up.max_idle_per_target = static_cast<uint32_t>(*v);
     }
-    if (auto t = u["tls"])
-      up.tls = client_tls(t, child(path, "tls"), up.protocol == Upstream::Protocol::kHttp2);
+    if (auto t = u["tls"]) up.tls = client_tls(t, child(path, "tls"), up.http2());
     out->push_back(std::move(up));
   }
 }
 
-std::optional<HealthCheck> Loader::health_check(const YAML::Node& n, const std::string& path) {
+std::optional<HealthCheck> Loader::health_check(const YAML::Node& n, const std::string& path,
+                                                bool grpc) {
   if (!r_.check_map(n, path,
                     {"path", "interval", "timeout", "unhealthy_after", "healthy_after",
-                     "expected_statuses", "initial_state"}))
+                     "expected_statuses", "initial_state", "service"}))
     return std::nullopt;
   HealthCheck h;
+  h.grpc = grpc;
+  for (const char* key : {"path", "expected_statuses"}) {
+    if (grpc && n[key])
+      r_.error(n[key], child(path, key),
+               "a gRPC upstream is checked with grpc.health.v1.Health/Check (name the service "
+               "with `service`), not an HTTP path and status");
+  }
+  if (auto v = n["service"]) {
+    if (!grpc)
+      r_.error(v, child(path, "service"), "`service` is for gRPC upstreams (protocol: grpc)");
+    else if (auto s = r_.str(v, child(path, "service")))
+      h.service = *s;
+  }
   if (auto v = n["path"]) {
     h.path = r_.str(v, child(path, "path")).value_or("/");
     if (h.path.empty() || h.path[0] != '/' || h.path.find_first_of(" \r\n") != std::string::npos)
@@ -255,9 +269,12 @@ std::optional<RetryPolicy> Loader::retry(const YAML::Node& n, const std::string&
       else if (c.size() == 3 && c[0] == '5' && std::isdigit(static_cast<unsigned char>(c[1])) &&
                std::isdigit(static_cast<unsigned char>(c[2])))
         p.on_status.push_back(std::stoi(c));
+      else if (auto code = grpc::code_from_config_name(c); code && *code != grpc::Code::kOk)
+        p.on_grpc |= 1u << static_cast<int>(*code);
       else
         r_.error(v.IsSequence() ? v[i] : v, index(child(path, "on"), i),
-                 "expected connect_failure, reset, timeout or a 5xx status code");
+                 "expected connect_failure, reset, timeout, a 5xx status code or a gRPC status "
+                 "(such as unavailable or resource_exhausted)");
     }
   }
   if (auto v = n["budget"]) {

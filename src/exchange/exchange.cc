@@ -4,6 +4,7 @@
 
 #include "config/units.h"
 #include "exchange/background.h"
+#include "grpc/status.h"
 #include "http/chunked.h"
 #include "http/path.h"
 #include "http/proxy_headers.h"
@@ -57,6 +58,9 @@ void Exchange::begin() {
   error_.status = 0;
   upstream_.reset();
   body_filtered_ = false;
+  grpc_ = false;
+  grpc_status_ = -1;
+  grpc_deadline_ = net::Clock::time_point::max();
   status_ = 0;
 }
 
@@ -77,6 +81,10 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
     if (answered && upstream_.upgraded()) {
       co_await tunnel(down);
     } else if (answered) {
+      if (grpc_) {
+        if (auto code = grpc::trailers_only_status(upstream_.response()))
+          grpc_status_ = static_cast<int>(*code);
+      }
       if (!run_response_filters(upstream_.response().status, &upstream_.response())) {
         upstream_.abandon();  // a filter answers instead: the upstream's body is not read
         respond_with_reply();
@@ -108,11 +116,17 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
   }
   if (error_.status) {
     if (request_id_.empty()) observe::generate_request_id(w_.rng(), &request_id_);
+    // A gRPC client reads a status, not a JSON body: the error as a trailers-only response.
+    if (grpc_ && error_.status >= 400 && !error_.body && !error_.shared_body)
+      grpc_status_ = static_cast<int>(grpc::make_trailers_only(&error_));
     if (ctx_.reply_body)
       co_await stream_reply(down);
     else
       co_await down.answer(error_, request_id_);
   }
+  // A full-duplex call's request body may still stream (the client's side of a gRPC call the
+  // upstream ended first): the exchange ends once that has stopped.
+  if (upstream_.pumping()) co_await upstream_.settle();
 }
 
 // A WebSocket handshake (RFC 6455 4.1) on a route that tunnels them: asked upstream as it came.
@@ -168,6 +182,16 @@ Exchange::Step Exchange::start(Downstream& down) {
     }
   }
   if (request_id_.empty()) observe::generate_request_id(w_.rng(), &request_id_);
+
+  grpc_ = grpc::is_grpc_content_type(req.get("content-type"));
+  if (grpc_) {
+    // grpc-timeout counts from the call's start (here: its head arrived); a malformed one is
+    // ignored, as gRPC servers do.
+    if (auto t = grpc::parse_timeout(req.get("grpc-timeout"))) {
+      grpc_deadline_ = start_ + *t;
+      grpc_deadline_text_ = "the call's grpc-timeout of " + std::string(req.get("grpc-timeout"));
+    }
+  }
 
   if (req.framing == http::Framing::kContentLength &&
       req.content_length > cfg.server.limits.max_body_bytes) {
@@ -339,6 +363,10 @@ upstream::Call Exchange::make_call(Downstream& down) {
   call.max_body_bytes = ctx_.max_body_bytes;
   call.stream_idle = snap_->config.server.timeouts.idle;
   call.upgrade = websocket_upgrade();
+  call.grpc = grpc_;
+  call.max_message_bytes = route.grpc_max_message_bytes;
+  call.deadline = grpc_deadline_;
+  call.deadline_text = grpc_deadline_text_;
   return call;
 }
 
@@ -354,6 +382,7 @@ bool Exchange::start_upstream(Downstream& down) {
                         match_.route->filters, ctx_);
     call.body_framing = http::Framing::kChunked;
   }
+  call.duplex = down.full_duplex() && !body_filtered_;
   if (!upstream_.start(call)) {
     answer_upstream_failure();
     return false;
@@ -394,6 +423,17 @@ void Exchange::write_upstream_head(Downstream& down, upstream::Client& client) {
   info.add = &ctx_.upstream_add;
   info.remove = &ctx_.upstream_remove;
   info.body_rechunked = body_filtered_;
+  if (grpc_) {
+    // TE is hop-by-hop, but a gRPC server may insist on "te: trailers" (gRPC's HTTP/2 protocol
+    // requires it: it says that the client takes trailers, as the gateway does).
+    ctx_.upstream_add.emplace_back("te", "trailers");
+  }
+  if (grpc_deadline_ != net::Clock::time_point::max()) {
+    // The upstream gets what is left of the call's deadline (or of the route's timeout, when
+    // sooner), so that it does not work on past the time the client waits.
+    ctx_.upstream_remove.emplace_back("grpc-timeout");
+    ctx_.upstream_add.emplace_back("grpc-timeout", grpc::format_timeout(client.time_left()));
+  }
   if (client.asks_upgrade()) info.upgrade = "websocket";
   http::build_upstream_request(req, info, &client.head());
 }
@@ -453,12 +493,22 @@ net::Task<> Exchange::relay_response(Downstream& down) {
   const auto send_timeout = snap_->config.server.timeouts.send;
   using Phase = upstream::RequestSource::Phase;
   const bool tapped = ctx_.response_body_taps && has_body();
+  // A gRPC call's response messages, held to the route's grpc.max_message_bytes (the pieces of
+  // the payload are there: an HTTP/2 client's codec frames it).
+  const uint64_t max_message = grpc_ && payload ? match_.route->grpc_max_message_bytes : 0;
+  grpc::MessageScanner messages;
+  bool message_too_long = false;
   bool down_ok = true, up_ok = true;
   bool first = true;
   while (true) {
     spans_.clear();
     auto piece = upstream_.body_piece(payload || tapped ? &spans_ : nullptr);
     up_ok = !piece.error;
+    for (size_t i = 0; max_message && up_ok && i < spans_.size(); ++i) {
+      message_too_long = !messages.feed(spans_[i], max_message);
+      up_ok = !message_too_long;
+    }
+    if (message_too_long) break;
     if (tapped && up_ok) tap(spans_, piece.done);
     if (first || !piece.bytes.empty()) {
       down.set_deadline(Phase::kSend, upstream_.budget(send_timeout));
@@ -476,6 +526,7 @@ net::Task<> Exchange::relay_response(Downstream& down) {
     if (up_ok && piece.done && trailers && !upstream_.trailers().empty()) {
       trailers_.clear();
       http::parse_trailer_fields(upstream_.trailers(), &trailers_);
+      note_grpc_status(trailers_);
       const std::string_view no_data;
       if (!trailers_.empty()) down_ok = co_await down.send_chunk(no_data, &trailers_);
     }
@@ -489,7 +540,44 @@ net::Task<> Exchange::relay_response(Downstream& down) {
       break;
     }
   }
-  end_relay(down, up_ok, down_ok);
+  // A gRPC client reads a status at the end of a call: a failure mid-call is told so, not cut.
+  bool status_sent = false;
+  if (!up_ok && grpc_ && down_ok && down.carries_trailers()) {
+    http::ErrorResponse why =
+        message_too_long
+            ? http::ErrorResponse{413,
+                                  "grpc_message_too_large",
+                                  "a response message of " + std::to_string(messages.too_long()) +
+                                      " bytes is larger than the route's grpc.max_message_bytes (" +
+                                      std::to_string(max_message) + ")",
+                                  {}}
+        : upstream_.error().status
+            ? upstream_.error()  // the request's side failed (its body, its client)
+            : http::ErrorResponse{502,
+                                  "upstream_reset_mid_body",
+                                  std::string(upstream_.upstream_config()->name) +
+                                      " reset the call in the middle of its response",
+                                  {}};
+    status_sent = co_await end_grpc_call(down, why);
+    log_error_ = message_too_long           ? "grpc_message_too_large"
+                 : upstream_.error().status ? std::string_view(upstream_.error().code)
+                                            : "upstream_reset_mid_body";
+  }
+  end_relay(down, up_ok, down_ok, status_sent);
+}
+
+// Ends a gRPC call whose response is under way with a status in its trailers (the code that
+// `why`, a gateway answer, stands for). False: the client is gone.
+net::Task<bool> Exchange::end_grpc_call(Downstream& down, const http::ErrorResponse& why) {
+  grpc_status_ = static_cast<int>(grpc::code_for_gateway_status(why.status));
+  trailers_.clear();
+  trailers_.emplace_back("grpc-status", std::to_string(grpc_status_));
+  std::string message;
+  grpc::append_percent_encoded(&message, why.message);
+  trailers_.emplace_back("grpc-message", std::move(message));
+  const std::string_view no_data;
+  const bool ok = co_await down.send_chunk(no_data, &trailers_);
+  co_return ok;
 }
 
 // A filter's answer whose body is still arriving (filters::ReplyBody): framed with its length
@@ -549,6 +637,15 @@ void Exchange::tap(const std::vector<std::string_view>& pieces, bool end) {
   }
 }
 
+// A gRPC call's status, from the trailers that end its response.
+void Exchange::note_grpc_status(const http::HeaderList& trailers) {
+  if (!grpc_) return;
+  for (const auto& [name, value] : trailers) {
+    if (!http::iequals(name, "grpc-status")) continue;
+    if (auto code = grpc::parse_code(value)) grpc_status_ = static_cast<int>(*code);
+  }
+}
+
 // Filters watch the response body, and the response has one (RFC 9110 6.4.1: not for HEAD, 1xx,
 // 204 and 304). A Content-Length: 0 body is watched too: a filter may add to an empty body.
 bool Exchange::rewrites_body() const { return ctx_.response_body_watchers && has_body(); }
@@ -596,6 +693,7 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
     if (end) {
       http::parse_trailer_fields(upstream_.trailers(), &trailers_);
       each_watcher([&](const filters::Filter& f) { f.on_response_trailers(ctx_, trailers_); });
+      note_grpc_status(trailers_);
     }
     if (first || !body_.empty() || end) {  // the head goes at once, whatever the filters hold
       down.set_deadline(Phase::kSend, upstream_.budget(send_timeout));
@@ -619,12 +717,13 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
   end_relay(down, up_ok, down_ok);
 }
 
-void Exchange::end_relay(Downstream& down, bool up_ok, bool down_ok) {
+void Exchange::end_relay(Downstream& down, bool up_ok, bool down_ok, bool status_sent) {
   if (!up_ok) {
     // Mid-body failure: the status line is gone, so the only honest signal is the connection's
-    // end (a reset where a close would look like the end of the body).
-    down.cut_response();
-    log_error_ = "upstream_reset_mid_body";
+    // end (a reset where a close would look like the end of the body); a gRPC call's trailers
+    // told it already.
+    if (!status_sent) down.cut_response();
+    if (log_error_.empty()) log_error_ = "upstream_reset_mid_body";
   } else if (!down_ok) {
     down.close_after();
     log_error_ = "client_closed";
@@ -661,9 +760,19 @@ void Exchange::finish(const Downstream& down) {
   r.upstream_ms = upstream_.answered_ms();
   r.error = log_error_;
   if (log_route_) r.cache = ctx_.cache_result;
+  if (grpc_) {
+    // The path is /service/method (gRPC's HTTP/2 protocol); anything else names no method.
+    std::string_view path = std::string_view(log_path_).substr(0, log_path_.find('?'));
+    if (path.size() > 1) path.remove_prefix(1);
+    const auto slash = path.find('/');
+    r.grpc_service = path.substr(0, slash);
+    r.grpc_method = slash == std::string_view::npos ? "" : path.substr(slash + 1);
+    r.grpc_status = grpc_status_;
+  }
   w_.log_access(r);
   auto& m = w_.metrics();
   m.count_request(r.route, r.method, r.status, r.total_ms / 1000, r.bytes_in, r.bytes_out);
+  if (grpc_) m.count_grpc(log_path_, grpc_status_, r.total_ms / 1000);
   m.count_protocol(r.protocol);
   if (auto outcome = upstream_.outcome())
     m.count_upstream(r.upstream, r.target, *outcome, upstream_.seconds());

@@ -40,6 +40,9 @@ class Downstream : public upstream::RequestSource {
   // the DATA): send_chunk() takes them when the upstream's chunked body ends with some. HTTP/1.1
   // passes a chunked body's trailers on inside it, as they came.
   virtual bool carries_trailers() const { return false; }
+  // The request body may go on arriving while the response goes out (HTTP/2's streams; an
+  // HTTP/1.1 connection reads one message at a time): a call may stream both ways at once.
+  virtual bool full_duplex() const { return false; }
   // The method and status as the client saw them, for the access log and metrics, where the
   // codec translated the exchange's (HTTP/2's extended CONNECT is a GET upgrade inside).
   virtual std::string_view client_method(std::string_view method) const { return method; }
@@ -129,8 +132,11 @@ class Exchange {
   bool rewrites_body() const;
   bool has_body() const;  // the upstream's response has a body (RFC 9110 6.4.1)
   void tap(const std::vector<std::string_view>& pieces, bool end);
+  void note_grpc_status(const http::HeaderList& trailers);
   void answer_upstream_failure();
-  void end_relay(Downstream& down, bool up_ok, bool down_ok);
+  // `status_sent`: a gRPC call's failure was told in its trailers (end_grpc_call): not cut.
+  void end_relay(Downstream& down, bool up_ok, bool down_ok, bool status_sent = false);
+  net::Task<bool> end_grpc_call(Downstream& down, const http::ErrorResponse& why);
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail(http::ErrorResponse e);
   bool run_response_filters(int status, const http::ResponseHead* head);
@@ -152,8 +158,14 @@ class Exchange {
   std::vector<std::string_view> spans_;  // de-chunked payload pieces
   FilteredRequestBody request_body_;     // when filters watch the request body ...
   bool body_filtered_ = false;           // ... and it has one
-  std::string body_;                     // a response body piece the filters work on
-  http::HeaderList trailers_;            // the response's trailer fields, when filters watch them
+  // A gRPC call (grpc/status.h): the gateway's answers are gRPC's, and its grpc-timeout is the
+  // call's deadline (max: none), sent upstream as what is left of it.
+  bool grpc_ = false;
+  int grpc_status_ = -1;  // the status the call ended with (-1: none seen)
+  net::Clock::time_point grpc_deadline_ = net::Clock::time_point::max();
+  std::string grpc_deadline_text_;
+  std::string body_;           // a response body piece the filters work on
+  http::HeaderList trailers_;  // the response's trailer fields, when filters watch them
 
   // Per-request facts for the access log (copies: the head's views die with the codec's buffer).
   std::string log_method_, log_path_;

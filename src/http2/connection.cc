@@ -107,6 +107,15 @@ struct Connection::Callbacks {
     return 0;
   }
 
+  // The response's last frame went out: a request still open gets its end (Stream::responded).
+  static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void*) {
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      if (Stream* s = stream_of(session, frame->hd.stream_id)) s->response_ended();
+    }
+    return 0;
+  }
+
   static int on_stream_close(nghttp2_session* session, int32_t id, uint32_t, void* self) {
     if (Stream* s = stream_of(session, id)) s->closed();
     static_cast<Connection*>(self)->stream_done(id);
@@ -141,6 +150,7 @@ Connection::Connection(exchange::WorkerContext& worker, exchange::RequestStatePo
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Callbacks::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Callbacks::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Callbacks::on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &Callbacks::on_frame_send);
   nghttp2_option* opt;
   nghttp2_option_new(&opt);
   // A request body's window is given back as the exchange takes it, not as it arrives.

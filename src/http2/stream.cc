@@ -153,6 +153,15 @@ void Stream::body_end() {
   wake(body_wait_);
 }
 
+// A response complete before its request (a gRPC call the server ended while the client still
+// streams, an answer to a body too large, a tunnel the gateway closed): the stream is done, and
+// the client may stop sending (RFC 9113 8.1: RST_STREAM NO_ERROR), so that it does not stay half
+// open.
+void Stream::response_ended() {
+  if (!body_ended_ && !closed_)
+    nghttp2_submit_rst_stream(c_.session(), NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+}
+
 void Stream::closed() {
   if (closed_) return;
   closed_ = true;
@@ -217,11 +226,16 @@ net::Task<bool> Stream::body_read_more() {
                            nullptr);
     c_.flush();
   }
-  while (!closed_ && body_at_ == body_.size() && !body_ended_) {
+  while (!closed_ && !body_abandoned_ && body_at_ == body_.size() && !body_ended_) {
     body_wait_.expires_at(net::Clock::time_point::max());
     co_await body_wait_.async_wait(net::use_task);
   }
-  co_return !closed_ && body_at_ < body_.size();
+  co_return !closed_ && !body_abandoned_ && body_at_ < body_.size();
+}
+
+void Stream::abandon_body() {
+  body_abandoned_ = true;
+  wake(body_wait_);
 }
 
 void Stream::interim_response(const http::ResponseHead& head) {
@@ -287,7 +301,7 @@ void Stream::submit_head(http::FieldBlock& block, bool has_body) {
 
 void Stream::start_response(const http::ResponseHead& head, const http::HeaderList& add,
                             const std::vector<std::string>& remove, std::string_view request_id,
-                            bool, bool* payload) {
+                            bool rewritten, bool* payload) {
   *payload = true;  // HTTP/2 frames the body itself: chunked bodies come de-chunked
   http::ResponseInfo info;
   info.request_id_header = c_.worker().view()->snapshot->config.observability.request_id_header;
@@ -301,7 +315,10 @@ void Stream::start_response(const http::ResponseHead& head, const http::HeaderLi
     if (extended_connect_ && http::iequals(n, "sec-websocket-accept")) return;  // HTTP/1.1's
     block.add(n, v, http::iequals(n, info.request_id_header));
   });
-  const bool has_body = !head_request_ && status != 204 && status != 304;
+  // A head that ends the response (an empty body; a gRPC trailers-only answer, whose status
+  // must arrive as one HEADERS with END_STREAM) goes without DATA.
+  const bool has_body = !head_request_ && status != 204 && status != 304 &&
+                        (rewritten || extended_connect_ || head.framing != http::Framing::kNone);
   submit_head(block, has_body);
 }
 
@@ -414,7 +431,9 @@ net::Task<bool> Stream::wait_for_room() {
 void Stream::wake(net::Timer& t) { t.cancel(); }
 
 bool Stream::send_now(std::string_view& body, bool* ok) {
-  *ok = !closed_;
+  // Nothing to send after a head that ended the response (which may have closed the stream
+  // already): done, not a client gone.
+  *ok = !closed_ || (body.empty() && out_ended_);
   if (closed_) return true;
   if (!room()) return false;
   queue(body);
@@ -423,7 +442,8 @@ bool Stream::send_now(std::string_view& body, bool* ok) {
 }
 
 bool Stream::send_payload_now(const std::vector<std::string_view>& pieces, bool* ok) {
-  *ok = !closed_;
+  *ok = !closed_ || (out_ended_ && std::all_of(pieces.begin(), pieces.end(),
+                                               [](std::string_view p) { return p.empty(); }));
   if (closed_) return true;
   if (!room()) return false;
   for (auto p : pieces) queue(p);
@@ -466,10 +486,6 @@ long Stream::read_body(uint8_t* to, size_t space, bool* eof, bool* trailers) {
   if (out_ended_ && out_.empty()) {
     *eof = true;
     *trailers = !trailers_out_.empty();
-    // A tunnel the gateway ended while the client's side is open: after this last DATA, the
-    // stream is done (RFC 9113 8.1, NO_ERROR), so that it does not stay half open.
-    if (extended_connect_ && !body_ended_)
-      nghttp2_submit_rst_stream(c_.session(), NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
   } else if (n == 0) {
     return -1;
   }
@@ -503,7 +519,9 @@ net::Task<> Stream::answer(const http::ErrorResponse& e, std::string_view reques
   for (const auto& h : head.headers) {
     if (!http::h2_connection_specific(h.name)) block.add(h.name, h.value);
   }
-  const bool has_body = !head_request_ && e.status != 204 && e.status != 304;
+  // An empty body (a gRPC trailers-only answer) ends the stream with the HEADERS.
+  const bool has_body = !head_request_ && e.status != 204 && e.status != 304 &&
+                        (text.size() > head.head_bytes || !e.shared().empty());
   submit_head(block, has_body);
   if (has_body) {
     queue(std::string_view(text).substr(head.head_bytes));

@@ -56,6 +56,8 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   void head_complete(bool ended);
   void body_piece(std::string_view data);
   void body_end();
+  // The response's END_STREAM was sent.
+  void response_ended();
   // nghttp2 closed the stream (its response sent, or a reset): the exchange is cut short if it
   // still runs.
   void closed();
@@ -87,6 +89,9 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   bool secure() const override;
   std::string_view protocol() const override { return "HTTP/2"; }
   bool carries_trailers() const override { return true; }
+  bool full_duplex() const override { return true; }
+  void abandon_body() override;
+  bool body_whole() const override { return body_ended_; }
   std::string_view client_method(std::string_view method) const override {
     return extended_connect_ ? "CONNECT" : method;
   }
@@ -155,6 +160,7 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   size_t body_at_ = 0;
   bool chunked_ = false;
   bool body_ended_ = false;
+  bool body_abandoned_ = false;  // the exchange reads no more of it
   uint64_t unacknowledged_ = 0;  // DATA bytes not yet given back to the client's window
   std::vector<std::pair<std::string, std::string>> trailers_in_;
   net::Timer body_wait_;

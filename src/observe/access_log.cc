@@ -85,6 +85,11 @@ void format_access_record(const AccessRecord& r, std::string* out) {
   if (r.upstream_ms >= 0) millis(out, "upstream_ms", r.upstream_ms);
   if (!r.error.empty()) field(out, "error", r.error);
   if (!r.cache.empty()) field(out, "cache", r.cache);
+  if (!r.grpc_method.empty()) {
+    field(out, "grpc_service", r.grpc_service);
+    field(out, "grpc_method", r.grpc_method);
+    if (r.grpc_status >= 0) integer(out, "grpc_status", static_cast<uint64_t>(r.grpc_status));
+  }
   out->append("}\n"sv);
 }
 

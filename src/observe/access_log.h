@@ -29,6 +29,9 @@ struct AccessRecord {
   double upstream_ms = -1;  // -1: no upstream call
   std::string_view error;   // the gateway's error code, when it answered by itself
   std::string_view cache;   // what the route's cache did (hit, miss, stale, ...), when it has one
+  // A gRPC call: its service and method, and the status it ended with (-1: none came).
+  std::string_view grpc_service, grpc_method;
+  int grpc_status = -1;
 };
 
 // Appends one JSON object and a newline.

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include "grpc/status.h"
+
 namespace gatehouse::observe {
 namespace {
 
@@ -58,22 +60,27 @@ void header(std::string* out, std::string_view name, std::string_view type, std:
   out->append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
 
-void histogram(std::string* out, std::string_view name, std::string_view label_name,
-               std::string_view label_value, const Histogram& h) {
+// `labels`: written already ('route="a"', or several).
+void histogram(std::string* out, std::string_view name, std::string_view labels,
+               const Histogram& h) {
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= Histogram::kBounds.size(); ++i) {
     cumulative += h.counts()[i];
-    out->append(name).append("_bucket{");
-    label(out, label_name, label_value, true);
+    out->append(name).append("_bucket{").append(labels);
     label(out, "le", i < Histogram::kBounds.size() ? number(Histogram::kBounds[i]) : "+Inf");
     out->append("} ").append(std::to_string(cumulative)).append("\n");
   }
-  out->append(name).append("_sum{");
-  label(out, label_name, label_value, true);
+  out->append(name).append("_sum{").append(labels);
   out->append("} ").append(number(h.sum())).append("\n");
-  out->append(name).append("_count{");
-  label(out, label_name, label_value, true);
+  out->append(name).append("_count{").append(labels);
   out->append("} ").append(std::to_string(h.count())).append("\n");
+}
+
+void histogram(std::string* out, std::string_view name, std::string_view label_name,
+               std::string_view label_value, const Histogram& h) {
+  std::string labels;
+  label(&labels, label_name, label_value, true);
+  histogram(out, name, labels, h);
 }
 
 void gauge(std::string* out, std::string_view name, std::string_view help, double v,
@@ -133,6 +140,17 @@ void MetricsShard::count_request(std::string_view route, std::string_view method
   bytes_sent += bytes_out;
 }
 
+void MetricsShard::count_grpc(std::string_view path, int code, double seconds) {
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  auto it = grpc.find(path);
+  if (it == grpc.end()) {
+    const bool room = grpc.size() < kMaxGrpcMethods && path.find('/') != std::string_view::npos;
+    it = grpc.try_emplace(std::string(room ? path : "other/other")).first;
+  }
+  ++it->second.by_code[code >= 0 && code < 17 ? code : 2];
+  it->second.duration.observe(seconds);
+}
+
 void MetricsShard::count_upstream(std::string_view upstream, std::string_view target,
                                   UpstreamOutcome outcome, double seconds) {
   auto it = upstreams.find(upstream);
@@ -187,6 +205,11 @@ void MetricsShard::merge(const MetricsShard& other) {
     for (size_t i = 0; i < mine.retries.size(); ++i) mine.retries[i] += u.retries[i];
     mine.retry_budget_exhausted += u.retry_budget_exhausted;
   }
+  for (const auto& [method, g] : other.grpc) {
+    auto& mine = grpc[method];
+    for (size_t i = 0; i < mine.by_code.size(); ++i) mine.by_code[i] += g.by_code[i];
+    mine.duration.merge(g.duration);
+  }
   for (const auto& [family, samples] : other.families) {
     auto& mine = families[family];
     for (const auto& [route, counts] : samples.counters) {
@@ -225,6 +248,30 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     histogram(&out, "gatehouse_request_duration_seconds", "route", route->first,
               route->second.duration);
 
+  header(&out, "gatehouse_grpc_requests_total", "counter",
+         "gRPC calls by service, method and status code (the gateway's own answers too).");
+  for (const auto* g : sorted(m.grpc)) {
+    const auto slash = g->first.find('/');
+    std::string labels;
+    label(&labels, "service", std::string_view(g->first).substr(0, slash), true);
+    label(&labels, "method", std::string_view(g->first).substr(slash + 1));
+    for (size_t code = 0; code < g->second.by_code.size(); ++code) {
+      if (!g->second.by_code[code]) continue;
+      out.append("gatehouse_grpc_requests_total{").append(labels);
+      label(&out, "code", grpc::code_name(static_cast<grpc::Code>(code)));
+      out.append("} ").append(std::to_string(g->second.by_code[code])).append("\n");
+    }
+  }
+  header(&out, "gatehouse_grpc_request_duration_seconds", "histogram",
+         "Time from a gRPC call's head to its end, by service and method.");
+  for (const auto* g : sorted(m.grpc)) {
+    const auto slash = g->first.find('/');
+    std::string labels;
+    label(&labels, "service", std::string_view(g->first).substr(0, slash), true);
+    label(&labels, "method", std::string_view(g->first).substr(slash + 1));
+    histogram(&out, "gatehouse_grpc_request_duration_seconds", labels, g->second.duration);
+  }
+
   header(&out, "gatehouse_upstream_requests_total", "counter",
          "Upstream exchanges by upstream, target and outcome.");
   for (const auto* up : sorted(m.upstreams)) {
@@ -254,9 +301,10 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     out.append("} ").append(std::to_string(up->second.queued)).append("\n");
   }
   header(&out, "gatehouse_upstream_retries_total", "counter", "Retries by upstream and reason.");
-  static constexpr const char* kReasons[] = {"connect_failure", "reset", "timeout", "status"};
+  static constexpr const char* kReasons[] = {"connect_failure", "reset", "timeout", "status",
+                                             "grpc_status"};
   for (const auto* up : sorted(m.upstreams)) {
-    for (size_t i = 0; i < 4; ++i) {
+    for (size_t i = 0; i < std::size(kReasons); ++i) {
       out.append("gatehouse_upstream_retries_total{");
       label(&out, "upstream", up->first, true);
       label(&out, "reason", kReasons[i]);

@@ -57,7 +57,8 @@ struct UpstreamMetrics {
       0;                // refused: max_concurrent_requests reached (and the queue full or too slow)
   uint64_t queued = 0;  // waited in the max_pending queue
   StringMap<uint64_t> breaker_transitions;  // by the state a target's breaker moved to
-  std::array<uint64_t, 4> retries{};        // by reason: connect_failure, reset, timeout, status
+  // By reason: connect_failure, reset, timeout, status, grpc_status.
+  std::array<uint64_t, 5> retries{};
   uint64_t retry_budget_exhausted = 0;
 };
 
@@ -123,8 +124,18 @@ class CounterMemo {
   size_t next_ = 0;
 };
 
+// gRPC calls of one method, by status code (a code outside 0-16, or none, counts as UNKNOWN).
+struct GrpcMethodMetrics {
+  std::array<uint64_t, 17> by_code{};
+  Histogram duration;
+};
+
 struct MetricsShard {
   StringMap<RouteMetrics> routes;  // "" for requests no route took
+  // gRPC calls by "service/method" (the call's path). At most kMaxGrpcMethods of them per
+  // shard; calls of any other count as "other/other": a client cannot grow the label space.
+  static constexpr size_t kMaxGrpcMethods = 512;
+  StringMap<GrpcMethodMetrics> grpc;
   StringMap<UpstreamMetrics> upstreams;
   std::unordered_map<const Family*, FamilySamples> families;  // the plugins' metrics
   uint64_t bytes_received = 0;
@@ -147,6 +158,8 @@ struct MetricsShard {
                      uint64_t bytes_in, uint64_t bytes_out);
   void count_upstream(std::string_view upstream, std::string_view target, UpstreamOutcome outcome,
                       double seconds);
+  // A gRPC call to `path` ("/service/method") ended with `code` (-1: none came).
+  void count_grpc(std::string_view path, int code, double seconds);
   // A plugin's counter `f` for `route` (and its value_index-th value) goes up by one.
   void count(const Family& f, std::string_view route, size_t value_index = 0);
   // A plugin's histogram `f` for `route` gets a sample.

@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "config/config.h"
+#include "grpc/status.h"
 #include "http/parser.h"
 #include "tls/client_context.h"
 #include "upstream/h2/session.h"
@@ -21,7 +22,7 @@ bool idempotent(std::string_view m) {
 }  // namespace
 
 Client::Client(const net::Executor& ex, observe::MetricsShard& metrics, Random& rng)
-    : ex_(ex), metrics_(metrics), rng_(rng) {
+    : ex_(ex), metrics_(metrics), rng_(rng), pump_ended_(ex) {
   error_.status = 0;
 }
 
@@ -57,22 +58,31 @@ bool Client::start(const Call& call) {
   up_ = call.upstream;
   hash_key_ = call.hash_key;
   head_request_ = call.head_request;
-  http2_ = up_->config().protocol == config::Upstream::Protocol::kHttp2;
+  http2_ = up_->config().http2();
   upgrade_ = call.upgrade;
   upgraded_ = false;
+  duplex_ = call.duplex && http2_;
+  grpc_ = call.grpc;
+  max_message_bytes_ = call.grpc ? call.max_message_bytes : 0;
+  messages_ = {};
   refused_resends_ = 0;
   body_framing_ = call.body_framing;
   body_pending_ = call.body_framing != http::Framing::kNone;
   content_length_ = call.content_length;
   max_body_bytes_ = call.max_body_bytes;
   stream_idle_ = call.stream_idle;
-  route_deadline_ = route_->timeout.count() > 0 ? net::coarse_now() + route_->timeout
-                                                : net::Clock::time_point::max();
+  deadline_ = route_->timeout.count() > 0 ? net::coarse_now() + route_->timeout
+                                          : net::Clock::time_point::max();
+  deadline_is_callers_ = call.deadline < deadline_;
+  if (deadline_is_callers_) {
+    deadline_ = call.deadline;
+    deadline_text_.assign(call.deadline_text);
+  }
   new_connection_ = false;
   if (!choose_target(kNone)) return false;
   const bool safe_method = idempotent(call.method);
   resend_allowed_ = safe_method;
-  idempotent_ = safe_method || call.idempotency_key;
+  idempotent_ = safe_method || call.idempotency_key || call.grpc;
   tries_ = 0;
   const config::RetryPolicy* p = retry_policy();
   if (p) up_->retry_tokens = std::min(up_->retry_tokens + p->budget, 100 * p->budget);  // capped
@@ -89,10 +99,17 @@ bool Client::start(const Call& call) {
 // --- the call --------------------------------------------------------------------------------
 
 net::Task<bool> Client::send(RequestSource& from) {
+  from_ = &from;
   while (true) {
     retry_reason_ = RetryReason::kNone;
     Outcome outcome = co_await try_once(from);
-    if (outcome == Outcome::kResponse) co_return true;
+    if (outcome == Outcome::kResponse) {
+      if (error_.status) {  // an earlier try's: error() tells of this one's body from here on
+        error_.clear();
+        error_.status = 0;
+      }
+      co_return true;
+    }
     if (outcome == Outcome::kResendAtOnce) {
       // A reused keep-alive connection died before answering (the upstream closed it as we
       // sent): safe to send an idempotent request once more, at once (RFC 9110 9.2.2), its body
@@ -103,7 +120,8 @@ net::Task<bool> Client::send(RequestSource& from) {
     }
     // A retryable status was decided on where it was read (nothing was recorded for the client).
     if (retry_reason_ == RetryReason::kNone ||
-        (retry_reason_ != RetryReason::kStatus && !may_retry(retry_reason_)))
+        (retry_reason_ != RetryReason::kStatus && retry_reason_ != RetryReason::kGrpcStatus &&
+         !may_retry(retry_reason_)))
       co_return false;
     const size_t left = target_;
     co_await before_retry();
@@ -112,22 +130,33 @@ net::Task<bool> Client::send(RequestSource& from) {
 }
 
 net::Clock::duration Client::budget(net::Clock::duration after) {
-  route_deadline_binds_ = false;
-  if (route_deadline_ == net::Clock::time_point::max()) return after;
-  auto left = route_deadline_ - net::coarse_now();
+  deadline_binds_ = false;
+  if (deadline_ == net::Clock::time_point::max()) return after;
+  auto left = deadline_ - net::coarse_now();
   if (left < after) {
-    route_deadline_binds_ = true;
+    deadline_binds_ = true;
     return std::max<net::Clock::duration>(left, net::Clock::duration::zero());
   }
   return after;
 }
 
-// How long a phase was allowed, for an error message: its own timeout, or the route's when that
-// cut it short.
+net::Clock::duration Client::time_left() const {
+  if (deadline_ == net::Clock::time_point::max()) return net::Clock::duration::max();
+  // The precise clock: the coarse one lags by up to a turn of the event loop, which would tell
+  // an upstream it has more time than is left.
+  return std::max<net::Clock::duration>(deadline_ - net::Clock::now(), {});
+}
+
+std::string Client::deadline_text() const {
+  return deadline_is_callers_
+             ? deadline_text_
+             : "the route's timeout of " + config::format_duration(route_->timeout);
+}
+
+// How long a phase was allowed, for an error message: its own timeout, or the call's deadline
+// when that cut it short.
 std::string Client::timeout_text(config::Duration own) const {
-  return route_deadline_binds_
-             ? "the route's timeout of " + config::format_duration(route_->timeout)
-             : config::format_duration(own);
+  return deadline_binds_ ? deadline_text() : config::format_duration(own);
 }
 
 void Client::deadline_passed(RequestSource::Phase phase) {
@@ -173,7 +202,7 @@ void Client::drop_wire() {
   if (h2_) {
     h2_->cancel();
     h2_.reset();
-  } else {
+  } else if (conn_) {  // (none: a stopped pump dropped the stream)
     conn_->drop();
     conn_.reset();
   }
@@ -223,7 +252,12 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
   // A request without a body (the usual GET) is its head alone: sent here, with no coroutine of
   // its own unless the wire cannot take it at once.
   Sent sent = Sent::kOk;
-  if (body_pending_ || body_read_ > 0) {
+  if (duplex_ && body_pending_ && !from.body_whole()) {
+    // Full duplex: the body streams on beside the response (a bidirectional gRPC call's client
+    // waits for answers before it sends more). The pump sends what is here before this returns.
+    start_pump(from);
+    if (!pump_running_) sent = *pump_sent_;
+  } else if (body_pending_ || body_read_ > 0) {
     sent = co_await send_request(from);
   } else {
     from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));
@@ -232,40 +266,28 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
     if (ok && !head.empty()) ok = co_await wire_send_rest(head, none);
     if (!ok) sent = Sent::kUpstreamError;
   }
-  if (sent != Sent::kOk) {
-    const bool refused = h2_ && h2_->refused();
-    const bool resend = may_resend_at_once() || may_resend_refused();
-    drop_wire();
-    release();
-    switch (sent) {
-      case Sent::kUpstreamError:
-        if (resend) {
-          if (refused) ++refused_resends_;
-          co_return Outcome::kResendAtOnce;
-        }
-        if (refused) {
-          fail_refused();
-          break;
-        }
-        retry_reason_ = RetryReason::kReset;
-        upstream_done(observe::UpstreamOutcome::kReset);
-        fail_upstream(502, "upstream_reset",
-                      "closed the connection while the request was being sent");
-        break;
-      case Sent::kBadBody:
-        fail(400, "bad_request", "malformed chunked request body");
-        break;
-      case Sent::kTooLarge:
-        fail(413, "body_too_large",
-             "the request body is larger than " + std::to_string(max_body_bytes_) + " bytes");
-        break;
-      default:  // the client went away mid-body: nobody to answer
-        fail(499, "client_closed", "");
-        break;
-    }
-    co_return Outcome::kFailed;
-  }
+  if (sent != Sent::kOk) co_return not_sent(sent);
   Outcome outcome = co_await read_response_head(from);
+  if (outcome != Outcome::kResponse && pump_running_) {
+    // The try failed while its body still streamed: that body cannot be sent again whole, so
+    // the call ends here (no retry, no resend).
+    const bool refused = h2_->refused();
+    co_await settle();
+    if (outcome == Outcome::kResendAtOnce) {
+      if (refused) {
+        fail_refused();
+      } else {
+        upstream_done(observe::UpstreamOutcome::kReset);
+        fail_upstream(502, "upstream_reset", "closed the connection without answering");
+      }
+    }
+    retry_reason_ = RetryReason::kNone;
+    outcome = Outcome::kFailed;
+  } else if (outcome != Outcome::kResponse && pump_sent_ && *pump_sent_ != Sent::kOk &&
+             *pump_sent_ != Sent::kUpstreamError && !pump_stopped_) {
+    // The body failed (malformed, too large, its client gone), and the try with it.
+    co_return not_sent(*pump_sent_);
+  }
   if (outcome != Outcome::kResponse) {
     drop_wire();
     in_.consume(in_.size());
@@ -277,6 +299,93 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
   const net::Stream& used = h2_ ? h2_->session().connection() : *conn_;
   if (!reused_ && used.tls()) pool_->keep_session(used.resumable_session());
   co_return Outcome::kResponse;
+}
+
+// The request could not be sent whole (an upstream that failed may get it again at once).
+Client::Outcome Client::not_sent(Sent sent) {
+  const bool refused = h2_ && h2_->refused();
+  const bool resend = may_resend_at_once() || may_resend_refused();
+  drop_wire();
+  release();
+  switch (sent) {
+    case Sent::kUpstreamError:
+      if (resend) {
+        if (refused) ++refused_resends_;
+        return Outcome::kResendAtOnce;
+      }
+      if (refused) {
+        fail_refused();
+        break;
+      }
+      retry_reason_ = RetryReason::kReset;
+      upstream_done(observe::UpstreamOutcome::kReset);
+      fail_upstream(502, "upstream_reset",
+                    "closed the connection while the request was being sent");
+      break;
+    default:
+      fail_body(sent);
+      break;
+  }
+  return Outcome::kFailed;
+}
+
+void Client::fail_body(Sent sent) {
+  switch (sent) {
+    case Sent::kBadBody:
+      fail(400, "bad_request", "malformed chunked request body");
+      break;
+    case Sent::kTooLarge:
+      fail(413, "body_too_large",
+           "the request body is larger than " + std::to_string(max_body_bytes_) + " bytes");
+      break;
+    case Sent::kMessageTooLarge:
+      fail(413, "grpc_message_too_large",
+           "a request message of " + std::to_string(messages_.too_long()) +
+               " bytes is larger than the route's grpc.max_message_bytes (" +
+               std::to_string(max_message_bytes_) + ")");
+      break;
+    default:  // the client went away mid-body: nobody to answer
+      fail(499, "client_closed", "");
+      break;
+  }
+}
+
+// --- full duplex: the request body beside the response ----------------------------------------
+
+void Client::start_pump(RequestSource& from) {
+  pump_running_ = true;
+  pump_stopped_ = false;
+  pump_sent_.reset();
+  net::asio::co_spawn(ex_, pump(from), net::asio::detached);
+}
+
+// The try's stream (h2_) stays while the pump runs: a call done with it (finish(), a failed try)
+// stops the pump, which drops it.
+net::Task<> Client::pump(RequestSource& from) {
+  const Sent sent = co_await send_request(from);
+  pump_running_ = false;
+  pump_sent_ = sent;
+  if (pump_stopped_) {
+    h2_.reset();
+  } else if (sent != Sent::kOk) {
+    // A request cut short has no whole response: the upstream hears it (RST_STREAM CANCEL), and
+    // a wait for the response ends. Why, for a response already under way.
+    h2_->cancel();
+    if (sent != Sent::kUpstreamError) fail_body(sent);
+  }
+  pump_ended_.resume();  // the last step: the waiter may end the call, and this client's use
+}
+
+// The pump's waits end: the stream's (cancelled) and the request body's (abandoned).
+void Client::stop_pump() {
+  pump_stopped_ = true;
+  h2_->cancel();
+  from_->abandon_body();
+}
+
+net::Task<> Client::settle() {
+  if (pump_running_ && !pump_stopped_) stop_pump();
+  while (pump_running_) co_await pump_ended_.wait();
 }
 
 // Waits in the bulkhead's queue for a slot, at most timeouts.queue (within the route's timeout).
@@ -320,8 +429,8 @@ void Client::fail_overloaded(const Bulkhead& b, bool waited) {
   std::string why =
       waited
           ? "freed no request slot within " +
-                (route_deadline_binds_
-                     ? "the route's timeout of " + config::format_duration(route_->timeout)
+                (deadline_binds_
+                     ? deadline_text()
                      : config::format_duration(up_->config().queue_timeout) + " (timeouts.queue)")
           : "already has " + std::to_string(b.limit()) +
                 " requests in flight (max_concurrent_requests)" +
@@ -416,8 +525,10 @@ net::Task<bool> Client::handshake(net::Stream& up) {
 // Sends the request head and streams the body (validated, passed through unchanged). A retry
 // first sends again what earlier tries read of the body (kept in replay_), then reads on.
 net::Task<Client::Sent> Client::send_request(RequestSource& from) {
-  from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));
-  if (body_framing_ == http::Framing::kChunked && body_read_ == 0) chunked_.reset();
+  // The pump leaves the deadlines to the response's reader (the downstream keeps one at a time).
+  const bool pumped = pump_running_;
+  if (!pumped) from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));
+  if (body_framing_ == http::Framing::kChunked && body_read_ == 0) request_chunked_.reset();
   bool done = !body_pending_;
   bool first = true;
   if (body_read_ > 0) {
@@ -431,15 +542,21 @@ net::Task<Client::Sent> Client::send_request(RequestSource& from) {
     // What of the buffered bytes belongs to the body.
     std::string_view avail = from.body_buffered();
     size_t take = 0;
+    const bool scan = max_message_bytes_ > 0;
+    request_payload_.clear();
     if (!done && body_framing_ == http::Framing::kContentLength) {
       take = static_cast<size_t>(std::min<uint64_t>(content_length_ - body_read_, avail.size()));
       done = body_read_ + take == content_length_;
+      if (scan) request_payload_.push_back(avail.substr(0, take));
     } else if (!done) {
-      auto r = chunked_.feed(avail);
+      auto r = request_chunked_.feed(avail, scan ? &request_payload_ : nullptr);
       if (r.error) co_return Sent::kBadBody;
-      if (chunked_.payload_bytes() > max_body_bytes_) co_return Sent::kTooLarge;
+      if (request_chunked_.payload_bytes() > max_body_bytes_) co_return Sent::kTooLarge;
       take = r.consumed;
       done = r.done;
+    }
+    for (auto piece : request_payload_) {
+      if (!messages_.feed(piece, max_message_bytes_)) co_return Sent::kMessageTooLarge;
     }
     std::string_view head = first ? head_.text() : std::string_view();
     std::string_view body = avail.substr(0, take);
@@ -454,7 +571,7 @@ net::Task<Client::Sent> Client::send_request(RequestSource& from) {
     if (!ok) co_return Sent::kUpstreamError;
     if (done) break;
     first = false;
-    from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));
+    if (!pumped) from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));
     if (!co_await from.body_read_more()) co_return Sent::kClientError;
   }
   body_pending_ = false;
@@ -521,12 +638,16 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
         co_return Outcome::kFailed;
       }
       upgraded_ = resp_.status == 101;
-      upstream_done(resp_.status >= 500 ? observe::UpstreamOutcome::k5xx
-                                        : observe::UpstreamOutcome::kOk);
+      // A gRPC call's failure comes as a 200 whose head carries the status (trailers-only).
+      std::optional<grpc::Code> grpc_status;
+      if (grpc_) grpc_status = grpc::trailers_only_status(resp_);
+      const int status = grpc_status ? grpc::http_status_for(*grpc_status) : resp_.status;
+      upstream_done(status >= 500 ? observe::UpstreamOutcome::k5xx : observe::UpstreamOutcome::kOk);
       answered_ms_ = seconds_ * 1000;  // an upstream answered: logged as upstream_ms
-      if (resp_.status >= 500 && may_retry(RetryReason::kStatus)) {
-        retry_reason_ =
-            RetryReason::kStatus;  // not relayed: the connection is dropped, tried again
+      if (grpc_status) grpc_status_ = static_cast<uint8_t>(*grpc_status);
+      const RetryReason reason = grpc_status ? RetryReason::kGrpcStatus : RetryReason::kStatus;
+      if ((grpc_status || resp_.status >= 500) && may_retry(reason)) {
+        retry_reason_ = reason;  // not relayed: the connection is dropped, tried again
         co_return Outcome::kFailed;
       }
       resp_head_len_ = end;
@@ -655,7 +776,11 @@ void Client::finish(bool upstream_ok, bool downstream_ok) {
     // A stream whose response ended ends by itself; any other is cancelled. The connection
     // stays with the pool's other streams.
     if (!(ended_clean_ && downstream_ok && upstream_ok)) h2_->cancel();
-    h2_.reset();
+    if (pump_running_) {
+      stop_pump();  // the response is over, and so is the call: the pump drops the stream
+    } else {
+      h2_.reset();
+    }
   } else if (ended_clean_ && keep_alive_ && downstream_ok && upstream_ok &&
              framing_ != http::Framing::kUntilClose) {
     pool_->give_back(std::move(*conn_), up_->config().max_idle_per_target, net::Clock::now());

@@ -25,6 +25,7 @@
 #include <tuple>
 #include <vector>
 
+#include "grpc/status.h"
 #include "http/chunked.h"
 #include "http/error_response.h"
 #include "http/message.h"
@@ -32,6 +33,7 @@
 #include "net/asio.h"
 #include "net/buffer.h"
 #include "net/stream.h"
+#include "net/waiter.h"
 #include "observe/metrics.h"
 #include "upstream/upstream.h"
 
@@ -59,6 +61,12 @@ class RequestSource {
   // Reads more of the body (after telling the client 100 Continue, when it asked for that).
   // False: the client is gone.
   virtual net::Task<bool> body_read_more() = 0;
+  // The call no longer wants the body (its response ended first, or it failed while the body
+  // streamed beside it): a body_read_more() waiting, or to come, returns false.
+  virtual void abandon_body() {}
+  // All of the body has arrived: body_buffered() holds it to its end (a unary gRPC call's
+  // message, usually). A full-duplex call sends it as any other request's.
+  virtual bool body_whole() const { return false; }
   // An interim (1xx) response the upstream sent before its final one (not 100 Continue, which
   // the client drops): forwarded at once when the downstream can take it, dropped otherwise;
   // never waited for (a client that does not read holds up nothing). `head` is valid during the
@@ -87,6 +95,18 @@ struct Call {
   uint64_t max_body_bytes = 0;         // a chunked body past this gets 413
   net::Clock::duration stream_idle{};  // the longest pause while a body streams either way
   bool upgrade = false;                // a WebSocket upgrade: a 101 answers it (then upgraded())
+  // The request body may stream while the response is read (an HTTP/2 client's call to an
+  // HTTP/2 upstream): full duplex, as a bidirectional gRPC call needs.
+  bool duplex = false;
+  // A gRPC call: its retries follow the policy's gRPC statuses whatever its method (gRPC's own
+  // retry design: the service's owner says which calls may go again), and a trailers-only
+  // answer's status counts as the HTTP status it stands for (breakers, metrics).
+  bool grpc = false;
+  uint64_t max_message_bytes = 0;  // a gRPC call's request messages, each (0: any)
+  // The caller's own deadline for the call (a gRPC call's grpc-timeout), when sooner than the
+  // route's `timeout`; `deadline_text` names it in a timeout's message.
+  net::Clock::time_point deadline = net::Clock::time_point::max();
+  std::string_view deadline_text;
 };
 
 class Client {
@@ -154,12 +174,20 @@ class Client {
     finish(true, piece.done && !piece.error && piece.bytes.empty());
   }
 
+  // A full-duplex call's request body may still be streaming, beside the response, when send()
+  // returns (the pump: it reads the RequestSource and sends through this client). finish()
+  // stops it; settle() stops it and waits for its end, the caller's last step of the call.
+  bool pumping() const { return pump_running_; }
+  net::Task<> settle();
+
   // The owner's timer says that a phase's deadline passed.
   void deadline_passed(RequestSource::Phase phase);
   // The downstream is gone: close the upstream connection in use and leave any queue.
   void abort();
   // The time a phase of the current call may take: `after`, cut short by the route's timeout.
   net::Clock::duration budget(net::Clock::duration after);
+  // What is left of the call's deadline (max when it has none).
+  net::Clock::duration time_left() const;
 
   // What the call did, for the answer, the access log and metrics.
   const http::ErrorResponse& error() const { return error_; }
@@ -172,8 +200,15 @@ class Client {
 
  private:
   enum class Outcome { kResponse, kFailed, kResendAtOnce };
-  enum class Sent { kOk, kUpstreamError, kClientError, kBadBody, kTooLarge };
-  enum class RetryReason : uint8_t { kNone, kConnectFailure, kReset, kTimeout, kStatus };
+  enum class Sent { kOk, kUpstreamError, kClientError, kBadBody, kTooLarge, kMessageTooLarge };
+  enum class RetryReason : uint8_t {
+    kNone,
+    kConnectFailure,
+    kReset,
+    kTimeout,
+    kStatus,      // resp_'s HTTP status
+    kGrpcStatus,  // grpc_status_, of a trailers-only answer
+  };
 
   bool choose_target(size_t exclude);
   void breaker_moved(size_t target, Breaker::State to);
@@ -196,6 +231,11 @@ class Client {
   net::Task<bool> open_session(RequestSource& from);  // HTTP/2: a stream on a new connection
   net::Task<bool> handshake(net::Stream& up);
   net::Task<Sent> send_request(RequestSource& from);
+  Outcome not_sent(Sent sent);  // the request could not be sent whole
+  void fail_body(Sent sent);    // why, when not for the upstream's failure
+  void start_pump(RequestSource& from);
+  net::Task<> pump(RequestSource& from);
+  void stop_pump();
   // The try's connection (HTTP/1.1) or stream (HTTP/2): the head (a, its text, while not sent)
   // then the body, as bytes; the stream takes the head's fields instead of its text.
   bool wire_send_now(std::string_view& a, std::string_view& b);
@@ -205,6 +245,7 @@ class Client {
   net::Task<Outcome> read_response_head(RequestSource& from);
   Outcome no_response_head();
   std::string timeout_text(config::Duration own) const;
+  std::string deadline_text() const;
 
   void fail(int status, std::string_view code, std::string message, http::HeaderList headers = {});
   void fail_upstream(int status, std::string_view code, std::string_view what);
@@ -227,17 +268,28 @@ class Client {
   bool idempotent_ = false;      // a safe method, or an Idempotency-Key
   bool reused_ = false;
   bool head_request_ = false;
-  bool http2_ = false;     // the upstream speaks HTTP/2
-  bool upgrade_ = false;   // the call asks for a protocol upgrade ...
-  bool upgraded_ = false;  // ... and the upstream switched (101)
+  bool http2_ = false;       // the upstream speaks HTTP/2
+  bool upgrade_ = false;     // the call asks for a protocol upgrade ...
+  bool upgraded_ = false;    // ... and the upstream switched (101)
+  bool duplex_ = false;      // Call::duplex
+  bool grpc_ = false;        // Call::grpc
+  uint8_t grpc_status_ = 0;  // a trailers-only answer's
+  uint64_t max_message_bytes_ = 0;
+  grpc::MessageScanner messages_;                  // the request's, held to that
+  std::vector<std::string_view> request_payload_;  // a chunked body's pieces (scratch)
   http::Framing body_framing_ = http::Framing::kNone;
   uint64_t content_length_ = 0;
   uint64_t max_body_bytes_ = 0;
   net::Clock::duration stream_idle_{};
-  bool body_pending_ = false;  // request body bytes not yet sent on
+  bool body_pending_ = false;             // request body bytes not yet sent on
+  http::ChunkedDecoder request_chunked_;  // a chunked request body's framing, checked as it goes
+  RequestSource* from_ = nullptr;         // the call's request
   net::Clock::time_point start_;
-  net::Clock::time_point route_deadline_ = net::Clock::time_point::max();  // route `timeout`
-  bool route_deadline_binds_ = false;  // the last budget() was cut by the route's timeout
+  // The whole call's: the route's `timeout`, or the caller's (Call::deadline) when sooner.
+  net::Clock::time_point deadline_ = net::Clock::time_point::max();
+  bool deadline_is_callers_ = false;
+  std::string deadline_text_;    // the caller's, for messages
+  bool deadline_binds_ = false;  // the last budget() was cut by it
   http::OutgoingRequest head_;
   std::vector<uint8_t> allowed_;  // targets a second pick may choose (scratch)
 
@@ -245,6 +297,10 @@ class Client {
   std::optional<net::Stream> conn_;           // the upstream connection: leased, or being made
   std::shared_ptr<h2::Stream> h2_;            // HTTP/2: the try's stream instead
   uint32_t refused_resends_ = 0;              // of the call's streams the upstream refused
+  bool pump_running_ = false;                 // the try's body streams beside its response ...
+  bool pump_stopped_ = false;                 // ... until stop_pump() (else its own end) ...
+  std::optional<Sent> pump_sent_;             // ... which ended it so
+  net::Waiter pump_ended_;                    // settle()'s wait for it
   Bulkhead* queued_in_ = nullptr;             // the bulkhead whose queue the call waits in ...
   std::shared_ptr<Bulkhead::Waiter> queued_;  // ... as this waiter
   bool timed_out_ = false;

@@ -91,7 +91,8 @@ bool Client::may_retry(RetryReason reason) {
       (reason == RetryReason::kReset && p->on_reset) ||
       (reason == RetryReason::kTimeout && p->on_timeout) ||
       (reason == RetryReason::kStatus &&
-       std::find(p->on_status.begin(), p->on_status.end(), resp_.status) != p->on_status.end());
+       std::find(p->on_status.begin(), p->on_status.end(), resp_.status) != p->on_status.end()) ||
+      (reason == RetryReason::kGrpcStatus && (p->on_grpc >> grpc_status_ & 1));
   if (!wanted) return false;
   // An upstream's Retry-After (delta-seconds or an HTTP-date, RFC 9110 10.2.3) is honoured: the
   // retry waits that long, if the route's deadline (or, without one, the upstream's response
@@ -114,8 +115,8 @@ bool Client::may_retry(RetryReason reason) {
       } else {
         return false;  // unreadable: the answer goes to the client
       }
-      auto room = route_deadline_ != net::Clock::time_point::max()
-                      ? route_deadline_ - net::coarse_now()
+      auto room = deadline_ != net::Clock::time_point::max()
+                      ? deadline_ - net::coarse_now()
                       : net::Clock::duration(up_->config().response_timeout);
       if (wait >= room) return false;
       retry_after_ = wait;
@@ -143,9 +144,8 @@ net::Task<> Client::before_retry() {
       std::min<net::Clock::duration>(p.max_backoff, p.backoff * (1u << std::min(tries_ - 1, 20u)));
   auto wait = net::Clock::duration(static_cast<int64_t>(rng_.next() % (cap.count() + 1)));
   wait = std::max(wait, retry_after_);
-  if (route_deadline_ != net::Clock::time_point::max())
-    wait =
-        std::min(wait, std::max(net::Clock::duration::zero(), route_deadline_ - net::coarse_now()));
+  if (deadline_ != net::Clock::time_point::max())
+    wait = std::min(wait, std::max(net::Clock::duration::zero(), deadline_ - net::coarse_now()));
   if (wait.count() > 0) {
     net::Timer t(ex_, wait);
     co_await t.async_wait(net::use_task);

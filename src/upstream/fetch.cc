@@ -87,12 +87,14 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
     h2_ = h2::Session::start(ex, std::move(stream_))->open_stream(http::kUpstreamResponseLimits);
   }
   bool sent = true;
+  std::string_view body = r.body;
   if (h2_) {
-    sent = h2_->submit(r.head);
+    sent = h2_->submit(r.head) && h2_->send_now(body);  // a short body: nghttp2 takes it all
   } else {
-    std::string_view head = r.head.text(), none;
-    sent = stream_.send_now(head, none);
-    if (sent && !head.empty()) sent = co_await stream_.send_rest(head, {}, nullptr);
+    std::string_view head = r.head.text();
+    sent = stream_.send_now(head, body);
+    if (sent && !(head.empty() && body.empty()))
+      sent = co_await stream_.send_rest(head, body, nullptr);
   }
   if (!sent) {
     out.error = cancelled_ ? "timed out" : "cannot send the request";
@@ -138,6 +140,7 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
   }
   out.status = resp.status;
   if (!r.want_body) co_return out;
+  for (const auto& h : resp.headers) out.fields.emplace_back(h.name, h.value);
 
   // The body, by its framing.
   const http::Framing framing = resp.framing;
@@ -149,6 +152,7 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
     co_return out;
   }
   http::ChunkedDecoder chunked;
+  chunked.keep_trailers(http::kUpstreamResponseLimits.max_head_bytes);
   std::vector<std::string_view> pieces;
   while (true) {
     bool done = false;
@@ -168,6 +172,7 @@ net::Task<FetchResult> Fetch::exchange(const FetchRequest& r) {
       for (auto p : pieces) out.body.append(p);
       in_.erase(0, fed.consumed);
       done = fed.done;
+      if (done) http::parse_trailer_fields(chunked.trailers(), &out.fields);
     }
     if (done) co_return out;
     if (out.body.size() + in_.size() > r.max_body) {

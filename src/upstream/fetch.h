@@ -1,8 +1,9 @@
-// One request outside the proxy path -- an active health check, a JWKS fetch (and, later, cache
-// revalidation and OTLP export) -- over the same streams and the same TLS stack as the proxy's own
-// upstream connections (net::Stream, tls::ClientContext): connect, TLS with the name verified,
-// send the request head, read the response head with the proxy's parser, then the body
-// (Content-Length, chunked or until close) up to a limit; all within one deadline. To an HTTP/2
+// One request outside the proxy path -- an active health check (gRPC's too), a JWKS fetch (and,
+// later, cache revalidation and OTLP export) -- over the same streams and the same TLS stack as the
+// proxy's own upstream connections (net::Stream, tls::ClientContext): connect, TLS with the name
+// verified, send the request head and a short body, read the response head with the proxy's
+// parser, then the body (Content-Length, chunked or until close) up to a limit, with its
+// trailers; all within one deadline. To an HTTP/2
 // upstream, the same bytes go through one stream of an HTTP/2 connection (upstream/h2/).
 //
 // Not pooled and never retried: the callers run on the main thread a few times a second at most,
@@ -32,17 +33,19 @@ struct FetchRequest {
   net::tcp::endpoint endpoint;
   const tls::ClientContext* tls = nullptr;  // null: plain HTTP
   std::string server_name;                  // with tls: SNI and the name the certificate carries
-  http::OutgoingRequest head;               // the whole request head (no body)
-  bool http2 = false;         // over HTTP/2 (h2 by ALPN, or h2c with prior knowledge): upstream/h2/
-  bool want_body = false;     // false: the status line is enough
-  size_t max_body = 1 << 20;  // a longer body is an error
+  http::OutgoingRequest head;               // the whole request head ...
+  std::string body;    // ... and its body, when the head says it has one (set_body, Content-Length)
+  bool http2 = false;  // over HTTP/2 (h2 by ALPN, or h2c with prior knowledge): upstream/h2/
+  bool want_body = false;                   // false: the status line is enough
+  size_t max_body = 1 << 20;                // a longer body is an error
   std::chrono::milliseconds timeout{5000};  // for the whole exchange
 };
 
 struct FetchResult {
-  int status = 0;     // 0: no valid response (error says why)
-  std::string body;   // with want_body
-  std::string error;  // empty on success
+  int status = 0;           // 0: no valid response (error says why)
+  std::string body;         // with want_body
+  http::HeaderList fields;  // with want_body: the head's fields, then the trailers' (gRPC's status)
+  std::string error;        // empty on success
 };
 
 class Fetch;

@@ -1,8 +1,10 @@
 #include "upstream/health.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "config/shared_by_key.h"
+#include "grpc/health.h"
 #include "net/asio.h"
 #include "observe/log.h"
 #include "upstream/fetch.h"
@@ -69,20 +71,35 @@ class Checker final : public HealthChecker {
     req.server_name = h->server_name;
     req.http2 = h->http2;
     req.timeout = h->settings.timeout;
-    req.head.start("GET", h->settings.path);
-    req.head.add("Host", h->address);
+    if (h->settings.grpc) {
+      req.head.start("POST", grpc::kHealthCheckPath);
+      req.head.add("Host", h->address);
+      req.head.add("Content-Type", "application/grpc");
+      req.head.add("TE", "trailers");
+      req.body = grpc::health_check_request(h->settings.service);
+      req.head.add("Content-Length", std::to_string(req.body.size()));
+      req.head.set_body(http::Framing::kContentLength, req.body.size());
+      req.want_body = true;  // the status is in the message, and in the trailers
+      req.max_body = 1024;
+    } else {
+      req.head.start("GET", h->settings.path);
+      req.head.add("Host", h->address);
+    }
     req.head.add("User-Agent", "gatehouse-health-check");
     req.head.add("Connection", "close");
     req.head.finish();
-    int status = 0;
+    FetchResult result;
     if (auto ep = endpoint_of(h->address)) {
       req.endpoint = *ep;
-      FetchResult result = co_await fetch.run(req);
-      status = result.status;
+      result = co_await fetch.run(req);
     }
-    bool passed =
-        std::any_of(h->settings.expected_statuses.begin(), h->settings.expected_statuses.end(),
-                    [&](auto range) { return status >= range.first && status <= range.second; });
+    const int status = result.status;
+    bool passed = h->settings.grpc
+                      ? status == 200 && grpc::health_check_serving(result.body, result.fields)
+                      : std::any_of(h->settings.expected_statuses.begin(),
+                                    h->settings.expected_statuses.end(), [&](auto range) {
+                                      return status >= range.first && status <= range.second;
+                                    });
     record(*h, passed);
     h->checking = false;
   }

@@ -12,8 +12,7 @@ Shared::Shared(const config::Upstream& up)
       retry_floor(RetryFloor::shared(up.name)) {
   if (up.health_check) {
     for (const auto& t : up.targets)
-      health.push_back(Health::shared(up.name, t, *up.health_check, up.tls,
-                                      up.protocol == config::Upstream::Protocol::kHttp2));
+      health.push_back(Health::shared(up.name, t, *up.health_check, up.tls, up.http2()));
   }
   if (up.breaker) {
     for (const auto& t : up.targets)

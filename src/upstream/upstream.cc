@@ -27,7 +27,7 @@ std::vector<Upstream> WorkerUpstreams::adopt(const std::vector<Shared>& shared, 
       // changes them starts with new connections and retires the old ones.
       if (up.tls)
         key += " tls " + std::string(up.tls->server_name_for(t.host)) + " " + up.tls->identity();
-      if (up.protocol == config::Upstream::Protocol::kHttp2) key += " h2";
+      if (up.http2()) key += " h2";
       auto& pool = pools[key];
       if (!pool) {
         if (auto it = pools_.find(key); it != pools_.end()) {

@@ -139,8 +139,11 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   // come (kNotYet, false: nothing yet; co_await wait(), then ask again).
   Head take_head(http::ResponseHead* head);
   bool read_now(net::asio::mutable_buffer b, boost::system::error_code* ec, size_t* n);
-  // Until the stream has news: a head, body bytes, room for the request body, or its end.
+  // Until the stream has news: a head, body bytes, or its end.
   net::Task<std::tuple<boost::system::error_code>> wait();
+  // Until nghttp2 took some of the request body, or the stream ended: send_rest()'s wait, apart
+  // from wait(), so that a body may stream while the response is read (full duplex).
+  net::Task<std::tuple<boost::system::error_code>> wait_for_room();
   // The upstream refused the stream before it processed anything (RST_STREAM REFUSED_STREAM, or
   // a GOAWAY whose last stream id is below it, RFC 9113 8.7): always safe to send again.
   bool refused() const { return refused_; }
@@ -167,9 +170,10 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   void resume();  // the session's: after wake()
 
   std::shared_ptr<Session> session_;
-  int32_t id_ = 0;  // 0: not submitted yet
-  net::Waiter waiter_;
-  bool woken_ = false;  // in the session's woken_
+  int32_t id_ = 0;           // 0: not submitted yet
+  net::Waiter waiter_;       // the response's reader
+  net::Waiter room_waiter_;  // the request body's sender
+  bool woken_ = false;       // in the session's woken_
 
   // The request.
   bool head_request_ = false;

@@ -23,7 +23,10 @@ constexpr size_t kMaxHead = 256 * 1024;
 }  // namespace
 
 Stream::Stream(std::shared_ptr<Session> session, const http::ParseLimits& limits)
-    : session_(std::move(session)), waiter_(session_->ex_), limits_(limits) {}
+    : session_(std::move(session)),
+      waiter_(session_->ex_),
+      room_waiter_(session_->ex_),
+      limits_(limits) {}
 
 Stream::~Stream() {
   // What the caller did not read goes back to the connection's window.
@@ -36,7 +39,7 @@ Stream::~Stream() {
 // --- the request ------------------------------------------------------------------------------
 
 bool Stream::send_now(std::string_view& b) {
-  if (failed_) return false;
+  if (failed_ || closed_) return false;  // closed: nobody takes a body any more
   if (!b.empty() && !out_ended_ && out_.size() - out_at_ < kOutHighWater) take_body(b);
   return !failed_;
 }
@@ -44,7 +47,7 @@ bool Stream::send_now(std::string_view& b) {
 net::Task<bool> Stream::send_rest(std::string_view b) {
   bool ok = send_now(b);
   while (ok && !b.empty()) {
-    co_await wait();
+    co_await wait_for_room();
     ok = send_now(b);
   }
   co_return ok;
@@ -347,18 +350,24 @@ void Stream::cancel() {
 
 net::Task<std::tuple<boost::system::error_code>> Stream::wait() { return waiter_.wait(); }
 
+net::Task<std::tuple<boost::system::error_code>> Stream::wait_for_room() {
+  return room_waiter_.wait();
+}
+
 // The caller is resumed by the session, once nghttp2 has returned (resume_woken()): at the end of
 // the read that brought the news, or, for news from elsewhere, in a turn of its own.
 void Stream::wake() {
-  if (!waiter_.waiting() || woken_) return;
+  if (!(waiter_.waiting() || room_waiter_.waiting()) || woken_) return;
   woken_ = true;
   session_->woken_.push_back(shared_from_this());
   session_->schedule_resume();
 }
 
+// Both waits: whichever has no news asks again and waits on.
 void Stream::resume() {
   woken_ = false;
   waiter_.resume();
+  room_waiter_.resume();
 }
 
 }  // namespace gatehouse::upstream::h2

@@ -1138,7 +1138,7 @@ upstreams:
     targets: [ { address: 127.0.0.1:9001, weight: 0 } ]
   proto:
     targets: [ { address: 127.0.0.1:9001 } ]
-    protocol: grpc
+    protocol: spdy
 routes:
   - match: { path: /a }
     to: heavy
@@ -1146,7 +1146,7 @@ routes:
   EXPECT_EQ(errors.size(), 3u) << dump(errors);
   EXPECT_HAS_ERROR(errors, "upstreams.empty.targets", "at least one target is required");
   EXPECT_HAS_ERROR(errors, "upstreams.heavy.targets[0].weight", "must be between 1 and 10000");
-  EXPECT_HAS_ERROR(errors, "upstreams.proto.protocol", "not supported yet");
+  EXPECT_HAS_ERROR(errors, "upstreams.proto.protocol", "unknown protocol 'spdy'");
 }
 
 // protocol: http2 (h2c, or h2 by ALPN with tls); a WebSocket route needs an HTTP/1.1 upstream.
@@ -1157,12 +1157,16 @@ upstreams:
   h2c: { protocol: http2, targets: [ { address: 127.0.0.1:9001 } ] }
   h2: { protocol: http2, tls: { verify: false }, targets: [ { address: 127.0.0.1:9002 } ] }
   h1: { protocol: http1, tls: { verify: false }, targets: [ { address: 127.0.0.1:9003 } ] }
+  g: { protocol: grpc, tls: { verify: false }, targets: [ { address: 127.0.0.1:9004 } ] }
 routes:
   - { match: { path: /a }, to: h2c }
 )");
   EXPECT_EQ(c.upstreams[0].protocol, Upstream::Protocol::kHttp2);
   EXPECT_EQ(c.upstreams[1].protocol, Upstream::Protocol::kHttp2);
   EXPECT_EQ(c.upstreams[2].protocol, Upstream::Protocol::kHttp1);
+  EXPECT_EQ(c.upstreams[3].protocol, Upstream::Protocol::kGrpc);
+  EXPECT_TRUE(c.upstreams[3].http2() && c.upstreams[3].tls->settings().http2)
+      << "gRPC is HTTP/2: ALPN offers h2";
   EXPECT_TRUE(c.upstreams[1].tls->settings().http2) << "ALPN offers h2";
   EXPECT_FALSE(c.upstreams[2].tls->settings().http2);
   EXPECT_NE(c.upstreams[1].tls->identity(), c.upstreams[2].tls->identity())
@@ -1173,12 +1177,15 @@ routes:
 upstreams:
   h2c: { protocol: http2, targets: [ { address: 127.0.0.1:9001 } ] }
   odd: { protocol: spdy, targets: [ { address: 127.0.0.1:9002 } ] }
+  g: { protocol: grpc, targets: [ { address: 127.0.0.1:9003 } ] }
 routes:
   - { match: { path: /ws }, to: h2c, websocket: {} }
+  - { match: { path: /ws2 }, to: g, websocket: {} }
 )");
-  EXPECT_EQ(errors.size(), 2u) << dump(errors);
+  EXPECT_EQ(errors.size(), 3u) << dump(errors);
   EXPECT_HAS_ERROR(errors, "upstreams.odd.protocol", "unknown protocol 'spdy'");
   EXPECT_HAS_ERROR(errors, "routes[0].websocket", "speaks HTTP/2");
+  EXPECT_HAS_ERROR(errors, "routes[1].websocket", "speaks HTTP/2");
 }
 
 TEST(ConfigTest, ObservabilityErrors) {

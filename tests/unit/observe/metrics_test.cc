@@ -563,10 +563,10 @@ TEST(MetricsExposition, LabelValuesAreEscaped) {
       }
     }
   }
-  // requests 1, duration 16, upstream requests 5x2, rejected, queued, retries 4, budget,
+  // requests 1, duration 16, upstream requests 5x2, rejected, queued, retries 5, budget,
   // transitions 2, upstream duration 16, games 2, latency 16, healthy 2, health transitions 2,
   // bulkheads 2.
-  EXPECT_EQ(seen, 1u + 16 + 10 + 1 + 1 + 4 + 1 + 2 + 16 + 2 + 16 + 2 + 2 + 2);
+  EXPECT_EQ(seen, 1u + 16 + 10 + 1 + 1 + 5 + 1 + 2 + 16 + 2 + 16 + 2 + 2 + 2);
 }
 
 // --- the whole exposition ----------------------------------------------------------------------
@@ -578,6 +578,8 @@ TEST(MetricsExposition, WellFormedEmptyAndFull) {
   const std::vector<std::string> core = {
       "gatehouse_requests_total",
       "gatehouse_request_duration_seconds",
+      "gatehouse_grpc_requests_total",
+      "gatehouse_grpc_request_duration_seconds",
       "gatehouse_upstream_requests_total",
       "gatehouse_upstream_rejected_total",
       "gatehouse_upstream_queued_total",
@@ -645,6 +647,40 @@ TEST(MetricsExposition, WellFormedEmptyAndFull) {
     p.bulkheads.push_back({"u", 2, 1});
     check(parse(format_prometheus(m, p, kAll)));
   }
+}
+
+// gRPC calls by service, method and status name, merged across shards; a path that is not
+// /service/method, and methods past the cap, count as other/other.
+TEST(MetricsExposition, GrpcCallsByServiceMethodAndCode) {
+  MetricsShard a, b;
+  a.count_grpc("/shop.Reviews/Get", 0, 0.01);
+  b.count_grpc("/shop.Reviews/Get", 0, 0.02);
+  b.count_grpc("/shop.Reviews/Get", 14, 0.5);
+  b.count_grpc("/shop.Reviews/Get", -1, 0.5);  // no status came: UNKNOWN
+  b.count_grpc("/nonsense", 12, 0.001);
+  a.merge(b);
+  auto e = parse(format_prometheus(a, ProcessMetrics{}, {}));
+  ASSERT_EQ(errors_of(e), "");
+  const std::vector<std::pair<std::string, std::string>> get = {{"service", "shop.Reviews"},
+                                                                {"method", "Get"}};
+  auto with = [&](std::string code) {
+    auto labels = get;
+    labels.emplace_back("code", code);
+    return e.value("gatehouse_grpc_requests_total", labels);
+  };
+  EXPECT_EQ(with("OK"), "2");
+  EXPECT_EQ(with("UNAVAILABLE"), "1");
+  EXPECT_EQ(with("UNKNOWN"), "1");
+  EXPECT_EQ(e.value("gatehouse_grpc_requests_total",
+                    {{"service", "other"}, {"method", "other"}, {"code", "UNIMPLEMENTED"}}),
+            "1");
+  EXPECT_EQ(e.value("gatehouse_grpc_request_duration_seconds_count", get), "4");
+
+  MetricsShard many;
+  for (size_t i = 0; i < MetricsShard::kMaxGrpcMethods + 10; ++i)
+    many.count_grpc("/s/m" + std::to_string(i), 0, 0.001);
+  EXPECT_EQ(many.grpc.size(), MetricsShard::kMaxGrpcMethods + 1) << "the cap, and other/other";
+  EXPECT_EQ(many.grpc.at("other/other").by_code[0], 10u);
 }
 
 TEST(MetricsExposition, ProtocolsAndWebSocketTunnels) {
