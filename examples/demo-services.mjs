@@ -2,6 +2,8 @@
 // it echoes requests as JSON and misbehaves on demand).
 import { startUpstream } from '../tests/integration/upstream.mjs';
 import { WebSocketServer } from '../tests/integration/node_modules/ws/wrapper.mjs';
+import grpc from '../tests/integration/node_modules/@grpc/grpc-js/build/src/index.js';
+import protoLoader from '../tests/integration/node_modules/@grpc/proto-loader/build/src/index.js';
 import http2 from 'node:http2';
 
 // A port taken (scripts/demo.sh checks first, but another program may take one in between): one
@@ -36,3 +38,20 @@ h2.on('stream', (stream, headers) => {
 });
 await new Promise((r) => h2.listen(9030, '127.0.0.1', r));
 console.log('demo service stock-h2 (HTTP/2 only) on 127.0.0.1:9030');
+// A gRPC service (examples/protos/reviews.proto): shop.Reviews, with gRPC's health service.
+const reviewsProto = new URL('protos/reviews.proto', import.meta.url).pathname;
+const shop = grpc.loadPackageDefinition(protoLoader.loadSync(reviewsProto, { keepCase: true })).shop;
+const review = (id, n = 0) => ({ id: `${id}`, text: `review ${n + 1} of ${id}: works as described`, stars: 4 + (n % 2) });
+const reviews = new grpc.Server();
+reviews.addService(shop.Reviews.service, {
+  GetReview: ({ request }, done) => (request.id === '404'
+    ? done({ code: grpc.status.NOT_FOUND, details: `no review ${request.id}` })
+    : done(null, review(request.id))),
+  ListReviews: (call) => {
+    for (let n = 0; n < Math.min(call.request.limit || 3, 10); n++) call.write(review(call.request.product_id, n));
+    call.end();
+  },
+});
+await new Promise((resolve, reject) => reviews.bindAsync('127.0.0.1:9040', grpc.ServerCredentials.createInsecure(),
+  (e) => (e ? reject(Object.assign(e, { code: 'EADDRINUSE', address: '127.0.0.1', port: 9040 })) : resolve())));
+console.log('demo service reviews-grpc (gRPC) on 127.0.0.1:9040');

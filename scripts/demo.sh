@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 bin=${bin:-$PWD/build/gatehouse}
 
 address=127.0.0.1:8080 admin=127.0.0.1:9901
-service_ports=(9001 9002 9003 9010 9020 9030)  # examples/demo-services.mjs
+service_ports=(9001 9002 9003 9010 9020 9030 9040)  # examples/demo-services.mjs
 ports=(8080 9901 "${service_ports[@]}")
 
 die() { echo "demo: $*" >&2; exit 1; }
@@ -92,6 +92,11 @@ sed "s|<pid>|$gh|" <<'TXT'  # gatehouse's PID for SIGHUP
 
   # WebSocket: the upgrade routed like any request, then a tunnel to the echo service
   node examples/ws-echo.mjs ws://localhost:8080/ws/echo 'hello through the gateway'
+
+  # gRPC: a unary call, a server stream, and a status from the service (NOT_FOUND)
+  node examples/grpc-call.mjs localhost:8080 get 7
+  node examples/grpc-call.mjs localhost:8080 list 42
+  node examples/grpc-call.mjs localhost:8080 get 404
 
   # BFF routing: the x-client header picks the backend
   curl -s -H 'x-client: mobile' localhost:8080/m/home

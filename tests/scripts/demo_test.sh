@@ -9,7 +9,7 @@ set -uo pipefail
 bin=${1:?usage: demo_test.sh GATEHOUSE_BINARY}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 demo=$repo/scripts/demo.sh
-ports=(8080 9901 9001 9002 9003 9010 9020 9030)
+ports=(8080 9901 9001 9002 9003 9010 9020 9030 9040)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/demo-test.XXXXXX")
 export XDG_RUNTIME_DIR=$tmp  # the demo's PID file: this test's own
 started=()                   # PIDs this test started, stopped at the end
@@ -55,6 +55,14 @@ ws_echo() { [ "$(cd "$repo" && timeout 10 node examples/ws-echo.mjs ws://127.0.0
 check "first demo: a WebSocket echo through the gateway" ws_echo
 h2_upstream() { curl -s http://127.0.0.1:8080/stock/42 | grep -q '"protocol":"HTTP/2","method":"GET","path":"/stock/42"'; }
 check "first demo: an HTTP/2-only service through the gateway" h2_upstream
+grpc_call() { (cd "$repo" && timeout 10 node examples/grpc-call.mjs 127.0.0.1:8080 get 7) | grep -q '"id":"7"'; }
+check "first demo: a gRPC call through the gateway" grpc_call
+grpc_status() {  # the call fails (exit 1), saying why
+  local out
+  out=$(cd "$repo" && timeout 10 node examples/grpc-call.mjs 127.0.0.1:8080 get 404 2>&1)
+  [[ $out == *'NOT_FOUND (5): no review 404'* ]]
+}
+check "first demo: a gRPC status from the service through the gateway" grpc_status
 if ((failures)); then
   echo "first demo's output:"; cat "$tmp/first.log"; exit 1
 fi
