@@ -507,8 +507,11 @@ net::Task<> Exchange::relay_response(Downstream& down) {
     for (size_t i = 0; max_message && up_ok && i < spans_.size(); ++i) {
       message_too_long = !messages.feed(spans_[i], max_message);
       up_ok = !message_too_long;
+      if (message_too_long) {  // the messages before it go on, then the call ends
+        spans_[i] = spans_[i].substr(0, messages.kept());
+        spans_.resize(i + 1);
+      }
     }
-    if (message_too_long) break;
     if (tapped && up_ok) tap(spans_, piece.done);
     if (first || !piece.bytes.empty()) {
       down.set_deadline(Phase::kSend, upstream_.budget(send_timeout));

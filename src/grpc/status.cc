@@ -158,25 +158,29 @@ std::string format_timeout(net::Clock::duration d) {
 }
 
 bool MessageScanner::feed(std::string_view bytes, uint64_t limit) {
-  while (!bytes.empty()) {
+  size_t at = 0;
+  size_t prefix_at = 0;  // where the prefix being read began in `bytes` (0: before them)
+  while (at < bytes.size()) {
     if (remaining_) {
-      const size_t skip = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size()));
+      const size_t skip = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size() - at));
       remaining_ -= skip;
-      bytes.remove_prefix(skip);
+      at += skip;
       continue;
     }
-    prefix_[have_++] = static_cast<uint8_t>(bytes.front());
-    bytes.remove_prefix(1);
+    if (have_ == 0) prefix_at = at;
+    prefix_[have_++] = static_cast<uint8_t>(bytes[at++]);
     if (have_ < sizeof prefix_) continue;
     have_ = 0;
     const uint32_t n = uint32_t{prefix_[1]} << 24 | uint32_t{prefix_[2]} << 16 |
                        uint32_t{prefix_[3]} << 8 | prefix_[4];
     if (n > limit) {
       too_long_ = n;
+      kept_ = prefix_at;
       return false;
     }
     remaining_ = n;
   }
+  kept_ = bytes.size();
   return true;
 }
 

@@ -83,12 +83,14 @@ std::string format_timeout(net::Clock::duration d);
 class MessageScanner {
  public:
   // The next bytes of the stream. False, with too_long() the offending length, once a message
-  // longer than `limit` starts.
+  // longer than `limit` starts; `bytes` up to kept() come before it (the messages to pass on).
   bool feed(std::string_view bytes, uint64_t limit);
   uint32_t too_long() const { return too_long_; }
+  size_t kept() const { return kept_; }
 
  private:
   uint8_t prefix_[5] = {};
+  size_t kept_ = 0;
   size_t have_ = 0;         // bytes of the current prefix seen
   uint64_t remaining_ = 0;  // bytes of the current message still to come
   uint32_t too_long_ = 0;

@@ -555,8 +555,16 @@ net::Task<Client::Sent> Client::send_request(RequestSource& from) {
       take = r.consumed;
       done = r.done;
     }
+    bool too_long = false;
     for (auto piece : request_payload_) {
-      if (!messages_.feed(piece, max_message_bytes_)) co_return Sent::kMessageTooLarge;
+      too_long = !messages_.feed(piece, max_message_bytes_);
+      if (too_long) {
+        // The messages before it go on (the payload's pieces are views into `avail`), then the
+        // call ends.
+        take = piece.data() + messages_.kept() - avail.data();
+        done = false;
+        break;
+      }
     }
     std::string_view head = first ? head_.text() : std::string_view();
     std::string_view body = avail.substr(0, take);
@@ -569,6 +577,7 @@ net::Task<Client::Sent> Client::send_request(RequestSource& from) {
     from.body_consumed(take, false);
     body_read_ += take;
     if (!ok) co_return Sent::kUpstreamError;
+    if (too_long) co_return Sent::kMessageTooLarge;
     if (done) break;
     first = false;
     if (!pumped) from.set_deadline(RequestSource::Phase::kStream, budget(stream_idle_));

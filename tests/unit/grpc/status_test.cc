@@ -128,6 +128,12 @@ TEST(GrpcStatus, MessagesHeldToALimitPieceByPiece) {
   MessageScanner strict;
   EXPECT_FALSE(strict.feed(stream, 5)) << "the second message is 6 bytes";
   EXPECT_EQ(strict.too_long(), 6u);
+  EXPECT_EQ(strict.kept(), 8u) << "the first message, whole, goes on";
+  // The second message's prefix split over two pieces: none of the second piece is kept.
+  MessageScanner split;
+  EXPECT_TRUE(split.feed(stream.substr(0, 10), 5));
+  EXPECT_FALSE(split.feed(stream.substr(10), 5));
+  EXPECT_EQ(split.kept(), 0u);
   // A length that says 4 GiB - 1 is caught from its prefix alone.
   MessageScanner huge;
   EXPECT_FALSE(huge.feed("\0\xff\xff\xff\xff"s, 1u << 20));
