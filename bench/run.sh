@@ -18,7 +18,7 @@ ROUNDS=${ROUNDS:-3}                # interleaved rounds: gatehouse, nginx, hapro
 WARMUP=${WARMUP:-1s}               # untimed wrk run per proxy before round 1 ("0" to skip)
 BODY_BYTES=${BODY_BYTES:-100}      # size of the static body the backend serves
 BODY_KIND=${BODY_KIND:-x}          # x: BODY_BYTES of 'x'; json: JSON records (compresses about 5:1)
-URL_PATH=${URL_PATH:-/body.txt}    # path requested through the proxies
+URL_PATH=${URL_PATH:-$([[ ${GRPC:-0} == 1 ]] && echo /bench.Echo/Call || echo /body.txt)}  # path requested through the proxies
 PROXIES=${PROXIES:-"gatehouse nginx haproxy"}   # subset/order of proxies to run
 PIN=${PIN:-0}                      # 1: taskset proxies onto PROXY_CPU, wrk + backend onto LOAD_CPU
 PROXY_CPU=${PROXY_CPU:-0}
@@ -31,6 +31,7 @@ SCHEME=${SCHEME:-http}             # https: the proxies terminate TLS (one EC P-
 PROTOCOL=${PROTOCOL:-http1}        # h2c: clients speak HTTP/2 with prior knowledge (h2load, not wrk)
 STREAMS=${STREAMS:-25}             # h2c: concurrent streams per connection (h2load -m)
 UPSTREAM_PROTOCOL=${UPSTREAM_PROTOCOL:-http1} # h2c: the backend speaks HTTP/2 (prior knowledge) to the proxies
+GRPC=${GRPC:-0}                    # 1: unary gRPC calls (needs h2c both sides; nginx: grpc_pass)
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0} # 1: a new connection per request (with https: full handshakes)
 CPU_LIMIT=${CPU_LIMIT:-}           # e.g. 0.5: each proxy gets that share of a core (cgroup quota)
 EQUAL_HEADERS=${EQUAL_HEADERS:-1} # 1: nginx/HAProxy add the forwarding headers gatehouse adds by default
@@ -70,9 +71,12 @@ PEERS+=" gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-r
 [[ $PROTOCOL == http1 || $PROTOCOL == h2c ]] || die "PROTOCOL must be http1 or h2c"
 [[ $PROTOCOL == http1 || $SCHEME == http ]] || die "PROTOCOL=h2c is cleartext: SCHEME=http"
 [[ $UPSTREAM_PROTOCOL == http1 || $UPSTREAM_PROTOCOL == h2c ]] || die "UPSTREAM_PROTOCOL must be http1 or h2c"
-# nginx's proxy_pass speaks HTTP/1.x only: it cannot do the same work against an HTTP/2 backend.
-[[ $UPSTREAM_PROTOCOL == http1 || " $PROXIES " != *" nginx"* ]] ||
+# nginx's proxy_pass speaks HTTP/1.x only: it cannot do the same work against an HTTP/2 backend
+# (but for gRPC: grpc_pass).
+[[ $UPSTREAM_PROTOCOL == http1 || $GRPC == 1 || " $PROXIES " != *" nginx"* ]] ||
   die "UPSTREAM_PROTOCOL=h2c: nginx cannot proxy to an HTTP/2 backend; set PROXIES (e.g. \"gatehouse haproxy\")"
+[[ $GRPC == 0 || ($PROTOCOL == h2c && $UPSTREAM_PROTOCOL == h2c) ]] ||
+  die "GRPC=1 is gRPC over HTTP/2: PROTOCOL=h2c UPSTREAM_PROTOCOL=h2c"
 [[ $BODY_KIND == x || $BODY_KIND == json ]] || die "BODY_KIND must be x or json"
 [[ -z $CPU_LIMIT || $CPU_LIMIT =~ ^(0?\.[0-9]+|1(\.0*)?)$ ]] || die "CPU_LIMIT must be a share of one core, 0.05 to 1"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS must be >= THREADS"
@@ -258,11 +262,11 @@ wait_ready() {
     [[ $UPSTREAM_PROTOCOL == h2c && $name == backend ]] && h2=(--http2-prior-knowledge)
     got=$(curl -s --max-time 1 -o /dev/null -w '%{http_code} %{size_download}' "${h2[@]}" \
       -k ${WRK_HEADER[$name]:+-H "${WRK_HEADER[$name]}"} "$(scheme_of "$name")://127.0.0.1:$port$URL_PATH" 2>/dev/null || true)
-    if [[ $got == "200 $BODY_BYTES" ]]; then return 0; fi
+    if [[ $got == "200 $SERVED_BYTES" ]]; then return 0; fi
     sleep 0.1
   done
   sed 's/^/    /' "$logf" >&2
-  die "$name did not answer 200 with a $BODY_BYTES-byte body on 127.0.0.1:$port within ${READY_TIMEOUT}s (last: '${got:-none}')"
+  die "$name did not answer 200 with a $SERVED_BYTES-byte body on 127.0.0.1:$port within ${READY_TIMEOUT}s (last: '${got:-none}')"
 }
 
 # utime+stime, then stime alone (clock ticks), summed over the given PIDs; /proc/PID/stat covers
@@ -316,7 +320,22 @@ if [[ $BODY_KIND == json ]]; then
         int(rand() * 24), int(rand() * 60))
     printf "%s", substr(out, 1, n) }' >"$TMP/www${URL_PATH}"
 else
+  mkdir -p "$(dirname "$TMP/www${URL_PATH}")"
   head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
+fi
+SERVED_BYTES=$BODY_BYTES
+if [[ $GRPC == 1 ]]; then
+  # One gRPC message each way (gRPC's length prefix: a flag byte, 4 bytes of length): the
+  # backend's answer is the body as a message; h2load sends a message of the same size.
+  grpc_message() {
+    local n=$BODY_BYTES
+    # shellcheck disable=SC2059  # the format is the four length bytes, as octal escapes
+    printf "\\0$(printf '\\%03o' $((n >> 24 & 255)) $((n >> 16 & 255)) $((n >> 8 & 255)) $((n & 255)))"
+    head -c "$n" /dev/zero | tr '\0' 'x'
+  }
+  grpc_message >"$TMP/www${URL_PATH}"
+  grpc_message >"$TMP/grpc-request"
+  SERVED_BYTES=$((BODY_BYTES + 5))
 fi
 USER_LINE=""
 # Client connections each proxy accepts (nginx counts its upstream connections too: doubled there).
@@ -355,6 +374,21 @@ $(nginx_common_http "$TMP/backend")
         root $TMP/www;
         location / { }
         location = /_bench_status { stub_status; }
+$([[ $GRPC == 1 ]] && cat <<'GRPC'
+        # A gRPC answer: the file is one message, grpc-status in the trailers. nginx serves no
+        # file to a POST (405): the error page, the same file, is the answer. The mirror makes
+        # nginx read the whole request first, as a gRPC server does: a static answer sent before
+        # the request's end leaves frames for a closed stream, on which nginx's grpc_pass drops
+        # the connection.
+        location /bench.Echo/ {
+            default_type application/grpc;
+            add_trailer grpc-status 0;
+            error_page 405 =200 $uri;
+            mirror /_bench_read_body;
+        }
+        location = /_bench_read_body { internal; return 204; }
+GRPC
+)
     }
 }
 EOF
@@ -409,10 +443,13 @@ $(nginx_common_http "$TMP/nginx")
         listen 127.0.0.1:$NGX_PORT backlog=4096$([[ $SCHEME == https ]] && echo " ssl")$([[ $PROTOCOL == h2c ]] && echo " http2");
 $([[ $SCHEME == https ]] && printf '        ssl_certificate %s;\n        ssl_certificate_key %s;\n        ssl_protocols TLSv1.2 TLSv1.3;\n' "$TMP/cert.pem" "$TMP/cert.key")
         location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-$(nginx_forwarding_headers)
+$(if [[ $GRPC == 1 ]]; then
+  echo "            grpc_pass grpc://backend;"
+  nginx_forwarding_headers | sed 's/proxy_set_header/grpc_set_header/'
+else
+  printf '            proxy_pass http://backend;\n            proxy_http_version 1.1;\n            proxy_set_header Connection "";\n'
+  nginx_forwarding_headers
+fi)
         }
     }
 }
@@ -453,7 +490,7 @@ observability:
 upstreams:
   backend:
     targets: [ { address: 127.0.0.1:$BACKEND_PORT } ]
-$([[ $UPSTREAM_PROTOCOL == h2c ]] && printf '    protocol: http2\n')
+$([[ $UPSTREAM_PROTOCOL == h2c ]] && printf '    protocol: %s\n' "$([[ $GRPC == 1 ]] && echo grpc || echo http2)")
     max_idle_per_target: $UPSTREAM_IDLE
 routes:
   - name: all
@@ -586,6 +623,7 @@ run_h2load() {
   local port=$1 dur=$2 limit=$3 out=$4 name=$5 cmd
   cmd=(h2load -c "$CONNECTIONS" -m "$STREAMS" -t "$THREADS" -D "$(to_seconds "$dur")" --log-file="$out.log")
   [[ -n ${WRK_HEADER[$name]:-} ]] && cmd+=(-H "${WRK_HEADER[$name]}")
+  [[ $GRPC == 1 ]] && cmd+=(-d "$TMP/grpc-request" -H "content-type: application/grpc" -H "te: trailers")
   cmd+=("http://127.0.0.1:$port$URL_PATH")
   run_load "$limit" "$out.h2load" "h2load (port $port)" "${cmd[@]}"
   local ok failed secs p99
@@ -806,6 +844,7 @@ to_ms() {
 }
 
 [[ $PROTOCOL == h2c ]] && echo "HTTP/2 (h2c, prior knowledge): h2load -c$CONNECTIONS -m$STREAMS -t$THREADS in wrk's place"
+[[ $GRPC == 1 ]] && echo "gRPC: unary calls, a ${BODY_BYTES}-byte message each way (POST $URL_PATH, grpc-status 0 in trailers; nginx: grpc_pass)"
 echo "gatehouse bench: $ROUNDS round(s) x ${DURATION} per proxy, wrk -t$THREADS -c$CONNECTIONS --latency," \
   "GET $SCHEME $URL_PATH (${BODY_BYTES}-byte body), new connection per request=$NEW_CONNECTIONS," \
   "pin=$PIN, cpu_limit=${CPU_LIMIT:-none}, equal_headers=$EQUAL_HEADERS, CLK_TCK=$CLK_TCK"

@@ -248,13 +248,18 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     histogram(&out, "gatehouse_request_duration_seconds", "route", route->first,
               route->second.duration);
 
+  // "service/method" as its two labels.
+  auto grpc_labels = [](std::string_view key) {
+    const auto slash = key.find('/');
+    std::string labels;
+    label(&labels, "service", key.substr(0, slash), true);
+    label(&labels, "method", key.substr(slash + 1));
+    return labels;
+  };
   header(&out, "gatehouse_grpc_requests_total", "counter",
          "gRPC calls by service, method and status code (the gateway's own answers too).");
   for (const auto* g : sorted(m.grpc)) {
-    const auto slash = g->first.find('/');
-    std::string labels;
-    label(&labels, "service", std::string_view(g->first).substr(0, slash), true);
-    label(&labels, "method", std::string_view(g->first).substr(slash + 1));
+    const std::string labels = grpc_labels(g->first);
     for (size_t code = 0; code < g->second.by_code.size(); ++code) {
       if (!g->second.by_code[code]) continue;
       out.append("gatehouse_grpc_requests_total{").append(labels);
@@ -265,11 +270,8 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
   header(&out, "gatehouse_grpc_request_duration_seconds", "histogram",
          "Time from a gRPC call's head to its end, by service and method.");
   for (const auto* g : sorted(m.grpc)) {
-    const auto slash = g->first.find('/');
-    std::string labels;
-    label(&labels, "service", std::string_view(g->first).substr(0, slash), true);
-    label(&labels, "method", std::string_view(g->first).substr(slash + 1));
-    histogram(&out, "gatehouse_grpc_request_duration_seconds", labels, g->second.duration);
+    histogram(&out, "gatehouse_grpc_request_duration_seconds", grpc_labels(g->first),
+              g->second.duration);
   }
 
   header(&out, "gatehouse_upstream_requests_total", "counter",

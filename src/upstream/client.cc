@@ -62,6 +62,8 @@ bool Client::start(const Call& call) {
   upgrade_ = call.upgrade;
   upgraded_ = false;
   duplex_ = call.duplex && http2_;
+  pump_sent_.reset();  // an earlier call's
+  pump_stopped_ = false;
   grpc_ = call.grpc;
   max_message_bytes_ = call.grpc ? call.max_message_bytes : 0;
   messages_ = {};

@@ -101,7 +101,7 @@ test('validate: the contract example fails only on features not built yet', () =
 test('validate: the demo config (make demo) is valid', () => {
   const r = runGatehouse(['validate', '-c', path.join(here, '../../examples/demo.yaml')]);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /ok \(1 listener\(s\), 8 upstream\(s\), 11 route\(s\)\)/);
+  assert.match(r.stdout + r.stderr, /ok \(1 listener\(s\), 9 upstream\(s\), 12 route\(s\)\)/);
 });
 
 test('validate: an unreadable file is an error, not a crash', () => {

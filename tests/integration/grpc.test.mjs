@@ -28,6 +28,7 @@ import path from 'node:path';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { startGatehouse, waitFor, freePort } from './harness.mjs';
+import { newId, md, within, reader, decodeGrpcMessage } from './grpc_client.mjs';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
 const Status = grpc.status;
@@ -282,15 +283,6 @@ async function serverSawCancel(id) {
   assert.equal(server.streams.get(id).rstCode, NGHTTP2_CANCEL, `RST_STREAM CANCEL upstream: ${JSON.stringify(state())}`);
 }
 
-let idSeq = 0;
-const newId = (name) => `${name}-${process.pid}-${++idSeq}`;
-function md(id, entries = {}) {
-  const m = new grpc.Metadata();
-  m.set('x-test-id', id);
-  for (const [k, v] of Object.entries(entries)) m.set(k, v);
-  return m;
-}
-
 // --- clients -------------------------------------------------------------------------------------
 
 const clients = [];
@@ -315,45 +307,6 @@ function unary(client, method, req, { metadata = new grpc.Metadata(), deadline }
     call.on('metadata', (m) => { out.initial = m; });
     call.on('status', (s) => { out.status = s; resolve(out); });
   });
-}
-
-// A streaming call's messages one at a time: next() resolves the next message, or null once
-// the call has ended; `status` its status; `initial` its initial metadata (when it came).
-function reader(call) {
-  const items = [];
-  const waiters = [];
-  let ended = false;
-  const r = { initial: null, call };
-  call.on('metadata', (m) => { r.initial = m; });
-  call.on('data', (m) => { if (waiters.length) waiters.shift()(m); else items.push(m); });
-  call.on('error', () => {});
-  r.status = new Promise((resolve) => call.on('status', (s) => {
-    ended = true;
-    while (waiters.length) waiters.shift()(null);
-    resolve(s);
-  }));
-  // Bounded, so that a gateway that holds messages back fails the test instead of hanging it.
-  r.next = (ms = 5000) => {
-    if (items.length) return Promise.resolve(items.shift());
-    if (ended) return Promise.resolve(null);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
-      waiters.push((m) => { clearTimeout(t); resolve(m); });
-    });
-  };
-  r.all = async () => {
-    const out = [];
-    for (let m = await r.next(); m; m = await r.next()) out.push(m);
-    return out;
-  };
-  return r;
-}
-
-function within(promise, ms, what) {
-  let t;
-  return Promise.race([promise, new Promise((_, reject) => {
-    t = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  })]).finally(() => clearTimeout(t));
 }
 
 // The entries of metadata (a grpc.Metadata) named in `keys`: { key: [values] } (-bin values as
@@ -652,20 +605,6 @@ function rawGrpc(port, p, headers = {}) {
     });
     req.end(Buffer.alloc(5));
   });
-}
-
-// grpc-message is percent-encoded (the gRPC HTTP/2 spec): printable ASCII only on the wire.
-function decodeGrpcMessage(s) {
-  const bytes = [];
-  for (let i = 0; i < s.length; i++) {
-    if (s[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(s.slice(i + 1, i + 3))) {
-      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else {
-      bytes.push(...Buffer.from(s[i], 'utf8'));
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
 }
 
 // A gateway-made gRPC error: :status 200, application/grpc, trailers-only (no DATA, no separate

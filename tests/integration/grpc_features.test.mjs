@@ -33,6 +33,7 @@ import path from 'node:path';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { startGatehouse, waitFor, freePort, curl, runGatehouse, tempFile } from './harness.mjs';
+import { newId, md, within, reader, decodeGrpcMessage } from './grpc_client.mjs';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 const Status = grpc.status;
@@ -201,15 +202,6 @@ async function startRawH2(onStream) {
 const rawServers = [];
 after(() => { for (const s of rawServers) s.close(); });
 
-let idSeq = 0;
-const newId = (name) => `${name}-${process.pid}-${++idSeq}`;
-function md(id, entries = {}) {
-  const m = new grpc.Metadata();
-  m.set('x-test-id', id);
-  for (const [k, v] of Object.entries(entries)) m.set(k, v);
-  return m;
-}
-
 // --- clients -------------------------------------------------------------------------------------
 
 const clients = [];
@@ -220,13 +212,6 @@ function clientFor(port) {
   return c;
 }
 
-function within(promise, ms, what) {
-  let t;
-  return Promise.race([promise, new Promise((_, reject) => {
-    t = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  })]).finally(() => clearTimeout(t));
-}
-
 // A unary call: resolves { err, res, status } once its status is in (bounded).
 function unary(client, method, req, metadata = new grpc.Metadata()) {
   return within(new Promise((resolve) => {
@@ -234,37 +219,6 @@ function unary(client, method, req, metadata = new grpc.Metadata()) {
     const call = client[method](req, metadata, (err, res) => { out.err = err; out.res = res; });
     call.on('status', (s) => { out.status = s; resolve(out); });
   }), 10000, `${method}`);
-}
-
-// A streaming call's messages one at a time (bounded waits): next() resolves the next message,
-// or null once the call has ended; `status` resolves its status.
-function reader(call) {
-  const items = [];
-  const waiters = [];
-  let ended = false;
-  const r = { call };
-  call.on('data', (m) => { if (waiters.length) waiters.shift()(m); else items.push(m); });
-  call.on('error', () => {});
-  r.status = within(new Promise((resolve) => call.on('status', (s) => {
-    ended = true;
-    while (waiters.length) waiters.shift()(null);
-    resolve(s);
-  })), 15000, 'the call\'s status');
-  r.status.catch(() => {});
-  r.next = (ms = 5000) => {
-    if (items.length) return Promise.resolve(items.shift());
-    if (ended) return Promise.resolve(null);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
-      waiters.push((m) => { clearTimeout(t); resolve(m); });
-    });
-  };
-  r.all = async () => {
-    const out = [];
-    for (let m = await r.next(); m; m = await r.next()) out.push(m);
-    return out;
-  };
-  return r;
 }
 
 // One gRPC call with Node's HTTP/2 client: the head, then `writes` (each written once the one
@@ -296,20 +250,6 @@ function rawGrpc(port, p, { headers = {}, writes = [Buffer.alloc(5)], onData = n
       if (!req.closed && !req.destroyed) req.end();
     })();
   }), 10000, `the call to ${p}`);
-}
-
-// grpc-message is percent-encoded (the gRPC HTTP/2 spec).
-function decodeGrpcMessage(s) {
-  const bytes = [];
-  for (let i = 0; i < s.length; i++) {
-    if (s[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(s.slice(i + 1, i + 3))) {
-      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else {
-      bytes.push(...Buffer.from(s[i], 'utf8'));
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
 }
 
 // A gateway-made gRPC error: :status 200, application/grpc, trailers-only (END_STREAM on the one
