@@ -117,8 +117,10 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
   if (error_.status) {
     if (request_id_.empty()) observe::generate_request_id(w_.rng(), &request_id_);
     // A gRPC client reads a status, not a JSON body: the error as a trailers-only response.
-    if (grpc_ && error_.status >= 400 && !error_.body && !error_.shared_body)
-      grpc_status_ = static_cast<int>(grpc::make_trailers_only(&error_));
+    if (grpc_ && error_.status >= 400 && !error_.body && !error_.shared_body) {
+      grpc_status_ = static_cast<int>(grpc::make_trailers_only(&error_, grpc_answer_type_));
+      status_ = error_.status;  // the client gets a 200; the log's error and grpc_status say why
+    }
     if (ctx_.reply_body)
       co_await stream_reply(down);
     else
@@ -183,7 +185,8 @@ Exchange::Step Exchange::start(Downstream& down) {
   }
   if (request_id_.empty()) observe::generate_request_id(w_.rng(), &request_id_);
 
-  grpc_ = grpc::is_grpc_content_type(req.get("content-type"));
+  grpc_answer_type_ = grpc::answer_content_type(req.get("content-type"));
+  grpc_ = !grpc_answer_type_.empty();
   if (grpc_) {
     // grpc-timeout counts from the call's start (here: its head arrived); a malformed one is
     // ignored, as gRPC servers do.
@@ -692,12 +695,12 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
     // Broken framing: what came before it goes on (with the head, the first time), as in
     // relay_response, and the response is then cut, never ended.
     const bool end = !piece.error && (piece.done || closed);
-    if (!body_.empty() || end) filters::pass_response_body(chain, ctx_, body_, end);
-    if (end) {
+    if (end) {  // the trailers before the last piece, which a filter may fold them into
       http::parse_trailer_fields(upstream_.trailers(), &trailers_);
-      each_watcher([&](const filters::Filter& f) { f.on_response_trailers(ctx_, trailers_); });
       note_grpc_status(trailers_);
+      each_watcher([&](const filters::Filter& f) { f.on_response_trailers(ctx_, trailers_); });
     }
+    if (!body_.empty() || end) filters::pass_response_body(chain, ctx_, body_, end);
     if (first || !body_.empty() || end) {  // the head goes at once, whatever the filters hold
       down.set_deadline(Phase::kSend, upstream_.budget(send_timeout));
       down_ok = co_await down.send_chunk(body_, end ? &trailers_ : nullptr);

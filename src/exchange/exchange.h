@@ -158,9 +158,11 @@ class Exchange {
   std::vector<std::string_view> spans_;  // de-chunked payload pieces
   FilteredRequestBody request_body_;     // when filters watch the request body ...
   bool body_filtered_ = false;           // ... and it has one
-  // A gRPC call (grpc/status.h): the gateway's answers are gRPC's, and its grpc-timeout is the
-  // call's deadline (max: none), sent upstream as what is left of it.
+  // A gRPC call, or a gRPC-Web one (grpc/status.h): the gateway's answers are gRPC's (of that
+  // content type), and its grpc-timeout is the call's deadline (max: none), sent upstream as
+  // what is left of it.
   bool grpc_ = false;
+  std::string_view grpc_answer_type_;
   int grpc_status_ = -1;  // the status the call ended with (-1: none seen)
   net::Clock::time_point grpc_deadline_ = net::Clock::time_point::max();
   std::string grpc_deadline_text_;

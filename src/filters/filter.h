@@ -19,10 +19,10 @@
 // heads keeps the zero-copy relay: in on_request, ctx.watch_request_body() (then
 // on_request_body() sees the request body, piece by piece, as it streams upstream); in
 // on_response, ctx.watch_response_body() (then on_response_body() sees the response body, last
-// filter first, and on_response_trailers() its trailer fields at the end). A watched body is
-// de-framed for the filters and framed anew after them, chunked (RFC 9112 7.1), since its length
-// may change: the Content-Length goes. As Envoy's decodeData/encodeData/encodeTrailers. A filter
-// that only needs a copy of the response body (the cache, to store it) taps it instead
+// filter first, and on_response_trailers() its trailer fields before the last piece). A watched
+// body is de-framed for the filters and framed anew after them, chunked (RFC 9112 7.1), since its
+// length may change: the Content-Length goes. As Envoy's decodeData/encodeData/encodeTrailers. A
+// filter that only needs a copy of the response body (the cache, to store it) taps it instead
 // (ctx.tap_response_body()): the body keeps its framing and its zero-copy relay.
 //
 // The response phase also sees the gateway's own answers to a failed upstream call (502, 503,
@@ -30,7 +30,8 @@
 //
 // Filters run in a fixed order of phases, whatever their order in the file (as Kong's plugin
 // priorities): response_headers (outermost), cors (a preflight carries no credentials), ip_rules,
-// the auth filters, acl, request_size, rate_limit, cache, compress; see filters/registry.cc. The
+// the auth filters, acl, request_size, rate_limit, cache, compress, response_replace, grpc_web;
+// see filters/registry.cc. The
 // core never includes a filter's header: it knows filters only through this interface and the
 // registry; what a filter keeps per request or per worker lives in slots it owns (filters/slots.h).
 #pragma once
@@ -195,9 +196,10 @@ class Filter {
   // (after the filters that rewrite it). `end`: the body ended, complete, with this piece; a body
   // cut short (the upstream or the client gone) never ends.
   virtual void on_response_tap(RequestContext& ctx, std::string_view piece, bool end) const {}
-  // The response's trailer fields (the upstream's, from a chunked body; else none), after its
-  // last body piece: a filter may add, change or drop fields. They reach a client that takes
-  // chunked responses (HTTP/1.1).
+  // The response's trailer fields (the upstream's, from a chunked body; else none), just before
+  // its last body piece (on_response_body with `end`): a filter may add, change or drop fields,
+  // or fold them into that piece (gRPC-Web). They reach a client that takes chunked responses
+  // (HTTP/1.1), or HTTP/2's trailers.
   virtual void on_response_trailers(RequestContext& ctx, http::HeaderList& trailers) const {}
   // This filter answers CORS preflights: the exchange routes a preflight as the request it
   // announces when the route has such a filter.

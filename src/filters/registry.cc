@@ -8,6 +8,7 @@
 #include "filters/cache/cache.h"
 #include "filters/compress/compress.h"
 #include "filters/cors/cors.h"
+#include "filters/grpc_web/grpc_web.h"
 #include "filters/ip_rules/ip_rules.h"
 #include "filters/jwt_auth/jwks_fetcher.h"
 #include "filters/jwt_auth/jwt_auth.h"
@@ -41,8 +42,10 @@ constexpr std::array kPlugins = {
     Entry{"rate_limit", &build_rate_limit, &rate_limit_metrics},
     Entry{"cache", &build_cache, &cache_metrics},
     Entry{"compress", &build_compress},
-    // Innermost: its body phase sees the upstream's body first, before caching and compression.
     Entry{"response_replace", &build_response_replace},
+    // Innermost: the other filters see the gRPC-Web call and its gRPC-Web response, as the client
+    // does; its body phase makes the upstream's gRPC body gRPC-Web first.
+    Entry{"grpc_web", &build_grpc_web},
 };
 
 }  // namespace

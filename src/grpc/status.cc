@@ -32,6 +32,16 @@ bool is_grpc_content_type(std::string_view ct) {
   return next == '+' || next == ';' || next == ' ';
 }
 
+std::string_view answer_content_type(std::string_view ct) {
+  if (is_grpc_content_type(ct)) return "application/grpc";
+  for (std::string_view web : {"application/grpc-web-text", "application/grpc-web"}) {
+    if (ct.size() >= web.size() && http::iequals(ct.substr(0, web.size()), web) &&
+        (ct.size() == web.size() || ct[web.size()] == '+' || ct[web.size()] == ';'))
+      return web;
+  }
+  return {};
+}
+
 Code code_for_gateway_status(int s) {
   switch (s) {
     case 400:
@@ -101,12 +111,12 @@ void append_percent_encoded(std::string* out, std::string_view message) {
   }
 }
 
-Code make_trailers_only(http::ErrorResponse* e) {
+Code make_trailers_only(http::ErrorResponse* e, std::string_view content_type) {
   const Code code = code_for_gateway_status(e->status);
   e->status = 200;
   std::string message;
   append_percent_encoded(&message, e->message);
-  e->headers.emplace_back("content-type", "application/grpc");
+  e->headers.emplace_back("content-type", content_type);
   e->headers.emplace_back("grpc-status", std::to_string(static_cast<int>(code)));
   e->headers.emplace_back("grpc-message", std::move(message));
   e->body.emplace();  // trailers-only: no message, not the JSON error

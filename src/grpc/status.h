@@ -44,6 +44,10 @@ std::optional<Code> code_from_config_name(std::string_view lower);
 // A gRPC call: Content-Type application/grpc, alone or with a subtype ("+proto", "+json") or
 // parameters. gRPC-Web (application/grpc-web...) is not one: it is translated, not proxied as is.
 bool is_grpc_content_type(std::string_view content_type);
+// The Content-Type of the gateway's own answer to a request of this Content-Type: that of a gRPC
+// call ("application/grpc") or of a gRPC-Web one ("application/grpc-web", or
+// "application/grpc-web-text"); empty for any other request.
+std::string_view answer_content_type(std::string_view content_type);
 
 // The code a gateway answer of this HTTP status stands for: the table of docs/grpc.md, after
 // gRPC's own mapping of HTTP statuses (doc/http-grpc-status-mapping.md), made precise where the
@@ -68,7 +72,7 @@ void append_percent_encoded(std::string* out, std::string_view message);
 // Content-Type application/grpc, grpc-status and grpc-message (the answer's message) in the one
 // HEADERS, no body. Its other fields (Retry-After, WWW-Authenticate, the rate-limit fields) stay,
 // as metadata. The code it carries.
-Code make_trailers_only(http::ErrorResponse* e);
+Code make_trailers_only(http::ErrorResponse* e, std::string_view content_type);
 
 // grpc-timeout (TimeoutValue TimeoutUnit: at most 8 digits, then H, M, S, m, u or n). None when
 // malformed.

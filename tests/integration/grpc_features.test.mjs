@@ -32,7 +32,7 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { startGatehouse, waitFor, freePort, curl, runGatehouse, tempFile } from './harness.mjs';
+import { startGatehouse, waitFor, freePort, curl, runGatehouse, tempFile, parseMetrics, sampleOf } from './harness.mjs';
 import { newId, md, within, reader, decodeGrpcMessage } from './grpc_client.mjs';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -311,24 +311,6 @@ ${body}`);
   return g;
 }
 
-function parseMetrics(text) {
-  const out = [];
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels = {};
-    if (m[2]) for (const l of m[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    out.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return out;
-}
-function sampleOf(samples, name, labels) {
-  const found = samples.filter((s) => s.name === name &&
-    Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-  assert.ok(found.length <= 1, `one sample of ${name} ${JSON.stringify(labels)} (got ${JSON.stringify(found)})`);
-  return found[0]?.value;
-}
 
 const waitHealthy = (g, upstream, targetPort, value, what) =>
   waitFor(async () => (await g.healthy(upstream, targetPort)) === value, 5000,

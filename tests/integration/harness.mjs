@@ -304,3 +304,24 @@ export function dechunk(text) {
     at = eol + 2 + size + 2;
   }
 }
+
+// A Prometheus text exposition as samples { name, labels, value } (comments skipped).
+export function parseMetrics(text) {
+  const out = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[2]) for (const l of m[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+}
+// The value of the one sample of `name` whose labels include `labels` (undefined: none).
+export function sampleOf(samples, name, labels) {
+  const found = samples.filter((s) => s.name === name &&
+    Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  assert.ok(found.length <= 1, `one sample of ${name} ${JSON.stringify(labels)} (got ${JSON.stringify(found)})`);
+  return found[0]?.value;
+}

@@ -22,6 +22,15 @@ TEST(GrpcStatus, ContentTypeOfACall) {
   EXPECT_FALSE(is_grpc_content_type(""));
 }
 
+TEST(GrpcStatus, AnswerContentTypeOfACall) {
+  EXPECT_EQ(answer_content_type("application/grpc+proto"), "application/grpc");
+  EXPECT_EQ(answer_content_type("application/grpc-web+proto"), "application/grpc-web");
+  EXPECT_EQ(answer_content_type("application/grpc-web"), "application/grpc-web");
+  EXPECT_EQ(answer_content_type("application/grpc-web-text+proto"), "application/grpc-web-text");
+  EXPECT_EQ(answer_content_type("application/grpc-webx"), "");
+  EXPECT_EQ(answer_content_type("text/plain"), "");
+}
+
 TEST(GrpcStatus, GatewayStatusesAsCodes) {
   EXPECT_EQ(code_for_gateway_status(401), Code::kUnauthenticated);
   EXPECT_EQ(code_for_gateway_status(403), Code::kPermissionDenied);
@@ -76,7 +85,7 @@ TEST(GrpcStatus, TimeoutFormattedRoundedUp) {
 TEST(GrpcStatus, TrailersOnlyAnswer) {
   http::ErrorResponse e{429, "rate_limited", "rate limit 1/s exceeded: 100%", {}};
   e.headers.emplace_back("Retry-After", "1");
-  make_trailers_only(&e);
+  make_trailers_only(&e, "application/grpc");
   EXPECT_EQ(e.status, 200);
   ASSERT_TRUE(e.body);
   EXPECT_TRUE(e.body->empty());
