@@ -97,6 +97,8 @@ sed "s|<pid>|$gh|" <<'TXT'  # gatehouse's PID for SIGHUP
   node examples/grpc-call.mjs localhost:8080 get 7
   node examples/grpc-call.mjs localhost:8080 list 42
   node examples/grpc-call.mjs localhost:8080 get 404
+  # the same service from curl, as gRPC-Web text (base64 of a GetReviewRequest for id 7)
+  curl -s -H 'content-type: application/grpc-web-text' -d AAAAAAMKATc= localhost:8080/shop.Reviews/GetReview | base64 -d | strings
 
   # BFF routing: the x-client header picks the backend
   curl -s -H 'x-client: mobile' localhost:8080/m/home

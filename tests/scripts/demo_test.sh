@@ -63,6 +63,12 @@ grpc_status() {  # the call fails (exit 1), saying why
   [[ $out == *'NOT_FOUND (5): no review 404'* ]]
 }
 check "first demo: a gRPC status from the service through the gateway" grpc_status
+grpc_web() {  # the README's gRPC-Web call: the review, then the trailer frame with grpc-status 0
+  local out
+  out=$(curl -s -H 'content-type: application/grpc-web-text' -d AAAAAAMKATc= http://127.0.0.1:8080/shop.Reviews/GetReview | base64 -d | strings)
+  [[ $out == *'review 1 of 7'* && $out == *'grpc-status:0'* ]]
+}
+check "first demo: a gRPC-Web call from curl" grpc_web
 if ((failures)); then
   echo "first demo's output:"; cat "$tmp/first.log"; exit 1
 fi
