@@ -326,8 +326,10 @@ function pick(metadata, keys) {
 const gateways = [];
 after(async () => { for (const gh of gateways) await gh.stop('SIGKILL'); });
 
+// A gateway on a port of its own, listening for HTTP/1.1 and h2c, with `yaml` for the rest of its
+// config; stopped when the file's tests end.
 async function gateway(yaml) {
-  const gh = await startGatehouse(yaml);
+  const gh = await startGatehouse(listen(await freePort()) + yaml);
   gateways.push(gh);
   return gh;
 }
@@ -338,8 +340,7 @@ const listen = (port) =>
 let interop = null;
 function interopGateway() {
   interop ??= (async () => {
-    const port = await freePort();
-    const gh = await gateway(`${listen(port)}
+    const gh = await gateway(`
 upstreams:
   g: { protocol: grpc, targets: [ { address: 127.0.0.1:${server.port} } ] }
 routes:
@@ -654,8 +655,7 @@ test('gateway-made error: no route -> UNIMPLEMENTED, trailers-only', async () =>
 });
 
 test('gateway-made error: key_auth without a key -> UNAUTHENTICATED, trailers-only', async () => {
-  const port = await freePort();
-  const gh = await gateway(`${listen(port)}
+  const gh = await gateway(`
 consumers:
   - { name: app, groups: [clients], api_keys: [ { sha256: ${sha256(APP_KEY)} } ] }
 upstreams:
@@ -663,20 +663,15 @@ upstreams:
 routes:
   - { name: grpc-auth, match: { path: /grpc.testing.TestService/* }, to: g, plugins: { key_auth: { header: x-api-key } } }
 `);
-  try {
-    // With the key, the call reaches the server.
-    assertUpstreamOk(await rawGrpc(gh.port, EMPTY_CALL, { 'x-api-key': APP_KEY }));
-    const r = await rawGrpc(gh.port, EMPTY_CALL);
-    assertTrailersOnly(r, Status.UNAUTHENTICATED, /API key/);
-    assert.match(String(r.head['www-authenticate']), /ApiKey/, 'the error\'s own headers');
-  } finally {
-    await gh.stop('SIGKILL');
-  }
+  // With the key, the call reaches the server.
+  assertUpstreamOk(await rawGrpc(gh.port, EMPTY_CALL, { 'x-api-key': APP_KEY }));
+  const r = await rawGrpc(gh.port, EMPTY_CALL);
+  assertTrailersOnly(r, Status.UNAUTHENTICATED, /API key/);
+  assert.match(String(r.head['www-authenticate']), /ApiKey/, 'the error\'s own headers');
 });
 
 test('gateway-made error: acl denied -> PERMISSION_DENIED, trailers-only', async () => {
-  const port = await freePort();
-  const gh = await gateway(`${listen(port)}
+  const gh = await gateway(`
 consumers:
   - { name: app, groups: [clients], api_keys: [ { sha256: ${sha256(APP_KEY)} } ] }
   - { name: old, groups: [legacy], api_keys: [ { sha256: ${sha256(OLD_KEY)} } ] }
@@ -688,78 +683,58 @@ routes:
     to: g
     plugins: { key_auth: { header: x-api-key }, acl: { allow_groups: [clients] } }
 `);
-  try {
-    assertUpstreamOk(await rawGrpc(gh.port, EMPTY_CALL, { 'x-api-key': APP_KEY }));
-    const r = await rawGrpc(gh.port, EMPTY_CALL, { 'x-api-key': OLD_KEY });
-    assertTrailersOnly(r, Status.PERMISSION_DENIED, /not allowed/);
-  } finally {
-    await gh.stop('SIGKILL');
-  }
+  assertUpstreamOk(await rawGrpc(gh.port, EMPTY_CALL, { 'x-api-key': APP_KEY }));
+  const r = await rawGrpc(gh.port, EMPTY_CALL, { 'x-api-key': OLD_KEY });
+  assertTrailersOnly(r, Status.PERMISSION_DENIED, /not allowed/);
 });
 
 test('gateway-made error: rate_limit exceeded -> RESOURCE_EXHAUSTED with retry-after, trailers-only', async () => {
-  const port = await freePort();
-  const gh = await gateway(`${listen(port)}
+  const gh = await gateway(`
 upstreams:
   g: { protocol: grpc, targets: [ { address: 127.0.0.1:${server.port} } ] }
 routes:
   - { name: grpc-limited, match: { path: /grpc.testing.TestService/* }, to: g, plugins: { rate_limit: { limits: ["1/m"], key: route } } }
 `);
-  try {
-    assertUpstreamOk(await rawGrpc(gh.port, EMPTY_CALL));
-    const r = await rawGrpc(gh.port, EMPTY_CALL);
-    assertTrailersOnly(r, Status.RESOURCE_EXHAUSTED, /too many requests/);
-    assert.ok(Number(r.head['retry-after']) >= 1, `retry-after (got ${r.head['retry-after']})`);
-  } finally {
-    await gh.stop('SIGKILL');
-  }
+  assertUpstreamOk(await rawGrpc(gh.port, EMPTY_CALL));
+  const r = await rawGrpc(gh.port, EMPTY_CALL);
+  assertTrailersOnly(r, Status.RESOURCE_EXHAUSTED, /too many requests/);
+  assert.ok(Number(r.head['retry-after']) >= 1, `retry-after (got ${r.head['retry-after']})`);
 });
 
 test('gateway-made error: upstream down (nothing listening) -> UNAVAILABLE, trailers-only', async () => {
-  const port = await freePort();
   const dead = await freePort();
-  const gh = await gateway(`${listen(port)}
+  const gh = await gateway(`
 upstreams:
   down: { protocol: grpc, targets: [ { address: 127.0.0.1:${dead} } ] }
 routes:
   - { name: grpc-down, match: { path: /grpc.testing.TestService/* }, to: down }
 `);
-  try {
-    const r = await rawGrpc(gh.port, EMPTY_CALL);
-    const message = assertTrailersOnly(r, Status.UNAVAILABLE, /refused/);
-    assert.ok(message.includes(`127.0.0.1:${dead}`), `the message names the target: ${message}`);
-    assert.match(message, /\bdown\b/, 'the message names the upstream');
-  } finally {
-    await gh.stop('SIGKILL');
-  }
+  const r = await rawGrpc(gh.port, EMPTY_CALL);
+  const message = assertTrailersOnly(r, Status.UNAVAILABLE, /refused/);
+  assert.ok(message.includes(`127.0.0.1:${dead}`), `the message names the target: ${message}`);
+  assert.match(message, /\bdown\b/, 'the message names the upstream');
 });
 
 test('gateway-made error: the route\'s timeout before the upstream answers -> DEADLINE_EXCEEDED, trailers-only, the upstream call cancelled', async () => {
-  const port = await freePort();
-  const gh = await gateway(`${listen(port)}
+  const gh = await gateway(`
 upstreams:
   g: { protocol: grpc, targets: [ { address: 127.0.0.1:${server.port} } ] }
 routes:
   - { name: grpc-slow, match: { path: /grpc.testing.TestService/* }, to: g, timeout: 300ms }
 `);
-  try {
-    const id = newId('route_timeout');
-    // No grpc-timeout from the client: the route's timeout alone bounds the call.
-    const r = await rawGrpc(gh.port, UNARY_CALL, { 'x-test-id': id, 'x-sleep-ms': '3000' });
-    assertTrailersOnly(r, Status.DEADLINE_EXCEEDED, /route's timeout/);
-    assert.ok(r.ms < 2500, `answered at the route's timeout, not the server's answer (${r.ms} ms)`);
-    const rec = await waitFor(() => server.calls.get(id), 3000, 'the server to see the call');
-    await waitFor(() => rec.cancelled || rec.done, 5000, 'the upstream call to end');
-    assert.equal(rec.cancelled, true, 'the server handler saw the cancel');
-  } finally {
-    await gh.stop('SIGKILL');
-  }
+  const id = newId('route_timeout');
+  // No grpc-timeout from the client: the route's timeout alone bounds the call.
+  const r = await rawGrpc(gh.port, UNARY_CALL, { 'x-test-id': id, 'x-sleep-ms': '3000' });
+  assertTrailersOnly(r, Status.DEADLINE_EXCEEDED, /route's timeout/);
+  assert.ok(r.ms < 2500, `answered at the route's timeout, not the server's answer (${r.ms} ms)`);
+  const rec = await waitFor(() => server.calls.get(id), 3000, 'the server to see the call');
+  await waitFor(() => rec.cancelled || rec.done, 5000, 'the upstream call to end');
+  assert.equal(rec.cancelled, true, 'the server handler saw the cancel');
 });
 
 test('gateway-made error: an open circuit breaker -> UNAVAILABLE with retry-after, trailers-only', async () => {
-  const port = await freePort();
   const dead = await freePort();
-  const gh = await gateway(`${listen(port)}
+  const gh = await gateway(`
 upstreams:
   b:
     protocol: grpc
@@ -768,23 +743,18 @@ upstreams:
 routes:
   - { name: grpc-breaker, match: { path: /grpc.testing.TestService/* }, to: b }
 `);
-  try {
-    // The first call fails to connect, which opens the breaker...
-    assertTrailersOnly(await rawGrpc(gh.port, EMPTY_CALL), Status.UNAVAILABLE, /refused/);
-    // ... so the next is refused at once.
-    const r = await rawGrpc(gh.port, EMPTY_CALL);
-    const message = assertTrailersOnly(r, Status.UNAVAILABLE, /no target available/);
-    assert.match(message, /\bb\b/, 'the message names the upstream');
-    assert.ok(Number(r.head['retry-after']) >= 1, `retry-after (got ${r.head['retry-after']})`);
-  } finally {
-    await gh.stop('SIGKILL');
-  }
+  // The first call fails to connect, which opens the breaker...
+  assertTrailersOnly(await rawGrpc(gh.port, EMPTY_CALL), Status.UNAVAILABLE, /refused/);
+  // ... so the next is refused at once.
+  const r = await rawGrpc(gh.port, EMPTY_CALL);
+  const message = assertTrailersOnly(r, Status.UNAVAILABLE, /no target available/);
+  assert.match(message, /\bb\b/, 'the message names the upstream');
+  assert.ok(Number(r.head['retry-after']) >= 1, `retry-after (got ${r.head['retry-after']})`);
 });
 
 test('gateway-made errors reach a grpc-js client as their code and the gateway\'s details', async (t) => {
-  const port = await freePort();
   const dead = await freePort();
-  const gh = await gateway(`${listen(port)}
+  const gh = await gateway(`
 consumers:
   - { name: app, groups: [clients], api_keys: [ { sha256: ${sha256(APP_KEY)} } ] }
 upstreams:
@@ -868,8 +838,7 @@ test('grpc-timeout: past the client\'s deadline, DEADLINE_EXCEEDED and the upstr
 
 test('grpc-timeout: the gateway itself keeps the deadline (a client and an upstream that do not): DEADLINE_EXCEEDED, the upstream stream cancelled', async () => {
   const deaf = await startDeafUpstream(2000);
-  const port = await freePort();
-  const gh = await gateway(`${listen(port)}
+  const gh = await gateway(`
 upstreams:
   deaf: { protocol: grpc, targets: [ { address: 127.0.0.1:${deaf.port} } ] }
 routes:
