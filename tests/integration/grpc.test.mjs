@@ -28,7 +28,7 @@ import path from 'node:path';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { startGatehouse, waitFor, freePort } from './harness.mjs';
-import { newId, md, within, reader, decodeGrpcMessage } from './grpc_client.mjs';
+import { newId, md, within, reader, decodeGrpcMessage, bindInsecure, onRawStreams } from './grpc_client.mjs';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
 const Status = grpc.status;
@@ -214,25 +214,20 @@ async function startTestServer() {
 
   const server = new grpc.Server();
   server.addService(testing.TestService.service, impl);
-  const port = await new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0',
-    grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const port = await bindInsecure(server);
   // The raw request heads (grpc-js drops grpc-timeout from the metadata it hands to handlers):
   // from the HTTP/2 servers grpc-js made, before grpc-js sees each stream.
-  const h2servers = server.http2Servers ? [...server.http2Servers.keys()] : [];
-  assert.ok(h2servers.length > 0, 'grpc-js keeps its HTTP/2 servers in server.http2Servers');
-  for (const s of h2servers) {
-    s.prependListener('stream', (stream, headers) => {
-      const id = headers['x-test-id'];
-      if (!id) return;
-      const raw = { headers: { ...headers }, closed: false, rstCode: null, onClose: [] };
-      streams.set(id, raw);
-      stream.on('close', () => {
-        raw.closed = true;
-        raw.rstCode = stream.rstCode;
-        for (const f of raw.onClose) f();
-      });
+  onRawStreams(server, (stream, headers) => {
+    const id = headers['x-test-id'];
+    if (!id) return;
+    const raw = { headers: { ...headers }, closed: false, rstCode: null, onClose: [] };
+    streams.set(id, raw);
+    stream.on('close', () => {
+      raw.closed = true;
+      raw.rstCode = stream.rstCode;
+      for (const f of raw.onClose) f();
     });
-  }
+  });
   return { port, calls, streams, close: () => server.forceShutdown() };
 }
 
@@ -281,6 +276,16 @@ async function serverSawCancel(id) {
     assert.fail(`the server did not see the cancel: ${JSON.stringify(state())}`);
   }
   assert.equal(server.streams.get(id).rstCode, NGHTTP2_CANCEL, `RST_STREAM CANCEL upstream: ${JSON.stringify(state())}`);
+}
+
+// Cancels the call `r` reads (test id `id`): the client's status, and what the server saw of it.
+async function cancelled(r, id) {
+  r.call.cancel();
+  const status = await r.status;
+  assert.equal(status.code, Status.CANCELLED);
+  const rec = server.calls.get(id);
+  await serverSawCancel(id);
+  return { code: status.code, serverCancelled: rec.cancelled, rstCode: server.streams.get(id).rstCode };
 }
 
 // --- clients -------------------------------------------------------------------------------------
@@ -460,12 +465,7 @@ const interopCases = {
       payload: { body: zeros(27182) } });
     const first = await r.next();
     assert.equal(first.payload.body.length, 31415);
-    r.call.cancel();
-    const status = await r.status;
-    assert.equal(status.code, Status.CANCELLED);
-    const rec = server.calls.get(id);
-    await serverSawCancel(id);
-    return { code: status.code, serverCancelled: rec.cancelled, rstCode: server.streams.get(id).rstCode };
+    return cancelled(r, id);
   },
 
   async timeout_on_sleeping_server(c) {
@@ -868,12 +868,7 @@ async function cancelMidStream(c) {
     { response_parameters: [{ size: 1000 }, { size: 1000, interval_us: 60_000_000 }] }, md(id)));
   const first = await r.next();
   assert.equal(first.payload.body.length, 1000);
-  r.call.cancel();
-  const status = await r.status;
-  assert.equal(status.code, Status.CANCELLED);
-  const rec = server.calls.get(id);
-  await serverSawCancel(id);
-  return { code: status.code, serverCancelled: rec.cancelled, rstCode: server.streams.get(id).rstCode };
+  return cancelled(r, id);
 }
 
 test('a client cancelling a server stream after the first message: the upstream sees the cancel', async (t) => {

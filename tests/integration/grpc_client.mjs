@@ -1,6 +1,23 @@
-// Client-side helpers the gRPC suites share (grpc.test.mjs, grpc_features.test.mjs): test ids in
-// metadata, bounded waits, a streaming call read message by message, grpc-message decoded.
+// Helpers the gRPC suites share (grpc.test.mjs, grpc_features.test.mjs, grpc_web.test.mjs): test
+// ids in metadata, bounded waits, a streaming call read message by message, grpc-message decoded;
+// and, for their test servers, binding and the raw HTTP/2 streams.
+import assert from 'node:assert/strict';
 import grpc from '@grpc/grpc-js';
+
+// Binds a grpc.Server to a free loopback port, without TLS: resolves the port.
+export function bindInsecure(server) {
+  return new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0',
+    grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+}
+
+// onStream(stream, headers) for each HTTP/2 stream of a bound grpc.Server, before grpc-js sees it:
+// the raw request head (grpc-js drops grpc-timeout from the metadata it hands to handlers), the
+// DATA, how the stream ended.
+export function onRawStreams(server, onStream) {
+  const h2servers = server.http2Servers ? [...server.http2Servers.keys()] : [];
+  assert.ok(h2servers.length > 0, 'grpc-js keeps its HTTP/2 servers in server.http2Servers');
+  for (const s of h2servers) s.prependListener('stream', onStream);
+}
 
 let idSeq = 0;
 // An id for one call, which the test servers key what they saw by (metadata x-test-id).

@@ -33,7 +33,7 @@ import path from 'node:path';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { startGatehouse, waitFor, freePort, curl, runGatehouse, tempFile, parseMetrics, sampleOf } from './harness.mjs';
-import { newId, md, within, reader, decodeGrpcMessage } from './grpc_client.mjs';
+import { newId, md, within, reader, decodeGrpcMessage, bindInsecure, onRawStreams } from './grpc_client.mjs';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 const Status = grpc.status;
@@ -165,21 +165,16 @@ async function startBackend(name, { withHealth = true, status = { '': 'SERVING' 
       },
     });
   }
-  b.port = await new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0',
-    grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  b.port = await bindInsecure(server);
   // The raw HTTP/2 streams, before grpc-js sees them: how much DATA came and how each ended.
-  const h2servers = server.http2Servers ? [...server.http2Servers.keys()] : [];
-  assert.ok(h2servers.length > 0, 'grpc-js keeps its HTTP/2 servers in server.http2Servers');
-  for (const s of h2servers) {
-    s.prependListener('stream', (stream, headers) => {
-      const id = headers['x-test-id'];
-      if (!id) return;
-      const raw = { headers: { ...headers }, bytes: 0, closed: false, rstCode: null };
-      b.streams.set(id, [...(b.streams.get(id) || []), raw]);
-      stream.on('data', (d) => { raw.bytes += d.length; });
-      stream.on('close', () => { raw.closed = true; raw.rstCode = stream.rstCode; });
-    });
-  }
+  onRawStreams(server, (stream, headers) => {
+    const id = headers['x-test-id'];
+    if (!id) return;
+    const raw = { headers: { ...headers }, bytes: 0, closed: false, rstCode: null };
+    b.streams.set(id, [...(b.streams.get(id) || []), raw]);
+    stream.on('data', (d) => { raw.bytes += d.length; });
+    stream.on('close', () => { raw.closed = true; raw.rstCode = stream.rstCode; });
+  });
   b.tries = (id) => (b.calls.get(id) || []).length;
   b.close = () => server.forceShutdown();
   backends.push(b);

@@ -36,7 +36,7 @@ import path from 'node:path';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { startGatehouse, waitFor, freePort, curl, parseMetrics, sampleOf } from './harness.mjs';
-import { newId, md, within, reader, decodeGrpcMessage } from './grpc_client.mjs';
+import { newId, md, within, reader, decodeGrpcMessage, bindInsecure, onRawStreams } from './grpc_client.mjs';
 
 const Status = grpc.status;
 const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures');
@@ -132,22 +132,17 @@ async function startBackend() {
   };
   const server = new grpc.Server();
   server.addService(testing.TestService.service, impl);
-  b.port = await new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0',
-    grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  b.port = await bindInsecure(server);
   // The raw HTTP/2 streams, before grpc-js sees them: their head and how much DATA came.
-  const h2servers = server.http2Servers ? [...server.http2Servers.keys()] : [];
-  assert.ok(h2servers.length > 0, 'grpc-js keeps its HTTP/2 servers in server.http2Servers');
-  for (const s of h2servers) {
-    s.prependListener('stream', (stream, headers) => {
-      b.streamCount++;
-      const id = headers['x-test-id'];
-      if (!id) return;
-      const raw = { headers: { ...headers }, bytes: 0, closed: false };
-      b.streams.set(id, [...(b.streams.get(id) || []), raw]);
-      stream.on('data', (d) => { raw.bytes += d.length; });
-      stream.on('close', () => { raw.closed = true; });
-    });
-  }
+  onRawStreams(server, (stream, headers) => {
+    b.streamCount++;
+    const id = headers['x-test-id'];
+    if (!id) return;
+    const raw = { headers: { ...headers }, bytes: 0, closed: false };
+    b.streams.set(id, [...(b.streams.get(id) || []), raw]);
+    stream.on('data', (d) => { raw.bytes += d.length; });
+    stream.on('close', () => { raw.closed = true; });
+  });
   b.release = (id) => { const g = b.gates.get(id); if (g) g(); };
   b.close = () => server.forceShutdown();
   backends.push(b);
