@@ -81,10 +81,7 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
     if (answered && upstream_.upgraded()) {
       co_await tunnel(down);
     } else if (answered) {
-      if (grpc_) {
-        if (auto code = grpc::trailers_only_status(upstream_.response()))
-          grpc_status_ = static_cast<int>(*code);
-      }
+      if (grpc_) grpc_status_ = upstream_.trailers_only_status();
       if (!run_response_filters(upstream_.response().status, &upstream_.response())) {
         upstream_.abandon();  // a filter answers instead: the upstream's body is not read
         respond_with_reply();
@@ -575,12 +572,10 @@ net::Task<> Exchange::relay_response(Downstream& down) {
 // Ends a gRPC call whose response is under way with a status in its trailers (the code that
 // `why`, a gateway answer, stands for). False: the client is gone.
 net::Task<bool> Exchange::end_grpc_call(Downstream& down, const http::ErrorResponse& why) {
-  grpc_status_ = static_cast<int>(grpc::code_for_gateway_status(why.status));
+  const grpc::Code code = grpc::code_for_gateway_status(why.status);
+  grpc_status_ = static_cast<int>(code);
   trailers_.clear();
-  trailers_.emplace_back("grpc-status", std::to_string(grpc_status_));
-  std::string message;
-  grpc::append_percent_encoded(&message, why.message);
-  trailers_.emplace_back("grpc-message", std::move(message));
+  grpc::append_status_fields(&trailers_, code, why.message);
   const std::string_view no_data;
   const bool ok = co_await down.send_chunk(no_data, &trailers_);
   co_return ok;

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "grpc/status.h"
+
 namespace gatehouse::grpc {
 namespace {
 
@@ -37,9 +39,8 @@ std::string health_check_request(std::string_view service) {
     append_varint(&message, service.size());
     message.append(service);
   }
-  std::string body(5, '\0');  // not compressed, then the length (big-endian)
-  const auto n = static_cast<uint32_t>(message.size());
-  for (int i = 0; i < 4; ++i) body[1 + i] = static_cast<char>(n >> (24 - 8 * i));
+  std::string body;
+  append_message_prefix(&body, 0, static_cast<uint32_t>(message.size()));
   return body + message;
 }
 

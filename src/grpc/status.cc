@@ -111,14 +111,18 @@ void append_percent_encoded(std::string* out, std::string_view message) {
   }
 }
 
+void append_status_fields(http::HeaderList* fields, Code code, std::string_view message) {
+  std::string encoded;
+  append_percent_encoded(&encoded, message);
+  fields->emplace_back("grpc-status", std::to_string(static_cast<int>(code)));
+  fields->emplace_back("grpc-message", std::move(encoded));
+}
+
 Code make_trailers_only(http::ErrorResponse* e, std::string_view content_type) {
   const Code code = code_for_gateway_status(e->status);
   e->status = 200;
-  std::string message;
-  append_percent_encoded(&message, e->message);
   e->headers.emplace_back("content-type", content_type);
-  e->headers.emplace_back("grpc-status", std::to_string(static_cast<int>(code)));
-  e->headers.emplace_back("grpc-message", std::move(message));
+  append_status_fields(&e->headers, code, e->message);
   e->body.emplace();  // trailers-only: no message, not the JSON error
   e->content_type.clear();
   return code;
@@ -165,6 +169,13 @@ std::string format_timeout(net::Clock::duration d) {
     if (count <= 99'999'999) return std::to_string(count) + unit;
   }
   return "99999999H";
+}
+
+void append_message_prefix(std::string* out, uint8_t flags, uint32_t length) {
+  const char prefix[] = {static_cast<char>(flags), static_cast<char>(length >> 24),
+                         static_cast<char>(length >> 16 & 255),
+                         static_cast<char>(length >> 8 & 255), static_cast<char>(length & 255)};
+  out->append(prefix, sizeof prefix);
 }
 
 bool MessageScanner::feed(std::string_view bytes, uint64_t limit) {

@@ -67,6 +67,9 @@ std::optional<Code> parse_code(std::string_view v);
 // The status message as grpc-message carries it: UTF-8 with every byte outside printable ASCII,
 // and '%', percent-encoded.
 void append_percent_encoded(std::string* out, std::string_view message);
+// The fields that end a call with `code`: grpc-status, and grpc-message (`message`,
+// percent-encoded); in a trailers-only head, or in trailers.
+void append_status_fields(http::HeaderList* fields, Code code, std::string_view message);
 
 // The gateway's own answer `e` to a gRPC call, made a trailers-only response: HTTP 200,
 // Content-Type application/grpc, grpc-status and grpc-message (the answer's message) in the one
@@ -80,6 +83,10 @@ std::optional<net::Clock::duration> parse_timeout(std::string_view v);
 // `d` as a grpc-timeout value (rounded up to the unit, so a server never gets more than is left;
 // at least 1n).
 std::string format_timeout(net::Clock::duration d);
+
+// A message's prefix (gRPC's framing): a flag byte (0: a message, not compressed; gRPC-Web's
+// 0x80: its trailers), then the length, 4 bytes big-endian.
+void append_message_prefix(std::string* out, uint8_t flags, uint32_t length);
 
 // Walks a stream of length-prefixed messages (gRPC's framing: a compressed-flag byte, the
 // message's length in 4 bytes big-endian, the message), piece by piece as it streams, to hold

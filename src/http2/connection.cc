@@ -107,7 +107,7 @@ struct Connection::Callbacks {
     return 0;
   }
 
-  // The response's last frame went out: a request still open gets its end (Stream::responded).
+  // The response's last frame went out: a request still open gets its end (Stream::response_ended).
   static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void*) {
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {

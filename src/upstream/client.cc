@@ -65,6 +65,7 @@ bool Client::start(const Call& call) {
   pump_sent_.reset();  // an earlier call's
   pump_stopped_ = false;
   grpc_ = call.grpc;
+  grpc_status_ = -1;
   max_message_bytes_ = call.grpc ? call.max_message_bytes : 0;
   messages_ = {};
   refused_resends_ = 0;
@@ -655,7 +656,7 @@ net::Task<Client::Outcome> Client::read_response_head(RequestSource& from) {
       const int status = grpc_status ? grpc::http_status_for(*grpc_status) : resp_.status;
       upstream_done(status >= 500 ? observe::UpstreamOutcome::k5xx : observe::UpstreamOutcome::kOk);
       answered_ms_ = seconds_ * 1000;  // an upstream answered: logged as upstream_ms
-      if (grpc_status) grpc_status_ = static_cast<uint8_t>(*grpc_status);
+      grpc_status_ = grpc_status ? static_cast<int>(*grpc_status) : -1;
       const RetryReason reason = grpc_status ? RetryReason::kGrpcStatus : RetryReason::kStatus;
       if ((grpc_status || resp_.status >= 500) && may_retry(reason)) {
         retry_reason_ = reason;  // not relayed: the connection is dropped, tried again

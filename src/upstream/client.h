@@ -194,6 +194,8 @@ class Client {
   const config::Upstream* upstream_config() const { return up_ ? &up_->config() : nullptr; }
   std::string_view target() const { return logged_target_; }
   std::optional<observe::UpstreamOutcome> outcome() const { return outcome_; }
+  // A gRPC call answered trailers-only: the status in its head (-1: none, or not a gRPC call).
+  int trailers_only_status() const { return grpc_status_; }
   double seconds() const { return seconds_; }          // to the response head, or to the failure
   double answered_ms() const { return answered_ms_; }  // -1: no upstream answered
   void reset();                                        // before the next request
@@ -268,12 +270,12 @@ class Client {
   bool idempotent_ = false;      // a safe method, or an Idempotency-Key
   bool reused_ = false;
   bool head_request_ = false;
-  bool http2_ = false;       // the upstream speaks HTTP/2
-  bool upgrade_ = false;     // the call asks for a protocol upgrade ...
-  bool upgraded_ = false;    // ... and the upstream switched (101)
-  bool duplex_ = false;      // Call::duplex
-  bool grpc_ = false;        // Call::grpc
-  uint8_t grpc_status_ = 0;  // a trailers-only answer's
+  bool http2_ = false;     // the upstream speaks HTTP/2
+  bool upgrade_ = false;   // the call asks for a protocol upgrade ...
+  bool upgraded_ = false;  // ... and the upstream switched (101)
+  bool duplex_ = false;    // Call::duplex
+  bool grpc_ = false;      // Call::grpc
+  int grpc_status_ = -1;   // a trailers-only answer's (-1: none)
   uint64_t max_message_bytes_ = 0;
   grpc::MessageScanner messages_;                  // the request's, held to that
   std::vector<std::string_view> request_payload_;  // a chunked body's pieces (scratch)

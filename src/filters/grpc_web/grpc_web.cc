@@ -4,19 +4,19 @@
 #include <cstdint>
 
 #include "filters/registry.h"
+#include "grpc/status.h"
 
 namespace gatehouse::filters {
 namespace {
 
-constexpr std::string_view kWeb = "application/grpc-web";
-constexpr std::string_view kWebText = "application/grpc-web-text";
-constexpr char kTrailerFlag = static_cast<char>(0x80);
+constexpr uint8_t kTrailerFlag = 0x80;
 
 // What the filter keeps for a gRPC-Web call.
 struct Call {
   bool text = false;
-  std::string subtype;  // "+proto", ";charset=...", or empty: what followed the media type
-  std::string carry;    // the request's base64 not yet a whole group
+  std::string_view media;  // application/grpc-web or application/grpc-web-text
+  std::string subtype;     // "+proto", ";charset=...", or empty: what followed the media type
+  std::string carry;       // the request's base64 not yet a whole group
   std::string trailer_frame;
 };
 inline const SlotKey<Call> kCall{"grpc_web.call"};
@@ -85,19 +85,16 @@ bool base64_decode_piece(std::string_view in, bool end, std::string* carry, std:
 
 FilterStatus GrpcWeb::on_request(RequestContext& ctx) const {
   const std::string_view type = ctx.request->get("content-type");
-  const bool text =
-      type.size() >= kWebText.size() && http::iequals(type.substr(0, kWebText.size()), kWebText);
-  const bool binary =
-      !text && type.size() >= kWeb.size() && http::iequals(type.substr(0, kWeb.size()), kWeb);
-  if (!text && !binary) return FilterStatus::kContinue;
+  // The media type without its +subtype or parameters: gRPC-Web's two, or another request.
+  const std::string_view media = grpc::answer_content_type(type);
+  if (!media.starts_with("application/grpc-web")) return FilterStatus::kContinue;
   Call call;
-  call.text = text;
-  call.subtype = std::string(type.substr(text ? kWebText.size() : kWeb.size()));
-  if (!call.subtype.empty() && call.subtype[0] != '+' && call.subtype[0] != ';')
-    return FilterStatus::kContinue;  // application/grpc-webx: not gRPC-Web
+  call.text = media.ends_with("-text");
+  call.media = media;
+  call.subtype = std::string(type.substr(media.size()));
   ctx.upstream_remove.emplace_back("content-type");
   ctx.upstream_add.emplace_back("content-type", "application/grpc" + call.subtype);
-  if (text) {
+  if (call.text) {
     ctx.upstream_remove.emplace_back("content-length");  // the decoded body is shorter
     ctx.watch_request_body();
   }
@@ -122,8 +119,7 @@ FilterStatus GrpcWeb::on_response(RequestContext& ctx) const {
   Call* call = ctx.slots.get(kCall);
   if (!call || !ctx.response) return FilterStatus::kContinue;  // the gateway's own: the exchange's
   ctx.response_remove.emplace_back("content-type");
-  ctx.response_add.emplace_back("content-type",
-                                std::string(call->text ? kWebText : kWeb) + call->subtype);
+  ctx.response_add.emplace_back("content-type", std::string(call->media) + call->subtype);
   ctx.watch_response_body();
   return FilterStatus::kContinue;
 }
@@ -137,9 +133,9 @@ void GrpcWeb::on_response_trailers(RequestContext& ctx, http::HeaderList& traile
     for (char c : name) block.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
     block.append(":").append(value).append("\r\n");
   }
-  const auto n = static_cast<uint32_t>(block.size());
-  call->trailer_frame = {kTrailerFlag, static_cast<char>(n >> 24), static_cast<char>(n >> 16 & 255),
-                         static_cast<char>(n >> 8 & 255), static_cast<char>(n & 255)};
+  call->trailer_frame.clear();
+  grpc::append_message_prefix(&call->trailer_frame, kTrailerFlag,
+                              static_cast<uint32_t>(block.size()));
   call->trailer_frame += block;
   trailers.clear();
 }
