@@ -249,6 +249,7 @@ Exchange::Step Exchange::start(Downstream& down) {
   ctx_.client_ip =
       http::real_client_ip(req, down.peer_ip(), down.peer_trusted(), cfg.server.trusted_proxies);
   ctx_.route = match_.route;
+  ctx_.captures = match_.captures;
   ctx_.secure = down.secure();
   ctx_.max_body_bytes = cfg.server.limits.max_body_bytes;
   return run_filters(0, filters::FilterStatus::kContinue, down);
@@ -355,7 +356,7 @@ upstream::Call Exchange::make_call(Downstream& down) {
         break;
     }
   }
-  call.method = req.method;
+  call.method = ctx_.upstream_method.empty() ? req.method : ctx_.upstream_method;
   call.idempotency_key = !req.get("idempotency-key").empty();
   call.head_request = req.method == "HEAD";
   call.body_framing = req.framing;
@@ -363,7 +364,7 @@ upstream::Call Exchange::make_call(Downstream& down) {
   call.max_body_bytes = ctx_.max_body_bytes;
   call.stream_idle = snap_->config.server.timeouts.idle;
   call.upgrade = websocket_upgrade();
-  call.grpc = grpc_;
+  call.grpc = grpc_ || ctx_.upstream_grpc;
   call.max_message_bytes = route.grpc_max_message_bytes;
   call.deadline = grpc_deadline_;
   call.deadline_text = grpc_deadline_text_;
@@ -375,8 +376,10 @@ upstream::Call Exchange::make_call(Downstream& down) {
 bool Exchange::start_upstream(Downstream& down) {
   const http::RequestHead& req = *req_;
   upstream::Call call = make_call(down);
-  // A body the filters watch goes upstream as they pass it on: chunked, its length theirs.
-  body_filtered_ = ctx_.request_body_watchers && req.framing != http::Framing::kNone;
+  // A body the filters watch goes upstream as they pass it on: chunked, its length theirs (and
+  // one a filter makes goes so too, when the request has none).
+  body_filtered_ =
+      ctx_.request_body_watchers && (req.framing != http::Framing::kNone || ctx_.request_body_made);
   if (body_filtered_) {
     request_body_.start(down, req.framing, req.content_length, ctx_.max_body_bytes,
                         match_.route->filters, ctx_);
@@ -409,7 +412,10 @@ void Exchange::write_upstream_head(Downstream& down, upstream::Client& client) {
     http::append_query_without(req.query, ctx_.upstream_remove_query, &query_out_);
     query = query_out_;
   }
-  router::rewrite_target(route, match_.captures, req.path, query, &target_out_);
+  if (!ctx_.upstream_target.empty())
+    target_out_ = ctx_.upstream_target;  // a filter made the request another call
+  else
+    router::rewrite_target(route, match_.captures, req.path, query, &target_out_);
   std::string_view host = route.rewrite.host ? std::string_view(*route.rewrite.host) : req.host;
   if (host.empty()) host = client.target_address();
   http::ForwardInfo info;
@@ -418,12 +424,13 @@ void Exchange::write_upstream_head(Downstream& down, upstream::Client& client) {
   info.proto = down.secure() ? "https" : "http";
   info.request_id_header = cfg.observability.request_id_header;
   info.request_id = request_id_;
+  info.method = ctx_.upstream_method;
   info.path_and_query = target_out_;
   info.host = host;
   info.add = &ctx_.upstream_add;
   info.remove = &ctx_.upstream_remove;
   info.body_rechunked = body_filtered_;
-  if (grpc_) {
+  if (grpc_ || ctx_.upstream_grpc) {
     // TE is hop-by-hop, but a gRPC server may insist on "te: trailers" (gRPC's HTTP/2 protocol
     // requires it: it says that the client takes trailers, as the gateway does).
     ctx_.upstream_add.emplace_back("te", "trailers");
@@ -661,9 +668,13 @@ bool Exchange::has_body() const {
 net::Task<> Exchange::relay_rewritten(Downstream& down) {
   status_ = upstream_.response().status;
   ctx_.response_remove.emplace_back("content-length");  // the filters decide the length
-  bool payload = true;
-  down.start_response(upstream_.response(), ctx_.response_add, ctx_.response_remove, request_id_,
-                      true, &payload);
+  // A head a filter holds (RequestContext::hold_response_head) goes when the filters pass on the
+  // body's first piece, or its end: kept till then, since the upstream's views die with its body.
+  bool started = !ctx_.head_held;
+  if (started)
+    start_rewritten(down, upstream_.response());
+  else
+    hold_head(upstream_.response());
   upstream_.begin_body(snap_->config.server.limits.max_header_bytes);
   trailers_.clear();
 
@@ -696,7 +707,12 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
       each_watcher([&](const filters::Filter& f) { f.on_response_trailers(ctx_, trailers_); });
     }
     if (!body_.empty() || end) filters::pass_response_body(chain, ctx_, body_, end);
-    if (first || !body_.empty() || end) {  // the head goes at once, whatever the filters hold
+    if (!started && (!body_.empty() || end)) {
+      held_head_.status = status_ = ctx_.status;
+      start_rewritten(down, held_head_);
+      started = true;
+    }
+    if (started && (first || !body_.empty() || end)) {  // unless held, the head goes at once
       down.set_deadline(Phase::kSend, upstream_.budget(send_timeout));
       down_ok = co_await down.send_chunk(body_, end ? &trailers_ : nullptr);
       first = false;
@@ -715,7 +731,36 @@ net::Task<> Exchange::relay_rewritten(Downstream& down) {
       closed = true;
     }
   }
+  if (!started) {  // nothing went to the client yet: the gateway answers for the broken call
+    upstream_.finish(false, true);
+    fail(502, "upstream_reset_mid_body",
+         std::string(upstream_.upstream_config()->name) +
+             " broke off its response before the gateway could answer");
+    co_return;
+  }
   end_relay(down, up_ok, down_ok);
+}
+
+void Exchange::start_rewritten(Downstream& down, const http::ResponseHead& head) {
+  bool payload = true;
+  down.start_response(head, ctx_.response_add, ctx_.response_remove, request_id_, true, &payload);
+}
+
+// A copy of the upstream's head for a filter that holds it (its end-to-end fields: the codec
+// frames the rewritten body anew).
+void Exchange::hold_head(const http::ResponseHead& head) {
+  held_fields_.clear();
+  for (const auto& h : head.headers) {
+    if (h.hop_by_hop || h.id == http::HeaderId::kContentLength ||
+        h.id == http::HeaderId::kTransferEncoding)
+      continue;
+    held_fields_.emplace_back(h.name, h.value);
+  }
+  held_head_.reset();
+  held_head_.reason = {};
+  held_head_.framing = head.framing;
+  held_head_.headers.reserve(held_fields_.size());
+  for (const auto& [name, value] : held_fields_) held_head_.headers.push_back({name, value});
 }
 
 void Exchange::end_relay(Downstream& down, bool up_ok, bool down_ok, bool status_sent) {

@@ -129,6 +129,8 @@ class Exchange {
   bool websocket_upgrade() const;  // while the request head is there
   net::Task<> tunnel(Downstream& down);
   net::Task<> relay_rewritten(Downstream& down);  // through the filters that watch the body
+  void start_rewritten(Downstream& down, const http::ResponseHead& head);
+  void hold_head(const http::ResponseHead& head);
   bool rewrites_body() const;
   bool has_body() const;  // the upstream's response has a body (RFC 9110 6.4.1)
   void tap(const std::vector<std::string_view>& pieces, bool end);
@@ -166,8 +168,10 @@ class Exchange {
   int grpc_status_ = -1;  // the status the call ended with (-1: none seen)
   net::Clock::time_point grpc_deadline_ = net::Clock::time_point::max();
   std::string grpc_deadline_text_;
-  std::string body_;           // a response body piece the filters work on
-  http::HeaderList trailers_;  // the response's trailer fields, when filters watch them
+  std::string body_;              // a response body piece the filters work on
+  http::HeaderList trailers_;     // the response's trailer fields, when filters watch them
+  http::HeaderList held_fields_;  // the upstream's head, while a filter holds it ...
+  http::ResponseHead held_head_;  // ... and the head made of it (views into held_fields_)
 
   // Per-request facts for the access log (copies: the head's views die with the codec's buffer).
   std::string log_method_, log_path_;

@@ -37,7 +37,9 @@ void FilteredRequestBody::pull() {
   std::string_view avail = from_->body_buffered();
   data_.clear();
   size_t take = 0;
-  if (framing_ == http::Framing::kContentLength) {
+  if (framing_ == http::Framing::kNone) {
+    in_done_ = true;  // a body a filter makes for a request without one: its one, last, piece
+  } else if (framing_ == http::Framing::kContentLength) {
     take = static_cast<size_t>(std::min<uint64_t>(remaining_, avail.size()));
     data_.append(avail.substr(0, take));
     remaining_ -= take;
@@ -50,7 +52,7 @@ void FilteredRequestBody::pull() {
     if (r.error) return refuse({400, "bad_request", "malformed chunked request body", {}});
     in_done_ = r.done;
   }
-  from_->body_consumed(take, false);
+  if (framing_ != http::Framing::kNone) from_->body_consumed(take, false);
   seen_ += data_.size();
   if (seen_ > max_bytes_) {
     return refuse({413,
@@ -67,7 +69,7 @@ void FilteredRequestBody::pull() {
       return refuse(std::move(ctx_->reply));
   }
   http::append_chunk(data_, in_done_, nullptr, &out_);
-  if (in_done_) from_->body_consumed(0, true);
+  if (in_done_ && framing_ != http::Framing::kNone) from_->body_consumed(0, true);
 }
 
 void FilteredRequestBody::refuse(http::ErrorResponse e) {

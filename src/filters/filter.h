@@ -119,9 +119,19 @@ struct RequestContext {
   uint64_t response_body_watchers = 0;  // bit i: filter i reads the response body
   uint64_t response_body_taps = 0;      // bit i: filter i copies the response body
   bool secure = false;                  // the request came over TLS (its scheme is https)
-  std::string_view cache_result;        // for the access log: what the cache did (hit, miss, ...)
-  int background = -1;                  // the filter that asked for a background request ...
-  Slots background_slots;               // ... and what it keeps for that request's response
+  // The route's path captures ({name} and the raw value), while the request phase runs.
+  std::span<const std::pair<std::string_view, std::string_view>> captures;
+  // Set by a filter that turns the request into another call (grpc_transcode): the path and
+  // query, and the method, sent upstream instead of the client's; and the call is gRPC (its
+  // retries by status, its te: trailers), whatever the client speaks.
+  std::string upstream_target;
+  std::string_view upstream_method;
+  bool upstream_grpc = false;
+  bool request_body_made = false;  // see make_request_body()
+  bool head_held = false;          // see hold_response_head()
+  std::string_view cache_result;   // for the access log: what the cache did (hit, miss, ...)
+  int background = -1;             // the filter that asked for a background request ...
+  Slots background_slots;          // ... and what it keeps for that request's response
 
   // The running filter reads the request body (call from on_request) or the response body and
   // trailers (from on_response). A route has at most one filter per plugin, far below 64.
@@ -131,6 +141,18 @@ struct RequestContext {
   // on_response): on_response_tap() sees its content, de-framed, piece by piece, but cannot
   // change it, so the relay keeps the upstream's framing (and its zero-copy path).
   void tap_response_body() { response_body_taps |= uint64_t{1} << current; }
+  // The running filter makes the upstream request's body, whether the client sent one or not
+  // (call from on_request): its on_request_body runs as for a watched body, and for a request
+  // without one, once, with an empty last piece (a gRPC call always carries its message).
+  void make_request_body() {
+    watch_request_body();
+    request_body_made = true;
+  }
+  // The response head waits (call from on_response, with watch_response_body()) until the
+  // filters that watch the body pass a piece of it on, or it ends: it goes then, with the status
+  // in `status` as they left it, and the headers in response_add. For a filter whose answer's
+  // status is known only from the body or its trailers (a transcoded gRPC call's).
+  void hold_response_head() { head_held = true; }
   // The running filter answers now (kRespond from on_request) and has the request sent upstream
   // anyway, in the background, as it would have gone (with the upstream fields added so far):
   // its own on_response (and body tap) then sees that response, in a context of its own whose
@@ -150,6 +172,10 @@ struct RequestContext {
     next_filter = current = 0;
     request_body_watchers = response_body_watchers = response_body_taps = 0;
     secure = false;
+    captures = {};
+    upstream_target.clear();
+    upstream_method = {};
+    upstream_grpc = request_body_made = head_held = false;
     cache_result = {};
     background = -1;
     background_slots.clear();

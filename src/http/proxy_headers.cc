@@ -62,7 +62,7 @@ void append_query_without(std::string_view query, const std::vector<std::string>
 }
 
 void build_upstream_request(const RequestHead& req, const ForwardInfo& info, OutgoingRequest* out) {
-  out->start(req.method, info.path_and_query);
+  out->start(info.method.empty() ? req.method : info.method, info.path_and_query);
   bool host_sent = false;
   std::string xff;  // trusted chain, when the peer is a trusted proxy
   bool proto_sent = false, xhost_sent = false;
@@ -108,7 +108,7 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, Out
   if (info.add) {
     for (auto& [n, v] : *info.add) out->add(n, v);
   }
-  if (req.framing == Framing::kChunked || (info.body_rechunked && req.framing != Framing::kNone)) {
+  if (req.framing == Framing::kChunked || info.body_rechunked) {
     out->add("Transfer-Encoding", "chunked");
     out->set_body(Framing::kChunked, 0);
   } else {

@@ -20,11 +20,13 @@ struct ForwardInfo {
   std::string_view proto = "http";     // scheme the client used
   std::string_view request_id_header;  // lower case
   std::string_view request_id;
+  std::string_view method;                           // empty: the request's
   std::string_view path_and_query;                   // after rewrites
   std::string_view host;                             // Host to send upstream
   const HeaderList* add = nullptr;                   // added by filters
   const std::vector<std::string>* remove = nullptr;  // removed by filters (lower case)
-  bool body_rechunked = false;  // the body goes as the gateway re-frames it: chunked, no length
+  bool body_rechunked = false;  // the body goes as the gateway frames it: chunked, no length
+                                // (a request without one may get one a filter makes)
   std::string_view upgrade;     // a protocol upgrade asked for (websocket): sent with Connection
 };
 

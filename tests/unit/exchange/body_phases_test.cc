@@ -110,6 +110,48 @@ class TestFilter final : public filters::Filter {
   bool request_body_, response_body_;
 };
 
+// Turns the request into a call of its own, as a transcoder does: POST /made?x=1 with a body it
+// makes (a GET has none), and a response head held until the body's end, whose trailer
+// (X-Status) decides the status.
+class CallMaker final : public filters::Filter {
+ public:
+  std::string_view name() const override { return "call_maker"; }
+  filters::FilterStatus on_request(filters::RequestContext& ctx) const override {
+    ctx.upstream_target = "/made?x=1";
+    ctx.upstream_method = "POST";
+    ctx.make_request_body();
+    return filters::FilterStatus::kContinue;
+  }
+  filters::FilterStatus on_request_body(filters::RequestContext&, std::string& data,
+                                        bool end) const override {
+    if (end) data = "made:" + data;
+    return filters::FilterStatus::kContinue;
+  }
+  filters::FilterStatus on_response(filters::RequestContext& ctx) const override {
+    ctx.watch_response_body();
+    ctx.hold_response_head();
+    return filters::FilterStatus::kContinue;
+  }
+  void on_response_trailers(filters::RequestContext& ctx,
+                            http::HeaderList& trailers) const override {
+    for (const auto& [name, value] : trailers) {
+      if (!http::iequals(name, "x-status")) continue;
+      ctx.status = std::stoi(value);
+      ctx.response_add.emplace_back("X-From-Trailer", value);
+    }
+    trailers.clear();
+  }
+  void on_response_body(filters::RequestContext& ctx, std::string& data, bool end) const override {
+    if (!ctx.slots.get(kHeld)) ctx.slots.set(kHeld, std::string());
+    std::string& held = *ctx.slots.get(kHeld);  // the body goes whole, at its end
+    held += data;
+    data = end ? held : std::string();
+  }
+
+ private:
+  static inline const filters::SlotKey<std::string> kHeld{"call_maker.held"};
+};
+
 std::string config_for(uint16_t port) {
   return R"(server:
   listen: [ { address: 127.0.0.1:8080 } ]
@@ -129,10 +171,9 @@ struct Run {
   std::string upstream_request;
   std::vector<FakeWorker::Record> records;
 };
-Run run(const std::string& raw, std::string body, std::string response, bool request_body,
-        bool response_body) {
+Run run_with(std::shared_ptr<const filters::Filter> filter, const std::string& raw,
+             std::string body, std::string response) {
   OneShotUpstream up(std::move(response));
-  auto filter = std::make_shared<TestFilter>(request_body, response_body);
   FakeWorker w(config_for(up.port()),
                [&](config::Config& c) { c.routes[0].filters.push_back(filter); });
   Exchange x(w);
@@ -149,6 +190,11 @@ Run run(const std::string& raw, std::string body, std::string response, bool req
   out.upstream_request = up.request();
   out.records = w.records;
   return out;
+}
+Run run(const std::string& raw, std::string body, std::string response, bool request_body,
+        bool response_body) {
+  return run_with(std::make_shared<TestFilter>(request_body, response_body), raw, std::move(body),
+                  std::move(response));
 }
 
 std::string joined(const std::vector<std::string>& pieces) {
@@ -301,6 +347,43 @@ TEST(BodyPhasesTest, AMalformedChunkedBodyUnderAWatcherIs400) {
                true, false);
   ASSERT_TRUE(r.down.answered);
   EXPECT_EQ(r.down.answered->status, 400);
+}
+
+// A filter makes the upstream request another call: its method and target, and a body for a
+// request that had none (framed chunked, as every filtered body).
+TEST(BodyPhasesTest, AFilterMakesTheCallAndTheBodyOfARequestWithoutOne) {
+  auto r = run_with(std::make_shared<CallMaker>(), "GET /f/1?q=2 HTTP/1.1\r\nHost: a\r\n\r\n", "",
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  const auto& sent = r.upstream_request;
+  EXPECT_EQ(sent.rfind("POST /made?x=1 HTTP/1.1\r\n", 0), 0u) << sent;
+  EXPECT_NE(sent.find("Transfer-Encoding: chunked"), std::string::npos) << sent;
+  EXPECT_EQ(sent.substr(sent.find("\r\n\r\n") + 4), "5\r\nmade:\r\n0\r\n\r\n");
+  EXPECT_EQ(joined(r.down.chunks), "ok");
+}
+
+// A held head goes with the status and headers the filters left at the body's end.
+TEST(BodyPhasesTest, AHeldHeadTakesTheStatusTheFiltersSetFromTheTrailers) {
+  auto r = run_with(std::make_shared<CallMaker>(), "GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n"
+                    "Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Status: 418\r\n\r\n");
+  EXPECT_EQ(r.down.status, 418);
+  EXPECT_EQ(joined(r.down.chunks), "hello");
+  EXPECT_NE(std::find(r.down.added.begin(), r.down.added.end(),
+                      std::pair<std::string, std::string>("X-From-Trailer", "418")),
+            r.down.added.end());
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.records[0].status, 418);
+}
+
+// The upstream breaks off before the filters let the head go: nothing was sent, so the gateway
+// answers (502), rather than cutting a response that never started.
+TEST(BodyPhasesTest, AHeldHeadThatNeverWentIsAnAnswerNotACut) {
+  auto r = run_with(std::make_shared<CallMaker>(), "GET /f/1 HTTP/1.1\r\nHost: a\r\n\r\n", "",
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX");
+  ASSERT_TRUE(r.down.answered);
+  EXPECT_EQ(r.down.answered->status, 502);
+  EXPECT_EQ(r.down.status, 0) << "no head was started";
+  EXPECT_FALSE(r.down.cut);
 }
 
 }  // namespace

@@ -77,10 +77,11 @@ class FakeDownstream final : public Downstream {
   std::string_view protocol() const override { return "HTTP/1.1"; }
   void release_head() override {}
   bool body_timed_out() const override { return false; }
-  void start_response(const http::ResponseHead& head, const http::HeaderList&,
+  void start_response(const http::ResponseHead& head, const http::HeaderList& add,
                       const std::vector<std::string>& remove, std::string_view, bool rewritten,
                       bool* payload) override {
     status = head.status;
+    added = add;
     removed = remove;
     body_rewritten = rewritten;
     *payload = rewritten;
@@ -122,6 +123,7 @@ class FakeDownstream final : public Downstream {
   std::string answered_id;
   int status = 0;  // of the relayed response
   std::vector<std::string> removed;
+  http::HeaderList added;
   bool body_rewritten = false;
   std::string relayed;              // the body as relayed (not rewritten)
   std::vector<std::string> chunks;  // the rewritten body, piece by piece

@@ -253,9 +253,14 @@ TEST(UpstreamRequestTest, BodyFraming) {
   EXPECT_EQ(rechunked.one("transfer-encoding"), "chunked");
   EXPECT_EQ(rechunked.framing, Framing::kChunked);
 
-  auto none = upstream(parse_req("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")->head, info);
+  auto none =
+      upstream(parse_req("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")->head, default_info());
   EXPECT_FALSE(none.has("transfer-encoding"));
   EXPECT_EQ(none.framing, Framing::kNone);
+  // A request without a body that a filter makes one for (a transcoded call's message).
+  auto made = upstream(parse_req("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")->head, info);
+  EXPECT_EQ(made.one("transfer-encoding"), "chunked");
+  EXPECT_EQ(made.framing, Framing::kChunked);
 }
 
 TEST(UpstreamRequestTest, KeepsContentLengthNamedInConnection) {
