@@ -35,6 +35,9 @@ packages=(
   zlib1g-dev libbrotli-dev libzstd-dev zstd
   # HTTP/2: framing, HPACK and flow control (libnghttp2), and its clients for the tests and benchmarks
   libnghttp2-dev nghttp2-client
+  # gRPC transcoding: descriptor sets and the proto3 JSON mapping (libprotobuf), and protoc for
+  # the tests and the demo, which compile their .proto files into descriptor sets
+  libprotobuf-dev protobuf-compiler
   # the gateway's allocator (docs/architecture.md, "The process allocator")
   libjemalloc-dev
 )

@@ -22,10 +22,10 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
   for (size_t i = 0; i < n.size(); ++i) {
     std::string path = index("routes", i);
     const YAML::Node& rn = n[i];
-    if (!r_.check_map(
-            rn, path,
-            {"name", "match", "rewrite", "to", "plugins", "timeout", "retry", "websocket", "grpc"},
-            {"aggregate", "grpc_transcode"}))
+    if (!r_.check_map(rn, path,
+                      {"name", "match", "rewrite", "to", "plugins", "timeout", "retry", "websocket",
+                       "grpc", "grpc_transcode"},
+                      {"aggregate"}))
       continue;
     Route r;
     r.order = i;
@@ -75,7 +75,7 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
                    "upstream '" + w.upstream +
                        "' speaks HTTP/2: WebSocket tunnels need an http1 upstream");
       }
-    } else if (!rn["aggregate"] && !rn["grpc_transcode"]) {
+    } else if (!rn["aggregate"]) {
       r_.error(rn, child(path, "to"), "'to' is required");
     }
     if (auto p = rn["plugins"]) {
@@ -98,11 +98,22 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
           if (auto f = filters::build_filter(name, it->first, {it->second, fp, r_, config, r.name}))
             r.filters.push_back(std::move(f));
         }
-        std::stable_sort(r.filters.begin(), r.filters.end(), [](auto& a, auto& b) {
-          return filters::filter_phase(a->name()) < filters::filter_phase(b->name());
-        });
       }
     }
+    if (auto g = rn["grpc_transcode"]) {
+      // HTTP/JSON in, gRPC out: the upstream must speak gRPC.
+      const std::string gp = child(path, "grpc_transcode");
+      for (const auto& w : r.to) {
+        if (ups[w.upstream_index].protocol != Upstream::Protocol::kGrpc)
+          r_.error(g, gp,
+                   "upstream '" + w.upstream + "' is not protocol: grpc, which transcoding calls");
+      }
+      if (auto f = filters::build_route_filter("grpc_transcode", {g, gp, r_, config, r.name}))
+        r.filters.push_back(std::move(f));
+    }
+    std::stable_sort(r.filters.begin(), r.filters.end(), [](auto& a, auto& b) {
+      return filters::filter_phase(a->name()) < filters::filter_phase(b->name());
+    });
     out->push_back(std::move(r));
   }
 }

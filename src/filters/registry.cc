@@ -8,6 +8,7 @@
 #include "filters/cache/cache.h"
 #include "filters/compress/compress.h"
 #include "filters/cors/cors.h"
+#include "filters/grpc_transcode/grpc_transcode.h"
 #include "filters/grpc_web/grpc_web.h"
 #include "filters/ip_rules/ip_rules.h"
 #include "filters/jwt_auth/jwks_fetcher.h"
@@ -46,16 +47,21 @@ constexpr std::array kPlugins = {
     // Innermost: the other filters see the gRPC-Web call and its gRPC-Web response, as the client
     // does; its body phase makes the upstream's gRPC body gRPC-Web first.
     Entry{"grpc_web", &build_grpc_web},
+    // A route key (routes[].grpc_transcode), not a plugin: built by build_route_filter(). Inside
+    // every plugin, so that they see the JSON request and answer, as the client does.
+    Entry{"grpc_transcode", nullptr},
 };
 
 }  // namespace
 
 std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::Node& key,
                                            const BuildContext& ctx) {
-  auto it = std::find_if(kPlugins.begin(), kPlugins.end(), [&](auto& e) { return e.name == name; });
+  auto it = std::find_if(kPlugins.begin(), kPlugins.end(),
+                         [&](auto& e) { return e.name == name && e.build; });
   if (it == kPlugins.end()) {
     std::string list;
-    for (auto& e : kPlugins) list += (list.empty() ? "" : ", ") + std::string(e.name);
+    for (auto& e : kPlugins)
+      if (e.build) list += (list.empty() ? "" : ", ") + std::string(e.name);
     ctx.reader.error(key, ctx.path, "unknown plugin '" + name + "' (known: " + list + ")");
     return nullptr;
   }
@@ -96,6 +102,11 @@ std::vector<observe::ProcessMetrics::Value> plugin_values() { return cache::proc
 void purge_cache(std::string_view json_body, boost::asio::io_context& io,
                  std::function<void(int, std::string)> done) {
   cache::purge_from_json(json_body, io, std::move(done));
+}
+
+std::shared_ptr<const Filter> build_route_filter(std::string_view key, const BuildContext& ctx) {
+  if (key == "grpc_transcode") return build_grpc_transcode(ctx);
+  return nullptr;
 }
 
 int filter_phase(std::string_view name) {

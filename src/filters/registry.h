@@ -34,6 +34,10 @@ struct BuildContext {
 std::shared_ptr<const Filter> build_filter(const std::string& name, const YAML::Node& key,
                                            const BuildContext& ctx);
 
+// The filter a route key stands for (grpc_transcode), from its settings; null after reporting
+// its errors.
+std::shared_ptr<const Filter> build_route_filter(std::string_view key, const BuildContext& ctx);
+
 // The plugin's phase: filters run in increasing phase order (see filters/filter.h).
 int filter_phase(std::string_view name);
 

@@ -883,13 +883,27 @@ TEST(ConfigTest, NotYetSupportedRouteKeys) {
 )"));
   ASSERT_EQ(aggregate.size(), 1u) << dump(aggregate);
   EXPECT_HAS_ERROR(aggregate, "routes[0].aggregate", "not supported yet");
+}
 
-  auto transcode = errors_of(with_routes(R"(  - match: { path: "/r/{id}" }
+// grpc_transcode's settings (the descriptor sets themselves: filters/grpc_transcode's tests).
+TEST(ConfigTest, GrpcTranscodeSettingsAreChecked) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: "/r/{id}" }
     to: app
-    grpc_transcode: { method: a.B/C }
+    grpc_transcode: { method: a.B/C, x: 1 }
+  - match: { path: "/s/{id}" }
+    to: app
+    grpc_transcode: { descriptor_set: /nonexistent/set.pb }
+  - match: { path: "/t/{id}" }
+    to: app
+    plugins: { grpc_transcode: {} }
 )"));
-  ASSERT_EQ(transcode.size(), 1u) << dump(transcode);
-  EXPECT_HAS_ERROR(transcode, "routes[0].grpc_transcode", "not supported yet");
+  EXPECT_HAS_ERROR(errors, "routes[0].grpc_transcode.x", "unknown key");
+  EXPECT_HAS_ERROR(errors, "routes[0].grpc_transcode.descriptor_set",
+                   "'descriptor_set' is required");
+  EXPECT_HAS_ERROR(errors, "routes[1].grpc_transcode", "upstream 'app' is not protocol: grpc");
+  EXPECT_HAS_ERROR(errors, "routes[1].grpc_transcode.descriptor_set",
+                   "cannot read descriptor set /nonexistent/set.pb");
+  EXPECT_HAS_ERROR(errors, "routes[2].plugins.grpc_transcode", "unknown plugin");
 }
 
 TEST(ConfigTest, CacheAndCompressSettingsAreChecked) {
