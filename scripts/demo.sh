@@ -38,6 +38,10 @@ busy=()
 for port in "${ports[@]}"; do port_open "$port" && busy+=("127.0.0.1:$port"); done
 ((${#busy[@]} == 0)) ||
   die "cannot start: ${busy[*]} already in use by another program; stop it or free the port"
+# The gRPC service's descriptor set, which the JSON routes transcode with (examples/demo.yaml).
+command -v protoc >/dev/null || die "protoc is missing (make deps installs protobuf-compiler)"
+protoc -I examples/protos --include_imports --descriptor_set_out=examples/protos/reviews.pb \
+  examples/protos/reviews.proto
 "$bin" validate -c examples/demo.yaml
 
 services="" gh=""
@@ -99,6 +103,11 @@ sed "s|<pid>|$gh|" <<'TXT'  # gatehouse's PID for SIGHUP
   node examples/grpc-call.mjs localhost:8080 get 404
   # the same service from curl, as gRPC-Web text (base64 of a GetReviewRequest for id 7)
   curl -s -H 'content-type: application/grpc-web-text' -d AAAAAAMKATc= localhost:8080/shop.Reviews/GetReview | base64 -d | strings
+
+  # the same service as HTTP/JSON (transcoded to gRPC): a review, a status as HTTP, a stream
+  curl -s localhost:8080/api/reviews/7
+  curl -si localhost:8080/api/reviews/404
+  curl -s 'localhost:8080/api/products/42/reviews?limit=2'
 
   # BFF routing: the x-client header picks the backend
   curl -s -H 'x-client: mobile' localhost:8080/m/home

@@ -8,12 +8,22 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import net from 'node:net';
-import { BIN, SANITIZED, runGatehouse, startGatehouse, tempFile, curl, waitFor, freePort, makeCa, makeCert } from './harness.mjs';
+import { execFileSync } from 'node:child_process';
+import { BIN, SANITIZED, requireTool, runGatehouse, startGatehouse, tempFile, curl, waitFor, freePort, makeCa, makeCert } from './harness.mjs';
 import { startUpstream } from './upstream.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // The contract's example config, copied into the repository (examples/contract.yaml).
 const contractExample = path.resolve(here, '../../examples/contract.yaml');
+
+// examples/protos/reviews.proto compiled to DIR/protos/reviews.pb, as scripts/demo.sh does.
+function compileReviews(dir) {
+  requireTool('protoc');
+  const protos = path.resolve(here, '../../examples/protos');
+  fs.mkdirSync(path.join(dir, 'protos'), { recursive: true });
+  execFileSync('protoc', ['-I', protos, '--include_imports',
+    `--descriptor_set_out=${path.join(dir, 'protos/reviews.pb')}`, path.join(protos, 'reviews.proto')]);
+}
 
 let up;
 before(async () => { up = await startUpstream({ name: 'echo' }); });
@@ -86,6 +96,7 @@ test('validate: the contract example fails only on features not built yet', () =
   const example = path.join(dir, 'contract.yaml');
   fs.copyFileSync(contractExample, example);
   fs.mkdirSync(path.join(dir, 'certs'));
+  compileReviews(dir);  // the descriptor set its review-json route transcodes with
   makeCa(path.join(dir, 'certs'), 'ca');
   makeCert(path.join(dir, 'certs'), 'api.example.com', 'ca', ['DNS:api.example.com']);
   // The example takes one consumer's API key from ACME_API_KEY.
@@ -99,9 +110,13 @@ test('validate: the contract example fails only on features not built yet', () =
 });
 
 test('validate: the demo config (make demo) is valid', () => {
-  const r = runGatehouse(['validate', '-c', path.join(here, '../../examples/demo.yaml')]);
+  // A copy, beside the descriptor set scripts/demo.sh compiles for it.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-demo-'));
+  fs.copyFileSync(path.join(here, '../../examples/demo.yaml'), path.join(dir, 'demo.yaml'));
+  compileReviews(dir);
+  const r = runGatehouse(['validate', '-c', path.join(dir, 'demo.yaml')]);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /ok \(1 listener\(s\), 9 upstream\(s\), 12 route\(s\)\)/);
+  assert.match(r.stdout + r.stderr, /ok \(1 listener\(s\), 9 upstream\(s\), 14 route\(s\)\)/);
 });
 
 test('validate: an unreadable file is an error, not a crash', () => {

@@ -69,6 +69,24 @@ grpc_web() {  # the README's gRPC-Web call: the review, then the trailer frame w
   [[ $out == *'review 1 of 7'* && $out == *'grpc-status:0'* ]]
 }
 check "first demo: a gRPC-Web call from curl" grpc_web
+review_json() {  # the README's JSON call, transcoded to gRPC
+  local out
+  out=$(curl -s http://127.0.0.1:8080/api/reviews/7)
+  [[ $out == '{"id":"7","text":"review 1 of 7: works as described","stars":4}' ]]
+}
+check "first demo: the gRPC service as HTTP/JSON" review_json
+review_json_status() {  # NOT_FOUND from the service: HTTP 404 with google.rpc.Status's JSON
+  local out
+  out=$(curl -s -w ' %{http_code}' http://127.0.0.1:8080/api/reviews/404)
+  [[ $out == '{"code":5,"message":"no review 404","details":[]} 404' ]]
+}
+check "first demo: a gRPC status as an HTTP status and a JSON error" review_json_status
+review_stream() {  # a server stream as newline-delimited JSON, the query's limit bound
+  local out
+  out=$(curl -s 'http://127.0.0.1:8080/api/products/42/reviews?limit=2')
+  [[ $(wc -l <<<"$out") == 2 && $out == *'"text":"review 2 of 42'* ]]
+}
+check "first demo: a server stream as NDJSON" review_stream
 if ((failures)); then
   echo "first demo's output:"; cat "$tmp/first.log"; exit 1
 fi
