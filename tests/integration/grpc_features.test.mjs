@@ -822,6 +822,42 @@ routes:
   }
 });
 
+// A server may frame its answer with content-length (nginx serving a static message does): the
+// trailers that follow it still carry the status, so the gateway must not end the response at
+// the length, from HTTP/2 or HTTP/1.1 clients.
+test('an upstream answer with content-length keeps its trailers: grpc-js sees OK and the message', async () => {
+  const message = frame(TS.StreamingOutputCall.responseSerialize({ payload: { body: zeros(16) } }));
+  const up = await startRawH2((stream) => {
+    stream.resume();
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'content-length': String(message.length) },
+      { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'x-after': 'kept' }));
+    stream.end(message);
+  });
+  const g = await gateway(`upstreams:
+  sized: { protocol: grpc, targets: [ { address: 127.0.0.1:${up.port} } ] }
+routes:
+  - { name: sized, match: { path: /grpc.testing.TestService/* }, to: sized }
+`);
+  try {
+    const r = reader(g.client.StreamingOutputCall({}, md(newId('sized'))));
+    assert.deepEqual((await r.all()).map((m) => m.payload.body.length), [16]);
+    const status = await r.status;
+    assert.equal(status.code, Status.OK, status.details);
+    assert.deepEqual(status.metadata.get('x-after'), ['kept']);
+    // HTTP/1.1: chunked, the trailers in the chunked body's trailer section.
+    const h1 = await curl(['--raw', '-H', 'content-type: application/grpc', '-H', 'te: trailers',
+      '--data-binary', '@-', `http://127.0.0.1:${g.port}/grpc.testing.TestService/StreamingOutputCall`],
+    { input: frame(Buffer.alloc(0)) });
+    assert.equal(h1.status, 200, h1.stderr);
+    assert.deepEqual(h1.headers['transfer-encoding'], ['chunked']);
+    assert.equal(h1.headers['content-length'], undefined);
+    assert.match(h1.body, /\r\ngrpc-status: 0\r\nx-after: kept\r\n\r\n$/);
+  } finally {
+    await g.stop();
+  }
+});
+
 // --- 5. metrics and access log -------------------------------------------------------------------
 
 test('gRPC metrics and access log: per service, method and code, for upstream answers and the gateway\'s own', async () => {

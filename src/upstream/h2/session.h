@@ -209,6 +209,7 @@ class Stream final : public std::enable_shared_from_this<Stream> {
   ReceivedHead interim_read_;          // the interim head read_head() gave last
   bool in_head_ = true;                // the next HEADERS is a response head (else the trailers)
   bool has_length_ = false;
+  bool wants_trailers_ = false;  // the request said "te: trailers" (a gRPC call)
   // ... and its body, as HTTP/1.1 bytes.
   std::string in_;
   size_t in_at_ = 0;

@@ -60,6 +60,7 @@ bool Stream::submit(const http::OutgoingRequest& head) {
   if (failed_ || id_ != 0) return !failed_;
   head_request_ = head.method() == "HEAD";
   framing_ = head.framing();
+  wants_trailers_ = false;
   body_left_ = head.content_length();
   if (framing_ == http::Framing::kChunked) chunked_.keep_trailers(kMaxHead);
   out_ended_ = framing_ == http::Framing::kNone ||
@@ -81,9 +82,9 @@ bool Stream::submit(const http::OutgoingRequest& head) {
   for (size_t i = 0; i < head.fields(); ++i) {
     auto f = head.field(i);
     if (http::field_is(f.name, "host")) continue;
-    if (http::h2_connection_specific(f.name) &&
-        !(http::field_is(f.name, "te") && http::iequals(f.value, "trailers")))
-      continue;
+    const bool te_trailers = http::field_is(f.name, "te") && http::iequals(f.value, "trailers");
+    wants_trailers_ = wants_trailers_ || te_trailers;
+    if (http::h2_connection_specific(f.name) && !te_trailers) continue;
     if (http::field_is(f.name, "cookie")) {
       std::string_view rest = f.value;
       while (!rest.empty()) {
@@ -208,9 +209,11 @@ void Stream::head_end(bool ended) {
     answered_ = true;
     in_head_ = false;
     const bool body = !head_request_ && head_in_.status != 204 && head_in_.status != 304;
-    if (body && !has_length_) {
+    if (body && (!has_length_ || (wants_trailers_ && !ended))) {
       // A body without a length: chunked for HTTP/1.1 (RFC 9112 6.1), or empty when the HEADERS
-      // ended the stream (said, so that an HTTP/1.1 client need not wait for a close).
+      // ended the stream (said, so that an HTTP/1.1 client need not wait for a close). A call
+      // that takes trailers (gRPC's, whose status comes in them) gets them that way too, its
+      // Content-Length dropped: a length-delimited HTTP/1.1 body cannot carry them.
       chunked_in_ = !ended;
       if (ended) {
         head_in_.add("content-length", "0");
@@ -256,6 +259,7 @@ void Stream::fill(const ReceivedHead& from, bool final, http::ResponseHead* head
     h.value = bytes.substr(name_len, value_len);
     bytes.remove_prefix(name_len + value_len);
     h.id = http::classify_field(h.name, &h.hop_by_hop);
+    if (h.id == http::HeaderId::kContentLength && final && chunked_in_) continue;
     if (h.id == http::HeaderId::kContentLength) {
       head->content_length = 0;
       for (char c : h.value) head->content_length = head->content_length * 10 + (c - '0');
