@@ -74,7 +74,11 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
   }
   if (step == Step::kForward) {
     bool answered = false;
-    if (body_filtered_)
+    if (body_filtered_ && ctx_.request_head_held)
+      co_await request_body_.prime(upstream_.budget(snap_->config.server.timeouts.idle));
+    if (body_filtered_ && request_body_.refused())
+      answered = false;  // refused before the call: the upstream never hears of it
+    else if (body_filtered_)
       answered = co_await upstream_.send(request_body_);
     else
       answered = co_await upstream_.send(down);

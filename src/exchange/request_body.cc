@@ -25,6 +25,14 @@ std::string_view FilteredRequestBody::body_buffered() {
   return out_;
 }
 
+net::Task<> FilteredRequestBody::prime(net::Clock::duration idle) {
+  bool more = true;  // false: the client stopped sending (the call finds out why, as it would have)
+  while (more && body_buffered().empty() && !refused_ && !in_done_) {
+    from_->set_deadline(Phase::kStream, idle);
+    more = co_await from_->body_read_more();
+  }
+}
+
 net::Task<bool> FilteredRequestBody::body_read_more() {
   if (refused_) co_return false;
   if (!out_.empty()) co_return true;

@@ -29,6 +29,10 @@ class FilteredRequestBody final : public upstream::RequestSource {
   bool refused() const { return refused_; }
   http::ErrorResponse refusal() { return std::move(refusal_); }
 
+  // Reads the body through the filters until they pass a piece of it on, refuse it, or it ends,
+  // or the client stops sending (RequestContext::hold_request_head): `idle` for each read.
+  net::Task<> prime(net::Clock::duration idle);
+
   std::string_view body_buffered() override;
   void body_consumed(size_t n, bool done) override { out_.erase(0, n); }
   net::Task<bool> body_read_more() override;

@@ -128,6 +128,7 @@ struct RequestContext {
   std::string_view upstream_method;
   bool upstream_grpc = false;
   bool request_body_made = false;  // see make_request_body()
+  bool request_head_held = false;  // see hold_request_head()
   bool head_held = false;          // see hold_response_head()
   std::string_view cache_result;   // for the access log: what the cache did (hit, miss, ...)
   int background = -1;             // the filter that asked for a background request ...
@@ -148,6 +149,11 @@ struct RequestContext {
     watch_request_body();
     request_body_made = true;
   }
+  // The upstream call waits (call from on_request, with watch_request_body() or
+  // make_request_body()) until the filters that watch the body pass a piece of it on, or answer
+  // instead: a filter that may refuse a request for its body (a transcoder, whose JSON may not
+  // fit) keeps the upstream from being called at all for it.
+  void hold_request_head() { request_head_held = true; }
   // The response head waits (call from on_response, with watch_response_body()) until the
   // filters that watch the body pass a piece of it on, or it ends: it goes then, with the status
   // in `status` as they left it, and the headers in response_add. For a filter whose answer's
@@ -175,7 +181,7 @@ struct RequestContext {
     captures = {};
     upstream_target.clear();
     upstream_method = {};
-    upstream_grpc = request_body_made = head_held = false;
+    upstream_grpc = request_body_made = request_head_held = head_held = false;
     cache_result = {};
     background = -1;
     background_slots.clear();

@@ -37,8 +37,8 @@ class FakeWorker final : public WorkerContext {
   upstream::Random& rng() override { return rng_; }
   observe::MetricsShard& metrics() override { return metrics_; }
   void log_access(const observe::AccessRecord& r) override {
-    records.push_back(
-        {std::string(r.method), std::string(r.route), r.status, std::string(r.error)});
+    records.push_back({std::string(r.method), std::string(r.route), r.status, std::string(r.error),
+                       std::string(r.target)});
   }
   bool draining() const override { return false; }
   filters::WorkerState& filter_state() override { return state_; }
@@ -49,6 +49,7 @@ class FakeWorker final : public WorkerContext {
     std::string method, route;
     int status;
     std::string error;
+    std::string target;  // the upstream target the call went to (empty: none)
   };
   std::vector<Record> records;
 
