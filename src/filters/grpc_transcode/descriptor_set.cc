@@ -67,12 +67,6 @@ bool is_scalar_message(const pb::Descriptor* d) {
   return kScalars.contains(d->full_name());
 }
 
-void append_json_string(std::string* out, std::string_view s) {
-  out->push_back('"');
-  http::append_json_escaped(out, s);
-  out->push_back('"');
-}
-
 // A parameter's value as JSON for the field it fills: the JSON parser then checks it (a bad
 // number fails there, naming the field).
 void append_value(std::string* out, const pb::FieldDescriptor* f, const std::string& v) {
@@ -120,6 +114,48 @@ struct Node {
 };
 
 }  // namespace
+
+// RFC 8259 7: quotes, backslashes and control characters escaped; UTF-8 text as it is (a JSON
+// text is UTF-8, RFC 8259 8.1); a byte that is not part of well-formed UTF-8 becomes U+FFFD, as
+// a proto3 string must be UTF-8.
+void append_json_string(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') {
+        out->push_back('\\');
+        out->push_back(static_cast<char>(c));
+      } else if (c < 0x20) {
+        const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out->append(esc, sizeof esc);
+      } else {
+        out->push_back(static_cast<char>(c));
+      }
+      ++i;
+      continue;
+    }
+    // A well-formed sequence (RFC 3629 4): its length from the lead byte, continuation bytes
+    // 10xxxxxx, no overlong forms, no surrogates, nothing past U+10FFFF.
+    const size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    bool ok = n && c <= 0xf4 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    if (ok && n >= 3) {
+      const auto c1 = static_cast<unsigned char>(s[i + 1]);
+      ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0) && !(c == 0xf0 && c1 < 0x90) &&
+           !(c == 0xf4 && c1 >= 0x90);
+    }
+    if (ok) {
+      out->append(s.substr(i, n));
+      i += n;
+    } else {
+      out->append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  out->push_back('"');
+}
 
 struct DescriptorSet::Impl {
   pb::DescriptorPool pool;
@@ -266,8 +302,17 @@ bool DescriptorSet::json_to_binary(const std::string& type, std::string_view jso
 
 bool DescriptorSet::binary_to_json(const std::string& type, std::string_view bytes,
                                    std::string* out, std::string* why) const {
-  const auto status =
-      pb::util::BinaryToJsonString(impl_->resolver.get(), type_url(type), std::string(bytes), out);
+  // The printer writes every field on the wire, but a proto3 field holding its default value is
+  // left out of the JSON (and some encoders, protobuf.js among them, write defaults): the message
+  // is parsed and written again first, which drops them.
+  const pb::Descriptor* d = impl_->pool.FindMessageTypeByName(type);
+  std::unique_ptr<pb::Message> m(impl_->factory.GetPrototype(d)->New());
+  if (!m->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    *why = "not a well-formed " + type;
+    return false;
+  }
+  const auto status = pb::util::BinaryToJsonString(impl_->resolver.get(), type_url(type),
+                                                   m->SerializeAsString(), out);
   if (status.ok()) return true;
   *why = std::string(status.message());
   return false;

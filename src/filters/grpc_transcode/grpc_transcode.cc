@@ -126,7 +126,8 @@ FilterStatus GrpcTranscode::on_request(RequestContext& ctx) const {
   ctx.upstream_grpc = true;
   ctx.upstream_remove.emplace_back("content-type");
   ctx.upstream_add.emplace_back("content-type", "application/grpc");
-  ctx.make_request_body();  // the message, whether the request has a body or not
+  ctx.make_request_body();  // the message, whether the request has a body or not ...
+  ctx.hold_request_head();  // ... made whole before the call: JSON that does not fit calls nobody
   ctx.slots.set(kCall, std::move(call));
   return FilterStatus::kContinue;
 }
@@ -159,9 +160,9 @@ FilterStatus GrpcTranscode::on_request_body(RequestContext& ctx, std::string& da
 
 std::string GrpcTranscode::error_json(int code, std::string_view message,
                                       std::string_view details) const {
-  std::string out = "{\"code\":" + std::to_string(code) + ",\"message\":\"";
-  http::append_json_escaped(&out, message);
-  out += "\",\"details\":" + set_->details_json(details) + "}";
+  std::string out = "{\"code\":" + std::to_string(code) + ",\"message\":";
+  transcode::append_json_string(&out, message);
+  out += ",\"details\":" + set_->details_json(details) + "}";
   return out;
 }
 

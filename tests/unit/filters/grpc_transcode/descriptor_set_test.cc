@@ -68,6 +68,35 @@ TEST(DescriptorSet, Proto3JsonBothWays) {
             R"("published":"2024-01-02T03:04:05Z","readTime":"90s","rating":7,"subtitle":"s"})");
 }
 
+// An encoder may write fields that hold their default values (protobuf.js does): proto3 JSON
+// leaves them out all the same.
+TEST(DescriptorSet, DefaultValuesOnTheWireAreLeftOut) {
+  auto set = load();
+  // id 5, title "" (field 2, empty), genre 0 (field 5), author {name "X", country ""}.
+  const std::string bytes("\x08\x05\x12\x00\x28\x00\x1a\x05\x0a\x01X\x12\x00", 13);
+  std::string json, why;
+  ASSERT_TRUE(set->binary_to_json("lib.Book", bytes, &json, &why)) << why;
+  EXPECT_EQ(json, R"({"id":"5","author":{"name":"X"}})");
+  EXPECT_FALSE(set->binary_to_json("lib.Book", "\x0a\x09short", &json, &why));
+}
+
+TEST(JsonString, Utf8PassesAndWhatIsNotUtf8IsReplaced) {
+  auto quoted = [](std::string_view s) {
+    std::string out;
+    append_json_string(&out, s);
+    return out;
+  };
+  EXPECT_EQ(quoted("caf\xc3\xa9 \xc2\xab\xe2\x82\xac\xf0\x9f\x93\x9a\xc2\xbb"),
+            "\"caf\xc3\xa9 \xc2\xab\xe2\x82\xac\xf0\x9f\x93\x9a\xc2\xbb\"");
+  EXPECT_EQ(quoted("a\"b\\c\n\x01"), R"("a\"b\\c\u000a\u0001")");
+  const std::string replacement = "\xef\xbf\xbd";
+  EXPECT_EQ(quoted("\xff"), "\"" + replacement + "\"");
+  EXPECT_EQ(quoted("\xc3"), "\"" + replacement + "\"");                    // cut short
+  EXPECT_EQ(quoted("\xc0\xaf"), "\"" + replacement + replacement + "\"");  // overlong '/'
+  EXPECT_EQ(quoted("\xed\xa0\x80"),
+            "\"" + replacement + replacement + replacement + "\"");  // surrogate
+}
+
 TEST(DescriptorSet, UnknownFieldsAreNamed) {
   auto set = load();
   std::string bytes, why;
@@ -110,7 +139,7 @@ TEST(DescriptorSet, PathAndQueryValuesAreTypedByTheirFields) {
       &why))
       << why;
   ASSERT_TRUE(set->binary_to_json("lib.ListBooksRequest", bytes, &json, &why));
-  EXPECT_EQ(json, R"({"minRating":4,"pageSize":3})");  // in the order they came on the wire
+  EXPECT_EQ(json, R"({"pageSize":3,"minRating":4})");
 }
 
 TEST(DescriptorSet, FieldsThatCannotBeBound) {
