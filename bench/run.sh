@@ -54,6 +54,7 @@ for p in $PROXIES; do
     gatehouse | gatehouse-logged | gatehouse-key | gatehouse-jwt-es256 | gatehouse-jwt-rs256 | \
       gatehouse-rl-local | gatehouse-rl-cluster | gatehouse-resilient | gatehouse-baseline | nginx | haproxy | \
       gatehouse-cache | nginx-cache | varnish | gatehouse-gzip | gatehouse-br | nginx-gzip) ;;
+    gatehouse-transcode) [[ ${GRPC:-0} == 1 ]] || die "gatehouse-transcode needs GRPC=1" ;;
     *) die "unknown proxy '$p' in PROXIES" ;;
   esac
 done
@@ -63,6 +64,7 @@ REF=gatehouse
 [[ " $PROXIES " != *" gatehouse "* && " $PROXIES " == *" gatehouse-gzip "* ]] && REF=gatehouse-gzip
 PEERS="nginx haproxy gatehouse-cache nginx-cache varnish nginx-gzip gatehouse-br gatehouse-logged gatehouse-key gatehouse-jwt-es256"
 PEERS+=" gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline"
+PEERS+=" gatehouse-transcode"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ $IDLE_CONNECTIONS =~ ^[0-9]+$ ]] || die "IDLE_CONNECTIONS must be a number"
@@ -217,7 +219,7 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 21; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 22; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
@@ -228,12 +230,13 @@ pick_ports() {
       GHZ_PORT=$((base + 17)); GHBR_PORT=$((base + 18)); NGZ_PORT=$((base + 19))
       # The backend's HTTP/1.1 port for its status page (its main port may speak HTTP/2 only).
       BACKEND_STATUS_PORT=$((base + 20))
+      GHT_PORT=$((base + 21))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 20)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 21)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 21 free ports"
+  die "could not find 22 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -262,11 +265,11 @@ wait_ready() {
     [[ $UPSTREAM_PROTOCOL == h2c && $name == backend ]] && h2=(--http2-prior-knowledge)
     got=$(curl -s --max-time 1 -o /dev/null -w '%{http_code} %{size_download}' "${h2[@]}" \
       -k ${WRK_HEADER[$name]:+-H "${WRK_HEADER[$name]}"} "$(scheme_of "$name")://127.0.0.1:$port$URL_PATH" 2>/dev/null || true)
-    if [[ $got == "200 $SERVED_BYTES" ]]; then return 0; fi
+    if [[ $got == "200 ${SERVED[$name]:-$SERVED_BYTES}" ]]; then return 0; fi
     sleep 0.1
   done
   sed 's/^/    /' "$logf" >&2
-  die "$name did not answer 200 with a $SERVED_BYTES-byte body on 127.0.0.1:$port within ${READY_TIMEOUT}s (last: '${got:-none}')"
+  die "$name did not answer 200 with a ${SERVED[$name]:-$SERVED_BYTES}-byte body on 127.0.0.1:$port within ${READY_TIMEOUT}s (last: '${got:-none}')"
 }
 
 # utime+stime, then stime alone (clock ticks), summed over the given PIDs; /proc/PID/stat covers
@@ -297,7 +300,7 @@ mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse 
   "$TMP"/gatehouse-key "$TMP"/gatehouse-jwt-es256 "$TMP"/gatehouse-jwt-rs256 \
   "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis "$TMP"/gatehouse-resilient \
   "$TMP"/gatehouse-baseline "$TMP"/gatehouse-cache "$TMP"/nginx-cache/cache "$TMP"/varnish \
-  "$TMP"/gatehouse-gzip "$TMP"/gatehouse-br "$TMP"/nginx-gzip
+  "$TMP"/gatehouse-gzip "$TMP"/gatehouse-br "$TMP"/nginx-gzip "$TMP"/gatehouse-transcode
 
 # One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
 if [[ $SCHEME == https ]]; then
@@ -324,18 +327,29 @@ else
   head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
 fi
 SERVED_BYTES=$BODY_BYTES
+declare -A SERVED  # a proxy's answer's size, where it is not the backend's (SERVED_BYTES)
 if [[ $GRPC == 1 ]]; then
   # One gRPC message each way (gRPC's length prefix: a flag byte, 4 bytes of length): the
-  # backend's answer is the body as a message; h2load sends a message of the same size.
+  # backend's answer is the body as a message; h2load sends a message of the same size. The
+  # message is a bench.Msg (bench/protos/echo.proto): field 1, a string of BODY_BYTES - 2 'x's.
+  ((BODY_BYTES >= 3 && BODY_BYTES <= 129)) || die "GRPC=1 takes BODY_BYTES from 3 to 129"
+  TEXT_BYTES=$((BODY_BYTES - 2))
   grpc_message() {
     local n=$BODY_BYTES
     # shellcheck disable=SC2059  # the format is the four length bytes, as octal escapes
     printf "\\0$(printf '\\%03o' $((n >> 24 & 255)) $((n >> 16 & 255)) $((n >> 8 & 255)) $((n & 255)))"
-    head -c "$n" /dev/zero | tr '\0' 'x'
+    # shellcheck disable=SC2059  # field 1, length-delimited (0x0a), its length in one byte
+    printf "\\012$(printf '\\%03o' "$TEXT_BYTES")"
+    head -c "$TEXT_BYTES" /dev/zero | tr '\0' 'x'
   }
   grpc_message >"$TMP/www${URL_PATH}"
   grpc_message >"$TMP/grpc-request"
   SERVED_BYTES=$((BODY_BYTES + 5))
+  # gatehouse-transcode: the same call from JSON, {"text": "xx..."} both ways.
+  printf '{"text":"%s"}' "$(head -c "$TEXT_BYTES" /dev/zero | tr '\0' 'x')" >"$TMP/json-request"
+  SERVED[gatehouse-transcode]=$((TEXT_BYTES + 11))
+  protoc -I "$(dirname "${BASH_SOURCE[0]}")/protos" --include_imports \
+    --descriptor_set_out="$TMP/echo.pb" echo.proto || die "protoc failed (scripts/install-deps.sh installs it)"
 fi
 USER_LINE=""
 # Client connections each proxy accepts (nginx counts its upstream connections too: doubled there).
@@ -498,6 +512,12 @@ routes:
     to: backend
 EOF
 
+# The same call from HTTP/JSON clients (GRPC=1): the route transcodes, the backend is the same.
+{
+  sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHT_PORT/" "$TMP/gatehouse/gatehouse.yaml"
+  printf '    grpc_transcode: { descriptor_set: %s, method: bench.Echo/Call }\n' "$TMP/echo.pb"
+} >"$TMP/gatehouse-transcode/gatehouse.yaml"
+
 # The plain config, for another gatehouse binary (BASELINE_BIN): two builds side by side in one run.
 sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHB_PORT/" "$TMP/gatehouse/gatehouse.yaml" \
   >"$TMP/gatehouse-baseline/gatehouse.yaml"
@@ -623,7 +643,11 @@ run_h2load() {
   local port=$1 dur=$2 limit=$3 out=$4 name=$5 cmd
   cmd=(h2load -c "$CONNECTIONS" -m "$STREAMS" -t "$THREADS" -D "$(to_seconds "$dur")" --log-file="$out.log")
   [[ -n ${WRK_HEADER[$name]:-} ]] && cmd+=(-H "${WRK_HEADER[$name]}")
-  [[ $GRPC == 1 ]] && cmd+=(-d "$TMP/grpc-request" -H "content-type: application/grpc" -H "te: trailers")
+  if [[ $name == gatehouse-transcode ]]; then
+    cmd+=(-d "$TMP/json-request" -H "content-type: application/json")
+  elif [[ $GRPC == 1 ]]; then
+    cmd+=(-d "$TMP/grpc-request" -H "content-type: application/grpc" -H "te: trailers")
+  fi
   cmd+=("http://127.0.0.1:$port$URL_PATH")
   run_load "$limit" "$out.h2load" "h2load (port $port)" "${cmd[@]}"
   local ok failed secs p99
@@ -692,6 +716,7 @@ for p in $PROXIES; do
         gatehouse-cache) PORT[$p]=$GHC_PORT ;;
         gatehouse-gzip) PORT[$p]=$GHZ_PORT ;;
         gatehouse-br) PORT[$p]=$GHBR_PORT ;;
+        gatehouse-transcode) PORT[$p]=$GHT_PORT ;;
       esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
@@ -845,6 +870,8 @@ to_ms() {
 
 [[ $PROTOCOL == h2c ]] && echo "HTTP/2 (h2c, prior knowledge): h2load -c$CONNECTIONS -m$STREAMS -t$THREADS in wrk's place"
 [[ $GRPC == 1 ]] && echo "gRPC: unary calls, a ${BODY_BYTES}-byte message each way (POST $URL_PATH, grpc-status 0 in trailers; nginx: grpc_pass)"
+[[ " $PROXIES " == *" gatehouse-transcode "* ]] &&
+  echo "gatehouse-transcode: the same calls as POSTs of JSON, $((TEXT_BYTES + 11)) bytes each way ({\"text\": ...}), transcoded"
 echo "gatehouse bench: $ROUNDS round(s) x ${DURATION} per proxy, wrk -t$THREADS -c$CONNECTIONS --latency," \
   "GET $SCHEME $URL_PATH (${BODY_BYTES}-byte body), new connection per request=$NEW_CONNECTIONS," \
   "pin=$PIN, cpu_limit=${CPU_LIMIT:-none}, equal_headers=$EQUAL_HEADERS, CLK_TCK=$CLK_TCK"
