@@ -85,7 +85,7 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
     if (answered && upstream_.upgraded()) {
       co_await tunnel(down);
     } else if (answered) {
-      if (grpc_) grpc_status_ = upstream_.trailers_only_status();
+      if (grpc_call()) grpc_status_ = upstream_.trailers_only_status();
       if (!run_response_filters(upstream_.response().status, &upstream_.response())) {
         upstream_.abandon();  // a filter answers instead: the upstream's body is not read
         respond_with_reply();
@@ -651,7 +651,7 @@ void Exchange::tap(const std::vector<std::string_view>& pieces, bool end) {
 
 // A gRPC call's status, from the trailers that end its response.
 void Exchange::note_grpc_status(const http::HeaderList& trailers) {
-  if (!grpc_) return;
+  if (!grpc_call()) return;
   for (const auto& [name, value] : trailers) {
     if (!http::iequals(name, "grpc-status")) continue;
     if (auto code = grpc::parse_code(value)) grpc_status_ = static_cast<int>(*code);
@@ -810,9 +810,15 @@ void Exchange::finish(const Downstream& down) {
   r.upstream_ms = upstream_.answered_ms();
   r.error = log_error_;
   if (log_route_) r.cache = ctx_.cache_result;
-  if (grpc_) {
+  // A call a filter made (transcoding) is one once it went upstream; a gateway's answer after
+  // that has the status a gRPC client would have got for it.
+  const bool made_call = !grpc_ && ctx_.upstream_grpc && upstream_.outcome().has_value();
+  if (made_call && grpc_status_ < 0 && error_.status >= 400)
+    grpc_status_ = static_cast<int>(grpc::code_for_gateway_status(error_.status));
+  const std::string_view call_path = grpc_ ? std::string_view(log_path_) : ctx_.upstream_target;
+  if (grpc_ || made_call) {
     // The path is /service/method (gRPC's HTTP/2 protocol); anything else names no method.
-    std::string_view path = std::string_view(log_path_).substr(0, log_path_.find('?'));
+    std::string_view path = call_path.substr(0, call_path.find('?'));
     if (path.size() > 1) path.remove_prefix(1);
     const auto slash = path.find('/');
     r.grpc_service = path.substr(0, slash);
@@ -822,7 +828,7 @@ void Exchange::finish(const Downstream& down) {
   w_.log_access(r);
   auto& m = w_.metrics();
   m.count_request(r.route, r.method, r.status, r.total_ms / 1000, r.bytes_in, r.bytes_out);
-  if (grpc_) m.count_grpc(log_path_, grpc_status_, r.total_ms / 1000);
+  if (grpc_ || made_call) m.count_grpc(call_path, grpc_status_, r.total_ms / 1000);
   m.count_protocol(r.protocol);
   if (auto outcome = upstream_.outcome())
     m.count_upstream(r.upstream, r.target, *outcome, upstream_.seconds());

@@ -135,6 +135,8 @@ class Exchange {
   bool has_body() const;  // the upstream's response has a body (RFC 9110 6.4.1)
   void tap(const std::vector<std::string_view>& pieces, bool end);
   void note_grpc_status(const http::HeaderList& trailers);
+  // The upstream call is gRPC: the client's, or one a filter made of the request (transcoding).
+  bool grpc_call() const { return grpc_ || ctx_.upstream_grpc; }
   void answer_upstream_failure();
   // `status_sent`: a gRPC call's failure was told in its trailers (end_grpc_call): not cut.
   void end_relay(Downstream& down, bool up_ok, bool down_ok, bool status_sent = false);

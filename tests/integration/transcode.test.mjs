@@ -31,6 +31,8 @@
 //   trailers;
 // - the gateway's own errors as its JSON error format: upstream down, the route's timeout, a path
 //   under the route that no method takes;
+// - gatehouse_grpc_requests_total and the access log's grpc_service, grpc_method, grpc_status for
+//   transcoded calls (the upstream's method), none for a request refused before any call;
 // - config errors through `gatehouse validate`: a missing descriptor set (FILE:LINE:COL and the
 //   YAML path), a file that is not one, an unknown method, an upstream that is not gRPC, an
 //   unknown `stream` mode; a good config, with a descriptor set relative to the config file;
@@ -46,7 +48,7 @@ import os from 'node:os';
 import path from 'node:path';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { startGatehouse, runGatehouse, requireTool, waitFor, freePort, curl } from './harness.mjs';
+import { startGatehouse, runGatehouse, requireTool, waitFor, freePort, curl, parseMetrics } from './harness.mjs';
 import { within, bindInsecure, onRawStreams } from './grpc_client.mjs';
 
 const Status = grpc.status;
@@ -835,6 +837,57 @@ test('a path under /v1/* that no annotated method takes (GET /v1/nothing): 404 J
       await assertUntouched(be, mark, gh.port);
     });
   }
+});
+
+// A transcoded call is a gRPC call once it goes upstream: gatehouse_grpc_requests_total and the
+// access log name its method (the upstream's /service/method) and status; a request refused
+// before any call (bad JSON) is not one.
+test('metrics and access log: transcoded calls by gRPC service, method and status', async () => {
+  const port = await freePort();
+  const admin = await freePort();
+  const dead = await freePort();
+  const obs = await startGatehouse(`server: { workers: 1, listen: [ { address: 127.0.0.1:${port} } ] }
+admin: { listen: 127.0.0.1:${admin} }
+observability: { access_log: { path: stdout, format: json } }
+upstreams:
+  library: { protocol: grpc, targets: [ { address: 127.0.0.1:${be.port} } ] }
+  deadlib: { protocol: grpc, targets: [ { address: 127.0.0.1:${dead} } ] }
+routes:
+  - name: down
+    match: { host: down.test, path: "/v1/*" }
+    to: deadlib
+    grpc_transcode: { descriptor_set: ${PB} }
+  - name: lib
+    match: { path: "/v1/*" }
+    to: library
+    grpc_transcode: { descriptor_set: ${PB} }
+`);
+  gateways.push(obs);
+  jsonAnswer(await h1(obs.port, '/v1/shelves/s1/books/5'), 200);
+  jsonAnswer(await h1(obs.port, '/v1/shelves/s1/books/5'), 200);
+  jsonAnswer(await h1(obs.port, '/v1/shelves/s1/books/404'), 404);
+  jsonAnswer(await h1(obs.port, '/v1/shelves/s1/books', { method: 'POST', json: { titel: 'x' } }), 400);
+  assertGatewayError(await h1(obs.port, '/v1/books/9', { method: 'DELETE', headers: { host: 'down.test' } }), [502, 503]);
+
+  const m = await curl([`http://127.0.0.1:${admin}/metrics`]);
+  assert.equal(m.status, 200);
+  const series = parseMetrics(m.body).filter((x) => x.name === 'gatehouse_grpc_requests_total')
+    .map((x) => `${x.labels.service}/${x.labels.method} ${x.labels.code} ${x.value}`).sort();
+  assert.deepEqual(series, [
+    'lib.Library/DeleteBook UNAVAILABLE 1',
+    'lib.Library/GetBook NOT_FOUND 1',
+    'lib.Library/GetBook OK 2',
+  ], 'one series per method and code; nothing for the request refused before any call');
+
+  const lines = await waitFor(() => { const l = obs.accessLog(); return l.length >= 5 && l; }, 3000, 'five access log lines');
+  const fields = lines.map((l) => [l.path, l.status, l.grpc_service, l.grpc_method, l.grpc_status]);
+  assert.deepEqual(fields, [
+    ['/v1/shelves/s1/books/5', 200, 'lib.Library', 'GetBook', 0],
+    ['/v1/shelves/s1/books/5', 200, 'lib.Library', 'GetBook', 0],
+    ['/v1/shelves/s1/books/404', 404, 'lib.Library', 'GetBook', 5],
+    ['/v1/shelves/s1/books', 400, undefined, undefined, undefined],
+    ['/v1/books/9', lines[4].status, 'lib.Library', 'DeleteBook', 14],
+  ]);
 });
 
 // --- 10. config errors (gatehouse validate) ------------------------------------------------------
