@@ -86,4 +86,46 @@ void build_error_response(const ErrorResponse& e, std::string_view request_id_he
   if (!head_only && !e.shared_body) out->append(body);
 }
 
+// RFC 8259 7: quotes, backslashes and control characters escaped; UTF-8 text as it is (a JSON
+// text is UTF-8, RFC 8259 8.1); a byte that is not part of well-formed UTF-8 becomes U+FFFD, as
+// a proto3 string must be UTF-8.
+void append_json_string(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') {
+        out->push_back('\\');
+        out->push_back(static_cast<char>(c));
+      } else if (c < 0x20) {
+        const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out->append(esc, sizeof esc);
+      } else {
+        out->push_back(static_cast<char>(c));
+      }
+      ++i;
+      continue;
+    }
+    // A well-formed sequence (RFC 3629 4): its length from the lead byte, continuation bytes
+    // 10xxxxxx, no overlong forms, no surrogates, nothing past U+10FFFF.
+    const size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    bool ok = n && c <= 0xf4 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    if (ok && n >= 3) {
+      const auto c1 = static_cast<unsigned char>(s[i + 1]);
+      ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0) && !(c == 0xf0 && c1 < 0x90) &&
+           !(c == 0xf4 && c1 >= 0x90);
+    }
+    if (ok) {
+      out->append(s.substr(i, n));
+      i += n;
+    } else {
+      out->append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  out->push_back('"');
+}
+
 }  // namespace gatehouse::http

@@ -53,5 +53,8 @@ void build_error_response(const ErrorResponse& e, std::string_view request_id_he
 // Appends s to *out as the inside of a JSON string (quotes, backslashes, control characters and
 // bytes that are not UTF-8 text escaped).
 void append_json_escaped(std::string* out, std::string_view s);
+// `s` as a JSON string, quoted, for a document rather than a log line: UTF-8 text as it is (a
+// JSON text is UTF-8), a byte that is not part of well-formed UTF-8 as U+FFFD.
+void append_json_string(std::string* out, std::string_view s);
 
 }  // namespace gatehouse::http

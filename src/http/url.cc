@@ -19,8 +19,9 @@ bool is_host_char(char c) {
          std::string_view("-._~!$&'()*+,;=%").find(c) != std::string_view::npos;
 }
 
-// Percent-decodes `in` onto *out; false on a '%' not followed by two hex digits.
-bool percent_decode(std::string_view in, std::string* out) {
+}  // namespace
+
+bool percent_decode(std::string_view in, std::string* out, bool keep_encoded_slash) {
   for (size_t i = 0; i < in.size(); ++i) {
     if (in[i] != '%') {
       *out += in[i];
@@ -29,13 +30,28 @@ bool percent_decode(std::string_view in, std::string* out) {
     int hi = i + 2 < in.size() ? crypto::hex_value(in[i + 1]) : -1;
     int lo = i + 2 < in.size() ? crypto::hex_value(in[i + 2]) : -1;
     if (hi < 0 || lo < 0) return false;
-    *out += static_cast<char>(hi * 16 + lo);
+    const char c = static_cast<char>(hi * 16 + lo);
+    if (keep_encoded_slash && c == '/')
+      out->append(in.substr(i, 3));
+    else
+      *out += c;
     i += 2;
   }
   return true;
 }
 
-}  // namespace
+void append_percent_encoded(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out->push_back(ch);
+    } else {
+      const char esc[] = {'%', kHex[c >> 4], kHex[c & 15]};
+      out->append(esc, 3);
+    }
+  }
+}
 
 uint16_t default_port(std::string_view scheme) {
   if (scheme == "http") return 80;

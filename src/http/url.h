@@ -32,4 +32,11 @@ uint16_t default_port(std::string_view scheme);
 // Parses `text`; nullopt and *error (when given) say why it is not a URL of a known scheme.
 std::optional<Url> parse_url(std::string_view text, std::string* error);
 
+// `in` with its %XX escapes decoded, appended to *out; false on a '%' not followed by two hex
+// digits. `keep_encoded_slash`: "%2F" stays as it is (RFC 3986 2.2: a '/' inside a path segment
+// is data, not a separator).
+bool percent_decode(std::string_view in, std::string* out, bool keep_encoded_slash = false);
+// `s` as one URI component: everything but the unreserved characters (RFC 3986 2.3) as %XX.
+void append_percent_encoded(std::string* out, std::string_view s);
+
 }  // namespace gatehouse::http

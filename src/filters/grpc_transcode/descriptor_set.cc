@@ -79,7 +79,7 @@ void append_value(std::string* out, const pb::FieldDescriptor* f, const std::str
   if ((is_bool && (v == "true" || v == "false")) || is_number)
     out->append(v);
   else
-    append_json_string(out, v);  // numbers too: proto3 JSON takes them quoted
+    http::append_json_string(out, v);  // numbers too: proto3 JSON takes them quoted
 }
 
 // The bound fields as a tree of JSON objects, by proto field name.
@@ -94,7 +94,7 @@ struct Node {
     for (const auto& [name, child] : children) {
       if (!first) out->push_back(',');
       first = false;
-      append_json_string(out, name);
+      http::append_json_string(out, name);
       out->push_back(':');
       if (!child.children.empty()) {
         child.write(out);
@@ -114,48 +114,6 @@ struct Node {
 };
 
 }  // namespace
-
-// RFC 8259 7: quotes, backslashes and control characters escaped; UTF-8 text as it is (a JSON
-// text is UTF-8, RFC 8259 8.1); a byte that is not part of well-formed UTF-8 becomes U+FFFD, as
-// a proto3 string must be UTF-8.
-void append_json_string(std::string* out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      if (c == '"' || c == '\\') {
-        out->push_back('\\');
-        out->push_back(static_cast<char>(c));
-      } else if (c < 0x20) {
-        const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-        out->append(esc, sizeof esc);
-      } else {
-        out->push_back(static_cast<char>(c));
-      }
-      ++i;
-      continue;
-    }
-    // A well-formed sequence (RFC 3629 4): its length from the lead byte, continuation bytes
-    // 10xxxxxx, no overlong forms, no surrogates, nothing past U+10FFFF.
-    const size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-    bool ok = n && c <= 0xf4 && i + n <= s.size();
-    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    if (ok && n >= 3) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0) && !(c == 0xf0 && c1 < 0x90) &&
-           !(c == 0xf4 && c1 >= 0x90);
-    }
-    if (ok) {
-      out->append(s.substr(i, n));
-      i += n;
-    } else {
-      out->append("\xEF\xBF\xBD");
-      ++i;
-    }
-  }
-  out->push_back('"');
-}
 
 struct DescriptorSet::Impl {
   pb::DescriptorPool pool;
@@ -392,7 +350,7 @@ std::string DescriptorSet::details_json(std::string_view status_details_bin) con
       const std::string value = bytes_field(any, 2);
       if (out.size() > 1) out.push_back(',');
       out += "{\"@type\":";
-      append_json_string(&out, url);
+      http::append_json_string(&out, url);
       std::string json, why;
       const auto slash = url.rfind('/');
       const std::string type = slash == std::string::npos ? url : url.substr(slash + 1);
@@ -405,7 +363,7 @@ std::string DescriptorSet::details_json(std::string_view status_details_bin) con
           std::string encoded;
           pb::Base64Escape(value, &encoded);
           out += ",\"value\":";
-          append_json_string(&out, encoded);
+          http::append_json_string(&out, encoded);
         }
         out += '}';
       }

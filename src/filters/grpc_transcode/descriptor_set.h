@@ -30,9 +30,6 @@ struct HttpBinding {
   const Method* method = nullptr;
 };
 
-// `s` as a JSON string, quoted: UTF-8 text as it is, what is not UTF-8 as U+FFFD.
-void append_json_string(std::string* out, std::string_view s);
-
 class DescriptorSet {
  public:
   // Null, with *why, when `file` cannot be read or is not a descriptor set whose files build.

@@ -2,12 +2,12 @@
 
 #include "filters/registry.h"
 #include "grpc/status.h"
+#include "http/url.h"
 
 namespace gatehouse::filters {
 namespace {
 
 using transcode::FieldValue;
-using transcode::percent_decode;
 
 // A response message larger than this is refused when the route sets no grpc.max_message_bytes
 // (gRPC's own default limit on a received message).
@@ -56,8 +56,8 @@ bool bind_query(std::string_view query, std::vector<FieldValue>* fields, std::st
     if (param.empty()) continue;
     const auto eq = param.find('=');
     FieldValue fv;
-    if (!percent_decode(param.substr(0, eq), false, &fv.field) ||
-        (eq != std::string_view::npos && !percent_decode(param.substr(eq + 1), false, &fv.value))) {
+    if (!http::percent_decode(param.substr(0, eq), &fv.field) ||
+        (eq != std::string_view::npos && !http::percent_decode(param.substr(eq + 1), &fv.value))) {
       *why = "query parameter '" + std::string(param) + "' has a malformed %-escape";
       return false;
     }
@@ -93,7 +93,7 @@ FilterStatus GrpcTranscode::on_request(RequestContext& ctx) const {
     call.body_field = "*";
     for (const auto& [name, value] : ctx.captures) {
       FieldValue fv{std::string(name), {}};
-      if (!percent_decode(value, false, &fv.value)) {
+      if (!http::percent_decode(value, &fv.value)) {
         ctx.reply = bad_request("path parameter '" + fv.field + "' has a malformed %-escape");
         return FilterStatus::kRespond;
       }
@@ -161,7 +161,7 @@ FilterStatus GrpcTranscode::on_request_body(RequestContext& ctx, std::string& da
 std::string GrpcTranscode::error_json(int code, std::string_view message,
                                       std::string_view details) const {
   std::string out = "{\"code\":" + std::to_string(code) + ",\"message\":";
-  transcode::append_json_string(&out, message);
+  http::append_json_string(&out, message);
   out += ",\"details\":" + set_->details_json(details) + "}";
   return out;
 }
@@ -175,7 +175,7 @@ FilterStatus GrpcTranscode::on_response(RequestContext& ctx) const {
   if (auto code = grpc::trailers_only_status(head)) {
     // The call ended before any message: its status, in the head, is the whole answer.
     call->code = static_cast<int>(*code);
-    percent_decode(head.get("grpc-message"), false, &call->message);
+    http::percent_decode(head.get("grpc-message"), &call->message);
     call->details = std::string(head.get("grpc-status-details-bin"));
     http::ErrorResponse& reply = ctx.reply;
     reply.status = 200;
@@ -217,7 +217,7 @@ void GrpcTranscode::on_response_trailers(RequestContext& ctx, http::HeaderList& 
     if (http::iequals(name, "grpc-status")) {
       if (auto code = grpc::parse_code(value)) call->code = static_cast<int>(*code);
     } else if (http::iequals(name, "grpc-message")) {
-      percent_decode(value, false, &call->message);
+      http::percent_decode(value, &call->message);
     } else if (http::iequals(name, "grpc-status-details-bin")) {
       call->details = std::move(value);
     } else if (!call->method->server_streaming) {

@@ -2,15 +2,10 @@
 
 #include <cctype>
 
+#include "http/url.h"
+
 namespace gatehouse::filters::transcode {
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool is_ident(std::string_view s) {
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
@@ -34,25 +29,6 @@ bool is_literal(std::string_view s) {
 }
 
 }  // namespace
-
-bool percent_decode(std::string_view s, bool keep_slash, std::string* out) {
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out->push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return false;
-    const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    const char c = static_cast<char>(hi << 4 | lo);
-    if (keep_slash && c == '/')
-      out->append(s.substr(i, 3));
-    else
-      out->push_back(c);
-    i += 2;
-  }
-  return true;
-}
 
 std::optional<PathTemplate> PathTemplate::parse(std::string_view text, std::string* why) {
   PathTemplate t;
@@ -176,7 +152,7 @@ bool PathTemplate::match(std::string_view path, std::vector<FieldValue>* out) co
     std::string raw;
     for (size_t i = v.begin; i < end; ++i) raw.append(i > v.begin ? "/" : "").append(parts[i]);
     FieldValue fv{v.field, {}};
-    if (!percent_decode(raw, end - v.begin != 1, &fv.value)) {
+    if (!http::percent_decode(raw, &fv.value, end - v.begin != 1)) {
       out->resize(first);
       return false;
     }

@@ -53,8 +53,4 @@ class PathTemplate {
   size_t literals_ = 0;
 };
 
-// `s` with %XX escapes decoded; `keep_slash`: "%2F" (and "%2f") stays as it is. False on a
-// malformed escape.
-bool percent_decode(std::string_view s, bool keep_slash, std::string* out);
-
 }  // namespace gatehouse::filters::transcode

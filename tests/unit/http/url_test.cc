@@ -135,5 +135,23 @@ TEST(Url, DefaultPorts) {
   EXPECT_EQ(default_port("ftp"), 0);
 }
 
+TEST(PercentDecode, KeepsEncodedSlashesOnlyWhenAsked) {
+  std::string out;
+  EXPECT_TRUE(percent_decode("a%2Fb%2fc%41", &out, true));
+  EXPECT_EQ(out, "a%2Fb%2fcA");
+  out.clear();
+  EXPECT_TRUE(percent_decode("a%2Fb", &out));
+  EXPECT_EQ(out, "a/b");
+  out.clear();
+  EXPECT_FALSE(percent_decode("%4", &out));
+  EXPECT_FALSE(percent_decode("%zz", &out));
+}
+
+TEST(PercentEncode, EverythingButTheUnreserved) {
+  std::string out;
+  append_percent_encoded(&out, "a-b._~Z9 /?&=%\xc3\xa9");
+  EXPECT_EQ(out, "a-b._~Z9%20%2F%3F%26%3D%25%C3%A9");
+}
+
 }  // namespace
 }  // namespace gatehouse::http

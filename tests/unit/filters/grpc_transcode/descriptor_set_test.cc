@@ -80,23 +80,6 @@ TEST(DescriptorSet, DefaultValuesOnTheWireAreLeftOut) {
   EXPECT_FALSE(set->binary_to_json("lib.Book", "\x0a\x09short", &json, &why));
 }
 
-TEST(JsonString, Utf8PassesAndWhatIsNotUtf8IsReplaced) {
-  auto quoted = [](std::string_view s) {
-    std::string out;
-    append_json_string(&out, s);
-    return out;
-  };
-  EXPECT_EQ(quoted("caf\xc3\xa9 \xc2\xab\xe2\x82\xac\xf0\x9f\x93\x9a\xc2\xbb"),
-            "\"caf\xc3\xa9 \xc2\xab\xe2\x82\xac\xf0\x9f\x93\x9a\xc2\xbb\"");
-  EXPECT_EQ(quoted("a\"b\\c\n\x01"), R"("a\"b\\c\u000a\u0001")");
-  const std::string replacement = "\xef\xbf\xbd";
-  EXPECT_EQ(quoted("\xff"), "\"" + replacement + "\"");
-  EXPECT_EQ(quoted("\xc3"), "\"" + replacement + "\"");                    // cut short
-  EXPECT_EQ(quoted("\xc0\xaf"), "\"" + replacement + replacement + "\"");  // overlong '/'
-  EXPECT_EQ(quoted("\xed\xa0\x80"),
-            "\"" + replacement + replacement + replacement + "\"");  // surrogate
-}
-
 TEST(DescriptorSet, UnknownFieldsAreNamed) {
   auto set = load();
   std::string bytes, why;

@@ -91,16 +91,5 @@ TEST(PathTemplate, MalformedTemplatesAreRefused) {
   EXPECT_NE(refused("/"), "");
 }
 
-TEST(PercentDecode, KeepsSlashesOnlyWhenAsked) {
-  std::string out;
-  EXPECT_TRUE(percent_decode("a%2Fb%2fc%41", true, &out));
-  EXPECT_EQ(out, "a%2Fb%2fcA");
-  out.clear();
-  EXPECT_TRUE(percent_decode("a%2Fb", false, &out));
-  EXPECT_EQ(out, "a/b");
-  out.clear();
-  EXPECT_FALSE(percent_decode("%4", false, &out));
-}
-
 }  // namespace
 }  // namespace gatehouse::filters::transcode
