@@ -233,6 +233,8 @@ struct WebSocket {
   uint64_t max_message_bytes = 4 * 1024 * 1024;
 };
 
+struct Aggregate;
+
 struct Route {
   std::string name;
   size_t order = 0;              // position in the file; breaks ties in precedence
@@ -251,6 +253,43 @@ struct Route {
   uint64_t grpc_max_message_bytes = 0;
   // Request filters, in phase order (see filters/filter.h), whatever the file's order.
   std::vector<std::shared_ptr<const filters::Filter>> filters;
+  // A composite route: its legs instead of `to` (docs/aggregation.md).
+  std::shared_ptr<const Aggregate> aggregate;
+};
+
+// A piece of a leg's path template: text as it is, or a value filled in per request (percent-
+// encoded): a route capture, a client query parameter or header, or a scalar at a dotted path
+// of another leg's JSON answer.
+struct TemplatePart {
+  enum class Kind : uint8_t { kText, kCapture, kQuery, kHeader, kLeg };
+  Kind kind = Kind::kText;
+  std::string text;  // the text; the capture, parameter or header name; the path in the answer
+  size_t leg = 0;    // kLeg: the leg whose answer it reads
+};
+
+// One call of a composite route.
+struct AggregateLeg {
+  std::string name;
+  // The route the leg's sub-request is served on: "ROUTE.LEG", to the leg's upstream, with its
+  // timeout. It is in no route table: only the composite sends requests to it.
+  std::shared_ptr<const Route> route;
+  std::string method = "GET";
+  std::vector<TemplatePart> path;    // the path and query, filled in per request
+  std::vector<size_t> needs;         // the legs whose answers it reads: it starts after them
+  bool optional = false;             // its failure leaves null and an `errors` entry, not a 502
+  bool raw = false;                  // its answer is embedded as a string, JSON or not
+  bool credentials = false;          // the client's Authorization and Cookie go to it
+  std::vector<int> pass_status;      // a required leg's 4xx answers the composite takes as its own
+  std::vector<std::string> headers;  // client headers it gets (lower case)
+  std::vector<std::pair<std::string, std::string>> add_headers;  // and these
+};
+
+struct Aggregate {
+  Duration timeout{0};       // the whole composite call; 0: none
+  int partial_status = 200;  // the answer's status when an optional leg failed
+  uint64_t max_leg_bytes = 1 << 20;
+  uint64_t max_bytes = 4 << 20;    // the composed answer
+  std::vector<AggregateLeg> legs;  // in the file's order
 };
 
 // An API client known by name (the consumers section). API keys are kept only as digests.

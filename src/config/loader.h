@@ -77,6 +77,8 @@ class Loader {
   void rewrite(const YAML::Node& n, const std::string& path, Route* r,
                const std::set<std::string>& captures);
   void to(const YAML::Node& n, const std::string& path, const std::vector<Upstream>& ups, Route* r);
+  void aggregate(const YAML::Node& n, const std::string& path, const Config& config,
+                 const std::set<std::string>& captures, Route* r);
 
   YamlReader r_;
 };

@@ -24,8 +24,7 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
     const YAML::Node& rn = n[i];
     if (!r_.check_map(rn, path,
                       {"name", "match", "rewrite", "to", "plugins", "timeout", "retry", "websocket",
-                       "grpc", "grpc_transcode"},
-                      {"aggregate"}))
+                       "grpc", "grpc_transcode", "aggregate"}))
       continue;
     Route r;
     r.order = i;
@@ -77,6 +76,13 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
       }
     } else if (!rn["aggregate"]) {
       r_.error(rn, child(path, "to"), "'to' is required");
+    }
+    if (auto a = rn["aggregate"]) {
+      if (rn["to"])
+        r_.error(rn["to"], child(path, "to"),
+                 "a route with 'aggregate' calls its legs' upstreams: it has no 'to'");
+      else
+        aggregate(a, child(path, "aggregate"), config, captures, &r);
     }
     if (auto p = rn["plugins"]) {
       std::string pp = child(path, "plugins");

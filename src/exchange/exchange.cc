@@ -4,10 +4,12 @@
 
 #include "config/units.h"
 #include "exchange/background.h"
+#include "exchange/composite.h"
 #include "grpc/status.h"
 #include "http/chunked.h"
 #include "http/path.h"
 #include "http/proxy_headers.h"
+#include "http/url.h"
 #include "observe/request_id.h"
 
 namespace gatehouse::exchange {
@@ -41,14 +43,17 @@ Exchange::Exchange(WorkerContext& worker)
   error_.status = 0;
 }
 
-void Exchange::begin() {
+void Exchange::begin(std::shared_ptr<View> view) {
   start_ = net::Clock::now();
   wall_start_ = std::chrono::system_clock::now();
-  // The view current now: a reload that came while the connection sat idle applies to it.
-  if (view_ != w_.view()) {
-    view_ = w_.view();
+  // The view current now: a reload that came while the connection sat idle applies to it. A
+  // composite's leg keeps its client's view instead, whose routes it is served on.
+  if (!view) view = w_.view();
+  if (view_ != view) {
+    view_ = std::move(view);
     snap_ = view_->snapshot.get();
   }
+  route_ = nullptr;
   req_ = nullptr;
   log_method_.clear();
   log_path_.clear();
@@ -64,14 +69,16 @@ void Exchange::begin() {
   status_ = 0;
 }
 
-net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down) {
+net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down, const config::Route* route) {
   req_ = &req;
+  route_ = route;
   Step step = start(down);
   while (step == Step::kPaused) {
     size_t paused_at = ctx_.next_filter - 1;
     auto result = co_await await_filter(*match_.route->filters[paused_at]);
     step = run_filters(ctx_.next_filter, result, down);
   }
+  if (step == Step::kCompose) co_await compose(down);
   if (step == Step::kForward) {
     bool answered = false;
     if (body_filtered_ && ctx_.request_head_held)
@@ -218,7 +225,10 @@ Exchange::Step Exchange::start(Downstream& down) {
       return Step::kDone;
   }
 
-  if (http::is_cors_preflight(req)) {
+  if (route_) {
+    match_.reset();  // a composite's leg: served on its own route, which no table holds
+    match_.route = route_;
+  } else if (http::is_cors_preflight(req)) {
     // Routed as the request it announces, so that the route's CORS filter answers it even when
     // the route does not accept OPTIONS; without such a filter there, it is a plain OPTIONS.
     std::string_view options = req.method;
@@ -276,6 +286,7 @@ Exchange::Step Exchange::run_filters(size_t from, filters::FilterStatus paused_r
     respond_with_reply();
     return Step::kDone;
   }
+  if (match_.route->aggregate) return Step::kCompose;
   return start_upstream(down) ? Step::kForward : Step::kDone;
 }
 
@@ -334,6 +345,32 @@ net::Task<filters::FilterStatus> Exchange::await_filter(const filters::Filter& f
       },
       token);
   co_return status;
+}
+
+// A composite route's answer: its legs' (exchange/composite.h), through the response phase of
+// the route's filters as a filter's answer goes.
+net::Task<> Exchange::compose(Downstream& down) {
+  const http::RequestHead& req = *req_;
+  CompositeRequest in;
+  for (const auto& [name, value] : match_.captures) {
+    std::string decoded;
+    if (!http::percent_decode(value, &decoded)) decoded = value;
+    in.captures.emplace_back(name, std::move(decoded));
+  }
+  in.query = req.query;
+  in.headers.reserve(req.headers.size());
+  for (const auto& h : req.headers) {
+    std::string name(h.name);
+    http::lower_ascii(name.data(), name.size());
+    in.headers.emplace_back(std::move(name), h.value);
+  }
+  in.request_id = request_id_;
+  in.client_ip = ctx_.client_ip;
+  in.secure = down.secure();
+  log_route_ = match_.route;
+  co_await serve_composite(w_, view_, *match_.route, std::move(in), &ctx_.reply);
+  ctx_.next_filter = match_.route->filters.size();
+  respond_with_reply();
 }
 
 // The upstream call for the request: the upstream (a weighted split) here, the target later, in

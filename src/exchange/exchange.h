@@ -97,11 +97,13 @@ class Exchange {
  public:
   explicit Exchange(WorkerContext& worker);
 
-  // A new request: its clock starts (when its head has arrived).
-  void begin();
+  // A new request: its clock starts (when its head has arrived). `view`: the one to serve it on
+  // (a composite's leg keeps its client's); else the worker's current one.
+  void begin(std::shared_ptr<View> view = nullptr);
   // Serves a request whose head the codec parsed, to the end: the upstream's response relayed, or
   // the gateway's own answer.
-  net::Task<> serve(http::RequestHead& req, Downstream& down);
+  // `route`: a composite's leg, served on the leg's route instead of the one the request matches.
+  net::Task<> serve(http::RequestHead& req, Downstream& down, const config::Route* route = nullptr);
   // Answers a request the codec refused before serving it (a malformed or oversized head).
   net::Task<> refuse(int status, std::string_view code, std::string message, Downstream& down);
   // The access log line and metrics of the request, once its response is written.
@@ -116,7 +118,7 @@ class Exchange {
   void abort() { upstream_.abort(); }
 
  private:
-  enum class Step { kForward, kPaused, kDone };
+  enum class Step { kForward, kPaused, kDone, kCompose };
 
   Step start(Downstream& down);  // id, limits, route; then the filters
   Step run_filters(size_t from, filters::FilterStatus paused_result, Downstream& down);
@@ -126,7 +128,8 @@ class Exchange {
   void write_upstream_head(Downstream& down, upstream::Client& client);
   void start_background(Downstream& down);  // a filter's refresh_in_background()
   net::Task<> relay_response(Downstream& down);
-  bool websocket_upgrade() const;  // while the request head is there
+  net::Task<> compose(Downstream& down);  // a composite route's legs
+  bool websocket_upgrade() const;         // while the request head is there
   net::Task<> tunnel(Downstream& down);
   net::Task<> relay_rewritten(Downstream& down);  // through the filters that watch the body
   void start_rewritten(Downstream& down, const http::ResponseHead& head);
@@ -150,6 +153,7 @@ class Exchange {
   WorkerContext& w_;
   std::shared_ptr<View> view_;  // the snapshot and worker state this request uses
   const config::Snapshot* snap_ = nullptr;
+  const config::Route* route_ = nullptr;  // a composite's leg: the route it is served on
   http::RequestHead* req_ = nullptr;
   router::Match match_;
   filters::RequestContext ctx_;

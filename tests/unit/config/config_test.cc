@@ -876,13 +876,77 @@ routes:
   EXPECT_HAS_ERROR(errors, "upstreams.app.health_check.x", "unknown key");
 }
 
-TEST(ConfigTest, NotYetSupportedRouteKeys) {
-  // An aggregate route needs no `to`: the only error is the unsupported key.
-  auto aggregate = errors_of(with_routes(R"(  - match: { path: "/page/{id}" }
-    aggregate: { timeout: 800ms }
+// A composite route: its legs, their templates, and the graph of what they wait for.
+TEST(ConfigTest, AggregateLegsAndTheirGraph) {
+  Config c = load(with_routes(R"(  - name: page
+    match: { path: "/page/{id}" }
+    aggregate:
+      timeout: 800ms
+      partial_status: 206
+      calls:
+        product: { upstream: app, path: "/products/{id}?lang={query.lang}" }
+        seller: { upstream: app, path: "/sellers/{product.seller.id}", optional: true, timeout: 300ms }
+        who: { upstream: app, path: "/u/{header.X-User}", method: POST, credentials: true,
+               headers: [Accept-Language], add_headers: { x-leg: who }, pass_status: [404] }
 )"));
-  ASSERT_EQ(aggregate.size(), 1u) << dump(aggregate);
-  EXPECT_HAS_ERROR(aggregate, "routes[0].aggregate", "not supported yet");
+  ASSERT_TRUE(c.routes[0].aggregate);
+  const Aggregate& a = *c.routes[0].aggregate;
+  EXPECT_EQ(a.timeout, std::chrono::milliseconds(800));
+  EXPECT_EQ(a.partial_status, 206);
+  ASSERT_EQ(a.legs.size(), 3u);
+  EXPECT_EQ(a.legs[0].route->name, "page.product");
+  EXPECT_TRUE(a.legs[0].needs.empty());
+  ASSERT_EQ(a.legs[0].path.size(), 4u);
+  EXPECT_EQ(a.legs[0].path[1].kind, TemplatePart::Kind::kCapture);
+  EXPECT_EQ(a.legs[0].path[3].kind, TemplatePart::Kind::kQuery);
+  EXPECT_EQ(a.legs[1].needs, std::vector<size_t>{0});
+  EXPECT_EQ(a.legs[1].path[1].kind, TemplatePart::Kind::kLeg);
+  EXPECT_EQ(a.legs[1].path[1].text, "seller.id");
+  EXPECT_TRUE(a.legs[1].optional);
+  EXPECT_EQ(a.legs[1].route->timeout, std::chrono::milliseconds(300));
+  EXPECT_EQ(a.legs[2].path[1].text, "x-user") << "header names in lower case";
+  EXPECT_EQ(a.legs[2].method, "POST");
+  EXPECT_EQ(a.legs[2].headers, std::vector<std::string>{"accept-language"});
+  EXPECT_EQ(a.legs[2].pass_status, std::vector<int>{404});
+  EXPECT_TRUE(a.legs[2].credentials);
+}
+
+TEST(ConfigTest, AggregateErrorsNameTheLegs) {
+  auto errors = errors_of(with_routes(R"(  - match: { path: "/a/{id}" }
+    aggregate:
+      calls:
+        a: { upstream: app, path: "/x/{c.v}" }
+        b: { upstream: app, path: "/y/{a.v}" }
+        c: { upstream: app, path: "/z/{b.v}" }
+  - match: { path: "/b/{id}" }
+    to: app
+    aggregate:
+      calls:
+        a: { upstream: nowhere, path: "/x/{nope}/{a.v}/{b}" }
+        b: { upstream: app, path: "x" }
+  - match: { path: "/c/{id}" }
+    aggregate: { calls: {} }
+)"));
+  EXPECT_HAS_ERROR(errors, "routes[0].aggregate.calls.b.path",
+                   "the legs wait for each other's answers: a -> c -> b -> a");
+  EXPECT_HAS_ERROR(errors, "routes[1].to", "has no 'to'");
+  errors = errors_of(with_routes(R"(  - match: { path: "/b/{id}" }
+    aggregate:
+      calls:
+        a: { upstream: nowhere, path: "/x/{nope}/{a.v}/{b}" }
+        b: { upstream: app, path: "x" }
+        id: { upstream: app, path: "/{id}" }
+)"));
+  EXPECT_HAS_ERROR(errors, "routes[0].aggregate.calls.a.upstream", "unknown upstream 'nowhere'");
+  EXPECT_HAS_ERROR(errors, "routes[0].aggregate.calls.a.path", "{nope} is not a capture");
+  EXPECT_HAS_ERROR(errors, "routes[0].aggregate.calls.a.path", "cannot use its own answer");
+  EXPECT_HAS_ERROR(errors, "routes[0].aggregate.calls.a.path", "{b} is a whole answer");
+  EXPECT_HAS_ERROR(errors, "routes[0].aggregate.calls.b.path", "starts with '/'");
+  EXPECT_HAS_ERROR(errors, "routes[0].aggregate.calls.id", "also a capture");
+  std::string many = "  - match: { path: /m }\n    aggregate:\n      calls:\n";
+  for (int i = 0; i < 17; ++i)
+    many += "        l" + std::to_string(i) + ": { upstream: app, path: /x }\n";
+  EXPECT_HAS_ERROR(errors_of(with_routes(many)), "routes[0].aggregate.calls", "at most 16");
 }
 
 // grpc_transcode's settings (the descriptor sets themselves: filters/grpc_transcode's tests).

@@ -1,0 +1,42 @@
+// The JSON side of a composite route's answer (exchange/composite.h, docs/aggregation.md): legs'
+// answers read, values found in them for other legs' paths, and the composed document. Pure
+// functions, for the composite and its tests; Boost.JSON's header stays out of the exchange's.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gatehouse::exchange {
+
+// A leg's answer nests at most this deep (objects and arrays); deeper is "not JSON" for it.
+constexpr size_t kMaxAnswerDepth = 64;
+
+// `text` parsed; false, with *why, when it is not one JSON value. A key given twice keeps its
+// last value (what a dependent leg reads).
+bool parse_answer(std::string_view text, boost::json::value* out, std::string* why);
+
+// The value at a dotted path of `root` (object keys; array indexes as numbers), as the text a
+// path takes: a string as it is, a number as JSON writes it (a big integer beyond 64 bits as a
+// double), a bool as true or false. False for a path that leads nowhere, or to null, an object
+// or an array.
+bool scalar_at(const boost::json::value& root, std::string_view path, std::string* out);
+
+// One leg in the composed document.
+struct LegResult {
+  std::string_view name;
+  bool ok = false;
+  bool raw = false;       // its answer goes in as a JSON string
+  std::string_view text;  // its answer, when ok
+  int status = 0;         // when failed: why
+  std::string_view error;
+  std::string_view message;
+};
+
+// {"LEG": answer, ..., "errors": {"LEG": {"status", "error", "message"}}}: the answers as they
+// came (every digit of their numbers, their keys as written), null for a failed leg, `errors`
+// only when one failed.
+std::string compose_document(const std::vector<LegResult>& legs);
+
+}  // namespace gatehouse::exchange

@@ -1,0 +1,77 @@
+// exchange/composite_json: a leg's answer read (malformed, too deep, duplicate keys), values found
+// at dotted paths for dependent legs, and the composed document (answers as they came, huge
+// numbers kept, raw legs as strings, failures as null with an errors entry).
+#include "exchange/composite_json.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+namespace gatehouse::exchange {
+namespace {
+
+boost::json::value parsed(std::string_view text) {
+  boost::json::value v;
+  std::string why;
+  EXPECT_TRUE(parse_answer(text, &v, &why)) << text << ": " << why;
+  return v;
+}
+
+std::string at(std::string_view text, std::string_view path) {
+  std::string out;
+  return scalar_at(parsed(text), path, &out) ? out : "(none)";
+}
+
+TEST(CompositeJson, AnswersThatAreNotJson) {
+  boost::json::value v;
+  std::string why;
+  EXPECT_FALSE(parse_answer("", &v, &why));
+  EXPECT_FALSE(parse_answer("{\"a\":", &v, &why));
+  EXPECT_FALSE(parse_answer("hello", &v, &why));
+  EXPECT_FALSE(parse_answer("{} {}", &v, &why)) << "two values are not one answer";
+  EXPECT_FALSE(why.empty());
+  // Nesting: up to the limit, not past it.
+  const auto nested = [](size_t n) { return std::string(n, '[') + std::string(n, ']'); };
+  EXPECT_TRUE(parse_answer(nested(kMaxAnswerDepth), &v, &why)) << why;
+  EXPECT_FALSE(parse_answer(nested(kMaxAnswerDepth + 1), &v, &why));
+}
+
+TEST(CompositeJson, ValuesAtDottedPaths) {
+  const std::string doc =
+      R"({"seller":{"id":"s 1","n":7,"ok":true,"f":2.5,"tags":["a","b"],"none":null,)"
+      R"("big":12345678901234567890123}})";
+  EXPECT_EQ(at(doc, "seller.id"), "s 1");
+  EXPECT_EQ(at(doc, "seller.n"), "7");
+  EXPECT_EQ(at(doc, "seller.ok"), "true");
+  EXPECT_EQ(at(doc, "seller.f"), "2.5E0");
+  EXPECT_EQ(at(doc, "seller.tags.1"), "b");
+  EXPECT_EQ(at(doc, "seller.big"), "1.2345678901234568E22") << "beyond 64 bits: a double";
+  EXPECT_EQ(at(doc, "seller.tags"), "(none)") << "an array is not a value";
+  EXPECT_EQ(at(doc, "seller"), "(none)") << "nor is an object";
+  EXPECT_EQ(at(doc, "seller.none"), "(none)") << "nor null";
+  EXPECT_EQ(at(doc, "seller.tags.2"), "(none)");
+  EXPECT_EQ(at(doc, "seller.tags.x"), "(none)");
+  EXPECT_EQ(at(doc, "seller.missing"), "(none)");
+  EXPECT_EQ(at(doc, "seller.id.deeper"), "(none)");
+  // A key given twice: its last value.
+  EXPECT_EQ(at(R"({"id":"first","id":"last"})", "id"), "last");
+}
+
+TEST(CompositeJson, TheDocument) {
+  const std::string big = R"({"n":12345678901234567890123,"k":1,"k":2})";
+  std::vector<LegResult> legs = {
+      {"product", true, false, big},
+      {"note", true, true, "caf\xc3\xa9 \"quoted\"\n"},
+      {"stock", false, false, {}, 504, "upstream_timeout", "leg 'stock' timed out"},
+  };
+  EXPECT_EQ(compose_document(legs),
+            R"({"product":{"n":12345678901234567890123,"k":1,"k":2},)"
+            "\"note\":\"caf\xc3\xa9 \\\"quoted\\\"\\u000a\","
+            R"("stock":null,"errors":{"stock":{"status":504,"error":"upstream_timeout",)"
+            R"("message":"leg 'stock' timed out"}}})");
+  legs.pop_back();
+  EXPECT_EQ(compose_document(legs).find("errors"), std::string::npos) << "no errors, no key";
+}
+
+}  // namespace
+}  // namespace gatehouse::exchange
