@@ -66,6 +66,7 @@ bool Client::start(const Call& call) {
   pump_stopped_ = false;
   grpc_ = call.grpc;
   grpc_status_ = -1;
+  aborted_ = false;
   max_message_bytes_ = call.grpc ? call.max_message_bytes : 0;
   messages_ = {};
   refused_resends_ = 0;
@@ -113,6 +114,9 @@ net::Task<bool> Client::send(RequestSource& from) {
       }
       co_return true;
     }
+    // Given up on by its caller (abort()): the connection it closed is not the upstream's doing,
+    // and nobody waits for another try.
+    if (aborted_) co_return false;
     if (outcome == Outcome::kResendAtOnce) {
       // A reused keep-alive connection died before answering (the upstream closed it as we
       // sent): safe to send an idempotent request once more, at once (RFC 9110 9.2.2), its body
@@ -178,6 +182,7 @@ void Client::deadline_passed(RequestSource::Phase phase) {
 }
 
 void Client::abort() {
+  aborted_ = true;
   if (conn_) {
     boost::system::error_code ignored;
     conn_->socket().close(ignored);

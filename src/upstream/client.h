@@ -306,6 +306,7 @@ class Client {
   Bulkhead* queued_in_ = nullptr;             // the bulkhead whose queue the call waits in ...
   std::shared_ptr<Bulkhead::Waiter> queued_;  // ... as this waiter
   bool timed_out_ = false;
+  bool aborted_ = false;      // abort(): no resend, no retry
   Bulkhead* slot_ = nullptr;  // a slot taken in this bulkhead
   bool counted_ = false;      // the balancer counts the try as in flight on target_
   net::Buffer in_;            // from the upstream
