@@ -200,49 +200,51 @@ class Composite : public std::enable_shared_from_this<Composite> {
   net::Timer deadline_;                    // the aggregate's timeout
 };
 
-// A template value as a URI component; `value`'s escapes decoded first, when it has them (a
-// capture or a query parameter as the client sent it), so that it is encoded once.
-void append_component(std::string* out, std::string_view value, bool decode) {
-  std::string decoded;
-  if (decode && http::percent_decode(value, &decoded)) value = decoded;
-  http::append_percent_encoded(out, value);
-}
-
 bool Composite::fill(size_t i, std::string* target, Failure* why) const {
   const config::AggregateLeg& leg = agg_.legs[i];
   for (const auto& part : leg.path) {
+    if (part.kind == config::TemplatePart::Kind::kText) {
+      *target += part.text;
+      continue;
+    }
+    // The value, decoded (a capture or a query parameter comes as the client encoded it).
+    std::string value;
     switch (part.kind) {
-      case config::TemplatePart::Kind::kText:
-        *target += part.text;
-        break;
       case config::TemplatePart::Kind::kCapture:
-        for (const auto& [name, value] : in_.captures)
-          if (name == part.text) append_component(target, value, false);
+        for (const auto& [name, v] : in_.captures)
+          if (name == part.text) value = v;
         break;
       case config::TemplatePart::Kind::kQuery: {
         bool found = false;
-        append_component(target, router::query_param(in_.query, part.text, &found), true);
+        const std::string_view raw = router::query_param(in_.query, part.text, &found);
+        if (!http::percent_decode(raw, &value)) value = raw;
         break;
       }
       case config::TemplatePart::Kind::kHeader:
-        for (const auto& [name, value] : in_.headers) {
+        for (const auto& [name, v] : in_.headers) {
           if (name != part.text) continue;
-          append_component(target, value, false);
+          value = v;
           break;
         }
         break;
-      case config::TemplatePart::Kind::kLeg: {
-        std::string value;
+      case config::TemplatePart::Kind::kLeg:
         if (!scalar_at(legs_[part.leg].value, part.text, &value)) {
           *why = {502, "dependency_value",
                   leg_name(i) + " needs " + agg_.legs[part.leg].name + "." + part.text +
                       ", which its answer has not as a string, number or bool"};
           return false;
         }
-        append_component(target, value, false);
         break;
-      }
+      case config::TemplatePart::Kind::kText:
+        break;
     }
+    // In the path, a value is one segment: "." or ".." would move the request elsewhere.
+    if ((value == "." || value == "..") && target->find('?') == std::string::npos) {
+      *why = {502, "bad_value",
+              leg_name(i) + ": the value '" + value + "' would be a dot segment of its path"};
+      return false;
+    }
+    http::append_percent_encoded(target, value);
   }
   return true;
 }

@@ -116,7 +116,7 @@ test('validate: the demo config (make demo) is valid', () => {
   compileReviews(dir);
   const r = runGatehouse(['validate', '-c', path.join(dir, 'demo.yaml')]);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /ok \(1 listener\(s\), 9 upstream\(s\), 14 route\(s\)\)/);
+  assert.match(r.stdout + r.stderr, /ok \(1 listener\(s\), 9 upstream\(s\), 15 route\(s\)\)/);
 });
 
 test('validate: an unreadable file is an error, not a crash', () => {

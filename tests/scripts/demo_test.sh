@@ -87,6 +87,13 @@ review_stream() {  # a server stream as newline-delimited JSON, the query's limi
   [[ $(wc -l <<<"$out") == 2 && $out == *'"text":"review 2 of 42'* ]]
 }
 check "first demo: a server stream as NDJSON" review_stream
+product_page() {  # the README's composite call: the legs' answers, the failed optional one named
+  local out
+  out=$(curl -s -w ' %{http_code}' http://127.0.0.1:8080/api/product-page/7)
+  [[ $out == '{"product":{"upstream":"products-'* && $out == *'"url":"/sellers/of/products-'* &&
+    $out == *'"recommendations":null,"errors":{"recommendations":{"status":502'*' 200' ]]
+}
+check "first demo: a composite call (aggregation)" product_page
 if ((failures)); then
   echo "first demo's output:"; cat "$tmp/first.log"; exit 1
 fi
