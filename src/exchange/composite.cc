@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "config/units.h"
-#include "exchange/composite_json.h"
+#include "exchange/composite_answer.h"
 #include "exchange/exchange.h"
 #include "http/parser.h"
 #include "http/url.h"
@@ -30,6 +30,8 @@ class LegDownstream final : public Downstream, public std::enable_shared_from_th
   // The answer.
   int status = 0;
   std::string body;
+  std::string cache_control;  // its lines joined
+  std::string etag;
   bool too_large = false;
   bool cut = false;
   std::optional<http::ErrorResponse> answered;  // the gateway's own answer for the leg
@@ -80,6 +82,12 @@ class LegDownstream final : public Downstream, public std::enable_shared_from_th
                       bool* payload) override {
     status = h.status;
     *payload = true;  // the content, whatever its framing
+    for (const auto& f : h.headers) {
+      if (http::field_is(f.name, "cache-control"))
+        cache_control.append(cache_control.empty() ? "" : ", ").append(f.value);
+      else if (http::field_is(f.name, "etag"))
+        etag.assign(f.value);
+    }
   }
   bool send_now(std::string_view& b, bool* ok) override {
     *ok = take(b);
@@ -391,6 +399,7 @@ http::ErrorResponse Composite::answer() const {
     return out;
   }
   std::vector<LegResult> results;
+  std::vector<LegCaching> caching;
   bool partial = false;
   for (size_t i = 0; i < legs_.size(); ++i) {
     const Leg& l = legs_[i];
@@ -398,6 +407,7 @@ http::ErrorResponse Composite::answer() const {
     partial = partial || !ok;
     results.push_back({agg_.legs[i].name, ok, agg_.legs[i].raw, l.text, l.failure.status,
                        l.failure.error, l.failure.message});
+    if (ok) caching.push_back({l.down->cache_control, l.down->etag});
   }
   std::string doc = compose_document(results);
   if (doc.size() > agg_.max_bytes) {
@@ -411,6 +421,9 @@ http::ErrorResponse Composite::answer() const {
   out.code.clear();
   out.content_type = "application/json";
   out.body = std::move(doc);
+  out.headers.emplace_back("Cache-Control", merged_cache_control(caching, partial));
+  if (auto etag = merged_etag(caching, partial); !etag.empty())
+    out.headers.emplace_back("ETag", std::move(etag));
   return out;
 }
 

@@ -85,7 +85,7 @@ async function startLegServer(name) {
       if (rec.closed || res.destroyed) return;
       const body = Buffer.from(spec.json !== undefined ? JSON.stringify(spec.json) : (spec.text ?? ''));
       const type = spec.type ?? (spec.json !== undefined ? 'application/json' : 'text/plain');
-      const headers = { 'content-type': type, 'x-leg': name };
+      const headers = { 'content-type': type, 'x-leg': name, ...(spec.headers ?? {}) };
       rec.answeredAt = performance.now();
       rec.answered = true;
       if (spec.chunked) {
@@ -941,4 +941,34 @@ test('HTTP/2 (h2c, curl --http2-prior-knowledge): the same composite as over HTT
   const rv = onlyRequest(reviews, rm, '/reviews');
   assert.equal(rv.url, '/reviews?product=h2&lang=de');
   assert.equal(rv.headers['x-request-id'], r.headers['x-request-id'][0], 'the leg got the composite\'s request id');
+});
+
+// --- caching headers -----------------------------------------------------------------------------
+
+// The composite's Cache-Control is no more permissive than its most restrictive leg's, and its
+// ETag is made of the legs' (the same validators, the same tag); a partial answer is not kept.
+test('caching headers: the most restrictive leg\'s Cache-Control, an ETag made of the legs\', no-store when partial', async () => {
+  const leg = (json, cc, etag) => ({ json, headers: { 'cache-control': cc, etag } });
+  products.answer('/products/cc1', leg({ id: 'cc1' }, 'public, max-age=300', '"p1"'));
+  reviews.answer('/reviews', leg([], 'private, max-age=60', '"r1"'));
+  inventory.answer('/stock/cc1', leg({ n: 1 }, 'max-age=120, must-revalidate', '"s1"'));
+  const r1 = await get('/api/product-page/cc1');
+  jsonAnswer(r1, 200);
+  assert.equal(r1.headers['cache-control'], 'private, max-age=60, must-revalidate');
+  assert.match(r1.headers.etag, /^W\/"[0-9a-f]{32}"$/);
+  const r2 = await get('/api/product-page/cc1');
+  assert.equal(r2.headers.etag, r1.headers.etag, 'the same legs\' validators, the same tag');
+  inventory.answer('/stock/cc1', leg({ n: 2 }, 'max-age=120', '"s2"'));
+  const r3 = await get('/api/product-page/cc1');
+  assert.notEqual(r3.headers.etag, r1.headers.etag, 'a leg changed, the tag changed');
+  // A leg without a validator: no ETag; one that says no-store: no-store.
+  inventory.answer('/stock/cc1', { json: { n: 3 }, headers: { 'cache-control': 'no-store' } });
+  const r4 = await get('/api/product-page/cc1');
+  assert.equal(r4.headers['cache-control'], 'no-store');
+  assert.equal(r4.headers.etag, undefined);
+  // A failed optional leg: the partial answer is not to be kept.
+  inventory.answer('/stock/cc1', { status: 503, json: {} });
+  const r5 = await get('/api/product-page/cc1');
+  assert.equal(jsonAnswer(r5, 200).stock, null);
+  assert.equal(r5.headers['cache-control'], 'no-store');
 });

@@ -1,7 +1,9 @@
-#include "exchange/composite_json.h"
+#include "exchange/composite_answer.h"
 
 #include <boost/json.hpp>
 
+#include "crypto/digest.h"
+#include "http/cache_control.h"
 #include "http/error_response.h"
 
 namespace gatehouse::exchange {
@@ -76,6 +78,36 @@ std::string compose_document(const std::vector<LegResult>& legs) {
   if (!errors.empty()) doc += ",\"errors\":{" + errors + "}";
   doc += '}';
   return doc;
+}
+
+std::string merged_cache_control(const std::vector<LegCaching>& legs, bool partial) {
+  if (partial) return "no-store";
+  int64_t max_age = http::CacheControl::kMaxDelta;
+  bool private_ = false, no_cache = false, must_revalidate = false;
+  for (const LegCaching& l : legs) {
+    const http::CacheControl cc = http::parse_cache_control(l.cache_control);
+    if (cc.no_store) return "no-store";
+    max_age = std::min(max_age, cc.max_age == http::CacheControl::kAbsent ? 0 : cc.max_age);
+    private_ = private_ || cc.private_;
+    no_cache = no_cache || cc.no_cache;
+    must_revalidate = must_revalidate || cc.must_revalidate;
+  }
+  std::string out = private_ ? "private, " : "";
+  out += "max-age=" + std::to_string(max_age);
+  if (no_cache) out += ", no-cache";
+  if (must_revalidate) out += ", must-revalidate";
+  return out;
+}
+
+std::string merged_etag(const std::vector<LegCaching>& legs, bool partial) {
+  if (partial) return {};
+  std::string all;
+  for (const LegCaching& l : legs) {
+    if (l.etag.empty()) return {};
+    all.append(l.etag).push_back('\n');
+  }
+  const auto digest = crypto::sha256(all);
+  return "W/\"" + crypto::hex(digest.data(), 16) + "\"";
 }
 
 }  // namespace gatehouse::exchange

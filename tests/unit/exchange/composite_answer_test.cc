@@ -1,7 +1,7 @@
-// exchange/composite_json: a leg's answer read (malformed, too deep, duplicate keys), values found
-// at dotted paths for dependent legs, and the composed document (answers as they came, huge
+// exchange/composite_answer: a leg's answer read (malformed, too deep, duplicate keys), values
+// found at dotted paths for dependent legs, and the composed document (answers as they came, huge
 // numbers kept, raw legs as strings, failures as null with an errors entry).
-#include "exchange/composite_json.h"
+#include "exchange/composite_answer.h"
 
 #include <gtest/gtest.h>
 
@@ -22,7 +22,7 @@ std::string at(std::string_view text, std::string_view path) {
   return scalar_at(parsed(text), path, &out) ? out : "(none)";
 }
 
-TEST(CompositeJson, AnswersThatAreNotJson) {
+TEST(CompositeAnswer, AnswersThatAreNotJson) {
   boost::json::value v;
   std::string why;
   EXPECT_FALSE(parse_answer("", &v, &why));
@@ -36,7 +36,7 @@ TEST(CompositeJson, AnswersThatAreNotJson) {
   EXPECT_FALSE(parse_answer(nested(kMaxAnswerDepth + 1), &v, &why));
 }
 
-TEST(CompositeJson, ValuesAtDottedPaths) {
+TEST(CompositeAnswer, ValuesAtDottedPaths) {
   const std::string doc =
       R"({"seller":{"id":"s 1","n":7,"ok":true,"f":2.5,"tags":["a","b"],"none":null,)"
       R"("big":12345678901234567890123}})";
@@ -57,7 +57,7 @@ TEST(CompositeJson, ValuesAtDottedPaths) {
   EXPECT_EQ(at(R"({"id":"first","id":"last"})", "id"), "last");
 }
 
-TEST(CompositeJson, TheDocument) {
+TEST(CompositeAnswer, TheDocument) {
   const std::string big = R"({"n":12345678901234567890123,"k":1,"k":2})";
   std::vector<LegResult> legs = {
       {"product", true, false, big},
@@ -71,6 +71,32 @@ TEST(CompositeJson, TheDocument) {
             R"("message":"leg 'stock' timed out"}}})");
   legs.pop_back();
   EXPECT_EQ(compose_document(legs).find("errors"), std::string::npos) << "no errors, no key";
+}
+
+TEST(CompositeAnswer, CacheControlIsTheMostRestrictiveLegs) {
+  using L = std::vector<LegCaching>;
+  EXPECT_EQ(merged_cache_control(L{{"max-age=60"}, {"public, max-age=30"}}, false), "max-age=30");
+  EXPECT_EQ(merged_cache_control(L{{"max-age=60"}, {"private, max-age=300"}}, false),
+            "private, max-age=60");
+  EXPECT_EQ(merged_cache_control(L{{"max-age=60"}, {"no-store"}}, false), "no-store");
+  EXPECT_EQ(merged_cache_control(L{{"max-age=60"}, {""}}, false), "max-age=0")
+      << "a leg that says nothing allows no freshness";
+  EXPECT_EQ(
+      merged_cache_control(L{{"max-age=60, must-revalidate"}, {"no-cache, max-age=9"}}, false),
+      "max-age=9, no-cache, must-revalidate");
+  EXPECT_EQ(merged_cache_control(L{{"max-age=60"}}, true), "no-store") << "a partial answer";
+}
+
+TEST(CompositeAnswer, ETagFromEveryLegs) {
+  using L = std::vector<LegCaching>;
+  const std::string a = merged_etag(L{{"", "\"a1\""}, {"", "W/\"b1\""}}, false);
+  EXPECT_EQ(a.substr(0, 3), "W/\"");
+  EXPECT_EQ(a.size(), 3u + 32 + 1);
+  EXPECT_EQ(merged_etag(L{{"", "\"a1\""}, {"", "W/\"b1\""}}, false), a) << "stable";
+  EXPECT_NE(merged_etag(L{{"", "\"a2\""}, {"", "W/\"b1\""}}, false), a) << "a leg changed";
+  EXPECT_NE(merged_etag(L{{"", "W/\"b1\""}, {"", "\"a1\""}}, false), a) << "the order counts";
+  EXPECT_EQ(merged_etag(L{{"", "\"a1\""}, {"", ""}}, false), "") << "a leg without one";
+  EXPECT_EQ(merged_etag(L{{"", "\"a1\""}}, true), "") << "a partial answer";
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// The JSON side of a composite route's answer (exchange/composite.h, docs/aggregation.md): legs'
-// answers read, values found in them for other legs' paths, and the composed document. Pure
-// functions, for the composite and its tests; Boost.JSON's header stays out of the exchange's.
+// A composite route's answer, made of its legs' (exchange/composite.h, docs/aggregation.md): their
+// JSON read, values found in it for other legs' paths, the composed document, and the caching
+// headers the legs allow it. Pure functions, for the composite and its tests; Boost.JSON's header
+// stays out of the exchange's.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -38,5 +39,20 @@ struct LegResult {
 // came (every digit of their numbers, their keys as written), null for a failed leg, `errors`
 // only when one failed.
 std::string compose_document(const std::vector<LegResult>& legs);
+
+// What a leg's answer said of its caching.
+struct LegCaching {
+  std::string_view cache_control;  // its Cache-Control, the lines joined
+  std::string_view etag;
+};
+
+// The composite's Cache-Control: no more permissive than the most restrictive leg's (RFC 9111
+// 5.2.2): no-store if any leg's is, or if a leg failed (a partial answer is not kept); else
+// max-age the smallest of the legs' (none given: 0), private if any is, no-cache and
+// must-revalidate if any has them.
+std::string merged_cache_control(const std::vector<LegCaching>& legs, bool partial);
+// A weak ETag (RFC 9110 8.8.3) made of every leg's, in order: the same legs' validators give the
+// same tag. Empty when a leg has none, or failed.
+std::string merged_etag(const std::vector<LegCaching>& legs, bool partial);
 
 }  // namespace gatehouse::exchange
