@@ -107,9 +107,10 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
       r_.error(it->first, lp, "'" + name + "' is also a capture of the route's path: rename one");
       ok = false;
     }
-    if (!r_.check_map(ln, lp,
-                      {"upstream", "path", "method", "timeout", "optional", "raw", "pass_status",
-                       "headers", "add_headers", "credentials"})) {
+    if (!r_.check_map(
+            ln, lp,
+            {"upstream", "path", "method", "timeout", "optional", "raw", "pass_status", "headers",
+             "add_headers", "credentials", "merge", "at", "fields", "rename"})) {
       ok = false;
       path_nodes.emplace_back();
       a->legs.push_back(std::move(leg));
@@ -146,8 +147,9 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
           leg.method = *s;
       }
     }
-    for (auto [key, out] : {std::pair{"optional", &leg.optional}, std::pair{"raw", &leg.raw},
-                            std::pair{"credentials", &leg.credentials}}) {
+    for (auto [key, out] :
+         {std::pair{"optional", &leg.optional}, std::pair{"raw", &leg.raw},
+          std::pair{"credentials", &leg.credentials}, std::pair{"merge", &leg.merge}}) {
       if (auto v = ln[key]) {
         if (auto b = r_.boolean(v, child(lp, key))) *out = *b;
       }
@@ -185,6 +187,50 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
         }
       }
     }
+    // Shaping.
+    auto dotted = [](const std::string& s) {
+      std::vector<std::string> keys;
+      size_t from = 0;
+      while (true) {
+        const auto dot = s.find('.', from);
+        keys.push_back(s.substr(from, dot - from));
+        if (dot == std::string::npos) break;
+        from = dot + 1;
+      }
+      return keys;
+    };
+    auto no_empty_key = [](const std::vector<std::string>& keys) {
+      return std::none_of(keys.begin(), keys.end(), [](const auto& k) { return k.empty(); });
+    };
+    if (auto at = ln["at"]) {
+      if (auto s = r_.str(at, child(lp, "at"))) {
+        leg.at = dotted(*s);
+        if (!no_empty_key(leg.at)) r_.error(at, child(lp, "at"), "expected a dotted path: a.b.c");
+        if (leg.merge)
+          r_.error(at, child(lp, "at"), "a leg is either merged or placed 'at' a path");
+      }
+    }
+    if (auto f = ln["fields"]) {
+      for (const auto& field : r_.str_list(f, child(lp, "fields"))) {
+        if (!no_empty_key(dotted(field)))
+          r_.error(f, child(lp, "fields"), "'" + field + "' is not a dotted field path");
+        else
+          leg.fields.push_back(field);
+      }
+    }
+    if (auto rn = ln["rename"]) {
+      if (!rn.IsMap()) {
+        r_.error(rn, child(lp, "rename"), "expected a mapping of keys to their new names");
+      } else {
+        for (auto rit = rn.begin(); rit != rn.end(); ++rit) {
+          if (auto to_name = r_.str(rit->second, child(child(lp, "rename"), rit->first.Scalar())))
+            leg.rename.emplace_back(rit->first.Scalar(), *to_name);
+        }
+      }
+    }
+    if (leg.raw && (leg.shaped() || !leg.at.empty()))
+      r_.error(ln["raw"], child(lp, "raw"),
+               "a raw leg's answer is a string: it has no fields to shape");
     // The path template.
     const std::string pp = child(lp, "path");
     const YAML::Node& pn = ln["path"];

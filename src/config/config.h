@@ -282,6 +282,14 @@ struct AggregateLeg {
   std::vector<int> pass_status;      // a required leg's 4xx answers the composite takes as its own
   std::vector<std::string> headers;  // client headers it gets (lower case)
   std::vector<std::pair<std::string, std::string>> add_headers;  // and these
+  // Shaping its answer: where it goes (its keys merged into the document's, or at a dotted path
+  // instead of under its name), and what of it goes (these dotted fields only; these top-level
+  // keys renamed). An array's objects are shaped one by one.
+  bool merge = false;
+  std::vector<std::string> at;  // the path's keys; empty: the leg's name
+  std::vector<std::string> fields;
+  std::vector<std::pair<std::string, std::string>> rename;
+  bool shaped() const { return merge || !fields.empty() || !rename.empty(); }
 };
 
 struct Aggregate {

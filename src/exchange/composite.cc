@@ -181,7 +181,8 @@ class Composite : public std::enable_shared_from_this<Composite> {
     Stop stop = Stop::kNone;  // why the composite stopped it
     std::shared_ptr<LegDownstream> down;
     std::string_view text;  // the answer as it came (JSON), when done
-    json::value value;      // parsed, when another leg reads it
+    json::value value;      // parsed
+    json::value shaped;     // its shape (config::AggregateLeg::shaped)
     Failure failure;
   };
 
@@ -321,6 +322,14 @@ void Composite::settle(size_t i) {
   std::string why;
   if (!leg.raw && !parse_answer(d.body, &l.value, &why))
     return fail(i, {502, "not_json", name + " answered what is not JSON: " + why});
+  if (leg.shaped()) {
+    if (!shape_answer(l.value, leg.fields, leg.rename, &l.shaped) ||
+        (leg.merge && !l.shaped.is_object()))
+      return fail(i, {502, "not_shapable",
+                      name + " answered " +
+                          (leg.merge ? "what is not an object, to merge"
+                                     : "what has no fields to select or rename")});
+  }
   l.state = State::kDone;
   ended(i);
 }
@@ -405,8 +414,10 @@ http::ErrorResponse Composite::answer() const {
     const Leg& l = legs_[i];
     const bool ok = l.state == State::kDone;
     partial = partial || !ok;
-    results.push_back({agg_.legs[i].name, ok, agg_.legs[i].raw, l.text, l.failure.status,
-                       l.failure.error, l.failure.message});
+    const config::AggregateLeg& leg = agg_.legs[i];
+    results.push_back({leg.name, ok, leg.raw, l.text, l.failure.status, l.failure.error,
+                       l.failure.message, ok && leg.shaped() ? &l.shaped : nullptr, leg.merge,
+                       leg.at});
     if (ok) caching.push_back({l.down->cache_control, l.down->etag});
   }
   std::string doc = compose_document(results);

@@ -53,15 +53,128 @@ bool scalar_at(const json::value& root, std::string_view path, std::string* out)
   return true;
 }
 
+namespace {
+
+// Keeps of `from` (an object) the value at `path`, into `to`.
+void keep_field(const json::object& from, std::span<const std::string> path, json::object* to) {
+  const auto it = from.find(path.front());
+  if (it == from.end()) return;
+  if (path.size() == 1) {
+    (*to)[path.front()] = it->value();
+    return;
+  }
+  const auto* inner = it->value().if_object();
+  if (!inner) return;
+  json::value& slot = (*to)[path.front()];
+  if (!slot.is_object()) slot = json::object();
+  keep_field(*inner, path.subspan(1), &slot.get_object());
+}
+
+bool shape_object(const json::object& in, std::span<const std::string> fields,
+                  std::span<const std::pair<std::string, std::string>> rename, json::object* out) {
+  if (fields.empty()) {
+    *out = in;
+  } else {
+    for (const std::string& field : fields) {
+      std::vector<std::string> path;
+      for (size_t from = 0;;) {
+        const auto dot = field.find('.', from);
+        path.push_back(field.substr(from, dot - from));
+        if (dot == std::string::npos) break;
+        from = dot + 1;
+      }
+      keep_field(in, path, out);
+    }
+  }
+  if (rename.empty()) return true;
+  json::object renamed;  // in the same order, the keys renamed where they are
+  for (auto& member : *out) {
+    std::string_view key = member.key();
+    for (const auto& [from, to] : rename)
+      if (key == from) key = to;
+    renamed[key] = std::move(member.value());
+  }
+  *out = std::move(renamed);
+  return true;
+}
+
+// The document as it is built: an object's members in order, or a value's JSON text.
+struct Node {
+  std::string text;  // a leaf's JSON
+  std::vector<std::pair<std::string, Node>> members;
+  bool leaf = false;
+
+  Node& at(std::string_view key) {
+    for (auto& [k, n] : members)
+      if (k == key) return n;
+    members.emplace_back(std::string(key), Node{});
+    return members.back().second;
+  }
+  void set(std::string text_) {
+    leaf = true;
+    members.clear();
+    text = std::move(text_);
+  }
+  void write(std::string* out) const {
+    if (leaf) {
+      *out += text;
+      return;
+    }
+    *out += '{';
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (i) *out += ',';
+      http::append_json_string(out, members[i].first);
+      *out += ':';
+      members[i].second.write(out);
+    }
+    *out += '}';
+  }
+};
+
+}  // namespace
+
+bool shape_answer(const json::value& answer, std::span<const std::string> fields,
+                  std::span<const std::pair<std::string, std::string>> rename, json::value* out) {
+  if (fields.empty() && rename.empty()) {
+    *out = answer;
+    return true;
+  }
+  if (const auto* o = answer.if_object()) {
+    json::object shaped;
+    shape_object(*o, fields, rename, &shaped);
+    *out = std::move(shaped);
+    return true;
+  }
+  const auto* a = answer.if_array();
+  if (!a) return false;
+  json::array shaped;
+  for (const auto& element : *a) {
+    const auto* o = element.if_object();
+    if (!o) return false;
+    json::object one;
+    shape_object(*o, fields, rename, &one);
+    shaped.push_back(std::move(one));
+  }
+  *out = std::move(shaped);
+  return true;
+}
+
 std::string compose_document(const std::vector<LegResult>& legs) {
-  std::string doc = "{";
+  Node root;
   std::string errors;
   for (const LegResult& l : legs) {
-    if (doc.size() > 1) doc += ',';
-    http::append_json_string(&doc, l.name);
-    doc += ':';
+    // Where its answer goes: under its name, at its path, or (merged) into the root's keys.
+    auto place = [&]() -> Node& {
+      if (l.at.empty()) return root.at(l.name);
+      Node* n = &root;
+      for (const auto& key : l.at) {
+        if (n->leaf) n->leaf = false;  // a later path through an earlier leaf replaces it
+        n = &n->at(key);
+      }
+      return *n;
+    };
     if (!l.ok) {
-      doc += "null";
+      if (!l.merge) place().set("null");
       if (!errors.empty()) errors += ',';
       http::append_json_string(&errors, l.name);
       errors += ":{\"status\":" + std::to_string(l.status) + ",\"error\":";
@@ -70,13 +183,24 @@ std::string compose_document(const std::vector<LegResult>& legs) {
       http::append_json_string(&errors, l.message);
       errors += '}';
     } else if (l.raw) {
-      http::append_json_string(&doc, l.text);
+      std::string s;
+      http::append_json_string(&s, l.text);
+      place().set(std::move(s));
+    } else if (l.merge && l.shaped && l.shaped->is_object()) {
+      for (const auto& member : l.shaped->get_object())
+        root.at(member.key()).set(json::serialize(member.value()));
+    } else if (l.shaped) {
+      place().set(json::serialize(*l.shaped));
     } else {
-      doc += l.text;
+      place().set(std::string(l.text));
     }
   }
-  if (!errors.empty()) doc += ",\"errors\":{" + errors + "}";
-  doc += '}';
+  std::string doc;
+  root.write(&doc);
+  if (!errors.empty()) {
+    doc.pop_back();  // the root's '}'
+    doc += (root.members.empty() ? "" : ",") + std::string("\"errors\":{") + errors + "}}";
+  }
   return doc;
 }
 

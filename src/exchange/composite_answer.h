@@ -5,8 +5,10 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace gatehouse::exchange {
@@ -24,6 +26,13 @@ bool parse_answer(std::string_view text, boost::json::value* out, std::string* w
 // or an array.
 bool scalar_at(const boost::json::value& root, std::string_view path, std::string* out);
 
+// `answer` with only the dotted `fields` (all when none), then its top-level keys renamed; an
+// array's objects one by one. False for an answer that is neither an object nor an array of
+// them, when there is something to shape.
+bool shape_answer(const boost::json::value& answer, std::span<const std::string> fields,
+                  std::span<const std::pair<std::string, std::string>> rename,
+                  boost::json::value* out);
+
 // One leg in the composed document.
 struct LegResult {
   std::string_view name;
@@ -33,11 +42,17 @@ struct LegResult {
   int status = 0;         // when failed: why
   std::string_view error;
   std::string_view message;
+  // Shaped (config::AggregateLeg): its answer written anew from `shaped`, its keys merged into
+  // the document's, or placed `at` a dotted path.
+  const boost::json::value* shaped = nullptr;
+  bool merge = false;
+  std::span<const std::string> at;
 };
 
-// {"LEG": answer, ..., "errors": {"LEG": {"status", "error", "message"}}}: the answers as they
-// came (every digit of their numbers, their keys as written), null for a failed leg, `errors`
-// only when one failed.
+// {"LEG": answer, ..., "errors": {"LEG": {"status", "error", "message"}}}: an unshaped answer as
+// it came (every digit of its numbers, its keys as written), null for a failed leg (a merged one
+// adds nothing), `errors` only when one failed. Where two legs put the same key, the later
+// leg's wins; paths that share a prefix share its objects.
 std::string compose_document(const std::vector<LegResult>& legs);
 
 // What a leg's answer said of its caching.

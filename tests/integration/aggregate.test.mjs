@@ -718,6 +718,56 @@ test('max_leg_bytes (1KiB): an optional leg over it is null (too_large), with a 
   assertAggregateError(await get('/api/limits/lim3'), 502, 'aggregate_leg_failed', 'product');
 });
 
+// --- shaping --------------------------------------------------------------------------------------
+
+// A leg's answer reduced to selected fields and renamed (an array's objects one by one), merged
+// into the document's keys, or placed at a path; the other legs as they came.
+test('shaping: fields and rename, merge into the root, at a path; a leg that cannot be shaped fails', async () => {
+  const g = await gateway(`
+  - name: shaped
+    match: { path: "/api/shaped/{id}", methods: [GET] }
+    aggregate:
+      calls:
+        product: { upstream: products, path: "/products/{id}", fields: [id, name, price.amount], rename: { name: title } }
+        user: { upstream: sellers, path: "/users/{id}", merge: true }
+        stock: { upstream: inventory, path: "/stock/{id}", at: availability.stock }
+        offers: { upstream: reviews, path: "/offers/{id}", fields: [sku], optional: true }
+`);
+  products.answer('/products/sh1', { json: { id: 'sh1', name: 'Widget', price: { amount: 9, currency: 'EUR' }, secret: 'x' } });
+  sellers.answer('/users/sh1', { json: { user_name: 'Ann', tier: 'gold' } });
+  inventory.answer('/stock/sh1', { json: { n: 3 } });
+  reviews.answer('/offers/sh1', { json: [{ sku: 'a', cost: 1 }, { sku: 'b', cost: 2 }] });
+  const r = await get('/api/shaped/sh1', {}, g);
+  assert.equal(r.status, 200, r.body);
+  // The document's keys in order, and its values.
+  assert.equal(r.body, '{"product":{"id":"sh1","title":"Widget","price":{"amount":9}},"user_name":"Ann","tier":"gold",' +
+    '"availability":{"stock":{"n":3}},"offers":[{"sku":"a"},{"sku":"b"}]}');
+  // An answer that has no fields to select: the leg fails (optional: null and an entry).
+  reviews.answer('/offers/sh1', { json: 'just text' });
+  const bad = jsonAnswer(await get('/api/shaped/sh1', {}, g), 200);
+  assert.equal(bad.offers, null);
+  assert.equal(bad.errors.offers.error, 'not_shapable');
+  // A merged leg's answer that is not an object fails it (required: 502 naming it).
+  sellers.answer('/users/sh1', { json: [1, 2] });
+  const r502 = await get('/api/shaped/sh1', {}, g);
+  const err = jsonAnswer(r502, 502);
+  assert.match(err.message, /leg 'user'.*not an object/);
+});
+
+test('validate: merge with at, and a raw leg with fields, are errors', () => {
+  const { file } = configFile('agg-shape.yaml', `
+  - name: bad
+    match: { path: "/bad/{id}" }
+    aggregate:
+      calls:
+        a: { upstream: products, path: "/a/{id}", merge: true, at: x.y }
+        b: { upstream: products, path: "/b/{id}", raw: true, fields: [f] }
+`);
+  const r = validate(file);
+  assertConfigError(r, file, [`${file}:`], [/either merged or placed 'at'/], 'merge with at');
+  assertConfigError(r, file, [`${file}:`], [/raw leg's answer is a string/], 'raw with fields');
+});
+
 // --- 10. config errors (gatehouse validate) ------------------------------------------------------
 
 // A config file with upstreams products and reviews and `routes` (YAML under `routes:`).

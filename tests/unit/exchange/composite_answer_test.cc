@@ -99,5 +99,52 @@ TEST(CompositeAnswer, ETagFromEveryLegs) {
   EXPECT_EQ(merged_etag(L{{"", "\"a1\""}}, true), "") << "a partial answer";
 }
 
+std::string shaped(std::string_view answer, std::vector<std::string> fields,
+                   std::vector<std::pair<std::string, std::string>> rename) {
+  boost::json::value out;
+  if (!shape_answer(parsed(answer), fields, rename, &out)) return "(not shapable)";
+  return boost::json::serialize(out);
+}
+
+TEST(CompositeAnswer, ShapingSelectsAndRenames) {
+  const std::string product =
+      R"({"id":"7","name":"Widget","price":{"amount":9,"currency":"EUR"},"internal":1})";
+  EXPECT_EQ(shaped(product, {"id", "price.amount", "missing"}, {}),
+            R"({"id":"7","price":{"amount":9}})");
+  EXPECT_EQ(shaped(product, {"id", "name"}, {{"name", "title"}, {"nope", "x"}}),
+            R"({"id":"7","title":"Widget"})");
+  // An array's objects one by one.
+  EXPECT_EQ(shaped(R"([{"a":1,"b":2},{"a":3}])", {"a"}, {{"a", "z"}}), R"([{"z":1},{"z":3}])");
+  EXPECT_EQ(shaped("[1,2]", {"a"}, {}), "(not shapable)");
+  EXPECT_EQ(shaped("\"text\"", {"a"}, {}), "(not shapable)");
+  EXPECT_EQ(shaped("\"text\"", {}, {}), "\"text\"") << "nothing to shape";
+}
+
+TEST(CompositeAnswer, PlacementMergeAndPaths) {
+  const boost::json::value user = parsed(R"({"name":"Ann","id":1})");
+  const boost::json::value stock = parsed(R"({"n":3})");
+  const std::vector<std::string> at_stock = {"inventory", "stock"};
+  const std::vector<std::string> at_price = {"inventory", "price"};
+  std::vector<LegResult> legs = {
+      {"product", true, false, R"({"n":12345678901234567890123})"},
+      {"user", true, false, {}, 0, {}, {}, &user, true},
+      {"stock", true, false, {}, 0, {}, {}, &stock, false, at_stock},
+      {"price", false, false, {}, 502, "leg_status", "no", nullptr, false, at_price},
+      {"merged_failed", false, false, {}, 503, "leg_status", "down", nullptr, true},
+  };
+  EXPECT_EQ(compose_document(legs),
+            R"({"product":{"n":12345678901234567890123},"name":"Ann","id":1,)"
+            R"("inventory":{"stock":{"n":3},"price":null},)"
+            R"("errors":{"price":{"status":502,"error":"leg_status","message":"no"},)"
+            R"("merged_failed":{"status":503,"error":"leg_status","message":"down"}}})");
+  // A later leg's key wins; a merged leg alone with a failure still makes an object.
+  const boost::json::value again = parsed(R"({"product":"replaced"})");
+  EXPECT_EQ(compose_document(
+                {{"product", true, false, "{}"}, {"m", true, false, {}, 0, {}, {}, &again, true}}),
+            R"({"product":"replaced"})");
+  EXPECT_EQ(compose_document({{"m", false, false, {}, 503, "leg_status", "down", nullptr, true}}),
+            R"({"errors":{"m":{"status":503,"error":"leg_status","message":"down"}}})");
+}
+
 }  // namespace
 }  // namespace gatehouse::exchange
