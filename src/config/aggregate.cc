@@ -110,7 +110,7 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
     if (!r_.check_map(
             ln, lp,
             {"upstream", "path", "method", "timeout", "optional", "raw", "pass_status", "headers",
-             "add_headers", "credentials", "merge", "at", "fields", "rename"})) {
+             "add_headers", "credentials", "merge", "at", "fields", "rename", "plugins"})) {
       ok = false;
       path_nodes.emplace_back();
       a->legs.push_back(std::move(leg));
@@ -131,6 +131,8 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
       r_.error(ln, child(lp, "upstream"), "'upstream' is required");
       ok = false;
     }
+    // A leg's plugins run on its sub-request: a cache in front of its upstream.
+    if (auto p = ln["plugins"]) plugins(p, child(lp, "plugins"), config, route.get(), {"cache"});
     if (auto t = ln["timeout"]) {
       if (auto d = r_.duration(t, child(lp, "timeout"))) {
         if (d->count() < 1)

@@ -77,6 +77,9 @@ class Loader {
   void rewrite(const YAML::Node& n, const std::string& path, Route* r,
                const std::set<std::string>& captures);
   void to(const YAML::Node& n, const std::string& path, const std::vector<Upstream>& ups, Route* r);
+  // A route's plugins (`only`: the names allowed there; empty: any), in phase order.
+  void plugins(const YAML::Node& p, const std::string& path, const Config& config, Route* r,
+               std::initializer_list<std::string_view> only = {});
   void aggregate(const YAML::Node& n, const std::string& path, const Config& config,
                  const std::set<std::string>& captures, Route* r);
 

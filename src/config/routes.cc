@@ -84,28 +84,7 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
       else
         aggregate(a, child(path, "aggregate"), config, captures, &r);
     }
-    if (auto p = rn["plugins"]) {
-      std::string pp = child(path, "plugins");
-      if (!p.IsMap()) {
-        r_.error(p, pp, "expected a mapping of plugin names to their settings");
-      } else {
-        std::set<std::string> seen;
-        for (auto it = p.begin(); it != p.end(); ++it) {
-          std::string name = it->first.Scalar();
-          std::string fp = child(pp, name);
-          if (!seen.insert(name).second) {
-            r_.error(it->first, fp, "duplicate plugin '" + name + "'");
-            continue;
-          }
-          const YAML::Node& plugins = p;  // const: a lookup must not insert while iterating
-          if (name == "acl" && !plugins["key_auth"] && !plugins["jwt_auth"])
-            r_.error(it->first, fp,
-                     "acl needs key_auth or jwt_auth on the same route to know the consumer");
-          if (auto f = filters::build_filter(name, it->first, {it->second, fp, r_, config, r.name}))
-            r.filters.push_back(std::move(f));
-        }
-      }
-    }
+    if (auto p = rn["plugins"]) plugins(p, child(path, "plugins"), config, &r);
     if (auto g = rn["grpc_transcode"]) {
       // HTTP/JSON in, gRPC out: the upstream must speak gRPC.
       const std::string gp = child(path, "grpc_transcode");
@@ -122,6 +101,38 @@ void Loader::routes(const YAML::Node& n, const Config& config, std::vector<Route
     });
     out->push_back(std::move(r));
   }
+}
+
+void Loader::plugins(const YAML::Node& p, const std::string& pp, const Config& config, Route* r,
+                     std::initializer_list<std::string_view> only) {
+  if (!p.IsMap()) {
+    r_.error(p, pp, "expected a mapping of plugin names to their settings");
+    return;
+  }
+  std::set<std::string> seen;
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    std::string name = it->first.Scalar();
+    std::string fp = child(pp, name);
+    if (!seen.insert(name).second) {
+      r_.error(it->first, fp, "duplicate plugin '" + name + "'");
+      continue;
+    }
+    if (only.size() && std::find(only.begin(), only.end(), name) == only.end()) {
+      std::string list;
+      for (auto o : only) list += (list.empty() ? "" : ", ") + std::string(o);
+      r_.error(it->first, fp, "'" + name + "' is not a plugin here (these are: " + list + ")");
+      continue;
+    }
+    const YAML::Node& plugins = p;  // const: a lookup must not insert while iterating
+    if (name == "acl" && !plugins["key_auth"] && !plugins["jwt_auth"])
+      r_.error(it->first, fp,
+               "acl needs key_auth or jwt_auth on the same route to know the consumer");
+    if (auto f = filters::build_filter(name, it->first, {it->second, fp, r_, config, r->name}))
+      r->filters.push_back(std::move(f));
+  }
+  std::stable_sort(r->filters.begin(), r->filters.end(), [](auto& a, auto& b) {
+    return filters::filter_phase(a->name()) < filters::filter_phase(b->name());
+  });
 }
 
 void Loader::match(const YAML::Node& n, const std::string& path, Route* r,

@@ -113,8 +113,19 @@ class LegDownstream final : public Downstream, public std::enable_shared_from_th
     co_return websocket::Tunnel::Bytes{};
   }
   net::Task<> answer(const http::ErrorResponse& e, std::string_view) override {
-    answered = e;
     status = e.status;
+    if (!e.body && !e.shared_body) {
+      answered = e;  // the gateway's own answer for the leg: why it has none
+    } else {
+      // A filter's answer with a body of its own (the leg's cache, a hit): the leg's answer.
+      take(e.body ? std::string_view(*e.body) : e.shared());
+      for (const auto& [name, value] : e.headers) {
+        if (http::iequals(name, "cache-control"))
+          cache_control.append(cache_control.empty() ? "" : ", ").append(value);
+        else if (http::iequals(name, "etag"))
+          etag = value;
+      }
+    }
     co_return;
   }
   void close_after() override {}

@@ -718,6 +718,42 @@ test('max_leg_bytes (1KiB): an optional leg over it is null (too_large), with a 
   assertAggregateError(await get('/api/limits/lim3'), 502, 'aggregate_leg_failed', 'product');
 });
 
+// --- a cache per leg ------------------------------------------------------------------------------
+
+// A leg's plugins run on its sub-request: with the cache plugin, its upstream is asked once over
+// several composite calls, while the uncached leg is asked every time.
+test('a leg with the cache plugin reaches its upstream once over several composite calls', async () => {
+  const g = await gateway(`
+  - name: cached-page
+    match: { path: "/api/cached-page/{id}", methods: [GET] }
+    aggregate:
+      calls:
+        product: { upstream: products, path: "/products/{id}", plugins: { cache: { ttl: 1h } } }
+        stock: { upstream: inventory, path: "/stock/{id}" }
+`);
+  products.answer('/products/c1', { json: { id: 'c1' } });
+  inventory.answer('/stock/c1', { json: { n: 1 } });
+  const pm = products.mark();
+  const im = inventory.mark();
+  for (let i = 0; i < 3; i++) {
+    const body = jsonAnswer(await get('/api/cached-page/c1', {}, g), 200);
+    assert.deepEqual(body, { product: { id: 'c1' }, stock: { n: 1 } });
+  }
+  assert.equal(products.since(pm).length, 1, 'the cached leg\'s upstream asked once');
+  assert.equal(inventory.since(im).length, 3, 'the other leg\'s every time');
+});
+
+test('validate: a leg takes the cache plugin only', () => {
+  const { file } = configFile('agg-plugins.yaml', `
+  - name: p
+    match: { path: "/p/{id}" }
+    aggregate:
+      calls:
+        a: { upstream: products, path: "/a/{id}", plugins: { key_auth: { header: x-key } } }
+`);
+  assertConfigError(validate(file), file, [`${file}:`], [/'key_auth' is not a plugin here \(these are: cache\)/], 'key_auth on a leg');
+});
+
 // --- shaping --------------------------------------------------------------------------------------
 
 // A leg's answer reduced to selected fields and renamed (an array's objects one by one), merged
