@@ -1,6 +1,7 @@
 #include "exchange/composite.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "config/units.h"
 #include "exchange/composite_answer.h"
@@ -183,6 +184,7 @@ class Composite : public std::enable_shared_from_this<Composite> {
   }
 
   http::ErrorResponse answer() const;
+  std::string log() const;  // each leg's status and time, for the access log
 
  private:
   enum class Stop { kNone, kTimeout, kCancelled };
@@ -195,6 +197,7 @@ class Composite : public std::enable_shared_from_this<Composite> {
     json::value value;      // parsed
     json::value shaped;     // its shape (config::AggregateLeg::shaped)
     Failure failure;
+    net::Clock::time_point started, ended;  // for the access log
   };
 
   std::string leg_name(size_t i) const {
@@ -291,6 +294,7 @@ void Composite::start(size_t i) {
   down->make_head(leg.method);
   l.down = std::move(down);
   l.state = State::kRunning;
+  l.started = net::Clock::now();
   net::asio::co_spawn(w_.io().get_executor(), serve(i, shared_from_this()), net::asio::detached);
 }
 
@@ -359,6 +363,7 @@ void Composite::fail(size_t i, Failure f) {
 // A leg ended: the legs waiting for it start, or fail with it.
 void Composite::ended(size_t i) {
   ++ended_;
+  legs_[i].ended = net::Clock::now();
   for (size_t j = 0; j < legs_.size(); ++j) {
     const auto& needs = agg_.legs[j].needs;
     if (legs_[j].state != State::kWaiting ||
@@ -401,6 +406,32 @@ void Composite::stop_all(Stop why) {
       fail(i, {502, "cancelled", leg_name(i) + " was not called: a required leg failed"});
     }
   }
+}
+
+std::string Composite::log() const {
+  std::string out = "[";
+  for (size_t i = 0; i < legs_.size(); ++i) {
+    const Leg& l = legs_[i];
+    if (i) out += ',';
+    out += "{\"leg\":";
+    http::append_json_string(&out, agg_.legs[i].name);
+    const int status = l.state == State::kDone ? l.down->status : l.failure.status;
+    out += ",\"status\":" + std::to_string(status);
+    const double ms = l.started == net::Clock::time_point{}
+                          ? 0
+                          : std::chrono::duration<double, std::milli>(l.ended - l.started).count();
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f", ms);
+    out += ",\"ms\":";
+    out += text;
+    if (l.state != State::kDone) {
+      out += ",\"error\":";
+      http::append_json_string(&out, l.failure.error);
+    }
+    out += '}';
+  }
+  out += ']';
+  return out;
 }
 
 http::ErrorResponse Composite::answer() const {
@@ -453,10 +484,11 @@ http::ErrorResponse Composite::answer() const {
 
 net::Task<> serve_composite(WorkerContext& worker, std::shared_ptr<View> view,
                             const config::Route& route, CompositeRequest request,
-                            http::ErrorResponse* out) {
+                            http::ErrorResponse* out, std::string* legs) {
   auto composite = std::make_shared<Composite>(worker, std::move(view), route, std::move(request));
   co_await composite->run();
   *out = composite->answer();
+  *legs = composite->log();
 }
 
 }  // namespace gatehouse::exchange

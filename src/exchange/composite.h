@@ -33,9 +33,10 @@ struct CompositeRequest {
 };
 
 // Serves `route`'s legs on `view` (the one the client's request holds) and leaves the answer in
-// *out: the composed document (a 2xx with its body), or the gateway's error for a required leg.
+// *out: the composed document (a 2xx with its body), or the gateway's error for a required leg;
+// and in *legs, for the access log, each leg's status and time (a JSON array).
 net::Task<> serve_composite(WorkerContext& worker, std::shared_ptr<View> view,
                             const config::Route& route, CompositeRequest request,
-                            http::ErrorResponse* out);
+                            http::ErrorResponse* out, std::string* legs);
 
 }  // namespace gatehouse::exchange

@@ -67,6 +67,7 @@ void Exchange::begin(std::shared_ptr<View> view) {
   grpc_status_ = -1;
   grpc_deadline_ = net::Clock::time_point::max();
   status_ = 0;
+  legs_log_.clear();
 }
 
 net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down, const config::Route* route) {
@@ -368,7 +369,7 @@ net::Task<> Exchange::compose(Downstream& down) {
   in.client_ip = ctx_.client_ip;
   in.secure = down.secure();
   log_route_ = match_.route;
-  co_await serve_composite(w_, view_, *match_.route, std::move(in), &ctx_.reply);
+  co_await serve_composite(w_, view_, *match_.route, std::move(in), &ctx_.reply, &legs_log_);
   ctx_.next_filter = match_.route->filters.size();
   respond_with_reply();
 }
@@ -847,6 +848,7 @@ void Exchange::finish(const Downstream& down) {
   r.upstream_ms = upstream_.answered_ms();
   r.error = log_error_;
   if (log_route_) r.cache = ctx_.cache_result;
+  r.legs = legs_log_;
   // A call a filter made (transcoding) is one once it went upstream; a gateway's answer after
   // that has the status a gRPC client would have got for it.
   const bool made_call = !grpc_ && ctx_.upstream_grpc && upstream_.outcome().has_value();

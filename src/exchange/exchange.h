@@ -181,6 +181,7 @@ class Exchange {
 
   // Per-request facts for the access log (copies: the head's views die with the codec's buffer).
   std::string log_method_, log_path_;
+  std::string legs_log_;        // a composite's legs (observe::AccessRecord::legs)
   std::string_view client_ip_;  // the real client: the peer, or from X-Forwarded-For
   const config::Route* log_route_ = nullptr;
   std::string_view log_error_;

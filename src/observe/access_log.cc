@@ -90,6 +90,7 @@ void format_access_record(const AccessRecord& r, std::string* out) {
     field(out, "grpc_method", r.grpc_method);
     if (r.grpc_status >= 0) integer(out, "grpc_status", static_cast<uint64_t>(r.grpc_status));
   }
+  if (!r.legs.empty()) out->append(",\"legs\":"sv).append(r.legs);
   out->append("}\n"sv);
 }
 

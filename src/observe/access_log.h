@@ -32,6 +32,8 @@ struct AccessRecord {
   // A gRPC call: its service and method, and the status it ended with (-1: none came).
   std::string_view grpc_service, grpc_method;
   int grpc_status = -1;
+  // A composite route's legs: a JSON array of {"leg", "status", "ms"[, "error"]}, as it is.
+  std::string_view legs;
 };
 
 // Appends one JSON object and a newline.

@@ -1008,6 +1008,12 @@ test('access log: one line for the composite (product-page) and one per leg (pro
   assert.equal(byRoute['product-page.stock'].status, 200);
   assert.equal(byRoute['product-page.reviews'].status, 503, 'the leg\'s own status');
   assert.equal(lines.length, 4, `four lines in all (got ${JSON.stringify(lines)})`);
+  // The composite's line lists its legs: each one's status and time, and why it failed.
+  const legs = composite[0].legs;
+  assert.deepEqual(legs.map((l) => [l.leg, l.status, l.error]), [
+    ['product', 200, undefined], ['reviews', 503, 'leg_status'], ['stock', 200, undefined]]);
+  for (const l of legs) assert.ok(typeof l.ms === 'number' && l.ms >= 0 && l.ms <= composite[0].duration_ms, JSON.stringify(l));
+  assert.equal(legLines.every((l) => l.legs === undefined), true, 'only the composite\'s line has legs');
 });
 
 // --- 12. HTTP/2 ----------------------------------------------------------------------------------

@@ -55,6 +55,15 @@ TEST(AccessLogTest, OmitsUpstreamTimeWithoutAnUpstreamAndAddsTheError) {
       << out;
 }
 
+TEST(AccessLogTest, ACompositesLegsGoAsTheArrayTheyAre) {
+  auto r = sample();
+  r.legs = R"([{"leg":"a","status":200,"ms":1.500}])";
+  std::string out;
+  format_access_record(r, &out);
+  EXPECT_NE(out.find(R"(,"legs":[{"leg":"a","status":200,"ms":1.500}]})"), std::string::npos)
+      << out;
+}
+
 TEST(AccessLogTest, AppendsToWhatIsThere) {
   std::string out = "previous\n";
   format_access_record(sample(), &out);
