@@ -110,7 +110,7 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
     if (!r_.check_map(
             ln, lp,
             {"upstream", "path", "method", "timeout", "optional", "raw", "pass_status", "headers",
-             "add_headers", "credentials", "merge", "at", "fields", "rename", "plugins"})) {
+             "add_headers", "credentials", "merge", "at", "fields", "rename", "plugins", "body"})) {
       ok = false;
       path_nodes.emplace_back();
       a->legs.push_back(std::move(leg));
@@ -149,9 +149,9 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
           leg.method = *s;
       }
     }
-    for (auto [key, out] :
-         {std::pair{"optional", &leg.optional}, std::pair{"raw", &leg.raw},
-          std::pair{"credentials", &leg.credentials}, std::pair{"merge", &leg.merge}}) {
+    for (auto [key, out] : {std::pair{"optional", &leg.optional}, std::pair{"raw", &leg.raw},
+                            std::pair{"credentials", &leg.credentials},
+                            std::pair{"merge", &leg.merge}, std::pair{"body", &leg.body}}) {
       if (auto v = ln[key]) {
         if (auto b = r_.boolean(v, child(lp, key))) *out = *b;
       }
@@ -304,6 +304,11 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
     if (!text) ok = false;
     leg.route = std::move(route);
     a->legs.push_back(std::move(leg));
+  }
+  // The client's body is read once, whole: one leg at most gets it.
+  if (std::count_if(a->legs.begin(), a->legs.end(), [](const auto& l) { return l.body; }) > 1) {
+    r_.error(calls, cp, "one leg at most takes the client's body ('body: true')");
+    ok = false;
   }
   // No leg may wait for itself: the dependencies make a graph without cycles.
   std::vector<int> state(a->legs.size(), 0);

@@ -279,6 +279,7 @@ struct AggregateLeg {
   bool optional = false;             // its failure leaves null and an `errors` entry, not a 502
   bool raw = false;                  // its answer is embedded as a string, JSON or not
   bool credentials = false;          // the client's Authorization and Cookie go to it
+  bool body = false;                 // the client's request body (and its Content-Type) goes to it
   std::vector<int> pass_status;      // a required leg's 4xx answers the composite takes as its own
   std::vector<std::string> headers;  // client headers it gets (lower case)
   std::vector<std::pair<std::string, std::string>> add_headers;  // and these

@@ -52,12 +52,17 @@ class LegDownstream final : public Downstream, public std::enable_shared_from_th
       h.id = http::classify_field(h.name, &h.hop_by_hop);
       head.headers.push_back(h);
     }
+    if (!request_body.empty()) {
+      head.framing = http::Framing::kContentLength;
+      head.content_length = request_body.size();
+    }
   }
   void stop_timer() { timer_.cancel(); }
 
-  // RequestSource: a leg sends no body.
-  std::string_view body_buffered() override { return {}; }
-  void body_consumed(size_t, bool) override {}
+  // RequestSource: the client's body for the leg that takes it (Content-Length framed), else none.
+  std::string_view request_body;
+  std::string_view body_buffered() override { return request_body; }
+  void body_consumed(size_t n, bool) override { request_body.remove_prefix(n); }
   net::Task<bool> body_read_more() override { co_return false; }
   void interim_response(const http::ResponseHead&) override {}
   void set_deadline(Phase phase, net::Clock::duration after) override {
@@ -291,6 +296,12 @@ void Composite::start(size_t i) {
     if (wanted) down->fields.emplace_back(name, value);
   }
   for (const auto& h : leg.add_headers) down->fields.push_back(h);
+  if (leg.body && !in_.body.empty()) {
+    down->request_body = in_.body;
+    down->fields.emplace_back("content-length", std::to_string(in_.body.size()));
+    for (const auto& [name, value] : in_.headers)
+      if (name == "content-type") down->fields.emplace_back(name, value);
+  }
   down->make_head(leg.method);
   l.down = std::move(down);
   l.state = State::kRunning;

@@ -28,6 +28,7 @@ struct CompositeRequest {
   std::string query;                                          // as sent, without '?'
   std::vector<std::pair<std::string, std::string>> headers;   // names in lower case
   std::string request_id;
+  std::string body;  // the client's request body, whole, for the leg that takes it
   std::string client_ip;
   bool secure = false;
 };

@@ -369,9 +369,81 @@ net::Task<> Exchange::compose(Downstream& down) {
   in.client_ip = ctx_.client_ip;
   in.secure = down.secure();
   log_route_ = match_.route;
-  co_await serve_composite(w_, view_, *match_.route, std::move(in), &ctx_.reply, &legs_log_);
-  ctx_.next_filter = match_.route->filters.size();
-  respond_with_reply();
+  const auto& legs = match_.route->aggregate->legs;
+  std::optional<http::ErrorResponse> refused;
+  bool body_read = true;
+  if (req.framing != http::Framing::kNone &&
+      std::any_of(legs.begin(), legs.end(), [](const auto& l) { return l.body; })) {
+    // The client's body, whole, before any leg starts (the leg that takes it sends it with its
+    // length). A composite whose legs take none leaves it unread, as a filter's answer does. The
+    // head's views go first: its body may take the codec's buffer.
+    const http::Framing framing = req.framing;
+    const uint64_t length = req.content_length;
+    down.release_head();
+    req_ = nullptr;
+    ctx_.request = nullptr;
+    body_read = co_await read_whole_body(down, framing, length, &in.body, &refused);
+  }
+  if (body_read) {
+    co_await serve_composite(w_, view_, *match_.route, std::move(in), &ctx_.reply, &legs_log_);
+  } else if (refused) {
+    ctx_.reply = std::move(*refused);
+  } else {
+    down.close_after();  // the client went away, or stalled, mid-body: nobody to answer
+    status_ = 499;
+    log_error_ = "client_closed";
+  }
+  if (body_read || refused) {
+    ctx_.next_filter = match_.route->filters.size();
+    respond_with_reply();
+  }
+}
+
+// The whole request body, de-framed, up to the body limit: false with *refused (400, 413) for a
+// body that is not one, false alone when the client stopped sending.
+net::Task<bool> Exchange::read_whole_body(Downstream& down, http::Framing framing, uint64_t length,
+                                          std::string* out,
+                                          std::optional<http::ErrorResponse>* refused) {
+  const uint64_t max = ctx_.max_body_bytes;
+  uint64_t remaining = framing == http::Framing::kContentLength ? length : 0;
+  http::ChunkedDecoder decoder;
+  bool done = framing == http::Framing::kContentLength && remaining == 0;
+  bool ok = true;
+  while (ok && !done) {
+    const std::string_view avail = down.body_buffered();
+    size_t take = 0;
+    if (framing == http::Framing::kContentLength) {
+      take = static_cast<size_t>(std::min<uint64_t>(remaining, avail.size()));
+      out->append(avail.substr(0, take));
+      remaining -= take;
+      done = remaining == 0;
+    } else {
+      spans_.clear();
+      const auto r = decoder.feed(avail, &spans_);
+      take = r.consumed;
+      for (auto s : spans_) out->append(s);
+      if (r.error) {
+        *refused = http::ErrorResponse{400, "bad_request", "malformed chunked request body", {}};
+        ok = false;
+      }
+      done = r.done;
+    }
+    down.body_consumed(take, done);
+    if (ok && out->size() > max) {
+      *refused =
+          http::ErrorResponse{413,
+                              "body_too_large",
+                              "the request body is larger than " + std::to_string(max) + " bytes",
+                              {}};
+      ok = false;
+    }
+    if (ok && !done && take == avail.size()) {
+      down.set_deadline(upstream::RequestSource::Phase::kStream,
+                        snap_->config.server.timeouts.idle);
+      ok = co_await down.body_read_more();
+    }
+  }
+  co_return ok;
 }
 
 // The upstream call for the request: the upstream (a weighted split) here, the target later, in

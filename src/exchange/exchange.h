@@ -129,7 +129,9 @@ class Exchange {
   void start_background(Downstream& down);  // a filter's refresh_in_background()
   net::Task<> relay_response(Downstream& down);
   net::Task<> compose(Downstream& down);  // a composite route's legs
-  bool websocket_upgrade() const;         // while the request head is there
+  net::Task<bool> read_whole_body(Downstream& down, http::Framing framing, uint64_t length,
+                                  std::string* out, std::optional<http::ErrorResponse>* refused);
+  bool websocket_upgrade() const;  // while the request head is there
   net::Task<> tunnel(Downstream& down);
   net::Task<> relay_rewritten(Downstream& down);  // through the filters that watch the body
   void start_rewritten(Downstream& down, const http::ResponseHead& head);

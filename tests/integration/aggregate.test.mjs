@@ -66,11 +66,12 @@ async function startLegServer(name) {
   const server = http.createServer((req, res) => {
     const rec = {
       method: req.method, url: req.url, path: req.url.split('?')[0], headers: req.headers,
-      at: performance.now(), answeredAt: null, closed: false, answered: false,
+      at: performance.now(), answeredAt: null, closed: false, answered: false, body: '',
     };
     up.requests.push(rec);
     res.on('close', () => { rec.closed = true; up.events.emit('closed', rec); });
-    req.resume();
+    req.setEncoding('utf8');
+    req.on('data', (d) => { rec.body += d; });
     req.on('end', async () => {
       let spec = up.answers.get(rec.path) ?? { json: { leg: name, path: rec.path } };
       if (typeof spec === 'function') spec = spec(rec);
@@ -752,6 +753,48 @@ test('validate: a leg takes the cache plugin only', () => {
         a: { upstream: products, path: "/a/{id}", plugins: { key_auth: { header: x-key } } }
 `);
   assertConfigError(validate(file), file, [`${file}:`], [/'key_auth' is not a plugin here \(these are: cache\)/], 'key_auth on a leg');
+});
+
+// --- the client's body ----------------------------------------------------------------------------
+
+// The one leg with `body: true` gets the client's request body, whole, with its length and
+// Content-Type, whatever its framing; the other legs get none. A body over the limit is 413.
+test('body: the client\'s request body goes to the one leg that takes it, with its length and type', async () => {
+  const g = await gateway(`
+  - name: order
+    match: { path: "/api/order/{id}", methods: [POST] }
+    aggregate:
+      calls:
+        order: { upstream: products, path: "/orders/{id}", method: POST, body: true }
+        stock: { upstream: inventory, path: "/stock/{id}" }
+`, { server: ', limits: { max_body_bytes: 1KiB }' });
+  products.answer('/orders/o1', (rec) => ({ json: { got: rec.body, type: rec.headers['content-type'], length: rec.headers['content-length'] } }));
+  inventory.answer('/stock/o1', (rec) => ({ json: { body: rec.body, method: rec.method } }));
+  const sent = JSON.stringify({ sku: 'a', qty: 2 });
+  for (const chunked of [false, true]) {
+    const r = await curl(['-s', '-X', 'POST', '-H', 'content-type: application/json',
+      ...(chunked ? ['-H', 'transfer-encoding: chunked'] : []), '--data-binary', '@-',
+      `http://127.0.0.1:${g.port}/api/order/o1`], { input: sent });
+    assert.equal(r.status, 200, r.body);
+    const body = JSON.parse(r.body);
+    assert.deepEqual(body.order, { got: sent, type: 'application/json', length: String(sent.length) }, `chunked=${chunked}`);
+    assert.deepEqual(body.stock, { body: '', method: 'GET' }, 'the other leg gets no body');
+  }
+  const tooLarge = await curl(['-s', '-X', 'POST', '--data-binary', '@-', `http://127.0.0.1:${g.port}/api/order/o1`],
+    { input: 'x'.repeat(2048) });
+  assert.equal(tooLarge.status, 413, tooLarge.body);
+});
+
+test('validate: one leg at most takes the client\'s body', () => {
+  const { file } = configFile('agg-body.yaml', `
+  - name: p
+    match: { path: "/p/{id}" }
+    aggregate:
+      calls:
+        a: { upstream: products, path: "/a/{id}", body: true }
+        b: { upstream: products, path: "/b/{id}", body: true }
+`);
+  assertConfigError(validate(file), file, [`${file}:`], [/one leg at most takes the client's body/], 'two body legs');
 });
 
 // --- shaping --------------------------------------------------------------------------------------
