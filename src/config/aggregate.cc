@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "config/loader.h"
+#include "filters/registry.h"
 
 namespace gatehouse::config {
 namespace {
@@ -107,10 +108,10 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
       r_.error(it->first, lp, "'" + name + "' is also a capture of the route's path: rename one");
       ok = false;
     }
-    if (!r_.check_map(
-            ln, lp,
-            {"upstream", "path", "method", "timeout", "optional", "raw", "pass_status", "headers",
-             "add_headers", "credentials", "merge", "at", "fields", "rename", "plugins", "body"})) {
+    if (!r_.check_map(ln, lp,
+                      {"upstream", "path", "method", "timeout", "optional", "raw", "pass_status",
+                       "headers", "add_headers", "credentials", "merge", "at", "fields", "rename",
+                       "plugins", "body", "grpc_transcode"})) {
       ok = false;
       path_nodes.emplace_back();
       a->legs.push_back(std::move(leg));
@@ -121,10 +122,22 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
     route->order = r->order;
     if (auto u = ln["upstream"]) {
       to(u, child(lp, "upstream"), config.upstreams, route.get());
-      for (const auto& w : route->to) {
-        if (config.upstreams[w.upstream_index].protocol == Upstream::Protocol::kGrpc)
-          r_.error(u, child(lp, "upstream"),
-                   "upstream '" + w.upstream + "' speaks gRPC: a leg's answer is JSON over HTTP");
+      // A gRPC service answers a leg through transcoding, as it answers a JSON client.
+      const bool grpc =
+          !route->to.empty() &&
+          config.upstreams[route->to[0].upstream_index].protocol == Upstream::Protocol::kGrpc;
+      if (grpc && !ln["grpc_transcode"])
+        r_.error(u, child(lp, "upstream"),
+                 "upstream '" + route->to[0].upstream +
+                     "' speaks gRPC: a leg's answer is JSON, so the leg needs grpc_transcode");
+      if (!grpc && ln["grpc_transcode"])
+        r_.error(ln["grpc_transcode"], child(lp, "grpc_transcode"),
+                 "upstream '" + route->to[0].upstream + "' is not protocol: grpc");
+      if (grpc && ln["grpc_transcode"]) {
+        if (auto f = filters::build_route_filter(
+                "grpc_transcode",
+                {ln["grpc_transcode"], child(lp, "grpc_transcode"), r_, config, route->name}))
+          route->filters.push_back(std::move(f));
       }
       if (route->to.size() != 1) ok = false;
     } else {

@@ -842,6 +842,28 @@ test('a path under /v1/* that no annotated method takes (GET /v1/nothing): 404 J
 // A transcoded call is a gRPC call once it goes upstream: gatehouse_grpc_requests_total and the
 // access log name its method (the upstream's /service/method) and status; a request refused
 // before any call (bad JSON) is not one.
+// A composite route's leg to a gRPC service, through transcoding (docs/aggregation.md): a unary
+// method's answer, and a server stream as one JSON array, composed with the other legs.
+test('aggregation: legs to a gRPC service through grpc_transcode, a unary call and a stream as an array', async () => {
+  const g = await gateway('composite', be, `
+  - name: book-page
+    match: { path: "/api/book-page/{id}", methods: [GET] }
+    aggregate:
+      calls:
+        book: { upstream: library, path: "/book?shelf=s1&id={id}", grpc_transcode: { descriptor_set: lib.pb, method: lib.Library/GetBook } }
+        more: { upstream: library, path: "/more?shelf=s1&count=2", grpc_transcode: { descriptor_set: lib.pb, method: lib.Library/StreamBooks, stream: array } }
+`);
+  const mark = be.mark();
+  const r = await h1(g.port, '/api/book-page/5');
+  const body = jsonAnswer(r, 200);
+  assert.deepEqual(body, { book: fullBookJson(5, 's1'), more: [1, 2].map((i) => streamedBook(i, 's1')) });
+  assert.deepEqual(be.since(mark).map((c) => c.method).sort(), ['GetBook', 'StreamBooks']);
+  // A gRPC status is the leg's: NOT_FOUND is its 404.
+  const missing = await h1(g.port, '/api/book-page/404');
+  const err = jsonAnswer(missing, 502);
+  assert.match(err.message, /leg 'book'.*answered 404/);
+});
+
 test('metrics and access log: transcoded calls by gRPC service, method and status', async () => {
   const port = await freePort();
   const admin = await freePort();
