@@ -109,7 +109,8 @@ sed "s|<pid>|$gh|" <<'TXT'  # gatehouse's PID for SIGHUP
   curl -si localhost:8080/api/reviews/404
   curl -s 'localhost:8080/api/products/42/reviews?limit=2'
 
-  # aggregation: one call, four legs (one waits for another's answer, one fails: null + errors)
+  # aggregation: one call, five legs (one waits for another's answer, one is the gRPC service,
+  # one fails: null + errors)
   curl -s localhost:8080/api/product-page/7
 
   # BFF routing: the x-client header picks the backend

@@ -91,6 +91,7 @@ product_page() {  # the README's composite call: the legs' answers, the failed o
   local out
   out=$(curl -s -w ' %{http_code}' http://127.0.0.1:8080/api/product-page/7)
   [[ $out == '{"product":{"upstream":"products-'* && $out == *'"url":"/sellers/of/products-'* &&
+    $out == *'"reviews":[{"id":"7","text":"review 1 of 7'*'review 2 of 7'*']'* &&
     $out == *'"recommendations":null,"errors":{"recommendations":{"status":502'*' 200' ]]
 }
 check "first demo: a composite call (aggregation)" product_page
