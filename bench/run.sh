@@ -55,6 +55,8 @@ for p in $PROXIES; do
       gatehouse-rl-local | gatehouse-rl-cluster | gatehouse-resilient | gatehouse-baseline | nginx | haproxy | \
       gatehouse-cache | nginx-cache | varnish | gatehouse-gzip | gatehouse-br | nginx-gzip) ;;
     gatehouse-transcode) [[ ${GRPC:-0} == 1 ]] || die "gatehouse-transcode needs GRPC=1" ;;
+    gatehouse-aggregate) [[ ${GRPC:-0} == 0 && ${BODY_KIND:-x} == x ]] ||
+      die "gatehouse-aggregate takes the plain body (GRPC=0, BODY_KIND=x)" ;;
     *) die "unknown proxy '$p' in PROXIES" ;;
   esac
 done
@@ -64,7 +66,7 @@ REF=gatehouse
 [[ " $PROXIES " != *" gatehouse "* && " $PROXIES " == *" gatehouse-gzip "* ]] && REF=gatehouse-gzip
 PEERS="nginx haproxy gatehouse-cache nginx-cache varnish nginx-gzip gatehouse-br gatehouse-logged gatehouse-key gatehouse-jwt-es256"
 PEERS+=" gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline"
-PEERS+=" gatehouse-transcode"
+PEERS+=" gatehouse-transcode gatehouse-aggregate"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ $IDLE_CONNECTIONS =~ ^[0-9]+$ ]] || die "IDLE_CONNECTIONS must be a number"
@@ -219,7 +221,7 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 22; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 23; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
@@ -230,13 +232,13 @@ pick_ports() {
       GHZ_PORT=$((base + 17)); GHBR_PORT=$((base + 18)); NGZ_PORT=$((base + 19))
       # The backend's HTTP/1.1 port for its status page (its main port may speak HTTP/2 only).
       BACKEND_STATUS_PORT=$((base + 20))
-      GHT_PORT=$((base + 21))
+      GHT_PORT=$((base + 21)); GHA_PORT=$((base + 22))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 21)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 22)) are not all free"
     tries=$((tries + 1))
   done
-  die "could not find 22 free ports"
+  die "could not find 23 free ports"
 }
 
 # Wait until GET URL_PATH on PORT returns the backend body; fail if PID dies or time runs out.
@@ -300,7 +302,8 @@ mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse 
   "$TMP"/gatehouse-key "$TMP"/gatehouse-jwt-es256 "$TMP"/gatehouse-jwt-rs256 \
   "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis "$TMP"/gatehouse-resilient \
   "$TMP"/gatehouse-baseline "$TMP"/gatehouse-cache "$TMP"/nginx-cache/cache "$TMP"/varnish \
-  "$TMP"/gatehouse-gzip "$TMP"/gatehouse-br "$TMP"/nginx-gzip "$TMP"/gatehouse-transcode
+  "$TMP"/gatehouse-gzip "$TMP"/gatehouse-br "$TMP"/nginx-gzip "$TMP"/gatehouse-transcode \
+  "$TMP"/gatehouse-aggregate
 
 # One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
 if [[ $SCHEME == https ]]; then
@@ -322,6 +325,10 @@ if [[ $BODY_KIND == json ]]; then
         w[int(rand() * 8) + 1], w[int(rand() * 8) + 1], int(rand() * 12) + 1, int(rand() * 28) + 1,
         int(rand() * 24), int(rand() * 60))
     printf "%s", substr(out, 1, n) }' >"$TMP/www${URL_PATH}"
+elif [[ " $PROXIES " == *" gatehouse-aggregate "* ]]; then
+  # The composite's legs answer JSON: the body is one JSON string of BODY_BYTES in all.
+  mkdir -p "$(dirname "$TMP/www${URL_PATH}")"
+  printf '"%s"' "$(head -c "$((BODY_BYTES - 2))" /dev/zero | tr '\0' 'x')" >"$TMP/www${URL_PATH}"
 else
   mkdir -p "$(dirname "$TMP/www${URL_PATH}")"
   head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/www${URL_PATH}"
@@ -517,6 +524,20 @@ EOF
   sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHT_PORT/" "$TMP/gatehouse/gatehouse.yaml"
   printf '    grpc_transcode: { descriptor_set: %s, method: bench.Echo/Call }\n' "$TMP/echo.pb"
 } >"$TMP/gatehouse-transcode/gatehouse.yaml"
+
+# One call composed of three legs, each the plain proxy's request (aggregation, docs/aggregation.md):
+# the composite's cost beside three requests proxied one by one.
+{
+  # Three legs per client request in flight: three times the idle upstream connections.
+  sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHA_PORT/" -e '/^routes:/q' \
+    -e "s/max_idle_per_target: $UPSTREAM_IDLE/max_idle_per_target: $((3 * UPSTREAM_IDLE))/" \
+    "$TMP/gatehouse/gatehouse.yaml"
+  printf '  - name: page\n    match: { path: "%s" }\n    aggregate:\n      calls:\n' "$URL_PATH"
+  for leg in a b c; do
+    printf '        %s: { upstream: backend, path: "%s?leg=%s" }\n' "$leg" "$URL_PATH" "$leg"
+  done
+} >"$TMP/gatehouse-aggregate/gatehouse.yaml"
+SERVED[gatehouse-aggregate]=$((3 * BODY_BYTES + 16))
 
 # The plain config, for another gatehouse binary (BASELINE_BIN): two builds side by side in one run.
 sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHB_PORT/" "$TMP/gatehouse/gatehouse.yaml" \
@@ -717,6 +738,7 @@ for p in $PROXIES; do
         gatehouse-gzip) PORT[$p]=$GHZ_PORT ;;
         gatehouse-br) PORT[$p]=$GHBR_PORT ;;
         gatehouse-transcode) PORT[$p]=$GHT_PORT ;;
+        gatehouse-aggregate) PORT[$p]=$GHA_PORT ;;
       esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
