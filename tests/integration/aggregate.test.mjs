@@ -797,6 +797,40 @@ test('validate: one leg at most takes the client\'s body', () => {
   assertConfigError(validate(file), file, [`${file}:`], [/one leg at most takes the client's body/], 'two body legs');
 });
 
+// The cache plugin on the composite route keeps the composed answer under the Cache-Control the
+// legs allow it: the next call is a hit, which no leg sees; a partial answer (no-store) is not kept.
+test('the cache plugin on a composite route keeps its answer: a hit calls no leg; a partial answer is not kept', async () => {
+  const g = await gateway(`
+  - name: cached-composite
+    match: { path: "/api/cc/{id}", methods: [GET] }
+    plugins: { cache: { ttl: 1h } }
+    aggregate:
+      calls:
+        product: { upstream: products, path: "/products/{id}" }
+        stock: { upstream: inventory, path: "/stock/{id}", optional: true }
+`);
+  products.answer('/products/k1', { json: { id: 'k1' }, headers: { 'cache-control': 'max-age=60' } });
+  inventory.answer('/stock/k1', { json: { n: 1 }, headers: { 'cache-control': 'max-age=30' } });
+  const pm = products.mark();
+  const first = await get('/api/cc/k1', {}, g);
+  assert.deepEqual(jsonAnswer(first, 200), { product: { id: 'k1' }, stock: { n: 1 } });
+  assert.match(first.headers['cache-status'], /fwd=uri-miss; fwd-status=200; ttl=30; stored/, 'kept for the stalest leg\'s 30 s');
+  const second = await get('/api/cc/k1', {}, g);
+  assert.equal(second.body, first.body);
+  assert.match(second.headers['cache-status'], /^gatehouse; hit/);
+  assert.equal(products.since(pm).length, 1, 'the hit called no leg');
+  // A partial answer: no-store, so every call composes anew.
+  products.answer('/products/k2', { json: { id: 'k2' }, headers: { 'cache-control': 'max-age=60' } });
+  inventory.answer('/stock/k2', { status: 503, json: {} });
+  const pm2 = products.mark();
+  for (let i = 0; i < 2; i++) {
+    const r = await get('/api/cc/k2', {}, g);
+    assert.equal(jsonAnswer(r, 200).stock, null);
+    assert.doesNotMatch(r.headers['cache-status'], /hit/);
+  }
+  assert.equal(products.since(pm2).length, 2, 'a partial answer is not kept');
+});
+
 // --- shaping --------------------------------------------------------------------------------------
 
 // A leg's answer reduced to selected fields and renamed (an array's objects one by one), merged

@@ -750,7 +750,9 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
     case Pending::Mode::kMiss:
       if (resp) {
         p.status.fwd_status = resp->status;
-        store_response(ctx, p, &p.status);
+        store_response(ctx, *resp, std::nullopt, p, &p.status);
+      } else if (ctx.reply.body) {
+        store_reply(ctx, p, &p.status);
       }
       break;
   }
@@ -763,9 +765,31 @@ FilterStatus Cache::on_response(RequestContext& ctx) const {
   return FilterStatus::kContinue;
 }
 
-// RFC 9111 section 3: stores the response when it may, as its body streams to the client.
-void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status) const {
-  const http::ResponseHead& resp = *ctx.response;
+// A filter's answer with a body of its own, made for this request (a composite route's document,
+// exchange/composite.h): stored as the response it is would be, whole.
+void Cache::store_reply(RequestContext& ctx, Pending& p, CacheStatus* status) const {
+  const http::ErrorResponse& r = ctx.reply;
+  status->fwd_status = r.status;
+  http::ResponseHead head;
+  head.status = r.status;
+  head.framing = http::Framing::kContentLength;
+  head.content_length = r.body->size();
+  const std::string length = std::to_string(head.content_length);
+  for (const auto& [name, value] : r.headers) {
+    http::Header h{name, value};
+    h.id = http::classify_field(h.name, &h.hop_by_hop);
+    head.headers.push_back(h);
+  }
+  if (!r.content_type.empty()) head.headers.push_back({"Content-Type", r.content_type});
+  head.headers.push_back({"Content-Length", length, http::HeaderId::kContentLength});
+  store_response(ctx, head, *r.body, p, status);
+}
+
+// RFC 9111 section 3: stores the response when it may, as its body streams to the client (or at
+// once, when it is all there).
+void Cache::store_response(RequestContext& ctx, const http::ResponseHead& resp,
+                           std::optional<std::string_view> whole, Pending& p,
+                           CacheStatus* status) const {
   if (p.head || p.request_cc.no_store) {
     status->detail = p.head ? "head" : "no-store";
     return;
@@ -801,6 +825,15 @@ void Cache::store_response(RequestContext& ctx, Pending& p, CacheStatus* status)
   status->ttl = p.storing->lifetime - http::current_age(p.storing->times, now);
   select_variant(p, p.storing->vary);
   status->stored = true;
+  if (whole) {
+    p.storing->body = new_body(*whole);
+    std::shared_ptr<const Entry> entry = std::move(p.storing);
+    if (!entry->vary.names.empty()) keep_marker(ctx, p, entry->vary);
+    if (s_.shared) s_.shared->put(ctx, p.variant_key(), *entry);
+    if (keep(p.variant_key(), entry, p.variant_hash()))
+      ctx.metrics->count(kStored, ctx.route->name);
+    return;
+  }
   // The body is kept as it is copied: a known length is allocated once, exactly, and the entry
   // shares it from now on. It is stored when complete.
   const bool known_length =

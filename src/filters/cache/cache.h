@@ -88,7 +88,10 @@ class Cache final : public Filter {
   // conditions say so.
   FilterStatus answer(RequestContext& ctx, const Conditions& c, const MemoryStore::Ptr& entry,
                       CacheStatus status) const;
-  void store_response(RequestContext& ctx, Pending& p, CacheStatus* status) const;
+  // `body`: a whole body there is already (a filter's answer), else the one that streams.
+  void store_response(RequestContext& ctx, const http::ResponseHead& resp,
+                      std::optional<std::string_view> body, Pending& p, CacheStatus* status) const;
+  void store_reply(RequestContext& ctx, Pending& p, CacheStatus* status) const;
   // The variant key `vary` selects for the request (p.variant; cleared when it names nothing).
   void select_variant(Pending& p, const VarySpec& vary) const;
   // The marker at the primary key that names the fields `vary` selects variants by (4.1).
