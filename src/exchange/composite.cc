@@ -7,8 +7,6 @@
 #include "exchange/composite_answer.h"
 #include "exchange/exchange.h"
 #include "http/parser.h"
-#include "http/url.h"
-#include "router/router.h"
 
 namespace gatehouse::exchange {
 namespace {
@@ -171,8 +169,11 @@ class Composite : public std::enable_shared_from_this<Composite> {
         agg_(*route.aggregate),
         in_(std::move(in)),
         legs_(agg_.legs.size()),
+        answers_(agg_.legs.size()),
         all_done_(w.io().get_executor(), net::Clock::time_point::max()),
-        deadline_(w.io().get_executor()) {}
+        deadline_(w.io().get_executor()) {
+    values_ = {in_.captures, in_.query, in_.headers, answers_};
+  }
 
   net::Task<> run() {
     auto self = shared_from_this();
@@ -199,7 +200,6 @@ class Composite : public std::enable_shared_from_this<Composite> {
     Stop stop = Stop::kNone;  // why the composite stopped it
     std::shared_ptr<LegDownstream> down;
     std::string_view text;  // the answer as it came (JSON), when done
-    json::value value;      // parsed
     json::value shaped;     // its shape (config::AggregateLeg::shaped)
     Failure failure;
     net::Clock::time_point started, ended;  // for the access log
@@ -222,6 +222,8 @@ class Composite : public std::enable_shared_from_this<Composite> {
   const config::Aggregate& agg_;
   CompositeRequest in_;
   std::vector<Leg> legs_;
+  std::vector<json::value> answers_;  // each leg's, parsed, by index (what other legs read)
+  TemplateValues values_;
   size_t ended_ = 0;
   std::optional<size_t> required_failed_;  // the first required leg that failed
   net::Timer all_done_;                    // never fires: cancelled when the last leg ends
@@ -229,52 +231,21 @@ class Composite : public std::enable_shared_from_this<Composite> {
 };
 
 bool Composite::fill(size_t i, std::string* target, Failure* why) const {
-  const config::AggregateLeg& leg = agg_.legs[i];
-  for (const auto& part : leg.path) {
-    if (part.kind == config::TemplatePart::Kind::kText) {
-      *target += part.text;
-      continue;
-    }
-    // The value, decoded (a capture or a query parameter comes as the client encoded it).
-    std::string value;
-    switch (part.kind) {
-      case config::TemplatePart::Kind::kCapture:
-        for (const auto& [name, v] : in_.captures)
-          if (name == part.text) value = v;
-        break;
-      case config::TemplatePart::Kind::kQuery: {
-        bool found = false;
-        const std::string_view raw = router::query_param(in_.query, part.text, &found);
-        if (!http::percent_decode(raw, &value)) value = raw;
-        break;
-      }
-      case config::TemplatePart::Kind::kHeader:
-        for (const auto& [name, v] : in_.headers) {
-          if (name != part.text) continue;
-          value = v;
-          break;
-        }
-        break;
-      case config::TemplatePart::Kind::kLeg:
-        if (!scalar_at(legs_[part.leg].value, part.text, &value)) {
-          *why = {502, "dependency_value",
-                  leg_name(i) + " needs " + agg_.legs[part.leg].name + "." + part.text +
-                      ", which its answer has not as a string, number or bool"};
-          return false;
-        }
-        break;
-      case config::TemplatePart::Kind::kText:
-        break;
-    }
-    // In the path, a value is one segment: "." or ".." would move the request elsewhere.
-    if ((value == "." || value == "..") && target->find('?') == std::string::npos) {
-      *why = {502, "bad_value",
-              leg_name(i) + ": the value '" + value + "' would be a dot segment of its path"};
+  std::string what;
+  switch (fill_template(agg_.legs[i].path, values_, target, &what)) {
+    case FillError::kNone:
+      return true;
+    case FillError::kDependencyValue:
+      *why = {502, "dependency_value",
+              leg_name(i) + " needs " + what + " from another leg's answer, which has it not" +
+                  " as a string, number or bool"};
       return false;
-    }
-    http::append_percent_encoded(target, value);
+    case FillError::kDotSegment:
+      *why = {502, "bad_value",
+              leg_name(i) + ": the value '" + what + "' would be a dot segment of its path"};
+      return false;
   }
-  return true;
+  return false;
 }
 
 void Composite::start(size_t i) {
@@ -346,10 +317,10 @@ void Composite::settle(size_t i) {
     return fail(i, {d.status, "leg_status", name + " answered " + std::to_string(d.status)});
   l.text = d.body;
   std::string why;
-  if (!leg.raw && !parse_answer(d.body, &l.value, &why))
+  if (!leg.raw && !parse_answer(d.body, &answers_[i], &why))
     return fail(i, {502, "not_json", name + " answered what is not JSON: " + why});
   if (leg.shaped()) {
-    if (!shape_answer(l.value, leg.fields, leg.rename, &l.shaped) ||
+    if (!shape_answer(answers_[i], leg.fields, leg.rename, &l.shaped) ||
         (leg.merge && !l.shaped.is_object()))
       return fail(i, {502, "not_shapable",
                       name + " answered " +

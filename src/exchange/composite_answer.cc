@@ -5,10 +5,65 @@
 #include "crypto/digest.h"
 #include "http/cache_control.h"
 #include "http/error_response.h"
+#include "http/url.h"
+#include "router/router.h"
 
 namespace gatehouse::exchange {
 
 namespace json = boost::json;
+
+FillError fill_template(std::span<const config::TemplatePart> parts, const TemplateValues& values,
+                        std::string* out, std::string* what) {
+  using Kind = config::TemplatePart::Kind;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const config::TemplatePart& part = parts[i];
+    if (part.kind == Kind::kText) {
+      *out += part.text;
+      continue;
+    }
+    std::string value;
+    switch (part.kind) {
+      case Kind::kCapture:
+        for (const auto& [name, v] : values.captures)
+          if (name == part.text) value = v;
+        break;
+      case Kind::kQuery: {
+        bool found = false;
+        const std::string_view raw = router::query_param(values.query, part.text, &found);
+        if (!http::percent_decode(raw, &value)) value = raw;
+        break;
+      }
+      case Kind::kHeader:
+        for (const auto& [name, v] : values.headers) {
+          if (name != part.text) continue;
+          value = v;
+          break;
+        }
+        break;
+      case Kind::kLeg:
+        if (part.leg >= values.answers.size() ||
+            !scalar_at(values.answers[part.leg], part.text, &value)) {
+          *what = part.text;
+          return FillError::kDependencyValue;
+        }
+        break;
+      case Kind::kText:
+        break;
+    }
+    // A whole segment of the path: after a '/', before a '/', the query or the end.
+    const bool whole_segment =
+        out->ends_with('/') && out->find('?') == std::string::npos &&
+        (i + 1 == parts.size() ||
+         (parts[i + 1].kind == Kind::kText &&
+          (parts[i + 1].text.starts_with('/') || parts[i + 1].text.starts_with('?'))));
+    if ((value == "." || value == "..") && whole_segment) {
+      *what = value;
+      return FillError::kDotSegment;
+    }
+    http::append_percent_encoded(out, value);
+  }
+  return FillError::kNone;
+}
 
 bool parse_answer(std::string_view text, json::value* out, std::string* why) {
   json::parse_options options;

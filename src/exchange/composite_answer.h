@@ -11,7 +11,29 @@
 #include <utility>
 #include <vector>
 
+#include "config/config.h"
+
 namespace gatehouse::exchange {
+
+// What a leg's path template is filled with (exchange/composite.h's CompositeRequest, and the
+// answers of the legs it reads).
+struct TemplateValues {
+  std::span<const std::pair<std::string, std::string>> captures;  // percent-decoded
+  std::string_view query;                                         // as the client sent it
+  std::span<const std::pair<std::string, std::string>> headers;   // names in lower case
+  std::span<const boost::json::value> answers;                    // by leg index
+};
+
+// Why a template could not be filled.
+enum class FillError { kNone, kDependencyValue, kDotSegment };
+
+// `parts` filled into *out: each value percent-decoded where the client sent it encoded, then
+// encoded as one URI component (RFC 3986 2.3: no '/', '?', '&' or '=' of its own). kDependency
+// Value for a leg's value that is missing or not a scalar, kDotSegment for a value that would be
+// a whole "." or ".." segment of the path (it would move the request elsewhere); *what: the
+// offending reference or value.
+FillError fill_template(std::span<const config::TemplatePart> parts, const TemplateValues& values,
+                        std::string* out, std::string* what);
 
 // A leg's answer nests at most this deep (objects and arrays); deeper is "not JSON" for it.
 constexpr size_t kMaxAnswerDepth = 64;

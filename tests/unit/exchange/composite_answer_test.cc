@@ -146,5 +146,59 @@ TEST(CompositeAnswer, PlacementMergeAndPaths) {
             R"({"errors":{"m":{"status":503,"error":"leg_status","message":"down"}}})");
 }
 
+using Kind = config::TemplatePart::Kind;
+
+std::string filled(const std::vector<config::TemplatePart>& parts, const TemplateValues& v,
+                   FillError expect = FillError::kNone) {
+  std::string out, what;
+  EXPECT_EQ(fill_template(parts, v, &out, &what), expect) << out << " / " << what;
+  return expect == FillError::kNone ? out : what;
+}
+
+TEST(CompositeAnswer, TemplatesFilledAsOneComponentEach) {
+  const std::vector<std::pair<std::string, std::string>> captures = {{"id", "a b/c"}};
+  const std::vector<std::pair<std::string, std::string>> headers = {{"x-tenant", "t&1"}};
+  std::vector<boost::json::value> answers = {parsed(R"({"seller":{"id":"s?1","n":7}})")};
+  const TemplateValues v{captures, "lang=fr%2FCA&x=%zz", headers, answers};
+  EXPECT_EQ(filled({{Kind::kText, "/p/"},
+                    {Kind::kCapture, "id"},
+                    {Kind::kText, "?l="},
+                    {Kind::kQuery, "lang"},
+                    {Kind::kText, "&x="},
+                    {Kind::kQuery, "x"},
+                    {Kind::kText, "&t="},
+                    {Kind::kHeader, "x-tenant"},
+                    {Kind::kText, "&none="},
+                    {Kind::kQuery, "none"}},
+                   v),
+            "/p/a%20b%2Fc?l=fr%2FCA&x=%25zz&t=t%261&none=")
+      << "decoded once, encoded once; a malformed escape goes as it came";
+  EXPECT_EQ(filled({{Kind::kText, "/s/"},
+                    {Kind::kLeg, "seller.id", 0},
+                    {Kind::kText, "/"},
+                    {Kind::kLeg, "seller.n", 0}},
+                   v),
+            "/s/s%3F1/7");
+  EXPECT_EQ(
+      filled({{Kind::kText, "/s/"}, {Kind::kLeg, "seller", 0}}, v, FillError::kDependencyValue),
+      "seller")
+      << "an object is not a value";
+  EXPECT_EQ(filled({{Kind::kText, "/s/"}, {Kind::kLeg, "seller.missing", 0}}, v,
+                   FillError::kDependencyValue),
+            "seller.missing");
+}
+
+TEST(CompositeAnswer, ADotSegmentValueIsRefusedInThePathOnly) {
+  const std::vector<std::pair<std::string, std::string>> captures = {{"id", ".."}};
+  const TemplateValues v{captures, "q=.", {}, {}};
+  EXPECT_EQ(filled({{Kind::kText, "/p/"}, {Kind::kCapture, "id"}}, v, FillError::kDotSegment),
+            "..");
+  EXPECT_EQ(filled({{Kind::kText, "/p/"}, {Kind::kQuery, "q"}}, v, FillError::kDotSegment), ".");
+  EXPECT_EQ(filled({{Kind::kText, "/p?id="}, {Kind::kCapture, "id"}}, v), "/p?id=..")
+      << "in the query it is data";
+  EXPECT_EQ(filled({{Kind::kText, "/p/x"}, {Kind::kCapture, "id"}}, v), "/p/x..")
+      << "part of a segment, not a whole one";
+}
+
 }  // namespace
 }  // namespace gatehouse::exchange
