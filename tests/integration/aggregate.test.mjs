@@ -41,7 +41,8 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
-import { startGatehouse, runGatehouse, tempFile, httpGet, curl, waitFor, freePort } from './harness.mjs';
+import http2 from 'node:http2';
+import { startGatehouse, runGatehouse, tempFile, httpGet, curl, waitFor, freePort, parseMetrics, sampleOf } from './harness.mjs';
 import { within } from './grpc_client.mjs';
 
 // --- the leg upstreams ---------------------------------------------------------------------------
@@ -829,6 +830,56 @@ test('the cache plugin on a composite route keeps its answer: a hit calls no leg
     assert.doesNotMatch(r.headers['cache-status'], /hit/);
   }
   assert.equal(products.since(pm2).length, 2, 'a partial answer is not kept');
+});
+
+// --- an HTTP/2 leg, and the metrics --------------------------------------------------------------
+
+// A leg to an HTTP/2 upstream (protocol: http2) beside an HTTP/1.1 one; each leg counted in the
+// metrics under its own route (ROUTE.LEG), as any request is.
+test('an HTTP/2 leg beside an HTTP/1.1 one; the metrics count each leg under ROUTE.LEG', async () => {
+  const h2 = http2.createServer();
+  const sessions = new Set();
+  h2.on('session', (session) => sessions.add(session));
+  const seen = [];
+  h2.on('stream', (stream, headers) => {
+    seen.push(headers[':path']);
+    stream.respond({ ':status': 200, 'content-type': 'application/json' });
+    stream.end(JSON.stringify({ via: 'h2', path: headers[':path'] }));
+  });
+  await new Promise((resolve) => h2.listen(0, '127.0.0.1', resolve));
+  const port = await freePort();
+  const admin = await freePort();
+  const g = await startGatehouse(`server: { workers: 1, listen: [ { address: 127.0.0.1:${port} } ] }
+admin: { listen: 127.0.0.1:${admin} }
+upstreams:
+  products: { targets: [ { address: 127.0.0.1:${products.port} } ] }
+  stock-h2: { protocol: http2, targets: [ { address: 127.0.0.1:${h2.address().port} } ] }
+routes:
+  - name: mixed
+    match: { path: "/api/mixed/{id}", methods: [GET] }
+    aggregate:
+      calls:
+        product: { upstream: products, path: "/products/{id}" }
+        stock: { upstream: stock-h2, path: "/stock/{id}" }
+`);
+  gateways.push(g);
+  try {
+    products.answer('/products/m1', { json: { id: 'm1' } });
+    for (let i = 0; i < 2; i++) {
+      const body = jsonAnswer(await within(httpGet(port, '/api/mixed/m1'), 15000, 'GET /api/mixed/m1'), 200);
+      assert.deepEqual(body, { product: { id: 'm1' }, stock: { via: 'h2', path: '/stock/m1' } });
+    }
+    assert.deepEqual(seen, ['/stock/m1', '/stock/m1']);
+    const m = await curl([`http://127.0.0.1:${admin}/metrics`]);
+    const samples = parseMetrics(m.body);
+    const requests = (route) => sampleOf(samples, 'gatehouse_requests_total', { route, method: 'GET', code: '200' });
+    assert.equal(requests('mixed'), 2, 'the composite');
+    assert.equal(requests('mixed.product'), 2, 'each leg, under ROUTE.LEG');
+    assert.equal(requests('mixed.stock'), 2);
+  } finally {
+    for (const session of sessions) session.destroy();  // the gateway's pooled connection
+    await new Promise((resolve) => h2.close(resolve));
+  }
 });
 
 // --- shaping --------------------------------------------------------------------------------------
