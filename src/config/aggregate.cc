@@ -96,7 +96,7 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
   for (auto it = calls.begin(); it != calls.end(); ++it, ++i) {
     const std::string& name = names[i];
     const std::string lp = child(cp, name);
-    const YAML::Node& ln = it->second;
+    const YAML::Node ln = it->second;  // a copy: the iterator gives a temporary
     AggregateLeg leg;
     leg.name = name;
     if (!is_name(name) || name == "errors") {

@@ -26,7 +26,7 @@ class Scratch {
   // Appends `s`; returns where its copy begins (for a change in place).
   char* put(std::string_view s) {
     char* from = at_;
-    std::memcpy(at_, s.data(), s.size());
+    if (!s.empty()) std::memcpy(at_, s.data(), s.size());  // an empty view's data may be null
     at_ += s.size();
     return from;
   }
