@@ -8,11 +8,10 @@ import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { startGateway } from './gateway.mjs';
 
 const n = Number(process.argv[2] || 20000);
 const bodyBytes = Number(process.argv[3] || 100);
-const bin = process.env.GATEHOUSE_BIN || new URL('../build/gatehouse', import.meta.url).pathname;
 
 const body = 'x'.repeat(bodyBytes);
 const origin = http.createServer((req, res) => {
@@ -39,17 +38,7 @@ upstreams:
 routes:
   - { match: { path: /* }, to: o, plugins: { cache: {} } }
 `);
-const gh = spawn(bin, ['run', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-const port = await new Promise((resolve, reject) => {
-  let err = '';
-  gh.stderr.on('data', (d) => {
-    err += d;
-    const m = /listening on http:\/\/[^\s]*:(\d+)/.exec(err);
-    if (m) resolve(Number(m[1]));
-  });
-  gh.on('exit', () => reject(new Error(err)));
-});
-const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${gh.pid}/status`, 'utf8'))[1]);
+const { gh, port, rssKiB } = await startGateway(config);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 const get = (p, host = port) => new Promise((resolve, reject) => {
   http.get({ host: '127.0.0.1', port: host, path: p, agent }, (res) => {

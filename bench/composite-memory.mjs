@@ -11,10 +11,9 @@ import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { startGateway } from './gateway.mjs';
 
 const n = Number(process.argv[2] || 2000);
-const bin = process.env.GATEHOUSE_BIN || new URL('../build/gatehouse', import.meta.url).pathname;
 
 // The upstream: holds each request until release() (then answers a small JSON body).
 const held = [];
@@ -57,21 +56,6 @@ routes:
         c: { upstream: o, path: "/c/{id}" }
   - { name: plain, match: { path: "/plain/*" }, to: o }
 `);
-// A fresh gateway per figure: what the first N calls in flight take, not memory another run left.
-async function startGateway() {
-  const gh = spawn(bin, ['run', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const port = await new Promise((resolve, reject) => {
-    let err = '';
-    gh.stderr.on('data', (d) => {
-      err += d;
-      const m = /listening on http:\/\/[^\s]*:(\d+)/.exec(err);
-      if (m) resolve(Number(m[1]));
-    });
-    gh.on('exit', () => reject(new Error(err)));
-  });
-  return { gh, port, rssKiB: () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${gh.pid}/status`, 'utf8'))[1]) };
-}
-
 // `count` client connections, one request each; resolves when every answer came.
 function calls(port, prefix, count) {
   return Promise.all(Array.from({ length: count }, (_, i) => new Promise((resolve, reject) => {
@@ -86,7 +70,7 @@ function calls(port, prefix, count) {
 
 // Warmed with a few calls, then N held at once: the RSS growth per call in flight.
 async function perCall(prefix, legs) {
-  const g = await startGateway();
+  const g = await startGateway(config);  // a fresh one per figure: no memory another run left
   // Resolves once the upstream holds every leg request, with the calls' own promise (in an
   // object: an async function returning a promise would wait for it).
   const hold = async (count) => {

@@ -118,108 +118,76 @@ async function startLegServer(name) {
 
 // --- the gateway ---------------------------------------------------------------------------------
 
-const PRODUCT_PAGE = `
-  - name: product-page
-    match: { path: "/api/product-page/{id}", methods: [GET] }
+// A composite route: GET `path`, its aggregate settings (YAML lines, as `timeout: 800ms`) and its
+// legs (YAML lines under `calls:`).
+const composite = (name, path, legs, opts = ['timeout: 800ms']) => `
+  - name: ${name}
+    match: { path: "${path}", methods: [GET] }
     aggregate:
-      timeout: 800ms
-      calls:
-        product: { upstream: products, path: "/products/{id}" }
-        reviews: { upstream: reviews, path: "/reviews?product={id}&lang={query.lang}", optional: true }
-        stock:   { upstream: inventory, path: "/stock/{id}", optional: true, timeout: 300ms }
-`;
+${opts.map((l) => `      ${l}\n`).join('')}      calls:
+${legs.map((l) => `        ${l}\n`).join('')}`;
 
-const ROUTES = `${PRODUCT_PAGE}
-  - name: product-seller
-    match: { path: "/api/product-seller/{id}", methods: [GET] }
-    aggregate:
-      timeout: 800ms
-      calls:
-        product: { upstream: products, path: "/products/{id}" }
-        reviews: { upstream: reviews, path: "/reviews?product={id}&lang={query.lang}", optional: true }
-        stock:   { upstream: inventory, path: "/stock/{id}", optional: true, timeout: 300ms }
-        seller:  { upstream: sellers, path: "/sellers/{product.seller_id}" }
-  - name: parallel
-    match: { path: "/api/parallel/{id}", methods: [GET] }
-    aggregate:
-      timeout: 2s
-      calls:
-        product: { upstream: products, path: "/products/{id}" }
-        reviews: { upstream: reviews, path: "/reviews?product={id}" }
-        stock:   { upstream: inventory, path: "/stock/{id}" }
-  - name: partial
-    match: { path: "/api/partial/{id}", methods: [GET] }
-    aggregate:
-      timeout: 800ms
-      partial_status: 206
-      calls:
-        product: { upstream: products, path: "/products/{id}" }
-        stock:   { upstream: inventory, path: "/stock/{id}", optional: true, timeout: 300ms }
-  - name: chain
-    match: { path: "/api/chain/{id}", methods: [GET] }
-    aggregate:
-      timeout: 2s
-      calls:
-        c: { upstream: inventory, path: "/chain/c/{b.deep.next}?n={b.n}&flag={a.flag}" }
-        b: { upstream: reviews, path: "/chain/b/{a.next}" }
-        a: { upstream: products, path: "/chain/a/{id}" }
-  - name: raw-page
-    match: { path: "/api/raw-page/{id}", methods: [GET] }
-    aggregate:
-      timeout: 800ms
-      calls:
-        product: { upstream: products, path: "/products/{id}" }
-        banner:  { upstream: reviews, path: "/banner/{id}", raw: true }
-  - name: strict
-    match: { path: "/api/strict/{id}", methods: [GET] }
-    aggregate:
-      timeout: 2s
-      calls:
-        product: { upstream: products, path: "/products/{id}", timeout: 300ms, pass_status: [404] }
-        stock:   { upstream: inventory, path: "/stock/{id}", optional: true }
-  - name: dead-leg
-    match: { path: "/api/dead/{id}", methods: [GET] }
-    aggregate:
-      timeout: 2s
-      calls:
-        product: { upstream: products, path: "/products/{id}" }
-        offers:  { upstream: dead, path: "/offers/{id}" }
-  - name: dead-optional
-    match: { path: "/api/dead-optional/{id}", methods: [GET] }
-    aggregate:
-      timeout: 2s
-      calls:
-        product: { upstream: products, path: "/products/{id}" }
-        offers:  { upstream: dead, path: "/offers/{id}", optional: true }
-  - name: optional-dep
-    match: { path: "/api/optional-dep/{id}", methods: [GET] }
-    aggregate:
-      timeout: 800ms
-      calls:
-        product: { upstream: products, path: "/products/{id}" }
-        reviews: { upstream: reviews, path: "/reviews?product={id}", optional: true }
-        summary: { upstream: sellers, path: "/summary/{reviews.count}", optional: true }
-  - name: headers-page
-    match: { path: "/api/headers/{id}", methods: [GET] }
-    aggregate:
-      timeout: 800ms
-      calls:
-        plain: { upstream: products, path: "/h/plain/{id}" }
-        creds: { upstream: reviews, path: "/h/creds/{id}", credentials: true }
-        lang:
-          upstream: inventory
-          path: "/h/lang/{id}?tenant={header.x-tenant}"
-          headers: [accept-language]
-          add_headers: { x-leg-name: lang, x-api-version: "2" }
-  - name: limits
-    match: { path: "/api/limits/{id}", methods: [GET] }
-    aggregate:
-      timeout: 800ms
-      max_leg_bytes: 1KiB
-      calls:
-        product: { upstream: products, path: "/products/{id}" }
-        big:     { upstream: reviews, path: "/big/{id}", optional: true }
-`;
+// The product page's legs (the contract's example).
+const PRODUCT = 'product: { upstream: products, path: "/products/{id}" }';
+const PAGE_LEGS = [
+  PRODUCT,
+  'reviews: { upstream: reviews, path: "/reviews?product={id}&lang={query.lang}", optional: true }',
+  'stock:   { upstream: inventory, path: "/stock/{id}", optional: true, timeout: 300ms }',
+];
+const PRODUCT_PAGE = composite('product-page', '/api/product-page/{id}', PAGE_LEGS);
+
+const ROUTES = [
+  PRODUCT_PAGE,
+  composite('product-seller', '/api/product-seller/{id}', [...PAGE_LEGS, 'seller:  { upstream: sellers, path: "/sellers/{product.seller_id}" }']),
+  composite('parallel', '/api/parallel/{id}', [
+    PRODUCT,
+    'reviews: { upstream: reviews, path: "/reviews?product={id}" }',
+    'stock:   { upstream: inventory, path: "/stock/{id}" }',
+  ], ['timeout: 2s']),
+  composite('partial', '/api/partial/{id}', [
+    PRODUCT,
+    'stock:   { upstream: inventory, path: "/stock/{id}", optional: true, timeout: 300ms }',
+  ], ['timeout: 800ms', 'partial_status: 206']),
+  composite('chain', '/api/chain/{id}', [
+    'c: { upstream: inventory, path: "/chain/c/{b.deep.next}?n={b.n}&flag={a.flag}" }',
+    'b: { upstream: reviews, path: "/chain/b/{a.next}" }',
+    'a: { upstream: products, path: "/chain/a/{id}" }',
+  ], ['timeout: 2s']),
+  composite('raw-page', '/api/raw-page/{id}', [
+    PRODUCT,
+    'banner:  { upstream: reviews, path: "/banner/{id}", raw: true }',
+  ]),
+  composite('strict', '/api/strict/{id}', [
+    'product: { upstream: products, path: "/products/{id}", timeout: 300ms, pass_status: [404] }',
+    'stock:   { upstream: inventory, path: "/stock/{id}", optional: true }',
+  ], ['timeout: 2s']),
+  composite('dead-leg', '/api/dead/{id}', [
+    PRODUCT,
+    'offers:  { upstream: dead, path: "/offers/{id}" }',
+  ], ['timeout: 2s']),
+  composite('dead-optional', '/api/dead-optional/{id}', [
+    PRODUCT,
+    'offers:  { upstream: dead, path: "/offers/{id}", optional: true }',
+  ], ['timeout: 2s']),
+  composite('optional-dep', '/api/optional-dep/{id}', [
+    PRODUCT,
+    'reviews: { upstream: reviews, path: "/reviews?product={id}", optional: true }',
+    'summary: { upstream: sellers, path: "/summary/{reviews.count}", optional: true }',
+  ]),
+  composite('headers-page', '/api/headers/{id}', [
+    'plain: { upstream: products, path: "/h/plain/{id}" }',
+    'creds: { upstream: reviews, path: "/h/creds/{id}", credentials: true }',
+    'lang:',
+    '  upstream: inventory',
+    '  path: "/h/lang/{id}?tenant={header.x-tenant}"',
+    '  headers: [accept-language]',
+    '  add_headers: { x-leg-name: lang, x-api-version: "2" }',
+  ]),
+  composite('limits', '/api/limits/{id}', [
+    PRODUCT,
+    'big:     { upstream: reviews, path: "/big/{id}", optional: true }',
+  ], ['timeout: 800ms', 'max_leg_bytes: 1KiB']),
+].join('');
 
 let products, reviews, inventory, sellers, gh, deadPort;
 const gateways = [];
