@@ -864,6 +864,23 @@ test('aggregation: legs to a gRPC service through grpc_transcode, a unary call a
   assert.match(err.message, /leg 'book'.*answered 404/);
 });
 
+// The compress plugin codes the JSON the client gets, not the gRPC answer it was made of: its
+// Content-Type is the transcoder's.
+test('compress on a transcoding route: the JSON answer is gzip-coded for a client that asks', async () => {
+  const g = await gateway('compressed', be, `
+  - name: compressed
+    match: { path: "/v1/*" }
+    to: library
+    grpc_transcode: { descriptor_set: lib.pb }
+    plugins: { compress: { types: [application/json], min_size: 1 } }
+`);
+  const r = await curl(['-s', '-H', 'accept-encoding: gzip', '-o', '-', `http://127.0.0.1:${g.port}/v1/shelves/s1/books/5`]);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.headers['content-encoding'], ['gzip']);
+  const { gunzipSync } = await import('node:zlib');
+  assert.deepEqual(JSON.parse(gunzipSync(Buffer.from(r.body, 'latin1')).toString()), fullBookJson(5, 's1'));
+});
+
 test('metrics and access log: transcoded calls by gRPC service, method and status', async () => {
   const port = await freePort();
   const admin = await freePort();

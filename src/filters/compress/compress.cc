@@ -70,6 +70,10 @@ FilterStatus Compress::on_response(RequestContext& ctx) const {
     if (http::iequals(h.name, "etag")) etag = h.value;
     if (http::iequals(h.name, "cache-control")) cache_control.push_back(h.value);
   }
+  // A Content-Type an inner filter gave the answer is the one the client gets (a transcoder's
+  // JSON for a gRPC answer).
+  for (const auto& [name, value] : ctx.response_add)
+    if (http::iequals(name, "content-type")) type = value;
   if (!applies_to(type) || http::parse_cache_control(cache_control).no_transform)
     return FilterStatus::kContinue;
   if (r->framing == http::Framing::kContentLength && r->content_length < s_.min_size)
