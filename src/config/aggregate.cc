@@ -227,10 +227,11 @@ void Loader::aggregate(const YAML::Node& n, const std::string& path, const Confi
     }
     if (auto f = ln["fields"]) {
       for (const auto& field : r_.str_list(f, child(lp, "fields"))) {
-        if (!no_empty_key(dotted(field)))
+        auto keys = dotted(field);  // split once, here, not per answer
+        if (!no_empty_key(keys))
           r_.error(f, child(lp, "fields"), "'" + field + "' is not a dotted field path");
         else
-          leg.fields.push_back(field);
+          leg.fields.push_back(std::move(keys));
       }
     }
     if (auto rn = ln["rename"]) {

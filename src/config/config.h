@@ -287,8 +287,8 @@ struct AggregateLeg {
   // instead of under its name), and what of it goes (these dotted fields only; these top-level
   // keys renamed). An array's objects are shaped one by one.
   bool merge = false;
-  std::vector<std::string> at;  // the path's keys; empty: the leg's name
-  std::vector<std::string> fields;
+  std::vector<std::string> at;                   // the path's keys; empty: the leg's name
+  std::vector<std::vector<std::string>> fields;  // each one's keys
   std::vector<std::pair<std::string, std::string>> rename;
   bool shaped() const { return merge || !fields.empty() || !rename.empty(); }
 };

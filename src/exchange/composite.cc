@@ -86,12 +86,7 @@ class LegDownstream final : public Downstream, public std::enable_shared_from_th
                       bool* payload) override {
     status = h.status;
     *payload = true;  // the content, whatever its framing
-    for (const auto& f : h.headers) {
-      if (http::field_is(f.name, "cache-control"))
-        cache_control.append(cache_control.empty() ? "" : ", ").append(f.value);
-      else if (http::field_is(f.name, "etag"))
-        etag.assign(f.value);
-    }
+    for (const auto& f : h.headers) note(f.name, f.value);
   }
   bool send_now(std::string_view& b, bool* ok) override {
     *ok = take(b);
@@ -123,12 +118,7 @@ class LegDownstream final : public Downstream, public std::enable_shared_from_th
     } else {
       // A filter's answer with a body of its own (the leg's cache, a hit): the leg's answer.
       take(e.body ? std::string_view(*e.body) : e.shared());
-      for (const auto& [name, value] : e.headers) {
-        if (http::iequals(name, "cache-control"))
-          cache_control.append(cache_control.empty() ? "" : ", ").append(value);
-        else if (http::iequals(name, "etag"))
-          etag = value;
-      }
+      for (const auto& [name, value] : e.headers) note(name, value);
     }
     co_return;
   }
@@ -138,6 +128,13 @@ class LegDownstream final : public Downstream, public std::enable_shared_from_th
   uint64_t bytes_sent() const override { return body.size(); }
 
  private:
+  // What the answer says of its caching (composite_answer.h: merged_cache_control, merged_etag).
+  void note(std::string_view name, std::string_view value) {
+    if (http::iequals(name, "cache-control"))
+      cache_control.append(cache_control.empty() ? "" : ", ").append(value);
+    else if (http::iequals(name, "etag"))
+      etag.assign(value);
+  }
   // False (the client is gone, for the exchange) once the answer passes the leg's limit.
   bool take(std::string_view b) {
     if (too_large || body.size() + b.size() > max_bytes_) {

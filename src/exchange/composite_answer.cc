@@ -125,21 +125,12 @@ void keep_field(const json::object& from, std::span<const std::string> path, jso
   keep_field(*inner, path.subspan(1), &slot.get_object());
 }
 
-bool shape_object(const json::object& in, std::span<const std::string> fields,
+bool shape_object(const json::object& in, std::span<const std::vector<std::string>> fields,
                   std::span<const std::pair<std::string, std::string>> rename, json::object* out) {
   if (fields.empty()) {
     *out = in;
   } else {
-    for (const std::string& field : fields) {
-      std::vector<std::string> path;
-      for (size_t from = 0;;) {
-        const auto dot = field.find('.', from);
-        path.push_back(field.substr(from, dot - from));
-        if (dot == std::string::npos) break;
-        from = dot + 1;
-      }
-      keep_field(in, path, out);
-    }
+    for (const auto& path : fields) keep_field(in, path, out);
   }
   if (rename.empty()) return true;
   json::object renamed;  // in the same order, the keys renamed where they are
@@ -188,7 +179,7 @@ struct Node {
 
 }  // namespace
 
-bool shape_answer(const json::value& answer, std::span<const std::string> fields,
+bool shape_answer(const json::value& answer, std::span<const std::vector<std::string>> fields,
                   std::span<const std::pair<std::string, std::string>> rename, json::value* out) {
   if (fields.empty() && rename.empty()) {
     *out = answer;

@@ -48,10 +48,12 @@ bool parse_answer(std::string_view text, boost::json::value* out, std::string* w
 // or an array.
 bool scalar_at(const boost::json::value& root, std::string_view path, std::string* out);
 
-// `answer` with only the dotted `fields` (all when none), then its top-level keys renamed; an
+// `answer` with only the `fields` (each a path of keys; all when none), then its top-level keys
+// renamed; an
 // array's objects one by one. False for an answer that is neither an object nor an array of
 // them, when there is something to shape.
-bool shape_answer(const boost::json::value& answer, std::span<const std::string> fields,
+bool shape_answer(const boost::json::value& answer,
+                  std::span<const std::vector<std::string>> fields,
                   std::span<const std::pair<std::string, std::string>> rename,
                   boost::json::value* out);
 

@@ -99,10 +99,21 @@ TEST(CompositeAnswer, ETagFromEveryLegs) {
   EXPECT_EQ(merged_etag(L{{"", "\"a1\""}}, true), "") << "a partial answer";
 }
 
+// `fields` written dotted, as in the config (which splits them at load).
 std::string shaped(std::string_view answer, std::vector<std::string> fields,
                    std::vector<std::pair<std::string, std::string>> rename) {
+  std::vector<std::vector<std::string>> paths;
+  for (const auto& f : fields) {
+    paths.emplace_back();
+    for (size_t from = 0;;) {
+      const auto dot = f.find('.', from);
+      paths.back().push_back(f.substr(from, dot - from));
+      if (dot == std::string::npos) break;
+      from = dot + 1;
+    }
+  }
   boost::json::value out;
-  if (!shape_answer(parsed(answer), fields, rename, &out)) return "(not shapable)";
+  if (!shape_answer(parsed(answer), paths, rename, &out)) return "(not shapable)";
   return boost::json::serialize(out);
 }
 
