@@ -404,40 +404,18 @@ net::Task<> Exchange::compose(Downstream& down) {
 net::Task<bool> Exchange::read_whole_body(Downstream& down, http::Framing framing, uint64_t length,
                                           std::string* out,
                                           std::optional<http::ErrorResponse>* refused) {
-  const uint64_t max = ctx_.max_body_bytes;
-  uint64_t remaining = framing == http::Framing::kContentLength ? length : 0;
-  http::ChunkedDecoder decoder;
-  bool done = framing == http::Framing::kContentLength && remaining == 0;
+  BodyDeframer body;
+  body.start(framing, length, ctx_.max_body_bytes);
   bool ok = true;
-  while (ok && !done) {
+  while (ok && !body.done()) {
     const std::string_view avail = down.body_buffered();
-    size_t take = 0;
-    if (framing == http::Framing::kContentLength) {
-      take = static_cast<size_t>(std::min<uint64_t>(remaining, avail.size()));
-      out->append(avail.substr(0, take));
-      remaining -= take;
-      done = remaining == 0;
-    } else {
-      spans_.clear();
-      const auto r = decoder.feed(avail, &spans_);
-      take = r.consumed;
-      for (auto s : spans_) out->append(s);
-      if (r.error) {
-        *refused = http::ErrorResponse{400, "bad_request", "malformed chunked request body", {}};
-        ok = false;
-      }
-      done = r.done;
-    }
-    down.body_consumed(take, done);
-    if (ok && out->size() > max) {
-      *refused =
-          http::ErrorResponse{413,
-                              "body_too_large",
-                              "the request body is larger than " + std::to_string(max) + " bytes",
-                              {}};
+    const size_t take = body.feed(avail, out);
+    down.body_consumed(take, body.done());
+    if (body.refusal()) {
+      *refused = *body.refusal();
       ok = false;
     }
-    if (ok && !done && take == avail.size()) {
+    if (ok && !body.done() && take == avail.size()) {
       down.set_deadline(upstream::RequestSource::Phase::kStream,
                         snap_->config.server.timeouts.idle);
       ok = co_await down.body_read_more();

@@ -4,6 +4,48 @@
 
 namespace gatehouse::exchange {
 
+void BodyDeframer::start(http::Framing framing, uint64_t length, uint64_t max_bytes) {
+  framing_ = framing;
+  remaining_ = framing == http::Framing::kContentLength ? length : 0;
+  max_bytes_ = max_bytes;
+  seen_ = 0;
+  done_ = framing == http::Framing::kNone ||
+          (framing == http::Framing::kContentLength && remaining_ == 0);
+  decoder_.reset();
+  refusal_.reset();
+}
+
+size_t BodyDeframer::feed(std::string_view avail, std::string* out) {
+  if (done_ || refusal_) return 0;
+  const size_t had = out->size();
+  size_t take = 0;
+  if (framing_ == http::Framing::kContentLength) {
+    take = static_cast<size_t>(std::min<uint64_t>(remaining_, avail.size()));
+    out->append(avail.substr(0, take));
+    remaining_ -= take;
+    done_ = remaining_ == 0;
+  } else {
+    spans_.clear();
+    const auto r = decoder_.feed(avail, &spans_);
+    take = r.consumed;
+    for (auto s : spans_) out->append(s);
+    if (r.error) {
+      refusal_ = http::ErrorResponse{400, "bad_request", "malformed chunked request body", {}};
+      return take;
+    }
+    done_ = r.done;
+  }
+  seen_ += out->size() - had;
+  if (seen_ > max_bytes_) {
+    refusal_ = http::ErrorResponse{
+        413,
+        "body_too_large",
+        "the request body is larger than " + std::to_string(max_bytes_) + " bytes",
+        {}};
+  }
+  return take;
+}
+
 void FilteredRequestBody::start(upstream::RequestSource& from, http::Framing framing,
                                 uint64_t length, uint64_t max_bytes,
                                 const std::vector<std::shared_ptr<const filters::Filter>>& chain,
@@ -12,11 +54,8 @@ void FilteredRequestBody::start(upstream::RequestSource& from, http::Framing fra
   chain_ = &chain;
   ctx_ = &ctx;
   framing_ = framing;
-  remaining_ = framing == http::Framing::kContentLength ? length : 0;
-  max_bytes_ = max_bytes;
-  seen_ = 0;
+  body_.start(framing, length, max_bytes);
   in_done_ = refused_ = false;
-  decoder_.reset();
   out_.clear();
 }
 
@@ -42,32 +81,13 @@ net::Task<bool> FilteredRequestBody::body_read_more() {
 
 void FilteredRequestBody::pull() {
   if (in_done_ || refused_) return;
-  std::string_view avail = from_->body_buffered();
+  // A request without a body (a filter makes one): its one, last, piece, empty.
+  const bool reads = framing_ != http::Framing::kNone;
   data_.clear();
-  size_t take = 0;
-  if (framing_ == http::Framing::kNone) {
-    in_done_ = true;  // a body a filter makes for a request without one: its one, last, piece
-  } else if (framing_ == http::Framing::kContentLength) {
-    take = static_cast<size_t>(std::min<uint64_t>(remaining_, avail.size()));
-    data_.append(avail.substr(0, take));
-    remaining_ -= take;
-    in_done_ = remaining_ == 0;
-  } else {
-    spans_.clear();
-    auto r = decoder_.feed(avail, &spans_);
-    take = r.consumed;
-    for (auto s : spans_) data_.append(s);
-    if (r.error) return refuse({400, "bad_request", "malformed chunked request body", {}});
-    in_done_ = r.done;
-  }
-  if (framing_ != http::Framing::kNone) from_->body_consumed(take, false);
-  seen_ += data_.size();
-  if (seen_ > max_bytes_) {
-    return refuse({413,
-                   "body_too_large",
-                   "the request body is larger than " + std::to_string(max_bytes_) + " bytes",
-                   {}});
-  }
+  const size_t take = reads ? body_.feed(from_->body_buffered(), &data_) : 0;
+  in_done_ = body_.done();
+  if (body_.refusal()) return refuse(*body_.refusal());
+  if (reads) from_->body_consumed(take, false);
   if (data_.empty() && !in_done_) return;
   const auto& chain = *chain_;
   for (size_t i = 0; i < chain.size(); ++i) {

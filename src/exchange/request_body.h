@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,29 @@
 #include "upstream/client.h"
 
 namespace gatehouse::exchange {
+
+// A request body's payload as it arrives, in the framing its head declares (Content-Length or
+// chunked; none: an empty body, ended at once), held to a limit. What the exchange reads a body
+// with, through the filters that watch it or whole (a composite route's).
+class BodyDeframer {
+ public:
+  void start(http::Framing framing, uint64_t length, uint64_t max_bytes);
+  // De-frames the start of `avail` onto *out; returns how many of its bytes were the body's.
+  size_t feed(std::string_view avail, std::string* out);
+  bool done() const { return done_; }
+  // Why the body is refused, once it is: 400 for malformed chunked framing, 413 past the limit.
+  const std::optional<http::ErrorResponse>& refusal() const { return refusal_; }
+
+ private:
+  http::Framing framing_ = http::Framing::kNone;
+  uint64_t remaining_ = 0;  // Content-Length bytes still to come
+  uint64_t max_bytes_ = 0;
+  uint64_t seen_ = 0;  // payload bytes read
+  bool done_ = false;
+  http::ChunkedDecoder decoder_;
+  std::vector<std::string_view> spans_;
+  std::optional<http::ErrorResponse> refusal_;
+};
 
 class FilteredRequestBody final : public upstream::RequestSource {
  public:
@@ -49,14 +73,10 @@ class FilteredRequestBody final : public upstream::RequestSource {
   const std::vector<std::shared_ptr<const filters::Filter>>* chain_ = nullptr;
   filters::RequestContext* ctx_ = nullptr;
   http::Framing framing_ = http::Framing::kNone;
-  uint64_t remaining_ = 0;  // Content-Length bytes still to come
-  uint64_t max_bytes_ = 0;
-  uint64_t seen_ = 0;  // payload bytes read
   bool in_done_ = false;
   bool refused_ = false;
   http::ErrorResponse refusal_;
-  http::ChunkedDecoder decoder_;
-  std::vector<std::string_view> spans_;
+  BodyDeframer body_;
   std::string data_;  // the piece the filters work on
   std::string out_;   // framed for the upstream, not yet taken
 };
