@@ -57,6 +57,7 @@ for p in $PROXIES; do
     gatehouse-transcode) [[ ${GRPC:-0} == 1 ]] || die "gatehouse-transcode needs GRPC=1" ;;
     gatehouse-aggregate) [[ ${GRPC:-0} == 0 && ${BODY_KIND:-x} == x ]] ||
       die "gatehouse-aggregate takes the plain body (GRPC=0, BODY_KIND=x)" ;;
+    gatehouse-traced | gatehouse-traced-1pct) ;;
     *) die "unknown proxy '$p' in PROXIES" ;;
   esac
 done
@@ -66,7 +67,7 @@ REF=gatehouse
 [[ " $PROXIES " != *" gatehouse "* && " $PROXIES " == *" gatehouse-gzip "* ]] && REF=gatehouse-gzip
 PEERS="nginx haproxy gatehouse-cache nginx-cache varnish nginx-gzip gatehouse-br gatehouse-logged gatehouse-key gatehouse-jwt-es256"
 PEERS+=" gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline"
-PEERS+=" gatehouse-transcode gatehouse-aggregate"
+PEERS+=" gatehouse-transcode gatehouse-aggregate gatehouse-traced gatehouse-traced-1pct"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ $IDLE_CONNECTIONS =~ ^[0-9]+$ ]] || die "IDLE_CONNECTIONS must be a number"
@@ -221,7 +222,7 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 23; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 26; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
@@ -233,9 +234,10 @@ pick_ports() {
       # The backend's HTTP/1.1 port for its status page (its main port may speak HTTP/2 only).
       BACKEND_STATUS_PORT=$((base + 20))
       GHT_PORT=$((base + 21)); GHA_PORT=$((base + 22))
+      GHTR_PORT=$((base + 23)); GHTR1_PORT=$((base + 24)); OTLP_PORT=$((base + 25))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 22)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 25)) are not all free"
     tries=$((tries + 1))
   done
   die "could not find 23 free ports"
@@ -303,7 +305,7 @@ mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse 
   "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis "$TMP"/gatehouse-resilient \
   "$TMP"/gatehouse-baseline "$TMP"/gatehouse-cache "$TMP"/nginx-cache/cache "$TMP"/varnish \
   "$TMP"/gatehouse-gzip "$TMP"/gatehouse-br "$TMP"/nginx-gzip "$TMP"/gatehouse-transcode \
-  "$TMP"/gatehouse-aggregate
+  "$TMP"/gatehouse-aggregate "$TMP"/gatehouse-traced "$TMP"/gatehouse-traced-1pct "$TMP"/otlp
 
 # One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
 if [[ $SCHEME == https ]]; then
@@ -539,6 +541,15 @@ EOF
 } >"$TMP/gatehouse-aggregate/gatehouse.yaml"
 SERVED[gatehouse-aggregate]=$((3 * BODY_BYTES + 16))
 
+# The plain proxy with tracing on (docs/observability.md), its spans exported to a collector that
+# takes them and answers at once (bench/otlp-sink.mjs): every request sampled, and 1 in 100.
+for traced in gatehouse-traced:1.0:$GHTR_PORT gatehouse-traced-1pct:0.01:$GHTR1_PORT; do
+  IFS=: read -r name ratio port <<<"$traced"
+  sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$port/" \
+    -e "s|^  access_log: { path: \"off\" }|&\n  tracing: { otlp_endpoint: \"http://127.0.0.1:$OTLP_PORT/v1/traces\", sample_ratio: $ratio }|" \
+    "$TMP/gatehouse/gatehouse.yaml" >"$TMP/$name/gatehouse.yaml"
+done
+
 # The plain config, for another gatehouse binary (BASELINE_BIN): two builds side by side in one run.
 sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHB_PORT/" "$TMP/gatehouse/gatehouse.yaml" \
   >"$TMP/gatehouse-baseline/gatehouse.yaml"
@@ -712,6 +723,11 @@ if [[ " $PROXIES " == *" gatehouse-rl-cluster "* ]]; then
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.1; done
 fi
 
+if [[ " $PROXIES " == *" gatehouse-traced"* ]]; then
+  start "$LOAD_CPU" "$TMP/otlp/stderr.log" node "$(dirname "$0")/otlp-sink.mjs" "$OTLP_PORT"
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$OTLP_PORT") 2>/dev/null && break; sleep 0.1; done
+fi
+
 declare -A PORT PROC_PIDS
 for p in $PROXIES; do
   case $p in
@@ -739,6 +755,8 @@ for p in $PROXIES; do
         gatehouse-br) PORT[$p]=$GHBR_PORT ;;
         gatehouse-transcode) PORT[$p]=$GHT_PORT ;;
         gatehouse-aggregate) PORT[$p]=$GHA_PORT ;;
+        gatehouse-traced) PORT[$p]=$GHTR_PORT ;;
+        gatehouse-traced-1pct) PORT[$p]=$GHTR1_PORT ;;
       esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
@@ -1034,4 +1052,9 @@ if [[ " $PROXIES " == *" $REF "* ]]; then
       "$(echo "${RATIOS[$peer-rps]}" | median)" "$(echo "${RATIOS[$peer-p99]}" | median)" \
       "$(echo "${RATIOS[$peer-cpu]}" | median)"
   done
+fi
+
+if [[ " $PROXIES " == *" gatehouse-traced"* ]]; then
+  echo
+  echo "otlp sink (the traced proxies' collector): $(curl -s --max-time 2 "http://127.0.0.1:$OTLP_PORT/stats")"
 fi

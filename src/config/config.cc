@@ -15,6 +15,7 @@
 #include "config/loader.h"
 #include "crypto/digest.h"
 #include "filters/registry.h"
+#include "http/url.h"
 #include "tls/client_context.h"
 
 namespace gatehouse::config {
@@ -220,7 +221,8 @@ void Loader::admin(const YAML::Node& n, const Server& server, Admin* a) {
 }
 
 void Loader::observability(const YAML::Node& n, Observability* o) {
-  if (!r_.check_map(n, "observability", {"request_id_header", "access_log"}, {"tracing"})) return;
+  if (!r_.check_map(n, "observability", {"request_id_header", "access_log", "tracing"})) return;
+  if (auto t = n["tracing"]) tracing(t, &o->tracing.emplace());
   if (auto h = n["request_id_header"]) {
     if (auto s = r_.str(h, "observability.request_id_header")) {
       if (!is_token(*s)) {
@@ -254,6 +256,95 @@ void Loader::observability(const YAML::Node& n, Observability* o) {
           r_.error(f, child(path, "format"), "unknown format '" + *s + "' (expected: json)");
       }
     }
+  }
+}
+
+void Loader::tracing(const YAML::Node& n, Tracing* t) {
+  const std::string path = "observability.tracing";
+  if (!r_.check_map(n, path,
+                    {"otlp_endpoint", "sample_ratio", "always_sample_errors", "propagation",
+                     "service_name", "resource", "export"}))
+    return;
+  if (auto e = n["otlp_endpoint"]) {
+    if (auto s = r_.str(e, child(path, "otlp_endpoint"))) {
+      std::string why;
+      auto url = http::parse_url(*s, &why);
+      if (!url || (url->scheme != "http" && url->scheme != "https"))
+        why = "expected an http:// or https:// URL" + (url ? "" : " (" + why + ")");
+      if (!why.empty())
+        r_.error(e, child(path, "otlp_endpoint"), why);
+      else
+        t->otlp_endpoint = *s;
+    }
+  }
+  if (auto v = n["sample_ratio"]) {
+    auto x = share(v);
+    if (!x || !(*x >= 0 && *x <= 1))
+      r_.error(v, child(path, "sample_ratio"), "expected a share from 0 to 1 (or 0% to 100%)");
+    else
+      t->sample_ratio = *x;
+  }
+  if (auto v = n["always_sample_errors"])
+    if (auto b = r_.boolean(v, child(path, "always_sample_errors"))) t->always_sample_errors = *b;
+  if (auto v = n["propagation"]) {
+    t->propagation.clear();
+    const auto names = r_.str_list(v, child(path, "propagation"));
+    if (names.empty()) r_.error(v, child(path, "propagation"), "must name a propagator");
+    for (const auto& name : names) {
+      using P = Tracing::Propagator;
+      std::optional<P> p = name == "tracecontext" ? std::optional(P::kTraceContext)
+                           : name == "b3"         ? std::optional(P::kB3)
+                           : name == "b3multi"    ? std::optional(P::kB3Multi)
+                                                  : std::nullopt;
+      if (!p)
+        r_.error(v, child(path, "propagation"),
+                 "unknown propagator '" + name + "' (expected: tracecontext, b3, b3multi)");
+      else if (std::find(t->propagation.begin(), t->propagation.end(), *p) == t->propagation.end())
+        t->propagation.push_back(*p);
+    }
+  }
+  auto string_map = [&](const YAML::Node& m, const std::string& at, bool header_names,
+                        std::vector<std::pair<std::string, std::string>>* out) {
+    if (!m.IsMap()) return r_.error(m, at, "expected a mapping");
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      const std::string key = it->first.Scalar();
+      if (auto v = r_.str(it->second, child(at, key))) {
+        if (header_names && !is_token(key))
+          r_.error(it->first, at, "'" + key + "' is not a header name");
+        else
+          out->emplace_back(key, *v);
+      }
+    }
+  };
+  if (auto v = n["service_name"])
+    if (auto s = r_.str(v, child(path, "service_name")))
+      t->resource.emplace_back("service.name", *s);
+  if (auto v = n["resource"]) string_map(v, child(path, "resource"), false, &t->resource);
+  if (auto x = n["export"]) {
+    const std::string ep = child(path, "export");
+    if (!r_.check_map(x, ep,
+                      {"max_queue", "max_batch", "interval", "timeout", "max_retries",
+                       "compression", "headers"}))
+      return;
+    if (auto v = x["max_queue"])
+      if (auto i = r_.integer(v, child(ep, "max_queue"), 1, 1'000'000)) t->max_queue = *i;
+    if (auto v = x["max_batch"])
+      if (auto i = r_.integer(v, child(ep, "max_batch"), 1, 100'000)) t->max_batch = *i;
+    if (auto v = x["interval"])
+      if (auto d = r_.duration(v, child(ep, "interval"))) t->interval = *d;
+    if (auto v = x["timeout"])
+      if (auto d = r_.duration(v, child(ep, "timeout"))) t->timeout = *d;
+    if (auto v = x["max_retries"])
+      if (auto i = r_.integer(v, child(ep, "max_retries"), 0, 10)) t->max_retries = *i;
+    if (auto v = x["compression"]) {
+      if (auto s = r_.str(v, child(ep, "compression"))) {
+        if (*s == "gzip" || *s == "none")
+          t->gzip = *s == "gzip";
+        else
+          r_.error(v, child(ep, "compression"), "expected gzip or none");
+      }
+    }
+    if (auto v = x["headers"]) string_map(v, child(ep, "headers"), true, &t->headers);
   }
 }
 

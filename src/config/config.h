@@ -112,9 +112,35 @@ struct CacheStore {
   uint64_t shared_max_object_size = 1ull << 20;  // the largest entry kept in Redis (tier: redis)
 };
 
+// Distributed tracing (src/trace/): the trace context every request carries on, and its spans
+// exported with OTLP/HTTP. Off unless the section is present.
+struct Tracing {
+  // Where spans go (OTLP/HTTP, protobuf): http(s)://host:port/v1/traces. Empty: the context is
+  // still continued and sent upstream, and nothing is exported.
+  std::string otlp_endpoint;
+  double sample_ratio = 1.0;          // for new traces; a caller's decision is followed
+  bool always_sample_errors = false;  // a request answered 5xx is exported, sampled or not
+  // The formats read from requests (the first valid one wins) and written to upstreams.
+  enum class Propagator { kTraceContext, kB3, kB3Multi };
+  std::vector<Propagator> propagation{Propagator::kTraceContext};
+  // Resource attributes: service.name, service.version and service.instance.id by default, plus
+  // any given here (which may replace them).
+  std::vector<std::pair<std::string, std::string>> resource;
+  size_t max_queue = 8192;  // spans waiting for export, for the process; past it, dropped
+  size_t max_batch = 512;   // spans per export request
+  Duration interval{1000};  // the longest a span waits before an export starts
+  Duration timeout{5000};   // per export request
+  int max_retries = 3;      // of an export the collector refused retryably, or that failed
+  // OTLP's default is no compression; gzip (level 1) cuts the bytes about 8-fold for a remote
+  // collector, at about the cost of encoding the spans again (docs/observability.md).
+  bool gzip = false;
+  std::vector<std::pair<std::string, std::string>> headers;  // sent with every export (an API key)
+};
+
 struct Observability {
   std::string request_id_header = "x-request-id";  // lower case
   AccessLog access_log;
+  std::optional<Tracing> tracing;
 };
 
 enum class Balance { kRoundRobin, kLeastRequest, kRandom, kConsistentHash };

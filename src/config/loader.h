@@ -25,6 +25,8 @@ namespace gatehouse::config {
 std::string lower(std::string s);
 // An HTTP token (RFC 9110 5.6.2): header names, methods, consumer and group names.
 bool is_token(std::string_view s);
+// A share written as "50%" or 0.5; nullopt when it is neither (the caller checks the range).
+std::optional<double> share(const YAML::Node& v);
 
 class Loader {
  public:
@@ -42,6 +44,7 @@ class Loader {
   void cache(const YAML::Node& n, CacheStore* out);
   void admin(const YAML::Node& n, const Server& server, Admin* a);
   void observability(const YAML::Node& n, Observability* o);
+  void tracing(const YAML::Node& n, Tracing* t);
   void consumers(const YAML::Node& n, std::vector<Consumer>* out);
 
   // server.cc

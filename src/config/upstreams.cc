@@ -24,7 +24,8 @@ std::string address_host(std::string_view text) {
   return lower(std::string(text.substr(0, text.rfind(':'))));
 }
 
-// A share written as "50%" or 0.5; nullopt when it is neither (the caller checks the range).
+}  // namespace
+
 std::optional<double> share(const YAML::Node& v) {
   if (!v.IsScalar()) return std::nullopt;
   std::string text = v.Scalar();
@@ -35,8 +36,6 @@ std::optional<double> share(const YAML::Node& v) {
   if (text.empty() || *end) return std::nullopt;
   return percent ? x / 100 : x;
 }
-
-}  // namespace
 
 void Loader::upstreams(const YAML::Node& n, std::vector<Upstream>* out) {
   if (!n.IsMap()) {

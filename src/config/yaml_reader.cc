@@ -34,8 +34,7 @@ void YamlReader::warning(const YAML::Node& at, const std::string& path, std::str
 }
 
 bool YamlReader::check_map(const YAML::Node& node, const std::string& path,
-                           std::initializer_list<std::string_view> known,
-                           std::initializer_list<std::string_view> not_yet) const {
+                           std::initializer_list<std::string_view> known) const {
   if (!node.IsMap()) {
     error(node, path, "expected a mapping");
     return false;
@@ -47,8 +46,6 @@ bool YamlReader::check_map(const YAML::Node& node, const std::string& path,
     std::string at = child(path, name);
     if (!seen.insert(name).second) {
       error(key, at, "duplicate key '" + name + "'");
-    } else if (std::find(not_yet.begin(), not_yet.end(), name) != not_yet.end()) {
-      error(key, at, "'" + name + "' is not supported yet by this version of gatehouse");
     } else if (std::find(known.begin(), known.end(), name) == known.end()) {
       std::string list;
       for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);

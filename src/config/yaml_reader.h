@@ -25,12 +25,10 @@ class YamlReader {
   // Logs "FILE:LINE:COL: yaml.path: message" as a warning; the config stays valid.
   void warning(const YAML::Node& at, const std::string& path, std::string message) const;
 
-  // A map whose keys are all in `known`. Keys in `not_yet` belong to features that are not built
-  // yet and get a "not supported yet" error; other unknown keys and duplicates are errors too.
-  // Returns false (after reporting) when the node is not a map.
+  // A map whose keys are all in `known`: unknown keys and duplicates are errors. Returns false
+  // (after reporting) when the node is not a map.
   bool check_map(const YAML::Node& node, const std::string& path,
-                 std::initializer_list<std::string_view> known,
-                 std::initializer_list<std::string_view> not_yet = {}) const;
+                 std::initializer_list<std::string_view> known) const;
 
   std::optional<std::string> str(const YAML::Node& n, const std::string& path) const;
   std::optional<bool> boolean(const YAML::Node& n, const std::string& path) const;

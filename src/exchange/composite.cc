@@ -111,7 +111,7 @@ class LegDownstream final : public Downstream, public std::enable_shared_from_th
                                              const config::WebSocket&) override {
     co_return websocket::Tunnel::Bytes{};
   }
-  net::Task<> answer(const http::ErrorResponse& e, std::string_view) override {
+  net::Task<> answer(const http::ErrorResponse& e, std::string_view, std::string_view) override {
     status = e.status;
     if (!e.body && !e.shared_body) {
       answered = e;  // the gateway's own answer for the leg: why it has none

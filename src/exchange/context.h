@@ -11,6 +11,7 @@
 #include "net/asio.h"
 #include "observe/access_log.h"
 #include "observe/metrics.h"
+#include "trace/exporter.h"
 #include "upstream/balancer.h"
 #include "upstream/upstream.h"
 
@@ -47,6 +48,8 @@ class WorkerContext {
   virtual observe::MetricsShard& metrics() = 0;
   // Formats the record into the worker's buffer (nothing at all when the access log is off).
   virtual void log_access(const observe::AccessRecord& record) = 0;
+  // Where its requests' spans wait for export.
+  virtual trace::SpanSink& spans() = 0;
   virtual bool draining() const = 0;
   // What filters keep per worker (filters/slots.h); released when the worker drains.
   virtual filters::WorkerState& filter_state() = 0;

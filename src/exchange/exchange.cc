@@ -60,6 +60,7 @@ void Exchange::begin(std::shared_ptr<View> view) {
   log_route_ = nullptr;
   log_error_ = {};
   request_id_.clear();
+  trace_.reset();
   error_.status = 0;
   upstream_.reset();
   body_filtered_ = false;
@@ -133,7 +134,7 @@ net::Task<> Exchange::serve(http::RequestHead& req, Downstream& down, const conf
     if (ctx_.reply_body)
       co_await stream_reply(down);
     else
-      co_await down.answer(error_, request_id_);
+      co_await down.answer(error_, request_id_, trace_.trace_id());
   }
   // A full-duplex call's request body may still stream (the client's side of a gRPC call the
   // upstream ended first): the exchange ends once that has stopped.
@@ -175,7 +176,7 @@ net::Task<> Exchange::refuse(int status, std::string_view code, std::string mess
                              Downstream& down) {
   fail(status, code, std::move(message));
   observe::generate_request_id(w_.rng(), &request_id_);
-  co_await down.answer(error_, request_id_);
+  co_await down.answer(error_, request_id_, trace_.trace_id());
 }
 
 Exchange::Step Exchange::start(Downstream& down) {
@@ -193,6 +194,11 @@ Exchange::Step Exchange::start(Downstream& down) {
     }
   }
   if (request_id_.empty()) observe::generate_request_id(w_.rng(), &request_id_);
+  if (const auto& tracing = cfg.observability.tracing) {
+    const auto since_epoch = wall_start_.time_since_epoch();
+    trace_.begin(&*tracing, req, w_.rng(),
+                 std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count());
+  }
 
   grpc_answer_type_ = grpc::answer_content_type(req.get("content-type"));
   grpc_ = !grpc_answer_type_.empty();
@@ -366,6 +372,16 @@ net::Task<> Exchange::compose(Downstream& down) {
     in.headers.emplace_back(std::move(name), h.value);
   }
   in.request_id = request_id_;
+  if (trace_.on()) {
+    // The legs are calls this request makes: their spans are children of its span.
+    std::erase_if(in.headers, [](const auto& h) {
+      return h.first == "traceparent" || h.first == "tracestate";
+    });
+    std::string parent;
+    trace_.server_traceparent(&parent);
+    in.headers.emplace_back("traceparent", std::move(parent));
+    if (!trace_.tracestate().empty()) in.headers.emplace_back("tracestate", trace_.tracestate());
+  }
   in.client_ip = ctx_.client_ip;
   in.secure = down.secure();
   log_route_ = match_.route;
@@ -460,6 +476,7 @@ upstream::Call Exchange::make_call(Downstream& down) {
   call.max_message_bytes = route.grpc_max_message_bytes;
   call.deadline = grpc_deadline_;
   call.deadline_text = grpc_deadline_text_;
+  if (trace_.on()) call.observer = &trace_;
   return call;
 }
 
@@ -522,6 +539,11 @@ void Exchange::write_upstream_head(Downstream& down, upstream::Client& client) {
   info.add = &ctx_.upstream_add;
   info.remove = &ctx_.upstream_remove;
   info.body_rechunked = body_filtered_;
+  if (trace_.on()) {
+    info.trace = &trace_.upstream_fields();
+    info.replace_trace_context = trace_.replaces_w3c();
+    info.replace_b3 = trace_.replaces_b3();
+  }
   if (grpc_ || ctx_.upstream_grpc) {
     // TE is hop-by-hop, but a gRPC server may insist on "te: trailers" (gRPC's HTTP/2 protocol
     // requires it: it says that the client takes trailers, as the gateway does).
@@ -878,12 +900,24 @@ void Exchange::fail(http::ErrorResponse e) {
   error_ = std::move(e);
   status_ = error_.status;
   log_error_ = error_.code;
+  if (trace_.on() && error_.status >= 400) {
+    // The gateway's decision, as an event on its span: who was refused, limited or failed.
+    const int s = error_.status;
+    trace_.event(s == 401                                ? "gatehouse.auth_failed"
+                 : s == 403                              ? "gatehouse.access_denied"
+                 : s == 429                              ? "gatehouse.rate_limited"
+                 : error_.code == "upstream_unavailable" ? "gatehouse.upstream_unavailable"
+                                                         : "gatehouse.error",
+                 "error.type", error_.code);
+  }
 }
 
 void Exchange::finish(const Downstream& down) {
   observe::AccessRecord r;
   r.start = wall_start_;
   r.request_id = request_id_;
+  r.trace_id = trace_.trace_id();
+  r.span_id = trace_.span_id();
   r.client = down.peer_ip();
   r.method = down.client_method(log_method_);
   r.protocol = down.protocol();
@@ -915,12 +949,41 @@ void Exchange::finish(const Downstream& down) {
     r.grpc_status = grpc_status_;
   }
   w_.log_access(r);
+  if (trace_.on()) end_trace(down, r);
   auto& m = w_.metrics();
   m.count_request(r.route, r.method, r.status, r.total_ms / 1000, r.bytes_in, r.bytes_out);
   if (grpc_ || made_call) m.count_grpc(call_path, grpc_status_, r.total_ms / 1000);
   m.count_protocol(r.protocol);
   if (auto outcome = upstream_.outcome())
     m.count_upstream(r.upstream, r.target, *outcome, upstream_.seconds());
+}
+
+// The request's spans, written for export when it is sampled (trace/request_trace.h).
+void Exchange::end_trace(const Downstream& down, const observe::AccessRecord& r) {
+  if (!r.cache.empty()) trace_.event("gatehouse.cache", "gatehouse.cache.result", r.cache);
+  trace::RequestEnd end;
+  end.status = r.status;
+  end.method = r.method;
+  end.target = r.path;
+  end.protocol = r.protocol;
+  end.route = r.route;
+  if (log_route_) {
+    const config::PathMatch& p = log_route_->path;
+    using Kind = config::PathMatch::Kind;
+    if (p.kind == Kind::kExact || p.kind == Kind::kTemplate) end.route_template = p.text;
+    if (p.kind == Kind::kPrefix) {
+      route_template_.assign(p.text).append("*");
+      end.route_template = route_template_;
+    }
+  }
+  end.upstream = r.upstream;
+  if (ctx_.consumer) end.consumer = ctx_.consumer->name;
+  end.request_id = request_id_;
+  end.client_ip = r.client;
+  end.error = r.error;
+  end.cache = r.cache;
+  end.secure = down.secure();
+  trace_.finish(end, w_.spans());
 }
 
 void Exchange::end() {

@@ -23,6 +23,7 @@
 #include "http/message.h"
 #include "net/asio.h"
 #include "router/router.h"
+#include "trace/request_trace.h"
 #include "upstream/client.h"
 #include "websocket/tunnel.h"
 
@@ -79,7 +80,9 @@ class Downstream : public upstream::RequestSource {
                                                      std::string_view upstream_first,
                                                      const config::WebSocket& limits) = 0;
   // The gateway's own answer to the request (or, once the response has started, a close).
-  virtual net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) = 0;
+  // Its JSON body names the request id, and the trace id when the request is traced.
+  virtual net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id,
+                             std::string_view trace_id) = 0;
   // The client is gone (or the response is otherwise done with): close the connection after it.
   virtual void close_after() = 0;
   // The upstream failed mid-body: the response cannot be completed as framed, and the client
@@ -151,6 +154,7 @@ class Exchange {
   bool run_response_filters(int status, const http::ResponseHead* head);
   void respond_with_reply();
   net::Task<> stream_reply(Downstream& down);  // a filter's answer with a ReplyBody
+  void end_trace(const Downstream& down, const observe::AccessRecord& r);
 
   WorkerContext& w_;
   std::shared_ptr<View> view_;  // the snapshot and worker state this request uses
@@ -159,6 +163,7 @@ class Exchange {
   http::RequestHead* req_ = nullptr;
   router::Match match_;
   filters::RequestContext ctx_;
+  trace::RequestTrace trace_;  // declared before upstream_, which may hold it as its observer
   upstream::Client upstream_;
   http::ErrorResponse error_;  // status 0: none
   std::string request_id_;
@@ -184,6 +189,7 @@ class Exchange {
   // Per-request facts for the access log (copies: the head's views die with the codec's buffer).
   std::string log_method_, log_path_;
   std::string legs_log_;        // a composite's legs (observe::AccessRecord::legs)
+  std::string route_template_;  // a prefix route's path as the server span's http.route
   std::string_view client_ip_;  // the real client: the peer, or from X-Forwarded-For
   const config::Route* log_route_ = nullptr;
   std::string_view log_error_;

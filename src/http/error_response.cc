@@ -40,8 +40,8 @@ void append_json_escaped(std::string* out, std::string_view s) {
 }
 
 void build_error_response(const ErrorResponse& e, std::string_view request_id_header,
-                          std::string_view request_id, bool close, bool head_only,
-                          std::string* out) {
+                          std::string_view request_id, std::string_view trace_id, bool close,
+                          bool head_only, std::string* out) {
   // Answers without content (RFC 9110 15.3.5, 15.4.5): a CORS preflight's 204, the cache's 304
   // to a conditional request; neither has a body nor a Content-Length.
   if (e.status == 204 || e.status == 304) {
@@ -60,6 +60,10 @@ void build_error_response(const ErrorResponse& e, std::string_view request_id_he
     append_json_escaped(&json, e.message);
     json += "\",\"request_id\":\"";
     append_json_escaped(&json, request_id);
+    if (!trace_id.empty()) {
+      json += "\",\"trace_id\":\"";
+      append_json_escaped(&json, trace_id);
+    }
     json += "\"}\n";
   }
   const bool own_body = e.body || e.shared_body;

@@ -47,8 +47,8 @@ struct ErrorResponse {
 // Appends a complete response (head and body; only the head for a HEAD request, or when the
 // body is `shared_body`, which the caller writes after it) to *out.
 void build_error_response(const ErrorResponse& e, std::string_view request_id_header,
-                          std::string_view request_id, bool close, bool head_only,
-                          std::string* out);
+                          std::string_view request_id, std::string_view trace_id, bool close,
+                          bool head_only, std::string* out);
 
 // Appends s to *out as the inside of a JSON string (quotes, backslashes, control characters and
 // bytes that are not UTF-8 text escaped).

@@ -31,6 +31,8 @@ enum class HeaderId : uint8_t {
   kVia,
   kCookie,
   kConsumerIdentity,  // X-Consumer-Name, X-Consumer-Groups: set only by the gateway
+  kTraceContext,      // traceparent, tracestate (W3C Trace Context)
+  kB3,                // b3, X-B3-TraceId, X-B3-SpanId, X-B3-ParentSpanId, X-B3-Sampled, X-B3-Flags
 };
 
 struct Header {

@@ -57,6 +57,9 @@ class OutgoingRequest {
   Framing framing() const { return framing_; }
   uint64_t content_length() const { return content_length_; }
   size_t fields() const { return fields_.size(); }
+  // Field i's value, to be rewritten in place, its length kept: a value each try makes anew (the
+  // span id in a traceparent), without writing the head again.
+  char* value_data(size_t i) { return text_.data() + fields_[i].at + fields_[i].name_len + 2; }
   Field field(size_t i) const {
     const Span& s = fields_[i];
     std::string_view t = text_;

@@ -44,6 +44,7 @@ HeaderId classify_field(std::string_view n, bool* hop) {
   switch (n.size()) {
     case 2:
       if (is("te")) return *hop = true, HeaderId::kTe;
+      if (is("b3")) return HeaderId::kB3;
       break;
     case 3:
       if (is("via")) return HeaderId::kVia;
@@ -61,6 +62,15 @@ HeaderId classify_field(std::string_view n, bool* hop) {
     case 10:
       if (is("connection")) return *hop = true, HeaderId::kConnection;
       if (is("keep-alive")) return *hop = true, HeaderId::kKeepAlive;
+      if (is("tracestate")) return HeaderId::kTraceContext;
+      if (is("x-b3-flags")) return HeaderId::kB3;
+      break;
+    case 11:
+      if (is("traceparent")) return HeaderId::kTraceContext;
+      if (is("x-b3-spanid")) return HeaderId::kB3;
+      break;
+    case 12:
+      if (is("x-b3-traceid") || is("x-b3-sampled")) return HeaderId::kB3;
       break;
     case 14:
       if (is("content-length")) return HeaderId::kContentLength;
@@ -77,6 +87,7 @@ HeaderId classify_field(std::string_view n, bool* hop) {
       if (is("transfer-encoding")) return *hop = true, HeaderId::kTransferEncoding;
       if (is("x-forwarded-proto")) return HeaderId::kXForwardedProto;
       if (is("x-consumer-groups")) return HeaderId::kConsumerIdentity;
+      if (is("x-b3-parentspanid")) return HeaderId::kB3;
       break;
   }
   return HeaderId::kOther;

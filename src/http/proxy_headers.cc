@@ -87,6 +87,12 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, Out
         break;
       case HeaderId::kConsumerIdentity:
         continue;  // identity comes from the gateway's auth filters, never from the client
+      case HeaderId::kTraceContext:
+        if (info.replace_trace_context) continue;
+        break;
+      case HeaderId::kB3:
+        if (info.replace_b3) continue;
+        break;
       case HeaderId::kContentLength:
         if (info.body_rechunked) continue;
         break;
@@ -105,6 +111,9 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, Out
   if (!xhost_sent && !req.host.empty()) out->add("X-Forwarded-Host", req.host);
   out->add("Via", req.minor_version == 0 ? "1.0 gatehouse" : "1.1 gatehouse");
   out->add_unique(info.request_id_header, info.request_id);
+  if (info.trace) {
+    for (auto& [n, v] : *info.trace) out->add_unique(n, v);
+  }
   if (info.add) {
     for (auto& [n, v] : *info.add) out->add(n, v);
   }

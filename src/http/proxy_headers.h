@@ -28,6 +28,11 @@ struct ForwardInfo {
   bool body_rechunked = false;  // the body goes as the gateway frames it: chunked, no length
                                 // (a request without one may get one a filter makes)
   std::string_view upgrade;     // a protocol upgrade asked for (websocket): sent with Connection
+  // Distributed tracing: the gateway's trace context fields (unique), in place of the client's
+  // fields of the formats it writes.
+  const HeaderList* trace = nullptr;
+  bool replace_trace_context = false;  // traceparent, tracestate
+  bool replace_b3 = false;             // b3, X-B3-*
 };
 
 // The real client's address: the peer, unless the peer is a trusted proxy; then the last address

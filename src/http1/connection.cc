@@ -502,7 +502,8 @@ net::Task<websocket::Tunnel::Bytes> Connection::tunnel(net::Stream& upstream,
 }
 
 // The gateway's own answer: JSON with the request id (src/http/error_response.cc).
-net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view request_id) {
+net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view request_id,
+                               std::string_view trace_id) {
   release_head();
   if (body_pending_) {
     // An unread body would be taken for the next request: skip it when it is all here, else close.
@@ -520,7 +521,7 @@ net::Task<> Connection::answer(const http::ErrorResponse& e, std::string_view re
   }
   s_->head_out.clear();
   take_interim_left();
-  http::build_error_response(e, snap_->config.observability.request_id_header, request_id,
+  http::build_error_response(e, snap_->config.observability.request_id_header, request_id, trace_id,
                              close_after_, req_is_head_, &s_->head_out);
   set_deadline(Phase::kSend, snap_->config.server.timeouts.send);
   // A shared body goes after the head in the same write, never copied into it.

@@ -94,7 +94,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   net::Task<bool> send(std::string_view body) override;
   net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) override;
   net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) override;
-  net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;
+  net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id,
+                     std::string_view trace_id) override;
   net::Task<websocket::Tunnel::Bytes> tunnel(net::Stream& upstream, std::string_view upstream_first,
                                              const config::WebSocket& limits) override;
   void close_after() override { close_after_ = true; }

@@ -187,7 +187,7 @@ net::Task<> Stream::serve() {
     unacknowledged_ = 0;
     if (!responded_) {
       http::ErrorResponse e{502, "upstream_bad_response", "no response", {}};
-      co_await answer(e, {});
+      co_await answer(e, {}, {});
     }
     end_body();
   }
@@ -497,7 +497,8 @@ void Stream::send_trailers() { http::submit_trailers(c_.session(), id, trailers_
 
 // The gateway's own answer: the same head and body as over HTTP/1.1 (src/http/error_response.cc),
 // in HEADERS and DATA.
-net::Task<> Stream::answer(const http::ErrorResponse& e, std::string_view request_id) {
+net::Task<> Stream::answer(const http::ErrorResponse& e, std::string_view request_id,
+                           std::string_view trace_id) {
   if (closed_) co_return;
   if (responded_) {
     reset(NGHTTP2_INTERNAL_ERROR);  // too late for a status
@@ -506,7 +507,7 @@ net::Task<> Stream::answer(const http::ErrorResponse& e, std::string_view reques
   std::string text;
   http::build_error_response(e,
                              c_.worker().view()->snapshot->config.observability.request_id_header,
-                             request_id, false, head_request_, &text);
+                             request_id, trace_id, false, head_request_, &text);
   http::ResponseHead head;
   http::ParseError err;
   http::ParseLimits pl{text.size() + 1, text.size() + 1, 10000};

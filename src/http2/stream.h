@@ -113,7 +113,8 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   bool send_payload_now(const std::vector<std::string_view>& pieces, bool* ok) override;
   net::Task<bool> send_payload(const std::vector<std::string_view>& pieces) override;
   net::Task<bool> send_chunk(std::string_view data, const http::HeaderList* trailers) override;
-  net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override;
+  net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id,
+                     std::string_view trace_id) override;
   net::Task<websocket::Tunnel::Bytes> tunnel(net::Stream& upstream, std::string_view upstream_first,
                                              const config::WebSocket& limits) override;
   void close_after() override {}  // the connection goes on: other streams use it

@@ -71,6 +71,10 @@ void format_access_record(const AccessRecord& r, std::string* out) {
   append_timestamp(r.start, out);
   out->push_back('"');
   field(out, "request_id", r.request_id);
+  if (!r.trace_id.empty()) {
+    field(out, "trace_id", r.trace_id);
+    field(out, "span_id", r.span_id);
+  }
   field(out, "client", r.client);
   field(out, "method", r.method);
   field(out, "protocol", r.protocol);

@@ -15,6 +15,7 @@ namespace gatehouse::observe {
 struct AccessRecord {
   std::chrono::system_clock::time_point start;
   std::string_view request_id;
+  std::string_view trace_id, span_id;  // a traced request's trace, and the gateway's span in it
   std::string_view client;
   std::string_view method;
   std::string_view protocol;  // what the client spoke: HTTP/1.0, HTTP/1.1, HTTP/2

@@ -393,6 +393,17 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
   gauge(&out, "gatehouse_config_last_reload_timestamp_seconds",
         "When the configuration in use was loaded (Unix time).", p.config_loaded_at);
   gauge(&out, "gatehouse_workers", "Worker threads.", p.workers);
+  gauge(&out, "gatehouse_tracing_spans_exported_total", "Spans the OTLP collector accepted.",
+        static_cast<double>(p.spans_exported), "counter");
+  header(&out, "gatehouse_tracing_spans_dropped_total", "counter",
+         "Spans not exported: the queue was full, or the export failed after its retries.");
+  sample(&out, "gatehouse_tracing_spans_dropped_total", "reason", "queue_full",
+         p.spans_dropped_full);
+  sample(&out, "gatehouse_tracing_spans_dropped_total", "reason", "export_failed",
+         p.spans_dropped_failed);
+  gauge(&out, "gatehouse_tracing_export_retries_total",
+        "OTLP export requests sent again after a retryable failure.",
+        static_cast<double>(p.span_export_retries), "counter");
   header(&out, "gatehouse_upstream_target_healthy", "gauge",
          "Active health checks: 1 when the target is in the balancer, 0 when taken out.");
   for (const auto& h : p.health) {

@@ -175,6 +175,10 @@ struct ProcessMetrics {
   uint64_t config_version = 0;
   double config_loaded_at = 0;  // Unix seconds
   int workers = 0;
+  // Tracing's export (trace/exporter.h): spans the collector took, spans dropped (the queue was
+  // full; an export failed for good), export requests sent again.
+  uint64_t spans_exported = 0, spans_dropped_full = 0, spans_dropped_failed = 0;
+  uint64_t span_export_retries = 0;
   struct TargetHealth {
     std::string upstream, target;
     bool healthy;

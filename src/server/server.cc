@@ -21,6 +21,7 @@
 #include "observe/log.h"
 #include "observe/metrics.h"
 #include "server/worker.h"
+#include "trace/exporter.h"
 
 namespace gatehouse::server {
 namespace {
@@ -86,6 +87,7 @@ class Server final : public admin::AdminHandler {
     if (!start_admin() || !start_workers()) return 1;
     background_ = filters::start_background(main_io_);
     health_checks_ = upstream::start_health_checks(main_io_);
+    exporter_->start();
     wait_signal();
     std::thread joiner([this] {
       for (auto& t : threads_) t.join();
@@ -97,6 +99,7 @@ class Server final : public admin::AdminHandler {
         if (admin_) admin_->close();
         background_->stop();
         health_checks_->stop();
+        exporter_->stop();
       });
     });
     main_io_.run();
@@ -118,8 +121,11 @@ class Server final : public admin::AdminHandler {
     int n = c.server.workers > 0
                 ? c.server.workers
                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    exporter_ = std::make_unique<trace::Exporter>(main_io_, n);
+    exporter_->configure(snapshot_);
     for (int i = 0; i < n; ++i) {
-      workers_.push_back(std::make_unique<Worker>(i, snapshot_, access_fd_, &open_connections_));
+      workers_.push_back(std::make_unique<Worker>(i, snapshot_, access_fd_, &open_connections_,
+                                                  exporter_->sink(i)));
     }
     for (const auto& l : c.server.listen) {
       std::string error;
@@ -284,6 +290,11 @@ class Server final : public admin::AdminHandler {
     p.config_loaded_at =
         std::chrono::duration<double>(snapshot_->loaded_at.time_since_epoch()).count();
     p.workers = static_cast<int>(workers_.size());
+    const trace::Exporter::Stats traced = exporter_->stats();
+    p.spans_exported = traced.exported;
+    p.spans_dropped_full = traced.dropped_full;
+    p.spans_dropped_failed = traced.dropped_failed;
+    p.span_export_retries = traced.retries;
     const auto& c = snapshot_->config;
     for (size_t u = 0; u < c.upstreams.size(); ++u) {
       const auto& shared = snapshot_->upstreams[u];
@@ -473,6 +484,7 @@ class Server final : public admin::AdminHandler {
     }
     snapshot_ = config::make_snapshot(std::move(*cfg), ++version_);
     for (auto& w : workers_) w->publish(snapshot_);
+    exporter_->configure(snapshot_);
     close_removed_listeners(snapshot_->config);
     ++reloads_ok_;
     spdlog::info("reloaded {}: config version {}, {} route(s), {} upstream(s)", config_path_,
@@ -535,6 +547,7 @@ class Server final : public admin::AdminHandler {
   bool aborted_ = false;
   std::unique_ptr<filters::Background> background_;  // JWKS fetching
   std::unique_ptr<upstream::HealthChecker> health_checks_;
+  std::unique_ptr<trace::Exporter> exporter_;  // spans, to the OTLP collector
   const std::vector<const observe::Family*> metric_families_ = filters::metric_families();
   std::unique_ptr<admin::AdminServer>
       admin_;  // declared last: destroyed before the io_context users

@@ -17,12 +17,13 @@
 namespace gatehouse::server {
 
 Worker::Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int access_log_fd,
-               std::atomic<uint64_t>* open_connections)
+               std::atomic<uint64_t>* open_connections, trace::SpanSink& spans)
     : id_(id),
       rng_(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) +
            static_cast<uint64_t>(id) * 7919),
       access_log_fd_(access_log_fd),
       open_connections_(open_connections),
+      spans_(spans),
       request_states_(std::make_unique<exchange::RequestStatePool>(*this)) {
   adopt(std::move(snapshot));
 }

@@ -43,7 +43,7 @@ struct WorkerStats {
 class Worker final : public exchange::WorkerContext {
  public:
   Worker(int id, std::shared_ptr<const config::Snapshot> snapshot, int access_log_fd,
-         std::atomic<uint64_t>* open_connections);
+         std::atomic<uint64_t>* open_connections, trace::SpanSink& spans);
   ~Worker();
 
   // Opens a listener named `key` (its configured address) on `endpoint`; returns the address
@@ -79,6 +79,7 @@ class Worker final : public exchange::WorkerContext {
   bool draining() const override { return draining_; }
   void log_access(const observe::AccessRecord& record) override;
   observe::MetricsShard& metrics() override { return metrics_; }
+  trace::SpanSink& spans() override { return spans_; }
   filters::WorkerState& filter_state() override { return filter_state_; }
   void add(exchange::Drainable* c) override { connections_.insert(c); }
   void remove(exchange::Drainable* c) override;
@@ -108,6 +109,7 @@ class Worker final : public exchange::WorkerContext {
   std::atomic<bool> stopped_{false};
   std::atomic<uint64_t>* open_connections_;
   observe::MetricsShard metrics_;
+  trace::SpanSink& spans_;  // the exporter's, which outlives the worker's requests
   filters::WorkerState filter_state_;
   // Last: its exchanges use the members above, and go first.
   std::unique_ptr<exchange::RequestStatePool> request_states_;

@@ -67,6 +67,8 @@ bool Client::start(const Call& call) {
   grpc_ = call.grpc;
   grpc_status_ = -1;
   aborted_ = false;
+  observer_ = call.observer;
+  observed_try_ = false;
   max_message_bytes_ = call.grpc ? call.max_message_bytes : 0;
   messages_ = {};
   refused_resends_ = 0;
@@ -107,6 +109,7 @@ net::Task<bool> Client::send(RequestSource& from) {
   while (true) {
     retry_reason_ = RetryReason::kNone;
     Outcome outcome = co_await try_once(from);
+    try_ended(outcome);
     if (outcome == Outcome::kResponse) {
       if (error_.status) {  // an earlier try's: error() tells of this one's body from here on
         error_.clear();
@@ -134,6 +137,19 @@ net::Task<bool> Client::send(RequestSource& from) {
     co_await before_retry();
     if (!choose_target(left)) co_return false;  // every target refuses now: answered 503
   }
+}
+
+void Client::try_ended(Outcome outcome) {
+  if (!observed_try_) return;  // not traced, or it ended before it began (no bulkhead slot)
+  observed_try_ = false;
+  if (outcome == Outcome::kResponse)
+    observer_->try_ended(resp_.status, {}, true);
+  else if (retry_reason_ == RetryReason::kStatus || retry_reason_ == RetryReason::kGrpcStatus)
+    observer_->try_ended(resp_.status, {}, false);  // answered, and tried again
+  else if (outcome == Outcome::kResendAtOnce || !error_.status)
+    observer_->try_ended(0, "upstream_reset", false);  // sent again at once, on a new connection
+  else
+    observer_->try_ended(0, error_.code, false);
 }
 
 net::Clock::duration Client::budget(net::Clock::duration after) {
@@ -234,6 +250,10 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
   logged_target_ = pool_->address();
   start_ = net::Clock::now();
   timed_out_ = false;
+  if (observer_) {
+    observer_->try_started(head_, logged_target_);
+    observed_try_ = true;
+  }
   if (http2_) {
     // A stream on a pooled connection with room (the common case) costs no coroutine; a new
     // connection is made in open_session().

@@ -82,6 +82,21 @@ class RequestSource {
   ~RequestSource() = default;
 };
 
+// Watches a call's tries (distributed tracing: a client span each). try_started() comes as a try
+// begins, before its head is sent, and may rewrite values in the head as long as their lengths
+// stay (a traceparent's span id); try_ended() when its outcome is known: an HTTP status, or
+// status 0 and why it failed. The try that gets the response ends when its caller is done with
+// it, which the observer is told otherwise.
+class TryObserver {
+ public:
+  virtual void try_started(http::OutgoingRequest& head, std::string_view target) = 0;
+  // `answered`: this try's response goes to the caller (its span ends with the response).
+  virtual void try_ended(int status, std::string_view error, bool answered) = 0;
+
+ protected:
+  ~TryObserver() = default;
+};
+
 // What one call is about.
 struct Call {
   const config::Route* route = nullptr;  // its `retry` and `timeout`
@@ -107,6 +122,7 @@ struct Call {
   // route's `timeout`; `deadline_text` names it in a timeout's message.
   net::Clock::time_point deadline = net::Clock::time_point::max();
   std::string_view deadline_text;
+  TryObserver* observer = nullptr;  // a traced call's
 };
 
 class Client {
@@ -226,6 +242,7 @@ class Client {
   bool may_resend_refused() const;
   net::Task<> before_retry();
   net::Task<Outcome> try_once(RequestSource& from);
+  void try_ended(Outcome outcome);  // tells the observer
   net::Task<bool> wait_for_slot(Bulkhead& b, RequestSource& from);
   void stop_waiting_for_slot();
   void fail_overloaded(const Bulkhead& b, bool waited);
@@ -286,6 +303,8 @@ class Client {
   bool body_pending_ = false;             // request body bytes not yet sent on
   http::ChunkedDecoder request_chunked_;  // a chunked request body's framing, checked as it goes
   RequestSource* from_ = nullptr;         // the call's request
+  TryObserver* observer_ = nullptr;       // Call::observer
+  bool observed_try_ = false;             // it was told of a try that has not ended
   net::Clock::time_point start_;
   // The whole call's: the route's `timeout`, or the caller's (Call::deadline) when sooner.
   net::Clock::time_point deadline_ = net::Clock::time_point::max();

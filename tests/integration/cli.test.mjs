@@ -89,7 +89,7 @@ test('validate: YAML syntax errors carry their position', () => {
   assert.match(r.stderr, new RegExp(`^${file.replace(/[.]/g, '\\.')}:\\d+:\\d+: \\(syntax\\): `, 'm'));
 });
 
-test('validate: the contract example fails only on features not built yet', () => {
+test('validate: the contract example is valid, every key of it built', () => {
   assert.ok(fs.existsSync(contractExample), `${contractExample} is missing`);
   // Its TLS listener names certs/api.example.com.pem and .key beside it: made for a copy of it.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-contract-'));
@@ -101,10 +101,7 @@ test('validate: the contract example fails only on features not built yet', () =
   makeCert(path.join(dir, 'certs'), 'api.example.com', 'ca', ['DNS:api.example.com']);
   // The example takes one consumer's API key from ACME_API_KEY.
   const r = runGatehouse(['validate', '-c', example], { env: { ...process.env, ACME_API_KEY: 'k' } });
-  assert.equal(r.status, 1);
-  const errors = r.stderr.trim().split('\n').filter((l) => /:\d+:\d+: /.test(l));
-  assert.ok(errors.length > 0);
-  for (const e of errors) assert.match(e, /not supported yet/, e);
+  assert.equal(r.status, 0, r.stderr);
   const unset = runGatehouse(['validate', '-c', example], { env: { ...process.env, ACME_API_KEY: '' } });
   assert.match(unset.stderr, /:54:\d+: consumers\[1\]\.api_keys\[0\]\.env: environment variable ACME_API_KEY is not set/);
 });

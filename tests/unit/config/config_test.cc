@@ -1270,13 +1270,68 @@ TEST(ConfigTest, ObservabilityErrors) {
   auto errors = errors_of(kMinimal + R"(observability:
   request_id_header: "x id"
   access_log: { path: "", format: text }
-  tracing: { sample_ratio: 0.1 }
+  tracing: { sample_ratio: 0.1, sampling: all }
 )");
   EXPECT_EQ(errors.size(), 4u) << dump(errors);
   EXPECT_HAS_ERROR(errors, "observability.request_id_header", "not a valid header name");
   EXPECT_HAS_ERROR(errors, "observability.access_log.path", "must not be empty");
   EXPECT_HAS_ERROR(errors, "observability.access_log.format", "unknown format 'text'");
-  EXPECT_HAS_ERROR(errors, "observability.tracing", "not supported yet");
+  EXPECT_HAS_ERROR(errors, "observability.tracing.sampling", "unknown key");
+}
+
+TEST(ConfigTest, Tracing) {
+  Config off = load(kMinimal);
+  EXPECT_FALSE(off.observability.tracing);
+  Config c = load(kMinimal + R"(observability:
+  tracing:
+    otlp_endpoint: https://collector.example:4318/v1/traces
+    sample_ratio: 25%
+    always_sample_errors: true
+    propagation: [b3multi, tracecontext, b3]
+    service_name: edge
+    resource: { deployment.environment: prod }
+    export: { max_queue: 100, max_batch: 10, interval: 200ms, timeout: 2s, max_retries: 0,
+              compression: gzip, headers: { x-api-key: k } }
+)");
+  ASSERT_TRUE(c.observability.tracing);
+  const Tracing& t = *c.observability.tracing;
+  EXPECT_EQ(t.otlp_endpoint, "https://collector.example:4318/v1/traces");
+  EXPECT_DOUBLE_EQ(t.sample_ratio, 0.25);
+  EXPECT_TRUE(t.always_sample_errors);
+  using P = Tracing::Propagator;
+  EXPECT_EQ(t.propagation, (std::vector<P>{P::kB3Multi, P::kTraceContext, P::kB3}));
+  EXPECT_EQ(t.resource, (std::vector<std::pair<std::string, std::string>>{
+                            {"service.name", "edge"}, {"deployment.environment", "prod"}}));
+  EXPECT_EQ(t.max_queue, 100u);
+  EXPECT_EQ(t.max_batch, 10u);
+  EXPECT_EQ(t.interval, Duration(200));
+  EXPECT_EQ(t.timeout, Duration(2000));
+  EXPECT_EQ(t.max_retries, 0);
+  EXPECT_TRUE(t.gzip);
+  EXPECT_EQ(t.headers.at(0).first, "x-api-key");
+  // The defaults: W3C trace context alone, every new trace sampled, no compression.
+  Tracing d = *load(kMinimal + "observability: { tracing: {} }\n").observability.tracing;
+  EXPECT_EQ(d.propagation, std::vector<P>{P::kTraceContext});
+  EXPECT_DOUBLE_EQ(d.sample_ratio, 1.0);
+  EXPECT_FALSE(d.gzip);
+  EXPECT_TRUE(d.otlp_endpoint.empty());
+}
+
+TEST(ConfigTest, TracingErrors) {
+  auto errors = errors_of(kMinimal + R"(observability:
+  tracing:
+    otlp_endpoint: ftp://collector/v1/traces
+    sample_ratio: 2
+    propagation: [zipkin]
+    export: { compression: zstd, headers: { "bad header": x }, max_batch: 0 }
+)");
+  EXPECT_EQ(errors.size(), 6u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "observability.tracing.otlp_endpoint", "http:// or https://");
+  EXPECT_HAS_ERROR(errors, "observability.tracing.sample_ratio", "from 0 to 1");
+  EXPECT_HAS_ERROR(errors, "observability.tracing.propagation", "unknown propagator 'zipkin'");
+  EXPECT_HAS_ERROR(errors, "observability.tracing.export.compression", "gzip or none");
+  EXPECT_HAS_ERROR(errors, "observability.tracing.export.headers", "not a header name");
+  EXPECT_HAS_ERROR(errors, "observability.tracing.export.max_batch", "");
 }
 
 TEST(ConfigTest, LoadConfigReportsUnreadableFile) {

@@ -36,6 +36,7 @@ class FakeWorker final : public WorkerContext {
   const std::shared_ptr<View>& view() const override { return view_; }
   upstream::Random& rng() override { return rng_; }
   observe::MetricsShard& metrics() override { return metrics_; }
+  trace::SpanSink& spans() override { return spans_; }
   void log_access(const observe::AccessRecord& r) override {
     records.push_back({std::string(r.method), std::string(r.route), r.status, std::string(r.error),
                        std::string(r.target)});
@@ -56,6 +57,7 @@ class FakeWorker final : public WorkerContext {
  private:
   net::asio::io_context io_;
   upstream::Random rng_;
+  trace::SpanSink spans_{1, [] {}};
   upstream::WorkerUpstreams upstreams_;
   std::shared_ptr<View> view_;
   observe::MetricsShard metrics_;
@@ -109,7 +111,8 @@ class FakeDownstream final : public Downstream {
                                              const config::WebSocket&) override {
     co_return websocket::Tunnel::Bytes{};
   }
-  net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id) override {
+  net::Task<> answer(const http::ErrorResponse& e, std::string_view request_id,
+                     std::string_view) override {
     answered = e;
     answered_id = request_id;
     co_return;

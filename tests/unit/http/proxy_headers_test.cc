@@ -411,7 +411,7 @@ TEST(ErrorResponseTest, JsonBodyWithMatchingContentLength) {
   e.code = "upstream_timeout";
   e.message = "products did not answer within 2s";
   std::string out;
-  build_error_response(e, "x-request-id", "rid-7", false, false, &out);
+  build_error_response(e, "x-request-id", "rid-7", "", false, false, &out);
   auto b = split(out);
   EXPECT_EQ(b.start_line, "HTTP/1.1 504 Gateway Timeout");
   EXPECT_EQ(b.one("content-type"), "application/json");
@@ -430,14 +430,14 @@ TEST(ErrorResponseTest, ExtraHeadersCloseAndHeadOnly) {
   e.message = "use GET";
   e.headers = {{"Allow", "GET, HEAD"}};
   std::string full;
-  build_error_response(e, "x-request-id", "r", true, false, &full);
+  build_error_response(e, "x-request-id", "r", "", true, false, &full);
   auto b = split(full);
   EXPECT_EQ(b.one("allow"), "GET, HEAD");
   EXPECT_EQ(b.one("connection"), "close");
   ASSERT_FALSE(b.body.empty());
 
   std::string head;
-  build_error_response(e, "x-request-id", "r", true, true, &head);
+  build_error_response(e, "x-request-id", "r", "", true, true, &head);
   auto h = split(head);
   EXPECT_TRUE(h.body.empty());
   // A HEAD answer announces the length the GET body would have.
@@ -452,7 +452,7 @@ TEST(ErrorResponseTest, AnAnswerWithItsOwnBody) {
   e.body = "<p>cached</p>";
   e.content_type = "text/html";
   std::string out;
-  build_error_response(e, "x-request-id", "rid-9", false, false, &out);
+  build_error_response(e, "x-request-id", "rid-9", "", false, false, &out);
   auto b = split(out);
   EXPECT_EQ(b.start_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(b.one("content-type"), "text/html");
@@ -472,7 +472,7 @@ TEST(ErrorResponseTest, AnAnswerWithASharedBodyAndItsOwnFields) {
   e.shared_body = stored;
   e.shared_bytes = *stored;
   std::string out;
-  build_error_response(e, "x-request-id", "rid-3", false, false, &out);
+  build_error_response(e, "x-request-id", "rid-3", "", false, false, &out);
   auto b = split(out);
   EXPECT_EQ(b.one("content-type"), "application/json") << "once: the answer's own";
   EXPECT_EQ(b.one("content-length"), "8");
@@ -488,7 +488,7 @@ TEST(ErrorResponseTest, EscapesTheMessage) {
   e.code = "bad_request";
   e.message = "bad \"x\"\n";
   std::string out;
-  build_error_response(e, "x-request-id", "id\\1", false, false, &out);
+  build_error_response(e, "x-request-id", "id\\1", "", false, false, &out);
   auto b = split(out);
   EXPECT_NE(b.body.find("\"message\":\"bad \\\"x\\\"\\n\""), std::string::npos) << b.body;
   EXPECT_NE(b.body.find("\"request_id\":\"id\\\\1\""), std::string::npos) << b.body;

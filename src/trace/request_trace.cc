@@ -1,0 +1,271 @@
+#include "trace/request_trace.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "trace/exporter.h"
+#include "trace/otlp.h"
+
+namespace gatehouse::trace {
+
+namespace {
+
+using Propagator = config::Tracing::Propagator;
+
+template <size_t N>
+void random_id(upstream::Random& rng, std::array<uint8_t, N>* id) {
+  do {
+    for (size_t i = 0; i < N; i += 8) {
+      const uint64_t r = rng.next();
+      std::memcpy(id->data() + i, &r, std::min<size_t>(8, N - i));
+    }
+  } while (std::all_of(id->begin(), id->end(), [](uint8_t b) { return b == 0; }));
+}
+
+// "host:port" (or "[v6]:port") into its host and port (0: none).
+std::pair<std::string_view, int64_t> split_host_port(std::string_view a) {
+  const auto colon = a.rfind(':');
+  if (colon == std::string_view::npos || (a.front() == '[' && a.back() == ']')) return {a, 0};
+  int64_t port = 0;
+  for (char c : a.substr(colon + 1)) {
+    if (c < '0' || c > '9') return {a, 0};
+    port = port * 10 + (c - '0');
+  }
+  std::string_view host = a.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return {host, port};
+}
+
+// network.protocol.version from the log's protocol: "1.1", "2".
+std::string_view protocol_version(std::string_view protocol) {
+  return protocol.substr(0, 5) == "HTTP/" ? protocol.substr(5) : protocol;
+}
+
+}  // namespace
+
+uint64_t unix_nanos() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void RequestTrace::begin(const config::Tracing* cfg, const http::RequestHead& req,
+                         upstream::Random& rng, uint64_t start_ns) {
+  reset();
+  if (!cfg) return;
+  cfg_ = cfg;
+  rng_ = &rng;
+  start_ns_ = start_ns;
+  w3c_ = b3_ = b3_multi_ = false;
+  for (Propagator p : cfg->propagation) {
+    w3c_ |= p == Propagator::kTraceContext;
+    b3_ |= p == Propagator::kB3;
+    b3_multi_ |= p == Propagator::kB3Multi;
+  }
+
+  // The fields of the formats read, in one pass.
+  std::string_view traceparent, b3, b3_trace, b3_span, b3_sampled, b3_flags;
+  int traceparents = 0;
+  std::string joined_state;  // tracestate may be split over several fields (RFC 9110 5.3)
+  user_agent_.clear();
+  host_.assign(req.host);
+  for (const auto& h : req.headers) {
+    if (h.id == http::HeaderId::kTraceContext) {
+      if (h.name.size() == 11) {
+        traceparent = h.value;
+        ++traceparents;
+      } else {
+        joined_state.append(joined_state.empty() ? "" : ",").append(h.value);
+      }
+    } else if (h.id == http::HeaderId::kB3) {
+      if (h.name.size() == 2)
+        b3 = h.value;
+      else if (http::iequals(h.name, "x-b3-traceid"))
+        b3_trace = h.value;
+      else if (http::iequals(h.name, "x-b3-spanid"))
+        b3_span = h.value;
+      else if (http::iequals(h.name, "x-b3-sampled"))
+        b3_sampled = h.value;
+      else if (http::iequals(h.name, "x-b3-flags"))
+        b3_flags = h.value;
+    } else if (h.name.size() == 10 && http::iequals(h.name, "user-agent")) {
+      user_agent_.assign(h.value);
+    }
+  }
+  // The first format (in the configured order) whose context is valid is the one continued.
+  std::optional<Parent> parent;
+  bool from_w3c = false;
+  for (Propagator p : cfg->propagation) {
+    if (parent) break;
+    if (p == Propagator::kTraceContext && traceparents == 1) {
+      parent = parse_traceparent(traceparent);
+      from_w3c = parent.has_value();
+    } else if (p == Propagator::kB3 && !b3.empty()) {
+      parent = parse_b3(b3);
+    } else if (p == Propagator::kB3Multi &&
+               (!b3_trace.empty() || !b3_sampled.empty() || !b3_flags.empty())) {
+      parent = parse_b3_multi(b3_trace, b3_span, b3_sampled, b3_flags);
+    }
+  }
+  has_parent_ = parent && parent->has_ids;
+  if (has_parent_) {
+    trace_ = parent->trace_id;
+    parent_ = parent->span_id;
+  } else {
+    random_id(rng, &trace_);
+  }
+  // Parent-based sampling: the caller's decision stands; a new trace (or a caller that left it
+  // open) is decided by the ratio.
+  sampled_ =
+      parent && parent->sampled ? *parent->sampled : sampled_by_ratio(trace_, cfg->sample_ratio);
+  // tracestate belongs to a valid traceparent only (3.3).
+  if (from_w3c && !joined_state.empty() && !normalize_tracestate(joined_state, &tracestate_))
+    tracestate_.clear();
+  random_id(rng, &span_);
+  append_hex(trace_, &trace_hex_);
+  append_hex(span_, &span_hex_);
+
+  // What the upstream gets, the server span as the parent until a try writes its own id.
+  if (w3c_) {
+    std::string v;
+    append_traceparent(trace_, span_, sampled_, &v);
+    fields_.emplace_back("traceparent", std::move(v));
+    if (!tracestate_.empty()) fields_.emplace_back("tracestate", tracestate_);
+  }
+  if (b3_) {
+    std::string v;
+    append_b3(trace_, span_, sampled_, &v);
+    fields_.emplace_back("b3", std::move(v));
+  }
+  if (b3_multi_) {
+    fields_.emplace_back("X-B3-TraceId", trace_hex_);
+    fields_.emplace_back("X-B3-SpanId", span_hex_);
+    fields_.emplace_back("X-B3-Sampled", sampled_ ? "1" : "0");
+  }
+}
+
+void RequestTrace::reset() {
+  cfg_ = nullptr;
+  trace_hex_.clear();
+  span_hex_.clear();
+  tracestate_.clear();
+  fields_.clear();
+  tries_.clear();
+  events_.clear();
+}
+
+void RequestTrace::server_traceparent(std::string* out) const {
+  append_traceparent(trace_, span_, sampled_, out);
+}
+
+void RequestTrace::event(std::string_view name, std::string_view key, std::string_view value) {
+  if (!cfg_ || cfg_->otlp_endpoint.empty()) return;
+  events_.push_back({name, key, std::string(value), unix_nanos()});
+}
+
+void RequestTrace::try_started(http::OutgoingRequest& head, std::string_view target) {
+  Try& t = tries_.emplace_back();
+  random_id(*rng_, &t.id);
+  t.start_ns = unix_nanos();
+  t.target.assign(target);
+  if (tries_.size() > 1) {
+    const Try& before = tries_[tries_.size() - 2];
+    event("gatehouse.retry", "error.type",
+          before.error.empty() ? std::to_string(before.status) : before.error);
+  }
+  // The try's own span id, in the fields the gateway wrote (named as begin() names them; the
+  // client's own were left out).
+  for (size_t i = head.fields(); i-- > 0;) {
+    const std::string_view name = head.field(i).name;
+    if (w3c_ && name == "traceparent")
+      write_hex(t.id.data(), t.id.size(), head.value_data(i) + kTraceparentSpanAt);
+    else if (b3_ && name == "b3")
+      write_hex(t.id.data(), t.id.size(), head.value_data(i) + kB3SpanAt);
+    else if (b3_multi_ && name == "X-B3-SpanId")
+      write_hex(t.id.data(), t.id.size(), head.value_data(i));
+  }
+}
+
+void RequestTrace::try_ended(int status, std::string_view error, bool answered) {
+  if (tries_.empty()) return;
+  Try& t = tries_.back();
+  t.status = status;
+  t.error.assign(error);
+  if (!answered) t.end_ns = unix_nanos();
+}
+
+void RequestTrace::finish(const RequestEnd& end, SpanSink& sink) {
+  if (!cfg_ || cfg_->otlp_endpoint.empty()) return;
+  const bool failed = end.status >= 500 || (end.status == 0 && !end.error.empty());
+  if (!sampled_ && !(cfg_->always_sample_errors && failed)) return;
+  out_.clear();
+  write_spans(end, unix_nanos());
+  sink.push(out_, 1 + tries_.size(), *cfg_);
+}
+
+// The attributes follow OpenTelemetry's HTTP semantic conventions (semconv 1.26: HTTP server and
+// client spans); the gateway's own under gatehouse.*.
+void RequestTrace::write_spans(const RequestEnd& end, uint64_t end_ns) {
+  const bool has_route = !end.route_template.empty();
+  std::string name(end.method);
+  if (has_route) name.append(" ").append(end.route_template);
+  {
+    SpanWriter s(&out_, trace_, span_, has_parent_ ? &parent_ : nullptr, tracestate_, sampled_,
+                 name, SpanKind::kServer, start_ns_, end_ns);
+    s.attr("http.request.method", end.method);
+    const std::string_view target = end.target;
+    s.attr("url.path", target.substr(0, target.find('?')));
+    s.attr("url.scheme", end.secure ? "https" : "http");
+    if (has_route) s.attr("http.route", end.route_template);
+    if (end.status) s.attr("http.response.status_code", int64_t{end.status});
+    const auto [host, port] = split_host_port(host_);
+    if (!host.empty()) s.attr("server.address", host);
+    if (port) s.attr("server.port", port);
+    s.attr("network.protocol.version", protocol_version(end.protocol));
+    if (!user_agent_.empty()) s.attr("user_agent.original", user_agent_);
+    if (!end.client_ip.empty()) s.attr("client.address", end.client_ip);
+    if (!end.route.empty()) s.attr("gatehouse.route", end.route);
+    if (!end.upstream.empty()) s.attr("gatehouse.upstream", end.upstream);
+    if (!end.consumer.empty()) s.attr("gatehouse.consumer", end.consumer);
+    s.attr("gatehouse.request_id", end.request_id);
+    if (!end.cache.empty()) s.attr("gatehouse.cache", end.cache);
+    if (!end.error.empty())
+      s.attr("error.type", end.error);
+    else if (end.status >= 500)
+      s.attr("error.type", std::to_string(end.status));
+    for (const Event& e : events_) {
+      s.event(e.name, e.ns);
+      if (!e.key.empty()) s.attr(e.key, e.value);
+      s.end_event();
+    }
+    // A server span is an error when the answer is a 5xx (or none was given); a 4xx is the
+    // client's doing and leaves it unset.
+    if (end.status >= 500 || end.status == 0) s.status(StatusCode::kError, end.error);
+    s.finish();
+  }
+  for (size_t i = 0; i < tries_.size(); ++i) {
+    const Try& t = tries_[i];
+    const uint64_t t_end = t.end_ns ? t.end_ns : end_ns;
+    SpanWriter s(&out_, trace_, t.id, &span_, tracestate_, sampled_, end.method, SpanKind::kClient,
+                 t.start_ns, t_end);
+    s.attr("http.request.method", end.method);
+    const auto [host, port] = split_host_port(t.target);
+    s.attr("server.address", host);
+    if (port) s.attr("server.port", port);
+    s.attr("network.peer.address", host);
+    if (t.status) s.attr("http.response.status_code", int64_t{t.status});
+    if (i > 0) s.attr("http.request.resend_count", static_cast<int64_t>(i));
+    if (!end.upstream.empty()) s.attr("gatehouse.upstream", end.upstream);
+    // A client span is an error for a 4xx too (the call did not do what was asked).
+    if (!t.error.empty()) {
+      s.attr("error.type", t.error);
+      s.status(StatusCode::kError, t.error);
+    } else if (t.status >= 400) {
+      s.attr("error.type", std::to_string(t.status));
+      s.status(StatusCode::kError);
+    }
+    s.finish();
+  }
+}
+
+}  // namespace gatehouse::trace

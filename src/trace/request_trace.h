@@ -1,0 +1,104 @@
+// One request's part in a distributed trace: the context it continues (or the trace it starts),
+// the sampling decision, the gateway's server span and a client span per upstream try, the
+// events of the gateway's decisions, and the trace context sent upstream. At the request's end,
+// its spans are written in OTLP's encoding and handed to the exporter's queue (trace/exporter.h).
+//
+// Reused request after request by its exchange: its buffers keep their capacity.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "http/message.h"
+#include "http/outgoing_request.h"
+#include "trace/context.h"
+#include "upstream/balancer.h"
+#include "upstream/client.h"
+
+namespace gatehouse::trace {
+
+class SpanSink;
+
+// Unix time in nanoseconds, as spans carry it.
+uint64_t unix_nanos();
+
+// What the exchange knows at the request's end, for the server span.
+struct RequestEnd {
+  int status = 0;                             // as the client saw it (0: none was sent)
+  std::string_view method, target, protocol;  // the target as sent (its query is not recorded)
+  std::string_view route, route_template, upstream, consumer, request_id, client_ip;
+  std::string_view error;  // the gateway's own answer's code
+  std::string_view cache;  // what the cache did
+  bool secure = false;
+};
+
+class RequestTrace final : public upstream::TryObserver {
+ public:
+  // A new request, traced as `cfg` says (null: not at all): its context read from `req`, the
+  // sampling decided, the server span's id made, and the fields for the upstream written.
+  void begin(const config::Tracing* cfg, const http::RequestHead& req, upstream::Random& rng,
+             uint64_t start_ns);
+  // Not traced (a request refused before it was read); what begin() clears.
+  void reset();
+  bool on() const { return cfg_ != nullptr; }
+  bool sampled() const { return sampled_; }
+  // The trace id and the server span's id, in hex (empty when off): the access log's and every
+  // error body's.
+  std::string_view trace_id() const { return trace_hex_; }
+  std::string_view span_id() const { return span_hex_; }
+  // The trace context fields the upstream request carries instead of the client's (with the
+  // server span as the parent, until each try writes its own span id there).
+  const http::HeaderList& upstream_fields() const { return fields_; }
+  bool replaces_w3c() const { return w3c_; }
+  bool replaces_b3() const { return b3_ || b3_multi_; }
+  // A traceparent with the server span as its parent: a composite's legs are its children.
+  void server_traceparent(std::string* out) const;
+  const std::string& tracestate() const { return tracestate_; }
+
+  // An event on the server span, now. Its value may be empty.
+  void event(std::string_view name, std::string_view key = {}, std::string_view value = {});
+
+  // upstream::TryObserver
+  void try_started(http::OutgoingRequest& head, std::string_view target) override;
+  void try_ended(int status, std::string_view error, bool answered) override;
+
+  // The request ended: its spans go to `sink` when they are to be exported (sampled, or an error
+  // kept by always_sample_errors).
+  void finish(const RequestEnd& end, SpanSink& sink);
+
+ private:
+  struct Try {
+    SpanId id{};
+    uint64_t start_ns = 0, end_ns = 0;  // end 0: until the request's end
+    std::string target;
+    int status = 0;
+    std::string error;
+  };
+  struct Event {
+    std::string_view name, key;  // static text
+    std::string value;
+    uint64_t ns;
+  };
+  void write_spans(const RequestEnd& end, uint64_t end_ns);
+
+  const config::Tracing* cfg_ = nullptr;
+  upstream::Random* rng_ = nullptr;
+  bool sampled_ = false;
+  bool w3c_ = false, b3_ = false, b3_multi_ = false;  // propagated in these formats
+  bool has_parent_ = false;
+  TraceId trace_{};
+  SpanId span_{}, parent_{};
+  std::string trace_hex_, span_hex_;
+  std::string tracestate_;
+  http::HeaderList fields_;
+  std::string user_agent_, host_;
+  uint64_t start_ns_ = 0;
+  std::vector<Try> tries_;
+  std::vector<Event> events_;
+  std::string out_;  // the encoded spans
+};
+
+}  // namespace gatehouse::trace
