@@ -900,7 +900,7 @@ void Exchange::fail(http::ErrorResponse e) {
   error_ = std::move(e);
   status_ = error_.status;
   log_error_ = error_.code;
-  if (trace_.on() && error_.status >= 400) {
+  if (trace_.recording() && error_.status >= 400) {
     // The gateway's decision, as an event on its span: who was refused, limited or failed.
     const int s = error_.status;
     trace_.event(s == 401                                ? "gatehouse.auth_failed"
@@ -949,7 +949,7 @@ void Exchange::finish(const Downstream& down) {
     r.grpc_status = grpc_status_;
   }
   w_.log_access(r);
-  if (trace_.on()) end_trace(down, r);
+  if (trace_.recording()) end_trace(down, r);
   auto& m = w_.metrics();
   m.count_request(r.route, r.method, r.status, r.total_ms / 1000, r.bytes_in, r.bytes_out);
   if (grpc_ || made_call) m.count_grpc(call_path, grpc_status_, r.total_ms / 1000);

@@ -1,13 +1,20 @@
 #include "trace/context.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 namespace gatehouse::trace {
 
 namespace {
 
-constexpr char kHex[] = "0123456789abcdef";
+// Each byte's two lower-case hex digits.
+constexpr std::array<char, 512> kHexPairs = [] {
+  std::array<char, 512> t{};
+  constexpr char digits[] = "0123456789abcdef";
+  for (int b = 0; b < 256; ++b) t[2 * b] = digits[b >> 4], t[2 * b + 1] = digits[b & 15];
+  return t;
+}();
 
 int lower_hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -181,10 +188,7 @@ std::optional<Parent> parse_b3_multi(std::string_view trace_id, std::string_view
 }
 
 void write_hex(const uint8_t* bytes, size_t n, char* at) {
-  for (size_t i = 0; i < n; ++i) {
-    at[2 * i] = kHex[bytes[i] >> 4];
-    at[2 * i + 1] = kHex[bytes[i] & 15];
-  }
+  for (size_t i = 0; i < n; ++i) std::memcpy(at + 2 * i, &kHexPairs[2 * bytes[i]], 2);
 }
 
 void append_hex(const uint8_t* bytes, size_t n, std::string* out) {
@@ -194,18 +198,24 @@ void append_hex(const uint8_t* bytes, size_t n, std::string* out) {
 }
 
 void append_traceparent(const TraceId& trace, const SpanId& span, bool sampled, std::string* out) {
-  out->append("00-");
-  append_hex(trace, out);
-  out->push_back('-');
-  append_hex(span, out);
-  out->append(sampled ? "-01" : "-00");
+  char v[55] = {'0', '0', '-'};
+  write_hex(trace.data(), trace.size(), v + 3);
+  v[35] = '-';
+  write_hex(span.data(), span.size(), v + kTraceparentSpanAt);
+  v[52] = '-';
+  v[53] = '0';
+  v[54] = sampled ? '1' : '0';
+  out->append(v, sizeof v);
 }
 
 void append_b3(const TraceId& trace, const SpanId& span, bool sampled, std::string* out) {
-  append_hex(trace, out);
-  out->push_back('-');
-  append_hex(span, out);
-  out->append(sampled ? "-1" : "-0");
+  char v[51];
+  write_hex(trace.data(), trace.size(), v);
+  v[32] = '-';
+  write_hex(span.data(), span.size(), v + kB3SpanAt);
+  v[49] = '-';
+  v[50] = sampled ? '1' : '0';
+  out->append(v, sizeof v);
 }
 
 bool sampled_by_ratio(const TraceId& id, double ratio) {

@@ -85,8 +85,10 @@ void SpanSink::push(std::string_view spans, size_t count, const config::Tracing&
 }
 
 void SpanSink::close_batch() {
+  const size_t capacity = filling_.bytes.capacity();
   full_.push_back(std::move(filling_));
   filling_ = {};
+  filling_.bytes.reserve(capacity);  // the next batch is about as large: no growing it again
 }
 
 void SpanSink::take(std::vector<SpanBatch>* out) {

@@ -67,8 +67,7 @@ void RequestTrace::begin(const config::Tracing* cfg, const http::RequestHead& re
   std::string_view traceparent, b3, b3_trace, b3_span, b3_sampled, b3_flags;
   int traceparents = 0;
   std::string joined_state;  // tracestate may be split over several fields (RFC 9110 5.3)
-  user_agent_.clear();
-  host_.assign(req.host);
+  std::string_view user_agent;
   for (const auto& h : req.headers) {
     if (h.id == http::HeaderId::kTraceContext) {
       if (h.name.size() == 11) {
@@ -89,7 +88,7 @@ void RequestTrace::begin(const config::Tracing* cfg, const http::RequestHead& re
       else if (http::iequals(h.name, "x-b3-flags"))
         b3_flags = h.value;
     } else if (h.name.size() == 10 && http::iequals(h.name, "user-agent")) {
-      user_agent_.assign(h.value);
+      user_agent = h.value;
     }
   }
   // The first format (in the configured order) whose context is valid is the one continued.
@@ -122,34 +121,42 @@ void RequestTrace::begin(const config::Tracing* cfg, const http::RequestHead& re
   if (from_w3c && !joined_state.empty() && !normalize_tracestate(joined_state, &tracestate_))
     tracestate_.clear();
   random_id(rng, &span_);
-  append_hex(trace_, &trace_hex_);
-  append_hex(span_, &span_hex_);
+  write_hex(trace_.data(), trace_.size(), trace_hex_);
+  write_hex(span_.data(), span_.size(), span_hex_);
 
-  // What the upstream gets, the server span as the parent until a try writes its own id.
+  recording_ = !cfg->otlp_endpoint.empty() && (sampled_ || cfg->always_sample_errors);
+  if (recording_) {
+    user_agent_.assign(user_agent);
+    host_.assign(req.host);
+  }
+
+  // What the upstream gets, the server span as the parent until a try writes its own id. The
+  // fields' strings are reused request after request.
+  size_t n = 0;
+  auto field = [&](std::string_view name) -> std::string& {
+    if (fields_.size() == n) fields_.emplace_back();
+    auto& [field_name, value] = fields_[n++];
+    field_name.assign(name);
+    value.clear();
+    return value;
+  };
   if (w3c_) {
-    std::string v;
-    append_traceparent(trace_, span_, sampled_, &v);
-    fields_.emplace_back("traceparent", std::move(v));
-    if (!tracestate_.empty()) fields_.emplace_back("tracestate", tracestate_);
+    append_traceparent(trace_, span_, sampled_, &field("traceparent"));
+    if (!tracestate_.empty()) field("tracestate") = tracestate_;
   }
-  if (b3_) {
-    std::string v;
-    append_b3(trace_, span_, sampled_, &v);
-    fields_.emplace_back("b3", std::move(v));
-  }
+  if (b3_) append_b3(trace_, span_, sampled_, &field("b3"));
   if (b3_multi_) {
-    fields_.emplace_back("X-B3-TraceId", trace_hex_);
-    fields_.emplace_back("X-B3-SpanId", span_hex_);
-    fields_.emplace_back("X-B3-Sampled", sampled_ ? "1" : "0");
+    field("X-B3-TraceId") = trace_id();
+    field("X-B3-SpanId") = span_id();
+    field("X-B3-Sampled") = sampled_ ? "1" : "0";
   }
+  fields_.resize(n);
 }
 
 void RequestTrace::reset() {
   cfg_ = nullptr;
-  trace_hex_.clear();
-  span_hex_.clear();
+  recording_ = false;
   tracestate_.clear();
-  fields_.clear();
   tries_.clear();
   events_.clear();
 }
@@ -159,13 +166,27 @@ void RequestTrace::server_traceparent(std::string* out) const {
 }
 
 void RequestTrace::event(std::string_view name, std::string_view key, std::string_view value) {
-  if (!cfg_ || cfg_->otlp_endpoint.empty()) return;
+  if (!recording_) return;
   events_.push_back({name, key, std::string(value), unix_nanos()});
 }
 
 void RequestTrace::try_started(http::OutgoingRequest& head, std::string_view target) {
+  SpanId id;
+  random_id(*rng_, &id);
+  // The try's own span id, in the fields the gateway wrote (named as begin() names them; the
+  // client's own were left out).
+  for (size_t i = head.fields(); i-- > 0;) {
+    const std::string_view name = head.field(i).name;
+    if (w3c_ && name == "traceparent")
+      write_hex(id.data(), id.size(), head.value_data(i) + kTraceparentSpanAt);
+    else if (b3_ && name == "b3")
+      write_hex(id.data(), id.size(), head.value_data(i) + kB3SpanAt);
+    else if (b3_multi_ && name == "X-B3-SpanId")
+      write_hex(id.data(), id.size(), head.value_data(i));
+  }
+  if (!recording_) return;
   Try& t = tries_.emplace_back();
-  random_id(*rng_, &t.id);
+  t.id = id;
   t.start_ns = unix_nanos();
   t.target.assign(target);
   if (tries_.size() > 1) {
@@ -173,21 +194,10 @@ void RequestTrace::try_started(http::OutgoingRequest& head, std::string_view tar
     event("gatehouse.retry", "error.type",
           before.error.empty() ? std::to_string(before.status) : before.error);
   }
-  // The try's own span id, in the fields the gateway wrote (named as begin() names them; the
-  // client's own were left out).
-  for (size_t i = head.fields(); i-- > 0;) {
-    const std::string_view name = head.field(i).name;
-    if (w3c_ && name == "traceparent")
-      write_hex(t.id.data(), t.id.size(), head.value_data(i) + kTraceparentSpanAt);
-    else if (b3_ && name == "b3")
-      write_hex(t.id.data(), t.id.size(), head.value_data(i) + kB3SpanAt);
-    else if (b3_multi_ && name == "X-B3-SpanId")
-      write_hex(t.id.data(), t.id.size(), head.value_data(i));
-  }
 }
 
 void RequestTrace::try_ended(int status, std::string_view error, bool answered) {
-  if (tries_.empty()) return;
+  if (tries_.empty()) return;  // not recording
   Try& t = tries_.back();
   t.status = status;
   t.error.assign(error);
@@ -195,12 +205,12 @@ void RequestTrace::try_ended(int status, std::string_view error, bool answered) 
 }
 
 void RequestTrace::finish(const RequestEnd& end, SpanSink& sink) {
-  if (!cfg_ || cfg_->otlp_endpoint.empty()) return;
+  if (!recording_) return;
   const bool failed = end.status >= 500 || (end.status == 0 && !end.error.empty());
   if (!sampled_ && !(cfg_->always_sample_errors && failed)) return;
   out_.clear();
   write_spans(end, unix_nanos());
-  sink.push(out_, 1 + tries_.size(), *cfg_);
+  sink.push(out_.view(), 1 + tries_.size(), *cfg_);
 }
 
 // The attributes follow OpenTelemetry's HTTP semantic conventions (semconv 1.26: HTTP server and
@@ -252,7 +262,6 @@ void RequestTrace::write_spans(const RequestEnd& end, uint64_t end_ns) {
     const auto [host, port] = split_host_port(t.target);
     s.attr("server.address", host);
     if (port) s.attr("server.port", port);
-    s.attr("network.peer.address", host);
     if (t.status) s.attr("http.response.status_code", int64_t{t.status});
     if (i > 0) s.attr("http.request.resend_count", static_cast<int64_t>(i));
     if (!end.upstream.empty()) s.attr("gatehouse.upstream", end.upstream);

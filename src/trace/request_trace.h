@@ -15,6 +15,7 @@
 #include "http/message.h"
 #include "http/outgoing_request.h"
 #include "trace/context.h"
+#include "trace/otlp.h"
 #include "upstream/balancer.h"
 #include "upstream/client.h"
 
@@ -45,10 +46,12 @@ class RequestTrace final : public upstream::TryObserver {
   void reset();
   bool on() const { return cfg_ != nullptr; }
   bool sampled() const { return sampled_; }
+  // Its spans may be exported (sampled, or kept if it fails): tries and events are recorded.
+  bool recording() const { return recording_; }
   // The trace id and the server span's id, in hex (empty when off): the access log's and every
   // error body's.
-  std::string_view trace_id() const { return trace_hex_; }
-  std::string_view span_id() const { return span_hex_; }
+  std::string_view trace_id() const { return {trace_hex_, cfg_ ? sizeof trace_hex_ : 0}; }
+  std::string_view span_id() const { return {span_hex_, cfg_ ? sizeof span_hex_ : 0}; }
   // The trace context fields the upstream request carries instead of the client's (with the
   // server span as the parent, until each try writes its own span id there).
   const http::HeaderList& upstream_fields() const { return fields_; }
@@ -87,18 +90,19 @@ class RequestTrace final : public upstream::TryObserver {
   const config::Tracing* cfg_ = nullptr;
   upstream::Random* rng_ = nullptr;
   bool sampled_ = false;
+  bool recording_ = false;
   bool w3c_ = false, b3_ = false, b3_multi_ = false;  // propagated in these formats
   bool has_parent_ = false;
   TraceId trace_{};
   SpanId span_{}, parent_{};
-  std::string trace_hex_, span_hex_;
+  char trace_hex_[32], span_hex_[16];
   std::string tracestate_;
   http::HeaderList fields_;
-  std::string user_agent_, host_;
+  std::string user_agent_, host_;  // copied when recording
   uint64_t start_ns_ = 0;
   std::vector<Try> tries_;
   std::vector<Event> events_;
-  std::string out_;  // the encoded spans
+  ByteBuffer out_;  // the encoded spans
 };
 
 }  // namespace gatehouse::trace

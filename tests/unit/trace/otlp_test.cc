@@ -43,18 +43,32 @@ std::map<std::string, Msg> attributes(const Msg& m, int n) {
 }
 
 TEST(ProtoWriter, VarintsAndNestedLengths) {
-  std::string out;
-  ProtoWriter w(&out);
+  ByteBuffer buf;
+  ProtoWriter w(&buf);
   w.varint(1, 300);  // 0xac 0x02
   const size_t m = w.open(2);
   w.bytes(1, std::string(200, 'x'));  // a nested message over 127 bytes: a 2-byte length
   w.close(m);
   w.fixed64(3, 0x0102030405060708ull);
-  Msg msg = parse(out);
+  Msg msg = parse(std::string(buf.view()));
   EXPECT_EQ(fields(msg, 1).at(0)->varint(), 300u);
   Msg inner = parse(fields(msg, 2).at(0)->length_delimited());
   EXPECT_EQ(fields(inner, 1).at(0)->length_delimited(), std::string(200, 'x'));
   EXPECT_EQ(fields(msg, 3).at(0)->fixed64(), 0x0102030405060708ull);
+}
+
+TEST(ProtoWriter, AMessageLargerThanTheBufferGrowsItAndKeepsWhatCameBefore) {
+  ByteBuffer buf;
+  ProtoWriter w(&buf);
+  w.varint(1, 7);
+  const size_t m = w.open(2);
+  for (int i = 0; i < 1000; ++i) w.key_value(1, "key" + std::to_string(i), 1, std::string(20, 'v'));
+  w.close(m);  // about 30 KB: a three-byte length put in front
+  Msg msg = parse(std::string(buf.view()));
+  EXPECT_EQ(fields(msg, 1).at(0)->varint(), 7u);
+  auto attrs = attributes(parse(fields(msg, 2).at(0)->length_delimited()), 1);
+  ASSERT_EQ(attrs.size(), 1000u);
+  EXPECT_EQ(fields(attrs["key999"], 1).at(0)->length_delimited(), std::string(20, 'v'));
 }
 
 TEST(SpanWriter, ASpanAsTraceProtoHasIt) {
@@ -62,7 +76,7 @@ TEST(SpanWriter, ASpanAsTraceProtoHasIt) {
   SpanId span{}, parent{};
   for (uint8_t i = 0; i < 16; ++i) trace[i] = i + 1;
   for (uint8_t i = 0; i < 8; ++i) span[i] = 0xa0 + i, parent[i] = 0xb0 + i;
-  std::string spans;
+  ByteBuffer spans;
   SpanWriter s(&spans, trace, span, &parent, "rojo=1", true, "GET /api/{id}", SpanKind::kServer,
                1000, 2000);
   s.attr("http.request.method", "GET");
@@ -74,7 +88,7 @@ TEST(SpanWriter, ASpanAsTraceProtoHasIt) {
   s.finish();
 
   // As the spans (field 2) of a ScopeSpans.
-  Msg scope_spans = parse(spans);
+  Msg scope_spans = parse(std::string(spans.view()));
   ASSERT_EQ(fields(scope_spans, 2).size(), 1u);
   Msg sp = parse(fields(scope_spans, 2)[0]->length_delimited());
   EXPECT_EQ(fields(sp, 1).at(0)->length_delimited(), std::string(trace.begin(), trace.end()));
@@ -102,11 +116,11 @@ TEST(SpanWriter, ASpanAsTraceProtoHasIt) {
 }
 
 TEST(SpanWriter, ARootSpanHasNoParentAndAnUnsetStatusIsLeftOut) {
-  std::string spans;
+  ByteBuffer spans;
   SpanWriter s(&spans, TraceId{1}, SpanId{2}, nullptr, "", false, "GET", SpanKind::kClient, 1, 2);
   s.status(StatusCode::kUnset);
   s.finish();
-  Msg sp = parse(fields(parse(spans), 2).at(0)->length_delimited());
+  Msg sp = parse(fields(parse(std::string(spans.view())), 2).at(0)->length_delimited());
   EXPECT_TRUE(fields(sp, 4).empty());
   EXPECT_TRUE(fields(sp, 3).empty());
   EXPECT_TRUE(fields(sp, 15).empty());
@@ -114,7 +128,7 @@ TEST(SpanWriter, ARootSpanHasNoParentAndAnUnsetStatusIsLeftOut) {
 }
 
 TEST(ExportRequest, OneResourceAndOneScopeAroundTheSpans) {
-  std::string spans;
+  ByteBuffer spans;
   for (int i = 0; i < 3; ++i) {
     SpanWriter s(&spans, TraceId{1}, SpanId{static_cast<uint8_t>(i + 1)}, nullptr, "", true, "GET",
                  SpanKind::kServer, 1, 2);
@@ -122,7 +136,7 @@ TEST(ExportRequest, OneResourceAndOneScopeAroundTheSpans) {
   }
   std::string req;
   write_export_request({{"service.name", "gatehouse"}, {"deployment.environment", "test"}},
-                       "gatehouse", "0.1.0", spans, &req);
+                       "gatehouse", "0.1.0", spans.view(), &req);
   Msg export_request = parse(req);
   ASSERT_EQ(fields(export_request, 1).size(), 1u);
   Msg rs = parse(fields(export_request, 1)[0]->length_delimited());
