@@ -234,7 +234,7 @@ void Loader::observability(const YAML::Node& n, Observability* o) {
   }
   if (auto a = n["access_log"]) {
     const std::string path = "observability.access_log";
-    if (r_.check_map(a, path, {"path", "format"})) {
+    if (r_.check_map(a, path, {"path", "format", "fields"})) {
       if (auto p = a["path"]) {
         if (auto s = r_.str(p, child(path, "path"))) {
           if (*s == "stdout")
@@ -254,6 +254,21 @@ void Loader::observability(const YAML::Node& n, Observability* o) {
       if (auto f = a["format"]) {
         if (auto s = r_.str(f, child(path, "format")); s && *s != "json")
           r_.error(f, child(path, "format"), "unknown format '" + *s + "' (expected: json)");
+      }
+      if (auto f = a["fields"]) {
+        o->access_log.fields = 0;
+        const auto& names = AccessLog::kFieldNames;
+        for (const auto& name : r_.str_list(f, child(path, "fields"))) {
+          const auto it = std::find(names.begin(), names.end(), name);
+          if (it == names.end()) {
+            std::string all;
+            for (auto n : names) all.append(all.empty() ? "" : ", ").append(n);
+            r_.error(f, child(path, "fields"),
+                     "unknown field '" + name + "' (expected: " + all + ")");
+          } else {
+            o->access_log.fields |= 1u << (it - names.begin());
+          }
+        }
       }
     }
   }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/units.h"
@@ -89,6 +90,63 @@ struct Admin {
 struct AccessLog {
   enum class Sink { kStdout, kStderr, kFile, kOff } sink = Sink::kStdout;
   std::string path;  // for kFile
+  // The fields a line has, in this order (observe/access_log.h writes them); `grpc` stands for
+  // grpc_service, grpc_method and grpc_status.
+  enum Field : uint8_t {
+    kTime,
+    kRequestId,
+    kTraceId,
+    kSpanId,
+    kClient,
+    kMethod,
+    kProtocol,
+    kTlsVersion,
+    kPath,
+    kRoute,
+    kUpstream,
+    kTarget,
+    kStatus,
+    kBytesIn,
+    kBytesOut,
+    kDurationMs,
+    kUpstreamConnectMs,
+    kUpstreamMs,
+    kUpstreamTotalMs,
+    kRetries,
+    kConsumer,
+    kError,
+    kCache,
+    kGrpc,
+    kLegs,
+    kFieldCount
+  };
+  static constexpr std::array<std::string_view, kFieldCount> kFieldNames = {"time",
+                                                                            "request_id",
+                                                                            "trace_id",
+                                                                            "span_id",
+                                                                            "client",
+                                                                            "method",
+                                                                            "protocol",
+                                                                            "tls_version",
+                                                                            "path",
+                                                                            "route",
+                                                                            "upstream",
+                                                                            "target",
+                                                                            "status",
+                                                                            "bytes_in",
+                                                                            "bytes_out",
+                                                                            "duration_ms",
+                                                                            "upstream_connect_ms",
+                                                                            "upstream_ms",
+                                                                            "upstream_total_ms",
+                                                                            "retries",
+                                                                            "consumer",
+                                                                            "error",
+                                                                            "cache",
+                                                                            "grpc",
+                                                                            "legs"};
+  uint32_t fields = (1u << kFieldCount) - 1;  // a bit per Field: all by default
+  bool has(Field f) const { return fields >> f & 1; }
 };
 
 // Redis, for state shared by several gateway instances (cluster-wide rate limits).

@@ -495,6 +495,7 @@ bool Exchange::start_upstream(Downstream& down) {
     call.body_framing = http::Framing::kChunked;
   }
   call.duplex = down.full_duplex() && !body_filtered_;
+  upstream_started_ = net::Clock::now();
   if (!upstream_.start(call)) {
     answer_upstream_failure();
     return false;
@@ -921,6 +922,7 @@ void Exchange::finish(const Downstream& down) {
   r.client = down.peer_ip();
   r.method = down.client_method(log_method_);
   r.protocol = down.protocol();
+  r.tls_version = down.tls_version();
   r.path = log_path_;
   if (log_route_) r.route = log_route_->name;
   if (const auto* up = upstream_.upstream_config()) r.upstream = up->name;
@@ -930,6 +932,12 @@ void Exchange::finish(const Downstream& down) {
   r.bytes_out = down.bytes_sent();
   r.total_ms = ms_since(start_);
   r.upstream_ms = upstream_.answered_ms();
+  r.upstream_connect_ms = upstream_.connect_ms();
+  if (r.upstream_ms >= 0)
+    r.upstream_total_ms =
+        std::chrono::duration<double, std::milli>(net::Clock::now() - upstream_started_).count();
+  r.retries = upstream_.retries();
+  if (ctx_.consumer) r.consumer = ctx_.consumer->name;
   r.error = log_error_;
   if (log_route_) r.cache = ctx_.cache_result;
   r.legs = legs_log_;
@@ -977,7 +985,7 @@ void Exchange::end_trace(const Downstream& down, const observe::AccessRecord& r)
     }
   }
   end.upstream = r.upstream;
-  if (ctx_.consumer) end.consumer = ctx_.consumer->name;
+  end.consumer = r.consumer;
   end.request_id = request_id_;
   end.client_ip = r.client;
   end.error = r.error;

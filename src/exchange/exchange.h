@@ -34,8 +34,9 @@ namespace gatehouse::exchange {
 class Downstream : public upstream::RequestSource {
  public:
   virtual std::string_view peer_ip() const = 0;
-  virtual bool peer_trusted() const = 0;          // the peer is in server.trusted_proxies
-  virtual bool secure() const = 0;                // the request came over TLS
+  virtual bool peer_trusted() const = 0;  // the peer is in server.trusted_proxies
+  virtual bool secure() const = 0;        // the request came over TLS
+  virtual std::string_view tls_version() const { return {}; }  // its TLS version (TLSv1.3)
   virtual std::string_view protocol() const = 0;  // HTTP/1.0, HTTP/1.1, HTTP/2 (for the log)
   // A response's trailer fields reach the client apart from its payload (HTTP/2's HEADERS after
   // the DATA): send_chunk() takes them when the upstream's chunked body ends with some. HTTP/1.1
@@ -196,6 +197,7 @@ class Exchange {
   int status_ = 0;
   std::chrono::system_clock::time_point wall_start_;
   net::Clock::time_point start_;
+  net::Clock::time_point upstream_started_;  // the upstream call's start (upstream_total_ms)
 };
 
 }  // namespace gatehouse::exchange

@@ -85,6 +85,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::string_view peer_ip() const override { return client_ip_; }
   bool peer_trusted() const override { return client_trusted_; }
   bool secure() const override { return client_.tls(); }
+  std::string_view tls_version() const override { return client_.tls_version(); }
   std::string_view protocol() const override { return req_http10_ ? "HTTP/1.0" : "HTTP/1.1"; }
   void release_head() override;
   void start_response(const http::ResponseHead& head, const http::HeaderList& add,

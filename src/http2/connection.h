@@ -73,6 +73,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   const std::string& peer_ip() const { return peer_ip_; }
   bool peer_trusted() const { return peer_trusted_; }
   bool secure() const { return client_.tls(); }
+  std::string_view tls_version() const { return client_.tls_version(); }
   exchange::WorkerContext& worker() { return w_; }
   exchange::RequestStatePool& pool() { return pool_; }
   void reset_by_gateway(int32_t id) {

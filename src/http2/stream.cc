@@ -285,6 +285,7 @@ void Stream::deadline_passed() {
 std::string_view Stream::peer_ip() const { return c_.peer_ip(); }
 bool Stream::peer_trusted() const { return c_.peer_trusted(); }
 bool Stream::secure() const { return c_.secure(); }
+std::string_view Stream::tls_version() const { return c_.tls_version(); }
 
 // --- the response -----------------------------------------------------------------------------
 

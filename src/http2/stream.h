@@ -87,6 +87,7 @@ class Stream final : public exchange::Downstream, public std::enable_shared_from
   std::string_view peer_ip() const override;
   bool peer_trusted() const override;
   bool secure() const override;
+  std::string_view tls_version() const override;
   std::string_view protocol() const override { return "HTTP/2"; }
   bool carries_trailers() const override { return true; }
   bool full_duplex() const override { return true; }

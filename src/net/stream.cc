@@ -113,6 +113,10 @@ std::string_view Stream::alpn() const {
   return {reinterpret_cast<const char*>(proto), len};
 }
 
+std::string_view Stream::tls_version() const {
+  return ssl_ ? std::string_view(SSL_get_version(ssl_)) : std::string_view();  // a static string
+}
+
 net::Task<std::tuple<boost::system::error_code, size_t>> Stream::tls_read_some(
     net::asio::mutable_buffer b) {
   while (true) {

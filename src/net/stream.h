@@ -67,6 +67,8 @@ class Stream {
   bool session_reused() const;
   // After the handshake: the protocol ALPN chose ("h2", "http/1.1"), or empty when none was.
   std::string_view alpn() const;
+  // After the handshake: the TLS version ("TLSv1.3"); empty without TLS.
+  std::string_view tls_version() const;
 
   // The peer speaks when spoken to, or resets (an upstream): after a send, the next read waits for
   // epoll without trying first when the read before it emptied the socket (draining_read.h).

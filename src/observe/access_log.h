@@ -18,18 +18,25 @@ struct AccessRecord {
   std::string_view trace_id, span_id;  // a traced request's trace, and the gateway's span in it
   std::string_view client;
   std::string_view method;
-  std::string_view protocol;  // what the client spoke: HTTP/1.0, HTTP/1.1, HTTP/2
-  std::string_view path;      // the request target as the client sent it
-  std::string_view route;     // empty when none matched
+  std::string_view protocol;     // what the client spoke: HTTP/1.0, HTTP/1.1, HTTP/2
+  std::string_view tls_version;  // TLSv1.2, TLSv1.3; empty without TLS
+  std::string_view path;         // the request target as the client sent it
+  std::string_view route;        // empty when none matched
   std::string_view upstream;
   std::string_view target;
   int status = 0;
   uint64_t bytes_in = 0;   // request bytes received (head and body)
   uint64_t bytes_out = 0;  // response bytes sent (head and body)
   double total_ms = 0;
-  double upstream_ms = -1;  // -1: no upstream call
-  std::string_view error;   // the gateway's error code, when it answered by itself
-  std::string_view cache;   // what the route's cache did (hit, miss, stale, ...), when it has one
+  // The upstream call: the last try's connect (-1: a pooled connection, or none), to its response
+  // head (-1: none came), and to the response's end; the retries made.
+  double upstream_connect_ms = -1;
+  double upstream_ms = -1;
+  double upstream_total_ms = -1;
+  uint32_t retries = 0;
+  std::string_view consumer;  // who key_auth or jwt_auth said the client is
+  std::string_view error;     // the gateway's error code, when it answered by itself
+  std::string_view cache;     // what the route's cache did (hit, miss, stale, ...), when it has one
   // A gRPC call: its service and method, and the status it ended with (-1: none came).
   std::string_view grpc_service, grpc_method;
   int grpc_status = -1;
@@ -37,8 +44,8 @@ struct AccessRecord {
   std::string_view legs;
 };
 
-// Appends one JSON object and a newline.
-void format_access_record(const AccessRecord& r, std::string* out);
+// Appends one JSON object of the `fields` (config::AccessLog's bits) and a newline.
+void format_access_record(const AccessRecord& r, uint32_t fields, std::string* out);
 
 // Appends t as "2026-11-28T00:26:09.350Z" (UTC, milliseconds).
 void append_timestamp(std::chrono::system_clock::time_point t, std::string* out);

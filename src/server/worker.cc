@@ -243,7 +243,8 @@ void Worker::abort() {
 
 void Worker::log_access(const observe::AccessRecord& record) {
   if (access_log_fd_ < 0) return;
-  observe::format_access_record(record, &access_buf_);
+  observe::format_access_record(record, view_->snapshot->config.observability.access_log.fields,
+                                &access_buf_);
   if (access_buf_.size() > 64 * 1024) {
     flush_access_log();
   } else if (!flush_posted_) {

@@ -37,6 +37,7 @@ void Client::reset() {
   outcome_.reset();
   seconds_ = 0;
   answered_ms_ = -1;
+  connect_ms_ = -1;
   body_read_ = 0;
   keep_replay_ = false;
   replay_limit_ = 0;
@@ -277,6 +278,9 @@ net::Task<Client::Outcome> Client::try_once(RequestSource& from) {
       co_return Outcome::kFailed;
     }
   }
+  // The try's connect (TCP and TLS), for the access log; none when it reused a connection.
+  connect_ms_ =
+      reused_ ? -1 : std::chrono::duration<double, std::milli>(net::Clock::now() - start_).count();
   // A request without a body (the usual GET) is its head alone: sent here, with no coroutine of
   // its own unless the wire cannot take it at once.
   Sent sent = Sent::kOk;

@@ -214,7 +214,9 @@ class Client {
   int trailers_only_status() const { return grpc_status_; }
   double seconds() const { return seconds_; }          // to the response head, or to the failure
   double answered_ms() const { return answered_ms_; }  // -1: no upstream answered
-  void reset();                                        // before the next request
+  double connect_ms() const { return connect_ms_; }    // the last try's; -1: none made
+  uint32_t retries() const { return tries_; }
+  void reset();  // before the next request
 
  private:
   enum class Outcome { kResponse, kFailed, kResendAtOnce };
@@ -353,6 +355,7 @@ class Client {
   std::optional<observe::UpstreamOutcome> outcome_;
   double seconds_ = 0;
   double answered_ms_ = -1;
+  double connect_ms_ = -1;
 };
 
 }  // namespace gatehouse::upstream

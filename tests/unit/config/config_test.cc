@@ -1279,6 +1279,21 @@ TEST(ConfigTest, ObservabilityErrors) {
   EXPECT_HAS_ERROR(errors, "observability.tracing.sampling", "unknown key");
 }
 
+TEST(ConfigTest, AccessLogFields) {
+  EXPECT_TRUE(load(kMinimal).observability.access_log.has(AccessLog::kRetries));  // all by default
+  Config c = load(kMinimal + R"(observability:
+  access_log: { fields: [time, status, upstream_connect_ms, grpc] }
+)");
+  const AccessLog& log = c.observability.access_log;
+  EXPECT_EQ(log.fields, 1u << AccessLog::kTime | 1u << AccessLog::kStatus |
+                            1u << AccessLog::kUpstreamConnectMs | 1u << AccessLog::kGrpc);
+  auto errors = errors_of(kMinimal + R"(observability:
+  access_log: { fields: [time, latency] }
+)");
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_HAS_ERROR(errors, "observability.access_log.fields", "unknown field 'latency'");
+}
+
 TEST(ConfigTest, Tracing) {
   Config off = load(kMinimal);
   EXPECT_FALSE(off.observability.tracing);

@@ -31,9 +31,11 @@ AccessRecord sample() {
   return r;
 }
 
+constexpr uint32_t kAll = config::AccessLog{}.fields;
+
 TEST(AccessLogTest, FormatsOneJsonLineWithEveryField) {
   std::string out;
-  format_access_record(sample(), &out);
+  format_access_record(sample(), kAll, &out);
   EXPECT_EQ(
       out,
       "{\"time\":\"2026-11-28T00:26:09.350Z\",\"request_id\":\"abc\",\"client\":\"127.0.0.1\","
@@ -49,7 +51,7 @@ TEST(AccessLogTest, OmitsUpstreamTimeWithoutAnUpstreamAndAddsTheError) {
   r.error = "no_route";
   r.total_ms = 1234.5675;
   std::string out;
-  format_access_record(r, &out);
+  format_access_record(r, kAll, &out);
   EXPECT_EQ(out.find("upstream_ms"), std::string::npos);
   EXPECT_NE(out.find(",\"duration_ms\":1234.568,\"error\":\"no_route\"}\n"), std::string::npos)
       << out;
@@ -59,15 +61,51 @@ TEST(AccessLogTest, ACompositesLegsGoAsTheArrayTheyAre) {
   auto r = sample();
   r.legs = R"([{"leg":"a","status":200,"ms":1.500}])";
   std::string out;
-  format_access_record(r, &out);
+  format_access_record(r, kAll, &out);
   EXPECT_NE(out.find(R"(,"legs":[{"leg":"a","status":200,"ms":1.500}]})"), std::string::npos)
       << out;
 }
 
+TEST(AccessLogTest, TheUpstreamCallsTimesRetriesTlsAndConsumer) {
+  auto r = sample();
+  r.tls_version = "TLSv1.3";
+  r.upstream_connect_ms = 0.25;
+  r.upstream_total_ms = 3.5;
+  r.retries = 2;
+  r.consumer = "mobile-app";
+  r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  r.span_id = "00f067aa0ba902b7";
+  std::string out;
+  format_access_record(r, kAll, &out);
+  EXPECT_NE(
+      out.find(
+          R"("request_id":"abc","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","client")"),
+      std::string::npos)
+      << out;
+  EXPECT_NE(out.find(R"("protocol":"HTTP/2","tls_version":"TLSv1.3","path")"), std::string::npos)
+      << out;
+  EXPECT_NE(
+      out.find(
+          R"("duration_ms":5.598,"upstream_connect_ms":0.250,"upstream_ms":0.000,"upstream_total_ms":3.500,"retries":2,"consumer":"mobile-app"})"),
+      std::string::npos)
+      << out;
+}
+
+TEST(AccessLogTest, OnlyTheConfiguredFieldsInTheirOwnOrder) {
+  using F = config::AccessLog::Field;
+  const uint32_t fields = 1u << F::kStatus | 1u << F::kRequestId | 1u << F::kDurationMs;
+  std::string out;
+  format_access_record(sample(), fields, &out);
+  EXPECT_EQ(out, "{\"request_id\":\"abc\",\"status\":200,\"duration_ms\":5.598}\n");
+  out.clear();
+  format_access_record(sample(), 0, &out);
+  EXPECT_EQ(out, "{}\n");
+}
+
 TEST(AccessLogTest, AppendsToWhatIsThere) {
   std::string out = "previous\n";
-  format_access_record(sample(), &out);
-  format_access_record(sample(), &out);
+  format_access_record(sample(), kAll, &out);
+  format_access_record(sample(), kAll, &out);
   EXPECT_EQ(out.rfind("previous\n{", 0), 0u);
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3);
 }
