@@ -20,7 +20,8 @@ class AdminHandler {
   virtual ~AdminHandler() = default;
   virtual bool ready() const = 0;
   virtual net::Task<std::string> status_json() = 0;
-  virtual net::Task<std::string> metrics_text() = 0;
+  // The Prometheus text exposition, or OpenMetrics (with exemplars) when `openmetrics`.
+  virtual net::Task<std::string> metrics_text(bool openmetrics) = 0;
   // Reloads the config file: {true, JSON with the new version} or {false, JSON with the errors}.
   virtual std::pair<bool, std::string> reload() = 0;
   // POST /cache/purge with its JSON body: the status and the JSON answer.

@@ -959,7 +959,8 @@ void Exchange::finish(const Downstream& down) {
   w_.log_access(r);
   if (trace_.recording()) end_trace(down, r);
   auto& m = w_.metrics();
-  m.count_request(r.route, r.method, r.status, r.total_ms / 1000, r.bytes_in, r.bytes_out);
+  m.count_request(r.route, r.method, r.status, r.total_ms / 1000, r.bytes_in, r.bytes_out,
+                  trace_.sampled() ? trace_.trace_id() : std::string_view());
   if (grpc_ || made_call) m.count_grpc(call_path, grpc_status_, r.total_ms / 1000);
   m.count_protocol(r.protocol);
   if (auto outcome = upstream_.outcome())

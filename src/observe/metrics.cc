@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -55,20 +56,29 @@ void sample(std::string* out, std::string_view name, std::string_view label, std
   out->append(std::to_string(count)).append("\n");
 }
 
-void header(std::string* out, std::string_view name, std::string_view type, std::string_view help) {
+// In OpenMetrics (`om`), a counter's family is named without the `_total` its samples carry.
+void header(std::string* out, bool om, std::string_view name, std::string_view type,
+            std::string_view help) {
+  if (om && type == "counter" && name.ends_with("_total")) name.remove_suffix(6);
   out->append("# HELP ").append(name).append(" ").append(help).append("\n");
   out->append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
 
 // `labels`: written already ('route="a"', or several).
-void histogram(std::string* out, std::string_view name, std::string_view labels,
+// `om`: OpenMetrics, whose buckets may carry an exemplar: the trace of one of their requests.
+void histogram(std::string* out, bool om, std::string_view name, std::string_view labels,
                const Histogram& h) {
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= Histogram::kBounds.size(); ++i) {
     cumulative += h.counts()[i];
     out->append(name).append("_bucket{").append(labels);
     label(out, "le", i < Histogram::kBounds.size() ? number(Histogram::kBounds[i]) : "+Inf");
-    out->append("} ").append(std::to_string(cumulative)).append("\n");
+    out->append("} ").append(std::to_string(cumulative));
+    if (const Exemplar* e = om ? h.exemplar(i) : nullptr) {
+      out->append(" # {trace_id=\"").append(e->trace_id.data(), e->trace_id.size());
+      out->append("\"} ").append(number(e->value)).append(" ").append(number(e->timestamp));
+    }
+    out->push_back('\n');
   }
   out->append(name).append("_sum{").append(labels);
   out->append("} ").append(number(h.sum())).append("\n");
@@ -76,16 +86,16 @@ void histogram(std::string* out, std::string_view name, std::string_view labels,
   out->append("} ").append(std::to_string(h.count())).append("\n");
 }
 
-void histogram(std::string* out, std::string_view name, std::string_view label_name,
+void histogram(std::string* out, bool om, std::string_view name, std::string_view label_name,
                std::string_view label_value, const Histogram& h) {
   std::string labels;
   label(&labels, label_name, label_value, true);
-  histogram(out, name, labels, h);
+  histogram(out, om, name, labels, h);
 }
 
-void gauge(std::string* out, std::string_view name, std::string_view help, double v,
+void gauge(std::string* out, bool om, std::string_view name, std::string_view help, double v,
            std::string_view type = "gauge") {
-  header(out, name, type, help);
+  header(out, om, name, type, help);
   out->append(name).append(" ").append(number(v)).append("\n");
 }
 
@@ -100,18 +110,43 @@ std::vector<const typename Map::value_type*> sorted(const Map& m) {
 
 }  // namespace
 
-void Histogram::observe(double seconds) {
+void Histogram::observe(double seconds, std::string_view trace_id) {
   size_t i = static_cast<size_t>(std::lower_bound(kBounds.begin(), kBounds.end(), seconds) -
                                  kBounds.begin());
   ++counts_[i];
   sum_ += seconds;
   ++count_;
+  if (trace_id.size() == Exemplar{}.trace_id.size()) {
+    if (!exemplars_) exemplars_ = std::make_unique<Exemplars>();
+    Exemplar& e = (*exemplars_)[i];
+    std::copy(trace_id.begin(), trace_id.end(), e.trace_id.begin());
+    e.value = seconds;
+    e.timestamp =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
 }
 
 void Histogram::merge(const Histogram& other) {
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
   sum_ += other.sum_;
   count_ += other.count_;
+  if (!other.exemplars_) return;
+  if (!exemplars_) exemplars_ = std::make_unique<Exemplars>();
+  for (size_t i = 0; i < counts_.size(); ++i) {  // the latest of each bucket's
+    if ((*other.exemplars_)[i].timestamp > (*exemplars_)[i].timestamp)
+      (*exemplars_)[i] = (*other.exemplars_)[i];
+  }
+}
+
+Histogram::Histogram(const Histogram& o)
+    : counts_(o.counts_),
+      sum_(o.sum_),
+      count_(o.count_),
+      exemplars_(o.exemplars_ ? std::make_unique<Exemplars>(*o.exemplars_) : nullptr) {}
+
+Histogram& Histogram::operator=(const Histogram& o) {
+  if (this != &o) *this = Histogram(o);
+  return *this;
 }
 
 std::string_view outcome_name(UpstreamOutcome o) {
@@ -131,11 +166,12 @@ std::string_view outcome_name(UpstreamOutcome o) {
 }
 
 void MetricsShard::count_request(std::string_view route, std::string_view method, int status,
-                                 double seconds, uint64_t bytes_in, uint64_t bytes_out) {
+                                 double seconds, uint64_t bytes_in, uint64_t bytes_out,
+                                 std::string_view trace_id) {
   auto it = routes.find(route);
   if (it == routes.end()) it = routes.emplace(std::string(route), RouteMetrics{}).first;
   ++it->second.requests[method_index(method) << 16 | static_cast<uint32_t>(status)];
-  it->second.duration.observe(seconds);
+  it->second.duration.observe(seconds, trace_id);
   bytes_received += bytes_in;
   bytes_sent += bytes_out;
 }
@@ -230,9 +266,10 @@ void MetricsShard::merge(const MetricsShard& other) {
 }
 
 std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
-                              std::span<const Family* const> families) {
+                              std::span<const Family* const> families, bool om) {
   std::string out;
-  header(&out, "gatehouse_requests_total", "counter", "Requests by route, method and status code.");
+  header(&out, om, "gatehouse_requests_total", "counter",
+         "Requests by route, method and status code.");
   for (const auto* route : sorted(m.routes)) {
     for (const auto* e : sorted(route->second.requests)) {
       out.append("gatehouse_requests_total{");
@@ -242,10 +279,10 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
       out.append("} ").append(std::to_string(e->second)).append("\n");
     }
   }
-  header(&out, "gatehouse_request_duration_seconds", "histogram",
+  header(&out, om, "gatehouse_request_duration_seconds", "histogram",
          "Time from the request head to the end of the response, by route.");
   for (const auto* route : sorted(m.routes))
-    histogram(&out, "gatehouse_request_duration_seconds", "route", route->first,
+    histogram(&out, om, "gatehouse_request_duration_seconds", "route", route->first,
               route->second.duration);
 
   // "service/method" as its two labels.
@@ -256,7 +293,7 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     label(&labels, "method", key.substr(slash + 1));
     return labels;
   };
-  header(&out, "gatehouse_grpc_requests_total", "counter",
+  header(&out, om, "gatehouse_grpc_requests_total", "counter",
          "gRPC calls by service, method and status code (the gateway's own answers too).");
   for (const auto* g : sorted(m.grpc)) {
     const std::string labels = grpc_labels(g->first);
@@ -267,14 +304,14 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
       out.append("} ").append(std::to_string(g->second.by_code[code])).append("\n");
     }
   }
-  header(&out, "gatehouse_grpc_request_duration_seconds", "histogram",
+  header(&out, om, "gatehouse_grpc_request_duration_seconds", "histogram",
          "Time from a gRPC call's head to its end, by service and method.");
   for (const auto* g : sorted(m.grpc)) {
-    histogram(&out, "gatehouse_grpc_request_duration_seconds", grpc_labels(g->first),
+    histogram(&out, om, "gatehouse_grpc_request_duration_seconds", grpc_labels(g->first),
               g->second.duration);
   }
 
-  header(&out, "gatehouse_upstream_requests_total", "counter",
+  header(&out, om, "gatehouse_upstream_requests_total", "counter",
          "Upstream exchanges by upstream, target and outcome.");
   for (const auto* up : sorted(m.upstreams)) {
     for (const auto* target : sorted(up->second.by_target)) {
@@ -287,7 +324,7 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
       }
     }
   }
-  header(&out, "gatehouse_upstream_rejected_total", "counter",
+  header(&out, om, "gatehouse_upstream_rejected_total", "counter",
          "Requests refused because the upstream's max_concurrent_requests was reached (and its "
          "max_pending queue was full, or freed no slot within timeouts.queue).");
   for (const auto* up : sorted(m.upstreams)) {
@@ -295,14 +332,15 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     label(&out, "upstream", up->first, true);
     out.append("} ").append(std::to_string(up->second.rejected)).append("\n");
   }
-  header(&out, "gatehouse_upstream_queued_total", "counter",
+  header(&out, om, "gatehouse_upstream_queued_total", "counter",
          "Requests that waited in the upstream's max_pending queue for a slot.");
   for (const auto* up : sorted(m.upstreams)) {
     out.append("gatehouse_upstream_queued_total{");
     label(&out, "upstream", up->first, true);
     out.append("} ").append(std::to_string(up->second.queued)).append("\n");
   }
-  header(&out, "gatehouse_upstream_retries_total", "counter", "Retries by upstream and reason.");
+  header(&out, om, "gatehouse_upstream_retries_total", "counter",
+         "Retries by upstream and reason.");
   static constexpr const char* kReasons[] = {"connect_failure", "reset", "timeout", "status",
                                              "grpc_status"};
   for (const auto* up : sorted(m.upstreams)) {
@@ -313,14 +351,14 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
       out.append("} ").append(std::to_string(up->second.retries[i])).append("\n");
     }
   }
-  header(&out, "gatehouse_upstream_retry_budget_exhausted_total", "counter",
+  header(&out, om, "gatehouse_upstream_retry_budget_exhausted_total", "counter",
          "Retries not made because the upstream's retry budget was spent.");
   for (const auto* up : sorted(m.upstreams)) {
     out.append("gatehouse_upstream_retry_budget_exhausted_total{");
     label(&out, "upstream", up->first, true);
     out.append("} ").append(std::to_string(up->second.retry_budget_exhausted)).append("\n");
   }
-  header(&out, "gatehouse_upstream_breaker_transitions_total", "counter",
+  header(&out, om, "gatehouse_upstream_breaker_transitions_total", "counter",
          "Circuit-breaker state changes of the upstream's targets, by the state entered.");
   for (const auto* up : sorted(m.upstreams)) {
     for (const auto* t : sorted(up->second.breaker_transitions)) {
@@ -331,24 +369,24 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     }
   }
   header(
-      &out, "gatehouse_upstream_request_duration_seconds", "histogram",
+      &out, om, "gatehouse_upstream_request_duration_seconds", "histogram",
       "Time from sending the request upstream to its response head (or the failure), by upstream.");
   for (const auto* up : sorted(m.upstreams))
-    histogram(&out, "gatehouse_upstream_request_duration_seconds", "upstream", up->first,
+    histogram(&out, om, "gatehouse_upstream_request_duration_seconds", "upstream", up->first,
               up->second.duration);
 
   for (const Family* f : families) {
     auto it = m.families.find(f);
     const FamilySamples* samples = it == m.families.end() ? nullptr : &it->second;
     if (f->kind == Family::Kind::kHistogram) {
-      header(&out, f->name, "histogram", f->help);
+      header(&out, om, f->name, "histogram", f->help);
       if (samples) {
         for (const auto* h : sorted(samples->histograms))
-          histogram(&out, f->name, "route", h->first, h->second);
+          histogram(&out, om, f->name, "route", h->first, h->second);
       }
       continue;
     }
-    header(&out, f->name, "counter", f->help);
+    header(&out, om, f->name, "counter", f->help);
     if (!samples) continue;
     for (const auto* c : sorted(samples->counters)) {
       for (size_t i = 0; i < c->second.size(); ++i) {
@@ -360,51 +398,53 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     }
   }
 
-  gauge(&out, "gatehouse_downstream_connections", "Open client connections.",
+  gauge(&out, om, "gatehouse_downstream_connections", "Open client connections.",
         static_cast<double>(p.downstream_connections));
-  gauge(&out, "gatehouse_upstream_connections", "Open upstream connections (in use and idle).",
+  gauge(&out, om, "gatehouse_upstream_connections", "Open upstream connections (in use and idle).",
         static_cast<double>(p.upstream_connections));
-  gauge(&out, "gatehouse_received_bytes_total", "Bytes received from clients (heads and bodies).",
-        static_cast<double>(m.bytes_received), "counter");
-  gauge(&out, "gatehouse_sent_bytes_total", "Bytes sent to clients (heads and bodies).",
+  gauge(&out, om, "gatehouse_received_bytes_total",
+        "Bytes received from clients (heads and bodies).", static_cast<double>(m.bytes_received),
+        "counter");
+  gauge(&out, om, "gatehouse_sent_bytes_total", "Bytes sent to clients (heads and bodies).",
         static_cast<double>(m.bytes_sent), "counter");
-  header(&out, "gatehouse_downstream_requests_total", "counter",
+  header(&out, om, "gatehouse_downstream_requests_total", "counter",
          "Requests by the protocol the client spoke.");
   for (size_t i = 0; i < MetricsShard::kProtocols.size(); ++i) {
     sample(&out, "gatehouse_downstream_requests_total", "protocol", MetricsShard::kProtocols[i],
            m.requests_by_protocol[i]);
   }
-  gauge(&out, "gatehouse_websocket_tunnels_open", "WebSocket tunnels open now.",
+  gauge(&out, om, "gatehouse_websocket_tunnels_open", "WebSocket tunnels open now.",
         static_cast<double>(m.tunnels_opened - m.tunnels_closed));
-  gauge(&out, "gatehouse_websocket_tunnels_total", "WebSocket tunnels opened.",
+  gauge(&out, om, "gatehouse_websocket_tunnels_total", "WebSocket tunnels opened.",
         static_cast<double>(m.tunnels_opened), "counter");
-  header(&out, "gatehouse_websocket_bytes_total", "counter",
+  header(&out, om, "gatehouse_websocket_bytes_total", "counter",
          "Bytes through WebSocket tunnels, by direction.");
   sample(&out, "gatehouse_websocket_bytes_total", "direction", "upstream",
          m.tunnel_bytes_to_upstream);
   sample(&out, "gatehouse_websocket_bytes_total", "direction", "client", m.tunnel_bytes_to_client);
-  header(&out, "gatehouse_config_reloads_total", "counter", "Configuration reloads by result.");
+  header(&out, om, "gatehouse_config_reloads_total", "counter", "Configuration reloads by result.");
   sample(&out, "gatehouse_config_reloads_total", "result", "ok", p.reloads_ok);
   sample(&out, "gatehouse_config_reloads_total", "result", "error", p.reloads_error);
-  header(&out, "gatehouse_config_info", "gauge", "The configuration version in use (always 1).");
+  header(&out, om, "gatehouse_config_info", "gauge",
+         "The configuration version in use (always 1).");
   out.append("gatehouse_config_info{version=\"")
       .append(std::to_string(p.config_version))
       .append("\"} 1\n");
-  gauge(&out, "gatehouse_config_last_reload_timestamp_seconds",
+  gauge(&out, om, "gatehouse_config_last_reload_timestamp_seconds",
         "When the configuration in use was loaded (Unix time).", p.config_loaded_at);
-  gauge(&out, "gatehouse_workers", "Worker threads.", p.workers);
-  gauge(&out, "gatehouse_tracing_spans_exported_total", "Spans the OTLP collector accepted.",
+  gauge(&out, om, "gatehouse_workers", "Worker threads.", p.workers);
+  gauge(&out, om, "gatehouse_tracing_spans_exported_total", "Spans the OTLP collector accepted.",
         static_cast<double>(p.spans_exported), "counter");
-  header(&out, "gatehouse_tracing_spans_dropped_total", "counter",
+  header(&out, om, "gatehouse_tracing_spans_dropped_total", "counter",
          "Spans not exported: the queue was full, or the export failed after its retries.");
   sample(&out, "gatehouse_tracing_spans_dropped_total", "reason", "queue_full",
          p.spans_dropped_full);
   sample(&out, "gatehouse_tracing_spans_dropped_total", "reason", "export_failed",
          p.spans_dropped_failed);
-  gauge(&out, "gatehouse_tracing_export_retries_total",
+  gauge(&out, om, "gatehouse_tracing_export_retries_total",
         "OTLP export requests sent again after a retryable failure.",
         static_cast<double>(p.span_export_retries), "counter");
-  header(&out, "gatehouse_upstream_target_healthy", "gauge",
+  header(&out, om, "gatehouse_upstream_target_healthy", "gauge",
          "Active health checks: 1 when the target is in the balancer, 0 when taken out.");
   for (const auto& h : p.health) {
     out.append("gatehouse_upstream_target_healthy{");
@@ -412,7 +452,7 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     label(&out, "target", h.target);
     out.append("} ").append(h.healthy ? "1" : "0").append("\n");
   }
-  header(&out, "gatehouse_upstream_health_transitions_total", "counter",
+  header(&out, om, "gatehouse_upstream_health_transitions_total", "counter",
          "Active health checks: times a target was taken out of or put back into the balancer.");
   for (const auto& h : p.health) {
     out.append("gatehouse_upstream_health_transitions_total{");
@@ -420,14 +460,14 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     label(&out, "target", h.target);
     out.append("} ").append(std::to_string(h.transitions)).append("\n");
   }
-  header(&out, "gatehouse_upstream_bulkhead_in_flight", "gauge",
+  header(&out, om, "gatehouse_upstream_bulkhead_in_flight", "gauge",
          "Requests holding one of the upstream's max_concurrent_requests slots, whole process.");
   for (const auto& b : p.bulkheads) {
     out.append("gatehouse_upstream_bulkhead_in_flight{");
     label(&out, "upstream", b.upstream, true);
     out.append("} ").append(std::to_string(b.in_flight)).append("\n");
   }
-  header(&out, "gatehouse_upstream_bulkhead_waiting", "gauge",
+  header(&out, om, "gatehouse_upstream_bulkhead_waiting", "gauge",
          "Requests waiting in the upstream's max_pending queue for a slot.");
   for (const auto& b : p.bulkheads) {
     out.append("gatehouse_upstream_bulkhead_waiting{");
@@ -435,7 +475,7 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     out.append("} ").append(std::to_string(b.waiting)).append("\n");
   }
 
-  for (const auto& v : p.plugin_values) gauge(&out, v.name, v.help, v.value, v.type);
+  for (const auto& v : p.plugin_values) gauge(&out, om, v.name, v.help, v.value, v.type);
 
   // process_* as the Prometheus client libraries name them, from /proc/self.
   long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
@@ -453,16 +493,16 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     // Fields from 3 (state) on: utime=14, stime=15, starttime=22, rss=24 (1-based in proc(5)).
     if (f.size() > 21) {
       double cpu = (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(ticks);
-      gauge(&out, "process_cpu_seconds_total", "User and system CPU time, in seconds.", cpu,
+      gauge(&out, om, "process_cpu_seconds_total", "User and system CPU time, in seconds.", cpu,
             "counter");
-      gauge(&out, "process_resident_memory_bytes", "Resident memory, in bytes.",
+      gauge(&out, om, "process_resident_memory_bytes", "Resident memory, in bytes.",
             std::stod(f[21]) * static_cast<double>(page));
       double boot_time = 0;
       std::ifstream sys("/proc/stat");
       for (std::string l; std::getline(sys, l);) {
         if (l.rfind("btime ", 0) == 0) boot_time = std::stod(l.substr(6));
       }
-      gauge(&out, "process_start_time_seconds", "Start time of the process (Unix time).",
+      gauge(&out, om, "process_start_time_seconds", "Start time of the process (Unix time).",
             boot_time + std::stod(f[19]) / static_cast<double>(ticks));
     }
   }
@@ -473,8 +513,9 @@ std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
     }
     closedir(d);
   }
-  gauge(&out, "process_open_fds", "Open file descriptors.",
+  gauge(&out, om, "process_open_fds", "Open file descriptors.",
         static_cast<double>(fds > 0 ? fds - 1 : 0));
+  if (om) out.append("# EOF\n");
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,13 +15,29 @@
 
 namespace gatehouse::observe {
 
+// One observation a bucket points to (an OpenMetrics exemplar): its trace, value and time.
+struct Exemplar {
+  std::array<char, 32> trace_id{};  // hex
+  double value = 0;
+  double timestamp = 0;  // Unix seconds; 0: none
+};
+
 class Histogram {
  public:
   // Upper bounds in seconds (Prometheus' usual latency buckets, plus 1 ms and 2.5 ms).
   static constexpr std::array<double, 13> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                      0.25,  0.5,    1,     2.5,  5,     10};
-  void observe(double seconds);
-  void merge(const Histogram& other);
+  Histogram() = default;
+  Histogram(const Histogram& o);
+  Histogram& operator=(const Histogram& o);
+  Histogram(Histogram&&) noexcept = default;
+  Histogram& operator=(Histogram&&) noexcept = default;
+  // `trace_id` (32 hex digits, of a sampled trace): the sample becomes its bucket's exemplar.
+  void observe(double seconds, std::string_view trace_id = {});
+  void merge(const Histogram& other);  // each bucket keeps the later exemplar
+  const Exemplar* exemplar(size_t bucket) const {
+    return exemplars_ && (*exemplars_)[bucket].timestamp > 0 ? &(*exemplars_)[bucket] : nullptr;
+  }
   const std::array<uint64_t, kBounds.size() + 1>& counts() const {
     return counts_;
   }  // not cumulative
@@ -28,9 +45,11 @@ class Histogram {
   uint64_t count() const { return count_; }
 
  private:
+  using Exemplars = std::array<Exemplar, kBounds.size() + 1>;
   std::array<uint64_t, kBounds.size() + 1> counts_{};  // the last is +Inf
   double sum_ = 0;
   uint64_t count_ = 0;
+  std::unique_ptr<Exemplars> exemplars_;  // made at the first traced sample
 };
 
 enum class UpstreamOutcome : uint8_t { kOk, kConnectError, kTimeout, kReset, k5xx };
@@ -154,8 +173,9 @@ struct MetricsShard {
   CounterMemo counter_memo;  // for count()
 
   // Methods outside the registered set count as "other": a client cannot grow the label space.
+  // `trace_id`: a sampled request's, its duration bucket's exemplar.
   void count_request(std::string_view route, std::string_view method, int status, double seconds,
-                     uint64_t bytes_in, uint64_t bytes_out);
+                     uint64_t bytes_in, uint64_t bytes_out, std::string_view trace_id = {});
   void count_upstream(std::string_view upstream, std::string_view target, UpstreamOutcome outcome,
                       double seconds);
   // A gRPC call to `path` ("/service/method") ended with `code` (-1: none came).
@@ -202,7 +222,9 @@ struct ProcessMetrics {
 
 // The whole exposition: the shards' metrics, the plugins' `families`, the process values and
 // process_* from /proc/self.
+// `openmetrics`: OpenMetrics 1.0 instead (counter families named without `_total`, exemplars on
+// histogram buckets, `# EOF` at the end).
 std::string format_prometheus(const MetricsShard& m, const ProcessMetrics& p,
-                              std::span<const Family* const> families);
+                              std::span<const Family* const> families, bool openmetrics = false);
 
 }  // namespace gatehouse::observe

@@ -275,7 +275,7 @@ class Server final : public admin::AdminHandler {
  public:
   bool ready() const override { return !draining_; }
 
-  net::Task<std::string> metrics_text() override {
+  net::Task<std::string> metrics_text(bool openmetrics) override {
     auto stats = co_await gather();
     observe::MetricsShard all;
     observe::ProcessMetrics p;
@@ -304,7 +304,7 @@ class Server final : public admin::AdminHandler {
         p.bulkheads.push_back({c.upstreams[u].name, b->in_flight(), b->waiting()});
     }
     p.plugin_values = filters::plugin_values();
-    co_return observe::format_prometheus(all, p, metric_families_);
+    co_return observe::format_prometheus(all, p, metric_families_, openmetrics);
   }
 
   net::Task<std::string> status_json() override {

@@ -155,7 +155,7 @@ void RequestTrace::begin(const config::Tracing* cfg, const http::RequestHead& re
 
 void RequestTrace::reset() {
   cfg_ = nullptr;
-  recording_ = false;
+  sampled_ = recording_ = false;
   tracestate_.clear();
   tries_.clear();
   events_.clear();

@@ -7,9 +7,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import http from 'node:http';
 import { startGatehouse, curl, freePort, httpGet, waitFor, sleep, parseMetrics, sampleOf, tempFile,
-  runGatehouse, requireTool } from './harness.mjs';
+  runGatehouse, requireTool, ownChild } from './harness.mjs';
 import { startCollector, SPAN_KIND, STATUS } from './otlp_collector.mjs';
 
 // ---------------------------------------------------------------------------------------------
@@ -1117,4 +1121,75 @@ routes:
 `);
   const r = runGatehouse(['validate', '-c', good]);
   assert.equal(r.status, 0, r.stderr);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Exemplars: the latency histogram's buckets point to sampled traces, in OpenMetrics. The reader is
+// a real Prometheus (Debian's), scraping the admin API with exemplar storage on: it asks for
+// OpenMetrics as it always does, refuses a malformed exposition (the target goes down with the
+// parse error), and answers /api/v1/query_exemplars with what it stored.
+async function startPrometheus(target) {
+  requireTool('prometheus');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-prom-'));
+  const port = await freePort();
+  fs.writeFileSync(path.join(dir, 'prometheus.yml'), `global: { scrape_interval: 1s, scrape_timeout: 1s }
+scrape_configs:
+  - job_name: gatehouse
+    static_configs: [ { targets: ["${target}"] } ]
+`);
+  const proc = ownChild(spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`,
+    '--enable-feature=exemplar-storage', '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  const api = async (p) => JSON.parse((await curl([`http://127.0.0.1:${port}${p}`])).body || '{}');
+  await waitFor(async () => (await curl([`http://127.0.0.1:${port}/-/ready`])).status === 200, 15000, 'prometheus ready');
+  return { api, stop: () => { proc.kill('SIGTERM'); return new Promise((r) => proc.on('exit', r)); } };
+}
+
+test('exemplars: OpenMetrics when the scraper asks for it, each bucket pointing to a sampled trace (read by Prometheus)', async () => {
+  const gw = await tracedGateway(`
+otlp_endpoint: ${coll.url}
+sample_ratio: 1.0
+export: { interval: 100ms }`, { admin: true, workers: 1 });
+  let prom;
+  try {
+    const id = rid('exemplar');
+    assert.equal((await get('/plain/exemplar', { 'x-request-id': id }, gw.port)).status, 200);
+    const { traceId } = traceparentOf(onlyUpstreamRequest(rec, id));
+    // An unsampled request leaves no exemplar.
+    const unsampled = '11111111111111111111111111111111';
+    assert.equal((await get('/plain/unsampled', { 'x-request-id': rid('unsampled'),
+      traceparent: `00-${unsampled}-2222222222222222-00` }, gw.port)).status, 200);
+    const om = await curl(['-H', 'Accept: application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5',
+      `http://127.0.0.1:${gw.adminPort}/metrics`]);
+    assert.equal(om.status, 200);
+    assert.match(om.headers['content-type'][0], /^application\/openmetrics-text; version=1\.0\.0/);
+    assert.ok(om.body.endsWith('# EOF\n'));
+    assert.match(om.body, new RegExp(`gatehouse_request_duration_seconds_bucket\\{route="plain",le="[^"]+"\\} \\d+ # \\{trace_id="${traceId}"\\} [0-9.e-]+ [0-9.]+\n`));
+    assert.doesNotMatch(om.body, new RegExp(unsampled));
+    // Without the Accept: the Prometheus text format, without exemplars.
+    const text = await curl([`http://127.0.0.1:${gw.adminPort}/metrics`]);
+    assert.match(text.headers['content-type'][0], /^text\/plain; version=0\.0\.4/);
+    assert.doesNotMatch(text.body, /trace_id/);
+
+    prom = await startPrometheus(`127.0.0.1:${gw.adminPort}`);
+    let stored = [];
+    let scrapeErrors = '';
+    await waitFor(async () => {
+      const targets = (await prom.api('/api/v1/targets')).data?.activeTargets || [];
+      scrapeErrors = targets.map((t) => t.lastError).join('; ');
+      if (!targets.length || targets.some((t) => t.health !== 'up')) return false;
+      const now = Date.now() / 1000;
+      const r = await prom.api(`/api/v1/query_exemplars?query=gatehouse_request_duration_seconds_bucket&start=${now - 3600}&end=${now + 60}`);
+      stored = (r.data || []).flatMap((series) => series.exemplars.map((e) => ({ series: series.seriesLabels, ...e })));
+      return stored.length > 0;
+    }, 15000, 'Prometheus to store the exemplar').catch((e) => {
+      throw new Error(`${e.message} (the scrape's last error: ${scrapeErrors || 'none'})`);
+    });
+    assert.equal(stored.length, 1, JSON.stringify(stored));
+    assert.equal(stored[0].labels.trace_id, traceId, 'the exemplar Prometheus stored is the sampled request\'s trace');
+    assert.equal(stored[0].series.route, 'plain');
+  } finally {
+    await prom?.stop();
+    await gw.stop();
+  }
 });

@@ -322,6 +322,56 @@ TEST(MetricsHistogram, ExpositionIsCumulative) {
   EXPECT_NE(text.find(expected), std::string::npos) << text;
 }
 
+constexpr std::string_view kTraceA = "4bf92f3577b34da6a3ce929d0e0e4736";
+constexpr std::string_view kTraceB = "0af7651916cd43dd8448eb211c80319c";
+
+TEST(MetricsHistogram, ATracedSampleIsItsBucketsExemplarAndMergingKeepsTheLater) {
+  Histogram a, b;
+  a.observe(0.003, kTraceA);
+  a.observe(0.004);  // untraced: the exemplar stays
+  a.observe(0.3);
+  ASSERT_NE(a.exemplar(2), nullptr) << "le 0.005";
+  EXPECT_EQ(std::string_view(a.exemplar(2)->trace_id.data(), 32), kTraceA);
+  EXPECT_DOUBLE_EQ(a.exemplar(2)->value, 0.003);
+  EXPECT_EQ(a.exemplar(8), nullptr) << "le 0.5: no traced sample";
+  a.observe(0.003, "too-short");  // not a trace id: ignored
+  EXPECT_EQ(std::string_view(a.exemplar(2)->trace_id.data(), 32), kTraceA);
+  b.observe(0.0045, kTraceB);  // later
+  Histogram c = a;             // a copy has its own exemplars
+  c.merge(b);
+  EXPECT_EQ(std::string_view(c.exemplar(2)->trace_id.data(), 32), kTraceB);
+  EXPECT_EQ(std::string_view(a.exemplar(2)->trace_id.data(), 32), kTraceA);
+  b.merge(a);  // a's is older: b keeps its own
+  EXPECT_EQ(std::string_view(b.exemplar(2)->trace_id.data(), 32), kTraceB);
+}
+
+// OpenMetrics 1.0: counter families named without _total, exemplars on the buckets, # EOF.
+TEST(MetricsExposition, OpenMetricsWithExemplars) {
+  MetricsShard m;
+  m.count_request("r", "GET", 200, 0.003, 0, 0, kTraceA);
+  m.count_request("r", "GET", 200, 0.7, 0, 0);
+  const std::string om = format_prometheus(m, {}, {}, true);
+  EXPECT_NE(om.find("# TYPE gatehouse_requests counter\n"), std::string::npos);
+  EXPECT_NE(om.find("gatehouse_requests_total{route=\"r\",method=\"GET\",code=\"200\"} 2\n"),
+            std::string::npos);
+  const auto at = om.find(
+      "gatehouse_request_duration_seconds_bucket{route=\"r\",le=\"0.005\"} 1 # "
+      "{trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.003 ");
+  ASSERT_NE(at, std::string::npos) << om;
+  EXPECT_NE(om.find("le=\"1\"} 2\n"), std::string::npos) << "no exemplar where none was traced";
+  EXPECT_TRUE(om.ends_with("# EOF\n"));
+  for (size_t type = om.find("# TYPE "); type != std::string::npos;
+       type = om.find("# TYPE ", type + 1)) {
+    const std::string line = om.substr(type, om.find('\n', type) - type);
+    if (line.ends_with(" counter")) EXPECT_FALSE(line.find("_total ") != std::string::npos) << line;
+  }
+  // The Prometheus text format keeps its names and has no exemplars.
+  const std::string text = format_prometheus(m, {}, {});
+  EXPECT_NE(text.find("# TYPE gatehouse_requests_total counter\n"), std::string::npos);
+  EXPECT_EQ(text.find("trace_id"), std::string::npos);
+  EXPECT_EQ(text.find("# EOF"), std::string::npos);
+}
+
 // Sums are written as the shortest text that reads back as the same double.
 TEST(MetricsHistogram, SumsRoundTrip) {
   MetricsShard m;
