@@ -38,6 +38,7 @@ void Client::reset() {
   seconds_ = 0;
   answered_ms_ = -1;
   connect_ms_ = -1;
+  tries_ = 0;
   body_read_ = 0;
   keep_replay_ = false;
   replay_limit_ = 0;
