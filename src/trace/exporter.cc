@@ -62,26 +62,24 @@ std::vector<std::pair<std::string, std::string>> resource_of(const config::Traci
 
 }  // namespace
 
-void SpanSink::push(std::string_view spans, size_t count, const config::Tracing& cfg) {
-  const size_t room = std::max<size_t>(1, cfg.max_queue / workers_);
-  bool wake = false;
-  {
-    std::lock_guard lock(m_);
-    if (queued_ + count > room) {
-      dropped_.fetch_add(count, std::memory_order_relaxed);
-      return;
-    }
-    // A request's spans stay together: a batch they would take past max_batch is sent first (a
-    // batch is larger than max_batch only when one request's spans are).
-    if (filling_.spans && filling_.spans + count > cfg.max_batch) close_batch();
-    filling_.bytes.append(spans);
-    filling_.spans += count;
-    queued_ += count;
-    if (filling_.spans >= cfg.max_batch) close_batch();
-    wake = !full_.empty() && !woken_;
-    woken_ = woken_ || wake;
+bool SpanSink::admit(size_t count, const config::Tracing& cfg) {
+  if (queued_ + count > std::max<size_t>(1, cfg.max_queue / workers_)) {
+    dropped_.fetch_add(count, std::memory_order_relaxed);
+    return false;
   }
-  if (wake) wake_();
+  // A request's spans stay together: a batch they would take past max_batch is sent first (a
+  // batch is larger than max_batch only when one request's spans are).
+  if (filling_.spans && filling_.spans + count > cfg.max_batch) close_batch();
+  return true;
+}
+
+bool SpanSink::added(size_t count, const config::Tracing& cfg) {
+  filling_.spans += count;
+  queued_ += count;
+  if (filling_.spans >= cfg.max_batch) close_batch();
+  const bool wake = !full_.empty() && !woken_;
+  woken_ = woken_ || wake;
+  return wake;
 }
 
 void SpanSink::close_batch() {
@@ -164,7 +162,7 @@ net::Task<> Exporter::run() {
     const auto resource = resource_of(*tracing, instance);
     for (const SpanBatch& b : batches) {
       std::string request;
-      write_export_request(resource, "gatehouse", GATEHOUSE_VERSION, b.bytes, &request);
+      write_export_request(resource, "gatehouse", GATEHOUSE_VERSION, b.bytes.view(), &request);
       const bool ok = running_ && co_await deliver(*tracing, std::move(request));
       (ok ? stats_.exported : stats_.dropped_failed) += b.spans;
     }

@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "config/snapshot.h"
 #include "net/asio.h"
+#include "trace/otlp.h"
 
 namespace gatehouse::upstream {
 class FetchSet;
@@ -38,7 +39,7 @@ namespace gatehouse::trace {
 
 // Spans of OTLP's encoding (SpanWriter's), as the spans of one ScopeSpans message.
 struct SpanBatch {
-  std::string bytes;
+  ByteBuffer bytes;
   size_t spans = 0;
 };
 
@@ -49,13 +50,29 @@ class SpanSink {
   // `wake`: called (from the worker) when a batch fills.
   SpanSink(size_t workers, std::function<void()> wake)
       : workers_(workers), wake_(std::move(wake)) {}
-  // A request's spans (`count` of them); dropped and counted when the queue has no room.
-  void push(std::string_view spans, size_t count, const config::Tracing& cfg);
+  // A request's spans (`count` of them), which `write(ByteBuffer*)` appends to the batch, under
+  // the lock (they are written where they wait: no copy); dropped and counted when the queue has
+  // no room.
+  template <class Write>
+  void push(size_t count, const config::Tracing& cfg, Write&& write) {
+    bool wake = false;
+    {
+      std::lock_guard lock(m_);
+      if (!admit(count, cfg)) return;
+      write(&filling_.bytes);
+      wake = added(count, cfg);
+    }
+    if (wake) wake_();
+  }
   // Every batch waiting, the one filling too, appended to *out.
   void take(std::vector<SpanBatch>* out);
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
+  // With m_ held: room for `count` more spans (else they are counted as dropped), in a batch
+  // they do not take past max_batch; then, once written, whether the exporter is to be woken.
+  bool admit(size_t count, const config::Tracing& cfg);
+  bool added(size_t count, const config::Tracing& cfg);
   void close_batch();  // the filling batch is full: it waits for the exporter (m_ held)
   const size_t workers_;
   const std::function<void()> wake_;

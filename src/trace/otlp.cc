@@ -17,7 +17,7 @@ size_t put_tag(char* at, uint32_t field, uint32_t wire_type) {
 
 void ByteBuffer::grow(size_t n) {
   const size_t capacity = std::max({capacity_ * 2, size_ + n, size_t{4096}});
-  auto data = std::make_unique<char[]>(capacity);
+  auto data = std::make_unique_for_overwrite<char[]>(capacity);  // not zeroed: written before read
   if (size_) std::memcpy(data.get(), data_.get(), size_);
   data_ = std::move(data);
   capacity_ = capacity;

@@ -52,6 +52,8 @@ class ByteBuffer {
     return data_.get() + size_;
   }
   void commit(size_t n) { size_ += n; }
+  size_t capacity() const { return capacity_; }
+  void reserve(size_t n) { room(n > size_ ? n - size_ : 0); }
   char* at(size_t offset) { return data_.get() + offset; }
 
  private:

@@ -208,20 +208,19 @@ void RequestTrace::finish(const RequestEnd& end, SpanSink& sink) {
   if (!recording_) return;
   const bool failed = end.status >= 500 || (end.status == 0 && !end.error.empty());
   if (!sampled_ && !(cfg_->always_sample_errors && failed)) return;
-  out_.clear();
-  write_spans(end, unix_nanos());
-  sink.push(out_.view(), 1 + tries_.size(), *cfg_);
+  const uint64_t end_ns = unix_nanos();
+  sink.push(1 + tries_.size(), *cfg_, [&](ByteBuffer* out) { write_spans(end, end_ns, out); });
 }
 
 // The attributes follow OpenTelemetry's HTTP semantic conventions (semconv 1.26: HTTP server and
 // client spans); the gateway's own under gatehouse.*.
-void RequestTrace::write_spans(const RequestEnd& end, uint64_t end_ns) {
+void RequestTrace::write_spans(const RequestEnd& end, uint64_t end_ns, ByteBuffer* out) {
   const bool has_route = !end.route_template.empty();
   std::string name(end.method);
   if (has_route) name.append(" ").append(end.route_template);
   {
-    SpanWriter s(&out_, trace_, span_, has_parent_ ? &parent_ : nullptr, tracestate_, sampled_,
-                 name, SpanKind::kServer, start_ns_, end_ns);
+    SpanWriter s(out, trace_, span_, has_parent_ ? &parent_ : nullptr, tracestate_, sampled_, name,
+                 SpanKind::kServer, start_ns_, end_ns);
     s.attr("http.request.method", end.method);
     const std::string_view target = end.target;
     s.attr("url.path", target.substr(0, target.find('?')));
@@ -256,7 +255,7 @@ void RequestTrace::write_spans(const RequestEnd& end, uint64_t end_ns) {
   for (size_t i = 0; i < tries_.size(); ++i) {
     const Try& t = tries_[i];
     const uint64_t t_end = t.end_ns ? t.end_ns : end_ns;
-    SpanWriter s(&out_, trace_, t.id, &span_, tracestate_, sampled_, end.method, SpanKind::kClient,
+    SpanWriter s(out, trace_, t.id, &span_, tracestate_, sampled_, end.method, SpanKind::kClient,
                  t.start_ns, t_end);
     s.attr("http.request.method", end.method);
     const auto [host, port] = split_host_port(t.target);

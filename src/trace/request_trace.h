@@ -85,7 +85,7 @@ class RequestTrace final : public upstream::TryObserver {
     std::string value;
     uint64_t ns;
   };
-  void write_spans(const RequestEnd& end, uint64_t end_ns);
+  void write_spans(const RequestEnd& end, uint64_t end_ns, ByteBuffer* out);
 
   const config::Tracing* cfg_ = nullptr;
   upstream::Random* rng_ = nullptr;
@@ -102,7 +102,6 @@ class RequestTrace final : public upstream::TryObserver {
   uint64_t start_ns_ = 0;
   std::vector<Try> tries_;
   std::vector<Event> events_;
-  ByteBuffer out_;  // the encoded spans
 };
 
 }  // namespace gatehouse::trace
