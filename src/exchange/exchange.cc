@@ -970,12 +970,7 @@ void Exchange::finish(const Downstream& down) {
 // The request's spans, written for export when it is sampled (trace/request_trace.h).
 void Exchange::end_trace(const Downstream& down, const observe::AccessRecord& r) {
   if (!r.cache.empty()) trace_.event("gatehouse.cache", "gatehouse.cache.result", r.cache);
-  trace::RequestEnd end;
-  end.status = r.status;
-  end.method = r.method;
-  end.target = r.path;
-  end.protocol = r.protocol;
-  end.route = r.route;
+  trace::RequestEnd end{r, {}, down.secure()};
   if (log_route_) {
     const config::PathMatch& p = log_route_->path;
     using Kind = config::PathMatch::Kind;
@@ -985,13 +980,6 @@ void Exchange::end_trace(const Downstream& down, const observe::AccessRecord& r)
       end.route_template = route_template_;
     }
   }
-  end.upstream = r.upstream;
-  end.consumer = r.consumer;
-  end.request_id = request_id_;
-  end.client_ip = r.client;
-  end.error = r.error;
-  end.cache = r.cache;
-  end.secure = down.secure();
   trace_.finish(end, w_.spans());
 }
 

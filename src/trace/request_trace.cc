@@ -206,7 +206,7 @@ void RequestTrace::try_ended(int status, std::string_view error, bool answered) 
 
 void RequestTrace::finish(const RequestEnd& end, SpanSink& sink) {
   if (!recording_) return;
-  const bool failed = end.status >= 500 || (end.status == 0 && !end.error.empty());
+  const bool failed = end.log.status >= 500 || (end.log.status == 0 && !end.log.error.empty());
   if (!sampled_ && !(cfg_->always_sample_errors && failed)) return;
   const uint64_t end_ns = unix_nanos();
   sink.push(1 + tries_.size(), *cfg_, [&](ByteBuffer* out) { write_spans(end, end_ns, out); });
@@ -216,32 +216,32 @@ void RequestTrace::finish(const RequestEnd& end, SpanSink& sink) {
 // client spans); the gateway's own under gatehouse.*.
 void RequestTrace::write_spans(const RequestEnd& end, uint64_t end_ns, ByteBuffer* out) {
   const bool has_route = !end.route_template.empty();
-  std::string name(end.method);
+  std::string name(end.log.method);
   if (has_route) name.append(" ").append(end.route_template);
   {
     SpanWriter s(out, trace_, span_, has_parent_ ? &parent_ : nullptr, tracestate_, sampled_, name,
                  SpanKind::kServer, start_ns_, end_ns);
-    s.attr("http.request.method", end.method);
-    const std::string_view target = end.target;
+    s.attr("http.request.method", end.log.method);
+    const std::string_view target = end.log.path;
     s.attr("url.path", target.substr(0, target.find('?')));
     s.attr("url.scheme", end.secure ? "https" : "http");
     if (has_route) s.attr("http.route", end.route_template);
-    if (end.status) s.attr("http.response.status_code", int64_t{end.status});
+    if (end.log.status) s.attr("http.response.status_code", int64_t{end.log.status});
     const auto [host, port] = split_host_port(host_);
     if (!host.empty()) s.attr("server.address", host);
     if (port) s.attr("server.port", port);
-    s.attr("network.protocol.version", protocol_version(end.protocol));
+    s.attr("network.protocol.version", protocol_version(end.log.protocol));
     if (!user_agent_.empty()) s.attr("user_agent.original", user_agent_);
-    if (!end.client_ip.empty()) s.attr("client.address", end.client_ip);
-    if (!end.route.empty()) s.attr("gatehouse.route", end.route);
-    if (!end.upstream.empty()) s.attr("gatehouse.upstream", end.upstream);
-    if (!end.consumer.empty()) s.attr("gatehouse.consumer", end.consumer);
-    s.attr("gatehouse.request_id", end.request_id);
-    if (!end.cache.empty()) s.attr("gatehouse.cache", end.cache);
-    if (!end.error.empty())
-      s.attr("error.type", end.error);
-    else if (end.status >= 500)
-      s.attr("error.type", std::to_string(end.status));
+    if (!end.log.client.empty()) s.attr("client.address", end.log.client);
+    if (!end.log.route.empty()) s.attr("gatehouse.route", end.log.route);
+    if (!end.log.upstream.empty()) s.attr("gatehouse.upstream", end.log.upstream);
+    if (!end.log.consumer.empty()) s.attr("gatehouse.consumer", end.log.consumer);
+    s.attr("gatehouse.request_id", end.log.request_id);
+    if (!end.log.cache.empty()) s.attr("gatehouse.cache", end.log.cache);
+    if (!end.log.error.empty())
+      s.attr("error.type", end.log.error);
+    else if (end.log.status >= 500)
+      s.attr("error.type", std::to_string(end.log.status));
     for (const Event& e : events_) {
       s.event(e.name, e.ns);
       if (!e.key.empty()) s.attr(e.key, e.value);
@@ -249,21 +249,21 @@ void RequestTrace::write_spans(const RequestEnd& end, uint64_t end_ns, ByteBuffe
     }
     // A server span is an error when the answer is a 5xx (or none was given); a 4xx is the
     // client's doing and leaves it unset.
-    if (end.status >= 500 || end.status == 0) s.status(StatusCode::kError, end.error);
+    if (end.log.status >= 500 || end.log.status == 0) s.status(StatusCode::kError, end.log.error);
     s.finish();
   }
   for (size_t i = 0; i < tries_.size(); ++i) {
     const Try& t = tries_[i];
     const uint64_t t_end = t.end_ns ? t.end_ns : end_ns;
-    SpanWriter s(out, trace_, t.id, &span_, tracestate_, sampled_, end.method, SpanKind::kClient,
-                 t.start_ns, t_end);
-    s.attr("http.request.method", end.method);
+    SpanWriter s(out, trace_, t.id, &span_, tracestate_, sampled_, end.log.method,
+                 SpanKind::kClient, t.start_ns, t_end);
+    s.attr("http.request.method", end.log.method);
     const auto [host, port] = split_host_port(t.target);
     s.attr("server.address", host);
     if (port) s.attr("server.port", port);
     if (t.status) s.attr("http.response.status_code", int64_t{t.status});
     if (i > 0) s.attr("http.request.resend_count", static_cast<int64_t>(i));
-    if (!end.upstream.empty()) s.attr("gatehouse.upstream", end.upstream);
+    if (!end.log.upstream.empty()) s.attr("gatehouse.upstream", end.log.upstream);
     // A client span is an error for a 4xx too (the call did not do what was asked).
     if (!t.error.empty()) {
       s.attr("error.type", t.error);

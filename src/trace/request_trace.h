@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "http/message.h"
 #include "http/outgoing_request.h"
+#include "observe/access_log.h"
 #include "trace/context.h"
 #include "trace/otlp.h"
 #include "upstream/balancer.h"
@@ -26,14 +27,11 @@ class SpanSink;
 // Unix time in nanoseconds, as spans carry it.
 uint64_t unix_nanos();
 
-// What the exchange knows at the request's end, for the server span.
+// What the server span says beyond the access log's record of the request.
 struct RequestEnd {
-  int status = 0;                             // as the client saw it (0: none was sent)
-  std::string_view method, target, protocol;  // the target as sent (its query is not recorded)
-  std::string_view route, route_template, upstream, consumer, request_id, client_ip;
-  std::string_view error;  // the gateway's own answer's code
-  std::string_view cache;  // what the cache did
-  bool secure = false;
+  const observe::AccessRecord& log;  // the request as logged: method, status, route, ...
+  std::string_view route_template;   // the route's path, as http.route
+  bool secure = false;               // it came over TLS
 };
 
 class RequestTrace final : public upstream::TryObserver {
