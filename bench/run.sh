@@ -57,7 +57,7 @@ for p in $PROXIES; do
     gatehouse-transcode) [[ ${GRPC:-0} == 1 ]] || die "gatehouse-transcode needs GRPC=1" ;;
     gatehouse-aggregate) [[ ${GRPC:-0} == 0 && ${BODY_KIND:-x} == x ]] ||
       die "gatehouse-aggregate takes the plain body (GRPC=0, BODY_KIND=x)" ;;
-    gatehouse-traced | gatehouse-traced-1pct) ;;
+    gatehouse-traced | gatehouse-traced-1pct | gatehouse-dashboard) ;;
     *) die "unknown proxy '$p' in PROXIES" ;;
   esac
 done
@@ -67,7 +67,7 @@ REF=gatehouse
 [[ " $PROXIES " != *" gatehouse "* && " $PROXIES " == *" gatehouse-gzip "* ]] && REF=gatehouse-gzip
 PEERS="nginx haproxy gatehouse-cache nginx-cache varnish nginx-gzip gatehouse-br gatehouse-logged gatehouse-key gatehouse-jwt-es256"
 PEERS+=" gatehouse-jwt-rs256 gatehouse-rl-local gatehouse-rl-cluster gatehouse-resilient gatehouse-baseline"
-PEERS+=" gatehouse-transcode gatehouse-aggregate gatehouse-traced gatehouse-traced-1pct"
+PEERS+=" gatehouse-transcode gatehouse-aggregate gatehouse-traced gatehouse-traced-1pct gatehouse-dashboard"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ $IDLE_CONNECTIONS =~ ^[0-9]+$ ]] || die "IDLE_CONNECTIONS must be a number"
@@ -222,7 +222,7 @@ pick_ports() {
   while ((tries < 50)); do
     if [[ -n $BASE_PORT ]]; then base=$BASE_PORT; else base=$((20000 + RANDOM % 30000)); fi
     local all_free=1 i
-    for ((i = 0; i < 26; i++)); do port_free $((base + i)) || all_free=0; done
+    for ((i = 0; i < 28; i++)); do port_free $((base + i)) || all_free=0; done
     if ((all_free)); then
       BACKEND_PORT=$base; GH_PORT=$((base + 1)); NGX_PORT=$((base + 2)); HAP_PORT=$((base + 3))
       GHL_PORT=$((base + 4)); GHL_ADMIN_PORT=$((base + 5))
@@ -235,9 +235,10 @@ pick_ports() {
       BACKEND_STATUS_PORT=$((base + 20))
       GHT_PORT=$((base + 21)); GHA_PORT=$((base + 22))
       GHTR_PORT=$((base + 23)); GHTR1_PORT=$((base + 24)); OTLP_PORT=$((base + 25))
+      GHD_PORT=$((base + 26)); GHD_ADMIN_PORT=$((base + 27))
       return 0
     fi
-    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 25)) are not all free"
+    [[ -n $BASE_PORT ]] && die "ports $BASE_PORT..$((BASE_PORT + 27)) are not all free"
     tries=$((tries + 1))
   done
   die "could not find 23 free ports"
@@ -305,7 +306,8 @@ mkdir -p "$TMP"/www "$TMP"/backend "$TMP"/nginx "$TMP"/haproxy "$TMP"/gatehouse 
   "$TMP"/gatehouse-rl-local "$TMP"/gatehouse-rl-cluster "$TMP"/redis "$TMP"/gatehouse-resilient \
   "$TMP"/gatehouse-baseline "$TMP"/gatehouse-cache "$TMP"/nginx-cache/cache "$TMP"/varnish \
   "$TMP"/gatehouse-gzip "$TMP"/gatehouse-br "$TMP"/nginx-gzip "$TMP"/gatehouse-transcode \
-  "$TMP"/gatehouse-aggregate "$TMP"/gatehouse-traced "$TMP"/gatehouse-traced-1pct "$TMP"/otlp
+  "$TMP"/gatehouse-aggregate "$TMP"/gatehouse-traced "$TMP"/gatehouse-traced-1pct "$TMP"/otlp \
+  "$TMP"/gatehouse-dashboard
 
 # One certificate for every proxy under SCHEME=https (EC P-256, as most sites serve today).
 if [[ $SCHEME == https ]]; then
@@ -550,6 +552,12 @@ for traced in gatehouse-traced:1.0:$GHTR_PORT gatehouse-traced-1pct:0.01:$GHTR1_
     "$TMP/gatehouse/gatehouse.yaml" >"$TMP/$name/gatehouse.yaml"
 done
 
+# The plain proxy with its admin API polled as an open dashboard polls it (bench/dashboard-poll.mjs:
+# /status and /metrics once a second).
+sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHD_PORT/" \
+  -e "s|^observability:|admin: { listen: 127.0.0.1:$GHD_ADMIN_PORT }\nobservability:|" \
+  "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse-dashboard/gatehouse.yaml"
+
 # The plain config, for another gatehouse binary (BASELINE_BIN): two builds side by side in one run.
 sed -e "s/127.0.0.1:$GH_PORT/127.0.0.1:$GHB_PORT/" "$TMP/gatehouse/gatehouse.yaml" \
   >"$TMP/gatehouse-baseline/gatehouse.yaml"
@@ -757,9 +765,15 @@ for p in $PROXIES; do
         gatehouse-aggregate) PORT[$p]=$GHA_PORT ;;
         gatehouse-traced) PORT[$p]=$GHTR_PORT ;;
         gatehouse-traced-1pct) PORT[$p]=$GHTR1_PORT ;;
+        gatehouse-dashboard) PORT[$p]=$GHD_PORT ;;
       esac
       wait_ready "$p" "${PORT[$p]}" "$STARTED_PID" "$TMP/$p/stderr.log"
       PROC_PIDS[$p]=$STARTED_PID
+      if [[ $p == gatehouse-dashboard ]]; then
+        gh_pid=$STARTED_PID
+        start "$LOAD_CPU" "$TMP/$p/poll.log" node "$(dirname "$0")/dashboard-poll.mjs" "$GHD_ADMIN_PORT"
+        STARTED_PID=$gh_pid
+      fi
       ;;
     nginx | nginx-cache | nginx-gzip)
       "$NGINX_BIN" -t -q -p "$TMP/$p" -c "$TMP/$p/nginx.conf" 2>"$TMP/$p/t.log" ||

@@ -82,7 +82,8 @@ wait_until "$services" "the demo services" services_up
 gh=$!
 wait_until "$gh" gatehouse gateway_up
 
-printf '\nGatehouse is serving http://%s (demo pid %s; access log below). Try:\n' "$address" "$$"
+printf '\nGatehouse is serving http://%s (demo pid %s; access log below).\n' "$address" "$$"
+printf 'Its live dashboard: http://127.0.0.1:9901/dashboard (open it, then send traffic). Try:\n'
 sed "s|<pid>|$gh|" <<'TXT'  # gatehouse's PID for SIGHUP
 
   # load-balanced over products-1 and products-2, 10% to the products-v2 canary; /api stripped

@@ -40,6 +40,8 @@ packages=(
   libprotobuf-dev protobuf-compiler
   # the gateway's allocator (docs/architecture.md, "The process allocator")
   libjemalloc-dev
+  # the dashboard's tests: a real browser (headless Chromium, driven by playwright-core from npm)
+  chromium
 )
 
 missing=()

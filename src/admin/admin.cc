@@ -2,8 +2,12 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
+#include "admin/dashboard_assets.h"
 #include "http/error_response.h"
 #include "http/parser.h"
+#include "http/url.h"
 #include "net/buffer.h"
 
 namespace gatehouse::admin {
@@ -12,6 +16,10 @@ namespace {
 constexpr size_t kMaxRequest = 16 * 1024;
 constexpr size_t kMaxBody = 64 * 1024;  // a purge's JSON
 constexpr auto kIdle = std::chrono::seconds(30);
+// The dashboard's pages load nothing from elsewhere, and run only the gateway's own script.
+constexpr std::string_view kPageHeaders =
+    "Content-Security-Policy: default-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\n";
 
 std::string response(int status, std::string_view content_type, std::string_view body,
                      std::string_view extra_headers = {}) {
@@ -21,6 +29,41 @@ std::string response(int status, std::string_view content_type, std::string_view
       "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nCache-Control: no-store\r\n";
   out.append(extra_headers).append("\r\n").append(body);
   return out;
+}
+
+// The dashboard's cookie: the admin token, set by POST /dashboard/login for a browser, which
+// cannot send Authorization on a page load. HttpOnly (no script reads it), SameSite=Strict (no
+// other site's page sends it, so no other site can POST /reload with it).
+constexpr std::string_view kTokenCookie = "gatehouse_admin";
+
+std::string_view cookie_value(std::string_view cookies, std::string_view name) {
+  while (!cookies.empty()) {
+    const auto semi = cookies.find(';');
+    std::string_view pair = cookies.substr(0, semi);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    if (pair.size() > name.size() && pair.substr(0, name.size()) == name &&
+        pair[name.size()] == '=')
+      return pair.substr(name.size() + 1);
+    if (semi == std::string_view::npos) break;
+    cookies.remove_prefix(semi + 1);
+  }
+  return {};
+}
+
+// The token from an HTML form's body (application/x-www-form-urlencoded: token=...).
+std::string form_token(std::string_view body) {
+  for (std::string_view rest = body; !rest.empty();) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    if (pair.substr(0, 6) == "token=") {
+      std::string value(pair.substr(6)), out;
+      std::replace(value.begin(), value.end(), '+', ' ');
+      return http::percent_decode(value, &out) ? out : std::string();
+    }
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
 }
 
 std::string json_error(int status, std::string_view code, std::string_view message) {
@@ -124,6 +167,12 @@ net::Task<> AdminServer::serve(net::Socket socket) {
           req.framing == http::Framing::kContentLength ? req.content_length : 0;
       keep_alive = req.keep_alive && !chunked;
       std::string path(req.path), method(req.method), auth(req.get("authorization"));
+      if (auth.empty()) {
+        // A browser's dashboard: the token comes in its cookie.
+        const std::string_view cookie = cookie_value(req.get("cookie"), kTokenCookie);
+        std::string token;
+        if (!cookie.empty() && http::percent_decode(cookie, &token)) auth = "Bearer " + token;
+      }
       // A scraper that asks for OpenMetrics gets it (exemplars need it), as Prometheus asks.
       const bool openmetrics =
           req.get("accept").find("application/openmetrics-text") != std::string_view::npos;
@@ -141,12 +190,16 @@ net::Task<> AdminServer::serve(net::Socket socket) {
         body.assign(in.data().substr(0, body_len));
         in.consume(body_len);
       }
-      bool open_path = path == "/healthz";
+      // The login form is open (it checks the token itself), and so is /dashboard, which shows
+      // the form when the token is wanted and missing.
+      const bool open_path =
+          path == "/healthz" || path == "/dashboard/login" || path == "/dashboard";
+      const bool authorized = token_.empty() || token_matches(auth, token_);
       if (!body_ok) {
         out = json_error(413, "body_too_large",
                          "admin requests take a body of at most 64 KiB, with a Content-Length");
         keep_alive = false;
-      } else if (!token_.empty() && !open_path && !token_matches(auth, token_)) {
+      } else if (!open_path && !authorized) {
         out = json_error(401, "unauthorized", "the admin API needs Authorization: Bearer <token>");
       } else if (path == "/healthz" && (method == "GET" || method == "HEAD")) {
         out = response(200, "application/json", "{\"status\":\"ok\"}\n");
@@ -165,6 +218,24 @@ net::Task<> AdminServer::serve(net::Socket socket) {
       } else if (path == "/reload" && method == "POST") {
         auto [ok, answer] = handler_.reload();
         out = response(ok ? 200 : 400, "application/json", answer);
+      } else if (path == "/dashboard" && (method == "GET" || method == "HEAD")) {
+        out = authorized ? response(200, "text/html; charset=utf-8", kDashboardHtml, kPageHeaders)
+                         : response(401, "text/html; charset=utf-8", kLoginHtml, kPageHeaders);
+      } else if (path == "/dashboard/app.js" && method == "GET") {
+        out = response(200, "text/javascript; charset=utf-8", kDashboardJs);
+      } else if (path == "/dashboard/login" && method == "POST") {
+        const std::string token = form_token(body);
+        if (token_.empty()) {  // nothing to sign in to: the dashboard is open
+          out = response(303, "text/plain", "", "Location: /dashboard\r\n");
+        } else if (token_matches("Bearer " + token, token_)) {
+          std::string cookie =
+              "Location: /dashboard\r\nSet-Cookie: " + std::string(kTokenCookie) + "=";
+          http::append_percent_encoded(&cookie, token);  // any token, as a cookie's octets
+          cookie += "; Path=/; HttpOnly; SameSite=Strict\r\n";
+          out = response(303, "text/plain", "", cookie);
+        } else {
+          out = response(401, "text/html; charset=utf-8", kLoginHtml, kPageHeaders);
+        }
       } else if (path == "/cache/purge" && method == "POST") {
         auto [status, answer] = co_await handler_.purge_cache(body);
         out = response(status, "application/json", answer);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "admin/admin.h"
@@ -321,6 +322,15 @@ class Server final : public admin::AdminHandler {
     j += ",\"connections\":" + std::to_string(connections);
     j += ",\"reloads\":{\"ok\":" + std::to_string(reloads_ok_) +
          ",\"error\":" + std::to_string(reloads_error_) + "}";
+    if (last_reload_at_) {  // the last reload asked for (by POST /reload, SIGHUP or --watch)
+      std::string at;
+      observe::append_timestamp(*last_reload_at_, &at);
+      j += ",\"last_reload\":{\"at\":\"" + at +
+           "\",\"ok\":" + (last_reload_errors_.empty() ? "true" : "false") + ",\"errors\":[";
+      for (size_t i = 0; i < last_reload_errors_.size(); ++i)
+        j += (i ? "," : "") + json_string(last_reload_errors_[i]);
+      j += "]}";
+    }
     j += ",\"listeners\":[";
     for (size_t i = 0; i < listeners_.size(); ++i)
       j += (i ? "," : "") + json_string("http://" + endpoint_text(listeners_[i].second));
@@ -475,6 +485,9 @@ class Server final : public admin::AdminHandler {
     auto cfg = config::load_config(config_path_, &errors);
     if (cfg) check_reloadable(*cfg, &errors);
     if (errors.empty()) open_added_listeners(*cfg, &errors);
+    last_reload_at_ = std::chrono::system_clock::now();
+    last_reload_errors_.clear();
+    for (const auto& e : errors) last_reload_errors_.push_back(e.to_string());
     if (!errors.empty()) {
       for (const auto& e : errors) spdlog::error("{}", e.to_string());
       spdlog::error("reload rejected: {} error(s) in {}; still serving config version {}",
@@ -532,6 +545,8 @@ class Server final : public admin::AdminHandler {
   std::shared_ptr<const config::Snapshot> snapshot_;
   uint64_t version_ = 0;
   uint64_t reloads_ok_ = 0, reloads_error_ = 0;
+  std::optional<std::chrono::system_clock::time_point> last_reload_at_;
+  std::vector<std::string> last_reload_errors_;  // of the last reload (none: it took)
   int access_fd_ = -1;
   std::atomic<uint64_t> open_connections_{0};
   std::vector<std::unique_ptr<Worker>> workers_;

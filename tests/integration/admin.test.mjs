@@ -134,7 +134,60 @@ test('POST /reload: 200 with the new version; 400 with every error, old config k
   assert.match(m, /^gatehouse_requests_total\{route="renamed",method="GET",code="200"\} 2$/m);
   const s = json(await curl([gh.admin('/status')]));
   assert.deepEqual(s.reloads, { ok: 1, error: 1 });
+  // The last reload's time and result, with its errors (the dashboard shows them).
+  assert.equal(s.last_reload.ok, false);
+  assert.deepEqual(s.last_reload.errors, body.errors);
+  assert.ok(Math.abs(Date.parse(s.last_reload.at) - Date.now()) < 10000, s.last_reload.at);
   assert.equal((await curl([gh.admin('/reload')])).status, 405);
+  await gh.stop();
+});
+
+test('status: last_reload is absent until a reload is asked for, then says when and that it took', async () => {
+  const gh = await startWithAdmin();
+  assert.equal(json(await curl([gh.admin('/status')])).last_reload, undefined);
+  assert.equal((await curl(['-X', 'POST', gh.admin('/reload')])).status, 200);
+  const s = json(await curl([gh.admin('/status')]));
+  assert.equal(s.last_reload.ok, true);
+  assert.deepEqual(s.last_reload.errors, []);
+  await gh.stop();
+});
+
+test('dashboard: the login form sets an HttpOnly, SameSite=Strict cookie that stands for the token', async () => {
+  const gh = await startWithAdmin({ token: 'correct horse;=%' });
+  const page = await curl([gh.admin('/dashboard')]);
+  assert.equal(page.status, 401, 'no token: the login form');
+  assert.match(page.headers['content-type'][0], /^text\/html/);
+  assert.match(page.body, /<form method="post" action="\/dashboard\/login">/);
+  assert.match(page.headers['content-security-policy'][0], /default-src 'self'/);
+  assert.equal((await curl([gh.admin('/dashboard/app.js')])).status, 401, 'the script needs the token too');
+  const wrong = await curl(['-X', 'POST', '--data-urlencode', 'token=correct horse', gh.admin('/dashboard/login')]);
+  assert.equal(wrong.status, 401);
+  assert.equal(wrong.headers['set-cookie'], undefined);
+  const login = await curl(['-X', 'POST', '--data-urlencode', 'token=correct horse;=%', gh.admin('/dashboard/login')]);
+  assert.equal(login.status, 303);
+  assert.equal(login.headers.location[0], '/dashboard');
+  const cookie = login.headers['set-cookie'][0];
+  assert.match(cookie, /^gatehouse_admin=[^;]+; Path=\/; HttpOnly; SameSite=Strict$/);
+  const pair = cookie.split(';')[0];
+  for (const p of ['/dashboard', '/dashboard/app.js', '/status', '/metrics'])
+    assert.equal((await curl(['-H', `Cookie: other=1; ${pair}`, gh.admin(p)])).status, 200, p);
+  assert.equal((await curl(['-X', 'POST', '-H', `Cookie: ${pair}`, gh.admin('/reload')])).status, 200);
+  assert.equal((await curl(['-H', 'Cookie: gatehouse_admin=correct%20horse', gh.admin('/status')])).status, 401);
+  await gh.stop();
+});
+
+test('dashboard: without a token, the page and its script are served at once', async () => {
+  const gh = await startWithAdmin();
+  const page = await curl([gh.admin('/dashboard')]);
+  assert.equal(page.status, 200);
+  assert.match(page.body, /<script src="\/dashboard\/app.js"><\/script>/);
+  const js = await curl([gh.admin('/dashboard/app.js')]);
+  assert.equal(js.status, 200);
+  assert.match(js.headers['content-type'][0], /^text\/javascript/);
+  assert.equal((await curl(['-X', 'POST', gh.admin('/dashboard')])).status, 404);
+  const login = await curl(['-X', 'POST', '--data-urlencode', 'token=x', gh.admin('/dashboard/login')]);
+  assert.equal(login.status, 303, 'nothing to sign in to');
+  assert.equal(login.headers['set-cookie'], undefined);
   await gh.stop();
 });
 

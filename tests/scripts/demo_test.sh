@@ -57,6 +57,11 @@ h2_upstream() { curl -s http://127.0.0.1:8080/stock/42 | grep -q '"protocol":"HT
 check "first demo: an HTTP/2-only service through the gateway" h2_upstream
 grpc_call() { (cd "$repo" && timeout 10 node examples/grpc-call.mjs 127.0.0.1:8080 get 7) | grep -q '"id":"7"'; }
 check "first demo: a gRPC call through the gateway" grpc_call
+dashboard() {  # the banner's dashboard address, served from the binary
+  grep -q "Its live dashboard: http://127.0.0.1:9901/dashboard" "$tmp/first.log" &&
+    curl -s http://127.0.0.1:9901/dashboard | grep -q '<script src="/dashboard/app.js">'
+}
+check "first demo: the banner names the dashboard, which answers" dashboard
 grpc_status() {  # the call fails (exit 1), saying why
   local out
   out=$(cd "$repo" && timeout 10 node examples/grpc-call.mjs 127.0.0.1:8080 get 404 2>&1)
