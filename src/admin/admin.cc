@@ -240,8 +240,10 @@ net::Task<> AdminServer::serve(net::Socket socket) {
         auto [status, answer] = co_await handler_.purge_cache(body);
         out = response(status, "application/json", answer);
       } else if (path == "/healthz" || path == "/readyz" || path == "/status" ||
-                 path == "/metrics" || path == "/reload" || path == "/cache/purge") {
-        const bool post = path == "/reload" || path == "/cache/purge";
+                 path == "/metrics" || path == "/reload" || path == "/cache/purge" ||
+                 path == "/dashboard" || path == "/dashboard/app.js" ||
+                 path == "/dashboard/login") {
+        const bool post = path == "/reload" || path == "/cache/purge" || path == "/dashboard/login";
         out = response(405, "application/json",
                        "{\"error\":\"method_not_allowed\",\"message\":\"method not allowed\"}\n",
                        post ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n");

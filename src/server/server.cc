@@ -325,10 +325,10 @@ class Server final : public admin::AdminHandler {
     if (last_reload_at_) {  // the last reload asked for (by POST /reload, SIGHUP or --watch)
       std::string at;
       observe::append_timestamp(*last_reload_at_, &at);
-      j += ",\"last_reload\":{\"at\":\"" + at +
-           "\",\"ok\":" + (last_reload_errors_.empty() ? "true" : "false") + ",\"errors\":[";
+      j.append(",\"last_reload\":{\"at\":\"").append(at).append("\",\"ok\":");
+      j.append(last_reload_errors_.empty() ? "true" : "false").append(",\"errors\":[");
       for (size_t i = 0; i < last_reload_errors_.size(); ++i)
-        j += (i ? "," : "") + json_string(last_reload_errors_[i]);
+        j.append(i ? "," : "").append(json_string(last_reload_errors_[i]));
       j += "]}";
     }
     j += ",\"listeners\":[";
@@ -409,7 +409,7 @@ class Server final : public admin::AdminHandler {
                     std::to_string(version_)) +
         ",\"errors\":[";
     for (size_t i = 0; i < errors.size(); ++i)
-      j += (i ? "," : "") + json_string(errors[i].to_string());
+      j.append(i ? "," : "").append(json_string(errors[i].to_string()));
     return {false, j + "]}\n"};
   }
 

@@ -148,7 +148,7 @@ void RequestTrace::begin(const config::Tracing* cfg, const http::RequestHead& re
   if (b3_multi_) {
     field("X-B3-TraceId") = trace_id();
     field("X-B3-SpanId") = span_id();
-    field("X-B3-Sampled") = sampled_ ? "1" : "0";
+    field("X-B3-Sampled").push_back(sampled_ ? '1' : '0');
   }
   fields_.resize(n);
 }

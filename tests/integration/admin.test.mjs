@@ -184,7 +184,10 @@ test('dashboard: without a token, the page and its script are served at once', a
   const js = await curl([gh.admin('/dashboard/app.js')]);
   assert.equal(js.status, 200);
   assert.match(js.headers['content-type'][0], /^text\/javascript/);
-  assert.equal((await curl(['-X', 'POST', gh.admin('/dashboard')])).status, 404);
+  const post = await curl(['-X', 'POST', gh.admin('/dashboard')]);
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.allow[0], 'GET, HEAD');
+  assert.equal((await curl([gh.admin('/dashboard/login')])).headers.allow[0], 'POST');
   const login = await curl(['-X', 'POST', '--data-urlencode', 'token=x', gh.admin('/dashboard/login')]);
   assert.equal(login.status, 303, 'nothing to sign in to');
   assert.equal(login.headers['set-cookie'], undefined);

@@ -53,7 +53,8 @@ Config load(const std::string& text) {
   auto c = parse_config(text, "test.yaml", &errors);
   EXPECT_TRUE(c.has_value()) << "unexpected errors:\n" << dump(errors) << "for:\n" << text;
   EXPECT_TRUE(errors.empty());
-  return c.value_or(Config{});
+  if (!c) return Config{};
+  return std::move(*c);
 }
 
 // True when some error has exactly this path and a message containing `part`.

@@ -120,7 +120,7 @@ TEST(Tracestate, KeysFollowTheGrammar) {
 TEST(Tracestate, ARepeatedKeyOrMoreThan32MembersDropsTheWholeHeader) {
   EXPECT_EQ(state("rojo=1,congo=2,rojo=3"), "<dropped>");
   std::string many;
-  for (int i = 0; i < 32; ++i) many += "k" + std::to_string(i) + "=v,";
+  for (int i = 0; i < 32; ++i) many.append("k").append(std::to_string(i)).append("=v,");
   EXPECT_NE(state(many), "<dropped>");
   EXPECT_EQ(state(many + "k32=v"), "<dropped>");
 }
@@ -136,7 +136,7 @@ TEST(Tracestate, OverLongListsLoseLongMembersFirstThenFromTheEnd) {
   // Members of at most 128 characters are then dropped from the end until it fits.
   std::string small;
   for (int i = 0; i < 10; ++i)
-    small += (i ? "," : "") + ("k" + std::to_string(i) + "=" + std::string(100, 'v'));
+    small.append(i ? "," : "").append("k").append(std::to_string(i)).append("=").append(100, 'v');
   out = state(small);
   EXPECT_LE(out.size(), 512u);
   EXPECT_EQ(out.substr(0, 3), "k0=");
