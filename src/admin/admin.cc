@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "admin/dashboard_assets.h"
+#include "http/cookie.h"
 #include "http/error_response.h"
 #include "http/parser.h"
 #include "http/url.h"
@@ -36,20 +37,6 @@ std::string response(int status, std::string_view content_type, std::string_view
 // other site's page sends it, so no other site can POST /reload with it).
 constexpr std::string_view kTokenCookie = "gatehouse_admin";
 
-std::string_view cookie_value(std::string_view cookies, std::string_view name) {
-  while (!cookies.empty()) {
-    const auto semi = cookies.find(';');
-    std::string_view pair = cookies.substr(0, semi);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    if (pair.size() > name.size() && pair.substr(0, name.size()) == name &&
-        pair[name.size()] == '=')
-      return pair.substr(name.size() + 1);
-    if (semi == std::string_view::npos) break;
-    cookies.remove_prefix(semi + 1);
-  }
-  return {};
-}
-
 // The token from an HTML form's body (application/x-www-form-urlencoded: token=...).
 std::string form_token(std::string_view body) {
   for (std::string_view rest = body; !rest.empty();) {
@@ -76,18 +63,22 @@ std::string json_error(int status, std::string_view code, std::string_view messa
 }
 
 // Constant-time comparison of a presented bearer token with the configured one.
-bool token_matches(std::string_view authorization, const std::string& token) {
-  constexpr std::string_view kScheme = "Bearer ";
-  if (authorization.size() < kScheme.size() ||
-      !http::iequals(authorization.substr(0, kScheme.size()), kScheme))
-    return false;
-  std::string_view presented = authorization.substr(kScheme.size());
+// The token presented is the configured one.
+bool token_is(std::string_view presented, const std::string& token) {
   // Compare over the configured token's length whatever was presented, so the time taken says
   // nothing about how much of it matched.
   std::string padded(presented.substr(0, token.size()));
   padded.resize(token.size(), '\0');
   bool same = CRYPTO_memcmp(padded.data(), token.data(), token.size()) == 0;
   return same && presented.size() == token.size();
+}
+
+// An Authorization field that presents the token: "Bearer <token>".
+bool token_matches(std::string_view authorization, const std::string& token) {
+  constexpr std::string_view kScheme = "Bearer ";
+  return authorization.size() >= kScheme.size() &&
+         http::iequals(authorization.substr(0, kScheme.size()), kScheme) &&
+         token_is(authorization.substr(kScheme.size()), token);
 }
 
 }  // namespace
@@ -167,12 +158,10 @@ net::Task<> AdminServer::serve(net::Socket socket) {
           req.framing == http::Framing::kContentLength ? req.content_length : 0;
       keep_alive = req.keep_alive && !chunked;
       std::string path(req.path), method(req.method), auth(req.get("authorization"));
-      if (auth.empty()) {
-        // A browser's dashboard: the token comes in its cookie.
-        const std::string_view cookie = cookie_value(req.get("cookie"), kTokenCookie);
-        std::string token;
-        if (!cookie.empty() && http::percent_decode(cookie, &token)) auth = "Bearer " + token;
-      }
+      // A browser's dashboard: the token comes in its cookie.
+      std::string cookie_token;
+      if (!http::percent_decode(http::cookie_value(req, kTokenCookie), &cookie_token))
+        cookie_token.clear();
       // A scraper that asks for OpenMetrics gets it (exemplars need it), as Prometheus asks.
       const bool openmetrics =
           req.get("accept").find("application/openmetrics-text") != std::string_view::npos;
@@ -194,7 +183,8 @@ net::Task<> AdminServer::serve(net::Socket socket) {
       // the form when the token is wanted and missing.
       const bool open_path =
           path == "/healthz" || path == "/dashboard/login" || path == "/dashboard";
-      const bool authorized = token_.empty() || token_matches(auth, token_);
+      const bool authorized = token_.empty() || token_matches(auth, token_) ||
+                              (!cookie_token.empty() && token_is(cookie_token, token_));
       if (!body_ok) {
         out = json_error(413, "body_too_large",
                          "admin requests take a body of at most 64 KiB, with a Content-Length");
@@ -227,7 +217,7 @@ net::Task<> AdminServer::serve(net::Socket socket) {
         const std::string token = form_token(body);
         if (token_.empty()) {  // nothing to sign in to: the dashboard is open
           out = response(303, "text/plain", "", "Location: /dashboard\r\n");
-        } else if (token_matches("Bearer " + token, token_)) {
+        } else if (token_is(token, token_)) {
           std::string cookie =
               "Location: /dashboard\r\nSet-Cookie: " + std::string(kTokenCookie) + "=";
           http::append_percent_encoded(&cookie, token);  // any token, as a cookie's octets

@@ -7,6 +7,7 @@
 #include "exchange/composite.h"
 #include "grpc/status.h"
 #include "http/chunked.h"
+#include "http/cookie.h"
 #include "http/path.h"
 #include "http/proxy_headers.h"
 #include "http/url.h"
@@ -17,23 +18,6 @@ namespace {
 
 double ms_since(net::Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(net::Clock::now() - t).count();
-}
-
-// The value of cookie `name` in a Cookie header (cookie-pair *( ";" SP cookie-pair )).
-std::string_view cookie_value(const http::RequestHead& req, std::string_view name) {
-  for (const auto& h : req.headers) {
-    if (h.id != http::HeaderId::kCookie) continue;
-    for (std::string_view rest = h.value; !rest.empty();) {
-      auto semi = rest.find(';');
-      auto pair = rest.substr(0, semi);
-      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-      auto eq = pair.find('=');
-      if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
-      if (semi == std::string_view::npos) break;
-      rest.remove_prefix(semi + 1);
-    }
-  }
-  return {};
 }
 
 }  // namespace
@@ -460,7 +444,7 @@ upstream::Call Exchange::make_call(Downstream& down) {
         call.hash_key = req.get(up.config().hash_on.name);
         break;
       case config::HashOn::Kind::kCookie:
-        call.hash_key = cookie_value(req, up.config().hash_on.name);
+        call.hash_key = http::cookie_value(req, up.config().hash_on.name);
         break;
     }
   }

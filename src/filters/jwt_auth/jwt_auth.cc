@@ -8,26 +8,13 @@
 
 #include "filters/jwt_auth/claims.h"
 #include "filters/registry.h"
+#include "http/cookie.h"
 #include "router/router.h"
 
 namespace gatehouse::filters {
 namespace {
 
 std::atomic<uint64_t> next_filter_id{1};
-
-// The value of cookie `name` in a Cookie header ("a=1; b=2"), or empty.
-std::string_view cookie_value(std::string_view header, std::string_view name) {
-  while (!header.empty()) {
-    size_t semi = header.find(';');
-    std::string_view pair = header.substr(0, semi);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    size_t eq = pair.find('=');
-    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
-    if (semi == std::string_view::npos) break;
-    header.remove_prefix(semi + 1);
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -61,10 +48,7 @@ std::string_view JwtAuth::find_token(const RequestContext& ctx, const TokenSourc
         }
         break;
       case TokenSource::Kind::kCookie:
-        for (const auto& h : req.headers) {
-          if (h.id == http::HeaderId::kCookie && token.empty())
-            token = cookie_value(h.value, s.name);
-        }
+        token = http::cookie_value(req, s.name);
         break;
       case TokenSource::Kind::kQuery: {
         // Tokens are base64url and dots: nothing in them needs percent-decoding.
